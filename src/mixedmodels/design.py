@@ -1,0 +1,266 @@
+"""From a parsed formula and a DataFrame to the response, X and the random-effects terms.
+
+Decisions, following R:
+* factors use treatment contrasts with the first level (sorted order, or a pandas Categorical's
+  own order) as reference, and columns are named as R names them (``SexMale``, ``(Intercept)``);
+* a grouping factor is categorical whatever its dtype; integer codes sort numerically;
+* rows with a missing value in any column the model uses are dropped, with a warning that
+  gives the count; infinite values are an error;
+* aliased fixed-effects columns are dropped, later columns first, as R's ``lm`` and lme4 do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from formulaic import Formula, model_matrix
+from formulaic.errors import FormulaicError
+
+from .errors import DataError, DataWarning, FormulaError
+from .formula import ParsedFormula, RandomTerm
+
+__all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names"]
+
+ALIAS_TOLERANCE = 1e-7
+
+
+@dataclass(frozen=True)
+class TermDesign:
+    """One random-effects term evaluated on the data.
+
+    Attributes:
+        term: the parsed term.
+        columns: names of its columns (``(Intercept)``, ``Days``).
+        values: (n, p) values of those columns per observation.
+        codes: (n,) index of each observation's level.
+        levels: the grouping factor's levels, as strings, in R's order.
+        spec: formulaic spec to rebuild ``values`` for new data (None for a pure intercept).
+    """
+
+    term: RandomTerm
+    columns: tuple[str, ...]
+    values: np.ndarray
+    codes: np.ndarray
+    levels: np.ndarray
+    spec: object | None
+
+    @property
+    def group(self) -> str:
+        return self.term.group
+
+
+@dataclass(frozen=True)
+class Design:
+    """Everything the fit needs from the data, plus the record to encode new data the same way.
+
+    Attributes:
+        y: (n,) response.
+        X: (n, p) fixed-effects model matrix, full column rank.
+        x_names: its column names.
+        dropped: names of aliased columns that were dropped.
+        terms: random-effects terms in lme4's order (decreasing number of levels, stable).
+        fixed_spec: formulaic model spec of the fixed part.
+        rows: index labels of the rows used.
+    """
+
+    formula: ParsedFormula
+    y: np.ndarray
+    X: np.ndarray
+    x_names: tuple[str, ...]
+    dropped: tuple[str, ...]
+    terms: tuple[TermDesign, ...]
+    fixed_spec: object
+    rows: pd.Index
+
+    @property
+    def n(self) -> int:
+        return self.y.shape[0]
+
+
+def build_design(formula: ParsedFormula, data: pd.DataFrame) -> Design:
+    """Evaluate the formula on the data; raise a clear error for anything that cannot be fitted."""
+    data = _as_frame(data)
+    used = _used_columns(formula, data)
+    frame = _drop_missing(data, used)
+    y = _response(frame, formula.response)
+    X, names, spec = _fixed_matrix(formula.fixed, frame)
+    X, names, dropped = drop_aliased(X, names)
+    terms = [_term_design(term, frame) for term in formula.random]
+    if not terms:
+        raise FormulaError("the formula has no random-effects term such as (1 | group); "
+                           "for a model without random effects use ordinary least squares")
+    order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
+    return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index)
+
+
+def _as_frame(data) -> pd.DataFrame:
+    if not isinstance(data, pd.DataFrame):
+        try:
+            data = pd.DataFrame(data)
+        except Exception as exc:  # noqa: BLE001 - anything pandas rejects is the user's input
+            raise DataError(f"data must be a pandas DataFrame (or convertible to one): {exc}")
+    if data.shape[0] == 0:
+        raise DataError("the data frame has no rows")
+    return data
+
+
+def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
+    """Every data column the model reads; an unknown name is an error with suggestions."""
+    needed = [formula.response]
+    for text in [formula.fixed] + [t.expr for t in formula.random]:
+        try:
+            needed.extend(sorted(Formula(text).required_variables))
+        except FormulaicError as exc:
+            raise FormulaError(f"cannot read '{text}' in the formula {formula.text!r}: {exc}")
+    for term in formula.random:
+        needed.extend(term.factors)
+    for name in needed:
+        if name not in data.columns:
+            raise FormulaError(_unknown_column_message(name, data.columns, formula.text))
+    return list(dict.fromkeys(needed))
+
+
+def _unknown_column_message(name: str, columns, formula_text: str) -> str:
+    columns = [str(c) for c in columns]
+    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.5)
+    lowered = [c for c in columns if c.lower() == name.lower() and c not in close]
+    hint = close or lowered
+    suggestion = f" Did you mean {', '.join(repr(c) for c in hint)}?" if hint else ""
+    return (f"the formula {formula_text!r} uses the column {name!r}, which the data do not have."
+            f"{suggestion} The columns are: {', '.join(columns[:20])}"
+            f"{' ...' if len(columns) > 20 else ''}")
+
+
+def _drop_missing(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
+    frame = data[used]
+    for name in used:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            infinite = np.isinf(column.to_numpy(dtype=float, na_value=np.nan))
+            if infinite.any():
+                raise DataError(f"column {name!r} has {int(infinite.sum())} infinite value(s) "
+                                f"(first at row {frame.index[np.argmax(infinite)]!r}); "
+                                "replace or remove them before fitting")
+    missing = frame.isna().any(axis=1).to_numpy()
+    if missing.any():
+        count = int(missing.sum())
+        warnings.warn(f"dropped {count} of {len(frame)} rows with missing values in the "
+                      "columns the model uses", DataWarning, stacklevel=4)
+        frame = frame.loc[~missing]
+        if frame.shape[0] == 0:
+            raise DataError("no rows are left after dropping rows with missing values")
+    return frame
+
+
+def _response(frame: pd.DataFrame, name: str) -> np.ndarray:
+    column = frame[name]
+    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        raise DataError(f"the response {name!r} must be numeric, but its dtype is "
+                        f"{column.dtype} (e.g. {column.iloc[0]!r}); convert it with "
+                        "pd.to_numeric or choose a numeric column")
+    return column.to_numpy(dtype=float)
+
+
+def _fixed_matrix(fixed: str, frame: pd.DataFrame):
+    try:
+        matrix = model_matrix(fixed, frame, na_action="ignore")
+    except FormulaicError as exc:
+        raise FormulaError(f"cannot build the fixed-effects part '{fixed}': {exc}") from None
+    names = r_column_names(matrix.columns)
+    return np.asarray(matrix, dtype=float), names, matrix.model_spec
+
+
+_TREATMENT = re.compile(r"\[(?:T\.)?([^\]]*)\]")
+
+
+def r_column_names(columns) -> tuple[str, ...]:
+    """formulaic's names as R prints them: ``Intercept`` -> ``(Intercept)``, ``Sex[T.M]`` -> ``SexM``,
+    ``I(age ** 2)`` -> ``I(age^2)``."""
+    names = []
+    for name in columns:
+        name = "(Intercept)" if name == "Intercept" else _TREATMENT.sub(r"\1", str(name))
+        names.append(name.replace(" ** ", "^"))
+    return tuple(names)
+
+
+def drop_aliased(X: np.ndarray, names: tuple[str, ...]):
+    """Drop columns that lie in the span of the columns before them (R's rule, as in ``lm``).
+
+    Column j is aliased when its distance from the span of the kept columns 0..j-1 is at most
+    1e-7 ||x_j|| (the |R_jj| of a QR decomposition that pivots aliased columns to the end).
+    A column of zeros is aliased too.
+    """
+    norms = np.linalg.norm(X, axis=0)
+    keep = np.zeros(X.shape[1], dtype=bool)
+    basis = np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        residual = X[:, j]
+        for _ in range(2):  # Gram-Schmidt twice is orthogonal to working precision
+            residual = residual - basis @ (basis.T @ residual)
+        distance = np.linalg.norm(residual)
+        if norms[j] > 0 and distance > ALIAS_TOLERANCE * norms[j]:
+            keep[j] = True
+            basis = np.column_stack([basis, residual / distance])
+    if keep.all():
+        return X, names, ()
+    dropped = tuple(n for n, k in zip(names, keep) if not k)
+    warnings.warn(f"fixed-effects model matrix is rank deficient: dropping aliased column(s) "
+                  f"{', '.join(dropped)}", DataWarning, stacklevel=4)
+    return X[:, keep], tuple(n for n, k in zip(names, keep) if k), dropped
+
+
+def _term_design(term: RandomTerm, frame: pd.DataFrame) -> TermDesign:
+    codes, levels = grouping_codes(frame, term.factors)
+    n = frame.shape[0]
+    if len(levels) < 2:
+        raise DataError(f"the grouping factor {term.group!r} has a single level "
+                        f"({levels[0]!r}); a random effect needs at least two groups")
+    if len(levels) >= n:
+        raise DataError(f"the grouping factor {term.group!r} has {len(levels)} levels for {n} "
+                        "observations; each level needs repeated observations (for one value "
+                        "per row, the term is confounded with the residual)")
+    if term.expr.strip() == "1":
+        return TermDesign(term, ("(Intercept)",), np.ones((n, 1)), codes, levels, None)
+    try:
+        matrix = model_matrix(term.expr, frame, na_action="ignore")
+    except FormulaicError as exc:
+        raise FormulaError(f"cannot build the random-effects term ({term.expr} | {term.group}): "
+                           f"{exc}") from None
+    values = np.asarray(matrix, dtype=float)
+    if values.shape[1] == 0:
+        raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no columns")
+    return TermDesign(term, r_column_names(matrix.columns), values, codes, levels,
+                      matrix.model_spec)
+
+
+def grouping_codes(frame: pd.DataFrame, factors: tuple[str, ...]):
+    """Codes (n,) and level labels of the interaction of ``factors``, in R's level order
+    (each factor's levels sorted; the first factor varies slowest; unused combinations dropped)."""
+    combined = np.zeros(frame.shape[0], dtype=np.int64)
+    labels = None
+    for name in factors:
+        codes, levels = _factor_codes(frame[name])
+        combined = combined * len(levels) + codes
+        labels = levels if labels is None else np.char.add(np.char.add(
+            np.repeat(labels, len(levels)), ":"), np.tile(levels, len(labels)))
+    used, codes = np.unique(combined, return_inverse=True)
+    return codes.astype(np.intp), labels[used]
+
+
+def _factor_codes(column: pd.Series):
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cat = column.cat.remove_unused_categories()
+        return cat.cat.codes.to_numpy(), np.array([str(c) for c in cat.cat.categories])
+    codes, uniques = pd.factorize(column, sort=True)
+    return codes, np.array([_level_label(u) for u in uniques])
+
+
+def _level_label(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

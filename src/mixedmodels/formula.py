@@ -1,0 +1,224 @@
+"""Split an lme4-style formula into its response, fixed part and random-effects terms.
+
+The fixed part is handed to formulaic unchanged, except that ``^`` inside ``I(...)`` becomes
+``**`` (in R, ``I(age^2)`` is a power). Random-effects terms are the parenthesised bars:
+
+* ``(x | g)``: correlated effects for the columns of ``x`` (intercept implied) within levels of g;
+* ``(x || g)``: the same columns, uncorrelated: one term per column, as lme4 splits them;
+* ``(1 | g/h)``: nesting, ``(1 | h:g) + (1 | g)`` (lme4's expansion and naming);
+* ``(1 | g:h)``: the interaction of g and h as one grouping factor.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import FormulaError
+
+__all__ = ["RandomTerm", "ParsedFormula", "parse_formula"]
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effects term ``(expr | f1:f2:...)``.
+
+    Attributes:
+        expr: the left of the bar in formulaic syntax, e.g. ``"1"``, ``"Days"``, ``"0 + Days"``.
+        factors: the data columns whose interaction is the grouping factor, in name order.
+    """
+
+    expr: str
+    factors: tuple[str, ...]
+
+    @property
+    def group(self) -> str:
+        """The grouping factor's name, as lme4 prints it (``"cask:batch"``)."""
+        return ":".join(self.factors)
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula split into response, fixed part (formulaic syntax) and random terms."""
+
+    text: str
+    response: str
+    fixed: str
+    random: tuple[RandomTerm, ...]
+
+
+_NAME = re.compile(r"\s*([A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`)\s*$")
+
+
+def parse_formula(text: str) -> ParsedFormula:
+    """Parse ``"y ~ fixed + (expr | group) + ..."``.
+
+    Raises:
+        FormulaError: with the offending position marked, for unbalanced parentheses, a missing
+            ``~``, an empty side, or a malformed bar term.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise FormulaError("the formula is empty; write it as 'response ~ predictors'")
+    _check_parentheses(text)
+    tilde = _top_level_positions(text, "~")
+    if len(tilde) != 1:
+        where = tilde[1] if len(tilde) > 1 else len(text)
+        raise FormulaError(_marked(text, where, "a formula needs exactly one '~' between the "
+                                                "response and the predictors"))
+    lhs, rhs = text[: tilde[0]], text[tilde[0] + 1:]
+    response = lhs.strip()
+    if not response:
+        raise FormulaError(_marked(text, 0, "the response (left of '~') is missing"))
+    if not rhs.strip():
+        raise FormulaError(_marked(text, len(text), "the predictors (right of '~') are missing"))
+
+    fixed_parts: list[str] = []
+    random: list[RandomTerm] = []
+    offset = tilde[0] + 1
+    for sign, start, piece in _split_top_level_sum(rhs):
+        stripped = piece.strip()
+        if stripped.startswith("(") and stripped.endswith(")") and _has_bar(stripped[1:-1]):
+            if sign == "-":
+                raise FormulaError(_marked(text, offset + start, "a random-effects term cannot "
+                                                                 "be subtracted"))
+            inner_start = offset + start + piece.index("(") + 1
+            random.extend(_random_terms(text, stripped[1:-1], inner_start))
+        else:
+            fixed_parts.append(("- " if sign == "-" else "+ ") + stripped)
+    fixed = " ".join(fixed_parts).lstrip("+ ").strip() if fixed_parts else "1"
+    if fixed.startswith("- "):
+        fixed = "1 " + fixed
+    return ParsedFormula(text=text, response=response, fixed=_powers_in_identity(fixed),
+                         random=tuple(random))
+
+
+def _random_terms(text: str, inner: str, inner_start: int) -> list[RandomTerm]:
+    """Expand the inside of one ``( ... | ... )`` into lme4's terms."""
+    bars = _top_level_positions(inner, "|")
+    double = len(bars) == 2 and bars[1] == bars[0] + 1
+    if not (len(bars) == 1 or double):
+        raise FormulaError(_marked(text, inner_start + bars[-1],
+                                   "a random-effects term has one bar: (expr | group)"))
+    expr = inner[: bars[0]].strip()
+    group_text = inner[bars[-1] + 1:]
+    if not expr:
+        raise FormulaError(_marked(text, inner_start + bars[0], "nothing left of the bar; "
+                                                                "write (1 | group) for intercepts"))
+    groups = _grouping_factors(text, group_text, inner_start + bars[-1] + 1)
+    exprs = _split_uncorrelated(expr) if double else [expr]
+    return [RandomTerm(_powers_in_identity(e), g) for g in groups for e in exprs]
+
+
+def _grouping_factors(text: str, group_text: str, start: int) -> list[tuple[str, ...]]:
+    """``g`` -> [(g,)]; ``g:h`` -> [(g, h)]; ``g/h`` -> [(h, g), (g,)] (lme4's order and names)."""
+    nests = group_text.split("/")
+    parsed: list[tuple[str, ...]] = []
+    position = start
+    for nest in nests:
+        names = []
+        for name in nest.split(":"):
+            match = _NAME.match(name)
+            if not match:
+                raise FormulaError(_marked(text, position, "a grouping factor must be a column "
+                                                           "name (or names joined by ':' or '/')"))
+            names.append(match.group(1).strip("`"))
+            position += len(name) + 1
+        parsed.append(tuple(names))
+    if len(parsed) == 1:
+        return parsed
+    terms = []
+    for depth in range(len(parsed), 0, -1):
+        combined: tuple[str, ...] = ()
+        for level in reversed(parsed[:depth]):
+            combined += level
+        terms.append(combined)
+    return terms
+
+
+def _split_uncorrelated(expr: str) -> list[str]:
+    """``x + z`` -> ["1", "0 + x", "0 + z"]: one term per column, intercept unless removed."""
+    intercept = True
+    columns = []
+    for sign, _, piece in _split_top_level_sum(expr):
+        piece = piece.strip()
+        if piece in ("0", "-1") or (sign == "-" and piece == "1"):
+            intercept = False
+        elif piece == "1":
+            intercept = True
+        else:
+            columns.append(f"0 + {piece}")
+    return (["1"] if intercept else []) + columns
+
+
+def _powers_in_identity(expr: str) -> str:
+    """Inside ``I(...)``, R's ``^`` is a power: rewrite it as Python's ``**``."""
+    out, i = [], 0
+    while i < len(expr):
+        match = re.compile(r"\bI\(").search(expr, i)
+        if not match:
+            out.append(expr[i:])
+            break
+        out.append(expr[i: match.end()])
+        depth, j = 1, match.end()
+        while j < len(expr) and depth:
+            depth += {"(": 1, ")": -1}.get(expr[j], 0)
+            j += 1
+        out.append(expr[match.end(): j].replace("^", "**"))
+        i = j
+    return "".join(out)
+
+
+def _split_top_level_sum(expr: str) -> list[tuple[str, int, str]]:
+    """Split at top-level ``+`` and ``-``; return (sign, start offset, piece) triples."""
+    pieces, depth, start, sign = [], 0, 0, "+"
+    for i, char in enumerate(expr):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char in "+-" and depth == 0 and not _is_exponent_sign(expr, i):
+            if expr[start:i].strip():
+                pieces.append((sign, start, expr[start:i]))
+            sign, start = char, i + 1
+    if expr[start:].strip():
+        pieces.append((sign, start, expr[start:]))
+    return pieces
+
+
+def _is_exponent_sign(expr: str, i: int) -> bool:
+    """True for the sign in a number such as ``1e-5``."""
+    return i >= 2 and expr[i - 1] in "eE" and expr[i - 2].isdigit()
+
+
+def _has_bar(inner: str) -> bool:
+    return bool(_top_level_positions(inner, "|"))
+
+
+def _top_level_positions(text: str, char: str) -> list[int]:
+    depth, found = 0, []
+    for i, c in enumerate(text):
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == char and depth == 0:
+            found.append(i)
+    return found
+
+
+def _check_parentheses(text: str) -> None:
+    stack = []
+    for i, c in enumerate(text):
+        if c == "(":
+            stack.append(i)
+        elif c == ")":
+            if not stack:
+                raise FormulaError(_marked(text, i, "this ')' has no matching '('"))
+            stack.pop()
+    if stack:
+        raise FormulaError(_marked(text, stack[-1], "this '(' is never closed"))
+
+
+def _marked(text: str, position: int, message: str) -> str:
+    """The message, the formula, and a caret under the offending character."""
+    return f"{message} (at position {position + 1}):\n  {text}\n  {' ' * position}^"

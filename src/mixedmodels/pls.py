@@ -1,0 +1,223 @@
+"""Penalized least squares: the matrix A, its blocked Cholesky factor L(theta), the objective.
+
+With Z = [Z_1 .. Z_k] (one block per grouping factor) and Lambda(theta) block-diagonal,
+
+    A = [Z X y]' [Z X y],      L L' = Lambda' A Lambda + I  (identity on the Z blocks only).
+
+From L alone (Bates et al. 2015, section 3):
+
+    log|L_Z|^2 = 2 sum log diag(L_Z),  log|R_X|^2 = 2 sum log diag(L_XX),  r^2 = L[-1, -1]^2,
+    ML:   -2 log L = log|L_Z|^2 + n (1 + log(2 pi r^2 / n)),
+    REML: log|L_Z|^2 + log|R_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p))).
+
+A is built once, by accumulating over row chunks; each evaluation then costs nothing in n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from .blocks import BlockDiagonal, BlockSparse, cholesky, log_diagonal_sum, rank_update, rdiv
+from .terms import ReStructure
+
+__all__ = ["PLSSystem", "Factor"]
+
+CHUNK_ROWS = 250_000
+
+
+@dataclass(frozen=True)
+class Factor:
+    """L(theta) in blocks: ``L[i][j]`` for i >= j; the last block row is [X y]."""
+
+    theta: np.ndarray
+    lambdas: list
+    L: list
+
+    @property
+    def xy(self) -> np.ndarray:
+        return self.L[-1][-1]
+
+    def logdet_z(self) -> float:
+        """log|L_Z|^2."""
+        return 2.0 * sum(log_diagonal_sum(self.L[b][b]) for b in range(len(self.L) - 1))
+
+    def logdet_x(self) -> float:
+        """log|R_X|^2."""
+        return 2.0 * float(np.log(np.diagonal(self.xy)[:-1]).sum())
+
+    def pwrss(self) -> float:
+        """Penalized weighted residual sum of squares r^2."""
+        return float(self.xy[-1, -1] ** 2)
+
+
+class PLSSystem:
+    """A = [Z X y]'[Z X y] in blocks, and L(theta) from it."""
+
+    def __init__(self, structure: ReStructure, X: np.ndarray, y: np.ndarray):
+        self.structure = structure
+        self.n, self.p = X.shape
+        self.blocks = structure.blocks
+        self._accumulate(np.column_stack([X, y]))
+
+    # -- built once ----------------------------------------------------------------------------
+    def _accumulate(self, xy: np.ndarray) -> None:
+        k = len(self.blocks)
+        diag = [np.zeros((b.nlevels, b.p, b.p)) for b in self.blocks]
+        offdiag = {(i, j): None for i in range(k) for j in range(i)}
+        xy_rows = [np.zeros((xy.shape[1], b.q)) for b in self.blocks]
+        xy_xy = np.zeros((xy.shape[1], xy.shape[1]))
+        for start in range(0, self.n, CHUNK_ROWS):
+            rows = slice(start, min(start + CHUNK_ROWS, self.n))
+            chunk = xy[rows]
+            zs = [b.z_matrix(rows) for b in self.blocks]
+            for b, block in enumerate(self.blocks):
+                codes, values = block.codes[rows], block.values[rows]
+                for r in range(block.p):
+                    for c in range(r + 1):
+                        sums = np.bincount(codes, values[:, r] * values[:, c], block.nlevels)
+                        diag[b][:, r, c] += sums
+                        if r != c:
+                            diag[b][:, c, r] += sums
+                xy_rows[b] += (zs[b].T @ chunk).T
+                for j in range(b):
+                    product = (zs[b].T @ zs[j]).tocsr()
+                    offdiag[b, j] = product if offdiag[b, j] is None else offdiag[b, j] + product
+            xy_xy += chunk.T @ chunk
+        self.A_diag = diag
+        self.A_off = {
+            (i, j): (BlockSparse.from_scipy(m, (self.blocks[i].p, self.blocks[j].p)) if j == 0
+                     else m.toarray())
+            for (i, j), m in offdiag.items()
+        }
+        self.A_xy = xy_rows
+        self.A_xyxy = xy_xy
+
+    # -- per theta -----------------------------------------------------------------------------
+    def factor(self, theta: np.ndarray) -> Factor:
+        """The blocked Cholesky factor of Lambda' A Lambda + I (Z part) for this theta.
+
+        Raises:
+            numpy.linalg.LinAlgError: if [X y] is numerically rank deficient at this theta.
+        """
+        lambdas = self.structure.lambdas(theta)
+        k = len(self.blocks)
+        L = [[None] * (i + 1) for i in range(k + 1)]
+        for j in range(k + 1):
+            diagonal = self._scaled_diagonal(j, lambdas)
+            for m in range(j):
+                diagonal = rank_update(diagonal, L[j][m], L[j][m])
+            L[j][j] = cholesky(diagonal)
+            for i in range(j + 1, k + 1):
+                below = self._scaled_offdiagonal(i, j, lambdas)
+                for m in range(j):
+                    below = rank_update(below, L[i][m], L[j][m])
+                L[i][j] = rdiv(below, L[j][j])
+        return Factor(theta, lambdas, L)
+
+    def _scaled_diagonal(self, j: int, lambdas):
+        """Lambda_j' A_jj Lambda_j + I, or A for the [X y] block."""
+        if j == len(self.blocks):
+            return self.A_xyxy
+        lam = lambdas[j]
+        if j == 0:
+            scaled = lam.T @ self.A_diag[0] @ lam
+            scaled[:, np.arange(lam.shape[0]), np.arange(lam.shape[0])] += 1.0
+            return BlockDiagonal(scaled)
+        dense = self._dense_diagonal(j)
+        levels, p = self.blocks[j].nlevels, self.blocks[j].p
+        scaled = _scale_dense(dense, lam, lam, levels, p, levels, p)
+        scaled[np.diag_indices_from(scaled)] += 1.0
+        return scaled
+
+    def _dense_diagonal(self, j: int) -> np.ndarray:
+        if not hasattr(self, "_dense_cache"):
+            self._dense_cache = {}
+        if j not in self._dense_cache:
+            self._dense_cache[j] = BlockDiagonal(self.A_diag[j]).toarray()
+        return self._dense_cache[j]
+
+    def _scaled_offdiagonal(self, i: int, j: int, lambdas):
+        """Lambda_i' A_ij Lambda_j (no Lambda on the left for the [X y] block row)."""
+        lam_j = lambdas[j]
+        block_j = self.blocks[j]
+        if i == len(self.blocks):
+            rows = self.A_xy[j].reshape(-1, block_j.nlevels, block_j.p)
+            return (rows @ lam_j).reshape(self.A_xy[j].shape)
+        lam_i = lambdas[i]
+        stored = self.A_off[i, j]
+        if isinstance(stored, BlockSparse):
+            return stored.with_data(lam_i.T @ stored.data @ lam_j)
+        block_i = self.blocks[i]
+        return _scale_dense(stored, lam_i, lam_j, block_i.nlevels, block_i.p, block_j.nlevels,
+                            block_j.p)
+
+    # -- the criterion -------------------------------------------------------------------------
+    def objective(self, theta: np.ndarray, reml: bool) -> float:
+        """REML criterion or -2 log-likelihood at theta (the profiled deviance)."""
+        try:
+            factor = self.factor(theta)
+        except np.linalg.LinAlgError:
+            return np.inf
+        return self.objective_from(factor, reml)
+
+    def objective_from(self, factor: Factor, reml: bool) -> float:
+        r2 = factor.pwrss()
+        if reml:
+            dof = self.n - self.p
+            return factor.logdet_z() + factor.logdet_x() + dof * (1.0 + np.log(2 * np.pi * r2 / dof))
+        return factor.logdet_z() + self.n * (1.0 + np.log(2 * np.pi * r2 / self.n))
+
+    # -- at the optimum ------------------------------------------------------------------------
+    def solve(self, factor: Factor):
+        """beta and the spherical random effects v (u = Lambda v) from L' [v; beta] = [l_yz; l_yx].
+
+        Returns:
+            (beta, [v_1, ..., v_k]) with v_b of length q_b, level-major.
+        """
+        k = len(self.blocks)
+        L = factor.L
+        last = L[k]
+        lxx = last[k][: self.p, : self.p]
+        beta = scipy.linalg.solve_triangular(lxx.T, last[k][-1, : self.p], lower=False)
+        v = [None] * k
+        for j in range(k - 1, -1, -1):
+            rhs = last[j][-1] - last[j][: self.p].T @ beta
+            for i in range(j + 1, k):
+                rhs = rhs - _transpose_times(L[i][j], v[i])
+            v[j] = _solve_upper(L[j][j], rhs)
+        return beta, v
+
+
+def _scale_dense(a: np.ndarray, lam_i, lam_j, li: int, pi: int, lj: int, pj: int) -> np.ndarray:
+    """Lambda_i' A Lambda_j for dense A with level-major columns."""
+    if pi == 1 and pj == 1:
+        return a * (lam_i[0, 0] * lam_j[0, 0])
+    blocks = a.reshape(li, pi, lj, pj)
+    return np.einsum("ba,ibjc,cd->iajd", lam_i, blocks, lam_j).reshape(a.shape)
+
+
+def _transpose_times(block, vector: np.ndarray) -> np.ndarray:
+    """block' @ vector for any block type."""
+    if isinstance(block, BlockSparse):
+        return block.to_scipy().T @ vector
+    return block.T @ vector
+
+
+def _solve_upper(block, rhs: np.ndarray) -> np.ndarray:
+    """Solve block' x = rhs for a lower-triangular diagonal block."""
+    if isinstance(block, BlockDiagonal):
+        levels, p = block.data.shape[:2]
+        if p == 1:
+            return rhs / block.data[:, 0, 0]
+        upper = np.swapaxes(block.data, 1, 2)
+        return np.linalg.solve(upper, rhs.reshape(levels, p, 1)).reshape(-1)
+    return scipy.linalg.solve_triangular(block.T, rhs, lower=False)
+
+
+def sparse_z(structure: ReStructure) -> sp.csr_array:
+    """Z = [Z_1 .. Z_k] as one sparse matrix."""
+    return sp.hstack([b.z_matrix() for b in structure.blocks], format="csr")

@@ -1,0 +1,17 @@
+"""Linear mixed-effects models from lme4-style formulas.
+
+    >>> import mixedmodels as mm
+    >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+"""
+
+from . import datasets
+from .errors import DataError, DataWarning, FitWarning, FormulaError
+from .model import LinearMixedModel, lmer
+from .optimize import OptSettings, OptSummary
+from .result import LmmFit
+
+__all__ = [
+    "lmer", "LinearMixedModel", "LmmFit", "OptSettings", "OptSummary", "datasets",
+    "FormulaError", "DataError", "DataWarning", "FitWarning",
+]
+__version__ = "0.1.0"

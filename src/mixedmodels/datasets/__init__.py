@@ -1,0 +1,62 @@
+"""Classic mixed-model data sets, bundled as CSV.
+
+``load(name)`` returns a DataFrame (names are case-insensitive); ``describe(name)`` says what
+the data are and the model usually fitted; ``names()`` lists them.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+__all__ = ["load", "describe", "names"]
+
+_DATASETS = {
+    "sleepstudy": ("sleepstudy.csv", "Reaction times (ms) of 18 subjects over 10 days of sleep "
+                   "deprivation (Belenky et al. 2003). Reaction ~ Days + (Days | Subject)."),
+    "dyestuff": ("Dyestuff.csv", "Yield of dyestuff (g) from 5 samples of each of 6 batches of "
+                 "an intermediate product. Yield ~ 1 + (1 | Batch)."),
+    "dyestuff2": ("Dyestuff2.csv", "Simulated data shaped like Dyestuff, with no batch-to-batch "
+                  "variation: the REML fit is singular. Yield ~ 1 + (1 | Batch)."),
+    "penicillin": ("Penicillin.csv", "Diameter (mm) of growth-inhibition zones: 6 penicillin "
+                   "samples on each of 24 plates, a fully crossed design. "
+                   "diameter ~ 1 + (1 | plate) + (1 | sample)."),
+    "pastes": ("Pastes.csv", "Strength of a chemical paste: 10 batches, 3 casks per batch "
+               "(nested), 2 assays per cask. strength ~ 1 + (1 | batch/cask)."),
+    "rail": ("Rail.csv", "Travel time of ultrasonic waves (ns, less 36,100): 3 measurements on "
+             "each of 6 railway rails. travel ~ 1 + (1 | Rail)."),
+    "ergostool": ("ergoStool.csv", "Effort (Borg scale) of 9 subjects to rise from each of 4 "
+                  "stool types. effort ~ Type + (1 | Subject)."),
+    "orthodont": ("Orthodont.csv", "Distance (mm) from the pituitary to the pterygomaxillary "
+                  "fissure in 27 children at ages 8-14. distance ~ age * Sex + (age | Subject)."),
+}
+
+
+def names() -> list[str]:
+    """The bundled data sets."""
+    return sorted(_DATASETS)
+
+
+def _entry(name: str):
+    key = str(name).lower()
+    if key not in _DATASETS:
+        raise KeyError(f"no bundled data set {name!r}; choose one of {', '.join(names())}")
+    return _DATASETS[key]
+
+
+def load(name: str) -> pd.DataFrame:
+    """The data set as a DataFrame; grouping columns stay strings (categorical in models)."""
+    filename, _ = _entry(name)
+    with resources.files(__package__).joinpath("data", filename).open("r") as handle:
+        return pd.read_csv(handle, dtype=_string_columns(filename))
+
+
+def describe(name: str) -> str:
+    """A short description of the data set and its usual model."""
+    return _entry(name)[1]
+
+
+def _string_columns(filename: str) -> dict[str, str]:
+    """Columns that are labels even when they look numeric (Rail, Subject)."""
+    return {"Rail": str, "Subject": str}

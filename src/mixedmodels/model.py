@@ -1,0 +1,90 @@
+"""The model before it is fitted: formula + data -> matrices, and the objective of theta.
+
+``lmer`` is four named stages, each usable on its own:
+
+1. ``LinearMixedModel(formula, data)``: parse the formula, build y, X and the random-effects
+   blocks, accumulate A (lme4's ``lFormula``);
+2. ``model.objective(theta)``: the REML criterion or -2 log-likelihood (``mkLmerDevfun``);
+3. ``model.optimize()``: BOBYQA on theta (``optimizeLmer``);
+4. ``model.fit()``: solve for beta and u at the optimum and freeze an ``LmmFit`` (``mkMerMod``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .design import Design, build_design
+from .errors import FitWarning
+from .formula import parse_formula
+from .optimize import OptSettings, OptSummary, check_convergence, minimize_bobyqa
+from .pls import PLSSystem
+from .result import LmmFit
+from .terms import ReStructure, build_structure
+
+__all__ = ["LinearMixedModel", "lmer"]
+
+SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta's bounded entries
+
+
+class LinearMixedModel:
+    """y = X beta + Z u + e with u ~ N(0, sigma^2 Lambda Lambda'), e ~ N(0, sigma^2 I).
+
+    Args:
+        formula: lme4-style, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+        data: a pandas DataFrame with the columns the formula names.
+        reml: fit by REML (the default, as in lme4) or by maximum likelihood.
+    """
+
+    def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True):
+        self.design: Design = build_design(parse_formula(formula), data)
+        self.structure: ReStructure = build_structure(self.design.terms)
+        self.system = PLSSystem(self.structure, self.design.X, self.design.y)
+        self.reml = bool(reml)
+
+    @property
+    def formula(self) -> str:
+        return self.design.formula.text
+
+    def objective(self, theta) -> float:
+        """The REML criterion (``reml=True``) or -2 log-likelihood, profiled over beta and sigma."""
+        return self.system.objective(np.asarray(theta, dtype=float), self.reml)
+
+    def optimize(self, settings: OptSettings = OptSettings()) -> OptSummary:
+        """Minimize the objective over theta with BOBYQA, from lme4's start (identity)."""
+        lower = self.structure.lower_bounds()
+        summary = minimize_bobyqa(self.objective, self.structure.initial_theta(), lower, settings)
+        return summary
+
+    def fit(self, settings: OptSettings = OptSettings(), check: bool = True) -> LmmFit:
+        """Optimize, then freeze the result. ``check`` runs the gradient/Hessian check."""
+        summary = self.optimize(settings)
+        theta = summary.final
+        lower = self.structure.lower_bounds()
+        singular = bool(np.any((lower == 0) & (theta < SINGULAR_TOLERANCE)))
+        convergence = check_convergence(self.objective, theta, lower) if check else None
+        if singular:
+            warnings.warn("boundary (singular) fit: a variance is estimated as (nearly) zero or "
+                          "a correlation as +/-1; see fit.varcorr", FitWarning, stacklevel=3)
+        elif convergence is not None and not convergence.converged:
+            warnings.warn(f"possible convergence problem: {convergence.message}", FitWarning,
+                          stacklevel=3)
+        if not summary.stopped_normally:
+            warnings.warn(f"the optimizer stopped with {summary.return_code}", FitWarning,
+                          stacklevel=3)
+        return LmmFit(model=self, theta=theta, optsummary=summary, is_singular=singular,
+                      convergence=convergence)
+
+
+def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *,
+         settings: OptSettings = OptSettings(), check: bool = True) -> LmmFit:
+    """Fit a linear mixed model from an lme4-style formula, by REML (default) or ML.
+
+    Example:
+        >>> import mixedmodels as mm
+        >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> print(fit.summary())
+    """
+    return LinearMixedModel(formula, data, reml=reml).fit(settings, check=check)

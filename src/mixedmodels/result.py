@@ -1,0 +1,274 @@
+"""The fitted model: a frozen result whose derived quantities are computed once, on first use.
+
+Notation (lme4's): G = Var(u) = sigma^2 Lambda Lambda', R = Var(e) = sigma^2 I,
+V = Var(y) = Z G Z' + R; u = Lambda v are the conditional modes (BLUPs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.sparse as sp
+
+from .condvar import spherical_condvar
+from .optimize import ConvergenceCheck, OptSummary
+from .pls import Factor, sparse_z
+
+if TYPE_CHECKING:
+    from .model import LinearMixedModel
+
+__all__ = ["LmmFit"]
+
+
+@dataclass(frozen=True, eq=False)
+class LmmFit:
+    """A fitted linear mixed model. Build it with ``mm.lmer`` or ``LinearMixedModel.fit``."""
+
+    model: "LinearMixedModel"
+    theta: np.ndarray
+    optsummary: OptSummary
+    is_singular: bool
+    convergence: ConvergenceCheck | None
+
+    # -- the factorization and the solution at theta -------------------------------------------
+    @cached_property
+    def _factor(self) -> Factor:
+        return self.model.system.factor(self.theta)
+
+    @cached_property
+    def _solution(self):
+        return self.model.system.solve(self._factor)
+
+    @property
+    def reml(self) -> bool:
+        return self.model.reml
+
+    @property
+    def formula(self) -> str:
+        return self.model.formula
+
+    @property
+    def nobs(self) -> int:
+        return self.model.design.n
+
+    @property
+    def converged(self) -> bool:
+        """The optimizer stopped on its tolerances and, if checked, no Newton step remains."""
+        ok = self.optsummary.stopped_normally
+        if self.convergence is not None and not self.is_singular:
+            ok = ok and self.convergence.converged
+        return ok
+
+    # -- criteria ------------------------------------------------------------------------------
+    @cached_property
+    def objective(self) -> float:
+        """REML criterion (lme4's ``REMLcrit``) or -2 log-likelihood (``deviance``)."""
+        return self.model.system.objective_from(self._factor, self.reml)
+
+    @property
+    def npar(self) -> int:
+        """Parameters counted by AIC/BIC: fixed effects, theta and sigma."""
+        return len(self.beta) + len(self.theta) + 1
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's ``logLik``)."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        return self.objective + 2 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return self.objective + self.npar * np.log(self.nobs)
+
+    # -- fixed effects -------------------------------------------------------------------------
+    @property
+    def beta(self) -> np.ndarray:
+        return self._solution[0]
+
+    @property
+    def x_names(self) -> tuple[str, ...]:
+        return self.model.design.x_names
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual standard deviation: r^2 / (n - p) under REML, r^2 / n under ML."""
+        dof = self.nobs - len(self.beta) if self.reml else self.nobs
+        return float(np.sqrt(self._factor.pwrss() / dof))
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.beta, index=list(self.x_names), name="fixef")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """sigma^2 (R_X' R_X)^{-1}: the covariance of beta-hat given theta."""
+        p = len(self.beta)
+        rx_inverse = scipy.linalg.solve_triangular(self._factor.xy[:p, :p], np.eye(p), lower=True)
+        cov = self.sigma ** 2 * rx_inverse.T @ rx_inverse
+        names = list(self.x_names)
+        return pd.DataFrame(cov, index=names, columns=names)
+
+    @cached_property
+    def stderr(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=list(self.x_names),
+                         name="stderr")
+
+    # -- variance components -------------------------------------------------------------------
+    def term_covariance(self, term_index: int) -> np.ndarray:
+        """sigma^2 lam_t lam_t' for one lme4 term (its rows and columns of the block's lam)."""
+        term = self.model.structure.terms[term_index]
+        lam = self.model.structure.blocks[term.block].lam(self.theta)
+        cols = slice(term.offset, term.offset + term.p)
+        part = lam[cols, cols]
+        return self.sigma ** 2 * part @ part.T
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """Variances and correlations as lme4's ``as.data.frame(VarCorr(fit))``:
+        columns group, var1, var2, vcov, sdcor; sds first, then correlations, then Residual."""
+        rows = []
+        for t, term in enumerate(self.model.structure.terms):
+            cov = self.term_covariance(t)
+            sd = np.sqrt(np.diag(cov))
+            for i, name in enumerate(term.columns):
+                rows.append((term.label, name, None, cov[i, i], sd[i]))
+            for i in range(term.p):
+                for j in range(i + 1, term.p):
+                    denominator = sd[i] * sd[j]
+                    corr = cov[i, j] / denominator if denominator > 0 else np.nan
+                    rows.append((term.label, term.columns[i], term.columns[j], cov[i, j], corr))
+        rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
+        return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+
+    # -- random effects ------------------------------------------------------------------------
+    @cached_property
+    def _u_blocks(self) -> list[np.ndarray]:
+        """u per block as (levels, p): u = Lambda v."""
+        blocks = self.model.structure.blocks
+        return [v.reshape(b.nlevels, b.p) @ b.lam(self.theta).T
+                for b, v in zip(blocks, self._solution[1])]
+
+    @cached_property
+    def u(self) -> np.ndarray:
+        """The BLUPs (conditional modes), aligned with the columns of Z."""
+        return np.concatenate([u.reshape(-1) for u in self._u_blocks])
+
+    @cached_property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes per grouping factor: levels as rows, terms as columns."""
+        return {b.group: pd.DataFrame(u, index=pd.Index(b.levels, name=b.group),
+                                      columns=list(b.columns))
+                for b, u in zip(self.model.structure.blocks, self._u_blocks)}
+
+    @cached_property
+    def condvar(self) -> dict[str, np.ndarray]:
+        """Var(u_level | y, beta) per grouping factor, as (levels, p, p) arrays."""
+        blocks = self.model.structure.blocks
+        spherical = spherical_condvar(self._factor.L, [b.p for b in blocks])
+        out = {}
+        for b, c in zip(blocks, spherical):
+            lam = b.lam(self.theta)
+            out[b.group] = self.sigma ** 2 * (lam @ c @ lam.T)
+        return out
+
+    def ranef_table(self) -> pd.DataFrame:
+        """Long form, as lme4's ``as.data.frame(ranef(fit, condVar = TRUE))``:
+        columns grpvar, term, grp, condval, condsd."""
+        frames = []
+        for b in self.model.structure.blocks:
+            values = self.ranef[b.group].to_numpy()
+            sds = np.sqrt(np.diagonal(self.condvar[b.group], axis1=1, axis2=2))
+            for c, column in enumerate(b.columns):
+                frames.append(pd.DataFrame({
+                    "grpvar": b.group, "term": column, "grp": b.levels,
+                    "condval": values[:, c], "condsd": sds[:, c]}))
+        return pd.concat(frames, ignore_index=True)
+
+    # -- fitted values and residuals -----------------------------------------------------------
+    @cached_property
+    def fitted(self) -> np.ndarray:
+        """Conditional fitted values X beta + Z u."""
+        return self.X @ self.beta + self.Z @ self.u
+
+    @cached_property
+    def residuals(self) -> np.ndarray:
+        """Response residuals y - X beta - Z u."""
+        return self.model.design.y - self.fitted
+
+    # -- the model in matrix form --------------------------------------------------------------
+    @property
+    def X(self) -> np.ndarray:
+        return self.model.design.X
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.model.design.y
+
+    @cached_property
+    def Z(self) -> sp.csr_array:
+        """Random-effects model matrix (n x q, sparse), columns level-major within each factor."""
+        return sparse_z(self.model.structure)
+
+    @cached_property
+    def Lambda(self) -> sp.csr_array:
+        """Relative covariance factor: G = sigma^2 Lambda Lambda'."""
+        blocks = self.model.structure.blocks
+        return sp.block_diag([sp.kron(sp.eye(b.nlevels), b.lam(self.theta)) for b in blocks],
+                             format="csr")
+
+    @cached_property
+    def G(self) -> sp.csr_array:
+        """Var(u) = sigma^2 Lambda Lambda' (q x q, sparse)."""
+        return sp.csr_array(self.sigma ** 2 * (self.Lambda @ self.Lambda.T))
+
+    @cached_property
+    def R(self) -> sp.csr_array:
+        """Var(e) = sigma^2 I (n x n, sparse)."""
+        return sp.csr_array(self.sigma ** 2 * sp.eye(self.nobs, format="csr"))
+
+    @cached_property
+    def V(self) -> sp.csr_array:
+        """Var(y) = Z G Z' + R (n x n, sparse)."""
+        return sp.csr_array(self.Z @ self.G @ self.Z.T + self.R)
+
+    # -- display -------------------------------------------------------------------------------
+    def summary(self):
+        """A summary that prints like lme4's and renders as HTML in notebooks."""
+        from .display import Summary
+
+        return Summary(self)
+
+    def __repr__(self) -> str:
+        return (f"<LmmFit {self.formula!r} {'REML' if self.reml else 'ML'} "
+                f"objective={self.objective:.4f} nobs={self.nobs}>")
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def to_dict(self) -> dict:
+        """A JSON-ready record of the fit."""
+        return {
+            "formula": self.formula, "method": "REML" if self.reml else "ML",
+            "nobs": self.nobs, "objective": self.objective, "loglik": self.loglik,
+            "aic": self.aic, "bic": self.bic, "sigma": self.sigma,
+            "theta": self.theta.tolist(),
+            "fixef": self.fixef.to_dict(), "stderr": self.stderr.to_dict(),
+            "vcov": self.vcov.to_numpy().tolist(),
+            "varcorr": [{k: (None if isinstance(v, float) and np.isnan(v) else v)
+                         for k, v in row.items()}
+                        for row in self.varcorr.astype(object).where(
+                            self.varcorr.notna(), None).to_dict(orient="records")],
+            "is_singular": self.is_singular, "converged": self.converged,
+            "dropped_columns": list(self.model.design.dropped),
+            "optimizer": {"name": self.optsummary.optimizer,
+                          "return_code": self.optsummary.return_code,
+                          "evaluations": self.optsummary.evaluations},
+        }

@@ -21,6 +21,7 @@ import pandas as pd
 from formulaic import Formula, model_matrix
 from formulaic.errors import FormulaicError
 
+from .encoding import fast_encoding
 from .errors import DataError, DataWarning, FormulaError
 from .formula import ParsedFormula, RandomTerm
 
@@ -167,6 +168,10 @@ def _response(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def _fixed_matrix(fixed: str, frame: pd.DataFrame):
+    """X, its R-style column names, and the record to rebuild it for new data."""
+    encoding = fast_encoding(fixed, frame)
+    if encoding is not None:
+        return encoding.matrix(frame), encoding.names, encoding
     try:
         matrix = model_matrix(fixed, frame, na_action="ignore")
     except FormulaicError as exc:
@@ -226,6 +231,9 @@ def _term_design(term: RandomTerm, frame: pd.DataFrame) -> TermDesign:
                         "per row, the term is confounded with the residual)")
     if term.expr.strip() == "1":
         return TermDesign(term, ("(Intercept)",), np.ones((n, 1)), codes, levels, None)
+    encoding = fast_encoding(term.expr, frame)
+    if encoding is not None:
+        return TermDesign(term, encoding.names, encoding.matrix(frame), codes, levels, encoding)
     try:
         matrix = model_matrix(term.expr, frame, na_action="ignore")
     except FormulaicError as exc:

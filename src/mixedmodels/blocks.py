@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from scipy.linalg.lapack import dpotrf as _potrf
 
 __all__ = ["BlockDiagonal", "BlockSparse", "cholesky", "rdiv", "rank_update", "log_diagonal_sum"]
 
@@ -80,7 +81,10 @@ def cholesky(block):
             return BlockDiagonal(np.sqrt(block.data))
         return BlockDiagonal(np.linalg.cholesky(block.data))
     if isinstance(block, np.ndarray):
-        return np.linalg.cholesky(block)
+        factor, info = _potrf(block, lower=1, clean=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"matrix not positive definite (LAPACK info {info})")
+        return factor
     raise TypeError(f"no Cholesky kernel for a diagonal block of type {type(block).__name__}")
 
 
@@ -94,19 +98,30 @@ def log_diagonal_sum(block) -> float:
 # --- right division by the transpose of a triangular diagonal block: T <- T L^{-T} -------------
 
 def _rdiv_sparse_blockdiag(target: BlockSparse, factor: BlockDiagonal) -> BlockSparse:
-    if factor.p == 1:
-        return target.with_data(target.data / factor.data[target.indices])
-    inverse = np.linalg.inv(factor.data)[target.indices]
-    return target.with_data(target.data @ np.swapaxes(inverse, 1, 2))
+    return target.with_data(_solve_rows(target.data, factor.data[target.indices][:, None]))
 
 
 def _rdiv_dense_blockdiag(target: np.ndarray, factor: BlockDiagonal) -> np.ndarray:
     levels, p = factor.data.shape[:2]
     if p == 1:
         return target / factor.data[:, 0, 0]
-    inverse = np.linalg.inv(factor.data)
     blocks = target.reshape(target.shape[0], levels, p)
-    return np.einsum("rlc,ldc->rld", blocks, inverse).reshape(target.shape)
+    return _solve_rows(blocks, factor.data).reshape(target.shape)
+
+
+def _solve_rows(rows: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """x with x @ lower.T = rows, row by row: rows (..., p), lower (..., p, p) broadcastable.
+
+    Forward substitution over the p columns: a few vectorized operations for the small p of
+    random-effects terms, instead of a batched inverse and product.
+    """
+    if lower.shape[-1] == 1:
+        return rows / lower[..., 0, 0][..., None]
+    out = np.empty(rows.shape)
+    for c in range(lower.shape[-1]):
+        value = rows[..., c] - np.einsum("...d,...d->...", out[..., :c], lower[..., c, :c])
+        out[..., c] = value / lower[..., c, c]
+    return out
 
 
 def _rdiv_dense_dense(target: np.ndarray, factor: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from .blocks import BlockDiagonal
+from .blocks import BlockDiagonal, BlockSparse
 
 __all__ = ["spherical_condvar"]
 
@@ -37,14 +37,14 @@ def _first_block(L: list, k: int) -> np.ndarray:
     if k == 1:
         return result
     # L_i0 L_00^{-1}, still block-sparse, for every later block row i
-    scaled = [L[i][0].with_data(L[i][0].data @ inverse[L[i][0].indices]) for i in range(1, k)]
-    scaled = [s.to_scipy().tocsc() for s in scaled]
+    scaled = [_times_block_diagonal(L[i][0], inverse) for i in range(1, k)]
     for start in range(0, levels, LEVEL_CHUNK):
         stop = min(start + LEVEL_CHUNK, levels)
         columns = slice(start * p, stop * p)
         ys: list[np.ndarray] = []
         for i in range(1, k):
-            rhs = scaled[i - 1][:, columns].toarray()
+            rhs = scaled[i - 1][:, columns]
+            rhs = rhs.toarray() if hasattr(rhs, "toarray") else rhs
             for m in range(1, i):
                 rhs = rhs + L[i][m] @ ys[m - 1]
             ys.append(-_lower_solve(L[i][i], rhs))
@@ -52,6 +52,15 @@ def _first_block(L: list, k: int) -> np.ndarray:
             blocks = y.reshape(y.shape[0], stop - start, p)
             result[start:stop] += np.einsum("qla,qlb->lab", blocks, blocks)
     return result
+
+
+def _times_block_diagonal(block, inverse: np.ndarray):
+    """block @ blockdiag(inverse): block-sparse (as scipy CSC, for column slicing) or dense."""
+    if isinstance(block, BlockSparse):
+        return block.with_data(block.data @ inverse[block.indices]).to_scipy().tocsc()
+    levels, p = inverse.shape[:2]
+    rows = block.reshape(block.shape[0], levels, p)
+    return np.einsum("rlc,lcd->rld", rows, inverse).reshape(block.shape)
 
 
 def _dense_block(L: list, k: int, j: int, p: int) -> np.ndarray:

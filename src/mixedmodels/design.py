@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import difflib
 import re
-import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from formulaic import Formula, model_matrix
 from formulaic.errors import FormulaicError
 
 from .encoding import fast_encoding
-from .errors import DataError, DataWarning, FormulaError
+from .errors import DataError, DataWarning, FormulaError, warn_user
 from .formula import ParsedFormula, RandomTerm
 
 __all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names"]
@@ -115,7 +115,7 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
     needed = [formula.response]
     for text in [formula.fixed] + [t.expr for t in formula.random]:
         try:
-            needed.extend(sorted(Formula(text).required_variables))
+            needed.extend(_required_variables(text))
         except FormulaicError as exc:
             raise FormulaError(f"cannot read '{text}' in the formula {formula.text!r}: {exc}")
     for term in formula.random:
@@ -124,6 +124,11 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
         if name not in data.columns:
             raise FormulaError(_unknown_column_message(name, data.columns, formula.text))
     return list(dict.fromkeys(needed))
+
+
+@lru_cache(maxsize=256)
+def _required_variables(text: str) -> tuple[str, ...]:
+    return tuple(sorted(Formula(text).required_variables))
 
 
 def _unknown_column_message(name: str, columns, formula_text: str) -> str:
@@ -138,23 +143,27 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
 
 
 def _drop_missing(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
-    frame = data[used]
+    missing = np.zeros(data.shape[0], dtype=bool)
     for name in used:
-        column = frame[name]
-        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            infinite = np.isinf(column.to_numpy(dtype=float, na_value=np.nan))
+        column = data[name]
+        values = column.to_numpy()
+        if values.dtype.kind in "fc":
+            infinite = np.isinf(values)
             if infinite.any():
                 raise DataError(f"column {name!r} has {int(infinite.sum())} infinite value(s) "
-                                f"(first at row {frame.index[np.argmax(infinite)]!r}); "
+                                f"(first at row {data.index[np.argmax(infinite)]!r}); "
                                 "replace or remove them before fitting")
-    missing = frame.isna().any(axis=1).to_numpy()
-    if missing.any():
-        count = int(missing.sum())
-        warnings.warn(f"dropped {count} of {len(frame)} rows with missing values in the "
-                      "columns the model uses", DataWarning, stacklevel=4)
-        frame = frame.loc[~missing]
-        if frame.shape[0] == 0:
-            raise DataError("no rows are left after dropping rows with missing values")
+            missing |= np.isnan(values)
+        elif values.dtype.kind not in "iub":
+            missing |= pd.isna(values)
+    if not missing.any():
+        return data
+    count = int(missing.sum())
+    warn_user(f"dropped {count} of {len(data)} rows with missing values in the "
+                  "columns the model uses", DataWarning)
+    frame = data.loc[~missing, used]
+    if frame.shape[0] == 0:
+        raise DataError("no rows are left after dropping rows with missing values")
     return frame
 
 
@@ -184,7 +193,8 @@ _TREATMENT = re.compile(r"\[(?:T\.)?([^\]]*)\]")
 
 
 def r_column_names(columns) -> tuple[str, ...]:
-    """formulaic's names as R prints them: ``Intercept`` -> ``(Intercept)``, ``Sex[T.M]`` -> ``SexM``,
+    """formulaic's names as R prints them: ``Intercept`` -> ``(Intercept)``,
+    ``Sex[T.M]`` -> ``SexM``,
     ``I(age ** 2)`` -> ``I(age^2)``."""
     names = []
     for name in columns:
@@ -214,8 +224,8 @@ def drop_aliased(X: np.ndarray, names: tuple[str, ...]):
     if keep.all():
         return X, names, ()
     dropped = tuple(n for n, k in zip(names, keep) if not k)
-    warnings.warn(f"fixed-effects model matrix is rank deficient: dropping aliased column(s) "
-                  f"{', '.join(dropped)}", DataWarning, stacklevel=4)
+    warn_user(f"fixed-effects model matrix is rank deficient: dropping aliased column(s) "
+                  f"{', '.join(dropped)}", DataWarning)
     return X[:, keep], tuple(n for n, k in zip(names, keep) if k), dropped
 
 

@@ -6,7 +6,11 @@ to do. They derive from ValueError so that ``except ValueError`` keeps working.
 
 from __future__ import annotations
 
-__all__ = ["FormulaError", "DataError", "DataWarning", "FitWarning"]
+import os
+import sys
+import warnings
+
+__all__ = ["FormulaError", "DataError", "DataWarning", "FitWarning", "warn_user"]
 
 
 class FormulaError(ValueError):
@@ -23,3 +27,14 @@ class DataWarning(UserWarning):
 
 class FitWarning(UserWarning):
     """The optimizer's result deserves a second look (convergence, singular fit)."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """Warn, attributing the warning to the first caller outside this package."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, category, stacklevel=level)

@@ -11,15 +11,15 @@
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from .design import Design, build_design
-from .errors import FitWarning
+from .errors import FitWarning, warn_user
 from .formula import parse_formula
-from .optimize import OptSettings, OptSummary, check_convergence, minimize_bobyqa
+from .optimize import (ConvergenceCheck, OptSettings, OptSummary, check_convergence,
+                       minimize_bobyqa)
 from .pls import PLSSystem
 from .result import LmmFit
 from .terms import ReStructure, build_structure
@@ -58,28 +58,32 @@ class LinearMixedModel:
         summary = minimize_bobyqa(self.objective, self.structure.initial_theta(), lower, settings)
         return summary
 
-    def fit(self, settings: OptSettings = OptSettings(), check: bool = True) -> LmmFit:
-        """Optimize, then freeze the result. ``check`` runs the gradient/Hessian check."""
+    def fit(self, settings: OptSettings = OptSettings()) -> LmmFit:
+        """Optimize, then freeze the result.
+
+        A boundary (singular) fit is reported at once, with a ``FitWarning``. The finite-
+        difference convergence check costs about as much as the fit itself, so it runs when the
+        result is first asked about it (``fit.converged``, ``fit.convergence``, the summary).
+        """
         summary = self.optimize(settings)
         theta = summary.final
         lower = self.structure.lower_bounds()
         singular = bool(np.any((lower == 0) & (theta < SINGULAR_TOLERANCE)))
-        convergence = check_convergence(self.objective, theta, lower) if check else None
         if singular:
-            warnings.warn("boundary (singular) fit: a variance is estimated as (nearly) zero or "
-                          "a correlation as +/-1; see fit.varcorr", FitWarning, stacklevel=3)
-        elif convergence is not None and not convergence.converged:
-            warnings.warn(f"possible convergence problem: {convergence.message}", FitWarning,
-                          stacklevel=3)
+            warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero or "
+                          "a correlation as +/-1; see fit.varcorr", FitWarning)
         if not summary.stopped_normally:
-            warnings.warn(f"the optimizer stopped with {summary.return_code}", FitWarning,
-                          stacklevel=3)
-        return LmmFit(model=self, theta=theta, optsummary=summary, is_singular=singular,
-                      convergence=convergence)
+            warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
+        return LmmFit(model=self, theta=theta, optsummary=summary, is_singular=singular)
+
+    def convergence_check(self, theta) -> "ConvergenceCheck":
+        """Gradient and Hessian of the objective at theta, over parameters off their bounds."""
+        return check_convergence(self.objective, np.asarray(theta, dtype=float),
+                                 self.structure.lower_bounds())
 
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *,
-         settings: OptSettings = OptSettings(), check: bool = True) -> LmmFit:
+         settings: OptSettings = OptSettings()) -> LmmFit:
     """Fit a linear mixed model from an lme4-style formula, by REML (default) or ML.
 
     Example:
@@ -87,4 +91,4 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *,
         >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
         >>> print(fit.summary())
     """
-    return LinearMixedModel(formula, data, reml=reml).fit(settings, check=check)
+    return LinearMixedModel(formula, data, reml=reml).fit(settings)

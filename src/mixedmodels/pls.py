@@ -27,6 +27,7 @@ from .terms import ReStructure
 __all__ = ["PLSSystem", "Factor"]
 
 CHUNK_ROWS = 250_000
+DENSE_LIMIT = 40_000  # off-diagonal blocks with fewer entries are stored dense: faster kernels
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,15 @@ class PLSSystem:
                     offdiag[b, j] = product if offdiag[b, j] is None else offdiag[b, j] + product
             xy_xy += chunk.T @ chunk
         self.A_diag = diag
-        self.A_off = {
-            (i, j): (BlockSparse.from_scipy(m, (self.blocks[i].p, self.blocks[j].p)) if j == 0
-                     else m.toarray())
-            for (i, j), m in offdiag.items()
-        }
+        self.A_off = {(i, j): self._offdiagonal_block(m, i, j) for (i, j), m in offdiag.items()}
         self.A_xy = xy_rows
         self.A_xyxy = xy_xy
+
+    def _offdiagonal_block(self, product, i: int, j: int):
+        """Z_i'Z_j as stored: block-sparse below the first block when large, else dense."""
+        if j == 0 and product.shape[0] * product.shape[1] > DENSE_LIMIT:
+            return BlockSparse.from_scipy(product, (self.blocks[i].p, self.blocks[j].p))
+        return product.toarray()
 
     # -- per theta -----------------------------------------------------------------------------
     def factor(self, theta: np.ndarray) -> Factor:
@@ -124,9 +127,7 @@ class PLSSystem:
             return self.A_xyxy
         lam = lambdas[j]
         if j == 0:
-            scaled = lam.T @ self.A_diag[0] @ lam
-            scaled[:, np.arange(lam.shape[0]), np.arange(lam.shape[0])] += 1.0
-            return BlockDiagonal(scaled)
+            return BlockDiagonal(_scale_blocks(self.A_diag[0], lam))
         dense = self._dense_diagonal(j)
         levels, p = self.blocks[j].nlevels, self.blocks[j].p
         scaled = _scale_dense(dense, lam, lam, levels, p, levels, p)
@@ -168,7 +169,8 @@ class PLSSystem:
         r2 = factor.pwrss()
         if reml:
             dof = self.n - self.p
-            return factor.logdet_z() + factor.logdet_x() + dof * (1.0 + np.log(2 * np.pi * r2 / dof))
+            logdet = factor.logdet_z() + factor.logdet_x()
+            return logdet + dof * (1.0 + np.log(2 * np.pi * r2 / dof))
         return factor.logdet_z() + self.n * (1.0 + np.log(2 * np.pi * r2 / self.n))
 
     # -- at the optimum ------------------------------------------------------------------------
@@ -190,6 +192,20 @@ class PLSSystem:
                 rhs = rhs - _transpose_times(L[i][j], v[i])
             v[j] = _solve_upper(L[j][j], rhs)
         return beta, v
+
+
+def _scale_blocks(blocks: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """lam' B_l lam + I for each (p x p) block B_l.
+
+    With row-major vec, vec(lam' B lam) = vec(B) kron(lam, lam): one product for all levels.
+    """
+    levels, p = blocks.shape[:2]
+    if p == 1:
+        return blocks * (lam[0, 0] ** 2) + 1.0
+    kron = (lam[:, None, :, None] * lam[None, :, None, :]).reshape(p * p, p * p)
+    flat = blocks.reshape(levels, p * p) @ kron
+    flat[:, :: p + 1] += 1.0
+    return flat.reshape(levels, p, p)
 
 
 def _scale_dense(a: np.ndarray, lam_i, lam_j, li: int, pi: int, lj: int, pj: int) -> np.ndarray:

@@ -16,6 +16,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from .condvar import spherical_condvar
+from .errors import FitWarning, warn_user
 from .optimize import ConvergenceCheck, OptSummary
 from .pls import Factor, sparse_z
 
@@ -33,7 +34,6 @@ class LmmFit:
     theta: np.ndarray
     optsummary: OptSummary
     is_singular: bool
-    convergence: ConvergenceCheck | None
 
     # -- the factorization and the solution at theta -------------------------------------------
     @cached_property
@@ -56,13 +56,20 @@ class LmmFit:
     def nobs(self) -> int:
         return self.model.design.n
 
+    @cached_property
+    def convergence(self) -> ConvergenceCheck:
+        """Finite-difference gradient and Hessian at the optimum (computed on first use)."""
+        check = self.model.convergence_check(self.theta)
+        if not check.converged and not self.is_singular:
+            warn_user(f"possible convergence problem: {check.message}", FitWarning)
+        return check
+
     @property
     def converged(self) -> bool:
-        """The optimizer stopped on its tolerances and, if checked, no Newton step remains."""
-        ok = self.optsummary.stopped_normally
-        if self.convergence is not None and not self.is_singular:
-            ok = ok and self.convergence.converged
-        return ok
+        """The optimizer stopped on its tolerances and no Newton step could still lower the
+        objective noticeably (boundary fits: the free parameters only)."""
+        return self.optsummary.stopped_normally and (
+            self.is_singular or self.convergence.converged)
 
     # -- criteria ------------------------------------------------------------------------------
     @cached_property
@@ -146,7 +153,11 @@ class LmmFit:
                     corr = cov[i, j] / denominator if denominator > 0 else np.nan
                     rows.append((term.label, term.columns[i], term.columns[j], cov[i, j], corr))
         rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
-        return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+        group, var1, var2, vcov, sdcor = zip(*rows)
+        return pd.DataFrame({"group": pd.Series(group, dtype=object),
+                             "var1": pd.Series(var1, dtype=object),
+                             "var2": pd.Series(var2, dtype=object),
+                             "vcov": np.array(vcov), "sdcor": np.array(sdcor)})
 
     # -- random effects ------------------------------------------------------------------------
     @cached_property

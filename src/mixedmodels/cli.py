@@ -1,0 +1,150 @@
+"""The ``mixedmodels`` command: fit a model from the shell.
+
+    mixedmodels fit "Reaction ~ Days + (Days | Subject)" --data sleepstudy [--ml] [--json]
+
+Mistakes in the input end with one line on stderr, ``mixedmodels: error: ...``, and exit
+status 2; warnings are reported as ``mixedmodels: warning: ...`` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from . import datasets
+from .errors import DataError, FormulaError
+from .model import lmer
+
+__all__ = ["main"]
+
+PROG = "mixedmodels"
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see '{PROG} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Linear mixed-effects models with lme4 formulas.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    fit = commands.add_parser("fit", help="fit a linear mixed model and print its summary",
+                              description="Fit a linear mixed model by REML (default) or ML.")
+    fit.add_argument("formula", help="lme4-style formula, e.g. 'y ~ x + (x | g)'")
+    fit.add_argument("--data", required=True, metavar="NAME_OR_CSV",
+                     help=f"a bundled data set ({', '.join(datasets.names())}) or a CSV file")
+    fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    fit.add_argument("--json", action="store_true", help="print the fit as JSON")
+    return parser
+
+
+def load_data(source: str) -> pd.DataFrame:
+    """A bundled data set by name (any case), else a CSV file."""
+    path = Path(source)
+    if source.lower() in datasets.names() and not path.is_file():
+        return datasets.load(source)
+    if path.is_file():
+        return read_csv(path)
+    if path.is_dir():
+        raise UsageError(f"{source} is a directory, not a CSV file")
+    if path.suffix or len(path.parts) > 1:
+        raise UsageError(f"no such file: {source}")
+    raise UsageError(f"unknown data set {source!r}; use one of {', '.join(datasets.names())} "
+                     "or the path of a CSV file")
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path} as CSV: {_one_line(error)}") from error
+    if frame.empty:
+        raise UsageError(f"{path} has no data rows")
+    return frame
+
+
+def run_fit(args: argparse.Namespace) -> str:
+    """Fit and return the text to print."""
+    fit = lmer(args.formula, load_data(args.data), reml=not args.ml)
+    if args.json:
+        return json.dumps(fit.to_dict(), indent=2, default=_json_default, allow_nan=True)
+    return str(fit.summary())
+
+
+def _json_default(value):
+    """numpy scalars and arrays that slip into the record."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of an error message, without a trailing colon."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text.rstrip(":").strip()
+
+
+def _report(kind: str, message: str) -> None:
+    print(f"{PROG}: {kind}: {message}", file=sys.stderr)
+
+
+def _dispatch(argv: Sequence[str] | None) -> str:
+    args = build_parser().parse_args(argv)
+    if args.command != "fit":
+        raise UsageError(f"choose a command: fit (see '{PROG} --help')")
+    return run_fit(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            output = _dispatch(argv)
+        except SystemExit as done:  # --help
+            return done.code if isinstance(done.code, int) else 0
+        except (UsageError, FormulaError, DataError, ValueError, OSError) as error:
+            _flush_warnings(caught)
+            _report("error", _one_line(error))
+            return USAGE_ERROR
+    _flush_warnings(caught)
+    return _write(output)
+
+
+def _write(text: str) -> int:
+    """Print to stdout; a reader that closes the pipe early (``| head``) is not an error."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
+def _flush_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for record in caught:
+        _report("warning", " ".join(str(record.message).split()))
+    caught.clear()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -57,7 +57,10 @@ def parse_formula(text: str) -> ParsedFormula:
         FormulaError: with the offending position marked, for unbalanced parentheses, a missing
             ``~``, an empty side, or a malformed bar term.
     """
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise FormulaError(f"the formula must be a string such as 'y ~ x + (1 | g)', not "
+                           f"{type(text).__name__} {text!r}")
+    if not text.strip():
         raise FormulaError("the formula is empty; write it as 'response ~ predictors'")
     _check_parentheses(text)
     tilde = _top_level_positions(text, "~")
@@ -72,24 +75,105 @@ def parse_formula(text: str) -> ParsedFormula:
     if not rhs.strip():
         raise FormulaError(_marked(text, len(text), "the predictors (right of '~') are missing"))
 
+    _check_expression(text, response, lhs.index(response), "the response")
+
     fixed_parts: list[str] = []
+    fixed_starts: list[tuple[int, int]] = []  # (offset in the joined fixed text, in ``text``)
     random: list[RandomTerm] = []
     offset = tilde[0] + 1
     for sign, start, piece in _split_top_level_sum(rhs):
         stripped = piece.strip()
-        if stripped.startswith("(") and stripped.endswith(")") and _has_bar(stripped[1:-1]):
+        piece_start = offset + start + piece.index(stripped[0])
+        inner, inner_offset = _strip_outer_parentheses(stripped)
+        if inner != stripped and _has_bar(inner):
             if sign == "-":
-                raise FormulaError(_marked(text, offset + start, "a random-effects term cannot "
-                                                                 "be subtracted"))
-            inner_start = offset + start + piece.index("(") + 1
-            random.extend(_random_terms(text, stripped[1:-1], inner_start))
-        else:
-            fixed_parts.append(("- " if sign == "-" else "+ ") + stripped)
-    fixed = " ".join(fixed_parts).lstrip("+ ").strip() if fixed_parts else "1"
-    if fixed.startswith("- "):
-        fixed = "1 " + fixed
+                raise FormulaError(_marked(text, piece_start, "a random-effects term cannot "
+                                                              "be subtracted"))
+            random.extend(_random_terms(text, inner, piece_start + inner_offset))
+            continue
+        if "|" in stripped:
+            bar = piece_start + stripped.index("|")
+            raise FormulaError(_marked(text, bar, "a bar must be inside its own parentheses, "
+                                                  "added to the rest: ... + (expr | group)"))
+        joined = " ".join(fixed_parts)
+        fixed_starts.append((len(joined) + (1 if joined else 0) + 2, piece_start))
+        fixed_parts.append(("- " if sign == "-" else "+ ") + stripped)
+    fixed = " ".join(fixed_parts) if fixed_parts else "+ 1"
+    if fixed.startswith("+ "):
+        fixed, shift = fixed[2:], -2
+    else:  # a leading '-' (e.g. '-1 + x'): keep the intercept term being removed explicit
+        fixed, shift = "1 " + fixed, 2
+    fixed_starts = [(a + shift, b) for a, b in fixed_starts]
+    _check_expression(text, fixed, 0, "the fixed-effects part", fixed_starts)
     return ParsedFormula(text=text, response=response, fixed=_powers_in_identity(fixed),
                          random=tuple(random))
+
+
+def _strip_outer_parentheses(piece: str) -> tuple[str, int]:
+    """``((1 | g))`` -> ``1 | g`` and the offset of the inside; ``(a) + (b)`` is left alone."""
+    offset = 0
+    while piece.startswith("(") and piece.endswith(")") and _closing(piece, 0) == len(piece) - 1:
+        inner = piece[1:-1]
+        lead = len(inner) - len(inner.lstrip())
+        piece, offset = inner.strip(), offset + 1 + lead
+    return piece, offset
+
+
+def _closing(text: str, open_at: int) -> int:
+    """Index of the parenthesis closing the one at ``open_at`` (-1 if none)."""
+    depth = 0
+    for i in range(open_at, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return -1
+
+
+_MARKER = re.compile("\u29db(?:\x1b\\[[0-9;]*m)?(.*?)(?:\x1b\\[[0-9;]*m)?\u29da", re.S)
+_ANSI = re.compile("\x1b\\[[0-9;]*m")
+
+
+def formulaic_message(exc: Exception) -> tuple[str, int | None]:
+    """formulaic's error message without its terminal colour codes and marked-up copy of the
+    formula, and the position (in the text formulaic was given) that it marked, if any."""
+    message = str(exc)
+    position = None
+    head, _, marked = message.partition("\n\n")
+    match = _MARKER.search(marked)
+    if match:
+        position = len(_ANSI.sub("", marked[: match.start()]))
+        message = head
+    return _ANSI.sub("", message).strip(), position
+
+
+def _check_expression(text: str, expr: str, start: int, what: str,
+                      starts: list[tuple[int, int]] | None = None) -> None:
+    """Let formulaic read ``expr`` (which begins at ``start`` in ``text``); a syntax error
+    becomes a FormulaError marking its position in the whole formula."""
+    try:
+        from formulaic import Formula
+        from formulaic.errors import FormulaicError
+    except ImportError:  # pragma: no cover - formulaic is a dependency
+        return
+    try:
+        Formula(expr)  # R's '^' inside I(...) still parses: positions stay those of the text
+        return
+    except FormulaicError as exc:
+        error = exc
+    try:
+        Formula(_powers_in_identity(expr))
+    except FormulaicError:
+        message, position = formulaic_message(error)
+        where = start
+        if position is not None:
+            if starts:  # map a position in the joined fixed part back to the formula
+                joined_start, original = max((s for s in starts if s[0] <= position),
+                                             default=starts[0])
+                where = original + max(position - joined_start, 0)
+            else:
+                where = start + position
+        raise FormulaError(_marked(text, min(where, len(text)),
+                                   f"cannot read {what} '{expr}': {message}")) from None
 
 
 def _random_terms(text: str, inner: str, inner_start: int) -> list[RandomTerm]:
@@ -105,7 +189,11 @@ def _random_terms(text: str, inner: str, inner_start: int) -> list[RandomTerm]:
         raise FormulaError(_marked(text, inner_start + bars[0], "nothing left of the bar; "
                                                                 "write (1 | group) for intercepts"))
     groups = _grouping_factors(text, group_text, inner_start + bars[-1] + 1)
+    _check_expression(text, expr, inner_start + inner.index(expr), "the random-effects term")
     exprs = _split_uncorrelated(expr) if double else [expr]
+    if not exprs:
+        raise FormulaError(_marked(text, inner_start + inner.index(expr),
+                                   "this random-effects term has no columns"))
     return [RandomTerm(_powers_in_identity(e), g) for g in groups for e in exprs]
 
 
@@ -136,18 +224,21 @@ def _grouping_factors(text: str, group_text: str, start: int) -> list[tuple[str,
 
 
 def _split_uncorrelated(expr: str) -> list[str]:
-    """``x + z`` -> ["1", "0 + x", "0 + z"]: one term per column, intercept unless removed."""
-    intercept = True
-    columns = []
-    for sign, _, piece in _split_top_level_sum(expr):
-        piece = piece.strip()
-        if piece in ("0", "-1") or (sign == "-" and piece == "1"):
-            intercept = False
-        elif piece == "1":
-            intercept = True
-        else:
-            columns.append(f"0 + {piece}")
-    return (["1"] if intercept else []) + columns
+    """``x * z`` -> ["1", "0 + x", "0 + z", "0 + x:z"]: one term per term label of the
+    expression (lme4's ``expandDoubleVerts``), the intercept unless it is removed."""
+    from formulaic import Formula
+
+    exprs = []
+    for term in Formula(_powers_in_identity(expr)):
+        factors = [f for f in term.factors if str(f.expr) != "1"]
+        if not factors:
+            exprs.append("1")
+            continue
+        names = [(f"`{f.expr}`" if getattr(f.eval_method, "value", "") == "lookup"
+                  and not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", f.expr) else f.expr)
+                 for f in factors]
+        exprs.append("0 + " + ":".join(names))
+    return exprs
 
 
 def _powers_in_identity(expr: str) -> str:

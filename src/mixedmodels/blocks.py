@@ -14,7 +14,7 @@ kernel raises ``TypeError`` naming both types: nothing is ever made dense silent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
@@ -52,9 +52,28 @@ class BlockSparse:
     indices: np.ndarray  # block column of each stored block
     indptr: np.ndarray  # (block_rows + 1,)
     shape: tuple[int, int]  # element shape
+    plans: dict = field(default_factory=dict, repr=False)  # product plans, shared by pattern
 
     def with_data(self, data: np.ndarray) -> "BlockSparse":
-        return BlockSparse(data, self.indices, self.indptr, self.shape)
+        """The same sparsity pattern (and cached plans) with new values."""
+        return BlockSparse(data, self.indices, self.indptr, self.shape, self.plans)
+
+    def product_plan(self, other: "BlockSparse") -> "ProductPlan":
+        """The plan for ``self @ other.T`` (cached: patterns do not change between thetas)."""
+        key = id(other.indices)
+        if key not in self.plans:
+            self.plans[key] = (other.indices, ProductPlan.build(self, other))
+        return self.plans[key][1]
+
+    def element_coo(self):
+        """(rows, columns) of every stored element, in the order of ``data.ravel()``."""
+        pr, pc = self.data.shape[1:]
+        block_rows = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
+        rows = (block_rows[:, None, None] * pr + np.arange(pr)[None, :, None])
+        cols = (self.indices[:, None, None] * pc + np.arange(pc)[None, None, :])
+        rows, cols = np.broadcast_arrays(rows, cols)
+        return rows.ravel(), cols.ravel()
+
 
     def to_scipy(self):
         pr, pc = self.data.shape[1:]
@@ -70,6 +89,47 @@ class BlockSparse:
         bsr = sp.bsr_array(matrix, blocksize=blocksize)
         bsr.sort_indices()
         return cls(np.array(bsr.data), bsr.indices.copy(), bsr.indptr.copy(), bsr.shape)
+
+
+@dataclass(frozen=True)
+class ProductPlan:
+    """Every pair of stored elements (one from A, one from B) that share a column, so that
+    A B' = bincount(target, a[left] * b[right]) costs one gather and one scatter per theta.
+
+    For A B' with B = A only the lower triangle is planned (``symmetric``)."""
+
+    left: np.ndarray
+    right: np.ndarray
+    target: np.ndarray
+    shape: tuple[int, int]
+    symmetric: bool
+
+    @classmethod
+    def build(cls, a: "BlockSparse", b: "BlockSparse") -> "ProductPlan":
+        rows_a, cols_a = a.element_coo()
+        rows_b, cols_b = b.element_coo()
+        order_b = np.argsort(cols_b, kind="stable")
+        ncols = a.shape[1]
+        count_b = np.bincount(cols_b, minlength=ncols)
+        start_b = np.concatenate([[0], np.cumsum(count_b)[:-1]])
+        repeats = count_b[cols_a]
+        left = np.repeat(np.arange(len(rows_a)), repeats)
+        offsets = np.arange(len(left)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+        right = order_b[np.repeat(start_b[cols_a], repeats) + offsets]
+        symmetric = a.indices is b.indices
+        if symmetric:
+            keep = rows_a[left] >= rows_b[right]
+            left, right = left[keep], right[keep]
+        target = rows_a[left].astype(np.int64) * b.shape[0] + rows_b[right]
+        return cls(left, right, target, (a.shape[0], b.shape[0]), symmetric)
+
+    def product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """A B' (dense) from the flattened values of A and B."""
+        size = self.shape[0] * self.shape[1]
+        out = np.bincount(self.target, a[self.left] * b[self.right], size).reshape(self.shape)
+        if self.symmetric:
+            out = out + np.tril(out, -1).T
+        return out
 
 
 # --- Cholesky of a diagonal block --------------------------------------------------------------
@@ -147,9 +207,8 @@ def rdiv(target, factor):
 # --- symmetric or general rank update: C <- C - A B' -------------------------------------------
 
 def _update_sparse_sparse(target: np.ndarray, a: BlockSparse, b: BlockSparse) -> np.ndarray:
-    left = a.to_scipy()
-    right = left if b is a else b.to_scipy()
-    return target - (left @ right.T).toarray()
+    plan = a.product_plan(b)
+    return target - plan.product(a.data.reshape(-1), b.data.reshape(-1))
 
 
 def _update_dense_sparse(target: np.ndarray, a: np.ndarray, b: BlockSparse) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import FormulaError
 
@@ -92,7 +93,8 @@ def parse_formula(text: str) -> ParsedFormula:
             random.extend(_random_terms(text, inner, piece_start + inner_offset))
             continue
         if "|" in stripped:
-            bar = piece_start + stripped.index("|")
+            bars = _top_level_positions(stripped, "|")
+            bar = piece_start + (bars[0] if bars else stripped.index("|"))
             raise FormulaError(_marked(text, bar, "a bar must be inside its own parentheses, "
                                                   "added to the rest: ... + (expr | group)"))
         joined = " ".join(fixed_parts)
@@ -150,20 +152,9 @@ def _check_expression(text: str, expr: str, start: int, what: str,
                       starts: list[tuple[int, int]] | None = None) -> None:
     """Let formulaic read ``expr`` (which begins at ``start`` in ``text``); a syntax error
     becomes a FormulaError marking its position in the whole formula."""
-    try:
-        from formulaic import Formula
-        from formulaic.errors import FormulaicError
-    except ImportError:  # pragma: no cover - formulaic is a dependency
-        return
-    try:
-        Formula(expr)  # R's '^' inside I(...) still parses: positions stay those of the text
-        return
-    except FormulaicError as exc:
-        error = exc
-    try:
-        Formula(_powers_in_identity(expr))
-    except FormulaicError:
-        message, position = formulaic_message(error)
+    error = _formulaic_error(expr)
+    if error is not None:
+        message, position = error
         where = start
         if position is not None:
             if starts:  # map a position in the joined fixed part back to the formula
@@ -174,6 +165,24 @@ def _check_expression(text: str, expr: str, start: int, what: str,
                 where = start + position
         raise FormulaError(_marked(text, min(where, len(text)),
                                    f"cannot read {what} '{expr}': {message}")) from None
+
+
+@lru_cache(maxsize=512)
+def _formulaic_error(expr: str) -> tuple[str, int | None] | None:
+    """None if formulaic reads ``expr``, else its message and the position it marked."""
+    from formulaic import Formula
+    from formulaic.errors import FormulaicError
+
+    try:
+        Formula(expr)  # R's '^' inside I(...) still parses: positions stay those of the text
+        return None
+    except FormulaicError as exc:
+        error = exc
+    try:
+        Formula(_powers_in_identity(expr))
+        return None
+    except FormulaicError:
+        return formulaic_message(error)
 
 
 def _random_terms(text: str, inner: str, inner_start: int) -> list[RandomTerm]:
@@ -190,7 +199,7 @@ def _random_terms(text: str, inner: str, inner_start: int) -> list[RandomTerm]:
                                                                 "write (1 | group) for intercepts"))
     groups = _grouping_factors(text, group_text, inner_start + bars[-1] + 1)
     _check_expression(text, expr, inner_start + inner.index(expr), "the random-effects term")
-    exprs = _split_uncorrelated(expr) if double else [expr]
+    exprs = list(_split_uncorrelated(expr)) if double else [expr]
     if not exprs:
         raise FormulaError(_marked(text, inner_start + inner.index(expr),
                                    "this random-effects term has no columns"))
@@ -223,7 +232,8 @@ def _grouping_factors(text: str, group_text: str, start: int) -> list[tuple[str,
     return terms
 
 
-def _split_uncorrelated(expr: str) -> list[str]:
+@lru_cache(maxsize=256)
+def _split_uncorrelated(expr: str) -> tuple[str, ...]:
     """``x * z`` -> ["1", "0 + x", "0 + z", "0 + x:z"]: one term per term label of the
     expression (lme4's ``expandDoubleVerts``), the intercept unless it is removed."""
     from formulaic import Formula
@@ -238,7 +248,7 @@ def _split_uncorrelated(expr: str) -> list[str]:
                   and not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", f.expr) else f.expr)
                  for f in factors]
         exprs.append("0 + " + ":".join(names))
-    return exprs
+    return tuple(exprs)
 
 
 def _powers_in_identity(expr: str) -> str:

@@ -175,11 +175,11 @@ def _solve_rows(rows: np.ndarray, lower: np.ndarray) -> np.ndarray:
     Forward substitution over the p columns: a few vectorized operations for the small p of
     random-effects terms, instead of a batched inverse and product.
     """
-    if lower.shape[-1] == 1:
-        return rows / lower[..., 0, 0][..., None]
     out = np.empty(rows.shape)
     for c in range(lower.shape[-1]):
-        value = rows[..., c] - np.einsum("...d,...d->...", out[..., :c], lower[..., c, :c])
+        value = rows[..., c]
+        for d in range(c):
+            value = value - out[..., d] * lower[..., c, d]
         out[..., c] = value / lower[..., c, c]
     return out
 

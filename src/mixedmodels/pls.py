@@ -44,7 +44,7 @@ class Factor:
 
     def logdet_z(self) -> float:
         """log|L_Z|^2."""
-        return 2.0 * sum(log_diagonal_sum(self.L[b][b]) for b in range(len(self.L) - 1))
+        return 2.0 * sum([log_diagonal_sum(self.L[b][b]) for b in range(len(self.L) - 1)])
 
     def logdet_x(self) -> float:
         """log|R_X|^2."""

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -43,6 +45,29 @@ class LinearMixedModel:
         self.structure: ReStructure = build_structure(self.design.terms)
         self.system = PLSSystem(self.structure, self.design.X, self.design.y)
         self.reml = bool(reml)
+
+    def _sibling(self, design: Design, system: PLSSystem, reml: bool) -> "LinearMixedModel":
+        """A model sharing this one's structure (no formula or data processing)."""
+        model = object.__new__(LinearMixedModel)
+        model.design, model.structure, model.system, model.reml = (
+            design, self.structure, system, bool(reml))
+        return model
+
+    def with_reml(self, reml: bool) -> "LinearMixedModel":
+        """The same model and data, fitted by REML (True) or ML (False)."""
+        return self._sibling(self.design, self.system, reml)
+
+    def with_response(self, y) -> "LinearMixedModel":
+        """The same design with a new response (for simulation and the bootstrap): only the
+        blocks of A that involve y are recomputed."""
+        y = np.asarray(y, dtype=float)
+        if y.shape != (self.design.n,):
+            raise ValueError(f"the new response has shape {y.shape}; the model has "
+                             f"{self.design.n} observations")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("the new response has missing or infinite values")
+        design = dataclasses.replace(self.design, y=y)
+        return self._sibling(design, self.system.with_response(y), self.reml)
 
     @property
     def formula(self) -> str:

@@ -15,6 +15,7 @@ A is built once, by accumulating over row chunks; each evaluation then costs not
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,7 @@ class PLSSystem:
         self.structure = structure
         self.n, self.p = X.shape
         self.blocks = structure.blocks
+        self._x = X
         self._accumulate(np.column_stack([X, y]))
 
     # -- built once ----------------------------------------------------------------------------
@@ -98,6 +100,18 @@ class PLSSystem:
         if j == 0 and product.shape[0] * product.shape[1] > DENSE_LIMIT:
             return BlockSparse.from_scipy(product, (self.blocks[i].p, self.blocks[j].p))
         return product.toarray()
+
+    def with_response(self, y: np.ndarray) -> "PLSSystem":
+        """A copy for a new response: Z'y, X'y and y'y are recomputed, the rest is shared."""
+        other = copy.copy(self)
+        other.A_xy = [a.copy() for a in self.A_xy]
+        other.A_xyxy = self.A_xyxy.copy()
+        for b, block in enumerate(self.blocks):
+            other.A_xy[b][-1] = block.z_matrix().T @ y
+        x = self._x
+        other.A_xyxy[-1, :-1] = other.A_xyxy[:-1, -1] = x.T @ y
+        other.A_xyxy[-1, -1] = y @ y
+        return other
 
     # -- per theta -----------------------------------------------------------------------------
     def factor(self, theta: np.ndarray) -> Factor:
@@ -172,6 +186,22 @@ class PLSSystem:
             logdet = factor.logdet_z() + factor.logdet_x()
             return logdet + dof * (1.0 + np.log(2 * np.pi * r2 / dof))
         return factor.logdet_z() + self.n * (1.0 + np.log(2 * np.pi * r2 / self.n))
+
+    def deviance(self, theta: np.ndarray, sigma: float, reml: bool) -> float:
+        """-2 log-likelihood (or REML criterion) at (theta, sigma), not profiled over sigma:
+
+            log|L_Z|^2 [+ log|R_X|^2] + d log(2 pi sigma^2) + r^2 / sigma^2,  d = n [- p].
+        """
+        factor = self.factor(theta)
+        dof = self.n - self.p if reml else self.n
+        logdet = factor.logdet_z() + (factor.logdet_x() if reml else 0.0)
+        return logdet + dof * np.log(2 * np.pi * sigma ** 2) + factor.pwrss() / sigma ** 2
+
+    def unscaled_vcov(self, factor: Factor) -> np.ndarray:
+        """(R_X R_X')^{-1}: Var(beta-hat) / sigma^2 at this theta."""
+        rx_inverse = scipy.linalg.solve_triangular(factor.xy[: self.p, : self.p],
+                                                   np.eye(self.p), lower=True)
+        return rx_inverse.T @ rx_inverse
 
     # -- at the optimum ------------------------------------------------------------------------
     def solve(self, factor: Factor):

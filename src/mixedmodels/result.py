@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 import scipy.sparse as sp
 
 from .condvar import spherical_condvar
@@ -117,9 +116,7 @@ class LmmFit:
     @cached_property
     def vcov(self) -> pd.DataFrame:
         """sigma^2 (R_X' R_X)^{-1}: the covariance of beta-hat given theta."""
-        p = len(self.beta)
-        rx_inverse = scipy.linalg.solve_triangular(self._factor.xy[:p, :p], np.eye(p), lower=True)
-        cov = self.sigma ** 2 * rx_inverse.T @ rx_inverse
+        cov = self.sigma ** 2 * self.model.system.unscaled_vcov(self._factor)
         names = list(self.x_names)
         return pd.DataFrame(cov, index=names, columns=names)
 

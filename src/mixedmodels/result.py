@@ -247,6 +247,32 @@ class LmmFit:
         """Var(y) = Z G Z' + R (n x n, sparse)."""
         return sp.csr_array(self.Z @ self.G @ self.Z.T + self.R)
 
+    # -- inference -----------------------------------------------------------------------------
+    @cached_property
+    def _varpar_derivatives(self):
+        from .satterthwaite import varpar_derivatives
+
+        return varpar_derivatives(self)
+
+    @cached_property
+    def _kenward_roger(self):
+        from .kenward_roger import KenwardRoger
+
+        return KenwardRoger.from_fit(self)
+
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Fixed effects with standard errors, df, t and p; ``ddf`` is one of
+        "satterthwaite", "kenward-roger", "residual", "asymptotic" (see ``inference``)."""
+        from .inference import coef_table
+
+        return coef_table(self, ddf)
+
+    def test(self, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
+        """F test of H0: L beta = rhs for a contrast matrix L (rows over ``x_names``)."""
+        from .inference import contrast_test
+
+        return contrast_test(self, L, ddf, rhs)
+
     # -- display -------------------------------------------------------------------------------
     def summary(self):
         """A summary that prints like lme4's and renders as HTML in notebooks."""

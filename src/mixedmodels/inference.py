@@ -1,0 +1,89 @@
+"""t and F tests of the fixed effects with a choice of denominator degrees of freedom.
+
+``ddf`` is one of:
+
+* ``"satterthwaite"`` (default, as lmerTest);
+* ``"kenward-roger"`` (as pbkrtest; also uses the bias-adjusted covariance of beta-hat);
+* ``"residual"``: n - p, the df of ordinary least squares (anti-conservative for cluster-level
+  effects);
+* ``"asymptotic"``: infinite df, i.e. z and chi-square/q tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from .satterthwaite import combine_f_ddf, satterthwaite_df
+
+__all__ = ["DDF_METHODS", "coef_table", "contrast_test"]
+
+DDF_METHODS = ("satterthwaite", "kenward-roger", "residual", "asymptotic")
+
+
+def check_ddf(ddf: str) -> str:
+    key = str(ddf).lower().replace("_", "-").replace(" ", "-")
+    aliases = {"kr": "kenward-roger", "kenwardroger": "kenward-roger", "satt": "satterthwaite",
+               "lme4": "asymptotic", "wald": "asymptotic", "z": "asymptotic"}
+    key = aliases.get(key, key)
+    if key not in DDF_METHODS:
+        raise ValueError(f"unknown ddf method {ddf!r}; choose one of {', '.join(DDF_METHODS)}")
+    return key
+
+
+def _vcov(fit, ddf: str) -> np.ndarray:
+    if ddf == "kenward-roger":
+        return fit._kenward_roger.adjusted_vcov
+    return fit.vcov.to_numpy()
+
+
+def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
+    """Estimates, standard errors, df, t and two-sided p per fixed-effect coefficient."""
+    ddf = check_ddf(ddf)
+    vcov = _vcov(fit, ddf)
+    beta = fit.beta
+    se = np.sqrt(np.diag(vcov))
+    eye = np.eye(len(beta))
+    df = np.array([_single_df(fit, eye[j], vcov, ddf) for j in range(len(beta))])
+    t = beta / se
+    p = 2 * scipy.stats.t.sf(np.abs(t), df)
+    return pd.DataFrame({"estimate": beta, "std_error": se, "df": df, "t": t, "p": p},
+                        index=pd.Index(fit.x_names, name="term"))
+
+
+def _single_df(fit, contrast: np.ndarray, vcov: np.ndarray, ddf: str) -> float:
+    if ddf == "satterthwaite":
+        return satterthwaite_df(contrast, vcov, fit._varpar_derivatives)
+    if ddf == "kenward-roger":
+        return fit._kenward_roger.test(contrast[None, :], fit.beta)["den_df"]
+    if ddf == "residual":
+        return float(fit.nobs - len(fit.beta))
+    return np.inf
+
+
+def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
+    """F test of H0: L beta = rhs. Returns a dict with F, num_df, den_df and p."""
+    ddf = check_ddf(ddf)
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    if L.shape[1] != len(fit.beta):
+        raise ValueError(f"the contrast matrix has {L.shape[1]} columns; the model has "
+                         f"{len(fit.beta)} fixed effects ({', '.join(fit.x_names)})")
+    estimate = L @ fit.beta - rhs
+    if ddf == "kenward-roger":
+        return fit._kenward_roger.test(L, fit.beta, rhs)
+    vcov = fit.vcov.to_numpy()
+    values, vectors = np.linalg.eigh(L @ vcov @ L.T)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    q = int(np.sum(values > max(np.sqrt(np.finfo(float).eps) * values[0], 0)))
+    rotated = vectors[:, :q].T @ L
+    f_value = float(np.sum((vectors[:, :q].T @ estimate) ** 2 / values[:q]) / q)
+    if ddf == "satterthwaite":
+        nu = [satterthwaite_df(row, vcov, fit._varpar_derivatives) for row in rotated]
+        den_df = combine_f_ddf(np.array(nu))
+    else:
+        den_df = _single_df(fit, rotated[0], vcov, ddf)
+    p = float(scipy.stats.f.sf(f_value, q, den_df)) if np.isfinite(den_df) else float(
+        scipy.stats.chi2.sf(f_value * q, q))
+    return {"F": f_value, "num_df": q, "den_df": den_df, "p": p}

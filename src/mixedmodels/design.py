@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -23,7 +23,7 @@ from formulaic.errors import FormulaicError
 
 from .encoding import fast_encoding
 from .errors import DataError, DataWarning, FormulaError, warn_user
-from .formula import ParsedFormula, RandomTerm
+from .formula import ParsedFormula, RandomTerm, _powers_in_identity, formulaic_message
 
 __all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names"]
 
@@ -41,6 +41,9 @@ class TermDesign:
         codes: (n,) index of each observation's level.
         levels: the grouping factor's levels, as strings, in R's order.
         spec: formulaic spec to rebuild ``values`` for new data (None for a pure intercept).
+        aliased: columns that are linear combinations of the columns before them (in this term
+            or in earlier terms on the same grouping factor): their variances cannot be told
+            apart, and the fit is singular.
     """
 
     term: RandomTerm
@@ -49,6 +52,7 @@ class TermDesign:
     codes: np.ndarray
     levels: np.ndarray
     spec: object | None
+    aliased: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
@@ -67,6 +71,8 @@ class Design:
         terms: random-effects terms in lme4's order (decreasing number of levels, stable).
         fixed_spec: formulaic model spec of the fixed part.
         rows: index labels of the rows used.
+        frame: the data rows used (a reference to the caller's frame when no row was dropped),
+            kept for hypothesis contrasts that need the variables' types.
     """
 
     formula: ParsedFormula
@@ -77,6 +83,7 @@ class Design:
     terms: tuple[TermDesign, ...]
     fixed_spec: object
     rows: pd.Index
+    frame: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -85,18 +92,20 @@ class Design:
 
 def build_design(formula: ParsedFormula, data: pd.DataFrame) -> Design:
     """Evaluate the formula on the data; raise a clear error for anything that cannot be fitted."""
+    if not formula.random:
+        raise FormulaError("the formula has no random-effects term such as (1 | group); "
+                           "for a model without random effects use ordinary least squares")
     data = _as_frame(data)
     used = _used_columns(formula, data)
     frame = _drop_missing(data, used)
     y = _response(frame, formula.response)
+    terms = _check_random_collinearity([_term_design(term, frame) for term in formula.random])
     X, names, spec = _fixed_matrix(formula.fixed, frame)
     X, names, dropped = drop_aliased(X, names)
-    terms = [_term_design(term, frame) for term in formula.random]
-    if not terms:
-        raise FormulaError("the formula has no random-effects term such as (1 | group); "
-                           "for a model without random effects use ordinary least squares")
+    _check_response_variation(y, X, formula.response)
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
-    return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index)
+    return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index,
+                  frame)
 
 
 def _as_frame(data) -> pd.DataFrame:
@@ -110,20 +119,44 @@ def _as_frame(data) -> pd.DataFrame:
     return data
 
 
+def _finite(values: np.ndarray, names, what: str) -> None:
+    """Computed columns (``log(x)``, ``1/x``...) must be finite."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    column = int(np.argmin(finite.all(axis=0)))
+    count = int((~finite[:, column]).sum())
+    raise DataError(f"{what} column {names[column]!r} has {count} non-finite value(s) "
+                    "(infinite or NaN, e.g. from log(0) or 1/0); transform the data so "
+                    "that every value is finite")
+
+
 def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
     """Every data column the model reads; an unknown name is an error with suggestions."""
-    needed = [formula.response]
-    for text in [formula.fixed] + [t.expr for t in formula.random]:
+    texts = [formula.fixed] + [t.expr for t in formula.random]
+    needed: list[str] = []
+    if formula.response in data.columns:
+        needed.append(formula.response)
+    else:  # an expression such as log(y)
+        texts.insert(0, _powers_in_identity(formula.response))
+    for text in texts:
         try:
             needed.extend(_required_variables(text))
         except FormulaicError as exc:
-            raise FormulaError(f"cannot read '{text}' in the formula {formula.text!r}: {exc}")
+            raise FormulaError(f"cannot read '{text}' in the formula {formula.text!r}: "
+                               f"{formulaic_message(exc)[0]}") from None
     for term in formula.random:
         needed.extend(term.factors)
     for name in needed:
         if name not in data.columns:
             raise FormulaError(_unknown_column_message(name, data.columns, formula.text))
-    return list(dict.fromkeys(needed))
+    needed = list(dict.fromkeys(needed))
+    if not data.columns.is_unique:
+        duplicated = [name for name in needed if int((data.columns == name).sum()) > 1]
+        if duplicated:
+            raise DataError(f"the data have more than one column named {duplicated[0]!r}; "
+                            "rename them so that each name is unique")
+    return needed
 
 
 @lru_cache(maxsize=256)
@@ -137,6 +170,10 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
     lowered = [c for c in columns if c.lower() == name.lower() and c not in close]
     hint = close or lowered
     suggestion = f" Did you mean {', '.join(repr(c) for c in hint)}?" if hint else ""
+    if re.search(r"(?<![\w.])" + re.escape(name) + r"\s*\(", formula_text):
+        return (f"the formula {formula_text!r} calls {name}(...), but {name!r} is neither a "
+                f"known function nor a column of the data.{suggestion} Available functions "
+                "are Python's builtins, numpy as np, and formulaic's (C, I, log, exp, ...)")
     return (f"the formula {formula_text!r} uses the column {name!r}, which the data do not have."
             f"{suggestion} The columns are: {', '.join(columns[:20])}"
             f"{' ...' if len(columns) > 20 else ''}")
@@ -159,34 +196,78 @@ def _drop_missing(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
     if not missing.any():
         return data
     count = int(missing.sum())
+    per_column = data[used].isna().sum()
+    detail = ", ".join(f"{name}: {int(k)}" for name, k in per_column.items() if k)
     warn_user(f"dropped {count} of {len(data)} rows with missing values in the "
-                  "columns the model uses", DataWarning)
+              f"columns the model uses (missing per column: {detail})", DataWarning)
     frame = data.loc[~missing, used]
     if frame.shape[0] == 0:
         raise DataError("no rows are left after dropping rows with missing values")
+    # as R's model.frame: levels seen only in the dropped rows are no levels at all
+    for name in used:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame = frame.assign(**{name: frame[name].cat.remove_unused_categories()})
     return frame
 
 
 def _response(frame: pd.DataFrame, name: str) -> np.ndarray:
-    column = frame[name]
+    if name in frame.columns:
+        column = frame[name]
+    else:  # an expression of columns, e.g. log(y)
+        try:
+            matrix = model_matrix("0 + " + _powers_in_identity(name), frame, na_action="ignore")
+        except FormulaicError as exc:
+            raise FormulaError(f"cannot evaluate the response {name!r}: "
+                               f"{formulaic_message(exc)[0]}") from None
+        except Exception as exc:  # noqa: BLE001 - the user's expression failed on the data
+            raise FormulaError(f"cannot evaluate the response {name!r}: "
+                               f"{type(exc).__name__}: {exc}") from None
+        if matrix.shape[1] != 1:
+            raise DataError(f"the response {name!r} must be one numeric column, but it "
+                            f"gives {matrix.shape[1]} columns ({', '.join(matrix.columns)})")
+        column = pd.Series(np.asarray(matrix, dtype=float)[:, 0], index=frame.index)
     if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        example = column.iloc[0]
+        example = example.item() if hasattr(example, "item") else example
         raise DataError(f"the response {name!r} must be numeric, but its dtype is "
-                        f"{column.dtype} (e.g. {column.iloc[0]!r}); convert it with "
+                        f"{column.dtype} (e.g. {example!r}); convert it with "
                         "pd.to_numeric or choose a numeric column")
-    return column.to_numpy(dtype=float)
+    y = column.to_numpy(dtype=float)
+    _finite(y[:, None], (name,), "the response")
+    return y
+
+
+def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> None:
+    """A response that the fixed effects fit exactly leaves no variance to estimate."""
+    if np.ptp(y) == 0:
+        raise DataError(f"the response {name!r} is constant (every value is {y[0]:g}); "
+                        "there is no variation to model")
+    if X.shape[1] == 0 or X.shape[1] >= len(y):
+        return
+    coef = np.linalg.lstsq(X, y, rcond=None)[0]
+    if np.linalg.norm(y - X @ coef) <= 1e-10 * np.linalg.norm(y):
+        raise DataError(f"the fixed effects fit the response {name!r} exactly (all residuals "
+                        "are zero): no variation is left for the random effects or the "
+                        "residual; check that the response is not also a predictor")
 
 
 def _fixed_matrix(fixed: str, frame: pd.DataFrame):
     """X, its R-style column names, and the record to rebuild it for new data."""
     encoding = fast_encoding(fixed, frame)
-    if encoding is not None:
+    if encoding is not None:  # data columns only: finite, as _drop_missing checked
         return encoding.matrix(frame), encoding.names, encoding
     try:
         matrix = model_matrix(fixed, frame, na_action="ignore")
     except FormulaicError as exc:
-        raise FormulaError(f"cannot build the fixed-effects part '{fixed}': {exc}") from None
+        raise FormulaError(f"cannot build the fixed-effects part '{fixed}': "
+                           f"{formulaic_message(exc)[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. a function of the data that fails
+        raise FormulaError(f"cannot evaluate the fixed-effects part '{fixed}': "
+                           f"{type(exc).__name__}: {exc}") from None
     names = r_column_names(matrix.columns)
-    return np.asarray(matrix, dtype=float), names, matrix.model_spec
+    values = np.asarray(matrix, dtype=float)
+    _finite(values, names, "the fixed-effects")
+    return values, names, matrix.model_spec
 
 
 _TREATMENT = re.compile(r"\[(?:T\.)?([^\]]*)\]")
@@ -210,6 +291,17 @@ def drop_aliased(X: np.ndarray, names: tuple[str, ...]):
     1e-7 ||x_j|| (the |R_jj| of a QR decomposition that pivots aliased columns to the end).
     A column of zeros is aliased too.
     """
+    keep = _independent_columns(X)
+    if keep.all():
+        return X, names, ()
+    dropped = tuple(n for n, k in zip(names, keep) if not k)
+    warn_user(f"fixed-effects model matrix is rank deficient: dropping aliased column(s) "
+                  f"{', '.join(dropped)}", DataWarning)
+    return X[:, keep], tuple(n for n, k in zip(names, keep) if k), dropped
+
+
+def _independent_columns(X: np.ndarray) -> np.ndarray:
+    """Mask of the columns that are not in the span of the (kept) columns before them."""
     norms = np.linalg.norm(X, axis=0)
     keep = np.zeros(X.shape[1], dtype=bool)
     basis = np.zeros((X.shape[0], 0))
@@ -221,12 +313,32 @@ def drop_aliased(X: np.ndarray, names: tuple[str, ...]):
         if norms[j] > 0 and distance > ALIAS_TOLERANCE * norms[j]:
             keep[j] = True
             basis = np.column_stack([basis, residual / distance])
-    if keep.all():
-        return X, names, ()
-    dropped = tuple(n for n, k in zip(names, keep) if not k)
-    warn_user(f"fixed-effects model matrix is rank deficient: dropping aliased column(s) "
-                  f"{', '.join(dropped)}", DataWarning)
-    return X[:, keep], tuple(n for n, k in zip(names, keep) if k), dropped
+    return keep
+
+
+def _check_random_collinearity(terms: list[TermDesign]) -> list[TermDesign]:
+    """Warn about random-effects columns that repeat (linear combinations of) the columns
+    before them on the same grouping factor, and record them on their term."""
+    out = list(terms)
+    for group in dict.fromkeys(t.group for t in terms):
+        members = [i for i, t in enumerate(terms) if t.group == group]
+        if len(members) == 1 and terms[members[0]].values.shape[1] == 1:
+            if np.any(terms[members[0]].values):
+                continue
+        keep = _independent_columns(np.column_stack([terms[i].values for i in members]))
+        start = 0
+        for i in members:
+            p = terms[i].values.shape[1]
+            aliased = tuple(c for c, k in zip(terms[i].columns, keep[start:start + p]) if not k)
+            start += p
+            if aliased:
+                out[i] = replace(terms[i], aliased=aliased)
+                warn_user(f"in the random-effects term ({terms[i].term.expr} | {group}), the "
+                          f"column(s) {', '.join(aliased)} are linear combinations of the "
+                          f"columns before them on {group!r}: their variances cannot be told "
+                          "apart (an over-parameterized, singular model); remove them from "
+                          "the term", DataWarning)
+    return out
 
 
 def _term_design(term: RandomTerm, frame: pd.DataFrame) -> TermDesign:
@@ -234,7 +346,7 @@ def _term_design(term: RandomTerm, frame: pd.DataFrame) -> TermDesign:
     n = frame.shape[0]
     if len(levels) < 2:
         raise DataError(f"the grouping factor {term.group!r} has a single level "
-                        f"({levels[0]!r}); a random effect needs at least two groups")
+                        f"({str(levels[0])!r}); a random effect needs at least two groups")
     if len(levels) >= n:
         raise DataError(f"the grouping factor {term.group!r} has {len(levels)} levels for {n} "
                         "observations; each level needs repeated observations (for one value "
@@ -243,31 +355,57 @@ def _term_design(term: RandomTerm, frame: pd.DataFrame) -> TermDesign:
         return TermDesign(term, ("(Intercept)",), np.ones((n, 1)), codes, levels, None)
     encoding = fast_encoding(term.expr, frame)
     if encoding is not None:
+        if not encoding.columns:
+            raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no "
+                               "columns; write (1 | g) for intercepts or (0 + x | g) for slopes")
         return TermDesign(term, encoding.names, encoding.matrix(frame), codes, levels, encoding)
     try:
         matrix = model_matrix(term.expr, frame, na_action="ignore")
     except FormulaicError as exc:
         raise FormulaError(f"cannot build the random-effects term ({term.expr} | {term.group}): "
-                           f"{exc}") from None
+                           f"{formulaic_message(exc)[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. a function of the data that fails
+        raise FormulaError(f"cannot evaluate the random-effects term ({term.expr} | "
+                           f"{term.group}): {type(exc).__name__}: {exc}") from None
     values = np.asarray(matrix, dtype=float)
     if values.shape[1] == 0:
         raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no columns")
-    return TermDesign(term, r_column_names(matrix.columns), values, codes, levels,
-                      matrix.model_spec)
+    names = r_column_names(matrix.columns)
+    _finite(values, names, f"the random-effects term ({term.expr} | {term.group})")
+    return TermDesign(term, names, values, codes, levels, matrix.model_spec)
 
 
 def grouping_codes(frame: pd.DataFrame, factors: tuple[str, ...]):
     """Codes (n,) and level labels of the interaction of ``factors``, in R's level order
     (each factor's levels sorted; the first factor varies slowest; unused combinations dropped)."""
-    combined = np.zeros(frame.shape[0], dtype=np.int64)
+    parts = [_factor_codes(frame[name]) for name in factors]
+    if len(parts) == 1:
+        codes, levels = parts[0]
+        present = np.bincount(codes, minlength=len(levels)) > 0
+        if present.all():
+            return np.asarray(codes, dtype=np.intp), levels
+        renumber = np.cumsum(present) - 1
+        return renumber[codes].astype(np.intp), levels[present]
+    sizes = [len(levels) for _, levels in parts]
+    if float(np.prod(np.array(sizes, dtype=float))) < 2.0 ** 62:
+        combined = np.zeros(frame.shape[0], dtype=np.int64)
+        for codes, levels in parts:
+            combined = combined * len(levels) + codes
+        used, codes = np.unique(combined, return_inverse=True)
+        digits = []
+        for size in reversed(sizes):  # decode the combinations present, never all of them
+            digits.append(used % size)
+            used = used // size
+        digits = digits[::-1]
+    else:  # too many combinations for one integer: sort the rows of codes instead
+        stacked = np.column_stack([codes for codes, _ in parts])
+        used, codes = np.unique(stacked, axis=0, return_inverse=True)
+        digits = [used[:, f] for f in range(len(parts))]
     labels = None
-    for name in factors:
-        codes, levels = _factor_codes(frame[name])
-        combined = combined * len(levels) + codes
-        labels = levels if labels is None else np.char.add(np.char.add(
-            np.repeat(labels, len(levels)), ":"), np.tile(levels, len(labels)))
-    used, codes = np.unique(combined, return_inverse=True)
-    return codes.astype(np.intp), labels[used]
+    for (_, levels), digit in zip(parts, digits):
+        names = levels[digit]
+        labels = names if labels is None else np.char.add(np.char.add(labels, ":"), names)
+    return np.asarray(codes).reshape(-1).astype(np.intp), labels
 
 
 def _factor_codes(column: pd.Series):

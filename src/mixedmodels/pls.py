@@ -113,6 +113,17 @@ class PLSSystem:
         other.A_xyxy[-1, -1] = y @ y
         return other
 
+    def with_fixed_transform(self, transform: np.ndarray) -> "PLSSystem":
+        """A copy whose [X y] is [X y] @ transform ((p + 1) x (p' + 1), last column the new
+        response): e.g. dropping a column of X and moving it, times a constant, into y.
+        Only the [X y] blocks of A change, by A -> T' A (T)."""
+        other = copy.copy(self)
+        other.A_xy = [transform.T @ a for a in self.A_xy]
+        other.A_xyxy = transform.T @ self.A_xyxy @ transform
+        other.p = transform.shape[1] - 1
+        other._x = self._x @ transform[:-1, :-1]
+        return other
+
     # -- per theta -----------------------------------------------------------------------------
     def factor(self, theta: np.ndarray) -> Factor:
         """The blocked Cholesky factor of Lambda' A Lambda + I (Z part) for this theta.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import scipy.stats
 
 from .condvar import spherical_condvar
 from .errors import FitWarning, warn_user
@@ -272,6 +273,46 @@ class LmmFit:
         from .inference import contrast_test
 
         return contrast_test(self, L, ddf, rhs)
+
+    @cached_property
+    def _profiler(self):
+        from .profile import Profiler
+
+        return Profiler(self)
+
+    def profile(self, level: float = 0.99, points: int = 12) -> pd.DataFrame:
+        """Profile zeta traces (columns parameter, value, zeta) for every parameter, spanning
+        each one's profile interval at ``level``."""
+        profiler = self._profiler
+        return pd.concat([profiler.trace(name, level, points) for name in profiler.names],
+                         ignore_index=True)
+
+    def confint(self, method: str = "profile", level: float = 0.95, **bootstrap_options):
+        """Confidence intervals, rows named as lme4's ``confint(oldNames = FALSE)``.
+
+        Args:
+            method: "profile" (likelihood profile), "wald" (fixed effects only: estimate
+                +/- z se; variance parameters NaN, as lme4) or "bootstrap" (parametric
+                bootstrap percentiles; options such as n=, seed= go to ``bootstrap``).
+            level: confidence level.
+        """
+        from .profile import parameter_names
+
+        names = parameter_names(self)
+        if method == "profile":
+            rows = [self._profiler.interval(name, level) for name in names]
+        elif method == "wald":
+            z = scipy.stats.norm.ppf(0.5 + level / 2)
+            nvar = len(names) - len(self.beta)
+            rows = [(np.nan, np.nan)] * nvar + [
+                (b - z * s, b + z * s) for b, s in zip(self.beta, self.stderr)]
+        elif method == "bootstrap":
+            return self.bootstrap(level=level, **bootstrap_options).intervals
+        else:
+            raise ValueError(f"unknown method {method!r}; choose 'profile', 'wald' or "
+                             "'bootstrap'")
+        return pd.DataFrame(rows, index=pd.Index(names, name="parameter"),
+                            columns=["lower", "upper"])
 
     # -- display -------------------------------------------------------------------------------
     def summary(self):

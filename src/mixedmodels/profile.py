@@ -1,0 +1,291 @@
+"""Profile likelihood: zeta traces and confidence intervals (as lme4's ``profile``/``confint``).
+
+Parameters are named as lme4's ``oldNames = FALSE``: ``sd_<column>|<group>``,
+``cor_<column2>.<column1>|<group>``, ``sigma``, then the fixed effects. For a parameter psi_j
+fixed at v, the deviance is minimized over all other parameters, and
+
+    zeta(v) = sign(v - psi_j-hat) sqrt(dev(v) - dev(psi-hat)).
+
+The interval at level 1 - alpha is where zeta = -/+ z_{1 - alpha/2}, found by root finding on
+zeta (not by interpolating a grid). A standard deviation whose zeta stays above -z down to 0 gets
+the lower bound 0; a correlation whose zeta does not reach z before +/-1 gets that bound.
+
+Variance parameters are profiled on the fit's own criterion (REML or ML). Fixed effects are
+profiled on the ML deviance; for a REML fit the model is refitted by ML for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nlopt
+import numpy as np
+import pandas as pd
+import scipy.optimize
+import scipy.stats
+
+__all__ = ["Profiler", "parameter_names"]
+
+
+def parameter_names(fit) -> list[str]:
+    """lme4's names: per term, sds and correlations in theta's (column-major) order."""
+    names = []
+    for term in fit.model.structure.terms:
+        for b in range(term.p):
+            for a in range(b, term.p):
+                if a == b:
+                    names.append(f"sd_{term.columns[a]}|{term.group}")
+                else:
+                    names.append(f"cor_{term.columns[a]}.{term.columns[b]}|{term.group}")
+    return names + ["sigma"] + list(fit.x_names)
+
+
+@dataclass
+class _VarianceSpace:
+    """psi = (sds and correlations per term, sigma) <-> (theta, sigma)."""
+
+    structure: object
+
+    def to_theta(self, psi: np.ndarray) -> np.ndarray:
+        sigma = psi[-1]
+        theta = np.empty(self.structure.ntheta)
+        for term in self.structure.terms:
+            values = psi[term.theta]
+            p = term.p
+            cov = np.zeros((p, p))
+            rows, cols = _lower_indices(p)
+            cov[rows, cols] = values
+            sds = np.diag(cov).copy()
+            corr = np.where(rows == cols, 1.0, values)
+            full = np.zeros((p, p))
+            full[rows, cols] = corr
+            full = full + full.T - np.eye(p)
+            covariance = full * np.outer(sds, sds) / sigma ** 2
+            theta[term.theta] = _psd_cholesky(covariance)[rows, cols]
+        return theta
+
+    def from_theta(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        psi = np.empty(self.structure.ntheta + 1)
+        for term in self.structure.terms:
+            rows, cols = _lower_indices(term.p)
+            lam = np.zeros((term.p, term.p))
+            lam[rows, cols] = theta[term.theta]
+            cov = sigma ** 2 * lam @ lam.T
+            sds = np.sqrt(np.diag(cov))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                corr = cov / np.outer(sds, sds)
+            values = np.where(rows == cols, sds[rows], np.nan_to_num(corr[rows, cols]))
+            psi[term.theta] = values
+        psi[-1] = sigma
+        return psi
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lower = np.full(self.structure.ntheta + 1, -1.0)
+        upper = np.full(self.structure.ntheta + 1, 1.0)
+        for term in self.structure.terms:
+            rows, cols = _lower_indices(term.p)
+            diagonal = term.theta.start + np.flatnonzero(rows == cols)
+            lower[diagonal], upper[diagonal] = 0.0, np.inf
+        lower[-1], upper[-1] = 0.0, np.inf
+        return lower, upper
+
+
+def _lower_indices(p: int):
+    """Row and column of each lower-triangle entry, column-major (theta's order)."""
+    rows, cols = np.tril_indices(p)
+    order = np.lexsort((rows, cols))
+    return rows[order], cols[order]
+
+
+def _psd_cholesky(matrix: np.ndarray) -> np.ndarray:
+    """Lower factor L with L L' = matrix, allowing zero pivots (semi-definite matrices)."""
+    p = matrix.shape[0]
+    factor = np.zeros_like(matrix)
+    for j in range(p):
+        pivot = matrix[j, j] - factor[j, :j] @ factor[j, :j]
+        if pivot <= 1e-14 * max(matrix[j, j], 1e-300):
+            continue
+        factor[j, j] = np.sqrt(pivot)
+        factor[j + 1:, j] = (matrix[j + 1:, j] - factor[j + 1:, :j] @ factor[j, :j]) / factor[j, j]
+    return factor
+
+
+class Profiler:
+    """Profiles of one fit; each parameter's zeta function and interval are computed on demand."""
+
+    def __init__(self, fit):
+        self.fit = fit
+        self.names = parameter_names(fit)
+        self.space = _VarianceSpace(fit.model.structure)
+        self.system = fit.model.system
+        self.psi_hat = self.space.from_theta(fit.theta, fit.sigma)
+        self.dev_hat = self._variance_deviance(self.psi_hat)
+        self._ml_fit = fit if not fit.reml else fit.model.with_reml(False).fit()
+
+    # -- deviance with one parameter fixed -------------------------------------------------------
+    def _variance_deviance(self, psi: np.ndarray) -> float:
+        if psi[-1] <= 0:
+            return np.inf
+        return self.system.deviance(self.space.to_theta(psi), psi[-1], self.fit.reml)
+
+    def _profiled_variance(self, j: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+        """min over psi with psi_j = value."""
+        free = [i for i in range(len(start)) if i != j]
+        lower, upper = self.space.bounds()
+        x0 = np.clip(start[free], lower[free], upper[free])
+
+        def objective(x, grad):
+            psi = start.copy()
+            psi[free], psi[j] = x, value
+            value_ = self._variance_deviance(psi)
+            return value_ if np.isfinite(value_) else 1e300
+
+        results = []
+        for initial in (x0, np.clip(self.psi_hat[free], lower[free], upper[free])):
+            best = _bobyqa(objective, initial, lower[free], upper[free])
+            psi = start.copy()
+            psi[free], psi[j] = best, value
+            results.append((self._variance_deviance(psi), psi))
+        return min(results, key=lambda pair: pair[0])
+
+    def _profiled_sigma(self, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+        """min over theta with sigma = value: a box-constrained problem in theta (the psi
+        space has the awkward |cor| <= 1 bounds, on which the inner fit can stall)."""
+        lower = self.fit.model.structure.lower_bounds()
+        upper = np.full(len(lower), np.inf)
+        results = []
+        for initial in (self.space.to_theta(start), self.fit.theta):
+            theta = _bobyqa(lambda x, g: _finite(self.system.deviance(x, value, self.fit.reml)),
+                            initial, lower, upper)
+            results.append((self.system.deviance(theta, value, self.fit.reml),
+                            self.space.from_theta(theta, value)))
+        return min(results, key=lambda pair: pair[0])
+
+    def _profiled_fixed(self, j: int, value: float, theta0: np.ndarray) -> tuple[float, np.ndarray]:
+        """ML deviance minimized over theta (beta and sigma profiled) with beta_j = value."""
+        p = len(self.fit.beta)
+        transform = np.zeros((p + 1, p))
+        keep = [i for i in range(p) if i != j]
+        transform[keep, np.arange(p - 1)] = 1.0
+        transform[j, -1] = -value
+        transform[p, -1] = 1.0
+        system = self.system.with_fixed_transform(transform)
+        lower = self.fit.model.structure.lower_bounds()
+        theta = _bobyqa(lambda x, g: _finite(system.objective(x, False)), theta0, lower,
+                        np.full(len(theta0), np.inf))
+        return system.objective(theta, False), theta
+
+    # -- zeta and intervals ---------------------------------------------------------------------
+    def zeta_function(self, name: str):
+        """zeta(v) for one parameter. Each inner fit starts from the optimum found at the
+        nearest value already evaluated (and, for variance parameters, also from the fit's
+        optimum), so that zeta does not depend on the order of evaluation."""
+        j = self.names.index(name)
+        nvar = len(self.psi_hat)
+        if j < nvar:
+            center, dev_min = self.psi_hat[j], self.dev_hat
+            inner = self._profiled_sigma if j == nvar - 1 else (
+                lambda v, start: self._profiled_variance(j, v, start))
+            optima = {center: self.psi_hat.copy()}
+        else:
+            k = j - nvar
+            ml = self._ml_fit
+            center, dev_min, inner = ml.beta[k], ml.objective, (
+                lambda v, start: self._profiled_fixed(k, v, start))
+            optima = {center: ml.theta.copy()}
+        cache: dict[float, float] = {}
+
+        def zeta(v):
+            if v not in cache:
+                nearest = min(optima, key=lambda u: abs(u - v))
+                dev, optima[v] = inner(v, optima[nearest])
+                cache[v] = np.sign(v - center) * np.sqrt(max(dev - dev_min, 0.0))
+            return cache[v]
+
+        return zeta, center
+
+    def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
+        z = scipy.stats.norm.ppf(0.5 + level / 2)
+        zeta, center = self.zeta_function(name)
+        lower_bound, upper_bound = self._bounds(name)
+        scale = self._scale(name, center)
+        return (_endpoint(zeta, center, -z, scale, lower_bound),
+                _endpoint(zeta, center, z, scale, upper_bound))
+
+    def _bounds(self, name: str) -> tuple[float, float]:
+        if name.startswith("sd_") or name == "sigma":
+            return 0.0, np.inf
+        if name.startswith("cor_"):
+            return -1.0, 1.0
+        return -np.inf, np.inf
+
+    def _scale(self, name: str, center: float) -> float:
+        if name.startswith("cor_"):
+            return 0.25
+        if name in self.fit.x_names:
+            return 2.0 * float(self.fit.stderr[name])
+        return 0.5 * abs(center) if center > 0 else 0.5 * self.fit.sigma
+
+    def trace(self, name: str, level: float = 0.99, points: int = 12) -> pd.DataFrame:
+        """zeta on a grid spanning the profile interval at ``level``."""
+        low, high = self.interval(name, level)
+        zeta, center = self.zeta_function(name)
+        values = np.unique(np.concatenate([np.linspace(low, center, points // 2 + 1),
+                                           np.linspace(center, high, points // 2 + 1)]))
+        return pd.DataFrame({"parameter": name, "value": values,
+                             "zeta": [zeta(v) for v in values]})
+
+
+def _endpoint(zeta, center: float, target: float, scale: float, bound: float) -> float:
+    """v on the side of ``target`` with zeta(v) = target, or ``bound`` if zeta never gets there."""
+    direction = np.sign(target)
+    previous = center
+    step = scale
+    for _ in range(60):
+        candidate = center + direction * step
+        if (direction < 0 and candidate <= bound) or (direction > 0 and candidate >= bound):
+            if abs(zeta(bound)) < abs(target):
+                return float(bound)
+            candidate = bound
+        if abs(zeta(candidate)) >= abs(target):
+            return float(scipy.optimize.brentq(lambda v: zeta(v) - target,
+                                               min(previous, candidate),
+                                               max(previous, candidate), xtol=1e-10))
+        previous = candidate
+        step *= 1.6
+    return float("nan")
+
+
+def _bobyqa(objective, x0, lower, upper) -> np.ndarray:
+    """Minimize with BOBYQA; the best point seen is kept if NLopt stops on round-off."""
+    x0 = np.asarray(x0, dtype=float)
+    if len(x0) == 0:
+        return x0
+    best = {"value": np.inf, "x": x0.copy()}
+
+    def tracked(x, grad):
+        value = objective(x, grad)
+        if value < best["value"]:
+            best["value"], best["x"] = value, x.copy()
+        return value
+
+    opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
+    opt.set_min_objective(tracked)
+    opt.set_lower_bounds(lower)
+    opt.set_upper_bounds(upper)
+    opt.set_ftol_abs(1e-10)
+    opt.set_ftol_rel(1e-12)
+    opt.set_xtol_abs(1e-10)
+    opt.set_maxeval(5000)
+    step = np.maximum(np.abs(x0) * 0.1, 0.05)
+    step = np.minimum(step, np.where(np.isfinite(upper - lower), (upper - lower) / 4, step))
+    opt.set_initial_step(np.maximum(step, 1e-4))
+    try:
+        opt.optimize(np.clip(x0, lower, upper))
+    except nlopt.RoundoffLimited:
+        pass
+    return best["x"]
+
+
+def _finite(value: float) -> float:
+    return value if np.isfinite(value) else 1e300

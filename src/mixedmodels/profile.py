@@ -128,7 +128,8 @@ class Profiler:
             return np.inf
         return self.system.deviance(self.space.to_theta(psi), psi[-1], self.fit.reml)
 
-    def _profiled_variance(self, j: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+    def _profiled_variance(self, j: int, value: float,
+                           start: np.ndarray) -> tuple[float, np.ndarray]:
         """min over psi with psi_j = value."""
         free = [i for i in range(len(start)) if i != j]
         lower, upper = self.space.bounds()

@@ -6,12 +6,13 @@
 
 from . import datasets
 from .errors import DataError, DataWarning, FitWarning, FormulaError
+from .lrt import anova
 from .model import LinearMixedModel, lmer
 from .optimize import OptSettings, OptSummary
 from .result import LmmFit
 
 __all__ = [
-    "lmer", "LinearMixedModel", "LmmFit", "OptSettings", "OptSummary", "datasets",
+    "lmer", "anova", "LinearMixedModel", "LmmFit", "OptSettings", "OptSummary", "datasets",
     "FormulaError", "DataError", "DataWarning", "FitWarning",
 ]
 __version__ = "0.1.0"

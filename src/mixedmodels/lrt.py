@@ -1,0 +1,208 @@
+"""Likelihood-ratio tests between nested models, as lme4's ``anova(m0, m1, ...)``.
+
+    >>> import mixedmodels as mm
+    >>> data = mm.datasets.load("sleepstudy")
+    >>> m0 = mm.lmer("Reaction ~ Days + (1 | Subject)", data, reml=False)
+    >>> m1 = mm.lmer("Reaction ~ Days + (Days | Subject)", data, reml=False)
+    >>> print(mm.anova(m0, m1).to_string(float_format="{:.6g}".format))
+                                        npar     AIC     BIC   logLik  deviance   Chisq  Df           p
+    Reaction ~ Days + (1 | Subject)        4 1802.08 1814.85 -897.039   1794.08     NaN NaN         NaN
+    Reaction ~ Days + (Days | Subject)     6 1763.94  1783.1  -875.97   1751.94 42.1393   2 7.07241e-10
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import chdtrc
+
+from .errors import FitWarning, warn_user
+from .result import LmmFit
+
+__all__ = ["anova"]
+
+COLUMNS = ("npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "p")
+REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
+_SPAN_TOLERANCE = 1e-8  # relative residual of a column projected on the larger model's columns
+
+
+def anova(*fits: LmmFit, refit: bool = True,
+          names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Likelihood-ratio tests between nested models fitted to the same data (lme4's
+    ``anova(m0, m1, ...)``).
+
+    Args:
+        *fits: two or more ``LmmFit``, in any order: the rows are sorted by the number of
+            parameters.
+        refit: as lme4, refit REML fits by maximum likelihood (``model.with_reml(False)``), with
+            a ``FitWarning`` saying so; the likelihood-ratio test of models that differ in their
+            fixed effects is only valid on the ML likelihood. With ``refit=False``, REML fits
+            are compared by their REML criterion, which is only allowed when all models have
+            the same fixed effects (and all are REML fits).
+        names: row labels, one per fit in argument order. By default the formulas, or
+            ``model 1``, ``model 2``, ... (argument order) when two formulas coincide.
+
+    Returns:
+        A DataFrame with one row per model, sorted by ``npar`` and indexed by the labels, with
+        columns ``npar, AIC, BIC, logLik, deviance, Chisq, Df, p`` as lme4's printout (``p`` is
+        lme4's ``Pr(>Chisq)``). ``deviance`` is -2 logLik; ``Chisq`` is the deviance decrease
+        from the row above (0 if the deviance increased, as in lme4), ``Df`` the increase in
+        parameters and ``p`` the upper tail of the chi-square distribution; they are NaN in
+        the first row. ``df.attrs`` holds ``criterion`` ("ML" or "REML") and ``refitted`` (the
+        labels of the models refitted by ML).
+
+    Raises:
+        ValueError: fewer than two models; models fitted to different data (different number
+            of observations or response values); models that are visibly not nested: equal
+            numbers of parameters, fixed-effect columns of the smaller model outside the span
+            of the larger's, a grouping factor of the smaller model missing from the larger
+            (grouping factors are matched by the partition of the observations they define, so
+            ``(1 | a:b)`` matches ``(1 | b:a)``), or random-effect columns of the smaller model
+            outside the span of the larger's on that factor; REML fits with ``refit=False``
+            whose fixed effects differ or that are mixed with ML fits.
+
+    These checks catch models that are obviously not nested; that the smaller model is
+    really a special case of the larger one (the hypothesis tested is that the extra
+    parameters are zero or take their boundary values) is, as in lme4, the user's
+    responsibility. Note also that a null hypothesis on the boundary (a variance equal to 0)
+    makes the chi-square p-value conservative.
+    """
+    fits = tuple(fits)
+    if len(fits) < 2:
+        raise ValueError("anova() compares two or more fitted models; got "
+                         f"{len(fits)}")
+    for i, fit in enumerate(fits):
+        if not isinstance(fit, LmmFit):
+            raise TypeError(f"argument {i + 1} of anova() is {type(fit).__name__!r}, "
+                            "not a fitted model (LmmFit)")
+    labels = _labels(fits, names)
+
+    _check_same_data(fits, labels)
+    # lme4 orders by the number of parameters (a stable sort: ties keep the argument order)
+    order = sorted(range(len(fits)), key=lambda i: fits[i].npar)
+    for small, large in zip(order, order[1:]):
+        _check_nested(fits[small], fits[large], labels[small], labels[large])
+
+    reml = [fit.reml for fit in fits]
+    refitted: list[str] = []
+    if any(reml):
+        if refit:
+            warn_user(REFIT_MESSAGE, FitWarning)
+            fits = tuple(fit.model.with_reml(False).fit(fit.optsummary.settings)
+                         if fit.reml else fit for fit in fits)
+            refitted = [labels[i] for i in order if reml[i]]
+        else:
+            _check_reml_comparable(fits, labels)
+    criterion = "REML" if any(fit.reml for fit in fits) else "ML"
+
+    ordered = [fits[i] for i in order]
+    npar = np.array([fit.npar for fit in ordered])
+    loglik = np.array([fit.loglik for fit in ordered])
+    nobs = ordered[0].nobs
+    deviance = -2.0 * loglik
+    chisq = np.concatenate([[np.nan], 2.0 * np.maximum(0.0, np.diff(loglik))])
+    df = np.concatenate([[np.nan], np.diff(npar).astype(float)])
+    p = np.full(len(ordered), np.nan)
+    p[1:] = chdtrc(df[1:], chisq[1:])  # the chi-square upper tail, scipy.stats.chi2.sf
+    table = pd.DataFrame({
+        "npar": npar, "AIC": deviance + 2.0 * npar, "BIC": deviance + np.log(nobs) * npar,
+        "logLik": loglik, "deviance": deviance, "Chisq": chisq, "Df": df, "p": p,
+    }, index=pd.Index([labels[i] for i in order]), columns=list(COLUMNS))
+    table.attrs["criterion"] = criterion
+    table.attrs["refitted"] = refitted
+    return table
+
+
+def _labels(fits: tuple[LmmFit, ...], names: Sequence[str] | None) -> list[str]:
+    if names is not None:
+        labels = [str(name) for name in names]
+        if len(labels) != len(fits):
+            raise ValueError(f"{len(labels)} names given for {len(fits)} models")
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"the model names must be distinct; got {labels}")
+        return labels
+    labels = [fit.formula for fit in fits]
+    if len(set(labels)) != len(labels):
+        return [f"model {i + 1}" for i in range(len(fits))]
+    return labels
+
+
+def _check_same_data(fits: tuple[LmmFit, ...], labels: list[str]) -> None:
+    first = fits[0]
+    for fit, label in zip(fits[1:], labels[1:]):
+        if fit.nobs != first.nobs:
+            raise ValueError(
+                f"models were not all fitted to the same data: {labels[0]!r} has "
+                f"{first.nobs} observations, {label!r} has {fit.nobs} (check for rows "
+                "dropped for missing values in columns only one model uses)")
+        if not np.array_equal(fit.model.design.y, first.model.design.y):
+            raise ValueError(
+                f"models were not all fitted to the same data: the response values of "
+                f"{labels[0]!r} and {label!r} differ")
+
+
+def _in_span(columns: np.ndarray, basis: np.ndarray) -> bool:
+    """Whether every column of ``columns`` is (numerically) a linear combination of ``basis``."""
+    if columns.shape[1] == 0:
+        return True
+    if basis.shape[1] == 0:
+        return not np.any(columns)
+    coef = np.linalg.lstsq(basis, columns, rcond=None)[0]
+    residual = np.linalg.norm(columns - basis @ coef, axis=0)
+    scale = np.maximum(np.linalg.norm(columns, axis=0), np.finfo(float).tiny)
+    return bool(np.all(residual <= _SPAN_TOLERANCE * scale))
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two level codings group the observations identically."""
+    pairs = np.unique(np.column_stack([a, b]), axis=0)
+    return len(pairs) == len(np.unique(a)) == len(np.unique(b))
+
+
+def _check_nested(small: LmmFit, large: LmmFit, small_label: str, large_label: str) -> None:
+    """Refuse pairs that are visibly not nested (the smaller model has fewer parameters)."""
+    what = f"{small_label!r} is not nested in {large_label!r}"
+    if small.npar == large.npar:
+        raise ValueError(f"models {small_label!r} and {large_label!r} have the same number "
+                         f"of parameters ({small.npar}): they are not nested, and a "
+                         "likelihood-ratio test between them has no degrees of freedom")
+    if not _in_span(small.model.design.X, large.model.design.X):
+        extra = [n for n in small.x_names if n not in large.x_names]
+        detail = (f"fixed effect(s) {', '.join(extra)} are not in the larger model" if extra
+                  else "its fixed-effect columns are not combinations of the larger model's")
+        raise ValueError(f"{what}: {detail}")
+    large_blocks = large.model.structure.blocks
+    for block in small.model.structure.blocks:
+        matches = [b for b in large_blocks if b.group == block.group
+                   and np.array_equal(b.codes, block.codes)]
+        matches = matches or [b for b in large_blocks if _same_partition(b.codes, block.codes)]
+        if not matches:
+            raise ValueError(f"{what}: the grouping factor {block.group!r} is not in the "
+                             "larger model")
+        basis = np.column_stack([b.values for b in matches])
+        if not _in_span(block.values, basis):
+            raise ValueError(
+                f"{what}: the random effects ({', '.join(block.columns)} | {block.group}) are "
+                f"not combinations of the larger model's on {block.group!r} "
+                f"({', '.join(c for b in matches for c in b.columns)})")
+
+
+def _check_reml_comparable(fits: tuple[LmmFit, ...], labels: list[str]) -> None:
+    """refit=False: REML criteria are comparable only between models with the same fixed
+    effects, and never with ML deviances."""
+    reml = [fit.reml for fit in fits]
+    if not all(reml):
+        mixed = ", ".join(repr(label) for label, r in zip(labels, reml) if r)
+        raise ValueError(f"some models were fitted by REML ({mixed}), some by ML: their "
+                         "criteria are not comparable; use refit=True to refit by ML")
+    first = fits[0]
+    for fit, label in zip(fits[1:], labels[1:]):
+        same = (fit.x_names == first.x_names
+                and np.allclose(fit.model.design.X, first.model.design.X, rtol=1e-12, atol=0))
+        if not same:
+            raise ValueError(
+                f"REML criteria of models with different fixed effects are not comparable "
+                f"({labels[0]!r} has {', '.join(first.x_names)}; {label!r} has "
+                f"{', '.join(fit.x_names)}); use refit=True to compare them by ML")

@@ -1,0 +1,67 @@
+"""Shared test helpers: the lme4 reference fits (tests/reference/*.json) and our fits of them.
+
+Each reference file written by ``tests/reference/lme4_reference.R`` holds one model: ``data``
+(the CSV's name), ``formula``, and per method (``"REML"``, ``"ML"``) lme4's results. Other
+JSON files in that folder (likelihood-ratio tables, contrasts...) have other layouts and are
+skipped here.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+import mixedmodels as mm
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+METHODS = ("REML", "ML")
+
+
+def load_reference(model_id: str) -> dict:
+    """The lme4 reference record of one model, e.g. ``load_reference("sleepstudy_corr")``."""
+    with open(REFERENCE_DIR / f"{model_id}.json", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def reference_ids() -> list[str]:
+    """The ids of the single-model reference files (those with a formula and REML/ML fits)."""
+    ids = []
+    for path in sorted(REFERENCE_DIR.glob("*.json")):
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        if isinstance(record, dict) and {"data", "formula", "REML", "ML"} <= set(record):
+            ids.append(path.stem)
+    return ids
+
+
+def dataset_for(record: dict):
+    """The bundled data set a reference record was fitted to ("sleepstudy.csv" -> sleepstudy)."""
+    return mm.datasets.load(Path(record["data"]).stem.lower())
+
+
+def fit_reference(record: dict, method: str):
+    """Our fit of a reference model; warnings (singular fits) are expected and silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(record["formula"], dataset_for(record), reml=(method == "REML"))
+
+
+@pytest.fixture(scope="session")
+def reference_loader():
+    """``load_reference`` as a fixture, for tests that cannot import conftest."""
+    return load_reference
+
+
+@pytest.fixture(scope="session")
+def reference_fits() -> dict:
+    """{(model_id, method): (whole record, lme4's results for that method, our LmmFit)},
+    every model fitted once per session."""
+    fits = {}
+    for model_id in reference_ids():
+        record = load_reference(model_id)
+        for method in METHODS:
+            fits[model_id, method] = (record, record[method], fit_reference(record, method))
+    return fits

@@ -109,7 +109,8 @@ def run_in_child(name: str, csv: str, repeats: int, timeout: float, mem_gb: floa
         if not r["converged"]:
             notes.append(f"{name} reported non-convergence.")
         return
-    rows[name] = dict(t=None, crit=None, evals=None, sds=None)
+    rows[name] = dict(t=None, crit=None, evals=None, sds=None,
+                      t_min=timeout if child["timed_out"] else None)
     if child["timed_out"]:
         why = f"did not finish within {timeout:.0f} s (killed)"
     else:
@@ -215,7 +216,9 @@ def main(argv=None) -> int:
     table = []
     for name, r in rows.items():
         table.append([
-            name, bc.fmt_s(r["t"], 3), bc.fmt_ratio(r["t"], ours["t"]),
+            name, f"> {r['t_min']:.0f} (timeout)" if r.get("t_min") else bc.fmt_s(r["t"], 3),
+            f"> {r['t_min'] / ours['t']:.0f}" if r.get("t_min") and ours["t"]
+            else bc.fmt_ratio(r["t"], ours["t"]),
             "n/a" if r["crit"] is None else f"{r['crit']:.6f}",
             "n/a" if r["crit"] is None or ours["crit"] is None else f"{r['crit'] - ours['crit']:+.2e}",
             "n/a" if r["evals"] is None else r["evals"],
@@ -224,7 +227,7 @@ def main(argv=None) -> int:
     if "lme4" in rows and rows["lme4"]["t"] and ours["t"]:
         print(f"\nlme4 / mixedmodels = {rows['lme4']['t'] / ours['t']:.2f}", end="")
     if "lme-python" in rows and rows["lme-python"]["t"] and ours["t"]:
-        print(f"; mixedmodels / lme-python = {ours['t'] / rows['lme-python']['t']:.2f}", end="")
+        print(f"; mixedmodels / lme-python = {ours['t'] / rows['lme-python']['t']:.3f}", end="")
     print()
     for n in notes:
         print(f"\n- {n}")

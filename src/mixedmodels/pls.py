@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from scipy.linalg.lapack import dpotrf as _potrf
 
 from .blocks import BlockDiagonal, BlockSparse, cholesky, log_diagonal_sum, rank_update, rdiv
 from .terms import ReStructure
@@ -29,6 +30,7 @@ __all__ = ["PLSSystem", "Factor"]
 
 CHUNK_ROWS = 250_000
 DENSE_LIMIT = 40_000  # off-diagonal blocks with fewer entries are stored dense: faster kernels
+SMALL_SYSTEM = 50  # q + p + 1 up to this: one dense Cholesky per theta beats the block loop
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class PLSSystem:
         self.A_off = {(i, j): self._offdiagonal_block(m, i, j) for (i, j), m in offdiag.items()}
         self.A_xy = xy_rows
         self.A_xyxy = xy_xy
+        size = sum(b.q for b in self.blocks) + xy.shape[1]
+        self._small = _SmallSystem(self) if size <= SMALL_SYSTEM else None
 
     def _offdiagonal_block(self, product, i: int, j: int):
         """Z_i'Z_j as stored: block-sparse below the first block when large, else dense."""
@@ -111,6 +115,7 @@ class PLSSystem:
         x = self._x
         other.A_xyxy[-1, :-1] = other.A_xyxy[:-1, -1] = x.T @ y
         other.A_xyxy[-1, -1] = y @ y
+        other._small = _SmallSystem(other) if self._small is not None else None
         return other
 
     def with_fixed_transform(self, transform: np.ndarray) -> "PLSSystem":
@@ -122,6 +127,7 @@ class PLSSystem:
         other.A_xyxy = transform.T @ self.A_xyxy @ transform
         other.p = transform.shape[1] - 1
         other._x = self._x @ transform[:-1, :-1]
+        other._small = _SmallSystem(other) if self._small is not None else None
         return other
 
     # -- per theta -----------------------------------------------------------------------------
@@ -184,6 +190,8 @@ class PLSSystem:
     # -- the criterion -------------------------------------------------------------------------
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """REML criterion or -2 log-likelihood at theta (the profiled deviance)."""
+        if self._small is not None:
+            return self._small.objective(theta, reml)
         try:
             factor = self.factor(theta)
         except np.linalg.LinAlgError:
@@ -233,6 +241,57 @@ class PLSSystem:
                 rhs = rhs - _transpose_times(L[i][j], v[i])
             v[j] = _solve_upper(L[j][j], rhs)
         return beta, v
+
+
+class _SmallSystem:
+    """The whole of A as one dense matrix, for models so small that one LAPACK Cholesky of
+    T' A T + diag(I, 0) (T = blockdiag(Lambda, I)) costs less than the block loop's calls.
+    Used for the objective only; it equals the blocked computation to rounding."""
+
+    def __init__(self, system: "PLSSystem"):
+        blocks = system.blocks
+        starts = np.cumsum([0] + [b.q for b in blocks])
+        q = int(starts[-1])
+        size = q + system.A_xyxy.shape[0]
+        full = np.zeros((size, size))
+        for i, block in enumerate(blocks):
+            levels, p = block.nlevels, block.p
+            within = starts[i] + np.arange(levels)[:, None, None] * p
+            rows_ = within + np.arange(p)[None, :, None]
+            cols_ = within + np.arange(p)[None, None, :]
+            full[rows_, cols_] = system.A_diag[i]
+            for j in range(i):
+                stored = system.A_off[i, j]
+                dense = stored.toarray() if isinstance(stored, BlockSparse) else stored
+                full[starts[i]:starts[i + 1], starts[j]:starts[j + 1]] = dense
+            full[q:, starts[i]:starts[i + 1]] = system.A_xy[i]
+        full[q:, q:] = system.A_xyxy
+        self.full = np.tril(full) + np.tril(full, -1).T
+        rows, cols, index = [], [], []
+        for i, block in enumerate(blocks):
+            offsets = starts[i] + np.arange(block.nlevels)[:, None] * block.p
+            rows.append((offsets + block.lam_rows).ravel())
+            cols.append((offsets + block.lam_cols).ravel())
+            index.append(np.tile(block.theta_index, block.nlevels))
+        self.rows, self.cols = np.concatenate(rows), np.concatenate(cols)
+        self.index = np.concatenate(index)
+        self.q, self.size, self.n, self.p = q, size, system.n, system.p
+        self.diagonal = np.arange(q)
+        self.identity = np.eye(size)
+
+    def objective(self, theta: np.ndarray, reml: bool) -> float:
+        transform = self.identity.copy()
+        transform[self.rows, self.cols] = theta[self.index]
+        scaled = transform.T @ self.full @ transform
+        scaled[self.diagonal, self.diagonal] += 1.0
+        factor, info = _potrf(scaled, lower=1)
+        if info != 0:
+            return np.inf
+        logs = np.log(np.diagonal(factor)[:-1])
+        r2 = factor[-1, -1] ** 2
+        logdet = 2.0 * (logs.sum() if reml else logs[: self.q].sum())
+        dof = self.n - self.p if reml else self.n
+        return float(logdet + dof * (1.0 + np.log(2 * np.pi * r2 / dof)))
 
 
 def _scale_blocks(blocks: np.ndarray, lam: np.ndarray) -> np.ndarray:

@@ -276,20 +276,19 @@ class _SmallSystem:
         self.rows, self.cols = np.concatenate(rows), np.concatenate(cols)
         self.index = np.concatenate(index)
         self.q, self.size, self.n, self.p = q, size, system.n, system.p
-        self.diagonal = np.arange(q)
-        self.identity = np.eye(size)
+        self.diagonal = np.arange(q) * (size + 1)  # flat positions of the Z part's diagonal
+        self.transform = np.eye(size)  # its Lambda entries are overwritten for every theta
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
-        transform = self.identity.copy()
-        transform[self.rows, self.cols] = theta[self.index]
-        scaled = transform.T @ self.full @ transform
-        scaled[self.diagonal, self.diagonal] += 1.0
-        factor, info = _potrf(scaled, lower=1)
+        self.transform[self.rows, self.cols] = theta[self.index]
+        scaled = self.transform.T @ (self.full @ self.transform)
+        scaled.ravel()[self.diagonal] += 1.0
+        factor, info = _potrf(scaled, lower=1, overwrite_a=1)
         if info != 0:
             return np.inf
-        logs = np.log(np.diagonal(factor)[:-1])
-        r2 = factor[-1, -1] ** 2
-        logdet = 2.0 * (logs.sum() if reml else logs[: self.q].sum())
+        diagonal = np.diagonal(factor)
+        r2 = diagonal[-1] ** 2
+        logdet = 2.0 * np.log(diagonal[: -1 if reml else self.q]).sum()
         dof = self.n - self.p if reml else self.n
         return float(logdet + dof * (1.0 + np.log(2 * np.pi * r2 / dof)))
 

@@ -1,0 +1,315 @@
+"""Parametric bootstrap (as lme4's ``bootMer`` and ``confint(method = "boot")``).
+
+Each replicate simulates a response from the fitted model (new random effects and errors, see
+``simulate``), refits the same design to it with ``model.with_response(y*).fit()`` and records
+the parameters named as lme4's ``confint(oldNames = FALSE)``: per term ``sd_<column>|<group>``
+and ``cor_<column2>.<column1>|<group>`` in theta's column-major order, then ``sigma``, then the
+fixed effects.
+
+Reproducibility: replicate i draws from ``default_rng(SeedSequence(seed).spawn(n)[i])``. Its
+seed depends on i alone, not on n, the chunking or the number of processes, so the replicates
+are the same for any ``n_jobs`` and the first k replicates of n are those of k.
+
+Intervals are percentile intervals computed as boot's ``boot.ci(type = "perc")`` (which lme4's
+``confint`` uses): the order statistic (R + 1) alpha of the R finite replicates, interpolated on
+the normal quantile scale when (R + 1) alpha is not an integer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from .errors import FitWarning, warn_user
+from .simulate import Simulator
+
+__all__ = ["BootstrapResult", "bootstrap", "parameter_names", "parameter_values",
+           "percentile_interval"]
+
+
+@dataclass(frozen=True, eq=False)
+class BootstrapResult:
+    """The replicates of a parametric bootstrap and their percentile intervals.
+
+    Attributes:
+        replicates: one row per replicate: column ``replicate`` (0, 1, ...), then one column per
+            parameter, named as lme4's ``confint(oldNames = FALSE)``. Singular refits are kept;
+            refits that raised an error are rows of NaN.
+        intervals: percentile intervals at ``level``, indexed by parameter, columns lower, upper.
+        estimate: the parameters of the original fit (lme4's ``t0``).
+        seed: the seed of the replicates (the entropy drawn when none was given): pass it again
+            to reproduce them.
+        n: number of replicates; level: confidence level of ``intervals``.
+        singular: per replicate, whether the refit was a boundary (singular) fit.
+        failed: per replicate, whether the optimizer stopped abnormally or the refit raised.
+    """
+
+    replicates: pd.DataFrame
+    intervals: pd.DataFrame
+    estimate: pd.Series
+    seed: object
+    n: int
+    level: float
+    singular: np.ndarray
+    failed: np.ndarray
+
+    @property
+    def n_singular(self) -> int:
+        return int(self.singular.sum())
+
+    @property
+    def n_failed(self) -> int:
+        return int(self.failed.sum())
+
+    @property
+    def parameters(self) -> list[str]:
+        return list(self.replicates.columns[1:])
+
+    def confint(self, level: float | None = None) -> pd.DataFrame:
+        """Percentile intervals at another level, from the same replicates."""
+        if level is None:
+            return self.intervals
+        return _intervals(self.replicates[self.parameters], level)
+
+    def __repr__(self) -> str:
+        return (f"<BootstrapResult n={self.n} seed={self.seed!r} level={self.level} "
+                f"singular={self.n_singular} failed={self.n_failed}>")
+
+
+# -- parameters -------------------------------------------------------------------------------
+def _lower_indices(p: int):
+    """Row and column indices of a p x p lower triangle in column-major order (theta's)."""
+    rows, cols = np.tril_indices(p)
+    order = np.lexsort((rows, cols))
+    return rows[order], cols[order]
+
+
+def parameter_names(structure, x_names) -> list[str]:
+    """lme4's ``oldNames = FALSE`` names, in the order of ``parameter_values``."""
+    names = []
+    for term in structure.terms:
+        for a, b in zip(*_lower_indices(term.p)):
+            names.append(f"sd_{term.columns[a]}|{term.group}" if a == b
+                         else f"cor_{term.columns[a]}.{term.columns[b]}|{term.group}")
+    return names + ["sigma"] + list(x_names)
+
+
+def parameter_values(structure, theta, sigma: float, beta) -> np.ndarray:
+    """sds and correlations per term (theta's order), sigma, beta. A correlation with a zero sd
+    is NaN (as lme4's ``Cv_to_Sv``)."""
+    theta = np.asarray(theta, dtype=float)
+    values = []
+    for term in structure.terms:
+        rows, cols = _lower_indices(term.p)
+        lam = np.zeros((term.p, term.p))
+        lam[rows, cols] = theta[term.theta]
+        cov = sigma ** 2 * (lam @ lam.T)
+        sd = np.sqrt(np.diag(cov))
+        for a, b in zip(rows, cols):
+            if a == b:
+                values.append(sd[a])
+            else:
+                denominator = sd[a] * sd[b]
+                values.append(cov[a, b] / denominator if denominator > 0 else np.nan)
+    return np.concatenate([values, [sigma], np.asarray(beta, dtype=float)])
+
+
+def _fit_values(fit) -> np.ndarray:
+    return parameter_values(fit.model.structure, fit.theta, fit.sigma, fit.beta)
+
+
+# -- percentile intervals ---------------------------------------------------------------------
+def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """boot's ``perc.ci``/``norm.inter`` on the finite values: order statistic (R + 1) alpha,
+    interpolated on the normal quantile scale between neighbours when not an integer; the
+    extreme order statistics when (R + 1) alpha falls outside [1, R]."""
+    t = np.asarray(values, dtype=float)
+    t = np.sort(t[np.isfinite(t)])
+    size = len(t)
+    if size == 0:
+        return (np.nan, np.nan)
+    out = []
+    for alpha in ((1 - level) / 2, (1 + level) / 2):
+        rk = (size + 1) * alpha
+        k = math.trunc(rk)
+        if k == rk and 1 <= k <= size:
+            out.append(t[k - 1])
+        elif k <= 0:
+            out.append(t[0])
+        elif k >= size:
+            out.append(t[-1])
+        else:
+            z = scipy.stats.norm.ppf([alpha, k / (size + 1), (k + 1) / (size + 1)])
+            tk, tk1 = t[k - 1], t[k]
+            out.append(tk + (z[0] - z[1]) / (z[2] - z[1]) * (tk1 - tk))
+    return (float(out[0]), float(out[1]))
+
+
+def _intervals(table: pd.DataFrame, level: float) -> pd.DataFrame:
+    _check_level(level)
+    rows = [percentile_interval(table[name].to_numpy(), level) for name in table.columns]
+    return pd.DataFrame(rows, index=pd.Index(list(table.columns), name="parameter"),
+                        columns=["lower", "upper"])
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, not {level}")
+
+
+# -- replicates -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _ModelRecipe:
+    """Formula and data to rebuild a model that cannot be pickled, in a worker."""
+
+    formula: str
+    frame: pd.DataFrame
+    reml: bool
+
+    def build(self):
+        from .model import LinearMixedModel
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return LinearMixedModel(self.formula, self.frame, reml=self.reml)
+
+
+@dataclass(frozen=True, eq=False)
+class _Replicator:
+    """Simulates from the fit and refits its model: everything one worker needs."""
+
+    model: object
+    simulator: Simulator
+    nparams: int
+
+    def run(self, seeds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        values = np.full((len(seeds), self.nparams), np.nan)
+        singular = np.zeros(len(seeds), dtype=bool)
+        failed = np.zeros(len(seeds), dtype=bool)
+        for i, seed in enumerate(seeds):
+            y = self.simulator.draw(1, np.random.default_rng(seed))[:, 0]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FitWarning)
+                    refit = self.model.with_response(y).fit()
+                    values[i] = parameter_values(self.model.structure, refit.theta,
+                                                 refit.sigma, refit.beta)
+            except Exception:  # noqa: BLE001 -- a failed refit is kept as NaN and counted
+                failed[i] = True
+                continue
+            singular[i] = refit.is_singular
+            failed[i] = not refit.optsummary.stopped_normally
+        return values, singular, failed
+
+
+def _portable_payload(replicator: _Replicator) -> bytes:
+    """The replicator pickled for the workers; a model that cannot be pickled is sent as its
+    formula and data rows and rebuilt there."""
+    try:
+        return pickle.dumps(replicator, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        model = replicator.model
+        recipe = _ModelRecipe(model.formula, model.design.frame, model.reml)
+        portable = _Replicator(recipe, replicator.simulator, replicator.nparams)
+        return pickle.dumps(portable, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+_WORKER: _Replicator | None = None
+
+
+def _init_worker(payload: bytes) -> None:
+    global _WORKER
+    replicator = pickle.loads(payload)
+    if isinstance(replicator.model, _ModelRecipe):
+        replicator = _Replicator(replicator.model.build(), replicator.simulator,
+                                 replicator.nparams)
+    _WORKER = replicator
+
+
+def _run_chunk(start: int, seeds):
+    return start, _WORKER.run(seeds)
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="bootstrap", unit="fit")
+
+
+def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
+              level: float = 0.95) -> BootstrapResult:
+    """Parametric bootstrap of a fitted model, as lme4's ``bootMer`` + ``confint(type="perc")``.
+
+    Args:
+        fit: an ``LmmFit``.
+        n: number of replicates.
+        seed: an int (or None for fresh entropy, recorded in the result's ``seed``).
+        progress: show a tqdm progress bar (if tqdm is installed).
+        n_jobs: processes to use (-1: all CPUs); the replicates do not depend on it. Under
+            the "spawn" or "forkserver" start methods, call from an ``if __name__ ==
+            "__main__":`` block, as for any process pool.
+        level: confidence level of the percentile intervals.
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"the number of replicates must be >= 1, not {n}")
+    _check_level(level)
+    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    seeds = sequence.spawn(n)
+    names = parameter_names(fit.model.structure, fit.x_names)
+    replicator = _Replicator(fit.model, Simulator.from_fit(fit), len(names))
+
+    values = np.full((n, len(names)), np.nan)
+    singular = np.zeros(n, dtype=bool)
+    failed = np.zeros(n, dtype=bool)
+    n_jobs = (os.cpu_count() or 1) if n_jobs is None or n_jobs < 1 else int(n_jobs)
+    bar = None
+    try:
+        if n_jobs == 1:
+            bar = _progress_bar(n, progress)
+            for i in range(n):
+                values[i:i + 1], singular[i:i + 1], failed[i:i + 1] = replicator.run(seeds[i:i + 1])
+                if bar is not None:
+                    bar.update(1)
+        else:
+            size = max(1, min(50, math.ceil(n / (4 * n_jobs))))
+            starts = range(0, n, size)
+            payload = _portable_payload(replicator)
+            workers = min(n_jobs, len(starts))
+            with ProcessPoolExecutor(workers, initializer=_init_worker,
+                                     initargs=(payload,)) as pool:
+                futures = [pool.submit(_run_chunk, s, seeds[s:s + size]) for s in starts]
+                bar = _progress_bar(n, progress)  # after the workers start: no fork with its thread
+                for future in as_completed(futures):
+                    start, (v, s, f) = future.result()
+                    rows = slice(start, start + len(v))
+                    values[rows], singular[rows], failed[rows] = v, s, f
+                    if bar is not None:
+                        bar.update(len(v))
+    finally:
+        if bar is not None:
+            bar.close()
+
+    table = pd.DataFrame(values, columns=names)
+    replicates = pd.concat([pd.DataFrame({"replicate": np.arange(n)}), table], axis=1)
+    result = BootstrapResult(
+        replicates=replicates, intervals=_intervals(table, level),
+        estimate=pd.Series(_fit_values(fit), index=names, name="estimate"),
+        seed=sequence.entropy if seed is None else seed, n=n, level=float(level),
+        singular=singular, failed=failed)
+    if result.n_failed:
+        warn_user(f"{result.n_failed} of {n} bootstrap refits failed (kept; rows of NaN when "
+                  f"the refit raised); {result.n_singular} were singular", FitWarning)
+    return result

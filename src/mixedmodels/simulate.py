@@ -1,0 +1,73 @@
+"""Responses simulated from a fitted model (as lme4's ``simulate``, unconditional on u).
+
+    y* = X beta + Z Lambda(theta) b* sigma + sigma e*,    b* ~ N(0, I_q), e* ~ N(0, I_n),
+
+so that u* = sigma Lambda b* ~ N(0, G) are new random effects and y* ~ N(X beta, V). Z Lambda
+is kept sparse (n x q): no dense n x q or n x n matrix is formed.
+
+Draws come from ``numpy.random.default_rng(seed)``. Simulation j uses the j-th chunk of
+q + n standard normals of the stream (first b*, then e*), so the first k columns of
+``simulate(fit, n, seed)`` are ``simulate(fit, k, seed)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Simulator", "simulate"]
+
+
+@dataclass(frozen=True, eq=False)
+class Simulator:
+    """What simulation needs from a fit, small and picklable (sent to bootstrap workers).
+
+    Attributes:
+        mean: (n,) X beta.
+        zlam: (n, q) sparse Z Lambda(theta).
+        sigma: residual standard deviation.
+    """
+
+    mean: np.ndarray
+    zlam: sp.csr_array
+    sigma: float
+
+    @classmethod
+    def from_fit(cls, fit) -> Simulator:
+        zlam = sp.csr_array(sp.csr_array(fit.Z) @ sp.csr_array(fit.Lambda))
+        return cls(np.asarray(fit.X @ fit.beta, dtype=float), zlam, float(fit.sigma))
+
+    @property
+    def nobs(self) -> int:
+        return self.mean.shape[0]
+
+    @property
+    def q(self) -> int:
+        return self.zlam.shape[1]
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n responses as the columns of an (nobs, n) array."""
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"the number of simulations must be >= 0, not {n}")
+        normals = rng.standard_normal((n, self.q + self.nobs))
+        b, e = normals[:, :self.q], normals[:, self.q:]
+        noise = self.zlam @ b.T + e.T
+        return self.mean[:, None] + self.sigma * noise
+
+
+def simulate(fit, n: int = 1, seed=None) -> np.ndarray:
+    """Simulate n responses from the fitted model, with new random effects.
+
+    Args:
+        fit: an ``LmmFit``.
+        n: number of simulated responses.
+        seed: anything ``numpy.random.default_rng`` accepts (int, SeedSequence, Generator or
+            None for fresh entropy); the same seed gives the same draws.
+
+    Returns:
+        An (nobs, n) array: column j is one simulated response, in the rows of the fit.
+    """
+    return Simulator.from_fit(fit).draw(n, np.random.default_rng(seed))

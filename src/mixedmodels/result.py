@@ -314,6 +314,20 @@ class LmmFit:
         return pd.DataFrame(rows, index=pd.Index(names, name="parameter"),
                             columns=["lower", "upper"])
 
+    def simulate(self, n: int = 1, seed=None) -> np.ndarray:
+        """n responses simulated from the fitted model, as an (nobs, n) array (``simulate``)."""
+        from .simulate import simulate
+
+        return simulate(self, n, seed)
+
+    def bootstrap(self, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
+                  level: float = 0.95):
+        """Parametric bootstrap: n simulate-and-refit replicates and percentile intervals, as
+        lme4's ``bootMer`` and ``confint(method = "boot")`` (see ``bootstrap.bootstrap``)."""
+        from .bootstrap import bootstrap
+
+        return bootstrap(self, n, seed=seed, progress=progress, n_jobs=n_jobs, level=level)
+
     # -- display -------------------------------------------------------------------------------
     def summary(self):
         """A summary that prints like lme4's and renders as HTML in notebooks."""

@@ -143,3 +143,19 @@ def test_profile_traces_cross_zero_at_the_estimate():
     assert np.all(np.diff(sigma["zeta"].to_numpy()) > 0)  # zeta increases with the value
     at_estimate = sigma.iloc[np.argmin(np.abs(sigma["value"] - fit.sigma))]
     assert at_estimate["zeta"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("model_id", MODELS)
+@pytest.mark.parametrize("ddf, key", [("satterthwaite", "anova_satterthwaite"),
+                                      ("kenward-roger", "anova_kenward_roger")])
+def test_type3_anova_matches_lmertest(model_id, ddf, key):
+    reference = _reference(model_id)["REML"][key]
+    table = _fit(model_id, True).anova(ddf)
+    assert list(table.index) == [row["term"] for row in reference]
+    for row in reference:
+        ours = table.loc[row["term"]]
+        assert ours["num_df"] == row["numdf"]
+        assert ours["F"] == pytest.approx(row["F"], rel=1e-4)
+        assert ours["den_df"] == pytest.approx(row["dendf"], rel=1e-3)
+        assert _close_p(np.array([ours["p"]]), np.array([row["p"]]))
+    assert list(table.columns) == ["F", "num_df", "den_df", "p"]

@@ -17,7 +17,7 @@ import scipy.stats
 
 from .satterthwaite import combine_f_ddf, satterthwaite_df
 
-__all__ = ["DDF_METHODS", "coef_table", "contrast_test"]
+__all__ = ["DDF_METHODS", "coef_table", "contrast_test", "anova_table"]
 
 DDF_METHODS = ("satterthwaite", "kenward-roger", "residual", "asymptotic")
 
@@ -87,3 +87,15 @@ def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
     p = float(scipy.stats.f.sf(f_value, q, den_df)) if np.isfinite(den_df) else float(
         scipy.stats.chi2.sf(f_value * q, q))
     return {"F": f_value, "num_df": q, "den_df": den_df, "p": p}
+
+
+def anova_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
+    """Type III tests: one F test per fixed-effects term, with lmerTest's contrasts."""
+    from .contrasts import type3_contrasts
+
+    design = fit.model.design
+    contrasts = type3_contrasts(design.formula.fixed, design.frame, design.x_names)
+    rows = {term: contrast_test(fit, L, ddf) for term, L in contrasts.items() if L.shape[0]}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["F", "num_df", "den_df", "p"])
+    table.index.name = "term"
+    return table

@@ -268,6 +268,13 @@ class LmmFit:
 
         return coef_table(self, ddf)
 
+    def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Type III F tests, one per fixed-effects term (as lmerTest's ``anova(type = 3)``):
+        columns F, num_df, den_df, p."""
+        from .inference import anova_table
+
+        return anova_table(self, ddf)
+
     def test(self, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
         """F test of H0: L beta = rhs for a contrast matrix L (rows over ``x_names``)."""
         from .inference import contrast_test

@@ -162,9 +162,6 @@ def test_singular_refits_are_kept_and_counted(dyestuff2_fit):
     assert result.intervals.loc["sd_(Intercept)|Batch", "lower"] == 0.0
 
 
-@pytest.mark.xfail(reason="optimize.minimize_bobyqa lets nlopt.RoundoffLimited escape from "
-                          "fit() on some boundary fits (lme4 returns theta = 0 for these)",
-                   strict=False)
 def test_refits_of_singular_responses_do_not_raise(dyestuff2_fit):
     """About 2 % of refits of responses simulated from the (singular) Dyestuff2 fit raise
     nlopt.RoundoffLimited; which ones depends on rounding in the objective. For the first one

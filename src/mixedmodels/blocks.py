@@ -58,11 +58,12 @@ class BlockSparse:
         """The same sparsity pattern (and cached plans) with new values."""
         return BlockSparse(data, self.indices, self.indptr, self.shape, self.plans)
 
-    def product_plan(self, other: "BlockSparse") -> "ProductPlan":
-        """The plan for ``self @ other.T`` (cached: patterns do not change between thetas)."""
-        key = id(other.indices)
+    def product_plan(self, other: "BlockSparse", symmetric: bool) -> "ProductPlan":
+        """The plan for ``self @ other.T`` (cached: patterns do not change between thetas);
+        ``symmetric`` when other is self, so that only the lower triangle is planned."""
+        key = (id(other.indices), symmetric)
         if key not in self.plans:
-            self.plans[key] = (other.indices, ProductPlan.build(self, other))
+            self.plans[key] = (other.indices, ProductPlan.build(self, other, symmetric))
         return self.plans[key][1]
 
     def element_coo(self):
@@ -105,7 +106,7 @@ class ProductPlan:
     symmetric: bool
 
     @classmethod
-    def build(cls, a: "BlockSparse", b: "BlockSparse") -> "ProductPlan":
+    def build(cls, a: "BlockSparse", b: "BlockSparse", symmetric: bool) -> "ProductPlan":
         rows_a, cols_a = a.element_coo()
         rows_b, cols_b = b.element_coo()
         order_b = np.argsort(cols_b, kind="stable")
@@ -116,7 +117,6 @@ class ProductPlan:
         left = np.repeat(np.arange(len(rows_a)), repeats)
         offsets = np.arange(len(left)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
         right = order_b[np.repeat(start_b[cols_a], repeats) + offsets]
-        symmetric = a.indices is b.indices
         if symmetric:
             keep = rows_a[left] >= rows_b[right]
             left, right = left[keep], right[keep]
@@ -207,7 +207,7 @@ def rdiv(target, factor):
 # --- symmetric or general rank update: C <- C - A B' -------------------------------------------
 
 def _update_sparse_sparse(target: np.ndarray, a: BlockSparse, b: BlockSparse) -> np.ndarray:
-    plan = a.product_plan(b)
+    plan = a.product_plan(b, symmetric=a is b)
     return target - plan.product(a.data.reshape(-1), b.data.reshape(-1))
 
 

@@ -54,7 +54,8 @@ class OptSummary:
 
     @property
     def stopped_normally(self) -> bool:
-        return self.return_code in ("SUCCESS", "FTOL_REACHED", "XTOL_REACHED")
+        return self.return_code in ("SUCCESS", "FTOL_REACHED", "XTOL_REACHED",
+                                    "ROUNDOFF_LIMITED")
 
     def __str__(self) -> str:
         return (f"{self.optimizer}: {self.return_code} after {self.evaluations} evaluations "
@@ -64,12 +65,19 @@ class OptSummary:
 
 def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarray,
                     lower: np.ndarray, settings: OptSettings = OptSettings()) -> OptSummary:
-    """Minimize ``objective`` over theta >= lower with NLopt's BOBYQA."""
+    """Minimize ``objective`` over theta >= lower with NLopt's BOBYQA.
+
+    NLopt raises when round-off stops progress (typically at a boundary optimum); the best
+    point evaluated is then the result, with return code ROUNDOFF_LIMITED.
+    """
     trace: list[float] = []
+    best = {"value": np.inf, "x": np.array(initial, dtype=float)}
 
     def wrapped(x, grad):  # NLopt's signature; BOBYQA uses no gradient
         value = objective(x)
         trace.append(value)
+        if value < best["value"]:
+            best["value"], best["x"] = value, x.copy()
         return value if np.isfinite(value) else 1e300
 
     opt = nlopt.opt(nlopt.LN_BOBYQA, len(initial))
@@ -82,12 +90,15 @@ def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarra
     opt.set_maxeval(settings.maxeval)
     opt.set_initial_step(np.full(len(initial), settings.initial_step))
     start = time.perf_counter()
-    final = opt.optimize(np.asarray(initial, dtype=float))
+    try:
+        opt.optimize(np.asarray(initial, dtype=float))
+        code = _RESULTS.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
+    except nlopt.RoundoffLimited:
+        code = "ROUNDOFF_LIMITED"
     seconds = time.perf_counter() - start
-    code = _RESULTS.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
     return OptSummary("LN_BOBYQA", settings, np.array(initial, dtype=float), lower,
-                      np.asarray(final), float(opt.last_optimum_value()), len(trace), code,
-                      seconds, np.array(trace))
+                      best["x"], float(best["value"]), len(trace), code, seconds,
+                      np.array(trace))
 
 
 @dataclass(frozen=True)

@@ -230,8 +230,8 @@ class LmmFit:
     def Lambda(self) -> sp.csr_array:
         """Relative covariance factor: G = sigma^2 Lambda Lambda'."""
         blocks = self.model.structure.blocks
-        return sp.block_diag([sp.kron(sp.eye(b.nlevels), b.lam(self.theta)) for b in blocks],
-                             format="csr")
+        return sp.csr_array(sp.block_diag(
+            [sp.kron(sp.eye(b.nlevels), b.lam(self.theta)) for b in blocks], format="csr"))
 
     @cached_property
     def G(self) -> sp.csr_array:
@@ -314,6 +314,7 @@ class LmmFit:
             rows = [(np.nan, np.nan)] * nvar + [
                 (b - z * s, b + z * s) for b, s in zip(self.beta, self.stderr)]
         elif method == "bootstrap":
+            bootstrap_options.setdefault("n", 500)  # lme4's default nsim for confint
             return self.bootstrap(level=level, **bootstrap_options).intervals
         else:
             raise ValueError(f"unknown method {method!r}; choose 'profile', 'wald' or "

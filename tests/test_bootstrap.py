@@ -215,6 +215,7 @@ def test_unpicklable_model_is_rebuilt_in_the_worker(ml_fit):
 
 
 def test_progress_bar_is_optional(ml_fit, boot20, monkeypatch, capsys):
+    pytest.importorskip("tqdm")
     shown = bootstrap(ml_fit, 4, seed=11, progress=True)
     assert "bootstrap" in capsys.readouterr().err  # tqdm writes to stderr
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # as if tqdm were not installed

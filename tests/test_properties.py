@@ -17,12 +17,11 @@ import os
 import warnings
 from dataclasses import dataclass
 
-import nlopt
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mixedmodels as mm
@@ -196,10 +195,7 @@ def quiet_model(case: Case, reml: bool) -> mm.LinearMixedModel:
 def quiet_fit(formula: str, data: pd.DataFrame, reml: bool):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            return mm.lmer(formula, data, reml=reml)
-        except nlopt.RoundoffLimited:  # a known bug, see test_boundary_fit_on_two_levels...
-            reject()
+        return mm.lmer(formula, data, reml=reml)
 
 
 # --- (a) objective = brute force -----------------------------------------------------------------
@@ -515,3 +511,28 @@ def test_boundary_fit_on_two_levels_does_not_raise(seed, formula):
     assert fit.is_singular
     model = mm.LinearMixedModel(formula, data, reml=True)
     assert fit.objective <= model.objective(np.zeros(1)) + 1e-8
+
+
+def _crossed_slopes_data(seed: int, n: int = 40, g_levels: int = 5, h_levels: int = 5):
+    rng = np.random.default_rng(seed)
+    g = _codes(rng, g_levels, n)
+    h = _codes(rng, h_levels, n)
+    data = pd.DataFrame({"z": rng.normal(1, 1, n), "g": [f"g{k}" for k in g],
+                         "h": [f"h{k}" for k in h]})
+    data["y"] = (10 + rng.normal(0, 2, g_levels)[g] + rng.normal(0, 1, h_levels)[h]
+                 + rng.normal(0, 1, g_levels)[g] * data.z + rng.normal(0, 1.5, n))
+    return data
+
+
+@pytest.mark.xfail(reason="no restart at the boundary (lme4's restart_edge): when the first "
+                          "diagonal of a vector term's factor reaches 0, the rotation of the "
+                          "rest is a flat direction, BOBYQA stops on ftol, and row order alone "
+                          "decides which of two boundary points is returned")
+def test_row_order_does_not_change_a_boundary_optimum():
+    formula = "y ~ 1 + (1 | h) + (z | g) + (0 + z | h)"
+    data = _crossed_slopes_data(6)
+    forward = quiet_fit(formula, data, reml=False)
+    backward = quiet_fit(formula, data.iloc[::-1], reml=False)
+    best = min(forward.objective, backward.objective)
+    assert forward.objective <= best + 1e-6 * best
+    assert backward.objective <= best + 1e-6 * best

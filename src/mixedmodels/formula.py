@@ -86,7 +86,7 @@ def parse_formula(text: str) -> ParsedFormula:
         stripped = piece.strip()
         piece_start = offset + start + piece.index(stripped[0])
         inner, inner_offset = _strip_outer_parentheses(stripped)
-        if inner != stripped and _has_bar(inner):
+        if inner_offset and _has_bar(inner):
             if sign == "-":
                 raise FormulaError(_marked(text, piece_start, "a random-effects term cannot "
                                                               "be subtracted"))
@@ -114,11 +114,14 @@ def parse_formula(text: str) -> ParsedFormula:
 def _strip_outer_parentheses(piece: str) -> tuple[str, int]:
     """``((1 | g))`` -> ``1 | g`` and the offset of the inside; ``(a) + (b)`` is left alone."""
     offset = 0
-    while piece.startswith("(") and piece.endswith(")") and _closing(piece, 0) == len(piece) - 1:
-        inner = piece[1:-1]
+    while True:
+        trimmed = piece.rstrip()
+        if not (trimmed.startswith("(") and trimmed.endswith(")")
+                and _closing(trimmed, 0) == len(trimmed) - 1):
+            return piece, offset
+        inner = trimmed[1:-1]  # trailing blanks kept: positions stay those of the text
         lead = len(inner) - len(inner.lstrip())
-        piece, offset = inner.strip(), offset + 1 + lead
-    return piece, offset
+        piece, offset = inner.lstrip(), offset + 1 + lead
 
 
 def _closing(text: str, open_at: int) -> int:
@@ -216,8 +219,9 @@ def _grouping_factors(text: str, group_text: str, start: int) -> list[tuple[str,
         for name in nest.split(":"):
             match = _NAME.match(name)
             if not match:
-                raise FormulaError(_marked(text, position, "a grouping factor must be a column "
-                                                           "name (or names joined by ':' or '/')"))
+                where = position + len(name) - len(name.lstrip())
+                raise FormulaError(_marked(text, where, "a grouping factor must be a column "
+                                                        "name (or names joined by ':' or '/')"))
             names.append(match.group(1).strip("`"))
             position += len(name) + 1
         parsed.append(tuple(names))

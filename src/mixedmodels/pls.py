@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
 
 from .blocks import BlockDiagonal, BlockSparse, cholesky, log_diagonal_sum, rank_update, rdiv
+from .compiled import SingleFactorObjective, load_kernel
 from .terms import ReStructure
 
 __all__ = ["PLSSystem", "Factor"]
@@ -96,8 +97,20 @@ class PLSSystem:
         self.A_off = {(i, j): self._offdiagonal_block(m, i, j) for (i, j), m in offdiag.items()}
         self.A_xy = xy_rows
         self.A_xyxy = xy_xy
-        size = sum(b.q for b in self.blocks) + xy.shape[1]
-        self._small = _SmallSystem(self) if size <= SMALL_SYSTEM else None
+        self._set_fast_paths()
+
+    def _set_fast_paths(self) -> None:
+        """Cheaper ways to the same objective: a compiled loop for one grouping factor, one
+        dense Cholesky for small models (both equal the block loop to rounding)."""
+        self._single = self._small = None
+        if len(self.blocks) == 1:
+            kernel = load_kernel()
+            if kernel is not None:
+                self._single = SingleFactorObjective(kernel, self.blocks[0], self.A_diag[0],
+                                                     self.A_xy[0], self.A_xyxy, self.n, self.p)
+                return
+        if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= SMALL_SYSTEM:
+            self._small = _SmallSystem(self)
 
     def _offdiagonal_block(self, product, i: int, j: int):
         """Z_i'Z_j as stored: block-sparse below the first block when large, else dense."""
@@ -115,7 +128,7 @@ class PLSSystem:
         x = self._x
         other.A_xyxy[-1, :-1] = other.A_xyxy[:-1, -1] = x.T @ y
         other.A_xyxy[-1, -1] = y @ y
-        other._small = _SmallSystem(other) if self._small is not None else None
+        other._set_fast_paths()
         return other
 
     def with_fixed_transform(self, transform: np.ndarray) -> "PLSSystem":
@@ -127,7 +140,7 @@ class PLSSystem:
         other.A_xyxy = transform.T @ self.A_xyxy @ transform
         other.p = transform.shape[1] - 1
         other._x = self._x @ transform[:-1, :-1]
-        other._small = _SmallSystem(other) if self._small is not None else None
+        other._set_fast_paths()
         return other
 
     # -- per theta -----------------------------------------------------------------------------
@@ -190,6 +203,8 @@ class PLSSystem:
     # -- the criterion -------------------------------------------------------------------------
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """REML criterion or -2 log-likelihood at theta (the profiled deviance)."""
+        if self._single is not None:
+            return self._single(theta, reml)
         if self._small is not None:
             return self._small.objective(theta, reml)
         try:

@@ -1,0 +1,41 @@
+"""The compiled one-factor objective equals the blocked computation and brute force."""
+
+import numpy as np
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.compiled import load_kernel
+
+pytestmark = pytest.mark.skipif(load_kernel() is None, reason="numba is not available")
+
+FORMULAS = [
+    ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
+    ("sleepstudy", "Reaction ~ Days + (Days || Subject)"),
+    ("sleepstudy", "Reaction ~ Days + (1 | Subject)"),
+    ("orthodont", "distance ~ age * Sex + (age | Subject)"),
+    ("ergostool", "effort ~ Type + (0 + Type | Subject)"),
+]
+
+
+@pytest.mark.parametrize("name, formula", FORMULAS)
+@pytest.mark.parametrize("reml", [True, False])
+def test_compiled_equals_blocked(name, formula, reml):
+    model = mm.LinearMixedModel(formula, mm.datasets.load(name), reml=reml)
+    system = model.system
+    assert system._single is not None
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        theta = model.structure.initial_theta() * rng.uniform(0.1, 2.0) + np.where(
+            model.structure.lower_bounds() == 0, 0.0, rng.normal(0, 0.3, model.structure.ntheta))
+        blocked = system.objective_from(system.factor(theta), reml)
+        assert system.objective(theta, reml) == pytest.approx(blocked, rel=1e-11)
+
+
+def test_compiled_path_rebuilt_for_a_new_response():
+    data = mm.datasets.load("sleepstudy")
+    model = mm.LinearMixedModel("Reaction ~ Days + (Days | Subject)", data)
+    other = model.with_response(data["Reaction"].to_numpy() * 3.0)
+    theta = np.array([0.9, 0.02, 0.2])
+    blocked = other.system.objective_from(other.system.factor(theta), True)
+    assert other.objective(theta) == pytest.approx(blocked, rel=1e-11)
+    assert other.objective(theta) != pytest.approx(model.objective(theta), rel=1e-6)

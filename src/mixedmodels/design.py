@@ -194,7 +194,7 @@ def _drop_missing(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
         elif values.dtype.kind not in "iub":
             missing |= pd.isna(values)
     if not missing.any():
-        return data
+        return _drop_unused_levels(data, used)
     count = int(missing.sum())
     per_column = data[used].isna().sum()
     detail = ", ".join(f"{name}: {int(k)}" for name, k in per_column.items() if k)
@@ -203,10 +203,18 @@ def _drop_missing(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
     frame = data.loc[~missing, used]
     if frame.shape[0] == 0:
         raise DataError("no rows are left after dropping rows with missing values")
-    # as R's model.frame: levels seen only in the dropped rows are no levels at all
+    return _drop_unused_levels(frame, used)
+
+
+def _drop_unused_levels(frame: pd.DataFrame, used: list[str]) -> pd.DataFrame:
+    """As R's model.frame (drop.unused.levels): a category without observations, or seen only
+    in dropped rows, is no level at all (not an all-zero column of X, nor an empty group)."""
     for name in used:
-        if isinstance(frame[name].dtype, pd.CategoricalDtype):
-            frame = frame.assign(**{name: frame[name].cat.remove_unused_categories()})
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            present = column.cat.remove_unused_categories()
+            if len(present.cat.categories) < len(column.cat.categories):
+                frame = frame.assign(**{name: present})
     return frame
 
 

@@ -1,0 +1,203 @@
+"""design.py: grouping factors' levels and codes, aliased columns, R's column names, and the
+Design that build_design assembles."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mixedmodels as mm
+from mixedmodels.design import build_design, drop_aliased, grouping_codes, r_column_names
+from mixedmodels.errors import DataWarning
+from mixedmodels.formula import parse_formula
+
+
+def design(formula: str, data: pd.DataFrame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_design(parse_formula(formula), data)
+
+
+# --- grouping_codes ------------------------------------------------------------------------------
+
+def test_string_levels_sorted():
+    frame = pd.DataFrame({"g": ["b", "c", "a", "b", "a"]})
+    codes, levels = grouping_codes(frame, ("g",))
+    assert list(levels) == ["a", "b", "c"]
+    np.testing.assert_array_equal(codes, [1, 2, 0, 1, 0])
+    assert codes.dtype == np.intp
+
+
+def test_integer_levels_sort_numerically_and_print_as_integers():
+    frame = pd.DataFrame({"g": [10, 9, 100, 9]})
+    codes, levels = grouping_codes(frame, ("g",))
+    assert list(levels) == ["9", "10", "100"]
+    np.testing.assert_array_equal(codes, [1, 0, 2, 0])
+    floats = pd.DataFrame({"g": [2.0, 1.0, 1.5, 2.0]})
+    assert list(grouping_codes(floats, ("g",))[1]) == ["1", "1.5", "2"]
+
+
+def test_categorical_keeps_its_own_order_and_drops_unused():
+    frame = pd.DataFrame({"g": pd.Categorical(["lo", "hi", "mid", "hi"],
+                                              categories=["mid", "lo", "unused", "hi"])})
+    codes, levels = grouping_codes(frame, ("g",))
+    assert list(levels) == ["mid", "lo", "hi"]
+    np.testing.assert_array_equal(codes, [1, 2, 0, 2])
+
+
+def test_boolean_levels():
+    codes, levels = grouping_codes(pd.DataFrame({"g": [True, False, True]}), ("g",))
+    assert list(levels) == ["False", "True"]
+    np.testing.assert_array_equal(codes, [1, 0, 1])
+
+
+def test_interaction_levels_first_factor_slowest_unused_dropped():
+    frame = pd.DataFrame({"a": ["B", "A", "B", "A", "B"], "b": ["y", "x", "x", "x", "y"]})
+    codes, levels = grouping_codes(frame, ("a", "b"))
+    assert list(levels) == ["A:x", "B:x", "B:y"]  # A:y never occurs
+    np.testing.assert_array_equal(codes, [2, 0, 1, 0, 2])
+    codes, levels = grouping_codes(frame, ("b", "a"))
+    assert list(levels) == ["x:A", "x:B", "y:B"]
+
+
+def test_interaction_of_many_large_factors():
+    """Combinations are decoded from the pairs present only (never the full product)."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    frame = pd.DataFrame({name: rng.integers(0, 100_000, n) for name in "abcd"})
+    codes, levels = grouping_codes(frame, tuple("abcd"))  # 1e20 possible combinations
+    labels = frame.astype(str).agg(":".join, axis=1).to_numpy()
+    assert len(levels) == len(set(labels))
+    np.testing.assert_array_equal(levels[codes], labels)
+    order = sorted(set(map(tuple, frame.to_numpy())))
+    assert list(levels) == [":".join(map(str, t)) for t in order]
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from("pqrs"), st.integers(0, 12)), min_size=1,
+                max_size=40))
+def test_codes_index_the_levels(rows):
+    frame = pd.DataFrame(rows, columns=["a", "b"])
+    codes, levels = grouping_codes(frame, ("a", "b"))
+    expected = [f"{a}:{b}" for a, b in rows]
+    assert list(levels[codes]) == expected
+    assert sorted(set(expected), key=lambda s: (s.split(":")[0], int(s.split(":")[1]))) \
+        == list(levels)
+    assert len(set(codes)) == len(levels)  # every level is used
+
+
+# --- drop_aliased --------------------------------------------------------------------------------
+
+def test_full_rank_is_unchanged():
+    X = np.column_stack([np.ones(5), np.arange(5.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept, names, dropped = drop_aliased(X, ("(Intercept)", "x"))
+    assert kept is X and names == ("(Intercept)", "x") and dropped == ()
+
+
+def test_later_aliased_columns_are_dropped_with_a_warning():
+    x = np.arange(6.0)
+    X = np.column_stack([np.ones(6), x, 2 * x + 1, np.zeros(6), x ** 2, x - 3])
+    names = ("(Intercept)", "x", "x2", "zero", "xsq", "shift")
+    with pytest.warns(DataWarning, match="x2, zero, shift"):
+        kept, kept_names, dropped = drop_aliased(X, names)
+    assert kept_names == ("(Intercept)", "x", "xsq")
+    assert dropped == ("x2", "zero", "shift")
+    np.testing.assert_array_equal(kept, X[:, [0, 1, 4]])
+
+
+def test_nearly_aliased_column_by_relative_tolerance():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50)
+    tiny = 1e-9 * rng.normal(size=50)  # below 1e-7 of the column's norm: aliased
+    with pytest.warns(DataWarning):
+        _, names, dropped = drop_aliased(np.column_stack([x, 3 * x + tiny]), ("x", "y"))
+    assert dropped == ("y",)
+    small = 1e-4 * rng.normal(size=50)  # clearly independent
+    _, names, dropped = drop_aliased(np.column_stack([x, 3 * x + small]), ("x", "y"))
+    assert dropped == ()
+
+
+def test_alias_check_is_scale_free():
+    x = np.arange(10.0)
+    for scale in (1e-12, 1.0, 1e12):
+        with pytest.warns(DataWarning):
+            _, _, dropped = drop_aliased(np.column_stack([np.ones(10), x, scale * (x + 1)]),
+                                         ("1", "x", "s"))
+        assert dropped == ("s",)
+
+
+# --- r_column_names ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("formulaic, r", [
+    ("Intercept", "(Intercept)"),
+    ("Days", "Days"),
+    ("Type[T.T2]", "TypeT2"),
+    ("Sex[Male]", "SexMale"),
+    ("age:Sex[T.Male]", "age:SexMale"),
+    ("I(age ** 2)", "I(age^2)"),
+    ("np.log(x + 1)", "np.log(x + 1)"),
+])
+def test_r_column_names(formulaic, r):
+    assert r_column_names([formulaic]) == (r,)
+
+
+# --- build_design --------------------------------------------------------------------------------
+
+def test_design_of_orthodont():
+    data = mm.datasets.load("orthodont")
+    d = design("distance ~ age * Sex + (age | Subject)", data)
+    assert d.x_names == ("(Intercept)", "age", "SexMale", "age:SexMale")
+    assert d.n == len(data) == 108
+    np.testing.assert_array_equal(d.y, data.distance.to_numpy())
+    male = (data.Sex == "Male").to_numpy(dtype=float)
+    np.testing.assert_array_equal(d.X[:, 2], male)
+    np.testing.assert_array_equal(d.X[:, 3], male * data.age.to_numpy())
+    (term,) = d.terms
+    assert term.columns == ("(Intercept)", "age") and term.group == "Subject"
+    assert list(term.levels) == sorted(data.Subject.unique())
+    np.testing.assert_array_equal(term.levels[term.codes], data.Subject.to_numpy())
+    np.testing.assert_array_equal(term.values[:, 1], data.age.to_numpy())
+    assert term.aliased == ()
+
+
+def test_terms_ordered_by_number_of_levels_stable():
+    pastes = mm.datasets.load("pastes")
+    d = design("strength ~ 1 + (1 | batch) + (1 | batch/cask)", pastes)
+    assert [t.group for t in d.terms] == ["cask:batch", "batch", "batch"]
+    data = pd.DataFrame({"y": np.arange(12.0) ** 1.5, "g": list("abcd") * 3,
+                         "h": list("wxyz") * 3, "k": list("pq") * 6})
+    d = design("y ~ (1 | k) + (1 | h) + (1 | g)", data)
+    assert [t.group for t in d.terms] == ["h", "g", "k"]  # ties keep the formula's order
+
+
+def test_rows_record_the_rows_used():
+    data = mm.datasets.load("sleepstudy")
+    data.loc[[4, 9], "Reaction"] = np.nan
+    with pytest.warns(DataWarning, match="dropped 2 of 180"):
+        d = build_design(parse_formula("Reaction ~ Days + (1 | Subject)"), data)
+    assert d.n == 178
+    assert 4 not in d.rows and 9 not in d.rows and list(d.rows[:4]) == [0, 1, 2, 3]
+
+
+def test_dropped_columns_recorded():
+    data = mm.datasets.load("sleepstudy").assign(D2=lambda f: f.Days * 2.0)
+    d = design("Reaction ~ Days + D2 + (1 | Subject)", data)
+    assert d.dropped == ("D2",) and d.x_names == ("(Intercept)", "Days")
+    assert d.X.shape == (180, 2)
+
+
+def test_fast_and_formulaic_model_matrices_agree():
+    """Plain columns take a fast path; an equivalent expression goes through formulaic."""
+    data = mm.datasets.load("orthodont")
+    fast = design("distance ~ age * Sex + (age | Subject)", data)
+    slow = design("distance ~ I(age) * Sex + (I(age) | Subject)", data)
+    np.testing.assert_array_equal(fast.X, slow.X)
+    np.testing.assert_array_equal(fast.terms[0].values, slow.terms[0].values)
+    assert slow.x_names == ("(Intercept)", "I(age)", "SexMale", "I(age):SexMale")

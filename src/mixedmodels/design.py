@@ -170,6 +170,9 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
     lowered = [c for c in columns if c.lower() == name.lower() and c not in close]
     hint = close or lowered
     suggestion = f" Did you mean {', '.join(repr(c) for c in hint)}?" if hint else ""
+    if name == "offset" and re.search(r"(?<![\w.])offset\s*\(", formula_text):
+        return (f"the formula {formula_text!r} has an offset(...) term, which is not "
+                "supported: subtract the offset from the response instead")
     if re.search(r"(?<![\w.])" + re.escape(name) + r"\s*\(", formula_text):
         return (f"the formula {formula_text!r} calls {name}(...), but {name!r} is neither a "
                 f"known function nor a column of the data.{suggestion} Available functions "

@@ -314,8 +314,6 @@ def test_collinear_random_slopes_fit_without_crashing(collinear_fit, sleep_fit):
     assert list(fit.varcorr.var1[:3]) == ["(Intercept)", "Days", "x2"]
 
 
-@pytest.mark.xfail(strict=True, reason="model.fit sets is_singular from theta alone; the "
-                   "aliased random-effects columns that design.py records are not used")
 def test_collinear_random_slopes_are_a_singular_fit(collinear_fit):
     fit, record = collinear_fit
     assert fit.is_singular

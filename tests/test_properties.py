@@ -524,10 +524,6 @@ def _crossed_slopes_data(seed: int, n: int = 40, g_levels: int = 5, h_levels: in
     return data
 
 
-@pytest.mark.xfail(reason="no restart at the boundary (lme4's restart_edge): when the first "
-                          "diagonal of a vector term's factor reaches 0, the rotation of the "
-                          "rest is a flat direction, BOBYQA stops on ftol, and row order alone "
-                          "decides which of two boundary points is returned")
 def test_row_order_does_not_change_a_boundary_optimum():
     formula = "y ~ 1 + (1 | h) + (z | g) + (0 + z | h)"
     data = _crossed_slopes_data(6)

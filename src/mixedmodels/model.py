@@ -78,10 +78,24 @@ class LinearMixedModel:
         return self.system.objective(np.asarray(theta, dtype=float), self.reml)
 
     def optimize(self, settings: OptSettings = OptSettings()) -> OptSummary:
-        """Minimize the objective over theta with BOBYQA, from lme4's start (identity)."""
+        """Minimize the objective over theta with BOBYQA, from lme4's start (identity).
+
+        A stop on the boundary (a standard deviation at 0) is restarted once from there with a
+        smaller trust region, as lme4's ``restart_edge``: near the boundary the objective is
+        flat in some directions and BOBYQA's first stop can depend on rounding alone. The
+        better of the two optima is kept; the summary counts both runs' evaluations.
+        """
         lower = self.structure.lower_bounds()
         summary = minimize_bobyqa(self.objective, self.structure.initial_theta(), lower, settings)
-        return summary
+        if not _on_boundary(summary.final, lower):
+            return summary
+        restart = minimize_bobyqa(self.objective, summary.final, lower,
+                                  dataclasses.replace(settings, initial_step=0.1))
+        best = restart if restart.fmin < summary.fmin else summary
+        return dataclasses.replace(
+            best, initial=summary.initial, evaluations=summary.evaluations + restart.evaluations,
+            trace=np.concatenate([summary.trace, restart.trace]),
+            seconds=summary.seconds + restart.seconds)
 
     def fit(self, settings: OptSettings = OptSettings()) -> LmmFit:
         """Optimize, then freeze the result.
@@ -93,10 +107,12 @@ class LinearMixedModel:
         summary = self.optimize(settings)
         theta = summary.final
         lower = self.structure.lower_bounds()
-        singular = bool(np.any((lower == 0) & (theta < SINGULAR_TOLERANCE)))
+        aliased = any(term.aliased for term in self.design.terms)
+        singular = _on_boundary(theta, lower) or aliased
         if singular:
-            warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero or "
-                          "a correlation as +/-1; see fit.varcorr", FitWarning)
+            warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero, a "
+                      "correlation as +/-1, or random-effects columns are collinear; see "
+                      "fit.varcorr", FitWarning)
         if not summary.stopped_normally:
             warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
         return LmmFit(model=self, theta=theta, optsummary=summary, is_singular=singular)
@@ -105,6 +121,11 @@ class LinearMixedModel:
         """Gradient and Hessian of the objective at theta, over parameters off their bounds."""
         return check_convergence(self.objective, np.asarray(theta, dtype=float),
                                  self.structure.lower_bounds())
+
+
+def _on_boundary(theta: np.ndarray, lower: np.ndarray) -> bool:
+    """lme4's isSingular: a bounded (diagonal) entry of theta below 1e-4."""
+    return bool(np.any((lower == 0) & (theta < SINGULAR_TOLERANCE)))
 
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *,

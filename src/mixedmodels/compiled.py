@@ -24,6 +24,37 @@ __all__ = ["SingleFactorObjective", "load_kernel"]
 _KERNEL = None
 
 
+def _cholesky(matrix, size):
+    """Lower Cholesky of matrix[:size, :size] in place, also updating the rows below it;
+    returns 2 sum log diag, or NaN if the matrix is not positive definite."""
+    logdet = 0.0
+    for j in range(size):
+        diagonal = matrix[j, j]
+        for k in range(j):
+            diagonal -= matrix[j, k] * matrix[j, k]
+        if diagonal <= 0.0:
+            return math.nan
+        diagonal = math.sqrt(diagonal)
+        matrix[j, j] = diagonal
+        logdet += 2.0 * math.log(diagonal)
+        for i in range(j + 1, matrix.shape[0]):
+            value = matrix[i, j]
+            for k in range(j):
+                value -= matrix[i, k] * matrix[j, k]
+            matrix[i, j] = value / diagonal
+    return logdet
+
+
+def _cholesky_last(matrix, size):
+    """The last pivot after ``_cholesky(matrix, size - 1)``: set in place, and returned."""
+    last = size - 1
+    value = matrix[last, last]
+    for k in range(last):
+        value -= matrix[last, k] * matrix[last, k]
+    matrix[last, last] = math.sqrt(value) if value > 0.0 else 0.0
+    return value
+
+
 def _objective(theta, lam_rows, lam_cols, lam_index, blocks, cross, xy, n, p_fixed, reml):
     """REML criterion or -2 log-likelihood; inf if a Cholesky fails."""
     levels, p = blocks.shape[0], blocks.shape[1]
@@ -44,21 +75,10 @@ def _objective(theta, lam_rows, lam_cols, lam_index, blocks, cross, xy, n, p_fix
                     for b in range(p):
                         total += lam[a, i] * blocks[level, a, b] * lam[b, j]
                 block[i, j] = total + (1.0 if i == j else 0.0)
-        # Cholesky in place
-        for j in range(p):
-            diagonal = block[j, j]
-            for k in range(j):
-                diagonal -= block[j, k] * block[j, k]
-            if diagonal <= 0.0:
-                return math.inf
-            diagonal = math.sqrt(diagonal)
-            block[j, j] = diagonal
-            logdet_z += 2.0 * math.log(diagonal)
-            for i in range(j + 1, p):
-                value = block[i, j]
-                for k in range(j):
-                    value -= block[i, k] * block[j, k]
-                block[i, j] = value / diagonal
+        logdet = _cholesky(block, p)
+        if math.isnan(logdet):
+            return math.inf
+        logdet_z += logdet
         # W = L^{-1} lam' C, then schur -= W' W
         for i in range(p):
             for c in range(m):
@@ -74,22 +94,9 @@ def _objective(theta, lam_rows, lam_cols, lam_index, blocks, cross, xy, n, p_fix
                 for k in range(p):
                     total += scaled_cross[k, r] * scaled_cross[k, c]
                 schur[r, c] -= total
-    logdet_x = 0.0
-    for j in range(m):
-        diagonal = schur[j, j]
-        for k in range(j):
-            diagonal -= schur[j, k] * schur[j, k]
-        if diagonal <= 0.0:
-            return math.inf
-        diagonal = math.sqrt(diagonal)
-        schur[j, j] = diagonal
-        if j < m - 1:
-            logdet_x += 2.0 * math.log(diagonal)
-        for i in range(j + 1, m):
-            value = schur[i, j]
-            for k in range(j):
-                value -= schur[i, k] * schur[j, k]
-            schur[i, j] = value / diagonal
+    logdet_x = _cholesky(schur, m - 1)  # log|R_X|^2 from the first m - 1 pivots
+    if math.isnan(logdet_x) or _cholesky_last(schur, m) <= 0.0:
+        return math.inf
     r2 = schur[m - 1, m - 1] ** 2
     if reml:
         dof = n - p_fixed
@@ -104,6 +111,9 @@ def load_kernel():
         try:
             import numba
 
+            global _cholesky, _cholesky_last  # the kernel calls the compiled helpers
+            _cholesky = numba.njit(cache=True, nogil=True)(_cholesky)
+            _cholesky_last = numba.njit(cache=True, nogil=True)(_cholesky_last)
             _KERNEL = numba.njit(cache=True, nogil=True)(_objective)
         except Exception:  # noqa: BLE001 - no numba, or it cannot compile here: use NumPy
             _KERNEL = False

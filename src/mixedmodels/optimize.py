@@ -29,8 +29,8 @@ class OptSettings:
     """Optimizer settings (NLopt's names). The defaults are tighter than lme4's, which stop
     early on some models; the extra evaluations cost little because each is cheap."""
 
-    ftol_rel: float = 1e-12
-    ftol_abs: float = 1e-10
+    ftol_rel: float = 1e-13
+    ftol_abs: float = 1e-11
     xtol_rel: float = 0.0
     xtol_abs: float = 1e-10
     initial_step: float = 0.75

@@ -94,6 +94,8 @@ class PLSSystem:
                     offdiag[b, j] = product if offdiag[b, j] is None else offdiag[b, j] + product
             xy_xy += chunk.T @ chunk
         self.A_diag = diag
+        # later diagonal blocks fill in, so their A is kept dense (built once here)
+        self.A_dense_diagonal = {j: BlockDiagonal(diag[j]).toarray() for j in range(1, k)}
         self.A_off = {(i, j): self._offdiagonal_block(m, i, j) for (i, j), m in offdiag.items()}
         self.A_xy = xy_rows
         self.A_xyxy = xy_xy
@@ -172,18 +174,11 @@ class PLSSystem:
         lam = lambdas[j]
         if j == 0:
             return BlockDiagonal(_scale_blocks(self.A_diag[0], lam))
-        dense = self._dense_diagonal(j)
+        dense = self.A_dense_diagonal[j]
         levels, p = self.blocks[j].nlevels, self.blocks[j].p
         scaled = _scale_dense(dense, lam, lam, levels, p, levels, p)
         scaled[np.diag_indices_from(scaled)] += 1.0
         return scaled
-
-    def _dense_diagonal(self, j: int) -> np.ndarray:
-        if not hasattr(self, "_dense_cache"):
-            self._dense_cache = {}
-        if j not in self._dense_cache:
-            self._dense_cache[j] = BlockDiagonal(self.A_diag[j]).toarray()
-        return self._dense_cache[j]
 
     def _scaled_offdiagonal(self, i: int, j: int, lambdas):
         """Lambda_i' A_ij Lambda_j (no Lambda on the left for the [X y] block row)."""

@@ -1,0 +1,255 @@
+"""Diagnostic plots of a fit (needs matplotlib: ``pip install "mixedmodels[plots]"``).
+
+Every function returns the matplotlib ``Figure`` it drew on. Pass ``ax`` (one Axes, or a
+sequence of Axes for the multi-panel plots) to draw into an existing figure; otherwise a new
+figure is made with ``matplotlib.pyplot``. matplotlib is imported only when a plot is drawn.
+
+- ``caterpillar``: conditional modes with conditional intervals, sorted, one panel per term;
+- ``residuals_vs_fitted`` and ``qq_residuals``: the residuals;
+- ``qq_ranef``: normal QQ plot of each random-effects term;
+- ``group_panels``: observations and fitted conditional lines, one panel per group level;
+- ``profile_zeta``: the profile zeta traces, one panel per parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import scipy.stats
+
+if TYPE_CHECKING:
+    from .result import LmmFit
+
+__all__ = ["caterpillar", "residuals_vs_fitted", "qq_residuals", "qq_ranef", "group_panels",
+           "profile_zeta"]
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError('plots need matplotlib: pip install "mixedmodels[plots]"') from exc
+    return plt
+
+
+def _axes_grid(n: int, ax, ncols: int, panel_size=(3.2, 3.0)):
+    """(figure, list of n Axes): the given ones, or a new figure with a grid of panels."""
+    if ax is not None:
+        axes = list(np.ravel(np.asarray(ax, dtype=object)))
+        if len(axes) < n:
+            raise ValueError(f"this plot needs {n} axes, got {len(axes)}")
+        return axes[0].figure, axes[:n]
+    plt = _pyplot()
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, grid = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(panel_size[0] * ncols, panel_size[1] * nrows))
+    axes = list(grid.ravel())
+    for extra in axes[n:]:
+        extra.set_visible(False)
+    return fig, axes[:n]
+
+
+def _single_axes(ax, figsize=(5.5, 4.5)):
+    if ax is not None:
+        return ax.figure, ax
+    fig, axis = _pyplot().subplots(figsize=figsize)
+    return fig, axis
+
+
+def _group_name(fit: "LmmFit", group: str | None) -> str:
+    groups = list(fit.ranef)
+    if group is None:
+        return groups[0]
+    if group not in groups:
+        raise ValueError(f"unknown grouping factor {group!r}; the fit has {groups}")
+    return group
+
+
+def normal_quantiles(n: int) -> np.ndarray:
+    """Theoretical normal quantiles at R's ``ppoints(n)``, as ``qqnorm`` uses."""
+    a = 3 / 8 if n <= 10 else 0.5
+    return scipy.stats.norm.ppf((np.arange(1, n + 1) - a) / (n + 1 - 2 * a))
+
+
+def _qq_line(ax, sample: np.ndarray) -> None:
+    """R's ``qqline``: the line through the first and third quartiles."""
+    q_sample = np.quantile(sample, [0.25, 0.75])
+    q_theory = scipy.stats.norm.ppf([0.25, 0.75])
+    if q_theory[1] == q_theory[0]:
+        return
+    slope = (q_sample[1] - q_sample[0]) / (q_theory[1] - q_theory[0])
+    ax.axline((q_theory[0], q_sample[0]), slope=slope, color="grey", lw=1, ls="--")
+
+
+# -- random effects --------------------------------------------------------------------------
+def caterpillar(fit: "LmmFit", group: str | None = None, term: str | Sequence[str] | None = None,
+                level: float = 0.95, ax=None):
+    """Conditional modes with intervals condval +/- z condsd, one panel per term.
+
+    Levels are sorted by the conditional mode of the first term shown (as lme4's
+    ``dotplot(ranef(fit, condVar = TRUE))``), so rows line up across panels.
+
+    Args:
+        fit: the fitted model.
+        group: grouping factor (default: the first one, the one with most levels).
+        term: a term name or a list of them (default: all terms of ``group``).
+        level: coverage of the intervals (normal quantile z = qnorm(0.5 + level / 2)).
+        ax: an Axes, or a sequence with one Axes per term.
+    """
+    if not 0 < level < 1:
+        raise ValueError("level must be between 0 and 1")
+    group = _group_name(fit, group)
+    table = fit.ranef_table()
+    table = table[table["grpvar"] == group]
+    available = list(dict.fromkeys(table["term"]))
+    terms = available if term is None else ([term] if isinstance(term, str) else list(term))
+    unknown = [t for t in terms if t not in available]
+    if unknown:
+        raise ValueError(f"unknown term(s) {unknown} for {group!r}; available: {available}")
+    z = scipy.stats.norm.ppf(0.5 + level / 2)
+
+    first = table[table["term"] == terms[0]].set_index("grp")
+    order = first["condval"].sort_values(kind="stable").index
+    n = len(order)
+    fig, axes = _axes_grid(len(terms), ax, ncols=len(terms),
+                           panel_size=(3.5, max(3.0, 0.18 * n + 1.0)))
+    positions = np.arange(n)
+    for axis, name in zip(axes, terms):
+        rows = table[table["term"] == name].set_index("grp").loc[order]
+        axis.axvline(0.0, color="grey", lw=1, ls="--")
+        axis.errorbar(rows["condval"].to_numpy(), positions,
+                      xerr=z * rows["condsd"].to_numpy(), fmt="o", ms=4, color="C0",
+                      ecolor="C0", elinewidth=1.2, capsize=0)
+        axis.set_yticks(positions)
+        axis.set_yticklabels([str(g) for g in order], fontsize=7)
+        axis.set_ylim(-1, n)
+        axis.set_title(name)
+        axis.set_xlabel(f"Conditional mode ({level:.0%} interval)")
+    axes[0].set_ylabel(f"Level of {group}")
+    fig.suptitle(f"Random effects: {group}")
+    if ax is None:
+        fig.tight_layout()
+    return fig
+
+
+def qq_ranef(fit: "LmmFit", group: str | None = None, ax=None):
+    """Normal QQ plot of the conditional modes of each term of ``group``, one panel per term."""
+    group = _group_name(fit, group)
+    frame = fit.ranef[group]
+    fig, axes = _axes_grid(frame.shape[1], ax, ncols=frame.shape[1], panel_size=(4.0, 3.8))
+    for axis, name in zip(axes, frame.columns):
+        values = np.sort(frame[name].to_numpy())
+        axis.scatter(normal_quantiles(len(values)), values, s=14, color="C0")
+        _qq_line(axis, values)
+        axis.set_title(name)
+        axis.set_xlabel("Theoretical quantiles")
+        axis.set_ylabel(f"Conditional modes ({group})")
+    fig.suptitle(f"Normal QQ plot of random effects: {group}")
+    if ax is None:
+        fig.tight_layout()
+    return fig
+
+
+# -- residuals -------------------------------------------------------------------------------
+def residuals_vs_fitted(fit: "LmmFit", ax=None):
+    """Residuals against conditional fitted values, with a reference line at zero."""
+    fig, axis = _single_axes(ax)
+    axis.scatter(fit.fitted, fit.residuals, s=12, alpha=0.8, color="C0")
+    axis.axhline(0.0, color="grey", lw=1, ls="--")
+    axis.set_xlabel("Fitted values")
+    axis.set_ylabel("Residuals")
+    axis.set_title("Residuals vs fitted")
+    return fig
+
+
+def qq_residuals(fit: "LmmFit", ax=None):
+    """Normal QQ plot of the residuals, with R's ``qqline``."""
+    fig, axis = _single_axes(ax)
+    values = np.sort(fit.residuals)
+    axis.scatter(normal_quantiles(len(values)), values, s=12, color="C0")
+    _qq_line(axis, values)
+    axis.set_xlabel("Theoretical quantiles")
+    axis.set_ylabel("Residuals")
+    axis.set_title("Normal QQ plot of residuals")
+    return fig
+
+
+# -- data and fit per group ------------------------------------------------------------------
+def group_panels(fit: "LmmFit", x: str, group: str | None = None, ncols: int = 6, ax=None):
+    """Observed responses and conditional fitted values against ``x``, one panel per level of
+    ``group`` (the classic sleepstudy plot: Reaction against Days per Subject).
+
+    Points are the observations; the line joins the fitted values sorted by ``x``.
+    """
+    design = fit.model.design
+    group = _group_name(fit, group)
+    if design.frame is None or x not in design.frame.columns:
+        raise ValueError(f"{x!r} is not a column of the data the model was fitted to")
+    term = next(t for t in design.terms if t.group == group)
+    xs = design.frame[x].to_numpy()
+    if not np.issubdtype(np.asarray(xs).dtype, np.number):
+        raise ValueError(f"{x!r} must be numeric to draw against")
+    xs = np.asarray(xs, dtype=float)
+    codes = np.asarray(term.codes)
+    y, fitted = fit.y, fit.fitted
+    levels = list(term.levels)
+    fig, axes = _axes_grid(len(levels), ax, ncols=ncols, panel_size=(2.2, 2.0))
+    for k, (axis, name) in enumerate(zip(axes, levels)):
+        rows = np.flatnonzero(codes == k)
+        order = rows[np.argsort(xs[rows], kind="stable")]
+        axis.scatter(xs[order], y[order], s=10, color="C0")
+        axis.plot(xs[order], fitted[order], color="C1", lw=1.3)
+        axis.set_title(f"{group} {name}", fontsize=8)
+        axis.tick_params(labelsize=7)
+    share_limits(axes, np.concatenate([y, fitted]))
+    response = design.formula.response
+    for axis in axes:
+        axis.set_xlabel(x, fontsize=8)
+        axis.set_ylabel(str(response), fontsize=8)
+    fig.suptitle(f"{response} by {x}: observations and fitted lines per {group}")
+    if ax is None:
+        fig.tight_layout()
+    return fig
+
+
+def share_limits(axes, values: np.ndarray) -> None:
+    """Give every panel the same y range (padded 5%)."""
+    low, high = float(np.min(values)), float(np.max(values))
+    pad = 0.05 * (high - low) or 1.0
+    for axis in axes:
+        axis.set_ylim(low - pad, high + pad)
+
+
+# -- profile ---------------------------------------------------------------------------------
+def profile_zeta(fit: "LmmFit", parameters: Sequence[str] | None = None, ax=None,
+                 profile=None, ncols: int = 3):
+    """zeta (the signed square root of the likelihood-ratio statistic) against each
+    parameter, from ``fit.profile()``; a straight line means a quadratic log-likelihood.
+
+    Args:
+        parameters: names to show (lme4's: ``sd_(Intercept)|g``, ``sigma``, fixed effects).
+        profile: a table from ``fit.profile()`` to reuse (computed when omitted).
+    """
+    table = fit.profile() if profile is None else profile
+    available = list(dict.fromkeys(table["parameter"]))
+    names = available if parameters is None else (
+        [parameters] if isinstance(parameters, str) else list(parameters))
+    unknown = [p for p in names if p not in available]
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; available: {available}")
+    fig, axes = _axes_grid(len(names), ax, ncols=ncols, panel_size=(3.6, 3.2))
+    for axis, name in zip(axes, names):
+        rows = table[table["parameter"] == name].sort_values("value")
+        axis.plot(rows["value"].to_numpy(), rows["zeta"].to_numpy(), "-o", ms=3, color="C0")
+        axis.axhline(0.0, color="grey", lw=1, ls="--")
+        axis.set_xlabel(name)
+        axis.set_ylabel("zeta")
+        axis.set_title(name, fontsize=9)
+    fig.suptitle("Profile zeta")
+    if ax is None:
+        fig.tight_layout()
+    return fig

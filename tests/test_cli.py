@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -162,3 +164,93 @@ def test_console_script_through_python_m(tmp_path, sleep_ref):
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("mixedmodels: error: no such file")
     assert "Traceback" not in bad.stderr
+
+
+# -- fit --ddf / --anova -------------------------------------------------------------------------
+
+def test_fit_ddf_kenward_roger(capsys, sleep_ref):
+    code, out, err = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--ddf", "kenward-roger")
+    assert code == 0 and err == ""
+    assert out.startswith("Linear mixed model fit by REML")
+    assert "kenward-roger degrees of freedom" in out
+    df = sleep_ref["REML"]["kenward_roger"]["df"]["Days"]
+    row = [line for line in out.splitlines() if line.startswith("Days ")][-1].split()
+    assert row[0] == "Days" and float(row[3]) == pytest.approx(df, abs=1e-3)  # 17.0
+
+
+def test_fit_anova(capsys, sleep_ref):
+    code, out, err = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--anova")
+    assert code == 0 and err == ""
+    ref = sleep_ref["REML"]["anova_satterthwaite"][0]
+    assert f"{ref['F']:.3f}" == "45.853" and "45.853" in out
+    row = out.splitlines()[-1].split()
+    assert row[0] == "Days" and float(row[1]) == pytest.approx(ref["F"], rel=1e-5)
+
+
+def test_fit_ddf_json(capsys):
+    code, out, _ = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--ddf", "residual",
+                       "--anova", "--json")
+    record = json.loads(out)
+    assert code == 0 and record["coef_table"]["rows"]["Days"]["df"] == 178
+    assert record["anova"]["rows"]["Days"]["F"] == pytest.approx(45.853, rel=1e-4)
+
+
+def test_fit_bad_ddf(capsys):
+    line = assert_one_line_error(*run(capsys, "fit", SLEEP, "--data", "sleepstudy",
+                                      "--ddf", "welch"))
+    assert "--ddf" in line and "kenward-roger" in line
+
+
+# -- gauge-rr ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gauge_csv(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    parts, inter = rng.normal(0, 2, 8), rng.normal(0, 0.3, (8, 3))
+    rows = [(f"P{i}", f"Op {j}", 5 + parts[i] + 0.2 * j + inter[i, j] + rng.normal(0, 0.4))
+            for i in range(8) for j in range(3) for _ in range(2)]
+    frame = pd.DataFrame(rows, columns=["Part", "Operator", "Thickness (mm)"])
+    path = tmp_path_factory.mktemp("gauge") / "gauge.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_gauge_rr_prints_the_table(capsys, gauge_csv):
+    path, frame = gauge_csv
+    code, out, err = run(capsys, "gauge-rr", str(path), "--part", "Part", "--operator",
+                         "Operator", "--response", "Thickness (mm)", "--tolerance", "10")
+    assert code == 0
+    assert "total gauge R&R" in out and "% tolerance" in out
+    expected = mm.gauge_rr(frame, "Part", "Operator", "Thickness (mm)", tolerance=10)
+    assert f"Number of distinct categories: {expected.ndc}" in out
+
+
+def test_gauge_rr_json(capsys, gauge_csv):
+    path, frame = gauge_csv
+    code, out, err = run(capsys, "gauge-rr", str(path), "--part", "Part", "--operator",
+                         "Operator", "--response", "Thickness (mm)", "--json")
+    assert code == 0
+    record = json.loads(out)
+    expected = mm.gauge_rr(frame, "Part", "Operator", "Thickness (mm)")
+    for name, row in expected.table.iterrows():
+        assert record["table"][name]["variance"] == pytest.approx(row["variance"], rel=1e-6)
+        assert record["table"][name]["% contribution"] == pytest.approx(
+            row["% contribution"], rel=1e-6)
+    assert record["ndc"] == expected.ndc and record["balanced"] is True
+    assert record["anova_variances"]["repeatability"] == pytest.approx(
+        expected.anova_components.loc["repeatability", "variance"])
+
+
+def test_gauge_rr_unknown_column(capsys, gauge_csv):
+    path, _ = gauge_csv
+    line = assert_one_line_error(*run(capsys, "gauge-rr", str(path), "--part", "Part",
+                                      "--operator", "Operatr", "--response", "Thickness (mm)"))
+    assert "'Operatr'" in line
+
+
+def test_gauge_rr_missing_option_and_file(capsys, tmp_path):
+    line = assert_one_line_error(*run(capsys, "gauge-rr", "dyestuff", "--part", "Batch"))
+    assert "--operator" in line
+    line = assert_one_line_error(*run(capsys, "gauge-rr", str(tmp_path / "no.csv"), "--part",
+                                      "a", "--operator", "b", "--response", "c"))
+    assert "no such file" in line

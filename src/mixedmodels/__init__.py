@@ -6,6 +6,7 @@
 
 from . import datasets
 from .errors import DataError, DataWarning, FitWarning, FormulaError
+from .gauge import gauge_rr
 from .lrt import anova
 from .model import LinearMixedModel, lmer
 from .optimize import OptSettings, OptSummary
@@ -13,6 +14,6 @@ from .result import LmmFit
 
 __all__ = [
     "lmer", "anova", "LinearMixedModel", "LmmFit", "OptSettings", "OptSummary", "datasets",
-    "FormulaError", "DataError", "DataWarning", "FitWarning",
+    "FormulaError", "DataError", "DataWarning", "FitWarning", "gauge_rr",
 ]
 __version__ = "0.1.0"

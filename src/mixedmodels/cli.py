@@ -1,6 +1,8 @@
 """The ``mixedmodels`` command: fit a model from the shell.
 
     mixedmodels fit "Reaction ~ Days + (Days | Subject)" --data sleepstudy [--ml] [--json]
+        [--ddf {satterthwaite,kenward-roger,residual,asymptotic}] [--anova]
+    mixedmodels gauge-rr DATA --part P --operator O --response Y [--tolerance T] [--json]
 
 Mistakes in the input end with one line on stderr, ``mixedmodels: error: ...``, and exit
 status 2; warnings are reported as ``mixedmodels: warning: ...`` lines.
@@ -21,12 +23,14 @@ import pandas as pd
 
 from . import datasets
 from .errors import DataError, FormulaError
+from .gauge import gauge_rr
 from .model import lmer
 
 __all__ = ["main"]
 
 PROG = "mixedmodels"
 USAGE_ERROR = 2
+DDF_CHOICES = ("satterthwaite", "kenward-roger", "residual", "asymptotic")
 
 
 class UsageError(Exception):
@@ -50,6 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"a bundled data set ({', '.join(datasets.names())}) or a CSV file")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
+    fit.add_argument("--ddf", choices=DDF_CHOICES, default=None,
+                     help="print the fixed-effects table with t tests using these "
+                          "denominator degrees of freedom")
+    fit.add_argument("--anova", action="store_true",
+                     help="print the type III F tests (with --ddf, default satterthwaite)")
+    gauge = commands.add_parser("gauge-rr", help="crossed gauge R&R study (REML)",
+                                description="Gauge repeatability and reproducibility of a "
+                                            "crossed parts x operators study.")
+    gauge.add_argument("data", metavar="DATA",
+                       help="a bundled data set or a CSV file, one row per measurement")
+    gauge.add_argument("--part", required=True, help="column naming the part")
+    gauge.add_argument("--operator", required=True, help="column naming the operator")
+    gauge.add_argument("--response", required=True, help="column of the measurements")
+    gauge.add_argument("--tolerance", type=float, default=None,
+                       help="specification range (USL - LSL): adds %% tolerance")
+    gauge.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
@@ -81,9 +101,39 @@ def read_csv(path: Path) -> pd.DataFrame:
 def run_fit(args: argparse.Namespace) -> str:
     """Fit and return the text to print."""
     fit = lmer(args.formula, load_data(args.data), reml=not args.ml)
+    ddf = args.ddf or "satterthwaite"
     if args.json:
-        return json.dumps(fit.to_dict(), indent=2, default=_json_default, allow_nan=True)
-    return str(fit.summary())
+        record = fit.to_dict()
+        if args.ddf:
+            record["coef_table"] = _records(fit.coef_table(ddf), ddf)
+        if args.anova:
+            record["anova"] = _records(fit.anova(ddf), ddf)
+        return json.dumps(record, indent=2, default=_json_default, allow_nan=True)
+    parts = [str(fit.summary())]
+    if args.ddf:
+        parts.append(f"Fixed effects, {ddf} degrees of freedom:\n{fit.coef_table(ddf)}")
+    if args.anova:
+        parts.append(f"Type III analysis of variance, {ddf} degrees of freedom:\n"
+                     f"{fit.anova(ddf)}")
+    return "\n\n".join(parts)
+
+
+def _records(table: pd.DataFrame, ddf: str) -> dict:
+    """A coefficient or anova table as {"ddf": ..., "rows": {term: {column: value}}}."""
+    rows = {str(term): {str(k): (None if isinstance(v, float) and math.isnan(v) else
+                                 (v.item() if hasattr(v, "item") else v))
+                        for k, v in row.items()}
+            for term, row in table.iterrows()}
+    return {"ddf": ddf, "rows": rows}
+
+
+def run_gauge_rr(args: argparse.Namespace) -> str:
+    """Gauge R&R study; the text (or JSON) to print."""
+    result = gauge_rr(load_data(args.data), part=args.part, operator=args.operator,
+                      response=args.response, tolerance=args.tolerance)
+    if args.json:
+        return json.dumps(result.to_dict(), indent=2, allow_nan=False)
+    return str(result)
 
 
 def _json_default(value):
@@ -108,9 +158,11 @@ def _report(kind: str, message: str) -> None:
 
 def _dispatch(argv: Sequence[str] | None) -> str:
     args = build_parser().parse_args(argv)
-    if args.command != "fit":
-        raise UsageError(f"choose a command: fit (see '{PROG} --help')")
-    return run_fit(args)
+    if args.command == "fit":
+        return run_fit(args)
+    if args.command == "gauge-rr":
+        return run_gauge_rr(args)
+    raise UsageError(f"choose a command: fit or gauge-rr (see '{PROG} --help')")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -336,6 +336,32 @@ class LmmFit:
 
         return bootstrap(self, n, seed=seed, progress=progress, n_jobs=n_jobs, level=level)
 
+    def predict(self, newdata=None, include_random: bool = True, new_levels: str = "error",
+                interval=None, level: float = 0.95):
+        """Predictions for the fitted or new data (see ``predict.predict``)."""
+        from .predict import predict
+
+        return predict(self, newdata, include_random=include_random, new_levels=new_levels,
+                       interval=interval, level=level)
+
+    def leverage(self) -> np.ndarray:
+        """Diagonal of the hat matrix (see ``diagnostics.leverage``)."""
+        from .diagnostics import leverage
+
+        return leverage(self)
+
+    def cooks_distance(self) -> np.ndarray:
+        """Cook's distance per observation (see ``diagnostics.cooks_distance``)."""
+        from .diagnostics import cooks_distance
+
+        return cooks_distance(self)
+
+    def influence_groups(self, group: str, progress: bool = True) -> pd.DataFrame:
+        """Refits without each level of ``group`` (see ``diagnostics.influence_groups``)."""
+        from .diagnostics import influence_groups
+
+        return influence_groups(self, group, progress=progress)
+
     # -- display -------------------------------------------------------------------------------
     def summary(self):
         """A summary that prints like lme4's and renders as HTML in notebooks."""

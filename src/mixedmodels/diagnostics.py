@@ -1,0 +1,161 @@
+"""Residuals, fitted values and influence measures of a fitted model.
+
+Notation: V = sigma^2 (I + T T') with T = Z Lambda, b the fixed effects, u the conditional
+modes, C = Var(b) = (X' V^-1 X)^-1 (``fit.vcov``). All computations hold theta and sigma at
+their estimates, and none forms an n x n matrix: the q x q matrix M = T'T + I is factored
+once (sparse LU) and the rows are processed in chunks.
+
+* Leverage: for fixed theta the fitted values are linear in y, y_hat = H y, with
+  H = X C X'V^-1 + Z G Z'V^-1 (I - X C X'V^-1) (the hat matrix of the penalized least-squares
+  problem); equivalently I - H = sigma^2 P with P = V^-1 - V^-1 X C X' V^-1, so
+  h_ii = diag(T M^-1 T')_i + sigma^2 a_i' C a_i with a_i the i-th row of V^-1 X.
+* Cook's distance: D_i = (b - b_(i))' C^-1 (b - b_(i)) / p, where b_(i) is the fixed-effects
+  estimate without observation i, the variance parameters held at their full-data values.
+  This deletion is exact, not an approximation: deleting a row from a generalized least-squares
+  fit equals adding an indicator column for it, whose coefficient is r_i / (1 - h_ii)
+  (r the conditional residuals), so b - b_(i) = C a_i r_i / (1 - h_ii) and
+  D_i = r_i^2 a_i' C a_i / ((1 - h_ii)^2 p). (A refit of theta without the row would change
+  the variance parameters too; ``influence_groups`` does such refits, per group.)
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .design import grouping_codes
+
+__all__ = ["cooks_distance", "fitted", "influence_groups", "leverage", "residuals"]
+
+CHUNK_ENTRIES = 4_000_000  # q x rows of dense right-hand sides solved at a time
+
+
+def residuals(fit, kind: str = "response") -> np.ndarray:
+    """Residuals of the fitted data.
+
+    kind:
+        "response": conditional residuals y - X b - Z u (``fit.residuals``);
+        "pearson": the response residuals divided by sigma;
+        "marginal": y - X b (the random effects not removed).
+    """
+    if kind == "response":
+        return fit.y - fit.fitted
+    if kind == "pearson":
+        return (fit.y - fit.fitted) / fit.sigma
+    if kind == "marginal":
+        return fit.y - fit.X @ fit.beta
+    raise ValueError(f"unknown residual kind {kind!r}; choose 'response', 'pearson' or "
+                     "'marginal'")
+
+
+def fitted(fit, kind: str = "conditional") -> np.ndarray:
+    """Fitted values: "conditional" X b + Z u (``fit.fitted``) or "marginal" X b."""
+    if kind == "conditional":
+        return fit.fitted.copy()
+    if kind == "marginal":
+        return fit.X @ fit.beta
+    raise ValueError(f"unknown fitted kind {kind!r}; choose 'conditional' or 'marginal'")
+
+
+def _pieces(fit):
+    """T = Z Lambda, the diagonal of T M^-1 T', and A = V^-1 X (n x p)."""
+    T = sp.csr_array(fit.Z @ fit.Lambda)
+    n, q = T.shape
+    M = sp.csc_matrix(T.T @ T + sp.eye(q, format="csc"))
+    lu = spla.splu(M)
+    X = fit.X
+    A = (X - T @ lu.solve(np.asarray(T.T @ X))) / fit.sigma ** 2
+    diag_t = np.empty(n)
+    chunk = max(1, CHUNK_ENTRIES // max(q, 1))
+    Tt = sp.csc_matrix(T.T)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        rhs = Tt[:, start:stop].toarray()
+        diag_t[start:stop] = np.einsum("ij,ij->j", rhs, lu.solve(rhs))
+    return diag_t, A
+
+
+def _leverage_and_a(fit):
+    diag_t, A = _pieces(fit)
+    C = fit.vcov.to_numpy()
+    quad = np.einsum("ij,jk,ik->i", A, C, A)
+    return diag_t + fit.sigma ** 2 * quad, quad
+
+
+def leverage(fit) -> np.ndarray:
+    """Diagonal of the hat matrix H (y_hat = H y for fixed theta), per observation."""
+    return _leverage_and_a(fit)[0]
+
+
+def cooks_distance(fit) -> np.ndarray:
+    """Cook's distance of the fixed effects per observation: exact deletion of the observation
+    with the variance parameters held fixed (see the module docstring)."""
+    h, quad = _leverage_and_a(fit)
+    r = residuals(fit, "response")
+    return r ** 2 * quad / ((1 - h) ** 2 * len(fit.beta))
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="influence", unit="fit")
+
+
+def influence_groups(fit, group: str, progress: bool = True) -> pd.DataFrame:
+    """Case deletion by group, as influence.ME: the model is refitted (theta too) without each
+    level of ``group`` (a column of the data, or factors joined by ':' such as "cask:batch").
+
+    Returns:
+        one row per level (index named ``group``): ``cooks_distance``
+        = (b - b_(-j))' C^-1 (b - b_(-j)) / p with C = ``fit.vcov`` of the full fit,
+        ``nobs_deleted``, ``singular`` (the refit is singular), and per fixed effect the refitted
+        estimate (column named as the effect) and its change ``delta <name>`` = b_(-j) - b.
+        An effect that cannot be estimated without the level (its column is aliased) is NaN,
+        and the Cook's distance then uses the estimable effects only.
+    """
+    from .model import LinearMixedModel
+
+    design = fit.model.design
+    frame = design.frame
+    factors = tuple(group.split(":"))
+    missing = [f for f in factors if f not in frame.columns]
+    if missing:
+        raise ValueError(f"{missing[0]!r} is not a column of the model's data; columns: "
+                         f"{', '.join(map(str, frame.columns))}")
+    codes, levels = grouping_codes(frame, factors)
+    if len(levels) < 2:
+        raise ValueError(f"{group!r} has a single level; nothing to delete")
+    names = list(fit.x_names)
+    b = fit.beta
+    C_inv = np.linalg.inv(fit.vcov.to_numpy())
+    bar = _progress_bar(len(levels), progress)
+    rows = []
+    try:
+        for j, level in enumerate(levels):
+            mask = codes != j
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                refit = LinearMixedModel(fit.formula, frame[mask], reml=fit.reml).fit()
+            refitted = refit.fixef.reindex(names).to_numpy()
+            delta = refitted - b
+            ok = np.isfinite(delta)
+            cook = float(delta[ok] @ C_inv[np.ix_(ok, ok)] @ delta[ok]) / int(ok.sum())
+            row = {"cooks_distance": cook, "nobs_deleted": int((~mask).sum()),
+                   "singular": bool(refit.is_singular)}
+            row.update(dict(zip(names, refitted)))
+            row.update({f"delta {name}": d for name, d in zip(names, delta)})
+            rows.append(row)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return pd.DataFrame(rows, index=pd.Index(levels, name=group))

@@ -1,0 +1,116 @@
+"""Residual and fitted kinds, leverage, Cook's distance and case deletion by group, against
+dense computations (sleepstudy, n = 180) and hand refits."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels import diagnostics as dg
+
+
+def _fit(formula, name, reml=True):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(formula, mm.datasets.load(name), reml=reml)
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return _fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def dense(sleep):
+    X, y = sleep.X, sleep.y
+    V = sleep.V.toarray()
+    Vi = np.linalg.inv(V)
+    C = np.linalg.inv(X.T @ Vi @ X)
+    n = len(y)
+    P = X @ C @ X.T @ Vi
+    H = P + sleep.Z.toarray() @ sleep.G.toarray() @ sleep.Z.toarray().T @ Vi @ (np.eye(n) - P)
+    return {"V": V, "C": C, "H": H}
+
+
+def test_residual_and_fitted_kinds(sleep):
+    y, X, b = sleep.y, sleep.X, sleep.beta
+    zu = sleep.Z @ sleep.u
+    np.testing.assert_allclose(dg.residuals(sleep), y - X @ b - zu, atol=1e-10)
+    np.testing.assert_allclose(dg.residuals(sleep, "pearson"), (y - X @ b - zu) / sleep.sigma,
+                               atol=1e-10)
+    np.testing.assert_allclose(dg.residuals(sleep, "marginal"), y - X @ b, atol=1e-10)
+    np.testing.assert_allclose(dg.fitted(sleep), X @ b + zu, atol=1e-10)
+    np.testing.assert_allclose(dg.fitted(sleep, "marginal"), X @ b, atol=1e-10)
+    with pytest.raises(ValueError, match="kind"):
+        dg.residuals(sleep, "deviance")
+    with pytest.raises(ValueError, match="kind"):
+        dg.fitted(sleep, "population")
+
+
+def test_dense_hat_matrix_reproduces_fit(sleep, dense):
+    np.testing.assert_allclose(dense["H"] @ sleep.y, sleep.fitted, atol=1e-8)
+    np.testing.assert_allclose(dense["C"], sleep.vcov.to_numpy(), rtol=1e-8)
+
+
+def test_leverage_equals_dense_diagonal(sleep, dense):
+    h = dg.leverage(sleep)
+    np.testing.assert_allclose(h, np.diag(dense["H"]), rtol=0, atol=1e-10)
+    # trace of H: effective number of parameters, between p and p + q
+    assert 2 < h.sum() < 2 + 36
+
+
+def test_leverage_crossed_dense():
+    fit = _fit("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin")
+    X = fit.X
+    Vi = np.linalg.inv(fit.V.toarray())
+    C = np.linalg.inv(X.T @ Vi @ X)
+    n = len(fit.y)
+    P = X @ C @ X.T @ Vi
+    Z = fit.Z.toarray()
+    H = P + Z @ fit.G.toarray() @ Z.T @ Vi @ (np.eye(n) - P)
+    np.testing.assert_allclose(dg.leverage(fit), np.diag(H), atol=1e-10)
+
+
+@pytest.mark.parametrize("i", [0, 7, 95, 179])
+def test_cooks_distance_equals_exact_deletion(sleep, dense, i):
+    X, y, V, C = sleep.X, sleep.y, dense["V"], dense["C"]
+    keep = np.arange(len(y)) != i
+    Vi = np.linalg.inv(V[np.ix_(keep, keep)])
+    b_i = np.linalg.solve(X[keep].T @ Vi @ X[keep], X[keep].T @ Vi @ y[keep])
+    d = sleep.beta - b_i
+    expected = d @ np.linalg.inv(C) @ d / X.shape[1]
+    assert dg.cooks_distance(sleep)[i] == pytest.approx(expected, rel=1e-8)
+
+
+def test_influence_groups_matches_hand_refit(sleep):
+    table = dg.influence_groups(sleep, "Subject", progress=False)
+    assert len(table) == 18 and table.index.name == "Subject"
+    data = mm.datasets.load("sleepstudy")
+    subject = table.index[3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        refit = mm.lmer("Reaction ~ Days + (Days | Subject)",
+                        data[data["Subject"].astype(str) != subject])
+    d = sleep.beta - refit.beta
+    expected = d @ np.linalg.inv(sleep.vcov.to_numpy()) @ d / 2
+    row = table.loc[subject]
+    assert row["cooks_distance"] == pytest.approx(expected, rel=1e-6)
+    assert row["nobs_deleted"] == 10
+    np.testing.assert_allclose([row["(Intercept)"], row["Days"]], refit.beta, rtol=1e-8)
+    np.testing.assert_allclose([row["delta (Intercept)"], row["delta Days"]], -d, rtol=1e-6)
+    assert (table["cooks_distance"] > 0).all()
+
+
+def test_influence_groups_bad_group(sleep):
+    with pytest.raises(ValueError, match="'Nope'"):
+        dg.influence_groups(sleep, "Nope", progress=False)
+
+
+def test_fit_methods_delegate(sleep):
+    np.testing.assert_allclose(sleep.leverage(), dg.leverage(sleep))
+    np.testing.assert_allclose(sleep.cooks_distance(), dg.cooks_distance(sleep))
+    np.testing.assert_allclose(sleep.predict(), sleep.fitted)

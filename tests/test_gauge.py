@@ -149,6 +149,9 @@ def test_errors(data):
         mm.gauge_rr(data.assign(label="a"), "part", "operator", "label")
     with pytest.raises(mm.DataError, match="different"):
         mm.gauge_rr(data, "part", "operator", "operator")
+    single = data.groupby(["part", "operator"]).head(1)
+    with pytest.raises(mm.DataError, match="repeated measurements"):
+        mm.gauge_rr(single, "part", "operator", "y")
     with pytest.raises(mm.DataError, match="tolerance"):
         mm.gauge_rr(data, "part", "operator", "y", tolerance=-1)
 

@@ -234,6 +234,11 @@ def gauge_rr(data: pd.DataFrame, part: str, operator: str, response: str,
     if n_parts < 2 or n_operators < 2:
         raise DataError(f"a gauge R&R study needs at least 2 parts and 2 operators; found "
                         f"{n_parts} part(s) and {n_operators} operator(s)")
+    cells = frame.groupby([_PART, _OPERATOR]).ngroups
+    if cells >= len(frame):
+        raise DataError("a gauge R&R study needs repeated measurements: every part x operator "
+                        "combination is measured only once, so the operator x part "
+                        "interaction cannot be told from repeatability")
 
     fit = lmer(_FORMULA, frame)
     vc = fit.varcorr.set_index("group")["vcov"]

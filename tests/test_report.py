@@ -101,6 +101,7 @@ def test_report_contains_the_tables(fit, report):
         assert f"{value:.6g}" in cells
     assert "coef-table" in text and "varcorr-table" in text
     assert "Residual" in cells and "Subject" in cells
+    assert "None" not in cells and "nan" not in cells  # missing var2 shows as an empty cell
 
 
 def test_report_images_are_png(report):
@@ -147,3 +148,13 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
                           url], capture_output=True, text=True, timeout=60, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert shot.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_report_crossed_factors_has_plots_per_factor(tmp_path):
+    crossed = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)",
+                      mm.datasets.load("penicillin"))
+    path = write_report(crossed, tmp_path / "penicillin.html", dpi=40)
+    alts = re.findall(r'alt="([^"]*)"', path.read_text())
+    assert sum("random effects for plate" in a for a in alts) == 2  # caterpillar and QQ
+    assert sum("random effects for sample" in a for a in alts) == 2
+    assert not any("per " in a for a in alts)  # no covariate to draw group panels against

@@ -108,14 +108,17 @@ def report_html(fit: "LmmFit", title: str | None = None, profile: bool = False,
                 dpi: int = 100) -> str:
     """The report as one HTML string (see ``write_report``)."""
     esc = html.escape
+    varcorr = fit.varcorr.copy()
+    for column in ("var1", "var2"):  # None (no second variable) shows as an empty cell
+        varcorr[column] = varcorr[column].fillna("")
     title = title or f"Linear mixed model: {fit.formula}"
     sections = [
         ("Summary", fit.summary()._repr_html_()),
         ("Fixed effects", fit.coef_table().to_html(classes="coef-table", border=1,
                                                     float_format=lambda v: f"{v:.6g}")),
-        ("Variance components", fit.varcorr.to_html(classes="varcorr-table", border=1,
-                                                    index=False, na_rep="",
-                                                    float_format=lambda v: f"{v:.6g}")),
+        ("Variance components", varcorr.to_html(classes="varcorr-table", border=1,
+                                                index=False, na_rep="",
+                                                float_format=lambda v: f"{v:.6g}")),
     ]
     body = [f"<h1>{esc(title)}</h1>",
             f'<p class="meta">Formula: <code>{esc(fit.formula)}</code>; fitted by '

@@ -4,16 +4,18 @@
     >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
 """
 
-from . import datasets
+from . import datasets, plots
 from .errors import DataError, DataWarning, FitWarning, FormulaError
 from .gauge import gauge_rr
 from .lrt import anova
 from .model import LinearMixedModel, lmer
 from .optimize import OptSettings, OptSummary
+from .report import write_report
 from .result import LmmFit
 
 __all__ = [
     "lmer", "anova", "LinearMixedModel", "LmmFit", "OptSettings", "OptSummary", "datasets",
-    "FormulaError", "DataError", "DataWarning", "FitWarning", "gauge_rr",
+    "FormulaError", "DataError", "DataWarning", "FitWarning", "gauge_rr", "plots",
+    "write_report",
 ]
 __version__ = "0.1.0"

@@ -254,3 +254,40 @@ def test_gauge_rr_missing_option_and_file(capsys, tmp_path):
     line = assert_one_line_error(*run(capsys, "gauge-rr", str(tmp_path / "no.csv"), "--part",
                                       "a", "--operator", "b", "--response", "c"))
     assert "no such file" in line
+
+
+def test_fit_predict_writes_predictions(capsys, tmp_path):
+    data = mm.datasets.load("sleepstudy")
+    new = data.iloc[[0, 1, 15]].copy()
+    new.loc[new.index[-1], "Subject"] = "999"  # an unseen subject: population prediction
+    new_csv, out_csv = tmp_path / "new.csv", tmp_path / "predictions.csv"
+    new.to_csv(new_csv, index=False)
+    code, _, _ = run(capsys, "fit", "Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy",
+                     "--predict", str(new_csv), "--out", str(out_csv))
+    assert code == 0
+    written = pd.read_csv(out_csv)
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    np.testing.assert_allclose(written["prediction"].iloc[:2], fit.fitted[[0, 1]], rtol=1e-8)
+    population = fit.fixef["(Intercept)"] + fit.fixef["Days"] * new["Days"].iloc[-1]
+    assert written["prediction"].iloc[-1] == pytest.approx(population, rel=1e-8)
+    assert list(written.columns) == ["Reaction", "Days", "Subject", "prediction"]
+
+
+def test_fit_report_writes_html(capsys, tmp_path):
+    report = tmp_path / "report.html"
+    code, out, _ = run(capsys, "fit", "Reaction ~ Days + (Days | Subject)", "--data",
+                       "sleepstudy", "--report", str(report))
+    assert code == 0 and "Random effects" in out
+    html = report.read_text()
+    assert "251.405" in html and html.count("data:image/png;base64,") >= 4
+
+
+@pytest.mark.parametrize("extra", [["--predict", "new.csv"], ["--out", "p.csv"],
+                                   ["--predict", "missing.csv", "--out", "p.csv"],
+                                   ["--report", "no/such/dir/report.html"]])
+def test_fit_file_options_bad_input(capsys, tmp_path, monkeypatch, extra):
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame({"Days": [1], "Subject": ["308"]}).to_csv("new.csv", index=False)
+    code, out, err = run(capsys, "fit", "Reaction ~ Days + (Days | Subject)", "--data",
+                         "sleepstudy", *extra)
+    assert_one_line_error(code, out, err)

@@ -147,3 +147,16 @@ def test_refits_recover_the_variance_components(sleep_fit):
     # the correlation (0.07 in the fit) is recovered to within 0.1
     assert table["cor_Days.(Intercept)|Subject"].mean() == pytest.approx(
         truth["cor_Days.(Intercept)|Subject"], abs=0.1)
+
+
+def test_refit_equals_a_fresh_fit_of_the_new_response():
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    y_new = fit.simulate(1, seed=3)[:, 0]
+    refitted = fit.refit(y_new)
+    fresh = mm.lmer("Reaction ~ Days + (Days | Subject)", data.assign(Reaction=y_new))
+    assert refitted.objective == pytest.approx(fresh.objective, rel=1e-12)
+    np.testing.assert_allclose(refitted.fixef, fresh.fixef, rtol=1e-9)
+    np.testing.assert_allclose(refitted.theta, fresh.theta, atol=1e-6)
+    with pytest.raises(ValueError, match="observations"):
+        fit.refit(y_new[:-1])

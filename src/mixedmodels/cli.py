@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "denominator degrees of freedom")
     fit.add_argument("--anova", action="store_true",
                      help="print the type III F tests (with --ddf, default satterthwaite)")
+    fit.add_argument("--predict", metavar="NEW_CSV",
+                     help="predict for the rows of this CSV file (unseen groups get the "
+                          "population prediction); needs --out")
+    fit.add_argument("--out", metavar="CSV", help="where --predict writes its predictions")
+    fit.add_argument("--report", metavar="HTML",
+                     help="also write a self-contained HTML report (summary, tables, plots)")
     gauge = commands.add_parser("gauge-rr", help="crossed gauge R&R study (REML)",
                                 description="Gauge repeatability and reproducibility of a "
                                             "crossed parts x operators study.")
@@ -99,9 +105,24 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def run_fit(args: argparse.Namespace) -> str:
-    """Fit and return the text to print."""
+    """Fit, write the requested files, and return the text to print."""
+    if args.predict and not args.out:
+        raise UsageError("--predict needs --out PATH for the predictions")
+    if args.out and not args.predict:
+        raise UsageError("--out goes with --predict NEW_CSV")
+    if args.predict and not Path(args.predict).is_file():
+        raise UsageError(f"no such file: {args.predict}")
+    new_data = read_csv(Path(args.predict)) if args.predict else None
     fit = lmer(args.formula, load_data(args.data), reml=not args.ml)
     ddf = args.ddf or "satterthwaite"
+    if new_data is not None:
+        predictions = new_data.assign(prediction=fit.predict(new_data,
+                                                             new_levels="population"))
+        _write_file(args.out, lambda path: predictions.to_csv(path, index=False))
+    if args.report:
+        from .report import write_report
+
+        _write_file(args.report, lambda path: write_report(fit, path))
     if args.json:
         record = fit.to_dict()
         if args.ddf:
@@ -116,6 +137,14 @@ def run_fit(args: argparse.Namespace) -> str:
         parts.append(f"Type III analysis of variance, {ddf} degrees of freedom:\n"
                      f"{fit.anova(ddf)}")
     return "\n\n".join(parts)
+
+
+def _write_file(path: str, writer) -> None:
+    """Run writer(path); a path that cannot be written is a one-line error."""
+    try:
+        writer(path)
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from error
 
 
 def _records(table: pd.DataFrame, ddf: str) -> dict:

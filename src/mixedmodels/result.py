@@ -322,6 +322,11 @@ class LmmFit:
         return pd.DataFrame(rows, index=pd.Index(names, name="parameter"),
                             columns=["lower", "upper"])
 
+    def refit(self, y) -> "LmmFit":
+        """The same design fitted to a new response (no formula or data processing; only
+        the blocks of A that involve y are recomputed)."""
+        return self.model.with_response(y).fit(self.optsummary.settings)
+
     def simulate(self, n: int = 1, seed=None) -> np.ndarray:
         """n responses simulated from the fitted model, as an (nobs, n) array (``simulate``)."""
         from .simulate import simulate

@@ -114,3 +114,13 @@ def test_fit_methods_delegate(sleep):
     np.testing.assert_allclose(sleep.leverage(), dg.leverage(sleep))
     np.testing.assert_allclose(sleep.cooks_distance(), dg.cooks_distance(sleep))
     np.testing.assert_allclose(sleep.predict(), sleep.fitted)
+
+
+def test_fit_methods_for_residual_and_fitted_kinds():
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+    marginal = fit.X @ fit.beta
+    np.testing.assert_allclose(fit.resid(), fit.y - fit.fitted)
+    np.testing.assert_allclose(fit.resid("pearson"), (fit.y - fit.fitted) / fit.sigma)
+    np.testing.assert_allclose(fit.resid("marginal"), fit.y - marginal)
+    np.testing.assert_allclose(fit.fitted_values("marginal"), marginal)
+    np.testing.assert_allclose(fit.fitted_values(), fit.fitted)

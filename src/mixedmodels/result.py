@@ -322,6 +322,19 @@ class LmmFit:
         return pd.DataFrame(rows, index=pd.Index(names, name="parameter"),
                             columns=["lower", "upper"])
 
+    def resid(self, kind: str = "response") -> np.ndarray:
+        """Residuals: "response" (y - X beta - Z u), "pearson" (response / sigma) or
+        "marginal" (y - X beta); see ``diagnostics``."""
+        from .diagnostics import residuals
+
+        return residuals(self, kind)
+
+    def fitted_values(self, kind: str = "conditional") -> np.ndarray:
+        """Fitted values: "conditional" (X beta + Z u) or "marginal" (X beta)."""
+        from .diagnostics import fitted
+
+        return fitted(self, kind)
+
     def refit(self, y) -> "LmmFit":
         """The same design fitted to a new response (no formula or data processing; only
         the blocks of A that involve y are recomputed)."""

@@ -29,6 +29,7 @@ import pandas as pd
 import scipy.stats
 
 from .errors import FitWarning, warn_user
+from .progress import progress_bar
 from .simulate import Simulator
 
 __all__ = ["BootstrapResult", "bootstrap", "parameter_names", "parameter_values",
@@ -238,16 +239,6 @@ def _run_chunk(start: int, seeds):
     return start, _WORKER.run(seeds)
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="bootstrap", unit="fit")
-
-
 def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
               level: float = 0.95) -> BootstrapResult:
     """Parametric bootstrap of a fitted model, as lme4's ``bootMer`` + ``confint(type="perc")``.
@@ -278,7 +269,7 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
     bar = None
     try:
         if n_jobs == 1:
-            bar = _progress_bar(n, progress)
+            bar = progress_bar(n, progress, "bootstrap")
             for i in range(n):
                 values[i:i + 1], singular[i:i + 1], failed[i:i + 1] = replicator.run(seeds[i:i + 1])
                 if bar is not None:
@@ -291,7 +282,8 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
             with ProcessPoolExecutor(workers, initializer=_init_worker,
                                      initargs=(payload,)) as pool:
                 futures = [pool.submit(_run_chunk, s, seeds[s:s + size]) for s in starts]
-                bar = _progress_bar(n, progress)  # after the workers start: no fork with its thread
+                # the bar starts after the workers, so that no fork copies its thread
+                bar = progress_bar(n, progress, "bootstrap")
                 for future in as_completed(futures):
                     start, (v, s, f) = future.result()
                     rows = slice(start, start + len(v))

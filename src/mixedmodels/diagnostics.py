@@ -28,6 +28,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .design import grouping_codes
+from .progress import progress_bar
 
 __all__ = ["cooks_distance", "fitted", "influence_groups", "leverage", "residuals"]
 
@@ -99,16 +100,6 @@ def cooks_distance(fit) -> np.ndarray:
     return r ** 2 * quad / ((1 - h) ** 2 * len(fit.beta))
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="influence", unit="fit")
-
-
 def influence_groups(fit, group: str, progress: bool = True) -> pd.DataFrame:
     """Case deletion by group, as influence.ME: the model is refitted (theta too) without each
     level of ``group`` (a column of the data, or factors joined by ':' such as "cask:batch").
@@ -136,7 +127,7 @@ def influence_groups(fit, group: str, progress: bool = True) -> pd.DataFrame:
     names = list(fit.x_names)
     b = fit.beta
     C_inv = np.linalg.inv(fit.vcov.to_numpy())
-    bar = _progress_bar(len(levels), progress)
+    bar = progress_bar(len(levels), progress, "influence")
     rows = []
     try:
         for j, level in enumerate(levels):

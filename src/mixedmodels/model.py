@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-
 import dataclasses
 
 import numpy as np
@@ -20,8 +19,13 @@ import pandas as pd
 from .design import Design, build_design
 from .errors import FitWarning, warn_user
 from .formula import parse_formula
-from .optimize import (ConvergenceCheck, OptSettings, OptSummary, check_convergence,
-                       minimize_bobyqa)
+from .optimize import (
+    ConvergenceCheck,
+    OptSettings,
+    OptSummary,
+    check_convergence,
+    minimize_bobyqa,
+)
 from .pls import PLSSystem
 from .result import LmmFit
 from .terms import ReStructure, build_structure

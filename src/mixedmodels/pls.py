@@ -23,7 +23,14 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
 
-from .blocks import BlockDiagonal, BlockSparse, cholesky, log_diagonal_sum, rank_update, rdiv
+from .blocks import (
+    BlockDiagonal,
+    BlockSparse,
+    cholesky,
+    log_diagonal_sum,
+    rank_update,
+    rdiv,
+)
 from .compiled import SingleFactorObjective, load_kernel
 from .terms import ReStructure
 

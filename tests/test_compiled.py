@@ -39,3 +39,25 @@ def test_compiled_path_rebuilt_for_a_new_response():
     blocked = other.system.objective_from(other.system.factor(theta), True)
     assert other.objective(theta) == pytest.approx(blocked, rel=1e-11)
     assert other.objective(theta) != pytest.approx(model.objective(theta), rel=1e-6)
+
+
+SMALL_MULTI_FACTOR = [
+    ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)"),
+    ("pastes", "strength ~ 1 + (1 | batch/cask)"),
+    ("orthodont", "distance ~ age + (1 | Subject) + (age | Sex)"),
+]
+
+
+@pytest.mark.parametrize("name, formula", SMALL_MULTI_FACTOR)
+@pytest.mark.parametrize("reml", [True, False])
+def test_compiled_dense_equals_blocked(name, formula, reml):
+    model = mm.LinearMixedModel(formula, mm.datasets.load(name), reml=reml)
+    system = model.system
+    assert system._single is None and system._small is not None
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        lower = model.structure.lower_bounds()
+        theta = np.where(lower == 0, rng.uniform(0.05, 2.0, model.structure.ntheta),
+                         rng.normal(0, 0.3, model.structure.ntheta))
+        blocked = system.objective_from(system.factor(theta), reml)
+        assert system.objective(theta, reml) == pytest.approx(blocked, rel=1e-11)

@@ -19,9 +19,10 @@ import math
 
 import numpy as np
 
-__all__ = ["SingleFactorObjective", "load_kernel"]
+__all__ = ["SingleFactorObjective", "SmallDenseObjective", "load_kernel"]
 
 _KERNEL = None
+_DENSE_KERNEL = None
 
 
 def _cholesky(matrix, size):
@@ -104,6 +105,36 @@ def _objective(theta, lam_rows, lam_cols, lam_index, blocks, cross, xy, n, p_fix
     return logdet_z + n * (1.0 + math.log(2.0 * math.pi * r2 / n))
 
 
+def _dense_objective(theta, col_start, col_rows, col_index, full, q, n, p_fixed, reml):
+    """The same criterion from one dense matrix: T'AT + diag(I_q, 0), T = blockdiag(Lambda, I)
+    given column by column (rows col_rows[col_start[c]:col_start[c + 1]], values theta at
+    col_index, or 1 where col_index is -1), then one Cholesky."""
+    size = full.shape[0]
+    values = np.empty(col_rows.shape[0])
+    for k in range(col_rows.shape[0]):
+        values[k] = 1.0 if col_index[k] < 0 else theta[col_index[k]]
+    scaled = np.empty((size, size))
+    for j in range(size):
+        for i in range(j, size):
+            total = 1.0 if (i == j and i < q) else 0.0
+            for a in range(col_start[i], col_start[i + 1]):
+                row = col_rows[a]
+                for b in range(col_start[j], col_start[j + 1]):
+                    total += values[a] * full[row, col_rows[b]] * values[b]
+            scaled[i, j] = total
+    logdet = _cholesky(scaled, size - 1)
+    if math.isnan(logdet) or _cholesky_last(scaled, size) <= 0.0:
+        return math.inf
+    r2 = scaled[size - 1, size - 1] ** 2
+    if reml:
+        dof = n - p_fixed
+        return logdet + dof * (1.0 + math.log(2.0 * math.pi * r2 / dof))
+    logdet_z = 0.0
+    for j in range(q):
+        logdet_z += 2.0 * math.log(scaled[j, j])
+    return logdet_z + n * (1.0 + math.log(2.0 * math.pi * r2 / n))
+
+
 def load_kernel():
     """The compiled objective, or None when numba is not available."""
     global _KERNEL
@@ -115,6 +146,8 @@ def load_kernel():
             _cholesky = numba.njit(cache=True, nogil=True)(_cholesky)
             _cholesky_last = numba.njit(cache=True, nogil=True)(_cholesky_last)
             _KERNEL = numba.njit(cache=True, nogil=True)(_objective)
+            global _DENSE_KERNEL
+            _DENSE_KERNEL = numba.njit(cache=True, nogil=True)(_dense_objective)
         except Exception:  # noqa: BLE001 - no numba, or it cannot compile here: use NumPy
             _KERNEL = False
     return _KERNEL or None
@@ -139,3 +172,26 @@ class SingleFactorObjective:
         return self.kernel(np.asarray(theta, dtype=np.float64), self.lam_rows, self.lam_cols,
                            self.lam_index, self.blocks, self.cross, self.xy, self.n,
                            self.p_fixed, reml)
+
+
+class SmallDenseObjective:
+    """The inputs of the compiled dense computation: A as one symmetric matrix, and T's
+    pattern by columns (Z columns from Lambda's entries, then unit [X y] columns)."""
+
+    def __init__(self, full: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                 index: np.ndarray, q: int, n: int, p_fixed: int):
+        size = full.shape[0]
+        extra = np.arange(q, size)
+        rows = np.concatenate([rows, extra])
+        cols = np.concatenate([cols, extra])
+        index = np.concatenate([index, np.full(len(extra), -1)])
+        order = np.argsort(cols, kind="stable")
+        self.col_rows = rows[order].astype(np.int64)
+        self.col_index = index[order].astype(np.int64)
+        self.col_start = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=size))])
+        self.full, self.q, self.n, self.p_fixed = full, q, n, p_fixed
+
+    def __call__(self, theta: np.ndarray, reml: bool) -> float:
+        load_kernel()
+        return _DENSE_KERNEL(np.asarray(theta, dtype=np.float64), self.col_start, self.col_rows,
+                             self.col_index, self.full, self.q, self.n, self.p_fixed, reml)

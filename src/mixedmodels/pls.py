@@ -31,7 +31,7 @@ from .blocks import (
     rank_update,
     rdiv,
 )
-from .compiled import SingleFactorObjective, load_kernel
+from .compiled import SingleFactorObjective, SmallDenseObjective, load_kernel
 from .terms import ReStructure
 
 __all__ = ["PLSSystem", "Factor"]
@@ -119,7 +119,10 @@ class PLSSystem:
                                                      self.A_xy[0], self.A_xyxy, self.n, self.p)
                 return
         if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= SMALL_SYSTEM:
-            self._small = _SmallSystem(self)
+            small = _SmallSystem(self)
+            compiled = load_kernel() is not None
+            self._small = SmallDenseObjective(small.full, small.rows, small.cols, small.index,
+                                              small.q, self.n, self.p) if compiled else small
 
     def _offdiagonal_block(self, product, i: int, j: int):
         """Z_i'Z_j as stored: block-sparse below the first block when large, else dense."""
@@ -208,7 +211,7 @@ class PLSSystem:
         if self._single is not None:
             return self._single(theta, reml)
         if self._small is not None:
-            return self._small.objective(theta, reml)
+            return self._small(theta, reml)
         try:
             factor = self.factor(theta)
         except np.linalg.LinAlgError:
@@ -296,7 +299,7 @@ class _SmallSystem:
         self.diagonal = np.arange(q) * (size + 1)  # flat positions of the Z part's diagonal
         self.transform = np.eye(size)  # its Lambda entries are overwritten for every theta
 
-    def objective(self, theta: np.ndarray, reml: bool) -> float:
+    def __call__(self, theta: np.ndarray, reml: bool) -> float:
         self.transform[self.rows, self.cols] = theta[self.index]
         scaled = self.transform.T @ (self.full @ self.transform)
         scaled.ravel()[self.diagonal] += 1.0

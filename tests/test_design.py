@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mixedmodels as mm
-from mixedmodels.design import build_design, drop_aliased, grouping_codes, r_column_names
+from mixedmodels.design import (
+    build_design,
+    drop_aliased,
+    grouping_codes,
+    r_column_names,
+)
 from mixedmodels.errors import DataWarning
 from mixedmodels.formula import parse_formula
 

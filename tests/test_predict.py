@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+from conftest import dataset_for, load_reference, reference_ids
 
 import mixedmodels as mm
-from conftest import dataset_for, load_reference, reference_ids
 from mixedmodels.predict import predict
 
 

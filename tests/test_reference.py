@@ -14,7 +14,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import METHODS, reference_ids
 
 CASES = [(model_id, method) for model_id in reference_ids() for method in METHODS]

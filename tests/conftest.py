@@ -65,3 +65,21 @@ def reference_fits() -> dict:
         for method in METHODS:
             fits[model_id, method] = (record, record[method], fit_reference(record, method))
     return fits
+
+
+def _quiet_fit(formula: str, name: str, reml: bool = True):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(formula, mm.datasets.load(name), reml=reml)
+
+
+@pytest.fixture(scope="session")
+def quiet_fit():
+    """lmer on a bundled data set, with the fit's warnings silenced."""
+    return _quiet_fit
+
+
+@pytest.fixture(scope="session")
+def sleep():
+    """The REML fit of Reaction ~ Days + (Days | Subject) to sleepstudy."""
+    return _quiet_fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")

@@ -6,22 +6,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import mixedmodels as mm
 from mixedmodels import diagnostics as dg
-
-
-def _fit(formula, name, reml=True):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mm.lmer(formula, mm.datasets.load(name), reml=reml)
-
-
-@pytest.fixture(scope="module")
-def sleep():
-    return _fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +51,8 @@ def test_leverage_equals_dense_diagonal(sleep, dense):
     assert 2 < h.sum() < 2 + 36
 
 
-def test_leverage_crossed_dense():
-    fit = _fit("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin")
+def test_leverage_crossed_dense(quiet_fit):
+    fit = quiet_fit("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin")
     X = fit.X
     Vi = np.linalg.inv(fit.V.toarray())
     C = np.linalg.inv(X.T @ Vi @ X)

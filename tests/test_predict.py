@@ -15,17 +15,6 @@ import mixedmodels as mm
 from mixedmodels.predict import predict
 
 
-def _fit(formula, name, reml=True):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mm.lmer(formula, mm.datasets.load(name), reml=reml)
-
-
-@pytest.fixture(scope="module")
-def sleep():
-    return _fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
-
-
 @pytest.mark.parametrize("model_id", reference_ids())
 def test_training_predictions_equal_fitted(model_id):
     record = load_reference(model_id)
@@ -63,8 +52,8 @@ def test_integer_subject_labels_match(sleep):
     assert predict(sleep, new)[0] == pytest.approx(b[0] + u[0] + 3 * (b[1] + u[1]))
 
 
-def test_identity_terms_and_factor_by_hand():
-    fit = _fit("distance ~ I(age^2) + Sex + (age | Subject)", "orthodont")
+def test_identity_terms_and_factor_by_hand(quiet_fit):
+    fit = quiet_fit("distance ~ I(age^2) + Sex + (age | Subject)", "orthodont")
     assert fit.x_names == ("(Intercept)", "I(age^2)", "SexMale")
     new = pd.DataFrame({"age": [9.0, 13.5, 7.0], "Sex": ["Female", "Male", "Male"],
                         "Subject": ["F03", "M05", "M11"]})
@@ -82,8 +71,8 @@ def test_identity_terms_and_factor_by_hand():
         predict(fit, new.assign(Sex=["Female", "Other", "Male"]))
 
 
-def test_ergostool_factor_by_hand():
-    fit = _fit("effort ~ Type + (1 | Subject)", "ergostool")
+def test_ergostool_factor_by_hand(quiet_fit):
+    fit = quiet_fit("effort ~ Type + (1 | Subject)", "ergostool")
     assert fit.x_names == ("(Intercept)", "TypeT2", "TypeT3", "TypeT4")
     new = pd.DataFrame({"Type": ["T3", "T1", "T4"], "Subject": ["2", "5", "9"]})
     b, u = fit.fixef, fit.ranef["Subject"]["(Intercept)"]
@@ -94,8 +83,8 @@ def test_ergostool_factor_by_hand():
         predict(fit, new.assign(Type=["T5", "T1", "T2"]))
 
 
-def test_nested_groups_by_hand():
-    fit = _fit("strength ~ 1 + (1 | batch/cask)", "pastes")
+def test_nested_groups_by_hand(quiet_fit):
+    fit = quiet_fit("strength ~ 1 + (1 | batch/cask)", "pastes")
     new = pd.DataFrame({"batch": ["B", "Q"], "cask": ["c", "a"]})
     ranef = fit.ranef
     assert set(ranef) == {"batch", "cask:batch"}  # lme4's name and level labels: "c:B"

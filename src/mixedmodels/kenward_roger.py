@@ -156,9 +156,10 @@ class _Parts:
         trace_v2 = (n - lz.shape[0] + np.sum(m_inverse ** 2)) / sigma2 ** 2
         return cls(K, T, B, B.T @ T / sigma2, xv2x, xv3x, trace_v2, sigma2)
 
-    # E_i M for a q x k matrix M: rows of the pairs; E_i = sum_l (e_r e_c' + e_c e_r')
     @staticmethod
     def _split(c: _Component):
+        """E_i as (r, s) index pairs with E_i = sum e_r e_s' (both orders for a covariance);
+        None for the residual, whose G is I."""
         if c.rows is None:
             return None
         if np.array_equal(c.rows, c.cols):

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-__all__ = ["SingleFactorObjective", "SmallDenseObjective", "load_kernel"]
+__all__ = ["SingleFactorObjective", "SmallDenseObjective", "load_dense_kernel", "load_kernel"]
 
 _KERNEL = None
 _DENSE_KERNEL = None
@@ -135,6 +135,11 @@ def _dense_objective(theta, col_start, col_rows, col_index, full, q, n, p_fixed,
     return logdet_z + n * (1.0 + math.log(2.0 * math.pi * r2 / n))
 
 
+def load_dense_kernel():
+    """The compiled dense objective, or None when numba is not available."""
+    return _DENSE_KERNEL if load_kernel() is not None else None
+
+
 def load_kernel():
     """The compiled objective, or None when numba is not available."""
     global _KERNEL
@@ -178,8 +183,9 @@ class SmallDenseObjective:
     """The inputs of the compiled dense computation: A as one symmetric matrix, and T's
     pattern by columns (Z columns from Lambda's entries, then unit [X y] columns)."""
 
-    def __init__(self, full: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+    def __init__(self, kernel, full: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                  index: np.ndarray, q: int, n: int, p_fixed: int):
+        self.kernel = kernel
         size = full.shape[0]
         extra = np.arange(q, size)
         rows = np.concatenate([rows, extra])
@@ -192,6 +198,5 @@ class SmallDenseObjective:
         self.full, self.q, self.n, self.p_fixed = full, q, n, p_fixed
 
     def __call__(self, theta: np.ndarray, reml: bool) -> float:
-        load_kernel()
-        return _DENSE_KERNEL(np.asarray(theta, dtype=np.float64), self.col_start, self.col_rows,
+        return self.kernel(np.asarray(theta, dtype=np.float64), self.col_start, self.col_rows,
                              self.col_index, self.full, self.q, self.n, self.p_fixed, reml)

@@ -64,11 +64,15 @@ class OptSummary:
 
 
 def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarray,
-                    lower: np.ndarray, settings: OptSettings = OptSettings()) -> OptSummary:
-    """Minimize ``objective`` over theta >= lower with NLopt's BOBYQA.
+                    lower: np.ndarray, settings: OptSettings = OptSettings(),
+                    upper: np.ndarray | None = None,
+                    initial_step: np.ndarray | None = None) -> OptSummary:
+    """Minimize ``objective`` over lower <= x (<= upper) with NLopt's BOBYQA.
 
-    NLopt raises when round-off stops progress (typically at a boundary optimum); the best
-    point evaluated is then the result, with return code ROUNDOFF_LIMITED.
+    ``initial_step`` (one per coordinate) overrides ``settings.initial_step``. A non-finite
+    objective value counts as very large. NLopt raises when round-off stops progress
+    (typically at a boundary optimum); the best point evaluated is then the result, with
+    return code ROUNDOFF_LIMITED.
     """
     trace: list[float] = []
     best = {"value": np.inf, "x": np.array(initial, dtype=float)}
@@ -83,12 +87,15 @@ def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarra
     opt = nlopt.opt(nlopt.LN_BOBYQA, len(initial))
     opt.set_min_objective(wrapped)
     opt.set_lower_bounds(lower)
+    if upper is not None:
+        opt.set_upper_bounds(upper)
     opt.set_ftol_rel(settings.ftol_rel)
     opt.set_ftol_abs(settings.ftol_abs)
     opt.set_xtol_rel(settings.xtol_rel)
     opt.set_xtol_abs(settings.xtol_abs)
     opt.set_maxeval(settings.maxeval)
-    opt.set_initial_step(np.full(len(initial), settings.initial_step))
+    opt.set_initial_step(np.full(len(initial), settings.initial_step)
+                         if initial_step is None else initial_step)
     start = time.perf_counter()
     try:
         opt.optimize(np.asarray(initial, dtype=float))

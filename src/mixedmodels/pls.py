@@ -31,7 +31,12 @@ from .blocks import (
     rank_update,
     rdiv,
 )
-from .compiled import SingleFactorObjective, SmallDenseObjective, load_kernel
+from .compiled import (
+    SingleFactorObjective,
+    SmallDenseObjective,
+    load_dense_kernel,
+    load_kernel,
+)
 from .terms import ReStructure
 
 __all__ = ["PLSSystem", "Factor"]
@@ -120,9 +125,9 @@ class PLSSystem:
                 return
         if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= SMALL_SYSTEM:
             small = _SmallSystem(self)
-            compiled = load_kernel() is not None
-            self._small = SmallDenseObjective(small.full, small.rows, small.cols, small.index,
-                                              small.q, self.n, self.p) if compiled else small
+            kernel = load_dense_kernel()
+            self._small = small if kernel is None else SmallDenseObjective(
+                kernel, small.full, small.rows, small.cols, small.index, small.q, self.n, self.p)
 
     def _offdiagonal_block(self, product, i: int, j: int):
         """Z_i'Z_j as stored: block-sparse below the first block when large, else dense."""

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import nlopt
 import numpy as np
 import pandas as pd
 import scipy.optimize
 import scipy.stats
+
+from .optimize import OptSettings, minimize_bobyqa
 
 __all__ = ["Profiler", "parameter_names"]
 
@@ -135,11 +136,10 @@ class Profiler:
         lower, upper = self.space.bounds()
         x0 = np.clip(start[free], lower[free], upper[free])
 
-        def objective(x, grad):
+        def objective(x):
             psi = start.copy()
             psi[free], psi[j] = x, value
-            value_ = self._variance_deviance(psi)
-            return value_ if np.isfinite(value_) else 1e300
+            return self._variance_deviance(psi)
 
         results = []
         for initial in (x0, np.clip(self.psi_hat[free], lower[free], upper[free])):
@@ -156,7 +156,7 @@ class Profiler:
         upper = np.full(len(lower), np.inf)
         results = []
         for initial in (self.space.to_theta(start), self.fit.theta):
-            theta = _bobyqa(lambda x, g: _finite(self.system.deviance(x, value, self.fit.reml)),
+            theta = _bobyqa(lambda x: self.system.deviance(x, value, self.fit.reml),
                             initial, lower, upper)
             results.append((self.system.deviance(theta, value, self.fit.reml),
                             self.space.from_theta(theta, value)))
@@ -172,7 +172,7 @@ class Profiler:
         transform[p, -1] = 1.0
         system = self.system.with_fixed_transform(transform)
         lower = self.fit.model.structure.lower_bounds()
-        theta = _bobyqa(lambda x, g: _finite(system.objective(x, False)), theta0, lower,
+        theta = _bobyqa(lambda x: system.objective(x, False), theta0, lower,
                         np.full(len(theta0), np.inf))
         return system.objective(theta, False), theta
 
@@ -257,36 +257,15 @@ def _endpoint(zeta, center: float, target: float, scale: float, bound: float) ->
     return float("nan")
 
 
+PROFILE_SETTINGS = OptSettings(ftol_rel=1e-12, ftol_abs=1e-10, xtol_abs=1e-10, maxeval=5000)
+
+
 def _bobyqa(objective, x0, lower, upper) -> np.ndarray:
-    """Minimize with BOBYQA; the best point seen is kept if NLopt stops on round-off."""
-    x0 = np.asarray(x0, dtype=float)
+    """The inner fits: BOBYQA from x0 with steps scaled to x0 and to finite bounds."""
+    x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
     if len(x0) == 0:
         return x0
-    best = {"value": np.inf, "x": x0.copy()}
-
-    def tracked(x, grad):
-        value = objective(x, grad)
-        if value < best["value"]:
-            best["value"], best["x"] = value, x.copy()
-        return value
-
-    opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
-    opt.set_min_objective(tracked)
-    opt.set_lower_bounds(lower)
-    opt.set_upper_bounds(upper)
-    opt.set_ftol_abs(1e-10)
-    opt.set_ftol_rel(1e-12)
-    opt.set_xtol_abs(1e-10)
-    opt.set_maxeval(5000)
     step = np.maximum(np.abs(x0) * 0.1, 0.05)
     step = np.minimum(step, np.where(np.isfinite(upper - lower), (upper - lower) / 4, step))
-    opt.set_initial_step(np.maximum(step, 1e-4))
-    try:
-        opt.optimize(np.clip(x0, lower, upper))
-    except nlopt.RoundoffLimited:
-        pass
-    return best["x"]
-
-
-def _finite(value: float) -> float:
-    return value if np.isfinite(value) else 1e300
+    return minimize_bobyqa(objective, x0, lower, PROFILE_SETTINGS, upper,
+                           np.maximum(step, 1e-4)).final

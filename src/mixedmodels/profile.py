@@ -10,12 +10,15 @@ The interval at level 1 - alpha is where zeta = -/+ z_{1 - alpha/2}, found by ro
 zeta (not by interpolating a grid). A standard deviation whose zeta stays above -z down to 0 gets
 the lower bound 0; a correlation whose zeta does not reach z before +/-1 gets that bound.
 
-Variance parameters are profiled on the fit's own criterion (REML or ML). Fixed effects are
-profiled on the ML deviance; for a REML fit the model is refitted by ML for them.
+Every parameter is profiled on the ML deviance, as lme4 does: a REML fit is first refitted by
+ML, and its profile and intervals are those of the ML fit (lme4's ``confint`` on a REML fit gives
+the same numbers). The REML criterion is not used because it cannot profile the fixed effects:
+it changes with them only through X, not through their value.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,19 +118,18 @@ class Profiler:
     """Profiles of one fit; each parameter's zeta function and interval are computed on demand."""
 
     def __init__(self, fit):
-        self.fit = fit
+        self.fit = fit if not fit.reml else _ml_refit(fit)
         self.names = parameter_names(fit)
         self.space = _VarianceSpace(fit.model.structure)
         self.system = fit.model.system
-        self.psi_hat = self.space.from_theta(fit.theta, fit.sigma)
+        self.psi_hat = self.space.from_theta(self.fit.theta, self.fit.sigma)
         self.dev_hat = self._variance_deviance(self.psi_hat)
-        self._ml_fit = fit if not fit.reml else fit.model.with_reml(False).fit()
 
     # -- deviance with one parameter fixed -------------------------------------------------------
     def _variance_deviance(self, psi: np.ndarray) -> float:
         if psi[-1] <= 0:
             return np.inf
-        return self.system.deviance(self.space.to_theta(psi), psi[-1], self.fit.reml)
+        return self.system.deviance(self.space.to_theta(psi), psi[-1], False)
 
     def _profiled_variance(self, j: int, value: float,
                            start: np.ndarray) -> tuple[float, np.ndarray]:
@@ -156,9 +158,9 @@ class Profiler:
         upper = np.full(len(lower), np.inf)
         results = []
         for initial in (self.space.to_theta(start), self.fit.theta):
-            theta = _bobyqa(lambda x: self.system.deviance(x, value, self.fit.reml),
+            theta = _bobyqa(lambda x: self.system.deviance(x, value, False),
                             initial, lower, upper)
-            results.append((self.system.deviance(theta, value, self.fit.reml),
+            results.append((self.system.deviance(theta, value, False),
                             self.space.from_theta(theta, value)))
         return min(results, key=lambda pair: pair[0])
 
@@ -190,10 +192,9 @@ class Profiler:
             optima = {center: self.psi_hat.copy()}
         else:
             k = j - nvar
-            ml = self._ml_fit
-            center, dev_min, inner = ml.beta[k], ml.objective, (
+            center, dev_min, inner = self.fit.beta[k], self.fit.objective, (
                 lambda v, start: self._profiled_fixed(k, v, start))
-            optima = {center: ml.theta.copy()}
+            optima = {center: self.fit.theta.copy()}
         cache: dict[float, float] = {}
 
         def zeta(v):
@@ -235,6 +236,13 @@ class Profiler:
                                            np.linspace(center, high, points // 2 + 1)]))
         return pd.DataFrame({"parameter": name, "value": values,
                              "zeta": [zeta(v) for v in values]})
+
+
+def _ml_refit(fit):
+    """The ML fit of a REML fit's model; a singular ML optimum is expected and not reported."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="boundary \\(singular\\) fit")
+        return fit.model.with_reml(False).fit()
 
 
 def _endpoint(zeta, center: float, target: float, scale: float, bound: float) -> float:

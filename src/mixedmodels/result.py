@@ -298,7 +298,8 @@ class LmmFit:
         """Confidence intervals, rows named as lme4's ``confint(oldNames = FALSE)``.
 
         Args:
-            method: "profile" (likelihood profile), "wald" (fixed effects only: estimate
+            method: "profile" (likelihood profile; of the ML deviance, so a REML fit gets its ML
+                refit's intervals, as in lme4), "wald" (fixed effects only: estimate
                 +/- z se; variance parameters NaN, as lme4) or "bootstrap" (parametric
                 bootstrap percentiles; options such as n=, seed= go to ``bootstrap``).
             level: confidence level.

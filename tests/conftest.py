@@ -1,9 +1,11 @@
-"""Shared test helpers: the lme4 reference fits (tests/reference/*.json) and our fits of them.
+"""Shared test helpers: the lme4 reference fits and our fits of them.
 
 Each reference file written by ``tests/reference/lme4_reference.R`` holds one model: ``data``
-(the CSV's name), ``formula``, and per method (``"REML"``, ``"ML"``) lme4's results. Other
-JSON files in that folder (likelihood-ratio tables, contrasts...) have other layouts and are
-skipped here.
+(the CSV's name), ``formula``, and per method (``"REML"``, ``"ML"``) lme4's results. There are
+two sets: the shared models (tests/reference/*.json, fitted to the bundled data sets) and more
+classic models (tests/reference/classic/*.json, ids "classic/<name>", fitted to the CSV files
+in tests/reference/classic/data; their records list the columns R treated as factors). Other
+JSON files (likelihood-ratio tables, contrasts...) have other layouts and are skipped here.
 """
 
 from __future__ import annotations
@@ -12,34 +14,45 @@ import json
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
+CLASSIC_DIR = REFERENCE_DIR / "classic"
 METHODS = ("REML", "ML")
 
 
 def load_reference(model_id: str) -> dict:
-    """The lme4 reference record of one model, e.g. ``load_reference("sleepstudy_corr")``."""
+    """The lme4 reference record of one model, e.g. ``load_reference("sleepstudy_corr")`` or
+    ``load_reference("classic/mathach")``."""
     with open(REFERENCE_DIR / f"{model_id}.json", encoding="utf-8") as handle:
         return json.load(handle)
 
 
-def reference_ids() -> list[str]:
-    """The ids of the single-model reference files (those with a formula and REML/ML fits)."""
+def reference_ids(classic: bool = True) -> list[str]:
+    """The ids of the single-model reference files (those with a formula and REML/ML fits):
+    the shared models, then (unless ``classic=False``) the classic ones."""
     ids = []
-    for path in sorted(REFERENCE_DIR.glob("*.json")):
-        with open(path, encoding="utf-8") as handle:
-            record = json.load(handle)
-        if isinstance(record, dict) and {"data", "formula", "REML", "ML"} <= set(record):
-            ids.append(path.stem)
+    folders = [REFERENCE_DIR] + ([CLASSIC_DIR] if classic else [])
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")):
+            with open(path, encoding="utf-8") as handle:
+                record = json.load(handle)
+            if isinstance(record, dict) and {"data", "formula", "REML", "ML"} <= set(record):
+                ids.append(path.relative_to(REFERENCE_DIR).with_suffix("").as_posix())
     return ids
 
 
 def dataset_for(record: dict):
-    """The bundled data set a reference record was fitted to ("sleepstudy.csv" -> sleepstudy)."""
-    return mm.datasets.load(Path(record["data"]).stem.lower())
+    """The data a reference record was fitted to: a bundled data set ("sleepstudy.csv" ->
+    sleepstudy) or, for a classic model, its CSV with R's factors read as strings."""
+    if "factors" not in record:
+        return mm.datasets.load(Path(record["data"]).stem.lower())
+    return pd.read_csv(CLASSIC_DIR / "data" / record["data"], keep_default_na=False,
+                       na_values=list(mm.datasets.CSV_MISSING_VALUES),
+                       dtype={column: str for column in record["factors"]})
 
 
 def fit_reference(record: dict, method: str):

@@ -96,6 +96,26 @@ def test_csv_path(capsys, tmp_path, sleep_ref):
     assert rel_close(record["objective"], sleep_ref["REML"]["criterion"], 1e-6)
 
 
+def test_csv_missing_values_are_empty_cells_and_na(capsys, tmp_path):
+    """A level named "None" (as nlme's Alfalfa dates) stays a level; NA and empty cells are
+    missing and dropped with a count."""
+    data = mm.datasets.load("ergostool")
+    data["Type"] = data["Type"].replace({"T1": "None"})
+    data["effort"] = data["effort"].astype(float)
+    data.loc[[0, 5], "effort"] = np.nan
+    path = tmp_path / "ergo.csv"
+    data.to_csv(path, index=False, na_rep="NA")
+    code, out, err = run(capsys, "fit", "effort ~ Type + (1 | Subject)", "--data", str(path),
+                         "--json")
+    assert code == 0
+    record = json.loads(out)
+    assert record["nobs"] == len(data) - 2
+    assert "2" in err and "missing" in err
+    expected = mm.lmer("effort ~ Type + (1 | Subject)", data.dropna())
+    assert set(record["fixef"]) == set(expected.fixef.index)
+    assert "TypeT2" in record["fixef"] and "TypeNone" not in record["fixef"]  # None: baseline
+
+
 def test_singular_fit_warns_on_stderr(capsys):
     ref = reference("dyestuff2_singular")["REML"]
     code, out, err = run(capsys, "fit", "Yield ~ 1 + (1 | Batch)", "--data", "dyestuff2")

@@ -27,9 +27,10 @@ CORR_ATOL = 5e-3
 CONDVAL_IN_CONDSD = 2e-3
 
 
-def test_all_ten_models_are_there():
-    assert len(reference_ids()) == 10
-    assert len(CASES) == 20
+def test_all_models_are_there():
+    assert len(reference_ids(classic=False)) == 10  # the shared models
+    assert len(reference_ids()) == 25  # and 15 classic ones
+    assert len(CASES) == 50
 
 
 @pytest.fixture(params=CASES, ids=IDS)
@@ -53,7 +54,7 @@ def test_objective_no_worse_than_lme4(case):
     # much lower than lme4's optimum would mean that we compute another function
     assert fit.objective >= crit - OBJECTIVE_RTOL * abs(crit), (fit.objective, crit)
     assert fit.reml == (ref is record["REML"])
-    assert fit.nobs == record["nobs"]
+    assert fit.nobs == ref.get("nobs", record["nobs"])  # rows used: without missing values
 
 
 def test_loglik_aic_bic(case):
@@ -126,6 +127,8 @@ def test_ranef_table(case):
     _, ref, fit = case
     table = fit.ranef_table()
     theirs = ref["ranef"]
+    if not theirs:  # not recorded for the largest model (InstEval)
+        pytest.skip("no conditional modes in the reference")
     assert list(table.columns) == ["grpvar", "term", "grp", "condval", "condsd"]
     assert list(table["grpvar"]) == theirs["grpvar"]
     assert list(table["term"]) == theirs["term"]

@@ -95,8 +95,10 @@ def load_data(source: str) -> pd.DataFrame:
 
 
 def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file; only empty cells and NA (``datasets.CSV_MISSING_VALUES``) are missing."""
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, keep_default_na=False,
+                            na_values=list(datasets.CSV_MISSING_VALUES))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise UsageError(f"cannot read {path} as CSV: {_one_line(error)}") from error
     if frame.empty:

@@ -38,6 +38,7 @@ from .compiled import (
     load_kernel,
 )
 from .terms import ReStructure
+from .threads import blas_threads_for
 
 __all__ = ["PLSSystem", "Factor"]
 
@@ -170,17 +171,24 @@ class PLSSystem:
         lambdas = self.structure.lambdas(theta)
         k = len(self.blocks)
         L = [[None] * (i + 1) for i in range(k + 1)]
-        for j in range(k + 1):
-            diagonal = self._scaled_diagonal(j, lambdas)
-            for m in range(j):
-                diagonal = rank_update(diagonal, L[j][m], L[j][m])
-            L[j][j] = cholesky(diagonal)
-            for i in range(j + 1, k + 1):
-                below = self._scaled_offdiagonal(i, j, lambdas)
+        with blas_threads_for(self.largest_dense_block):
+            for j in range(k + 1):
+                diagonal = self._scaled_diagonal(j, lambdas)
                 for m in range(j):
-                    below = rank_update(below, L[i][m], L[j][m])
-                L[i][j] = rdiv(below, L[j][j])
+                    diagonal = rank_update(diagonal, L[j][m], L[j][m])
+                L[j][j] = cholesky(diagonal)
+                for i in range(j + 1, k + 1):
+                    below = self._scaled_offdiagonal(i, j, lambdas)
+                    for m in range(j):
+                        below = rank_update(below, L[i][m], L[j][m])
+                    L[i][j] = rdiv(below, L[j][j])
         return Factor(theta, lambdas, L)
+
+    @property
+    def largest_dense_block(self) -> int:
+        """Rows of the largest dense diagonal block of the factor: the grouping factors after
+        the first (they fill in) and [X y]."""
+        return max([b.q for b in self.blocks[1:]] + [self.p + 1])
 
     def _scaled_diagonal(self, j: int, lambdas):
         """Lambda_j' A_jj Lambda_j + I, or A for the [X y] block."""

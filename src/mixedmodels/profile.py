@@ -124,12 +124,22 @@ class Profiler:
         self.system = fit.model.system
         self.psi_hat = self.space.from_theta(self.fit.theta, self.fit.sigma)
         self.dev_hat = self._variance_deviance(self.psi_hat)
+        # smallest first steps of the inner fits: sds and sigma on sigma's scale, correlations
+        # on their own; theta is relative to sigma already
+        lower, _ = self.space.bounds()
+        self._is_correlation = lower < 0
+        self._psi_floor = np.where(self._is_correlation, 0.05, 0.02 * self.fit.sigma)
 
     # -- deviance with one parameter fixed -------------------------------------------------------
     def _variance_deviance(self, psi: np.ndarray) -> float:
+        """ML deviance at psi; infinite where it cannot be evaluated (sigma <= 0, or sds so
+        large that the Cholesky factor fails in floating point)."""
         if psi[-1] <= 0:
             return np.inf
-        return self.system.deviance(self.space.to_theta(psi), psi[-1], False)
+        try:
+            return self.system.deviance(self.space.to_theta(psi), psi[-1], False)
+        except np.linalg.LinAlgError:
+            return np.inf
 
     def _profiled_variance(self, j: int, value: float,
                            start: np.ndarray) -> tuple[float, np.ndarray]:
@@ -143,9 +153,15 @@ class Profiler:
             psi[free], psi[j] = x, value
             return self._variance_deviance(psi)
 
+        starts = [x0, np.clip(self.psi_hat[free], lower[free], upper[free])]
+        if self._is_correlation[j] and self._is_correlation[free].any():
+            # with one correlation moved, the others' values may make the correlation matrix
+            # indefinite; the inner fit can stall on that edge: also start with them at 0
+            uncorrelated = np.where(self._is_correlation[free], 0.0, starts[1])
+            starts.append(uncorrelated)
         results = []
-        for initial in (x0, np.clip(self.psi_hat[free], lower[free], upper[free])):
-            best = _bobyqa(objective, initial, lower[free], upper[free])
+        for initial in starts:
+            best = _bobyqa(objective, initial, lower[free], upper[free], self._psi_floor[free])
             psi = start.copy()
             psi[free], psi[j] = best, value
             results.append((self._variance_deviance(psi), psi))
@@ -159,7 +175,7 @@ class Profiler:
         results = []
         for initial in (self.space.to_theta(start), self.fit.theta):
             theta = _bobyqa(lambda x: self.system.deviance(x, value, False),
-                            initial, lower, upper)
+                            initial, lower, upper, _THETA_FLOOR)
             results.append((self.system.deviance(theta, value, False),
                             self.space.from_theta(theta, value)))
         return min(results, key=lambda pair: pair[0])
@@ -175,7 +191,7 @@ class Profiler:
         system = self.system.with_fixed_transform(transform)
         lower = self.fit.model.structure.lower_bounds()
         theta = _bobyqa(lambda x: system.objective(x, False), theta0, lower,
-                        np.full(len(theta0), np.inf))
+                        np.full(len(theta0), np.inf), _THETA_FLOOR)
         return system.objective(theta, False), theta
 
     # -- zeta and intervals ---------------------------------------------------------------------
@@ -265,15 +281,21 @@ def _endpoint(zeta, center: float, target: float, scale: float, bound: float) ->
     return float("nan")
 
 
+_THETA_FLOOR = 0.02
 PROFILE_SETTINGS = OptSettings(ftol_rel=1e-12, ftol_abs=1e-10, xtol_abs=1e-10, maxeval=5000)
 
 
-def _bobyqa(objective, x0, lower, upper) -> np.ndarray:
-    """The inner fits: BOBYQA from x0 with steps scaled to x0 and to finite bounds."""
+def _bobyqa(objective, x0, lower, upper, floor) -> np.ndarray:
+    """The inner fits: BOBYQA from x0. Each coordinate's first step is a tenth of its value (at
+    least ``floor``), and at most half the way to its lower bound: BOBYQA moves a start closer
+    than one step to a bound onto that bound, where the deviance may be infinite (sigma = 0)
+    or far from the optimum."""
     x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
     if len(x0) == 0:
         return x0
-    step = np.maximum(np.abs(x0) * 0.1, 0.05)
+    step = np.maximum(np.abs(x0) * 0.1, floor)
+    inside = x0 > lower
+    step[inside] = np.minimum(step[inside], 0.5 * (x0 - lower)[inside])
     step = np.minimum(step, np.where(np.isfinite(upper - lower), (upper - lower) / 4, step))
     return minimize_bobyqa(objective, x0, lower, PROFILE_SETTINGS, upper,
-                           np.maximum(step, 1e-4)).final
+                           np.maximum(step, 1e-8)).final

@@ -10,7 +10,12 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["load", "describe", "names"]
+__all__ = ["CSV_MISSING_VALUES", "load", "describe", "names"]
+
+#: The cells read as missing in CSV files: empty cells and R's ``NA`` (with "NaN" and "N/A").
+#: pandas' longer default list is not used: it also turns words such as "None", "NULL" or
+#: "nan" into missing values, so that a factor level named "None" would be silently dropped.
+CSV_MISSING_VALUES = ("", "NA", "NaN", "N/A")
 
 _DATASETS = {
     "sleepstudy": ("sleepstudy.csv", "Reaction times (ms) of 18 subjects over 10 days of sleep "
@@ -49,7 +54,8 @@ def load(name: str) -> pd.DataFrame:
     """The data set as a DataFrame; grouping columns stay strings (categorical in models)."""
     filename, _ = _entry(name)
     with resources.files(__package__).joinpath("data", filename).open("r") as handle:
-        return pd.read_csv(handle, dtype=_string_columns(filename))
+        return pd.read_csv(handle, dtype=_string_columns(filename), keep_default_na=False,
+                           na_values=list(CSV_MISSING_VALUES))
 
 
 def describe(name: str) -> str:

@@ -117,7 +117,9 @@ def test_confidence_interval_by_hand(sleep):
     se = np.sqrt([x @ V @ x for x in X])
     z = scipy.stats.norm.ppf(0.95)
     fitted = X @ sleep.beta
-    assert list(table.columns) == ["fit", "lower", "upper"] and list(table.index) == ["a", "b"]
+    assert list(table.columns) == ["fit", "se", "lower", "upper"]
+    assert list(table.index) == ["a", "b"]
+    np.testing.assert_allclose(table["se"], se, rtol=1e-12)
     np.testing.assert_allclose(table["fit"], fitted, rtol=1e-12)
     np.testing.assert_allclose(table["lower"], fitted - z * se, rtol=1e-12)
     np.testing.assert_allclose(table["upper"], fitted + z * se, rtol=1e-12)
@@ -130,6 +132,104 @@ def test_bad_arguments(sleep):
     with pytest.raises(ValueError, match="new_levels"):
         predict(sleep, new_levels="zero")
     with pytest.raises(ValueError, match="interval"):
-        predict(sleep, interval="prediction")
+        predict(sleep, interval="tolerance")
     with pytest.raises(ValueError, match="Days"):
         predict(sleep, pd.DataFrame({"Subject": ["308"]}))
+
+
+# -- prediction intervals --------------------------------------------------------------------------
+def _dense_prediction_variance(fit, X0, Z0, new_blocks=()):
+    """Var(y0 - y0_hat) from the definitions, with dense n x n matrices: y0_hat = c'y with
+    c' = x0'B + z0'G Z'V^-1 (I - X B), B = (X'V^-1 X)^-1 X'V^-1; since c'X = x0',
+    y0 - y0_hat = (z0'u - c'Z u) + e0 - c'e, so Var = (z0 - Z'c)' G (z0 - Z'c) + s2 (1 + c'c).
+    Columns of Z0 in ``new_blocks`` (q index arrays) belong to levels new to the fit: their
+    random effects are independent of the data, they are left out of the BLUP part (their
+    columns of z0 enter only through the variance of the new level)."""
+    X = fit.X
+    Z = fit.Z.toarray()
+    G = fit.G.toarray()
+    s2 = fit.sigma ** 2
+    V = Z @ G @ Z.T + s2 * np.eye(len(X))
+    Vi = np.linalg.inv(V)
+    B = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi)
+    out = []
+    for x0, z0 in zip(X0, Z0):
+        known = z0.copy()
+        extra = 0.0
+        for columns in new_blocks:
+            block = z0[columns]
+            extra += block @ G[np.ix_(columns, columns)] @ block  # the new level's own effect
+            known[columns] = 0.0
+        c = x0 @ B + known @ G @ Z.T @ Vi @ (np.eye(len(X)) - X @ B)
+        d = known - Z.T @ c
+        out.append(d @ G @ d + s2 * (1 + c @ c) + extra)
+    return np.array(out)
+
+
+def test_prediction_interval_equals_dense_definition(sleep):
+    new = pd.DataFrame({"Days": [0.0, 4.5, 9.0, 3.0], "Subject": ["308", "330", "372", "999"]})
+    table = predict(sleep, new, interval="prediction", new_levels="population", level=0.9)
+    levels = list(sleep.model.structure.blocks[0].levels)
+    X0 = np.column_stack([np.ones(4), new["Days"]])
+    Z0 = np.zeros((4, sleep.Z.shape[1]))
+    for i, (days, subject) in enumerate(zip(new["Days"], new["Subject"])):
+        if subject in levels:
+            j = levels.index(subject)
+            Z0[i, 2 * j:2 * j + 2] = [1.0, days]
+    expected = _dense_prediction_variance(sleep, X0[:3], Z0[:3])
+    np.testing.assert_allclose(table["se"].to_numpy()[:3] ** 2, expected, rtol=1e-8)
+    # a new subject: the population prediction, with the full between-subject variance
+    x = X0[3]
+    lam = sleep.model.structure.blocks[0].lam(sleep.theta)
+    g = sleep.sigma ** 2 * lam @ lam.T
+    z = np.array([1.0, 3.0])
+    new_subject = x @ sleep.vcov.to_numpy() @ x + z @ g @ z + sleep.sigma ** 2
+    assert table["se"].iloc[3] ** 2 == pytest.approx(new_subject, rel=1e-8)
+    zq = scipy.stats.norm.ppf(0.95)
+    np.testing.assert_allclose(table["upper"] - table["fit"], zq * table["se"], rtol=1e-12)
+    np.testing.assert_allclose(table["fit"], predict(sleep, new, new_levels="population"))
+    # wider than the confidence interval, narrower than the marginal one
+    confidence = predict(sleep, new, interval="confidence", new_levels="population")
+    marginal = predict(sleep, new, include_random=False, interval="prediction")
+    assert np.all(table["se"] > confidence["se"])
+    assert np.all(marginal["se"].to_numpy()[:3] > table["se"].to_numpy()[:3])
+    np.testing.assert_allclose(marginal["se"].iloc[3], table["se"].iloc[3], rtol=1e-10)
+
+
+def test_prediction_interval_crossed_and_nested_by_definition(quiet_fit):
+    """Two grouping factors, with a level new to the fit in one of them."""
+    fit = quiet_fit("strength ~ 1 + (1 | batch/cask)", "pastes")
+    data = mm.datasets.load("pastes")
+    new = data.iloc[[0, 7, 30]].copy()
+    new.loc[new.index[2], "cask"] = "z"  # batch known, cask:batch new
+    table = predict(fit, new, interval="prediction", new_levels="population")
+    structure = fit.model.structure
+    starts = np.cumsum([0] + [b.q for b in structure.blocks])
+    Z0 = np.zeros((3, starts[-1]))
+    new_blocks = []
+    for b, block in enumerate(structure.blocks):
+        factors = block.group.split(":")
+        labels = new[factors].astype(str).agg(":".join, axis=1)
+        levels = [str(level) for level in block.levels]
+        for i, label in enumerate(labels):
+            if label in levels:
+                Z0[i, starts[b] + levels.index(label)] = 1.0
+    # rows 0 and 1: both levels known; row 2: its batch is known, its cask:batch level is new
+    # (no BLUP; its effect, independent of the data, adds its variance)
+    expected = _dense_prediction_variance(fit, np.ones((2, 1)), Z0[:2])
+    np.testing.assert_allclose(table["se"].to_numpy()[:2] ** 2, expected, rtol=1e-8)
+    cask = next(b for b in structure.blocks if ":" in b.group)
+    sd_cask = fit.sigma * cask.lam(fit.theta)[0, 0]
+    batch_only = _dense_prediction_variance(fit, np.ones((1, 1)), Z0[2:]) + sd_cask ** 2
+    assert table["se"].iloc[2] ** 2 == pytest.approx(batch_only[0], rel=1e-8)
+
+
+def test_prediction_interval_missing_rows_and_fitted_data(sleep):
+    new = pd.DataFrame({"Days": [1.0, np.nan], "Subject": ["308", "309"]})
+    table = predict(sleep, new, interval="prediction")
+    assert np.isfinite(table["se"].iloc[0]) and table.iloc[1].isna().all()
+    own = predict(sleep, interval="prediction")
+    np.testing.assert_allclose(own["fit"], sleep.fitted)
+    again = predict(sleep, mm.datasets.load("sleepstudy"), interval="prediction")
+    np.testing.assert_allclose(own["se"].to_numpy(), again["se"].to_numpy(), rtol=1e-10)
+    assert np.all(own["se"] > sleep.sigma)

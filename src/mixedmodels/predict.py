@@ -14,6 +14,16 @@ Policies:
   as MixedModels.jl), ``"population"`` (that term's random part is 0: the population prediction,
   as lme4's ``allow.new.levels = TRUE``) or ``"nan"``;
 * a row with a missing value in a variable the prediction needs gives NaN.
+
+Intervals (theta and sigma held at their estimates, as in the fit's other standard errors):
+* ``"confidence"``: the fixed part's uncertainty only, se^2 = x0' V_beta x0;
+* ``"prediction"``: for a new observation y0 = x0'beta + z0'u + e0 of the row,
+  Var(y0 - y0_hat) = sigma^2 (w' K^-1 w + 1), where K = [[T'T + I, T'X], [X'T, X'X]]
+  (T = Z Lambda) is the matrix of the mixed-model equations, whose inverse times sigma^2 is the
+  covariance of the errors (v_hat - v, beta_hat - beta) of the spherical random effects and the
+  fixed effects, and w = (Lambda' z0, x0). A grouping factor whose level is new to the fit (or
+  every factor, with ``include_random=False``) contributes no conditional mode; its random
+  effect is unknown and adds its full variance sigma^2 |Lambda_b' z0_b|^2 instead.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import scipy.stats
 from formulaic import Formula
 
@@ -31,6 +43,8 @@ from .encoding import Encoding
 __all__ = ["predict"]
 
 NEW_LEVELS = ("error", "population", "nan")
+INTERVALS = (None, "confidence", "prediction")
+CHUNK_ENTRIES = 4_000_000  # (q + p) x rows of dense right-hand sides solved at a time
 
 
 def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = True,
@@ -45,46 +59,95 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
             population prediction X beta.
         new_levels: what to do with a level of a grouping factor not seen at fit time:
             "error", "population" (random part 0 for that term) or "nan".
-        interval: None, or "confidence" for a confidence interval that accounts for the
+        interval: None; "confidence" for a confidence interval that accounts for the
             uncertainty of the fixed effects only: prediction +/- z se with
             se = sqrt(diag(X V_beta X')), V_beta = ``fit.vcov`` (the conditional modes and the
-            variance parameters are treated as known).
+            variance parameters are treated as known); or "prediction" for an interval that
+            covers a new observation of the row: the uncertainty of the fixed effects and of
+            the conditional modes, and the residual variance (see the module docstring).
         level: confidence level of the interval.
 
     Returns:
-        a numpy array of predictions (NaN for rows with missing values), or with
-        ``interval="confidence"`` a DataFrame with columns fit, lower, upper indexed like
-        ``newdata`` (the fitted rows' labels when ``newdata`` is None).
+        a numpy array of predictions (NaN for rows with missing values), or with an
+        ``interval`` a DataFrame with columns fit, se, lower, upper indexed like ``newdata``
+        (the fitted rows' labels when ``newdata`` is None).
     """
     if new_levels not in NEW_LEVELS:
         raise ValueError(f"new_levels must be one of {', '.join(map(repr, NEW_LEVELS))}, "
                          f"not {new_levels!r}")
-    if interval not in (None, "confidence"):
-        raise ValueError(f"interval must be None or 'confidence', not {interval!r}")
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be None, 'confidence' or 'prediction', not "
+                         f"{interval!r}")
     design = fit.model.design
     if newdata is None:
         X = design.X
         prediction = fit.fitted.copy() if include_random else X @ fit.beta
         index = design.rows
+        rows = np.arange(len(X))
+        frame = design.frame
     else:
         if not isinstance(newdata, pd.DataFrame):
             newdata = pd.DataFrame(newdata)
         index = newdata.index
-        X, complete = fixed_matrix(fit, newdata, include_random)
+        X, complete = fixed_matrix(fit, newdata, include_random or interval == "prediction")
         prediction = np.full(len(newdata), np.nan)
         rows = np.flatnonzero(complete)
         prediction[rows] = X[rows] @ fit.beta
+        frame = newdata.iloc[rows]
         if include_random and len(rows):
-            prediction[rows] += random_part(fit, newdata.iloc[rows], new_levels)
+            prediction[rows] += random_part(fit, frame, new_levels)
     if interval is None:
         return prediction
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, not {level!r}")
-    cov = fit.vcov.to_numpy()
-    se = np.sqrt(np.einsum("ij,jk,ik->i", X, cov, X))
+    if interval == "confidence":
+        se = np.sqrt(np.einsum("ij,jk,ik->i", X, fit.vcov.to_numpy(), X))
+    else:
+        se = np.full(len(X), np.nan)
+        if len(rows):
+            se[rows] = fit.sigma * np.sqrt(
+                _error_variance(fit, X[rows], _random_rows(fit, frame), include_random) + 1.0)
+        se[np.isnan(prediction)] = np.nan
     z = scipy.stats.norm.ppf(0.5 + level / 2)
-    return pd.DataFrame({"fit": prediction, "lower": prediction - z * se,
+    return pd.DataFrame({"fit": prediction, "se": se, "lower": prediction - z * se,
                          "upper": prediction + z * se}, index=index)
+
+
+def _error_variance(fit, X0: np.ndarray, blocks, include_random: bool) -> np.ndarray:
+    """Var(x0'(beta_hat - beta) + z0'(u_hat - u)) / sigma^2 per row (see the module
+    docstring): w' K^-1 w over the known levels, plus |Lambda_b' z0_b|^2 for each grouping
+    factor whose level is unknown (all of them without ``include_random``)."""
+    structure = fit.model.structure
+    theta = fit.theta
+    starts = np.cumsum([0] + [b.q for b in structure.blocks])
+    n0 = len(X0)
+    unknown = np.zeros(n0)
+    entries, columns, row_ids = [], [], []
+    for b, (_, index, values) in enumerate(blocks):
+        block = structure.blocks[b]
+        scaled = values @ block.lam(theta)  # z0_b' Lambda_b, per row
+        known = (index >= 0) if include_random else np.zeros(n0, dtype=bool)
+        unknown[~known] += np.einsum("ij,ij->i", scaled[~known], scaled[~known])
+        rows = np.flatnonzero(known)
+        entries.append(scaled[rows].ravel())
+        columns.append((starts[b] + index[rows, None] * block.p
+                        + np.arange(block.p)).ravel())
+        row_ids.append(np.repeat(rows, block.p))
+    q, p = int(starts[-1]), X0.shape[1]
+    W = sp.csc_array((np.concatenate(entries), (np.concatenate(columns),
+                                                np.concatenate(row_ids))), shape=(q, n0))
+    T = sp.csr_array(fit.Z @ fit.Lambda)
+    X = fit.X
+    K = sp.block_array([[T.T @ T + sp.eye_array(q), sp.csr_array(T.T @ X)],
+                        [sp.csr_array(X.T @ T), sp.csr_array(X.T @ X)]], format="csc")
+    lu = spla.splu(K)
+    quadratic = np.empty(n0)
+    chunk = max(1, CHUNK_ENTRIES // (q + p))
+    for start in range(0, n0, chunk):
+        stop = min(n0, start + chunk)
+        w = np.vstack([W[:, start:stop].toarray(), X0[start:stop].T])
+        quadratic[start:stop] = np.einsum("ij,ij->j", w, lu.solve(w))
+    return quadratic + unknown
 
 
 # -- the fixed part ------------------------------------------------------------------------------
@@ -185,30 +248,42 @@ def group_labels(frame: pd.DataFrame, factors) -> np.ndarray:
     return np.asarray(labels, dtype=object)
 
 
-def random_part(fit, frame: pd.DataFrame, new_levels: str = "error") -> np.ndarray:
-    """Z u for the rows of ``frame`` (which have no missing value), term by term."""
+def _random_rows(fit, frame: pd.DataFrame):
+    """Per grouping factor (block): each row's level label, its level index (-1 for a level not
+    seen at fit time) and its values of the block's columns (rows x p, zero outside the
+    block's terms)."""
     design = fit.model.design
     structure = fit.model.structure
-    total = np.zeros(len(frame))
+    out = [None] * len(structure.blocks)
     for term_design, term in zip(design.terms, structure.terms):
         block = structure.blocks[term.block]
         values, names = _encode(term_design.spec, frame,
                                 f"the random-effects term ({term_design.term.expr} | "
                                 f"{term_design.group})")
         position = {name: j for j, name in enumerate(names)}
-        values = values[:, [position[name] for name in term_design.columns]]
-        u = fit.ranef[block.group].to_numpy()[:, term.offset:term.offset + term.p]
-        lookup = pd.Index([str(level) for level in block.levels])
-        labels = group_labels(frame, term_design.term.factors)
-        index = lookup.get_indexer(labels)
+        if out[term.block] is None:
+            lookup = pd.Index([str(level) for level in block.levels])
+            labels = group_labels(frame, term_design.term.factors)
+            out[term.block] = (labels, lookup.get_indexer(labels),
+                               np.zeros((len(frame), block.p)))
+        out[term.block][2][:, term.offset:term.offset + term.p] = \
+            values[:, [position[name] for name in term_design.columns]]
+    return out
+
+
+def random_part(fit, frame: pd.DataFrame, new_levels: str = "error") -> np.ndarray:
+    """Z u for the rows of ``frame`` (which have no missing value), grouping factor by factor."""
+    structure = fit.model.structure
+    total = np.zeros(len(frame))
+    for block, (labels, index, values) in zip(structure.blocks, _random_rows(fit, frame)):
         unseen = index < 0
-        if unseen.any():
-            if new_levels == "error":
-                first = labels[np.argmax(unseen)]
-                raise ValueError(f"newdata has the level {first!r} of the grouping factor "
-                                 f"{term_design.group!r}, which was not in the data of the fit; "
-                                 "use new_levels='population' to predict it with a random "
-                                 "part of 0, or new_levels='nan'")
+        if unseen.any() and new_levels == "error":
+            first = labels[np.argmax(unseen)]
+            raise ValueError(f"newdata has the level {first!r} of the grouping factor "
+                             f"{block.group!r}, which was not in the data of the fit; "
+                             "use new_levels='population' to predict it with a random "
+                             "part of 0, or new_levels='nan'")
+        u = fit.ranef[block.group].to_numpy()
         contribution = np.einsum("ij,ij->i", values, u[np.where(unseen, 0, index)])
         contribution[unseen] = np.nan if new_levels == "nan" else 0.0
         total += contribution

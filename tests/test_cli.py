@@ -293,6 +293,24 @@ def test_fit_predict_writes_predictions(capsys, tmp_path):
     assert list(written.columns) == ["Reaction", "Days", "Subject", "prediction"]
 
 
+def test_fit_predict_with_interval(capsys, tmp_path):
+    new = pd.DataFrame({"Days": [0.0, 5.0], "Subject": ["308", "999"]})
+    new_path, out = tmp_path / "new.csv", tmp_path / "out.csv"
+    new.to_csv(new_path, index=False)
+    code, _, err = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--predict", str(new_path),
+                       "--out", str(out), "--interval", "prediction")
+    assert code == 0, err
+    written = pd.read_csv(out, dtype={"Subject": str})
+    fit = mm.lmer(SLEEP, mm.datasets.load("sleepstudy"))
+    expected = fit.predict(new, new_levels="population", interval="prediction")
+    assert list(written.columns) == ["Days", "Subject", "prediction", "se", "lower", "upper"]
+    np.testing.assert_allclose(written[["prediction", "se", "lower", "upper"]].to_numpy(),
+                               expected[["fit", "se", "lower", "upper"]].to_numpy(), rtol=1e-9)
+    line = assert_one_line_error(*run(capsys, "fit", SLEEP, "--data", "sleepstudy",
+                                      "--interval", "confidence"))
+    assert "--predict" in line
+
+
 def test_fit_report_writes_html(capsys, tmp_path):
     report = tmp_path / "report.html"
     code, out, _ = run(capsys, "fit", "Reaction ~ Days + (Days | Subject)", "--data",

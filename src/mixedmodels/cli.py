@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="predict for the rows of this CSV file (unseen groups get the "
                           "population prediction); needs --out")
     fit.add_argument("--out", metavar="CSV", help="where --predict writes its predictions")
+    fit.add_argument("--interval", choices=["confidence", "prediction"],
+                     help="with --predict: add se, lower and upper columns (95%%): "
+                          "'confidence' for the fixed part, 'prediction' for a new observation")
     fit.add_argument("--report", metavar="HTML",
                      help="also write a self-contained HTML report (summary, tables, plots)")
     gauge = commands.add_parser("gauge-rr", help="crossed gauge R&R study (REML)",
@@ -112,14 +115,20 @@ def run_fit(args: argparse.Namespace) -> str:
         raise UsageError("--predict needs --out PATH for the predictions")
     if args.out and not args.predict:
         raise UsageError("--out goes with --predict NEW_CSV")
+    if args.interval and not args.predict:
+        raise UsageError("--interval goes with --predict NEW_CSV")
     if args.predict and not Path(args.predict).is_file():
         raise UsageError(f"no such file: {args.predict}")
     new_data = read_csv(Path(args.predict)) if args.predict else None
     fit = lmer(args.formula, load_data(args.data), reml=not args.ml)
     ddf = args.ddf or "satterthwaite"
     if new_data is not None:
-        predictions = new_data.assign(prediction=fit.predict(new_data,
-                                                             new_levels="population"))
+        predicted = fit.predict(new_data, new_levels="population", interval=args.interval)
+        if args.interval:
+            predicted = predicted.rename(columns={"fit": "prediction"})
+            predictions = pd.concat([new_data, predicted.set_index(new_data.index)], axis=1)
+        else:
+            predictions = new_data.assign(prediction=predicted)
         _write_file(args.out, lambda path: predictions.to_csv(path, index=False))
     if args.report:
         from .report import write_report

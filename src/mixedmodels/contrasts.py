@@ -39,6 +39,7 @@ from formulaic import model_matrix
 from formulaic.parser.types import Factor
 
 from .design import _independent_columns, r_column_names
+from .rfunctions import FORMULA_CONTEXT
 
 __all__ = ["type3_contrasts"]
 
@@ -58,7 +59,7 @@ def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
         term label (``"age:Sex"``, ``"I(x^2)"``) -> contrast matrix whose columns follow
         ``x_names``; a term whose columns were all dropped has a (0, p) matrix.
     """
-    full = model_matrix(fixed_formula, frame, na_action="ignore")
+    full = model_matrix(fixed_formula, frame, na_action="ignore", context=FORMULA_CONTEXT)
     spec = full.model_spec
     terms = [t for t in spec.term_slices if _variables(t)]  # the intercept is no term
     labels = [str(t).replace(" ** ", "^") for t in terms]
@@ -80,7 +81,8 @@ def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
     if p <= 1 or len(terms) <= 1:  # lmerTest's type I contrasts
         return {label: np.eye(p)[cols] for label, cols in zip(labels, columns)}
 
-    complete = model_matrix(fixed_formula, frame, na_action="ignore", ensure_full_rank=False)
+    complete = model_matrix(fixed_formula, frame, na_action="ignore", ensure_full_rank=False,
+                            context=FORMULA_CONTEXT)
     rd_names = r_column_names(complete.columns)
     Q, R = np.linalg.qr(X)  # X has full column rank: ginv(X) = R^{-1} Q'
     L = _zapsmall(np.linalg.solve(R, Q.T @ np.asarray(complete, dtype=float)).T)

@@ -24,6 +24,7 @@ from formulaic.errors import FormulaicError
 from .encoding import fast_encoding
 from .errors import DataError, DataWarning, FormulaError, warn_user
 from .formula import ParsedFormula, RandomTerm, _powers_in_identity, formulaic_message
+from .rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
 
 __all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names"]
 
@@ -141,7 +142,8 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
         texts.insert(0, _powers_in_identity(formula.response))
     for text in texts:
         try:
-            needed.extend(_required_variables(text))
+            needed.extend(name for name in _required_variables(text)
+                          if name in data.columns or name not in FORMULA_FUNCTIONS)
         except FormulaicError as exc:
             raise FormulaError(f"cannot read '{text}' in the formula {formula.text!r}: "
                                f"{formulaic_message(exc)[0]}") from None
@@ -176,7 +178,8 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
     if re.search(r"(?<![\w.])" + re.escape(name) + r"\s*\(", formula_text):
         return (f"the formula {formula_text!r} calls {name}(...), but {name!r} is neither a "
                 f"known function nor a column of the data.{suggestion} Available functions "
-                "are Python's builtins, numpy as np, and formulaic's (C, I, log, exp, ...)")
+                "are formulaic's (C, I, log, exp, scale, poly, ...), numpy as np, and "
+                f"{', '.join(sorted(FORMULA_FUNCTIONS))}")
     return (f"the formula {formula_text!r} uses the column {name!r}, which the data do not have."
             f"{suggestion} The columns are: {', '.join(columns[:20])}"
             f"{' ...' if len(columns) > 20 else ''}")
@@ -226,7 +229,8 @@ def _response(frame: pd.DataFrame, name: str) -> np.ndarray:
         column = frame[name]
     else:  # an expression of columns, e.g. log(y)
         try:
-            matrix = model_matrix("0 + " + _powers_in_identity(name), frame, na_action="ignore")
+            matrix = model_matrix("0 + " + _powers_in_identity(name), frame, na_action="ignore",
+                                  context=FORMULA_CONTEXT)
         except FormulaicError as exc:
             raise FormulaError(f"cannot evaluate the response {name!r}: "
                                f"{formulaic_message(exc)[0]}") from None
@@ -268,7 +272,7 @@ def _fixed_matrix(fixed: str, frame: pd.DataFrame):
     if encoding is not None:  # data columns only: finite, as _drop_missing checked
         return encoding.matrix(frame), encoding.names, encoding
     try:
-        matrix = model_matrix(fixed, frame, na_action="ignore")
+        matrix = model_matrix(fixed, frame, na_action="ignore", context=FORMULA_CONTEXT)
     except FormulaicError as exc:
         raise FormulaError(f"cannot build the fixed-effects part '{fixed}': "
                            f"{formulaic_message(exc)[0]}") from None
@@ -371,7 +375,7 @@ def _term_design(term: RandomTerm, frame: pd.DataFrame) -> TermDesign:
                                "columns; write (1 | g) for intercepts or (0 + x | g) for slopes")
         return TermDesign(term, encoding.names, encoding.matrix(frame), codes, levels, encoding)
     try:
-        matrix = model_matrix(term.expr, frame, na_action="ignore")
+        matrix = model_matrix(term.expr, frame, na_action="ignore", context=FORMULA_CONTEXT)
     except FormulaicError as exc:
         raise FormulaError(f"cannot build the random-effects term ({term.expr} | {term.group}): "
                            f"{formulaic_message(exc)[0]}") from None

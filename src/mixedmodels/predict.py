@@ -39,6 +39,7 @@ from formulaic import Formula
 
 from .design import _factor_codes, r_column_names
 from .encoding import Encoding
+from .rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
 
 __all__ = ["predict"]
 
@@ -154,7 +155,7 @@ def _error_variance(fit, X0: np.ndarray, blocks, include_random: bool) -> np.nda
 def _variables(text: str) -> set[str]:
     if text.strip() in ("1", "0", "-1", ""):
         return set()
-    return set(Formula(text).required_variables)
+    return set(Formula(text).required_variables) - set(FORMULA_FUNCTIONS)
 
 
 def _missing(frame: pd.DataFrame, names) -> np.ndarray:
@@ -226,7 +227,7 @@ def _encode(spec, frame: pd.DataFrame, what: str):
         return spec.matrix(frame), spec.names
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        matrix = spec.get_model_matrix(frame, na_action="ignore")
+        matrix = spec.get_model_matrix(frame, na_action="ignore", context=FORMULA_CONTEXT)
     for warning in caught:
         if type(warning.category).__name__ == "type" and \
                 warning.category.__name__ == "DataMismatchWarning":

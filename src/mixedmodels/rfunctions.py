@@ -1,0 +1,43 @@
+"""Functions that formulas may call under R's names, as lme4 users write them.
+
+formulaic already provides C, I, log, exp, center, scale, poly and more, and numpy is available
+as ``np`` (``np.log1p(x)``). This adds R's names for the common ones: ``factor(x)`` (x as a
+categorical variable with sorted levels, as R's ``factor``; columns are named ``factor(x)5`` as
+in R), and ``sqrt``, ``log1p``, ``log2``, ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``,
+``ceiling``, ``sin``, ``cos``, ``tan``. New data for predictions are encoded with the levels of
+the fit's data, like any categorical variable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "factor"]
+
+
+def factor(values) -> pd.Series:
+    """The values as a categorical variable whose levels are the sorted distinct values."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    levels = sorted(series.dropna().unique())
+    return pd.Series(pd.Categorical(series, categories=levels), index=series.index)
+
+
+FORMULA_FUNCTIONS = {
+    "factor": factor,
+    "sqrt": np.sqrt,
+    "log1p": np.log1p,
+    "log2": np.log2,
+    "log10": np.log10,
+    "expm1": np.expm1,
+    "abs": np.abs,
+    "sign": np.sign,
+    "floor": np.floor,
+    "ceiling": np.ceil,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+}
+
+#: The names a formula can use besides the data's columns and formulaic's own transforms.
+FORMULA_CONTEXT = {"np": np, **FORMULA_FUNCTIONS}

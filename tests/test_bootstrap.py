@@ -199,6 +199,26 @@ def test_failed_refits_are_rows_of_nan(ml_fit):
     assert singular.dtype == bool and not singular[1]
 
 
+def test_any_executor_gives_the_same_replicates(ml_fit, boot20):
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        threaded = bootstrap(ml_fit, 20, seed=11, progress=False, executor=pool)
+    pd.testing.assert_frame_equal(threaded.replicates, boot20.replicates, check_exact=True)
+    with ProcessPoolExecutor(2) as pool:
+        processes = bootstrap(ml_fit, 20, seed=11, progress=False, executor=pool)
+    pd.testing.assert_frame_equal(processes.replicates, boot20.replicates, check_exact=True)
+    np.testing.assert_array_equal(processes.singular, boot20.singular)
+
+
+def test_dask_cluster_executor(ml_fit, boot20):
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(n_workers=2, threads_per_worker=1, processes=True,
+                            dashboard_address=None) as client:
+        result = ml_fit.bootstrap(20, seed=11, progress=False, executor=client.get_executor())
+    pd.testing.assert_frame_equal(result.replicates, boot20.replicates, check_exact=True)
+
+
 def test_unpicklable_model_is_rebuilt_in_the_worker(ml_fit):
     model = ml_fit.model.with_reml(False)
     model.callback = lambda: None  # not picklable

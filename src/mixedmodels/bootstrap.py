@@ -10,6 +10,11 @@ Reproducibility: replicate i draws from ``default_rng(SeedSequence(seed).spawn(n
 seed depends on i alone, not on n, the chunking or the number of processes, so the replicates
 are the same for any ``n_jobs`` and the first k replicates of n are those of k.
 
+Replicates can run in local processes (``n_jobs``) or on any ``concurrent.futures.Executor``
+(``executor``): a process pool, or a Dask cluster's ``Client.get_executor()`` to spread them
+over several machines. The model travels pickled with each chunk of replicates (or, if it
+cannot be pickled, as its formula and data).
+
 Intervals are percentile intervals computed as boot's ``boot.ci(type = "perc")`` (which lme4's
 ``confint`` uses): the order statistic (R + 1) alpha of the R finite replicates, interpolated on
 the normal quantile scale when (R + 1) alpha is not an integer.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import threading
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -226,21 +232,51 @@ def _portable_payload(replicator: _Replicator) -> bytes:
 _WORKER: _Replicator | None = None
 
 
-def _init_worker(payload: bytes) -> None:
-    global _WORKER
+def _unpickle_replicator(payload: bytes) -> _Replicator:
     replicator = pickle.loads(payload)
     if isinstance(replicator.model, _ModelRecipe):
         replicator = _Replicator(replicator.model.build(), replicator.simulator,
                                  replicator.nparams)
-    _WORKER = replicator
+    return replicator
+
+
+def _init_worker(payload: bytes) -> None:
+    global _WORKER
+    _WORKER = _unpickle_replicator(payload)
 
 
 def _run_chunk(start: int, seeds):
     return start, _WORKER.run(seeds)
 
 
+_UNPICKLED: dict[int, _Replicator] = {}
+_UNPICKLED_LOCK = threading.Lock()
+
+
+def _run_payload_chunk(payload: bytes, start: int, seeds):
+    """A chunk on a worker of a user's executor: the replicator is unpickled once per worker
+    process and payload (workers may run chunks in several threads)."""
+    key = hash(payload)
+    with _UNPICKLED_LOCK:
+        if key not in _UNPICKLED:
+            _UNPICKLED.clear()
+            _UNPICKLED[key] = _unpickle_replicator(payload)
+        replicator = _UNPICKLED[key]
+    return start, replicator.run(seeds)
+
+
+def _collect(futures, bar, values, singular, failed) -> None:
+    """Store each finished chunk (start, (values, singular, failed)) in its rows."""
+    for future in as_completed(futures):
+        start, (v, s, f) = future.result()
+        rows = slice(start, start + len(v))
+        values[rows], singular[rows], failed[rows] = v, s, f
+        if bar is not None:
+            bar.update(len(v))
+
+
 def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
-              level: float = 0.95) -> BootstrapResult:
+              level: float = 0.95, executor=None) -> BootstrapResult:
     """Parametric bootstrap of a fitted model, as lme4's ``bootMer`` + ``confint(type="perc")``.
 
     Args:
@@ -252,6 +288,9 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
             the "spawn" or "forkserver" start methods, call from an ``if __name__ ==
             "__main__":`` block, as for any process pool.
         level: confidence level of the percentile intervals.
+        executor: a ``concurrent.futures.Executor`` to run the replicates on instead of
+            ``n_jobs`` local processes, e.g. ``distributed.Client(...).get_executor()`` for a
+            Dask cluster. The replicates do not depend on it either.
     """
     n = int(n)
     if n < 1:
@@ -268,7 +307,14 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
     n_jobs = (os.cpu_count() or 1) if n_jobs is None or n_jobs < 1 else int(n_jobs)
     bar = None
     try:
-        if n_jobs == 1:
+        if executor is not None:
+            size = max(1, min(50, math.ceil(n / 20)))
+            payload = _portable_payload(replicator)
+            futures = [executor.submit(_run_payload_chunk, payload, s, seeds[s:s + size])
+                       for s in range(0, n, size)]
+            bar = progress_bar(n, progress, "bootstrap")
+            _collect(futures, bar, values, singular, failed)
+        elif n_jobs == 1:
             bar = progress_bar(n, progress, "bootstrap")
             for i in range(n):
                 values[i:i + 1], singular[i:i + 1], failed[i:i + 1] = replicator.run(seeds[i:i + 1])
@@ -284,12 +330,7 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
                 futures = [pool.submit(_run_chunk, s, seeds[s:s + size]) for s in starts]
                 # the bar starts after the workers, so that no fork copies its thread
                 bar = progress_bar(n, progress, "bootstrap")
-                for future in as_completed(futures):
-                    start, (v, s, f) = future.result()
-                    rows = slice(start, start + len(v))
-                    values[rows], singular[rows], failed[rows] = v, s, f
-                    if bar is not None:
-                        bar.update(len(v))
+                _collect(futures, bar, values, singular, failed)
     finally:
         if bar is not None:
             bar.close()

@@ -348,12 +348,15 @@ class LmmFit:
         return simulate(self, n, seed)
 
     def bootstrap(self, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
-                  level: float = 0.95):
+                  level: float = 0.95, executor=None):
         """Parametric bootstrap: n simulate-and-refit replicates and percentile intervals, as
-        lme4's ``bootMer`` and ``confint(method = "boot")`` (see ``bootstrap.bootstrap``)."""
+        lme4's ``bootMer`` and ``confint(method = "boot")`` (see ``bootstrap.bootstrap``; local
+        processes with ``n_jobs``, or any ``concurrent.futures`` executor, such as a Dask
+        cluster's ``Client.get_executor()``)."""
         from .bootstrap import bootstrap
 
-        return bootstrap(self, n, seed=seed, progress=progress, n_jobs=n_jobs, level=level)
+        return bootstrap(self, n, seed=seed, progress=progress, n_jobs=n_jobs, level=level,
+                         executor=executor)
 
     def predict(self, newdata=None, include_random: bool = True, new_levels: str = "error",
                 interval=None, level: float = 0.95):

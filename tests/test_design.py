@@ -206,3 +206,31 @@ def test_fast_and_formulaic_model_matrices_agree():
     np.testing.assert_array_equal(fast.X, slow.X)
     np.testing.assert_array_equal(fast.terms[0].values, slow.terms[0].values)
     assert slow.x_names == ("(Intercept)", "I(age)", "SexMale", "I(age):SexMale")
+
+
+@pytest.mark.parametrize("fixed", [
+    "a * b", "a * b * x", "x + a + b + a:b", "a + b + a:b + a:x + b:x + a:b:x", "0 + a * b",
+    "a * b * c", "a:b", "x + a:b", "a + a:b", "a * x + b",
+    "0 + a + b", "0 + a + b + c", "0 + x:a + b", "0 + a + a:x", "x + a:x + b",
+])
+def test_fast_encoding_equals_formulaic(fixed):
+    """Several categorical factors in a term, or none of the intercept: the fast encoding
+    equals formulaic's matrix and R's column names (R's rule: "0 + a + b" codes a by
+    indicators and b by contrasts), or leaves the formula to formulaic (a term of several
+    factors whose margins are missing)."""
+    from formulaic import model_matrix
+
+    from mixedmodels.design import r_column_names
+    from mixedmodels.encoding import fast_encoding
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.choice(["p", "q", "r"], 60), "b": rng.choice(["u", "v"], 60),
+                          "c": rng.choice(["k", "m", "n"], 60), "x": rng.normal(size=60)})
+    encoding = fast_encoding(fixed, frame)
+    if fixed in ("a:b", "x + a:b", "a + a:b"):
+        assert encoding is None  # a factor coded by indicators in a term of two factors
+        return
+    assert encoding is not None
+    reference = model_matrix(fixed, frame)
+    assert encoding.names == r_column_names(reference.columns)
+    np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))

@@ -4,16 +4,20 @@ formulaic materializes a model matrix in about a millisecond, which dominates th
 a small model. Most formulas are built only from data columns: numeric columns, categorical
 columns, and their interactions. For those, the columns are products of numeric columns and
 level indicators, and this module builds them directly with NumPy. Anything else (``I()``,
-functions, two categorical factors in one term) returns ``None`` and formulaic does the work.
+functions, a term of several categorical factors not all of whose margins are in the model)
+returns ``None`` and formulaic does the work.
 
 Coding follows R (and formulaic): a categorical factor in a term is coded by treatment
 contrasts (first level as reference) when the term without that factor is also in the model
-(the intercept counting as the empty term), and by one indicator per level otherwise.
+(the intercept counting as the empty term), and by one indicator per level otherwise. A term
+of several categorical factors (``a:b`` in ``a*b``) has one column per combination of their
+coded levels, the first factor varying fastest, named as R names them (``a2:b3``).
 The ``Encoding`` records the levels seen at fit time, to encode new data the same way.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,7 +35,7 @@ class Column:
 
     name: str
     numeric: tuple[str, ...]
-    indicator: tuple[str, str] | None  # (column, level)
+    indicators: tuple[tuple[str, str], ...]  # (column, level) pairs
 
 
 @dataclass(frozen=True)
@@ -48,15 +52,16 @@ class Encoding:
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The model matrix of ``frame`` (which must have the columns used)."""
         out = np.ones((frame.shape[0], len(self.columns)))
-        numeric = {}
+        numeric, labels = {}, {}
         for j, column in enumerate(self.columns):
             for name in column.numeric:
                 if name not in numeric:
                     numeric[name] = frame[name].to_numpy(dtype=float)
                 out[:, j] *= numeric[name]
-            if column.indicator is not None:
-                name, level = column.indicator
-                out[:, j] *= _labels(frame[name]) == level
+            for name, level in column.indicators:
+                if name not in labels:
+                    labels[name] = _labels(frame[name])
+                out[:, j] *= labels[name] == level
         return out
 
 
@@ -94,21 +99,27 @@ def fast_encoding(text: str, frame: pd.DataFrame) -> Encoding | None:
         if kinds[name] is None:
             return None
     levels = {name: _levels(frame[name]) for name, kind in kinds.items() if kind == "categorical"}
-    present = {frozenset(term) for term in terms}
+    # R's rule, term by term: a factor is coded by contrasts when the term without it is
+    # already spanned by the columns before; a factor coded by indicators spans its term
+    # without it too (without an intercept, "0 + a + b" codes a by indicators, b by contrasts)
+    spanned = {frozenset()} if () in terms else set()
     columns: list[Column] = []
     for term in terms:
         categorical = [f for f in term if kinds[f] == "categorical"]
-        if len(categorical) > 1:
-            return None
         numeric = tuple(f for f in term if kinds[f] == "numeric")
-        if not categorical:
-            columns.append(Column(":".join(term) if term else "(Intercept)", numeric, None))
-            continue
-        factor = categorical[0]
-        contrasts = frozenset(term) - {factor} in present
-        for level in levels[factor][1:] if contrasts else levels[factor]:
-            name = ":".join(f"{f}{level}" if f == factor else f for f in term)
-            columns.append(Column(name, numeric, (factor, level)))
+        contrasts = [frozenset(term) - {f} in spanned for f in categorical]
+        if len(categorical) > 1 and not all(contrasts):
+            return None
+        full = frozenset(f for f, c in zip(categorical, contrasts) if not c)
+        spanned |= {frozenset(term) - set(subset) for k in range(len(full) + 1)
+                    for subset in itertools.combinations(full, k)}
+        coded = [levels[f][1:] if c else levels[f] for f, c in zip(categorical, contrasts)]
+        # every combination of the coded levels, the first factor varying fastest (as R)
+        for combination in itertools.product(*reversed(coded)):
+            chosen = dict(zip(reversed(categorical), combination))
+            name = ":".join(f"{f}{chosen[f]}" if f in chosen else f for f in term)
+            columns.append(Column(name or "(Intercept)", numeric,
+                                  tuple((f, chosen[f]) for f in categorical)))
     return Encoding(tuple(columns), levels)
 
 

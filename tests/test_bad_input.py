@@ -77,9 +77,14 @@ def test_unknown_function_is_called_a_function(sleep):
         mm.lmer("Reaction ~ foo(Days) + (1 | Subject)", sleep)
 
 
-def test_offset_is_reported_as_unsupported(sleep):
-    with pytest.raises(FormulaError, match="offset.*not supported"):
-        mm.lmer("Reaction ~ Days + offset(Days) + (1 | Subject)", sleep)
+def test_bad_offsets(sleep):
+    """Offsets are supported (tests/test_offsets.py); these are not."""
+    with pytest.raises(FormulaError, match="subtracted"):
+        mm.lmer("Reaction ~ Days - offset(Days) + (1 | Subject)", sleep)
+    with pytest.raises(FormulaError, match="needs an expression"):
+        mm.lmer("Reaction ~ Days + offset() + (1 | Subject)", sleep)
+    with pytest.raises(DataError, match="offset 'Subject'.*numeric"):
+        mm.lmer("Reaction ~ Days + offset(Subject) + (1 | Subject)", sleep)
 
 
 def _caret_position(message: str) -> int:

@@ -74,6 +74,8 @@ class Design:
         rows: index labels of the rows used.
         frame: the data rows used (a reference to the caller's frame when no row was dropped),
             kept for hypothesis contrasts that need the variables' types.
+        offset: (n,) the sum of the formula's ``offset(...)`` terms (zeros without any): part
+            of the linear predictor with coefficient 1, so the fit is that of y - offset.
     """
 
     formula: ParsedFormula
@@ -85,6 +87,11 @@ class Design:
     fixed_spec: object
     rows: pd.Index
     frame: pd.DataFrame | None = field(default=None, repr=False)
+    offset: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.offset is None:
+            object.__setattr__(self, "offset", np.zeros(self.y.shape[0]))
 
     @property
     def n(self) -> int:
@@ -103,10 +110,19 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame) -> Design:
     terms = _check_random_collinearity([_term_design(term, frame) for term in formula.random])
     X, names, spec = _fixed_matrix(formula.fixed, frame)
     X, names, dropped = drop_aliased(X, names)
-    _check_response_variation(y, X, formula.response)
+    offset = offset_values(frame, formula.offsets)
+    _check_response_variation(y - offset, X, formula.response)
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
     return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index,
-                  frame)
+                  frame, offset)
+
+
+def offset_values(frame: pd.DataFrame, offsets: tuple[str, ...]) -> np.ndarray:
+    """The sum of the offset expressions on the rows of ``frame`` (zeros without any)."""
+    total = np.zeros(frame.shape[0])
+    for expression in offsets:
+        total += _numeric_expression(frame, expression, f"the offset {expression[2:-1]!r}:")
+    return total
 
 
 def _as_frame(data) -> pd.DataFrame:
@@ -134,7 +150,7 @@ def _finite(values: np.ndarray, names, what: str) -> None:
 
 def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
     """Every data column the model reads; an unknown name is an error with suggestions."""
-    texts = [formula.fixed] + [t.expr for t in formula.random]
+    texts = [formula.fixed] + [t.expr for t in formula.random] + list(formula.offsets)
     needed: list[str] = []
     if formula.response in data.columns:
         needed.append(formula.response)
@@ -172,9 +188,6 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
     lowered = [c for c in columns if c.lower() == name.lower() and c not in close]
     hint = close or lowered
     suggestion = f" Did you mean {', '.join(repr(c) for c in hint)}?" if hint else ""
-    if name == "offset" and re.search(r"(?<![\w.])offset\s*\(", formula_text):
-        return (f"the formula {formula_text!r} has an offset(...) term, which is not "
-                "supported: subtract the offset from the response instead")
     if re.search(r"(?<![\w.])" + re.escape(name) + r"\s*\(", formula_text):
         return (f"the formula {formula_text!r} calls {name}(...), but {name!r} is neither a "
                 f"known function nor a column of the data.{suggestion} Available functions "
@@ -225,6 +238,11 @@ def _drop_unused_levels(frame: pd.DataFrame, used: list[str]) -> pd.DataFrame:
 
 
 def _response(frame: pd.DataFrame, name: str) -> np.ndarray:
+    return _numeric_expression(frame, name, "the response")
+
+
+def _numeric_expression(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
+    """A numeric column, or an expression of columns such as log(y), as finite floats."""
     if name in frame.columns:
         column = frame[name]
     else:  # an expression of columns, e.g. log(y)
@@ -232,24 +250,24 @@ def _response(frame: pd.DataFrame, name: str) -> np.ndarray:
             matrix = model_matrix("0 + " + _powers_in_identity(name), frame, na_action="ignore",
                                   context=FORMULA_CONTEXT)
         except FormulaicError as exc:
-            raise FormulaError(f"cannot evaluate the response {name!r}: "
+            raise FormulaError(f"cannot evaluate {what} {name!r}: "
                                f"{formulaic_message(exc)[0]}") from None
         except Exception as exc:  # noqa: BLE001 - the user's expression failed on the data
-            raise FormulaError(f"cannot evaluate the response {name!r}: "
+            raise FormulaError(f"cannot evaluate {what} {name!r}: "
                                f"{type(exc).__name__}: {exc}") from None
         if matrix.shape[1] != 1:
-            raise DataError(f"the response {name!r} must be one numeric column, but it "
+            raise DataError(f"{what} {name!r} must be one numeric column, but it "
                             f"gives {matrix.shape[1]} columns ({', '.join(matrix.columns)})")
         column = pd.Series(np.asarray(matrix, dtype=float)[:, 0], index=frame.index)
     if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
         example = column.iloc[0]
         example = example.item() if hasattr(example, "item") else example
-        raise DataError(f"the response {name!r} must be numeric, but its dtype is "
+        raise DataError(f"{what} {name!r} must be numeric, but its dtype is "
                         f"{column.dtype} (e.g. {example!r}); convert it with "
                         "pd.to_numeric or choose a numeric column")
-    y = column.to_numpy(dtype=float)
-    _finite(y[:, None], (name,), "the response")
-    return y
+    values = column.to_numpy(dtype=float)
+    _finite(values[:, None], (name,), what)
+    return values
 
 
 def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> None:

@@ -41,24 +41,25 @@ def residuals(fit, kind: str = "response") -> np.ndarray:
     kind:
         "response": conditional residuals y - X b - Z u (``fit.residuals``);
         "pearson": the response residuals divided by sigma;
-        "marginal": y - X b (the random effects not removed).
+        "marginal": y - X b - offset (the random effects not removed).
     """
     if kind == "response":
         return fit.y - fit.fitted
     if kind == "pearson":
         return (fit.y - fit.fitted) / fit.sigma
     if kind == "marginal":
-        return fit.y - fit.X @ fit.beta
+        return fit.y - fit.X @ fit.beta - fit.model.design.offset
     raise ValueError(f"unknown residual kind {kind!r}; choose 'response', 'pearson' or "
                      "'marginal'")
 
 
 def fitted(fit, kind: str = "conditional") -> np.ndarray:
-    """Fitted values: "conditional" X b + Z u (``fit.fitted``) or "marginal" X b."""
+    """Fitted values: "conditional" X b + Z u (``fit.fitted``) or "marginal" X b (each plus
+    the offset, if any)."""
     if kind == "conditional":
         return fit.fitted.copy()
     if kind == "marginal":
-        return fit.X @ fit.beta
+        return fit.X @ fit.beta + fit.model.design.offset
     raise ValueError(f"unknown fitted kind {kind!r}; choose 'conditional' or 'marginal'")
 
 

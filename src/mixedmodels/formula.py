@@ -7,6 +7,10 @@ The fixed part is handed to formulaic unchanged, except that ``^`` inside ``I(..
 * ``(x || g)``: the same columns, uncorrelated: one term per column, as lme4 splits them;
 * ``(1 | g/h)``: nesting, ``(1 | h:g) + (1 | g)`` (lme4's expansion and naming);
 * ``(1 | g:h)``: the interaction of g and h as one grouping factor.
+
+``offset(expr)`` terms of the fixed part (as in R) are taken out of it: their values are added
+to the linear predictor with a fixed coefficient of 1. ``expr`` is arithmetic, as in R
+(``offset(2 * x)``, ``offset(log(n))``); it is kept as ``I(expr)``.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ class ParsedFormula:
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()
 
 
+_OFFSET = re.compile(r"offset\s*\(")
 _NAME = re.compile(r"\s*([A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`)\s*$")
 
 
@@ -81,6 +87,7 @@ def parse_formula(text: str) -> ParsedFormula:
     fixed_parts: list[str] = []
     fixed_starts: list[tuple[int, int]] = []  # (offset in the joined fixed text, in ``text``)
     random: list[RandomTerm] = []
+    offsets: list[str] = []
     offset = tilde[0] + 1
     for sign, start, piece in _split_top_level_sum(rhs):
         stripped = piece.strip()
@@ -91,6 +98,20 @@ def parse_formula(text: str) -> ParsedFormula:
                 raise FormulaError(_marked(text, piece_start, "a random-effects term cannot "
                                                               "be subtracted"))
             random.extend(_random_terms(text, inner, piece_start + inner_offset))
+            continue
+        call = _OFFSET.match(stripped)
+        if call and _closing(stripped, call.end() - 1) == len(stripped) - 1:
+            if sign == "-":
+                raise FormulaError(_marked(text, piece_start, "an offset cannot be subtracted; "
+                                                              "write + offset(-expr)"))
+            expression = stripped[call.end():-1].strip()
+            if not expression:
+                raise FormulaError(_marked(text, piece_start, "offset() needs an expression"))
+            # arithmetic, as in R (offset(2 * x)): evaluated as formulaic's I(...)
+            identity = _powers_in_identity(f"I({expression})")
+            _check_expression(text, identity, piece_start + stripped.index(expression) - 2,
+                              "the offset")
+            offsets.append(identity)
             continue
         if "|" in stripped:
             bars = _top_level_positions(stripped, "|")
@@ -108,7 +129,7 @@ def parse_formula(text: str) -> ParsedFormula:
     fixed_starts = [(a + shift, b) for a, b in fixed_starts]
     _check_expression(text, fixed, 0, "the fixed-effects part", fixed_starts)
     return ParsedFormula(text=text, response=response, fixed=_powers_in_identity(fixed),
-                         random=tuple(random))
+                         random=tuple(random), offsets=tuple(offsets))
 
 
 def _strip_outer_parentheses(piece: str) -> tuple[str, int]:

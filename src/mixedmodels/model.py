@@ -36,7 +36,8 @@ SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta's bounded entr
 
 
 class LinearMixedModel:
-    """y = X beta + Z u + e with u ~ N(0, sigma^2 Lambda Lambda'), e ~ N(0, sigma^2 I).
+    """y = X beta + Z u + e with u ~ N(0, sigma^2 Lambda Lambda'), e ~ N(0, sigma^2 I)
+    (plus the formula's offset, if any, with coefficient 1).
 
     Args:
         formula: lme4-style, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
@@ -47,7 +48,8 @@ class LinearMixedModel:
     def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True):
         self.design: Design = build_design(parse_formula(formula), data)
         self.structure: ReStructure = build_structure(self.design.terms)
-        self.system = PLSSystem(self.structure, self.design.X, self.design.y)
+        self.system = PLSSystem(self.structure, self.design.X,
+                                self.design.y - self.design.offset)
         self.reml = bool(reml)
 
     def _sibling(self, design: Design, system: PLSSystem, reml: bool) -> "LinearMixedModel":
@@ -71,7 +73,7 @@ class LinearMixedModel:
         if not np.all(np.isfinite(y)):
             raise ValueError("the new response has missing or infinite values")
         design = dataclasses.replace(self.design, y=y)
-        return self._sibling(design, self.system.with_response(y), self.reml)
+        return self._sibling(design, self.system.with_response(y - design.offset), self.reml)
 
     @property
     def formula(self) -> str:

@@ -13,7 +13,8 @@ Policies:
 * a level of a grouping factor not seen at fit time (``new_levels``): ``"error"`` (the default,
   as MixedModels.jl), ``"population"`` (that term's random part is 0: the population prediction,
   as lme4's ``allow.new.levels = TRUE``) or ``"nan"``;
-* a row with a missing value in a variable the prediction needs gives NaN.
+* a row with a missing value in a variable the prediction needs gives NaN;
+* the formula's ``offset(...)`` terms are evaluated on the new data and added.
 
 Intervals (theta and sigma held at their estimates, as in the fit's other standard errors):
 * ``"confidence"``: the fixed part's uncertainty only, se^2 = x0' V_beta x0;
@@ -37,7 +38,7 @@ import scipy.sparse.linalg as spla
 import scipy.stats
 from formulaic import Formula
 
-from .design import _factor_codes, r_column_names
+from .design import _factor_codes, offset_values, r_column_names
 from .encoding import Encoding
 from .rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
 
@@ -82,7 +83,7 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
     design = fit.model.design
     if newdata is None:
         X = design.X
-        prediction = fit.fitted.copy() if include_random else X @ fit.beta
+        prediction = fit.fitted.copy() if include_random else X @ fit.beta + design.offset
         index = design.rows
         rows = np.arange(len(X))
         frame = design.frame
@@ -93,8 +94,10 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
         X, complete = fixed_matrix(fit, newdata, include_random or interval == "prediction")
         prediction = np.full(len(newdata), np.nan)
         rows = np.flatnonzero(complete)
-        prediction[rows] = X[rows] @ fit.beta
         frame = newdata.iloc[rows]
+        prediction[rows] = X[rows] @ fit.beta
+        if len(rows):
+            prediction[rows] += offset_values(frame, design.formula.offsets)
         if include_random and len(rows):
             prediction[rows] += random_part(fit, frame, new_levels)
     if interval is None:
@@ -202,7 +205,7 @@ def fixed_matrix(fit, newdata: pd.DataFrame, include_random: bool = True):
     ``include_random``, of the random part)."""
     design = fit.model.design
     fixed_vars = _variables(design.formula.fixed)
-    needed = set(fixed_vars)
+    needed = set(fixed_vars).union(*(_variables(text) for text in design.formula.offsets))
     if include_random:
         for term in design.terms:
             needed |= _variables(term.term.expr) | set(term.term.factors)

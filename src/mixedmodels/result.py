@@ -204,8 +204,8 @@ class LmmFit:
     # -- fitted values and residuals -----------------------------------------------------------
     @cached_property
     def fitted(self) -> np.ndarray:
-        """Conditional fitted values X beta + Z u."""
-        return self.X @ self.beta + self.Z @ self.u
+        """Conditional fitted values X beta + Z u (+ the offset, if the formula has one)."""
+        return self.X @ self.beta + self.Z @ self.u + self.model.design.offset
 
     @cached_property
     def residuals(self) -> np.ndarray:

@@ -25,7 +25,7 @@ class Simulator:
     """What simulation needs from a fit, small and picklable (sent to bootstrap workers).
 
     Attributes:
-        mean: (n,) X beta.
+        mean: (n,) X beta (+ the offset).
         zlam: (n, q) sparse Z Lambda(theta).
         sigma: residual standard deviation.
     """
@@ -37,7 +37,8 @@ class Simulator:
     @classmethod
     def from_fit(cls, fit) -> Simulator:
         zlam = sp.csr_array(sp.csr_array(fit.Z) @ sp.csr_array(fit.Lambda))
-        return cls(np.asarray(fit.X @ fit.beta, dtype=float), zlam, float(fit.sigma))
+        mean = fit.X @ fit.beta + fit.model.design.offset
+        return cls(np.asarray(mean, dtype=float), zlam, float(fit.sigma))
 
     @property
     def nobs(self) -> int:

@@ -294,6 +294,13 @@ class LmmFit:
         return pd.concat([profiler.trace(name, level, points) for name in profiler.names],
                          ignore_index=True)
 
+    def ranova(self, reduce_terms: bool = True) -> pd.DataFrame:
+        """Likelihood-ratio tests of the random-effects terms, each reduced or removed in turn
+        (lmerTest's ``ranova``; see ``ranova.ranova``)."""
+        from .ranova import ranova
+
+        return ranova(self, reduce_terms)
+
     def confint(self, method: str = "profile", level: float = 0.95, **bootstrap_options):
         """Confidence intervals, rows named as lme4's ``confint(oldNames = FALSE)``.
 

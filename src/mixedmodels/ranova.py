@@ -1,0 +1,137 @@
+"""Likelihood-ratio tests of the random-effects terms, as lmerTest's ``ranova``.
+
+Each random-effects term (after lme4's expansion of ``g/h`` and ``||``) is in turn reduced or
+removed, the model is refitted to the same rows by the same criterion (REML or ML), and the
+reduction is tested by the likelihood ratio against the full model:
+
+* a term whose left side has terms that no other term of it contains (``Days`` in
+  ``(Days | Subject)``) is reduced by each of them in turn: ``(Days | Subject)`` becomes
+  ``(1 | Subject)``, row ``Days in (Days | Subject)``; a left side of one term becomes ``1``
+  (so ``(0 + Days | Subject)`` becomes ``(1 | Subject)``, as in lmerTest);
+* a term with no such left-side term (``(1 | Subject)``) is removed, row ``(1 | Subject)``;
+  without random effects left the reduced model is the linear model, whose (REML)
+  log-likelihood is R's ``logLik.lm``;
+* with ``reduce_terms=False`` every term is removed whole.
+
+A reduction that repeats a term already in the model leaves it once (R's formulas are sets of
+terms). The p-value is the upper chi-square tail with the difference in parameters as degrees
+of freedom, which is conservative for variances on the boundary of their space.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+from formulaic import Formula
+from scipy.special import chdtrc
+
+from .errors import FitWarning
+
+__all__ = ["ranova"]
+
+
+def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
+    """Single-term reductions of the random effects (lmerTest's ``ranova``).
+
+    Returns:
+        a DataFrame indexed by ``<none>`` (the fitted model) and one label per reduction, with
+        columns ``npar, logLik, AIC, LRT, Df, p`` (``p`` is lmerTest's ``Pr(>Chisq)``; LRT,
+        Df and p are NaN on the first row). ``df.attrs["formulas"]`` maps each label to the
+        reduced model's formula.
+    """
+    formula = fit.model.design.formula
+    terms = [(term.expr, term.group) for term in formula.random]
+    reductions = {}
+    for k, (expr, group) in enumerate(terms):
+        others = terms[:k] + terms[k + 1:]
+        droppable = _droppable(expr) if reduce_terms else []
+        if not droppable:
+            reductions[f"({_display(expr)} | {group})"] = others
+            continue
+        for label, reduced in droppable:
+            reductions[f"{label} in ({_display(expr)} | {group})"] = \
+                terms[:k] + [(reduced, group)] + terms[k + 1:]
+    rows = {"<none>": (fit.npar, fit.loglik)}
+    formulas = {}
+    for label, random in reductions.items():
+        text = _formula_text(formula, random)
+        formulas[label] = text
+        rows[label] = _reduced_loglik(fit, text, bool(random))
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["npar", "logLik"])
+    table["npar"] = table["npar"].astype(int)
+    table["AIC"] = -2 * table["logLik"] + 2 * table["npar"]
+    lrt = 2 * (table["logLik"].iloc[0] - table["logLik"])
+    df = table["npar"].iloc[0] - table["npar"]
+    table["LRT"] = lrt.where(table.index != "<none>")
+    table["Df"] = df.astype(float).where(table.index != "<none>")
+    table["p"] = [np.nan if label == "<none>" or d <= 0 else float(chdtrc(d, max(x, 0.0)))
+                  for label, x, d in zip(table.index, lrt, df)]
+    table.attrs["formulas"] = formulas
+    return table
+
+
+def _display(expr: str) -> str:
+    return expr.replace(" ** ", "^")
+
+
+def _droppable(expr: str) -> list[tuple[str, str]]:
+    """(label, reduced left side) for each left-side term that no other term contains."""
+    parsed = Formula(expr)
+    labels, intercept = [], False
+    for term in parsed:
+        factors = frozenset(str(f) for f in term.factors if str(f) != "1")
+        if not factors:
+            intercept = True
+        else:
+            labels.append((str(term).replace(" ** ", "^"), factors))
+    out = []
+    for label, factors in labels:
+        if any(factors < other for _, other in labels):
+            continue
+        rest = [other_label for other_label, other in labels if other != factors]
+        reduced = "1" if not rest else ("" if intercept else "0 + ") + " + ".join(rest)
+        out.append((label, reduced))
+    return out
+
+
+def _formula_text(formula, random) -> str:
+    """The formula with these random terms (each once), the same response, fixed part and
+    offsets."""
+    parts = [formula.fixed] + [f"offset({offset})" for offset in formula.offsets]
+    unique = list(dict.fromkeys(random))
+    parts += [f"({expr} | {group})" for expr, group in unique]
+    return f"{formula.response} ~ " + " + ".join(parts)
+
+
+def _reduced_loglik(fit, text: str, has_random: bool) -> tuple[int, float]:
+    """(npar, log-likelihood) of the reduced model on the rows of the fit, by its criterion."""
+    from .model import LinearMixedModel
+
+    design = fit.model.design
+    if has_random:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="boundary \\(singular\\) fit",
+                                    category=FitWarning)
+            reduced = LinearMixedModel(text, design.frame, reml=fit.reml).fit()
+        if reduced.nobs != fit.nobs:
+            raise ValueError(f"the reduced model {text!r} uses {reduced.nobs} rows, the model "
+                             f"{fit.nobs}")
+        return reduced.npar, reduced.loglik
+    return len(fit.beta) + 1, _linear_model_loglik(design.X, design.y - design.offset,
+                                                   fit.reml)
+
+
+def _linear_model_loglik(X: np.ndarray, y: np.ndarray, reml: bool) -> float:
+    """R's ``logLik.lm`` (unweighted): with N = n (ML) or n - p (REML),
+    0.5 (-N (log(2 pi) + 1 - log N + log RSS)) [- sum log |diag R| of X = QR, for REML]."""
+    n, p = X.shape
+    q, r = scipy.linalg.qr(X, mode="economic")
+    residual = y - q @ (q.T @ y)
+    N = n - p if reml else n
+    value = 0.5 * (-N * (np.log(2 * np.pi) + 1 - np.log(N) + np.log(residual @ residual)))
+    if reml:
+        value -= np.sum(np.log(np.abs(np.diag(r))))
+    return float(value)

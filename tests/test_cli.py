@@ -311,6 +311,19 @@ def test_fit_predict_with_interval(capsys, tmp_path):
     assert "--predict" in line
 
 
+def test_fit_weights(capsys, tmp_path):
+    data = mm.datasets.load("sleepstudy").assign(w=lambda f: 1 + f.Days / 5)
+    path = tmp_path / "sleep.csv"
+    data.to_csv(path, index=False)
+    code, out, err = run(capsys, "fit", SLEEP, "--data", str(path), "--weights", "w", "--json")
+    assert code == 0, err
+    expected = mm.lmer(SLEEP, data, weights="w")
+    assert json.loads(out)["objective"] == pytest.approx(expected.objective, rel=1e-12)
+    line = assert_one_line_error(*run(capsys, "fit", SLEEP, "--data", str(path), "--weights",
+                                      "ww"))
+    assert "'ww'" in line
+
+
 def test_fit_report_writes_html(capsys, tmp_path):
     report = tmp_path / "report.html"
     code, out, _ = run(capsys, "fit", "Reaction ~ Days + (Days | Subject)", "--data",

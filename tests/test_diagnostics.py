@@ -28,8 +28,9 @@ def test_residual_and_fitted_kinds(sleep):
     y, X, b = sleep.y, sleep.X, sleep.beta
     zu = sleep.Z @ sleep.u
     np.testing.assert_allclose(dg.residuals(sleep), y - X @ b - zu, atol=1e-10)
-    np.testing.assert_allclose(dg.residuals(sleep, "pearson"), (y - X @ b - zu) / sleep.sigma,
-                               atol=1e-10)
+    np.testing.assert_allclose(dg.residuals(sleep, "pearson"), y - X @ b - zu, atol=1e-10)
+    np.testing.assert_allclose(dg.residuals(sleep, "pearson", scaled=True),
+                               (y - X @ b - zu) / sleep.sigma, atol=1e-10)
     np.testing.assert_allclose(dg.residuals(sleep, "marginal"), y - X @ b, atol=1e-10)
     np.testing.assert_allclose(dg.fitted(sleep), X @ b + zu, atol=1e-10)
     np.testing.assert_allclose(dg.fitted(sleep, "marginal"), X @ b, atol=1e-10)
@@ -108,7 +109,7 @@ def test_fit_methods_for_residual_and_fitted_kinds():
     fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
     marginal = fit.X @ fit.beta
     np.testing.assert_allclose(fit.resid(), fit.y - fit.fitted)
-    np.testing.assert_allclose(fit.resid("pearson"), (fit.y - fit.fitted) / fit.sigma)
+    np.testing.assert_allclose(fit.resid("pearson", scaled=True), (fit.y - fit.fitted) / fit.sigma)
     np.testing.assert_allclose(fit.resid("marginal"), fit.y - marginal)
     np.testing.assert_allclose(fit.fitted_values("marginal"), marginal)
     np.testing.assert_allclose(fit.fitted_values(), fit.fitted)

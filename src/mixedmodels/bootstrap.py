@@ -180,13 +180,15 @@ class _ModelRecipe:
     formula: str
     frame: pd.DataFrame
     reml: bool
+    weights: np.ndarray | None = None
 
     def build(self):
         from .model import LinearMixedModel
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return LinearMixedModel(self.formula, self.frame, reml=self.reml)
+            return LinearMixedModel(self.formula, self.frame, reml=self.reml,
+                                    weights=self.weights)
 
 
 @dataclass(frozen=True, eq=False)
@@ -224,7 +226,9 @@ def _portable_payload(replicator: _Replicator) -> bytes:
         return pickle.dumps(replicator, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
         model = replicator.model
-        recipe = _ModelRecipe(model.formula, model.design.frame, model.reml)
+        design = model.design
+        recipe = _ModelRecipe(model.formula, design.frame, model.reml,
+                              design.weights if design.weighted else None)
         portable = _Replicator(recipe, replicator.simulator, replicator.nparams)
         return pickle.dumps(portable, protocol=pickle.HIGHEST_PROTOCOL)
 

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--data", required=True, metavar="NAME_OR_CSV",
                      help=f"a bundled data set ({', '.join(datasets.names())}) or a CSV file")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    fit.add_argument("--weights", metavar="COLUMN",
+                     help="prior weights from this column (Var(e_i) = sigma^2 / w_i), as lme4")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
     fit.add_argument("--ddf", choices=DDF_CHOICES, default=None,
                      help="print the fixed-effects table with t tests using these "
@@ -120,7 +122,7 @@ def run_fit(args: argparse.Namespace) -> str:
     if args.predict and not Path(args.predict).is_file():
         raise UsageError(f"no such file: {args.predict}")
     new_data = read_csv(Path(args.predict)) if args.predict else None
-    fit = lmer(args.formula, load_data(args.data), reml=not args.ml)
+    fit = lmer(args.formula, load_data(args.data), reml=not args.ml, weights=args.weights)
     ddf = args.ddf or "satterthwaite"
     if new_data is not None:
         predicted = fit.predict(new_data, new_levels="population", interval=args.interval)

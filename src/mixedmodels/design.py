@@ -76,6 +76,7 @@ class Design:
             kept for hypothesis contrasts that need the variables' types.
         offset: (n,) the sum of the formula's ``offset(...)`` terms (zeros without any): part
             of the linear predictor with coefficient 1, so the fit is that of y - offset.
+        weights: (n,) prior weights (ones without any): Var(e_i) = sigma^2 / w_i.
     """
 
     formula: ParsedFormula
@@ -88,23 +89,40 @@ class Design:
     rows: pd.Index
     frame: pd.DataFrame | None = field(default=None, repr=False)
     offset: np.ndarray | None = field(default=None, repr=False)
+    weights: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.offset is None:
             object.__setattr__(self, "offset", np.zeros(self.y.shape[0]))
+        if self.weights is None:
+            object.__setattr__(self, "weights", np.ones(self.y.shape[0]))
+
+    @property
+    def weighted(self) -> bool:
+        return bool(np.any(self.weights != 1.0))
 
     @property
     def n(self) -> int:
         return self.y.shape[0]
 
 
-def build_design(formula: ParsedFormula, data: pd.DataFrame) -> Design:
-    """Evaluate the formula on the data; raise a clear error for anything that cannot be fitted."""
+WEIGHTS_COLUMN = "(weights)"
+
+
+def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None) -> Design:
+    """Evaluate the formula on the data; raise a clear error for anything that cannot be fitted.
+
+    ``weights``: None, the name of a column of ``data``, or one value per row of ``data``
+    (prior weights, as lme4's ``weights``; rows with a missing weight are dropped with the
+    other rows with missing values)."""
     if not formula.random:
         raise FormulaError("the formula has no random-effects term such as (1 | group); "
                            "for a model without random effects use ordinary least squares")
     data = _as_frame(data)
     used = _used_columns(formula, data)
+    data, weights_column = _attach_weights(data, weights)
+    if weights_column is not None and weights_column not in used:
+        used = used + [weights_column]
     frame = _drop_missing(data, used)
     y = _response(frame, formula.response)
     terms = _check_random_collinearity([_term_design(term, frame) for term in formula.random])
@@ -113,8 +131,39 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame) -> Design:
     offset = offset_values(frame, formula.offsets)
     _check_response_variation(y - offset, X, formula.response)
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
+    weight_values = None if weights_column is None else _weights(frame[weights_column],
+                                                                   weights_column)
     return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index,
-                  frame, offset)
+                  frame, offset, weight_values)
+
+
+def _attach_weights(data: pd.DataFrame, weights):
+    """(data, the name of the weights column or None); weights given as values are attached
+    to a copy of the data as the column "(weights)"."""
+    if weights is None:
+        return data, None
+    if isinstance(weights, str):
+        if weights not in data.columns:
+            close = difflib.get_close_matches(weights, [str(c) for c in data.columns], n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise DataError(f"the weights column {weights!r} is not in the data.{hint}")
+        return data, weights
+    values = np.asarray(weights)
+    if values.ndim != 1 or values.shape[0] != data.shape[0]:
+        raise DataError(f"weights must be a column name or one value per row of the data "
+                        f"({data.shape[0]} rows), not an array of shape {values.shape}")
+    return data.assign(**{WEIGHTS_COLUMN: values}), WEIGHTS_COLUMN
+
+
+def _weights(column: pd.Series, name: str) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        raise DataError(f"the weights {name!r} must be numeric, not {column.dtype}")
+    values = column.to_numpy(dtype=float)
+    bad = ~(values > 0)
+    if bad.any():
+        raise DataError(f"the weights {name!r} must be positive; {int(bad.sum())} are not "
+                        f"(first {values[np.argmax(bad)]:g} at row {column.index[np.argmax(bad)]!r})")
+    return values
 
 
 def offset_values(frame: pd.DataFrame, offsets: tuple[str, ...]) -> np.ndarray:

@@ -35,22 +35,27 @@ __all__ = ["cooks_distance", "fitted", "influence_groups", "leverage", "residual
 CHUNK_ENTRIES = 4_000_000  # q x rows of dense right-hand sides solved at a time
 
 
-def residuals(fit, kind: str = "response") -> np.ndarray:
-    """Residuals of the fitted data.
+def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
+    """Residuals of the fitted data, as lme4's ``residuals(fit, type, scaled)``.
 
     kind:
         "response": conditional residuals y - X b - Z u (``fit.residuals``);
-        "pearson": the response residuals divided by sigma;
+        "pearson": the response residuals times sqrt(w_i), the square roots of the prior
+            weights (equal to the response residuals without weights), as lme4;
         "marginal": y - X b - offset (the random effects not removed).
+    scaled: divide by sigma (lme4's ``scaled = TRUE``; scaled Pearson residuals are the
+        "Scaled residuals" of lme4's summary).
     """
     if kind == "response":
-        return fit.y - fit.fitted
-    if kind == "pearson":
-        return (fit.y - fit.fitted) / fit.sigma
-    if kind == "marginal":
-        return fit.y - fit.X @ fit.beta - fit.model.design.offset
-    raise ValueError(f"unknown residual kind {kind!r}; choose 'response', 'pearson' or "
-                     "'marginal'")
+        values = fit.y - fit.fitted
+    elif kind == "pearson":
+        values = np.sqrt(fit.model.design.weights) * (fit.y - fit.fitted)
+    elif kind == "marginal":
+        values = fit.y - fit.X @ fit.beta - fit.model.design.offset
+    else:
+        raise ValueError(f"unknown residual kind {kind!r}; choose 'response', 'pearson' or "
+                         "'marginal'")
+    return values / fit.sigma if scaled else values
 
 
 def fitted(fit, kind: str = "conditional") -> np.ndarray:
@@ -65,11 +70,11 @@ def fitted(fit, kind: str = "conditional") -> np.ndarray:
 
 def _pieces(fit):
     """T = Z Lambda, the diagonal of T M^-1 T', and A = V^-1 X (n x p)."""
-    T = sp.csr_array(fit.Z @ fit.Lambda)
+    X, Z = fit._whitened  # with prior weights: the rows scaled by sqrt(w)
+    T = sp.csr_array(Z @ fit.Lambda)
     n, q = T.shape
     M = sp.csc_matrix(T.T @ T + sp.eye(q, format="csc"))
     lu = spla.splu(M)
-    X = fit.X
     A = (X - T @ lu.solve(np.asarray(T.T @ X))) / fit.sigma ** 2
     diag_t = np.empty(n)
     chunk = max(1, CHUNK_ENTRIES // max(q, 1))
@@ -97,7 +102,7 @@ def cooks_distance(fit) -> np.ndarray:
     """Cook's distance of the fixed effects per observation: exact deletion of the observation
     with the variance parameters held fixed (see the module docstring)."""
     h, quad = _leverage_and_a(fit)
-    r = residuals(fit, "response")
+    r = residuals(fit, "pearson")
     return r ** 2 * quad / ((1 - h) ** 2 * len(fit.beta))
 
 
@@ -135,7 +140,9 @@ def influence_groups(fit, group: str, progress: bool = True) -> pd.DataFrame:
             mask = codes != j
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                refit = LinearMixedModel(fit.formula, frame[mask], reml=fit.reml).fit()
+                weights = design.weights[mask] if design.weighted else None
+                refit = LinearMixedModel(fit.formula, frame[mask], reml=fit.reml,
+                                         weights=weights).fit()
             refitted = refit.fixef.reindex(names).to_numpy()
             delta = refitted - b
             ok = np.isfinite(delta)

@@ -210,7 +210,7 @@ def criterion_section(fit: "LmmFit") -> Section:
 
 
 def residuals_section(fit: "LmmFit") -> Section:
-    scaled = np.asarray(fit.residuals) / fit.sigma
+    scaled = fit.resid("pearson", scaled=True)  # as lme4: sqrt(w) (y - fitted) / sigma
     quartiles = _zapsmall(np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1]), DIGITS + 1)
     table = named_vector(["Min", "1Q", "Median", "3Q", "Max"], r_format(quartiles, DIGITS))
     return Section(title="Scaled residuals:", table=table)

@@ -135,7 +135,8 @@ class _Parts:
 
     @classmethod
     def compute(cls, fit) -> "_Parts":
-        Z, X, n = fit.Z, fit.X, fit.nobs
+        X, Z = fit._whitened  # with prior weights, the identities hold for the scaled rows
+        n = fit.nobs
         sigma2 = fit.sigma ** 2
         lam = fit.Lambda
         azz = (Z.T @ Z).tocsr()

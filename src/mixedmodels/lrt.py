@@ -141,6 +141,10 @@ def _check_same_data(fits: tuple[LmmFit, ...], labels: list[str]) -> None:
             raise ValueError(
                 f"models were not all fitted to the same data: the response values of "
                 f"{labels[0]!r} and {label!r} differ")
+        if not np.array_equal(fit.model.design.weights, first.model.design.weights):
+            raise ValueError(
+                f"models were not all fitted with the same weights: {labels[0]!r} and "
+                f"{label!r} differ")
 
 
 def _in_span(columns: np.ndarray, basis: np.ndarray) -> bool:

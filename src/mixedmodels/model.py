@@ -36,20 +36,24 @@ SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta's bounded entr
 
 
 class LinearMixedModel:
-    """y = X beta + Z u + e with u ~ N(0, sigma^2 Lambda Lambda'), e ~ N(0, sigma^2 I)
-    (plus the formula's offset, if any, with coefficient 1).
+    """y = X beta + Z u + e with u ~ N(0, sigma^2 Lambda Lambda'), e ~ N(0, sigma^2 W^-1)
+    (W the prior weights, I without them; plus the formula's offset, if any, with
+    coefficient 1).
 
     Args:
         formula: lme4-style, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
         data: a pandas DataFrame with the columns the formula names.
         reml: fit by REML (the default, as in lme4) or by maximum likelihood.
+        weights: prior weights, as lme4's ``weights``: None, a column name or one value per
+            row; Var(e_i) = sigma^2 / w_i.
     """
 
-    def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True):
-        self.design: Design = build_design(parse_formula(formula), data)
+    def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None):
+        self.design: Design = build_design(parse_formula(formula), data, weights)
         self.structure: ReStructure = build_structure(self.design.terms)
         self.system = PLSSystem(self.structure, self.design.X,
-                                self.design.y - self.design.offset)
+                                self.design.y - self.design.offset,
+                                self.design.weights if self.design.weighted else None)
         self.reml = bool(reml)
 
     def _sibling(self, design: Design, system: PLSSystem, reml: bool) -> "LinearMixedModel":
@@ -134,13 +138,14 @@ def _on_boundary(theta: np.ndarray, lower: np.ndarray) -> bool:
     return bool(np.any((lower == 0) & (theta < SINGULAR_TOLERANCE)))
 
 
-def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *,
+def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
          settings: OptSettings = OptSettings()) -> LmmFit:
-    """Fit a linear mixed model from an lme4-style formula, by REML (default) or ML.
+    """Fit a linear mixed model from an lme4-style formula, by REML (default) or ML;
+    ``weights`` (a column name or one value per row) are prior weights, as lme4's.
 
     Example:
         >>> import mixedmodels as mm
         >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
         >>> print(fit.summary())
     """
-    return LinearMixedModel(formula, data, reml=reml).fit(settings)
+    return LinearMixedModel(formula, data, reml=reml, weights=weights).fit(settings)

@@ -77,12 +77,26 @@ class Factor:
 class PLSSystem:
     """A = [Z X y]'[Z X y] in blocks, and L(theta) from it."""
 
-    def __init__(self, structure: ReStructure, X: np.ndarray, y: np.ndarray):
+    def __init__(self, structure: ReStructure, X: np.ndarray, y: np.ndarray,
+                 weights: np.ndarray | None = None):
+        """``weights``: prior weights w (Var(e_i) = sigma^2 / w_i), or None for ones. The
+        system is that of the rows scaled by sqrt(w), whose -2 log-likelihood differs from
+        that of the data by the constant sum(log w) (log|V| = log|W^1/2 V W^1/2| - sum log w)."""
         self.structure = structure
         self.n, self.p = X.shape
         self.blocks = structure.blocks
-        self._x = X
-        self._accumulate(np.column_stack([X, y]))
+        self._root_w = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
+        self._log_w = 0.0 if weights is None else float(np.sum(np.log(weights)))
+        self._x = X if self._root_w is None else X * self._root_w[:, None]
+        y = y if self._root_w is None else y * self._root_w
+        self._accumulate(np.column_stack([self._x, y]))
+
+    def _z_rows(self, block, rows: slice = slice(None)):
+        """Rows of Z_b, scaled by sqrt(w) for a weighted system."""
+        z = block.z_matrix(rows)
+        if self._root_w is None:
+            return z
+        return sp.csr_array(sp.diags_array(self._root_w[rows]) @ z)
 
     # -- built once ----------------------------------------------------------------------------
     def _accumulate(self, xy: np.ndarray) -> None:
@@ -94,9 +108,11 @@ class PLSSystem:
         for start in range(0, self.n, CHUNK_ROWS):
             rows = slice(start, min(start + CHUNK_ROWS, self.n))
             chunk = xy[rows]
-            zs = [b.z_matrix(rows) for b in self.blocks]
+            zs = [self._z_rows(b, rows) for b in self.blocks]
             for b, block in enumerate(self.blocks):
                 codes, values = block.codes[rows], block.values[rows]
+                if self._root_w is not None:
+                    values = values * self._root_w[rows, None]
                 for r in range(block.p):
                     for c in range(r + 1):
                         sums = np.bincount(codes, values[:, r] * values[:, c], block.nlevels)
@@ -143,8 +159,10 @@ class PLSSystem:
         other = copy.copy(self)
         other.A_xy = [a.copy() for a in self.A_xy]
         other.A_xyxy = self.A_xyxy.copy()
+        if self._root_w is not None:
+            y = y * self._root_w
         for b, block in enumerate(self.blocks):
-            other.A_xy[b][-1] = block.z_matrix().T @ y
+            other.A_xy[b][-1] = self._z_rows(block).T @ y
         x = self._x
         other.A_xyxy[-1, :-1] = other.A_xyxy[:-1, -1] = x.T @ y
         other.A_xyxy[-1, -1] = y @ y
@@ -224,9 +242,9 @@ class PLSSystem:
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """REML criterion or -2 log-likelihood at theta (the profiled deviance)."""
         if self._single is not None:
-            return self._single(theta, reml)
+            return self._single(theta, reml) - self._log_w
         if self._small is not None:
-            return self._small(theta, reml)
+            return self._small(theta, reml) - self._log_w
         try:
             factor = self.factor(theta)
         except np.linalg.LinAlgError:
@@ -238,18 +256,21 @@ class PLSSystem:
         if reml:
             dof = self.n - self.p
             logdet = factor.logdet_z() + factor.logdet_x()
-            return logdet + dof * (1.0 + np.log(2 * np.pi * r2 / dof))
-        return factor.logdet_z() + self.n * (1.0 + np.log(2 * np.pi * r2 / self.n))
+            return logdet + dof * (1.0 + np.log(2 * np.pi * r2 / dof)) - self._log_w
+        return (factor.logdet_z() + self.n * (1.0 + np.log(2 * np.pi * r2 / self.n))
+                - self._log_w)
 
     def deviance(self, theta: np.ndarray, sigma: float, reml: bool) -> float:
         """-2 log-likelihood (or REML criterion) at (theta, sigma), not profiled over sigma:
 
-            log|L_Z|^2 [+ log|R_X|^2] + d log(2 pi sigma^2) + r^2 / sigma^2,  d = n [- p].
+            log|L_Z|^2 [+ log|R_X|^2] + d log(2 pi sigma^2) + r^2 / sigma^2 - sum(log w),
+            d = n [- p].
         """
         factor = self.factor(theta)
         dof = self.n - self.p if reml else self.n
         logdet = factor.logdet_z() + (factor.logdet_x() if reml else 0.0)
-        return logdet + dof * np.log(2 * np.pi * sigma ** 2) + factor.pwrss() / sigma ** 2
+        return (logdet + dof * np.log(2 * np.pi * sigma ** 2) + factor.pwrss() / sigma ** 2
+                - self._log_w)
 
     def unscaled_vcov(self, factor: Factor) -> np.ndarray:
         """(R_X R_X')^{-1}: Var(beta-hat) / sigma^2 at this theta."""

@@ -24,7 +24,8 @@ Intervals (theta and sigma held at their estimates, as in the fit's other standa
   covariance of the errors (v_hat - v, beta_hat - beta) of the spherical random effects and the
   fixed effects, and w = (Lambda' z0, x0). A grouping factor whose level is new to the fit (or
   every factor, with ``include_random=False``) contributes no conditional mode; its random
-  effect is unknown and adds its full variance sigma^2 |Lambda_b' z0_b|^2 instead.
+  effect is unknown and adds its full variance sigma^2 |Lambda_b' z0_b|^2 instead. With prior
+  weights, the new observation has weight 1 (residual variance sigma^2).
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ def _error_variance(fit, X0: np.ndarray, blocks, include_random: bool) -> np.nda
     q, p = int(starts[-1]), X0.shape[1]
     W = sp.csc_array((np.concatenate(entries), (np.concatenate(columns),
                                                 np.concatenate(row_ids))), shape=(q, n0))
-    T = sp.csr_array(fit.Z @ fit.Lambda)
-    X = fit.X
+    X, Z = fit._whitened  # with prior weights: the rows scaled by sqrt(w)
+    T = sp.csr_array(Z @ fit.Lambda)
     K = sp.block_array([[T.T @ T + sp.eye_array(q), sp.csr_array(T.T @ X)],
                         [sp.csr_array(X.T @ T), sp.csr_array(X.T @ X)]], format="csc")
     lu = spla.splu(K)

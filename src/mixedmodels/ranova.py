@@ -115,18 +115,22 @@ def _reduced_loglik(fit, text: str, has_random: bool) -> tuple[int, float]:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="boundary \\(singular\\) fit",
                                     category=FitWarning)
-            reduced = LinearMixedModel(text, design.frame, reml=fit.reml).fit()
+            reduced = LinearMixedModel(text, design.frame, reml=fit.reml,
+                                       weights=design.weights if design.weighted else None).fit()
         if reduced.nobs != fit.nobs:
             raise ValueError(f"the reduced model {text!r} uses {reduced.nobs} rows, the model "
                              f"{fit.nobs}")
         return reduced.npar, reduced.loglik
-    return len(fit.beta) + 1, _linear_model_loglik(design.X, design.y - design.offset,
-                                                   fit.reml)
+    root = np.sqrt(design.weights)
+    return len(fit.beta) + 1, _linear_model_loglik(design.X * root[:, None],
+                                                   (design.y - design.offset) * root,
+                                                   fit.reml) + 0.5 * np.sum(np.log(design.weights))
 
 
 def _linear_model_loglik(X: np.ndarray, y: np.ndarray, reml: bool) -> float:
-    """R's ``logLik.lm`` (unweighted): with N = n (ML) or n - p (REML),
-    0.5 (-N (log(2 pi) + 1 - log N + log RSS)) [- sum log |diag R| of X = QR, for REML]."""
+    """R's ``logLik.lm`` without weights: with N = n (ML) or n - p (REML),
+    0.5 (-N (log(2 pi) + 1 - log N + log RSS)) [- sum log |diag R| of X = QR, for REML].
+    (With prior weights, R's value is that of the rows scaled by sqrt(w) plus sum(log w) / 2.)"""
     n, p = X.shape
     q, r = scipy.linalg.qr(X, mode="economic")
     residual = y - q @ (q.T @ y)

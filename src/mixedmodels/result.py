@@ -240,8 +240,18 @@ class LmmFit:
 
     @cached_property
     def R(self) -> sp.csr_array:
-        """Var(e) = sigma^2 I (n x n, sparse)."""
-        return sp.csr_array(self.sigma ** 2 * sp.eye(self.nobs, format="csr"))
+        """Var(e) = sigma^2 W^-1 (n x n, sparse; W the prior weights, I without them)."""
+        return sp.csr_array(sp.diags_array(self.sigma ** 2 / self.model.design.weights,
+                                           format="csr"))
+
+    @cached_property
+    def _whitened(self) -> tuple[np.ndarray, sp.csr_array]:
+        """(W^1/2 X, W^1/2 Z): the model matrices of the rows scaled by the square roots of
+        the prior weights, in which Var(e) = sigma^2 I (X and Z themselves without weights)."""
+        if not self.model.design.weighted:
+            return self.X, self.Z
+        root = np.sqrt(self.model.design.weights)
+        return self.X * root[:, None], sp.csr_array(sp.diags_array(root) @ self.Z)
 
     @cached_property
     def V(self) -> sp.csr_array:
@@ -330,12 +340,13 @@ class LmmFit:
         return pd.DataFrame(rows, index=pd.Index(names, name="parameter"),
                             columns=["lower", "upper"])
 
-    def resid(self, kind: str = "response") -> np.ndarray:
-        """Residuals: "response" (y - X beta - Z u), "pearson" (response / sigma) or
-        "marginal" (y - X beta); see ``diagnostics``."""
+    def resid(self, kind: str = "response", scaled: bool = False) -> np.ndarray:
+        """Residuals, as lme4's ``residuals``: "response" (y - X beta - Z u), "pearson"
+        (response times sqrt(prior weights)) or "marginal" (y - X beta); ``scaled`` divides
+        by sigma; see ``diagnostics.residuals``."""
         from .diagnostics import residuals
 
-        return residuals(self, kind)
+        return residuals(self, kind, scaled)
 
     def fitted_values(self, kind: str = "conditional") -> np.ndarray:
         """Fitted values: "conditional" (X beta + Z u) or "marginal" (X beta)."""

@@ -28,17 +28,21 @@ class Simulator:
         mean: (n,) X beta (+ the offset).
         zlam: (n, q) sparse Z Lambda(theta).
         sigma: residual standard deviation.
+        error_scale: (n,) 1 / sqrt(w) for prior weights w (Var(e_i) = sigma^2 / w_i), or None.
     """
 
     mean: np.ndarray
     zlam: sp.csr_array
     sigma: float
+    error_scale: np.ndarray | None = None
 
     @classmethod
     def from_fit(cls, fit) -> Simulator:
         zlam = sp.csr_array(sp.csr_array(fit.Z) @ sp.csr_array(fit.Lambda))
         mean = fit.X @ fit.beta + fit.model.design.offset
-        return cls(np.asarray(mean, dtype=float), zlam, float(fit.sigma))
+        design = fit.model.design
+        scale = 1.0 / np.sqrt(design.weights) if design.weighted else None
+        return cls(np.asarray(mean, dtype=float), zlam, float(fit.sigma), scale)
 
     @property
     def nobs(self) -> int:
@@ -55,6 +59,7 @@ class Simulator:
             raise ValueError(f"the number of simulations must be >= 0, not {n}")
         normals = rng.standard_normal((n, self.q + self.nobs))
         b, e = normals[:, :self.q], normals[:, self.q:]
+        e = e if self.error_scale is None else e * self.error_scale
         noise = self.zlam @ b.T + e.T
         return self.mean[:, None] + self.sigma * noise
 

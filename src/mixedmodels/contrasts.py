@@ -1,4 +1,5 @@
-"""Type III hypothesis contrasts for the fixed-effects terms, as lmerTest computes them.
+"""Hypothesis contrasts for the fixed-effects terms, as lmerTest computes them: type I and II
+(``type1_contrasts``, ``type2_contrasts``, see their docstrings) and type III, below.
 
 The contrasts are those of lmerTest's ``anova(model, type = 3)`` (``get_contrasts_type3``
 and ``extract_contrasts_type3``), for treatment-coded designs:
@@ -33,6 +34,8 @@ QR decomposition of X and of Q' rdX: O(n p q) for q complete columns.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from formulaic import model_matrix
@@ -41,9 +44,83 @@ from formulaic.parser.types import Factor
 from .design import _independent_columns, r_column_names
 from .rfunctions import FORMULA_CONTEXT
 
-__all__ = ["type3_contrasts"]
+__all__ = ["type1_contrasts", "type2_contrasts", "type3_contrasts"]
 
 ZERO_ROW = 1e-8
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The fixed-effects terms of a fitted model and the columns of X each one owns."""
+
+    spec: object
+    labels: list[str]
+    X: np.ndarray  # the model matrix, reduced to x_names
+    columns: list[np.ndarray]  # per term, its column indices in X
+    contains: object  # contains(a, b): term a is contained in term b (lmerTest's containment)
+
+
+def _layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -> _Layout:
+    full = model_matrix(fixed_formula, frame, na_action="ignore", context=FORMULA_CONTEXT)
+    spec = full.model_spec
+    terms = [t for t in spec.term_slices if _variables(t)]  # the intercept is no term
+    labels = [str(t).replace(" ** ", "^") for t in terms]
+    names = r_column_names(full.columns)
+    position = {name: j for j, name in reversed(list(enumerate(names)))}
+    missing = [name for name in x_names if name not in position]
+    if missing:
+        raise ValueError(f"columns {missing} of X are not columns of the model matrix of "
+                         f"{fixed_formula!r}")
+    index = [position[name] for name in x_names]
+    owner = np.full(len(names), -1)
+    for k, term in enumerate(terms):
+        owner[spec.term_slices[term]] = k
+    columns = [np.flatnonzero(owner[index] == k) for k in range(len(terms))]
+    variables = _coded_variables(terms)
+    numeric = [{v for v in vs if _is_numeric(spec, v)} for vs in variables]
+
+    def contains(a: int, b: int) -> bool:
+        return variables[a] < variables[b] and numeric[a] == numeric[b]
+
+    return _Layout(spec, labels, np.asarray(full, dtype=float)[:, index], columns, contains)
+
+
+def type1_contrasts(fixed_formula: str, frame: pd.DataFrame,
+                    x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """lmerTest's type I (sequential) contrasts: each term's rows of the upper Cholesky factor
+    of X'X (lmerTest takes those of its unit-triangular Doolittle factor; the rows differ by
+    positive factors only, and the F tests are the same)."""
+    layout = _layout(fixed_formula, frame, x_names)
+    p = len(x_names)
+    upper = np.linalg.cholesky(layout.X.T @ layout.X).T if p else np.zeros((0, 0))
+    return {label: upper[cols] for label, cols in zip(layout.labels, layout.columns)}
+
+
+def type2_contrasts(fixed_formula: str, frame: pd.DataFrame,
+                    x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """lmerTest's type II contrasts: a term contained in no other is tested by its own
+    coefficients; any other term by its rows of the upper Cholesky factor of X'X with the
+    columns reordered so that the term and the terms containing it come last (in their
+    order): its effect adjusted for every term that does not contain it."""
+    layout = _layout(fixed_formula, frame, x_names)
+    p = len(x_names)
+    if p <= 1 or len(layout.labels) <= 1:
+        return type1_contrasts(fixed_formula, frame, x_names)
+    out = {}
+    for k, (label, cols) in enumerate(zip(layout.labels, layout.columns)):
+        outer = [j for j in range(len(layout.labels)) if layout.contains(k, j)]
+        if not outer:
+            out[label] = np.eye(p)[cols]
+            continue
+        last = np.sort(np.concatenate([cols] + [layout.columns[j] for j in outer]))
+        order = np.concatenate([np.setdiff1d(np.arange(p), last), last])
+        Xo = layout.X[:, order]
+        upper = np.linalg.cholesky(Xo.T @ Xo).T
+        rows = upper[np.isin(order, cols)]
+        L = np.zeros((len(cols), p))
+        L[:, order] = rows
+        out[label] = L
+    return out
 
 
 def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
@@ -59,23 +136,9 @@ def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
         term label (``"age:Sex"``, ``"I(x^2)"``) -> contrast matrix whose columns follow
         ``x_names``; a term whose columns were all dropped has a (0, p) matrix.
     """
-    full = model_matrix(fixed_formula, frame, na_action="ignore", context=FORMULA_CONTEXT)
-    spec = full.model_spec
-    terms = [t for t in spec.term_slices if _variables(t)]  # the intercept is no term
-    labels = [str(t).replace(" ** ", "^") for t in terms]
-
-    names = r_column_names(full.columns)
-    position = {name: j for j, name in reversed(list(enumerate(names)))}
-    missing = [name for name in x_names if name not in position]
-    if missing:
-        raise ValueError(f"columns {missing} of X are not columns of the model matrix of "
-                         f"{fixed_formula!r}")
-    index = [position[name] for name in x_names]
-    X = np.asarray(full, dtype=float)[:, index]
-    owner = np.full(len(names), -1)
-    for k, term in enumerate(terms):
-        owner[spec.term_slices[term]] = k
-    columns = [np.flatnonzero(owner[index] == k) for k in range(len(terms))]
+    layout = _layout(fixed_formula, frame, x_names)
+    labels, X, columns, contains = layout.labels, layout.X, layout.columns, layout.contains
+    terms = [t for t in layout.spec.term_slices if _variables(t)]
 
     p = len(x_names)
     if p <= 1 or len(terms) <= 1:  # lmerTest's type I contrasts
@@ -86,12 +149,6 @@ def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
     rd_names = r_column_names(complete.columns)
     Q, R = np.linalg.qr(X)  # X has full column rank: ginv(X) = R^{-1} Q'
     L = _zapsmall(np.linalg.solve(R, Q.T @ np.asarray(complete, dtype=float)).T)
-
-    variables = _coded_variables(terms)
-    numeric = [{v for v in vs if _is_numeric(spec, v)} for vs in variables]
-
-    def contains(a: int, b: int) -> bool:
-        return variables[a] < variables[b] and numeric[a] == numeric[b]
 
     for k in sorted(range(len(terms)), key=lambda k: -len(_variables(terms[k]))):
         outer = [j for j in range(len(terms)) if contains(k, j)]

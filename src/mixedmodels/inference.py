@@ -89,13 +89,18 @@ def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
     return {"F": f_value, "num_df": q, "den_df": den_df, "p": p}
 
 
-def anova_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
-    """Type III tests: one F test per fixed-effects term, with lmerTest's contrasts."""
-    from .contrasts import type3_contrasts
+def anova_table(fit, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
+    """One F test per fixed-effects term with lmerTest's type I, II or III contrasts."""
+    from . import contrasts
 
+    builders = {1: contrasts.type1_contrasts, 2: contrasts.type2_contrasts,
+                3: contrasts.type3_contrasts}
+    key = {"1": 1, "I": 1, "2": 2, "II": 2, "3": 3, "III": 3}.get(str(type).upper())
+    if key is None:
+        raise ValueError(f"type must be 1, 2 or 3 (or 'I', 'II', 'III'), not {type!r}")
     design = fit.model.design
-    contrasts = type3_contrasts(design.formula.fixed, design.frame, design.x_names)
-    rows = {term: contrast_test(fit, L, ddf) for term, L in contrasts.items() if L.shape[0]}
+    terms = builders[key](design.formula.fixed, design.frame, design.x_names)
+    rows = {term: contrast_test(fit, L, ddf) for term, L in terms.items() if L.shape[0]}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["F", "num_df", "den_df", "p"])
     table.index.name = "term"
     return table

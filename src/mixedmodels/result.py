@@ -278,12 +278,12 @@ class LmmFit:
 
         return coef_table(self, ddf)
 
-    def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
-        """Type III F tests, one per fixed-effects term (as lmerTest's ``anova(type = 3)``):
-        columns F, num_df, den_df, p."""
+    def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
+        """F tests, one per fixed-effects term, as lmerTest's ``anova(type = 3)`` (or type 1,
+        sequential, or 2): columns F, num_df, den_df, p."""
         from .inference import anova_table
 
-        return anova_table(self, ddf)
+        return anova_table(self, ddf, type)
 
     def test(self, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
         """F test of H0: L beta = rhs for a contrast matrix L (rows over ``x_names``)."""

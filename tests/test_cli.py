@@ -207,6 +207,20 @@ def test_fit_anova(capsys, sleep_ref):
     assert row[0] == "Days" and float(row[1]) == pytest.approx(ref["F"], rel=1e-5)
 
 
+def test_fit_anova_type(capsys):
+    code, out, _ = run(capsys, "fit", "distance ~ age * Sex + (age | Subject)", "--data",
+                       "orthodont", "--anova", "--anova-type", "1", "--json")
+    assert code == 0
+    fit = mm.lmer("distance ~ age * Sex + (age | Subject)", mm.datasets.load("orthodont"))
+    expected = fit.anova(type=1)
+    rows = json.loads(out)["anova"]["rows"]
+    assert [rows[term]["F"] for term in expected.index] == pytest.approx(
+        expected["F"].tolist(), rel=1e-10)
+    code, out, _ = run(capsys, "fit", "distance ~ age * Sex + (age | Subject)", "--data",
+                       "orthodont", "--anova", "--anova-type", "2")
+    assert code == 0 and "Type II analysis of variance" in out
+
+
 def test_fit_ddf_json(capsys):
     code, out, _ = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--ddf", "residual",
                        "--anova", "--json")

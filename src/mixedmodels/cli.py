@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "denominator degrees of freedom")
     fit.add_argument("--anova", action="store_true",
                      help="print the type III F tests (with --ddf, default satterthwaite)")
+    fit.add_argument("--anova-type", choices=["1", "2", "3"], default="3",
+                     help="with --anova: lmerTest's type I (sequential), II or III (default)")
     fit.add_argument("--predict", metavar="NEW_CSV",
                      help="predict for the rows of this CSV file (unseen groups get the "
                           "population prediction); needs --out")
@@ -141,14 +143,15 @@ def run_fit(args: argparse.Namespace) -> str:
         if args.ddf:
             record["coef_table"] = _records(fit.coef_table(ddf), ddf)
         if args.anova:
-            record["anova"] = _records(fit.anova(ddf), ddf)
+            record["anova"] = _records(fit.anova(ddf, type=int(args.anova_type)), ddf)
         return json.dumps(record, indent=2, default=_json_default, allow_nan=True)
     parts = [str(fit.summary())]
     if args.ddf:
         parts.append(f"Fixed effects, {ddf} degrees of freedom:\n{fit.coef_table(ddf)}")
     if args.anova:
-        parts.append(f"Type III analysis of variance, {ddf} degrees of freedom:\n"
-                     f"{fit.anova(ddf)}")
+        kind = {"1": "I", "2": "II", "3": "III"}[args.anova_type]
+        parts.append(f"Type {kind} analysis of variance, {ddf} degrees of freedom:\n"
+                     f"{fit.anova(ddf, type=int(args.anova_type))}")
     return "\n\n".join(parts)
 
 

@@ -234,3 +234,34 @@ def test_fast_encoding_equals_formulaic(fixed):
     reference = model_matrix(fixed, frame)
     assert encoding.names == r_column_names(reference.columns)
     np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))
+
+
+def test_fast_encoding_equals_formulaic_on_many_formulas():
+    """Every sum of up to three of these terms, with and without intercept: where the fast
+    encoding applies, it equals formulaic's matrix and R's names."""
+    import itertools
+
+    from formulaic import model_matrix
+
+    from mixedmodels.design import r_column_names
+    from mixedmodels.encoding import fast_encoding
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"a": rng.choice(["p", "q", "r"], 80), "b": rng.choice(["u", "v"], 80),
+                          "c": rng.choice(["k", "m", "n"], 80), "x": rng.normal(size=80),
+                          "z": rng.normal(size=80)})
+    atoms = ["a", "b", "c", "x", "a:b", "a:x", "b:x", "a:b:x", "x:z", "a:c", "b:c:z"]
+    fast = 0
+    for size in (1, 2, 3):
+        for combo in itertools.combinations(atoms, size):
+            for prefix in ("", "0 + "):
+                formula = prefix + " + ".join(combo)
+                encoding = fast_encoding(formula, frame)
+                if encoding is None:
+                    continue
+                fast += 1
+                reference = model_matrix(formula, frame)
+                assert encoding.names == r_column_names(reference.columns), formula
+                np.testing.assert_array_equal(encoding.matrix(frame),
+                                              np.asarray(reference, dtype=float), formula)
+    assert fast > 100

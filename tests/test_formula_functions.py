@@ -43,6 +43,21 @@ def test_factor_levels_are_sorted_values():
     assert list(result.index) == list("abcde") and pd.isna(result["d"])
 
 
+def test_factor_of_a_condition_is_named_as_in_r():
+    """lme4 1.1.31, lmer(log(Reaction) ~ factor(Days > 4) * Days + (Days | Subject)):
+    fixef names (Intercept), factor(Days > 4)TRUE, Days, factor(Days > 4)TRUE:Days."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer("log(Reaction) ~ factor(Days > 4) * Days + (Days | Subject)",
+                      mm.datasets.load("sleepstudy"))
+    assert list(fit.fixef.index) == ["(Intercept)", "factor(Days > 4)TRUE", "Days",
+                                     "factor(Days > 4)TRUE:Days"]
+    new = pd.DataFrame({"Days": [2.0, 7.0], "Subject": ["308", "308"]})
+    x = np.array([[1, 0, 2, 0], [1, 1, 7, 7]], dtype=float)
+    expected = x @ fit.beta + fit.ranef["Subject"].loc["308"].to_numpy() @ [[1, 1], [2, 7]]
+    np.testing.assert_allclose(fit.predict(new), expected, rtol=1e-12)
+
+
 def test_predict_with_factor_uses_the_fit_levels(sleep_factor):
     new = pd.DataFrame({"Days": [5, 0], "Subject": ["308", "309"]})
     fit = sleep_factor

@@ -17,8 +17,11 @@ __all__ = ["FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "factor"]
 
 
 def factor(values) -> pd.Series:
-    """The values as a categorical variable whose levels are the sorted distinct values."""
+    """The values as a categorical variable whose levels are the sorted distinct values
+    (logical values are labelled FALSE and TRUE, as in R)."""
     series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_bool_dtype(series):
+        series = series.map({False: "FALSE", True: "TRUE"})
     levels = sorted(series.dropna().unique())
     return pd.Series(pd.Categorical(series, categories=levels), index=series.index)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -113,3 +114,18 @@ def test_fit_methods_for_residual_and_fitted_kinds():
     np.testing.assert_allclose(fit.resid("marginal"), fit.y - marginal)
     np.testing.assert_allclose(fit.fitted_values("marginal"), marginal)
     np.testing.assert_allclose(fit.fitted_values(), fit.fitted)
+
+
+def test_influence_groups_on_an_executor(sleep):
+    from concurrent.futures import ProcessPoolExecutor
+
+    serial = sleep.influence_groups("Subject", progress=False)
+    with ProcessPoolExecutor(2) as pool:
+        parallel = sleep.influence_groups("Subject", progress=False, executor=pool)
+    pd.testing.assert_frame_equal(parallel, serial)
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(n_workers=2, threads_per_worker=1, processes=True,
+                            dashboard_address=None) as client:
+        on_dask = sleep.influence_groups("Subject", progress=False,
+                                         executor=client.get_executor())
+    pd.testing.assert_frame_equal(on_dask, serial)

@@ -20,7 +20,10 @@ once (sparse LU) and the rows are processed in chunks.
 
 from __future__ import annotations
 
+import pickle
 import warnings
+from concurrent.futures import as_completed
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -106,9 +109,12 @@ def cooks_distance(fit) -> np.ndarray:
     return r ** 2 * quad / ((1 - h) ** 2 * len(fit.beta))
 
 
-def influence_groups(fit, group: str, progress: bool = True) -> pd.DataFrame:
+def influence_groups(fit, group: str, progress: bool = True, executor=None) -> pd.DataFrame:
     """Case deletion by group, as influence.ME: the model is refitted (theta too) without each
     level of ``group`` (a column of the data, or factors joined by ':' such as "cask:batch").
+
+    ``executor``: a ``concurrent.futures.Executor`` (a process pool, or a Dask cluster's
+    ``Client.get_executor()``) to run the refits on; the results do not depend on it.
 
     Returns:
         one row per level (index named ``group``): ``cooks_distance``
@@ -118,8 +124,6 @@ def influence_groups(fit, group: str, progress: bool = True) -> pd.DataFrame:
         An effect that cannot be estimated without the level (its column is aliased) is NaN,
         and the Cook's distance then uses the estimable effects only.
     """
-    from .model import LinearMixedModel
-
     design = fit.model.design
     frame = design.frame
     factors = tuple(group.split(":"))
@@ -131,30 +135,70 @@ def influence_groups(fit, group: str, progress: bool = True) -> pd.DataFrame:
     if len(levels) < 2:
         raise ValueError(f"{group!r} has a single level; nothing to delete")
     names = list(fit.x_names)
-    b = fit.beta
-    C_inv = np.linalg.inv(fit.vcov.to_numpy())
+    deletion = _Deletion(fit.formula, frame, fit.reml,
+                         design.weights if design.weighted else None, tuple(names),
+                         np.asarray(codes))
+    refits = np.full((len(levels), len(names)), np.nan)
+    singular = np.zeros(len(levels), dtype=bool)
     bar = progress_bar(len(levels), progress, "influence")
-    rows = []
     try:
-        for j, level in enumerate(levels):
-            mask = codes != j
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                weights = design.weights[mask] if design.weighted else None
-                refit = LinearMixedModel(fit.formula, frame[mask], reml=fit.reml,
-                                         weights=weights).fit()
-            refitted = refit.fixef.reindex(names).to_numpy()
-            delta = refitted - b
-            ok = np.isfinite(delta)
-            cook = float(delta[ok] @ C_inv[np.ix_(ok, ok)] @ delta[ok]) / int(ok.sum())
-            row = {"cooks_distance": cook, "nobs_deleted": int((~mask).sum()),
-                   "singular": bool(refit.is_singular)}
-            row.update(dict(zip(names, refitted)))
-            row.update({f"delta {name}": d for name, d in zip(names, delta)})
-            rows.append(row)
-            if bar is not None:
-                bar.update(1)
+        if executor is None:
+            for j in range(len(levels)):
+                refits[j], singular[j] = deletion.refit(j)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            payload = pickle.dumps(deletion, protocol=pickle.HIGHEST_PROTOCOL)
+            size = max(1, -(-len(levels) // 20))
+            futures = [executor.submit(_refit_chunk, payload, range(s, min(s + size, len(levels))))
+                       for s in range(0, len(levels), size)]
+            for future in as_completed(futures):
+                for j, values, flag in future.result():
+                    refits[j], singular[j] = values, flag
+                    if bar is not None:
+                        bar.update(1)
     finally:
         if bar is not None:
             bar.close()
+    b = fit.beta
+    C_inv = np.linalg.inv(fit.vcov.to_numpy())
+    rows = []
+    for j in range(len(levels)):
+        delta = refits[j] - b
+        ok = np.isfinite(delta)
+        cook = float(delta[ok] @ C_inv[np.ix_(ok, ok)] @ delta[ok]) / int(ok.sum())
+        row = {"cooks_distance": cook, "nobs_deleted": int((codes == j).sum()),
+               "singular": bool(singular[j])}
+        row.update(dict(zip(names, refits[j])))
+        row.update({f"delta {name}": d for name, d in zip(names, delta)})
+        rows.append(row)
     return pd.DataFrame(rows, index=pd.Index(levels, name=group))
+
+
+@dataclass(frozen=True, eq=False)
+class _Deletion:
+    """What a refit without one level needs: picklable, for the workers of an executor."""
+
+    formula: str
+    frame: pd.DataFrame
+    reml: bool
+    weights: np.ndarray | None
+    names: tuple[str, ...]
+    codes: np.ndarray
+
+    def refit(self, level: int) -> tuple[np.ndarray, bool]:
+        """The fixed effects (NaN where aliased) and singularity of the refit without level."""
+        from .model import LinearMixedModel
+
+        mask = self.codes != level
+        weights = None if self.weights is None else self.weights[mask]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            refit = LinearMixedModel(self.formula, self.frame[mask], reml=self.reml,
+                                     weights=weights).fit()
+        return refit.fixef.reindex(list(self.names)).to_numpy(), bool(refit.is_singular)
+
+
+def _refit_chunk(payload: bytes, levels) -> list:
+    deletion = pickle.loads(payload)
+    return [(j, *deletion.refit(j)) for j in levels]

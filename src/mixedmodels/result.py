@@ -396,11 +396,13 @@ class LmmFit:
 
         return cooks_distance(self)
 
-    def influence_groups(self, group: str, progress: bool = True) -> pd.DataFrame:
-        """Refits without each level of ``group`` (see ``diagnostics.influence_groups``)."""
+    def influence_groups(self, group: str, progress: bool = True,
+                         executor=None) -> pd.DataFrame:
+        """Refits without each level of ``group``, optionally on a ``concurrent.futures``
+        executor such as a Dask cluster's (see ``diagnostics.influence_groups``)."""
         from .diagnostics import influence_groups
 
-        return influence_groups(self, group, progress=progress)
+        return influence_groups(self, group, progress=progress, executor=executor)
 
     # -- display -------------------------------------------------------------------------------
     def summary(self):

@@ -210,3 +210,16 @@ def test_type3_anova_matches_lmertest(model_id, ddf, key):
         assert ours["den_df"] == pytest.approx(row["dendf"], rel=1e-3)
         assert _close_p(np.array([ours["p"]]), np.array([row["p"]]))
     assert list(table.columns) == ["F", "num_df", "den_df", "p"]
+
+
+def test_profile_on_an_executor():
+    from concurrent.futures import ProcessPoolExecutor
+
+    fit = _fit("sleepstudy_corr", True)
+    serial = fit.confint("profile")
+    with ProcessPoolExecutor(2) as pool:
+        parallel = fit.confint("profile", executor=pool)
+        traces = fit.profile(points=6, executor=pool)
+    np.testing.assert_allclose(parallel.to_numpy(), serial.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(traces["zeta"], fit.profile(points=6)["zeta"], rtol=1e-9,
+                               atol=1e-12)

@@ -19,6 +19,9 @@ it changes with them only through X, not through their value.
 from __future__ import annotations
 
 import warnings
+import pickle
+import threading
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +31,7 @@ import scipy.stats
 
 from .optimize import OptSettings, minimize_bobyqa
 
-__all__ = ["Profiler", "parameter_names"]
+__all__ = ["Profiler", "parameter_names", "profile_intervals", "profile_traces"]
 
 
 def parameter_names(fit) -> list[str]:
@@ -299,3 +302,42 @@ def _bobyqa(objective, x0, lower, upper, floor) -> np.ndarray:
     step = np.minimum(step, np.where(np.isfinite(upper - lower), (upper - lower) / 4, step))
     return minimize_bobyqa(objective, x0, lower, PROFILE_SETTINGS, upper,
                            np.maximum(step, 1e-8)).final
+
+
+# -- several parameters, optionally on an executor ------------------------------------------------
+def profile_intervals(fit, names, level: float, executor=None) -> list[tuple[float, float]]:
+    """The profile interval of each parameter, in the order of ``names``; with an executor
+    (``concurrent.futures``, e.g. a Dask cluster's), one task per parameter."""
+    return _per_parameter(fit, names, executor, "interval", level)
+
+
+def profile_traces(fit, names, level: float, points: int, executor=None) -> list:
+    """The zeta trace of each parameter (see ``Profiler.trace``), as ``profile_intervals``."""
+    return _per_parameter(fit, names, executor, "trace", level, points)
+
+
+def _per_parameter(fit, names, executor, method: str, *args) -> list:
+    if executor is None:
+        profiler = fit._profiler
+        return [getattr(profiler, method)(name, *args) for name in names]
+    payload = pickle.dumps(fit, protocol=pickle.HIGHEST_PROTOCOL)
+    futures = {executor.submit(_profile_task, payload, method, name, *args): name
+               for name in names}
+    done = {futures[future]: future.result() for future in as_completed(futures)}
+    return [done[name] for name in names]
+
+
+_PROFILERS: dict[int, Profiler] = {}
+_PROFILERS_LOCK = threading.Lock()
+
+
+def _profile_task(payload: bytes, method: str, name: str, *args):
+    """One parameter on a worker; the fit is unpickled (and refitted by ML for a REML fit)
+    once per worker process and payload."""
+    key = hash(payload)
+    with _PROFILERS_LOCK:
+        if key not in _PROFILERS:
+            _PROFILERS.clear()
+            _PROFILERS[key] = Profiler(pickle.loads(payload))
+        profiler = _PROFILERS[key]
+    return getattr(profiler, method)(name, *args)

@@ -297,12 +297,14 @@ class LmmFit:
 
         return Profiler(self)
 
-    def profile(self, level: float = 0.99, points: int = 12) -> pd.DataFrame:
+    def profile(self, level: float = 0.99, points: int = 12, executor=None) -> pd.DataFrame:
         """Profile zeta traces (columns parameter, value, zeta) for every parameter, spanning
-        each one's profile interval at ``level``."""
-        profiler = self._profiler
-        return pd.concat([profiler.trace(name, level, points) for name in profiler.names],
-                         ignore_index=True)
+        each one's profile interval at ``level``; ``executor`` (``concurrent.futures``, e.g. a
+        Dask cluster's) profiles the parameters in parallel."""
+        from .profile import parameter_names, profile_traces
+
+        traces = profile_traces(self, parameter_names(self), level, points, executor)
+        return pd.concat(traces, ignore_index=True)
 
     def ranova(self, reduce_terms: bool = True) -> pd.DataFrame:
         """Likelihood-ratio tests of the random-effects terms, each reduced or removed in turn
@@ -311,7 +313,8 @@ class LmmFit:
 
         return ranova(self, reduce_terms)
 
-    def confint(self, method: str = "profile", level: float = 0.95, **bootstrap_options):
+    def confint(self, method: str = "profile", level: float = 0.95, executor=None,
+                **bootstrap_options):
         """Confidence intervals, rows named as lme4's ``confint(oldNames = FALSE)``.
 
         Args:
@@ -320,12 +323,15 @@ class LmmFit:
                 +/- z se; variance parameters NaN, as lme4) or "bootstrap" (parametric
                 bootstrap percentiles; options such as n=, seed= go to ``bootstrap``).
             level: confidence level.
+            executor: a ``concurrent.futures`` executor (a process pool, a Dask cluster's
+                ``Client.get_executor()``) for the profile's parameters or the bootstrap's
+                replicates; the intervals do not depend on it.
         """
-        from .profile import parameter_names
+        from .profile import parameter_names, profile_intervals
 
         names = parameter_names(self)
         if method == "profile":
-            rows = [self._profiler.interval(name, level) for name in names]
+            rows = profile_intervals(self, names, level, executor)
         elif method == "wald":
             z = scipy.stats.norm.ppf(0.5 + level / 2)
             nvar = len(names) - len(self.beta)
@@ -333,7 +339,7 @@ class LmmFit:
                 (b - z * s, b + z * s) for b, s in zip(self.beta, self.stderr)]
         elif method == "bootstrap":
             bootstrap_options.setdefault("n", 500)  # lme4's default nsim for confint
-            return self.bootstrap(level=level, **bootstrap_options).intervals
+            return self.bootstrap(level=level, executor=executor, **bootstrap_options).intervals
         else:
             raise ValueError(f"unknown method {method!r}; choose 'profile', 'wald' or "
                              "'bootstrap'")

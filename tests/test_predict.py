@@ -206,7 +206,6 @@ def test_prediction_interval_crossed_and_nested_by_definition(quiet_fit):
     structure = fit.model.structure
     starts = np.cumsum([0] + [b.q for b in structure.blocks])
     Z0 = np.zeros((3, starts[-1]))
-    new_blocks = []
     for b, block in enumerate(structure.blocks):
         factors = block.group.split(":")
         labels = new[factors].astype(str).agg(":".join, axis=1)

@@ -14,8 +14,8 @@ import mixedmodels as mm
 from mixedmodels.ranova import _linear_model_loglik
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "ranova.json").read_text())
-IDS = [f"{c['formula']}-{'REML' if c['reml'] else 'ML'}-{'reduce' if c['reduce_terms'] else 'remove'}"
-       for c in REFERENCE]
+IDS = [f"{c['formula']}-{'REML' if c['reml'] else 'ML'}-"
+       f"{'reduce' if c['reduce_terms'] else 'remove'}" for c in REFERENCE]
 
 
 @pytest.mark.parametrize("case", REFERENCE, ids=IDS)

@@ -161,8 +161,9 @@ def _weights(column: pd.Series, name: str) -> np.ndarray:
     values = column.to_numpy(dtype=float)
     bad = ~(values > 0)
     if bad.any():
+        first = int(np.argmax(bad))
         raise DataError(f"the weights {name!r} must be positive; {int(bad.sum())} are not "
-                        f"(first {values[np.argmax(bad)]:g} at row {column.index[np.argmax(bad)]!r})")
+                        f"(first {values[first]:g} at row {column.index[first]!r})")
     return values
 
 

@@ -121,8 +121,9 @@ class GaugeRR:
         """Profile-likelihood intervals at ``level`` for the estimated components
         (repeatability, operator, operator x part, part-to-part): the fit's
         ``confint("profile")`` intervals on the sds, squared (profiles of the ML deviance, as
-        lme4's, so they are centred on the ML estimates, a little below REML's). The sums (reproducibility,
-        gauge R&R, total) have no profile interval: NaN. Computed once, on first call."""
+        lme4's, so they are centred on the ML estimates, a little below REML's). The sums
+        (reproducibility, gauge R&R, total) have no profile interval: NaN. Computed once, on
+        first call."""
         return self._intervals.copy()
 
     def to_dict(self) -> dict:

@@ -18,9 +18,9 @@ it changes with them only through X, not through their value.
 
 from __future__ import annotations
 
-import warnings
 import pickle
 import threading
+import warnings
 from concurrent.futures import as_completed
 from dataclasses import dataclass
 

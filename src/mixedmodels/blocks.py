@@ -35,7 +35,11 @@ class BlockDiagonal:
         return self.data.shape[1]
 
     def toarray(self) -> np.ndarray:
-        return sp.block_diag(list(self.data)).toarray()
+        levels, p, _ = self.data.shape
+        out = np.zeros((levels * p, levels * p))
+        first = (np.arange(levels) * p)[:, None, None]
+        out[first + np.arange(p)[None, :, None], first + np.arange(p)[None, None, :]] = self.data
+        return out
 
     def inverse_blocks(self) -> np.ndarray:
         """(levels, p, p) inverses of the (lower-triangular) blocks."""

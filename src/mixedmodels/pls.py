@@ -44,6 +44,7 @@ __all__ = ["PLSSystem", "Factor"]
 
 CHUNK_ROWS = 250_000
 DENSE_LIMIT = 40_000  # off-diagonal blocks with fewer entries are stored dense: faster kernels
+DENSE_Z_ENTRIES = 200_000  # rows x q up to this: A is accumulated from dense Z blocks
 # q + p + 1 up to this: one dense Cholesky per theta beats the block loop (two crossed factors,
 # whole fits: size 63: 1.9 ms against 3.4 ms; 98: 3.4 against 3.8; 143: 7.6 against 4.8)
 SMALL_SYSTEM = 100
@@ -108,11 +109,15 @@ class PLSSystem:
         for start in range(0, self.n, CHUNK_ROWS):
             rows = slice(start, min(start + CHUNK_ROWS, self.n))
             chunk = xy[rows]
-            zs = [self._z_rows(b, rows) for b in self.blocks]
+            # small problems: Z_b as dense arrays (scipy's sparse overhead dominates there)
+            dense = chunk.shape[0] * sum(b.q for b in self.blocks) <= DENSE_Z_ENTRIES
+            zs = [None if dense else self._z_rows(b, rows) for b in self.blocks]
             for b, block in enumerate(self.blocks):
                 codes, values = block.codes[rows], block.values[rows]
                 if self._root_w is not None:
                     values = values * self._root_w[rows, None]
+                if dense:
+                    zs[b] = _dense_z(codes, values, block.q)
                 for r in range(block.p):
                     for c in range(r + 1):
                         sums = np.bincount(codes, values[:, r] * values[:, c], block.nlevels)
@@ -121,7 +126,8 @@ class PLSSystem:
                             diag[b][:, c, r] += sums
                 xy_rows[b] += (zs[b].T @ chunk).T
                 for j in range(b):
-                    product = (zs[b].T @ zs[j]).tocsr()
+                    product = zs[b].T @ zs[j]
+                    product = product if dense else product.tocsr()
                     offdiag[b, j] = product if offdiag[b, j] is None else offdiag[b, j] + product
             xy_xy += chunk.T @ chunk
         self.A_diag = diag
@@ -151,8 +157,9 @@ class PLSSystem:
     def _offdiagonal_block(self, product, i: int, j: int):
         """Z_i'Z_j as stored: block-sparse below the first block when large, else dense."""
         if j == 0 and product.shape[0] * product.shape[1] > DENSE_LIMIT:
-            return BlockSparse.from_scipy(product, (self.blocks[i].p, self.blocks[j].p))
-        return product.toarray()
+            return BlockSparse.from_scipy(sp.csr_array(product),
+                                          (self.blocks[i].p, self.blocks[j].p))
+        return product if isinstance(product, np.ndarray) else product.toarray()
 
     def with_response(self, y: np.ndarray) -> "PLSSystem":
         """A copy for a new response: Z'y, X'y and y'y are recomputed, the rest is shared."""
@@ -297,6 +304,14 @@ class PLSSystem:
                 rhs = rhs - _transpose_times(L[i][j], v[i])
             v[j] = _solve_upper(L[j][j], rhs)
         return beta, v
+
+
+def _dense_z(codes: np.ndarray, values: np.ndarray, q: int) -> np.ndarray:
+    """Z_b as a dense (rows, q) array: row i has its values at its level's p columns."""
+    n, p = values.shape
+    z = np.zeros((n, q))
+    z[np.arange(n)[:, None], codes[:, None] * p + np.arange(p)] = values
+    return z
 
 
 class _SmallSystem:

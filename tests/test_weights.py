@@ -157,6 +157,20 @@ def test_simulation_and_bootstrap_use_the_weights():
     assert boot.replicates["sigma"].iloc[0] == pytest.approx(refit.sigma, rel=1e-10)
 
 
+def test_summary_names_the_weights():
+    """lme4 prints a line "Weights: w" under the formula; the scaled residuals are the
+    Pearson residuals over sigma (lme4: Min -3.8862, Max 4.5443 for this model)."""
+    data = _data(REFERENCE[0])
+    fit = mm.lmer("Reaction ~ Days + offset(Days) + (1 | Subject)", data, weights="w")
+    lines = str(fit.summary()).splitlines()
+    assert lines[2] == "Weights: w"
+    scaled = fit.resid("pearson", scaled=True)
+    assert scaled.min() == pytest.approx(-3.8862, abs=1e-4)
+    assert scaled.max() == pytest.approx(4.5443, abs=1e-4)
+    plain = mm.lmer("Reaction ~ Days + (1 | Subject)", data)
+    assert "Weights" not in str(plain.summary())
+
+
 def test_bad_weights():
     data = _data(REFERENCE[0])
     formula = "Reaction ~ Days + (1 | Subject)"

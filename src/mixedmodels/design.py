@@ -77,6 +77,7 @@ class Design:
         offset: (n,) the sum of the formula's ``offset(...)`` terms (zeros without any): part
             of the linear predictor with coefficient 1, so the fit is that of y - offset.
         weights: (n,) prior weights (ones without any): Var(e_i) = sigma^2 / w_i.
+        weights_label: the weights' column name ("(weights)" for values), None without them.
     """
 
     formula: ParsedFormula
@@ -90,6 +91,7 @@ class Design:
     frame: pd.DataFrame | None = field(default=None, repr=False)
     offset: np.ndarray | None = field(default=None, repr=False)
     weights: np.ndarray | None = field(default=None, repr=False)
+    weights_label: str | None = None
 
     def __post_init__(self):
         if self.offset is None:
@@ -134,7 +136,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None) -> De
     weight_values = None if weights_column is None else _weights(frame[weights_column],
                                                                    weights_column)
     return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index,
-                  frame, offset, weight_values)
+                  frame, offset, weight_values, weights_column)
 
 
 def _attach_weights(data: pd.DataFrame, weights):

@@ -195,8 +195,11 @@ def named_vector(names: Sequence[str], values: Sequence[str]) -> Table:
 # -- the sections, each from the fit ------------------------------------------------------------
 def header_section(fit: "LmmFit") -> Section:
     method = "REML" if fit.reml else "maximum likelihood"
-    return Section(lines=[f"Linear mixed model fit by {method} ['lmerMod']",
-                          f"Formula: {fit.formula}"])
+    lines = [f"Linear mixed model fit by {method} ['lmerMod']", f"Formula: {fit.formula}"]
+    label = fit.model.design.weights_label
+    if label is not None:  # as lme4 prints it
+        lines.append(f"Weights: {label}")
+    return Section(lines=lines)
 
 
 def criterion_section(fit: "LmmFit") -> Section:

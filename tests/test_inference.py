@@ -2,6 +2,7 @@
 on every reference model (the shared ones and the classic ones, see conftest)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.optimize
 from conftest import fit_reference, load_reference, reference_ids
@@ -223,3 +224,15 @@ def test_profile_on_an_executor():
     np.testing.assert_allclose(parallel.to_numpy(), serial.to_numpy(), rtol=1e-9)
     np.testing.assert_allclose(traces["zeta"], fit.profile(points=6)["zeta"], rtol=1e-9,
                                atol=1e-12)
+
+
+def test_confint_parameters():
+    fit = _fit("sleepstudy_corr", True)
+    every = fit.confint("profile")
+    some = fit.confint("profile", parameters=["sigma", "Days"])
+    assert list(some.index) == ["sigma", "Days"]
+    pd.testing.assert_frame_equal(some, every.loc[["sigma", "Days"]])
+    wald = fit.confint("wald", parameters="Days")
+    pd.testing.assert_frame_equal(wald, fit.confint("wald").loc[["Days"]])
+    with pytest.raises(ValueError, match="'sd_Days'"):
+        fit.confint("profile", parameters=["sd_Days"])

@@ -160,3 +160,27 @@ def test_fitted_and_residuals_head(case):
     np.testing.assert_allclose(fit.residuals[:n], ref["resid_head"], rtol=0, atol=tol)
     np.testing.assert_allclose(fit.fitted + fit.residuals, fit.y, rtol=1e-12,
                                atol=1e-12 * np.abs(fit.y).max())
+
+
+def test_coef_is_fixef_plus_ranef(case):
+    """lme4's coef(): per level, the fixed effects plus the level's conditional modes."""
+    _, _, fit = case
+    for group, table in fit.coef.items():
+        modes = fit.ranef[group]
+        assert list(table.index) == list(modes.index)
+        extra = [c for c in modes.columns if c not in fit.fixef.index]
+        assert list(table.columns) == list(dict.fromkeys(extra)) + list(fit.fixef.index)
+        for column in table.columns:
+            expected = fit.fixef.get(column, 0.0) + (modes[column].to_numpy()
+                                                      if column in modes else 0.0)
+            np.testing.assert_allclose(table[column].to_numpy(), expected, rtol=1e-12)
+
+
+def test_coef_matches_lme4_on_pastes(reference_fits):
+    """lme4 1.1.31: coef(lmer(strength ~ 1 + (1 | batch/cask), Pastes)): batch A 60.85398,
+    B 59.78082; cask:batch a:A 61.82802, a:C 57.48112."""
+    fit = reference_fits["pastes_nested", "REML"][2]
+    assert fit.coef["batch"].loc["A", "(Intercept)"] == pytest.approx(60.85398, abs=1e-5)
+    assert fit.coef["batch"].loc["B", "(Intercept)"] == pytest.approx(59.78082, abs=1e-5)
+    assert fit.coef["cask:batch"].loc["a:A", "(Intercept)"] == pytest.approx(61.82802, abs=1e-5)
+    assert fit.coef["cask:batch"].loc["a:C", "(Intercept)"] == pytest.approx(57.48112, abs=1e-5)

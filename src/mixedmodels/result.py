@@ -177,6 +177,23 @@ class LmmFit:
                                       columns=list(b.columns))
                 for b, u in zip(self.model.structure.blocks, self._u_blocks)}
 
+    @property
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per grouping factor, each level's coefficients, as lme4's ``coef``: the fixed
+        effects plus the level's conditional modes for the columns the two share. A random
+        column without a fixed effect enters as a fixed effect of 0, in front (as lme4)."""
+        fixef = self.fixef
+        extra = [c for b in self.model.structure.blocks for c in b.columns
+                 if c not in fixef.index]
+        base = pd.concat([pd.Series(0.0, index=list(dict.fromkeys(extra))), fixef])
+        out = {}
+        for group, modes in self.ranef.items():
+            table = pd.DataFrame(np.tile(base.to_numpy(), (len(modes), 1)), index=modes.index,
+                                 columns=base.index)
+            table[modes.columns] += modes.to_numpy()
+            out[group] = table
+        return out
+
     @cached_property
     def condvar(self) -> dict[str, np.ndarray]:
         """Var(u_level | y, beta) per grouping factor, as (levels, p, p) arrays."""
@@ -314,7 +331,7 @@ class LmmFit:
         return ranova(self, reduce_terms)
 
     def confint(self, method: str = "profile", level: float = 0.95, executor=None,
-                **bootstrap_options):
+                parameters=None, **bootstrap_options):
         """Confidence intervals, rows named as lme4's ``confint(oldNames = FALSE)``.
 
         Args:
@@ -326,20 +343,31 @@ class LmmFit:
             executor: a ``concurrent.futures`` executor (a process pool, a Dask cluster's
                 ``Client.get_executor()``) for the profile's parameters or the bootstrap's
                 replicates; the intervals do not depend on it.
+            parameters: the rows wanted (names as in the result, lme4's ``parm``); all by
+                default. Only those are profiled.
         """
         from .profile import parameter_names, profile_intervals
 
         names = parameter_names(self)
+        if parameters is not None:
+            wanted = [parameters] if isinstance(parameters, str) else list(parameters)
+            unknown = [name for name in wanted if name not in names]
+            if unknown:
+                raise ValueError(f"unknown parameter {unknown[0]!r}; the parameters are "
+                                 f"{', '.join(names)}")
+            names = wanted
         if method == "profile":
             rows = profile_intervals(self, names, level, executor)
         elif method == "wald":
             z = scipy.stats.norm.ppf(0.5 + level / 2)
-            nvar = len(names) - len(self.beta)
-            rows = [(np.nan, np.nan)] * nvar + [
-                (b - z * s, b + z * s) for b, s in zip(self.beta, self.stderr)]
+            half = dict(zip(self.x_names, z * self.stderr.to_numpy()))
+            rows = [(self.fixef[name] - half[name], self.fixef[name] + half[name])
+                    if name in half else (np.nan, np.nan) for name in names]
         elif method == "bootstrap":
             bootstrap_options.setdefault("n", 500)  # lme4's default nsim for confint
-            return self.bootstrap(level=level, executor=executor, **bootstrap_options).intervals
+            intervals = self.bootstrap(level=level, executor=executor,
+                                       **bootstrap_options).intervals
+            return intervals.loc[names]
         else:
             raise ValueError(f"unknown method {method!r}; choose 'profile', 'wald' or "
                              "'bootstrap'")

@@ -232,3 +232,23 @@ def test_prediction_interval_missing_rows_and_fitted_data(sleep):
     again = predict(sleep, mm.datasets.load("sleepstudy"), interval="prediction")
     np.testing.assert_allclose(own["se"].to_numpy(), again["se"].to_numpy(), rtol=1e-10)
     assert np.all(own["se"] > sleep.sigma)
+
+
+def test_some_grouping_factors_only(quiet_fit):
+    """As lme4's re.form = ~(1 | batch): Pastes' batch-level predictions are coef()$batch
+    (lme4 1.1.31: batch A 60.85398, B 59.78082)."""
+    fit = quiet_fit("strength ~ 1 + (1 | batch/cask)", "pastes")
+    data = mm.datasets.load("pastes")
+    batch_only = predict(fit, data, include_random=["batch"])
+    by_batch = pd.Series(batch_only, index=data["batch"].to_numpy()).groupby(level=0).first()
+    assert by_batch["A"] == pytest.approx(60.85398, abs=1e-5)
+    assert by_batch["B"] == pytest.approx(59.78082, abs=1e-5)
+    np.testing.assert_allclose(predict(fit, include_random=["batch"]), batch_only)
+    both = predict(fit, data, include_random=["batch", "cask:batch"])
+    np.testing.assert_allclose(both, fit.fitted, rtol=1e-12)
+    # a prediction interval without the cask effects counts their variance as unknown
+    wide = predict(fit, data.head(3), include_random=["batch"], interval="prediction")
+    narrow = predict(fit, data.head(3), interval="prediction")
+    assert np.all(wide["se"] > narrow["se"])
+    with pytest.raises(ValueError, match="'cask'.*'cask:batch'"):
+        predict(fit, data, include_random=["cask"])

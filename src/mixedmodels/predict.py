@@ -59,7 +59,8 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
         newdata: a DataFrame with the columns the formula uses (the response is not needed);
             None predicts for the data of the fit (then equal to ``fit.fitted``).
         include_random: add the random part Z u (conditional prediction); False gives the
-            population prediction X beta.
+            population prediction X beta; a list of grouping factors (``["Subject"]``,
+            ``["cask:batch"]``) adds the random effects of those only, as lme4's ``re.form``.
         new_levels: what to do with a level of a grouping factor not seen at fit time:
             "error", "population" (random part 0 for that term) or "nan".
         interval: None; "confidence" for a confidence interval that accounts for the
@@ -82,25 +83,31 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
         raise ValueError(f"interval must be None, 'confidence' or 'prediction', not "
                          f"{interval!r}")
     design = fit.model.design
+    included = _included_blocks(fit, include_random)
     if newdata is None:
         X = design.X
-        prediction = fit.fitted.copy() if include_random else X @ fit.beta + design.offset
         index = design.rows
         rows = np.arange(len(X))
         frame = design.frame
+        if included.all():
+            prediction = fit.fitted.copy()
+        else:
+            prediction = X @ fit.beta + design.offset
+            if included.any():
+                prediction += random_part(fit, frame, "error", included)
     else:
         if not isinstance(newdata, pd.DataFrame):
             newdata = pd.DataFrame(newdata)
         index = newdata.index
-        X, complete = fixed_matrix(fit, newdata, include_random or interval == "prediction")
+        X, complete = fixed_matrix(fit, newdata, included.any() or interval == "prediction")
         prediction = np.full(len(newdata), np.nan)
         rows = np.flatnonzero(complete)
         frame = newdata.iloc[rows]
         prediction[rows] = X[rows] @ fit.beta
         if len(rows):
             prediction[rows] += offset_values(frame, design.formula.offsets)
-        if include_random and len(rows):
-            prediction[rows] += random_part(fit, frame, new_levels)
+        if included.any() and len(rows):
+            prediction[rows] += random_part(fit, frame, new_levels, included)
     if interval is None:
         return prediction
     if not 0 < level < 1:
@@ -111,17 +118,31 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
         se = np.full(len(X), np.nan)
         if len(rows):
             se[rows] = fit.sigma * np.sqrt(
-                _error_variance(fit, X[rows], _random_rows(fit, frame), include_random) + 1.0)
+                _error_variance(fit, X[rows], _random_rows(fit, frame), included) + 1.0)
         se[np.isnan(prediction)] = np.nan
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     return pd.DataFrame({"fit": prediction, "se": se, "lower": prediction - z * se,
                          "upper": prediction + z * se}, index=index)
 
 
-def _error_variance(fit, X0: np.ndarray, blocks, include_random: bool) -> np.ndarray:
+def _included_blocks(fit, include_random) -> np.ndarray:
+    """Per grouping factor (block), whether its conditional modes enter the prediction."""
+    blocks = fit.model.structure.blocks
+    if isinstance(include_random, (bool, np.bool_)):
+        return np.full(len(blocks), bool(include_random))
+    wanted = [include_random] if isinstance(include_random, str) else list(include_random)
+    groups = [block.group for block in blocks]
+    unknown = [name for name in wanted if name not in groups]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a grouping factor of the model; they are "
+                         f"{', '.join(map(repr, groups))}")
+    return np.array([group in wanted for group in groups])
+
+
+def _error_variance(fit, X0: np.ndarray, blocks, included: np.ndarray) -> np.ndarray:
     """Var(x0'(beta_hat - beta) + z0'(u_hat - u)) / sigma^2 per row (see the module
     docstring): w' K^-1 w over the known levels, plus |Lambda_b' z0_b|^2 for each grouping
-    factor whose level is unknown (all of them without ``include_random``)."""
+    factor whose level is unknown or that is not ``included``."""
     structure = fit.model.structure
     theta = fit.theta
     starts = np.cumsum([0] + [b.q for b in structure.blocks])
@@ -131,7 +152,7 @@ def _error_variance(fit, X0: np.ndarray, blocks, include_random: bool) -> np.nda
     for b, (_, index, values) in enumerate(blocks):
         block = structure.blocks[b]
         scaled = values @ block.lam(theta)  # z0_b' Lambda_b, per row
-        known = (index >= 0) if include_random else np.zeros(n0, dtype=bool)
+        known = (index >= 0) & included[b]
         unknown[~known] += np.einsum("ij,ij->i", scaled[~known], scaled[~known])
         rows = np.flatnonzero(known)
         entries.append(scaled[rows].ravel())
@@ -276,11 +297,16 @@ def _random_rows(fit, frame: pd.DataFrame):
     return out
 
 
-def random_part(fit, frame: pd.DataFrame, new_levels: str = "error") -> np.ndarray:
-    """Z u for the rows of ``frame`` (which have no missing value), grouping factor by factor."""
+def random_part(fit, frame: pd.DataFrame, new_levels: str = "error",
+                included: np.ndarray | None = None) -> np.ndarray:
+    """Z u for the rows of ``frame`` (which have no missing value), grouping factor by factor
+    (only the ``included`` ones, if given)."""
     structure = fit.model.structure
     total = np.zeros(len(frame))
-    for block, (labels, index, values) in zip(structure.blocks, _random_rows(fit, frame)):
+    for b, (block, (labels, index, values)) in enumerate(zip(structure.blocks,
+                                                             _random_rows(fit, frame))):
+        if included is not None and not included[b]:
+            continue
         unseen = index < 0
         if unseen.any() and new_levels == "error":
             first = labels[np.argmax(unseen)]

@@ -410,9 +410,10 @@ class LmmFit:
         return bootstrap(self, n, seed=seed, progress=progress, n_jobs=n_jobs, level=level,
                          executor=executor)
 
-    def predict(self, newdata=None, include_random: bool = True, new_levels: str = "error",
+    def predict(self, newdata=None, include_random=True, new_levels: str = "error",
                 interval=None, level: float = 0.95):
-        """Predictions for the fitted or new data (see ``predict.predict``)."""
+        """Predictions for the fitted or new data (see ``predict.predict``); ``include_random``
+        is True, False or a list of grouping factors (lme4's ``re.form``)."""
         from .predict import predict
 
         return predict(self, newdata, include_random=include_random, new_levels=new_levels,

@@ -252,3 +252,5 @@ def test_some_grouping_factors_only(quiet_fit):
     assert np.all(wide["se"] > narrow["se"])
     with pytest.raises(ValueError, match="'cask'.*'cask:batch'"):
         predict(fit, data, include_random=["cask"])
+    with pytest.raises(ValueError, match="include_random"):
+        predict(fit, data, include_random=5)

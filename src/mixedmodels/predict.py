@@ -130,7 +130,14 @@ def _included_blocks(fit, include_random) -> np.ndarray:
     blocks = fit.model.structure.blocks
     if isinstance(include_random, (bool, np.bool_)):
         return np.full(len(blocks), bool(include_random))
-    wanted = [include_random] if isinstance(include_random, str) else list(include_random)
+    if isinstance(include_random, str):
+        wanted = [include_random]
+    else:
+        try:
+            wanted = list(include_random)
+        except TypeError:
+            raise ValueError("include_random must be True, False or a list of grouping "
+                             f"factors, not {include_random!r}") from None
     groups = [block.group for block in blocks]
     unknown = [name for name in wanted if name not in groups]
     if unknown:

@@ -8,24 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import fit_reference, load_reference
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "anova_types.json").read_text())
 CASES = [(case, key) for case in REFERENCE for key in case["tables"]]
 DDF = {"Satterthwaite": "satterthwaite", "Kenward-Roger": "kenward-roger"}
-_FITS = {}
-
-
-def _fit(model_id):
-    if model_id not in _FITS:
-        _FITS[model_id] = fit_reference(load_reference(model_id), "REML")
-    return _FITS[model_id]
 
 
 @pytest.mark.parametrize("case, key", CASES, ids=[f"{c['id']}-{k}" for c, k in CASES])
-def test_matches_lmertest(case, key):
+def test_matches_lmertest(case, key, reference_fits):
     kind, ddf = key.split("_")
-    table = _fit(case["id"]).anova(DDF[ddf], type=int(kind[-1]))
+    table = reference_fits[case["id"], "REML"][2].anova(DDF[ddf], type=int(kind[-1]))
     reference = case["tables"][key]
     assert list(table.index) == [row["term"] for row in reference]
     for row in reference:
@@ -36,8 +28,8 @@ def test_matches_lmertest(case, key):
         assert ours["p"] == pytest.approx(row["p"], rel=2e-3, abs=1e-10)
 
 
-def test_type_names_and_bad_type():
-    fit = _fit("orthodont")
+def test_type_names_and_bad_type(reference_fits):
+    fit = reference_fits["orthodont", "REML"][2]
     np.testing.assert_array_equal(fit.anova(type="II").to_numpy(), fit.anova(type=2).to_numpy())
     with pytest.raises(ValueError, match="type"):
         fit.anova(type=4)

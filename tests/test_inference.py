@@ -12,10 +12,6 @@ from mixedmodels.profile import Profiler
 MODELS = reference_ids()
 
 
-def _reference(model_id):
-    return load_reference(model_id)
-
-
 def _values(entry):
     return np.array(list(entry.values()) if isinstance(entry, dict) else entry, dtype=float)
 
@@ -26,14 +22,14 @@ _FITS = {}
 def _fit(model_id, reml):
     key = (model_id, reml)
     if key not in _FITS:
-        _FITS[key] = fit_reference(_reference(model_id), "REML" if reml else "ML")
+        _FITS[key] = fit_reference(load_reference(model_id), "REML" if reml else "ML")
     return _FITS[key]
 
 
 def _reference_entry(model_id, method, key):
     """lme4's results under ``key``, or skip: the largest model (InstEval) has no
     Kenward-Roger, conditional modes or profile in its reference (pbkrtest forms n x n)."""
-    entry = _reference(model_id)[method].get(key)
+    entry = load_reference(model_id)[method].get(key)
     if not entry:
         pytest.skip(f"no {key} in the reference of {model_id}")
     return entry
@@ -57,7 +53,7 @@ def test_coefficient_df_and_p(model_id, ddf, key):
 
 @pytest.mark.parametrize("model_id", MODELS)
 def test_satterthwaite_t_values(model_id):
-    ref = _reference(model_id)["REML"]["satterthwaite"]
+    ref = load_reference(model_id)["REML"]["satterthwaite"]
     table = _fit(model_id, True).coef_table("satterthwaite")
     # t = estimate / se: as close as the standard errors (4e-5 on InstEval, where the REML
     # criterion is flat to 1e-13 relative around the optimum)
@@ -102,7 +98,7 @@ def test_single_row_contrast_matches_coefficient_test(ddf):
 def test_multi_row_f_test_ergostool(ddf, key):
     """The Type F test: all three treatment contrasts at once (lmerTest/pbkrtest values)."""
     fit = _fit("ergostool", True)
-    ref = _reference("ergostool")["REML"][key][0]
+    ref = load_reference("ergostool")["REML"][key][0]
     result = fit.test(np.eye(4)[1:], ddf=ddf)
     assert result["num_df"] == ref["numdf"] == 3
     assert result["F"] == pytest.approx(ref["F"], rel=1e-4)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import threading
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import scipy.stats
 from .errors import FitWarning, warn_user
 from .progress import progress_bar
 from .simulate import Simulator
+from .workers import unpickled
 
 __all__ = ["BootstrapResult", "bootstrap", "parameter_names", "parameter_values",
            "percentile_interval"]
@@ -253,20 +253,9 @@ def _run_chunk(start: int, seeds):
     return start, _WORKER.run(seeds)
 
 
-_UNPICKLED: dict[int, _Replicator] = {}
-_UNPICKLED_LOCK = threading.Lock()
-
-
 def _run_payload_chunk(payload: bytes, start: int, seeds):
-    """A chunk on a worker of a user's executor: the replicator is unpickled once per worker
-    process and payload (workers may run chunks in several threads)."""
-    key = hash(payload)
-    with _UNPICKLED_LOCK:
-        if key not in _UNPICKLED:
-            _UNPICKLED.clear()
-            _UNPICKLED[key] = _unpickle_replicator(payload)
-        replicator = _UNPICKLED[key]
-    return start, replicator.run(seeds)
+    """A chunk on a worker of a user's executor (the replicator built once per worker)."""
+    return start, unpickled(payload, _unpickle_replicator).run(seeds)
 
 
 def _collect(futures, bar, values, singular, failed) -> None:

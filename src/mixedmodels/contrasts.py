@@ -53,7 +53,7 @@ ZERO_ROW = 1e-8
 class _Layout:
     """The fixed-effects terms of a fitted model and the columns of X each one owns."""
 
-    spec: object
+    terms: list  # formulaic's terms, the intercept left out
     labels: list[str]
     X: np.ndarray  # the model matrix, reduced to x_names
     columns: list[np.ndarray]  # per term, its column indices in X
@@ -82,7 +82,8 @@ def _layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -
     def contains(a: int, b: int) -> bool:
         return variables[a] < variables[b] and numeric[a] == numeric[b]
 
-    return _Layout(spec, labels, np.asarray(full, dtype=float)[:, index], columns, contains)
+    return _Layout(terms, labels, np.asarray(full, dtype=float)[:, index], columns,
+                   contains)
 
 
 def type1_contrasts(fixed_formula: str, frame: pd.DataFrame,
@@ -137,8 +138,8 @@ def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
         ``x_names``; a term whose columns were all dropped has a (0, p) matrix.
     """
     layout = _layout(fixed_formula, frame, x_names)
-    labels, X, columns, contains = layout.labels, layout.X, layout.columns, layout.contains
-    terms = [t for t in layout.spec.term_slices if _variables(t)]
+    terms, labels, X, columns = layout.terms, layout.labels, layout.X, layout.columns
+    contains = layout.contains
 
     p = len(x_names)
     if p <= 1 or len(terms) <= 1:  # lmerTest's type I contrasts

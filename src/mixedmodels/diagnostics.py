@@ -32,6 +32,7 @@ import scipy.sparse.linalg as spla
 
 from .design import grouping_codes
 from .progress import progress_bar
+from .workers import unpickled
 
 __all__ = ["cooks_distance", "fitted", "influence_groups", "leverage", "residuals"]
 
@@ -200,5 +201,5 @@ class _Deletion:
 
 
 def _refit_chunk(payload: bytes, levels) -> list:
-    deletion = pickle.loads(payload)
+    deletion = unpickled(payload)
     return [(j, *deletion.refit(j)) for j in levels]

@@ -140,7 +140,10 @@ class PLSSystem:
 
     def _set_fast_paths(self) -> None:
         """Cheaper ways to the same objective: a compiled loop for one grouping factor, one
-        dense Cholesky for small models (both equal the block loop to rounding)."""
+        dense Cholesky for small models (both equal the block loop to rounding). Also the rows
+        of the factor's largest dense diagonal block (the grouping factors after the first,
+        which fill in, and [X y]), which decides the BLAS threads of ``factor``."""
+        self.largest_dense_block = max([b.q for b in self.blocks[1:]] + [self.p + 1])
         self._single = self._small = None
         if len(self.blocks) == 1:
             kernel = load_kernel()
@@ -210,12 +213,6 @@ class PLSSystem:
                         below = rank_update(below, L[i][m], L[j][m])
                     L[i][j] = rdiv(below, L[j][j])
         return Factor(theta, lambdas, L)
-
-    @property
-    def largest_dense_block(self) -> int:
-        """Rows of the largest dense diagonal block of the factor: the grouping factors after
-        the first (they fill in) and [X y]."""
-        return max([b.q for b in self.blocks[1:]] + [self.p + 1])
 
     def _scaled_diagonal(self, j: int, lambdas):
         """Lambda_j' A_jj Lambda_j + I, or A for the [X y] block."""

@@ -89,25 +89,31 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
         index = design.rows
         rows = np.arange(len(X))
         frame = design.frame
-        if included.all():
-            prediction = fit.fitted.copy()
-        else:
-            prediction = X @ fit.beta + design.offset
-            if included.any():
-                prediction += random_part(fit, frame, "error", included)
+        modes_needed = included.any() and not included.all()  # else fitted or X beta
     else:
         if not isinstance(newdata, pd.DataFrame):
             newdata = pd.DataFrame(newdata)
         index = newdata.index
         X, complete = fixed_matrix(fit, newdata, included.any() or interval == "prediction")
-        prediction = np.full(len(newdata), np.nan)
         rows = np.flatnonzero(complete)
         frame = newdata.iloc[rows]
+        modes_needed = included.any()
+    # each row's levels and random-effects values, encoded once for the prediction and the se
+    by_block = (_random_rows(fit, frame)
+                if len(rows) and (modes_needed or interval == "prediction") else None)
+    if newdata is None and included.all():
+        prediction = fit.fitted.copy()
+    elif newdata is None:
+        prediction = X @ fit.beta + design.offset
+        if modes_needed:
+            prediction += random_part(fit, by_block, "error", included)
+    else:
+        prediction = np.full(len(newdata), np.nan)
         prediction[rows] = X[rows] @ fit.beta
         if len(rows):
             prediction[rows] += offset_values(frame, design.formula.offsets)
-        if included.any() and len(rows):
-            prediction[rows] += random_part(fit, frame, new_levels, included)
+        if modes_needed and len(rows):
+            prediction[rows] += random_part(fit, by_block, new_levels, included)
     if interval is None:
         return prediction
     if not 0 < level < 1:
@@ -118,7 +124,7 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
         se = np.full(len(X), np.nan)
         if len(rows):
             se[rows] = fit.sigma * np.sqrt(
-                _error_variance(fit, X[rows], _random_rows(fit, frame), included) + 1.0)
+                _error_variance(fit, X[rows], by_block, included) + 1.0)
         se[np.isnan(prediction)] = np.nan
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     return pd.DataFrame({"fit": prediction, "se": se, "lower": prediction - z * se,
@@ -304,14 +310,13 @@ def _random_rows(fit, frame: pd.DataFrame):
     return out
 
 
-def random_part(fit, frame: pd.DataFrame, new_levels: str = "error",
+def random_part(fit, by_block, new_levels: str = "error",
                 included: np.ndarray | None = None) -> np.ndarray:
-    """Z u for the rows of ``frame`` (which have no missing value), grouping factor by factor
-    (only the ``included`` ones, if given)."""
+    """Z u for rows encoded by ``_random_rows`` (rows without missing values), grouping factor
+    by factor (only the ``included`` ones, if given)."""
     structure = fit.model.structure
-    total = np.zeros(len(frame))
-    for b, (block, (labels, index, values)) in enumerate(zip(structure.blocks,
-                                                             _random_rows(fit, frame))):
+    total = np.zeros(len(by_block[0][1]))
+    for b, (block, (labels, index, values)) in enumerate(zip(structure.blocks, by_block)):
         if included is not None and not included[b]:
             continue
         unseen = index < 0

@@ -19,7 +19,6 @@ it changes with them only through X, not through their value.
 from __future__ import annotations
 
 import pickle
-import threading
 import warnings
 from concurrent.futures import as_completed
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import scipy.optimize
 import scipy.stats
 
 from .optimize import OptSettings, minimize_bobyqa
+from .workers import unpickled
 
 __all__ = ["Profiler", "parameter_names", "profile_intervals", "profile_traces"]
 
@@ -327,17 +327,11 @@ def _per_parameter(fit, names, executor, method: str, *args) -> list:
     return [done[name] for name in names]
 
 
-_PROFILERS: dict[int, Profiler] = {}
-_PROFILERS_LOCK = threading.Lock()
+def _profiler_of(payload: bytes) -> Profiler:
+    return Profiler(pickle.loads(payload))
 
 
 def _profile_task(payload: bytes, method: str, name: str, *args):
     """One parameter on a worker; the fit is unpickled (and refitted by ML for a REML fit)
     once per worker process and payload."""
-    key = hash(payload)
-    with _PROFILERS_LOCK:
-        if key not in _PROFILERS:
-            _PROFILERS.clear()
-            _PROFILERS[key] = Profiler(pickle.loads(payload))
-        profiler = _PROFILERS[key]
-    return getattr(profiler, method)(name, *args)
+    return getattr(unpickled(payload, _profiler_of), method)(name, *args)

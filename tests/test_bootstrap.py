@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.bootstrap import (
+from mixedmodels.inference.bootstrap import (
     BootstrapResult,
     _init_worker,
     _portable_payload,
@@ -21,7 +21,7 @@ from mixedmodels.bootstrap import (
     bootstrap,
     percentile_interval,
 )
-from mixedmodels.simulate import Simulator, simulate
+from mixedmodels.inference.simulate import Simulator, simulate
 
 REFERENCE = Path(__file__).parent / "reference"
 NAMES = ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject", "sigma",
@@ -46,7 +46,7 @@ def boot20(ml_fit):
 
 
 def test_names_and_shape(ml_fit, boot20):
-    from mixedmodels.profile import parameter_names
+    from mixedmodels.inference.profile import parameter_names
 
     assert isinstance(boot20, BootstrapResult)
     assert list(boot20.replicates.columns) == ["replicate"] + NAMES
@@ -226,7 +226,7 @@ def test_unpicklable_model_is_rebuilt_in_the_worker(ml_fit):
         pickle.dumps(model)
     replicator = _Replicator(model, Simulator.from_fit(ml_fit), len(NAMES))
     _init_worker(_portable_payload(replicator))
-    from mixedmodels import bootstrap as module
+    from mixedmodels.inference import bootstrap as module
 
     rebuilt = module._WORKER
     assert type(rebuilt.model).__name__ == "LinearMixedModel" and not rebuilt.model.reml

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.compiled import load_kernel
+from mixedmodels.linalg.compiled import load_kernel
 
 pytestmark = pytest.mark.skipif(load_kernel() is None, reason="numba is not available")
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.contrasts import _zapsmall, type3_contrasts
+from mixedmodels.inference.contrasts import _zapsmall, type3_contrasts
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "type3_contrasts.json").read_text())
 MODELS = sorted(REFERENCE["models"])

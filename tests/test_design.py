@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mixedmodels as mm
-from mixedmodels.design import (
+from mixedmodels.design.build import (
     build_design,
     drop_aliased,
     grouping_codes,
     r_column_names,
 )
 from mixedmodels.errors import DataWarning
-from mixedmodels.formula import parse_formula
+from mixedmodels.formula.parse import parse_formula
 
 
 def design(formula: str, data: pd.DataFrame):
@@ -220,8 +220,8 @@ def test_fast_encoding_equals_formulaic(fixed):
     factors whose margins are missing)."""
     from formulaic import model_matrix
 
-    from mixedmodels.design import r_column_names
-    from mixedmodels.encoding import fast_encoding
+    from mixedmodels.design.build import r_column_names
+    from mixedmodels.design.encoding import fast_encoding
 
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({"a": rng.choice(["p", "q", "r"], 60), "b": rng.choice(["u", "v"], 60),
@@ -243,8 +243,8 @@ def test_fast_encoding_equals_formulaic_on_many_formulas():
 
     from formulaic import model_matrix
 
-    from mixedmodels.design import r_column_names
-    from mixedmodels.encoding import fast_encoding
+    from mixedmodels.design.build import r_column_names
+    from mixedmodels.design.encoding import fast_encoding
 
     rng = np.random.default_rng(5)
     frame = pd.DataFrame({"a": rng.choice(["p", "q", "r"], 80), "b": rng.choice(["u", "v"], 80),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.display import Summary, abbreviate, r_format
+from mixedmodels.output.display import Summary, abbreviate, r_format
 
 REFERENCE = Path(__file__).parent / "reference"
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.rfunctions import factor
+from mixedmodels.formula.rfunctions import factor
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "formula_functions.json")
                        .read_text())

@@ -7,7 +7,7 @@ import pytest
 import scipy.optimize
 from conftest import fit_reference, load_reference, reference_ids
 
-from mixedmodels.profile import Profiler
+from mixedmodels.inference.profile import Profiler
 
 MODELS = reference_ids()
 

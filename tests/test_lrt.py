@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.lrt import COLUMNS, REFIT_MESSAGE
+from mixedmodels.inference.lrt import COLUMNS, REFIT_MESSAGE
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "lrt.json").read_text())
 COMPARISONS = {c["id"]: c for c in REFERENCE["comparisons"]}
@@ -256,12 +256,12 @@ def test_refuses_fewer_than_two_models_and_non_fits(fit):
 
 def test_exported():
     assert "anova" in mm.__all__
-    assert mm.anova is __import__("mixedmodels.lrt", fromlist=["anova"]).anova
+    assert mm.anova is __import__("mixedmodels.inference.lrt", fromlist=["anova"]).anova
 
 
 def test_module_example():
     import doctest
 
-    import mixedmodels.lrt
+    import mixedmodels.inference.lrt
 
-    assert doctest.testmod(mixedmodels.lrt).failed == 0
+    assert doctest.testmod(mixedmodels.inference.lrt).failed == 0

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.formula import parse_formula
+from mixedmodels.formula.parse import parse_formula
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "offsets.json").read_text())
 NEW = pd.DataFrame({"Days": [0.0, 4.5, 9.0], "Subject": ["308", "330", "372"]})

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.container import ErrorbarContainer  # noqa: E402
 
 import mixedmodels as mm  # noqa: E402
-from mixedmodels import plots  # noqa: E402
+from mixedmodels.output import plots  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import scipy.stats
 from conftest import dataset_for, load_reference, reference_ids
 
 import mixedmodels as mm
-from mixedmodels.predict import predict
+from mixedmodels.diagnostics.predict import predict
 
 
 @pytest.mark.parametrize("model_id", reference_ids())

@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mixedmodels as mm
-from mixedmodels import blocks
-from mixedmodels.blocks import BlockDiagonal, BlockSparse
+from mixedmodels.linalg import blocks
+from mixedmodels.linalg.blocks import BlockDiagonal, BlockSparse
 
 # MM_RANDOM_PROPERTIES=1 draws new examples each run; MM_PROPERTY_SCALE=k runs k times as many
 SCALE = int(os.environ.get("MM_PROPERTY_SCALE", "1"))

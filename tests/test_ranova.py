@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.ranova import _linear_model_loglik
+from mixedmodels.inference.ranova import _linear_model_loglik
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "ranova.json").read_text())
 IDS = [f"{c['formula']}-{'REML' if c['reml'] else 'ML'}-"

@@ -13,7 +13,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 
 import mixedmodels as mm  # noqa: E402
-from mixedmodels.report import write_report  # noqa: E402
+from mixedmodels.output.report import write_report  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

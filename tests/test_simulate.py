@@ -10,8 +10,8 @@ import pytest
 import scipy.sparse as sp
 
 import mixedmodels as mm
-from mixedmodels.bootstrap import bootstrap
-from mixedmodels.simulate import Simulator, simulate
+from mixedmodels.inference.bootstrap import bootstrap
+from mixedmodels.inference.simulate import Simulator, simulate
 
 REFERENCE = Path(__file__).parent / "reference"
 

@@ -4,14 +4,14 @@
     >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
 """
 
-from . import datasets, plots
+from . import datasets
+from .core.optimize import OptSettings, OptSummary
 from .errors import DataError, DataWarning, FitWarning, FormulaError
 from .gauge import gauge_rr
-from .lrt import anova
-from .model import LinearMixedModel, lmer
-from .optimize import OptSettings, OptSummary
-from .report import write_report
-from .result import LmmFit
+from .inference.lrt import anova
+from .output import plots
+from .output.report import write_report
+from .result import LinearMixedModel, LmmFit, lmer
 
 __all__ = [
     "lmer", "anova", "LinearMixedModel", "LmmFit", "OptSettings", "OptSummary", "datasets",

@@ -24,7 +24,8 @@ import pandas as pd
 from . import datasets
 from .errors import DataError, FormulaError
 from .gauge import gauge_rr
-from .model import lmer
+from .output.report import write_report
+from .result import lmer
 
 __all__ = ["main"]
 
@@ -135,8 +136,6 @@ def run_fit(args: argparse.Namespace) -> str:
             predictions = new_data.assign(prediction=predicted)
         _write_file(args.out, lambda path: predictions.to_csv(path, index=False))
     if args.report:
-        from .report import write_report
-
         _write_file(args.report, lambda path: write_report(fit, path))
     if args.json:
         record = fit.to_dict()

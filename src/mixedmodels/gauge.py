@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .model import lmer
+from .result import lmer
 
 __all__ = ["gauge_rr", "GaugeRR", "COMPONENTS"]
 

@@ -28,7 +28,8 @@ import scipy.linalg
 from formulaic import Formula
 from scipy.special import chdtrc
 
-from .errors import FitWarning
+from ..errors import FitWarning
+from ..lmm.model import LinearMixedModel
 
 __all__ = ["ranova"]
 
@@ -108,8 +109,6 @@ def _formula_text(formula, random) -> str:
 
 def _reduced_loglik(fit, text: str, has_random: bool) -> tuple[int, float]:
     """(npar, log-likelihood) of the reduced model on the rows of the fit, by its criterion."""
-    from .model import LinearMixedModel
-
     design = fit.model.design
     if has_random:
         with warnings.catch_warnings():

@@ -15,11 +15,23 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from .satterthwaite import combine_f_ddf, satterthwaite_df
+from . import contrasts
+from .kenward_roger import KenwardRoger
+from .satterthwaite import combine_f_ddf, satterthwaite_df, varpar_derivatives
 
 __all__ = ["DDF_METHODS", "coef_table", "contrast_test", "anova_table"]
 
 DDF_METHODS = ("satterthwaite", "kenward-roger", "residual", "asymptotic")
+
+
+def _kenward_roger(fit) -> KenwardRoger:
+    """The fit's Kenward-Roger matrices, computed once per fit."""
+    return fit.memo("kenward_roger", lambda: KenwardRoger.from_fit(fit))
+
+
+def _varpar_derivatives(fit):
+    """The fit's Satterthwaite derivatives, computed once per fit."""
+    return fit.memo("varpar_derivatives", lambda: varpar_derivatives(fit))
 
 
 def check_ddf(ddf: str) -> str:
@@ -34,7 +46,7 @@ def check_ddf(ddf: str) -> str:
 
 def _vcov(fit, ddf: str) -> np.ndarray:
     if ddf == "kenward-roger":
-        return fit._kenward_roger.adjusted_vcov
+        return _kenward_roger(fit).adjusted_vcov
     return fit.vcov.to_numpy()
 
 
@@ -54,9 +66,9 @@ def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
 
 def _single_df(fit, contrast: np.ndarray, vcov: np.ndarray, ddf: str) -> float:
     if ddf == "satterthwaite":
-        return satterthwaite_df(contrast, vcov, fit._varpar_derivatives)
+        return satterthwaite_df(contrast, vcov, _varpar_derivatives(fit))
     if ddf == "kenward-roger":
-        return fit._kenward_roger.test(contrast[None, :], fit.beta)["den_df"]
+        return _kenward_roger(fit).test(contrast[None, :], fit.beta)["den_df"]
     if ddf == "residual":
         return float(fit.nobs - len(fit.beta))
     return np.inf
@@ -71,7 +83,7 @@ def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
                          f"{len(fit.beta)} fixed effects ({', '.join(fit.x_names)})")
     estimate = L @ fit.beta - rhs
     if ddf == "kenward-roger":
-        return fit._kenward_roger.test(L, fit.beta, rhs)
+        return _kenward_roger(fit).test(L, fit.beta, rhs)
     vcov = fit.vcov.to_numpy()
     values, vectors = np.linalg.eigh(L @ vcov @ L.T)
     order = np.argsort(values)[::-1]
@@ -80,7 +92,7 @@ def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
     rotated = vectors[:, :q].T @ L
     f_value = float(np.sum((vectors[:, :q].T @ estimate) ** 2 / values[:q]) / q)
     if ddf == "satterthwaite":
-        nu = [satterthwaite_df(row, vcov, fit._varpar_derivatives) for row in rotated]
+        nu = [satterthwaite_df(row, vcov, _varpar_derivatives(fit)) for row in rotated]
         den_df = combine_f_ddf(np.array(nu))
     else:
         den_df = _single_df(fit, rotated[0], vcov, ddf)
@@ -91,8 +103,6 @@ def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
 
 def anova_table(fit, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
     """One F test per fixed-effects term with lmerTest's type I, II or III contrasts."""
-    from . import contrasts
-
     builders = {1: contrasts.type1_contrasts, 2: contrasts.type2_contrasts,
                 3: contrasts.type3_contrasts}
     key = {"1": 1, "I": 1, "2": 2, "II": 2, "3": 3, "III": 3}.get(str(type).upper())

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from ..diagnostics.influence import residuals
+
 if TYPE_CHECKING:
-    from .result import LmmFit
+    from ..lmm.fitted import FittedModel as LmmFit
 
 __all__ = ["Summary", "r_format", "abbreviate"]
 
@@ -213,7 +215,7 @@ def criterion_section(fit: "LmmFit") -> Section:
 
 
 def residuals_section(fit: "LmmFit") -> Section:
-    scaled = fit.resid("pearson", scaled=True)  # as lme4: sqrt(w) (y - fitted) / sigma
+    scaled = residuals(fit, "pearson", scaled=True)  # as lme4: sqrt(w) (y - fitted) / sigma
     quartiles = _zapsmall(np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1]), DIGITS + 1)
     table = named_vector(["Min", "1Q", "Median", "3Q", "Max"], r_format(quartiles, DIGITS))
     return Section(title="Scaled residuals:", table=table)
@@ -324,8 +326,8 @@ def notes_section(fit: "LmmFit") -> Section | None:
     if not fit.optsummary.stopped_normally:
         lines.append(f"optimizer ({fit.optsummary.optimizer}) convergence code: "
                      f"{fit.optsummary.return_code}")
-    check = fit.convergence
-    if check is not None and not check.converged and not fit.is_singular:
+    check = fit.check_convergence()
+    if not check.converged and not fit.is_singular:
         lines.append(f"Model failed to converge: {check.message}")
     if fit.is_singular:
         lines.append("boundary (singular) fit: see help('isSingular')")

@@ -6,7 +6,8 @@
    blocks, accumulate A (lme4's ``lFormula``);
 2. ``model.objective(theta)``: the REML criterion or -2 log-likelihood (``mkLmerDevfun``);
 3. ``model.optimize()``: BOBYQA on theta (``optimizeLmer``);
-4. ``model.fit()``: solve for beta and u at the optimum and freeze an ``LmmFit`` (``mkMerMod``).
+4. ``model.fit()``: freeze the fitted state at the optimum (``mkMerMod``); beta and u are
+   solved on first use.
 """
 
 from __future__ import annotations
@@ -16,21 +17,21 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .design import Design, build_design
-from .errors import FitWarning, warn_user
-from .formula import parse_formula
-from .optimize import (
+from ..design.build import Design, build_design
+from ..errors import FitWarning, warn_user
+from ..formula.parse import parse_formula
+from ..core.optimize import (
     ConvergenceCheck,
     OptSettings,
     OptSummary,
     check_convergence,
     minimize_bobyqa,
 )
-from .pls import PLSSystem
-from .result import LmmFit
-from .terms import ReStructure, build_structure
+from ..core.pls import PLSSystem
+from .fitted import FittedModel
+from ..core.structure import ReStructure, build_structure
 
-__all__ = ["LinearMixedModel", "lmer"]
+__all__ = ["LinearMixedModel"]
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta's bounded entries
 
@@ -48,6 +49,9 @@ class LinearMixedModel:
             row; Var(e_i) = sigma^2 / w_i.
     """
 
+    #: the class of ``fit()``'s result (the package's API uses its facade, ``LmmFit``)
+    result_type = FittedModel
+
     def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None):
         self.design: Design = build_design(parse_formula(formula), data, weights)
         self.structure: ReStructure = build_structure(self.design.terms)
@@ -58,7 +62,7 @@ class LinearMixedModel:
 
     def _sibling(self, design: Design, system: PLSSystem, reml: bool) -> "LinearMixedModel":
         """A model sharing this one's structure (no formula or data processing)."""
-        model = object.__new__(LinearMixedModel)
+        model = object.__new__(type(self))
         model.design, model.structure, model.system, model.reml = (
             design, self.structure, system, bool(reml))
         return model
@@ -107,12 +111,12 @@ class LinearMixedModel:
             trace=np.concatenate([summary.trace, restart.trace]),
             seconds=summary.seconds + restart.seconds)
 
-    def fit(self, settings: OptSettings = OptSettings()) -> LmmFit:
+    def fit(self, settings: OptSettings = OptSettings()) -> FittedModel:
         """Optimize, then freeze the result.
 
         A boundary (singular) fit is reported at once, with a ``FitWarning``. The finite-
-        difference convergence check costs about as much as the fit itself, so it runs when the
-        result is first asked about it (``fit.converged``, ``fit.convergence``, the summary).
+        difference convergence check costs about as much as the fit itself, so it runs only
+        when asked for (``fit.check_convergence()``, the summary).
         """
         summary = self.optimize(settings)
         theta = summary.final
@@ -125,7 +129,8 @@ class LinearMixedModel:
                       "fit.varcorr", FitWarning)
         if not summary.stopped_normally:
             warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
-        return LmmFit(model=self, theta=theta, optsummary=summary, is_singular=singular)
+        return self.result_type(model=self, theta=theta, optsummary=summary,
+                                is_singular=singular)
 
     def convergence_check(self, theta) -> "ConvergenceCheck":
         """Gradient and Hessian of the objective at theta, over parameters off their bounds."""
@@ -136,16 +141,3 @@ class LinearMixedModel:
 def _on_boundary(theta: np.ndarray, lower: np.ndarray) -> bool:
     """lme4's isSingular: a bounded (diagonal) entry of theta below 1e-4."""
     return bool(np.any((lower == 0) & (theta < SINGULAR_TOLERANCE)))
-
-
-def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
-         settings: OptSettings = OptSettings()) -> LmmFit:
-    """Fit a linear mixed model from an lme4-style formula, by REML (default) or ML;
-    ``weights`` (a column name or one value per row) are prior weights, as lme4's.
-
-    Example:
-        >>> import mixedmodels as mm
-        >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
-        >>> print(fit.summary())
-    """
-    return LinearMixedModel(formula, data, reml=reml, weights=weights).fit(settings)

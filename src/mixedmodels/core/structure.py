@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .design import TermDesign
+from ..design.build import TermDesign
 
 __all__ = ["ReBlock", "ReTerm", "ReStructure", "build_structure"]
 

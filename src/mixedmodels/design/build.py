@@ -22,9 +22,9 @@ from formulaic import Formula, model_matrix
 from formulaic.errors import FormulaicError
 
 from .encoding import fast_encoding
-from .errors import DataError, DataWarning, FormulaError, warn_user
-from .formula import ParsedFormula, RandomTerm, _powers_in_identity, formulaic_message
-from .rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
+from ..errors import DataError, DataWarning, FormulaError, warn_user
+from ..formula.parse import ParsedFormula, RandomTerm, _powers_in_identity, formulaic_message
+from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
 
 __all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names"]
 

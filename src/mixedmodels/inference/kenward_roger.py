@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg
 import scipy.stats
 
-from .blocks import BlockDiagonal, BlockSparse
+from ..linalg.blocks import BlockDiagonal, BlockSparse
 
 __all__ = ["KenwardRoger"]
 

@@ -28,10 +28,11 @@ import pandas as pd
 import scipy.optimize
 import scipy.stats
 
-from .optimize import OptSettings, minimize_bobyqa
-from .workers import unpickled
+from ..core.optimize import OptSettings, minimize_bobyqa
+from ..parallel.workers import unpickled
 
-__all__ = ["Profiler", "parameter_names", "profile_intervals", "profile_traces"]
+__all__ = ["Profiler", "parameter_names", "profile_intervals", "profile_table",
+           "profile_traces", "profiler_of"]
 
 
 def parameter_names(fit) -> list[str]:
@@ -316,9 +317,21 @@ def profile_traces(fit, names, level: float, points: int, executor=None) -> list
     return _per_parameter(fit, names, executor, "trace", level, points)
 
 
+def profile_table(fit, level: float = 0.99, points: int = 12, executor=None) -> pd.DataFrame:
+    """Zeta traces of every parameter (columns parameter, value, zeta), each spanning its
+    profile interval at ``level``."""
+    traces = profile_traces(fit, parameter_names(fit), level, points, executor)
+    return pd.concat(traces, ignore_index=True)
+
+
+def profiler_of(fit) -> Profiler:
+    """The fit's ``Profiler``, built once per fit (it keeps the inner fits' optima)."""
+    return fit.memo("profiler", lambda: Profiler(fit))
+
+
 def _per_parameter(fit, names, executor, method: str, *args) -> list:
     if executor is None:
-        profiler = fit._profiler
+        profiler = profiler_of(fit)
         return [getattr(profiler, method)(name, *args) for name in names]
     payload = pickle.dumps(fit, protocol=pickle.HIGHEST_PROTOCOL)
     futures = {executor.submit(_profile_task, payload, method, name, *args): name

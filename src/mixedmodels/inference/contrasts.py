@@ -41,8 +41,8 @@ import pandas as pd
 from formulaic import model_matrix
 from formulaic.parser.types import Factor
 
-from .design import _independent_columns, r_column_names
-from .rfunctions import FORMULA_CONTEXT
+from ..design.build import _independent_columns, r_column_names
+from ..formula.rfunctions import FORMULA_CONTEXT
 
 __all__ = ["type1_contrasts", "type2_contrasts", "type3_contrasts"]
 

@@ -23,7 +23,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
 
-from .blocks import (
+from ..linalg.blocks import (
     BlockDiagonal,
     BlockSparse,
     cholesky,
@@ -31,14 +31,14 @@ from .blocks import (
     rank_update,
     rdiv,
 )
-from .compiled import (
+from ..linalg.compiled import (
     SingleFactorObjective,
     SmallDenseObjective,
     load_dense_kernel,
     load_kernel,
 )
-from .terms import ReStructure
-from .threads import blas_threads_for
+from .structure import ReStructure
+from ..linalg.threads import blas_threads_for
 
 __all__ = ["PLSSystem", "Factor"]
 

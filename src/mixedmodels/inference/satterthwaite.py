@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .numdiff import hessian, jacobian
+from ..core.numdiff import hessian, jacobian
 
 __all__ = ["VarparDerivatives", "varpar_derivatives", "satterthwaite_df", "combine_f_ddf"]
 

@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..inference.fixed_tests import coef_table
+from ..inference.profile import profile_table
+from . import plots
+from .display import Summary
+
 if TYPE_CHECKING:
-    from .result import LmmFit
+    from ..lmm.fitted import FittedModel as LmmFit
 
 __all__ = ["write_report", "report_html"]
 
@@ -52,8 +57,6 @@ def _figures(fit: "LmmFit", profile: bool) -> list[tuple[str, object]]:
     """(caption, figure) pairs, drawn without pyplot so nothing is left open."""
     from matplotlib.figure import Figure
 
-    from . import plots
-
     def axes(n: int, ncols: int, size: tuple[float, float]):
         ncols = max(1, min(ncols, n))
         nrows = -(-n // ncols)
@@ -86,7 +89,7 @@ def _figures(fit: "LmmFit", profile: bool) -> list[tuple[str, object]]:
             out.append((f"Observations and fitted values against {x} per {group}",
                         plots.group_panels(fit, x, group=group, ncols=ncols, ax=grid)))
     if profile:
-        table = fit.profile()
+        table = profile_table(fit)
         names = list(dict.fromkeys(table["parameter"]))
         fig, grid = axes(len(names), 3, (3.6, 3.2))
         out.append(("Profile zeta traces", plots.profile_zeta(fit, ax=grid, profile=table)))
@@ -113,8 +116,8 @@ def report_html(fit: "LmmFit", title: str | None = None, profile: bool = False,
         varcorr[column] = varcorr[column].fillna("")
     title = title or f"Linear mixed model: {fit.formula}"
     sections = [
-        ("Summary", fit.summary()._repr_html_()),
-        ("Fixed effects", fit.coef_table().to_html(classes="coef-table", border=1,
+        ("Summary", Summary(fit)._repr_html_()),
+        ("Fixed effects", coef_table(fit).to_html(classes="coef-table", border=1,
                                                     float_format=lambda v: f"{v:.6g}")),
         ("Variance components", varcorr.to_html(classes="varcorr-table", border=1,
                                                 index=False, na_rep="",

@@ -30,9 +30,10 @@ import pandas as pd
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .design import grouping_codes
-from .progress import progress_bar
-from .workers import unpickled
+from ..design.build import grouping_codes
+from ..parallel.progress import progress_bar
+from ..parallel.workers import unpickled
+from ..lmm.model import LinearMixedModel
 
 __all__ = ["cooks_distance", "fitted", "influence_groups", "leverage", "residuals"]
 
@@ -189,8 +190,6 @@ class _Deletion:
 
     def refit(self, level: int) -> tuple[np.ndarray, bool]:
         """The fixed effects (NaN where aliased) and singularity of the refit without level."""
-        from .model import LinearMixedModel
-
         mask = self.codes != level
         weights = None if self.weights is None else self.weights[mask]
         with warnings.catch_warnings():

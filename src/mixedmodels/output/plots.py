@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import scipy.stats
 
+from ..inference.profile import profile_table
+
 if TYPE_CHECKING:
-    from .result import LmmFit
+    from ..lmm.fitted import FittedModel as LmmFit
 
 __all__ = ["caterpillar", "residuals_vs_fitted", "qq_residuals", "qq_ranef", "group_panels",
            "profile_zeta"]
@@ -234,7 +236,7 @@ def profile_zeta(fit: "LmmFit", parameters: Sequence[str] | None = None, ax=None
         parameters: names to show (lme4's: ``sd_(Intercept)|g``, ``sigma``, fixed effects).
         profile: a table from ``fit.profile()`` to reuse (computed when omitted).
     """
-    table = fit.profile() if profile is None else profile
+    table = profile_table(fit) if profile is None else profile
     available = list(dict.fromkeys(table["parameter"]))
     names = available if parameters is None else (
         [parameters] if isinstance(parameters, str) else list(parameters))

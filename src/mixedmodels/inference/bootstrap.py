@@ -33,10 +33,11 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from .errors import FitWarning, warn_user
-from .progress import progress_bar
+from ..errors import FitWarning, warn_user
+from ..parallel.progress import progress_bar
 from .simulate import Simulator
-from .workers import unpickled
+from ..parallel.workers import unpickled
+from ..lmm.model import LinearMixedModel
 
 __all__ = ["BootstrapResult", "bootstrap", "parameter_names", "parameter_values",
            "percentile_interval"]
@@ -183,8 +184,6 @@ class _ModelRecipe:
     weights: np.ndarray | None = None
 
     def build(self):
-        from .model import LinearMixedModel
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return LinearMixedModel(self.formula, self.frame, reml=self.reml,

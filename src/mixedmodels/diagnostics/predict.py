@@ -39,9 +39,9 @@ import scipy.sparse.linalg as spla
 import scipy.stats
 from formulaic import Formula
 
-from .design import _factor_codes, offset_values, r_column_names
-from .encoding import Encoding
-from .rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
+from ..design.build import _factor_codes, offset_values, r_column_names
+from ..design.encoding import Encoding
+from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
 
 __all__ = ["predict"]
 

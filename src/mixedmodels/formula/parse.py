@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import FormulaError
+from ..errors import FormulaError
 
 __all__ = ["RandomTerm", "ParsedFormula", "parse_formula"]
 

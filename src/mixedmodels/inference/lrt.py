@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import chdtrc
 
-from .errors import FitWarning, warn_user
-from .result import LmmFit
+from ..errors import FitWarning, warn_user
+from ..lmm.fitted import FittedModel as LmmFit
 
 __all__ = ["anova"]
 

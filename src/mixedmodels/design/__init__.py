@@ -1,0 +1,1 @@
+"""Formula terms and a DataFrame -> y, X and the random-effects terms' values and levels."""

@@ -1,0 +1,1 @@
+"""Block types and kernels of the blocked Cholesky factor, compiled objectives, BLAS threads."""

@@ -1,0 +1,317 @@
+"""The fitted state of a linear mixed model: frozen, its derived quantities computed once, on
+first use.
+
+Notation (lme4's): G = Var(u) = sigma^2 Lambda Lambda', R = Var(e) = sigma^2 I,
+V = Var(y) = Z G Z' + R; u = Lambda v are the conditional modes (BLUPs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..linalg.condvar import spherical_condvar
+from ..core.optimize import ConvergenceCheck, OptSummary
+from ..core.pls import Factor, sparse_z
+
+if TYPE_CHECKING:
+    from .model import LinearMixedModel
+
+__all__ = ["FittedModel", "DENSE_V_LIMIT"]
+
+DENSE_V_LIMIT = 20_000  # observations: above this, fit.V (n x n) refuses
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only view: the quantities of a fit cannot be changed by accident."""
+    view = np.asarray(array).view()
+    view.flags.writeable = False
+    return view
+
+
+@dataclass(frozen=True, eq=False)
+class FittedModel:
+    """The frozen state of a fitted linear mixed model: the model, theta and what the optimizer
+    did; every other quantity is derived from these on first use and cached. Arrays are
+    read-only. The layers above (inference, diagnostics, output) are functions of this state;
+    the user-facing ``LmmFit`` adds their methods.
+
+    Attributes:
+        model: the ``LinearMixedModel`` (design and cross-products).
+        theta: (ntheta,) the covariance parameters at the optimum.
+        optsummary: what the optimizer was given and did.
+        is_singular: a boundary fit (lme4's ``isSingular``).
+    """
+
+    model: "LinearMixedModel"
+    theta: np.ndarray
+    optsummary: OptSummary
+    is_singular: bool
+
+    def __post_init__(self):
+        object.__setattr__(self, "theta", _frozen(np.array(self.theta, dtype=float)))
+
+    def memo(self, key: str, compute):
+        """``compute()``, computed once per fit and kept (for the inference layers' costly
+        intermediate results: Satterthwaite's derivatives, Kenward-Roger's matrices, the
+        profile)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
+    # -- the factorization and the solution at theta -------------------------------------------
+    @cached_property
+    def _factor(self) -> Factor:
+        return self.model.system.factor(self.theta)
+
+    @cached_property
+    def _solution(self):
+        beta, v = self.model.system.solve(self._factor)
+        return _frozen(beta), [_frozen(part) for part in v]
+
+    @property
+    def reml(self) -> bool:
+        return self.model.reml
+
+    @property
+    def formula(self) -> str:
+        return self.model.formula
+
+    @property
+    def nobs(self) -> int:
+        return self.model.design.n
+
+    @property
+    def converged(self) -> bool:
+        """The optimizer stopped on its own tolerances (free: read from the optimizer summary).
+        ``check_convergence()`` is the explicit, costlier second look."""
+        return self.optsummary.stopped_normally
+
+    def check_convergence(self) -> ConvergenceCheck:
+        """Finite-difference gradient and Hessian of the objective at the optimum, over the
+        parameters off their bounds: is there a Newton step that would still lower the
+        objective noticeably? Costs about 2 k^2 objective evaluations (k parameters), i.e.
+        of the order of the fit itself; computed once per fit, on this call."""
+        return self.memo("convergence", lambda: self.model.convergence_check(self.theta))
+
+    # -- criteria ------------------------------------------------------------------------------
+    @cached_property
+    def objective(self) -> float:
+        """REML criterion (lme4's ``REMLcrit``) or -2 log-likelihood (``deviance``)."""
+        return self.model.system.objective_from(self._factor, self.reml)
+
+    @property
+    def npar(self) -> int:
+        """Parameters counted by AIC/BIC: fixed effects, theta and sigma."""
+        return len(self.beta) + len(self.theta) + 1
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's ``logLik``)."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        return self.objective + 2 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return self.objective + self.npar * np.log(self.nobs)
+
+    # -- fixed effects -------------------------------------------------------------------------
+    @property
+    def beta(self) -> np.ndarray:
+        return self._solution[0]
+
+    @property
+    def x_names(self) -> tuple[str, ...]:
+        return self.model.design.x_names
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual standard deviation: r^2 / (n - p) under REML, r^2 / n under ML."""
+        dof = self.nobs - len(self.beta) if self.reml else self.nobs
+        return float(np.sqrt(self._factor.pwrss() / dof))
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.beta, index=list(self.x_names), name="fixef")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """sigma^2 (R_X' R_X)^{-1}: the covariance of beta-hat given theta."""
+        cov = _frozen(self.sigma ** 2 * self.model.system.unscaled_vcov(self._factor))
+        names = list(self.x_names)
+        return pd.DataFrame(cov, index=names, columns=names, copy=False)
+
+    @cached_property
+    def stderr(self) -> pd.Series:
+        return pd.Series(_frozen(np.sqrt(np.diag(self.vcov.to_numpy()))),
+                         index=list(self.x_names), name="stderr")
+
+    # -- variance components -------------------------------------------------------------------
+    def term_covariance(self, term_index: int) -> np.ndarray:
+        """sigma^2 lam_t lam_t' for one lme4 term (its rows and columns of the block's lam)."""
+        term = self.model.structure.terms[term_index]
+        lam = self.model.structure.blocks[term.block].lam(self.theta)
+        cols = slice(term.offset, term.offset + term.p)
+        part = lam[cols, cols]
+        return self.sigma ** 2 * part @ part.T
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """Variances and correlations as lme4's ``as.data.frame(VarCorr(fit))``:
+        columns group, var1, var2, vcov, sdcor; sds first, then correlations, then Residual."""
+        rows = []
+        for t, term in enumerate(self.model.structure.terms):
+            cov = self.term_covariance(t)
+            sd = np.sqrt(np.diag(cov))
+            for i, name in enumerate(term.columns):
+                rows.append((term.label, name, None, cov[i, i], sd[i]))
+            for i in range(term.p):
+                for j in range(i + 1, term.p):
+                    denominator = sd[i] * sd[j]
+                    corr = cov[i, j] / denominator if denominator > 0 else np.nan
+                    rows.append((term.label, term.columns[i], term.columns[j], cov[i, j], corr))
+        rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
+        group, var1, var2, vcov, sdcor = zip(*rows)
+        return pd.DataFrame({"group": pd.Series(group, dtype=object),
+                             "var1": pd.Series(var1, dtype=object),
+                             "var2": pd.Series(var2, dtype=object),
+                             "vcov": np.array(vcov), "sdcor": np.array(sdcor)})
+
+    # -- random effects ------------------------------------------------------------------------
+    @cached_property
+    def _u_blocks(self) -> list[np.ndarray]:
+        """u per block as (levels, p): u = Lambda v."""
+        blocks = self.model.structure.blocks
+        return [v.reshape(b.nlevels, b.p) @ b.lam(self.theta).T
+                for b, v in zip(blocks, self._solution[1])]
+
+    @cached_property
+    def u(self) -> np.ndarray:
+        """The BLUPs (conditional modes), aligned with the columns of Z."""
+        return _frozen(np.concatenate([u.reshape(-1) for u in self._u_blocks]))
+
+    @cached_property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes per grouping factor: levels as rows, terms as columns."""
+        return {b.group: pd.DataFrame(u, index=pd.Index(b.levels, name=b.group),
+                                      columns=list(b.columns))
+                for b, u in zip(self.model.structure.blocks, self._u_blocks)}
+
+    @property
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per grouping factor, each level's coefficients, as lme4's ``coef``: the fixed
+        effects plus the level's conditional modes for the columns the two share. A random
+        column without a fixed effect enters as a fixed effect of 0, in front (as lme4)."""
+        fixef = self.fixef
+        extra = [c for b in self.model.structure.blocks for c in b.columns
+                 if c not in fixef.index]
+        base = pd.concat([pd.Series(0.0, index=list(dict.fromkeys(extra))), fixef])
+        out = {}
+        for group, modes in self.ranef.items():
+            table = pd.DataFrame(np.tile(base.to_numpy(), (len(modes), 1)), index=modes.index,
+                                 columns=base.index)
+            table[modes.columns] += modes.to_numpy()
+            out[group] = table
+        return out
+
+    @cached_property
+    def condvar(self) -> dict[str, np.ndarray]:
+        """Var(u_level | y, beta) per grouping factor, as (levels, p, p) arrays."""
+        blocks = self.model.structure.blocks
+        spherical = spherical_condvar(self._factor.L, [b.p for b in blocks])
+        out = {}
+        for b, c in zip(blocks, spherical):
+            lam = b.lam(self.theta)
+            out[b.group] = self.sigma ** 2 * (lam @ c @ lam.T)
+        return out
+
+    def ranef_table(self) -> pd.DataFrame:
+        """Long form, as lme4's ``as.data.frame(ranef(fit, condVar = TRUE))``:
+        columns grpvar, term, grp, condval, condsd."""
+        frames = []
+        for b in self.model.structure.blocks:
+            values = self.ranef[b.group].to_numpy()
+            sds = np.sqrt(np.diagonal(self.condvar[b.group], axis1=1, axis2=2))
+            for c, column in enumerate(b.columns):
+                frames.append(pd.DataFrame({
+                    "grpvar": b.group, "term": column, "grp": b.levels,
+                    "condval": values[:, c], "condsd": sds[:, c]}))
+        return pd.concat(frames, ignore_index=True)
+
+    # -- fitted values and residuals -----------------------------------------------------------
+    @cached_property
+    def fitted(self) -> np.ndarray:
+        """Conditional fitted values X beta + Z u (+ the offset, if the formula has one)."""
+        return _frozen(self.X @ self.beta + self.Z @ self.u + self.model.design.offset)
+
+    @cached_property
+    def residuals(self) -> np.ndarray:
+        """Response residuals y - X beta - Z u."""
+        return _frozen(self.model.design.y - self.fitted)
+
+    # -- the model in matrix form --------------------------------------------------------------
+    @property
+    def X(self) -> np.ndarray:
+        return self.model.design.X
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.model.design.y
+
+    @cached_property
+    def Z(self) -> sp.csr_array:
+        """Random-effects model matrix (n x q, sparse), columns level-major within each factor."""
+        return sparse_z(self.model.structure)
+
+    @cached_property
+    def Lambda(self) -> sp.csr_array:
+        """Relative covariance factor: G = sigma^2 Lambda Lambda'."""
+        blocks = self.model.structure.blocks
+        return sp.csr_array(sp.block_diag(
+            [sp.kron(sp.eye(b.nlevels), b.lam(self.theta)) for b in blocks], format="csr"))
+
+    @cached_property
+    def G(self) -> sp.csr_array:
+        """Var(u) = sigma^2 Lambda Lambda' (q x q, sparse)."""
+        return sp.csr_array(self.sigma ** 2 * (self.Lambda @ self.Lambda.T))
+
+    @cached_property
+    def R(self) -> sp.csr_array:
+        """Var(e) = sigma^2 W^-1 (n x n, sparse; W the prior weights, I without them)."""
+        return sp.csr_array(sp.diags_array(self.sigma ** 2 / self.model.design.weights,
+                                           format="csr"))
+
+    @cached_property
+    def _whitened(self) -> tuple[np.ndarray, sp.csr_array]:
+        """(W^1/2 X, W^1/2 Z): the model matrices of the rows scaled by the square roots of
+        the prior weights, in which Var(e) = sigma^2 I (X and Z themselves without weights)."""
+        if not self.model.design.weighted:
+            return self.X, self.Z
+        root = np.sqrt(self.model.design.weights)
+        return self.X * root[:, None], sp.csr_array(sp.diags_array(root) @ self.Z)
+
+    @cached_property
+    def V(self) -> sp.csr_array:
+        """Var(y) = Z G Z' + R (n x n, sparse), for data of at most ``DENSE_V_LIMIT`` rows.
+
+        Raises:
+            ValueError: for larger data, where V can need gigabytes; every quantity the
+                package reports is computed without it.
+        """
+        if self.nobs > DENSE_V_LIMIT:
+            raise ValueError(
+                f"fit.V is an n x n matrix and the fit has {self.nobs} observations (the limit "
+                f"is {DENSE_V_LIMIT}); use fit.Z, fit.G and fit.R (V = Z G Z' + R) or the "
+                "V-free methods: fit.leverage(), fit.cooks_distance(), fit.predict(..., "
+                "interval=...), fit.resid(\"marginal\")")
+        return sp.csr_array(self.Z @ self.G @ self.Z.T + self.R)
+

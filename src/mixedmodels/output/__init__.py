@@ -1,0 +1,1 @@
+"""The printed and HTML summary, the report and the plots."""

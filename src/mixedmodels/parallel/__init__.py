@@ -1,0 +1,1 @@
+"""Fan-out of independent tasks over an executor (serial, processes, a Dask cluster)."""

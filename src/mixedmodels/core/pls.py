@@ -16,7 +16,6 @@ A is built once, by accumulating over row chunks; each evaluation then costs not
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
@@ -38,9 +37,10 @@ from ..linalg.compiled import (
     load_kernel,
 )
 from .structure import ReStructure
+from ..linalg.factor import Factor
 from ..linalg.threads import blas_threads_for
 
-__all__ = ["PLSSystem", "Factor"]
+__all__ = ["PLSSystem", "sparse_z"]
 
 CHUNK_ROWS = 250_000
 DENSE_LIMIT = 40_000  # off-diagonal blocks with fewer entries are stored dense: faster kernels
@@ -48,31 +48,6 @@ DENSE_Z_ENTRIES = 200_000  # rows x q up to this: A is accumulated from dense Z 
 # q + p + 1 up to this: one dense Cholesky per theta beats the block loop (two crossed factors,
 # whole fits: size 63: 1.9 ms against 3.4 ms; 98: 3.4 against 3.8; 143: 7.6 against 4.8)
 SMALL_SYSTEM = 100
-
-
-@dataclass(frozen=True)
-class Factor:
-    """L(theta) in blocks: ``L[i][j]`` for i >= j; the last block row is [X y]."""
-
-    theta: np.ndarray
-    lambdas: list
-    L: list
-
-    @property
-    def xy(self) -> np.ndarray:
-        return self.L[-1][-1]
-
-    def logdet_z(self) -> float:
-        """log|L_Z|^2."""
-        return 2.0 * sum([log_diagonal_sum(self.L[b][b]) for b in range(len(self.L) - 1)])
-
-    def logdet_x(self) -> float:
-        """log|R_X|^2."""
-        return 2.0 * float(np.log(np.diagonal(self.xy)[:-1]).sum())
-
-    def pwrss(self) -> float:
-        """Penalized weighted residual sum of squares r^2."""
-        return float(self.xy[-1, -1] ** 2)
 
 
 class PLSSystem:
@@ -282,26 +257,6 @@ class PLSSystem:
                                                    np.eye(self.p), lower=True)
         return rx_inverse.T @ rx_inverse
 
-    # -- at the optimum ------------------------------------------------------------------------
-    def solve(self, factor: Factor):
-        """beta and the spherical random effects v (u = Lambda v) from L' [v; beta] = [l_yz; l_yx].
-
-        Returns:
-            (beta, [v_1, ..., v_k]) with v_b of length q_b, level-major.
-        """
-        k = len(self.blocks)
-        L = factor.L
-        last = L[k]
-        lxx = last[k][: self.p, : self.p]
-        beta = scipy.linalg.solve_triangular(lxx.T, last[k][-1, : self.p], lower=False)
-        v = [None] * k
-        for j in range(k - 1, -1, -1):
-            rhs = last[j][-1] - last[j][: self.p].T @ beta
-            for i in range(j + 1, k):
-                rhs = rhs - _transpose_times(L[i][j], v[i])
-            v[j] = _solve_upper(L[j][j], rhs)
-        return beta, v
-
 
 def _dense_z(codes: np.ndarray, values: np.ndarray, q: int) -> np.ndarray:
     """Z_b as a dense (rows, q) array: row i has its values at its level's p columns."""
@@ -381,24 +336,6 @@ def _scale_dense(a: np.ndarray, lam_i, lam_j, li: int, pi: int, lj: int, pj: int
         return a * (lam_i[0, 0] * lam_j[0, 0])
     blocks = a.reshape(li, pi, lj, pj)
     return np.einsum("ba,ibjc,cd->iajd", lam_i, blocks, lam_j).reshape(a.shape)
-
-
-def _transpose_times(block, vector: np.ndarray) -> np.ndarray:
-    """block' @ vector for any block type."""
-    if isinstance(block, BlockSparse):
-        return block.to_scipy().T @ vector
-    return block.T @ vector
-
-
-def _solve_upper(block, rhs: np.ndarray) -> np.ndarray:
-    """Solve block' x = rhs for a lower-triangular diagonal block."""
-    if isinstance(block, BlockDiagonal):
-        levels, p = block.data.shape[:2]
-        if p == 1:
-            return rhs / block.data[:, 0, 0]
-        upper = np.swapaxes(block.data, 1, 2)
-        return np.linalg.solve(upper, rhs.reshape(levels, p, 1)).reshape(-1)
-    return scipy.linalg.solve_triangular(block.T, rhs, lower=False)
 
 
 def sparse_z(structure: ReStructure) -> sp.csr_array:

@@ -2,8 +2,8 @@
 
 Notation: V = sigma^2 (I + T T') with T = Z Lambda, b the fixed effects, u the conditional
 modes, C = Var(b) = (X' V^-1 X)^-1 (``fit.vcov``). All computations hold theta and sigma at
-their estimates, and none forms an n x n matrix: the q x q matrix M = T'T + I is factored
-once (sparse LU) and the rows are processed in chunks.
+their estimates, and none forms an n x n matrix: M = T'T + I = L_Z L_Z' is solved with the
+fit's blocked factor, and the rows are processed in chunks.
 
 * Leverage: for fixed theta the fitted values are linear in y, y_hat = H y, with
   H = X C X'V^-1 + Z G Z'V^-1 (I - X C X'V^-1) (the hat matrix of the penalized least-squares
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from ..design.build import grouping_codes
 from ..parallel.progress import progress_bar
@@ -78,16 +77,15 @@ def _pieces(fit):
     X, Z = fit._whitened  # with prior weights: the rows scaled by sqrt(w)
     T = sp.csr_array(Z @ fit.Lambda)
     n, q = T.shape
-    M = sp.csc_matrix(T.T @ T + sp.eye(q, format="csc"))
-    lu = spla.splu(M)
-    A = (X - T @ lu.solve(np.asarray(T.T @ X))) / fit.sigma ** 2
-    diag_t = np.empty(n)
+    factor = fit._factor
+    A = (X - T @ factor.solve(np.asarray(T.T @ X), fixed=False)) / fit.sigma ** 2
+    diag_t = np.empty(n)  # t_i' M^-1 t_i = |L_Z^-1 t_i|^2
     chunk = max(1, CHUNK_ENTRIES // max(q, 1))
     Tt = sp.csc_matrix(T.T)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        rhs = Tt[:, start:stop].toarray()
-        diag_t[start:stop] = np.einsum("ij,ij->j", rhs, lu.solve(rhs))
+        diag_t[start:stop] = np.sum(factor.forward(Tt[:, start:stop].toarray(), fixed=False)
+                                    ** 2, axis=0)
     return diag_t, A
 
 

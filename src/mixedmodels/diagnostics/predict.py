@@ -35,7 +35,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import scipy.stats
 from formulaic import Formula
 
@@ -175,17 +174,13 @@ def _error_variance(fit, X0: np.ndarray, blocks, included: np.ndarray) -> np.nda
     q, p = int(starts[-1]), X0.shape[1]
     W = sp.csc_array((np.concatenate(entries), (np.concatenate(columns),
                                                 np.concatenate(row_ids))), shape=(q, n0))
-    X, Z = fit._whitened  # with prior weights: the rows scaled by sqrt(w)
-    T = sp.csr_array(Z @ fit.Lambda)
-    K = sp.block_array([[T.T @ T + sp.eye_array(q), sp.csr_array(T.T @ X)],
-                        [sp.csr_array(X.T @ T), sp.csr_array(X.T @ X)]], format="csc")
-    lu = spla.splu(K)
+    factor = fit._factor  # K = L_K L_K', so w' K^-1 w = |L_K^-1 w|^2
     quadratic = np.empty(n0)
     chunk = max(1, CHUNK_ENTRIES // (q + p))
     for start in range(0, n0, chunk):
         stop = min(n0, start + chunk)
         w = np.vstack([W[:, start:stop].toarray(), X0[start:stop].T])
-        quadratic[start:stop] = np.einsum("ij,ij->j", w, lu.solve(w))
+        quadratic[start:stop] = np.sum(factor.forward(w) ** 2, axis=0)
     return quadratic + unknown
 
 

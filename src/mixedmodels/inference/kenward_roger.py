@@ -20,10 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import scipy.stats
 
-from ..linalg.blocks import BlockDiagonal, BlockSparse
 
 __all__ = ["KenwardRoger"]
 
@@ -141,9 +139,8 @@ class _Parts:
         lam = fit.Lambda
         azz = (Z.T @ Z).tocsr()
         azx = np.asarray(Z.T @ X)
-        lz = _dense_lz(fit._factor.L)
-        lz_inverse = scipy.linalg.solve_triangular(lz, np.eye(lz.shape[0]), lower=True)
-        m_inverse = lz_inverse.T @ lz_inverse
+        q = azz.shape[0]
+        m_inverse = fit._factor.solve(np.eye(q), fixed=False)
         lam_m = np.asarray(lam @ m_inverse)  # Lambda M^{-1}
         lam_m_lam = np.asarray((lam @ lam_m.T).T)  # Lambda M^{-1} Lambda'
         B = np.eye(azz.shape[0]) - np.asarray(azz @ lam_m_lam.T).T  # Z'Z is symmetric
@@ -154,7 +151,7 @@ class _Parts:
         xv2x = D / sigma2 ** 2
         lt = np.asarray(lam.T @ T)
         xv3x = (D - sigma2 ** 2 * lt.T @ m_inverse @ lt) / sigma2 ** 3
-        trace_v2 = (n - lz.shape[0] + np.sum(m_inverse ** 2)) / sigma2 ** 2
+        trace_v2 = (n - q + np.sum(m_inverse ** 2)) / sigma2 ** 2
         return cls(K, T, B, B.T @ T / sigma2, xv2x, xv3x, trace_v2, sigma2)
 
     @staticmethod
@@ -196,21 +193,3 @@ class _Parts:
                          / self.sigma2)
         return float(sum(np.sum(self.K[np.ix_(s, r2)] * self.K[np.ix_(s2, r)].T)
                          for r, s in pi for r2, s2 in pj))
-
-
-def _dense_lz(L: list) -> np.ndarray:
-    """The random-effects part of L as one dense lower-triangular matrix."""
-    k = len(L) - 1
-    sizes = [_dense(L[j][j]).shape[0] for j in range(k)]
-    starts = np.cumsum([0] + sizes)
-    out = np.zeros((starts[-1], starts[-1]))
-    for i in range(k):
-        for j in range(i + 1):
-            out[starts[i]:starts[i + 1], starts[j]:starts[j + 1]] = _dense(L[i][j])
-    return out
-
-
-def _dense(block) -> np.ndarray:
-    if isinstance(block, (BlockDiagonal, BlockSparse)):
-        return block.toarray()
-    return block

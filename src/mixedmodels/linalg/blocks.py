@@ -21,7 +21,8 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
 
-__all__ = ["BlockDiagonal", "BlockSparse", "cholesky", "rdiv", "rank_update", "log_diagonal_sum"]
+__all__ = ["BlockDiagonal", "BlockSparse", "block_times", "cholesky", "log_diagonal_sum",
+           "lower_solve", "rank_update", "rdiv", "transpose_times", "upper_solve"]
 
 
 @dataclass
@@ -237,3 +238,53 @@ def rank_update(target: np.ndarray, a, b) -> np.ndarray:
         raise TypeError(f"no rank-update kernel for ({type(a).__name__}, {type(b).__name__}) "
                         f"into {type(target).__name__}")
     return kernel(target, a, b)
+
+
+# --- products and triangular solves with a vector or a matrix of columns -----------------------
+
+def block_times(block, x: np.ndarray) -> np.ndarray:
+    """``block @ x`` for an off-diagonal block (block-sparse or dense); x (cols,) or (cols, m)."""
+    if isinstance(block, BlockSparse):
+        return block.to_scipy() @ x
+    if isinstance(block, np.ndarray):
+        return block @ x
+    raise TypeError(f"no product kernel for a block of type {type(block).__name__}")
+
+
+def transpose_times(block, x: np.ndarray) -> np.ndarray:
+    """``block.T @ x`` for an off-diagonal block (block-sparse or dense)."""
+    if isinstance(block, BlockSparse):
+        return block.to_scipy().T @ x
+    if isinstance(block, np.ndarray):
+        return block.T @ x
+    raise TypeError(f"no transposed-product kernel for a block of type {type(block).__name__}")
+
+
+def _per_level(block: BlockDiagonal, x: np.ndarray, transpose: bool) -> np.ndarray:
+    """Solve with each level's triangular p x p block (``transpose``: with its transpose)."""
+    levels, p = block.data.shape[:2]
+    if p == 1:
+        scale = block.data[:, 0, 0]
+        return x / (scale if x.ndim == 1 else scale[:, None])
+    factors = np.swapaxes(block.data, 1, 2) if transpose else block.data
+    columns = x.reshape(levels, p, -1)
+    return np.linalg.solve(factors, columns).reshape(x.shape)
+
+
+def lower_solve(block, x: np.ndarray) -> np.ndarray:
+    """``inv(block) @ x`` for a lower-triangular diagonal block."""
+    if isinstance(block, BlockDiagonal):
+        return _per_level(block, x, transpose=False)
+    if isinstance(block, np.ndarray):
+        return scipy.linalg.solve_triangular(block, x, lower=True, check_finite=False)
+    raise TypeError(f"no triangular-solve kernel for a block of type {type(block).__name__}")
+
+
+def upper_solve(block, x: np.ndarray) -> np.ndarray:
+    """``inv(block.T) @ x`` for a lower-triangular diagonal block."""
+    if isinstance(block, BlockDiagonal):
+        return _per_level(block, x, transpose=True)
+    if isinstance(block, np.ndarray):
+        return scipy.linalg.solve_triangular(block, x, lower=True, trans="T", check_finite=False)
+    raise TypeError(f"no triangular-solve kernel for a block of type {type(block).__name__}")
+

@@ -13,9 +13,8 @@ so no dense matrix with all q_1 columns is ever formed.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
-from .blocks import BlockDiagonal, BlockSparse
+from .blocks import BlockDiagonal, BlockSparse, lower_solve
 
 __all__ = ["spherical_condvar"]
 
@@ -47,7 +46,7 @@ def _first_block(L: list, k: int) -> np.ndarray:
             rhs = rhs.toarray() if hasattr(rhs, "toarray") else rhs
             for m in range(1, i):
                 rhs = rhs + L[i][m] @ ys[m - 1]
-            ys.append(-_lower_solve(L[i][i], rhs))
+            ys.append(-lower_solve(L[i][i], rhs))
         for y in ys:
             blocks = y.reshape(y.shape[0], stop - start, p)
             result[start:stop] += np.einsum("qla,qlb->lab", blocks, blocks)
@@ -65,17 +64,13 @@ def _times_block_diagonal(block, inverse: np.ndarray):
 
 def _dense_block(L: list, k: int, j: int, p: int) -> np.ndarray:
     diagonal: np.ndarray = L[j][j]
-    ys = [scipy.linalg.solve_triangular(diagonal, np.eye(diagonal.shape[0]), lower=True)]
+    ys = [lower_solve(diagonal, np.eye(diagonal.shape[0]))]
     for i in range(j + 1, k):
         rhs = sum(L[i][m] @ ys[m - j] for m in range(j, i))
-        ys.append(-_lower_solve(L[i][i], rhs))
+        ys.append(-lower_solve(L[i][i], rhs))
     levels = diagonal.shape[0] // p
     result = np.zeros((levels, p, p))
     for y in ys:
         blocks = y.reshape(y.shape[0], levels, p)
         result += np.einsum("qla,qlb->lab", blocks, blocks)
     return result
-
-
-def _lower_solve(diagonal, rhs: np.ndarray) -> np.ndarray:
-    return scipy.linalg.solve_triangular(diagonal, rhs, lower=True, check_finite=False)

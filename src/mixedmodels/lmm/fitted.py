@@ -17,7 +17,8 @@ import scipy.sparse as sp
 
 from ..linalg.condvar import spherical_condvar
 from ..core.optimize import ConvergenceCheck, OptSummary
-from ..core.pls import Factor, sparse_z
+from ..core.pls import sparse_z
+from ..linalg.factor import Factor
 
 if TYPE_CHECKING:
     from .model import LinearMixedModel
@@ -72,7 +73,7 @@ class FittedModel:
 
     @cached_property
     def _solution(self):
-        beta, v = self.model.system.solve(self._factor)
+        beta, v = self._factor.response_solution()
         return _frozen(beta), [_frozen(part) for part in v]
 
     @property

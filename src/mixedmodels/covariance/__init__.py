@@ -1,0 +1,1 @@
+"""Covariance structures: one per random-effects term (G), and the residual structure (R)."""

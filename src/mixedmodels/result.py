@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from .core.optimize import OptSettings
 from .diagnostics.influence import (
     cooks_distance,
     fitted,
@@ -26,7 +27,6 @@ from .inference.ranova import ranova
 from .inference.simulate import simulate
 from .lmm.fitted import FittedModel
 from .lmm.model import LinearMixedModel as _ModelStages
-from .core.optimize import OptSettings
 from .output.display import Summary
 
 __all__ = ["LmmFit", "LinearMixedModel", "lmer"]

@@ -51,6 +51,7 @@ class OptSummary:
     return_code: str
     seconds: float
     trace: np.ndarray = field(repr=False)
+    backend: str = ""  # the objective's back-end (see ``core.pls``), when it is a model's
 
     @property
     def stopped_normally(self) -> bool:
@@ -58,8 +59,9 @@ class OptSummary:
                                     "ROUNDOFF_LIMITED")
 
     def __str__(self) -> str:
-        return (f"{self.optimizer}: {self.return_code} after {self.evaluations} evaluations "
-                f"({self.seconds * 1e3:.1f} ms), objective {self.fmin:.10g}\n"
+        backend = f" of the {self.backend} objective" if self.backend else ""
+        return (f"{self.optimizer}: {self.return_code} after {self.evaluations} evaluations"
+                f"{backend} ({self.seconds * 1e3:.1f} ms), objective {self.fmin:.10g}\n"
                 f"  theta {np.array2string(self.final, precision=6)}")
 
 

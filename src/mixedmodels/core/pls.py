@@ -1,16 +1,19 @@
-"""Penalized least squares: the matrix A, its blocked Cholesky factor L(theta), the objective.
+"""Penalized least squares: the stored cross-products A, the factor L(theta), the criterion.
 
-With Z = [Z_1 .. Z_k] (one block per grouping factor) and Lambda(theta) block-diagonal,
+With Z = [Z_1 .. Z_k] (one block per grouping factor), Lambda(theta) block-diagonal and the
+rows whitened by the residual structure (Psi^-1/2),
 
-    A = [Z X y]' [Z X y],      L L' = Lambda' A Lambda + I  (identity on the Z blocks only).
+    A = [Z X y]' Psi^-1 [Z X y],      L L' = Lambda' A Lambda + I  (identity on the Z blocks only).
 
-From L alone (Bates et al. 2015, section 3):
+From L alone (Bates et al. 2015, section 3): log|L_Z|^2 = 2 sum log diag(L_Z),
+log|R_X|^2 = 2 sum log diag(L_XX), r^2 = L[-1, -1]^2, which ``core.criterion`` turns into the
+ML or REML criterion. A is built once (``core.crossproducts``); each evaluation then costs
+nothing in n.
 
-    log|L_Z|^2 = 2 sum log diag(L_Z),  log|R_X|^2 = 2 sum log diag(L_XX),  r^2 = L[-1, -1]^2,
-    ML:   -2 log L = log|L_Z|^2 + n (1 + log(2 pi r^2 / n)),
-    REML: log|L_Z|^2 + log|R_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p))).
-
-A is built once, by accumulating over row chunks; each evaluation then costs nothing in n.
+Back-ends: every way of evaluating the pieces at theta gives the same numbers (tested on every
+reference model). ``blocked`` is the general one (the block kernels of ``linalg.blocks``);
+``compiled single factor`` (one grouping factor), ``compiled dense`` and ``dense`` (NumPy; used
+when numba is absent) are faster for their shapes. ``backend`` names the one the fit uses.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
 
+from ..covariance.residual import Identity, ResidualStructure
 from ..linalg.blocks import (
     BlockDiagonal,
     BlockSparse,
     cholesky,
-    log_diagonal_sum,
     rank_update,
     rdiv,
 )
@@ -36,122 +39,132 @@ from ..linalg.compiled import (
     load_dense_kernel,
     load_kernel,
 )
-from .structure import ReStructure
 from ..linalg.factor import Factor
 from ..linalg.threads import blas_threads_for
+from .criterion import Pieces, criterion
+from .crossproducts import CHUNK_ROWS, CrossProducts
+from .structure import ReStructure
 
 __all__ = ["PLSSystem", "sparse_z"]
 
-CHUNK_ROWS = 250_000
 DENSE_LIMIT = 40_000  # off-diagonal blocks with fewer entries are stored dense: faster kernels
-DENSE_Z_ENTRIES = 200_000  # rows x q up to this: A is accumulated from dense Z blocks
 # q + p + 1 up to this: one dense Cholesky per theta beats the block loop (two crossed factors,
 # whole fits: size 63: 1.9 ms against 3.4 ms; 98: 3.4 against 3.8; 143: 7.6 against 4.8)
 SMALL_SYSTEM = 100
+FAILED = Pieces(0.0, 0.0, -1.0)  # theta outside the domain: the criterion is inf
 
 
 class PLSSystem:
-    """A = [Z X y]'[Z X y] in blocks, and L(theta) from it."""
+    """A in the layout the factorization uses, and L(theta) and the criterion from it."""
 
     def __init__(self, structure: ReStructure, X: np.ndarray, y: np.ndarray,
-                 weights: np.ndarray | None = None):
-        """``weights``: prior weights w (Var(e_i) = sigma^2 / w_i), or None for ones. The
-        system is that of the rows scaled by sqrt(w), whose -2 log-likelihood differs from
-        that of the data by the constant sum(log w) (log|V| = log|W^1/2 V W^1/2| - sum log w)."""
+                 residual: ResidualStructure | None = None, chunk_rows: int = CHUNK_ROWS):
+        """A of the rows of X, y and the structure's blocks, accumulated over chunks of
+        ``chunk_rows`` rows; ``residual`` (default: Psi = I) whitens them."""
+        residual = Identity(X.shape[0]) if residual is None else residual
+        crossproducts = CrossProducts.accumulate(structure.blocks, np.column_stack([X, y]),
+                                                 residual, chunk_rows)
+        self._init(structure, crossproducts)
+        self._x = residual.whiten(X)  # for a new response's X'y
+        self._z = (structure.blocks, residual)
+
+    @classmethod
+    def from_crossproducts(cls, structure: ReStructure, crossproducts: CrossProducts):
+        """The system of given cross-products (e.g. summed over partitions of the rows)."""
+        system = object.__new__(cls)
+        system._init(structure, crossproducts)
+        system._x = system._z = None
+        return system
+
+    def _init(self, structure: ReStructure, crossproducts: CrossProducts) -> None:
         self.structure = structure
-        self.n, self.p = X.shape
         self.blocks = structure.blocks
-        self._root_w = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
-        self._log_w = 0.0 if weights is None else float(np.sum(np.log(weights)))
-        self._x = X if self._root_w is None else X * self._root_w[:, None]
-        y = y if self._root_w is None else y * self._root_w
-        self._accumulate(np.column_stack([self._x, y]))
-
-    def _z_rows(self, block, rows: slice = slice(None)):
-        """Rows of Z_b, scaled by sqrt(w) for a weighted system."""
-        z = block.z_matrix(rows)
-        if self._root_w is None:
-            return z
-        return sp.csr_array(sp.diags_array(self._root_w[rows]) @ z)
-
-    # -- built once ----------------------------------------------------------------------------
-    def _accumulate(self, xy: np.ndarray) -> None:
+        self.crossproducts = crossproducts
+        self.n = crossproducts.n
+        self.p = crossproducts.xy.shape[0] - 1
+        self.log_det_psi = crossproducts.log_det_psi
         k = len(self.blocks)
-        diag = [np.zeros((b.nlevels, b.p, b.p)) for b in self.blocks]
-        offdiag = {(i, j): None for i in range(k) for j in range(i)}
-        xy_rows = [np.zeros((xy.shape[1], b.q)) for b in self.blocks]
-        xy_xy = np.zeros((xy.shape[1], xy.shape[1]))
-        for start in range(0, self.n, CHUNK_ROWS):
-            rows = slice(start, min(start + CHUNK_ROWS, self.n))
-            chunk = xy[rows]
-            # small problems: Z_b as dense arrays (scipy's sparse overhead dominates there)
-            dense = chunk.shape[0] * sum(b.q for b in self.blocks) <= DENSE_Z_ENTRIES
-            zs = [None if dense else self._z_rows(b, rows) for b in self.blocks]
-            for b, block in enumerate(self.blocks):
-                codes, values = block.codes[rows], block.values[rows]
-                if self._root_w is not None:
-                    values = values * self._root_w[rows, None]
-                if dense:
-                    zs[b] = _dense_z(codes, values, block.q)
-                for r in range(block.p):
-                    for c in range(r + 1):
-                        sums = np.bincount(codes, values[:, r] * values[:, c], block.nlevels)
-                        diag[b][:, r, c] += sums
-                        if r != c:
-                            diag[b][:, c, r] += sums
-                xy_rows[b] += (zs[b].T @ chunk).T
-                for j in range(b):
-                    product = zs[b].T @ zs[j]
-                    product = product if dense else product.tocsr()
-                    offdiag[b, j] = product if offdiag[b, j] is None else offdiag[b, j] + product
-            xy_xy += chunk.T @ chunk
-        self.A_diag = diag
+        self.A_diag = list(crossproducts.diag)
         # later diagonal blocks fill in, so their A is kept dense (built once here)
-        self.A_dense_diagonal = {j: BlockDiagonal(diag[j]).toarray() for j in range(1, k)}
-        self.A_off = {(i, j): self._offdiagonal_block(m, i, j) for (i, j), m in offdiag.items()}
-        self.A_xy = xy_rows
-        self.A_xyxy = xy_xy
-        self._set_fast_paths()
+        self.A_dense_diagonal = {j: BlockDiagonal(self.A_diag[j]).toarray() for j in range(1, k)}
+        self.A_off = {(i, j): self._offdiagonal_block(m, i, j)
+                      for (i, j), m in crossproducts.off.items()}
+        self._set_xy(crossproducts)
 
-    def _set_fast_paths(self) -> None:
-        """Cheaper ways to the same objective: a compiled loop for one grouping factor, one
-        dense Cholesky for small models (both equal the block loop to rounding). Also the rows
-        of the factor's largest dense diagonal block (the grouping factors after the first,
-        which fill in, and [X y]), which decides the BLAS threads of ``factor``."""
+    def _set_xy(self, crossproducts: CrossProducts) -> None:
+        """The [X y] blocks of A, and the back-ends that depend on them."""
+        self.crossproducts = crossproducts
+        self.A_xy = list(crossproducts.xy_z)
+        self.A_xyxy = crossproducts.xy
+        self._set_backend()
+
+    def _set_backend(self) -> None:
+        """The fastest back-end for this shape: a compiled loop for one grouping factor, one
+        dense Cholesky for small models, else the blocked factor. Also the rows of the
+        factor's largest dense diagonal block (the grouping factors after the first, which
+        fill in, and [X y]), which decides the BLAS threads of ``factor``."""
         self.largest_dense_block = max([b.q for b in self.blocks[1:]] + [self.p + 1])
-        self._single = self._small = None
+        self._fast = None
         if len(self.blocks) == 1:
             kernel = load_kernel()
             if kernel is not None:
-                self._single = SingleFactorObjective(kernel, self.blocks[0], self.A_diag[0],
-                                                     self.A_xy[0], self.A_xyxy, self.n, self.p)
+                self._fast = SingleFactorObjective(kernel, self.blocks[0], self.A_diag[0],
+                                                   self.A_xy[0], self.A_xyxy)
                 return
         if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= SMALL_SYSTEM:
+            self._fast = self.backends()["compiled dense" if load_dense_kernel() else "dense"]
+
+    def backends(self, small_limit: int = SMALL_SYSTEM) -> dict:
+        """Every back-end that applies to this system, by name: theta -> ``Pieces``; the dense
+        ones for systems of at most ``small_limit`` rows (q + p + 1)."""
+        out = {"blocked": self.blocked_pieces}
+        kernel = load_kernel()
+        if len(self.blocks) == 1 and kernel is not None:
+            out["compiled single factor"] = SingleFactorObjective(
+                kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy)
+        if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= small_limit:
             small = _SmallSystem(self)
-            kernel = load_dense_kernel()
-            self._small = small if kernel is None else SmallDenseObjective(
-                kernel, small.full, small.rows, small.cols, small.index, small.q, self.n, self.p)
+            out["dense"] = small
+            dense_kernel = load_dense_kernel()
+            if dense_kernel is not None:
+                out["compiled dense"] = SmallDenseObjective(
+                    dense_kernel, small.full, small.rows, small.cols, small.index, small.q)
+        return out
+
+    @property
+    def backend(self) -> str:
+        """The name of the back-end ``objective`` uses."""
+        return "blocked" if self._fast is None else self._fast.name
 
     def _offdiagonal_block(self, product, i: int, j: int):
         """Z_i'Z_j as stored: block-sparse below the first block when large, else dense."""
         if j == 0 and product.shape[0] * product.shape[1] > DENSE_LIMIT:
             return BlockSparse.from_scipy(sp.csr_array(product),
                                           (self.blocks[i].p, self.blocks[j].p))
-        return product if isinstance(product, np.ndarray) else product.toarray()
+        return product.toarray() if sp.issparse(product) else np.asarray(product)
+
+    def _require_rows(self, what: str) -> None:
+        if self._x is None:
+            raise ValueError(f"{what} needs the rows of the data; this system was built from "
+                             "cross-products alone")
 
     def with_response(self, y: np.ndarray) -> "PLSSystem":
         """A copy for a new response: Z'y, X'y and y'y are recomputed, the rest is shared."""
+        self._require_rows("a new response")
+        blocks, residual = self._z
+        y = residual.whiten(y)
+        xy_z = []
+        for block, a in zip(blocks, self.A_xy):
+            a = a.copy()
+            columns = (block.codes[:, None] * block.p + np.arange(block.p)).ravel()
+            a[-1] = np.bincount(columns, (residual.whiten(block.values) * y[:, None]).ravel(),
+                                block.q)  # Z_b' y of the whitened rows
+            xy_z.append(a)
+        xy = self.A_xyxy.copy()
+        xy[-1, :-1] = xy[:-1, -1] = self._x.T @ y
+        xy[-1, -1] = y @ y
         other = copy.copy(self)
-        other.A_xy = [a.copy() for a in self.A_xy]
-        other.A_xyxy = self.A_xyxy.copy()
-        if self._root_w is not None:
-            y = y * self._root_w
-        for b, block in enumerate(self.blocks):
-            other.A_xy[b][-1] = self._z_rows(block).T @ y
-        x = self._x
-        other.A_xyxy[-1, :-1] = other.A_xyxy[:-1, -1] = x.T @ y
-        other.A_xyxy[-1, -1] = y @ y
-        other._set_fast_paths()
+        other._set_xy(self.crossproducts.with_response_rows(xy_z, xy))
         return other
 
     def with_fixed_transform(self, transform: np.ndarray) -> "PLSSystem":
@@ -159,11 +172,11 @@ class PLSSystem:
         response): e.g. dropping a column of X and moving it, times a constant, into y.
         Only the [X y] blocks of A change, by A -> T' A (T)."""
         other = copy.copy(self)
-        other.A_xy = [transform.T @ a for a in self.A_xy]
-        other.A_xyxy = transform.T @ self.A_xyxy @ transform
         other.p = transform.shape[1] - 1
-        other._x = self._x @ transform[:-1, :-1]
-        other._set_fast_paths()
+        if self._x is not None:
+            other._x = self._x @ transform[:-1, :-1]
+        other._set_xy(self.crossproducts.with_response_rows(
+            [transform.T @ a for a in self.A_xy], transform.T @ self.A_xyxy @ transform))
         return other
 
     # -- per theta -----------------------------------------------------------------------------
@@ -218,38 +231,41 @@ class PLSSystem:
                             block_j.p)
 
     # -- the criterion -------------------------------------------------------------------------
+    def blocked_pieces(self, theta: np.ndarray) -> Pieces:
+        """The criterion's pieces from the blocked factor."""
+        try:
+            return self.pieces_of(self.factor(theta))
+        except np.linalg.LinAlgError:
+            return FAILED
+
+    @staticmethod
+    def pieces_of(factor: Factor) -> Pieces:
+        return Pieces(factor.logdet_z(), factor.logdet_x(), factor.pwrss())
+
+    def pieces(self, theta: np.ndarray) -> Pieces:
+        """The criterion's pieces at theta from the fastest back-end."""
+        theta = np.asarray(theta, dtype=float)
+        return Pieces(*self._fast(theta)) if self._fast is not None else self.blocked_pieces(theta)
+
+    def criterion(self, pieces: Pieces, reml: bool, sigma: float | None = None) -> float:
+        """REML criterion or -2 log-likelihood from the pieces (profiled over sigma unless
+        ``sigma`` is given)."""
+        return criterion(pieces, self.n, self.p, reml, self.log_det_psi, sigma)
+
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """REML criterion or -2 log-likelihood at theta (the profiled deviance)."""
-        if self._single is not None:
-            return self._single(theta, reml) - self._log_w
-        if self._small is not None:
-            return self._small(theta, reml) - self._log_w
-        try:
-            factor = self.factor(theta)
-        except np.linalg.LinAlgError:
-            return np.inf
-        return self.objective_from(factor, reml)
+        return self.criterion(self.pieces(theta), reml)
 
     def objective_from(self, factor: Factor, reml: bool) -> float:
-        r2 = factor.pwrss()
-        if reml:
-            dof = self.n - self.p
-            logdet = factor.logdet_z() + factor.logdet_x()
-            return logdet + dof * (1.0 + np.log(2 * np.pi * r2 / dof)) - self._log_w
-        return (factor.logdet_z() + self.n * (1.0 + np.log(2 * np.pi * r2 / self.n))
-                - self._log_w)
+        return self.criterion(self.pieces_of(factor), reml)
 
     def deviance(self, theta: np.ndarray, sigma: float, reml: bool) -> float:
-        """-2 log-likelihood (or REML criterion) at (theta, sigma), not profiled over sigma:
+        """-2 log-likelihood (or REML criterion) at (theta, sigma), not profiled over sigma.
 
-            log|L_Z|^2 [+ log|R_X|^2] + d log(2 pi sigma^2) + r^2 / sigma^2 - sum(log w),
-            d = n [- p].
+        Raises:
+            numpy.linalg.LinAlgError: if the factor cannot be computed at theta.
         """
-        factor = self.factor(theta)
-        dof = self.n - self.p if reml else self.n
-        logdet = factor.logdet_z() + (factor.logdet_x() if reml else 0.0)
-        return (logdet + dof * np.log(2 * np.pi * sigma ** 2) + factor.pwrss() / sigma ** 2
-                - self._log_w)
+        return self.criterion(self.pieces_of(self.factor(theta)), reml, sigma)
 
     def unscaled_vcov(self, factor: Factor) -> np.ndarray:
         """(R_X R_X')^{-1}: Var(beta-hat) / sigma^2 at this theta."""
@@ -258,18 +274,10 @@ class PLSSystem:
         return rx_inverse.T @ rx_inverse
 
 
-def _dense_z(codes: np.ndarray, values: np.ndarray, q: int) -> np.ndarray:
-    """Z_b as a dense (rows, q) array: row i has its values at its level's p columns."""
-    n, p = values.shape
-    z = np.zeros((n, q))
-    z[np.arange(n)[:, None], codes[:, None] * p + np.arange(p)] = values
-    return z
-
-
 class _SmallSystem:
     """The whole of A as one dense matrix, for models so small that one LAPACK Cholesky of
     T' A T + diag(I, 0) (T = blockdiag(Lambda, I)) costs less than the block loop's calls.
-    Used for the objective only; it equals the blocked computation to rounding."""
+    Used for the criterion's pieces only; they equal the blocked computation's to rounding."""
 
     def __init__(self, system: "PLSSystem"):
         blocks = system.blocks
@@ -298,22 +306,22 @@ class _SmallSystem:
             index.append(np.tile(block.theta_index, block.nlevels))
         self.rows, self.cols = np.concatenate(rows), np.concatenate(cols)
         self.index = np.concatenate(index)
-        self.q, self.size, self.n, self.p = q, size, system.n, system.p
+        self.q, self.size = q, size
         self.diagonal = np.arange(q) * (size + 1)  # flat positions of the Z part's diagonal
         self.transform = np.eye(size)  # its Lambda entries are overwritten for every theta
 
-    def __call__(self, theta: np.ndarray, reml: bool) -> float:
+    name = "dense"
+
+    def __call__(self, theta: np.ndarray) -> Pieces:
         self.transform[self.rows, self.cols] = theta[self.index]
         scaled = self.transform.T @ (self.full @ self.transform)
         scaled.ravel()[self.diagonal] += 1.0
         factor, info = _potrf(scaled, lower=1, overwrite_a=1)
         if info != 0:
-            return np.inf
-        diagonal = np.diagonal(factor)
-        r2 = diagonal[-1] ** 2
-        logdet = 2.0 * np.log(diagonal[: -1 if reml else self.q]).sum()
-        dof = self.n - self.p if reml else self.n
-        return float(logdet + dof * (1.0 + np.log(2 * np.pi * r2 / dof)))
+            return FAILED
+        diagonal = np.log(np.diagonal(factor))
+        logdet_z = 2.0 * diagonal[: self.q].sum()
+        return Pieces(logdet_z, 2.0 * diagonal[self.q:-1].sum(), np.diagonal(factor)[-1] ** 2)
 
 
 def _scale_blocks(blocks: np.ndarray, lam: np.ndarray) -> np.ndarray:

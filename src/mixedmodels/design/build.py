@@ -21,10 +21,10 @@ import pandas as pd
 from formulaic import Formula, model_matrix
 from formulaic.errors import FormulaicError
 
-from .encoding import fast_encoding
 from ..errors import DataError, DataWarning, FormulaError, warn_user
 from ..formula.parse import ParsedFormula, RandomTerm, _powers_in_identity, formulaic_message
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
+from .encoding import fast_encoding
 
 __all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names"]
 

@@ -30,9 +30,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..design.build import grouping_codes
+from ..lmm.model import LinearMixedModel
 from ..parallel.progress import progress_bar
 from ..parallel.workers import unpickled
-from ..lmm.model import LinearMixedModel
 
 __all__ = ["cooks_distance", "fitted", "influence_groups", "leverage", "residuals"]
 
@@ -53,7 +53,7 @@ def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
     if kind == "response":
         values = fit.y - fit.fitted
     elif kind == "pearson":
-        values = np.sqrt(fit.model.design.weights) * (fit.y - fit.fitted)
+        values = fit.model.residual.whiten(fit.y - fit.fitted)
     elif kind == "marginal":
         values = fit.y - fit.X @ fit.beta - fit.model.design.offset
     else:

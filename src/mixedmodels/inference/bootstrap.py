@@ -34,10 +34,10 @@ import pandas as pd
 import scipy.stats
 
 from ..errors import FitWarning, warn_user
-from ..parallel.progress import progress_bar
-from .simulate import Simulator
-from ..parallel.workers import unpickled
 from ..lmm.model import LinearMixedModel
+from ..parallel.progress import progress_bar
+from ..parallel.workers import unpickled
+from .simulate import Simulator
 
 __all__ = ["BootstrapResult", "bootstrap", "parameter_names", "parameter_values",
            "percentile_interval"]

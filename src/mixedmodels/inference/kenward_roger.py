@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 
-
 __all__ = ["KenwardRoger"]
 
 

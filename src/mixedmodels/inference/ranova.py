@@ -28,6 +28,7 @@ import scipy.linalg
 from formulaic import Formula
 from scipy.special import chdtrc
 
+from ..core.criterion import Pieces, criterion
 from ..errors import FitWarning
 from ..lmm.model import LinearMixedModel
 
@@ -120,21 +121,20 @@ def _reduced_loglik(fit, text: str, has_random: bool) -> tuple[int, float]:
             raise ValueError(f"the reduced model {text!r} uses {reduced.nobs} rows, the model "
                              f"{fit.nobs}")
         return reduced.npar, reduced.loglik
-    root = np.sqrt(design.weights)
-    return len(fit.beta) + 1, _linear_model_loglik(design.X * root[:, None],
-                                                   (design.y - design.offset) * root,
-                                                   fit.reml) + 0.5 * np.sum(np.log(design.weights))
+    residual = fit.model.residual
+    return len(fit.beta) + 1, _linear_model_loglik(
+        residual.whiten(design.X), residual.whiten(design.y - design.offset), fit.reml,
+        residual.log_det())
 
 
-def _linear_model_loglik(X: np.ndarray, y: np.ndarray, reml: bool) -> float:
-    """R's ``logLik.lm`` without weights: with N = n (ML) or n - p (REML),
-    0.5 (-N (log(2 pi) + 1 - log N + log RSS)) [- sum log |diag R| of X = QR, for REML].
-    (With prior weights, R's value is that of the rows scaled by sqrt(w) plus sum(log w) / 2.)"""
+def _linear_model_loglik(X: np.ndarray, y: np.ndarray, reml: bool,
+                         log_det_psi: float = 0.0) -> float:
+    """The linear model's (REML) log-likelihood, R's ``logLik.lm``: the mixed model's criterion
+    without random effects, log|L_Z| = 0, log|R_X|^2 = 2 sum log |diag R| of X = QR, r^2 the
+    residual sum of squares; ``log_det_psi`` that of the residual structure (the rows are
+    whitened already)."""
     n, p = X.shape
     q, r = scipy.linalg.qr(X, mode="economic")
     residual = y - q @ (q.T @ y)
-    N = n - p if reml else n
-    value = 0.5 * (-N * (np.log(2 * np.pi) + 1 - np.log(N) + np.log(residual @ residual)))
-    if reml:
-        value -= np.sum(np.log(np.abs(np.diag(r))))
-    return float(value)
+    pieces = Pieces(0.0, 2.0 * float(np.sum(np.log(np.abs(np.diag(r))))), residual @ residual)
+    return -0.5 * criterion(pieces, n, p, reml, log_det_psi)

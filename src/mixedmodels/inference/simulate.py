@@ -28,7 +28,8 @@ class Simulator:
         mean: (n,) X beta (+ the offset).
         zlam: (n, q) sparse Z Lambda(theta).
         sigma: residual standard deviation.
-        error_scale: (n,) 1 / sqrt(w) for prior weights w (Var(e_i) = sigma^2 / w_i), or None.
+        error_scale: (n,) sd(e_i) / sigma from the residual structure (1 / sqrt(w) for prior
+            weights w), or None when all are 1.
     """
 
     mean: np.ndarray
@@ -40,8 +41,8 @@ class Simulator:
     def from_fit(cls, fit) -> Simulator:
         zlam = sp.csr_array(sp.csr_array(fit.Z) @ sp.csr_array(fit.Lambda))
         mean = fit.X @ fit.beta + fit.model.design.offset
-        design = fit.model.design
-        scale = 1.0 / np.sqrt(design.weights) if design.weighted else None
+        variances = fit.model.residual.variances()
+        scale = None if np.all(variances == 1.0) else np.sqrt(variances)
         return cls(np.asarray(mean, dtype=float), zlam, float(fit.sigma), scale)
 
     @property

@@ -1,4 +1,4 @@
-"""The objective of a one-grouping-factor model as one compiled loop (numba).
+"""The criterion's pieces for one-grouping-factor and small models as compiled loops (numba).
 
 With a single grouping factor, L_Z is block-diagonal, one p x p block per level, so
 
@@ -56,8 +56,8 @@ def _cholesky_last(matrix, size):
     return value
 
 
-def _objective(theta, lam_rows, lam_cols, lam_index, blocks, cross, xy, n, p_fixed, reml):
-    """REML criterion or -2 log-likelihood; inf if a Cholesky fails."""
+def _single_factor_pieces(theta, lam_rows, lam_cols, lam_index, blocks, cross, xy):
+    """The criterion's pieces (log|L_Z|^2, log|R_X|^2, r^2); r^2 = -1 if a Cholesky fails."""
     levels, p = blocks.shape[0], blocks.shape[1]
     m = xy.shape[0]
     lam = np.zeros((p, p))
@@ -78,7 +78,7 @@ def _objective(theta, lam_rows, lam_cols, lam_index, blocks, cross, xy, n, p_fix
                 block[i, j] = total + (1.0 if i == j else 0.0)
         logdet = _cholesky(block, p)
         if math.isnan(logdet):
-            return math.inf
+            return 0.0, 0.0, -1.0
         logdet_z += logdet
         # W = L^{-1} lam' C, then schur -= W' W
         for i in range(p):
@@ -97,16 +97,12 @@ def _objective(theta, lam_rows, lam_cols, lam_index, blocks, cross, xy, n, p_fix
                 schur[r, c] -= total
     logdet_x = _cholesky(schur, m - 1)  # log|R_X|^2 from the first m - 1 pivots
     if math.isnan(logdet_x) or _cholesky_last(schur, m) <= 0.0:
-        return math.inf
-    r2 = schur[m - 1, m - 1] ** 2
-    if reml:
-        dof = n - p_fixed
-        return logdet_z + logdet_x + dof * (1.0 + math.log(2.0 * math.pi * r2 / dof))
-    return logdet_z + n * (1.0 + math.log(2.0 * math.pi * r2 / n))
+        return 0.0, 0.0, -1.0
+    return logdet_z, logdet_x, schur[m - 1, m - 1] ** 2
 
 
-def _dense_objective(theta, col_start, col_rows, col_index, full, q, n, p_fixed, reml):
-    """The same criterion from one dense matrix: T'AT + diag(I_q, 0), T = blockdiag(Lambda, I)
+def _dense_pieces(theta, col_start, col_rows, col_index, full, q):
+    """The same pieces from one dense matrix: T'AT + diag(I_q, 0), T = blockdiag(Lambda, I)
     given column by column (rows col_rows[col_start[c]:col_start[c + 1]], values theta at
     col_index, or 1 where col_index is -1), then one Cholesky."""
     size = full.shape[0]
@@ -124,15 +120,11 @@ def _dense_objective(theta, col_start, col_rows, col_index, full, q, n, p_fixed,
             scaled[i, j] = total
     logdet = _cholesky(scaled, size - 1)
     if math.isnan(logdet) or _cholesky_last(scaled, size) <= 0.0:
-        return math.inf
-    r2 = scaled[size - 1, size - 1] ** 2
-    if reml:
-        dof = n - p_fixed
-        return logdet + dof * (1.0 + math.log(2.0 * math.pi * r2 / dof))
+        return 0.0, 0.0, -1.0
     logdet_z = 0.0
     for j in range(q):
         logdet_z += 2.0 * math.log(scaled[j, j])
-    return logdet_z + n * (1.0 + math.log(2.0 * math.pi * r2 / n))
+    return logdet_z, logdet - logdet_z, scaled[size - 1, size - 1] ** 2
 
 
 def load_dense_kernel():
@@ -150,9 +142,9 @@ def load_kernel():
             global _cholesky, _cholesky_last  # the kernel calls the compiled helpers
             _cholesky = numba.njit(cache=True, nogil=True)(_cholesky)
             _cholesky_last = numba.njit(cache=True, nogil=True)(_cholesky_last)
-            _KERNEL = numba.njit(cache=True, nogil=True)(_objective)
+            _KERNEL = numba.njit(cache=True, nogil=True)(_single_factor_pieces)
             global _DENSE_KERNEL
-            _DENSE_KERNEL = numba.njit(cache=True, nogil=True)(_dense_objective)
+            _DENSE_KERNEL = numba.njit(cache=True, nogil=True)(_dense_pieces)
         except Exception:  # noqa: BLE001 - no numba, or it cannot compile here: use NumPy
             _KERNEL = False
     return _KERNEL or None
@@ -161,8 +153,9 @@ def load_kernel():
 class SingleFactorObjective:
     """The inputs of the compiled loop, laid out once per model."""
 
-    def __init__(self, kernel, block, diag: np.ndarray, cross: np.ndarray, xy: np.ndarray,
-                 n: int, p_fixed: int):
+    name = "compiled single factor"
+
+    def __init__(self, kernel, block, diag: np.ndarray, cross: np.ndarray, xy: np.ndarray):
         self.kernel = kernel
         self.lam_rows = block.lam_rows.astype(np.int64)
         self.lam_cols = block.lam_cols.astype(np.int64)
@@ -171,20 +164,21 @@ class SingleFactorObjective:
         levels, p = block.nlevels, block.p
         self.cross = np.ascontiguousarray(cross.reshape(-1, levels, p).transpose(1, 2, 0))
         self.xy = np.tril(xy) + np.tril(xy, -1).T
-        self.n, self.p_fixed = n, p_fixed
 
-    def __call__(self, theta: np.ndarray, reml: bool) -> float:
+    def __call__(self, theta: np.ndarray) -> tuple[float, float, float]:
+        """(log|L_Z|^2, log|R_X|^2, r^2) at theta; r^2 = -1 outside the domain."""
         return self.kernel(np.asarray(theta, dtype=np.float64), self.lam_rows, self.lam_cols,
-                           self.lam_index, self.blocks, self.cross, self.xy, self.n,
-                           self.p_fixed, reml)
+                           self.lam_index, self.blocks, self.cross, self.xy)
 
 
 class SmallDenseObjective:
     """The inputs of the compiled dense computation: A as one symmetric matrix, and T's
     pattern by columns (Z columns from Lambda's entries, then unit [X y] columns)."""
 
+    name = "compiled dense"
+
     def __init__(self, kernel, full: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                 index: np.ndarray, q: int, n: int, p_fixed: int):
+                 index: np.ndarray, q: int):
         self.kernel = kernel
         size = full.shape[0]
         extra = np.arange(q, size)
@@ -195,8 +189,9 @@ class SmallDenseObjective:
         self.col_rows = rows[order].astype(np.int64)
         self.col_index = index[order].astype(np.int64)
         self.col_start = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=size))])
-        self.full, self.q, self.n, self.p_fixed = full, q, n, p_fixed
+        self.full, self.q = full, q
 
-    def __call__(self, theta: np.ndarray, reml: bool) -> float:
+    def __call__(self, theta: np.ndarray) -> tuple[float, float, float]:
+        """(log|L_Z|^2, log|R_X|^2, r^2) at theta; r^2 = -1 outside the domain."""
         return self.kernel(np.asarray(theta, dtype=np.float64), self.col_start, self.col_rows,
-                             self.col_index, self.full, self.q, self.n, self.p_fixed, reml)
+                           self.col_index, self.full, self.q)

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..linalg.condvar import spherical_condvar
 from ..core.optimize import ConvergenceCheck, OptSummary
 from ..core.pls import sparse_z
+from ..linalg.condvar import spherical_condvar
 from ..linalg.factor import Factor
 
 if TYPE_CHECKING:
@@ -287,18 +287,15 @@ class FittedModel:
 
     @cached_property
     def R(self) -> sp.csr_array:
-        """Var(e) = sigma^2 W^-1 (n x n, sparse; W the prior weights, I without them)."""
-        return sp.csr_array(sp.diags_array(self.sigma ** 2 / self.model.design.weights,
-                                           format="csr"))
+        """Var(e) = sigma^2 Psi (n x n, sparse; Psi = W^-1 for prior weights W, else I)."""
+        return self.model.residual.covariance(self.sigma)
 
     @cached_property
     def _whitened(self) -> tuple[np.ndarray, sp.csr_array]:
-        """(W^1/2 X, W^1/2 Z): the model matrices of the rows scaled by the square roots of
-        the prior weights, in which Var(e) = sigma^2 I (X and Z themselves without weights)."""
-        if not self.model.design.weighted:
-            return self.X, self.Z
-        root = np.sqrt(self.model.design.weights)
-        return self.X * root[:, None], sp.csr_array(sp.diags_array(root) @ self.Z)
+        """(Psi^-1/2 X, Psi^-1/2 Z): the model matrices of the whitened rows, in which
+        Var(e) = sigma^2 I (X and Z themselves are not whitened)."""
+        residual = self.model.residual
+        return residual.whiten(self.X), residual.whiten(self.Z)
 
     @cached_property
     def V(self) -> sp.csr_array:

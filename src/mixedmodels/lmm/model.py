@@ -17,9 +17,6 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from ..design.build import Design, build_design
-from ..errors import FitWarning, warn_user
-from ..formula.parse import parse_formula
 from ..core.optimize import (
     ConvergenceCheck,
     OptSettings,
@@ -28,8 +25,12 @@ from ..core.optimize import (
     minimize_bobyqa,
 )
 from ..core.pls import PLSSystem
-from .fitted import FittedModel
 from ..core.structure import ReStructure, build_structure
+from ..covariance.residual import ResidualStructure, residual_structure
+from ..design.build import Design, build_design
+from ..errors import FitWarning, warn_user
+from ..formula.parse import parse_formula
+from .fitted import FittedModel
 
 __all__ = ["LinearMixedModel"]
 
@@ -55,16 +56,17 @@ class LinearMixedModel:
     def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None):
         self.design: Design = build_design(parse_formula(formula), data, weights)
         self.structure: ReStructure = build_structure(self.design.terms)
+        self.residual: ResidualStructure = residual_structure(
+            self.design.weights if self.design.weighted else None, self.design.n)
         self.system = PLSSystem(self.structure, self.design.X,
-                                self.design.y - self.design.offset,
-                                self.design.weights if self.design.weighted else None)
+                                self.design.y - self.design.offset, self.residual)
         self.reml = bool(reml)
 
     def _sibling(self, design: Design, system: PLSSystem, reml: bool) -> "LinearMixedModel":
         """A model sharing this one's structure (no formula or data processing)."""
         model = object.__new__(type(self))
-        model.design, model.structure, model.system, model.reml = (
-            design, self.structure, system, bool(reml))
+        model.design, model.structure, model.residual, model.system, model.reml = (
+            design, self.structure, self.residual, system, bool(reml))
         return model
 
     def with_reml(self, reml: bool) -> "LinearMixedModel":
@@ -101,15 +103,16 @@ class LinearMixedModel:
         """
         lower = self.structure.lower_bounds()
         summary = minimize_bobyqa(self.objective, self.structure.initial_theta(), lower, settings)
-        if not _on_boundary(summary.final, lower):
-            return summary
-        restart = minimize_bobyqa(self.objective, summary.final, lower,
-                                  dataclasses.replace(settings, initial_step=0.1))
-        best = restart if restart.fmin < summary.fmin else summary
-        return dataclasses.replace(
-            best, initial=summary.initial, evaluations=summary.evaluations + restart.evaluations,
-            trace=np.concatenate([summary.trace, restart.trace]),
-            seconds=summary.seconds + restart.seconds)
+        if _on_boundary(summary.final, lower):
+            restart = minimize_bobyqa(self.objective, summary.final, lower,
+                                      dataclasses.replace(settings, initial_step=0.1))
+            best = restart if restart.fmin < summary.fmin else summary
+            summary = dataclasses.replace(
+                best, initial=summary.initial,
+                evaluations=summary.evaluations + restart.evaluations,
+                trace=np.concatenate([summary.trace, restart.trace]),
+                seconds=summary.seconds + restart.seconds)
+        return dataclasses.replace(summary, backend=self.system.backend)
 
     def fit(self, settings: OptSettings = OptSettings()) -> FittedModel:
         """Optimize, then freeze the result.

@@ -1,0 +1,40 @@
+"""One home for each assumption, checked on the source text of the package."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mixedmodels"
+SOURCES = {path.relative_to(PACKAGE).as_posix(): path.read_text(encoding="utf-8")
+           for path in PACKAGE.rglob("*.py")}
+
+
+def _code(text: str) -> str:
+    """The source without comments and docstrings (what runs)."""
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \
+                isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            body[0] = ast.Pass()
+    return ast.unparse(tree)
+
+
+def _files_matching(pattern: str) -> list[str]:
+    return sorted(name for name, text in SOURCES.items() if re.search(pattern, _code(text)))
+
+
+def test_the_ml_and_reml_criterion_is_written_once():
+    """log(2 pi ...) appears in one function: core.criterion.criterion."""
+    assert _files_matching(r"2(\.0)? \* (np|math)\.pi") == ["core/criterion.py"]
+    tree = ast.parse(SOURCES["core/criterion.py"])
+    functions = [node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                 and re.search(r"\.pi\b", ast.unparse(node))]
+    assert functions == ["criterion"]
+
+
+def test_no_second_factorization_of_the_mixed_model_equations():
+    assert _files_matching(r"\bsplu\b") == []
+    assert _files_matching(r"\bspsolve\b|\bfactorized\b") == []

@@ -10,6 +10,13 @@ from conftest import fit_reference, load_reference, reference_ids
 from mixedmodels.inference.profile import Profiler
 
 MODELS = reference_ids()
+# the longest checks (over 3 s each on a 2-core machine) run with ``pytest -m slow``
+SLOW_PROFILES = {"classic/machines_unstructured", "classic/pixel", "classic/assay"}
+SLOW_DF = {"classic/insteval"}
+
+
+def _marked(models, slow):
+    return [pytest.param(m, marks=pytest.mark.slow) if m in slow else m for m in models]
 
 
 def _values(entry):
@@ -40,7 +47,7 @@ def _close_p(ours, theirs):
     return np.all((np.abs(ours - theirs) <= 1e-3 * np.abs(theirs)) | (np.abs(ours - theirs) < 1e-8))
 
 
-@pytest.mark.parametrize("model_id", MODELS)
+@pytest.mark.parametrize("model_id", _marked(MODELS, SLOW_DF))
 @pytest.mark.parametrize("ddf, key", [("satterthwaite", "satterthwaite"),
                                       ("kenward-roger", "kenward_roger")])
 def test_coefficient_df_and_p(model_id, ddf, key):
@@ -138,7 +145,7 @@ def _profiled_deviance_check(fit, name, value):
 
 
 @pytest.mark.parametrize("reml", [False, True], ids=["ML", "REML"])
-@pytest.mark.parametrize("model_id", MODELS)
+@pytest.mark.parametrize("model_id", _marked(MODELS, SLOW_PROFILES))
 def test_profile_intervals_match_lme4(model_id, reml):
     """Within 1e-3 of the interval's width of lme4's, or, where lme4's endpoint is off (lme4
     interpolates a spline through zeta on a grid, and on the correlation of a singular fit

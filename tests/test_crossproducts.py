@@ -46,8 +46,11 @@ def _model(case: str, reml: bool = True):
 
 
 def _inputs(model):
+    """The blocks, [Q y] and the residual structure the model's cross-products are built from
+    (Q = X R^-1, the system's orthonormal fixed-effects columns)."""
     design = model.design
-    xy = np.column_stack([design.X, design.y - design.offset])
+    Q = np.linalg.solve(model.system.fixed_basis.T, design.X.T).T
+    xy = np.column_stack([Q, design.y - design.offset])
     return model.structure.blocks, xy, model.residual
 
 
@@ -103,7 +106,7 @@ def test_fit_from_summed_crossproducts(case, reml):
     halves = np.array_split(np.random.default_rng(5).permutation(xy.shape[0]), 3)
     total = sum((CrossProducts.from_rows(blocks, xy, residual, rows) for rows in halves[1:]),
                 CrossProducts.from_rows(blocks, xy, residual, halves[0]))
-    system = PLSSystem.from_crossproducts(model.structure, total)
+    system = PLSSystem.from_crossproducts(model.structure, total, model.system.fixed_basis)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = model.fit()
@@ -119,7 +122,7 @@ def test_reweighting_the_rows_is_a_weighted_fit():
     plain, weighted = _model("sleepstudy"), _model("weighted")
     blocks, xy, _ = _inputs(plain)
     reweighted = CrossProducts.accumulate(blocks, xy, weighted.residual)
-    system = PLSSystem.from_crossproducts(plain.structure, reweighted)
+    system = PLSSystem.from_crossproducts(plain.structure, reweighted, plain.system.fixed_basis)
     theta = np.array([0.8, 0.05, 0.25])
     assert system.objective(theta, True) == pytest.approx(weighted.objective(theta), rel=1e-12)
 

@@ -101,8 +101,12 @@ def test_nested_groups_by_hand(quiet_fit):
 
 
 def test_missing_values_give_nan(sleep):
+    """A missing covariate gives NaN; a missing grouping value is an unknown level (an error
+    by default, as lme4; NaN with new_levels="nan")."""
     new = pd.DataFrame({"Days": [1.0, np.nan, 2.0], "Subject": ["308", "309", None]})
-    got = predict(sleep, new)
+    with pytest.raises(mm.DataError, match="missing value of the grouping factor"):
+        predict(sleep, new)
+    got = predict(sleep, new, new_levels="nan")
     assert np.isfinite(got[0]) and np.isnan(got[1]) and np.isnan(got[2])
     # without the random part the grouping factor is not needed
     fixed = predict(sleep, new, include_random=False)
@@ -254,3 +258,40 @@ def test_some_grouping_factors_only(quiet_fit):
         predict(fit, data, include_random=["cask"])
     with pytest.raises(ValueError, match="include_random"):
         predict(fit, data, include_random=5)
+
+
+MISSING_GROUP = load_reference("predict_missing_group")
+
+
+@pytest.mark.parametrize("case", MISSING_GROUP, ids=[c["formula"] for c in MISSING_GROUP])
+def test_missing_or_new_grouping_level_as_lme4(case):
+    """A missing grouping value is an unknown level, as in lme4: an error by default, the
+    population prediction with new levels allowed (predict_missing_group.R)."""
+    fit = mm.lmer(case["formula"], mm.datasets.load("sleepstudy"))
+    new = pd.DataFrame({"Days": case["days"], "Subject": case["subject"]},
+                       index=[f"row{i}" for i in range(len(case["days"]))])
+    assert case["error_without_new_levels"]
+    with pytest.raises(mm.DataError, match=r"missing value of the grouping factor 'Subject' "
+                                           r"\(rows 'row0', 'row2'\)"):
+        fit.predict(new)
+    np.testing.assert_allclose(fit.predict(new, new_levels="population"),
+                               case["allow_new_levels"], rtol=1e-7)
+    nan = fit.predict(new, new_levels="nan")
+    assert np.isnan(nan[[0, 2, 3]]).all() and nan[1] == pytest.approx(case["allow_new_levels"][1],
+                                                                       rel=1e-7)
+    numeric_codes = new.assign(Subject=pd.to_numeric(new.Subject))  # NaN in a float column
+    np.testing.assert_allclose(fit.predict(numeric_codes, new_levels="population"),
+                               case["allow_new_levels"], rtol=1e-7)
+
+
+def test_messages_show_plain_values(sleep):
+    """Levels in messages are shown as the user wrote them, not as numpy scalars."""
+    data = mm.datasets.load("ergostool")
+    fit = mm.lmer("effort ~ Type + (1 | Subject)", data)
+    new = data.head(2).assign(Type=["T1", "T9"])
+    with pytest.raises(mm.DataError) as caught:
+        fit.predict(new)
+    assert "'T9'" in str(caught.value) and "np.str_" not in str(caught.value)
+    with pytest.raises(mm.DataError) as caught:
+        sleep.predict(pd.DataFrame({"Days": [1], "Subject": ["S999"]}))
+    assert "'S999'" in str(caught.value) and "np." not in str(caught.value)

@@ -45,13 +45,24 @@ from .criterion import Pieces, criterion
 from .crossproducts import CHUNK_ROWS, CrossProducts
 from .structure import ReStructure
 
-__all__ = ["PLSSystem", "sparse_z"]
+__all__ = ["PLSSystem", "orthonormal_basis", "sparse_z"]
 
 DENSE_LIMIT = 40_000  # off-diagonal blocks with fewer entries are stored dense: faster kernels
 # q + p + 1 up to this: one dense Cholesky per theta beats the block loop (two crossed factors,
 # whole fits: size 63: 1.9 ms against 3.4 ms; 98: 3.4 against 3.8; 143: 7.6 against 4.8)
 SMALL_SYSTEM = 100
 FAILED = Pieces(0.0, 0.0, -1.0)  # theta outside the domain: the criterion is inf
+
+
+def orthonormal_basis(X: np.ndarray) -> np.ndarray:
+    """R (p x p, upper triangular, positive diagonal) of X = Q R: the fit works with the
+    orthonormal columns Q = X R^-1, whose cross-products are well conditioned however nearly
+    collinear the columns of X are (forming X'X directly loses the small directions to
+    rounding, and the criterion becomes too noisy for the optimizer)."""
+    if X.shape[1] == 0:
+        return np.zeros((0, 0))
+    R = np.linalg.qr(X, mode="r")
+    return R * np.where(np.diagonal(R) < 0, -1.0, 1.0)[:, None]
 
 
 class PLSSystem:
@@ -62,21 +73,31 @@ class PLSSystem:
         """A of the rows of X, y and the structure's blocks, accumulated over chunks of
         ``chunk_rows`` rows; ``residual`` (default: Psi = I) whitens them."""
         residual = Identity(X.shape[0]) if residual is None else residual
-        crossproducts = CrossProducts.accumulate(structure.blocks, np.column_stack([X, y]),
+        basis = orthonormal_basis(residual.whiten(X))
+        Q = scipy.linalg.solve_triangular(basis, X.T, trans="T", check_finite=False).T \
+            if X.shape[1] else X
+        crossproducts = CrossProducts.accumulate(structure.blocks, np.column_stack([Q, y]),
                                                  residual, chunk_rows)
-        self._init(structure, crossproducts)
-        self._x = residual.whiten(X)  # for a new response's X'y
+        self._init(structure, crossproducts, basis)
+        self._x = residual.whiten(Q)  # for a new response's Q'y
         self._z = (structure.blocks, residual)
 
     @classmethod
-    def from_crossproducts(cls, structure: ReStructure, crossproducts: CrossProducts):
-        """The system of given cross-products (e.g. summed over partitions of the rows)."""
+    def from_crossproducts(cls, structure: ReStructure, crossproducts: CrossProducts,
+                           fixed_basis: np.ndarray | None = None):
+        """The system of given cross-products (e.g. summed over partitions of the rows),
+        whose fixed-effects columns are X R^-1 for ``fixed_basis`` R (default: I, columns X)."""
         system = object.__new__(cls)
-        system._init(structure, crossproducts)
+        system._init(structure, crossproducts, fixed_basis)
         system._x = system._z = None
         return system
 
-    def _init(self, structure: ReStructure, crossproducts: CrossProducts) -> None:
+    def _init(self, structure: ReStructure, crossproducts: CrossProducts,
+              fixed_basis: np.ndarray | None) -> None:
+        p = crossproducts.xy.shape[0] - 1
+        self.fixed_basis = np.eye(p) if fixed_basis is None else fixed_basis
+        # REML's log|X'V^-1X| = log|Q'V^-1Q| + 2 log|det R|; ML does not depend on the basis
+        self._logdet_basis = 2.0 * float(np.sum(np.log(np.abs(np.diagonal(self.fixed_basis)))))
         self.structure = structure
         self.blocks = structure.blocks
         self.crossproducts = crossproducts
@@ -173,10 +194,14 @@ class PLSSystem:
         Only the [X y] blocks of A change, by A -> T' A (T)."""
         other = copy.copy(self)
         other.p = transform.shape[1] - 1
+        # from the system's basis (X = Q R) to X @ transform: [Q y] @ blockdiag(R, 1) @ transform
+        to_basis = scipy.linalg.block_diag(self.fixed_basis, 1.0) @ transform
         if self._x is not None:
-            other._x = self._x @ transform[:-1, :-1]
+            other._x = self._x @ to_basis[:-1, :-1]
+        other.fixed_basis = np.eye(other.p)
+        other._logdet_basis = 0.0
         other._set_xy(self.crossproducts.with_response_rows(
-            [transform.T @ a for a in self.A_xy], transform.T @ self.A_xyxy @ transform))
+            [to_basis.T @ a for a in self.A_xy], to_basis.T @ self.A_xyxy @ to_basis))
         return other
 
     # -- per theta -----------------------------------------------------------------------------
@@ -200,7 +225,7 @@ class PLSSystem:
                     for m in range(j):
                         below = rank_update(below, L[i][m], L[j][m])
                     L[i][j] = rdiv(below, L[j][j])
-        return Factor(theta, lambdas, L)
+        return Factor(theta, lambdas, L, self.fixed_basis)
 
     def _scaled_diagonal(self, j: int, lambdas):
         """Lambda_j' A_jj Lambda_j + I, or A for the [X y] block."""
@@ -250,7 +275,9 @@ class PLSSystem:
     def criterion(self, pieces: Pieces, reml: bool, sigma: float | None = None) -> float:
         """REML criterion or -2 log-likelihood from the pieces (profiled over sigma unless
         ``sigma`` is given)."""
-        return criterion(pieces, self.n, self.p, reml, self.log_det_psi, sigma)
+        logdet_z, logdet_x, r2 = pieces
+        return criterion(Pieces(logdet_z, logdet_x + self._logdet_basis, r2), self.n, self.p,
+                         reml, self.log_det_psi, sigma)
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """REML criterion or -2 log-likelihood at theta (the profiled deviance)."""
@@ -268,9 +295,9 @@ class PLSSystem:
         return self.criterion(self.pieces_of(self.factor(theta)), reml, sigma)
 
     def unscaled_vcov(self, factor: Factor) -> np.ndarray:
-        """(R_X R_X')^{-1}: Var(beta-hat) / sigma^2 at this theta."""
+        """(R_X R_X')^{-1}: Var(beta-hat) / sigma^2 at this theta, in the columns of X."""
         rx_inverse = scipy.linalg.solve_triangular(factor.xy[: self.p, : self.p],
-                                                   np.eye(self.p), lower=True)
+                                                   np.linalg.inv(self.fixed_basis).T, lower=True)
         return rx_inverse.T @ rx_inverse
 
 

@@ -40,6 +40,7 @@ from formulaic import Formula
 
 from ..design.build import _factor_codes, offset_values, r_column_names
 from ..design.encoding import Encoding
+from ..errors import DataError
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
 
 __all__ = ["predict"]
@@ -105,14 +106,14 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
     elif newdata is None:
         prediction = X @ fit.beta + design.offset
         if modes_needed:
-            prediction += random_part(fit, by_block, "error", included)
+            prediction += random_part(fit, by_block, "error", included, index)
     else:
         prediction = np.full(len(newdata), np.nan)
         prediction[rows] = X[rows] @ fit.beta
         if len(rows):
             prediction[rows] += offset_values(frame, design.formula.offsets)
         if modes_needed and len(rows):
-            prediction[rows] += random_part(fit, by_block, new_levels, included)
+            prediction[rows] += random_part(fit, by_block, new_levels, included, frame.index)
     if interval is None:
         return prediction
     if not 0 < level < 1:
@@ -201,9 +202,13 @@ def _missing(frame: pd.DataFrame, names) -> np.ndarray:
 
 
 def _labels(column: pd.Series) -> np.ndarray:
-    """Labels as the fit-time design labels its levels (categories or values as strings)."""
+    """Labels as the fit-time design labels its levels (categories or values as Python
+    strings); None for a missing value."""
     codes, levels = _factor_codes(column)
-    return levels[np.asarray(codes)]
+    codes = np.asarray(codes)
+    labels = levels.astype(object)[codes]
+    labels[codes < 0] = None
+    return labels
 
 
 def _check_fixed_levels(fit, frame: pd.DataFrame, names) -> None:
@@ -214,7 +219,7 @@ def _check_fixed_levels(fit, frame: pd.DataFrame, names) -> None:
     for name in sorted(names):
         if isinstance(spec, Encoding) and name in spec.levels:
             known = set(spec.levels[name])
-            new = frame[name].to_numpy(dtype=str)
+            new = _labels(frame[name])
         elif training is not None and name in training.columns and not (
                 pd.api.types.is_numeric_dtype(training[name])
                 and not isinstance(training[name].dtype, pd.CategoricalDtype)):
@@ -224,21 +229,22 @@ def _check_fixed_levels(fit, frame: pd.DataFrame, names) -> None:
             continue
         unseen = [v for v in dict.fromkeys(new) if v not in known]
         if unseen:
-            raise ValueError(f"newdata column {name!r} has the level {unseen[0]!r}, which was "
-                             f"not in the data of the fit (levels: {', '.join(sorted(known))}); "
-                             "the fixed effects have no coefficient for it")
+            raise DataError(f"newdata column {name!r} has the level {unseen[0]!r}, which was "
+                            f"not in the data of the fit (levels: {', '.join(sorted(known))}); "
+                            "the fixed effects have no coefficient for it")
 
 
 def fixed_matrix(fit, newdata: pd.DataFrame, include_random: bool = True):
     """X of ``newdata`` (columns ``fit.x_names``; rows with missing values are NaN) and the mask
     of complete rows (no missing value in the variables of the fixed part, nor, when
-    ``include_random``, of the random part)."""
+    ``include_random``, in the random-effects terms' variables). A missing grouping factor is
+    not incomplete: its level is unknown, as a new level's is (see ``new_levels``)."""
     design = fit.model.design
     fixed_vars = _variables(design.formula.fixed)
     needed = set(fixed_vars).union(*(_variables(text) for text in design.formula.offsets))
     if include_random:
         for term in design.terms:
-            needed |= _variables(term.term.expr) | set(term.term.factors)
+            needed |= _variables(term.term.expr)
     complete = ~_missing(newdata, sorted(needed))
     X = np.full((len(newdata), len(fit.x_names)), np.nan)
     rows = np.flatnonzero(complete)
@@ -264,8 +270,8 @@ def _encode(spec, frame: pd.DataFrame, what: str):
     for warning in caught:
         if type(warning.category).__name__ == "type" and \
                 warning.category.__name__ == "DataMismatchWarning":
-            raise ValueError(f"newdata has a level not seen at fit time in {what}: "
-                             f"{warning.message}")
+            raise DataError(f"newdata has a level not seen at fit time in {what}: "
+                            f"{warning.message}")
         warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                warning.lineno)
     return np.asarray(matrix, dtype=float), r_column_names(matrix.columns)
@@ -274,12 +280,10 @@ def _encode(spec, frame: pd.DataFrame, what: str):
 # -- the random part -----------------------------------------------------------------------------
 def group_labels(frame: pd.DataFrame, factors) -> np.ndarray:
     """Each row's level label of the interaction of ``factors``, as ``grouping_codes`` labels
-    levels (each factor's label, joined by ':' in factor order)."""
-    labels = None
-    for name in factors:
-        part = _labels(frame[name]).astype(object)
-        labels = part if labels is None else labels + ":" + part
-    return np.asarray(labels, dtype=object)
+    levels (each factor's label, joined by ':' in factor order); None where one is missing."""
+    parts = [_labels(frame[name]) for name in factors]
+    return np.array([None if None in row else ":".join(row) for row in zip(*parts)],
+                    dtype=object)
 
 
 def _random_rows(fit, frame: pd.DataFrame):
@@ -305,10 +309,27 @@ def _random_rows(fit, frame: pd.DataFrame):
     return out
 
 
+def _unseen_level_error(group: str, labels: np.ndarray, unseen: np.ndarray, row_labels):
+    """The DataError for rows whose level of ``group`` the fit has no conditional mode for."""
+    missing = unseen & np.array([label is None for label in labels])
+    rows = row_labels[missing if missing.any() else unseen][:5]
+    shown = ", ".join(map(repr, rows.tolist())) + (" ..." if len(rows) == 5 else "")
+    if missing.any():
+        problem = f"a missing value of the grouping factor {group!r} (rows {shown})"
+    else:
+        first = labels[np.argmax(unseen)]
+        problem = (f"the level {first!r} of the grouping factor {group!r} (rows {shown}), "
+                   "which was not in the data of the fit")
+    raise DataError(f"newdata has {problem}; use new_levels='population' to predict these rows "
+                    "with a random part of 0 for that factor, or new_levels='nan'")
+
+
 def random_part(fit, by_block, new_levels: str = "error",
-                included: np.ndarray | None = None) -> np.ndarray:
-    """Z u for rows encoded by ``_random_rows`` (rows without missing values), grouping factor
-    by factor (only the ``included`` ones, if given)."""
+                included: np.ndarray | None = None, row_labels=None) -> np.ndarray:
+    """Z u for rows encoded by ``_random_rows``, grouping factor by factor (only the
+    ``included`` ones, if given); ``row_labels`` (newdata's index of those rows) name them in
+    errors. A level the fit has not seen (or a missing one) is an error, 0 or NaN, as
+    ``new_levels`` says."""
     structure = fit.model.structure
     total = np.zeros(len(by_block[0][1]))
     for b, (block, (labels, index, values)) in enumerate(zip(structure.blocks, by_block)):
@@ -316,11 +337,7 @@ def random_part(fit, by_block, new_levels: str = "error",
             continue
         unseen = index < 0
         if unseen.any() and new_levels == "error":
-            first = labels[np.argmax(unseen)]
-            raise ValueError(f"newdata has the level {first!r} of the grouping factor "
-                             f"{block.group!r}, which was not in the data of the fit; "
-                             "use new_levels='population' to predict it with a random "
-                             "part of 0, or new_levels='nan'")
+            _unseen_level_error(block.group, labels, unseen, row_labels)
         u = fit.ranef[block.group].to_numpy()
         contribution = np.einsum("ij,ij->i", values, u[np.where(unseen, 0, index)])
         contribution[unseen] = np.nan if new_levels == "nan" else 0.0

@@ -7,7 +7,9 @@ matrix
     K = [[T'T + I, T'X~], [X~'T, X~'X~]] = L_K L_K',
 
 whose Cholesky factor L_K is L without its last row and column (the response's). Block row
-b < k of L belongs to grouping factor b; block row k is [X y]. ``solve`` is the one way the
+b < k of L belongs to grouping factor b; block row k is [Q y], where the fixed-effects
+columns are the orthonormal Q = X~ R^-1 of ``fixed_basis`` R. The solves take and return
+vectors in the columns of X: with D = blockdiag(I, R), K = D' K_Q D. ``solve`` is the one way the
 package solves with K (or with its random-effects part M = T'T + I = L_Z L_Z'): prediction
 intervals, leverage and Kenward-Roger all go through it, and no second factorization is made.
 Reference: Bates et al. (2015), "Fitting Linear Mixed-Effects Models Using lme4", section 3.
@@ -18,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 from .blocks import block_times, log_diagonal_sum, lower_solve, transpose_times, upper_solve
 
@@ -32,11 +35,14 @@ class Factor:
         theta: the parameters it was computed at.
         lambdas: per grouping factor, the p x p relative covariance factor of one level.
         L: the blocks (``BlockDiagonal``, ``BlockSparse`` or dense arrays).
+        fixed_basis: (p, p) upper-triangular R with X~ = Q R (Q the columns of L's last block
+            row); None for R = I.
     """
 
     theta: np.ndarray
     lambdas: list
     L: list
+    fixed_basis: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -81,11 +87,21 @@ class Factor:
         starts = np.cumsum([0] + self.sizes() + [self.p])[: blocks + 1]
         return [rhs[starts[i]:starts[i + 1]] for i in range(blocks)]
 
+    def _basis_solve(self, x: np.ndarray, trans: str) -> np.ndarray:
+        """R^-1 x (``trans="N"``) or R^-T x (``"T"``) for the fixed-effects rows x."""
+        if self.fixed_basis is None or not len(x):
+            return x
+        return scipy.linalg.solve_triangular(self.fixed_basis, x, trans=trans,
+                                             check_finite=False)
+
     def forward(self, rhs: np.ndarray, fixed: bool = True) -> np.ndarray:
-        """L_K^{-1} rhs (or L_Z^{-1} rhs with ``fixed=False``), rhs of shape (rows,) or
-        (rows, m) with rows = q [+ p]."""
+        """(L_K^{-1} D^{-T}) rhs (or L_Z^{-1} rhs with ``fixed=False``), rhs of shape (rows,)
+        or (rows, m) with rows = q [+ p], its fixed-effects rows in the columns of X: so that
+        |forward(w)|^2 = w' K^{-1} w."""
         blocks = self.k + 1 if fixed else self.k
         parts = self._split(np.asarray(rhs, dtype=float), blocks)
+        if fixed:
+            parts[-1] = self._basis_solve(parts[-1], "T")
         out: list[np.ndarray] = []
         for i in range(blocks):
             value = parts[i]
@@ -95,7 +111,8 @@ class Factor:
         return np.concatenate(out)
 
     def backward(self, rhs: np.ndarray, fixed: bool = True) -> np.ndarray:
-        """L_K^{-T} rhs (or L_Z^{-T} rhs with ``fixed=False``)."""
+        """(D^{-1} L_K^{-T}) rhs (or L_Z^{-T} rhs with ``fixed=False``): its fixed-effects
+        rows come out in the columns of X."""
         blocks = self.k + 1 if fixed else self.k
         parts = self._split(np.asarray(rhs, dtype=float), blocks)
         out: list[np.ndarray | None] = [None] * blocks
@@ -104,6 +121,8 @@ class Factor:
             for j in range(i + 1, blocks):
                 value = value - transpose_times(self._below(j, i), out[j])
             out[i] = upper_solve(self._diagonal(i), value)
+        if fixed:
+            out[-1] = self._basis_solve(out[-1], "N")
         return np.concatenate(out)
 
     def solve(self, rhs: np.ndarray, fixed: bool = True) -> np.ndarray:

@@ -46,7 +46,7 @@ def boot20(ml_fit):
 
 
 def test_names_and_shape(ml_fit, boot20):
-    from mixedmodels.inference.profile import parameter_names
+    from mixedmodels.inference.parameters import parameter_names
 
     assert isinstance(boot20, BootstrapResult)
     assert list(boot20.replicates.columns) == ["replicate"] + NAMES

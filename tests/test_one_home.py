@@ -1,10 +1,17 @@
-"""One home for each assumption, checked on the source text of the package."""
+"""One home for each assumption, checked on the source text of the package.
+
+lme4's layout of theta (the column-major lower triangle, the sd_/cor_ names, the boundary rule)
+is written in covariance.structures only; the ML/REML criterion in core.criterion only; and
+the mixed-model equations are solved with the blocked factor only.
+"""
 
 from __future__ import annotations
 
 import ast
 import re
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mixedmodels"
 SOURCES = {path.relative_to(PACKAGE).as_posix(): path.read_text(encoding="utf-8")
@@ -38,3 +45,18 @@ def test_the_ml_and_reml_criterion_is_written_once():
 def test_no_second_factorization_of_the_mixed_model_equations():
     assert _files_matching(r"\bsplu\b") == []
     assert _files_matching(r"\bspsolve\b|\bfactorized\b") == []
+
+
+THETA_LAYOUT = {
+    "the lower triangle": r"tril_indices",
+    "its column-major order": r"lexsort",
+    "sd_ names": r"""f["']sd_\{|["']sd_["']""",
+    "cor_ names": r"""f["']cor_\{|["']cor_["']""",
+    "the boundary rule": r"SINGULAR_TOLERANCE\s*=|lower(_bounds\(\))?\s*==\s*0\b",
+}
+
+
+@pytest.mark.parametrize("what", THETA_LAYOUT)
+def test_theta_layout_written_only_in_covariance_structures(what):
+    where = sorted(name for name, text in SOURCES.items() if re.search(THETA_LAYOUT[what], text))
+    assert where == ["covariance/structures.py"], f"{what} is written in {where}"

@@ -22,7 +22,8 @@ from .diagnostics.influence import (
 from .diagnostics.predict import predict
 from .inference.bootstrap import bootstrap
 from .inference.fixed_tests import anova_table, coef_table, contrast_test
-from .inference.profile import parameter_names, profile_intervals, profile_table
+from .inference.parameters import parameter_names
+from .inference.profile import profile_intervals, profile_table
 from .inference.ranova import ranova
 from .inference.simulate import simulate
 from .lmm.fitted import FittedModel

@@ -136,9 +136,10 @@ DECREMENT_TOLERANCE = 1e-4  # in deviance units: far below any difference that m
 
 
 def check_convergence(objective: Callable[[np.ndarray], float], theta: np.ndarray,
-                      lower: np.ndarray, boundary_tolerance: float = 1e-4) -> ConvergenceCheck:
-    """Is theta a local minimum? Central differences on the parameters off their bounds."""
-    free = np.flatnonzero(~((lower == 0) & (theta < boundary_tolerance)))
+                      lower: np.ndarray, on_boundary: np.ndarray) -> ConvergenceCheck:
+    """Is theta a local minimum? Central differences on the parameters off their bounds
+    (``on_boundary``: a bool per parameter, from the covariance structures' boundary rule)."""
+    free = np.flatnonzero(~on_boundary)
     k = len(free)
     if k == 0:
         return ConvergenceCheck(free, np.zeros(0), np.zeros((0, 0)), 0.0, "")

@@ -211,7 +211,7 @@ class PLSSystem:
         Raises:
             numpy.linalg.LinAlgError: if [X y] is numerically rank deficient at this theta.
         """
-        lambdas = self.structure.lambdas(theta)
+        lambdas = self.structure.parameters.lambdas(theta)
         k = len(self.blocks)
         L = [[None] * (i + 1) for i in range(k + 1)]
         with blas_threads_for(self.largest_dense_block):
@@ -328,9 +328,9 @@ class _SmallSystem:
         rows, cols, index = [], [], []
         for i, block in enumerate(blocks):
             offsets = starts[i] + np.arange(block.nlevels)[:, None] * block.p
-            rows.append((offsets + block.lam_rows).ravel())
-            cols.append((offsets + block.lam_cols).ravel())
-            index.append(np.tile(block.theta_index, block.nlevels))
+            rows.append((offsets + block.pattern.rows).ravel())
+            cols.append((offsets + block.pattern.cols).ravel())
+            index.append(np.tile(block.pattern.index, block.nlevels))
         self.rows, self.cols = np.concatenate(rows), np.concatenate(cols)
         self.index = np.concatenate(index)
         self.q, self.size = q, size

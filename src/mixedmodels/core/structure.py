@@ -1,10 +1,10 @@
-"""Random-effects structure: grouping-factor blocks of Z and the map theta -> Lambda.
+"""Random-effects structure: grouping-factor blocks of Z and the terms' covariance parameters.
 
-lme4 keeps one term per bar; its theta is the concatenation, term by term, of the lower
-triangle (column-major) of each term's relative covariance factor. For computing, terms on the
-same grouping factor are stacked side by side into one ``ReBlock`` (as MixedModels.jl does), so
-that the first diagonal block of L stays block-diagonal: Lambda_b = blockdiag over levels of one
-p x p lower-triangular ``lam``, block-diagonal across that factor's terms.
+lme4 keeps one term per bar; each term has a covariance structure (``covariance.structures``)
+and theta joins their parameters (``covariance.parameters.ParameterMap``). For computing, terms
+on the same grouping factor are stacked side by side into one ``ReBlock`` (as MixedModels.jl
+does), so that the first diagonal block of L stays block-diagonal: Lambda_b = blockdiag over
+levels of one p x p lower-triangular ``lam``, block-diagonal across that factor's terms.
 """
 
 from __future__ import annotations
@@ -14,6 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..covariance.parameters import ParameterMap
+from ..covariance.structures import (
+    CovarianceStructure,
+    LinearPattern,
+    Scalar,
+    Unstructured,
+)
 from ..design.build import TermDesign
 
 __all__ = ["ReBlock", "ReTerm", "ReStructure", "build_structure"]
@@ -21,14 +28,14 @@ __all__ = ["ReBlock", "ReTerm", "ReStructure", "build_structure"]
 
 @dataclass(frozen=True)
 class ReTerm:
-    """One lme4 term, as reported (varcorr rows, theta entries).
+    """One lme4 term, as reported (varcorr rows); its parameters are those of the same term
+    in the ``ParameterMap``.
 
     Attributes:
         group: the grouping factor's name.
         label: its name in variance tables: lme4 appends ``.1``, ``.2`` to repeated names.
         columns: the term's column names.
         block: index of the ``ReBlock`` that holds it; ``offset``: its first column there.
-        theta: the slice of theta that parameterizes it.
     """
 
     group: str
@@ -36,7 +43,6 @@ class ReTerm:
     columns: tuple[str, ...]
     block: int
     offset: int
-    theta: slice
 
     @property
     def p(self) -> int:
@@ -50,7 +56,7 @@ class ReBlock:
     Attributes:
         values: (n, p) the per-observation values of the block's columns.
         codes: (n,) level of each observation.
-        lam_rows, lam_cols, theta_index: lam[lam_rows[k], lam_cols[k]] = theta[theta_index[k]].
+        pattern: how theta fills the block's p x p factor (from the ``ParameterMap``).
     """
 
     group: str
@@ -58,9 +64,7 @@ class ReBlock:
     codes: np.ndarray
     values: np.ndarray
     columns: tuple[str, ...]
-    lam_rows: np.ndarray
-    lam_cols: np.ndarray
-    theta_index: np.ndarray
+    pattern: LinearPattern
 
     @property
     def p(self) -> int:
@@ -76,9 +80,7 @@ class ReBlock:
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         """The p x p lower-triangular relative covariance factor for this theta."""
-        lam = np.zeros((self.p, self.p))
-        lam[self.lam_rows, self.lam_cols] = theta[self.theta_index]
-        return lam
+        return self.pattern.lam(theta)
 
     def z_matrix(self, rows: slice = slice(None)) -> sp.csr_array:
         """Z_b (or the given rows of it) as a sparse matrix, p entries per row."""
@@ -91,73 +93,49 @@ class ReBlock:
 
 @dataclass(frozen=True)
 class ReStructure:
-    """The blocks (for computing) and the terms (for reporting) of one model."""
+    """The blocks (for computing), the terms (for reporting) and theta's map of one model."""
 
     blocks: tuple[ReBlock, ...]
     terms: tuple[ReTerm, ...]
-    ntheta: int
+    parameters: ParameterMap
+
+    @property
+    def ntheta(self) -> int:
+        return self.parameters.n_params
 
     def lower_bounds(self) -> np.ndarray:
-        """0 for diagonal entries of each lam (standard deviations), -inf elsewhere."""
-        bounds = np.full(self.ntheta, -np.inf)
-        for term in self.terms:
-            bounds[term.theta.start + _diagonal_offsets(term.p)] = 0.0
-        return bounds
+        """Lower bounds of theta: 0 for a relative standard deviation, -inf if free."""
+        return self.parameters.lower()
 
     def initial_theta(self) -> np.ndarray:
-        """Identity relative covariance: 1 on diagonals, 0 off them (lme4's start)."""
-        return np.where(self.lower_bounds() == 0.0, 1.0, 0.0)
-
-    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
-        return [block.lam(theta) for block in self.blocks]
-
-
-def _diagonal_offsets(p: int) -> np.ndarray:
-    """Positions of the diagonal in the column-major lower triangle of a p x p matrix."""
-    return np.cumsum([0] + [p - j for j in range(p - 1)])
+        """lme4's start: every term's relative covariance factor the identity."""
+        return self.parameters.start()
 
 
 def build_structure(terms: tuple[TermDesign, ...]) -> ReStructure:
-    """Stack terms by grouping factor (blocks in order of first appearance, i.e. by decreasing
-    number of levels) and lay out theta in lme4's term order."""
-    block_names = list(dict.fromkeys(t.group for t in terms))
-    members: dict[str, list[int]] = {name: [] for name in block_names}
-    for i, t in enumerate(terms):
-        members[t.group].append(i)
-
-    re_terms: list[ReTerm | None] = [None] * len(terms)
-    placement = {}
-    for b, name in enumerate(block_names):
-        offset = 0
-        for i in members[name]:
-            placement[i] = (b, offset)
-            offset += terms[i].values.shape[1]
-
+    """One covariance structure per term (lme4's: unstructured, a scalar for one column),
+    theta in lme4's term order, and the terms stacked by grouping factor (blocks in order of
+    first appearance, i.e. by decreasing number of levels)."""
+    parameters = ParameterMap([_covariance(t.values.shape[1]) for t in terms],
+                              [t.columns for t in terms], [t.group for t in terms])
     seen: dict[str, int] = {}
-    start = 0
+    re_terms = []
     for i, t in enumerate(terms):
-        p = t.values.shape[1]
         count = seen.get(t.group, 0)
         seen[t.group] = count + 1
         label = t.group if count == 0 else f"{t.group}.{count}"
-        block, offset = placement[i]
-        size = p * (p + 1) // 2
-        re_terms[i] = ReTerm(t.group, label, t.columns, block, offset, slice(start, start + size))
-        start += size
-
+        re_terms.append(ReTerm(t.group, label, t.columns, parameters.block_of[i],
+                               parameters.offsets[i]))
     blocks = []
-    for b, name in enumerate(block_names):
-        rows, cols, index = [], [], []
-        for i in members[name]:
-            term = re_terms[i]
-            r, c = np.tril_indices(term.p)
-            order = np.lexsort((r, c))  # column-major, as lme4 stores theta
-            rows.append(r[order] + term.offset)
-            cols.append(c[order] + term.offset)
-            index.append(np.arange(term.theta.start, term.theta.stop))
-        first = terms[members[name][0]]
-        values = np.column_stack([terms[i].values for i in members[name]])
-        columns = tuple(c for i in members[name] for c in terms[i].columns)
-        blocks.append(ReBlock(name, first.levels, first.codes, values, columns,
-                              np.concatenate(rows), np.concatenate(cols), np.concatenate(index)))
-    return ReStructure(tuple(blocks), tuple(re_terms), start)
+    for members, pattern in zip(parameters.blocks, parameters.patterns):
+        first = terms[members[0]]
+        values = np.column_stack([terms[i].values for i in members])
+        columns = tuple(c for i in members for c in terms[i].columns)
+        blocks.append(ReBlock(first.group, first.levels, first.codes, values, columns, pattern))
+    return ReStructure(tuple(blocks), tuple(re_terms), parameters)
+
+
+def _covariance(k: int) -> CovarianceStructure:
+    """The structure of a term with k columns (lme4's ``(x | g)``; ``||`` gives one-column
+    terms)."""
+    return Scalar() if k == 1 else Unstructured(k)

@@ -2,9 +2,8 @@
 
 Each replicate simulates a response from the fitted model (new random effects and errors, see
 ``simulate``), refits the same design to it with ``model.with_response(y*).fit()`` and records
-the parameters named as lme4's ``confint(oldNames = FALSE)``: per term ``sd_<column>|<group>``
-and ``cor_<column2>.<column1>|<group>`` in theta's column-major order, then ``sigma``, then the
-fixed effects.
+the parameters named as lme4's ``confint(oldNames = FALSE)`` (see ``parameters``): the terms'
+standard deviations and correlations in theta's order, then ``sigma``, then the fixed effects.
 
 Reproducibility: replicate i draws from ``default_rng(SeedSequence(seed).spawn(n)[i])``. Its
 seed depends on i alone, not on n, the chunking or the number of processes, so the replicates
@@ -37,10 +36,10 @@ from ..errors import FitWarning, warn_user
 from ..lmm.model import LinearMixedModel
 from ..parallel.progress import progress_bar
 from ..parallel.workers import unpickled
+from .parameters import parameter_names, parameter_values
 from .simulate import Simulator
 
-__all__ = ["BootstrapResult", "bootstrap", "parameter_names", "parameter_values",
-           "percentile_interval"]
+__all__ = ["BootstrapResult", "bootstrap", "percentile_interval"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,48 +89,6 @@ class BootstrapResult:
     def __repr__(self) -> str:
         return (f"<BootstrapResult n={self.n} seed={self.seed!r} level={self.level} "
                 f"singular={self.n_singular} failed={self.n_failed}>")
-
-
-# -- parameters -------------------------------------------------------------------------------
-def _lower_indices(p: int):
-    """Row and column indices of a p x p lower triangle in column-major order (theta's)."""
-    rows, cols = np.tril_indices(p)
-    order = np.lexsort((rows, cols))
-    return rows[order], cols[order]
-
-
-def parameter_names(structure, x_names) -> list[str]:
-    """lme4's ``oldNames = FALSE`` names, in the order of ``parameter_values``."""
-    names = []
-    for term in structure.terms:
-        for a, b in zip(*_lower_indices(term.p)):
-            names.append(f"sd_{term.columns[a]}|{term.group}" if a == b
-                         else f"cor_{term.columns[a]}.{term.columns[b]}|{term.group}")
-    return names + ["sigma"] + list(x_names)
-
-
-def parameter_values(structure, theta, sigma: float, beta) -> np.ndarray:
-    """sds and correlations per term (theta's order), sigma, beta. A correlation with a zero sd
-    is NaN (as lme4's ``Cv_to_Sv``)."""
-    theta = np.asarray(theta, dtype=float)
-    values = []
-    for term in structure.terms:
-        rows, cols = _lower_indices(term.p)
-        lam = np.zeros((term.p, term.p))
-        lam[rows, cols] = theta[term.theta]
-        cov = sigma ** 2 * (lam @ lam.T)
-        sd = np.sqrt(np.diag(cov))
-        for a, b in zip(rows, cols):
-            if a == b:
-                values.append(sd[a])
-            else:
-                denominator = sd[a] * sd[b]
-                values.append(cov[a, b] / denominator if denominator > 0 else np.nan)
-    return np.concatenate([values, [sigma], np.asarray(beta, dtype=float)])
-
-
-def _fit_values(fit) -> np.ndarray:
-    return parameter_values(fit.model.structure, fit.theta, fit.sigma, fit.beta)
 
 
 # -- percentile intervals ---------------------------------------------------------------------
@@ -208,8 +165,7 @@ class _Replicator:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", FitWarning)
                     refit = self.model.with_response(y).fit()
-                    values[i] = parameter_values(self.model.structure, refit.theta,
-                                                 refit.sigma, refit.beta)
+                    values[i] = parameter_values(refit)
             except Exception:  # noqa: BLE001 -- a failed refit is kept as NaN and counted
                 failed[i] = True
                 continue
@@ -290,7 +246,7 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
     _check_level(level)
     sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = sequence.spawn(n)
-    names = parameter_names(fit.model.structure, fit.x_names)
+    names = parameter_names(fit)
     replicator = _Replicator(fit.model, Simulator.from_fit(fit), len(names))
 
     values = np.full((n, len(names)), np.nan)
@@ -331,7 +287,7 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
     replicates = pd.concat([pd.DataFrame({"replicate": np.arange(n)}), table], axis=1)
     result = BootstrapResult(
         replicates=replicates, intervals=_intervals(table, level),
-        estimate=pd.Series(_fit_values(fit), index=names, name="estimate"),
+        estimate=pd.Series(parameter_values(fit), index=names, name="estimate"),
         seed=sequence.entropy if seed is None else seed, n=n, level=float(level),
         singular=singular, failed=failed)
     if result.n_failed:

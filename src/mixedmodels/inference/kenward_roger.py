@@ -103,16 +103,16 @@ class KenwardRoger:
 
 
 def _components(fit) -> list:
-    """E_i for each variance/covariance of each term (lower triangle) and the residual."""
+    """E_i for each variance/covariance parameter of each term (its covariance structure's
+    ``covariance_derivatives``, repeated over the levels) and the residual."""
     structure = fit.model.structure
     starts = np.cumsum([0] + [b.q for b in structure.blocks])
     components = []
-    for term in structure.terms:
+    for term, covariance in zip(structure.terms, structure.parameters.structures):
         block = structure.blocks[term.block]
         levels = np.arange(block.nlevels) * block.p + starts[term.block] + term.offset
-        for b in range(term.p):
-            for a in range(b, term.p):
-                components.append(_Component(levels + a, levels + b))
+        components += [_Component(levels + a, levels + b)
+                       for a, b in covariance.covariance_derivatives()]
     components.append(_Component(None, None))
     return components
 

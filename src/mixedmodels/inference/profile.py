@@ -29,93 +29,29 @@ import scipy.optimize
 import scipy.stats
 
 from ..core.optimize import OptSettings, minimize_bobyqa
+from ..covariance.parameters import ParameterMap
 from ..parallel.workers import unpickled
+from .parameters import parameter_names
 
-__all__ = ["Profiler", "parameter_names", "profile_intervals", "profile_table",
-           "profile_traces", "profiler_of"]
-
-
-def parameter_names(fit) -> list[str]:
-    """lme4's names: per term, sds and correlations in theta's (column-major) order."""
-    names = []
-    for term in fit.model.structure.terms:
-        for b in range(term.p):
-            for a in range(b, term.p):
-                if a == b:
-                    names.append(f"sd_{term.columns[a]}|{term.group}")
-                else:
-                    names.append(f"cor_{term.columns[a]}.{term.columns[b]}|{term.group}")
-    return names + ["sigma"] + list(fit.x_names)
+__all__ = ["Profiler", "profile_intervals", "profile_table", "profile_traces", "profiler_of"]
 
 
 @dataclass
 class _VarianceSpace:
-    """psi = (sds and correlations per term, sigma) <-> (theta, sigma)."""
+    """psi = (the terms' sds and correlations, sigma) <-> (theta, sigma); a correlation with a
+    zero sd is 0 here (any value gives the same model)."""
 
-    structure: object
+    parameters: ParameterMap
 
     def to_theta(self, psi: np.ndarray) -> np.ndarray:
-        sigma = psi[-1]
-        theta = np.empty(self.structure.ntheta)
-        for term in self.structure.terms:
-            values = psi[term.theta]
-            p = term.p
-            cov = np.zeros((p, p))
-            rows, cols = _lower_indices(p)
-            cov[rows, cols] = values
-            sds = np.diag(cov).copy()
-            corr = np.where(rows == cols, 1.0, values)
-            full = np.zeros((p, p))
-            full[rows, cols] = corr
-            full = full + full.T - np.eye(p)
-            covariance = full * np.outer(sds, sds) / sigma ** 2
-            theta[term.theta] = _psd_cholesky(covariance)[rows, cols]
-        return theta
+        return self.parameters.from_sdcor(psi[:-1], psi[-1])
 
     def from_theta(self, theta: np.ndarray, sigma: float) -> np.ndarray:
-        psi = np.empty(self.structure.ntheta + 1)
-        for term in self.structure.terms:
-            rows, cols = _lower_indices(term.p)
-            lam = np.zeros((term.p, term.p))
-            lam[rows, cols] = theta[term.theta]
-            cov = sigma ** 2 * lam @ lam.T
-            sds = np.sqrt(np.diag(cov))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                corr = cov / np.outer(sds, sds)
-            values = np.where(rows == cols, sds[rows], np.nan_to_num(corr[rows, cols]))
-            psi[term.theta] = values
-        psi[-1] = sigma
-        return psi
+        return np.append(np.nan_to_num(self.parameters.sdcor(theta, sigma)), sigma)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        lower = np.full(self.structure.ntheta + 1, -1.0)
-        upper = np.full(self.structure.ntheta + 1, 1.0)
-        for term in self.structure.terms:
-            rows, cols = _lower_indices(term.p)
-            diagonal = term.theta.start + np.flatnonzero(rows == cols)
-            lower[diagonal], upper[diagonal] = 0.0, np.inf
-        lower[-1], upper[-1] = 0.0, np.inf
-        return lower, upper
-
-
-def _lower_indices(p: int):
-    """Row and column of each lower-triangle entry, column-major (theta's order)."""
-    rows, cols = np.tril_indices(p)
-    order = np.lexsort((rows, cols))
-    return rows[order], cols[order]
-
-
-def _psd_cholesky(matrix: np.ndarray) -> np.ndarray:
-    """Lower factor L with L L' = matrix, allowing zero pivots (semi-definite matrices)."""
-    p = matrix.shape[0]
-    factor = np.zeros_like(matrix)
-    for j in range(p):
-        pivot = matrix[j, j] - factor[j, :j] @ factor[j, :j]
-        if pivot <= 1e-14 * max(matrix[j, j], 1e-300):
-            continue
-        factor[j, j] = np.sqrt(pivot)
-        factor[j + 1:, j] = (matrix[j + 1:, j] - factor[j + 1:, :j] @ factor[j, :j]) / factor[j, j]
-    return factor
+        lower, upper = self.parameters.sdcor_bounds()
+        return np.append(lower, 0.0), np.append(upper, np.inf)
 
 
 class Profiler:
@@ -124,14 +60,14 @@ class Profiler:
     def __init__(self, fit):
         self.fit = fit if not fit.reml else _ml_refit(fit)
         self.names = parameter_names(fit)
-        self.space = _VarianceSpace(fit.model.structure)
+        self.space = _VarianceSpace(fit.model.structure.parameters)
         self.system = fit.model.system
         self.psi_hat = self.space.from_theta(self.fit.theta, self.fit.sigma)
         self.dev_hat = self._variance_deviance(self.psi_hat)
         # smallest first steps of the inner fits: sds and sigma on sigma's scale, correlations
         # on their own; theta is relative to sigma already
-        lower, _ = self.space.bounds()
-        self._is_correlation = lower < 0
+        self._lower, self._upper = self.space.bounds()
+        self._is_correlation = self._lower < 0
         self._psi_floor = np.where(self._is_correlation, 0.05, 0.02 * self.fit.sigma)
 
     # -- deviance with one parameter fixed -------------------------------------------------------
@@ -149,7 +85,7 @@ class Profiler:
                            start: np.ndarray) -> tuple[float, np.ndarray]:
         """min over psi with psi_j = value."""
         free = [i for i in range(len(start)) if i != j]
-        lower, upper = self.space.bounds()
+        lower, upper = self._lower, self._upper
         x0 = np.clip(start[free], lower[free], upper[free])
 
         def objective(x):
@@ -174,8 +110,8 @@ class Profiler:
     def _profiled_sigma(self, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
         """min over theta with sigma = value: a box-constrained problem in theta (the psi
         space has the awkward |cor| <= 1 bounds, on which the inner fit can stall)."""
-        lower = self.fit.model.structure.lower_bounds()
-        upper = np.full(len(lower), np.inf)
+        parameters = self.fit.model.structure.parameters
+        lower, upper = parameters.lower(), parameters.upper()
         results = []
         for initial in (self.space.to_theta(start), self.fit.theta):
             theta = _bobyqa(lambda x: self.system.deviance(x, value, False),
@@ -193,9 +129,9 @@ class Profiler:
         transform[j, -1] = -value
         transform[p, -1] = 1.0
         system = self.system.with_fixed_transform(transform)
-        lower = self.fit.model.structure.lower_bounds()
-        theta = _bobyqa(lambda x: system.objective(x, False), theta0, lower,
-                        np.full(len(theta0), np.inf), _THETA_FLOOR)
+        parameters = self.fit.model.structure.parameters
+        theta = _bobyqa(lambda x: system.objective(x, False), theta0, parameters.lower(),
+                        parameters.upper(), _THETA_FLOOR)
         return system.objective(theta, False), theta
 
     # -- zeta and intervals ---------------------------------------------------------------------
@@ -229,23 +165,25 @@ class Profiler:
     def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
         z = scipy.stats.norm.ppf(0.5 + level / 2)
         zeta, center = self.zeta_function(name)
-        lower_bound, upper_bound = self._bounds(name)
-        scale = self._scale(name, center)
+        j = self.names.index(name)
+        lower_bound, upper_bound = self._bounds(j)
+        scale = self._scale(j, center)
         return (_endpoint(zeta, center, -z, scale, lower_bound),
                 _endpoint(zeta, center, z, scale, upper_bound))
 
-    def _bounds(self, name: str) -> tuple[float, float]:
-        if name.startswith("sd_") or name == "sigma":
-            return 0.0, np.inf
-        if name.startswith("cor_"):
-            return -1.0, 1.0
+    def _bounds(self, j: int) -> tuple[float, float]:
+        """Parameter j's range: sd and sigma [0, inf), correlation [-1, 1], fixed effect any."""
+        if j < len(self._lower):
+            return self._lower[j], self._upper[j]
         return -np.inf, np.inf
 
-    def _scale(self, name: str, center: float) -> float:
-        if name.startswith("cor_"):
+    def _scale(self, j: int, center: float) -> float:
+        """The first step away from the estimate when looking for an endpoint."""
+        nvar = len(self._lower)
+        if j >= nvar:
+            return 2.0 * float(self.fit.stderr.iloc[j - nvar])
+        if self._is_correlation[j]:
             return 0.25
-        if name in self.fit.x_names:
-            return 2.0 * float(self.fit.stderr[name])
         return 0.5 * abs(center) if center > 0 else 0.5 * self.fit.sigma
 
     def trace(self, name: str, level: float = 0.99, points: int = 12) -> pd.DataFrame:

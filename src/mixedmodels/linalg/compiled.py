@@ -157,9 +157,8 @@ class SingleFactorObjective:
 
     def __init__(self, kernel, block, diag: np.ndarray, cross: np.ndarray, xy: np.ndarray):
         self.kernel = kernel
-        self.lam_rows = block.lam_rows.astype(np.int64)
-        self.lam_cols = block.lam_cols.astype(np.int64)
-        self.lam_index = block.theta_index.astype(np.int64)
+        pattern = block.pattern  # the factor is linear in theta: lam[rows, cols] = theta[index]
+        self.lam_rows, self.lam_cols, self.lam_index = pattern.rows, pattern.cols, pattern.index
         self.blocks = np.ascontiguousarray(diag)
         levels, p = block.nlevels, block.p
         self.cross = np.ascontiguousarray(cross.reshape(-1, levels, p).transpose(1, 2, 0))

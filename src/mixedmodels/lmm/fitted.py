@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from ..core.optimize import ConvergenceCheck, OptSummary
 from ..core.pls import sparse_z
+from ..covariance.structures import sd_and_correlation
 from ..linalg.condvar import spherical_condvar
 from ..linalg.factor import Factor
 
@@ -158,12 +159,10 @@ class FittedModel:
 
     # -- variance components -------------------------------------------------------------------
     def term_covariance(self, term_index: int) -> np.ndarray:
-        """sigma^2 lam_t lam_t' for one lme4 term (its rows and columns of the block's lam)."""
-        term = self.model.structure.terms[term_index]
-        lam = self.model.structure.blocks[term.block].lam(self.theta)
-        cols = slice(term.offset, term.offset + term.p)
-        part = lam[cols, cols]
-        return self.sigma ** 2 * part @ part.T
+        """(p, p) sigma^2 lam_t lam_t' for one lme4 term."""
+        parameters = self.model.structure.parameters
+        params = self.theta[parameters.slices[term_index]]
+        return parameters.structures[term_index].covariance(params, self.sigma)
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
@@ -172,14 +171,13 @@ class FittedModel:
         rows = []
         for t, term in enumerate(self.model.structure.terms):
             cov = self.term_covariance(t)
-            sd = np.sqrt(np.diag(cov))
+            sd, corr = sd_and_correlation(cov)
             for i, name in enumerate(term.columns):
                 rows.append((term.label, name, None, cov[i, i], sd[i]))
             for i in range(term.p):
                 for j in range(i + 1, term.p):
-                    denominator = sd[i] * sd[j]
-                    corr = cov[i, j] / denominator if denominator > 0 else np.nan
-                    rows.append((term.label, term.columns[i], term.columns[j], cov[i, j], corr))
+                    rows.append((term.label, term.columns[i], term.columns[j], cov[i, j],
+                                 corr[i, j]))
         rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
         group, var1, var2, vcov, sdcor = zip(*rows)
         return pd.DataFrame({"group": pd.Series(group, dtype=object),

@@ -34,8 +34,6 @@ from .fitted import FittedModel
 
 __all__ = ["LinearMixedModel"]
 
-SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta's bounded entries
-
 
 class LinearMixedModel:
     """y = X beta + Z u + e with u ~ N(0, sigma^2 Lambda Lambda'), e ~ N(0, sigma^2 W^-1)
@@ -101,11 +99,12 @@ class LinearMixedModel:
         flat in some directions and BOBYQA's first stop can depend on rounding alone. The
         better of the two optima is kept; the summary counts both runs' evaluations.
         """
-        lower = self.structure.lower_bounds()
-        summary = minimize_bobyqa(self.objective, self.structure.initial_theta(), lower, settings)
-        if _on_boundary(summary.final, lower):
+        parameters = self.structure.parameters
+        lower, upper = parameters.lower(), parameters.upper()
+        summary = minimize_bobyqa(self.objective, parameters.start(), lower, settings, upper)
+        if parameters.is_singular(summary.final):
             restart = minimize_bobyqa(self.objective, summary.final, lower,
-                                      dataclasses.replace(settings, initial_step=0.1))
+                                      dataclasses.replace(settings, initial_step=0.1), upper)
             best = restart if restart.fmin < summary.fmin else summary
             summary = dataclasses.replace(
                 best, initial=summary.initial,
@@ -123,9 +122,8 @@ class LinearMixedModel:
         """
         summary = self.optimize(settings)
         theta = summary.final
-        lower = self.structure.lower_bounds()
         aliased = any(term.aliased for term in self.design.terms)
-        singular = _on_boundary(theta, lower) or aliased
+        singular = self.structure.parameters.is_singular(theta) or aliased
         if singular:
             warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero, a "
                       "correlation as +/-1, or random-effects columns are collinear; see "
@@ -137,10 +135,7 @@ class LinearMixedModel:
 
     def convergence_check(self, theta) -> "ConvergenceCheck":
         """Gradient and Hessian of the objective at theta, over parameters off their bounds."""
-        return check_convergence(self.objective, np.asarray(theta, dtype=float),
-                                 self.structure.lower_bounds())
-
-
-def _on_boundary(theta: np.ndarray, lower: np.ndarray) -> bool:
-    """lme4's isSingular: a bounded (diagonal) entry of theta below 1e-4."""
-    return bool(np.any((lower == 0) & (theta < SINGULAR_TOLERANCE)))
+        theta = np.asarray(theta, dtype=float)
+        parameters = self.structure.parameters
+        return check_convergence(self.objective, theta, parameters.lower(),
+                                 parameters.on_boundary(theta))

@@ -1,0 +1,123 @@
+"""theta: the covariance structures of a model's random-effects terms, joined.
+
+lme4 concatenates the terms' parameter vectors in term order (Bates et al. 2015, section 2.2).
+For computing, the terms on the same grouping factor are stacked side by side into one block,
+whose k x k factor is block-diagonal across those terms (as MixedModels.jl does); the map lays
+out both: the slice of theta of each term, and per block the pattern that fills that block's
+factor from theta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .structures import SINGULAR_TOLERANCE, CovarianceStructure, LinearPattern
+
+__all__ = ["ParameterMap"]
+
+
+class ParameterMap:
+    """The model's theta and its terms: one ``CovarianceStructure`` per term, in lme4's order.
+
+    Args:
+        structures: one per term.
+        columns: each term's column names.
+        groups: each term's grouping factor.
+
+    Attributes:
+        structures, columns, groups: as given.
+        slices: each term's part of theta.
+        blocks: per grouping factor (in order of first appearance), its terms in column order.
+        block_of, offsets: per term, its block and the block column of its first column.
+        patterns: per block, the ``LinearPattern`` of its factor in theta (built once, read by
+            every evaluation of the objective).
+        n_params: the length of theta.
+    """
+
+    def __init__(self, structures: Sequence[CovarianceStructure],
+                 columns: Sequence[tuple[str, ...]], groups: Sequence[str]):
+        self.structures = tuple(structures)
+        self.columns = tuple(columns)
+        self.groups = tuple(groups)
+        ends = np.cumsum([s.n_params for s in self.structures]).tolist()
+        self.slices = tuple(slice(end - s.n_params, end) for s, end in zip(self.structures, ends))
+        self.n_params = ends[-1]
+        members = {group: [] for group in self.groups}
+        for t, group in enumerate(self.groups):
+            members[group].append(t)
+        self.blocks = tuple(tuple(terms) for terms in members.values())
+        self.block_of, self.offsets = _placement(self.blocks, self.structures)
+        self.patterns = tuple(self._block_pattern(terms) for terms in self.blocks)
+
+    def _block_pattern(self, terms: tuple[int, ...]) -> LinearPattern:
+        """The terms' patterns shifted to their block columns and theta positions."""
+        parts = [(self.structures[t].pattern, self.offsets[t], self.slices[t].start)
+                 for t in terms]
+        return LinearPattern(np.concatenate([p.rows + offset for p, offset, _ in parts]),
+                             np.concatenate([p.cols + offset for p, offset, _ in parts]),
+                             np.concatenate([p.index + first for p, _, first in parts]),
+                             sum(self.structures[t].k for t in terms))
+
+    def start(self) -> np.ndarray:
+        """(n_params,) the optimizer's start (lme4's: every term's factor the identity)."""
+        return np.concatenate([s.start() for s in self.structures])
+
+    def lower(self) -> np.ndarray:
+        """(n_params,) lower bounds of theta."""
+        return np.concatenate([s.lower() for s in self.structures])
+
+    def upper(self) -> np.ndarray:
+        """(n_params,) upper bounds of theta."""
+        return np.concatenate([s.upper() for s in self.structures])
+
+    def names(self) -> list[str]:
+        """The names of ``sdcor``'s values, as lme4's ``confint(oldNames = FALSE)``."""
+        return [name for s, columns, group in zip(self.structures, self.columns, self.groups)
+                for name in s.names(columns, group)]
+
+    def split(self, theta: np.ndarray) -> list[np.ndarray]:
+        """theta as one parameter vector per term."""
+        return [theta[part] for part in self.slices]
+
+    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per block, its (p, p) relative covariance factor."""
+        return [pattern.lam(theta) for pattern in self.patterns]
+
+    def sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        """(n_params,) the terms' standard deviations and correlations, in theta's order."""
+        return np.concatenate([s.sdcor(params, sigma)
+                               for s, params in zip(self.structures, self.split(theta))])
+
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
+        """(n_params,) theta of the given ``sdcor`` values (semi-definite terms allowed)."""
+        return np.concatenate([s.from_sdcor(part, sigma)
+                               for s, part in zip(self.structures, self.split(values))])
+
+    def sdcor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper), each (n_params,), of ``sdcor``'s values."""
+        bounds = [s.sdcor_bounds() for s in self.structures]
+        return (np.concatenate([lower for lower, _ in bounds]),
+                np.concatenate([upper for _, upper in bounds]))
+
+    def on_boundary(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
+        """(n_params,) bool: the parameters on their boundary (see ``is_singular``)."""
+        return np.concatenate([s.on_boundary(params, tol)
+                               for s, params in zip(self.structures, self.split(theta))])
+
+    def is_singular(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> bool:
+        """lme4's ``isSingular``: a term's bounded parameter within ``tol`` of its bound."""
+        return any(s.is_singular(params, tol)
+                   for s, params in zip(self.structures, self.split(theta)))
+
+
+def _placement(blocks, structures) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per term, its block and the block column of its first column."""
+    block_of, offsets = [0] * len(structures), [0] * len(structures)
+    for b, terms in enumerate(blocks):
+        offset = 0
+        for t in terms:
+            block_of[t], offsets[t] = b, offset
+            offset += structures[t].k
+    return tuple(block_of), tuple(offsets)

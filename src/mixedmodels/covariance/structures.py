@@ -1,0 +1,250 @@
+"""Covariance structures of the random-effects terms: one term's relative covariance factor,
+its parameters and what they mean.
+
+A term with k columns has u_l ~ N(0, Sigma) for each level l of its grouping factor, with
+
+    Sigma = sigma^2 lam lam',    lam = lam(params) a k x k lower-triangular matrix
+
+(Bates et al. 2015, section 2.2: lam is the term's block of Lambda). A structure owns the
+term's parameter vector: its start, bounds and names, the map to lam, the standard deviations
+and correlations the parameters imply (and back), the boundary (singular) rule, and the entries
+of Sigma that Kenward-Roger treats as variance parameters.
+
+This module is the one place that spells out lme4's layout of theta (its ``mkParsTemplate``):
+an unstructured term has one parameter per entry of the lower triangle of lam, in column-major
+order, diagonal entries bounded below by 0, and is named ``sd_<column>|<group>`` for a diagonal
+entry and ``cor_<row column>.<column column>|<group>`` for one below it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "SINGULAR_TOLERANCE",
+    "CovarianceStructure",
+    "Diagonal",
+    "LinearPattern",
+    "LinearStructure",
+    "Scalar",
+    "Unstructured",
+    "sd_and_correlation",
+]
+
+SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular: a bounded parameter below this is on the boundary
+
+
+@dataclass(frozen=True, eq=False)
+class LinearPattern:
+    """A relative covariance factor linear in its parameters:
+    lam[rows[i], cols[i]] = params[index[i]], every other entry 0.
+
+    Attributes:
+        rows, cols, index: (m,) int64 arrays.
+        size: lam is size x size.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    index: np.ndarray
+    size: int
+
+    def lam(self, params: np.ndarray) -> np.ndarray:
+        """The (size, size) factor for this parameter vector."""
+        lam = np.zeros((self.size, self.size))
+        lam[self.rows, self.cols] = params[self.index]
+        return lam
+
+
+class CovarianceStructure(ABC):
+    """The covariance of one random-effects term with ``k`` columns, as a function of its
+    parameters (the term's part of lme4's theta).
+
+    What the package asks of a structure: ``n_params``, ``start``, ``lower``, ``upper``,
+    ``names``, ``lambda_block``, ``sdcor``, ``from_sdcor``, ``sdcor_bounds`` and
+    ``covariance_derivatives``. ``ParameterMap`` also reads a ``pattern`` (``LinearPattern``)
+    from every structure, once per model: the fast objective fills Lambda from it without
+    calling the structure. The structures here are linear in their parameters
+    (``LinearStructure``). A structure whose lam is not linear in its parameters (AR(1),
+    compound symmetry on the sd/correlation scale) has no such pattern: it would have to give
+    ``lambda_block(params)`` and have the map call it at every evaluation of the objective.
+    """
+
+    k: int
+
+    @property
+    @abstractmethod
+    def n_params(self) -> int:
+        """The number of parameters."""
+
+    @abstractmethod
+    def start(self) -> np.ndarray:
+        """(n_params,) the optimizer's start; lme4's: lam = I."""
+
+    @abstractmethod
+    def lower(self) -> np.ndarray:
+        """(n_params,) lower bounds (-inf for a free parameter)."""
+
+    @abstractmethod
+    def upper(self) -> np.ndarray:
+        """(n_params,) upper bounds (inf for a free parameter)."""
+
+    @abstractmethod
+    def names(self, columns: tuple[str, ...], group: str) -> list[str]:
+        """The n_params names of ``sdcor``'s values, as lme4's ``confint(oldNames = FALSE)``."""
+
+    @abstractmethod
+    def lambda_block(self, params: np.ndarray) -> np.ndarray:
+        """(k, k) lower-triangular lam: Sigma = sigma^2 lam lam'."""
+
+    @abstractmethod
+    def sdcor(self, params: np.ndarray, sigma: float) -> np.ndarray:
+        """(n_params,) the standard deviations and correlations the parameters stand for, in
+        parameter order (lme4's ``Cv_to_Sv``); a correlation with a zero sd is NaN."""
+
+    @abstractmethod
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
+        """(n_params,) the parameters of the given ``sdcor`` values (lme4's ``Sv_to_Cv``): the
+        inverse of ``sdcor``, defined also where an sd is 0 or a correlation +/-1 (Sigma
+        semi-definite; the profile moves through such points)."""
+
+    @abstractmethod
+    def sdcor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper), each (n_params,): sd in [0, inf), correlation in [-1, 1]."""
+
+    @abstractmethod
+    def covariance_derivatives(self) -> tuple[tuple[int, int], ...]:
+        """Sigma (absolute scale) as sum_i gamma_i E_i over its variance and covariance
+        parameters gamma_i: for each, the entry (a, b), a >= b, with E_i = dSigma/dgamma_i =
+        e_a e_b' + e_b e_a' (a != b) or e_a e_a' (Kenward & Roger 1997's G_i per level)."""
+
+    def covariance(self, params: np.ndarray, sigma: float) -> np.ndarray:
+        """(k, k) Sigma = sigma^2 lam lam'."""
+        lam = self.lambda_block(params)
+        return sigma ** 2 * lam @ lam.T
+
+    def on_boundary(self, params: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
+        """(n_params,) bool: a parameter bounded below by 0 and within ``tol`` of it."""
+        return (self.lower() == 0) & (params < tol)
+
+    def is_singular(self, params: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> bool:
+        """lme4's ``isSingular`` for this term: a parameter on the boundary."""
+        return bool(np.any(self.on_boundary(params, tol)))
+
+
+class LinearStructure(CovarianceStructure):
+    """lme4's Cholesky parameterization restricted to some entries of lam: parameter i is
+    lam[rows[i], cols[i]]. A diagonal entry is a relative standard deviation (>= 0) and is
+    reported as that column's sd; an entry below the diagonal is free and is reported as the
+    correlation of its row and column. Every column has its diagonal entry.
+
+    Args:
+        k: the number of columns.
+        rows, cols: the entries of lam, in parameter order.
+    """
+
+    def __init__(self, k: int, rows: np.ndarray, cols: np.ndarray):
+        self.k = k
+        self.pattern = LinearPattern(rows.astype(np.int64), cols.astype(np.int64),
+                                     np.arange(len(rows), dtype=np.int64), k)
+        self._diagonal = rows == cols
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.k})"
+
+    @property
+    def n_params(self) -> int:
+        return len(self._diagonal)
+
+    def start(self) -> np.ndarray:
+        return np.where(self._diagonal, 1.0, 0.0)
+
+    def lower(self) -> np.ndarray:
+        return np.where(self._diagonal, 0.0, -np.inf)
+
+    def upper(self) -> np.ndarray:
+        return np.full(self.n_params, np.inf)
+
+    def names(self, columns: tuple[str, ...], group: str) -> list[str]:
+        return [f"sd_{columns[a]}|{group}" if a == b else f"cor_{columns[a]}.{columns[b]}|{group}"
+                for a, b in zip(self.pattern.rows, self.pattern.cols)]
+
+    def lambda_block(self, params: np.ndarray) -> np.ndarray:
+        return self.pattern.lam(params)
+
+    def sdcor(self, params: np.ndarray, sigma: float) -> np.ndarray:
+        sd, correlation = sd_and_correlation(self.covariance(params, sigma))
+        rows, cols = self.pattern.rows, self.pattern.cols
+        return np.where(self._diagonal, sd[rows], correlation[rows, cols])
+
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
+        rows, cols = self.pattern.rows, self.pattern.cols
+        off = ~self._diagonal
+        sds = np.zeros(self.k)
+        sds[rows[self._diagonal]] = values[self._diagonal]
+        correlation = np.eye(self.k)
+        correlation[rows[off], cols[off]] = correlation[cols[off], rows[off]] = values[off]
+        relative = correlation * np.outer(sds, sds) / sigma ** 2
+        return _psd_cholesky(relative)[rows, cols]
+
+    def sdcor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.where(self._diagonal, 0.0, -1.0), np.where(self._diagonal, np.inf, 1.0))
+
+    def covariance_derivatives(self) -> tuple[tuple[int, int], ...]:
+        """The entries of lam: for these structures, the free entries of Sigma."""
+        return tuple(zip(self.pattern.rows.tolist(), self.pattern.cols.tolist()))
+
+
+class Unstructured(LinearStructure):
+    """Any k x k covariance (lme4's default, ``(x | g)``): the k (k + 1) / 2 entries of lam's
+    lower triangle, column-major."""
+
+    def __init__(self, k: int):
+        rows, cols = np.tril_indices(k)
+        order = np.lexsort((rows, cols))
+        super().__init__(k, rows[order], cols[order])
+
+
+class Diagonal(LinearStructure):
+    """Uncorrelated columns, one sd each: lam = diag(params). Its parameters, bounds and names
+    are those of k one-column terms on the same grouping factor, which is how lme4 expands
+    ``(x || g)``."""
+
+    def __init__(self, k: int):
+        super().__init__(k, np.arange(k), np.arange(k))
+
+
+class Scalar(Diagonal):
+    """One column, one relative sd (``(1 | g)``, each term of ``(x || g)``)."""
+
+    def __init__(self):
+        super().__init__(1)
+
+    def __repr__(self) -> str:
+        return "Scalar()"
+
+
+def sd_and_correlation(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k,) standard deviations and (k, k) correlations of a covariance matrix; a correlation
+    with a zero sd is NaN (as lme4's ``Cv_to_Sv``)."""
+    sd = np.sqrt(np.diag(covariance))
+    scale = np.outer(sd, sd)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = np.where(scale > 0, covariance / scale, np.nan)
+    return sd, correlation
+
+
+def _psd_cholesky(matrix: np.ndarray) -> np.ndarray:
+    """Lower factor L with L L' = matrix, allowing zero pivots (semi-definite matrices)."""
+    p = matrix.shape[0]
+    factor = np.zeros_like(matrix)
+    for j in range(p):
+        pivot = matrix[j, j] - factor[j, :j] @ factor[j, :j]
+        if pivot <= 1e-14 * max(matrix[j, j], 1e-300):
+            continue
+        factor[j, j] = np.sqrt(pivot)
+        factor[j + 1:, j] = (matrix[j + 1:, j] - factor[j + 1:, :j] @ factor[j, :j]) / factor[j, j]
+    return factor

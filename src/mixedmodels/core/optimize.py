@@ -9,13 +9,20 @@ raw gradient, does not grow with the number of observations (lme4's false alarms
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import nlopt
 import numpy as np
 
-__all__ = ["OptSettings", "OptSummary", "minimize_bobyqa", "check_convergence"]
+__all__ = ["OptSettings", "OptSummary", "check_convergence", "minimize_bobyqa",
+           "snap_to_bounds"]
+
+#: parameters closer than this to a bound are tried at the bound (MixedModels.jl's
+#: ``xtol_zero_abs``)
+SNAP_DISTANCE = 1e-3
+#: the objective at the bound may exceed the optimum by this much, relative (rounding)
+SNAP_ROUNDING = 1e-12
 
 _RESULTS = {
     nlopt.SUCCESS: "SUCCESS", nlopt.STOPVAL_REACHED: "STOPVAL_REACHED",
@@ -108,6 +115,35 @@ def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarra
     return OptSummary("LN_BOBYQA", settings, np.array(initial, dtype=float), lower,
                       best["x"], float(best["value"]), len(trace), code, seconds,
                       np.array(trace))
+
+
+def snap_to_bounds(objective: Callable[[np.ndarray], float], summary: OptSummary,
+                   distance: float = SNAP_DISTANCE) -> OptSummary:
+    """Move parameters that stopped just inside their lower bound onto it where the objective is
+    no worse (to rounding), one at a time, nearest first, as MixedModels.jl does after its
+    optimizer: near a boundary optimum the objective is flat, and a derivative-free optimizer
+    stops wherever its trust region shrinks (lme4 lands on the bound, we would stop at 1e-4).
+
+    Returns:
+        the summary with the new optimum, its evaluations added (the same summary when no
+        parameter is near its bound).
+    """
+    x, fmin = summary.final.copy(), summary.fmin
+    gaps = x - summary.lower_bounds
+    near = np.flatnonzero((gaps > 0) & (gaps < distance))
+    trace = []
+    for i in near[np.argsort(gaps[near])]:
+        trial = x.copy()
+        trial[i] = summary.lower_bounds[i]
+        value = objective(trial)
+        trace.append(value)
+        if value <= fmin + SNAP_ROUNDING * max(1.0, abs(fmin)):
+            x, fmin = trial, min(value, fmin)
+    if not trace:
+        return summary
+    return replace(summary, final=x, fmin=float(fmin),
+                   evaluations=summary.evaluations + len(trace),
+                   trace=np.concatenate([summary.trace, trace]))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ..core.optimize import (
     OptSummary,
     check_convergence,
     minimize_bobyqa,
+    snap_to_bounds,
 )
 from ..core.pls import PLSSystem
 from ..core.structure import ReStructure, build_structure
@@ -97,7 +98,10 @@ class LinearMixedModel:
         A stop on the boundary (a standard deviation at 0) is restarted once from there with a
         smaller trust region, as lme4's ``restart_edge``: near the boundary the objective is
         flat in some directions and BOBYQA's first stop can depend on rounding alone. The
-        better of the two optima is kept; the summary counts both runs' evaluations.
+        better of the two optima is kept; the summary counts both runs' evaluations. Last,
+        parameters within ``SNAP_DISTANCE`` of their bound are tried on it and kept there when
+        the criterion is no worse (``snap_to_bounds``), so that a boundary optimum is reported
+        on the boundary, as lme4 and MixedModels.jl report it.
         """
         parameters = self.structure.parameters
         lower, upper = parameters.lower(), parameters.upper()
@@ -111,6 +115,7 @@ class LinearMixedModel:
                 evaluations=summary.evaluations + restart.evaluations,
                 trace=np.concatenate([summary.trace, restart.trace]),
                 seconds=summary.seconds + restart.seconds)
+        summary = snap_to_bounds(self.objective, summary)
         return dataclasses.replace(summary, backend=self.system.backend)
 
     def fit(self, settings: OptSettings = OptSettings()) -> FittedModel:

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import load_reference
 
 import mixedmodels as mm
 from mixedmodels import DataError, DataWarning, FitWarning, FormulaError
@@ -473,3 +474,34 @@ def test_messages_have_no_raw_library_reprs(sleep):
         with pytest.raises(ValueError) as info:
             mm.lmer(formula, data)
         assert not re.search(r"np\.\w+\(|\x1b\[|\u29db", str(info.value)), str(info.value)
+
+
+NOBS_CASES = load_reference("nobs_checks")
+
+
+@pytest.mark.parametrize("case", NOBS_CASES, ids=[c["formula"] + str(len(c["days"]))
+                                                  for c in NOBS_CASES])
+def test_nobs_checks_as_lme4(case, sleep):
+    """lme4 refuses a grouping factor with as many levels as observations and a term with as
+    many random effects; the others fit to lme4's criterion (nobs_checks.R)."""
+    data = sleep.assign(id=[f"r{i}" for i in range(len(sleep))])
+    rows = data[data.Days.isin(case["days"])]
+    if not case["refused"]:
+        fit = mm.lmer(case["formula"], rows)
+        assert fit.objective == pytest.approx(case["reml_criterion"], rel=1e-6)
+        return
+    with pytest.raises(DataError, match="nobs_checks='warning' or 'ignore'"):
+        mm.lmer(case["formula"], rows)
+    with pytest.warns(DataWarning, match="observations"):
+        warned = mm.lmer(case["formula"], rows, nobs_checks="warning")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        warnings.simplefilter("ignore", FitWarning)
+        ignored = mm.lmer(case["formula"], rows, nobs_checks="ignore")
+    assert ignored.objective == pytest.approx(warned.objective, rel=1e-12)
+
+
+def test_nobs_checks_value_is_checked(sleep):
+    with pytest.raises(ValueError, match="nobs_checks must be one of 'error', 'warning', "
+                                         "'ignore', not 'no'"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, nobs_checks="no")

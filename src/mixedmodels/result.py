@@ -198,14 +198,17 @@ class LinearMixedModel(_ModelStages):
 
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
-         settings: OptSettings = OptSettings()) -> LmmFit:
+         settings: OptSettings = OptSettings(), nobs_checks: str = "error") -> LmmFit:
     """Fit a linear mixed model from an lme4-style formula, by REML (default) or ML;
-    ``weights`` (a column name or one value per row) are prior weights, as lme4's.
+    ``weights`` (a column name or one value per row) are prior weights, as lme4's;
+    ``nobs_checks`` ("error", "warning", "ignore") says what a model with too few
+    observations for its random effects is, as lme4's ``check.nobs.vs.nRE``.
 
     Example:
         >>> import mixedmodels as mm
         >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
         >>> print(fit.summary())
     """
-    return LinearMixedModel(formula, data, reml=reml, weights=weights).fit(settings)
+    return LinearMixedModel(formula, data, reml=reml, weights=weights,
+                            nobs_checks=nobs_checks).fit(settings)
 

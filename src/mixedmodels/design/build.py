@@ -111,12 +111,20 @@ class Design:
 WEIGHTS_COLUMN = "(weights)"
 
 
-def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None) -> Design:
+NOBS_CHECKS = ("error", "warning", "ignore")
+
+
+def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
+                 nobs_checks: str = "error") -> Design:
     """Evaluate the formula on the data; raise a clear error for anything that cannot be fitted.
 
     ``weights``: None, the name of a column of ``data``, or one value per row of ``data``
     (prior weights, as lme4's ``weights``; rows with a missing weight are dropped with the
-    other rows with missing values)."""
+    other rows with missing values). ``nobs_checks``: what an unidentifiable model is (see
+    ``check_identifiable``): "error" (lme4's default), "warning" or "ignore"."""
+    if nobs_checks not in NOBS_CHECKS:
+        raise ValueError(f"nobs_checks must be one of {', '.join(map(repr, NOBS_CHECKS))}, "
+                         f"not {nobs_checks!r}")
     if not formula.random:
         raise FormulaError("the formula has no random-effects term such as (1 | group); "
                            "for a model without random effects use ordinary least squares")
@@ -128,6 +136,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None) -> De
     frame = _drop_missing(data, used)
     y = _response(frame, formula.response)
     terms = _check_random_collinearity([_term_design(term, frame) for term in formula.random])
+    check_identifiable(terms, frame.shape[0], nobs_checks)
     X, names, spec = _fixed_matrix(formula.fixed, frame)
     X, names, dropped = drop_aliased(X, names)
     offset = offset_values(frame, formula.offsets)
@@ -426,16 +435,40 @@ def _check_random_collinearity(terms: list[TermDesign]) -> list[TermDesign]:
     return out
 
 
+def check_identifiable(terms, n: int, action: str) -> None:
+    """lme4's checks of the number of observations (``check.nobs.vs.nlev`` and
+    ``check.nobs.vs.nRE``, both "stop" by default): a grouping factor needs fewer levels than
+    observations, and each term fewer random effects (levels x columns) than observations;
+    otherwise its variances and the residual variance cannot be told apart. ``action`` is
+    "error" (a ``DataError``), "warning" (a ``DataWarning``) or "ignore"."""
+    if action == "ignore":
+        return
+    for term in terms:
+        levels, p = len(term.levels), term.values.shape[1]
+        label = f"({term.term.expr} | {term.group})"
+        if levels >= n:
+            problem = (f"the grouping factor {term.group!r} has {levels} levels for {n} "
+                       "observations; each level needs repeated observations (with one "
+                       "value per row, the term is confounded with the residual)")
+        elif levels * p >= n:
+            problem = (f"the term {label} has {levels * p} random effects ({levels} levels x "
+                       f"{p} columns) for {n} observations: its variances and the residual "
+                       "variance cannot be told apart; simplify the term (fewer columns, or "
+                       "(x || g)) or collect more observations per level")
+        else:
+            continue
+        hint = " (nobs_checks='warning' or 'ignore' fits it anyway)"
+        if action == "error":
+            raise DataError(problem + hint)
+        warn_user(problem, DataWarning)
+
+
 def _term_design(term: RandomTerm, frame: pd.DataFrame) -> TermDesign:
     codes, levels = grouping_codes(frame, term.factors)
     n = frame.shape[0]
     if len(levels) < 2:
         raise DataError(f"the grouping factor {term.group!r} has a single level "
                         f"({str(levels[0])!r}); a random effect needs at least two groups")
-    if len(levels) >= n:
-        raise DataError(f"the grouping factor {term.group!r} has {len(levels)} levels for {n} "
-                        "observations; each level needs repeated observations (for one value "
-                        "per row, the term is confounded with the residual)")
     if term.expr.strip() == "1":
         return TermDesign(term, ("(Intercept)",), np.ones((n, 1)), codes, levels, None)
     encoding = fast_encoding(term.expr, frame)

@@ -47,13 +47,17 @@ class LinearMixedModel:
         reml: fit by REML (the default, as in lme4) or by maximum likelihood.
         weights: prior weights, as lme4's ``weights``: None, a column name or one value per
             row; Var(e_i) = sigma^2 / w_i.
+        nobs_checks: "error" (default, as lme4), "warning" or "ignore": what a grouping factor
+            with as many levels as observations, or a term with as many random effects, is
+            (``design.build.check_identifiable``).
     """
 
     #: the class of ``fit()``'s result (the package's API uses its facade, ``LmmFit``)
     result_type = FittedModel
 
-    def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None):
-        self.design: Design = build_design(parse_formula(formula), data, weights)
+    def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None,
+                 nobs_checks: str = "error"):
+        self.design: Design = build_design(parse_formula(formula), data, weights, nobs_checks)
         self.structure: ReStructure = build_structure(self.design.terms)
         self.residual: ResidualStructure = residual_structure(
             self.design.weights if self.design.weighted else None, self.design.n)

@@ -29,6 +29,7 @@ from formulaic import Formula
 from scipy.special import chdtrc
 
 from .errors import FitWarning
+from .formula import formula_name
 
 __all__ = ["ranova"]
 
@@ -43,7 +44,8 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
         reduced model's formula.
     """
     formula = fit.model.design.formula
-    terms = [(term.expr, term.group) for term in formula.random]
+    terms = [(term.expr, ":".join(formula_name(f) for f in term.factors))
+             for term in formula.random]
     reductions = {}
     for k, (expr, group) in enumerate(terms):
         others = terms[:k] + terms[k + 1:]

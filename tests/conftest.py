@@ -6,22 +6,38 @@ two sets: the shared models (tests/reference/*.json, fitted to the bundled data 
 classic models (tests/reference/classic/*.json, ids "classic/<name>", fitted to the CSV files
 in tests/reference/classic/data; their records list the columns R treated as factors). Other
 JSON files (likelihood-ratio tables, contrasts...) have other layouts and are skipped here.
+
+The property tests' examples (hypothesis) depend on the settings profile: "ci", loaded when the
+CI environment variable is set, draws the same examples on every run and prints the blob that
+reproduces a failure; "dev", loaded otherwise, draws new examples each run, so that repeated
+local runs search wider. HYPOTHESIS_PROFILE=ci or HYPOTHESIS_PROFILE=dev chooses explicitly (e.g.
+HYPOTHESIS_PROFILE=ci to rerun CI's examples locally). Tests set their own ``max_examples``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 import mixedmodels as mm
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
 CLASSIC_DIR = REFERENCE_DIR / "classic"
 METHODS = ("REML", "ML")
+
+# Both from hypothesis's "default" profile: the current default may be its own "ci" profile,
+# which it loads by itself when it sees a CI environment variable.
+settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True,
+                          deadline=None, print_blob=True)
+settings.register_profile("dev", parent=settings.get_profile("default"), deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
+                      or ("ci" if "CI" in os.environ else "dev"))
 
 
 def load_reference(model_id: str) -> dict:

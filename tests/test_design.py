@@ -83,7 +83,7 @@ def test_interaction_of_many_large_factors():
     assert list(levels) == [":".join(map(str, t)) for t in order]
 
 
-@settings(max_examples=50, deadline=None, derandomize=True)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from("pqrs"), st.integers(0, 12)), min_size=1,
                 max_size=40))
 def test_codes_index_the_levels(rows):

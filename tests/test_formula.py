@@ -1,13 +1,17 @@
-"""parse_formula: lme4's bar terms, their expansions and names, and marked syntax errors."""
+"""parse_formula: lme4's bar terms, their expansions and names, names as R reads them, and
+marked syntax errors."""
 
 from __future__ import annotations
 
 import keyword
+import re
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import mixedmodels as mm
 from mixedmodels.errors import FormulaError
 from mixedmodels.formula.parse import ParsedFormula, RandomTerm, parse_formula
 
@@ -106,6 +110,8 @@ def _position(message: str) -> int:
 
 @pytest.mark.parametrize("text, position, words", [
     ("y ~ (x | g", 4, "never closed"),
+    ("y ~ `x + (1 | g)", 4, "never closed"),
+    ("y ~ I(x == 'a) + (1 | g)", 11, "never closed"),
     ("y ~ x | g)", 9, "no matching '('"),
     ("y ~ x ~ z + (1 | g)", 6, "exactly one '~'"),
     ("y + (1 | g)", 11, "exactly one '~'"),
@@ -124,6 +130,8 @@ def _position(message: str) -> int:
     ("y ~ x * + (1 | g)", 6, "fixed-effects part"),
     ("y ~ x + (x * | g)", 11, "random-effects term"),
     ("y $ 2 ~ x + (1 | g)", 2, "the response"),
+    ("y ~ x + I(z +) + (1 | g)", 4, "invalid Python code"),
+    ("y ~ x + (I(z +) | g)", 9, "invalid Python code"),
 ])
 def test_errors_mark_the_position(text, position, words):
     with pytest.raises(FormulaError) as info:
@@ -147,11 +155,19 @@ def test_empty_formula(value):
         parse_formula(value)
 
 
-NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(
-    lambda s: not keyword.iskeyword(s) and not keyword.issoftkeyword(s))
+# R names: a letter or a dot (not before a digit), then letters, digits, dots and underscores
+NAMES = st.from_regex(r"[A-Za-z.][A-Za-z0-9._]{0,6}", fullmatch=True).filter(
+    lambda s: not re.match(r"\.[0-9]", s) and s.strip(".")
+    and not any(keyword.iskeyword(p) or keyword.issoftkeyword(p) for p in s.split(".")))
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+def _spelled(name: str) -> str:
+    """A name as the parsed parts hand it to formulaic: in backquotes unless Python reads it as
+    words joined by dots."""
+    return name if all(part.isidentifier() for part in name.split(".")) else f"`{name}`"
+
+
+@settings(max_examples=60, deadline=None)
 @given(st.lists(NAMES, min_size=4, max_size=4, unique=True), st.booleans(),
        st.sampled_from(["|", "||"]), st.booleans())
 def test_generated_formulas(names, slope, bar, nested):
@@ -160,12 +176,114 @@ def test_generated_formulas(names, slope, bar, nested):
     group = f"{g}/{h}" if nested else g
     lhs = x if slope else "1"
     text = f"{y} ~ {x} + ({lhs} {bar} {group})"
-    parsed = parse_formula(text)
-    assert parsed.response == y
-    assert parsed.fixed == x
     groups = [f"{h}:{g}", g] if nested else [g]
-    exprs = (["1", f"0 + {x}"] if slope else ["1"]) if bar == "||" else [lhs]
-    assert [(t.expr, t.group) for t in parsed.random] == [(e, grp) for grp in groups
-                                                          for e in exprs]
-    compact = text.replace(" ", "")
-    assert parse_formula(compact).random == parsed.random
+    exprs = ((["1", f"0 + {_spelled(x)}"] if slope else ["1"]) if bar == "||"
+             else [_spelled(lhs) if slope else lhs])
+    for variant in (text, text.replace(" ", "")):
+        parsed = parse_formula(variant)
+        assert parsed.response == y
+        assert parsed.fixed == _spelled(x)
+        assert [(t.expr, t.group) for t in parsed.random] == [(e, grp) for grp in groups
+                                                              for e in exprs]
+
+
+# --- names as R reads them -----------------------------------------------------------------------
+
+def _compact(text: str) -> str:
+    """The text without the blanks outside backquotes."""
+    return re.sub(r"(`[^`]*`)|\s+", lambda m: m.group(1) or "", text)
+
+
+# (the name as written, the column it names, as the parsed parts spell it for formulaic: a name
+# that Python cannot read is backquoted)
+R_NAMES = [
+    ("a0e", "a0e", "a0e"),
+    ("day1e", "day1e", "day1e"),
+    ("x1e5", "x1e5", "x1e5"),
+    ("v2E", "v2E", "v2E"),
+    ("x.1e", "x.1e", "`x.1e`"),
+    ("t_1e", "t_1e", "t_1e"),
+    ("a1e1", "a1e1", "a1e1"),
+    (".x1e", ".x1e", "`.x1e`"),
+    ("Reaction.Time", "Reaction.Time", "Reaction.Time"),
+    ("`1e+3 weird`", "1e+3 weird", "`1e+3 weird`"),
+    ("`a|b (c) d/e:f`", "a|b (c) d/e:f", "`a|b (c) d/e:f`"),
+]
+
+
+@pytest.mark.parametrize("name, column, spelled", R_NAMES, ids=[n for n, _, _ in R_NAMES])
+def test_names_with_digits_dots_and_e(name, column, spelled):
+    """Digits, 'e', '+', dots and underscores inside a name are part of the name, whatever the
+    spacing, in the response, the fixed part, a term's left side and the grouping factor."""
+    cases = [  # formula, response, fixed, random terms
+        (f"y ~ {name} + (1 | g)", "y", spelled, [("1", "g")]),
+        (f"y ~ {name} - 1 + (1 | g)", "y", f"{spelled} - 1", [("1", "g")]),
+        (f"y ~ {name} * z + (1 | g) - 1", "y", f"{spelled} * z - 1", [("1", "g")]),
+        (f"y ~ x + ({name} | g)", "y", "x", [(spelled, "g")]),
+        (f"y ~ x + (1 + {name} | g)", "y", "x", [(f"1 + {spelled}", "g")]),
+        (f"y ~ x + ({name} || g)", "y", "x", [("1", "g"), (f"0 + {spelled}", "g")]),
+        (f"y ~ x + (1 | {name})", "y", "x", [("1", column)]),
+        (f"y ~ x + (1 | {name}/h)", "y", "x", [("1", f"h:{column}"), ("1", column)]),
+        (f"y ~ x + (1 | h:{name})", "y", "x", [("1", f"h:{column}")]),
+        (f"{name} ~ {name} + ({name} | {name})", name, spelled, [(spelled, column)]),
+    ]
+    for text, response, fixed, random in cases:
+        for variant in (text, _compact(text)):
+            parsed = parse_formula(variant)
+            assert parsed.response == response, variant
+            assert _compact(parsed.fixed) == _compact(fixed), variant
+            assert [(_compact(t.expr), t.group) for t in parsed.random] == \
+                [(_compact(e), g) for e, g in random], variant
+            assert parsed.offsets == (), variant
+
+
+@pytest.mark.parametrize("text, fixed, offsets", [
+    ("y ~ I(x * 1e-3) + (1 | g)", "I(x * 1e-3)", ()),
+    ("y~I(x*1e-3)+(1|g)", "I(x*1e-3)", ()),
+    ("y ~ x + offset(2e+1 * z) + (1|g)", "x", ("I(2e+1 * z)",)),
+    ("y~x+offset(2e+1*z)+(1|g)", "x", ("I(2e+1*z)",)),
+    ("y ~ x+I(z*1E+2)+(1|g)", "x + I(z*1E+2)", ()),
+    ("y ~ x + I(z^.5e-1) + (1|g)", "x + I(z**.5e-1)", ()),
+    ("y ~ x + I(`a^b`^2) + (1|g)", "x + I(`a^b`**2)", ()),
+    ("y ~ x.I(z^2) + (1|g)", "x.I(z^2)", ()),
+    ("y ~ I(x.1e^2) + (1|g)", "I(`x.1e`**2)", ()),
+    ('y ~ I(x == "a+b|c") + (1|g)', 'I(x == "a+b|c")', ()),
+    ("y ~ I(x == 'a-b')-1 + (1|g)", "I(x == 'a-b') - 1", ()),
+])
+def test_numbers_strings_and_powers(text, fixed, offsets):
+    """A number is read where a token starts (its exponent's sign is no '+' or '-' between
+    terms); quoted strings and backquoted names are read whole; only the name ``I`` makes an
+    identity call whose '^' is a power."""
+    parsed = parse_formula(text)
+    assert parsed.fixed == fixed
+    assert parsed.offsets == offsets
+    assert [(t.expr, t.group) for t in parsed.random] == [("1", "g")]
+
+
+def test_fit_with_digits_and_e_in_a_column_name():
+    data = mm.datasets.load("sleepstudy").assign(day1e=lambda f: f.Days)
+    fit = mm.lmer("Reaction ~ day1e+(1|Subject)", data)
+    reference = mm.lmer("Reaction ~ Days + (1 | Subject)", data)
+    assert fit.fixef.index.tolist() == ["(Intercept)", "day1e"]
+    assert fit.objective == pytest.approx(reference.objective, rel=1e-10)
+
+
+@pytest.mark.parametrize("column", ["x.1e", ".x1e", "Reaction.Time", "1e+3 weird"])
+def test_fit_with_dotted_and_odd_column_names(column):
+    """Each name is its whole column (not the column before its dot), in the fixed part, in
+    I(...) and in a term's left side; the rows it misses are dropped, and predictions need it
+    (and no other column) in new data."""
+    data = mm.datasets.load("sleepstudy")
+    data.loc[3, "Days"] = float("nan")
+    data[column] = data.Days
+    name = f"`{column}`" if " " in column else column
+    power = f"I(`{column}`^2)"
+    with pytest.warns(mm.DataWarning, match="dropped 1 of 180 rows"):
+        fit = mm.lmer(f"Reaction~{name}+{power}+({name}|Subject)", data)
+    with pytest.warns(mm.DataWarning, match="dropped 1 of 180 rows"):
+        reference = mm.lmer("Reaction ~ Days + I(Days^2) + (Days | Subject)", data)
+    assert fit.fixef.index.tolist() == ["(Intercept)", column, f"I(`{column}`^2)"]
+    assert fit.objective == pytest.approx(reference.objective, rel=1e-10)
+    np.testing.assert_allclose(fit.predict(data[[column, "Subject"]].iloc[5:9]),
+                               reference.predict(data[["Days", "Subject"]].iloc[5:9]),
+                               rtol=1e-8)

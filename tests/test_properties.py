@@ -28,10 +28,12 @@ import mixedmodels as mm
 from mixedmodels.linalg import blocks
 from mixedmodels.linalg.blocks import BlockDiagonal, BlockSparse
 
-# MM_RANDOM_PROPERTIES=1 draws new examples each run; MM_PROPERTY_SCALE=k runs k times as many
+# The hypothesis profile (tests/conftest.py) decides whether the examples are the same on every
+# run (CI set, or HYPOTHESIS_PROFILE=ci) or new each run (the default elsewhere).
+# MM_PROPERTY_SCALE=k runs k times as many: a wider search is, for instance,
+#   HYPOTHESIS_PROFILE=dev MM_PROPERTY_SCALE=10 python -m pytest tests/test_properties.py
 SCALE = int(os.environ.get("MM_PROPERTY_SCALE", "1"))
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                derandomize=not os.environ.get("MM_RANDOM_PROPERTIES"))
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # --- random designs ----------------------------------------------------------------------------

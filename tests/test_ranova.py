@@ -47,6 +47,20 @@ def test_reduced_formulas_are_recorded():
     assert formulas["(1 | Subject)"] == "Reaction ~ Days + (0 + Days | Subject)"
 
 
+def test_reduced_formulas_keep_backquoted_names():
+    data = mm.datasets.load("sleepstudy")
+    data = data.assign(**{"day 1e+0": data.Days, "subject id": data.Subject})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer("Reaction ~ Days + (`day 1e+0` | `subject id`)", data)
+        table = fit.ranova()
+        reference = mm.lmer("Reaction ~ Days + (Days | Subject)", data).ranova()
+    assert table.attrs["formulas"]["day 1e+0 in (`day 1e+0` | `subject id`)"] == \
+        "Reaction ~ Days + (1 | `subject id`)"
+    np.testing.assert_allclose(table["logLik"].to_numpy(), reference["logLik"].to_numpy(),
+                               rtol=1e-7)
+
+
 def test_linear_model_loglik_by_definition():
     """ML: the normal log-likelihood at the least-squares fit; REML: that of the n - p error
     contrasts, -0.5 [(n - p) log(2 pi s2) + log|X'X| + (n - p)] with s2 = RSS / (n - p)."""

@@ -20,13 +20,24 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula, model_matrix
 from formulaic.errors import FormulaicError
+from formulaic.parser.types import Factor
+from formulaic.transforms import TRANSFORMS
+from formulaic.utils.variables import get_required_variables
 
 from ..errors import DataError, DataWarning, FormulaError, warn_user
-from ..formula.parse import ParsedFormula, RandomTerm, _powers_in_identity, formulaic_message
+from ..formula.parse import (
+    ParsedFormula,
+    RandomTerm,
+    backquoted_names,
+    called_names,
+    formulaic_expression,
+    formulaic_message,
+)
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
 from .encoding import fast_encoding
 
-__all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names"]
+__all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names",
+           "required_variables"]
 
 ALIAS_TOLERANCE = 1e-7
 
@@ -216,10 +227,10 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
     if formula.response in data.columns:
         needed.append(formula.response)
     else:  # an expression such as log(y)
-        texts.insert(0, _powers_in_identity(formula.response))
+        texts.insert(0, formulaic_expression(formula.response))
     for text in texts:
         try:
-            needed.extend(name for name in _required_variables(text)
+            needed.extend(name for name in required_variables(text)
                           if name in data.columns or name not in FORMULA_FUNCTIONS)
         except FormulaicError as exc:
             raise FormulaError(f"cannot read '{text}' in the formula {formula.text!r}: "
@@ -239,8 +250,25 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
 
 
 @lru_cache(maxsize=256)
-def _required_variables(text: str) -> tuple[str, ...]:
-    return tuple(sorted(Formula(text).required_variables))
+def required_variables(text: str) -> tuple[str, ...]:
+    """The variables that ``text`` (formulaic syntax) reads. A term that is a name is that whole
+    name, dots included (``Reaction.Time``, as in R), and so is a backquoted name inside an
+    expression; elsewhere in an expression, as formulaic has it, a dotted name is Python's
+    attribute access on the name before the first dot (``x`` in ``x.fillna(0)``)."""
+    names = set()
+    for term in Formula(text):
+        for factor in term.factors:
+            if factor.eval_method is Factor.EvalMethod.LOOKUP:
+                names.add(str(factor.expr))
+            elif factor.eval_method is Factor.EvalMethod.PYTHON:
+                try:
+                    variables = get_required_variables(factor.expr, TRANSFORMS)
+                except Exception:  # noqa: BLE001 - formulaic's rule: code it cannot analyse
+                    continue  # (a stateful transform such as poly(x, 2)) names no variables
+                quoted = backquoted_names(factor.expr)
+                names.update(str(v) if v in quoted else str(v.root) for v in variables
+                             if v.root not in TRANSFORMS)
+    return tuple(sorted(names))
 
 
 def _unknown_column_message(name: str, columns, formula_text: str) -> str:
@@ -249,7 +277,7 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
     lowered = [c for c in columns if c.lower() == name.lower() and c not in close]
     hint = close or lowered
     suggestion = f" Did you mean {', '.join(repr(c) for c in hint)}?" if hint else ""
-    if re.search(r"(?<![\w.])" + re.escape(name) + r"\s*\(", formula_text):
+    if name in called_names(formula_text):
         return (f"the formula {formula_text!r} calls {name}(...), but {name!r} is neither a "
                 f"known function nor a column of the data.{suggestion} Available functions "
                 "are formulaic's (C, I, log, exp, scale, poly, ...), numpy as np, and "
@@ -308,7 +336,7 @@ def _numeric_expression(frame: pd.DataFrame, name: str, what: str) -> np.ndarray
         column = frame[name]
     else:  # an expression of columns, e.g. log(y)
         try:
-            matrix = model_matrix("0 + " + _powers_in_identity(name), frame, na_action="ignore",
+            matrix = model_matrix("0 + " + formulaic_expression(name), frame, na_action="ignore",
                                   context=FORMULA_CONTEXT)
         except FormulaicError as exc:
             raise FormulaError(f"cannot evaluate {what} {name!r}: "

@@ -36,9 +36,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import scipy.stats
-from formulaic import Formula
 
-from ..design.build import _factor_codes, offset_values, r_column_names
+from ..design.build import _factor_codes, offset_values, r_column_names, required_variables
 from ..design.encoding import Encoding
 from ..errors import DataError
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
@@ -189,7 +188,7 @@ def _error_variance(fit, X0: np.ndarray, blocks, included: np.ndarray) -> np.nda
 def _variables(text: str) -> set[str]:
     if text.strip() in ("1", "0", "-1", ""):
         return set()
-    return set(Formula(text).required_variables) - set(FORMULA_FUNCTIONS)
+    return set(required_variables(text)) - set(FORMULA_FUNCTIONS)
 
 
 def _missing(frame: pd.DataFrame, names) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Split an lme4-style formula into its response, fixed part and random-effects terms.
 
 The fixed part is handed to formulaic unchanged, except that ``^`` inside ``I(...)`` becomes
-``**`` (in R, ``I(age^2)`` is a power). Random-effects terms are the parenthesised bars:
+``**`` (in R, ``I(age^2)`` is a power) and names that Python cannot read are backquoted (see
+below). Random-effects terms are the parenthesised bars:
 
 * ``(x | g)``: correlated effects for the columns of ``x`` (intercept implied) within levels of g;
 * ``(x || g)``: the same columns, uncorrelated: one term per column, as lme4 splits them;
@@ -11,6 +12,16 @@ The fixed part is handed to formulaic unchanged, except that ``^`` inside ``I(..
 ``offset(expr)`` terms of the fixed part (as in R) are taken out of it: their values are added
 to the linear predictor with a fixed coefficient of 1. ``expr`` is arithmetic, as in R
 (``offset(2 * x)``, ``offset(log(n))``); it is kept as ``I(expr)``.
+
+The text is read in R's tokens. A name starts with a letter, or a dot not followed by a digit,
+and goes on with letters, digits, dots and underscores (``day1e``, ``x.1e``, ``Reaction.Time``);
+any text in backquotes is a name too (`` `1e+3 weird` ``). (A leading underscore, which R does
+not allow, is accepted as formulaic accepts it: ``_g``.) A number starts only where a token
+starts, so in ``day1e+x`` the ``e+`` is no exponent; quoted strings are read whole. formulaic
+reads Python, so a name that Python cannot read whole (``x.1e``, ``.x1e``) is handed to it in
+backquotes. A name of dotted words (``Reaction.Time``) is looked up whole as a term, but inside
+a call such as ``log(...)`` Python reads it as attribute access: there, write it in backquotes
+(``log(`Reaction.Time`)``).
 """
 
 from __future__ import annotations
@@ -18,10 +29,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from ..errors import FormulaError
 
-__all__ = ["RandomTerm", "ParsedFormula", "parse_formula"]
+__all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "formulaic_expression",
+           "formula_name", "backquoted_names", "called_names"]
 
 
 @dataclass(frozen=True)
@@ -54,21 +67,76 @@ class ParsedFormula:
 
 
 _OFFSET = re.compile(r"offset\s*\(")
-_NAME = re.compile(r"\s*([A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`)\s*$")
+
+# R's tokens; every character belongs to one. A name starts with a letter, '_' or a dot not
+# before a digit, and goes on with letters, digits, dots and '_'. A number is only tried where a
+# token starts, so the digits and 'e' inside a name stay in it. Anything else (operators,
+# brackets, an unclosed quote) is a one-character symbol.
+_R_NAME = r"(?:[^\W\d]|\.(?![0-9]))[\w.]*"
+_TOKEN = re.compile(rf"""
+      (?P<space>\s+)
+    | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+    | (?P<name>{_R_NAME}|`[^`]*`)
+    | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+    | (?P<symbol>.)
+""", re.VERBOSE | re.DOTALL)
+
+
+class _Token(NamedTuple):
+    kind: str  # "space", "number", "name", "string" or "symbol"
+    text: str
+    start: int
+
+
+@lru_cache(maxsize=1024)
+def _tokens(text: str) -> tuple[_Token, ...]:
+    """``text`` as R's tokens. Every scan of formula text goes through them, so that nothing
+    inside a name, a number or a string is taken for an operator or a bracket."""
+    return tuple(_Token(m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(text))
+
+
+def _symbols(text: str) -> list[_Token]:
+    """The operators and brackets of ``text``."""
+    return [t for t in _tokens(text) if t.kind == "symbol"]
+
+
+def _following(tokens: tuple[_Token, ...], i: int) -> _Token | None:
+    """The first token after ``tokens[i]`` that is not blank."""
+    return next((t for t in tokens[i + 1:] if t.kind != "space"), None)
+
+
+def formula_name(column: str) -> str:
+    """A column's name as the formula reads it whole: as it is if it is an R name, else in
+    backquotes (``"1e+3 weird"`` -> `` `1e+3 weird` ``)."""
+    return column if re.fullmatch(_R_NAME, column) else f"`{column}`"
+
+
+def backquoted_names(text: str) -> frozenset[str]:
+    """The names written in backquotes in ``text``, without them."""
+    return frozenset(t.text[1:-1] for t in _tokens(text)
+                     if t.kind == "name" and t.text.startswith("`"))
+
+
+def called_names(text: str) -> frozenset[str]:
+    """The names that ``text`` calls as functions (``log`` in ``log(x)``), without backquotes."""
+    tokens = _tokens(text)
+    return frozenset(t.text.strip("`") for i, t in enumerate(tokens) if t.kind == "name"
+                     and getattr(_following(tokens, i), "text", None) == "(")
 
 
 def parse_formula(text: str) -> ParsedFormula:
     """Parse ``"y ~ fixed + (expr | group) + ..."``.
 
     Raises:
-        FormulaError: with the offending position marked, for unbalanced parentheses, a missing
-            ``~``, an empty side, or a malformed bar term.
+        FormulaError: with the offending position marked, for unbalanced parentheses or
+            quotes, a missing ``~``, an empty side, or a malformed bar term.
     """
     if not isinstance(text, str):
         raise FormulaError(f"the formula must be a string such as 'y ~ x + (1 | g)', not "
                            f"{type(text).__name__} {text!r}")
     if not text.strip():
         raise FormulaError("the formula is empty; write it as 'response ~ predictors'")
+    _check_quotes(text)
     _check_parentheses(text)
     tilde = _top_level_positions(text, "~")
     if len(tilde) != 1:
@@ -108,14 +176,15 @@ def parse_formula(text: str) -> ParsedFormula:
             if not expression:
                 raise FormulaError(_marked(text, piece_start, "offset() needs an expression"))
             # arithmetic, as in R (offset(2 * x)): evaluated as formulaic's I(...)
-            identity = _powers_in_identity(f"I({expression})")
+            identity = f"I({expression})"
             _check_expression(text, identity, piece_start + stripped.index(expression) - 2,
                               "the offset")
-            offsets.append(identity)
+            offsets.append(formulaic_expression(identity))
             continue
-        if "|" in stripped:
-            bars = _top_level_positions(stripped, "|")
-            bar = piece_start + (bars[0] if bars else stripped.index("|"))
+        bars = [t.start for t in _symbols(stripped) if t.text == "|"]
+        if bars:
+            top_level = _top_level_positions(stripped, "|")
+            bar = piece_start + (top_level[0] if top_level else bars[0])
             raise FormulaError(_marked(text, bar, "a bar must be inside its own parentheses, "
                                                   "added to the rest: ... + (expr | group)"))
         joined = " ".join(fixed_parts)
@@ -128,7 +197,7 @@ def parse_formula(text: str) -> ParsedFormula:
         fixed, shift = "1 " + fixed, 2
     fixed_starts = [(a + shift, b) for a, b in fixed_starts]
     _check_expression(text, fixed, 0, "the fixed-effects part", fixed_starts)
-    return ParsedFormula(text=text, response=response, fixed=_powers_in_identity(fixed),
+    return ParsedFormula(text=text, response=response, fixed=formulaic_expression(fixed),
                          random=tuple(random), offsets=tuple(offsets))
 
 
@@ -148,10 +217,11 @@ def _strip_outer_parentheses(piece: str) -> tuple[str, int]:
 def _closing(text: str, open_at: int) -> int:
     """Index of the parenthesis closing the one at ``open_at`` (-1 if none)."""
     depth = 0
-    for i in range(open_at, len(text)):
-        depth += {"(": 1, ")": -1}.get(text[i], 0)
-        if depth == 0:
-            return i
+    for token in _symbols(text):
+        if token.start >= open_at:
+            depth += {"(": 1, ")": -1}.get(token.text, 0)
+            if depth == 0:
+                return token.start
     return -1
 
 
@@ -179,7 +249,7 @@ def _check_expression(text: str, expr: str, start: int, what: str,
     error = _formulaic_error(expr)
     if error is not None:
         message, position = error
-        where = start
+        where = starts[0][1] if starts else start
         if position is not None:
             if starts:  # map a position in the joined fixed part back to the formula
                 joined_start, original = max((s for s in starts if s[0] <= position),
@@ -193,20 +263,25 @@ def _check_expression(text: str, expr: str, start: int, what: str,
 
 @lru_cache(maxsize=512)
 def _formulaic_error(expr: str) -> tuple[str, int | None] | None:
-    """None if formulaic reads ``expr``, else its message and the position it marked."""
+    """None if formulaic reads ``expr`` (as ``formulaic_expression`` hands it over), else its
+    message and the position in ``expr`` that it marked, if any."""
     from formulaic import Formula
     from formulaic.errors import FormulaicError
 
     try:
-        Formula(expr)  # R's '^' inside I(...) still parses: positions stay those of the text
+        Formula(formulaic_expression(expr))
         return None
+    except SyntaxError as exc:  # Python code inside a call, e.g. I(x +)
+        return f"invalid Python code inside a call ({exc.msg})", None
     except FormulaicError as exc:
         error = exc
-    try:
-        Formula(_powers_in_identity(expr))
-        return None
-    except FormulaicError:
-        return formulaic_message(error)
+    try:  # formulaic's position is one in the text it read: find the fault in expr as written
+        Formula(expr)
+    except FormulaicError as exc:
+        return formulaic_message(exc)
+    except SyntaxError:
+        pass
+    return formulaic_message(error)[0], None
 
 
 def _random_terms(text: str, inner: str, inner_start: int) -> list[RandomTerm]:
@@ -227,25 +302,30 @@ def _random_terms(text: str, inner: str, inner_start: int) -> list[RandomTerm]:
     if not exprs:
         raise FormulaError(_marked(text, inner_start + inner.index(expr),
                                    "this random-effects term has no columns"))
-    return [RandomTerm(_powers_in_identity(e), g) for g in groups for e in exprs]
+    return [RandomTerm(formulaic_expression(e), g) for g in groups for e in exprs]
 
 
 def _grouping_factors(text: str, group_text: str, start: int) -> list[tuple[str, ...]]:
     """``g`` -> [(g,)]; ``g:h`` -> [(g, h)]; ``g/h`` -> [(h, g), (g,)] (lme4's order and names)."""
-    nests = group_text.split("/")
     parsed: list[tuple[str, ...]] = []
-    position = start
-    for nest in nests:
-        names = []
-        for name in nest.split(":"):
-            match = _NAME.match(name)
-            if not match:
-                where = position + len(name) - len(name.lstrip())
-                raise FormulaError(_marked(text, where, "a grouping factor must be a column "
-                                                        "name (or names joined by ':' or '/')"))
-            names.append(match.group(1).strip("`"))
-            position += len(name) + 1
-        parsed.append(tuple(names))
+    names: list[str] = []
+    piece: list[_Token] = []  # the tokens, blanks aside, since the last ':' or '/'
+    for token in (*_tokens(group_text), None):  # None: the end
+        if token is not None and not (token.kind == "symbol" and token.text in ":/"):
+            if token.kind != "space":
+                piece.append(token)
+            continue
+        if len(piece) != 1 or piece[0].kind != "name":
+            end = len(group_text) if token is None else token.start
+            where = start + (piece[0].start if piece else end)
+            raise FormulaError(_marked(text, where, "a grouping factor must be a column name "
+                                                    "(in backquotes unless it is an R name), "
+                                                    "or names joined by ':' or '/'"))
+        names.append(piece[0].text.strip("`"))
+        piece = []
+        if token is None or token.text == "/":
+            parsed.append(tuple(names))
+            names = []
     if len(parsed) == 1:
         return parsed
     terms = []
@@ -264,56 +344,71 @@ def _split_uncorrelated(expr: str) -> tuple[str, ...]:
     from formulaic import Formula
 
     exprs = []
-    for term in Formula(_powers_in_identity(expr)):
+    for term in Formula(formulaic_expression(expr)):
         factors = [f for f in term.factors if str(f.expr) != "1"]
         if not factors:
             exprs.append("1")
             continue
-        names = [(f"`{f.expr}`" if getattr(f.eval_method, "value", "") == "lookup"
-                  and not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", f.expr) else f.expr)
-                 for f in factors]
+        names = [(_formulaic_name(f.expr) if getattr(f.eval_method, "value", "") == "lookup"
+                  else f.expr) for f in factors]
         exprs.append("0 + " + ":".join(names))
     return tuple(exprs)
 
 
-def _powers_in_identity(expr: str) -> str:
-    """Inside ``I(...)``, R's ``^`` is a power: rewrite it as Python's ``**``."""
-    out, i = [], 0
-    while i < len(expr):
-        match = re.compile(r"\bI\(").search(expr, i)
-        if not match:
-            out.append(expr[i:])
-            break
-        out.append(expr[i: match.end()])
-        depth, j = 1, match.end()
-        while j < len(expr) and depth:
-            depth += {"(": 1, ")": -1}.get(expr[j], 0)
-            j += 1
-        out.append(expr[match.end(): j].replace("^", "**"))
-        i = j
+@lru_cache(maxsize=512)
+def formulaic_expression(expr: str) -> str:
+    """An expression of the formula as formulaic, which reads Python, must see it: inside
+    ``I(...)`` R's power ``^`` becomes ``**``, and a name that Python cannot read whole
+    (``x.1e``, ``.x1e``) is backquoted. Function names and Python's attribute access after a
+    bracket (``f(x).y``) are left as written."""
+    tokens = _tokens(expr)
+    out = []
+    depth = 0  # inside I(...): the parentheses open since its '('
+    identity_opens = -1  # where the '(' of the next I(...) is
+    for i, token in enumerate(tokens):
+        text = token.text
+        if token.kind == "name":
+            following = _following(tokens, i)
+            if following is not None and following.text == "(":  # a call
+                if text == "I" and not depth:
+                    identity_opens = following.start
+            elif not (i and tokens[i - 1].text in (")", "]")):  # not f(x).y
+                text = _formulaic_name(text)
+        elif token.kind == "symbol":
+            if depth:
+                depth += {"(": 1, ")": -1}.get(text, 0)
+                text = "**" if text == "^" else text
+            elif token.start == identity_opens:
+                depth = 1
+        out.append(text)
     return "".join(out)
+
+
+def _formulaic_name(name: str) -> str:
+    """A name as formulaic reads it whole: as written if Python reads it as a name or as
+    names joined by dots (formulaic looks such a term up whole), else in backquotes. A lone
+    ``.`` stays formulaic's "all other columns"."""
+    if name.startswith("`") or name == "." or all(part.isidentifier()
+                                                  for part in name.split(".")):
+        return name
+    return f"`{name}`"
 
 
 def _split_top_level_sum(expr: str) -> list[tuple[str, int, str]]:
     """Split at top-level ``+`` and ``-``; return (sign, start offset, piece) triples."""
     pieces, depth, start, sign = [], 0, 0, "+"
-    for i, char in enumerate(expr):
-        if char in "([":
+    for token in _symbols(expr):
+        if token.text in "([":
             depth += 1
-        elif char in ")]":
+        elif token.text in ")]":
             depth -= 1
-        elif char in "+-" and depth == 0 and not _is_exponent_sign(expr, i):
-            if expr[start:i].strip():
-                pieces.append((sign, start, expr[start:i]))
-            sign, start = char, i + 1
+        elif token.text in "+-" and depth == 0:
+            if expr[start:token.start].strip():
+                pieces.append((sign, start, expr[start:token.start]))
+            sign, start = token.text, token.start + 1
     if expr[start:].strip():
         pieces.append((sign, start, expr[start:]))
     return pieces
-
-
-def _is_exponent_sign(expr: str, i: int) -> bool:
-    """True for the sign in a number such as ``1e-5``."""
-    return i >= 2 and expr[i - 1] in "eE" and expr[i - 2].isdigit()
 
 
 def _has_bar(inner: str) -> bool:
@@ -322,24 +417,31 @@ def _has_bar(inner: str) -> bool:
 
 def _top_level_positions(text: str, char: str) -> list[int]:
     depth, found = 0, []
-    for i, c in enumerate(text):
-        if c == "(":
+    for token in _symbols(text):
+        if token.text == "(":
             depth += 1
-        elif c == ")":
+        elif token.text == ")":
             depth -= 1
-        elif c == char and depth == 0:
-            found.append(i)
+        elif token.text == char and depth == 0:
+            found.append(token.start)
     return found
+
+
+def _check_quotes(text: str) -> None:
+    """A quote that is not part of a string or a backquoted name is never closed."""
+    for token in _symbols(text):
+        if token.text in "`'\"":
+            raise FormulaError(_marked(text, token.start, "this quote is never closed"))
 
 
 def _check_parentheses(text: str) -> None:
     stack = []
-    for i, c in enumerate(text):
-        if c == "(":
-            stack.append(i)
-        elif c == ")":
+    for token in _symbols(text):
+        if token.text == "(":
+            stack.append(token.start)
+        elif token.text == ")":
             if not stack:
-                raise FormulaError(_marked(text, i, "this ')' has no matching '('"))
+                raise FormulaError(_marked(text, token.start, "this ')' has no matching '('"))
             stack.pop()
     if stack:
         raise FormulaError(_marked(text, stack[-1], "this '(' is never closed"))

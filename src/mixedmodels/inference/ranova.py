@@ -30,6 +30,7 @@ from scipy.special import chdtrc
 
 from ..core.criterion import Pieces, criterion
 from ..errors import FitWarning
+from ..formula.parse import formula_name
 from ..lmm.model import LinearMixedModel
 
 __all__ = ["ranova"]
@@ -45,7 +46,8 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
         reduced model's formula.
     """
     formula = fit.model.design.formula
-    terms = [(term.expr, term.group) for term in formula.random]
+    terms = [(term.expr, ":".join(formula_name(f) for f in term.factors))
+             for term in formula.random]
     reductions = {}
     for k, (expr, group) in enumerate(terms):
         others = terms[:k] + terms[k + 1:]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import load_reference
 
 import mixedmodels as mm
 from mixedmodels.formula.rfunctions import factor
@@ -77,3 +78,22 @@ def test_unknown_function_lists_the_known_ones():
 @pytest.fixture(scope="module")
 def sleep_factor():
     return mm.lmer("Reaction ~ factor(Days) + (1 | Subject)", mm.datasets.load("sleepstudy"))
+
+
+LITERALS = load_reference("r_literals")
+
+
+@pytest.mark.parametrize("record", LITERALS, ids=[r["formula"] for r in LITERALS])
+def test_r_literals_and_raw_polynomials(record):
+    """TRUE/FALSE in formulas, raw polynomials numbered 1..d and keyword arguments spelled as
+    R deparses them (r_literals.R)."""
+    fit = mm.lmer(record["formula"], mm.datasets.load("sleepstudy"))
+    assert list(fit.fixef.index) == list(record["fixef"])
+    np.testing.assert_allclose(fit.fixef.to_numpy(), list(record["fixef"].values()), rtol=1e-6)
+    assert fit.objective == pytest.approx(record["reml_criterion"], rel=1e-8)
+
+
+def test_python_spelling_of_literals_gives_r_names():
+    fit = mm.lmer("Reaction ~ poly(Days,3,raw=True) + (1 | Subject)",
+                  mm.datasets.load("sleepstudy"))
+    assert list(fit.fixef.index)[1:] == [f"poly(Days, 3, raw = TRUE){k}" for k in (1, 2, 3)]

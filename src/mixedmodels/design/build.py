@@ -33,7 +33,7 @@ from ..formula.parse import (
     formulaic_expression,
     formulaic_message,
 )
-from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
+from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS, FORMULA_NAMES
 from .encoding import fast_encoding
 
 __all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names",
@@ -231,7 +231,7 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
     for text in texts:
         try:
             needed.extend(name for name in required_variables(text)
-                          if name in data.columns or name not in FORMULA_FUNCTIONS)
+                          if name in data.columns or name not in FORMULA_NAMES)
         except FormulaicError as exc:
             raise FormulaError(f"cannot read '{text}' in the formula {formula.text!r}: "
                                f"{formulaic_message(exc)[0]}") from None
@@ -395,14 +395,26 @@ def _fixed_matrix(fixed: str, frame: pd.DataFrame):
 _TREATMENT = re.compile(r"\[(?:T\.)?([^\]]*)\]")
 
 
+_RAW_POLY = re.compile(r"^(poly\(.*\braw = (?:TRUE|True)\b.*\))\[(\d+)\]$")
+_KEYWORD = re.compile(r"\s*(?<![=!<>])=(?!=)\s*")
+
+
 def r_column_names(columns) -> tuple[str, ...]:
     """formulaic's names as R prints them: ``Intercept`` -> ``(Intercept)``,
-    ``Sex[T.M]`` -> ``SexM``,
-    ``I(age ** 2)`` -> ``I(age^2)``."""
+    ``Sex[T.M]`` -> ``SexM``, ``I(age ** 2)`` -> ``I(age^2)``, keyword arguments as R deparses
+    them (``raw = TRUE``), and raw polynomials numbered by degree from 1, as R's ``poly``
+    (formulaic numbers them from 0)."""
     names = []
     for name in columns:
-        name = "(Intercept)" if name == "Intercept" else _TREATMENT.sub(r"\1", str(name))
-        names.append(name.replace(" ** ", "^"))
+        name = str(name)
+        if name == "Intercept":
+            names.append("(Intercept)")
+            continue
+        name = _KEYWORD.sub(" = ", name).replace("= True", "= TRUE").replace("= False", "= FALSE")
+        raw = _RAW_POLY.match(name)
+        if raw:
+            name = f"{raw.group(1)}[{int(raw.group(2)) + 1}]"
+        names.append(_TREATMENT.sub(r"\1", name).replace(" ** ", "^"))
     return tuple(names)
 
 

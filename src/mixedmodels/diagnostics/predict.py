@@ -40,7 +40,7 @@ import scipy.stats
 from ..design.build import _factor_codes, offset_values, r_column_names, required_variables
 from ..design.encoding import Encoding
 from ..errors import DataError
-from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS
+from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES
 
 __all__ = ["predict"]
 
@@ -188,7 +188,7 @@ def _error_variance(fit, X0: np.ndarray, blocks, included: np.ndarray) -> np.nda
 def _variables(text: str) -> set[str]:
     if text.strip() in ("1", "0", "-1", ""):
         return set()
-    return set(required_variables(text)) - set(FORMULA_FUNCTIONS)
+    return set(required_variables(text)) - set(FORMULA_NAMES)
 
 
 def _missing(frame: pd.DataFrame, names) -> np.ndarray:

@@ -4,8 +4,9 @@ formulaic already provides C, I, log, exp, center, scale, poly and more, and num
 as ``np`` (``np.log1p(x)``). This adds R's names for the common ones: ``factor(x)`` (x as a
 categorical variable with sorted levels, as R's ``factor``; columns are named ``factor(x)5`` as
 in R), and ``sqrt``, ``log1p``, ``log2``, ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``,
-``ceiling``, ``sin``, ``cos``, ``tan``. New data for predictions are encoded with the levels of
-the fit's data, like any categorical variable.
+``ceiling``, ``sin``, ``cos``, ``tan``; and R's logical constants ``TRUE`` and ``FALSE``
+(``poly(x, 3, raw = TRUE)``). New data for predictions are encoded with the levels of the fit's
+data, like any categorical variable.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "factor"]
+__all__ = ["FORMULA_CONSTANTS", "FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "FORMULA_NAMES",
+           "factor"]
 
 
 def factor(values) -> pd.Series:
@@ -42,5 +44,9 @@ FORMULA_FUNCTIONS = {
     "tan": np.tan,
 }
 
-#: The names a formula can use besides the data's columns and formulaic's own transforms.
-FORMULA_CONTEXT = {"np": np, **FORMULA_FUNCTIONS}
+FORMULA_CONSTANTS = {"TRUE": True, "FALSE": False}
+
+#: The names a formula can use besides the data's columns and formulaic's own transforms
+#: (a column of the data with one of these names takes precedence).
+FORMULA_NAMES = {**FORMULA_FUNCTIONS, **FORMULA_CONSTANTS}
+FORMULA_CONTEXT = {"np": np, **FORMULA_NAMES}

@@ -1,6 +1,9 @@
 """Hypothesis contrasts for the fixed-effects terms, as lmerTest computes them: type I and II
 (``type1_contrasts``, ``type2_contrasts``, see their docstrings) and type III, below.
 
+The rows are lmerTest's, not only their span: an F statistic depends on the span alone, but
+the Satterthwaite df of a multi-df test depends on the rows themselves.
+
 The contrasts are those of lmerTest's ``anova(model, type = 3)`` (``get_contrasts_type3``
 and ``extract_contrasts_type3``), for treatment-coded designs:
 
@@ -22,9 +25,7 @@ and ``extract_contrasts_type3``), for treatment-coded designs:
 7. A term's contrast matrix is the transpose of its columns, without rows whose absolute
    values sum to at most 1e-8.
 
-With at most one term, or at most one column in X, lmerTest uses type I contrasts; for those
-designs each term's contrast is the rows of the identity at its columns, which span the same
-space as lmerTest's (Doolittle) rows and give the same F test.
+With at most one term, or at most one column in X, lmerTest uses the type I contrasts.
 
 ``zapsmall`` is R 4.2's: round to ``7 - log10(max |x|)`` digits (rounded to an integer).
 X and rdX are built with formulaic (treatment coding, then one indicator per level), named as
@@ -47,6 +48,7 @@ from ..formula.rfunctions import FORMULA_CONTEXT
 __all__ = ["type1_contrasts", "type2_contrasts", "type3_contrasts"]
 
 ZERO_ROW = 1e-8
+DOOLITTLE_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -88,40 +90,53 @@ def _layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -
 
 def type1_contrasts(fixed_formula: str, frame: pd.DataFrame,
                     x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """lmerTest's type I (sequential) contrasts: each term's rows of the upper Cholesky factor
-    of X'X (lmerTest takes those of its unit-triangular Doolittle factor; the rows differ by
-    positive factors only, and the F tests are the same)."""
-    layout = _layout(fixed_formula, frame, x_names)
-    p = len(x_names)
-    upper = np.linalg.cholesky(layout.X.T @ layout.X).T if p else np.zeros((0, 0))
-    return {label: upper[cols] for label, cols in zip(layout.labels, layout.columns)}
+    """lmerTest's type I (sequential) contrasts (``get_contrasts_type1``): each term's rows of
+    the unit upper-triangular Doolittle factor of X'X (``_doolittle_rows``).
+
+    Args:
+        fixed_formula: the fixed part in formulaic syntax (``design.formula.fixed``).
+        frame: the data rows the model was fitted on (``design.frame``).
+        x_names: the names of the p columns of X, after aliased columns were dropped.
+
+    Returns:
+        term label -> (columns of the term in X, p) matrix, columns following ``x_names``.
+    """
+    return _type1(_layout(fixed_formula, frame, x_names))
+
+
+def _type1(layout: _Layout) -> dict[str, np.ndarray]:
+    rows = _doolittle_rows(layout.X.T @ layout.X)
+    return {label: rows[cols] for label, cols in zip(layout.labels, layout.columns)}
 
 
 def type2_contrasts(fixed_formula: str, frame: pd.DataFrame,
                     x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """lmerTest's type II contrasts: a term contained in no other is tested by its own
-    coefficients; any other term by its rows of the upper Cholesky factor of X'X with the
-    columns reordered so that the term and the terms containing it come last (in their
-    order): its effect adjusted for every term that does not contain it."""
+    """lmerTest's type II contrasts (``get_contrasts_type2_unfolded``): a term contained in no
+    other is tested by its own coefficients (``get_contrasts_marginal``); any other term by
+    its rows of the Doolittle factor of X'X with the columns reordered as [the other columns,
+    the term's, those of the terms containing it] (``get_contrasts_type2``): its effect
+    adjusted for every term that does not contain it. With at most one term or one column,
+    the type I contrasts. Arguments and result as ``type1_contrasts``.
+    """
     layout = _layout(fixed_formula, frame, x_names)
-    p = len(x_names)
-    if p <= 1 or len(layout.labels) <= 1:
-        return type1_contrasts(fixed_formula, frame, x_names)
-    out = {}
-    for k, (label, cols) in enumerate(zip(layout.labels, layout.columns)):
-        outer = [j for j in range(len(layout.labels)) if layout.contains(k, j)]
-        if not outer:
-            out[label] = np.eye(p)[cols]
-            continue
-        last = np.sort(np.concatenate([cols] + [layout.columns[j] for j in outer]))
-        order = np.concatenate([np.setdiff1d(np.arange(p), last), last])
-        Xo = layout.X[:, order]
-        upper = np.linalg.cholesky(Xo.T @ Xo).T
-        rows = upper[np.isin(order, cols)]
-        L = np.zeros((len(cols), p))
-        L[:, order] = rows
-        out[label] = L
-    return out
+    if len(x_names) <= 1 or len(layout.labels) <= 1:
+        return _type1(layout)
+    return {label: _type2_rows(layout, k) for k, label in enumerate(layout.labels)}
+
+
+def _type2_rows(layout: _Layout, k: int) -> np.ndarray:
+    """Term k's type II contrast rows (as lmerTest's ``get_contrasts_type2``), (rows, p)."""
+    p = layout.X.shape[1]
+    cols = layout.columns[k]
+    outer = [j for j in range(len(layout.labels)) if layout.contains(k, j)]
+    if not outer:
+        return np.eye(p)[cols]
+    last = np.concatenate([cols] + [layout.columns[j] for j in outer])
+    order = np.concatenate([np.setdiff1d(np.arange(p), last), last])
+    Xo = layout.X[:, order]
+    rows = np.zeros((len(cols), p))
+    rows[:, order] = _doolittle_rows(Xo.T @ Xo)[len(order) - len(last):][:len(cols)]
+    return rows
 
 
 def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
@@ -141,9 +156,8 @@ def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
     terms, labels, X, columns = layout.terms, layout.labels, layout.X, layout.columns
     contains = layout.contains
 
-    p = len(x_names)
-    if p <= 1 or len(terms) <= 1:  # lmerTest's type I contrasts
-        return {label: np.eye(p)[cols] for label, cols in zip(labels, columns)}
+    if len(x_names) <= 1 or len(terms) <= 1:
+        return _type1(layout)
 
     complete = model_matrix(fixed_formula, frame, na_action="ignore", ensure_full_rank=False,
                             context=FORMULA_CONTEXT)
@@ -193,6 +207,23 @@ def _coded_variables(terms) -> list[frozenset[str]]:
 def _is_numeric(spec, variable: str) -> bool:
     state = spec.encoder_state.get(variable)
     return state is not None and state[0].value == "numerical"
+
+
+def _doolittle_rows(crossprod: np.ndarray) -> np.ndarray:
+    """t(L) of lmerTest's ``doolittle(crossprod)`` (crossprod = L D L'): a (p, p) unit
+    upper-triangular matrix whose rows are the type I contrasts. As ``doolittle``, a column of
+    L whose pivot is below 1e-6 is left zero, and entries below 1e-6 are zeroed at the end.
+    The rows are those of the upper Cholesky factor divided by its diagonal; multi-df
+    Satterthwaite df depend on that scaling (F tests do not)."""
+    p = crossprod.shape[0]
+    lower, upper = np.eye(p), np.zeros((p, p))
+    for i in range(p):
+        upper[i] = crossprod[i] - lower[i, :i] @ upper[:i]
+        if abs(upper[i, i]) >= DOOLITTLE_EPS:
+            lower[i + 1:, i] = ((crossprod[i + 1:, i] - lower[i + 1:, :i] @ upper[:i, i])
+                                / upper[i, i])
+    lower[np.abs(lower) < DOOLITTLE_EPS] = 0.0
+    return lower.T
 
 
 def _zapsmall(a: np.ndarray, digits: int = 7) -> np.ndarray:

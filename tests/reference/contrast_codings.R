@@ -6,7 +6,7 @@
 # estimates, the anova tables, and the contrast matrices lmerTest's anova tests (its
 # get_contrasts_type1, get_contrasts_type2_unfolded and get_contrasts_type3). The two case data sets are the CSV files in cases/; the
 # simulated one is generated here (seeded, rounded to 6 decimals so that R and Python fit
-# exactly the same numbers) and stored in the JSON.
+# exactly the same numbers) and stored in the JSON, with and without the cell (a3, b2).
 # Usage (from tests/reference): Rscript contrast_codings.R contrast_codings.json
 suppressMessages({library(lmerTest); library(pbkrtest); library(jsonlite)})
 out_file <- commandArgs(trailingOnly = TRUE)[1]
@@ -30,7 +30,8 @@ as_factors <- function(d) {
 datasets <- list(
   split_plot = as_factors(read.csv(file.path("cases", "split_plot_noint.csv"))),
   sleepstudy_period = as_factors(read.csv(file.path("cases", "sleepstudy_period.csv"))),
-  sim = as_factors(sim))
+  sim = as_factors(sim),
+  sim_empty_cell = as_factors(sim[!(sim$A == "a3" & sim$B == "b2"), ]))
 
 models <- list(
   list(id = "split_plot_noint_ml", data = "split_plot", REML = FALSE,
@@ -63,7 +64,11 @@ models <- list(
   list(id = "sim_helmert_by_numeric_noint", data = "sim", REML = FALSE,
        formula = "y ~ 0 + C(A, contr.helmert) * x + (1 | g)"),
   list(id = "sim_poly_numeric", data = "sim", REML = TRUE,
-       formula = "y ~ C(A, contr.poly) + poly(x, 2) + B + (1 | g)")
+       formula = "y ~ C(A, contr.poly) + poly(x, 2) + B + (1 | g)"),
+  list(id = "sim_sum_empty_cell", data = "sim_empty_cell", REML = TRUE,
+       formula = "y ~ C(A, contr.sum) * C(B, contr.sum) + (1 | g)"),
+  list(id = "sim_three_way", data = "sim", REML = TRUE,
+       formula = "y ~ C(A, contr.helmert) * C(B, contr.sum) * x + (1 | g)")
 )
 
 # lme4's default optimizer stops early on some models; as for the other references, the
@@ -96,7 +101,8 @@ out <- lapply(models, function(spec) {
                         type3 = contrasts_json(lmerTest:::get_contrasts_type3(m))))
 })
 
-data_json <- list(sim = lapply(sim, identity))
+data_json <- lapply(datasets[c("sim", "sim_empty_cell")], function(d)
+  lapply(d, function(v) if (is.factor(v)) as.character(v) else v))
 writeLines(toJSON(list(generator = "tests/reference/contrast_codings.R",
                        lmerTest = as.character(packageVersion("lmerTest")),
                        lme4 = as.character(packageVersion("lme4")),

@@ -5,7 +5,8 @@ as ``np`` (``np.log1p(x)``). This adds R's names for the common ones: ``factor(x
 categorical variable with sorted levels, as R's ``factor``; columns are named ``factor(x)5`` as
 in R), and ``sqrt``, ``log1p``, ``log2``, ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``,
 ``ceiling``, ``sin``, ``cos``, ``tan``. New data for predictions are encoded with the levels of
-the fit's data, like any categorical variable.
+the fit's data, like any categorical variable. ``C(x, coding)`` takes formulaic's codings and
+R's (``contr.sum``...), with R's column names (``formula.codings``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "factor"]
+from .codings import CODING_CONTEXT, treatment_coded
+
+__all__ = ["FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "TREATMENT_CONTEXT", "factor"]
 
 
 def factor(values) -> pd.Series:
@@ -43,4 +46,7 @@ FORMULA_FUNCTIONS = {
 }
 
 #: The names a formula can use besides the data's columns and formulaic's own transforms.
-FORMULA_CONTEXT = {"np": np, **FORMULA_FUNCTIONS}
+FORMULA_CONTEXT = {"np": np, **FORMULA_FUNCTIONS, **CODING_CONTEXT}
+
+#: The same, with the coding of every ``C(x, coding)`` replaced by treatment contrasts.
+TREATMENT_CONTEXT = {**FORMULA_CONTEXT, "C": treatment_coded}

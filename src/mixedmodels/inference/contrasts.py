@@ -4,10 +4,13 @@
 The rows are lmerTest's, not only their span: an F statistic depends on the span alone, but
 the Satterthwaite df of a multi-df test depends on the rows themselves.
 
-The contrasts are those of lmerTest's ``anova(model, type = 3)`` (``get_contrasts_type3``
-and ``extract_contrasts_type3``), for treatment-coded designs:
+The type III contrasts are those of lmerTest's ``anova(model, type = 3)``
+(``get_contrasts_type3`` and ``extract_contrasts_type3``). They are computed for the
+treatment-coded design, then mapped to the coding of the fit:
 
-1. X: the full-rank, treatment-coded model matrix (p columns, aliased columns dropped).
+1. X: the full-rank, treatment-coded model matrix (p columns): the fit's X when every factor is
+   treatment-coded, otherwise the formula's model matrix with every ``C(x, coding)`` coded by
+   treatment contrasts, aliased columns dropped (lmerTest's ``ensure_full_rank``).
 2. rdX: the "complete", rank-deficient design: an intercept column (when the model has one),
    then for each term the columns of ``~ 0 + term``, where every categorical factor has one
    indicator per level and numeric variables enter as they are.
@@ -24,13 +27,16 @@ and ``extract_contrasts_type3``), for treatment-coded designs:
 6. Only the rows of L named as a column of X are kept, in X's order: a p x p matrix.
 7. A term's contrast matrix is the transpose of its columns, without rows whose absolute
    values sum to at most 1e-8.
+8. Mapped to the fit's coding: times zapsmall(ginv(X) X_fit), the identity when X is X_fit
+   (sum, Helmert, polynomial, custom codings: X_fit = X ginv(X) X_fit, both spanning the
+   same columns).
 
 With at most one term, or at most one column in X, lmerTest uses the type I contrasts.
 
 ``zapsmall`` is R 4.2's: round to ``7 - log10(max |x|)`` digits (rounded to an integer).
 X and rdX are built with formulaic (treatment coding, then one indicator per level), named as
-R names them, and X is reduced to the columns ``x_names`` the fit kept. The cost is that of a
-QR decomposition of X and of Q' rdX: O(n p q) for q complete columns.
+R names them. The cost is that of a QR decomposition of X and of Q' rdX: O(n p q) for q
+complete columns.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from formulaic import model_matrix
 from formulaic.parser.types import Factor
 
 from ..design.build import _independent_columns, r_column_names
-from ..formula.rfunctions import FORMULA_CONTEXT
+from ..formula.rfunctions import FORMULA_CONTEXT, TREATMENT_CONTEXT
 
 __all__ = ["type1_contrasts", "type2_contrasts", "type3_contrasts"]
 
@@ -57,13 +63,19 @@ class _Layout:
 
     terms: list  # formulaic's terms, the intercept left out
     labels: list[str]
-    X: np.ndarray  # the model matrix, reduced to x_names
+    names: tuple[str, ...]  # the names of the columns of X
+    X: np.ndarray  # the model matrix, reduced to those columns
     columns: list[np.ndarray]  # per term, its column indices in X
     contains: object  # contains(a, b): term a is contained in term b (lmerTest's containment)
 
 
-def _layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -> _Layout:
-    full = model_matrix(fixed_formula, frame, na_action="ignore", context=FORMULA_CONTEXT)
+def _model_matrix(fixed_formula: str, frame: pd.DataFrame, context: dict):
+    """formulaic's model matrix of the fixed part (its spec records the terms' columns)."""
+    return model_matrix(fixed_formula, frame, na_action="ignore", context=context)
+
+
+def _layout(full, x_names: tuple[str, ...]) -> _Layout:
+    """The terms of formulaic's model matrix ``full`` and their columns among ``x_names``."""
     spec = full.model_spec
     terms = [t for t in spec.term_slices if _variables(t)]  # the intercept is no term
     labels = [str(t).replace(" ** ", "^") for t in terms]
@@ -72,7 +84,7 @@ def _layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -
     missing = [name for name in x_names if name not in position]
     if missing:
         raise ValueError(f"columns {missing} of X are not columns of the model matrix of "
-                         f"{fixed_formula!r}")
+                         f"{spec.formula!s}")
     index = [position[name] for name in x_names]
     owner = np.full(len(names), -1)
     for k, term in enumerate(terms):
@@ -84,8 +96,26 @@ def _layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -
     def contains(a: int, b: int) -> bool:
         return variables[a] < variables[b] and numeric[a] == numeric[b]
 
-    return _Layout(terms, labels, np.asarray(full, dtype=float)[:, index], columns,
-                   contains)
+    return _Layout(terms, labels, tuple(x_names), np.asarray(full, dtype=float)[:, index],
+                   columns, contains)
+
+
+def _fit_layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -> _Layout:
+    """The layout of the fit's X, in the fit's coding."""
+    return _layout(_model_matrix(fixed_formula, frame, FORMULA_CONTEXT), x_names)
+
+
+def _treatment_layout(fixed_formula: str, frame: pd.DataFrame,
+                      x_names: tuple[str, ...]) -> _Layout:
+    """The layout of the treatment-coded X: the fit's columns when they are all
+    treatment-coded, otherwise the treatment-coded matrix without its aliased columns (as
+    lmerTest's ``get_model_matrix(contrasts = "contr.treatment")`` and ``ensure_full_rank``)."""
+    full = _model_matrix(fixed_formula, frame, TREATMENT_CONTEXT)
+    names = r_column_names(full.columns)
+    if not set(x_names) <= set(names):
+        keep = _independent_columns(np.asarray(full, dtype=float))
+        x_names = tuple(name for name, k in zip(names, keep) if k)
+    return _layout(full, x_names)
 
 
 def type1_contrasts(fixed_formula: str, frame: pd.DataFrame,
@@ -101,7 +131,7 @@ def type1_contrasts(fixed_formula: str, frame: pd.DataFrame,
     Returns:
         term label -> (columns of the term in X, p) matrix, columns following ``x_names``.
     """
-    return _type1(_layout(fixed_formula, frame, x_names))
+    return _type1(_fit_layout(fixed_formula, frame, x_names))
 
 
 def _type1(layout: _Layout) -> dict[str, np.ndarray]:
@@ -118,7 +148,7 @@ def type2_contrasts(fixed_formula: str, frame: pd.DataFrame,
     adjusted for every term that does not contain it. With at most one term or one column,
     the type I contrasts. Arguments and result as ``type1_contrasts``.
     """
-    layout = _layout(fixed_formula, frame, x_names)
+    layout = _fit_layout(fixed_formula, frame, x_names)
     if len(x_names) <= 1 or len(layout.labels) <= 1:
         return _type1(layout)
     return {label: _type2_rows(layout, k) for k, label in enumerate(layout.labels)}
@@ -141,27 +171,29 @@ def _type2_rows(layout: _Layout, k: int) -> np.ndarray:
 
 def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
                     x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """lmerTest's type III contrasts, one (rows, p) matrix per term of ``fixed_formula``.
-
-    Args:
-        fixed_formula: the fixed part in formulaic syntax (``design.formula.fixed``).
-        frame: the data rows the model was fitted on (``design.frame``).
-        x_names: the names of the columns of X, after aliased columns were dropped.
+    """lmerTest's type III contrasts (``get_contrasts_type3``), for any coding of the factors
+    (see the module's docstring). Arguments as ``type1_contrasts``.
 
     Returns:
         term label (``"age:Sex"``, ``"I(x^2)"``) -> contrast matrix whose columns follow
         ``x_names``; a term whose columns were all dropped has a (0, p) matrix.
     """
-    layout = _layout(fixed_formula, frame, x_names)
-    terms, labels, X, columns = layout.terms, layout.labels, layout.X, layout.columns
-    contains = layout.contains
-
-    if len(x_names) <= 1 or len(terms) <= 1:
+    layout = _fit_layout(fixed_formula, frame, x_names)
+    if len(x_names) <= 1 or len(layout.terms) <= 1:
         return _type1(layout)
+    treatment = _treatment_layout(fixed_formula, frame, x_names)
+    coding_map = _zapsmall(np.linalg.lstsq(treatment.X, layout.X, rcond=None)[0])
+    return {label: C @ coding_map + 0.0  # no -0.0
+            for label, C in _treatment_type3(treatment, fixed_formula, frame).items()}
 
+
+def _treatment_type3(layout: _Layout, fixed_formula: str,
+                     frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Steps 2 to 7 of the module's docstring (lmerTest's ``extract_contrasts_type3``) on the
+    treatment-coded ``layout``: term label -> (rows, p) contrast matrix."""
+    terms, X, columns, contains = layout.terms, layout.X, layout.columns, layout.contains
     complete = model_matrix(fixed_formula, frame, na_action="ignore", ensure_full_rank=False,
-                            context=FORMULA_CONTEXT)
-    rd_names = r_column_names(complete.columns)
+                            context=TREATMENT_CONTEXT)
     Q, R = np.linalg.qr(X)  # X has full column rank: ginv(X) = R^{-1} Q'
     L = _zapsmall(np.linalg.solve(R, Q.T @ np.asarray(complete, dtype=float)).T)
 
@@ -174,15 +206,16 @@ def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
         Y = L[:, columns[k]]
         L[:, columns[k]] = _zapsmall(Y - Q @ (Q.T @ Y))
 
+    rd_names = r_column_names(complete.columns)
     rd_position = {name: i for i, name in reversed(list(enumerate(rd_names)))}
-    missing = [name for name in x_names if name not in rd_position]
+    missing = [name for name in layout.names if name not in rd_position]
     if missing:
         raise ValueError(f"columns {missing} of X have no counterpart in the complete design")
-    L = L[[rd_position[name] for name in x_names]]
+    L = L[[rd_position[name] for name in layout.names]]
     out = {}
-    for label, cols in zip(labels, columns):
+    for label, cols in zip(layout.labels, columns):
         C = L[:, cols].T
-        out[label] = C[np.abs(C).sum(axis=1) > ZERO_ROW] + 0.0  # no -0.0
+        out[label] = C[np.abs(C).sum(axis=1) > ZERO_ROW]
     return out
 
 

@@ -2,7 +2,8 @@
 
 Decisions, following R:
 * factors use treatment contrasts with the first level (sorted order, or a pandas Categorical's
-  own order) as reference, and columns are named as R names them (``SexMale``, ``(Intercept)``);
+  own order) as reference, unless ``C(x, coding)`` asks for another (``formula.codings``), and
+  columns are named as R names them (``SexMale``, ``(Intercept)``, ``C(g, contr.sum)1``);
 * a grouping factor is categorical whatever its dtype; integer codes sort numerically;
 * rows with a missing value in any column the model uses are dropped, with a warning that
   gives the count; infinite values are an error;
@@ -25,6 +26,7 @@ from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import get_required_variables
 
 from ..errors import DataError, DataWarning, FormulaError, warn_user
+from ..formula.codings import ALLOWED_CODINGS, coding_names
 from ..formula.parse import (
     ParsedFormula,
     RandomTerm,
@@ -37,7 +39,7 @@ from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS, FORMULA_NAM
 from .encoding import fast_encoding
 
 __all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names",
-           "required_variables"]
+           "r_spelling", "required_variables"]
 
 ALIAS_TOLERANCE = 1e-7
 
@@ -239,7 +241,8 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
         needed.extend(term.factors)
     for name in needed:
         if name not in data.columns:
-            raise FormulaError(_unknown_column_message(name, data.columns, formula.text))
+            raise FormulaError(_unknown_coding_message(name, texts)
+                               or _unknown_column_message(name, data.columns, formula.text))
     needed = list(dict.fromkeys(needed))
     if not data.columns.is_unique:
         duplicated = [name for name in needed if int((data.columns == name).sum()) > 1]
@@ -269,6 +272,16 @@ def required_variables(text: str) -> tuple[str, ...]:
                 names.update(str(v) if v in quoted else str(v.root) for v in variables
                              if v.root not in TRANSFORMS)
     return tuple(sorted(names))
+
+
+def _unknown_coding_message(name: str, texts: list[str]) -> str | None:
+    """The message for a name given as the coding of a ``C(...)`` call, or None."""
+    for text in texts:
+        for term in Formula(text):
+            for factor in term.factors:
+                if name in coding_names(str(factor.expr)):
+                    return f"in {factor}: unknown coding {name!r}; use {ALLOWED_CODINGS}"
+    return None
 
 
 def _unknown_column_message(name: str, columns, formula_text: str) -> str:
@@ -342,8 +355,7 @@ def _numeric_expression(frame: pd.DataFrame, name: str, what: str) -> np.ndarray
             raise FormulaError(f"cannot evaluate {what} {name!r}: "
                                f"{formulaic_message(exc)[0]}") from None
         except Exception as exc:  # noqa: BLE001 - the user's expression failed on the data
-            raise FormulaError(f"cannot evaluate {what} {name!r}: "
-                               f"{type(exc).__name__}: {exc}") from None
+            raise FormulaError(f"cannot evaluate {what} {name!r}: {_failure(exc)}") from None
         if matrix.shape[1] != 1:
             raise DataError(f"{what} {name!r} must be one numeric column, but it "
                             f"gives {matrix.shape[1]} columns ({', '.join(matrix.columns)})")
@@ -357,6 +369,12 @@ def _numeric_expression(frame: pd.DataFrame, name: str, what: str) -> np.ndarray
     values = column.to_numpy(dtype=float)
     _finite(values[:, None], (name,), what)
     return values
+
+
+def _failure(exc: Exception) -> str:
+    """What failed on the data: our own FormulaError's message (a custom coding's), or the
+    exception's type and message."""
+    return str(exc) if isinstance(exc, FormulaError) else f"{type(exc).__name__}: {exc}"
 
 
 def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> None:
@@ -385,36 +403,44 @@ def _fixed_matrix(fixed: str, frame: pd.DataFrame):
                            f"{formulaic_message(exc)[0]}") from None
     except Exception as exc:  # noqa: BLE001 - e.g. a function of the data that fails
         raise FormulaError(f"cannot evaluate the fixed-effects part '{fixed}': "
-                           f"{type(exc).__name__}: {exc}") from None
+                           f"{_failure(exc)}") from None
     names = r_column_names(matrix.columns)
     values = np.asarray(matrix, dtype=float)
     _finite(values, names, "the fixed-effects")
     return values, names, matrix.model_spec
 
 
-_TREATMENT = re.compile(r"\[(?:T\.)?([^\]]*)\]")
+_FIELD = re.compile(r"\[(?:T\.)?([^\[\]]*)\](?=:|$)")
 
 
 _RAW_POLY = re.compile(r"^(poly\(.*\braw = (?:TRUE|True)\b.*\))\[(\d+)\]$")
 _KEYWORD = re.compile(r"\s*(?<![=!<>])=(?!=)\s*")
 
 
+def r_spelling(text: str) -> str:
+    """A term or column as R deparses it: ``**`` as ``^``, keyword arguments with spaces around
+    ``=``, Python's True and False as TRUE and FALSE."""
+    text = _KEYWORD.sub(" = ", text).replace("= True", "= TRUE").replace("= False", "= FALSE")
+    return text.replace(" ** ", "^")
+
+
 def r_column_names(columns) -> tuple[str, ...]:
     """formulaic's names as R prints them: ``Intercept`` -> ``(Intercept)``,
-    ``Sex[T.M]`` -> ``SexM``, ``I(age ** 2)`` -> ``I(age^2)``, keyword arguments as R deparses
-    them (``raw = TRUE``), and raw polynomials numbered by degree from 1, as R's ``poly``
-    (formulaic numbers them from 0)."""
+    ``Sex[T.M]`` -> ``SexM``, ``C(g, Sum)[1]:x`` -> ``C(g, Sum)1:x`` (the brackets of a
+    factor's field, not those of a custom coding's matrix), ``I(age ** 2)`` -> ``I(age^2)``,
+    keyword arguments as R deparses them (``raw = TRUE``), and raw polynomials numbered by
+    degree from 1, as R's ``poly`` (formulaic numbers them from 0)."""
     names = []
     for name in columns:
         name = str(name)
         if name == "Intercept":
             names.append("(Intercept)")
             continue
-        name = _KEYWORD.sub(" = ", name).replace("= True", "= TRUE").replace("= False", "= FALSE")
+        name = r_spelling(name)
         raw = _RAW_POLY.match(name)
         if raw:
             name = f"{raw.group(1)}[{int(raw.group(2)) + 1}]"
-        names.append(_TREATMENT.sub(r"\1", name).replace(" ** ", "^"))
+        names.append(_FIELD.sub(r"\1", name))
     return tuple(names)
 
 
@@ -524,7 +550,7 @@ def _term_design(term: RandomTerm, frame: pd.DataFrame) -> TermDesign:
                            f"{formulaic_message(exc)[0]}") from None
     except Exception as exc:  # noqa: BLE001 - e.g. a function of the data that fails
         raise FormulaError(f"cannot evaluate the random-effects term ({term.expr} | "
-                           f"{term.group}): {type(exc).__name__}: {exc}") from None
+                           f"{term.group}): {_failure(exc)}") from None
     values = np.asarray(matrix, dtype=float)
     if values.shape[1] == 0:
         raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no columns")

@@ -229,9 +229,17 @@ _MARKER = re.compile("\u29db(?:\x1b\\[[0-9;]*m)?(.*?)(?:\x1b\\[[0-9;]*m)?\u29da"
 _ANSI = re.compile("\x1b\\[[0-9;]*m")
 
 
+_FACTOR = re.compile(r"factor `(.*)`\. \[")
+
+
 def formulaic_message(exc: Exception) -> tuple[str, int | None]:
     """formulaic's error message without its terminal colour codes and marked-up copy of the
-    formula, and the position (in the text formulaic was given) that it marked, if any."""
+    formula, and the position (in the text formulaic was given) that it marked, if any. A
+    FormulaError raised while a factor was evaluated (a coding's, ``formula.codings``) keeps
+    its message, after the factor's text."""
+    if isinstance(exc.__cause__, FormulaError):
+        factor = _FACTOR.search(str(exc))
+        return (f"in {factor.group(1)}: " if factor else "") + str(exc.__cause__), None
     message = str(exc)
     position = None
     head, _, marked = message.partition("\n\n")

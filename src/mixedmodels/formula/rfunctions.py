@@ -6,7 +6,8 @@ categorical variable with sorted levels, as R's ``factor``; columns are named ``
 in R), and ``sqrt``, ``log1p``, ``log2``, ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``,
 ``ceiling``, ``sin``, ``cos``, ``tan``; and R's logical constants ``TRUE`` and ``FALSE``
 (``poly(x, 3, raw = TRUE)``). New data for predictions are encoded with the levels of the fit's
-data, like any categorical variable.
+data, like any categorical variable. ``C(x, coding)`` takes formulaic's codings and R's
+(``contr.sum``...), with R's column names (``formula.codings``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .codings import CODING_CONTEXT, treatment_coded
+
 __all__ = ["FORMULA_CONSTANTS", "FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "FORMULA_NAMES",
-           "factor"]
+           "TREATMENT_CONTEXT", "factor"]
 
 
 def factor(values) -> pd.Series:
@@ -49,4 +52,7 @@ FORMULA_CONSTANTS = {"TRUE": True, "FALSE": False}
 #: The names a formula can use besides the data's columns and formulaic's own transforms
 #: (a column of the data with one of these names takes precedence).
 FORMULA_NAMES = {**FORMULA_FUNCTIONS, **FORMULA_CONSTANTS}
-FORMULA_CONTEXT = {"np": np, **FORMULA_NAMES}
+FORMULA_CONTEXT = {"np": np, **FORMULA_NAMES, **CODING_CONTEXT}
+
+#: The same, with the coding of every ``C(x, coding)`` replaced by treatment contrasts.
+TREATMENT_CONTEXT = {**FORMULA_CONTEXT, "C": treatment_coded}

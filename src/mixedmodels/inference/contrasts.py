@@ -1,10 +1,16 @@
 """Hypothesis contrasts for the fixed-effects terms, as lmerTest computes them: type I and II
 (``type1_contrasts``, ``type2_contrasts``, see their docstrings) and type III, below.
 
-The contrasts are those of lmerTest's ``anova(model, type = 3)`` (``get_contrasts_type3``
-and ``extract_contrasts_type3``), for treatment-coded designs:
+The rows are lmerTest's, not only their span: an F statistic depends on the span alone, but
+the Satterthwaite df of a multi-df test depends on the rows themselves.
 
-1. X: the full-rank, treatment-coded model matrix (p columns, aliased columns dropped).
+The type III contrasts are those of lmerTest's ``anova(model, type = 3)``
+(``get_contrasts_type3`` and ``extract_contrasts_type3``). They are computed for the
+treatment-coded design, then mapped to the coding of the fit:
+
+1. X: the full-rank, treatment-coded model matrix (p columns): the fit's X when every factor is
+   treatment-coded, otherwise the formula's model matrix with every ``C(x, coding)`` coded by
+   treatment contrasts, aliased columns dropped (lmerTest's ``ensure_full_rank``).
 2. rdX: the "complete", rank-deficient design: an intercept column (when the model has one),
    then for each term the columns of ``~ 0 + term``, where every categorical factor has one
    indicator per level and numeric variables enter as they are.
@@ -21,15 +27,16 @@ and ``extract_contrasts_type3``), for treatment-coded designs:
 6. Only the rows of L named as a column of X are kept, in X's order: a p x p matrix.
 7. A term's contrast matrix is the transpose of its columns, without rows whose absolute
    values sum to at most 1e-8.
+8. Mapped to the fit's coding: times zapsmall(ginv(X) X_fit), the identity when X is X_fit
+   (sum, Helmert, polynomial, custom codings: X_fit = X ginv(X) X_fit, both spanning the
+   same columns).
 
-With at most one term, or at most one column in X, lmerTest uses type I contrasts; for those
-designs each term's contrast is the rows of the identity at its columns, which span the same
-space as lmerTest's (Doolittle) rows and give the same F test.
+With at most one term, or at most one column in X, lmerTest uses the type I contrasts.
 
 ``zapsmall`` is R 4.2's: round to ``7 - log10(max |x|)`` digits (rounded to an integer).
 X and rdX are built with formulaic (treatment coding, then one indicator per level), named as
-R names them, and X is reduced to the columns ``x_names`` the fit kept. The cost is that of a
-QR decomposition of X and of Q' rdX: O(n p q) for q complete columns.
+R names them. The cost is that of a QR decomposition of X and of Q' rdX: O(n p q) for q
+complete columns.
 """
 
 from __future__ import annotations
@@ -41,12 +48,13 @@ import pandas as pd
 from formulaic import model_matrix
 from formulaic.parser.types import Factor
 
-from ..design.build import _independent_columns, r_column_names
-from ..formula.rfunctions import FORMULA_CONTEXT
+from ..design.build import _independent_columns, r_column_names, r_spelling
+from ..formula.rfunctions import FORMULA_CONTEXT, TREATMENT_CONTEXT
 
 __all__ = ["type1_contrasts", "type2_contrasts", "type3_contrasts"]
 
 ZERO_ROW = 1e-8
+DOOLITTLE_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -55,22 +63,28 @@ class _Layout:
 
     terms: list  # formulaic's terms, the intercept left out
     labels: list[str]
-    X: np.ndarray  # the model matrix, reduced to x_names
+    names: tuple[str, ...]  # the names of the columns of X
+    X: np.ndarray  # the model matrix, reduced to those columns
     columns: list[np.ndarray]  # per term, its column indices in X
     contains: object  # contains(a, b): term a is contained in term b (lmerTest's containment)
 
 
-def _layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -> _Layout:
-    full = model_matrix(fixed_formula, frame, na_action="ignore", context=FORMULA_CONTEXT)
+def _model_matrix(fixed_formula: str, frame: pd.DataFrame, context: dict):
+    """formulaic's model matrix of the fixed part (its spec records the terms' columns)."""
+    return model_matrix(fixed_formula, frame, na_action="ignore", context=context)
+
+
+def _layout(full, x_names: tuple[str, ...]) -> _Layout:
+    """The terms of formulaic's model matrix ``full`` and their columns among ``x_names``."""
     spec = full.model_spec
     terms = [t for t in spec.term_slices if _variables(t)]  # the intercept is no term
-    labels = [str(t).replace(" ** ", "^") for t in terms]
+    labels = [r_spelling(str(t)) for t in terms]
     names = r_column_names(full.columns)
     position = {name: j for j, name in reversed(list(enumerate(names)))}
     missing = [name for name in x_names if name not in position]
     if missing:
         raise ValueError(f"columns {missing} of X are not columns of the model matrix of "
-                         f"{fixed_formula!r}")
+                         f"{spec.formula!s}")
     index = [position[name] for name in x_names]
     owner = np.full(len(names), -1)
     for k, term in enumerate(terms):
@@ -82,72 +96,104 @@ def _layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -
     def contains(a: int, b: int) -> bool:
         return variables[a] < variables[b] and numeric[a] == numeric[b]
 
-    return _Layout(terms, labels, np.asarray(full, dtype=float)[:, index], columns,
-                   contains)
+    return _Layout(terms, labels, tuple(x_names), np.asarray(full, dtype=float)[:, index],
+                   columns, contains)
+
+
+def _fit_layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -> _Layout:
+    """The layout of the fit's X, in the fit's coding."""
+    return _layout(_model_matrix(fixed_formula, frame, FORMULA_CONTEXT), x_names)
+
+
+def _treatment_layout(fixed_formula: str, frame: pd.DataFrame,
+                      x_names: tuple[str, ...]) -> _Layout:
+    """The layout of the treatment-coded X: the fit's columns when they are all
+    treatment-coded, otherwise the treatment-coded matrix without its aliased columns (as
+    lmerTest's ``get_model_matrix(contrasts = "contr.treatment")`` and ``ensure_full_rank``)."""
+    full = _model_matrix(fixed_formula, frame, TREATMENT_CONTEXT)
+    names = r_column_names(full.columns)
+    if not set(x_names) <= set(names):
+        keep = _independent_columns(np.asarray(full, dtype=float))
+        x_names = tuple(name for name, k in zip(names, keep) if k)
+    return _layout(full, x_names)
 
 
 def type1_contrasts(fixed_formula: str, frame: pd.DataFrame,
                     x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """lmerTest's type I (sequential) contrasts: each term's rows of the upper Cholesky factor
-    of X'X (lmerTest takes those of its unit-triangular Doolittle factor; the rows differ by
-    positive factors only, and the F tests are the same)."""
-    layout = _layout(fixed_formula, frame, x_names)
-    p = len(x_names)
-    upper = np.linalg.cholesky(layout.X.T @ layout.X).T if p else np.zeros((0, 0))
-    return {label: upper[cols] for label, cols in zip(layout.labels, layout.columns)}
-
-
-def type2_contrasts(fixed_formula: str, frame: pd.DataFrame,
-                    x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """lmerTest's type II contrasts: a term contained in no other is tested by its own
-    coefficients; any other term by its rows of the upper Cholesky factor of X'X with the
-    columns reordered so that the term and the terms containing it come last (in their
-    order): its effect adjusted for every term that does not contain it."""
-    layout = _layout(fixed_formula, frame, x_names)
-    p = len(x_names)
-    if p <= 1 or len(layout.labels) <= 1:
-        return type1_contrasts(fixed_formula, frame, x_names)
-    out = {}
-    for k, (label, cols) in enumerate(zip(layout.labels, layout.columns)):
-        outer = [j for j in range(len(layout.labels)) if layout.contains(k, j)]
-        if not outer:
-            out[label] = np.eye(p)[cols]
-            continue
-        last = np.sort(np.concatenate([cols] + [layout.columns[j] for j in outer]))
-        order = np.concatenate([np.setdiff1d(np.arange(p), last), last])
-        Xo = layout.X[:, order]
-        upper = np.linalg.cholesky(Xo.T @ Xo).T
-        rows = upper[np.isin(order, cols)]
-        L = np.zeros((len(cols), p))
-        L[:, order] = rows
-        out[label] = L
-    return out
-
-
-def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
-                    x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """lmerTest's type III contrasts, one (rows, p) matrix per term of ``fixed_formula``.
+    """lmerTest's type I (sequential) contrasts (``get_contrasts_type1``): each term's rows of
+    the unit upper-triangular Doolittle factor of X'X (``_doolittle_rows``).
 
     Args:
         fixed_formula: the fixed part in formulaic syntax (``design.formula.fixed``).
         frame: the data rows the model was fitted on (``design.frame``).
-        x_names: the names of the columns of X, after aliased columns were dropped.
+        x_names: the names of the p columns of X, after aliased columns were dropped.
+
+    Returns:
+        term label -> (columns of the term in X, p) matrix, columns following ``x_names``.
+    """
+    return _type1(_fit_layout(fixed_formula, frame, x_names))
+
+
+def _type1(layout: _Layout) -> dict[str, np.ndarray]:
+    rows = _doolittle_rows(layout.X.T @ layout.X)
+    return {label: rows[cols] for label, cols in zip(layout.labels, layout.columns)}
+
+
+def type2_contrasts(fixed_formula: str, frame: pd.DataFrame,
+                    x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """lmerTest's type II contrasts (``get_contrasts_type2_unfolded``): a term contained in no
+    other is tested by its own coefficients (``get_contrasts_marginal``); any other term by
+    its rows of the Doolittle factor of X'X with the columns reordered as [the other columns,
+    the term's, those of the terms containing it] (``get_contrasts_type2``): its effect
+    adjusted for every term that does not contain it. With at most one term or one column,
+    the type I contrasts. Arguments and result as ``type1_contrasts``.
+    """
+    layout = _fit_layout(fixed_formula, frame, x_names)
+    if len(x_names) <= 1 or len(layout.labels) <= 1:
+        return _type1(layout)
+    return {label: _type2_rows(layout, k) for k, label in enumerate(layout.labels)}
+
+
+def _type2_rows(layout: _Layout, k: int) -> np.ndarray:
+    """Term k's type II contrast rows (as lmerTest's ``get_contrasts_type2``), (rows, p)."""
+    p = layout.X.shape[1]
+    cols = layout.columns[k]
+    outer = [j for j in range(len(layout.labels)) if layout.contains(k, j)]
+    if not outer:
+        return np.eye(p)[cols]
+    last = np.concatenate([cols] + [layout.columns[j] for j in outer])
+    order = np.concatenate([np.setdiff1d(np.arange(p), last), last])
+    Xo = layout.X[:, order]
+    rows = np.zeros((len(cols), p))
+    rows[:, order] = _doolittle_rows(Xo.T @ Xo)[len(order) - len(last):][:len(cols)]
+    return rows
+
+
+def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
+                    x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """lmerTest's type III contrasts (``get_contrasts_type3``), for any coding of the factors
+    (see the module's docstring). Arguments as ``type1_contrasts``.
 
     Returns:
         term label (``"age:Sex"``, ``"I(x^2)"``) -> contrast matrix whose columns follow
         ``x_names``; a term whose columns were all dropped has a (0, p) matrix.
     """
-    layout = _layout(fixed_formula, frame, x_names)
-    terms, labels, X, columns = layout.terms, layout.labels, layout.X, layout.columns
-    contains = layout.contains
+    layout = _fit_layout(fixed_formula, frame, x_names)
+    if len(x_names) <= 1 or len(layout.terms) <= 1:
+        return _type1(layout)
+    treatment = _treatment_layout(fixed_formula, frame, x_names)
+    coding_map = _zapsmall(np.linalg.lstsq(treatment.X, layout.X, rcond=None)[0])
+    return {label: C @ coding_map + 0.0  # no -0.0
+            for label, C in _treatment_type3(treatment, fixed_formula, frame).items()}
 
-    p = len(x_names)
-    if p <= 1 or len(terms) <= 1:  # lmerTest's type I contrasts
-        return {label: np.eye(p)[cols] for label, cols in zip(labels, columns)}
 
+def _treatment_type3(layout: _Layout, fixed_formula: str,
+                     frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Steps 2 to 7 of the module's docstring (lmerTest's ``extract_contrasts_type3``) on the
+    treatment-coded ``layout``: term label -> (rows, p) contrast matrix."""
+    terms, X, columns, contains = layout.terms, layout.X, layout.columns, layout.contains
     complete = model_matrix(fixed_formula, frame, na_action="ignore", ensure_full_rank=False,
-                            context=FORMULA_CONTEXT)
-    rd_names = r_column_names(complete.columns)
+                            context=TREATMENT_CONTEXT)
     Q, R = np.linalg.qr(X)  # X has full column rank: ginv(X) = R^{-1} Q'
     L = _zapsmall(np.linalg.solve(R, Q.T @ np.asarray(complete, dtype=float)).T)
 
@@ -160,15 +206,16 @@ def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
         Y = L[:, columns[k]]
         L[:, columns[k]] = _zapsmall(Y - Q @ (Q.T @ Y))
 
+    rd_names = r_column_names(complete.columns)
     rd_position = {name: i for i, name in reversed(list(enumerate(rd_names)))}
-    missing = [name for name in x_names if name not in rd_position]
+    missing = [name for name in layout.names if name not in rd_position]
     if missing:
         raise ValueError(f"columns {missing} of X have no counterpart in the complete design")
-    L = L[[rd_position[name] for name in x_names]]
+    L = L[[rd_position[name] for name in layout.names]]
     out = {}
-    for label, cols in zip(labels, columns):
+    for label, cols in zip(layout.labels, columns):
         C = L[:, cols].T
-        out[label] = C[np.abs(C).sum(axis=1) > ZERO_ROW] + 0.0  # no -0.0
+        out[label] = C[np.abs(C).sum(axis=1) > ZERO_ROW]
     return out
 
 
@@ -193,6 +240,23 @@ def _coded_variables(terms) -> list[frozenset[str]]:
 def _is_numeric(spec, variable: str) -> bool:
     state = spec.encoder_state.get(variable)
     return state is not None and state[0].value == "numerical"
+
+
+def _doolittle_rows(crossprod: np.ndarray) -> np.ndarray:
+    """t(L) of lmerTest's ``doolittle(crossprod)`` (crossprod = L D L'): a (p, p) unit
+    upper-triangular matrix whose rows are the type I contrasts. As ``doolittle``, a column of
+    L whose pivot is below 1e-6 is left zero, and entries below 1e-6 are zeroed at the end.
+    The rows are those of the upper Cholesky factor divided by its diagonal; multi-df
+    Satterthwaite df depend on that scaling (F tests do not)."""
+    p = crossprod.shape[0]
+    lower, upper = np.eye(p), np.zeros((p, p))
+    for i in range(p):
+        upper[i] = crossprod[i] - lower[i, :i] @ upper[:i]
+        if abs(upper[i, i]) >= DOOLITTLE_EPS:
+            lower[i + 1:, i] = ((crossprod[i + 1:, i] - lower[i + 1:, :i] @ upper[:i, i])
+                                / upper[i, i])
+    lower[np.abs(lower) < DOOLITTLE_EPS] = 0.0
+    return lower.T
 
 
 def _zapsmall(a: np.ndarray, digits: int = 7) -> np.ndarray:

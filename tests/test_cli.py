@@ -347,6 +347,14 @@ def test_fit_report_writes_html(capsys, tmp_path):
     assert "251.405" in html and html.count("data:image/png;base64,") >= 4
 
 
+def test_fit_report_uses_the_ddf_option(capsys, tmp_path):
+    report = tmp_path / "report.html"
+    code, _, err = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--ddf", "kenward-roger",
+                       "--report", str(report))
+    assert code == 0 and err == ""
+    assert "Kenward-Roger&#x27;s denominator degrees of freedom" in report.read_text()
+
+
 @pytest.mark.parametrize("extra", [["--predict", "new.csv"], ["--out", "p.csv"],
                                    ["--predict", "missing.csv", "--out", "p.csv"],
                                    ["--report", "no/such/dir/report.html"]])

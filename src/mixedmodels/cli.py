@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --predict: add se, lower and upper columns (95%%): "
                           "'confidence' for the fixed part, 'prediction' for a new observation")
     fit.add_argument("--report", metavar="HTML",
-                     help="also write a self-contained HTML report (summary, tables, plots)")
+                     help="also write a self-contained HTML report (summary, tables, plots; "
+                          "its t tests use --ddf, default satterthwaite)")
     gauge = commands.add_parser("gauge-rr", help="crossed gauge R&R study (REML)",
                                 description="Gauge repeatability and reproducibility of a "
                                             "crossed parts x operators study.")
@@ -136,7 +137,7 @@ def run_fit(args: argparse.Namespace) -> str:
             predictions = new_data.assign(prediction=predicted)
         _write_file(args.out, lambda path: predictions.to_csv(path, index=False))
     if args.report:
-        _write_file(args.report, lambda path: write_report(fit, path))
+        _write_file(args.report, lambda path: write_report(fit, path, ddf=ddf))
     if args.json:
         record = fit.to_dict()
         if args.ddf:

@@ -28,7 +28,7 @@ from ..core.pls import PLSSystem
 from ..core.structure import ReStructure, build_structure
 from ..covariance.residual import ResidualStructure, residual_structure
 from ..design.build import Design, build_design
-from ..errors import FitWarning, warn_user
+from ..errors import FitWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
 from .fitted import FittedModel
 
@@ -48,13 +48,19 @@ class LinearMixedModel:
         reml: fit by REML (the default, as in lme4) or by maximum likelihood.
         weights: prior weights, as lme4's ``weights``: None, a column name or one value per
             row; Var(e_i) = sigma^2 / w_i.
+
+    Attributes:
+        warnings: the messages of the warnings raised while reading the data (rows dropped for
+            missing values, aliased columns...); ``fit()`` adds its own to the fit's.
     """
 
     #: the class of ``fit()``'s result (the package's API uses its facade, ``LmmFit``)
     result_type = FittedModel
 
     def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None):
-        self.design: Design = build_design(parse_formula(formula), data, weights)
+        with recorded_warnings() as messages:
+            self.design: Design = build_design(parse_formula(formula), data, weights)
+        self.warnings: tuple[str, ...] = tuple(messages)
         self.structure: ReStructure = build_structure(self.design.terms)
         self.residual: ResidualStructure = residual_structure(
             self.design.weights if self.design.weighted else None, self.design.n)
@@ -67,6 +73,7 @@ class LinearMixedModel:
         model = object.__new__(type(self))
         model.design, model.structure, model.residual, model.system, model.reml = (
             design, self.structure, self.residual, system, bool(reml))
+        model.warnings = self.warnings
         return model
 
     def with_reml(self, reml: bool) -> "LinearMixedModel":
@@ -126,14 +133,15 @@ class LinearMixedModel:
         lower = self.structure.lower_bounds()
         aliased = any(term.aliased for term in self.design.terms)
         singular = _on_boundary(theta, lower) or aliased
-        if singular:
-            warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero, a "
-                      "correlation as +/-1, or random-effects columns are collinear; see "
-                      "fit.varcorr", FitWarning)
-        if not summary.stopped_normally:
-            warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
+        with recorded_warnings() as messages:
+            if singular:
+                warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero, a "
+                          "correlation as +/-1, or random-effects columns are collinear; see "
+                          "fit.varcorr", FitWarning)
+            if not summary.stopped_normally:
+                warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
         return self.result_type(model=self, theta=theta, optsummary=summary,
-                                is_singular=singular)
+                                is_singular=singular, warnings=self.warnings + tuple(messages))
 
     def convergence_check(self, theta) -> "ConvergenceCheck":
         """Gradient and Hessian of the objective at theta, over parameters off their bounds."""

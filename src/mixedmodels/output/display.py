@@ -27,6 +27,8 @@ __all__ = ["Summary", "Section", "Table", "DIGITS", "r_format", "format_pval", "
 
 DIGITS = 4  # lme4's print digits: max(3, getOption("digits") - 3)
 MAX_CORRELATION_P = 12  # lme4 omits the fixed-effects correlation beyond this many
+SINGULAR_NOTE = ("boundary (singular) fit: a variance is estimated as (nearly) zero or a "
+                 "correlation as +/-1; see the random effects above")
 P_EPS = float(np.finfo(float).eps)  # R's .Machine$double.eps: smaller p-values print as "< eps"
 
 
@@ -400,7 +402,7 @@ def notes_section(fit: "LmmFit") -> Section | None:
     if not check.converged and not fit.is_singular:
         lines.append(f"Model failed to converge: {check.message}")
     if fit.is_singular:
-        lines.append("boundary (singular) fit: see help('isSingular')")
+        lines.append(SINGULAR_NOTE)
     return Section(lines=lines) if lines else None
 
 

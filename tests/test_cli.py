@@ -347,6 +347,14 @@ def test_fit_report_writes_html(capsys, tmp_path):
     assert "251.405" in html and html.count("data:image/png;base64,") >= 4
 
 
+def test_fit_report_uses_the_ddf_option(capsys, tmp_path):
+    report = tmp_path / "report.html"
+    code, _, err = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--ddf", "kenward-roger",
+                       "--report", str(report))
+    assert code == 0 and err == ""
+    assert "Kenward-Roger&#x27;s denominator degrees of freedom" in report.read_text()
+
+
 @pytest.mark.parametrize("extra", [["--predict", "new.csv"], ["--out", "p.csv"],
                                    ["--predict", "missing.csv", "--out", "p.csv"],
                                    ["--report", "no/such/dir/report.html"]])
@@ -356,3 +364,152 @@ def test_fit_file_options_bad_input(capsys, tmp_path, monkeypatch, extra):
     code, out, err = run(capsys, "fit", "Reaction ~ Days + (Days | Subject)", "--data",
                          "sleepstudy", *extra)
     assert_one_line_error(code, out, err)
+
+
+# -- reading CSV files: --sep, other separators, missing-value codes, text among numbers --------
+
+@pytest.fixture(scope="module")
+def sleep_data() -> pd.DataFrame:
+    return mm.datasets.load("sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def sleep_objective(sleep_data) -> float:
+    return mm.lmer(SLEEP, sleep_data).objective
+
+
+def fit_record(capsys, *argv: str) -> tuple[dict, str]:
+    code, out, err = run(capsys, "fit", SLEEP, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out), err
+
+
+@pytest.mark.parametrize("sep, given", [(";", ";"), ("\t", "\\t"), ("\t", "tab"), ("|", "|")])
+def test_sep_reads_the_file(capsys, tmp_path, sleep_data, sleep_objective, sep, given):
+    path = tmp_path / "sleep.csv"
+    sleep_data.to_csv(path, sep=sep, index=False)
+    record, err = fit_record(capsys, "--data", str(path), "--sep", given)
+    assert err == ""  # the separator was given: no note
+    assert record["objective"] == pytest.approx(sleep_objective, rel=1e-10)
+
+
+def test_sep_for_gauge_rr_and_predict(capsys, tmp_path, gauge_csv, sleep_data):
+    path, frame = gauge_csv
+    semicolons = tmp_path / "gauge.csv"
+    frame.to_csv(semicolons, sep=";", index=False)
+    code, out, err = run(capsys, "gauge-rr", str(semicolons), "--sep", ";", "--part", "Part",
+                         "--operator", "Operator", "--response", "Thickness (mm)", "--json")
+    assert code == 0 and err == ""
+    assert json.loads(out)["ndc"] == mm.gauge_rr(frame, "Part", "Operator",
+                                                 "Thickness (mm)").ndc
+    new, out_csv = tmp_path / "new.csv", tmp_path / "out.csv"
+    sleep_data.iloc[:3].to_csv(new, sep=";", index=False)
+    code, _, err = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--sep", ";",
+                       "--predict", str(new), "--out", str(out_csv))
+    assert code == 0 and err == ""
+    assert len(pd.read_csv(out_csv)) == 3
+
+
+@pytest.mark.parametrize("value", ["ab", "", ";;", '"', "\\n"])
+def test_sep_bad_value(capsys, value):
+    line = assert_one_line_error(*run(capsys, "fit", SLEEP, "--data", "sleepstudy",
+                                      "--sep", value))
+    assert "--sep" in line and "one character" in line
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_other_separator_is_read_with_a_note(capsys, tmp_path, sleep_data, sleep_objective,
+                                             sep):
+    """Without --sep, a header with no comma but with ';' (a tab, '|') gives the separator."""
+    path = tmp_path / "sleep.csv"
+    sleep_data.to_csv(path, sep=sep, index=False)
+    record, err = fit_record(capsys, "--data", str(path))
+    assert record["objective"] == pytest.approx(sleep_objective, rel=1e-10)
+    assert err.splitlines() == [f"mixedmodels: note: {path}: the header has no ',' but has "
+                                f"{sep!r}: read with {sep!r} as the separator (--sep chooses "
+                                "another)"]
+
+
+def test_usual_missing_codes_are_missing_and_counted(capsys, tmp_path, sleep_data):
+    text = sleep_data.astype(str)
+    text.loc[3, "Reaction"], text.loc[16, "Reaction"], text.loc[30, "Reaction"] = ".", "n/a", "NA"
+    text.loc[20, "Days"] = ""
+    path = tmp_path / "codes.csv"
+    text.to_csv(path, index=False)
+    record, err = fit_record(capsys, "--data", str(path))
+    expected = mm.lmer(SLEEP, sleep_data.drop(index=[3, 16, 20, 30]))
+    assert record["nobs"] == 176
+    assert record["objective"] == pytest.approx(expected.objective, rel=1e-10)
+    notes = [line for line in err.splitlines() if line.startswith("mixedmodels: note: ")]
+    assert notes == [f"mixedmodels: note: {path}: 4 cells read as missing (empty, 'NA', 'NaN', "
+                     "'N/A', '.', 'n/a'): Reaction 3, Days 1"]
+
+
+@pytest.mark.parametrize("column, cells, expected", [
+    ("Reaction", {3: "?", 16: "?", 30: "missing"},
+     "column 'Reaction' has non-numeric values '?' (rows 4, 17), 'missing' (row 31)"),
+    ("Days", {0: "none"}, "column 'Days' has non-numeric values 'none' (row 1)"),
+    ("Reaction", {k: "-" for k in range(7)},
+     "column 'Reaction' has non-numeric values '-' (rows 1, 2, 3, 4, 5, ...)"),
+])
+def test_text_among_numbers_is_reported(capsys, tmp_path, sleep_data, column, cells, expected):
+    text = sleep_data.astype(str)
+    for row, value in cells.items():
+        text.loc[row, column] = value
+    path = tmp_path / "stray.csv"
+    text.to_csv(path, index=False)
+    line = assert_one_line_error(*run(capsys, "fit", SLEEP, "--data", str(path)))
+    assert line == (f"mixedmodels: error: {path}: {expected}; write a missing value as NA, '.', "
+                    "'n/a' or an empty cell")
+
+
+def test_text_columns_are_not_numbers(capsys, tmp_path, sleep_data, sleep_objective):
+    """A column of labels (most cells not numbers) is read as text, without a complaint."""
+    labelled = sleep_data.assign(Subject="S" + sleep_data["Subject"])
+    labelled.loc[0, "Subject"] = "308"  # one label that looks like a number
+    labelled.loc[0:9, "Subject"] = "308"
+    path = tmp_path / "labels.csv"
+    labelled.to_csv(path, index=False)
+    record, err = fit_record(capsys, "--data", str(path))
+    assert err == "" and record["objective"] == pytest.approx(sleep_objective, rel=1e-10)
+
+
+def test_read_csv_is_the_datasets_reader():
+    frame = mm.datasets.read_csv(io.StringIO("a;b\n1;None\nNA;x\n"), sep=";")
+    assert frame["a"].isna().tolist() == [False, True]
+    assert frame["b"].tolist() == ["None", "x"]  # a level named None stays a level
+
+
+# -- a formula the shell split or cut short ----------------------------------------------------
+
+HOME = str(Path("~").expanduser())
+
+
+@pytest.mark.parametrize("argv, pieces", [
+    # mixedmodels fit Reaction ~ Days + Days --data sleepstudy   (~ is the home directory)
+    (["Reaction", HOME, "Days", "+", "Days", "--data", "sleepstudy"],
+     "Reaction ~ Days + Days"),
+    # the same cut at an unquoted '|': --data went to the next command of the pipe
+    (["Reaction", HOME, "Days", "+", "(Days"], "Reaction ~ Days + (Days"),
+    (["Reaction~Days", "+(1|Subject)", "--data", "sleepstudy"], "Reaction~Days +(1|Subject)"),
+    (["--data", "sleepstudy", "Reaction", "~Days+(1|Subject)"], "Reaction ~Days+(1|Subject)"),
+])
+def test_split_formula_gets_a_hint_to_quote_it(capsys, argv, pieces):
+    line = assert_one_line_error(*run(capsys, "fit", *argv))
+    assert "the shell splits an unquoted formula" in line
+    assert line.endswith(f"quote the whole formula, e.g. mixedmodels fit '{pieces}' --data ...")
+
+
+@pytest.mark.parametrize("formula", ["Reaction ~ Days +", "Reaction ~ Days + (", "Reaction ~"])
+def test_formula_cut_short_gets_a_hint_to_quote_it(capsys, formula):
+    line = assert_one_line_error(*run(capsys, "fit", "--data", "sleepstudy", formula))
+    assert f"the formula {formula!r} ends in {formula[-1]!r}" in line
+    assert "quote the whole formula" in line
+
+
+def test_quoted_formula_with_a_stray_argument_is_not_called_split(capsys):
+    line = assert_one_line_error(*run(capsys, "fit", SLEEP, "sleep-study.csv", "--data",
+                                      "sleepstudy"))
+    assert "unrecognized arguments: sleep-study.csv" in line and "quote" not in line
+    line = assert_one_line_error(*run(capsys, "fit", SLEEP, "sleepstudy.csv"))
+    assert "--data" in line and "quote" not in line

@@ -1,11 +1,14 @@
 """The HTML report: one self-contained file with the tables and the plots as embedded PNGs."""
 
 import base64
+import html
 import os
 import re
 import shutil
 import subprocess
+import warnings
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +161,88 @@ def test_report_crossed_factors_has_plots_per_factor(tmp_path):
     assert sum("random effects for plate" in a for a in alts) == 2  # caterpillar and QQ
     assert sum("random effects for sample" in a for a in alts) == 2
     assert not any("per " in a for a in alts)  # no covariate to draw group panels against
+
+
+def _text_boxes(fig):
+    """(text, window extent) of the figure's title and every panel's title and axis labels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    artists = [fig._suptitle] + [text for axis in fig.axes if axis.get_visible()
+                                 for text in (axis.title, axis.xaxis.label, axis.yaxis.label)]
+    return [(a.get_text(), a.get_window_extent(renderer)) for a in artists
+            if a is not None and a.get_text()]
+
+
+@pytest.mark.parametrize("formula, rename", [
+    ("Reaction ~ Days + (1 | `Participant identifier number`)",
+     {"Subject": "Participant identifier number"}),
+    ("`Average reaction time (ms)` ~ Days + (Days | `Participant identifier number`)",
+     {"Subject": "Participant identifier number", "Reaction": "Average reaction time (ms)"}),
+    ("Reaction ~ Days + (1 | S)", {"Subject": "S"}),
+])
+def test_report_plot_titles_are_whole_and_apart(formula, rename):
+    """No title or axis label runs past the figure's edge or into another, however long the
+    names of the response and the grouping factor."""
+    from mixedmodels.output.report import _figures
+
+    data = mm.datasets.load("sleepstudy").rename(columns=rename)
+    fit = mm.lmer(formula, data)
+    for caption, fig in _figures(fit, profile=False):
+        boxes = _text_boxes(fig)
+        width, height = fig.bbox.width, fig.bbox.height
+        for text, box in boxes:
+            assert box.x0 >= 0 and box.x1 <= width and box.y0 >= 0 and box.y1 <= height, (
+                caption, text)
+        for k, (text, box) in enumerate(boxes):
+            for other, other_box in boxes[k + 1:]:
+                assert not box.overlaps(other_box), (caption, text, other)
+        assert "`" not in "".join(text for text, _ in boxes)
+
+
+def test_report_names_the_ddf_method(fit, report, tmp_path):
+    assert "Satterthwaite&#x27;s denominator degrees of freedom" in report.read_text()
+    path = write_report(fit, tmp_path / "kr.html", ddf="kenward-roger", dpi=30)
+    text = path.read_text()
+    assert "Kenward-Roger&#x27;s denominator degrees of freedom" in text
+    assert "Satterthwaite" not in text
+    cells = {cell for table in parse(path).tables for cell in table}
+    kr = fit.coef_table("kenward-roger")
+    assert f"{kr.loc['Days', 'df']:.6g}" in cells and f"{kr.loc['Days', 'p']:.6g}" in cells
+    with pytest.raises(ValueError, match="unknown ddf"):
+        write_report(fit, tmp_path / "bad.html", ddf="welch")
+
+
+def test_report_shows_dropped_rows_and_warnings(fit, report, tmp_path):
+    assert "Rows dropped for missing values: none." in report.read_text()
+    assert "Warnings raised while fitting: none." in report.read_text()
+    data = mm.datasets.load("sleepstudy")
+    data.loc[[3, 16], "Reaction"] = float("nan")
+    data.loc[40, "Days"] = float("nan")
+    data["Days2"] = 2 * data["Days"]  # aliased: a second warning
+    with pytest.warns(mm.DataWarning):
+        holes = mm.lmer("Reaction ~ Days + Days2 + (Days | Subject)", data)
+    text = write_report(holes, tmp_path / "holes.html", dpi=30).read_text()
+    assert "Rows dropped for missing values: 3 of 180 (index 3, 16, 40)." in text
+    assert len(holes.warnings) == 2
+    for message in holes.warnings:
+        assert html.escape(message) in text
+    assert "help(" not in text
+
+
+def test_fit_records_its_warnings_whatever_the_filters():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        singular = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("dyestuff2"))
+        refitted = singular.refit(singular.y)
+    assert [m for m in singular.warnings if m.startswith("boundary (singular) fit")]
+    assert singular.model.warnings == ()  # the data gave no warning; the fit did
+    assert refitted.warnings == singular.warnings
+
+
+def test_no_pointer_to_r_help():
+    """Advice is given in the package's terms: no help('...') of R."""
+    package = Path(mm.__file__).parent
+    for path in package.rglob("*.py"):
+        assert "help(" not in path.read_text(encoding="utf-8"), path

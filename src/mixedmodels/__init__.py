@@ -8,10 +8,9 @@ from . import datasets
 from .core.optimize import OptSettings, OptSummary
 from .errors import DataError, DataWarning, FitWarning, FormulaError
 from .gauge import gauge_rr
-from .inference.lrt import anova
 from .output import plots
 from .output.report import write_report
-from .result import LinearMixedModel, LmmFit, lmer
+from .result import LinearMixedModel, LmmFit, anova, lmer
 
 __all__ = [
     "lmer", "anova", "LinearMixedModel", "LmmFit", "OptSettings", "OptSummary", "datasets",

@@ -1,11 +1,20 @@
 """The ``mixedmodels`` command: fit a model from the shell.
 
     mixedmodels fit "Reaction ~ Days + (Days | Subject)" --data sleepstudy [--ml] [--json]
-        [--ddf {satterthwaite,kenward-roger,residual,asymptotic}] [--anova]
+        [--ddf {satterthwaite,kenward-roger,residual,asymptotic}] [--anova] [--sep SEP]
     mixedmodels gauge-rr DATA --part P --operator O --response Y [--tolerance T] [--json]
 
 Mistakes in the input end with one line on stderr, ``mixedmodels: error: ...``, and exit
-status 2; warnings are reported as ``mixedmodels: warning: ...`` lines.
+status 2; warnings are reported as ``mixedmodels: warning: ...`` lines and remarks on how the
+data were read as ``mixedmodels: note: ...`` lines.
+
+CSV files are read by ``datasets.read_csv``, with the usual missing-value codes (``NA``,
+``.``, ``n/a``, an empty cell; also ``NaN`` and ``N/A``) read as missing and counted in a note.
+Without ``--sep``, a file whose header line has no comma but has semicolons (or tabs, or
+vertical bars) is read with that separator, with a note. A column of numbers that still holds
+some text is an error naming the column, the rows and the values. A formula the shell split
+into several arguments, or cut short at an unquoted ``|`` or ``(``, is reported with a hint to
+quote it.
 """
 
 from __future__ import annotations
@@ -32,6 +41,14 @@ __all__ = ["main"]
 PROG = "mixedmodels"
 USAGE_ERROR = 2
 DDF_CHOICES = ("satterthwaite", "kenward-roger", "residual", "asymptotic")
+#: the cells read as missing on the command line: the package's CSV codes and "." and "n/a"
+MISSING_VALUES = (*datasets.CSV_MISSING_VALUES, ".", "n/a")
+OTHER_SEPARATORS = (";", "\t", "|")  # tried, in this order, on a header without commas
+FORMULA_OPERATORS = "~+-*/:^|("  # a formula ending in one was cut short
+FORMULA_SIGNS = set("~+*:^|()")  # an argument holding one is a piece of a formula
+LISTED = 5  # rows (and values) named in a message; more are counted
+SEP_HELP = ("the CSV files' field separator, one character (default ','; a header without "
+            "commas but with ';', tabs or '|' is read with that one)")
 
 
 class UsageError(Exception):
@@ -45,14 +62,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{PROG} --help')")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def separator(text: str) -> str:
+    """``--sep``: one character; ``\\t`` or ``tab`` for a tab."""
+    sep = "\t" if text in ("\\t", "tab") else text
+    if len(sep) != 1 or sep in "\"\n\r":
+        raise argparse.ArgumentTypeError(
+            f"must be one character such as ';' or '\\t' (a tab), not {text!r}")
+    return sep
+
+
+def build_parser(require_data: bool = True) -> argparse.ArgumentParser:
+    """The command line; ``require_data=False`` reads a ``fit`` without ``--data`` (to look at
+    its formula when another mistake stops the parse)."""
     parser = _Parser(prog=PROG, description="Linear mixed-effects models with lme4 formulas.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     fit = commands.add_parser("fit", help="fit a linear mixed model and print its summary",
                               description="Fit a linear mixed model by REML (default) or ML.")
     fit.add_argument("formula", help="lme4-style formula, e.g. 'y ~ x + (x | g)'")
-    fit.add_argument("--data", required=True, metavar="NAME_OR_CSV",
+    fit.add_argument("--data", required=require_data, metavar="NAME_OR_CSV",
                      help=f"a bundled data set ({', '.join(datasets.names())}) or a CSV file")
+    fit.add_argument("--sep", type=separator, metavar="SEP", help=SEP_HELP)
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--weights", metavar="COLUMN",
                      help="prior weights from this column (Var(e_i) = sigma^2 / w_i), as lme4")
@@ -72,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --predict: add se, lower and upper columns (95%%): "
                           "'confidence' for the fixed part, 'prediction' for a new observation")
     fit.add_argument("--report", metavar="HTML",
-                     help="also write a self-contained HTML report (summary, tables, plots)")
+                     help="also write a self-contained HTML report (summary, tables, plots; "
+                          "its t tests use --ddf, default satterthwaite)")
     gauge = commands.add_parser("gauge-rr", help="crossed gauge R&R study (REML)",
                                 description="Gauge repeatability and reproducibility of a "
                                             "crossed parts x operators study.")
@@ -84,16 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     gauge.add_argument("--tolerance", type=float, default=None,
                        help="specification range (USL - LSL): adds %% tolerance")
     gauge.add_argument("--json", action="store_true", help="print the result as JSON")
+    gauge.add_argument("--sep", type=separator, metavar="SEP", help=SEP_HELP)
     return parser
 
 
-def load_data(source: str) -> pd.DataFrame:
-    """A bundled data set by name (any case), else a CSV file."""
+def load_data(source: str, sep: str | None = None) -> pd.DataFrame:
+    """A bundled data set by name (any case), else a CSV file (see ``read_csv``)."""
     path = Path(source)
     if source.lower() in datasets.names() and not path.is_file():
         return datasets.load(source)
     if path.is_file():
-        return read_csv(path)
+        return read_csv(path, sep)
     if path.is_dir():
         raise UsageError(f"{source} is a directory, not a CSV file")
     if path.suffix or len(path.parts) > 1:
@@ -102,16 +133,77 @@ def load_data(source: str) -> pd.DataFrame:
                      "or the path of a CSV file")
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """A CSV file; only empty cells and NA (``datasets.CSV_MISSING_VALUES``) are missing."""
+def read_csv(path: Path, sep: str | None = None) -> pd.DataFrame:
+    """A CSV file read with ``MISSING_VALUES`` as missing: separated by ``sep``, or by the
+    separator its header line shows (see ``_header_separator``); a note counts the missing
+    cells, and text in a column of numbers is an error."""
+    if sep is None:
+        sep = _header_separator(path)
     try:
-        frame = pd.read_csv(path, keep_default_na=False,
-                            na_values=list(datasets.CSV_MISSING_VALUES))
+        frame = datasets.read_csv(path, sep=sep, missing_values=MISSING_VALUES)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise UsageError(f"cannot read {path} as CSV: {_one_line(error)}") from error
     if frame.empty:
         raise UsageError(f"{path} has no data rows")
+    _check_numeric_columns(path, frame)
+    _note_missing(path, frame)
     return frame
+
+
+def _header_separator(path: Path) -> str:
+    """',' unless the header line has no comma but has ';' (or a tab, or '|'): a file read
+    with ',' would then come out as one column whose name holds the separators."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return ","  # the reader says what is wrong
+    found = [sep for sep in OTHER_SEPARATORS if sep in header]
+    if "," in header or not found:
+        return ","
+    _report("note", f"{path}: the header has no ',' but has {found[0]!r}: read with "
+                    f"{found[0]!r} as the separator (--sep chooses another)")
+    return found[0]
+
+
+def _note_missing(path: Path, frame: pd.DataFrame) -> None:
+    """A note counting the cells read as missing, per column."""
+    counts = frame.isna().sum()
+    counts = counts[counts > 0]
+    if counts.empty:
+        return
+    per_column = ", ".join(f"{name} {int(k)}" for name, k in counts.items())
+    codes = ", ".join(repr(code) if code else "empty" for code in MISSING_VALUES)
+    _report("note", f"{path}: {int(counts.sum())} cells read as missing ({codes}): "
+                    f"{per_column}")
+
+
+def _check_numeric_columns(path: Path, frame: pd.DataFrame) -> None:
+    """A column of numbers (most of its cells) that still holds text is an error naming the
+    column, the rows (counted from 1 after the header) and the values."""
+    problems = [_stray_text(name, frame[name]) for name in frame.columns
+                if pd.api.types.is_object_dtype(frame[name])
+                or pd.api.types.is_string_dtype(frame[name])]
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise UsageError(f"{path}: {'; '.join(problems)}; write a missing value as NA, '.', "
+                         "'n/a' or an empty cell")
+
+
+def _stray_text(name, column: pd.Series) -> str:
+    """'column 'x' has non-numeric values '?' (rows 4, 17) ...' when most of the column's
+    filled cells are numbers and some are not; '' otherwise."""
+    filled = column.dropna().astype(str)
+    text = filled[pd.to_numeric(filled, errors="coerce").isna()]
+    if text.empty or 2 * len(text) >= len(filled):
+        return ""
+    values = []
+    for value, rows in list(text.groupby(text, sort=False).groups.items())[:LISTED]:
+        numbers = [str(row + 1) for row in rows[:LISTED]]
+        more = ", ..." if len(rows) > LISTED else ""
+        values.append(f"{value!r} (row{'s' if len(rows) > 1 else ''} "
+                      f"{', '.join(numbers)}{more})")
+    return f"column {str(name)!r} has non-numeric values {', '.join(values)}"
 
 
 def run_fit(args: argparse.Namespace) -> str:
@@ -124,8 +216,9 @@ def run_fit(args: argparse.Namespace) -> str:
         raise UsageError("--interval goes with --predict NEW_CSV")
     if args.predict and not Path(args.predict).is_file():
         raise UsageError(f"no such file: {args.predict}")
-    new_data = read_csv(Path(args.predict)) if args.predict else None
-    fit = lmer(args.formula, load_data(args.data), reml=not args.ml, weights=args.weights)
+    new_data = read_csv(Path(args.predict), args.sep) if args.predict else None
+    fit = lmer(args.formula, load_data(args.data, args.sep), reml=not args.ml,
+               weights=args.weights)
     ddf = args.ddf or "satterthwaite"
     if new_data is not None:
         predicted = fit.predict(new_data, new_levels="population", interval=args.interval)
@@ -136,7 +229,7 @@ def run_fit(args: argparse.Namespace) -> str:
             predictions = new_data.assign(prediction=predicted)
         _write_file(args.out, lambda path: predictions.to_csv(path, index=False))
     if args.report:
-        _write_file(args.report, lambda path: write_report(fit, path))
+        _write_file(args.report, lambda path: write_report(fit, path, ddf=ddf))
     if args.json:
         record = fit.to_dict()
         if args.ddf:
@@ -173,7 +266,7 @@ def _records(table: pd.DataFrame, ddf: str) -> dict:
 
 def run_gauge_rr(args: argparse.Namespace) -> str:
     """Gauge R&R study; the text (or JSON) to print."""
-    result = gauge_rr(load_data(args.data), part=args.part, operator=args.operator,
+    result = gauge_rr(load_data(args.data, args.sep), part=args.part, operator=args.operator,
                       response=args.response, tolerance=args.tolerance)
     if args.json:
         return json.dumps(result.to_dict(), indent=2, allow_nan=False)
@@ -200,8 +293,52 @@ def _report(kind: str, message: str) -> None:
     print(f"{PROG}: {kind}: {message}", file=sys.stderr)
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments; a formula the shell split or cut short is reported before any other
+    mistake (the rest of the command line may have gone with it)."""
+    try:
+        args, extra = build_parser().parse_known_args(argv)
+    except UsageError:
+        _check_formula_quoted(_fit_positionals(argv))
+        raise
+    if args.command == "fit":
+        _check_formula_quoted([args.formula, *extra])
+    if extra:
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{PROG} --help')")
+    return args
+
+
+def _fit_positionals(argv: Sequence[str] | None) -> list[str]:
+    """The formula and any other positional arguments of ``fit``, read without requiring
+    --data; empty when that fails too."""
+    try:
+        args, extra = build_parser(require_data=False).parse_known_args(argv)
+    except UsageError:
+        return []
+    return [args.formula, *extra] if args.command == "fit" else []
+
+
+def _check_formula_quoted(arguments: list[str]) -> None:
+    """Raise a hint to quote the formula when the shell split it (more positional arguments
+    that look like formula pieces; an unquoted ``~`` arrives as the home directory) or cut it
+    short at an unquoted ``|`` or ``(`` (it ends in an operator)."""
+    home = os.path.expanduser("~")
+    pieces = ["~" if a == home else a for a in arguments if a == "-" or not a.startswith("--")]
+    if not pieces:
+        return
+    quote = f"quote the whole formula, e.g. {PROG} fit '{' '.join(pieces)}' --data ..."
+    if any(FORMULA_SIGNS & set(piece) or piece in ("-", "/") for piece in pieces[1:]):
+        raise UsageError(f"the formula came as {len(pieces)} arguments "
+                         f"({', '.join(map(repr, pieces))}): the shell splits an unquoted "
+                         f"formula at its spaces; {quote}")
+    formula = pieces[0].strip()
+    if formula and formula[-1] in FORMULA_OPERATORS:
+        raise UsageError(f"the formula {formula!r} ends in {formula[-1]!r}: the shell may have "
+                         f"cut it at an unquoted '|' or '('; {quote}")
+
+
 def _dispatch(argv: Sequence[str] | None) -> str:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     if args.command == "fit":
         return run_fit(args)
     if args.command == "gauge-rr":

@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 
-__all__ = ["FormulaError", "DataError", "DataWarning", "FitWarning", "warn_user"]
+__all__ = ["FormulaError", "DataError", "DataWarning", "FitWarning", "warn_user",
+           "recorded_warnings"]
 
 
 class FormulaError(ValueError):
@@ -30,10 +33,26 @@ class FitWarning(UserWarning):
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_RECORDS: ContextVar[tuple[list[str], ...]] = ContextVar("mixedmodels_records", default=())
+
+
+@contextmanager
+def recorded_warnings():
+    """Collect the message of every ``warn_user`` call made in the block into the list it
+    yields (the warnings are issued as usual too, whatever the warnings filters are)."""
+    messages: list[str] = []
+    token = _RECORDS.set(_RECORDS.get() + (messages,))
+    try:
+        yield messages
+    finally:
+        _RECORDS.reset(token)
 
 
 def warn_user(message: str, category: type[Warning]) -> None:
-    """Warn, attributing the warning to the first caller outside this package."""
+    """Warn, attributing the warning to the first caller outside this package; recorded by
+    every enclosing ``recorded_warnings`` block."""
+    for messages in _RECORDS.get():
+        messages.append(message)
     level, frame = 2, sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         level, frame = level + 1, frame.f_back

@@ -32,12 +32,13 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .output.tables import RTable, data_frame
 from .result import lmer
 
 __all__ = ["gauge_rr", "GaugeRR", "COMPONENTS"]
@@ -48,6 +49,7 @@ COMPONENTS = ("repeatability", "operator", "operator x part", "reproducibility",
 #: the basic (estimated) components and their lme4 names in the internal fit
 _PART, _OPERATOR, _RESPONSE = "part", "operator", "y"
 _FORMULA = "y ~ 1 + (1|part) + (1|operator) + (1|part:operator)"
+PRINT_DIGITS = 4  # the printed table: R's print(table, digits = 4)
 _CONFINT_ROWS = {
     "repeatability": "sigma",
     "operator": "sd_(Intercept)|operator",
@@ -148,8 +150,7 @@ class GaugeRR:
                 f"operators {self.operator!r} ({self.n_operators})")
         if self.tolerance is not None:
             head += f", tolerance {self.tolerance:g}"
-        with pd.option_context("display.width", 200, "display.max_columns", 20):
-            body = self.table.to_string(float_format=lambda v: f"{v:.4g}")
+        body = str(RTable.of(self.table, partial(data_frame, digits=PRINT_DIGITS)))
         lines = [head, "", body, "", f"Number of distinct categories: {self.ndc}"]
         lines += [f"Note: {note}" for note in self.notes]
         return "\n".join(lines)

@@ -22,15 +22,17 @@ from .diagnostics.influence import (
 from .diagnostics.predict import predict
 from .inference.bootstrap import bootstrap
 from .inference.fixed_tests import anova_table, coef_table, contrast_test
+from .inference.lrt import anova as lrt_anova
 from .inference.parameters import parameter_names
 from .inference.profile import profile_intervals, profile_table
 from .inference.ranova import ranova
 from .inference.simulate import simulate
 from .lmm.fitted import FittedModel
 from .lmm.model import LinearMixedModel as _ModelStages
+from .output import tables
 from .output.display import Summary
 
-__all__ = ["LmmFit", "LinearMixedModel", "lmer"]
+__all__ = ["LmmFit", "LinearMixedModel", "lmer", "anova"]
 
 
 class LmmFit(FittedModel):
@@ -44,13 +46,14 @@ class LmmFit(FittedModel):
     # -- inference -----------------------------------------------------------------------------
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Fixed effects with standard errors, df, t and p; ``ddf`` is one of
-        "satterthwaite", "kenward-roger", "residual", "asymptotic" (see ``inference``)."""
-        return coef_table(self, ddf)
+        "satterthwaite", "kenward-roger", "residual", "asymptotic" (see ``inference``); it
+        prints as lmerTest's."""
+        return tables.RTable.of(coef_table(self, ddf), tables.coefficients)
 
     def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
         """F tests, one per fixed-effects term, as lmerTest's ``anova(type = 3)`` (or type 1,
-        sequential, or 2): columns F, num_df, den_df, p."""
-        return anova_table(self, ddf, type)
+        sequential, or 2): columns F, num_df, den_df, p; it prints as lmerTest's."""
+        return tables.RTable.of(anova_table(self, ddf, type), tables.f_tests)
 
     def test(self, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
         """F test of H0: L beta = rhs for a contrast matrix L (rows over ``x_names``)."""
@@ -64,8 +67,8 @@ class LmmFit(FittedModel):
 
     def ranova(self, reduce_terms: bool = True) -> pd.DataFrame:
         """Likelihood-ratio tests of the random-effects terms, each reduced or removed in turn
-        (lmerTest's ``ranova``; see ``ranova.ranova``)."""
-        return ranova(self, reduce_terms)
+        (lmerTest's ``ranova``, printed as it prints it; see ``ranova.ranova``)."""
+        return tables.RTable.of(ranova(self, reduce_terms), tables.random_terms)
 
     def confint(self, method: str = "profile", level: float = 0.95, executor=None,
                 parameters=None, **bootstrap_options):
@@ -159,6 +162,12 @@ class LmmFit(FittedModel):
         return influence_groups(self, group, progress=progress, executor=executor)
 
     # -- display -------------------------------------------------------------------------------
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variances and correlations as lme4's ``as.data.frame(VarCorr(fit))`` (see
+        ``FittedModel.varcorr``), printed as R prints it."""
+        return tables.RTable.of(super().varcorr, tables.variance_components)
+
     def summary(self):
         """A summary that prints like lme4's and renders as HTML in notebooks."""
         return Summary(self)
@@ -212,3 +221,11 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
     return LinearMixedModel(formula, data, reml=reml, weights=weights,
                             nobs_checks=nobs_checks).fit(settings)
 
+
+
+def anova(*fits: LmmFit, refit: bool = True, names=None) -> pd.DataFrame:
+    """Likelihood-ratio tests between nested models, as lme4's ``anova(m0, m1, ...)``: the
+    table of ``inference.lrt.anova`` (see there for the arguments and the checks), printed as
+    lme4 prints it."""
+    return tables.RTable.of(lrt_anova(*fits, refit=refit, names=names),
+                            tables.likelihood_ratio)

@@ -1,7 +1,8 @@
 """Classic mixed-model data sets, bundled as CSV.
 
 ``load(name)`` returns a DataFrame (names are case-insensitive); ``describe(name)`` says what
-the data are and the model usually fitted; ``names()`` lists them.
+the data are and the model usually fitted; ``names()`` lists them. ``read_csv`` is the one CSV
+reader of the package (the bundled files and the command line's).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["CSV_MISSING_VALUES", "load", "describe", "names"]
+__all__ = ["CSV_MISSING_VALUES", "load", "describe", "names", "read_csv"]
 
 #: The cells read as missing in CSV files: empty cells and R's ``NA`` (with "NaN" and "N/A").
 #: pandas' longer default list is not used: it also turns words such as "None", "NULL" or
@@ -50,12 +51,19 @@ def _entry(name: str):
     return _DATASETS[key]
 
 
+def read_csv(source, sep: str = ",", missing_values=CSV_MISSING_VALUES,
+             dtype=None) -> pd.DataFrame:
+    """A CSV file (a path or an open text file) in which exactly the cells ``missing_values``
+    are missing; ``sep`` separates the fields."""
+    return pd.read_csv(source, sep=sep, dtype=dtype, keep_default_na=False,
+                       na_values=list(missing_values))
+
+
 def load(name: str) -> pd.DataFrame:
     """The data set as a DataFrame; grouping columns stay strings (categorical in models)."""
     filename, _ = _entry(name)
     with resources.files(__package__).joinpath("data", filename).open("r") as handle:
-        return pd.read_csv(handle, dtype=_string_columns(filename), keep_default_na=False,
-                           na_values=list(CSV_MISSING_VALUES))
+        return read_csv(handle, dtype=_string_columns(filename))
 
 
 def describe(name: str) -> str:

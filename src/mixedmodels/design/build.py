@@ -91,6 +91,7 @@ class Design:
             of the linear predictor with coefficient 1, so the fit is that of y - offset.
         weights: (n,) prior weights (ones without any): Var(e_i) = sigma^2 / w_i.
         weights_label: the weights' column name ("(weights)" for values), None without them.
+        missing_rows: index labels of the rows dropped for missing values.
     """
 
     formula: ParsedFormula
@@ -105,6 +106,7 @@ class Design:
     offset: np.ndarray | None = field(default=None, repr=False)
     weights: np.ndarray | None = field(default=None, repr=False)
     weights_label: str | None = None
+    missing_rows: pd.Index = field(default_factory=lambda: pd.Index([]), repr=False)
 
     def __post_init__(self):
         if self.offset is None:
@@ -158,7 +160,8 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     weight_values = None if weights_column is None else _weights(frame[weights_column],
                                                                    weights_column)
     return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index,
-                  frame, offset, weight_values, weights_column)
+                  frame, offset, weight_values, weights_column,
+                  data.index[~data.index.isin(frame.index)])
 
 
 def _attach_weights(data: pd.DataFrame, weights):

@@ -19,9 +19,18 @@ from . import contrasts
 from .kenward_roger import KenwardRoger
 from .satterthwaite import combine_f_ddf, satterthwaite_df, varpar_derivatives
 
-__all__ = ["DDF_METHODS", "coef_table", "contrast_test", "anova_table"]
+__all__ = ["DDF_METHODS", "DDF_DESCRIPTIONS", "check_ddf", "coef_table", "contrast_test",
+           "anova_table"]
 
 DDF_METHODS = ("satterthwaite", "kenward-roger", "residual", "asymptotic")
+#: each method in words, for reports
+DDF_DESCRIPTIONS = {
+    "satterthwaite": "Satterthwaite's denominator degrees of freedom",
+    "kenward-roger": "Kenward-Roger's denominator degrees of freedom and adjusted standard "
+                     "errors",
+    "residual": "the residual degrees of freedom (observations minus fixed effects)",
+    "asymptotic": "infinite degrees of freedom (asymptotic z tests)",
+}
 
 
 def _kenward_roger(fit) -> KenwardRoger:
@@ -35,6 +44,7 @@ def _varpar_derivatives(fit):
 
 
 def check_ddf(ddf: str) -> str:
+    """The method's name in DDF_METHODS (aliases such as "kr" accepted); ValueError if none."""
     key = str(ddf).lower().replace("_", "-").replace(" ", "-")
     aliases = {"kr": "kenward-roger", "kenwardroger": "kenward-roger", "satt": "satterthwaite",
                "lme4": "asymptotic", "wald": "asymptotic", "z": "asymptotic"}

@@ -4,10 +4,16 @@
     >>> data = mm.datasets.load("sleepstudy")
     >>> m0 = mm.lmer("Reaction ~ Days + (1 | Subject)", data, reml=False)
     >>> m1 = mm.lmer("Reaction ~ Days + (Days | Subject)", data, reml=False)
-    >>> print(mm.anova(m0, m1).to_string(float_format="{:.6g}".format))
-                                        npar     AIC     BIC   logLik  deviance   Chisq  Df           p
-    Reaction ~ Days + (1 | Subject)        4 1802.08 1814.85 -897.039   1794.08     NaN NaN         NaN
-    Reaction ~ Days + (Days | Subject)     6 1763.94  1783.1  -875.97   1751.94 42.1393   2 7.07241e-10
+    >>> print(mm.anova(m0, m1, names=["m0", "m1"]))
+    Models:
+    m0: Reaction ~ Days + (1 | Subject)
+    m1: Reaction ~ Days + (Days | Subject)
+       npar    AIC    BIC  logLik deviance  Chisq Df Pr(>Chisq)
+    m0    4 1802.1 1814.9 -897.04   1794.1
+    m1    6 1763.9 1783.1 -875.97   1751.9 42.139  2  7.072e-10
+
+``mm.anova`` prints the table as lme4 does (``output.tables``); the DataFrame itself is this
+module's ``anova``.
 """
 
 from __future__ import annotations
@@ -50,8 +56,8 @@ def anova(*fits: LmmFit, refit: bool = True,
         lme4's ``Pr(>Chisq)``). ``deviance`` is -2 logLik; ``Chisq`` is the deviance decrease
         from the row above (0 if the deviance increased, as in lme4), ``Df`` the increase in
         parameters and ``p`` the upper tail of the chi-square distribution; they are NaN in
-        the first row. ``df.attrs`` holds ``criterion`` ("ML" or "REML") and ``refitted`` (the
-        labels of the models refitted by ML).
+        the first row. ``df.attrs`` holds ``criterion`` ("ML" or "REML"), ``refitted`` (the
+        labels of the models refitted by ML) and ``formulas`` (each label's formula).
 
     Raises:
         ValueError: fewer than two models; models fitted to different data (different number
@@ -112,6 +118,7 @@ def anova(*fits: LmmFit, refit: bool = True,
     }, index=pd.Index([labels[i] for i in order]), columns=list(COLUMNS))
     table.attrs["criterion"] = criterion
     table.attrs["refitted"] = refitted
+    table.attrs["formulas"] = {labels[i]: fits[i].formula for i in order}
     return table
 
 

@@ -43,7 +43,7 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
         a DataFrame indexed by ``<none>`` (the fitted model) and one label per reduction, with
         columns ``npar, logLik, AIC, LRT, Df, p`` (``p`` is lmerTest's ``Pr(>Chisq)``; LRT,
         Df and p are NaN on the first row). ``df.attrs["formulas"]`` maps each label to the
-        reduced model's formula.
+        reduced model's formula, ``df.attrs["formula"]`` is the fitted model's.
     """
     formula = fit.model.design.formula
     terms = [(term.expr, ":".join(formula_name(f) for f in term.factors))
@@ -74,6 +74,7 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
     table["p"] = [np.nan if label == "<none>" or d <= 0 else float(chdtrc(d, max(x, 0.0)))
                   for label, x, d in zip(table.index, lrt, df)]
     table.attrs["formulas"] = formulas
+    table.attrs["formula"] = fit.formula
     return table
 
 

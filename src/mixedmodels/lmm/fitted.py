@@ -48,12 +48,15 @@ class FittedModel:
         theta: (ntheta,) the covariance parameters at the optimum.
         optsummary: what the optimizer was given and did.
         is_singular: a boundary fit (lme4's ``isSingular``).
+        warnings: the messages of the warnings raised while reading the data and fitting
+            (rows dropped for missing values, aliased columns, a singular fit...).
     """
 
     model: "LinearMixedModel"
     theta: np.ndarray
     optsummary: OptSummary
     is_singular: bool
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "theta", _frozen(np.array(self.theta, dtype=float)))

@@ -29,7 +29,7 @@ from ..core.pls import PLSSystem
 from ..core.structure import ReStructure, build_structure
 from ..covariance.residual import ResidualStructure, residual_structure
 from ..design.build import Design, build_design
-from ..errors import FitWarning, warn_user
+from ..errors import FitWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
 from .fitted import FittedModel
 
@@ -50,6 +50,10 @@ class LinearMixedModel:
         nobs_checks: "error" (default, as lme4), "warning" or "ignore": what a grouping factor
             with as many levels as observations, or a term with as many random effects, is
             (``design.build.check_identifiable``).
+
+    Attributes:
+        warnings: the messages of the warnings raised while reading the data (rows dropped for
+            missing values, aliased columns...); ``fit()`` adds its own to the fit's.
     """
 
     #: the class of ``fit()``'s result (the package's API uses its facade, ``LmmFit``)
@@ -57,7 +61,10 @@ class LinearMixedModel:
 
     def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None,
                  nobs_checks: str = "error"):
-        self.design: Design = build_design(parse_formula(formula), data, weights, nobs_checks)
+        with recorded_warnings() as messages:
+            self.design: Design = build_design(parse_formula(formula), data, weights,
+                                               nobs_checks)
+        self.warnings: tuple[str, ...] = tuple(messages)
         self.structure: ReStructure = build_structure(self.design.terms)
         self.residual: ResidualStructure = residual_structure(
             self.design.weights if self.design.weighted else None, self.design.n)
@@ -70,6 +77,7 @@ class LinearMixedModel:
         model = object.__new__(type(self))
         model.design, model.structure, model.residual, model.system, model.reml = (
             design, self.structure, self.residual, system, bool(reml))
+        model.warnings = self.warnings
         return model
 
     def with_reml(self, reml: bool) -> "LinearMixedModel":
@@ -133,14 +141,15 @@ class LinearMixedModel:
         theta = summary.final
         aliased = any(term.aliased for term in self.design.terms)
         singular = self.structure.parameters.is_singular(theta) or aliased
-        if singular:
-            warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero, a "
-                      "correlation as +/-1, or random-effects columns are collinear; see "
-                      "fit.varcorr", FitWarning)
-        if not summary.stopped_normally:
-            warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
+        with recorded_warnings() as messages:
+            if singular:
+                warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero, a "
+                          "correlation as +/-1, or random-effects columns are collinear; see "
+                          "fit.varcorr", FitWarning)
+            if not summary.stopped_normally:
+                warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
         return self.result_type(model=self, theta=theta, optsummary=summary,
-                                is_singular=singular)
+                                is_singular=singular, warnings=self.warnings + tuple(messages))
 
     def convergence_check(self, theta) -> "ConvergenceCheck":
         """Gradient and Hessian of the objective at theta, over parameters off their bounds."""

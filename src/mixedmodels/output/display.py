@@ -9,20 +9,33 @@ from __future__ import annotations
 
 import html
 import math
+import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..diagnostics.influence import residuals
 
 if TYPE_CHECKING:
     from ..lmm.fitted import FittedModel as LmmFit
 
-__all__ = ["Summary", "r_format", "abbreviate"]
+__all__ = ["Summary", "Section", "Table", "DIGITS", "r_format", "format_pval", "zapsmall",
+           "coefficient_columns", "statistic_column", "abbreviate", "terminal_width",
+           "section_text", "section_html"]
 
 DIGITS = 4  # lme4's print digits: max(3, getOption("digits") - 3)
 MAX_CORRELATION_P = 12  # lme4 omits the fixed-effects correlation beyond this many
+SINGULAR_NOTE = ("boundary (singular) fit: a variance is estimated as (nearly) zero or a "
+                 "correlation as +/-1; see the random effects above")
+P_EPS = float(np.finfo(float).eps)  # R's .Machine$double.eps: smaller p-values print as "< eps"
+
+
+def terminal_width() -> int:
+    """The width printed tables wrap at, as R's ``getOption("width")``: the ``COLUMNS``
+    variable, else the terminal's width, else pandas' ``display.width``."""
+    return shutil.get_terminal_size((pd.get_option("display.width"), 24)).columns
 
 
 # -- R's number formatting -------------------------------------------------------------------
@@ -62,12 +75,41 @@ def _justify(texts: list[str]) -> list[str]:
     return [t.rjust(width) for t in texts]
 
 
-def _zapsmall(values: np.ndarray, digits: int) -> np.ndarray:
-    """R's ``zapsmall``: round to ``digits`` significant digits of the largest magnitude."""
-    largest = float(np.max(np.abs(values))) if len(values) else 0.0
+def zapsmall(values: np.ndarray, digits: int) -> np.ndarray:
+    """R's ``zapsmall``: round to ``digits`` significant digits of the largest finite magnitude
+    (NaN and Inf are left as they are)."""
+    values = np.asarray(values, dtype=float)
+    finite = np.abs(values[np.isfinite(values)])
+    largest = float(finite.max()) if len(finite) else 0.0
     if largest <= 0:
         return np.round(values, digits)
     return np.round(values, max(0, digits - math.ceil(math.log10(largest))))
+
+
+def format_pval(values: Sequence[float], digits: int) -> list[str]:
+    """R's ``format.pval(p, digits)`` as ``printCoefmat`` calls it: p-values from 1e-3 up
+    formatted together, smaller ones together (usually in scientific notation), those below
+    the machine epsilon as ``< 2e-16``; NaN as an empty cell (``na.print = ""``)."""
+    ps = [float(v) for v in values]
+    out = [""] * len(ps)
+    regular = [k for k, p in enumerate(ps) if math.isfinite(p) and p >= P_EPS]
+    fixed = [k for k in regular if ps[k] == 0 or math.floor(math.log10(ps[k])) >= -3]
+    for group in (fixed, [k for k in regular if k not in fixed]):
+        for k, text in zip(group, r_format([ps[k] for k in group], digits)):
+            out[k] = text.strip()
+    tiny = [k for k, p in enumerate(ps) if math.isfinite(p) and p < P_EPS]
+    if tiny:
+        out_digits, sep = max(1, digits - 2), " "
+        if regular:
+            widest = max(len(out[k]) for k in regular)
+            if out_digits > 1 and out_digits + 6 > widest:
+                out_digits = max(1, widest - 7)
+            sep = "" if out_digits == 1 and widest <= 6 else " "
+        elif out_digits == 1:
+            sep = ""
+        for k in tiny:
+            out[k] = f"<{sep}{r_format([P_EPS], out_digits)[0]}"
+    return _justify(out)
 
 
 def _fixed2(values: Sequence[float], decimals: int = 2) -> list[str]:
@@ -138,17 +180,22 @@ class Table:
     align: str = "l"  # "l" or "r", for every value column
     note: str = ""
 
-    def text(self) -> str:
+    def text(self, width: int | None = None) -> str:
+        """The table as text; wider than ``width``, its columns are printed in blocks one
+        under the other, each with the row names, as R prints a wide matrix."""
         names = self.row_names if self.row_names is not None else [""] * len(self.rows)
         name_width = max([len(n) for n in names], default=0)
         columns = list(zip(self.header, *self.rows))
         widths = [max(len(c) for c in column) for column in columns]
-        pad = (lambda s, w: s.rjust(w)) if self.align == "r" else (lambda s, w: s.ljust(w))
         lines = []
-        for name, cells in zip([""] + names, [self.header] + self.rows):
-            parts = [name.ljust(name_width)] + [pad(c, w) for c, w in zip(cells, widths)]
-            lines.append(" ".join(parts).rstrip())
+        for block in _column_blocks(widths, name_width, width):
+            for name, cells in zip([""] + names, [self.header] + self.rows):
+                parts = [self._pad(cells[j], widths[j]) for j in block]
+                lines.append(" ".join([name.ljust(name_width)] + parts).rstrip())
         return "\n".join(lines)
+
+    def _pad(self, cell: str, width: int) -> str:
+        return cell.rjust(width) if self.align == "r" else cell.ljust(width)
 
     def html(self) -> str:
         esc = html.escape
@@ -163,6 +210,22 @@ class Table:
             body.append(f"<tr>{name}{tds}</tr>")
         return (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody>"
                 "</table>")
+
+
+def _column_blocks(widths: list[int], name_width: int, width: int | None) -> list[list[int]]:
+    """The column indices of each block of lines at most ``width`` wide (at least one column
+    a block; all columns in one block when ``width`` is None)."""
+    if width is None:
+        return [list(range(len(widths)))]
+    blocks: list[list[int]] = []
+    used = width
+    for j, w in enumerate(widths):
+        if not blocks or used + 1 + w > width:
+            blocks.append([])
+            used = name_width
+        blocks[-1].append(j)
+        used += 1 + w
+    return blocks or [[]]
 
 
 def _html_align(column: Sequence[str]) -> str:
@@ -216,7 +279,7 @@ def criterion_section(fit: "LmmFit") -> Section:
 
 def residuals_section(fit: "LmmFit") -> Section:
     scaled = residuals(fit, "pearson", scaled=True)  # as lme4: sqrt(w) (y - fitted) / sigma
-    quartiles = _zapsmall(np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1]), DIGITS + 1)
+    quartiles = zapsmall(np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1]), DIGITS + 1)
     table = named_vector(["Min", "1Q", "Median", "3Q", "Max"], r_format(quartiles, DIGITS))
     return Section(title="Scaled residuals:", table=table)
 
@@ -270,14 +333,23 @@ def _groups_line(fit: "LmmFit") -> str:
     return f"Number of obs: {fit.nobs}, groups: {groups}"
 
 
-def _coefficient_columns(estimate: np.ndarray, stderr: np.ndarray) -> list[list[str]]:
-    """R's printCoefmat: estimates and standard errors rounded and formatted together."""
-    both = np.concatenate([estimate, stderr])
-    sizes = np.abs(both[np.isfinite(both) & (both != 0)])
+def coefficient_columns(*columns: np.ndarray) -> list[list[str]]:
+    """R's printCoefmat: estimates and standard errors (and lmerTest's df) rounded and
+    formatted together."""
+    joint = np.concatenate([np.asarray(c, dtype=float) for c in columns])
+    sizes = np.abs(joint[np.isfinite(joint) & (joint != 0)])
     smallest = 1 + math.floor(math.log10(sizes.min())) if len(sizes) else 1
-    texts = r_format(np.round(both, max(1, DIGITS - smallest)), DIGITS)
-    texts = [_unzero(text, x) for text, x in zip(texts, both)]
-    return [texts[:len(estimate)], texts[len(estimate):]]
+    texts = r_format(np.round(joint, max(1, DIGITS - smallest)), DIGITS)
+    texts = [_unzero(text, x) for text, x in zip(texts, joint)]
+    n = len(columns[0])
+    return [texts[k * n:(k + 1) * n] for k in range(len(columns))]
+
+
+def statistic_column(values: np.ndarray, digits: int) -> list[str]:
+    """printCoefmat's test-statistic column: rounded to max(1, min(5, digits - 1)) decimals,
+    then formatted with ``digits``."""
+    return r_format(np.round(np.asarray(values, dtype=float), max(1, min(5, digits - 1))),
+                    digits)
 
 
 def _unzero(text: str, x: float) -> str:
@@ -291,8 +363,8 @@ def fixed_section(fit: "LmmFit") -> Section:
     estimate, stderr = fit.fixef.to_numpy(), fit.stderr.to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         tvalue = estimate / stderr
-    est, se = _coefficient_columns(estimate, stderr)
-    tv = r_format(np.round(tvalue, max(1, min(5, DIGITS - 1))), DIGITS)
+    est, se = coefficient_columns(estimate, stderr)
+    tv = statistic_column(tvalue, DIGITS)
     rows = [list(cells) for cells in zip(est, se, tv)]
     table = Table(["Estimate", "Std. Error", "t value"], rows, list(fit.x_names), align="r")
     return Section(title="Fixed effects:", table=table)
@@ -330,7 +402,7 @@ def notes_section(fit: "LmmFit") -> Section | None:
     if not check.converged and not fit.is_singular:
         lines.append(f"Model failed to converge: {check.message}")
     if fit.is_singular:
-        lines.append("boundary (singular) fit: see help('isSingular')")
+        lines.append(SINGULAR_NOTE)
     return Section(lines=lines) if lines else None
 
 
@@ -347,24 +419,27 @@ class Summary:
         self.sections = [s for s in (make(fit) for make in SECTIONS) if s is not None]
 
     def __str__(self) -> str:
-        return "\n\n".join(_section_text(s) for s in self.sections)
+        width = terminal_width()
+        return "\n\n".join(section_text(s, width) for s in self.sections)
 
     def __repr__(self) -> str:
         return str(self)
 
     def _repr_html_(self) -> str:
-        parts = "".join(_section_html(s) for s in self.sections)
+        parts = "".join(section_html(s) for s in self.sections)
         return f'<div class="mixedmodels-summary">{parts}</div>'
 
 
-def _section_text(section: Section) -> str:
+def section_text(section: Section, width: int | None = None) -> str:
+    """A section as text, its table wrapped at ``width``."""
     parts = ([section.title] if section.title else []) + section.lines
     if section.table is not None:
-        parts.append(section.table.text())
+        parts.append(section.table.text(width))
     return "\n".join(parts + section.after)
 
 
-def _section_html(section: Section) -> str:
+def section_html(section: Section) -> str:
+    """A section as HTML: the title, the lines as paragraphs, the table."""
     esc = html.escape
     out = f"<p><strong>{esc(section.title)}</strong></p>" if section.title else ""
     out += "".join(f"<p>{esc(line)}</p>" for line in section.lines)

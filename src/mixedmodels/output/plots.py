@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["caterpillar", "residuals_vs_fitted", "qq_residuals", "qq_ranef", "group_panels",
            "profile_zeta"]
 
+MIN_FONT_SIZE = 6.0  # a title or label with a word too long for its space shrinks to this
+TEXT_ROOM = 0.92  # the share of its space (figure or panel) a title or label may fill
+
 
 # -- helpers -------------------------------------------------------------------------------
 def _pyplot():
@@ -53,6 +56,54 @@ def _axes_grid(n: int, ax, ncols: int, panel_size=(3.2, 3.0)):
     for extra in axes[n:]:
         extra.set_visible(False)
     return fig, axes[:n]
+
+
+def _text_width(text: str, font) -> float:
+    """The width in points of the widest line of ``text`` in ``font``."""
+    from matplotlib.textpath import TextToPath
+
+    measure = TextToPath()
+    return max(measure.get_text_width_height_descent(line, font, ismath=False)[0]
+               for line in text.split("\n"))
+
+
+def _fit_text(artist, room: float) -> None:
+    """Break a title or label at spaces so that no line is wider than ``room`` points; a
+    single word still wider shrinks the font (down to ``MIN_FONT_SIZE``)."""
+    words = artist.get_text().split()
+    if not words:
+        return
+    font = artist.get_fontproperties()
+    lines = [words[0]]
+    for word in words[1:]:
+        joined = f"{lines[-1]} {word}"
+        if _text_width(joined, font) <= room:
+            lines[-1] = joined
+        else:
+            lines.append(word)
+    text = "\n".join(lines)
+    widest = _text_width(text, font)
+    if widest > room:
+        artist.set_fontsize(max(MIN_FONT_SIZE, font.get_size_in_points() * room / widest))
+    artist.set_text(text)
+
+
+def _fit_texts(fig, axes, suptitle: str | None = None) -> None:
+    """Set the figure's title, then keep every title and axis label within its space: the
+    figure title within the figure's width, a panel's title and x label within the panel's
+    width, its y label within the panel's height (so none is cut or runs into another)."""
+    if suptitle is not None:
+        _fit_text(fig.suptitle(suptitle), fig.get_figwidth() * 72 * TEXT_ROOM)
+    for axis in axes:
+        width, height = axis.get_position().size * fig.get_size_inches() * 72
+        _fit_text(axis.title, width * TEXT_ROOM)
+        _fit_text(axis.xaxis.label, width * TEXT_ROOM)
+        _fit_text(axis.yaxis.label, height * TEXT_ROOM)
+
+
+def _unquoted(name: str) -> str:
+    """A formula's name without the backquotes that let it hold spaces."""
+    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == "`" else name
 
 
 def _single_axes(ax, figsize=(5.5, 4.5)):
@@ -132,7 +183,7 @@ def caterpillar(fit: "LmmFit", group: str | None = None, term: str | Sequence[st
         axis.set_title(name)
         axis.set_xlabel(f"Conditional mode ({level:.0%} interval)")
     axes[0].set_ylabel(f"Level of {group}")
-    fig.suptitle(f"Random effects: {group}")
+    _fit_texts(fig, axes, f"Random effects: {group}")
     if ax is None:
         fig.tight_layout()
     return fig
@@ -150,7 +201,7 @@ def qq_ranef(fit: "LmmFit", group: str | None = None, ax=None):
         axis.set_title(name)
         axis.set_xlabel("Theoretical quantiles")
         axis.set_ylabel(f"Conditional modes ({group})")
-    fig.suptitle(f"Normal QQ plot of random effects: {group}")
+    _fit_texts(fig, axes, f"Normal QQ plot of random effects: {group}")
     if ax is None:
         fig.tight_layout()
     return fig
@@ -165,6 +216,7 @@ def residuals_vs_fitted(fit: "LmmFit", ax=None):
     axis.set_xlabel("Fitted values")
     axis.set_ylabel("Residuals")
     axis.set_title("Residuals vs fitted")
+    _fit_texts(fig, [axis])
     return fig
 
 
@@ -177,6 +229,7 @@ def qq_residuals(fit: "LmmFit", ax=None):
     axis.set_xlabel("Theoretical quantiles")
     axis.set_ylabel("Residuals")
     axis.set_title("Normal QQ plot of residuals")
+    _fit_texts(fig, [axis])
     return fig
 
 
@@ -208,11 +261,11 @@ def group_panels(fit: "LmmFit", x: str, group: str | None = None, ncols: int = 6
         axis.set_title(f"{group} {name}", fontsize=8)
         axis.tick_params(labelsize=7)
     share_limits(axes, np.concatenate([y, fitted]))
-    response = design.formula.response
+    response = _unquoted(str(design.formula.response))
     for axis in axes:
         axis.set_xlabel(x, fontsize=8)
-        axis.set_ylabel(str(response), fontsize=8)
-    fig.suptitle(f"{response} by {x}: observations and fitted lines per {group}")
+        axis.set_ylabel(response, fontsize=8)
+    _fit_texts(fig, axes, f"{response} by {x}: observations and fitted lines per {group}")
     if ax is None:
         fig.tight_layout()
     return fig
@@ -251,7 +304,7 @@ def profile_zeta(fit: "LmmFit", parameters: Sequence[str] | None = None, ax=None
         axis.set_xlabel(name)
         axis.set_ylabel("zeta")
         axis.set_title(name, fontsize=9)
-    fig.suptitle("Profile zeta")
+    _fit_texts(fig, axes, "Profile zeta")
     if ax is None:
         fig.tight_layout()
     return fig

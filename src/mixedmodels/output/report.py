@@ -1,4 +1,5 @@
-"""A self-contained HTML report of a fit: the summary, the tables and the diagnostic plots.
+"""A self-contained HTML report of a fit: the summary, the tables, what happened to the data
+and the fit (rows dropped for missing values, warnings) and the diagnostic plots.
 
 The file has no external references: the style is inline CSS and the plots are PNG images
 embedded as base64 ``data:`` URIs, so it opens offline and can be mailed as one file. The
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..inference.fixed_tests import coef_table
+from ..inference.fixed_tests import DDF_DESCRIPTIONS, check_ddf, coef_table
 from ..inference.profile import profile_table
 from . import plots
 from .display import Summary
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from ..lmm.fitted import FittedModel as LmmFit
 
 __all__ = ["write_report", "report_html"]
+
+MAX_ROWS_LISTED = 30  # dropped rows named in the report; more are counted
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -40,6 +43,7 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: .9em; color: #555; }
 .meta { color: #666; font-size: .85em; }
+.warnings li { color: #8a4b00; }
 """
 
 
@@ -107,25 +111,49 @@ def _panel_covariate(fit: "LmmFit") -> str | None:
     return names[0] if np.issubdtype(frame[names[0]].dtype, np.number) else None
 
 
+def _data_and_warnings(fit: "LmmFit") -> str:
+    """The rows dropped for missing values and the warnings raised while fitting, as HTML."""
+    esc = html.escape
+    missing = [str(label) for label in fit.model.design.missing_rows]
+    if missing:
+        named = ", ".join(missing[:MAX_ROWS_LISTED])
+        more = f" and {len(missing) - MAX_ROWS_LISTED} more" if len(missing) > MAX_ROWS_LISTED \
+            else ""
+        rows = (f"Rows dropped for missing values: {len(missing)} of "
+                f"{fit.nobs + len(missing)} (index {esc(named)}{more}).")
+    else:
+        rows = "Rows dropped for missing values: none."
+    if not fit.warnings:
+        return f"<p>{rows}</p>\n<p>Warnings raised while fitting: none.</p>"
+    items = "".join(f"<li>{esc(message)}</li>" for message in fit.warnings)
+    return (f"<p>{rows}</p>\n<p>Warnings raised while fitting:</p>\n"
+            f'<ul class="warnings">{items}</ul>')
+
+
 def report_html(fit: "LmmFit", title: str | None = None, profile: bool = False,
-                dpi: int = 100) -> str:
+                dpi: int = 100, ddf: str = "satterthwaite") -> str:
     """The report as one HTML string (see ``write_report``)."""
     esc = html.escape
+    ddf = check_ddf(ddf)
     varcorr = fit.varcorr.copy()
     for column in ("var1", "var2"):  # None (no second variable) shows as an empty cell
         varcorr[column] = varcorr[column].fillna("")
     title = title or f"Linear mixed model: {fit.formula}"
+    tests = f"t tests with {DDF_DESCRIPTIONS[ddf]}"
     sections = [
         ("Summary", Summary(fit)._repr_html_()),
-        ("Fixed effects", coef_table(fit).to_html(classes="coef-table", border=1,
-                                                    float_format=lambda v: f"{v:.6g}")),
+        ("Data and warnings", _data_and_warnings(fit)),
+        ("Fixed effects", f'<p class="ddf">{esc(tests)} (ddf = "{ddf}").</p>\n'
+                          + coef_table(fit, ddf).to_html(classes="coef-table", border=1,
+                                                         float_format=lambda v: f"{v:.6g}")),
         ("Variance components", varcorr.to_html(classes="varcorr-table", border=1,
                                                 index=False, na_rep="",
                                                 float_format=lambda v: f"{v:.6g}")),
     ]
     body = [f"<h1>{esc(title)}</h1>",
             f'<p class="meta">Formula: <code>{esc(fit.formula)}</code>; fitted by '
-            f'{"REML" if fit.reml else "maximum likelihood"}; {fit.nobs} observations. '
+            f'{"REML" if fit.reml else "maximum likelihood"}; {fit.nobs} observations; '
+            f"fixed effects: {esc(tests)}. "
             f"Report written {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.</p>"]
     for heading, content in sections:
         body.append(f"<section><h2>{esc(heading)}</h2>\n{content}\n</section>")
@@ -141,10 +169,11 @@ def report_html(fit: "LmmFit", title: str | None = None, profile: bool = False,
 
 
 def write_report(fit: "LmmFit", path, title: str | None = None, profile: bool = False,
-                 dpi: int = 100) -> Path:
-    """Write one self-contained HTML file: the summary (as ``fit.summary()``), the fixed
-    effects (``coef_table()``), the variance components (``varcorr``) and the diagnostic
-    plots as embedded PNG images.
+                 dpi: int = 100, ddf: str = "satterthwaite") -> Path:
+    """Write one self-contained HTML file: the summary (as ``fit.summary()``), the rows
+    dropped for missing values and the warnings raised while fitting, the fixed effects
+    (``coef_table(ddf)``, naming the degrees-of-freedom method), the variance components
+    (``varcorr``) and the diagnostic plots as embedded PNG images.
 
     Args:
         fit: the fitted model.
@@ -152,10 +181,13 @@ def write_report(fit: "LmmFit", path, title: str | None = None, profile: bool = 
         title: the page title (default: the formula).
         profile: also compute and plot the profile zeta traces (slower).
         dpi: resolution of the images.
+        ddf: the denominator degrees of freedom of the t tests: "satterthwaite" (default),
+            "kenward-roger", "residual" or "asymptotic".
 
     Returns:
         The path written.
     """
     path = Path(path)
-    path.write_text(report_html(fit, title=title, profile=profile, dpi=dpi), encoding="utf-8")
+    path.write_text(report_html(fit, title=title, profile=profile, dpi=dpi, ddf=ddf),
+                    encoding="utf-8")
     return path

@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from ..design.build import Design, build_design
-from ..errors import FitWarning, warn_user
+from ..errors import DataWarning, FitWarning, warn_user
 from ..formula.parse import parse_formula
 from ..core.optimize import (
     ConvergenceCheck,
@@ -82,6 +83,28 @@ class LinearMixedModel:
             raise ValueError("the new response has missing or infinite values")
         design = dataclasses.replace(self.design, y=y)
         return self._sibling(design, self.system.with_response(y - design.offset), self.reml)
+
+    def rebuild(self, rows=None, formula: str | None = None,
+                reml: bool | None = None) -> "LinearMixedModel":
+        """A new model of this model's data, for refits: group deletion (``rows``), reduced
+        random effects (``formula``), or a copy that pickles (a plain ``LinearMixedModel``,
+        whatever this model's class and attributes).
+
+        Args:
+            rows: the design's rows to keep: positions, or an (n,) boolean mask; None keeps all.
+            formula: another formula on the same variables; None keeps this model's.
+            reml: the criterion; None keeps this model's.
+
+        The rows keep their prior weights. The build's data warnings (aliased columns, a
+        collinear random-effects term) are not shown: they repeat this model's, or concern
+        the subset of rows the caller chose (group deletion reports an aliased effect as NaN).
+        """
+        frame = self.design.frame if rows is None else self.design.frame.iloc[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            return LinearMixedModel(self.formula if formula is None else formula, frame,
+                                    reml=self.reml if reml is None else reml,
+                                    weights=self.design.weights_label)
 
     @property
     def formula(self) -> str:

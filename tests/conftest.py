@@ -21,6 +21,7 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import settings
@@ -112,3 +113,12 @@ def quiet_fit():
 def sleep():
     """The REML fit of Reaction ~ Days + (Days | Subject) to sleepstudy."""
     return _quiet_fit("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+
+
+@pytest.fixture(scope="session")
+def wide_sleepstudy():
+    """(sleepstudy, the same data with 200 extra float columns x0..x199 that no model uses)."""
+    data = mm.datasets.load("sleepstudy")
+    extra = np.random.default_rng(0).normal(size=(len(data), 200))
+    return data, pd.concat([data, pd.DataFrame(extra, columns=[f"x{j}" for j in range(200)])],
+                           axis=1)

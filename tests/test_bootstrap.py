@@ -15,13 +15,12 @@ import pytest
 import mixedmodels as mm
 from mixedmodels.inference.bootstrap import (
     BootstrapResult,
-    _init_worker,
-    _portable_payload,
     _Replicator,
     bootstrap,
     percentile_interval,
 )
 from mixedmodels.inference.simulate import Simulator, simulate
+from mixedmodels.parallel.executor import pickled
 
 REFERENCE = Path(__file__).parent / "reference"
 NAMES = ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject", "sigma",
@@ -191,9 +190,14 @@ class _FlakyModel:
         return self.model.with_response(y)
 
 
+def _run(replicator, seeds):
+    """(values, singular, failed) of the replicates of these seeds, one row each."""
+    return tuple(np.array(column) for column in zip(*map(replicator.replicate, seeds)))
+
+
 def test_failed_refits_are_rows_of_nan(ml_fit):
     replicator = _Replicator(_FlakyModel(ml_fit.model), Simulator.from_fit(ml_fit), len(NAMES))
-    values, singular, failed = replicator.run(np.random.SeedSequence(1).spawn(3))
+    values, singular, failed = _run(replicator, np.random.SeedSequence(1).spawn(3))
     assert failed.tolist() == [False, True, False]
     assert np.all(np.isnan(values[1])) and np.all(np.isfinite(values[[0, 2]]))
     assert singular.dtype == bool and not singular[1]
@@ -219,19 +223,16 @@ def test_dask_cluster_executor(ml_fit, boot20):
     pd.testing.assert_frame_equal(result.replicates, boot20.replicates, check_exact=True)
 
 
-def test_unpicklable_model_is_rebuilt_in_the_worker(ml_fit):
+def test_unpicklable_model_is_rebuilt_for_the_workers(ml_fit):
     model = ml_fit.model.with_reml(False)
     model.callback = lambda: None  # not picklable
     with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
         pickle.dumps(model)
     replicator = _Replicator(model, Simulator.from_fit(ml_fit), len(NAMES))
-    _init_worker(_portable_payload(replicator))
-    from mixedmodels.inference import bootstrap as module
-
-    rebuilt = module._WORKER
+    rebuilt = pickle.loads(pickled(replicator, _Replicator.portable))
     assert type(rebuilt.model).__name__ == "LinearMixedModel" and not rebuilt.model.reml
     seeds = np.random.SeedSequence(4).spawn(2)
-    np.testing.assert_allclose(rebuilt.run(seeds)[0], replicator.run(seeds)[0], rtol=1e-7)
+    np.testing.assert_allclose(_run(rebuilt, seeds)[0], _run(replicator, seeds)[0], rtol=1e-7)
 
 
 def test_progress_bar_is_optional(ml_fit, boot20, monkeypatch, capsys):

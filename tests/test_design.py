@@ -3,6 +3,7 @@ Design that build_design assembles."""
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import numpy as np
@@ -189,6 +190,35 @@ def test_rows_record_the_rows_used():
         d = build_design(parse_formula("Reaction ~ Days + (1 | Subject)"), data)
     assert d.n == 178
     assert 4 not in d.rows and 9 not in d.rows and list(d.rows[:4]) == [0, 1, 2, 3]
+
+
+def test_frame_keeps_only_the_columns_the_model_uses(wide_sleepstudy):
+    data, wide = wide_sleepstudy
+    formula = "Reaction ~ Days + (Days | Subject)"
+    narrow_fit, wide_fit = mm.lmer(formula, data), mm.lmer(formula, wide)
+    assert list(wide_fit.model.design.frame.columns) == ["Reaction", "Days", "Subject"]
+    # the model pickled for executors' tasks does not grow with the unused columns
+    assert len(pickle.dumps(wide_fit.model)) <= 1.2 * len(pickle.dumps(narrow_fit.model))
+    np.testing.assert_array_equal(wide_fit.theta, narrow_fit.theta)
+    # offsets, grouping factors and weights are columns the model uses
+    weights = np.linspace(0.5, 2.0, len(wide))
+    d = build_design(parse_formula("Reaction ~ 1 + offset(x1) + (1 | Subject)"), wide, weights)
+    assert list(d.frame.columns) == ["Reaction", "x1", "Subject", "(weights)"]
+    np.testing.assert_array_equal(d.frame["(weights)"], weights)
+
+
+def test_frame_keeps_the_variables_of_stateful_transforms():
+    """formulaic does not list x in poly(x, 2) or scale(x) among a formula's variables; the
+    frame keeps it, also when rows with missing values are dropped."""
+    data = mm.datasets.load("sleepstudy").assign(Hours=1.0)
+    data.loc[[4, 9], "Reaction"] = np.nan
+    with pytest.warns(DataWarning, match="dropped 2 of 180"):
+        d = build_design(parse_formula("Reaction ~ poly(Days, 2) + (scale(Days) | Subject)"),
+                         data)
+    assert list(d.frame.columns) == ["Reaction", "Subject", "Days"] and d.n == 178
+    complete = design("Reaction ~ poly(Days, 2) + (scale(Days) | Subject)", data.dropna())
+    np.testing.assert_array_equal(d.X, complete.X)
+    np.testing.assert_array_equal(d.terms[0].values, complete.terms[0].values)
 
 
 def test_dropped_columns_recorded():

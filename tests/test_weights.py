@@ -157,6 +157,22 @@ def test_simulation_and_bootstrap_use_the_weights():
     assert boot.replicates["sigma"].iloc[0] == pytest.approx(refit.sigma, rel=1e-10)
 
 
+def test_rebuild_keeps_the_rows_weights():
+    """model.rebuild (the refits of group deletion, ranova and portable bootstrap models) is
+    the model of those rows of the data, with their weights, by the criterion asked for."""
+    data = _data(REFERENCE[0])
+    fit = _fit(REFERENCE[0], "REML")
+    keep = data["Subject"].astype(str) != "308"
+    subset = fit.model.rebuild(rows=keep.to_numpy(), reml=False)
+    direct = mm.LinearMixedModel(fit.formula, data[keep], reml=False, weights="w")
+    assert type(subset) is mm.lmm.LinearMixedModel and not subset.reml  # a plain one
+    np.testing.assert_array_equal(subset.design.weights, data["w"][keep])
+    theta = np.array([0.9, 0.1, 0.2])
+    assert subset.objective(theta) == direct.objective(theta)
+    other = fit.model.rebuild(formula="Reaction ~ Days + (1 | Subject)")
+    assert other.reml and other.design.weights_label == "w" and other.design.n == len(data)
+
+
 def test_summary_names_the_weights():
     """lme4 prints a line "Weights: w" under the formula; the scaled residuals are the
     Pearson residuals over sigma (lme4: Min -3.8862, Max 4.5443 for this model)."""

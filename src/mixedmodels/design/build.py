@@ -85,8 +85,11 @@ class Design:
         terms: random-effects terms in lme4's order (decreasing number of levels, stable).
         fixed_spec: formulaic model spec of the fixed part.
         rows: index labels of the rows used.
-        frame: the data rows used (a reference to the caller's frame when no row was dropped),
-            kept for hypothesis contrasts that need the variables' types.
+        frame: the data the model uses: the rows used, and only the columns the formula
+            names (its variables, grouping factors and offsets) and the weights column, so
+            that the design, pickled for executors' tasks, does not grow with columns the
+            model ignores. Kept for refits of other rows or formulas, the variables' types
+            (hypothesis contrasts, prediction's level checks) and plots against a variable.
         offset: (n,) the sum of the formula's ``offset(...)`` terms (zeros without any): part
             of the linear predictor with coefficient 1, so the fit is that of y - offset.
         weights: (n,) prior weights (ones without any): Var(e_i) = sigma^2 / w_i.
@@ -148,7 +151,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     data, weights_column = _attach_weights(data, weights)
     if weights_column is not None and weights_column not in used:
         used = used + [weights_column]
-    frame = _drop_missing(data, used)
+    frame = _drop_missing(data[used + _named_columns(formula.text, data, used)], used)
     y = _response(frame, formula.response)
     terms = _check_random_collinearity([_term_design(term, frame) for term in formula.random])
     check_identifiable(terms, frame.shape[0], nobs_checks)
@@ -255,6 +258,17 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
     return needed
 
 
+def _named_columns(text: str, data: pd.DataFrame, used: list[str]) -> list[str]:
+    """The columns other than ``used`` whose names stand as words in the formula's text.
+
+    formulaic does not list the variables of stateful transforms (``x`` in ``poly(x, 2)``,
+    ``scale(x)``), which the design's frame needs to evaluate them. They are found here by
+    name, with no check (as before, a missing value there is reported as a non-finite model
+    column). A column named as a word but not used (say ``log``) is kept, at no harm."""
+    return [name for name in data.columns if name not in used and re.search(
+        r"(?<![\w.])" + re.escape(str(name)) + r"(?!\w)", text)]
+
+
 @lru_cache(maxsize=256)
 def required_variables(text: str) -> tuple[str, ...]:
     """The variables that ``text`` (formulaic syntax) reads. A term that is a name is that whole
@@ -304,6 +318,7 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
 
 
 def _drop_missing(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
+    """The rows of ``data`` without a missing value in the columns ``used``."""
     missing = np.zeros(data.shape[0], dtype=bool)
     for name in used:
         column = data[name]
@@ -324,7 +339,7 @@ def _drop_missing(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
     detail = ", ".join(f"{name}: {int(k)}" for name, k in per_column.items() if k)
     warn_user(f"dropped {count} of {len(data)} rows with missing values in the "
               f"columns the model uses (missing per column: {detail})", DataWarning)
-    frame = data.loc[~missing, used]
+    frame = data.loc[~missing]
     if frame.shape[0] == 0:
         raise DataError("no rows are left after dropping rows with missing values")
     return _drop_unused_levels(frame, used)

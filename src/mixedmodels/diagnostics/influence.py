@@ -20,10 +20,8 @@ fit's blocked factor, and the rows are processed in chunks.
 
 from __future__ import annotations
 
-import pickle
 import warnings
-from concurrent.futures import as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -31,8 +29,7 @@ import scipy.sparse as sp
 
 from ..design.build import grouping_codes
 from ..lmm.model import LinearMixedModel
-from ..parallel.progress import progress_bar
-from ..parallel.workers import unpickled
+from ..parallel.executor import run_tasks
 
 __all__ = ["cooks_distance", "fitted", "influence_groups", "leverage", "residuals"]
 
@@ -111,7 +108,8 @@ def cooks_distance(fit) -> np.ndarray:
 
 def influence_groups(fit, group: str, progress: bool = True, executor=None) -> pd.DataFrame:
     """Case deletion by group, as influence.ME: the model is refitted (theta too) without each
-    level of ``group`` (a column of the data, or factors joined by ':' such as "cask:batch").
+    level of ``group`` (a variable of the model, or variables joined by ':' such as
+    "cask:batch").
 
     ``executor``: a ``concurrent.futures.Executor`` (a process pool, or a Dask cluster's
     ``Client.get_executor()``) to run the refits on; the results do not depend on it.
@@ -124,51 +122,30 @@ def influence_groups(fit, group: str, progress: bool = True, executor=None) -> p
         An effect that cannot be estimated without the level (its column is aliased) is NaN,
         and the Cook's distance then uses the estimable effects only.
     """
-    design = fit.model.design
-    frame = design.frame
+    frame = fit.model.design.frame
     factors = tuple(group.split(":"))
     missing = [f for f in factors if f not in frame.columns]
     if missing:
-        raise ValueError(f"{missing[0]!r} is not a column of the model's data; columns: "
-                         f"{', '.join(map(str, frame.columns))}")
+        raise ValueError(f"{missing[0]!r} is not a column of the model's data (the columns "
+                         f"the model uses): {', '.join(map(str, frame.columns))}")
     codes, levels = grouping_codes(frame, factors)
     if len(levels) < 2:
         raise ValueError(f"{group!r} has a single level; nothing to delete")
     names = list(fit.x_names)
-    deletion = _Deletion(fit.formula, frame, fit.reml,
-                         design.weights if design.weighted else None, tuple(names),
-                         np.asarray(codes))
-    refits = np.full((len(levels), len(names)), np.nan)
-    singular = np.zeros(len(levels), dtype=bool)
-    bar = progress_bar(len(levels), progress, "influence")
-    try:
-        if executor is None:
-            for j in range(len(levels)):
-                refits[j], singular[j] = deletion.refit(j)
-                if bar is not None:
-                    bar.update(1)
-        else:
-            payload = pickle.dumps(deletion, protocol=pickle.HIGHEST_PROTOCOL)
-            size = max(1, -(-len(levels) // 20))
-            futures = [executor.submit(_refit_chunk, payload, range(s, min(s + size, len(levels))))
-                       for s in range(0, len(levels), size)]
-            for future in as_completed(futures):
-                for j, values, flag in future.result():
-                    refits[j], singular[j] = values, flag
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    deletion = _Deletion(fit.model, tuple(names), np.asarray(codes))
+    results = run_tasks(_Deletion.refit, deletion, range(len(levels)), executor=executor,
+                        progress=progress, description="influence",
+                        portable=_Deletion.portable)
+    refits = np.array([values for values, _ in results])
     b = fit.beta
     C_inv = np.linalg.inv(fit.vcov.to_numpy())
     rows = []
-    for j in range(len(levels)):
+    for j, (_, singular) in enumerate(results):
         delta = refits[j] - b
         ok = np.isfinite(delta)
         cook = float(delta[ok] @ C_inv[np.ix_(ok, ok)] @ delta[ok]) / int(ok.sum())
         row = {"cooks_distance": cook, "nobs_deleted": int((codes == j).sum()),
-               "singular": bool(singular[j])}
+               "singular": singular}
         row.update(dict(zip(names, refits[j])))
         row.update({f"delta {name}": d for name, d in zip(names, delta)})
         rows.append(row)
@@ -177,26 +154,25 @@ def influence_groups(fit, group: str, progress: bool = True, executor=None) -> p
 
 @dataclass(frozen=True, eq=False)
 class _Deletion:
-    """What a refit without one level needs: picklable, for the workers of an executor."""
+    """What a refit without one level needs: picklable, for the workers of an executor.
 
-    formula: str
-    frame: pd.DataFrame
-    reml: bool
-    weights: np.ndarray | None
+    Attributes:
+        model: the fitted model's ``LinearMixedModel``.
+        names: its fixed effects' names.
+        codes: (n,) each row's level of the deleted grouping.
+    """
+
+    model: LinearMixedModel
     names: tuple[str, ...]
     codes: np.ndarray
 
     def refit(self, level: int) -> tuple[np.ndarray, bool]:
         """The fixed effects (NaN where aliased) and singularity of the refit without level."""
-        mask = self.codes != level
-        weights = None if self.weights is None else self.weights[mask]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            refit = LinearMixedModel(self.formula, self.frame[mask], reml=self.reml,
-                                     weights=weights).fit()
+            refit = self.model.rebuild(rows=self.codes != level).fit()
         return refit.fixef.reindex(list(self.names)).to_numpy(), bool(refit.is_singular)
 
-
-def _refit_chunk(payload: bytes, levels) -> list:
-    deletion = unpickled(payload)
-    return [(j, *deletion.refit(j)) for j in levels]
+    def portable(self) -> "_Deletion":
+        """The same deletion with a model that pickles (rebuilt from its formula and data)."""
+        return replace(self, model=self.model.rebuild())

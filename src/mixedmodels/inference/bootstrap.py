@@ -11,8 +11,9 @@ are the same for any ``n_jobs`` and the first k replicates of n are those of k.
 
 Replicates can run in local processes (``n_jobs``) or on any ``concurrent.futures.Executor``
 (``executor``): a process pool, or a Dask cluster's ``Client.get_executor()`` to spread them
-over several machines. The model travels pickled with each chunk of replicates (or, if it
-cannot be pickled, as its formula and data).
+over several machines (see ``parallel.executor.run_tasks``). The model travels pickled with
+each chunk of replicates (or, if it cannot be pickled, rebuilt from its formula and data as a
+plain ``LinearMixedModel``).
 
 Intervals are percentile intervals computed as boot's ``boot.ci(type = "perc")`` (which lme4's
 ``confint`` uses): the order statistic (R + 1) alpha of the R finite replicates, interpolated on
@@ -22,20 +23,15 @@ the normal quantile scale when (R + 1) alpha is not an integer.
 from __future__ import annotations
 
 import math
-import os
-import pickle
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import scipy.stats
 
 from ..errors import FitWarning, warn_user
-from ..lmm.model import LinearMixedModel
-from ..parallel.progress import progress_bar
-from ..parallel.workers import unpickled
+from ..parallel.executor import run_tasks
 from .parameters import parameter_names, parameter_values
 from .simulate import Simulator
 
@@ -131,22 +127,6 @@ def _check_level(level: float) -> None:
 
 
 # -- replicates -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _ModelRecipe:
-    """Formula and data to rebuild a model that cannot be pickled, in a worker."""
-
-    formula: str
-    frame: pd.DataFrame
-    reml: bool
-    weights: np.ndarray | None = None
-
-    def build(self):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return LinearMixedModel(self.formula, self.frame, reml=self.reml,
-                                    weights=self.weights)
-
-
 @dataclass(frozen=True, eq=False)
 class _Replicator:
     """Simulates from the fit and refits its model: everything one worker needs."""
@@ -155,72 +135,23 @@ class _Replicator:
     simulator: Simulator
     nparams: int
 
-    def run(self, seeds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        values = np.full((len(seeds), self.nparams), np.nan)
-        singular = np.zeros(len(seeds), dtype=bool)
-        failed = np.zeros(len(seeds), dtype=bool)
-        for i, seed in enumerate(seeds):
-            y = self.simulator.draw(1, np.random.default_rng(seed))[:, 0]
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FitWarning)
-                    refit = self.model.with_response(y).fit()
-                    values[i] = parameter_values(refit)
-            except Exception:  # noqa: BLE001 -- a failed refit is kept as NaN and counted
-                failed[i] = True
-                continue
-            singular[i] = refit.is_singular
-            failed[i] = not refit.optsummary.stopped_normally
-        return values, singular, failed
+    def replicate(self, seed) -> tuple[np.ndarray, bool, bool]:
+        """One replicate: its (nparams,) parameters (NaN if the refit raised), whether the
+        refit is singular, whether it failed (raised, or the optimizer stopped abnormally)."""
+        y = self.simulator.draw(1, np.random.default_rng(seed))[:, 0]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)
+                refit = self.model.with_response(y).fit()
+                values = parameter_values(refit)
+        except Exception:  # noqa: BLE001 -- a failed refit is kept as NaN and counted
+            return np.full(self.nparams, np.nan), False, True
+        return values, bool(refit.is_singular), not refit.optsummary.stopped_normally
 
-
-def _portable_payload(replicator: _Replicator) -> bytes:
-    """The replicator pickled for the workers; a model that cannot be pickled is sent as its
-    formula and data rows and rebuilt there."""
-    try:
-        return pickle.dumps(replicator, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        model = replicator.model
-        design = model.design
-        recipe = _ModelRecipe(model.formula, design.frame, model.reml,
-                              design.weights if design.weighted else None)
-        portable = _Replicator(recipe, replicator.simulator, replicator.nparams)
-        return pickle.dumps(portable, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-_WORKER: _Replicator | None = None
-
-
-def _unpickle_replicator(payload: bytes) -> _Replicator:
-    replicator = pickle.loads(payload)
-    if isinstance(replicator.model, _ModelRecipe):
-        replicator = _Replicator(replicator.model.build(), replicator.simulator,
-                                 replicator.nparams)
-    return replicator
-
-
-def _init_worker(payload: bytes) -> None:
-    global _WORKER
-    _WORKER = _unpickle_replicator(payload)
-
-
-def _run_chunk(start: int, seeds):
-    return start, _WORKER.run(seeds)
-
-
-def _run_payload_chunk(payload: bytes, start: int, seeds):
-    """A chunk on a worker of a user's executor (the replicator built once per worker)."""
-    return start, unpickled(payload, _unpickle_replicator).run(seeds)
-
-
-def _collect(futures, bar, values, singular, failed) -> None:
-    """Store each finished chunk (start, (values, singular, failed)) in its rows."""
-    for future in as_completed(futures):
-        start, (v, s, f) = future.result()
-        rows = slice(start, start + len(v))
-        values[rows], singular[rows], failed[rows] = v, s, f
-        if bar is not None:
-            bar.update(len(v))
+    def portable(self) -> "_Replicator":
+        """The same replicator with a model that pickles: the model rebuilt from its formula
+        and data, for workers when the model itself cannot be pickled."""
+        return replace(self, model=self.model.rebuild())
 
 
 def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
@@ -245,43 +176,12 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
         raise ValueError(f"the number of replicates must be >= 1, not {n}")
     _check_level(level)
     sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    seeds = sequence.spawn(n)
     names = parameter_names(fit)
     replicator = _Replicator(fit.model, Simulator.from_fit(fit), len(names))
-
-    values = np.full((n, len(names)), np.nan)
-    singular = np.zeros(n, dtype=bool)
-    failed = np.zeros(n, dtype=bool)
-    n_jobs = (os.cpu_count() or 1) if n_jobs is None or n_jobs < 1 else int(n_jobs)
-    bar = None
-    try:
-        if executor is not None:
-            size = max(1, min(50, math.ceil(n / 20)))
-            payload = _portable_payload(replicator)
-            futures = [executor.submit(_run_payload_chunk, payload, s, seeds[s:s + size])
-                       for s in range(0, n, size)]
-            bar = progress_bar(n, progress, "bootstrap")
-            _collect(futures, bar, values, singular, failed)
-        elif n_jobs == 1:
-            bar = progress_bar(n, progress, "bootstrap")
-            for i in range(n):
-                values[i:i + 1], singular[i:i + 1], failed[i:i + 1] = replicator.run(seeds[i:i + 1])
-                if bar is not None:
-                    bar.update(1)
-        else:
-            size = max(1, min(50, math.ceil(n / (4 * n_jobs))))
-            starts = range(0, n, size)
-            payload = _portable_payload(replicator)
-            workers = min(n_jobs, len(starts))
-            with ProcessPoolExecutor(workers, initializer=_init_worker,
-                                     initargs=(payload,)) as pool:
-                futures = [pool.submit(_run_chunk, s, seeds[s:s + size]) for s in starts]
-                # the bar starts after the workers, so that no fork copies its thread
-                bar = progress_bar(n, progress, "bootstrap")
-                _collect(futures, bar, values, singular, failed)
-    finally:
-        if bar is not None:
-            bar.close()
+    rows = run_tasks(_Replicator.replicate, replicator, sequence.spawn(n), executor=executor,
+                     n_jobs=n_jobs, progress=progress, description="bootstrap",
+                     portable=_Replicator.portable)
+    values, singular, failed = (np.array(column) for column in zip(*rows))
 
     table = pd.DataFrame(values, columns=names)
     replicates = pd.concat([pd.DataFrame({"replicate": np.arange(n)}), table], axis=1)

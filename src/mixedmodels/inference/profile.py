@@ -18,10 +18,9 @@ it changes with them only through X, not through their value.
 
 from __future__ import annotations
 
-import pickle
 import warnings
-from concurrent.futures import as_completed
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,7 @@ import scipy.stats
 
 from ..core.optimize import OptSettings, minimize_bobyqa
 from ..covariance.parameters import ParameterMap
-from ..parallel.workers import unpickled
+from ..parallel.executor import run_tasks
 from .parameters import parameter_names
 
 __all__ = ["Profiler", "profile_intervals", "profile_table", "profile_traces", "profiler_of"]
@@ -247,12 +246,13 @@ def _bobyqa(objective, x0, lower, upper, floor) -> np.ndarray:
 def profile_intervals(fit, names, level: float, executor=None) -> list[tuple[float, float]]:
     """The profile interval of each parameter, in the order of ``names``; with an executor
     (``concurrent.futures``, e.g. a Dask cluster's), one task per parameter."""
-    return _per_parameter(fit, names, executor, "interval", level)
+    return _per_parameter(fit, partial(Profiler.interval, level=level), names, executor)
 
 
 def profile_traces(fit, names, level: float, points: int, executor=None) -> list:
     """The zeta trace of each parameter (see ``Profiler.trace``), as ``profile_intervals``."""
-    return _per_parameter(fit, names, executor, "trace", level, points)
+    return _per_parameter(fit, partial(Profiler.trace, level=level, points=points), names,
+                          executor)
 
 
 def profile_table(fit, level: float = 0.99, points: int = 12, executor=None) -> pd.DataFrame:
@@ -267,22 +267,7 @@ def profiler_of(fit) -> Profiler:
     return fit.memo("profiler", lambda: Profiler(fit))
 
 
-def _per_parameter(fit, names, executor, method: str, *args) -> list:
-    if executor is None:
-        profiler = profiler_of(fit)
-        return [getattr(profiler, method)(name, *args) for name in names]
-    payload = pickle.dumps(fit, protocol=pickle.HIGHEST_PROTOCOL)
-    futures = {executor.submit(_profile_task, payload, method, name, *args): name
-               for name in names}
-    done = {futures[future]: future.result() for future in as_completed(futures)}
-    return [done[name] for name in names]
-
-
-def _profiler_of(payload: bytes) -> Profiler:
-    return Profiler(pickle.loads(payload))
-
-
-def _profile_task(payload: bytes, method: str, name: str, *args):
-    """One parameter on a worker; the fit is unpickled (and refitted by ML for a REML fit)
-    once per worker process and payload."""
-    return getattr(unpickled(payload, _profiler_of), method)(name, *args)
+def _per_parameter(fit, method, names, executor) -> list:
+    """``method(profiler, name)`` for each name; on an executor the fit's profiler (its ML
+    refit done once, here) is sent to the workers, one task per parameter."""
+    return run_tasks(method, profiler_of(fit), names, executor=executor, chunk_size=1)

@@ -31,7 +31,6 @@ from scipy.special import chdtrc
 from ..core.criterion import Pieces, criterion
 from ..errors import FitWarning
 from ..formula.parse import formula_name
-from ..lmm.model import LinearMixedModel
 
 __all__ = ["ranova"]
 
@@ -118,8 +117,7 @@ def _reduced_loglik(fit, text: str, has_random: bool) -> tuple[int, float]:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="boundary \\(singular\\) fit",
                                     category=FitWarning)
-            reduced = LinearMixedModel(text, design.frame, reml=fit.reml,
-                                       weights=design.weights if design.weighted else None).fit()
+            reduced = fit.model.rebuild(formula=text).fit()
         if reduced.nobs != fit.nobs:
             raise ValueError(f"the reduced model {text!r} uses {reduced.nobs} rows, the model "
                              f"{fit.nobs}")

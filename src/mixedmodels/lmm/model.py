@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,7 @@ from ..core.pls import PLSSystem
 from ..core.structure import ReStructure, build_structure
 from ..covariance.residual import ResidualStructure, residual_structure
 from ..design.build import Design, build_design
-from ..errors import FitWarning, recorded_warnings, warn_user
+from ..errors import DataWarning, FitWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
 from .fitted import FittedModel
 
@@ -65,6 +66,7 @@ class LinearMixedModel:
             self.design: Design = build_design(parse_formula(formula), data, weights,
                                                nobs_checks)
         self.warnings: tuple[str, ...] = tuple(messages)
+        self.nobs_checks = nobs_checks
         self.structure: ReStructure = build_structure(self.design.terms)
         self.residual: ResidualStructure = residual_structure(
             self.design.weights if self.design.weighted else None, self.design.n)
@@ -77,7 +79,7 @@ class LinearMixedModel:
         model = object.__new__(type(self))
         model.design, model.structure, model.residual, model.system, model.reml = (
             design, self.structure, self.residual, system, bool(reml))
-        model.warnings = self.warnings
+        model.warnings, model.nobs_checks = self.warnings, self.nobs_checks
         return model
 
     def with_reml(self, reml: bool) -> "LinearMixedModel":
@@ -95,6 +97,29 @@ class LinearMixedModel:
             raise ValueError("the new response has missing or infinite values")
         design = dataclasses.replace(self.design, y=y)
         return self._sibling(design, self.system.with_response(y - design.offset), self.reml)
+
+    def rebuild(self, rows=None, formula: str | None = None,
+                reml: bool | None = None) -> "LinearMixedModel":
+        """A new model of this model's data, for refits: group deletion (``rows``), reduced
+        random effects (``formula``), or a copy that pickles (a plain ``LinearMixedModel``,
+        whatever this model's class and attributes).
+
+        Args:
+            rows: the design's rows to keep: positions, or an (n,) boolean mask; None keeps all.
+            formula: another formula on the same variables; None keeps this model's.
+            reml: the criterion; None keeps this model's.
+
+        The rows keep their prior weights. The build's data warnings (aliased columns, a
+        collinear random-effects term) are not shown: they repeat this model's, or concern
+        the subset of rows the caller chose (group deletion reports an aliased effect as NaN).
+        """
+        frame = self.design.frame if rows is None else self.design.frame.iloc[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            return LinearMixedModel(self.formula if formula is None else formula, frame,
+                                    reml=self.reml if reml is None else reml,
+                                    weights=self.design.weights_label,
+                                    nobs_checks=self.nobs_checks)
 
     @property
     def formula(self) -> str:

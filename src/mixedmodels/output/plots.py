@@ -243,7 +243,7 @@ def group_panels(fit: "LmmFit", x: str, group: str | None = None, ncols: int = 6
     design = fit.model.design
     group = _group_name(fit, group)
     if design.frame is None or x not in design.frame.columns:
-        raise ValueError(f"{x!r} is not a column of the data the model was fitted to")
+        raise ValueError(f"{x!r} is not a column the model uses (a variable of its formula)")
     term = next(t for t in design.terms if t.group == group)
     xs = design.frame[x].to_numpy()
     if not np.issubdtype(np.asarray(xs).dtype, np.number):

@@ -23,7 +23,9 @@ import copy
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from scipy.linalg.lapack import dgeqrf as _geqrf
 from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dtrtri as _trtri
 
 from ..covariance.residual import Identity, ResidualStructure
 from ..linalg.blocks import (
@@ -59,9 +61,10 @@ def orthonormal_basis(X: np.ndarray) -> np.ndarray:
     orthonormal columns Q = X R^-1, whose cross-products are well conditioned however nearly
     collinear the columns of X are (forming X'X directly loses the small directions to
     rounding, and the criterion becomes too noisy for the optimizer)."""
-    if X.shape[1] == 0:
+    p = X.shape[1]
+    if p == 0:
         return np.zeros((0, 0))
-    R = np.linalg.qr(X, mode="r")
+    R = np.triu(_geqrf(X)[0][:p])  # LAPACK's Householder QR, R only (little call overhead)
     return R * np.where(np.diagonal(R) < 0, -1.0, 1.0)[:, None]
 
 
@@ -74,8 +77,7 @@ class PLSSystem:
         ``chunk_rows`` rows; ``residual`` (default: Psi = I) whitens them."""
         residual = Identity(X.shape[0]) if residual is None else residual
         basis = orthonormal_basis(residual.whiten(X))
-        Q = scipy.linalg.solve_triangular(basis, X.T, trans="T", check_finite=False).T \
-            if X.shape[1] else X
+        Q = X @ _trtri(basis)[0] if X.shape[1] else X  # X R^-1
         crossproducts = CrossProducts.accumulate(structure.blocks, np.column_stack([Q, y]),
                                                  residual, chunk_rows)
         self._init(structure, crossproducts, basis)
@@ -96,6 +98,7 @@ class PLSSystem:
               fixed_basis: np.ndarray | None) -> None:
         p = crossproducts.xy.shape[0] - 1
         self.fixed_basis = np.eye(p) if fixed_basis is None else fixed_basis
+        self._basis_inverse = _trtri(self.fixed_basis)[0] if p else self.fixed_basis
         # REML's log|X'V^-1X| = log|Q'V^-1Q| + 2 log|det R|; ML does not depend on the basis
         self._logdet_basis = 2.0 * float(np.sum(np.log(np.abs(np.diagonal(self.fixed_basis)))))
         self.structure = structure
@@ -198,7 +201,7 @@ class PLSSystem:
         to_basis = scipy.linalg.block_diag(self.fixed_basis, 1.0) @ transform
         if self._x is not None:
             other._x = self._x @ to_basis[:-1, :-1]
-        other.fixed_basis = np.eye(other.p)
+        other.fixed_basis = other._basis_inverse = np.eye(other.p)
         other._logdet_basis = 0.0
         other._set_xy(self.crossproducts.with_response_rows(
             [to_basis.T @ a for a in self.A_xy], to_basis.T @ self.A_xyxy @ to_basis))
@@ -267,20 +270,20 @@ class PLSSystem:
     def pieces_of(factor: Factor) -> Pieces:
         return Pieces(factor.logdet_z(), factor.logdet_x(), factor.pwrss())
 
-    def pieces(self, theta: np.ndarray) -> Pieces:
-        """The criterion's pieces at theta from the fastest back-end."""
-        theta = np.asarray(theta, dtype=float)
-        return Pieces(*self._fast(theta)) if self._fast is not None else self.blocked_pieces(theta)
+    def pieces(self, theta: np.ndarray) -> tuple[float, float, float]:
+        """The criterion's pieces at theta (float64 array) from the fastest back-end."""
+        return self._fast(theta) if self._fast is not None else self.blocked_pieces(theta)
 
-    def criterion(self, pieces: Pieces, reml: bool, sigma: float | None = None) -> float:
+    def criterion(self, pieces, reml: bool, sigma: float | None = None) -> float:
         """REML criterion or -2 log-likelihood from the pieces (profiled over sigma unless
-        ``sigma`` is given)."""
+        ``sigma`` is given), in the columns of X (the pieces are in those of Q)."""
         logdet_z, logdet_x, r2 = pieces
-        return criterion(Pieces(logdet_z, logdet_x + self._logdet_basis, r2), self.n, self.p,
-                         reml, self.log_det_psi, sigma)
+        return criterion((logdet_z, logdet_x + self._logdet_basis, r2), self.n, self.p, reml,
+                         self.log_det_psi, sigma)
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
-        """REML criterion or -2 log-likelihood at theta (the profiled deviance)."""
+        """REML criterion or -2 log-likelihood at theta (the profiled deviance); the
+        optimizer's hot path: one back-end call and one criterion."""
         return self.criterion(self.pieces(theta), reml)
 
     def objective_from(self, factor: Factor, reml: bool) -> float:
@@ -297,7 +300,7 @@ class PLSSystem:
     def unscaled_vcov(self, factor: Factor) -> np.ndarray:
         """(R_X R_X')^{-1}: Var(beta-hat) / sigma^2 at this theta, in the columns of X."""
         rx_inverse = scipy.linalg.solve_triangular(factor.xy[: self.p, : self.p],
-                                                   np.linalg.inv(self.fixed_basis).T, lower=True)
+                                                   self._basis_inverse.T, lower=True)
         return rx_inverse.T @ rx_inverse
 
 

@@ -151,7 +151,9 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     data, weights_column = _attach_weights(data, weights)
     if weights_column is not None and weights_column not in used:
         used = used + [weights_column]
-    frame = _drop_missing(data[used + _named_columns(formula.text, data, used)], used)
+    columns = used + _named_columns(formula.text, data, used)
+    # the model's columns only (a copy: only when the data have others, which it leaves out)
+    frame = _drop_missing(data if len(columns) == data.shape[1] else data[columns], used)
     y = _response(frame, formula.response)
     terms = _check_random_collinearity([_term_design(term, frame) for term in formula.random])
     check_identifiable(terms, frame.shape[0], nobs_checks)
@@ -163,8 +165,14 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     weight_values = None if weights_column is None else _weights(frame[weights_column],
                                                                    weights_column)
     return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index,
-                  frame, offset, weight_values, weights_column,
-                  data.index[~data.index.isin(frame.index)])
+                  frame, offset, weight_values, weights_column, _dropped_rows(data, frame))
+
+
+def _dropped_rows(data: pd.DataFrame, frame: pd.DataFrame) -> pd.Index:
+    """The labels of the rows of ``data`` that ``frame`` (a subset of its rows) does not have."""
+    if frame.shape[0] == data.shape[0]:
+        return data.index[:0]
+    return data.index[~data.index.isin(frame.index)]
 
 
 def _attach_weights(data: pd.DataFrame, weights):

@@ -54,8 +54,10 @@ def criterion(pieces: Pieces | tuple[float, float, float], n: int, p: int, reml:
     logdet_z, logdet_x, r2 = pieces
     if not r2 > 0.0:
         return math.inf
-    dof = residual_dof(n, p, reml)
-    logdet = logdet_z + (logdet_x if reml else 0.0)
+    if reml:  # (residual_dof inlined: this runs at every evaluation of the optimizer)
+        dof, logdet = n - p, logdet_z + logdet_x
+    else:
+        dof, logdet = n, logdet_z
     if sigma is None:
         return logdet + dof * (1.0 + math.log(2.0 * math.pi * r2 / dof)) + log_det_psi
     return logdet + dof * math.log(2.0 * math.pi * sigma ** 2) + r2 / sigma ** 2 + log_det_psi

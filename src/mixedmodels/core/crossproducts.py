@@ -58,7 +58,8 @@ class CrossProducts:
             residual: the residual structure of all rows.
             rows: which rows (a slice, indices or a boolean mask).
         """
-        chunk_residual = residual.subset(np.arange(residual.n)[rows])
+        every_row = isinstance(rows, slice) and rows == slice(None)
+        chunk_residual = residual if every_row else residual.subset(np.arange(residual.n)[rows])
         chunk = chunk_residual.whiten(xy[rows])
         n = chunk.shape[0]
         dense = n * sum(b.q for b in blocks) <= DENSE_Z_ENTRIES
@@ -82,6 +83,8 @@ class CrossProducts:
         """A of all rows, summed over chunks of ``chunk_rows`` consecutive rows (no dense
         matrix of all rows and all random effects is ever formed)."""
         n = xy.shape[0]
+        if n <= chunk_rows:
+            return cls.from_rows(blocks, xy, residual)
         total = None
         for start in range(0, n, chunk_rows):
             part = cls.from_rows(blocks, xy, residual, slice(start, min(start + chunk_rows, n)))

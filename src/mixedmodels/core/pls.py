@@ -282,9 +282,13 @@ class PLSSystem:
                          self.log_det_psi, sigma)
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
-        """REML criterion or -2 log-likelihood at theta (the profiled deviance); the
-        optimizer's hot path: one back-end call and one criterion."""
-        return self.criterion(self.pieces(theta), reml)
+        """REML criterion or -2 log-likelihood at theta (float64 array), profiled over sigma:
+        ``criterion(pieces(theta))``, written out because the optimizer calls it hundreds of
+        times per fit."""
+        fast = self._fast
+        logdet_z, logdet_x, r2 = fast(theta) if fast is not None else self.blocked_pieces(theta)
+        return criterion((logdet_z, logdet_x + self._logdet_basis, r2), self.n, self.p, reml,
+                         self.log_det_psi)
 
     def objective_from(self, factor: Factor, reml: bool) -> float:
         return self.criterion(self.pieces_of(factor), reml)

@@ -50,6 +50,8 @@ class ParameterMap:
         self.blocks = tuple(tuple(terms) for terms in members.values())
         self.block_of, self.offsets = _placement(self.blocks, self.structures)
         self.patterns = tuple(self._block_pattern(terms) for terms in self.blocks)
+        self._bounds = tuple(_frozen(np.concatenate([getattr(s, kind)() for s in self.structures]))
+                             for kind in ("start", "lower", "upper"))
 
     def _block_pattern(self, terms: tuple[int, ...]) -> LinearPattern:
         """The terms' patterns shifted to their block columns and theta positions."""
@@ -61,16 +63,17 @@ class ParameterMap:
                              sum(self.structures[t].k for t in terms))
 
     def start(self) -> np.ndarray:
-        """(n_params,) the optimizer's start (lme4's: every term's factor the identity)."""
-        return np.concatenate([s.start() for s in self.structures])
+        """(n_params,) the optimizer's start (lme4's: every term's factor the identity),
+        read-only."""
+        return self._bounds[0]
 
     def lower(self) -> np.ndarray:
-        """(n_params,) lower bounds of theta."""
-        return np.concatenate([s.lower() for s in self.structures])
+        """(n_params,) lower bounds of theta, read-only."""
+        return self._bounds[1]
 
     def upper(self) -> np.ndarray:
-        """(n_params,) upper bounds of theta."""
-        return np.concatenate([s.upper() for s in self.structures])
+        """(n_params,) upper bounds of theta, read-only."""
+        return self._bounds[2]
 
     def names(self) -> list[str]:
         """The names of ``sdcor``'s values, as lme4's ``confint(oldNames = FALSE)``."""
@@ -121,3 +124,9 @@ def _placement(blocks, structures) -> tuple[tuple[int, ...], tuple[int, ...]]:
             block_of[t], offsets[t] = b, offset
             offset += structures[t].k
     return tuple(block_of), tuple(offsets)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """The array, read-only: shared by every caller, changed by none."""
+    array.flags.writeable = False
+    return array

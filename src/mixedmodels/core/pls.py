@@ -47,24 +47,33 @@ from .criterion import Pieces, criterion
 from .crossproducts import CHUNK_ROWS, CrossProducts
 from .structure import ReStructure
 
-__all__ = ["PLSSystem", "orthonormal_basis", "sparse_z"]
+__all__ = ["PLSSystem", "fixed_basis", "sparse_z"]
 
 DENSE_LIMIT = 40_000  # off-diagonal blocks with fewer entries are stored dense: faster kernels
 # q + p + 1 up to this: one dense Cholesky per theta beats the block loop (two crossed factors,
 # whole fits: size 63: 1.9 ms against 3.4 ms; 98: 3.4 against 3.8; 143: 7.6 against 4.8)
 SMALL_SYSTEM = 100
+NEARLY_COLLINEAR = 1e-3  # see fixed_basis
 FAILED = Pieces(0.0, 0.0, -1.0)  # theta outside the domain: the criterion is inf
 
 
-def orthonormal_basis(X: np.ndarray) -> np.ndarray:
-    """R (p x p, upper triangular, positive diagonal) of X = Q R: the fit works with the
-    orthonormal columns Q = X R^-1, whose cross-products are well conditioned however nearly
-    collinear the columns of X are (forming X'X directly loses the small directions to
-    rounding, and the criterion becomes too noisy for the optimizer)."""
+def fixed_basis(X: np.ndarray) -> np.ndarray | None:
+    """R (p x p, upper triangular, positive diagonal) of X = Q R when X's columns are nearly
+    collinear, else None.
+
+    Nearly collinear: some column's distance from the span of the columns before it is less
+    than ``NEARLY_COLLINEAR`` times its length (|R_jj| / |x_j|, the measure by which aliased
+    columns are dropped at 1e-7). Forming X'X of such columns loses their small directions to
+    rounding and the criterion becomes too noisy for the optimizer, so the fit then works with
+    the orthonormal columns Q = X R^-1 and maps back. Well-conditioned X is used as it is (the
+    arithmetic of lme4)."""
     p = X.shape[1]
     if p == 0:
-        return np.zeros((0, 0))
+        return None
     R = np.triu(_geqrf(X)[0][:p])  # LAPACK's Householder QR, R only (little call overhead)
+    distances = np.abs(np.diagonal(R)) / np.maximum(np.linalg.norm(X, axis=0), 1e-300)
+    if distances.min() >= NEARLY_COLLINEAR:
+        return None
     return R * np.where(np.diagonal(R) < 0, -1.0, 1.0)[:, None]
 
 
@@ -76,8 +85,8 @@ class PLSSystem:
         """A of the rows of X, y and the structure's blocks, accumulated over chunks of
         ``chunk_rows`` rows; ``residual`` (default: Psi = I) whitens them."""
         residual = Identity(X.shape[0]) if residual is None else residual
-        basis = orthonormal_basis(residual.whiten(X))
-        Q = X @ _trtri(basis)[0] if X.shape[1] else X  # X R^-1
+        basis = fixed_basis(residual.whiten(X))
+        Q = X if basis is None else X @ _trtri(basis)[0]  # X R^-1
         crossproducts = CrossProducts.accumulate(structure.blocks, np.column_stack([Q, y]),
                                                  residual, chunk_rows)
         self._init(structure, crossproducts, basis)

@@ -75,10 +75,11 @@ class OptSummary:
 def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarray,
                     lower: np.ndarray, settings: OptSettings = OptSettings(),
                     upper: np.ndarray | None = None,
-                    initial_step: np.ndarray | None = None) -> OptSummary:
+                    initial_step: np.ndarray | None = None, backend: str = "") -> OptSummary:
     """Minimize ``objective`` over lower <= x (<= upper) with NLopt's BOBYQA.
 
-    ``initial_step`` (one per coordinate) overrides ``settings.initial_step``. A non-finite
+    ``initial_step`` (one per coordinate) overrides ``settings.initial_step``; ``backend``
+    names the objective's back-end in the summary. A non-finite
     objective value counts as very large. NLopt raises when round-off stops progress
     (typically at a boundary optimum); the best point evaluated is then the result, with
     return code ROUNDOFF_LIMITED.
@@ -114,7 +115,7 @@ def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarra
     seconds = time.perf_counter() - start
     return OptSummary("LN_BOBYQA", settings, np.array(initial, dtype=float), lower,
                       best["x"], float(best["value"]), len(trace), code, seconds,
-                      np.array(trace))
+                      np.array(trace), backend)
 
 
 def snap_to_bounds(objective: Callable[[np.ndarray], float], summary: OptSummary,

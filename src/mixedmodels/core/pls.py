@@ -68,7 +68,7 @@ def fixed_basis(X: np.ndarray) -> np.ndarray | None:
     the orthonormal columns Q = X R^-1 and maps back. Well-conditioned X is used as it is (the
     arithmetic of lme4)."""
     p = X.shape[1]
-    if p == 0:
+    if p < 2:  # one column has nothing to be collinear with
         return None
     R = np.triu(_geqrf(X)[0][:p])  # LAPACK's Householder QR, R only (little call overhead)
     distances = np.abs(np.diagonal(R)) / np.maximum(np.linalg.norm(X, axis=0), 1e-300)

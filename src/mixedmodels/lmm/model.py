@@ -142,18 +142,20 @@ class LinearMixedModel:
         """
         parameters = self.structure.parameters
         lower, upper = parameters.lower(), parameters.upper()
-        summary = minimize_bobyqa(self.objective, parameters.start(), lower, settings, upper)
+        backend = self.system.backend
+        summary = minimize_bobyqa(self.objective, parameters.start(), lower, settings, upper,
+                                  backend=backend)
         if parameters.is_singular(summary.final):
             restart = minimize_bobyqa(self.objective, summary.final, lower,
-                                      dataclasses.replace(settings, initial_step=0.1), upper)
+                                      dataclasses.replace(settings, initial_step=0.1), upper,
+                                      backend=backend)
             best = restart if restart.fmin < summary.fmin else summary
             summary = dataclasses.replace(
                 best, initial=summary.initial,
                 evaluations=summary.evaluations + restart.evaluations,
                 trace=np.concatenate([summary.trace, restart.trace]),
                 seconds=summary.seconds + restart.seconds)
-        summary = snap_to_bounds(self.objective, summary)
-        return dataclasses.replace(summary, backend=self.system.backend)
+        return snap_to_bounds(self.objective, summary)
 
     def fit(self, settings: OptSettings = OptSettings()) -> FittedModel:
         """Optimize, then freeze the result.

@@ -129,3 +129,92 @@ def test_influence_groups_on_an_executor(sleep):
         on_dask = sleep.influence_groups("Subject", progress=False,
                                          executor=client.get_executor())
     pd.testing.assert_frame_equal(on_dask, serial)
+
+
+# -- per-observation results labelled as the data's rows (na_action) ---------------------------
+
+@pytest.fixture(scope="module")
+def gappy():
+    """sleepstudy with labels that are not positions (in reverse order) and three rows with a
+    missing response, and its fit."""
+    data = mm.datasets.load("sleepstudy")
+    data.index = [f"obs{i}" for i in range(len(data))][::-1]
+    data.loc[["obs3", "obs100", "obs177"], "Reaction"] = np.nan
+    with pytest.warns(mm.DataWarning, match="dropped 3 of 180"):
+        fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    return data, fit
+
+
+def test_per_observation_methods_are_series_of_the_fitted_rows(gappy):
+    data, fit = gappy
+    kept = data.index[data["Reaction"].notna()]
+    for series, values, name in [
+            (fit.fitted_values(), fit.fitted, "fitted"),
+            (fit.fitted_values("marginal"), dg.fitted(fit, "marginal"), "fitted"),
+            (fit.resid(), fit.residuals, "residual"),
+            (fit.resid("pearson", scaled=True), dg.residuals(fit, "pearson", True), "residual"),
+            (fit.predict(), fit.fitted, "prediction"),
+            (fit.leverage(), dg.leverage(fit), "leverage"),
+            (fit.cooks_distance(), dg.cooks_distance(fit), "cooks_distance")]:
+        assert isinstance(series, pd.Series) and series.name == name
+        assert series.index.equals(kept)
+        np.testing.assert_array_equal(series.to_numpy(), values)
+
+
+def test_na_exclude_lines_up_with_the_data(gappy):
+    data, fit = gappy
+    missing = data["Reaction"].isna().to_numpy()
+    frame = data.copy()
+    frame["fitted"] = fit.fitted_values(na_action="exclude")
+    frame["residual"] = fit.resid(na_action="exclude")
+    assert frame.index.equals(data.index)
+    assert frame.loc[missing, ["fitted", "residual"]].isna().all().all()
+    np.testing.assert_array_equal(frame.loc[~missing, "fitted"].to_numpy(), fit.fitted)
+    np.testing.assert_allclose(frame["Reaction"] - frame["fitted"], frame["residual"],
+                               rtol=1e-12)
+    for result in (fit.fitted_values(na_action="exclude"), fit.leverage(na_action="exclude"),
+                   fit.predict(interval="confidence", na_action="exclude")):
+        assert result.index.equals(data.index)  # every row, in the data's order
+        assert result[missing].isna().all(axis=None)
+    table = fit.predict(interval="confidence", na_action="exclude")
+    np.testing.assert_array_equal(table["fit"].to_numpy()[~missing], fit.fitted)
+
+
+def test_na_exclude_without_dropped_rows_is_omit(sleep):
+    np.testing.assert_array_equal(sleep.resid(na_action="exclude"), sleep.resid())
+    assert sleep.resid(na_action="exclude").index.equals(sleep.model.design.rows)
+
+
+def test_na_exclude_needs_unique_labels():
+    data = mm.datasets.load("sleepstudy")
+    data.index = np.arange(len(data)) // 2
+    data.loc[3, "Reaction"] = np.nan
+    with pytest.warns(mm.DataWarning):
+        fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    assert len(fit.resid()) == 178
+    with pytest.raises(mm.DataError, match="duplicate labels"):
+        fit.resid(na_action="exclude")
+
+
+def test_na_exclude_of_a_dict_of_columns():
+    data = mm.datasets.load("sleepstudy")
+    data.loc[[0, 5], "Reaction"] = np.nan
+    with pytest.warns(mm.DataWarning):
+        fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data.to_dict("list"))
+    fitted = fit.fitted_values(na_action="exclude")
+    assert list(fitted.index) == list(range(180)) and fitted[[0, 5]].isna().all()
+
+
+def test_prediction_keeps_the_index_of_new_data(sleep):
+    new = pd.DataFrame({"Days": [2.0, np.nan, 7.0], "Subject": ["308", "309", "310"]},
+                       index=["c", "a", "b"])
+    predicted = sleep.predict(new)
+    assert isinstance(predicted, pd.Series) and predicted.name == "prediction"
+    assert list(predicted.index) == ["c", "a", "b"] and np.isnan(predicted["a"])
+    u = sleep.ranef["Subject"].loc["310"].to_numpy()
+    assert predicted["b"] == pytest.approx(sleep.beta[0] + u[0] + 7 * (sleep.beta[1] + u[1]))
+    new["prediction"] = predicted  # aligned on the labels
+    np.testing.assert_array_equal(new["prediction"].to_numpy(), predicted.to_numpy())
+    table = sleep.predict(new, interval="prediction")
+    assert list(table.index) == ["c", "a", "b"]
+    np.testing.assert_array_equal(table["fit"].to_numpy(), predicted.to_numpy())

@@ -244,7 +244,8 @@ def test_some_grouping_factors_only(quiet_fit):
     fit = quiet_fit("strength ~ 1 + (1 | batch/cask)", "pastes")
     data = mm.datasets.load("pastes")
     batch_only = predict(fit, data, include_random=["batch"])
-    by_batch = pd.Series(batch_only, index=data["batch"].to_numpy()).groupby(level=0).first()
+    by_batch = pd.Series(batch_only.to_numpy(), index=data["batch"].to_numpy()).groupby(
+        level=0).first()
     assert by_batch["A"] == pytest.approx(60.85398, abs=1e-5)
     assert by_batch["B"] == pytest.approx(59.78082, abs=1e-5)
     np.testing.assert_allclose(predict(fit, include_random=["batch"]), batch_only)
@@ -276,7 +277,7 @@ def test_missing_or_new_grouping_level_as_lme4(case):
         fit.predict(new)
     np.testing.assert_allclose(fit.predict(new, new_levels="population"),
                                case["allow_new_levels"], rtol=1e-7)
-    nan = fit.predict(new, new_levels="nan")
+    nan = fit.predict(new, new_levels="nan").to_numpy()
     assert np.isnan(nan[[0, 2, 3]]).all() and nan[1] == pytest.approx(case["allow_new_levels"][1],
                                                                        rel=1e-7)
     numeric_codes = new.assign(Subject=pd.to_numeric(new.Subject))  # NaN in a float column

@@ -6,7 +6,7 @@
 
 from . import datasets
 from .core.optimize import OptSettings, OptSummary
-from .errors import DataError, DataWarning, FitWarning, FormulaError
+from .errors import ArgumentTypeError, DataError, DataWarning, FitWarning, FormulaError
 from .gauge import gauge_rr
 from .output import plots
 from .output.report import write_report
@@ -14,7 +14,8 @@ from .result import LinearMixedModel, LmmFit, anova, lmer
 
 __all__ = [
     "lmer", "anova", "LinearMixedModel", "LmmFit", "OptSettings", "OptSummary", "datasets",
-    "FormulaError", "DataError", "DataWarning", "FitWarning", "gauge_rr", "plots",
+    "FormulaError", "DataError", "ArgumentTypeError", "DataWarning", "FitWarning", "gauge_rr",
+    "plots",
     "write_report",
 ]
 __version__ = "0.1.0"

@@ -33,6 +33,13 @@ import pandas as pd
 from . import datasets
 from .errors import DataError, FormulaError
 from .gauge import gauge_rr
+from .inference.fixed_tests import (
+    DDF_ALIASES,
+    DDF_ALLOWED,
+    DDF_METHODS,
+    check_anova_type,
+    check_ddf,
+)
 from .output.report import write_report
 from .result import lmer
 
@@ -40,7 +47,6 @@ __all__ = ["main"]
 
 PROG = "mixedmodels"
 USAGE_ERROR = 2
-DDF_CHOICES = ("satterthwaite", "kenward-roger", "residual", "asymptotic")
 #: the cells read as missing on the command line: the package's CSV codes and "." and "n/a"
 MISSING_VALUES = (*datasets.CSV_MISSING_VALUES, ".", "n/a")
 OTHER_SEPARATORS = (";", "\t", "|")  # tried, in this order, on a header without commas
@@ -71,6 +77,54 @@ def separator(text: str) -> str:
     return sep
 
 
+def ddf_method(text: str) -> str:
+    """``--ddf``: a method of ``DDF_METHODS`` or one of its aliases (``kr``...)."""
+    try:
+        return check_ddf(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {DDF_ALLOWED}, not {text!r}") from None
+
+
+def anova_type_number(text: str) -> int:
+    """``--anova-type``: 1, 2 or 3 (or I, II, III)."""
+    try:
+        return check_anova_type(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be 1, 2 or 3 (or I, II, III), not {text!r}") from None
+
+
+def positive_number(text: str) -> float:
+    """``--tolerance``: a positive finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+    return value
+
+
+def existing_file(text: str) -> Path:
+    """``--predict``: a file that exists."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{'is a directory, not a file' if path.is_dir() else 'no such file'}: {text}")
+    return path
+
+
+def output_file(text: str) -> str:
+    """``--out``, ``--report``: a file to write, in a directory that exists (checked before
+    the fit, so that a mistyped path does not cost one)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"is a directory, not a file: {text}")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"no such directory: {path.parent}")
+    return text
+
+
 def build_parser(require_data: bool = True) -> argparse.ArgumentParser:
     """The command line; ``require_data=False`` reads a ``fit`` without ``--data`` (to look at
     its formula when another mistake stops the parse)."""
@@ -86,21 +140,25 @@ def build_parser(require_data: bool = True) -> argparse.ArgumentParser:
     fit.add_argument("--weights", metavar="COLUMN",
                      help="prior weights from this column (Var(e_i) = sigma^2 / w_i), as lme4")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
-    fit.add_argument("--ddf", choices=DDF_CHOICES, default=None,
+    fit.add_argument("--ddf", type=ddf_method, default=None,
+                     metavar="{" + ",".join(DDF_METHODS) + "}",
                      help="print the fixed-effects table with t tests using these "
-                          "denominator degrees of freedom")
+                          "denominator degrees of freedom (aliases: "
+                          f"{', '.join(DDF_ALIASES)})")
     fit.add_argument("--anova", action="store_true",
                      help="print the type III F tests (with --ddf, default satterthwaite)")
-    fit.add_argument("--anova-type", choices=["1", "2", "3"], default="3",
-                     help="with --anova: lmerTest's type I (sequential), II or III (default)")
-    fit.add_argument("--predict", metavar="NEW_CSV",
+    fit.add_argument("--anova-type", type=anova_type_number, default=None, metavar="{1,2,3}",
+                     help="with --anova: lmerTest's type I (sequential), II or III (default; "
+                          "also written I, II, III)")
+    fit.add_argument("--predict", type=existing_file, metavar="NEW_CSV",
                      help="predict for the rows of this CSV file (unseen groups get the "
                           "population prediction); needs --out")
-    fit.add_argument("--out", metavar="CSV", help="where --predict writes its predictions")
+    fit.add_argument("--out", type=output_file, metavar="CSV",
+                     help="where --predict writes its predictions")
     fit.add_argument("--interval", choices=["confidence", "prediction"],
                      help="with --predict: add se, lower and upper columns (95%%): "
                           "'confidence' for the fixed part, 'prediction' for a new observation")
-    fit.add_argument("--report", metavar="HTML",
+    fit.add_argument("--report", type=output_file, metavar="HTML",
                      help="also write a self-contained HTML report (summary, tables, plots; "
                           "its t tests use --ddf, default satterthwaite)")
     gauge = commands.add_parser("gauge-rr", help="crossed gauge R&R study (REML)",
@@ -111,26 +169,27 @@ def build_parser(require_data: bool = True) -> argparse.ArgumentParser:
     gauge.add_argument("--part", required=True, help="column naming the part")
     gauge.add_argument("--operator", required=True, help="column naming the operator")
     gauge.add_argument("--response", required=True, help="column of the measurements")
-    gauge.add_argument("--tolerance", type=float, default=None,
+    gauge.add_argument("--tolerance", type=positive_number, default=None,
                        help="specification range (USL - LSL): adds %% tolerance")
     gauge.add_argument("--json", action="store_true", help="print the result as JSON")
     gauge.add_argument("--sep", type=separator, metavar="SEP", help=SEP_HELP)
     return parser
 
 
-def load_data(source: str, sep: str | None = None) -> pd.DataFrame:
-    """A bundled data set by name (any case), else a CSV file (see ``read_csv``)."""
+def load_data(source: str, sep: str | None = None, option: str = "--data") -> pd.DataFrame:
+    """A bundled data set by name (any case), else a CSV file (see ``read_csv``); ``option``
+    names the argument in messages."""
     path = Path(source)
     if source.lower() in datasets.names() and not path.is_file():
         return datasets.load(source)
     if path.is_file():
         return read_csv(path, sep)
     if path.is_dir():
-        raise UsageError(f"{source} is a directory, not a CSV file")
+        raise UsageError(f"{source} is a directory, not a CSV file ({option})")
     if path.suffix or len(path.parts) > 1:
-        raise UsageError(f"no such file: {source}")
-    raise UsageError(f"unknown data set {source!r}; use one of {', '.join(datasets.names())} "
-                     "or the path of a CSV file")
+        raise UsageError(f"no such file: {source} ({option})")
+    raise UsageError(f"unknown data set {source!r} ({option}); use one of "
+                     f"{', '.join(datasets.names())} or the path of a CSV file")
 
 
 def read_csv(path: Path, sep: str | None = None) -> pd.DataFrame:
@@ -214,17 +273,18 @@ def run_fit(args: argparse.Namespace) -> str:
         raise UsageError("--out goes with --predict NEW_CSV")
     if args.interval and not args.predict:
         raise UsageError("--interval goes with --predict NEW_CSV")
-    if args.predict and not Path(args.predict).is_file():
-        raise UsageError(f"no such file: {args.predict}")
-    new_data = read_csv(Path(args.predict), args.sep) if args.predict else None
+    if args.anova_type and not args.anova:
+        raise UsageError("--anova-type goes with --anova")
+    new_data = read_csv(args.predict, args.sep) if args.predict else None
     fit = lmer(args.formula, load_data(args.data, args.sep), reml=not args.ml,
                weights=args.weights)
     ddf = args.ddf or "satterthwaite"
+    anova_type = args.anova_type or 3
     if new_data is not None:
         predicted = fit.predict(new_data, new_levels="population", interval=args.interval)
         if args.interval:
-            predicted = predicted.rename(columns={"fit": "prediction"})
-            predictions = pd.concat([new_data, predicted.set_index(new_data.index)], axis=1)
+            predictions = pd.concat(
+                [new_data, predicted.rename(columns={"fit": "prediction"})], axis=1)
         else:
             predictions = new_data.assign(prediction=predicted)
         _write_file(args.out, lambda path: predictions.to_csv(path, index=False))
@@ -235,15 +295,15 @@ def run_fit(args: argparse.Namespace) -> str:
         if args.ddf:
             record["coef_table"] = _records(fit.coef_table(ddf), ddf)
         if args.anova:
-            record["anova"] = _records(fit.anova(ddf, type=int(args.anova_type)), ddf)
+            record["anova"] = _records(fit.anova(ddf, type=anova_type), ddf)
         return json.dumps(record, indent=2, default=_json_default, allow_nan=True)
     parts = [str(fit.summary())]
     if args.ddf:
         parts.append(f"Fixed effects, {ddf} degrees of freedom:\n{fit.coef_table(ddf)}")
     if args.anova:
-        kind = {"1": "I", "2": "II", "3": "III"}[args.anova_type]
+        kind = {1: "I", 2: "II", 3: "III"}[anova_type]
         parts.append(f"Type {kind} analysis of variance, {ddf} degrees of freedom:\n"
-                     f"{fit.anova(ddf, type=int(args.anova_type))}")
+                     f"{fit.anova(ddf, type=anova_type)}")
     return "\n\n".join(parts)
 
 
@@ -266,8 +326,8 @@ def _records(table: pd.DataFrame, ddf: str) -> dict:
 
 def run_gauge_rr(args: argparse.Namespace) -> str:
     """Gauge R&R study; the text (or JSON) to print."""
-    result = gauge_rr(load_data(args.data, args.sep), part=args.part, operator=args.operator,
-                      response=args.response, tolerance=args.tolerance)
+    result = gauge_rr(load_data(args.data, args.sep, "DATA"), part=args.part,
+                      operator=args.operator, response=args.response, tolerance=args.tolerance)
     if args.json:
         return json.dumps(result.to_dict(), indent=2, allow_nan=False)
     return str(result)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 
@@ -40,6 +41,7 @@ import pandas as pd
 from .errors import DataError
 from .output.tables import RTable, data_frame
 from .result import lmer
+from .validate import check_level, check_number, type_error
 
 __all__ = ["gauge_rr", "GaugeRR", "COMPONENTS"]
 
@@ -207,24 +209,25 @@ def gauge_rr(data: pd.DataFrame, part: str, operator: str, response: str,
         data: one row per measurement.
         part, operator: the columns naming the part and the operator (any type).
         response: the numeric measurement column.
-        tolerance: the specification range (USL - LSL); adds the % tolerance column.
+        tolerance: the specification range (USL - LSL), a positive number; adds the
+            % tolerance column.
         level: confidence level of ``GaugeRR.confint()``.
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     names = {"part": part, "operator": operator, "response": response}
     for role, column in names.items():
+        if column is None or not isinstance(column, Hashable):
+            raise type_error(role, "the name of a column of the data", column)
         if column not in data.columns:
             raise DataError(f"{role} column {column!r} is not in the data; columns are "
                             f"{', '.join(map(str, data.columns))}")
     if len({part, operator, response}) != 3:
         raise DataError("part, operator and response must be three different columns")
     if tolerance is not None:
-        tolerance = float(tolerance)
-        if not math.isfinite(tolerance) or tolerance <= 0:
-            raise DataError(f"tolerance must be a positive number, not {tolerance:g}")
-    if not 0 < level < 1:
-        raise DataError(f"level must be between 0 and 1, not {level}")
+        tolerance = check_number(tolerance, "tolerance", minimum=0, exclusive=True,
+                                 error=DataError)
+    level = check_level(level)
     frame = pd.DataFrame({_PART: data[part].to_numpy(), _OPERATOR: data[operator].to_numpy(),
                           _RESPONSE: data[response].to_numpy()})
     if not pd.api.types.is_numeric_dtype(frame[_RESPONSE]) \

@@ -20,6 +20,8 @@ from .diagnostics.influence import (
     residuals,
 )
 from .diagnostics.predict import predict
+from .diagnostics.rows import by_row
+from .errors import ArgumentTypeError
 from .inference.bootstrap import bootstrap
 from .inference.fixed_tests import anova_table, coef_table, contrast_test
 from .inference.lrt import anova as lrt_anova
@@ -29,10 +31,14 @@ from .inference.ranova import ranova
 from .inference.simulate import simulate
 from .lmm.fitted import FittedModel
 from .lmm.model import LinearMixedModel as _ModelStages
+from .lmm.model import check_settings
 from .output import tables
 from .output.display import Summary
+from .validate import check_choice, check_executor, check_level, check_strings
 
 __all__ = ["LmmFit", "LinearMixedModel", "lmer", "anova"]
+
+CONFINT_METHODS = ("profile", "wald", "bootstrap")
 
 
 class LmmFit(FittedModel):
@@ -85,15 +91,15 @@ class LmmFit(FittedModel):
                 replicates; the intervals do not depend on it.
             parameters: the rows wanted (names as in the result, lme4's ``parm``); all by
                 default. Only those are profiled.
+            bootstrap_options: with method "bootstrap", ``bootstrap``'s other arguments.
         """
-        names = parameter_names(self)
-        if parameters is not None:
-            wanted = [parameters] if isinstance(parameters, str) else list(parameters)
-            unknown = [name for name in wanted if name not in names]
-            if unknown:
-                raise ValueError(f"unknown parameter {unknown[0]!r}; the parameters are "
-                                 f"{', '.join(names)}")
-            names = wanted
+        method = check_choice(method, "method", CONFINT_METHODS)
+        level, executor = check_level(level), check_executor(executor)
+        if bootstrap_options and method != "bootstrap":
+            raise ArgumentTypeError(
+                f"confint() takes {', '.join(bootstrap_options)} (options of the bootstrap) "
+                f"only with method='bootstrap', not with method={method!r}")
+        names = self._parameter_rows(parameters)
         if method == "profile":
             rows = profile_intervals(self, names, level, executor)
         elif method == "wald":
@@ -106,21 +112,36 @@ class LmmFit(FittedModel):
             intervals = self.bootstrap(level=level, executor=executor,
                                        **bootstrap_options).intervals
             return intervals.loc[names]
-        else:
-            raise ValueError(f"unknown method {method!r}; choose 'profile', 'wald' or "
-                             "'bootstrap'")
         return pd.DataFrame(rows, index=pd.Index(names, name="parameter"),
                             columns=["lower", "upper"])
 
-    def resid(self, kind: str = "response", scaled: bool = False) -> np.ndarray:
+    def _parameter_rows(self, parameters) -> list[str]:
+        """The names of ``confint``'s rows: all parameters, or those asked for."""
+        names = parameter_names(self)
+        if parameters is None:
+            return names
+        wanted = check_strings(parameters, "parameters",
+                               "None, a parameter's name or a list of them")
+        unknown = [name for name in wanted if name not in names]
+        if unknown:
+            raise ValueError(f"unknown parameter {unknown[0]!r}; the parameters are "
+                             f"{', '.join(names)}")
+        return wanted
+
+    # -- per observation: Series labelled as the data's rows (see ``diagnostics.rows``) -----
+    def resid(self, kind: str = "response", scaled: bool = False,
+              na_action: str = "omit") -> pd.Series:
         """Residuals, as lme4's ``residuals``: "response" (y - X beta - Z u), "pearson"
         (response times sqrt(prior weights)) or "marginal" (y - X beta); ``scaled`` divides
-        by sigma; see ``diagnostics.residuals``."""
-        return residuals(self, kind, scaled)
+        by sigma (see ``diagnostics.residuals``). A Series indexed by the fitted rows' labels
+        (``na_action="omit"``) or by every row of the data, NaN where a row was dropped for
+        missing values (``na_action="exclude"``)."""
+        return by_row(self, residuals(self, kind, scaled), "residual", na_action)
 
-    def fitted_values(self, kind: str = "conditional") -> np.ndarray:
-        """Fitted values: "conditional" (X beta + Z u) or "marginal" (X beta)."""
-        return fitted(self, kind)
+    def fitted_values(self, kind: str = "conditional", na_action: str = "omit") -> pd.Series:
+        """Fitted values: "conditional" (X beta + Z u) or "marginal" (X beta), a Series
+        indexed as ``resid``'s (``na_action``)."""
+        return by_row(self, fitted(self, kind), "fitted", na_action)
 
     def refit(self, y) -> "LmmFit":
         """The same design fitted to a new response (no formula or data processing; only
@@ -141,19 +162,22 @@ class LmmFit(FittedModel):
                          executor=executor)
 
     def predict(self, newdata=None, include_random=True, new_levels: str = "error",
-                interval=None, level: float = 0.95):
-        """Predictions for the fitted or new data (see ``predict.predict``); ``include_random``
-        is True, False or a list of grouping factors (lme4's ``re.form``)."""
+                interval=None, level: float = 0.95, na_action: str = "omit"):
+        """Predictions for the fitted or new data, a Series (a DataFrame with ``interval``)
+        indexed like ``newdata``, or for the fitted data as ``resid``'s (``na_action``); see
+        ``predict.predict``. ``include_random`` is True, False or a list of grouping factors
+        (lme4's ``re.form``)."""
         return predict(self, newdata, include_random=include_random, new_levels=new_levels,
-                       interval=interval, level=level)
+                       interval=interval, level=level, na_action=na_action)
 
-    def leverage(self) -> np.ndarray:
-        """Diagonal of the hat matrix (see ``diagnostics.leverage``)."""
-        return leverage(self)
+    def leverage(self, na_action: str = "omit") -> pd.Series:
+        """Diagonal of the hat matrix (see ``diagnostics.leverage``), indexed as ``resid``'s."""
+        return by_row(self, leverage(self), "leverage", na_action)
 
-    def cooks_distance(self) -> np.ndarray:
-        """Cook's distance per observation (see ``diagnostics.cooks_distance``)."""
-        return cooks_distance(self)
+    def cooks_distance(self, na_action: str = "omit") -> pd.Series:
+        """Cook's distance per observation (see ``diagnostics.cooks_distance``), indexed as
+        ``resid``'s."""
+        return by_row(self, cooks_distance(self), "cooks_distance", na_action)
 
     def influence_groups(self, group: str, progress: bool = True,
                          executor=None) -> pd.DataFrame:
@@ -218,9 +242,9 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
         >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
         >>> print(fit.summary())
     """
+    settings = check_settings(settings)
     return LinearMixedModel(formula, data, reml=reml, weights=weights,
                             nobs_checks=nobs_checks).fit(settings)
-
 
 
 def anova(*fits: LmmFit, refit: bool = True, names=None) -> pd.DataFrame:

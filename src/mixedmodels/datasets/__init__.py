@@ -11,6 +11,8 @@ from importlib import resources
 
 import pandas as pd
 
+from ..validate import check_string, value_error
+
 __all__ = ["CSV_MISSING_VALUES", "load", "describe", "names", "read_csv"]
 
 #: The cells read as missing in CSV files: empty cells and R's ``NA`` (with "NaN" and "N/A").
@@ -45,9 +47,12 @@ def names() -> list[str]:
 
 
 def _entry(name: str):
-    key = str(name).lower()
+    """The file and description of a data set named in any case; a TypeError for a name that
+    is not a string, a ValueError for an unknown one."""
+    allowed = f"the name of a bundled data set ({', '.join(names())})"
+    key = check_string(name, "name", allowed).lower()
     if key not in _DATASETS:
-        raise KeyError(f"no bundled data set {name!r}; choose one of {', '.join(names())}")
+        raise value_error("name", allowed, name)
     return _DATASETS[key]
 
 

@@ -30,10 +30,13 @@ import scipy.sparse as sp
 from ..design.build import grouping_codes
 from ..lmm.model import LinearMixedModel
 from ..parallel.executor import run_tasks
+from ..validate import check_bool, check_choice, check_executor, check_string
 
 __all__ = ["cooks_distance", "fitted", "influence_groups", "leverage", "residuals"]
 
 CHUNK_ENTRIES = 4_000_000  # q x rows of dense right-hand sides solved at a time
+RESIDUAL_KINDS = ("response", "pearson", "marginal")
+FITTED_KINDS = ("conditional", "marginal")
 
 
 def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
@@ -47,26 +50,22 @@ def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
     scaled: divide by sigma (lme4's ``scaled = TRUE``; scaled Pearson residuals are the
         "Scaled residuals" of lme4's summary).
     """
+    kind, scaled = check_choice(kind, "kind", RESIDUAL_KINDS), check_bool(scaled, "scaled")
     if kind == "response":
         values = fit.y - fit.fitted
     elif kind == "pearson":
         values = fit.model.residual.whiten(fit.y - fit.fitted)
-    elif kind == "marginal":
-        values = fit.y - fit.X @ fit.beta - fit.model.design.offset
     else:
-        raise ValueError(f"unknown residual kind {kind!r}; choose 'response', 'pearson' or "
-                         "'marginal'")
+        values = fit.y - fit.X @ fit.beta - fit.model.design.offset
     return values / fit.sigma if scaled else values
 
 
 def fitted(fit, kind: str = "conditional") -> np.ndarray:
     """Fitted values: "conditional" X b + Z u (``fit.fitted``) or "marginal" X b (each plus
     the offset, if any)."""
-    if kind == "conditional":
+    if check_choice(kind, "kind", FITTED_KINDS) == "conditional":
         return fit.fitted.copy()
-    if kind == "marginal":
-        return fit.X @ fit.beta + fit.model.design.offset
-    raise ValueError(f"unknown fitted kind {kind!r}; choose 'conditional' or 'marginal'")
+    return fit.X @ fit.beta + fit.model.design.offset
 
 
 def _pieces(fit):
@@ -122,11 +121,15 @@ def influence_groups(fit, group: str, progress: bool = True, executor=None) -> p
         An effect that cannot be estimated without the level (its column is aliased) is NaN,
         and the Cook's distance then uses the estimable effects only.
     """
+    group = check_string(group, "group", "the name of a variable of the model (or names "
+                                         "joined by ':')")
+    progress, executor = check_bool(progress, "progress"), check_executor(executor)
     frame = fit.model.design.frame
     factors = tuple(group.split(":"))
     missing = [f for f in factors if f not in frame.columns]
     if missing:
-        raise ValueError(f"{missing[0]!r} is not a column of the model's data (the columns "
+        raise ValueError(f"group must name variables of the model, not {group!r}: "
+                         f"{missing[0]!r} is not a column of the model's data (the columns "
                          f"the model uses): {', '.join(map(str, frame.columns))}")
     codes, levels = grouping_codes(frame, factors)
     if len(levels) < 2:

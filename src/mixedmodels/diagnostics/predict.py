@@ -41,6 +41,8 @@ from ..design.build import _factor_codes, offset_values, r_column_names, require
 from ..design.encoding import Encoding
 from ..errors import DataError
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES
+from ..validate import check_choice, check_level, check_strings, shown
+from .rows import by_row, check_na_action
 
 __all__ = ["predict"]
 
@@ -50,13 +52,15 @@ CHUNK_ENTRIES = 4_000_000  # (q + p) x rows of dense right-hand sides solved at 
 
 
 def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = True,
-            new_levels: str = "error", interval: str | None = None, level: float = 0.95):
+            new_levels: str = "error", interval: str | None = None, level: float = 0.95,
+            na_action: str = "omit"):
     """Predicted responses.
 
     Args:
         fit: an ``LmmFit``.
-        newdata: a DataFrame with the columns the formula uses (the response is not needed);
-            None predicts for the data of the fit (then equal to ``fit.fitted``).
+        newdata: a DataFrame (or a dict of columns) with the columns the formula uses (the
+            response is not needed); None predicts for the data of the fit (then equal to
+            ``fit.fitted``).
         include_random: add the random part Z u (conditional prediction); False gives the
             population prediction X beta; a list of grouping factors (``["Subject"]``,
             ``["cask:batch"]``) adds the random effects of those only, as lme4's ``re.form``.
@@ -69,54 +73,82 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
             covers a new observation of the row: the uncertainty of the fixed effects and of
             the conditional modes, and the residual variance (see the module docstring).
         level: confidence level of the interval.
+        na_action: for the data of the fit (``newdata`` None), "omit" (the fitted rows) or
+            "exclude" (every row of the data, NaN in the rows dropped for missing values; see
+            ``rows.by_row``). Predictions for ``newdata`` always have one entry per row of it.
 
     Returns:
-        a numpy array of predictions (NaN for rows with missing values), or with an
-        ``interval`` a DataFrame with columns fit, se, lower, upper indexed like ``newdata``
-        (the fitted rows' labels when ``newdata`` is None).
+        a Series of predictions named "prediction", or with an ``interval`` a DataFrame with
+        columns fit, se, lower, upper; indexed like ``newdata`` (NaN for its rows with missing
+        values), or for the data of the fit as ``na_action`` says.
     """
-    if new_levels not in NEW_LEVELS:
-        raise ValueError(f"new_levels must be one of {', '.join(map(repr, NEW_LEVELS))}, "
-                         f"not {new_levels!r}")
-    if interval not in INTERVALS:
-        raise ValueError(f"interval must be None, 'confidence' or 'prediction', not "
-                         f"{interval!r}")
-    design = fit.model.design
+    new_levels = check_choice(new_levels, "new_levels", NEW_LEVELS)
+    interval = check_choice(interval, "interval", INTERVALS)
+    level, na_action = check_level(level), check_na_action(na_action)
     included = _included_blocks(fit, include_random)
     if newdata is None:
-        X = design.X
-        index = design.rows
-        rows = np.arange(len(X))
-        frame = design.frame
-        modes_needed = included.any() and not included.all()  # else fitted or X beta
-    else:
-        if not isinstance(newdata, pd.DataFrame):
-            newdata = pd.DataFrame(newdata)
-        index = newdata.index
-        X, complete = fixed_matrix(fit, newdata, included.any() or interval == "prediction")
-        rows = np.flatnonzero(complete)
-        frame = newdata.iloc[rows]
-        modes_needed = included.any()
-    # each row's levels and random-effects values, encoded once for the prediction and the se
-    by_block = (_random_rows(fit, frame)
-                if len(rows) and (modes_needed or interval == "prediction") else None)
-    if newdata is None and included.all():
+        table = _predict_fitted(fit, included, interval, level)
+        return by_row(fit, table, "prediction", na_action)
+    newdata = _new_frame(newdata)
+    table = _predict_new(fit, newdata, included, new_levels, interval, level)
+    if interval is None:
+        return pd.Series(table, index=newdata.index, name="prediction")
+    return table.set_axis(newdata.index, axis=0)
+
+
+def _new_frame(newdata) -> pd.DataFrame:
+    """newdata as a DataFrame (a dict of columns is converted)."""
+    if isinstance(newdata, pd.DataFrame):
+        return newdata
+    try:
+        return pd.DataFrame(newdata)
+    except (TypeError, ValueError):
+        raise DataError(f"newdata must be None, a pandas DataFrame or a dict of columns, not "
+                        f"{shown(newdata, with_type=True)}") from None
+
+
+def _predict_fitted(fit, included: np.ndarray, interval: str | None, level: float):
+    """The predictions (an array) or the interval table for the fitted rows."""
+    design = fit.model.design
+    X, rows = design.X, np.arange(design.n)
+    if included.all():
+        by_block = _random_rows(fit, design.frame) if interval == "prediction" else None
         prediction = fit.fitted.copy()
-    elif newdata is None:
-        prediction = X @ fit.beta + design.offset
-        if modes_needed:
-            prediction += random_part(fit, by_block, "error", included, index)
     else:
-        prediction = np.full(len(newdata), np.nan)
-        prediction[rows] = X[rows] @ fit.beta
-        if len(rows):
-            prediction[rows] += offset_values(frame, design.formula.offsets)
-        if modes_needed and len(rows):
+        # each row's levels and random-effects values, encoded once for the prediction and se
+        by_block = (_random_rows(fit, design.frame)
+                    if included.any() or interval == "prediction" else None)
+        prediction = X @ fit.beta + design.offset
+        if included.any():
+            prediction += random_part(fit, by_block, "error", included, design.rows)
+    if interval is None:
+        return prediction
+    return _interval_table(fit, prediction, X, rows, by_block, included, interval, level)
+
+
+def _predict_new(fit, newdata: pd.DataFrame, included: np.ndarray, new_levels: str,
+                 interval: str | None, level: float):
+    """The predictions (an array) or the interval table for the rows of ``newdata``."""
+    design = fit.model.design
+    X, complete = fixed_matrix(fit, newdata, included.any() or interval == "prediction")
+    rows = np.flatnonzero(complete)
+    frame = newdata.iloc[rows]
+    by_block = (_random_rows(fit, frame)
+                if len(rows) and (included.any() or interval == "prediction") else None)
+    prediction = np.full(len(newdata), np.nan)
+    if len(rows):
+        prediction[rows] = X[rows] @ fit.beta + offset_values(frame, design.formula.offsets)
+        if included.any():
             prediction[rows] += random_part(fit, by_block, new_levels, included, frame.index)
     if interval is None:
         return prediction
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, not {level!r}")
+    return _interval_table(fit, prediction, X, rows, by_block, included, interval, level)
+
+
+def _interval_table(fit, prediction: np.ndarray, X: np.ndarray, rows: np.ndarray, by_block,
+                    included: np.ndarray, interval: str, level: float) -> pd.DataFrame:
+    """Columns fit, se, lower, upper (see ``predict``); ``rows`` are those with a
+    prediction, ``by_block`` their encoded random-effects values."""
     if interval == "confidence":
         se = np.sqrt(np.einsum("ij,jk,ik->i", X, fit.vcov.to_numpy(), X))
     else:
@@ -127,7 +159,7 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
         se[np.isnan(prediction)] = np.nan
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     return pd.DataFrame({"fit": prediction, "se": se, "lower": prediction - z * se,
-                         "upper": prediction + z * se}, index=index)
+                         "upper": prediction + z * se})
 
 
 def _included_blocks(fit, include_random) -> np.ndarray:
@@ -135,19 +167,13 @@ def _included_blocks(fit, include_random) -> np.ndarray:
     blocks = fit.model.structure.blocks
     if isinstance(include_random, (bool, np.bool_)):
         return np.full(len(blocks), bool(include_random))
-    if isinstance(include_random, str):
-        wanted = [include_random]
-    else:
-        try:
-            wanted = list(include_random)
-        except TypeError:
-            raise ValueError("include_random must be True, False or a list of grouping "
-                             f"factors, not {include_random!r}") from None
+    wanted = check_strings(include_random, "include_random",
+                           "True, False or a list of grouping factors", empty=True)
     groups = [block.group for block in blocks]
     unknown = [name for name in wanted if name not in groups]
     if unknown:
-        raise ValueError(f"{unknown[0]!r} is not a grouping factor of the model; they are "
-                         f"{', '.join(map(repr, groups))}")
+        raise ValueError(f"include_random must list grouping factors of the model, not "
+                         f"{unknown[0]!r}; they are {', '.join(map(repr, groups))}")
     return np.array([group in wanted for group in groups])
 
 

@@ -32,6 +32,14 @@ import scipy.stats
 
 from ..errors import FitWarning, warn_user
 from ..parallel.executor import run_tasks
+from ..validate import (
+    check_bool,
+    check_executor,
+    check_integer,
+    check_level,
+    check_n_jobs,
+    check_seed,
+)
 from .parameters import parameter_names, parameter_values
 from .simulate import Simulator
 
@@ -80,7 +88,7 @@ class BootstrapResult:
         """Percentile intervals at another level, from the same replicates."""
         if level is None:
             return self.intervals
-        return _intervals(self.replicates[self.parameters], level)
+        return _intervals(self.replicates[self.parameters], check_level(level))
 
     def __repr__(self) -> str:
         return (f"<BootstrapResult n={self.n} seed={self.seed!r} level={self.level} "
@@ -115,15 +123,9 @@ def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
 
 
 def _intervals(table: pd.DataFrame, level: float) -> pd.DataFrame:
-    _check_level(level)
     rows = [percentile_interval(table[name].to_numpy(), level) for name in table.columns]
     return pd.DataFrame(rows, index=pd.Index(list(table.columns), name="parameter"),
                         columns=["lower", "upper"])
-
-
-def _check_level(level: float) -> None:
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, not {level}")
 
 
 # -- replicates -------------------------------------------------------------------------------
@@ -160,8 +162,9 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
 
     Args:
         fit: an ``LmmFit``.
-        n: number of replicates.
-        seed: an int (or None for fresh entropy, recorded in the result's ``seed``).
+        n: number of replicates (a positive integer).
+        seed: a non-negative int or a ``numpy.random.SeedSequence`` (or None for fresh
+            entropy, recorded in the result's ``seed``).
         progress: show a tqdm progress bar (if tqdm is installed).
         n_jobs: processes to use (-1: all CPUs); the replicates do not depend on it. Under
             the "spawn" or "forkserver" start methods, call from an ``if __name__ ==
@@ -171,10 +174,10 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
             ``n_jobs`` local processes, e.g. ``distributed.Client(...).get_executor()`` for a
             Dask cluster. The replicates do not depend on it either.
     """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"the number of replicates must be >= 1, not {n}")
-    _check_level(level)
+    n = check_integer(n, "n (the number of replicates)")
+    seed, level = check_seed(seed), check_level(level)
+    progress, n_jobs = check_bool(progress, "progress"), check_n_jobs(n_jobs)
+    executor = check_executor(executor)
     sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     names = parameter_names(fit)
     replicator = _Replicator(fit.model, Simulator.from_fit(fit), len(names))
@@ -188,7 +191,7 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
     result = BootstrapResult(
         replicates=replicates, intervals=_intervals(table, level),
         estimate=pd.Series(parameter_values(fit), index=names, name="estimate"),
-        seed=sequence.entropy if seed is None else seed, n=n, level=float(level),
+        seed=sequence.entropy if seed is None else seed, n=n, level=level,
         singular=singular, failed=failed)
     if result.n_failed:
         warn_user(f"{result.n_failed} of {n} bootstrap refits failed (kept; rows of NaN when "

@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from ..validate import type_error, value_error
 from . import contrasts
 from .kenward_roger import KenwardRoger
 from .satterthwaite import combine_f_ddf, satterthwaite_df, varpar_derivatives
 
-__all__ = ["DDF_METHODS", "DDF_DESCRIPTIONS", "check_ddf", "coef_table", "contrast_test",
-           "anova_table"]
+__all__ = ["DDF_METHODS", "DDF_ALIASES", "DDF_ALLOWED", "DDF_DESCRIPTIONS", "ANOVA_TYPES",
+           "check_anova_type", "check_ddf", "coef_table", "contrast_test", "anova_table"]
 
 DDF_METHODS = ("satterthwaite", "kenward-roger", "residual", "asymptotic")
 #: each method in words, for reports
@@ -43,14 +44,36 @@ def _varpar_derivatives(fit):
     return fit.memo("varpar_derivatives", lambda: varpar_derivatives(fit))
 
 
-def check_ddf(ddf: str) -> str:
-    """The method's name in DDF_METHODS (aliases such as "kr" accepted); ValueError if none."""
-    key = str(ddf).lower().replace("_", "-").replace(" ", "-")
-    aliases = {"kr": "kenward-roger", "kenwardroger": "kenward-roger", "satt": "satterthwaite",
+#: other spellings of the methods (any case; "_" or " " for "-")
+DDF_ALIASES = {"kr": "kenward-roger", "kenwardroger": "kenward-roger", "satt": "satterthwaite",
                "lme4": "asymptotic", "wald": "asymptotic", "z": "asymptotic"}
-    key = aliases.get(key, key)
+#: the methods and aliases, for messages
+DDF_ALLOWED = (f"one of {', '.join(map(repr, DDF_METHODS))} (or an alias: "
+                f"{', '.join(map(repr, DDF_ALIASES))})")
+#: ``anova``'s types and their spellings
+ANOVA_TYPES = {"1": 1, "I": 1, "2": 2, "II": 2, "3": 3, "III": 3}
+
+
+def check_ddf(ddf: str) -> str:
+    """The method's name in DDF_METHODS (aliases such as "kr" accepted); a TypeError for a
+    value that is not a string, a ValueError for an unknown method."""
+    if not isinstance(ddf, str):
+        raise type_error("ddf", DDF_ALLOWED, ddf)
+    key = ddf.lower().replace("_", "-").replace(" ", "-")
+    key = DDF_ALIASES.get(key, key)
     if key not in DDF_METHODS:
-        raise ValueError(f"unknown ddf method {ddf!r}; choose one of {', '.join(DDF_METHODS)}")
+        raise value_error("unknown ddf method: ddf", DDF_ALLOWED, ddf)
+    return key
+
+
+def check_anova_type(type) -> int:
+    """lmerTest's type of an ANOVA table, 1, 2 or 3 (or "I", "II", "III"), as 1, 2 or 3."""
+    allowed = "1, 2 or 3 (or 'I', 'II', 'III')"
+    if isinstance(type, (bool, np.bool_)) or not isinstance(type, (str, int, np.integer)):
+        raise type_error("type", allowed, type)
+    key = ANOVA_TYPES.get(str(type).upper())
+    if key is None:
+        raise value_error("type", allowed, type)
     return key
 
 
@@ -87,10 +110,8 @@ def _single_df(fit, contrast: np.ndarray, vcov: np.ndarray, ddf: str) -> float:
 def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
     """F test of H0: L beta = rhs. Returns a dict with F, num_df, den_df and p."""
     ddf = check_ddf(ddf)
-    L = np.atleast_2d(np.asarray(L, dtype=float))
-    if L.shape[1] != len(fit.beta):
-        raise ValueError(f"the contrast matrix has {L.shape[1]} columns; the model has "
-                         f"{len(fit.beta)} fixed effects ({', '.join(fit.x_names)})")
+    L = _contrast_matrix(L, fit.x_names)
+    rhs = _right_hand_side(rhs, L.shape[0])
     estimate = L @ fit.beta - rhs
     if ddf == "kenward-roger":
         return _kenward_roger(fit).test(L, fit.beta, rhs)
@@ -111,13 +132,40 @@ def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
     return {"F": f_value, "num_df": q, "den_df": den_df, "p": p}
 
 
+def _contrast_matrix(L, x_names) -> np.ndarray:
+    """L as a finite 2-d float array with one column per fixed effect (a vector is one row)."""
+    allowed = (f"a contrast matrix of finite numbers with {len(x_names)} columns, one per fixed "
+               f"effect ({', '.join(x_names)})")
+    try:
+        matrix = np.atleast_2d(np.asarray(L, dtype=float))
+    except (TypeError, ValueError):
+        raise type_error("L", allowed, L) from None
+    if matrix.ndim != 2 or matrix.shape[1] != len(x_names) or not matrix.shape[0]:
+        raise ValueError(f"L must be {allowed}, not an array of shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError(f"L must be {allowed}; it has missing or infinite values")
+    return matrix
+
+
+def _right_hand_side(rhs, rows: int) -> np.ndarray:
+    """rhs as (rows,) finite floats: a number (the same for every row) or one per row of L."""
+    allowed = ("a finite number" if rows == 1 else
+               f"a finite number or {rows} of them (one per row of L)")
+    try:
+        values = np.asarray(rhs, dtype=float)
+    except (TypeError, ValueError):
+        raise type_error("rhs", allowed, rhs) from None
+    if values.ndim > 1 or values.size not in (1, rows) or not np.all(np.isfinite(values)):
+        raise value_error("rhs", allowed, rhs)
+    return np.broadcast_to(values, (rows,))
+
+
 def anova_table(fit, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
     """One F test per fixed-effects term with lmerTest's type I, II or III contrasts."""
     builders = {1: contrasts.type1_contrasts, 2: contrasts.type2_contrasts,
                 3: contrasts.type3_contrasts}
-    key = {"1": 1, "I": 1, "2": 2, "II": 2, "3": 3, "III": 3}.get(str(type).upper())
-    if key is None:
-        raise ValueError(f"type must be 1, 2 or 3 (or 'I', 'II', 'III'), not {type!r}")
+    key = check_anova_type(type)
+    ddf = check_ddf(ddf)
     design = fit.model.design
     terms = builders[key](design.formula.fixed, design.frame, design.x_names)
     rows = {term: contrast_test(fit, L, ddf) for term, L in terms.items() if L.shape[0]}

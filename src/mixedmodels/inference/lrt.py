@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import chdtrc
 
-from ..errors import FitWarning, warn_user
+from ..errors import ArgumentTypeError, FitWarning, warn_user
 from ..lmm.fitted import FittedModel as LmmFit
+from ..validate import check_bool, check_strings, type_error, value_error
 
 __all__ = ["anova"]
 
@@ -81,8 +82,9 @@ def anova(*fits: LmmFit, refit: bool = True,
                          f"{len(fits)}")
     for i, fit in enumerate(fits):
         if not isinstance(fit, LmmFit):
-            raise TypeError(f"argument {i + 1} of anova() is {type(fit).__name__!r}, "
-                            "not a fitted model (LmmFit)")
+            raise ArgumentTypeError(f"argument {i + 1} of anova() is {type(fit).__name__!r}, "
+                                    "not a fitted model (LmmFit)")
+    refit = check_bool(refit, "refit")
     labels = _labels(fits, names)
 
     _check_same_data(fits, labels)
@@ -124,11 +126,12 @@ def anova(*fits: LmmFit, refit: bool = True,
 
 def _labels(fits: tuple[LmmFit, ...], names: Sequence[str] | None) -> list[str]:
     if names is not None:
-        labels = [str(name) for name in names]
-        if len(labels) != len(fits):
-            raise ValueError(f"{len(labels)} names given for {len(fits)} models")
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"the model names must be distinct; got {labels}")
+        allowed = f"a list of {len(fits)} distinct strings, one for each of the {len(fits)} models"
+        if isinstance(names, str):
+            raise type_error("names", allowed, names)
+        labels = check_strings(names, "names", allowed)
+        if len(labels) != len(fits) or len(set(labels)) != len(labels):
+            raise value_error("names", allowed, labels)
         return labels
     labels = [fit.formula for fit in fits]
     if len(set(labels)) != len(labels):

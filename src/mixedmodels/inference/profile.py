@@ -30,6 +30,7 @@ import scipy.stats
 from ..core.optimize import OptSettings, minimize_bobyqa
 from ..covariance.parameters import ParameterMap
 from ..parallel.executor import run_tasks
+from ..validate import check_executor, check_integer, check_level
 from .parameters import parameter_names
 
 __all__ = ["Profiler", "profile_intervals", "profile_table", "profile_traces", "profiler_of"]
@@ -257,7 +258,9 @@ def profile_traces(fit, names, level: float, points: int, executor=None) -> list
 
 def profile_table(fit, level: float = 0.99, points: int = 12, executor=None) -> pd.DataFrame:
     """Zeta traces of every parameter (columns parameter, value, zeta), each spanning its
-    profile interval at ``level``."""
+    profile interval at ``level`` with about ``points`` values (at least 2)."""
+    level, executor = check_level(level), check_executor(executor)
+    points = check_integer(points, "points", minimum=2)
     traces = profile_traces(fit, parameter_names(fit), level, points, executor)
     return pd.concat(traces, ignore_index=True)
 

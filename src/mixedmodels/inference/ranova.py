@@ -31,6 +31,7 @@ from scipy.special import chdtrc
 from ..core.criterion import Pieces, criterion
 from ..errors import FitWarning
 from ..formula.parse import formula_name
+from ..validate import check_bool
 
 __all__ = ["ranova"]
 
@@ -44,6 +45,7 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
         Df and p are NaN on the first row). ``df.attrs["formulas"]`` maps each label to the
         reduced model's formula, ``df.attrs["formula"]`` is the fitted model's.
     """
+    reduce_terms = check_bool(reduce_terms, "reduce_terms")
     formula = fit.model.design.formula
     terms = [(term.expr, ":".join(formula_name(f) for f in term.factors))
              for term in formula.random]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..validate import check_integer, check_seed
+
 __all__ = ["Simulator", "simulate"]
 
 
@@ -55,9 +57,6 @@ class Simulator:
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n responses as the columns of an (nobs, n) array."""
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"the number of simulations must be >= 0, not {n}")
         normals = rng.standard_normal((n, self.q + self.nobs))
         b, e = normals[:, :self.q], normals[:, self.q:]
         e = e if self.error_scale is None else e * self.error_scale
@@ -70,11 +69,13 @@ def simulate(fit, n: int = 1, seed=None) -> np.ndarray:
 
     Args:
         fit: an ``LmmFit``.
-        n: number of simulated responses.
-        seed: anything ``numpy.random.default_rng`` accepts (int, SeedSequence, Generator or
-            None for fresh entropy); the same seed gives the same draws.
+        n: number of simulated responses (0 or more).
+        seed: a non-negative int, a ``numpy.random.SeedSequence``, ``Generator`` or
+            ``BitGenerator``, or None for fresh entropy; the same seed gives the same draws.
 
     Returns:
         An (nobs, n) array: column j is one simulated response, in the rows of the fit.
     """
-    return Simulator.from_fit(fit).draw(n, np.random.default_rng(seed))
+    n = check_integer(n, "n (the number of simulations)", minimum=0)
+    rng = np.random.default_rng(check_seed(seed, generators=True))
+    return Simulator.from_fit(fit).draw(n, rng)

@@ -20,11 +20,12 @@ from ..core.pls import sparse_z
 from ..covariance.structures import sd_and_correlation
 from ..linalg.condvar import spherical_condvar
 from ..linalg.factor import Factor
+from ..validate import check_integer, type_error, value_error
 
 if TYPE_CHECKING:
     from .model import LinearMixedModel
 
-__all__ = ["FittedModel", "DENSE_V_LIMIT"]
+__all__ = ["FittedModel", "DENSE_V_LIMIT", "check_fitted"]
 
 DENSE_V_LIMIT = 20_000  # observations: above this, fit.V (n x n) refuses
 
@@ -162,8 +163,12 @@ class FittedModel:
 
     # -- variance components -------------------------------------------------------------------
     def term_covariance(self, term_index: int) -> np.ndarray:
-        """(p, p) sigma^2 lam_t lam_t' for one lme4 term."""
+        """(p, p) sigma^2 lam_t lam_t' for one lme4 term (0, 1, ... in lme4's order)."""
         parameters = self.model.structure.parameters
+        count = len(parameters.structures)
+        allowed = f"a term's position, 0 to {count - 1}"
+        if check_integer(term_index, "term_index", minimum=0, allowed=allowed) >= count:
+            raise value_error("term_index", allowed, term_index)
         params = self.theta[parameters.slices[term_index]]
         return parameters.structures[term_index].covariance(params, self.sigma)
 
@@ -314,3 +319,9 @@ class FittedModel:
                 "interval=...), fit.resid(\"marginal\")")
         return sp.csr_array(self.Z @ self.G @ self.Z.T + self.R)
 
+
+def check_fitted(value, name: str = "fit") -> FittedModel:
+    """A fitted model (an ``LmmFit``, from ``mm.lmer``), as given."""
+    if not isinstance(value, FittedModel):
+        raise type_error(name, "a fitted model (an LmmFit, from mm.lmer)", value)
+    return value

@@ -29,12 +29,55 @@ from ..core.optimize import (
 from ..core.pls import PLSSystem
 from ..core.structure import ReStructure, build_structure
 from ..covariance.residual import ResidualStructure, residual_structure
-from ..design.build import Design, build_design
+from ..design.build import NOBS_CHECKS, Design, build_design
 from ..errors import DataWarning, FitWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
+from ..validate import (
+    check_bool,
+    check_choice,
+    check_integer,
+    check_number,
+    type_error,
+)
 from .fitted import FittedModel
 
-__all__ = ["LinearMixedModel"]
+__all__ = ["LinearMixedModel", "check_settings"]
+
+#: the tolerances of ``OptSettings``: non-negative numbers
+_TOLERANCES = ("ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs")
+
+
+def check_settings(settings) -> OptSettings:
+    """The optimizer settings, checked: an ``OptSettings`` with non-negative tolerances, a
+    positive initial step and a positive number of evaluations."""
+    if not isinstance(settings, OptSettings):
+        raise type_error("settings", "an mm.OptSettings", settings)
+    for name in _TOLERANCES:
+        check_number(getattr(settings, name), f"settings.{name}", minimum=0)
+    check_number(settings.initial_step, "settings.initial_step", minimum=0, exclusive=True)
+    check_integer(settings.maxeval, "settings.maxeval")
+    return settings
+
+
+def _numbers(values, name: str, count: int, what: str) -> np.ndarray:
+    """``values`` as a float array of shape (count,), all finite: a TypeError for values that
+    are not numbers, a ValueError for the wrong number of them or non-finite ones."""
+    allowed = f"{count} finite numbers ({what})"
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise type_error(name, allowed, values) from None
+    if array.shape != (count,) or not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be {allowed}, not {_summary(array)}")
+    return array
+
+
+def _summary(array: np.ndarray) -> str:
+    """What a message shows of an array given for a vector: its shape, or its bad values."""
+    if array.ndim != 1:
+        return f"an array of shape {array.shape}"
+    bad = array[~np.isfinite(array)]
+    return f"{len(array)} numbers" if not len(bad) else f"numbers such as {bad[0]}"
 
 
 class LinearMixedModel:
@@ -62,17 +105,20 @@ class LinearMixedModel:
 
     def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None,
                  nobs_checks: str = "error"):
+        reml = check_bool(reml, "reml")
+        check_choice(nobs_checks, "nobs_checks", NOBS_CHECKS)
         with recorded_warnings() as messages:
             self.design: Design = build_design(parse_formula(formula), data, weights,
                                                nobs_checks)
         self.warnings: tuple[str, ...] = tuple(messages)
+        self.data_index: pd.Index = _data_index(data, self.design)
         self.nobs_checks = nobs_checks
         self.structure: ReStructure = build_structure(self.design.terms)
         self.residual: ResidualStructure = residual_structure(
             self.design.weights if self.design.weighted else None, self.design.n)
         self.system = PLSSystem(self.structure, self.design.X,
                                 self.design.y - self.design.offset, self.residual)
-        self.reml = bool(reml)
+        self.reml = reml
 
     def _sibling(self, design: Design, system: PLSSystem, reml: bool) -> "LinearMixedModel":
         """A model sharing this one's structure (no formula or data processing)."""
@@ -80,21 +126,18 @@ class LinearMixedModel:
         model.design, model.structure, model.residual, model.system, model.reml = (
             design, self.structure, self.residual, system, bool(reml))
         model.warnings, model.nobs_checks = self.warnings, self.nobs_checks
+        model.data_index = self.data_index
         return model
 
     def with_reml(self, reml: bool) -> "LinearMixedModel":
         """The same model and data, fitted by REML (True) or ML (False)."""
-        return self._sibling(self.design, self.system, reml)
+        return self._sibling(self.design, self.system, check_bool(reml, "reml"))
 
     def with_response(self, y) -> "LinearMixedModel":
         """The same design with a new response (for simulation and the bootstrap): only the
-        blocks of A that involve y are recomputed."""
-        y = np.asarray(y, dtype=float)
-        if y.shape != (self.design.n,):
-            raise ValueError(f"the new response has shape {y.shape}; the model has "
-                             f"{self.design.n} observations")
-        if not np.all(np.isfinite(y)):
-            raise ValueError("the new response has missing or infinite values")
+        blocks of A that involve y are recomputed. ``y`` has one finite value per observation
+        of the model, in the order of its rows."""
+        y = _numbers(y, "y", self.design.n, "one for each of the model's observations")
         design = dataclasses.replace(self.design, y=y)
         return self._sibling(design, self.system.with_response(y - design.offset), self.reml)
 
@@ -126,8 +169,14 @@ class LinearMixedModel:
         return self.design.formula.text
 
     def objective(self, theta) -> float:
-        """The REML criterion (``reml=True``) or -2 log-likelihood, profiled over beta and sigma."""
-        return self.system.objective(np.asarray(theta, dtype=float), self.reml)
+        """The REML criterion (``reml=True``) or -2 log-likelihood, profiled over beta and
+        sigma, at ``theta`` (one finite number per covariance parameter)."""
+        return self._criterion(_numbers(theta, "theta", self.structure.parameters.n_params,
+                                        "one per covariance parameter"))
+
+    def _criterion(self, theta: np.ndarray) -> float:
+        """The objective at a theta that needs no checking (the optimizer's)."""
+        return self.system.objective(theta, self.reml)
 
     def optimize(self, settings: OptSettings = OptSettings()) -> OptSummary:
         """Minimize the objective over theta with BOBYQA, from lme4's start (identity).
@@ -140,13 +189,14 @@ class LinearMixedModel:
         the criterion is no worse (``snap_to_bounds``), so that a boundary optimum is reported
         on the boundary, as lme4 and MixedModels.jl report it.
         """
+        settings = check_settings(settings)
         parameters = self.structure.parameters
         lower, upper = parameters.lower(), parameters.upper()
         backend = self.system.backend
-        summary = minimize_bobyqa(self.objective, parameters.start(), lower, settings, upper,
+        summary = minimize_bobyqa(self._criterion, parameters.start(), lower, settings, upper,
                                   backend=backend)
         if parameters.is_singular(summary.final):
-            restart = minimize_bobyqa(self.objective, summary.final, lower,
+            restart = minimize_bobyqa(self._criterion, summary.final, lower,
                                       dataclasses.replace(settings, initial_step=0.1), upper,
                                       backend=backend)
             best = restart if restart.fmin < summary.fmin else summary
@@ -155,7 +205,7 @@ class LinearMixedModel:
                 evaluations=summary.evaluations + restart.evaluations,
                 trace=np.concatenate([summary.trace, restart.trace]),
                 seconds=summary.seconds + restart.seconds)
-        return snap_to_bounds(self.objective, summary)
+        return snap_to_bounds(self._criterion, summary)
 
     def fit(self, settings: OptSettings = OptSettings()) -> FittedModel:
         """Optimize, then freeze the result.
@@ -182,5 +232,14 @@ class LinearMixedModel:
         """Gradient and Hessian of the objective at theta, over parameters off their bounds."""
         theta = np.asarray(theta, dtype=float)
         parameters = self.structure.parameters
-        return check_convergence(self.objective, theta, parameters.lower(),
+        return check_convergence(self._criterion, theta, parameters.lower(),
                                  parameters.on_boundary(theta))
+
+
+def _data_index(data, design: Design) -> pd.Index:
+    """The labels of the data's rows in the data's order: the design's rows, and those dropped
+    for missing values, if any (data given as a dict of columns are labelled as the design's
+    DataFrame of them)."""
+    if not len(design.missing_rows):
+        return design.rows
+    return data.index if isinstance(data, pd.DataFrame) else pd.DataFrame(data).index

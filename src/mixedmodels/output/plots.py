@@ -17,9 +17,19 @@ import math
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.stats
 
 from ..inference.profile import profile_table
+from ..lmm.fitted import check_fitted
+from ..validate import (
+    check_integer,
+    check_level,
+    check_optional_string,
+    check_string,
+    check_strings,
+    type_error,
+)
 
 if TYPE_CHECKING:
     from ..lmm.fitted import FittedModel as LmmFit
@@ -27,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["caterpillar", "residuals_vs_fitted", "qq_residuals", "qq_ranef", "group_panels",
            "profile_zeta"]
 
+AXES_ALLOWED = "None, a matplotlib Axes or a sequence of them"
+PROFILE_COLUMNS = ("parameter", "value", "zeta")
 MIN_FONT_SIZE = 6.0  # a title or label with a word too long for its space shrinks to this
 TEXT_ROOM = 0.92  # the share of its space (figure or panel) a title or label may fill
 
@@ -40,12 +52,22 @@ def _pyplot():
     return plt
 
 
+def _given_axes(ax) -> list:
+    """The Axes of ``ax`` (one, or a sequence or array of them) as a list."""
+    axes = list(np.ravel(np.asarray(ax, dtype=object)))
+    if not axes or not all(hasattr(axis, "figure") and hasattr(axis, "scatter")
+                           for axis in axes):
+        raise type_error("ax", AXES_ALLOWED, ax)
+    return axes
+
+
 def _axes_grid(n: int, ax, ncols: int, panel_size=(3.2, 3.0)):
     """(figure, list of n Axes): the given ones, or a new figure with a grid of panels."""
     if ax is not None:
-        axes = list(np.ravel(np.asarray(ax, dtype=object)))
+        axes = _given_axes(ax)
         if len(axes) < n:
-            raise ValueError(f"this plot needs {n} axes, got {len(axes)}")
+            raise ValueError(f"ax must hold {n} Axes (one per panel of this plot), not "
+                             f"{len(axes)}")
         return axes[0].figure, axes[:n]
     plt = _pyplot()
     ncols = max(1, min(ncols, n))
@@ -108,17 +130,22 @@ def _unquoted(name: str) -> str:
 
 def _single_axes(ax, figsize=(5.5, 4.5)):
     if ax is not None:
+        if not (hasattr(ax, "figure") and hasattr(ax, "scatter")):
+            raise type_error("ax", "None or a matplotlib Axes", ax)
         return ax.figure, ax
     fig, axis = _pyplot().subplots(figsize=figsize)
     return fig, axis
 
 
 def _group_name(fit: "LmmFit", group: str | None) -> str:
+    """The grouping factor to draw: ``group``, or the fit's first."""
+    group = check_optional_string(group, "group", "the name of a grouping factor")
     groups = list(fit.ranef)
     if group is None:
         return groups[0]
     if group not in groups:
-        raise ValueError(f"unknown grouping factor {group!r}; the fit has {groups}")
+        raise ValueError(f"unknown grouping factor: group must be one of "
+                         f"{', '.join(map(repr, groups))}, not {group!r}")
     return group
 
 
@@ -153,13 +180,13 @@ def caterpillar(fit: "LmmFit", group: str | None = None, term: str | Sequence[st
         level: coverage of the intervals (normal quantile z = qnorm(0.5 + level / 2)).
         ax: an Axes, or a sequence with one Axes per term.
     """
-    if not 0 < level < 1:
-        raise ValueError("level must be between 0 and 1")
+    fit, level = check_fitted(fit), check_level(level)
     group = _group_name(fit, group)
     table = fit.ranef_table()
     table = table[table["grpvar"] == group]
     available = list(dict.fromkeys(table["term"]))
-    terms = available if term is None else ([term] if isinstance(term, str) else list(term))
+    terms = available if term is None else check_strings(
+        term, "term", "None, a term's name or a list of them")
     unknown = [t for t in terms if t not in available]
     if unknown:
         raise ValueError(f"unknown term(s) {unknown} for {group!r}; available: {available}")
@@ -191,7 +218,7 @@ def caterpillar(fit: "LmmFit", group: str | None = None, term: str | Sequence[st
 
 def qq_ranef(fit: "LmmFit", group: str | None = None, ax=None):
     """Normal QQ plot of the conditional modes of each term of ``group``, one panel per term."""
-    group = _group_name(fit, group)
+    group = _group_name(check_fitted(fit), group)
     frame = fit.ranef[group]
     fig, axes = _axes_grid(frame.shape[1], ax, ncols=frame.shape[1], panel_size=(4.0, 3.8))
     for axis, name in zip(axes, frame.columns):
@@ -210,6 +237,7 @@ def qq_ranef(fit: "LmmFit", group: str | None = None, ax=None):
 # -- residuals -------------------------------------------------------------------------------
 def residuals_vs_fitted(fit: "LmmFit", ax=None):
     """Residuals against conditional fitted values, with a reference line at zero."""
+    fit = check_fitted(fit)
     fig, axis = _single_axes(ax)
     axis.scatter(fit.fitted, fit.residuals, s=12, alpha=0.8, color="C0")
     axis.axhline(0.0, color="grey", lw=1, ls="--")
@@ -222,6 +250,7 @@ def residuals_vs_fitted(fit: "LmmFit", ax=None):
 
 def qq_residuals(fit: "LmmFit", ax=None):
     """Normal QQ plot of the residuals, with R's ``qqline``."""
+    fit = check_fitted(fit)
     fig, axis = _single_axes(ax)
     values = np.sort(fit.residuals)
     axis.scatter(normal_quantiles(len(values)), values, s=12, color="C0")
@@ -238,16 +267,21 @@ def group_panels(fit: "LmmFit", x: str, group: str | None = None, ncols: int = 6
     """Observed responses and conditional fitted values against ``x``, one panel per level of
     ``group`` (the classic sleepstudy plot: Reaction against Days per Subject).
 
-    Points are the observations; the line joins the fitted values sorted by ``x``.
+    Points are the observations; the line joins the fitted values sorted by ``x``; the
+    panels are laid out ``ncols`` to a row.
     """
-    design = fit.model.design
+    design = check_fitted(fit).model.design
+    x = check_string(x, "x", "the name of a numeric variable of the model")
+    ncols = check_integer(ncols, "ncols")
     group = _group_name(fit, group)
     if design.frame is None or x not in design.frame.columns:
-        raise ValueError(f"{x!r} is not a column the model uses (a variable of its formula)")
+        raise ValueError(f"x must be a numeric variable of the model, not {x!r}: it is not a "
+                         "column the model uses (a variable of its formula)")
     term = next(t for t in design.terms if t.group == group)
     xs = design.frame[x].to_numpy()
     if not np.issubdtype(np.asarray(xs).dtype, np.number):
-        raise ValueError(f"{x!r} must be numeric to draw against")
+        raise ValueError(f"x must be a numeric variable of the model, not {x!r}: it is not "
+                         "numeric")
     xs = np.asarray(xs, dtype=float)
     codes = np.asarray(term.codes)
     y, fitted = fit.y, fit.fitted
@@ -288,11 +322,13 @@ def profile_zeta(fit: "LmmFit", parameters: Sequence[str] | None = None, ax=None
     Args:
         parameters: names to show (lme4's: ``sd_(Intercept)|g``, ``sigma``, fixed effects).
         profile: a table from ``fit.profile()`` to reuse (computed when omitted).
+        ncols: panels per row.
     """
-    table = profile_table(fit) if profile is None else profile
+    fit, ncols = check_fitted(fit), check_integer(ncols, "ncols")
+    table = profile_table(fit) if profile is None else _profile_given(profile)
     available = list(dict.fromkeys(table["parameter"]))
-    names = available if parameters is None else (
-        [parameters] if isinstance(parameters, str) else list(parameters))
+    names = available if parameters is None else check_strings(
+        parameters, "parameters", "None, a parameter's name or a list of them")
     unknown = [p for p in names if p not in available]
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; available: {available}")
@@ -308,3 +344,15 @@ def profile_zeta(fit: "LmmFit", parameters: Sequence[str] | None = None, ax=None
     if ax is None:
         fig.tight_layout()
     return fig
+
+
+def _profile_given(profile) -> pd.DataFrame:
+    """A table of ``fit.profile()`` passed to ``profile_zeta``: a DataFrame with columns
+    ``PROFILE_COLUMNS``."""
+    allowed = "None or a table from fit.profile() (columns parameter, value, zeta)"
+    if not isinstance(profile, pd.DataFrame):
+        raise type_error("profile", allowed, profile)
+    if not set(PROFILE_COLUMNS) <= set(profile.columns):
+        raise ValueError(f"profile must be {allowed}, not a table with columns "
+                         f"{', '.join(map(str, profile.columns))}")
+    return profile

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,14 @@ import numpy as np
 
 from ..inference.fixed_tests import DDF_DESCRIPTIONS, check_ddf, coef_table
 from ..inference.profile import profile_table
+from ..lmm.fitted import check_fitted
+from ..validate import (
+    check_bool,
+    check_integer,
+    check_optional_string,
+    type_error,
+    value_error,
+)
 from . import plots
 from .display import Summary
 
@@ -29,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["write_report", "report_html"]
 
 MAX_ROWS_LISTED = 30  # dropped rows named in the report; more are counted
+MIN_DPI = 10  # the images' resolution: at least this many dots per inch
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -134,7 +144,9 @@ def report_html(fit: "LmmFit", title: str | None = None, profile: bool = False,
                 dpi: int = 100, ddf: str = "satterthwaite") -> str:
     """The report as one HTML string (see ``write_report``)."""
     esc = html.escape
-    ddf = check_ddf(ddf)
+    fit, title = check_fitted(fit), check_optional_string(title, "title")
+    profile, ddf = check_bool(profile, "profile"), check_ddf(ddf)
+    dpi = check_integer(dpi, "dpi", minimum=MIN_DPI)
     varcorr = fit.varcorr.copy()
     for column in ("var1", "var2"):  # None (no second variable) shows as an empty cell
         varcorr[column] = varcorr[column].fillna("")
@@ -180,14 +192,26 @@ def write_report(fit: "LmmFit", path, title: str | None = None, profile: bool = 
         path: where to write the file.
         title: the page title (default: the formula).
         profile: also compute and plot the profile zeta traces (slower).
-        dpi: resolution of the images.
+        dpi: resolution of the images, an integer of at least ``MIN_DPI``.
         ddf: the denominator degrees of freedom of the t tests: "satterthwaite" (default),
             "kenward-roger", "residual" or "asymptotic".
 
     Returns:
         The path written.
     """
-    path = Path(path)
+    path = _report_path(path)
     path.write_text(report_html(fit, title=title, profile=profile, dpi=dpi, ddf=ddf),
                     encoding="utf-8")
     return path
+
+
+def _report_path(path) -> Path:
+    """The report's path, checked before the report is computed: a file name (a string or a
+    ``PathLike``) in an existing directory."""
+    allowed = "a file name (a string or a pathlib.Path) in an existing directory"
+    if not isinstance(path, (str, os.PathLike)):
+        raise type_error("path", allowed, path)
+    checked = Path(path)
+    if checked.is_dir() or not checked.parent.is_dir():
+        raise value_error("path", allowed, str(path))
+    return checked

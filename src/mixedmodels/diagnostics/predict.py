@@ -14,7 +14,9 @@ Policies:
   as MixedModels.jl), ``"population"`` (that term's random part is 0: the population prediction,
   as lme4's ``allow.new.levels = TRUE``) or ``"nan"``;
 * a row with a missing value in a variable the prediction needs gives NaN;
-* the formula's ``offset(...)`` terms are evaluated on the new data and added.
+* the formula's ``offset(...)`` terms are evaluated on the new data and added;
+* stateful transforms (``poly``, ``scale``, ``bs``...) apply the state learnt at fit time (from
+  all the rows of the fit's data), in the fixed part, the random-effects terms and offsets.
 
 Intervals (theta and sigma held at their estimates, as in the fit's other standard errors):
 * ``"confidence"``: the fixed part's uncertainty only, se^2 = x0' V_beta x0;
@@ -39,6 +41,7 @@ import scipy.stats
 
 from ..design.build import _factor_codes, offset_values, r_column_names, required_variables
 from ..design.encoding import Encoding
+from ..design.materialize import ModelData
 from ..errors import DataError
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES
 
@@ -110,7 +113,8 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
         prediction = np.full(len(newdata), np.nan)
         prediction[rows] = X[rows] @ fit.beta
         if len(rows):
-            prediction[rows] += offset_values(frame, design.formula.offsets)
+            prediction[rows] += offset_values(ModelData.of(frame, design.transforms),
+                                              design.formula.offsets)
         if modes_needed and len(rows):
             prediction[rows] += random_part(fit, by_block, new_levels, included, frame.index)
     if interval is None:

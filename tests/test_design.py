@@ -208,17 +208,19 @@ def test_frame_keeps_only_the_columns_the_model_uses(wide_sleepstudy):
 
 
 def test_frame_keeps_the_variables_of_stateful_transforms():
-    """formulaic does not list x in poly(x, 2) or scale(x) among a formula's variables; the
-    frame keeps it, also when rows with missing values are dropped."""
+    """x in poly(x, 2) or scale(x) is a variable of the formula: the frame keeps it, also when
+    rows with missing values are dropped; the transforms' state is learnt from all the rows
+    (as R's model frame), so X is that of all the data, restricted to the rows used."""
     data = mm.datasets.load("sleepstudy").assign(Hours=1.0)
     data.loc[[4, 9], "Reaction"] = np.nan
     with pytest.warns(DataWarning, match="dropped 2 of 180"):
         d = build_design(parse_formula("Reaction ~ poly(Days, 2) + (scale(Days) | Subject)"),
                          data)
-    assert list(d.frame.columns) == ["Reaction", "Subject", "Days"] and d.n == 178
-    complete = design("Reaction ~ poly(Days, 2) + (scale(Days) | Subject)", data.dropna())
-    np.testing.assert_array_equal(d.X, complete.X)
-    np.testing.assert_array_equal(d.terms[0].values, complete.terms[0].values)
+    assert list(d.frame.columns) == ["Reaction", "Days", "Subject"] and d.n == 178
+    every_row = design("Reaction ~ poly(Days, 2) + (scale(Days) | Subject)",
+                       data.fillna({"Reaction": 0.0}))
+    np.testing.assert_array_equal(d.X, every_row.X[d.rows])
+    np.testing.assert_array_equal(d.terms[0].values, every_row.terms[0].values[d.rows])
 
 
 def test_dropped_columns_recorded():

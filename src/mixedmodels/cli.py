@@ -238,8 +238,8 @@ def _note_missing(path: Path, frame: pd.DataFrame) -> None:
 
 
 def _check_numeric_columns(path: Path, frame: pd.DataFrame) -> None:
-    """A column of numbers (most of its cells) that still holds text is an error naming the
-    column, the rows (counted from 1 after the header) and the values."""
+    """A column of numbers (more than half of its distinct values) that still holds text is an
+    error naming the column, the rows (counted from 1 after the header) and the values."""
     problems = [_stray_text(name, frame[name]) for name in frame.columns
                 if pd.api.types.is_object_dtype(frame[name])
                 or pd.api.types.is_string_dtype(frame[name])]
@@ -250,19 +250,13 @@ def _check_numeric_columns(path: Path, frame: pd.DataFrame) -> None:
 
 
 def _stray_text(name, column: pd.Series) -> str:
-    """'column 'x' has non-numeric values '?' (rows 4, 17) ...' when most of the column's
-    filled cells are numbers and some are not; '' otherwise."""
-    filled = column.dropna().astype(str)
-    text = filled[pd.to_numeric(filled, errors="coerce").isna()]
-    if text.empty or 2 * len(text) >= len(filled):
+    """'column 'x' has non-numeric values '?' (rows 4, 17) ...' for a column of numbers that
+    holds text (``datasets.text_among_numbers``), rows counted from 1; '' otherwise."""
+    text = datasets.text_among_numbers(column)
+    if not text:
         return ""
-    values = []
-    for value, rows in list(text.groupby(text, sort=False).groups.items())[:LISTED]:
-        numbers = [str(row + 1) for row in rows[:LISTED]]
-        more = ", ..." if len(rows) > LISTED else ""
-        values.append(f"{value!r} (row{'s' if len(rows) > 1 else ''} "
-                      f"{', '.join(numbers)}{more})")
-    return f"column {str(name)!r} has non-numeric values {', '.join(values)}"
+    cells = datasets.describe_cells(column, text, lambda row: str(row + 1), LISTED)
+    return f"column {str(name)!r} has non-numeric values {cells}"
 
 
 def run_fit(args: argparse.Namespace) -> str:

@@ -38,8 +38,8 @@ def residual_dof(n: int, p: int, reml: bool) -> int:
     return n - p if reml else n
 
 
-def criterion(pieces: Pieces | tuple[float, float, float], n: int, p: int, reml: bool, log_det_psi: float = 0.0,
-              sigma: float | None = None) -> float:
+def criterion(pieces: Pieces | tuple[float, float, float], n: int, p: int, reml: bool,
+              log_det_psi: float = 0.0, sigma: float | None = None) -> float:
     """The REML criterion (``reml``) or -2 log-likelihood.
 
     Args:

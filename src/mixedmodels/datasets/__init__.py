@@ -2,18 +2,22 @@
 
 ``load(name)`` returns a DataFrame (names are case-insensitive); ``describe(name)`` says what
 the data are and the model usually fitted; ``names()`` lists them. ``read_csv`` is the one CSV
-reader of the package (the bundled files and the command line's).
+reader of the package (the bundled files and the command line's). ``text_among_numbers`` finds
+the cells of a column of numbers that are text (a missing-value code such as "n/a", "." or
+"?"), for the command line's reader and the design's checks alike.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 
 from ..validate import check_string, value_error
 
-__all__ = ["CSV_MISSING_VALUES", "load", "describe", "names", "read_csv"]
+__all__ = ["CSV_MISSING_VALUES", "load", "describe", "describe_cells", "listed_rows", "names",
+           "read_csv", "text_among_numbers"]
 
 #: The cells read as missing in CSV files: empty cells and R's ``NA`` (with "NaN" and "N/A").
 #: pandas' longer default list is not used: it also turns words such as "None", "NULL" or
@@ -62,6 +66,56 @@ def read_csv(source, sep: str = ",", missing_values=CSV_MISSING_VALUES,
     are missing; ``sep`` separates the fields."""
     return pd.read_csv(source, sep=sep, dtype=dtype, keep_default_na=False,
                        na_values=list(missing_values))
+
+
+def text_among_numbers(column: pd.Series) -> list:
+    """The distinct values of a column of numbers that are not numbers.
+
+    A column of text (object or string dtype) is a column of numbers when more than half of
+    its distinct filled values read as numbers (as ``float`` reads them; "nan" is text): "n/a",
+    "." or "?" among numbers are then stray text. A column of labels (at most half of its
+    distinct values numbers) or of numbers only has none: the result is empty. The distinct
+    values are read until the answer is known, so that a column of labels costs little.
+    """
+    try:
+        distinct = [value for value in set(column.to_numpy(dtype=object))
+                    if not pd.isna(value)]
+    except TypeError:  # unhashable values (lists...): no column of numbers
+        return []
+    text = []
+    for value in distinct:
+        if not _is_number(value):
+            text.append(value)
+            if 2 * len(text) >= len(distinct):  # at most half can be numbers: labels
+                return []
+    return text
+
+
+def _is_number(value) -> bool:
+    """A number, or text that reads as one (not "nan")."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return False
+        return number == number
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
+def describe_cells(column: pd.Series, values, label=repr, listed: int = 5) -> str:
+    """"'?' (rows 4, 17), 'missing' (row 31)": the ``values`` of ``column`` in order of
+    appearance and the rows they are in (``listed_rows``), at most ``listed`` values."""
+    cells = column[column.isin(values)]
+    groups = list(cells.groupby(cells.astype(str), sort=False).groups.items())[:listed]
+    return ", ".join(f"{value!r} ({listed_rows(rows, label, listed)})" for value, rows in groups)
+
+
+def listed_rows(rows, label=repr, listed: int = 5) -> str:
+    """"rows 4, 17, ...": the first ``listed`` of the index labels ``rows``, named by
+    ``label``."""
+    more = ", ..." if len(rows) > listed else ""
+    return (f"row{'s' if len(rows) > 1 else ''} "
+            f"{', '.join(label(row) for row in list(rows)[:listed])}{more}")
 
 
 def load(name: str) -> pd.DataFrame:

@@ -5,8 +5,15 @@ Decisions, following R:
   own order) as reference, unless ``C(x, coding)`` asks for another (``formula.codings``), and
   columns are named as R names them (``SexMale``, ``(Intercept)``, ``C(g, contr.sum)1``);
 * a grouping factor is categorical whatever its dtype; integer codes sort numerically;
-* rows with a missing value in any column the model uses are dropped, with a warning that
-  gives the count; infinite values are an error;
+* every term is evaluated on all the rows of the data, then the rows with a missing value in
+  any column the model uses are dropped, with a warning that gives the count, as R's model
+  frame evaluates the variables before ``na.omit``: a stateful transform (``poly``, ``scale``,
+  ``bs``...) learns its state from all the rows (``design.materialize``), and predictions and
+  refits keep that state; infinite values are an error;
+* an ordered categorical is coded by polynomial contrasts (``x.L``, ``x.Q``...), as R codes an
+  ordered factor;
+* a column read as values that holds dates or times, or numbers with text among them, is an
+  error that says what to do (``design.columns``);
 * aliased fixed-effects columns are dropped, later columns first, as R's ``lm`` and lme4 do.
 """
 
@@ -19,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula, model_matrix
+from formulaic import Formula
 from formulaic.errors import FormulaicError
 from formulaic.parser.types import Factor
 from formulaic.transforms import TRANSFORMS
@@ -35,8 +42,10 @@ from ..formula.parse import (
     formulaic_expression,
     formulaic_message,
 )
-from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS, FORMULA_NAMES
+from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES
+from .columns import check_column
 from .encoding import fast_encoding
+from .materialize import ModelData
 
 __all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names",
            "r_spelling", "required_variables"]
@@ -95,6 +104,9 @@ class Design:
         weights: (n,) prior weights (ones without any): Var(e_i) = sigma^2 / w_i.
         weights_label: the weights' column name ("(weights)" for values), None without them.
         missing_rows: index labels of the rows dropped for missing values.
+        transforms: the state of the formula's stateful transforms (``poly``, ``scale``...),
+            by the text of their call, learnt from all the rows of the data: refits of these
+            data (``build_design``'s ``transforms``) and hypothesis contrasts reuse it.
     """
 
     formula: ParsedFormula
@@ -110,6 +122,7 @@ class Design:
     weights: np.ndarray | None = field(default=None, repr=False)
     weights_label: str | None = None
     missing_rows: pd.Index = field(default_factory=lambda: pd.Index([]), repr=False)
+    transforms: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         if self.offset is None:
@@ -133,13 +146,24 @@ NOBS_CHECKS = ("error", "warning", "ignore")
 
 
 def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
-                 nobs_checks: str = "error") -> Design:
+                 nobs_checks: str = "error", transforms: dict | None = None) -> Design:
     """Evaluate the formula on the data; raise a clear error for anything that cannot be fitted.
+
+    As R's model frame, every term is evaluated on all the rows of ``data`` before the rows
+    with a missing value in a column the model uses are dropped (with a warning): a stateful
+    transform (``poly``, ``scale``, ``center``, ``standardize``, ``bs``, ``cr``, ``cs``, ``cc``)
+    learns its state from all the rows, rows with a missing response among them, and
+    predictions on new data apply that state. A missing value of the transformed variable
+    itself drops its row too; ``scale`` and the others leave it out of their state, as R's
+    ``scale`` and ``bs`` do; ``poly`` refuses it, as R's does, with a ``DataError`` naming
+    the rows.
 
     ``weights``: None, the name of a column of ``data``, or one value per row of ``data``
     (prior weights, as lme4's ``weights``; rows with a missing weight are dropped with the
     other rows with missing values). ``nobs_checks``: what an unidentifiable model is (see
-    ``check_identifiable``): "error" (lme4's default), "warning" or "ignore"."""
+    ``check_identifiable``): "error" (lme4's default), "warning" or "ignore". ``transforms``:
+    the state of the stateful transforms to apply instead of learning it (a ``Design``'s
+    ``transforms``, for a refit of some of its rows or of another formula on them)."""
     if nobs_checks not in NOBS_CHECKS:
         raise ValueError(f"nobs_checks must be one of {', '.join(map(repr, NOBS_CHECKS))}, "
                          f"not {nobs_checks!r}")
@@ -147,32 +171,28 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
         raise FormulaError("the formula has no random-effects term such as (1 | group); "
                            "for a model without random effects use ordinary least squares")
     data = _as_frame(data)
-    used = _used_columns(formula, data)
+    used, read, texts = _used_columns(formula, data)
     data, weights_column = _attach_weights(data, weights)
-    if weights_column is not None and weights_column not in used:
-        used = used + [weights_column]
-    columns = used + _named_columns(formula.text, data, used)
+    if weights_column is not None:
+        read = read + [weights_column]
+        used = used if weights_column in used else used + [weights_column]
     # the model's columns only (a copy: only when the data have others, which it leaves out)
-    frame = _drop_missing(data if len(columns) == data.shape[1] else data[columns], used)
-    y = _response(frame, formula.response)
-    terms = _check_random_collinearity([_term_design(term, frame) for term in formula.random])
+    whole = data if len(used) == data.shape[1] else data[used]
+    frame, drop = _drop_missing(whole, used, read, texts)
+    rows = ModelData(frame, whole, drop, dict(transforms or {}))
+    y = _response(rows, formula.response)
+    terms = _check_random_collinearity([_term_design(term, rows) for term in formula.random])
     check_identifiable(terms, frame.shape[0], nobs_checks)
-    X, names, spec = _fixed_matrix(formula.fixed, frame)
+    X, names, spec = _fixed_matrix(formula.fixed, rows)
     X, names, dropped = drop_aliased(X, names)
-    offset = offset_values(frame, formula.offsets)
+    offset = offset_values(rows, formula.offsets)
     _check_response_variation(y - offset, X, formula.response)
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
     weight_values = None if weights_column is None else _weights(frame[weights_column],
                                                                    weights_column)
     return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index,
-                  frame, offset, weight_values, weights_column, _dropped_rows(data, frame))
-
-
-def _dropped_rows(data: pd.DataFrame, frame: pd.DataFrame) -> pd.Index:
-    """The labels of the rows of ``data`` that ``frame`` (a subset of its rows) does not have."""
-    if frame.shape[0] == data.shape[0]:
-        return data.index[:0]
-    return data.index[~data.index.isin(frame.index)]
+                  frame, offset, weight_values, weights_column,
+                  whole.index[drop] if len(drop) else whole.index[:0], rows.transforms)
 
 
 def _attach_weights(data: pd.DataFrame, weights):
@@ -205,11 +225,11 @@ def _weights(column: pd.Series, name: str) -> np.ndarray:
     return values
 
 
-def offset_values(frame: pd.DataFrame, offsets: tuple[str, ...]) -> np.ndarray:
-    """The sum of the offset expressions on the rows of ``frame`` (zeros without any)."""
-    total = np.zeros(frame.shape[0])
+def offset_values(rows: ModelData, offsets: tuple[str, ...]) -> np.ndarray:
+    """The sum of the offset expressions on the rows of ``rows.frame`` (zeros without any)."""
+    total = np.zeros(rows.frame.shape[0])
     for expression in offsets:
-        total += _numeric_expression(frame, expression, f"the offset {expression[2:-1]!r}:")
+        total += _numeric_expression(rows, expression, f"the offset {expression[2:-1]!r}:")
     return total
 
 
@@ -236,23 +256,24 @@ def _finite(values: np.ndarray, names, what: str) -> None:
                     "that every value is finite")
 
 
-def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
-    """Every data column the model reads; an unknown name is an error with suggestions."""
+def _used_columns(formula: ParsedFormula, data: pd.DataFrame):
+    """(every data column the model reads, those of them it reads as values: all but the
+    grouping factors, the formula's texts in formulaic syntax); an unknown name is an error
+    with suggestions."""
     texts = [formula.fixed] + [t.expr for t in formula.random] + list(formula.offsets)
-    needed: list[str] = []
+    read: list[str] = []
     if formula.response in data.columns:
-        needed.append(formula.response)
+        read.append(formula.response)
     else:  # an expression such as log(y)
         texts.insert(0, formulaic_expression(formula.response))
     for text in texts:
         try:
-            needed.extend(name for name in required_variables(text)
-                          if name in data.columns or name not in FORMULA_NAMES)
+            read.extend(name for name in required_variables(text)
+                        if name in data.columns or name not in FORMULA_NAMES)
         except FormulaicError as exc:
             raise FormulaError(f"cannot read '{text}' in the formula {formula.text!r}: "
                                f"{formulaic_message(exc)[0]}") from None
-    for term in formula.random:
-        needed.extend(term.factors)
+    needed = read + [name for term in formula.random for name in term.factors]
     for name in needed:
         if name not in data.columns:
             raise FormulaError(_unknown_coding_message(name, texts)
@@ -263,26 +284,23 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame) -> list[str]:
         if duplicated:
             raise DataError(f"the data have more than one column named {duplicated[0]!r}; "
                             "rename them so that each name is unique")
-    return needed
+    return needed, list(dict.fromkeys(read)), tuple(texts)
 
 
-def _named_columns(text: str, data: pd.DataFrame, used: list[str]) -> list[str]:
-    """The columns other than ``used`` whose names stand as words in the formula's text.
-
-    formulaic does not list the variables of stateful transforms (``x`` in ``poly(x, 2)``,
-    ``scale(x)``), which the design's frame needs to evaluate them. They are found here by
-    name, with no check (as before, a missing value there is reported as a non-finite model
-    column). A column named as a word but not used (say ``log``) is kept, at no harm."""
-    return [name for name in data.columns if name not in used and re.search(
-        r"(?<![\w.])" + re.escape(str(name)) + r"(?!\w)", text)]
+#: The names a formula's variables are analysed with: formulaic asks a stateful transform
+#: for its variables by evaluating its arguments, which fails on a column's name (x in
+#: poly(x, 2)); only Q("x"), which names its variable as text, is asked, and the others'
+#: arguments are read as any function's.
+_ANALYSIS_CONTEXT = {"Q": TRANSFORMS["Q"]}
 
 
 @lru_cache(maxsize=256)
 def required_variables(text: str) -> tuple[str, ...]:
-    """The variables that ``text`` (formulaic syntax) reads. A term that is a name is that whole
-    name, dots included (``Reaction.Time``, as in R), and so is a backquoted name inside an
-    expression; elsewhere in an expression, as formulaic has it, a dotted name is Python's
-    attribute access on the name before the first dot (``x`` in ``x.fillna(0)``)."""
+    """The variables that ``text`` (formulaic syntax) reads, those of stateful transforms
+    (``x`` in ``poly(x, 2)``) included. A term that is a name is that whole name, dots
+    included (``Reaction.Time``, as in R), and so is a backquoted name inside an expression;
+    elsewhere in an expression, as formulaic has it, a dotted name is Python's attribute
+    access on the name before the first dot (``x`` in ``x.fillna(0)``)."""
     names = set()
     for term in Formula(text):
         for factor in term.factors:
@@ -290,9 +308,9 @@ def required_variables(text: str) -> tuple[str, ...]:
                 names.add(str(factor.expr))
             elif factor.eval_method is Factor.EvalMethod.PYTHON:
                 try:
-                    variables = get_required_variables(factor.expr, TRANSFORMS)
+                    variables = get_required_variables(factor.expr, _ANALYSIS_CONTEXT)
                 except Exception:  # noqa: BLE001 - formulaic's rule: code it cannot analyse
-                    continue  # (a stateful transform such as poly(x, 2)) names no variables
+                    continue  # names no variables
                 quoted = backquoted_names(factor.expr)
                 names.update(str(v) if v in quoted else str(v.root) for v in variables
                              if v.root not in TRANSFORMS)
@@ -325,8 +343,11 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
             f"{' ...' if len(columns) > 20 else ''}")
 
 
-def _drop_missing(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
-    """The rows of ``data`` without a missing value in the columns ``used``."""
+def _drop_missing(data: pd.DataFrame, used: list[str], read: list[str],
+                  texts) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of ``data`` without a missing value in the columns ``used``, and the positions
+    of the others. The columns ``read`` as values that are not numbers are checked on the way
+    (``columns.check_column``: dates, or text among numbers, are errors)."""
     missing = np.zeros(data.shape[0], dtype=bool)
     for name in used:
         column = data[name]
@@ -339,9 +360,11 @@ def _drop_missing(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
                                 "replace or remove them before fitting")
             missing |= np.isnan(values)
         elif values.dtype.kind not in "iub":
+            if name in read:
+                check_column(name, column, texts)
             missing |= pd.isna(values)
     if not missing.any():
-        return _drop_unused_levels(data, used)
+        return _drop_unused_levels(data, used), _NO_ROWS
     count = int(missing.sum())
     per_column = data[used].isna().sum()
     detail = ", ".join(f"{name}: {int(k)}" for name, k in per_column.items() if k)
@@ -350,7 +373,11 @@ def _drop_missing(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
     frame = data.loc[~missing]
     if frame.shape[0] == 0:
         raise DataError("no rows are left after dropping rows with missing values")
-    return _drop_unused_levels(frame, used)
+    return _drop_unused_levels(frame, used), np.flatnonzero(missing)
+
+
+_NO_ROWS = np.zeros(0, dtype=np.intp)
+_NO_ROWS.flags.writeable = False
 
 
 def _drop_unused_levels(frame: pd.DataFrame, used: list[str]) -> pd.DataFrame:
@@ -365,23 +392,19 @@ def _drop_unused_levels(frame: pd.DataFrame, used: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _response(frame: pd.DataFrame, name: str) -> np.ndarray:
-    return _numeric_expression(frame, name, "the response")
+def _response(rows: ModelData, name: str) -> np.ndarray:
+    return _numeric_expression(rows, name, "the response")
 
 
-def _numeric_expression(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
-    """A numeric column, or an expression of columns such as log(y), as finite floats."""
+def _numeric_expression(rows: ModelData, name: str, what: str) -> np.ndarray:
+    """A numeric column, or an expression of columns such as log(y), as finite floats on the
+    rows of ``rows.frame``."""
+    frame = rows.frame
     if name in frame.columns:
         column = frame[name]
     else:  # an expression of columns, e.g. log(y)
-        try:
-            matrix = model_matrix("0 + " + formulaic_expression(name), frame, na_action="ignore",
-                                  context=FORMULA_CONTEXT)
-        except FormulaicError as exc:
-            raise FormulaError(f"cannot evaluate {what} {name!r}: "
-                               f"{formulaic_message(exc)[0]}") from None
-        except Exception as exc:  # noqa: BLE001 - the user's expression failed on the data
-            raise FormulaError(f"cannot evaluate {what} {name!r}: {_failure(exc)}") from None
+        matrix = _matrix(rows, "0 + " + formulaic_expression(name), f"{what} {name!r}",
+                         "evaluate")
         if matrix.shape[1] != 1:
             raise DataError(f"{what} {name!r} must be one numeric column, but it "
                             f"gives {matrix.shape[1]} columns ({', '.join(matrix.columns)})")
@@ -395,6 +418,20 @@ def _numeric_expression(frame: pd.DataFrame, name: str, what: str) -> np.ndarray
     values = column.to_numpy(dtype=float)
     _finite(values[:, None], (name,), what)
     return values
+
+
+def _matrix(rows: ModelData, text: str, what: str, failure: str = "build"):
+    """``rows.matrix(text)``. formulaic's failures, and those of the data in the formula's
+    functions, are FormulaErrors that say what could not be built or evaluated (``what``:
+    "the fixed-effects part 'x'"); a transform's refusal of the data is its DataError."""
+    try:
+        return rows.matrix(text)
+    except FormulaicError as exc:
+        if isinstance(exc.__cause__, DataError):  # poly refusing missing values
+            raise exc.__cause__ from None
+        raise FormulaError(f"cannot {failure} {what}: {formulaic_message(exc)[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. a function of the data that fails
+        raise FormulaError(f"cannot evaluate {what}: {_failure(exc)}") from None
 
 
 def _failure(exc: Exception) -> str:
@@ -417,19 +454,12 @@ def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> None:
                         "residual; check that the response is not also a predictor")
 
 
-def _fixed_matrix(fixed: str, frame: pd.DataFrame):
+def _fixed_matrix(fixed: str, rows: ModelData):
     """X, its R-style column names, and the record to rebuild it for new data."""
-    encoding = fast_encoding(fixed, frame)
+    encoding = fast_encoding(fixed, rows.frame)
     if encoding is not None:  # data columns only: finite, as _drop_missing checked
-        return encoding.matrix(frame), encoding.names, encoding
-    try:
-        matrix = model_matrix(fixed, frame, na_action="ignore", context=FORMULA_CONTEXT)
-    except FormulaicError as exc:
-        raise FormulaError(f"cannot build the fixed-effects part '{fixed}': "
-                           f"{formulaic_message(exc)[0]}") from None
-    except Exception as exc:  # noqa: BLE001 - e.g. a function of the data that fails
-        raise FormulaError(f"cannot evaluate the fixed-effects part '{fixed}': "
-                           f"{_failure(exc)}") from None
+        return encoding.matrix(rows.frame), encoding.names, encoding
+    matrix = _matrix(rows, fixed, f"the fixed-effects part '{fixed}'")
     names = r_column_names(matrix.columns)
     values = np.asarray(matrix, dtype=float)
     _finite(values, names, "the fixed-effects")
@@ -555,7 +585,8 @@ def check_identifiable(terms, n: int, action: str) -> None:
         warn_user(problem, DataWarning)
 
 
-def _term_design(term: RandomTerm, frame: pd.DataFrame) -> TermDesign:
+def _term_design(term: RandomTerm, rows: ModelData) -> TermDesign:
+    frame = rows.frame
     codes, levels = grouping_codes(frame, term.factors)
     n = frame.shape[0]
     if len(levels) < 2:
@@ -569,14 +600,7 @@ def _term_design(term: RandomTerm, frame: pd.DataFrame) -> TermDesign:
             raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no "
                                "columns; write (1 | g) for intercepts or (0 + x | g) for slopes")
         return TermDesign(term, encoding.names, encoding.matrix(frame), codes, levels, encoding)
-    try:
-        matrix = model_matrix(term.expr, frame, na_action="ignore", context=FORMULA_CONTEXT)
-    except FormulaicError as exc:
-        raise FormulaError(f"cannot build the random-effects term ({term.expr} | {term.group}): "
-                           f"{formulaic_message(exc)[0]}") from None
-    except Exception as exc:  # noqa: BLE001 - e.g. a function of the data that fails
-        raise FormulaError(f"cannot evaluate the random-effects term ({term.expr} | "
-                           f"{term.group}): {_failure(exc)}") from None
+    matrix = _matrix(rows, term.expr, f"the random-effects term ({term.expr} | {term.group})")
     values = np.asarray(matrix, dtype=float)
     if values.shape[1] == 0:
         raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no columns")

@@ -4,8 +4,9 @@ formulaic materializes a model matrix in about a millisecond, which dominates th
 a small model. Most formulas are built only from data columns: numeric columns, categorical
 columns, and their interactions. For those, the columns are products of numeric columns and
 level indicators, and this module builds them directly with NumPy. Anything else (``I()``,
-functions, a term of several categorical factors not all of whose margins are in the model)
-returns ``None`` and formulaic does the work.
+functions, a term of several categorical factors not all of whose margins are in the model,
+an ordered categorical, coded by polynomial contrasts) returns ``None`` and formulaic does the
+work.
 
 Coding follows R (and formulaic): a categorical factor in a term is coded by treatment
 contrasts (first level as reference) when the term without that factor is also in the model
@@ -129,6 +130,8 @@ def _kind(column: pd.Series) -> str | None:
     if pd.api.types.is_numeric_dtype(column):
         return "numeric"
     if isinstance(column.dtype, pd.CategoricalDtype):
+        if column.dtype.ordered:  # polynomial contrasts: formulaic's (design.materialize)
+            return None
         used = column.cat.remove_unused_categories().cat.categories
         return "categorical" if len(used) == len(column.cat.categories) else None
     if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):

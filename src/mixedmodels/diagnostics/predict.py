@@ -14,7 +14,9 @@ Policies:
   as MixedModels.jl), ``"population"`` (that term's random part is 0: the population prediction,
   as lme4's ``allow.new.levels = TRUE``) or ``"nan"``;
 * a row with a missing value in a variable the prediction needs gives NaN;
-* the formula's ``offset(...)`` terms are evaluated on the new data and added.
+* the formula's ``offset(...)`` terms are evaluated on the new data and added;
+* stateful transforms (``poly``, ``scale``, ``bs``...) apply the state learnt at fit time (from
+  all the rows of the fit's data), in the fixed part, the random-effects terms and offsets.
 
 Intervals (theta and sigma held at their estimates, as in the fit's other standard errors):
 * ``"confidence"``: the fixed part's uncertainty only, se^2 = x0' V_beta x0;
@@ -39,6 +41,7 @@ import scipy.stats
 
 from ..design.build import _factor_codes, offset_values, r_column_names, required_variables
 from ..design.encoding import Encoding
+from ..design.materialize import ModelData
 from ..errors import DataError
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES
 from ..validate import check_choice, check_level, check_strings, shown
@@ -137,7 +140,8 @@ def _predict_new(fit, newdata: pd.DataFrame, included: np.ndarray, new_levels: s
                 if len(rows) and (included.any() or interval == "prediction") else None)
     prediction = np.full(len(newdata), np.nan)
     if len(rows):
-        prediction[rows] = X[rows] @ fit.beta + offset_values(frame, design.formula.offsets)
+        model_data = ModelData.of(frame, design.transforms)
+        prediction[rows] = X[rows] @ fit.beta + offset_values(model_data, design.formula.offsets)
         if included.any():
             prediction[rows] += random_part(fit, by_block, new_levels, included, frame.index)
     if interval is None:

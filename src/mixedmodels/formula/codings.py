@@ -22,7 +22,10 @@ custom matrix is named by its column numbers or the dict's keys, as R names a ma
 The codings are those of R: sum (the last level is -1 in every column), Helmert (unscaled),
 orthogonal polynomials on 1, ..., k. A coding needs a categorical variable: ``C(x, Sum)`` for a
 numeric x is an error, as in R (write ``C(factor(x), Sum)``); ``C(x)`` alone marks x as
-categorical, as in formulaic.
+categorical, as in formulaic. Without a coding, a factor has R's default coding
+(``default_coding``): treatment contrasts, or for an ordered factor (a pandas Categorical with
+``ordered=True``) orthogonal polynomials, named ``x.L``, ``x.Q``, ``x.C``, ``x^4``... as R names
+an ordered factor's columns; ``C(x)`` alone keeps it (``C(x).L``).
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ from formulaic.utils.sentinels import UNSET
 
 from ..errors import FormulaError
 
-__all__ = ["ALLOWED_CODINGS", "CODING_CONTEXT", "coded", "coding_names", "treatment_coded"]
+__all__ = ["ALLOWED_CODINGS", "CODING_CONTEXT", "coded", "coding_names", "default_coding",
+           "treatment_coded"]
 
 ALLOWED_CODINGS = ("Treatment, Treatment(reference=...), Sum, Helmert, Poly, Diff, "
                    "contr.treatment, contr.sum, contr.helmert, contr.poly, contr.SAS, or a "
@@ -140,11 +144,20 @@ class _Custom(CustomContrasts):
         return super()._get_coding_matrix(levels, reduced_rank, sparse)
 
 
+def default_coding(values) -> Contrasts | None:
+    """R's coding of a factor without one: polynomial contrasts (``contr.poly``) for an ordered
+    categorical, else None (treatment contrasts, formulaic's default)."""
+    dtype = getattr(values, "dtype", None)
+    return PolyContrasts() if isinstance(dtype, pd.CategoricalDtype) and dtype.ordered else None
+
+
 def coded(data, contrasts=None, *, levels=None, spans_intercept: bool = True):
     """``C(x, coding)``: formulaic's ``C`` with the coding checked and named as R names it
-    (see the module's docstring). Raises FormulaError for a coding of a numeric variable, an
-    unknown coding or a malformed matrix."""
-    if contrasts is not None:
+    (see the module's docstring); ``C(x)`` has R's default coding. Raises FormulaError for a
+    coding of a numeric variable, an unknown coding or a malformed matrix."""
+    if contrasts is None:
+        contrasts = default_coding(data)
+    else:
         series = pd.Series(data)
         variable = series.name if isinstance(series.name, str) else "x"
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):

@@ -3,11 +3,13 @@
 formulaic already provides C, I, log, exp, center, scale, poly and more, and numpy is available
 as ``np`` (``np.log1p(x)``). This adds R's names for the common ones: ``factor(x)`` (x as a
 categorical variable with sorted levels, as R's ``factor``; columns are named ``factor(x)5`` as
-in R), and ``sqrt``, ``log1p``, ``log2``, ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``,
+in R), ``ordered(x)`` (the same, ordered: coded by polynomial contrasts, ``ordered(x).L``), and
+``sqrt``, ``log1p``, ``log2``, ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``,
 ``ceiling``, ``sin``, ``cos``, ``tan``; and R's logical constants ``TRUE`` and ``FALSE``
 (``poly(x, 3, raw = TRUE)``). New data for predictions are encoded with the levels of the fit's
 data, like any categorical variable. ``C(x, coding)`` takes formulaic's codings and R's
-(``contr.sum``...), with R's column names (``formula.codings``).
+(``contr.sum``...), with R's column names (``formula.codings``). ``scale``, ``center``,
+``standardize`` and ``poly`` treat missing values as R does (``formula.transforms``).
 """
 
 from __future__ import annotations
@@ -16,23 +18,44 @@ import numpy as np
 import pandas as pd
 
 from .codings import CODING_CONTEXT, treatment_coded
+from .transforms import TRANSFORM_CONTEXT
 
 __all__ = ["FORMULA_CONSTANTS", "FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "FORMULA_NAMES",
-           "TREATMENT_CONTEXT", "factor"]
+           "TREATMENT_CONTEXT", "factor", "ordered"]
 
 
 def factor(values) -> pd.Series:
-    """The values as a categorical variable whose levels are the sorted distinct values
-    (logical values are labelled FALSE and TRUE, as in R)."""
+    """The values as a categorical variable, as R's ``factor``: the levels are the sorted
+    distinct values (logical values are labelled FALSE and TRUE), or a categorical's own levels
+    that occur, in its order (an ordered one stays ordered)."""
     series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return series.cat.remove_unused_categories()
     if pd.api.types.is_bool_dtype(series):
         series = series.map({False: "FALSE", True: "TRUE"})
-    levels = sorted(series.dropna().unique())
+    levels = _sorted(series.dropna().unique())
     return pd.Series(pd.Categorical(series, categories=levels), index=series.index)
+
+
+def _sorted(values) -> list:
+    """The values sorted; numbers before text when there are both (a column of numbers with
+    some text, made categorical)."""
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=lambda value: (isinstance(value, str), str(value)
+                                                 if isinstance(value, str) else value))
+
+
+def ordered(values) -> pd.Series:
+    """The values as an ordered categorical variable, as R's ``ordered``: ``factor``'s levels,
+    in order (coded by polynomial contrasts, as every ordered factor)."""
+    return factor(values).cat.as_ordered()
 
 
 FORMULA_FUNCTIONS = {
     "factor": factor,
+    "ordered": ordered,
     "sqrt": np.sqrt,
     "log1p": np.log1p,
     "log2": np.log2,
@@ -52,7 +75,7 @@ FORMULA_CONSTANTS = {"TRUE": True, "FALSE": False}
 #: The names a formula can use besides the data's columns and formulaic's own transforms
 #: (a column of the data with one of these names takes precedence).
 FORMULA_NAMES = {**FORMULA_FUNCTIONS, **FORMULA_CONSTANTS}
-FORMULA_CONTEXT = {"np": np, **FORMULA_NAMES, **CODING_CONTEXT}
+FORMULA_CONTEXT = {"np": np, **FORMULA_NAMES, **CODING_CONTEXT, **TRANSFORM_CONTEXT}
 
 #: The same, with the coding of every ``C(x, coding)`` replaced by treatment contrasts.
 TREATMENT_CONTEXT = {**FORMULA_CONTEXT, "C": treatment_coded}

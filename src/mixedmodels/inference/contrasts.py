@@ -35,8 +35,9 @@ With at most one term, or at most one column in X, lmerTest uses the type I cont
 
 ``zapsmall`` is R 4.2's: round to ``7 - log10(max |x|)`` digits (rounded to an integer).
 X and rdX are built with formulaic (treatment coding, then one indicator per level), named as
-R names them. The cost is that of a QR decomposition of X and of Q' rdX: O(n p q) for q
-complete columns.
+R names them, with the fit's stateful transforms (``transforms``: the state learnt from all the
+rows of the fit's data, so that ``poly(x, 2)`` has the fit's basis). The cost is that of a QR
+decomposition of X and of Q' rdX: O(n p q) for q complete columns.
 """
 
 from __future__ import annotations
@@ -45,11 +46,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 from formulaic.parser.types import Factor
 
 from ..design.build import _independent_columns, r_column_names, r_spelling
-from ..formula.rfunctions import FORMULA_CONTEXT, TREATMENT_CONTEXT
+from ..design.materialize import ModelData
 
 __all__ = ["type1_contrasts", "type2_contrasts", "type3_contrasts"]
 
@@ -67,11 +67,6 @@ class _Layout:
     X: np.ndarray  # the model matrix, reduced to those columns
     columns: list[np.ndarray]  # per term, its column indices in X
     contains: object  # contains(a, b): term a is contained in term b (lmerTest's containment)
-
-
-def _model_matrix(fixed_formula: str, frame: pd.DataFrame, context: dict):
-    """formulaic's model matrix of the fixed part (its spec records the terms' columns)."""
-    return model_matrix(fixed_formula, frame, na_action="ignore", context=context)
 
 
 def _layout(full, x_names: tuple[str, ...]) -> _Layout:
@@ -100,17 +95,17 @@ def _layout(full, x_names: tuple[str, ...]) -> _Layout:
                    columns, contains)
 
 
-def _fit_layout(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...]) -> _Layout:
+def _fit_layout(fixed_formula: str, rows: ModelData, x_names: tuple[str, ...]) -> _Layout:
     """The layout of the fit's X, in the fit's coding."""
-    return _layout(_model_matrix(fixed_formula, frame, FORMULA_CONTEXT), x_names)
+    return _layout(rows.matrix(fixed_formula), x_names)
 
 
-def _treatment_layout(fixed_formula: str, frame: pd.DataFrame,
+def _treatment_layout(fixed_formula: str, rows: ModelData,
                       x_names: tuple[str, ...]) -> _Layout:
     """The layout of the treatment-coded X: the fit's columns when they are all
     treatment-coded, otherwise the treatment-coded matrix without its aliased columns (as
     lmerTest's ``get_model_matrix(contrasts = "contr.treatment")`` and ``ensure_full_rank``)."""
-    full = _model_matrix(fixed_formula, frame, TREATMENT_CONTEXT)
+    full = rows.matrix(fixed_formula, treatment=True)
     names = r_column_names(full.columns)
     if not set(x_names) <= set(names):
         keep = _independent_columns(np.asarray(full, dtype=float))
@@ -118,8 +113,8 @@ def _treatment_layout(fixed_formula: str, frame: pd.DataFrame,
     return _layout(full, x_names)
 
 
-def type1_contrasts(fixed_formula: str, frame: pd.DataFrame,
-                    x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+def type1_contrasts(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...],
+                    transforms: dict | None = None) -> dict[str, np.ndarray]:
     """lmerTest's type I (sequential) contrasts (``get_contrasts_type1``): each term's rows of
     the unit upper-triangular Doolittle factor of X'X (``_doolittle_rows``).
 
@@ -127,11 +122,13 @@ def type1_contrasts(fixed_formula: str, frame: pd.DataFrame,
         fixed_formula: the fixed part in formulaic syntax (``design.formula.fixed``).
         frame: the data rows the model was fitted on (``design.frame``).
         x_names: the names of the p columns of X, after aliased columns were dropped.
+        transforms: the fit's stateful transforms (``design.transforms``); None learns them
+            from ``frame``.
 
     Returns:
         term label -> (columns of the term in X, p) matrix, columns following ``x_names``.
     """
-    return _type1(_fit_layout(fixed_formula, frame, x_names))
+    return _type1(_fit_layout(fixed_formula, ModelData.of(frame, transforms), x_names))
 
 
 def _type1(layout: _Layout) -> dict[str, np.ndarray]:
@@ -139,8 +136,8 @@ def _type1(layout: _Layout) -> dict[str, np.ndarray]:
     return {label: rows[cols] for label, cols in zip(layout.labels, layout.columns)}
 
 
-def type2_contrasts(fixed_formula: str, frame: pd.DataFrame,
-                    x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+def type2_contrasts(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...],
+                    transforms: dict | None = None) -> dict[str, np.ndarray]:
     """lmerTest's type II contrasts (``get_contrasts_type2_unfolded``): a term contained in no
     other is tested by its own coefficients (``get_contrasts_marginal``); any other term by
     its rows of the Doolittle factor of X'X with the columns reordered as [the other columns,
@@ -148,7 +145,7 @@ def type2_contrasts(fixed_formula: str, frame: pd.DataFrame,
     adjusted for every term that does not contain it. With at most one term or one column,
     the type I contrasts. Arguments and result as ``type1_contrasts``.
     """
-    layout = _fit_layout(fixed_formula, frame, x_names)
+    layout = _fit_layout(fixed_formula, ModelData.of(frame, transforms), x_names)
     if len(x_names) <= 1 or len(layout.labels) <= 1:
         return _type1(layout)
     return {label: _type2_rows(layout, k) for k, label in enumerate(layout.labels)}
@@ -169,8 +166,8 @@ def _type2_rows(layout: _Layout, k: int) -> np.ndarray:
     return rows
 
 
-def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
-                    x_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+def type3_contrasts(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str, ...],
+                    transforms: dict | None = None) -> dict[str, np.ndarray]:
     """lmerTest's type III contrasts (``get_contrasts_type3``), for any coding of the factors
     (see the module's docstring). Arguments as ``type1_contrasts``.
 
@@ -178,22 +175,22 @@ def type3_contrasts(fixed_formula: str, frame: pd.DataFrame,
         term label (``"age:Sex"``, ``"I(x^2)"``) -> contrast matrix whose columns follow
         ``x_names``; a term whose columns were all dropped has a (0, p) matrix.
     """
-    layout = _fit_layout(fixed_formula, frame, x_names)
+    rows = ModelData.of(frame, transforms)
+    layout = _fit_layout(fixed_formula, rows, x_names)
     if len(x_names) <= 1 or len(layout.terms) <= 1:
         return _type1(layout)
-    treatment = _treatment_layout(fixed_formula, frame, x_names)
+    treatment = _treatment_layout(fixed_formula, rows, x_names)
     coding_map = _zapsmall(np.linalg.lstsq(treatment.X, layout.X, rcond=None)[0])
     return {label: C @ coding_map + 0.0  # no -0.0
-            for label, C in _treatment_type3(treatment, fixed_formula, frame).items()}
+            for label, C in _treatment_type3(treatment, fixed_formula, rows).items()}
 
 
 def _treatment_type3(layout: _Layout, fixed_formula: str,
-                     frame: pd.DataFrame) -> dict[str, np.ndarray]:
+                     rows: ModelData) -> dict[str, np.ndarray]:
     """Steps 2 to 7 of the module's docstring (lmerTest's ``extract_contrasts_type3``) on the
     treatment-coded ``layout``: term label -> (rows, p) contrast matrix."""
     terms, X, columns, contains = layout.terms, layout.X, layout.columns, layout.contains
-    complete = model_matrix(fixed_formula, frame, na_action="ignore", ensure_full_rank=False,
-                            context=TREATMENT_CONTEXT)
+    complete = rows.matrix(fixed_formula, treatment=True, ensure_full_rank=False)
     Q, R = np.linalg.qr(X)  # X has full column rank: ginv(X) = R^{-1} Q'
     L = _zapsmall(np.linalg.solve(R, Q.T @ np.asarray(complete, dtype=float)).T)
 

@@ -167,7 +167,7 @@ def anova_table(fit, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
     key = check_anova_type(type)
     ddf = check_ddf(ddf)
     design = fit.model.design
-    terms = builders[key](design.formula.fixed, design.frame, design.x_names)
+    terms = builders[key](design.formula.fixed, design.frame, design.x_names, design.transforms)
     rows = {term: contrast_test(fit, L, ddf) for term, L in terms.items() if L.shape[0]}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["F", "num_df", "den_df", "p"])
     table.index.name = "term"

@@ -94,6 +94,9 @@ class LinearMixedModel:
         nobs_checks: "error" (default, as lme4), "warning" or "ignore": what a grouping factor
             with as many levels as observations, or a term with as many random effects, is
             (``design.build.check_identifiable``).
+        transforms: the state of the formula's stateful transforms (``poly``, ``scale``...) to
+            apply instead of learning it from ``data``: another model's ``design.transforms``,
+            for a refit of its data (``rebuild``).
 
     Attributes:
         warnings: the messages of the warnings raised while reading the data (rows dropped for
@@ -104,12 +107,12 @@ class LinearMixedModel:
     result_type = FittedModel
 
     def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None,
-                 nobs_checks: str = "error"):
+                 nobs_checks: str = "error", transforms: dict | None = None):
         reml = check_bool(reml, "reml")
         check_choice(nobs_checks, "nobs_checks", NOBS_CHECKS)
         with recorded_warnings() as messages:
             self.design: Design = build_design(parse_formula(formula), data, weights,
-                                               nobs_checks)
+                                               nobs_checks, transforms)
         self.warnings: tuple[str, ...] = tuple(messages)
         self.data_index: pd.Index = _data_index(data, self.design)
         self.nobs_checks = nobs_checks
@@ -152,9 +155,12 @@ class LinearMixedModel:
             formula: another formula on the same variables; None keeps this model's.
             reml: the criterion; None keeps this model's.
 
-        The rows keep their prior weights. The build's data warnings (aliased columns, a
-        collinear random-effects term) are not shown: they repeat this model's, or concern
-        the subset of rows the caller chose (group deletion reports an aliased effect as NaN).
+        The rows keep their prior weights, and stateful transforms (``poly``, ``scale``...) the
+        state learnt from all the rows of this model's data (as R's ``update`` with ``subset``
+        evaluates them before subsetting): the refit's fixed effects are those of the same
+        basis. The build's data warnings (aliased columns, a collinear random-effects term)
+        are not shown: they repeat this model's, or concern the subset of rows the caller
+        chose (group deletion reports an aliased effect as NaN).
         """
         frame = self.design.frame if rows is None else self.design.frame.iloc[rows]
         with warnings.catch_warnings():
@@ -162,7 +168,8 @@ class LinearMixedModel:
             return LinearMixedModel(self.formula if formula is None else formula, frame,
                                     reml=self.reml if reml is None else reml,
                                     weights=self.design.weights_label,
-                                    nobs_checks=self.nobs_checks)
+                                    nobs_checks=self.nobs_checks,
+                                    transforms=self.design.transforms)
 
     @property
     def formula(self) -> str:

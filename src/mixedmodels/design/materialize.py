@@ -1,0 +1,134 @@
+"""formulaic's model matrices made as R's model frame and model matrix make them.
+
+``formula_matrix`` evaluates formula text (the fixed part, a random-effects term's expression,
+the response or an offset) on a DataFrame with formulaic, as R does:
+
+* every term is evaluated on all the rows of the data, and the rows with missing values are
+  dropped afterwards (R's model frame evaluates the variables, then applies ``na.omit``). So a
+  stateful transform (``poly``, ``scale``, ``center``, ``standardize``, ``bs``, ``cr``,
+  ``cs``, ``cc``) learns its state from every row, not only from the complete ones, and so
+  does any other function of the rows (``lag``). The state of each stateful call is recorded
+  by its text (``transforms``), to evaluate the formula again on these data with the same
+  basis: refits on some of the rows, hypothesis contrasts, predictions;
+* a categorical variable's levels are those that occur in the rows kept (R's
+  ``drop.unused.levels``): a level seen only in dropped rows, or in none, is no column;
+* a factor without a coding has R's default one (``formula.codings.default_coding``):
+  polynomial contrasts for an ordered categorical (``x.L``, ``x.Q``...), treatment contrasts
+  otherwise; new data are coded as the fit's data were.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from formulaic import ModelSpec
+from formulaic.materializers import PandasMaterializer
+from formulaic.materializers.types import FactorValues
+from formulaic.parser.types import Factor
+from formulaic.transforms import C
+from formulaic.transforms.contrasts import TreatmentContrasts
+
+from ..formula.codings import default_coding
+from ..formula.rfunctions import FORMULA_CONTEXT, TREATMENT_CONTEXT
+
+__all__ = ["ModelData", "formula_matrix"]
+
+
+class _Materializer(PandasMaterializer):
+    """formulaic's pandas materializer with R's levels and default codings (see the module
+    docstring). Its parameter ``treatment`` codes every factor by treatment contrasts."""
+
+    REGISTER_NAME = "mixedmodels"
+    REGISTER_INPUTS = ()  # chosen by name only, never for formulaic's other users
+
+    @PandasMaterializer.override
+    def _encode_evaled_factor(self, factor, spec, drop_rows, reduced_rank=False):
+        """formulaic's encoding of an evaluated factor, a categorical one with the levels that
+        occur in the rows kept and with R's default coding."""
+        values = factor.values
+        if factor.expr not in spec.encoder_state and _is_categorical(values):
+            values = _levels_kept(values, drop_rows)
+        coding = self._coding(factor, spec)
+        if coding is not None:  # encoded as C(x, coding) encodes it
+            values = C(values.__wrapped__, coding)
+        if values is not factor.values:
+            factor = factor.replace(values=values)
+        return super()._encode_evaled_factor(factor, spec, drop_rows, reduced_rank)
+
+    def _coding(self, factor, spec):
+        """The coding of a factor that ``C(x, coding)`` does not code: the fit's for new data,
+        R's default for the fit's; None for treatment contrasts."""
+        if factor.metadata.kind is not Factor.Kind.CATEGORICAL or factor.metadata.encoder \
+                or self.params.get("treatment"):
+            return None
+        if factor.expr not in spec.encoder_state:
+            return default_coding(factor.values)
+        fitted = spec.encoder_state[factor.expr][1]["contrasts"].contrasts
+        return None if isinstance(fitted, TreatmentContrasts) else fitted
+
+
+def _is_categorical(values) -> bool:
+    return isinstance(getattr(values, "dtype", None), pd.CategoricalDtype)
+
+
+def _levels_kept(values: FactorValues, drop_rows) -> FactorValues:
+    """A categorical variable's values without the levels that occur only in the rows at the
+    positions ``drop_rows``, or in none."""
+    series = pd.Series(values.__wrapped__)
+    codes = np.delete(series.cat.codes.to_numpy(), sorted(drop_rows))
+    present = np.unique(codes[codes >= 0])
+    if len(present) == len(series.cat.categories):
+        return values
+    kept = series.cat.set_categories(series.cat.categories[present])
+    return FactorValues(kept, metadata=values.__formulaic_metadata__)
+
+
+def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | None = None,
+                   treatment: bool = False, **options):
+    """formulaic's model matrix of ``text`` on the rows of ``data`` but those at the positions
+    ``drop``, every term evaluated on all the rows (see the module docstring).
+
+    Args:
+        transforms: the state of stateful transforms already evaluated on these data, by the
+            text of their call (``matrix.model_spec.transform_state`` records all of them).
+        treatment: code every factor by treatment contrasts: codings (``C(x, coding)``) and
+            ordered factors' polynomial contrasts ignored, as lmerTest's type III contrasts.
+        options: formulaic's ``ModelSpec`` options (``ensure_full_rank``).
+    """
+    spec = ModelSpec.from_spec(text, na_action="ignore", materializer=_Materializer,
+                               materializer_params={"treatment": True} if treatment else None,
+                               transform_state=dict(transforms or {}), **options)
+    return spec.get_model_matrix(data, context=TREATMENT_CONTEXT if treatment
+                                 else FORMULA_CONTEXT, drop_rows=set(drop))
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """The data a model's formula is evaluated on.
+
+    Attributes:
+        frame: the rows the model uses (no missing value in the columns it uses).
+        whole: all the rows of the data, in the same columns: the terms are evaluated on
+            them (``formula_matrix``).
+        drop: the positions in ``whole`` of the rows that are not in ``frame``.
+        transforms: the state of the stateful transforms evaluated, by the text of their
+            call; given ones are reused, new ones are added as they are evaluated.
+    """
+
+    frame: pd.DataFrame
+    whole: pd.DataFrame
+    drop: np.ndarray
+    transforms: dict
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, transforms: dict | None = None) -> "ModelData":
+        """Every row of ``frame`` used; a copy of ``transforms``, if given."""
+        return cls(frame, frame, np.zeros(0, dtype=np.intp), dict(transforms or {}))
+
+    def matrix(self, text: str, **options):
+        """``formula_matrix`` of ``text`` on these data, its transforms' state recorded."""
+        matrix = formula_matrix(text, self.whole, self.drop, self.transforms, **options)
+        self.transforms.update(matrix.model_spec.transform_state)
+        return matrix

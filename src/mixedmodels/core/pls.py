@@ -70,10 +70,11 @@ def fixed_basis(X: np.ndarray) -> np.ndarray | None:
     p = X.shape[1]
     if p < 2:  # one column has nothing to be collinear with
         return None
-    R = np.triu(_geqrf(X)[0][:p])  # LAPACK's Householder QR, R only (little call overhead)
-    distances = np.abs(np.diagonal(R)) / np.maximum(np.linalg.norm(X, axis=0), 1e-300)
-    if distances.min() >= NEARLY_COLLINEAR:
+    qr = _geqrf(X)[0]  # LAPACK's Householder QR: R in the upper triangle (little overhead)
+    diagonal = np.abs(qr.diagonal()[:p])
+    if np.all(diagonal >= NEARLY_COLLINEAR * np.sqrt(np.einsum("ij,ij->j", X, X))):
         return None
+    R = np.triu(qr[:p])
     return R * np.where(np.diagonal(R) < 0, -1.0, 1.0)[:, None]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,11 @@ def check_settings(settings) -> OptSettings:
     positive initial step and a positive number of evaluations."""
     if not isinstance(settings, OptSettings):
         raise type_error("settings", "an mm.OptSettings", settings)
+    return _checked_settings(settings)
+
+
+@lru_cache(maxsize=32)  # settings are frozen: each one is checked once (fits reuse them)
+def _checked_settings(settings: OptSettings) -> OptSettings:
     for name in _TOLERANCES:
         check_number(getattr(settings, name), f"settings.{name}", minimum=0)
     check_number(settings.initial_step, "settings.initial_step", minimum=0, exclusive=True)

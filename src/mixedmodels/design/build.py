@@ -31,6 +31,7 @@ from formulaic.errors import FormulaicError
 from formulaic.parser.types import Factor
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import get_required_variables
+from scipy.linalg.lapack import dgeqrf as _geqrf
 
 from ..errors import DataError, DataWarning, FormulaError, warn_user
 from ..formula.codings import ALLOWED_CODINGS, coding_names
@@ -465,8 +466,9 @@ def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> None:
                         "there is no variation to model")
     if X.shape[1] == 0 or X.shape[1] >= len(y):
         return
-    coef = np.linalg.lstsq(X, y, rcond=None)[0]
-    if np.linalg.norm(y - X @ coef) <= 1e-10 * np.linalg.norm(y):
+    # |R_yy| of a QR decomposition of [X y] is the norm of y's least-squares residual
+    if abs(_geqrf(np.column_stack([X, y]))[0][X.shape[1], X.shape[1]]) <= \
+            1e-10 * np.linalg.norm(y):
         raise DataError(f"the fixed effects fit the response {name!r} exactly (all residuals "
                         "are zero): no variation is left for the random effects or the "
                         "residual; check that the response is not also a predictor")
@@ -535,8 +537,16 @@ def drop_aliased(X: np.ndarray, names: tuple[str, ...]):
 
 
 def _independent_columns(X: np.ndarray) -> np.ndarray:
-    """Mask of the columns that are not in the span of the (kept) columns before them."""
+    """Mask of the columns that are not in the span of the (kept) columns before them.
+
+    The common case in one Householder QR: when every |R_jj| (column j's distance from the
+    span of all the columns before it) is clearly above the tolerance, no column is aliased.
+    Otherwise the columns are taken one at a time, against the kept ones only."""
     norms = np.linalg.norm(X, axis=0)
+    if 0 < X.shape[1] <= X.shape[0]:
+        distances = np.abs(_geqrf(X)[0].diagonal())
+        if np.all(distances > 2 * ALIAS_TOLERANCE * norms):
+            return np.ones(X.shape[1], dtype=bool)
     keep = np.zeros(X.shape[1], dtype=bool)
     basis = np.zeros((X.shape[0], 0))
     for j in range(X.shape[1]):

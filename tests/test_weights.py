@@ -202,3 +202,20 @@ def test_bad_weights():
     with pytest.warns(mm.DataWarning, match="1 of 180"):
         fit = mm.lmer(formula, with_missing, weights="w")
     assert fit.nobs == 179
+
+
+def test_zero_weights_drop_their_rows():
+    """A row of weight 0 carries no information: it is dropped with a message, and the fit is
+    that of the other rows (lme4 keeps such rows and reports an infinite criterion; its fit
+    of the rows left is REML 1733.515 for the weights below)."""
+    data = mm.datasets.load("sleepstudy").assign(w=lambda f: 1 + f.Days / 4)
+    data.loc[data.index[[2, 49, 50]], "w"] = 0.0
+    formula = "Reaction ~ Days + (Days | Subject)"
+    with pytest.warns(mm.DataWarning, match=r"dropped 3 of 180 rows whose weight 'w' is 0 "
+                                            r"\(rows 2, 49, 50\)"):
+        fit = mm.lmer(formula, data, weights="w")
+    rest = mm.lmer(formula, data[data.w > 0], weights="w")
+    assert fit.nobs == 177 and fit.objective == pytest.approx(rest.objective, rel=1e-12)
+    assert fit.objective == pytest.approx(1733.515, abs=5e-4)
+    with pytest.raises(mm.DataError, match="every weight in 'w' is 0"):
+        mm.lmer(formula, data.assign(w=0.0), weights="w")

@@ -194,6 +194,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     used, read, texts = _used_columns(formula, data)
     data, weights_column = _attach_weights(data, weights)
     if weights_column is not None:
+        data = _drop_zero_weights(data, weights_column)
         read = read + [weights_column]
         used = used if weights_column in used else used + [weights_column]
     whole = data  # a reference: the design's frame selects the model's columns on first use
@@ -230,6 +231,25 @@ def _attach_weights(data: pd.DataFrame, weights):
         raise DataError(f"weights must be a column name or one value per row of the data "
                         f"({data.shape[0]} rows), not an array of shape {values.shape}")
     return data.assign(**{WEIGHTS_COLUMN: values}), WEIGHTS_COLUMN
+
+
+def _drop_zero_weights(data: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The data without its rows of weight 0, with a warning that counts them. A row of
+    weight 0 carries no information (Var(e_i) infinite); lme4 keeps it and reports an
+    infinite criterion, R's ``lm`` leaves it out of the fit: it is left out here."""
+    column = data[name]
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return data  # reported by _weights
+    zero = (column == 0).to_numpy()
+    if not zero.any():
+        return data
+    if zero.all():
+        raise DataError(f"every weight in {name!r} is 0: no observation is left to fit")
+    shown = ", ".join(map(repr, data.index[zero][:5].tolist())) + (" ..." if zero.sum() > 5
+                                                                   else "")
+    warn_user(f"dropped {int(zero.sum())} of {len(data)} rows whose weight {name!r} is 0 "
+              f"(rows {shown}): they carry no information", DataWarning)
+    return data.loc[~zero]
 
 
 def _weights(column: pd.Series, name: str) -> np.ndarray:

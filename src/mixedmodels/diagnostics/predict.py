@@ -158,8 +158,8 @@ def _interval_table(fit, prediction: np.ndarray, X: np.ndarray, rows: np.ndarray
     else:
         se = np.full(len(X), np.nan)
         if len(rows):
-            se[rows] = fit.sigma * np.sqrt(
-                _error_variance(fit, X[rows], by_block, included) + 1.0)
+            se[rows] = fit.sigma * np.sqrt(_error_variance(fit, X[rows], by_block, included)
+                                           + fit.model.residual.new_observation_variance())
         se[np.isnan(prediction)] = np.nan
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     return pd.DataFrame({"fit": prediction, "se": se, "lower": prediction - z * se,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..core.criterion import residual_dof
 from ..core.optimize import ConvergenceCheck, OptSummary
 from ..core.pls import sparse_z
 from ..covariance.structures import sd_and_correlation
@@ -142,7 +143,7 @@ class FittedModel:
     @cached_property
     def sigma(self) -> float:
         """Residual standard deviation: r^2 / (n - p) under REML, r^2 / n under ML."""
-        dof = self.nobs - len(self.beta) if self.reml else self.nobs
+        dof = residual_dof(self.nobs, len(self.beta), self.reml)
         return float(np.sqrt(self._factor.pwrss() / dof))
 
     @cached_property

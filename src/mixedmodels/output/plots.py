@@ -166,6 +166,18 @@ def _qq_line(ax, sample: np.ndarray) -> None:
 
 
 # -- random effects --------------------------------------------------------------------------
+
+def _chosen(wanted, available: list[str], argument: str, kind: str,
+            where: str = "") -> list[str]:
+    """The names asked for in ``argument`` (``wanted``: None for all, one name or a list),
+    each one of ``available`` (names of a ``kind``); a ValueError names the unknown ones."""
+    chosen = available if wanted is None else check_strings(
+        wanted, argument, f"None, a {kind}'s name or a list of them")
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        raise ValueError(f"unknown {kind}(s) {unknown}{where}; available: {available}")
+    return chosen
+
 def caterpillar(fit: "LmmFit", group: str | None = None, term: str | Sequence[str] | None = None,
                 level: float = 0.95, ax=None):
     """Conditional modes with intervals condval +/- z condsd, one panel per term.
@@ -184,12 +196,8 @@ def caterpillar(fit: "LmmFit", group: str | None = None, term: str | Sequence[st
     group = _group_name(fit, group)
     table = fit.ranef_table()
     table = table[table["grpvar"] == group]
-    available = list(dict.fromkeys(table["term"]))
-    terms = available if term is None else check_strings(
-        term, "term", "None, a term's name or a list of them")
-    unknown = [t for t in terms if t not in available]
-    if unknown:
-        raise ValueError(f"unknown term(s) {unknown} for {group!r}; available: {available}")
+    terms = _chosen(term, list(dict.fromkeys(table["term"])), "term", "term",
+                    f" for {group!r}")
     z = scipy.stats.norm.ppf(0.5 + level / 2)
 
     first = table[table["term"] == terms[0]].set_index("grp")
@@ -326,12 +334,8 @@ def profile_zeta(fit: "LmmFit", parameters: Sequence[str] | None = None, ax=None
     """
     fit, ncols = check_fitted(fit), check_integer(ncols, "ncols")
     table = profile_table(fit) if profile is None else _profile_given(profile)
-    available = list(dict.fromkeys(table["parameter"]))
-    names = available if parameters is None else check_strings(
-        parameters, "parameters", "None, a parameter's name or a list of them")
-    unknown = [p for p in names if p not in available]
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; available: {available}")
+    names = _chosen(parameters, list(dict.fromkeys(table["parameter"])), "parameters",
+                    "parameter")
     fig, axes = _axes_grid(len(names), ax, ncols=ncols, panel_size=(3.6, 3.2))
     for axis, name in zip(axes, names):
         rows = table[table["parameter"] == name].sort_values("value")

@@ -63,3 +63,12 @@ def test_v_refuses_above_the_limit(fresh, monkeypatch):
 def test_v_is_z_g_z_plus_r(fresh):
     Z, G, R = fresh.Z.toarray(), fresh.G.toarray(), fresh.R.toarray()
     np.testing.assert_allclose(fresh.V.toarray(), Z @ G @ Z.T + R, rtol=1e-12)
+
+
+def test_no_attribute_can_be_assigned(fresh):
+    """The facade is frozen as the state is: a derived quantity cannot be overwritten."""
+    for name in ("sigma", "beta", "objective", "anything"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(fresh, name, 1.0)
+    with pytest.raises(ValueError, match="read-only"):
+        fresh.X[0, 0] = 5.0

@@ -296,3 +296,11 @@ def test_messages_show_plain_values(sleep):
     with pytest.raises(mm.DataError) as caught:
         sleep.predict(pd.DataFrame({"Days": [1], "Subject": ["S999"]}))
     assert "'S999'" in str(caught.value) and "np." not in str(caught.value)
+
+
+def test_new_data_without_the_grouping_column(sleep):
+    new = pd.DataFrame({"Days": [0.0, 5.0]})
+    with pytest.raises(mm.DataError, match="no column 'Subject'.*include_random=False"):
+        sleep.predict(new)
+    np.testing.assert_allclose(sleep.predict(new, include_random=False),
+                               sleep.beta[0] + sleep.beta[1] * new.Days.to_numpy())

@@ -7,6 +7,8 @@ import this module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import scipy.stats
@@ -41,6 +43,7 @@ __all__ = ["LmmFit", "LinearMixedModel", "lmer", "anova"]
 CONFINT_METHODS = ("profile", "wald", "bootstrap")
 
 
+@dataclass(frozen=True, eq=False)  # frozen here too: no attribute can be assigned
 class LmmFit(FittedModel):
     """A fitted linear mixed model. Build it with ``mm.lmer`` or ``LinearMixedModel.fit``.
 

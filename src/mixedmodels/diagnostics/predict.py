@@ -321,6 +321,10 @@ def _random_rows(fit, frame: pd.DataFrame):
     block's terms)."""
     design = fit.model.design
     structure = fit.model.structure
+    absent = [name for t in design.terms for name in t.term.factors if name not in frame.columns]
+    if absent:
+        raise DataError(f"newdata has no column {absent[0]!r}, a grouping factor of the model; "
+                        "add it, or predict without random effects (include_random=False)")
     out = [None] * len(structure.blocks)
     for term_design, term in zip(design.terms, structure.terms):
         block = structure.blocks[term.block]

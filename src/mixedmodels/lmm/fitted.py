@@ -269,7 +269,8 @@ class FittedModel:
     # -- the model in matrix form --------------------------------------------------------------
     @property
     def X(self) -> np.ndarray:
-        return self.model.design.X
+        """(n, p) the fixed-effects model matrix (read-only)."""
+        return _frozen(self.model.design.X)
 
     @property
     def y(self) -> np.ndarray:

@@ -513,3 +513,16 @@ def test_quoted_formula_with_a_stray_argument_is_not_called_split(capsys):
     assert "unrecognized arguments: sleep-study.csv" in line and "quote" not in line
     line = assert_one_line_error(*run(capsys, "fit", SLEEP, "sleepstudy.csv"))
     assert "--data" in line and "quote" not in line
+
+
+@pytest.mark.parametrize("given", [None, ";"])
+def test_decimal_commas_with_semicolons(capsys, tmp_path, sleep_data, sleep_objective, given):
+    """Spreadsheets that separate fields with ';' write decimals with ','; such columns are
+    read as numbers, with a note; a column of labels stays labels."""
+    path = tmp_path / "euro.csv"
+    euro = sleep_data.assign(Reaction=sleep_data.Reaction.map(lambda v: str(v).replace(".", ",")))
+    euro.to_csv(path, sep=";", index=False)
+    extra = () if given is None else ("--sep", given)
+    record, err = fit_record(capsys, "--data", str(path), *extra)
+    assert "read ',' as the decimal mark in 'Reaction'" in err
+    assert record["objective"] == pytest.approx(sleep_objective, rel=1e-10)

@@ -204,6 +204,8 @@ def read_csv(path: Path, sep: str | None = None) -> pd.DataFrame:
         raise UsageError(f"cannot read {path} as CSV: {_one_line(error)}") from error
     if frame.empty:
         raise UsageError(f"{path} has no data rows")
+    if sep != ",":
+        frame = _decimal_commas(path, frame)
     _check_numeric_columns(path, frame)
     _note_missing(path, frame)
     return frame
@@ -223,6 +225,28 @@ def _header_separator(path: Path) -> str:
     _report("note", f"{path}: the header has no ',' but has {found[0]!r}: read with "
                     f"{found[0]!r} as the separator (--sep chooses another)")
     return found[0]
+
+
+_DECIMAL_COMMA = r"[+-]?(?:\d+,\d*|,\d+)(?:[eE][+-]?\d+)?"
+
+
+def _decimal_commas(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of a file not separated by commas whose every filled cell is a number with a
+    decimal comma ("249,56", as spreadsheets write them where ';' separates the fields) read
+    as numbers, with a note naming them."""
+    converted = {}
+    for name in frame.columns:
+        column = frame[name]
+        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+            continue
+        filled = column.dropna().astype(str)
+        if len(filled) and filled.str.fullmatch(_DECIMAL_COMMA).all():
+            converted[name] = pd.to_numeric(column.str.replace(",", ".", regex=False))
+    if not converted:
+        return frame
+    _report("note", f"{path}: read ',' as the decimal mark in "
+                    f"{', '.join(map(repr, map(str, converted)))}")
+    return frame.assign(**converted)
 
 
 def _note_missing(path: Path, frame: pd.DataFrame) -> None:

@@ -505,3 +505,12 @@ def test_nobs_checks_value_is_checked(sleep):
     with pytest.raises(ValueError, match="nobs_checks must be one of 'error', 'warning', "
                                          "'ignore', not 'no'"):
         mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, nobs_checks="no")
+
+
+def test_swapped_formula_and_data(sleep):
+    """A data frame where the formula goes: a short message that says the order, not the
+    frame's printout."""
+    with pytest.raises(FormulaError) as caught:
+        mm.lmer(sleep, "Reaction ~ Days + (1 | Subject)")
+    message = str(caught.value)
+    assert "formula first, then the data" in message and "\n" not in message

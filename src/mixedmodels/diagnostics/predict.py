@@ -346,12 +346,13 @@ def _unseen_level_error(group: str, labels: np.ndarray, unseen: np.ndarray, row_
     """The DataError for rows whose level of ``group`` the fit has no conditional mode for."""
     missing = unseen & np.array([label is None for label in labels])
     rows = row_labels[missing if missing.any() else unseen][:5]
-    shown = ", ".join(map(repr, rows.tolist())) + (" ..." if len(rows) == 5 else "")
+    shown = (("row " if len(rows) == 1 else "rows ") + ", ".join(map(repr, rows.tolist()))
+             + (" ..." if len(rows) == 5 else ""))
     if missing.any():
-        problem = f"a missing value of the grouping factor {group!r} (rows {shown})"
+        problem = f"a missing value of the grouping factor {group!r} ({shown})"
     else:
         first = labels[np.argmax(unseen)]
-        problem = (f"the level {first!r} of the grouping factor {group!r} (rows {shown}), "
+        problem = (f"the level {first!r} of the grouping factor {group!r} ({shown}), "
                    "which was not in the data of the fit")
     raise DataError(f"newdata has {problem}; use new_levels='population' to predict these rows "
                     "with a random part of 0 for that factor, or new_levels='nan'")

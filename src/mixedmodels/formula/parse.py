@@ -132,8 +132,12 @@ def parse_formula(text: str) -> ParsedFormula:
             quotes, a missing ``~``, an empty side, or a malformed bar term.
     """
     if not isinstance(text, str):
+        if isinstance(getattr(text, "shape", None), tuple):  # a data frame or an array
+            shown = "(lmer takes the formula first, then the data)"
+        else:
+            shown = repr(text) if len(repr(text)) <= 60 else f"{repr(text)[:57]}..."
         raise FormulaError(f"the formula must be a string such as 'y ~ x + (1 | g)', not "
-                           f"{type(text).__name__} {text!r}")
+                           f"{type(text).__name__} {shown}")
     if not text.strip():
         raise FormulaError("the formula is empty; write it as 'response ~ predictors'")
     _check_quotes(text)

@@ -21,11 +21,11 @@ SEEN: set[str] = set()
 
 def _thetas(fit) -> list[np.ndarray]:
     structure = fit.model.structure
-    lower = structure.lower_bounds()
+    lower = structure.parameters.lower()
     rng = np.random.default_rng(11)
     away = np.where(lower == 0, fit.theta * rng.uniform(0.5, 1.5, len(lower)) + 0.05,
                     fit.theta + rng.normal(0, 0.2, len(lower)))
-    return [structure.initial_theta(), fit.theta, away]
+    return [structure.parameters.start(), fit.theta, away]
 
 
 @pytest.mark.parametrize("model_id", reference_ids())

@@ -26,8 +26,9 @@ def test_compiled_equals_blocked(name, formula, reml):
     assert system.backend == "compiled single factor"
     rng = np.random.default_rng(0)
     for _ in range(5):
-        theta = model.structure.initial_theta() * rng.uniform(0.1, 2.0) + np.where(
-            model.structure.lower_bounds() == 0, 0.0, rng.normal(0, 0.3, model.structure.ntheta))
+        parameters = model.structure.parameters
+        theta = parameters.start() * rng.uniform(0.1, 2.0) + np.where(
+            parameters.lower() == 0, 0.0, rng.normal(0, 0.3, parameters.n_params))
         blocked = system.objective_from(system.factor(theta), reml)
         assert system.objective(theta, reml) == pytest.approx(blocked, rel=1e-11)
 
@@ -58,8 +59,8 @@ def test_compiled_dense_equals_blocked(name, formula, reml):
     assert system.backend == "compiled dense"
     rng = np.random.default_rng(1)
     for _ in range(5):
-        lower = model.structure.lower_bounds()
-        theta = np.where(lower == 0, rng.uniform(0.05, 2.0, model.structure.ntheta),
-                         rng.normal(0, 0.3, model.structure.ntheta))
+        lower = model.structure.parameters.lower()
+        theta = np.where(lower == 0, rng.uniform(0.05, 2.0, model.structure.parameters.n_params),
+                         rng.normal(0, 0.3, model.structure.parameters.n_params))
         blocked = system.objective_from(system.factor(theta), reml)
         assert system.objective(theta, reml) == pytest.approx(blocked, rel=1e-11)

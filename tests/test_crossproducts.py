@@ -94,7 +94,7 @@ def test_multi_chunk_accumulation_equals_one_chunk(case):
     _assert_equal_crossproducts(chunked, whole, 1e-12)
     system = PLSSystem(model.structure, model.design.X, model.design.y - model.design.offset,
                        model.residual, chunk_rows=37)
-    theta = model.structure.initial_theta() * 0.7
+    theta = model.structure.parameters.start() * 0.7
     assert system.objective(theta, True) == pytest.approx(model.objective(theta), rel=1e-12)
 
 
@@ -111,7 +111,7 @@ def test_fit_from_summed_crossproducts(case, reml):
         warnings.simplefilter("ignore")
         fit = model.fit()
     summed = minimize_bobyqa(lambda theta: system.objective(theta, reml),
-                             model.structure.initial_theta(), model.structure.lower_bounds(),
+                             model.structure.parameters.start(), model.structure.parameters.lower(),
                              fit.optsummary.settings)
     assert system.objective(fit.theta, reml) == pytest.approx(fit.objective, rel=1e-12)
     assert summed.fmin == pytest.approx(fit.objective, rel=1e-10)

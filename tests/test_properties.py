@@ -487,7 +487,7 @@ def test_fit_solves_the_mixed_model_equations(case, reml):
         sds = rows[rows.var2.isna()].sdcor.to_numpy()
         np.testing.assert_allclose(sds ** 2, np.diag(block[cols, cols]), rtol=1e-10,
                                    atol=1e-12 * fit.sigma ** 2)
-    lower = structure.lower_bounds()
+    lower = structure.parameters.lower()
     assert fit.is_singular == bool(np.any((lower == 0) & (fit.theta < 1e-4)))
 
 

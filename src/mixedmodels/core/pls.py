@@ -280,10 +280,6 @@ class PLSSystem:
     def pieces_of(factor: Factor) -> Pieces:
         return Pieces(factor.logdet_z(), factor.logdet_x(), factor.pwrss())
 
-    def pieces(self, theta: np.ndarray) -> tuple[float, float, float]:
-        """The criterion's pieces at theta (float64 array) from the fastest back-end."""
-        return self._fast(theta) if self._fast is not None else self.blocked_pieces(theta)
-
     def criterion(self, pieces, reml: bool, sigma: float | None = None) -> float:
         """REML criterion or -2 log-likelihood from the pieces (profiled over sigma unless
         ``sigma`` is given), in the columns of X (the pieces are in those of Q)."""
@@ -293,8 +289,8 @@ class PLSSystem:
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """REML criterion or -2 log-likelihood at theta (float64 array), profiled over sigma:
-        ``criterion(pieces(theta))``, written out because the optimizer calls it hundreds of
-        times per fit."""
+        the fastest back-end's pieces into ``criterion``, written out because the optimizer
+        calls it hundreds of times per fit."""
         fast = self._fast
         logdet_z, logdet_x, r2 = fast(theta) if fast is not None else self.blocked_pieces(theta)
         return criterion((logdet_z, logdet_x + self._logdet_basis, r2), self.n, self.p, reml,

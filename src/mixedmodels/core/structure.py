@@ -99,18 +99,6 @@ class ReStructure:
     terms: tuple[ReTerm, ...]
     parameters: ParameterMap
 
-    @property
-    def ntheta(self) -> int:
-        return self.parameters.n_params
-
-    def lower_bounds(self) -> np.ndarray:
-        """Lower bounds of theta: 0 for a relative standard deviation, -inf if free."""
-        return self.parameters.lower()
-
-    def initial_theta(self) -> np.ndarray:
-        """lme4's start: every term's relative covariance factor the identity."""
-        return self.parameters.start()
-
 
 def build_structure(terms: tuple[TermDesign, ...]) -> ReStructure:
     """One covariance structure per term (lme4's: unstructured, a scalar for one column),

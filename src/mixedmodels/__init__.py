@@ -4,16 +4,17 @@
     >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
 """
 
+from . import covariance as cov
 from . import datasets
 from .core.optimize import OptSettings, OptSummary
 from .errors import ArgumentTypeError, DataError, DataWarning, FitWarning, FormulaError
 from .gauge import gauge_rr
 from .output import plots
 from .output.report import write_report
-from .result import LinearMixedModel, LmmFit, anova, lmer
+from .result import GeneralizedLeastSquares, LinearMixedModel, LmmFit, anova, gls, lmer
 
 __all__ = [
-    "lmer", "anova", "LinearMixedModel", "LmmFit", "OptSettings", "OptSummary", "datasets",
+    "lmer", "gls", "anova", "LinearMixedModel", "GeneralizedLeastSquares", "LmmFit", "cov", "OptSettings", "OptSummary", "datasets",
     "FormulaError", "DataError", "ArgumentTypeError", "DataWarning", "FitWarning", "gauge_rr",
     "plots",
     "write_report",

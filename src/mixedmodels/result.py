@@ -32,13 +32,14 @@ from .inference.profile import profile_intervals, profile_table
 from .inference.ranova import ranova
 from .inference.simulate import simulate
 from .lmm.fitted import FittedModel
+from .lmm.model import GeneralizedLeastSquares as _GlsStages
 from .lmm.model import LinearMixedModel as _ModelStages
 from .lmm.model import check_settings
 from .output import tables
 from .output.display import Summary
 from .validate import check_choice, check_executor, check_level, check_strings
 
-__all__ = ["LmmFit", "LinearMixedModel", "lmer", "anova"]
+__all__ = ["GeneralizedLeastSquares", "LmmFit", "LinearMixedModel", "anova", "gls", "lmer"]
 
 CONFINT_METHODS = ("profile", "wald", "bootstrap")
 
@@ -233,12 +234,35 @@ class LinearMixedModel(_ModelStages):
     result_type = LmmFit
 
 
+class GeneralizedLeastSquares(_GlsStages):
+    """The stages of a model without random effects (``lmm.model.GeneralizedLeastSquares``)
+    whose ``fit()`` is an ``LmmFit``."""
+
+    result_type = LmmFit
+
+
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
-         settings: OptSettings = OptSettings(), nobs_checks: str = "error") -> LmmFit:
-    """Fit a linear mixed model from an lme4-style formula, by REML (default) or ML;
-    ``weights`` (a column name or one value per row) are prior weights, as lme4's;
-    ``nobs_checks`` ("error", "warning", "ignore") says what a model with too few
-    observations for its random effects is, as lme4's ``check.nobs.vs.nRE``.
+         correlation=None, variance=None, settings: OptSettings = OptSettings(),
+         nobs_checks: str = "error") -> LmmFit:
+    """Fit a linear mixed model from an lme4-style formula, by REML (default) or ML.
+
+    Args:
+        formula: e.g. ``"Reaction ~ Days + (Days | Subject)"``; random-effects terms may have
+            a structured covariance: ``ar1(0 + factor(visit) | patient)``, ``cs(...)``,
+            ``diag(...)``, ``toep(...)``, ``us(...)``.
+        data: a pandas DataFrame.
+        weights: prior weights (a column name or one value per row), as lme4's:
+            Var(e_i) = sigma^2 / w_i.
+        correlation: the residuals' correlation within groups (nlme's ``correlation=``):
+            ``"ar1(visit | patient)"``, ``"car1(time | patient)"``, ``"cs(1 | patient)"``,
+            ``"symm(visit | patient)"``, ``"toep(visit | patient)"``,
+            ``"exp(x + y | site)"``, or an object of ``mm.cov``. Its groups must lie within
+            the levels of each random-effects grouping factor.
+        variance: the residuals' variance function (nlme's ``weights=``): ``"ident(centre)"``
+            (an sd per level), ``"power(x)"``, ``"exp(x)"``, or an object of ``mm.cov``.
+        settings: optimizer settings.
+        nobs_checks: "error", "warning" or "ignore": what a model with too few observations
+            for its random effects is, as lme4's ``check.nobs.vs.nRE``.
 
     Example:
         >>> import mixedmodels as mm
@@ -246,8 +270,28 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
         >>> print(fit.summary())
     """
     settings = check_settings(settings)
-    return LinearMixedModel(formula, data, reml=reml, weights=weights,
-                            nobs_checks=nobs_checks).fit(settings)
+    return LinearMixedModel(formula, data, reml=reml, weights=weights, nobs_checks=nobs_checks,
+                            correlation=correlation, variance=variance).fit(settings)
+
+
+def gls(formula: str, data: pd.DataFrame, reml: bool = True, *, correlation=None,
+        variance=None, weights=None, settings: OptSettings = OptSettings()) -> LmmFit:
+    """Fit a linear model with correlated or heteroscedastic residuals by generalized least
+    squares, REML (default) or ML, as nlme's ``gls`` and PROC MIXED with only a REPEATED
+    statement: y = X beta + e, e ~ N(0, sigma^2 Psi).
+
+    Args:
+        formula: without random-effects terms, e.g. ``"distance ~ age * Sex"``.
+        correlation, variance, weights: as ``lmer``'s (``correlation`` groups need not nest
+            in anything).
+
+    Example:
+        >>> fit = mm.gls("distance ~ age * Sex", mm.datasets.load("Orthodont"),
+        ...              correlation="symm(visit | Subject)", variance="ident(visit)")
+    """
+    settings = check_settings(settings)
+    return GeneralizedLeastSquares(formula, data, reml=reml, weights=weights,
+                                   correlation=correlation, variance=variance).fit(settings)
 
 
 def anova(*fits: LmmFit, refit: bool = True, names=None) -> pd.DataFrame:

@@ -22,12 +22,12 @@ fits need) are built from the same design without re-reading the data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..covariance.residual import ResidualStructure
+from ..covariance.residual import Identity, ResidualStructure
 
 __all__ = ["CHUNK_ROWS", "CrossProducts"]
 
@@ -81,8 +81,14 @@ class CrossProducts:
     def accumulate(cls, blocks, xy: np.ndarray, residual: ResidualStructure,
                    chunk_rows: int = CHUNK_ROWS) -> "CrossProducts":
         """A of all rows, summed over chunks of ``chunk_rows`` consecutive rows (no dense
-        matrix of all rows and all random effects is ever formed)."""
+        matrix of all rows and all random effects is ever formed). A residual structure that
+        correlates rows (whose groups need not be consecutive) whitens all rows first; the
+        chunks then sum whitened rows."""
         n = xy.shape[0]
+        if not residual.separable:
+            blocks = [replace(block, values=residual.whiten(block.values)) for block in blocks]
+            whitened = cls.accumulate(blocks, residual.whiten(xy), Identity(n), chunk_rows)
+            return replace(whitened, log_det_psi=residual.log_det())
         if n <= chunk_rows:
             return cls.from_rows(blocks, xy, residual)
         total = None

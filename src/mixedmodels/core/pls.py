@@ -344,8 +344,9 @@ class _SmallSystem:
             rows.append((offsets + block.pattern.rows).ravel())
             cols.append((offsets + block.pattern.cols).ravel())
             index.append(np.tile(block.pattern.index, block.nlevels))
-        self.rows, self.cols = np.concatenate(rows), np.concatenate(cols)
-        self.index = np.concatenate(index)
+        empty = [np.zeros(0, dtype=np.int64)]  # a model without random effects (gls)
+        self.rows, self.cols = np.concatenate(rows + empty), np.concatenate(cols + empty)
+        self.index = np.concatenate(index + empty)
         self.q, self.size = q, size
         self.diagonal = np.arange(q) * (size + 1)  # flat positions of the Z part's diagonal
         self.transform = np.eye(size)  # its Lambda entries are overwritten for every theta
@@ -386,6 +387,9 @@ def _scale_dense(a: np.ndarray, lam_i, lam_j, li: int, pi: int, lj: int, pj: int
     return np.einsum("ba,ibjc,cd->iajd", lam_i, blocks, lam_j).reshape(a.shape)
 
 
-def sparse_z(structure: ReStructure) -> sp.csr_array:
-    """Z = [Z_1 .. Z_k] as one sparse matrix."""
-    return sp.hstack([b.z_matrix() for b in structure.blocks], format="csr")
+def sparse_z(structure: ReStructure, n: int) -> sp.csr_array:
+    """Z = [Z_1 .. Z_k] of n observations as one sparse matrix (n x 0 without random
+    effects)."""
+    if not structure.blocks:
+        return sp.csr_array((n, 0))
+    return sp.csr_array(sp.hstack([b.z_matrix() for b in structure.blocks], format="csr"))

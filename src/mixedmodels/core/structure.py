@@ -100,12 +100,13 @@ class ReStructure:
     parameters: ParameterMap
 
 
-def build_structure(terms: tuple[TermDesign, ...]) -> ReStructure:
+def build_structure(terms: tuple[TermDesign, ...], residual=None) -> ReStructure:
     """One covariance structure per term (lme4's: unstructured, a scalar for one column),
     theta in lme4's term order, and the terms stacked by grouping factor (blocks in order of
-    first appearance, i.e. by decreasing number of levels)."""
+    first appearance, i.e. by decreasing number of levels). ``residual``: the residual
+    structure's parameters (a ``ResidualModel``), appended to theta; None for Psi fixed."""
     parameters = ParameterMap([_covariance(t.values.shape[1]) for t in terms],
-                              [t.columns for t in terms], [t.group for t in terms])
+                              [t.columns for t in terms], [t.group for t in terms], residual)
     seen: dict[str, int] = {}
     re_terms = []
     for i, t in enumerate(terms):

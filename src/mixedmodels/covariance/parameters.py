@@ -5,6 +5,10 @@ For computing, the terms on the same grouping factor are stacked side by side in
 whose k x k factor is block-diagonal across those terms (as MixedModels.jl does); the map lays
 out both: the slice of theta of each term, and per block the pattern that fills that block's
 factor from theta.
+
+A model with a parameterized residual structure (a correlation structure, a variance function)
+appends that structure's parameters delta after the terms': theta = (terms' parameters,
+delta), one vector for the optimizer, the profile and the bootstrap alike.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class ParameterMap:
         structures: one per term.
         columns: each term's column names.
         groups: each term's grouping factor.
+        residual: the residual structure's parameters (a ``ResidualModel``), or None.
 
     Attributes:
         structures, columns, groups: as given.
@@ -33,24 +38,31 @@ class ParameterMap:
         block_of, offsets: per term, its block and the block column of its first column.
         patterns: per block, the ``LinearPattern`` of its factor in theta (built once, read by
             every evaluation of the objective).
+        n_random: the length of the terms' part of theta.
+        residual_slice: the residual structure's part of theta (empty without one).
         n_params: the length of theta.
     """
 
     def __init__(self, structures: Sequence[CovarianceStructure],
-                 columns: Sequence[tuple[str, ...]], groups: Sequence[str]):
+                 columns: Sequence[tuple[str, ...]], groups: Sequence[str], residual=None):
         self.structures = tuple(structures)
         self.columns = tuple(columns)
         self.groups = tuple(groups)
+        self.residual = residual if residual is not None and residual.n_params else None
         ends = np.cumsum([s.n_params for s in self.structures]).tolist()
         self.slices = tuple(slice(end - s.n_params, end) for s, end in zip(self.structures, ends))
-        self.n_params = ends[-1]
+        self.n_random = ends[-1] if ends else 0
+        self.n_params = self.n_random + (self.residual.n_params if self.residual else 0)
+        self.residual_slice = slice(self.n_random, self.n_params)
         members = {group: [] for group in self.groups}
         for t, group in enumerate(self.groups):
             members[group].append(t)
         self.blocks = tuple(tuple(terms) for terms in members.values())
         self.block_of, self.offsets = _placement(self.blocks, self.structures)
         self.patterns = tuple(self._block_pattern(terms) for terms in self.blocks)
-        self._bounds = tuple(_frozen(np.concatenate([getattr(s, kind)() for s in self.structures]))
+        parts = list(self.structures) + ([self.residual] if self.residual else [])
+        self._bounds = tuple(_frozen(np.concatenate([getattr(s, kind)() for s in parts] or
+                                                    [np.zeros(0)]))
                              for kind in ("start", "lower", "upper"))
 
     def _block_pattern(self, terms: tuple[int, ...]) -> LinearPattern:
@@ -78,7 +90,8 @@ class ParameterMap:
     def names(self) -> list[str]:
         """The names of ``sdcor``'s values, as lme4's ``confint(oldNames = FALSE)``."""
         return [name for s, columns, group in zip(self.structures, self.columns, self.groups)
-                for name in s.names(columns, group)]
+                for name in s.names(columns, group)] + (
+                    self.residual.names() if self.residual else [])
 
     def split(self, theta: np.ndarray) -> list[np.ndarray]:
         """theta as one parameter vector per term."""
@@ -89,30 +102,42 @@ class ParameterMap:
         return [pattern.lam(theta) for pattern in self.patterns]
 
     def sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
-        """(n_params,) the terms' standard deviations and correlations, in theta's order."""
+        """(n_params,) the terms' standard deviations and correlations, in theta's order, then
+        the residual structure's reported values (correlations, sd ratios...)."""
         return np.concatenate([s.sdcor(params, sigma)
-                               for s, params in zip(self.structures, self.split(theta))])
+                               for s, params in zip(self.structures, self.split(theta))]
+                              + self._residual_part("values", theta))
+
+    def _residual_part(self, method: str, theta: np.ndarray) -> list:
+        if self.residual is None:
+            return [np.zeros(0)]
+        return [getattr(self.residual, method)(theta[self.residual_slice])]
 
     def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
         """(n_params,) theta of the given ``sdcor`` values (semi-definite terms allowed)."""
         return np.concatenate([s.from_sdcor(part, sigma)
-                               for s, part in zip(self.structures, self.split(values))])
+                               for s, part in zip(self.structures, self.split(values))]
+                              + self._residual_part("from_values", values))
 
     def sdcor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper), each (n_params,), of ``sdcor``'s values."""
         bounds = [s.sdcor_bounds() for s in self.structures]
-        return (np.concatenate([lower for lower, _ in bounds]),
-                np.concatenate([upper for _, upper in bounds]))
+        if self.residual is not None:
+            bounds.append(self.residual.value_bounds())
+        return (np.concatenate([lower for lower, _ in bounds] or [np.zeros(0)]),
+                np.concatenate([upper for _, upper in bounds] or [np.zeros(0)]))
 
     def on_boundary(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
         """(n_params,) bool: the parameters on their boundary (see ``is_singular``)."""
-        return np.concatenate([s.on_boundary(params, tol)
-                               for s, params in zip(self.structures, self.split(theta))])
+        parts = [s.on_boundary(params, tol)
+                 for s, params in zip(self.structures, self.split(theta))]
+        if self.residual is not None:
+            parts.append(self.residual.on_boundary(theta[self.residual_slice], tol))
+        return np.concatenate(parts or [np.zeros(0, dtype=bool)])
 
     def is_singular(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> bool:
         """lme4's ``isSingular``: a term's bounded parameter within ``tol`` of its bound."""
-        return any(s.is_singular(params, tol)
-                   for s, params in zip(self.structures, self.split(theta)))
+        return bool(np.any(self.on_boundary(theta, tol)))
 
 
 def _placement(blocks, structures) -> tuple[tuple[int, ...], tuple[int, ...]]:

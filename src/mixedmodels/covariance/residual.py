@@ -12,26 +12,32 @@ Implementations:
 
 * ``Identity``: Psi = I (lme4's default);
 * ``KnownWeights``: Psi = W^-1 for prior weights w > 0, Var(e_i) = sigma^2 / w_i (lme4's
-  ``weights``), log|Psi| = -sum(log w).
+  ``weights``), log|Psi| = -sum(log w); also a variance function's Psi at given parameters
+  (diagonal, w_i = 1 / s_i^2);
+* ``BlockResidual``: Psi block-diagonal by group, each block given by its Cholesky factor:
+  a correlation structure (with a variance function and prior weights) at given parameters.
 
-Neither has parameters of its own; structures with parameters (a variance per group, AR(1)
-within subject) add them to the optimizer's vector.
+These are Psi at fixed parameters; ``covariance.residual_model.ResidualModel`` maps the
+parameters of a correlation structure and a variance function to them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Identity", "KnownWeights", "ResidualStructure", "residual_structure"]
+__all__ = ["BlockResidual", "Identity", "KnownWeights", "ResidualStructure",
+           "residual_structure"]
 
 
 class ResidualStructure:
     """Psi for n observations (R = sigma^2 Psi). Subclasses are frozen dataclasses."""
 
-    n_params = 0
+    #: the rows can be split anywhere: Psi is diagonal (A is a sum over rows)
+    separable = True
 
     @property
     def n(self) -> int:
@@ -39,6 +45,11 @@ class ResidualStructure:
 
     def whiten(self, rows):
         """Psi^-1/2 @ rows for an (n,) or (n, m) array or an (n, m) sparse matrix."""
+        raise NotImplementedError
+
+    def color(self, noise: np.ndarray) -> np.ndarray:
+        """Psi^1/2 @ noise (n,) or (n, m): independent standard normals into draws of
+        N(0, Psi) (the inverse of ``whiten``)."""
         raise NotImplementedError
 
     def log_det(self) -> float:
@@ -75,6 +86,9 @@ class Identity(ResidualStructure):
     def whiten(self, rows):
         return rows
 
+    def color(self, noise: np.ndarray) -> np.ndarray:
+        return noise
+
     def log_det(self) -> float:
         return 0.0
 
@@ -110,6 +124,10 @@ class KnownWeights(ResidualStructure):
         rows = np.asarray(rows)
         return rows * (self.root if rows.ndim == 1 else self.root[:, None])
 
+    def color(self, noise: np.ndarray) -> np.ndarray:
+        noise = np.asarray(noise)
+        return noise / (self.root if noise.ndim == 1 else self.root[:, None])
+
     def log_det(self) -> float:
         return -float(np.sum(np.log(self.weights)))
 
@@ -125,3 +143,108 @@ def residual_structure(weights: np.ndarray | None, n: int) -> ResidualStructure:
     if weights is None or np.all(np.asarray(weights) == 1.0):
         return Identity(n)
     return KnownWeights(np.asarray(weights, dtype=float))
+
+
+@dataclass(frozen=True, eq=False)
+class BlockResidual(ResidualStructure):
+    """Psi = blockdiag over groups of Psi_g, with the groups' rows anywhere in the data.
+
+    Groups of the same size m form a class; groups whose Psi_g are equal share one Cholesky
+    factor (a "key": the same times and strata, as in a trial's visit patterns).
+
+    Attributes:
+        nobs: n.
+        rows: per class, (G, m) the rows of each group (row positions in the data).
+        keys: per class, (G,) each group's key.
+        factors: per class, (K, m, m) the lower Cholesky factors L_k of the keys' Psi_k.
+    """
+
+    nobs: int
+    rows: tuple[np.ndarray, ...]
+    keys: tuple[np.ndarray, ...]
+    factors: tuple[np.ndarray, ...]
+    separable = False
+
+    @property
+    def n(self) -> int:
+        return self.nobs
+
+    @cached_property
+    def _inverse_factors(self) -> tuple[np.ndarray, ...]:
+        """Per class, (K, m, m) L_k^-1."""
+        return tuple(np.linalg.inv(factor) for factor in self.factors)
+
+    def whiten(self, rows):
+        """L_g^-1 (the group's rows) for every group: Psi^-1/2 in the Cholesky sense, so that
+        the whitened rows' cross-products are rows' Psi^-1 rows."""
+        if sp.issparse(rows):
+            return sp.csr_array(self.inverse_root() @ rows)
+        rows = np.asarray(rows, dtype=float)
+        out = np.empty_like(rows)
+        for index, keys, inverse in zip(self.rows, self.keys, self._inverse_factors):
+            if index.shape[1] == 1:
+                out[index[:, 0]] = rows[index[:, 0]] * (
+                    inverse[keys, 0, 0] if rows.ndim == 1 else inverse[keys, 0, 0][:, None])
+                continue
+            out[index] = np.matmul(inverse[keys], rows[index] if rows.ndim > 1
+                                   else rows[index][..., None]).reshape(rows[index].shape)
+        return out
+
+    def color(self, noise: np.ndarray) -> np.ndarray:
+        """L_g (the group's noise) for every group."""
+        noise = np.asarray(noise, dtype=float)
+        out = np.empty_like(noise)
+        for index, keys, factor in zip(self.rows, self.keys, self.factors):
+            part = noise[index] if noise.ndim > 1 else noise[index][..., None]
+            out[index] = np.matmul(factor[keys], part).reshape(noise[index].shape)
+        return out
+
+    def inverse_root(self) -> sp.csr_array:
+        """(n, n) sparse blockdiag(L_g^-1) in the data's row order."""
+        return self._sparse(self._inverse_factors)
+
+    def _sparse(self, blocks_of_classes) -> sp.csr_array:
+        data, rows, cols = [], [], []
+        for index, keys, blocks in zip(self.rows, self.keys, blocks_of_classes):
+            m = index.shape[1]
+            data.append(blocks[keys].ravel())
+            rows.append(np.repeat(index, m, axis=1).ravel())
+            cols.append(np.tile(index, (1, m)).ravel())
+        return sp.csr_array((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+                            shape=(self.nobs, self.nobs))
+
+    def log_det(self) -> float:
+        total = 0.0
+        for keys, factor in zip(self.keys, self.factors):
+            per_key = 2.0 * np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(axis=1)
+            total += float(per_key @ np.bincount(keys, minlength=len(factor)))
+        return total
+
+    def blocks(self) -> tuple[np.ndarray, ...]:
+        """Per class, (K, m, m) the keys' Psi_k = L_k L_k'."""
+        return tuple(factor @ np.swapaxes(factor, 1, 2) for factor in self.factors)
+
+    def variances(self) -> np.ndarray:
+        out = np.empty(self.nobs)
+        for index, keys, psi in zip(self.rows, self.keys, self.blocks()):
+            out[index] = np.diagonal(psi, axis1=1, axis2=2)[keys]
+        return out
+
+    def covariance(self, sigma: float) -> sp.csr_array:
+        return sp.csr_array(sigma ** 2 * self._sparse(self.blocks()))
+
+    def subset(self, rows: np.ndarray) -> "ResidualStructure":
+        """The structure of the given rows, which must be whole groups."""
+        keep = np.zeros(self.nobs, dtype=bool)
+        keep[rows] = True
+        position = np.cumsum(keep) - 1
+        out_rows, out_keys = [], []
+        for index, keys in zip(self.rows, self.keys):
+            inside = keep[index]
+            if np.any(inside.any(axis=1) & ~inside.all(axis=1)):
+                raise ValueError("a subset of the rows of a correlated residual structure "
+                                 "must keep each group whole")
+            whole = inside.all(axis=1)
+            out_rows.append(position[index[whole]])
+            out_keys.append(keys[whole])
+        return BlockResidual(int(keep.sum()), tuple(out_rows), tuple(out_keys), self.factors)

@@ -166,7 +166,8 @@ NOBS_CHECKS = ("error", "warning", "ignore")
 
 
 def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
-                 nobs_checks: str = "error", transforms: dict | None = None) -> Design:
+                 nobs_checks: str = "error", transforms: dict | None = None,
+                 extra_columns: tuple[str, ...] = (), random: bool = True) -> Design:
     """Evaluate the formula on the data; raise a clear error for anything that cannot be fitted.
 
     As R's model frame, every term is evaluated on all the rows of ``data`` before the rows
@@ -183,15 +184,29 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     other rows with missing values). ``nobs_checks``: what an unidentifiable model is (see
     ``check_identifiable``): "error" (lme4's default), "warning" or "ignore". ``transforms``:
     the state of the stateful transforms to apply instead of learning it (a ``Design``'s
-    ``transforms``, for a refit of some of its rows or of another formula on them)."""
+    ``transforms``, for a refit of some of its rows or of another formula on them).
+    ``extra_columns``: other columns the model uses as they are (a residual structure's
+    times, groups and strata): rows missing them are dropped too, and the design's frame
+    keeps them. ``random``: the formula must have random-effects terms (True, lmer) or must
+    have none (False, gls)."""
     if nobs_checks not in NOBS_CHECKS:
         raise ValueError(f"nobs_checks must be one of {', '.join(map(repr, NOBS_CHECKS))}, "
                          f"not {nobs_checks!r}")
-    if not formula.random:
+    if random and not formula.random:
         raise FormulaError("the formula has no random-effects term such as (1 | group); "
-                           "for a model without random effects use ordinary least squares")
+                           "for a model without random effects use mm.gls")
+    if not random and formula.random:
+        raise FormulaError(f"mm.gls fits models without random effects, and the formula has "
+                           f"({formula.random[0].expr} | {formula.random[0].group}); use "
+                           "mm.lmer, whose correlation= and variance= take the same structures")
     data = _as_frame(data)
     used, read, texts = _used_columns(formula, data)
+    for name in extra_columns:
+        if name not in data.columns:
+            raise DataError(_unknown_column_message(name, data.columns, formula.text)
+                            .replace(f"the formula {formula.text!r} uses",
+                                     "the residual structure uses"))
+    used = list(dict.fromkeys(used + list(extra_columns)))
     data, weights_column = _attach_weights(data, weights)
     if weights_column is not None:
         data = _drop_zero_weights(data, weights_column)

@@ -35,7 +35,7 @@ from ..validate import check_bool, check_choice, check_executor, check_string
 __all__ = ["cooks_distance", "fitted", "influence_groups", "leverage", "residuals"]
 
 CHUNK_ENTRIES = 4_000_000  # q x rows of dense right-hand sides solved at a time
-RESIDUAL_KINDS = ("response", "pearson", "marginal")
+RESIDUAL_KINDS = ("response", "pearson", "normalized", "marginal")
 FITTED_KINDS = ("conditional", "marginal")
 
 
@@ -44,8 +44,12 @@ def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
 
     kind:
         "response": conditional residuals y - X b - Z u (``fit.residuals``);
-        "pearson": the response residuals times sqrt(w_i), the square roots of the prior
-            weights (equal to the response residuals without weights), as lme4;
+        "pearson": the response residuals divided by their relative standard deviation
+            sqrt(Psi_ii): times sqrt(w_i) for prior weights w (lme4), divided by the variance
+            function's s_i (nlme); equal to the response residuals without either;
+        "normalized": the response residuals whitened by Psi, L_g^-1 r_g per group of a
+            correlation structure (nlme's ``resid(type = "normalized")``): uncorrelated
+            with equal variance under the model; "pearson" without a correlation structure;
         "marginal": y - X b - offset (the random effects not removed).
     scaled: divide by sigma (lme4's ``scaled = TRUE``; scaled Pearson residuals are the
         "Scaled residuals" of lme4's summary).
@@ -54,7 +58,9 @@ def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
     if kind == "response":
         values = fit.y - fit.fitted
     elif kind == "pearson":
-        values = fit.model.residual.whiten(fit.y - fit.fitted)
+        values = (fit.y - fit.fitted) / np.sqrt(fit.residual.variances())
+    elif kind == "normalized":
+        values = fit.residual.whiten(fit.y - fit.fitted)
     else:
         values = fit.y - fit.X @ fit.beta - fit.model.design.offset
     return values / fit.sigma if scaled else values

@@ -159,7 +159,7 @@ def _interval_table(fit, prediction: np.ndarray, X: np.ndarray, rows: np.ndarray
         se = np.full(len(X), np.nan)
         if len(rows):
             se[rows] = fit.sigma * np.sqrt(_error_variance(fit, X[rows], by_block, included)
-                                           + fit.model.residual.new_observation_variance())
+                                           + fit.residual.new_observation_variance())
         se[np.isnan(prediction)] = np.nan
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     return pd.DataFrame({"fit": prediction, "se": se, "lower": prediction - z * se,

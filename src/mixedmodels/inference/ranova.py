@@ -115,7 +115,7 @@ def _formula_text(formula, random) -> str:
 def _reduced_loglik(fit, text: str, has_random: bool) -> tuple[int, float]:
     """(npar, log-likelihood) of the reduced model on the rows of the fit, by its criterion."""
     design = fit.model.design
-    if has_random:
+    if has_random or fit.model.structure.parameters.residual is not None:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="boundary \\(singular\\) fit",
                                     category=FitWarning)
@@ -124,7 +124,7 @@ def _reduced_loglik(fit, text: str, has_random: bool) -> tuple[int, float]:
             raise ValueError(f"the reduced model {text!r} uses {reduced.nobs} rows, the model "
                              f"{fit.nobs}")
         return reduced.npar, reduced.loglik
-    residual = fit.model.residual
+    residual = fit.residual
     return len(fit.beta) + 1, _linear_model_loglik(
         residual.whiten(design.X), residual.whiten(design.y - design.offset), fit.reml,
         residual.log_det())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..covariance.residual import ResidualStructure
 from ..validate import check_integer, check_seed
 
 __all__ = ["Simulator", "simulate"]
@@ -30,22 +31,20 @@ class Simulator:
         mean: (n,) X beta (+ the offset).
         zlam: (n, q) sparse Z Lambda(theta).
         sigma: residual standard deviation.
-        error_scale: (n,) sd(e_i) / sigma from the residual structure (1 / sqrt(w) for prior
-            weights w), or None when all are 1.
+        residual: Psi = Var(e) / sigma^2 at the estimates (I, prior weights' W^-1, or a
+            correlation structure's and variance function's): e = sigma Psi^1/2 z.
     """
 
     mean: np.ndarray
     zlam: sp.csr_array
     sigma: float
-    error_scale: np.ndarray | None = None
+    residual: ResidualStructure
 
     @classmethod
     def from_fit(cls, fit) -> Simulator:
         zlam = sp.csr_array(sp.csr_array(fit.Z) @ sp.csr_array(fit.Lambda))
         mean = fit.X @ fit.beta + fit.model.design.offset
-        variances = fit.model.residual.variances()
-        scale = None if np.all(variances == 1.0) else np.sqrt(variances)
-        return cls(np.asarray(mean, dtype=float), zlam, float(fit.sigma), scale)
+        return cls(np.asarray(mean, dtype=float), zlam, float(fit.sigma), fit.residual)
 
     @property
     def nobs(self) -> int:
@@ -59,8 +58,7 @@ class Simulator:
         """n responses as the columns of an (nobs, n) array."""
         normals = rng.standard_normal((n, self.q + self.nobs))
         b, e = normals[:, :self.q], normals[:, self.q:]
-        e = e if self.error_scale is None else e * self.error_scale
-        noise = self.zlam @ b.T + e.T
+        noise = self.zlam @ b.T + self.residual.color(e.T)
         return self.mean[:, None] + self.sigma * noise
 
 

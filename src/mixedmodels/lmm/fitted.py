@@ -1,7 +1,8 @@
 """The fitted state of a linear mixed model: frozen, its derived quantities computed once, on
 first use.
 
-Notation (lme4's): G = Var(u) = sigma^2 Lambda Lambda', R = Var(e) = sigma^2 I,
+Notation (lme4's): G = Var(u) = sigma^2 Lambda Lambda', R = Var(e) = sigma^2 Psi (Psi = I
+in lme4; a correlation structure, a variance function or prior weights otherwise),
 V = Var(y) = Z G Z' + R; u = Lambda v are the conditional modes (BLUPs).
 """
 
@@ -18,6 +19,7 @@ import scipy.sparse as sp
 from ..core.criterion import residual_dof
 from ..core.optimize import ConvergenceCheck, OptSummary
 from ..core.pls import sparse_z
+from ..covariance.residual import ResidualStructure
 from ..covariance.structures import sd_and_correlation
 from ..linalg.condvar import spherical_condvar
 from ..linalg.factor import Factor
@@ -205,7 +207,7 @@ class FittedModel:
     @cached_property
     def u(self) -> np.ndarray:
         """The BLUPs (conditional modes), aligned with the columns of Z."""
-        return _frozen(np.concatenate([u.reshape(-1) for u in self._u_blocks]))
+        return _frozen(np.concatenate([u.reshape(-1) for u in self._u_blocks] + [np.zeros(0)]))
 
     @cached_property
     def ranef(self) -> dict[str, pd.DataFrame]:
@@ -279,12 +281,14 @@ class FittedModel:
     @cached_property
     def Z(self) -> sp.csr_array:
         """Random-effects model matrix (n x q, sparse), columns level-major within each factor."""
-        return sparse_z(self.model.structure)
+        return sparse_z(self.model.structure, self.nobs)
 
     @cached_property
     def Lambda(self) -> sp.csr_array:
         """Relative covariance factor: G = sigma^2 Lambda Lambda'."""
         blocks = self.model.structure.blocks
+        if not blocks:
+            return sp.csr_array((0, 0))
         return sp.csr_array(sp.block_diag(
             [sp.kron(sp.eye(b.nlevels), b.lam(self.theta)) for b in blocks], format="csr"))
 
@@ -294,16 +298,22 @@ class FittedModel:
         return sp.csr_array(self.sigma ** 2 * (self.Lambda @ self.Lambda.T))
 
     @cached_property
+    def residual(self) -> ResidualStructure:
+        """Psi = R / sigma^2 at the estimates (a correlation structure's, a variance
+        function's, prior weights' W^-1, or I)."""
+        return self.model.residual_at(self.theta)
+
+    @cached_property
     def R(self) -> sp.csr_array:
-        """Var(e) = sigma^2 Psi (n x n, sparse; Psi = W^-1 for prior weights W, else I)."""
-        return self.model.residual.covariance(self.sigma)
+        """Var(e) = sigma^2 Psi (n x n, sparse): block-diagonal by group under a correlation
+        structure, diagonal otherwise (Psi = W^-1 for prior weights W, or I)."""
+        return self.residual.covariance(self.sigma)
 
     @cached_property
     def _whitened(self) -> tuple[np.ndarray, sp.csr_array]:
         """(Psi^-1/2 X, Psi^-1/2 Z): the model matrices of the whitened rows, in which
         Var(e) = sigma^2 I (X and Z themselves are not whitened)."""
-        residual = self.model.residual
-        return residual.whiten(self.X), residual.whiten(self.Z)
+        return self.residual.whiten(self.X), self.residual.whiten(self.Z)
 
     @cached_property
     def V(self) -> sp.csr_array:

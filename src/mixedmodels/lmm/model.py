@@ -28,10 +28,14 @@ from ..core.optimize import (
     snap_to_bounds,
 )
 from ..core.pls import PLSSystem
+from ..core.residual_system import ResidualParameterSystem
 from ..core.structure import ReStructure, build_structure
+from ..covariance.correlation import Correlation
 from ..covariance.residual import ResidualStructure, residual_structure
+from ..covariance.residual_model import ResidualModel, correlation_of, variance_of
+from ..covariance.variance import Variance
 from ..design.build import NOBS_CHECKS, Design, build_design
-from ..errors import DataWarning, FitWarning, recorded_warnings, warn_user
+from ..errors import DataError, DataWarning, FitWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
 from ..validate import (
     check_bool,
@@ -42,7 +46,7 @@ from ..validate import (
 )
 from .fitted import FittedModel
 
-__all__ = ["LinearMixedModel", "check_settings"]
+__all__ = ["GeneralizedLeastSquares", "LinearMixedModel", "check_settings"]
 
 #: the tolerances of ``OptSettings``: non-negative numbers
 _TOLERANCES = ("ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs")
@@ -111,31 +115,67 @@ class LinearMixedModel:
 
     #: the class of ``fit()``'s result (the package's API uses its facade, ``LmmFit``)
     result_type = FittedModel
+    #: the formula has random-effects terms (lmer); ``GeneralizedLeastSquares`` has none
+    random_effects = True
 
     def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None,
-                 nobs_checks: str = "error", transforms: dict | None = None):
+                 nobs_checks: str = "error", transforms: dict | None = None,
+                 correlation=None, variance=None):
         reml = check_bool(reml, "reml")
         check_choice(nobs_checks, "nobs_checks", NOBS_CHECKS)
+        self.correlation: Correlation | None = correlation_of(correlation)
+        self.variance: Variance | None = variance_of(variance)
         with recorded_warnings() as messages:
             self.design: Design = build_design(parse_formula(formula), data, weights,
-                                               nobs_checks, transforms)
+                                               nobs_checks, transforms, self._residual_columns(),
+                                               self.random_effects)
         self.warnings: tuple[str, ...] = tuple(messages)
         self.data_index: pd.Index = _data_index(data, self.design)
         self.nobs_checks = nobs_checks
-        self.structure: ReStructure = build_structure(self.design.terms)
-        self.residual: ResidualStructure = residual_structure(
-            self.design.weights if self.design.weighted else None, self.design.n)
-        self.system = PLSSystem(self.structure, self.design.X,
-                                self.design.y - self.design.offset, self.residual)
+        weights = self.design.weights if self.design.weighted else None
+        residual_model = None
+        if self.correlation is not None or self.variance is not None:
+            residual_model = ResidualModel(self.correlation, self.variance, self.design.frame,
+                                           weights)
+        self.structure: ReStructure = build_structure(self.design.terms, residual_model)
+        y = self.design.y - self.design.offset
+        if self.structure.parameters.residual is not None:
+            _check_nested(residual_model, self.structure)
+            self.residual = None
+            self.system = ResidualParameterSystem(self.structure, self.design.X, y,
+                                                  residual_model)
+        else:
+            self.residual: ResidualStructure | None = (
+                residual_structure(weights, self.design.n) if residual_model is None
+                else residual_model.at(np.zeros(0)))
+            self.system = PLSSystem(self.structure, self.design.X, y, self.residual)
         self.reml = reml
 
-    def _sibling(self, design: Design, system: PLSSystem, reml: bool) -> "LinearMixedModel":
+    def _residual_columns(self) -> tuple[str, ...]:
+        """The columns of the residual structure: positions, groups, strata."""
+        columns = []
+        if self.correlation is not None:
+            columns += list(self.correlation.positions)
+            columns += [self.correlation.group] if self.correlation.group else []
+        if self.variance is not None:
+            columns.append(self.variance.column)
+        return tuple(dict.fromkeys(columns))
+
+    def residual_at(self, theta: np.ndarray) -> ResidualStructure:
+        """Psi at theta (its residual part), or the model's fixed Psi."""
+        if self.residual is not None:
+            return self.residual
+        parameters = self.structure.parameters
+        return parameters.residual.at(np.asarray(theta, dtype=float)[parameters.residual_slice])
+
+    def _sibling(self, design: Design, system, reml: bool) -> "LinearMixedModel":
         """A model sharing this one's structure (no formula or data processing)."""
         model = object.__new__(type(self))
         model.design, model.structure, model.residual, model.system, model.reml = (
             design, self.structure, self.residual, system, bool(reml))
         model.warnings, model.nobs_checks = self.warnings, self.nobs_checks
         model.data_index = self.data_index
+        model.correlation, model.variance = self.correlation, self.variance
         return model
 
     def with_reml(self, reml: bool) -> "LinearMixedModel":
@@ -171,11 +211,13 @@ class LinearMixedModel:
         frame = self.design.frame if rows is None else self.design.frame.iloc[rows]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
-            return LinearMixedModel(self.formula if formula is None else formula, frame,
-                                    reml=self.reml if reml is None else reml,
-                                    weights=self.design.weights_label,
-                                    nobs_checks=self.nobs_checks,
-                                    transforms=self.design.transforms)
+            formula = self.formula if formula is None else formula
+            cls = LinearMixedModel if parse_formula(formula).random else GeneralizedLeastSquares
+            return cls(formula, frame,
+                       reml=self.reml if reml is None else reml,
+                       weights=self.design.weights_label, nobs_checks=self.nobs_checks,
+                       transforms=self.design.transforms, correlation=self.correlation,
+                       variance=self.variance)
 
     @property
     def formula(self) -> str:
@@ -206,12 +248,16 @@ class LinearMixedModel:
         parameters = self.structure.parameters
         lower, upper = parameters.lower(), parameters.upper()
         backend = self.system.backend
+        if parameters.n_params == 0:  # a linear model: nothing to optimize
+            return OptSummary("none", settings, np.zeros(0), lower, np.zeros(0),
+                              self._criterion(np.zeros(0)), 1, "SUCCESS", 0.0,
+                              np.array([self._criterion(np.zeros(0))]), backend)
         summary = minimize_bobyqa(self._criterion, parameters.start(), lower, settings, upper,
-                                  backend=backend)
+                                  _steps(settings.initial_step, lower, upper), backend=backend)
         if parameters.is_singular(summary.final):
             restart = minimize_bobyqa(self._criterion, summary.final, lower,
                                       dataclasses.replace(settings, initial_step=0.1), upper,
-                                      backend=backend)
+                                      _steps(0.1, lower, upper), backend=backend)
             best = restart if restart.fmin < summary.fmin else summary
             summary = dataclasses.replace(
                 best, initial=summary.initial,
@@ -247,6 +293,35 @@ class LinearMixedModel:
         parameters = self.structure.parameters
         return check_convergence(self._criterion, theta, parameters.lower(),
                                  parameters.on_boundary(theta))
+
+
+class GeneralizedLeastSquares(LinearMixedModel):
+    """y = X beta + e with e ~ N(0, sigma^2 Psi(delta)): no random effects, a residual
+    correlation structure and variance function (nlme's ``gls``; PROC MIXED with only a
+    REPEATED statement). Arguments as ``LinearMixedModel``'s."""
+
+    random_effects = False
+
+
+def _steps(step: float, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """BOBYQA's initial step per parameter: ``step``, or a quarter of a bounded parameter's
+    range when that is smaller (a correlation in [-1, 1] moves by at most 0.5)."""
+    width = np.where(np.isfinite(upper - lower), (upper - lower) / 4, np.inf)
+    return np.minimum(step, width)
+
+
+def _check_nested(residual: ResidualModel, structure: ReStructure) -> None:
+    """The residual structure's groups must lie within the levels of every random-effects
+    grouping factor (patients within centres), so that the whitened rows of a group keep
+    their level and A its blocked layout."""
+    for block in structure.blocks:
+        if not residual.groups_within(block.codes):
+            group = residual.correlation.group
+            raise DataError(
+                f"the residual correlation groups ({group}) must lie within the levels of "
+                f"each random-effects grouping factor, but some {group} has rows in more than "
+                f"one level of {block.group}. Correlate the residuals within a factor nested "
+                f"in {block.group} (or within {block.group} itself)")
 
 
 def _data_index(data, design: Design) -> pd.Index:

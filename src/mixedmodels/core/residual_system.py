@@ -1,0 +1,123 @@
+"""The penalized least-squares system when Psi has parameters of its own.
+
+With R = sigma^2 Psi(delta) (a correlation structure, a variance function), the
+cross-products A(delta) = [Z X y]' Psi(delta)^-1 [Z X y] and log|Psi(delta)| change with
+delta, the last part of theta. ``ResidualParameterSystem`` builds, for each delta the optimizer
+asks for, the ``PLSSystem`` of A(delta) (the rows whitened group by group, one Cholesky factor
+per distinct block of Psi), and evaluates it at the terms' parameters exactly as a model with
+fixed Psi. It offers ``PLSSystem``'s interface to the layers above, on the whole theta.
+
+The fixed-effects basis (``pls.fixed_basis``) is chosen once, at the start of delta: a basis
+change of X's columns is exact for every Psi, and it only matters for conditioning.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+
+import numpy as np
+from scipy.linalg.lapack import dtrtri as _trtri
+
+from ..covariance.residual_model import ResidualModel
+from ..linalg.factor import Factor
+from .crossproducts import CHUNK_ROWS, CrossProducts
+from .pls import PLSSystem, fixed_basis
+from .structure import ReStructure
+
+__all__ = ["ResidualParameterSystem"]
+
+_CACHED = 4  # systems kept (the optimizer's last points; the fit's factor and objective)
+
+
+class ResidualParameterSystem:
+    """A(delta) and L(theta) for a residual structure with parameters delta.
+
+    Args:
+        structure: the random-effects structure; its ``ParameterMap`` ends with delta.
+        X: (n, p) fixed-effects columns; y: (n,) response (offset removed).
+        residual: the residual structure's map delta -> Psi.
+    """
+
+    def __init__(self, structure: ReStructure, X: np.ndarray, y: np.ndarray,
+                 residual: ResidualModel, chunk_rows: int = CHUNK_ROWS):
+        self.structure = structure
+        self.blocks = structure.blocks
+        self.residual = residual
+        self.n, self.p = X.shape
+        self._delta = structure.parameters.residual_slice
+        start = residual.at(residual.start())
+        basis = fixed_basis(start.whiten(X)) if start is not None else None
+        self.fixed_basis = np.eye(self.p) if basis is None else basis
+        Q = X if basis is None else X @ _trtri(basis)[0]
+        self._xy = np.column_stack([Q, y])
+        self._basis = basis
+        self._chunk_rows = chunk_rows
+        self._systems: OrderedDict = OrderedDict()
+
+    def at(self, theta: np.ndarray) -> PLSSystem | None:
+        """The system of A at theta's delta; None where Psi is not positive definite."""
+        delta = np.asarray(theta, dtype=float)[self._delta]
+        key = delta.tobytes()
+        if key in self._systems:
+            self._systems.move_to_end(key)
+            return self._systems[key]
+        psi = self.residual.at(delta)
+        system = None
+        if psi is not None:
+            crossproducts = CrossProducts.accumulate(self.blocks, self._xy, psi,
+                                                     self._chunk_rows)
+            system = PLSSystem.from_crossproducts(self.structure, crossproducts, self._basis)
+        self._systems[key] = system
+        if len(self._systems) > _CACHED:
+            self._systems.popitem(last=False)
+        return system
+
+    def _system(self, theta: np.ndarray) -> PLSSystem:
+        system = self.at(theta)
+        if system is None:
+            raise np.linalg.LinAlgError("the residual covariance is not positive definite at "
+                                        "these parameters")
+        return system
+
+    @property
+    def backend(self) -> str:
+        """The back-end of the terms' part, with the residual structure's whitening."""
+        system = self.at(self.structure.parameters.start())
+        inner = system.backend if system is not None else "blocked"
+        return f"{inner}, rows whitened per evaluation"
+
+    def objective(self, theta: np.ndarray, reml: bool) -> float:
+        system = self.at(theta)
+        return np.inf if system is None else system.objective(theta, reml)
+
+    def factor(self, theta: np.ndarray) -> Factor:
+        return self._system(theta).factor(theta)
+
+    def objective_from(self, factor: Factor, reml: bool) -> float:
+        return self._system(factor.theta).objective_from(factor, reml)
+
+    def deviance(self, theta: np.ndarray, sigma: float, reml: bool) -> float:
+        return self._system(theta).deviance(theta, sigma, reml)
+
+    def unscaled_vcov(self, factor: Factor) -> np.ndarray:
+        return self._system(factor.theta).unscaled_vcov(factor)
+
+    def with_response(self, y: np.ndarray) -> "ResidualParameterSystem":
+        """A copy for a new response (simulation, the bootstrap)."""
+        other = copy.copy(self)
+        other._xy = np.column_stack([self._xy[:, :-1], y])
+        other._systems = OrderedDict()
+        return other
+
+    def with_fixed_transform(self, transform: np.ndarray) -> "ResidualParameterSystem":
+        """A copy whose [X y] is [X y] @ transform (see ``PLSSystem.with_fixed_transform``)."""
+        other = copy.copy(self)
+        to_basis = np.eye(self.p + 1)
+        to_basis[: self.p, : self.p] = self.fixed_basis
+        other._xy = self._xy @ (to_basis @ transform)
+        other.p = transform.shape[1] - 1
+        other.fixed_basis = np.eye(other.p)
+        other._basis = None
+        other._systems = OrderedDict()
+        return other

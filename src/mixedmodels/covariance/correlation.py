@@ -1,0 +1,410 @@
+"""Correlation structures of the residuals within a group (nlme's ``corStruct`` classes).
+
+R = sigma^2 Psi with Psi block-diagonal by group; within group g, Psi_g = S_g C_g S_g, where
+S_g holds the variance function's relative standard deviations (``covariance.variance``) and
+C_g is the correlation matrix that one of these structures gives for the positions of the
+group's rows (a time, a slot, coordinates):
+
+==========================  ===============================  ============================
+structure                   corr(e_i, e_j)                   parameters (bounds)
+==========================  ===============================  ============================
+``AR1("visit", group)``     phi^|t_i - t_j|, integer t       phi in [-1, 1]
+``CAR1("time", group)``     phi^|t_i - t_j|, real t          phi in [0, 1]
+``CS(group)``               rho                              rho in [-1/(m-1), 1]
+``Symm("visit", group)``    C[slot_i, slot_j], any C          M (M - 1) / 2, unbounded
+``Toep("visit", group)``    rho_|t_i - t_j|, integer t       partial autocorrelations
+``Exp(["x", "y"], group)``  exp(-d_ij / range), Euclidean d  range >= 0
+==========================  ===============================  ============================
+
+(m: the largest group; M: the number of distinct slots.) The optimizer works on nlme's
+unconstrained scale, on which every value is inside the bounds: 2 atanh(phi) for AR1,
+logit(phi) for CAR1, log((rho + 1/(m-1)) / (1 - rho)) for CS, 2 atanh of the partial
+autocorrelations for Toep, log(range) for Exp; a correlation that tends to a bound is reported
+as singular. Gaps count: under AR1 two visits two
+apart have correlation phi^2, as nlme's ``corARMA(p = 1)`` and ``corCAR1`` have it (nlme's
+``corAR1`` uses the order of the rows instead). ``Symm`` is parameterized so that every
+parameter vector gives a positive-definite C: the rows of a unit lower-triangular matrix,
+each normalized to length 1, are the rows of C's Cholesky factor (the unconstrained
+parameterization of Pinheiro & Bates 1996). ``Toep`` maps partial autocorrelations in
+[-1, 1] to the autocorrelations by the Durbin-Levinson recursion, so that every value inside
+the bounds is positive definite. Reported values are the correlations themselves.
+
+A structure is a frozen specification (the columns it reads); ``bind`` fixes what it learns
+from the data (the largest group, the slots) and returns the structure the fit uses.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+__all__ = ["AR1", "CAR1", "CS", "Correlation", "Exp", "Symm", "Toep",
+           "autocorrelations"]
+
+
+class Correlation(ABC):
+    """The within-group correlation of the residuals as a function of its parameters.
+
+    Attributes:
+        positions: the columns that place a row within its group (a time, a slot,
+            coordinates); empty for ``CS``.
+        group: the column whose levels are the groups (None: all rows are one group).
+    """
+
+    positions: tuple[str, ...]
+    group: str | None
+    #: the name nlme and SAS print ("AR(1)", "Compound symmetry", ...)
+    title: str = ""
+    #: the correlation depends on the positions through their differences only
+    stationary: bool = True
+    #: positions must be whole numbers (visits, slots)
+    integer: bool = False
+
+    def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Correlation":
+        """The structure for these data: ``positions`` (n, d) of every row, ``sizes`` the
+        number of rows of each group."""
+        return self
+
+    @property
+    @abstractmethod
+    def n_params(self) -> int:
+        """The number of parameters."""
+
+    def start(self) -> np.ndarray:
+        """(n_params,) the optimizer's start: independence where that is possible."""
+        return self.from_values(self.independence())
+
+    def independence(self) -> np.ndarray:
+        """(n_params,) the reported values of independence."""
+        return np.zeros(self.n_params)
+
+    @abstractmethod
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper), each (n_params,), of the reported values."""
+
+    @abstractmethod
+    def names(self) -> list[str]:
+        """The names of ``values``' entries (without the group)."""
+
+    @abstractmethod
+    def correlations(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """(K, m, m) the correlation matrices of K groups of m rows at ``positions``
+        (K, m, d), for reported ``values``."""
+
+    def matrices(self, params: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """``correlations`` at the (unconstrained) parameters."""
+        return self.correlations(self.values(params), positions)
+
+    @abstractmethod
+    def values(self, params: np.ndarray) -> np.ndarray:
+        """(n_params,) the reported values (correlations, a range) of the parameters."""
+
+    @abstractmethod
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        """The parameters of reported ``values`` (the inverse of ``values``)."""
+
+    def describe(self, params: np.ndarray) -> str:
+        """One line for the summary, as nlme prints it: "AR(1), Phi = 0.57"."""
+        shown = ", ".join(f"{name} = {value:.4g}"
+                          for name, value in zip(self.names(), self.values(params)))
+        return f"{self.title}{', ' if shown else ''}{shown}"
+
+
+def _differences(positions: np.ndarray) -> np.ndarray:
+    """(K, m, m) |t_i - t_j| of one-dimensional positions (K, m, 1)."""
+    t = positions[..., 0]
+    return np.abs(t[:, :, None] - t[:, None, :])
+
+
+@dataclass(frozen=True)
+class AR1(Correlation):
+    """AR(1) in an integer time: corr = phi^|t_i - t_j| (SAS TYPE=AR(1) with gaps kept;
+    nlme ``corARMA(form = ~ time | group, p = 1)``)."""
+
+    time: str
+    group: str | None = None
+    title = "AR(1)"
+    integer = True
+
+    @property
+    def positions(self) -> tuple[str, ...]:
+        return (self.time,)
+
+    @property
+    def n_params(self) -> int:
+        return 1
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([-1.0]), np.array([1.0])
+
+    def values(self, params: np.ndarray) -> np.ndarray:
+        return np.tanh(np.asarray(params, dtype=float) / 2)
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        return 2 * np.arctanh(np.clip(values, -1 + 1e-15, 1 - 1e-15))
+
+    def names(self) -> list[str]:
+        return ["Phi"]
+
+    def correlations(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        return float(values[0]) ** _differences(positions)
+
+
+@dataclass(frozen=True)
+class CAR1(AR1):
+    """Continuous-time AR(1): corr = phi^|t_i - t_j| for real times, phi in [0, 1] (nlme's
+    ``corCAR1``; SAS TYPE=SP(POW))."""
+
+    title = "Continuous AR(1)"
+    integer = False
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([0.0]), np.array([1.0])
+
+    def independence(self) -> np.ndarray:
+        return np.array([0.2])  # the start: inside the bounds (0 is on one)
+
+    def values(self, params: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-np.asarray(params, dtype=float)))
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        values = np.clip(values, 1e-15, 1 - 1e-15)
+        return np.log(values / (1 - values))
+
+
+@dataclass(frozen=True)
+class CS(Correlation):
+    """Compound symmetry: one correlation rho between any two rows of a group, bounded below
+    by -1/(m - 1) for the largest group m (nlme's ``corCompSymm``; SAS TYPE=CS with the
+    covariance on the residual side, where rho may be negative)."""
+
+    group: str | None = None
+    largest: int = field(default=2, compare=False)
+    title = "Compound symmetry"
+
+    @property
+    def positions(self) -> tuple[str, ...]:
+        return ()
+
+    def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "CS":
+        return replace(self, largest=max(int(sizes.max()), 2))
+
+    @property
+    def n_params(self) -> int:
+        return 1
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([-1.0 / (self.largest - 1)]), np.array([1.0])
+
+    def values(self, params: np.ndarray) -> np.ndarray:
+        low = 1.0 / (self.largest - 1)
+        e = np.exp(np.asarray(params, dtype=float))
+        return (e - low) / (1 + e)
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        low = 1.0 / (self.largest - 1)
+        values = np.clip(values, -low + 1e-15, 1 - 1e-15)
+        return np.log((values + low) / (1 - values))
+
+    def names(self) -> list[str]:
+        return ["Rho"]
+
+    def correlations(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        count, m = positions.shape[:2]
+        rho = float(values[0])
+        return np.broadcast_to((1.0 - rho) * np.eye(m) + rho, (count, m, m)).copy()
+
+
+@dataclass(frozen=True)
+class Symm(Correlation):
+    """A general correlation matrix over the distinct values (slots) of an integer column
+    (nlme's ``corSymm``; with ``VarIdent`` on the same column, SAS TYPE=UN)."""
+
+    time: str
+    group: str | None = None
+    slots: tuple = field(default=(), compare=False)
+    title = "General correlation"
+    stationary = False
+    integer = True
+
+    @property
+    def positions(self) -> tuple[str, ...]:
+        return (self.time,)
+
+    def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Symm":
+        return replace(self, slots=tuple(np.unique(positions[:, 0]).tolist()))
+
+    @property
+    def size(self) -> int:
+        return len(self.slots)
+
+    @property
+    def n_params(self) -> int:
+        return self.size * (self.size - 1) // 2
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(self.n_params, -1.0), np.full(self.n_params, 1.0)
+
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (row, column) slots of each parameter: the strict lower triangle, by rows."""
+        return np.tril_indices(self.size, -1)
+
+    def names(self) -> list[str]:
+        rows, cols = self._pairs()
+        return [f"cor_{_label(self.slots[c])}.{_label(self.slots[r])}"
+                for r, c in zip(rows, cols)]
+
+    def full(self, params: np.ndarray) -> np.ndarray:
+        """(M, M) the correlation matrix over all slots."""
+        factor = np.eye(self.size)
+        factor[self._pairs()] = params
+        factor /= np.linalg.norm(factor, axis=1)[:, None]
+        return factor @ factor.T
+
+    def values(self, params: np.ndarray) -> np.ndarray:
+        return self.full(params)[self._pairs()]
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        correlation = np.eye(self.size)
+        correlation[self._pairs()] = values
+        correlation = np.tril(correlation) + np.tril(correlation, -1).T
+        factor = np.linalg.cholesky(correlation)
+        return (factor / np.diagonal(factor)[:, None])[self._pairs()]
+
+    def matrices(self, params: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        return self._select(self.full(params), positions)
+
+    def correlations(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        return self.matrices(self.from_values(values), positions)
+
+    def _select(self, full: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        slots = np.searchsorted(np.asarray(self.slots, dtype=float), positions[..., 0])
+        return full[slots[:, :, None], slots[:, None, :]]
+
+    def describe(self, params: np.ndarray) -> str:
+        return f"{self.title} over {self.size} values of {self.time}"
+
+
+@dataclass(frozen=True)
+class Toep(Correlation):
+    """Toeplitz in an integer time: one correlation per lag |t_i - t_j| (SAS TYPE=TOEP),
+    parameterized by partial autocorrelations in [-1, 1]."""
+
+    time: str
+    group: str | None = None
+    lags: int = field(default=1, compare=False)
+    title = "Toeplitz"
+    integer = True
+
+    @property
+    def positions(self) -> tuple[str, ...]:
+        return (self.time,)
+
+    def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Toep":
+        values = positions[:, 0]
+        return replace(self, lags=max(int(values.max() - values.min()), 1))
+
+    @property
+    def n_params(self) -> int:
+        return self.lags
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(self.lags, -1.0), np.full(self.lags, 1.0)
+
+    def names(self) -> list[str]:
+        return [f"cor_lag{k}" for k in range(1, self.lags + 1)]
+
+    def values(self, params: np.ndarray) -> np.ndarray:
+        return autocorrelations(np.tanh(np.asarray(params, dtype=float) / 2))[1:]
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        partial = partial_autocorrelations(np.asarray(values, dtype=float))
+        return 2 * np.arctanh(np.clip(partial, -1 + 1e-15, 1 - 1e-15))
+
+    def correlations(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        lags = _differences(positions).astype(np.int64)
+        return np.concatenate([[1.0], values])[np.minimum(lags, self.lags)]
+
+
+@dataclass(frozen=True)
+class Exp(Correlation):
+    """Spatial exponential: corr = exp(-d_ij / range), d the Euclidean distance between the
+    rows' coordinates (nlme's ``corExp``; SAS TYPE=SP(EXP))."""
+
+    coordinates: tuple[str, ...]
+    group: str | None = None
+    scale: float = field(default=1.0, compare=False)
+    title = "Exponential spatial correlation"
+
+    def __post_init__(self):
+        if isinstance(self.coordinates, str):
+            object.__setattr__(self, "coordinates", (self.coordinates,))
+        object.__setattr__(self, "coordinates", tuple(self.coordinates))
+
+    @property
+    def positions(self) -> tuple[str, ...]:
+        return self.coordinates
+
+    def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Exp":
+        spread = float(np.max(np.ptp(positions, axis=0))) if len(positions) else 1.0
+        return replace(self, scale=spread / 4 if spread > 0 else 1.0)
+
+    @property
+    def n_params(self) -> int:
+        return 1
+
+    def independence(self) -> np.ndarray:
+        return np.array([self.scale])  # the start: a quarter of the data's extent
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([0.0]), np.array([np.inf])
+
+    def values(self, params: np.ndarray) -> np.ndarray:
+        return np.exp(np.asarray(params, dtype=float))
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(values, 1e-300))
+
+    def names(self) -> list[str]:
+        return ["range"]
+
+    def correlations(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        difference = positions[:, :, None, :] - positions[:, None, :, :]
+        distance = np.sqrt(np.einsum("kijd,kijd->kij", difference, difference))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            scaled = distance / float(values[0])
+        return np.exp(-np.where(distance == 0, 0.0, scaled))
+
+
+def autocorrelations(partial: np.ndarray) -> np.ndarray:
+    """(k + 1,) the autocorrelations rho_0 = 1, rho_1..rho_k of the stationary process with
+    partial autocorrelations ``partial`` (k,), by the Durbin-Levinson recursion: positive
+    definite for every value in (-1, 1)."""
+    partial = np.asarray(partial, dtype=float)
+    rho = np.ones(len(partial) + 1)
+    phi = np.zeros(0)
+    for k, a in enumerate(partial, start=1):
+        rho[k] = phi @ rho[k - 1:0:-1] + a * (1.0 - phi @ rho[1:k]) if k > 1 else a
+        phi = np.append(phi - a * phi[::-1], a)
+    return rho
+
+
+def partial_autocorrelations(rho: np.ndarray) -> np.ndarray:
+    """(k,) the partial autocorrelations of autocorrelations rho_1..rho_k (the inverse of
+    ``autocorrelations``)."""
+    full = np.concatenate([[1.0], rho])
+    out = np.zeros(len(rho))
+    phi = np.zeros(0)
+    for k in range(1, len(rho) + 1):
+        variance = 1.0 - phi @ full[1:k]
+        a = (full[k] - phi @ full[k - 1:0:-1]) / variance if variance > 0 else 0.0
+        out[k - 1] = a
+        phi = np.append(phi - a * phi[::-1], a)
+    return out
+
+
+def _label(value) -> str:
+    """A slot's value as a name: 3 rather than 3.0."""
+    return str(int(value)) if float(value).is_integer() else str(value)

@@ -1,0 +1,354 @@
+"""The residual covariance as a function of its parameters: R = sigma^2 Psi(delta).
+
+Psi combines a correlation structure within groups (``covariance.correlation``), a variance
+function (``covariance.variance``) and prior weights w:
+
+    Psi_g = W_g^-1/2 S_g C_g S_g W_g^-1/2   (one block per group; diagonal without a
+                                             correlation structure),
+
+as nlme's ``gls``/``lme`` with ``correlation=`` and ``weights=`` (Pinheiro & Bates 2000,
+section 5.1) and SAS PROC MIXED's REPEATED statement. ``ResidualModel`` is bound to the rows of
+one data set; ``at(delta)`` gives Psi at parameters delta as a ``ResidualStructure`` that the
+fit whitens the rows with. Groups of equal size whose Psi_g are equal (the same visit times,
+strata and weights) share one Cholesky factor, so that each evaluation costs one small
+factorization per pattern of visits rather than per group.
+
+``correlation_of`` and ``variance_of`` read the string forms (``"ar1(visit | patient)"``,
+``"ident(centre)"``) into the same objects as the class forms.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, FormulaError
+from .correlation import AR1, CAR1, CS, Correlation, Exp, Symm, Toep
+from .residual import BlockResidual, Identity, KnownWeights, ResidualStructure
+from .structures import SINGULAR_TOLERANCE
+from .variance import Variance, VarExp, VarIdent, VarPower
+
+__all__ = ["CORRELATIONS", "VARIANCES", "ResidualModel", "correlation_of", "variance_of"]
+
+#: the string forms of ``correlation=``: name -> (class, what goes left of the bar)
+CORRELATIONS = {"ar1": (AR1, "an integer time column"), "car1": (CAR1, "a time column"),
+                "cs": (CS, "1"), "symm": (Symm, "an integer column"),
+                "toep": (Toep, "an integer time column"),
+                "exp": (Exp, "coordinate columns joined by +")}
+#: the string forms of ``variance=``
+VARIANCES = {"ident": VarIdent, "power": VarPower, "exp": VarExp}
+
+_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$", re.S)
+_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+
+
+def _name(text: str, argument: str, whole: str) -> str:
+    name = text.strip().strip("`")
+    if not name or not (_NAME.match(name) or text.strip().startswith("`")):
+        raise FormulaError(f"{argument}={whole!r}: {text.strip()!r} is not a column name")
+    return name
+
+
+def correlation_of(value) -> Correlation | None:
+    """A correlation structure from ``correlation=``: None, a ``Correlation`` object, or a
+    string such as ``"ar1(visit | patient)"``, ``"cs(1 | patient)"`` or
+    ``"exp(x + y | site)"`` (the group may be left out: all rows are then one group)."""
+    if value is None or isinstance(value, Correlation):
+        return value
+    forms = ", ".join(f"{name}(... | group)" for name in CORRELATIONS)
+    if not isinstance(value, str):
+        raise FormulaError(f"correlation= must be a string such as 'ar1(visit | patient)' or a "
+                           f"structure such as mm.cov.AR1('visit', group='patient'), not "
+                           f"{type(value).__name__}")
+    match = _CALL.match(value)
+    if not match or match.group(1).lower() not in CORRELATIONS:
+        raise FormulaError(f"correlation={value!r} is not a correlation structure; use one of "
+                           f"{forms}")
+    name, inside = match.group(1).lower(), match.group(2)
+    cls, left_kind = CORRELATIONS[name]
+    left, _, right = inside.partition("|")
+    group = _name(right, "correlation", value) if right.strip() else None
+    if cls is CS:
+        if left.strip() != "1":
+            raise FormulaError(f"correlation={value!r}: cs takes no position column; write "
+                               "cs(1 | group)")
+        return CS(group)
+    columns = [_name(part, "correlation", value) for part in left.split("+")]
+    if cls is Exp:
+        return Exp(tuple(columns), group)
+    if len(columns) != 1:
+        raise FormulaError(f"correlation={value!r}: {name} takes one column left of the bar "
+                           f"({left_kind}), not {len(columns)}")
+    return cls(columns[0], group)
+
+
+def variance_of(value) -> Variance | None:
+    """A variance function from ``variance=``: None, a ``Variance`` object, or a string:
+    ``"ident(centre)"``, ``"power(x)"`` or ``"exp(x)"``."""
+    if value is None or isinstance(value, Variance):
+        return value
+    forms = "ident(stratum), power(covariate) or exp(covariate)"
+    if not isinstance(value, str):
+        raise FormulaError(f"variance= must be a string such as 'ident(centre)' or a function "
+                           f"such as mm.cov.VarIdent('centre'), not {type(value).__name__}")
+    match = _CALL.match(value)
+    if not match or match.group(1).lower() not in VARIANCES:
+        raise FormulaError(f"variance={value!r} is not a variance function; use {forms}")
+    inside = match.group(2)
+    if "|" in inside:  # nlme's varIdent(form = ~ 1 | centre)
+        left, _, inside = inside.partition("|")
+        if left.strip() != "1":
+            raise FormulaError(f"variance={value!r}: write {match.group(1)}(column)")
+    return VARIANCES[match.group(1).lower()](_name(inside, "variance", value))
+
+
+@dataclass(frozen=True, eq=False)
+class _Class:
+    """The groups of one size m: their rows, keys, and per key its positions (K, m, d), its
+    rows' variance-function values and weights (K, m)."""
+
+    rows: np.ndarray
+    keys: np.ndarray
+    positions: np.ndarray
+    features: np.ndarray
+    weights: np.ndarray
+
+
+class ResidualModel:
+    """Psi(delta) for the rows of one data set.
+
+    Args:
+        correlation, variance: the structures (either may be None).
+        frame: the model's rows, with the structures' columns.
+        weights: (n,) prior weights, or None.
+
+    Raises:
+        DataError: a column of the wrong kind (text for a time, a time that is not a whole
+            number, a power of 0), or two rows of one group at the same position.
+    """
+
+    def __init__(self, correlation: Correlation | None, variance: Variance | None,
+                 frame: pd.DataFrame, weights: np.ndarray | None = None):
+        n = frame.shape[0]
+        self.n = n
+        self.variance, self.features = _bind_variance(variance, frame)
+        self.weights = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+        self.correlation = None
+        self.group_codes = None
+        self.classes: tuple[_Class, ...] = ()
+        if correlation is not None:
+            self.group_codes, self.group_labels = _group_codes(correlation, frame)
+            positions = _positions(correlation, frame)
+            sizes = np.bincount(self.group_codes)
+            self.correlation = correlation.bind(positions, sizes)
+            self.classes = _classes(self.correlation, self.group_codes, positions,
+                                    self.features, self.weights, frame)
+        parts = [p for p in (self.correlation, self.variance) if p is not None]
+        self.n_params = sum(p.n_params for p in parts)
+        self._split = self.correlation.n_params if self.correlation is not None else 0
+
+    # -- parameters ----------------------------------------------------------------------------
+    def _parts(self, delta: np.ndarray):
+        return delta[: self._split], delta[self._split:]
+
+    def start(self) -> np.ndarray:
+        """Independence and equal variances (on the optimizer's unconstrained scale)."""
+        return self._concat("start")
+
+    def lower(self) -> np.ndarray:
+        """The optimizer's bounds: none (every parameter is unconstrained)."""
+        return np.full(self.n_params, -np.inf)
+
+    def upper(self) -> np.ndarray:
+        return np.full(self.n_params, np.inf)
+
+    def _concat(self, method: str, index: int | None = None) -> np.ndarray:
+        out = []
+        for part in (self.correlation, self.variance):
+            if part is not None:
+                value = getattr(part, method)()
+                out.append(value if index is None else value[index])
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def names(self) -> list[str]:
+        """The parameters' names: ``Phi|patient``, ``ratio_F|Sex``, ..."""
+        out = []
+        if self.correlation is not None:
+            group = self.correlation.group or "(all rows)"
+            out += [f"{name}|{group}" for name in self.correlation.names()]
+        if self.variance is not None:
+            out += [f"{name}|{self.variance.column}" for name in self.variance.names()]
+        return out
+
+    def values(self, delta: np.ndarray) -> np.ndarray:
+        """The reported values: correlations, a range, sd ratios, powers."""
+        return self._each("values", delta)
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        return self._each("from_values", values)
+
+    def _each(self, method: str, vector: np.ndarray) -> np.ndarray:
+        out = [getattr(part, method)(value) for part, value
+               in zip((self.correlation, self.variance), self._parts(np.asarray(vector, float)))
+               if part is not None]
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) of the reported values."""
+        return self._concat("value_bounds", 0), self._concat("value_bounds", 1)
+
+    def on_boundary(self, delta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
+        """A reported value within ``tol`` of its bound: a correlation at +/-1 (or at cs's
+        lower bound), an sd ratio or a range at 0."""
+        values = self.values(delta)
+        lower, upper = self.value_bounds()
+        return (np.isfinite(lower) & (values - lower < tol)) | (
+            np.isfinite(upper) & (upper - values < tol))
+
+    def describe(self, delta: np.ndarray) -> list[str]:
+        """The summary's lines, as nlme prints them."""
+        correlation, variance = self._parts(np.asarray(delta, dtype=float))
+        lines = []
+        if self.correlation is not None:
+            group = f" within {self.correlation.group}" if self.correlation.group else ""
+            lines.append(f"Correlation structure{group}: "
+                         f"{self.correlation.describe(correlation)}")
+        if self.variance is not None:
+            lines.append(f"Variance function: {self.variance.describe(variance)}")
+        return lines
+
+    # -- Psi -----------------------------------------------------------------------------------
+    def sds(self, delta: np.ndarray) -> np.ndarray:
+        """(n,) the rows' relative standard deviations s_i / sqrt(w_i)."""
+        _, variance = self._parts(np.asarray(delta, dtype=float))
+        sds = 1.0 if self.variance is None else self.variance.sds(variance, self.features)
+        return sds / np.sqrt(self.weights)
+
+    def at(self, delta: np.ndarray) -> ResidualStructure | None:
+        """Psi at delta; None where it is not positive definite (outside the domain)."""
+        delta = np.asarray(delta, dtype=float)
+        correlation, variance = self._parts(delta)
+        if self.correlation is None:
+            sds = self.sds(delta)
+            if not np.all(np.isfinite(sds) & (sds > 0)):
+                return None
+            if np.all(sds == 1.0):
+                return Identity(self.n)
+            return KnownWeights(1.0 / sds ** 2)
+        factors = []
+        for part in self.classes:
+            sds = (1.0 if self.variance is None else self.variance.sds(variance, part.features))
+            sds = sds / np.sqrt(part.weights)
+            psi = self.correlation.matrices(correlation, part.positions)
+            psi = psi * sds[:, :, None] * sds[:, None, :]
+            if not np.all(np.isfinite(psi)):
+                return None
+            try:
+                factors.append(np.linalg.cholesky(psi))
+            except np.linalg.LinAlgError:
+                return None
+        return BlockResidual(self.n, tuple(p.rows for p in self.classes),
+                             tuple(p.keys for p in self.classes), tuple(factors))
+
+    def groups_within(self, codes: np.ndarray) -> bool:
+        """Does every group of the correlation structure lie within one level of ``codes``
+        (a random-effects grouping factor)? (Then the whitened rows of a group keep their
+        level, and A keeps its blocked layout.)"""
+        return all(np.all(codes[p.rows] == codes[p.rows[:, :1]]) for p in self.classes)
+
+    def key_count(self) -> int:
+        """The number of distinct blocks Psi_g (Cholesky factorizations per evaluation)."""
+        return sum(len(p.positions) for p in self.classes)
+
+
+def _bind_variance(variance: Variance | None, frame: pd.DataFrame):
+    """(the bound function, (n,) its column's values: codes of strata or numbers)."""
+    if variance is None:
+        return None, np.zeros(frame.shape[0])
+    column = frame[variance.column]
+    if isinstance(variance, VarIdent):
+        codes, levels = _factor(column)
+        return variance.with_levels(levels), codes.astype(float)
+    values = _numeric(column, variance.column, f"the variance function's {variance.column!r}")
+    if isinstance(variance, VarPower) and np.any(values == 0):
+        first = column.index[np.argmax(values == 0)]
+        raise DataError(f"power({variance.column}) needs nonzero values of {variance.column!r} "
+                        f"(the sd is proportional to |{variance.column}|^delta); row {first!r} "
+                        "has 0. Shift the covariate or use exp(...)")
+    return variance, values
+
+
+def _factor(column: pd.Series) -> tuple[np.ndarray, list]:
+    """(codes, levels): the levels of a categorical column in its order, else sorted."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        used = column.cat.remove_unused_categories()
+        return used.cat.codes.to_numpy(), list(used.cat.categories)
+    codes, levels = pd.factorize(column, sort=True)
+    return codes, list(levels)
+
+
+def _numeric(column: pd.Series, name: str, what: str) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        raise DataError(f"{what} must be numeric, but column {name!r} holds {column.dtype} "
+                        "values")
+    return column.to_numpy(dtype=float)
+
+
+def _group_codes(correlation: Correlation, frame: pd.DataFrame):
+    if correlation.group is None:
+        return np.zeros(frame.shape[0], dtype=np.int64), ["(all rows)"]
+    codes, levels = pd.factorize(frame[correlation.group], sort=True)
+    return codes.astype(np.int64), list(levels)
+
+
+def _positions(correlation: Correlation, frame: pd.DataFrame) -> np.ndarray:
+    """(n, d) the rows' positions; whole numbers where the structure needs them."""
+    if not correlation.positions:
+        return np.zeros((frame.shape[0], 0))
+    columns = []
+    for name in correlation.positions:
+        values = _numeric(frame[name], name, f"the correlation structure's position {name!r}")
+        if correlation.integer and not np.all(values == np.round(values)):
+            first = frame.index[np.argmax(values != np.round(values))]
+            raise DataError(f"{correlation.title} needs whole numbers in {name!r} (visits or "
+                            f"slots); row {first!r} has {values[values != np.round(values)][0]}."
+                            " Use car1(...) for a continuous time")
+        columns.append(values)
+    return np.column_stack(columns)
+
+
+def _classes(correlation: Correlation, group_codes: np.ndarray, positions: np.ndarray,
+             features: np.ndarray, weights: np.ndarray, frame: pd.DataFrame):
+    """The groups by size, each group's rows ordered by position, and their keys."""
+    first = positions[:, 0] if positions.shape[1] else np.zeros(len(group_codes))
+    order = np.lexsort((np.arange(len(group_codes)), first, group_codes))
+    sizes = np.bincount(group_codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    ordered = positions[order]
+    if positions.shape[1]:
+        same = np.all(ordered[1:] == ordered[:-1], axis=1) & (
+            group_codes[order][1:] == group_codes[order][:-1])
+        if same.any():
+            row = frame.index[order[np.argmax(same) + 1]]
+            group = "" if correlation.group is None else (
+                f" of {correlation.group} {frame[correlation.group].iloc[order[np.argmax(same)]]!r}")
+            raise DataError(f"two rows{group} are at the same position "
+                            f"({', '.join(correlation.positions)}) (row {row!r}): the "
+                            f"correlation structure needs distinct positions within a group")
+    classes = []
+    for m in np.unique(sizes[sizes > 0]):
+        groups = np.flatnonzero(sizes == m)
+        rows = order[starts[groups][:, None] + np.arange(m)]
+        place = positions[rows]
+        relative = place - place[:, :1] if correlation.stationary else place
+        key_matrix = np.concatenate([relative.reshape(len(groups), -1), features[rows],
+                                     weights[rows]], axis=1)
+        _, first_of_key, keys = np.unique(key_matrix, axis=0, return_index=True,
+                                          return_inverse=True)
+        representative = rows[first_of_key]
+        classes.append(_Class(rows, keys.ravel().astype(np.int64), positions[representative],
+                              features[representative], weights[representative]))
+    return tuple(classes)

@@ -1,0 +1,158 @@
+"""Variance functions of the residuals (nlme's ``varFunc`` classes).
+
+Var(e_i) = sigma^2 s_i^2, with the relative standard deviation s_i a function of the row's
+stratum or covariate and of the function's parameters:
+
+==========================  ===========================  ================================
+function                    s_i                          parameters (bounds)
+==========================  ===========================  ================================
+``VarIdent("centre")``      ratio of the row's stratum   one ratio per stratum but the
+                                                         first (> 0); the first is 1
+``VarPower("x")``           |x_i|^delta                  delta, free
+``VarExp("x")``             exp(delta x_i)               delta, free
+==========================  ===========================  ================================
+
+The optimizer works on nlme's unconstrained scale: log ratios for ``VarIdent``.
+The first stratum of ``VarIdent`` (the first level in sorted order, or the first category of
+a categorical column) is the reference: sigma is its standard deviation. Sources: Pinheiro &
+Bates (2000), "Mixed-Effects Models in S and S-PLUS", section 5.2.1; nlme's ``varIdent``,
+``varPower`` and ``varExp``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+__all__ = ["Variance", "VarExp", "VarIdent", "VarPower"]
+
+
+class Variance(ABC):
+    """A variance function: the relative standard deviations of the rows as a function of its
+    parameters.
+
+    Attributes:
+        column: the stratum or covariate column.
+    """
+
+    column: str
+    #: the column is read as numbers (a covariate), not as a factor
+    numeric: bool = True
+
+    @property
+    @abstractmethod
+    def n_params(self) -> int:
+        """The number of parameters."""
+
+    def start(self) -> np.ndarray:
+        """(n_params,) equal variances."""
+        return np.zeros(self.n_params)
+
+    def values(self, params: np.ndarray) -> np.ndarray:
+        """(n_params,) the reported values (ratios, powers) of the parameters."""
+        return np.asarray(params, dtype=float).copy()
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        """The parameters of reported ``values``."""
+        return np.asarray(values, dtype=float).copy()
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper), each (n_params,), of the reported values."""
+        return np.full(self.n_params, -np.inf), np.full(self.n_params, np.inf)
+
+    @abstractmethod
+    def names(self) -> list[str]:
+        """The parameters' names (without the column)."""
+
+    @abstractmethod
+    def sds(self, params: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The relative standard deviations s of rows with these ``values`` (codes for a
+        stratum, numbers for a covariate), any shape."""
+
+    @abstractmethod
+    def describe(self, params: np.ndarray) -> str:
+        """One line for the summary, as nlme prints it."""
+
+
+@dataclass(frozen=True)
+class VarIdent(Variance):
+    """A residual standard deviation per stratum (nlme's ``varIdent(form = ~ 1 | column)``).
+
+    Attributes:
+        levels: the strata, in order (set by ``bind``; the first is the reference).
+    """
+
+    column: str
+    levels: tuple = field(default=(), compare=False)
+    numeric = False
+
+    def with_levels(self, levels) -> "VarIdent":
+        """The function for a column of these strata (codes 0.. follow their order)."""
+        return replace(self, levels=tuple(levels))
+
+    @property
+    def n_params(self) -> int:
+        return max(len(self.levels) - 1, 0)
+
+    def values(self, params: np.ndarray) -> np.ndarray:
+        return np.exp(np.asarray(params, dtype=float))
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(values, 1e-300))
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(self.n_params), np.full(self.n_params, np.inf)
+
+    def names(self) -> list[str]:
+        return [f"ratio_{level}" for level in self.levels[1:]]
+
+    def sds(self, params: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return np.concatenate([[1.0], self.values(params)])[values.astype(np.int64)]
+
+    def describe(self, params: np.ndarray) -> str:
+        ratios = ", ".join(f"{level}: {value:.4g}" for level, value
+                           in zip(self.levels, np.concatenate([[1.0], self.values(params)])))
+        return f"Different standard deviations per {self.column} (ratios {ratios})"
+
+
+@dataclass(frozen=True)
+class VarPower(Variance):
+    """sd proportional to |x|^delta (nlme's ``varPower(form = ~ x)``); x must not be 0."""
+
+    column: str
+
+    @property
+    def n_params(self) -> int:
+        return 1
+
+    def names(self) -> list[str]:
+        return ["power"]
+
+    def sds(self, params: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return np.abs(values) ** float(params[0])
+
+    def describe(self, params: np.ndarray) -> str:
+        return f"Power of {self.column}: sd proportional to |{self.column}|^{params[0]:.4g}"
+
+
+@dataclass(frozen=True)
+class VarExp(Variance):
+    """sd proportional to exp(delta x) (nlme's ``varExp(form = ~ x)``)."""
+
+    column: str
+
+    @property
+    def n_params(self) -> int:
+        return 1
+
+    def names(self) -> list[str]:
+        return ["expon"]
+
+    def sds(self, params: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return np.exp(float(params[0]) * values)
+
+    def describe(self, params: np.ndarray) -> str:
+        return (f"Exponential of {self.column}: sd proportional to "
+                f"exp({params[0]:.4g} {self.column})")

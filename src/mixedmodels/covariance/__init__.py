@@ -7,7 +7,7 @@ group="patient")`` is the same structure as the string ``"ar1(visit | patient)"`
 """
 
 from .correlation import AR1, CAR1, CS, Correlation, Exp, Symm, Toep
-from .variance import Variance, VarExp, VarIdent, VarPower
+from .variance import VarExp, Variance, VarIdent, VarPower
 
 __all__ = ["AR1", "CAR1", "CS", "Correlation", "Exp", "Symm", "Toep", "Variance", "VarExp",
            "VarIdent", "VarPower"]

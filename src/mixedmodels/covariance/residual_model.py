@@ -29,7 +29,7 @@ from ..errors import DataError, FormulaError
 from .correlation import AR1, CAR1, CS, Correlation, Exp, Symm, Toep
 from .residual import BlockResidual, Identity, KnownWeights, ResidualStructure
 from .structures import SINGULAR_TOLERANCE
-from .variance import Variance, VarExp, VarIdent, VarPower
+from .variance import VarExp, Variance, VarIdent, VarPower
 
 __all__ = ["CORRELATIONS", "VARIANCES", "ResidualModel", "correlation_of", "variance_of"]
 

@@ -19,6 +19,7 @@ from collections import OrderedDict
 import numpy as np
 from scipy.linalg.lapack import dtrtri as _trtri
 
+from ..covariance.residual import BlockResidual
 from ..covariance.residual_model import ResidualModel
 from ..linalg.factor import Factor
 from .crossproducts import CHUNK_ROWS, CrossProducts
@@ -54,6 +55,7 @@ class ResidualParameterSystem:
         self._basis = basis
         self._chunk_rows = chunk_rows
         self._systems: OrderedDict = OrderedDict()
+        self._pieces = _Pieces.of(residual, self._xy) if not self.blocks else None
 
     def at(self, theta: np.ndarray) -> PLSSystem | None:
         """The system of A at theta's delta; None where Psi is not positive definite."""
@@ -65,8 +67,11 @@ class ResidualParameterSystem:
         psi = self.residual.at(delta)
         system = None
         if psi is not None:
-            crossproducts = CrossProducts.accumulate(self.blocks, self._xy, psi,
-                                                     self._chunk_rows)
+            if self._pieces is not None and isinstance(psi, BlockResidual):
+                crossproducts = self._pieces.crossproducts(psi)
+            else:
+                crossproducts = CrossProducts.accumulate(self.blocks, self._xy, psi,
+                                                         self._chunk_rows)
             system = PLSSystem.from_crossproducts(self.structure, crossproducts, self._basis)
         self._systems[key] = system
         if len(self._systems) > _CACHED:
@@ -82,10 +87,11 @@ class ResidualParameterSystem:
 
     @property
     def backend(self) -> str:
-        """The back-end of the terms' part, with the residual structure's whitening."""
+        """The back-end of the terms' part, and how A(delta) is formed."""
         system = self.at(self.structure.parameters.start())
         inner = system.backend if system is not None else "blocked"
-        return f"{inner}, rows whitened per evaluation"
+        how = "precomputed pieces" if self._pieces is not None else "rows whitened"
+        return f"{inner}, A from {how} per evaluation"
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         system = self.at(theta)
@@ -108,6 +114,7 @@ class ResidualParameterSystem:
         other = copy.copy(self)
         other._xy = np.column_stack([self._xy[:, :-1], y])
         other._systems = OrderedDict()
+        other._pieces = _Pieces.of(self.residual, other._xy) if not self.blocks else None
         return other
 
     def with_fixed_transform(self, transform: np.ndarray) -> "ResidualParameterSystem":
@@ -120,4 +127,53 @@ class ResidualParameterSystem:
         other.fixed_basis = np.eye(other.p)
         other._basis = None
         other._systems = OrderedDict()
+        other._pieces = _Pieces.of(self.residual, other._xy) if not self.blocks else None
         return other
+
+
+class _Pieces:
+    """[X y]' Psi^-1 [X y] as a combination of precomputed pieces (a model without random
+    effects and with a correlation structure).
+
+    Groups that share a key share Psi_k, so with P = [X y] and the rows w_ga of group g,
+
+        A(delta) = sum_k sum_{a, b} (Psi_k^-1)_ab S_kab,   S_kab = sum_{g of key k} w_ga w_gb',
+
+    where the pieces S (K x m x (p+1) x m x (p+1) per class of groups of m rows) are formed
+    once. Each evaluation then costs a few operations per key and pair of positions, and
+    nothing per row (ARCHITECTURE: "residual structures without per-evaluation passes over the
+    data"). Used when the keys are few (a trial's visit patterns), else rows are whitened.
+    """
+
+    MAX_KEYS = 2_000  # more distinct blocks than this: whitening the rows is as cheap
+
+    def __init__(self, residual: ResidualModel, xy: np.ndarray):
+        self.n = xy.shape[0]
+        self.pieces = []
+        for part in residual.classes:
+            k, m = len(part.positions), part.rows.shape[1]
+            columns = xy.shape[1]
+            pieces = np.zeros((k, m * columns, m * columns))
+            order = np.argsort(part.keys, kind="stable")
+            bounds = np.searchsorted(part.keys[order], np.arange(k + 1))
+            for key in range(k):
+                rows = part.rows[order[bounds[key]:bounds[key + 1]]]
+                w = xy[rows].reshape(len(rows), m * columns)
+                pieces[key] = w.T @ w
+            self.pieces.append(pieces.reshape(k, m, columns, m, columns))
+
+    @classmethod
+    def of(cls, residual: ResidualModel, xy: np.ndarray) -> "_Pieces | None":
+        """The pieces, when the residual structure correlates rows in few distinct blocks."""
+        if not residual.classes or residual.key_count() > cls.MAX_KEYS:
+            return None
+        return cls(residual, xy)
+
+    def crossproducts(self, psi: BlockResidual) -> CrossProducts:
+        """A(delta) of Psi at delta (a ``BlockResidual`` of the same classes and keys)."""
+        total = 0.0
+        for pieces, factor in zip(self.pieces, psi.factors):
+            inverse = np.linalg.inv(factor)
+            precision = np.swapaxes(inverse, 1, 2) @ inverse  # Psi_k^-1 = L^-T L^-1
+            total = total + np.einsum("kab,kaibj->ij", precision, pieces, optimize=True)
+        return CrossProducts((), {}, (), total, self.n, psi.log_det())

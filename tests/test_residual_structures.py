@@ -191,9 +191,10 @@ def test_precomputed_pieces_equal_whitening(correlation, variance):
     model = GeneralizedLeastSquares("y ~ arm * visit", frame, correlation=CORRELATIONS[correlation],
                                     variance=VARIANCES[variance])
     system = model.system
-    assert system._pieces is not None and "pieces" in system.backend
+    assert system._marginal is not None and "pieces" in system.backend
     whitening = copy.copy(system)
-    whitening._pieces, whitening._systems = None, type(system._systems)()
+    whitening._marginal, whitening._dense = None, None
+    whitening._systems = type(system._systems)()
     rng = np.random.default_rng(0)
     for _ in range(4):
         theta = model.structure.parameters.start() + rng.normal(

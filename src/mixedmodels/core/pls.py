@@ -19,6 +19,7 @@ when numba is absent) are faster for their shapes. ``backend`` names the one the
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 
 import numpy as np
 import scipy.linalg
@@ -164,6 +165,12 @@ class PLSSystem:
                 out["compiled dense"] = SmallDenseObjective(
                     dense_kernel, small.full, small.rows, small.cols, small.index, small.q)
         return out
+
+    @staticmethod
+    def optimizer_threads():
+        """A context for the optimizer's evaluations: none needed (``factor`` limits BLAS
+        threads itself; the compiled back-ends call no BLAS)."""
+        return nullcontext()
 
     @property
     def backend(self) -> str:

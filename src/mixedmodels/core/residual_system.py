@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from contextlib import nullcontext
 
 import numpy as np
 from scipy.linalg.lapack import dtrtri as _trtri
 
-from ..covariance.residual import BlockResidual
 from ..covariance.residual_model import ResidualModel
 from ..linalg.factor import Factor
+from ..linalg.threads import blas_threads_for
+from .criterion import criterion
 from .crossproducts import CHUNK_ROWS, CrossProducts
-from .pls import PLSSystem, fixed_basis
+from .marginal import MarginalPieces
+from .pls import SMALL_SYSTEM, PLSSystem, fixed_basis, sparse_z
 from .structure import ReStructure
 
 __all__ = ["ResidualParameterSystem"]
@@ -55,7 +58,30 @@ class ResidualParameterSystem:
         self._basis = basis
         self._chunk_rows = chunk_rows
         self._systems: OrderedDict = OrderedDict()
-        self._pieces = _Pieces.of(residual, self._xy) if not self.blocks else None
+        self._logdet_basis = (0.0 if basis is None else
+                              2.0 * float(np.sum(np.log(np.abs(np.diagonal(basis))))))
+        self._set_dense()
+
+    def _set_dense(self) -> None:
+        """The objective's fast paths, which build no system per evaluation (the other
+        methods, the factor and the deviance, use the ``PLSSystem`` of the whitened rows):
+
+        * ``MarginalPieces``: one grouping factor whose levels are the correlation groups (or
+          none, gls): the criterion from precomputed sums per pattern of units;
+        * else, for a small system (q + p + 1 <= ``SMALL_SYSTEM``): A as one dense matrix,
+          [Z X y]' Psi^-1 [Z X y] of the whitened dense rows, into the dense back-end.
+        """
+        self._marginal = MarginalPieces.of(self.structure, self.residual, self._xy)
+        self._dense = self._rows = None
+        size = sum(b.q for b in self.blocks) + self.p + 1
+        if self._marginal is not None or size > SMALL_SYSTEM:
+            return
+        first = self.at(self.structure.parameters.start())
+        if first is None:
+            return
+        backends = first.backends()
+        self._dense = copy.copy(backends.get("compiled dense") or backends["dense"])
+        self._rows = np.column_stack([sparse_z(self.structure, self.n).toarray(), self._xy])
 
     def at(self, theta: np.ndarray) -> PLSSystem | None:
         """The system of A at theta's delta; None where Psi is not positive definite."""
@@ -67,11 +93,8 @@ class ResidualParameterSystem:
         psi = self.residual.at(delta)
         system = None
         if psi is not None:
-            if self._pieces is not None and isinstance(psi, BlockResidual):
-                crossproducts = self._pieces.crossproducts(psi)
-            else:
-                crossproducts = CrossProducts.accumulate(self.blocks, self._xy, psi,
-                                                         self._chunk_rows)
+            crossproducts = CrossProducts.accumulate(self.blocks, self._xy, psi,
+                                                     self._chunk_rows)
             system = PLSSystem.from_crossproducts(self.structure, crossproducts, self._basis)
         self._systems[key] = system
         if len(self._systems) > _CACHED:
@@ -88,14 +111,41 @@ class ResidualParameterSystem:
     @property
     def backend(self) -> str:
         """The back-end of the terms' part, and how A(delta) is formed."""
+        if self._marginal is not None:
+            return "marginal pieces per pattern of units"
+        if self._dense is not None:
+            return "dense, rows whitened per evaluation"
         system = self.at(self.structure.parameters.start())
         inner = system.backend if system is not None else "blocked"
-        how = "precomputed pieces" if self._pieces is not None else "rows whitened"
-        return f"{inner}, A from {how} per evaluation"
+        return f"{inner}, rows whitened per evaluation"
+
+    def optimizer_threads(self):
+        """A context for the optimizer's evaluations: one BLAS thread when the dense path's
+        products are small (waking a second thread for each costs more than it saves; see
+        ``linalg.threads``)."""
+        if self._marginal is not None:
+            return blas_threads_for(self.p + 1)
+        if self._dense is None:
+            return nullcontext()
+        return blas_threads_for(self._rows.shape[1])
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
-        system = self.at(theta)
-        return np.inf if system is None else system.objective(theta, reml)
+        """The REML criterion or -2 log-likelihood at theta (terms' parameters and delta)."""
+        if self._marginal is not None:
+            logdet_v, logdet_x, r2 = self._marginal.pieces(theta)
+            return criterion((logdet_v, logdet_x + self._logdet_basis, r2), self.n, self.p,
+                             reml)
+        if self._dense is None:
+            system = self.at(theta)
+            return np.inf if system is None else system.objective(theta, reml)
+        psi = self.residual.at(theta[self._delta])
+        if psi is None:
+            return np.inf
+        whitened = psi.whiten(self._rows)
+        self._dense.full = whitened.T @ whitened
+        logdet_z, logdet_x, r2 = self._dense(theta)
+        return criterion((logdet_z, logdet_x + self._logdet_basis, r2), self.n, self.p, reml,
+                         psi.log_det())
 
     def factor(self, theta: np.ndarray) -> Factor:
         return self._system(theta).factor(theta)
@@ -114,7 +164,7 @@ class ResidualParameterSystem:
         other = copy.copy(self)
         other._xy = np.column_stack([self._xy[:, :-1], y])
         other._systems = OrderedDict()
-        other._pieces = _Pieces.of(self.residual, other._xy) if not self.blocks else None
+        other._set_dense()
         return other
 
     def with_fixed_transform(self, transform: np.ndarray) -> "ResidualParameterSystem":
@@ -126,54 +176,8 @@ class ResidualParameterSystem:
         other.p = transform.shape[1] - 1
         other.fixed_basis = np.eye(other.p)
         other._basis = None
+        other._logdet_basis = 0.0
         other._systems = OrderedDict()
-        other._pieces = _Pieces.of(self.residual, other._xy) if not self.blocks else None
+        other._set_dense()
         return other
 
-
-class _Pieces:
-    """[X y]' Psi^-1 [X y] as a combination of precomputed pieces (a model without random
-    effects and with a correlation structure).
-
-    Groups that share a key share Psi_k, so with P = [X y] and the rows w_ga of group g,
-
-        A(delta) = sum_k sum_{a, b} (Psi_k^-1)_ab S_kab,   S_kab = sum_{g of key k} w_ga w_gb',
-
-    where the pieces S (K x m x (p+1) x m x (p+1) per class of groups of m rows) are formed
-    once. Each evaluation then costs a few operations per key and pair of positions, and
-    nothing per row (ARCHITECTURE: "residual structures without per-evaluation passes over the
-    data"). Used when the keys are few (a trial's visit patterns), else rows are whitened.
-    """
-
-    MAX_KEYS = 2_000  # more distinct blocks than this: whitening the rows is as cheap
-
-    def __init__(self, residual: ResidualModel, xy: np.ndarray):
-        self.n = xy.shape[0]
-        self.pieces = []
-        for part in residual.classes:
-            k, m = len(part.positions), part.rows.shape[1]
-            columns = xy.shape[1]
-            pieces = np.zeros((k, m * columns, m * columns))
-            order = np.argsort(part.keys, kind="stable")
-            bounds = np.searchsorted(part.keys[order], np.arange(k + 1))
-            for key in range(k):
-                rows = part.rows[order[bounds[key]:bounds[key + 1]]]
-                w = xy[rows].reshape(len(rows), m * columns)
-                pieces[key] = w.T @ w
-            self.pieces.append(pieces.reshape(k, m, columns, m, columns))
-
-    @classmethod
-    def of(cls, residual: ResidualModel, xy: np.ndarray) -> "_Pieces | None":
-        """The pieces, when the residual structure correlates rows in few distinct blocks."""
-        if not residual.classes or residual.key_count() > cls.MAX_KEYS:
-            return None
-        return cls(residual, xy)
-
-    def crossproducts(self, psi: BlockResidual) -> CrossProducts:
-        """A(delta) of Psi at delta (a ``BlockResidual`` of the same classes and keys)."""
-        total = 0.0
-        for pieces, factor in zip(self.pieces, psi.factors):
-            inverse = np.linalg.inv(factor)
-            precision = np.swapaxes(inverse, 1, 2) @ inverse  # Psi_k^-1 = L^-T L^-1
-            total = total + np.einsum("kab,kaibj->ij", precision, pieces, optimize=True)
-        return CrossProducts((), {}, (), total, self.n, psi.log_det())

@@ -31,7 +31,8 @@ from .residual import BlockResidual, Identity, KnownWeights, ResidualStructure
 from .structures import SINGULAR_TOLERANCE
 from .variance import VarExp, Variance, VarIdent, VarPower
 
-__all__ = ["CORRELATIONS", "VARIANCES", "ResidualModel", "correlation_of", "variance_of"]
+__all__ = ["CORRELATIONS", "VARIANCES", "ResidualModel", "correlation_of", "unit_keys",
+           "variance_of"]
 
 #: the string forms of ``correlation=``: name -> (class, what goes left of the bar)
 CORRELATIONS = {"ar1": (AR1, "an integer time column"), "car1": (CAR1, "a time column"),
@@ -137,15 +138,18 @@ class ResidualModel:
         self.variance, self.features = _bind_variance(variance, frame)
         self.weights = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
         self.correlation = None
-        self.group_codes = None
+        self.group_codes = self.positions = None
         self.classes: tuple[_Class, ...] = ()
         if correlation is not None:
             self.group_codes, self.group_labels = _group_codes(correlation, frame)
-            positions = _positions(correlation, frame)
+            self.positions = _positions(correlation, frame)
+            _check_distinct(correlation, self.group_codes, self.positions, frame)
             sizes = np.bincount(self.group_codes)
-            self.correlation = correlation.bind(positions, sizes)
-            self.classes = _classes(self.correlation, self.group_codes, positions,
-                                    self.features, self.weights, frame)
+            self.correlation = correlation.bind(self.positions, sizes)
+            self.classes = tuple(
+                _Class(rows, keys, self.positions[rows[first]], self.features[rows[first]],
+                       self.weights[rows[first]])
+                for rows, keys, first in unit_keys(self, self.group_codes))
         parts = [p for p in (self.correlation, self.variance) if p is not None]
         self.n_params = sum(p.n_params for p in parts)
         self._split = self.correlation.n_params if self.correlation is not None else 0
@@ -227,6 +231,24 @@ class ResidualModel:
         sds = 1.0 if self.variance is None else self.variance.sds(variance, self.features)
         return sds / np.sqrt(self.weights)
 
+    def blocks(self, delta: np.ndarray, positions: np.ndarray, features: np.ndarray,
+               weights: np.ndarray) -> np.ndarray | None:
+        """(K, m, m) the blocks Psi_k of K units of m rows with these positions (K, m, d),
+        variance-function values and weights (K, m) (a unit: a correlation group, or rows
+        that are independent without a correlation structure); None where an entry is not
+        finite."""
+        correlation, variance = self._parts(np.asarray(delta, dtype=float))
+        sds = 1.0 if self.variance is None else self.variance.sds(variance, features)
+        sds = sds / np.sqrt(weights)
+        if self.correlation is None:
+            psi = np.zeros(weights.shape + weights.shape[-1:])
+            m = weights.shape[-1]
+            psi[:, np.arange(m), np.arange(m)] = sds ** 2
+        else:
+            psi = self.correlation.matrices(correlation, positions)
+            psi = psi * sds[:, :, None] * sds[:, None, :]
+        return psi if np.all(np.isfinite(psi)) else None
+
     def at(self, delta: np.ndarray) -> ResidualStructure | None:
         """Psi at delta; None where it is not positive definite (outside the domain)."""
         delta = np.asarray(delta, dtype=float)
@@ -240,11 +262,8 @@ class ResidualModel:
             return KnownWeights(1.0 / sds ** 2)
         factors = []
         for part in self.classes:
-            sds = (1.0 if self.variance is None else self.variance.sds(variance, part.features))
-            sds = sds / np.sqrt(part.weights)
-            psi = self.correlation.matrices(correlation, part.positions)
-            psi = psi * sds[:, :, None] * sds[:, None, :]
-            if not np.all(np.isfinite(psi)):
+            psi = self.blocks(delta, part.positions, part.features, part.weights)
+            if psi is None:
                 return None
             try:
                 factors.append(np.linalg.cholesky(psi))
@@ -320,35 +339,53 @@ def _positions(correlation: Correlation, frame: pd.DataFrame) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def _classes(correlation: Correlation, group_codes: np.ndarray, positions: np.ndarray,
-             features: np.ndarray, weights: np.ndarray, frame: pd.DataFrame):
-    """The groups by size, each group's rows ordered by position, and their keys."""
-    first = positions[:, 0] if positions.shape[1] else np.zeros(len(group_codes))
-    order = np.lexsort((np.arange(len(group_codes)), first, group_codes))
-    sizes = np.bincount(group_codes)
-    starts = np.concatenate([[0], np.cumsum(sizes)])
+def _check_distinct(correlation: Correlation, group_codes: np.ndarray, positions: np.ndarray,
+                    frame: pd.DataFrame) -> None:
+    """Two rows of one group at the same position would make Psi singular: an error."""
+    if not positions.shape[1]:
+        return
+    order = np.lexsort(tuple(positions.T[::-1]) + (group_codes,))
     ordered = positions[order]
-    if positions.shape[1]:
-        same = np.all(ordered[1:] == ordered[:-1], axis=1) & (
-            group_codes[order][1:] == group_codes[order][:-1])
-        if same.any():
-            row = frame.index[order[np.argmax(same) + 1]]
-            group = "" if correlation.group is None else (
-                f" of {correlation.group} {frame[correlation.group].iloc[order[np.argmax(same)]]!r}")
-            raise DataError(f"two rows{group} are at the same position "
-                            f"({', '.join(correlation.positions)}) (row {row!r}): the "
-                            f"correlation structure needs distinct positions within a group")
-    classes = []
+    same = np.all(ordered[1:] == ordered[:-1], axis=1) & (
+        group_codes[order][1:] == group_codes[order][:-1])
+    if same.any():
+        first = order[np.argmax(same)]
+        group = "" if correlation.group is None else (
+            f" of {correlation.group} {frame[correlation.group].iloc[first]!r}")
+        raise DataError(f"two rows{group} are at the same position "
+                        f"({', '.join(correlation.positions)}): rows "
+                        f"{frame.index[first]!r} and {frame.index[order[np.argmax(same) + 1]]!r}"
+                        "; the correlation structure needs distinct positions within a group")
+
+
+def unit_keys(residual: ResidualModel, units: np.ndarray, z: np.ndarray | None = None):
+    """The rows of independent units (codes ``units``), by size, each unit's rows ordered by
+    position, and their keys: units of one key have the same Psi block (positions, relative
+    ones for a stationary structure, variance-function values and weights) and the same
+    random-effects rows ``z`` (n, p_z), if given.
+
+    Returns:
+        per size m: (rows (G, m), keys (G,) in 0..K-1, the position in rows of each key's first
+        unit (K,)).
+    """
+    n = len(units)
+    positions = residual.positions if residual.positions is not None else np.zeros((n, 0))
+    first = positions[:, 0] if positions.shape[1] else np.zeros(n)
+    order = np.lexsort((np.arange(n), first, units))
+    sizes = np.bincount(units)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    stationary = residual.correlation is None or residual.correlation.stationary
+    out = []
     for m in np.unique(sizes[sizes > 0]):
         groups = np.flatnonzero(sizes == m)
         rows = order[starts[groups][:, None] + np.arange(m)]
         place = positions[rows]
-        relative = place - place[:, :1] if correlation.stationary else place
-        key_matrix = np.concatenate([relative.reshape(len(groups), -1), features[rows],
-                                     weights[rows]], axis=1)
-        _, first_of_key, keys = np.unique(key_matrix, axis=0, return_index=True,
-                                          return_inverse=True)
-        representative = rows[first_of_key]
-        classes.append(_Class(rows, keys.ravel().astype(np.int64), positions[representative],
-                              features[representative], weights[representative]))
-    return tuple(classes)
+        relative = place - place[:, :1] if stationary else place
+        parts = [relative.reshape(len(groups), -1), residual.features[rows],
+                 residual.weights[rows]]
+        if z is not None:
+            parts.append(z[rows].reshape(len(groups), -1))
+        _, first_of_key, keys = np.unique(np.concatenate(parts, axis=1), axis=0,
+                                          return_index=True, return_inverse=True)
+        out.append((rows, keys.ravel().astype(np.int64), first_of_key))
+    return out

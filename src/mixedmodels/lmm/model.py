@@ -252,12 +252,15 @@ class LinearMixedModel:
             return OptSummary("none", settings, np.zeros(0), lower, np.zeros(0),
                               self._criterion(np.zeros(0)), 1, "SUCCESS", 0.0,
                               np.array([self._criterion(np.zeros(0))]), backend)
-        summary = minimize_bobyqa(self._criterion, parameters.start(), lower, settings, upper,
-                                  _steps(settings.initial_step, lower, upper), backend=backend)
+        with self.system.optimizer_threads():
+            summary = minimize_bobyqa(self._criterion, parameters.start(), lower, settings,
+                                      upper, _steps(settings.initial_step, lower, upper),
+                                      backend=backend)
         if parameters.is_singular(summary.final):
-            restart = minimize_bobyqa(self._criterion, summary.final, lower,
-                                      dataclasses.replace(settings, initial_step=0.1), upper,
-                                      _steps(0.1, lower, upper), backend=backend)
+            with self.system.optimizer_threads():
+                restart = minimize_bobyqa(self._criterion, summary.final, lower,
+                                          dataclasses.replace(settings, initial_step=0.1),
+                                          upper, _steps(0.1, lower, upper), backend=backend)
             best = restart if restart.fmin < summary.fmin else summary
             summary = dataclasses.replace(
                 best, initial=summary.initial,

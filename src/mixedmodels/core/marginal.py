@@ -1,0 +1,157 @@
+"""The criterion from the marginal covariance of independent units, combined from pieces.
+
+When the random effects have one grouping factor and the residual correlation groups are its
+levels (a random intercept and AR(1) within patient), or there are no random effects (gls),
+y splits into independent units u (the levels, or the correlation groups) with
+
+    V_u / sigma^2 = Z_u Lambda Lambda' Z_u' + Psi_u      (m_u x m_u),
+
+and the profiled criterion needs only log|V| = sum_u log|V_u| and
+
+    [X y]' V^-1 [X y] = sum_k sum_{a,b} (V_k^-1)_ab S_kab,   S_kab = sum_{u of key k} w_ua w_ub',
+
+where units of the same key (the same size, random-effects rows, positions, strata and
+weights: a trial's visit pattern) share V_k, and w_ua is row a of unit u's [X y]. The pieces S
+are formed once; each evaluation factors one small V_k per key and costs nothing per row or
+per level: this is the SAS PROC MIXED computation by subject, with the subjects grouped by
+pattern (ARCHITECTURE: "residual structures without per-evaluation passes over the data").
+r^2 = y'V^-1 y - b' X'V^-1 X b and log|X'V^-1 X| come from one Cholesky factor of the
+(p + 1) x (p + 1) sum, as the last block of L.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg.lapack import dpotrf as _potrf
+
+from ..covariance.residual_model import ResidualModel, unit_keys
+from .criterion import Pieces
+from .structure import ReStructure
+
+__all__ = ["MarginalPieces"]
+
+#: keys x m^2 x (p + 1)^2 above this: the pieces would need too much memory
+MAX_PIECE_ENTRIES = 20_000_000
+FAILED = Pieces(0.0, 0.0, -1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class _Keys:
+    """Every key's units padded to the largest size m (padding rows are independent of the
+    others, with variance 1 and no random effects or data, so they change nothing): per key,
+    its random-effects rows (K, m, p_z), the residual structure's positions (K, m, d),
+    features and weights (K, m), which rows are real (K, m), the number of units of each
+    key (K,), and the pieces as one (K m m, P P) matrix."""
+
+    z: np.ndarray
+    positions: np.ndarray
+    features: np.ndarray
+    weights: np.ndarray
+    real: np.ndarray
+    counts: np.ndarray
+    pieces: np.ndarray
+
+
+class MarginalPieces:
+    """The criterion's pieces at theta from precomputed per-key sums (see the module)."""
+
+    def __init__(self, keys: _Keys, parameters, p: int):
+        self.keys = keys
+        self.parameters = parameters
+        self.p = p
+        m = keys.real.shape[1]
+        self._mask = keys.real[:, :, None] & keys.real[:, None, :]
+        self._padding = np.where(keys.real, 0.0, 1.0)[:, :, None] * np.eye(m)
+
+    @classmethod
+    def of(cls, structure: ReStructure, residual: ResidualModel,
+           xy: np.ndarray) -> "MarginalPieces | None":
+        """The pieces, or None where they do not apply (two or more grouping factors, groups
+        that are not the units, too many distinct keys)."""
+        blocks = structure.blocks
+        if len(blocks) > 1:
+            return None
+        n, size = xy.shape
+        if blocks:
+            units, z = blocks[0].codes, blocks[0].values
+            if residual.group_codes is not None and not _same_partition(
+                    residual.group_codes, units):
+                return None
+        elif residual.group_codes is not None:
+            units, z = residual.group_codes, np.zeros((n, 0))
+        else:
+            return None  # independent rows, no random effects: whitening is as cheap
+        keyed = unit_keys(residual, units, z)
+        m = max(rows.shape[1] for rows, _, _ in keyed)
+        count = sum(len(first) for _, _, first in keyed)
+        if count * (m * size) ** 2 > MAX_PIECE_ENTRIES:
+            return None
+        d = residual.positions.shape[1] if residual.positions is not None else 0
+        out = _Keys(np.zeros((count, m, z.shape[1])), np.zeros((count, m, d)),
+                    np.zeros((count, m)), np.ones((count, m)), np.zeros((count, m), bool),
+                    np.zeros(count), np.zeros((count, m, size, m, size)))
+        start = 0
+        for rows, keys, first in keyed:
+            k, width = len(first), rows.shape[1]
+            at = slice(start, start + k)
+            order = np.argsort(keys, kind="stable")
+            bounds = np.searchsorted(keys[order], np.arange(k + 1))
+            for key in range(k):
+                w = xy[rows[order[bounds[key]:bounds[key + 1]]]].reshape(-1, width * size)
+                out.pieces[start + key, :width, :, :width, :] = (w.T @ w).reshape(
+                    width, size, width, size)
+            representative = rows[first]
+            out.z[at, :width] = z[representative]
+            if d:
+                out.positions[at, :width] = residual.positions[representative]
+                out.positions[at, width:] = residual.positions[representative][:, :1]
+            out.features[at, :width] = residual.features[representative]
+            out.features[at, width:] = residual.features[representative][:, :1]
+            out.weights[at, :width] = residual.weights[representative]
+            out.real[at, :width] = True
+            out.counts[at] = np.bincount(keys, minlength=k)
+            start += k
+        pieces = out.pieces.transpose(0, 1, 3, 2, 4).reshape(count * m * m, size * size)
+        keys = _Keys(out.z, out.positions, out.features, out.weights, out.real, out.counts,
+                     pieces)
+        return cls(keys, structure.parameters, size - 1)
+
+    def pieces(self, theta: np.ndarray) -> Pieces:
+        """(log|V / sigma^2|, log|X'V^-1 X|, r^2) at theta; r^2 = -1 outside the domain."""
+        parameters, keys = self.parameters, self.keys
+        delta = theta[parameters.residual_slice]
+        v = parameters.residual.blocks(delta, keys.positions, keys.features, keys.weights)
+        if v is None:
+            return FAILED
+        v = v * self._mask + self._padding
+        if keys.z.shape[2]:
+            zl = keys.z @ parameters.lambdas(theta)[0]
+            v += zl @ np.swapaxes(zl, 1, 2)
+        try:
+            factor = np.linalg.cholesky(v)
+        except np.linalg.LinAlgError:
+            return FAILED
+        logdet_v = 2.0 * float(keys.counts @ np.log(np.diagonal(factor, axis1=1,
+                                                                 axis2=2)).sum(axis=1))
+        size = self.p + 1
+        total = (np.linalg.inv(v).reshape(-1) @ keys.pieces).reshape(size, size)
+        factor, info = _potrf(total, lower=1)
+        if info != 0:
+            return FAILED
+        diagonal = np.diagonal(factor)
+        return Pieces(logdet_v, 2.0 * float(np.log(diagonal[: self.p]).sum()),
+                      float(diagonal[-1] ** 2))
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Do the codes a and b split the rows into the same groups?"""
+    return _constant_within(a, b) and _constant_within(b, a)
+
+
+def _constant_within(a: np.ndarray, b: np.ndarray) -> bool:
+    """Is b constant within each group of codes a (0..k-1)?"""
+    first = np.full(int(a.max()) + 1, -1, dtype=np.int64)
+    first[a[::-1]] = b[::-1]  # the value of b at each group's first row
+    return bool(np.all(first[a] == b))

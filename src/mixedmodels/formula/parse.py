@@ -83,7 +83,7 @@ class RandomTerm:
         """The term as a formula writes it: ``(Days | Subject)``,
         ``ar1(0 + factor(visit) | patient)``, ``cs(x | g, hom = TRUE)`` (``hom`` only when it
         is not the structure's default)."""
-        bar = f"{self.expr.replace(' ** ', '^')} | {':'.join(map(formula_name, self.factors))}"
+        bar = f"{self.expr} | {':'.join(map(formula_name, self.factors))}"
         if self.structure == "us":
             return f"({bar})"
         hom = "" if self.hom == DEFAULT_HOM[self.structure] else \

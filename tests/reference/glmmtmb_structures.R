@@ -10,8 +10,9 @@
 #   glmmTMB's `map` argument (one shared log-sd: what the later hom* structures are);
 # * hetar1 cannot be written in glmmTMB 1.1.5: it is fitted here by brute force, maximizing the
 #   (REML) likelihood computed from the dense V_i = Z_i Sigma Z_i' + sigma^2 I per subject with
-#   nlminb from several starts (engine "dense-V nlminb"); the same code is run on the
-#   homogeneous ar1 model and checked against glmmTMB's fit of it (dense_check).
+#   nlminb from several starts (engine "dense-V nlminb"; pdHess from optimHess's numerical
+#   Hessian at the optimum); the same code is run on the homogeneous ar1 model and checked
+#   against glmmTMB's fit of it (dense_check).
 # lme4 fits the unstructured model too: its REMLcrit must equal glmmTMB's REML -2 logLik.
 #
 # Recorded per model and method: criterion (-2 logLik; the REML criterion for REML), fixed
@@ -96,9 +97,10 @@ dense_fit <- function(d, kind, reml) {
     dense_criterion(dense_parts(d, ar1_sigma(rep(q$sd, length.out = k), q$rho), q$sigma), reml)
   }
   starts <- list(c(rep(0, nsd), 0, 0), c(rep(0.3, nsd), 0.7, -0.3), c(rep(-0.2, nsd), 0.3, 0.2))
-  fits <- lapply(starts, function(s) nlminb(s, objective, control = list(rel.tol = 1e-14, x.tol = 1e-12,
+  fits <- lapply(starts, function(s) nlminb(s, objective, control = list(rel.tol = 1e-12,
                                                                           eval.max = 5000, iter.max = 2000)))
   best <- fits[[which.min(sapply(fits, `[[`, "objective"))]]
+  hessian <- optimHess(best$par, objective)  # pdHess: a positive definite Hessian at the optimum
   q <- unpack(best$par)
   Sigma <- ar1_sigma(rep(q$sd, length.out = k), q$rho)
   parts <- dense_parts(d, Sigma, q$sigma)
@@ -107,7 +109,8 @@ dense_fit <- function(d, kind, reml) {
   list(criterion = best$objective, fixef = as.list(parts$beta), se = as.list(se),
        se_given_theta = as.list(se), sigma = q$sigma,
        terms = list(list(group = "id", sd = rep(q$sd, length.out = k), cor = cov2cor(Sigma))),
-       pdHess = NA, message = best$message, convergence = best$convergence,
+       pdHess = all(eigen(hessian, symmetric = TRUE, only.values = TRUE)$values > 0),
+       message = best$message, convergence = best$convergence,
        engine = "dense-V nlminb")
 }
 

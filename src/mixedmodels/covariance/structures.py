@@ -90,6 +90,8 @@ class CovarianceStructure(ABC):
     pattern: LinearPattern
     #: the structure in words, for messages
     description: str = "unstructured"
+    #: one sd shared by the columns (a homogeneous structure)
+    hom: bool = False
     k: int
 
     @property

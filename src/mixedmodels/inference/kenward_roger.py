@@ -5,8 +5,10 @@ G = I for the residual. This needs each term's Sigma linear in its variance para
 structure's ``covariance_derivatives``): lme4's terms, ``diag``, and the homogeneous ``cs`` and
 ``toep`` are; for the others (``ar1``, heterogeneous ``cs`` and ``toep``) V is not linear in any
 parameterization, the second derivatives of V that Kenward & Roger's formulas then need are
-not computed, and ``from_fit`` refuses (use Satterthwaite's df). pbkrtest forms the n x n matrix V^{-1}; here every quantity comes from
-q x q and q x p matrices through V^{-1} = sigma^{-2} (I - Z Lambda M^{-1} Lambda' Z'),
+not computed, and ``from_fit`` refuses (use Satterthwaite's df).
+
+pbkrtest forms the n x n matrix V^{-1}; here every quantity comes from q x q and q x p
+matrices through V^{-1} = sigma^{-2} (I - Z Lambda M^{-1} Lambda' Z'),
 M = I + Lambda' Z'Z Lambda = L_Z L_Z':
 
     K = Z'V^{-1}Z = sigma^{-2} Z'Z B,   B = I - Lambda M^{-1} Lambda' Z'Z,

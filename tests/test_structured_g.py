@@ -517,3 +517,18 @@ def test_predict_and_simulate(ar1_fit):
                 + u.loc[first["id"], f"factor(visit){first['visit']}"])
     assert prediction.iloc[0] == pytest.approx(expected, rel=1e-10)
     assert ar1_fit.simulate(2, seed=1).shape == (ar1_fit.nobs, 2)
+
+
+def test_objective_outside_the_domain_is_infinite():
+    """A correlation beyond its bound has no covariance: the objective is inf, on the compiled
+    path (one grouping factor) and the blocked one (two)."""
+    one = mm.LinearMixedModel("y ~ x + ar1(0 + factor(visit) | id)", VISITS)
+    two = mm.LinearMixedModel("y ~ x + ar1(0 + factor(visit) | id) + (1 | site)", VISITS)
+    assert one.system.backend == "compiled single factor" and two.system.backend == "blocked"
+    assert one.objective([1.0, 1.5]) == np.inf and two.objective([1.0, -1.2, 1.0]) == np.inf
+    assert np.isfinite(one.objective([1.0, 1.0])) and np.isfinite(one.objective([0.5, -1.0]))
+
+
+def test_convergence_check(ar1_fit):
+    check = ar1_fit.check_convergence()
+    assert check.converged and len(check.free) == 2

@@ -234,7 +234,8 @@ class LinearMixedModel:
         with recorded_warnings() as messages:
             if singular:
                 warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero, a "
-                          "correlation as +/-1, or random-effects columns are collinear; see "
+                          "correlation as +/-1 (or at a structured term's bound), or "
+                          "random-effects columns are collinear; see "
                           "fit.varcorr", FitWarning)
             if not summary.stopped_normally:
                 warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)

@@ -94,6 +94,7 @@ def test_matches_glmmtmb(model_id, method, reference_fits):
         assert abs(fit.fixef[name] - value) <= 2e-3 * se[name], name
     for name, value in (ref["se_given_theta"] or ref["se"]).items():
         assert se[name] == pytest.approx(value, rel=5e-3), name
+        assert se[name] == pytest.approx(ref["se"][name], rel=1e-2), name  # glmmTMB's vcov
     assert len(ref["terms"]) == len(fit.model.structure.terms)
     for t, term in enumerate(ref["terms"]):
         assert fit.model.structure.terms[t].group == term["group"]

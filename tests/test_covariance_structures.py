@@ -138,11 +138,14 @@ def test_from_sdcor_allows_semidefinite_covariances():
 
 @pytest.mark.parametrize("structure", STRUCTURES, ids=repr)
 def test_covariance_derivatives_span_the_covariance(structure):
-    """Sigma = sum_i gamma_i E_i with gamma_i the entry of Sigma that E_i marks."""
+    """Sigma = sum_i gamma_i E_i with gamma_i the entry of Sigma that E_i marks (one entry
+    each, for lme4's structures)."""
     params = _random_params(structure, np.random.default_rng(3))
     covariance = structure.covariance(params, 1.3)
     rebuilt = np.zeros_like(covariance)
-    for a, b in structure.covariance_derivatives():
+    for entries in structure.covariance_derivatives():
+        assert len(entries) == 1
+        (a, b), = entries
         unit = np.zeros_like(covariance)
         unit[a, b] = unit[b, a] = 1.0
         rebuilt += covariance[a, b] * unit

@@ -78,8 +78,9 @@ def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarra
                     initial_step: np.ndarray | None = None, backend: str = "") -> OptSummary:
     """Minimize ``objective`` over lower <= x (<= upper) with NLopt's BOBYQA.
 
-    ``initial_step`` (one per coordinate) overrides ``settings.initial_step``; ``backend``
-    names the objective's back-end in the summary. A non-finite
+    ``initial_step`` (one per coordinate) overrides ``settings.initial_step``; a step is at
+    most a quarter of its parameter's range when both bounds are finite (a correlation's).
+    ``backend`` names the objective's back-end in the summary. A non-finite
     objective value counts as very large. NLopt raises when round-off stops progress
     (typically at a boundary optimum); the best point evaluated is then the result, with
     return code ROUNDOFF_LIMITED.
@@ -104,8 +105,12 @@ def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarra
     opt.set_xtol_rel(settings.xtol_rel)
     opt.set_xtol_abs(settings.xtol_abs)
     opt.set_maxeval(settings.maxeval)
-    opt.set_initial_step(np.full(len(initial), settings.initial_step)
-                         if initial_step is None else initial_step)
+    steps = np.full(len(initial), settings.initial_step) if initial_step is None else \
+        np.asarray(initial_step, dtype=float)
+    if upper is not None:  # BOBYQA's first steps must fit twice in a parameter's range
+        width = np.asarray(upper, dtype=float) - np.asarray(lower, dtype=float)
+        steps = np.where(np.isfinite(width), np.minimum(steps, width / 4), steps)
+    opt.set_initial_step(steps)
     start = time.perf_counter()
     try:
         opt.optimize(np.asarray(initial, dtype=float))

@@ -14,6 +14,12 @@ Back-ends: every way of evaluating the pieces at theta gives the same numbers (t
 reference model). ``blocked`` is the general one (the block kernels of ``linalg.blocks``);
 ``compiled single factor`` (one grouping factor), ``compiled dense`` and ``dense`` (NumPy; used
 when numba is absent) are faster for their shapes. ``backend`` names the one the fit uses.
+
+The back-ends fill Lambda from the ``ParameterMap``'s patterns applied to its entries vector.
+When every term's structure is linear in its parameters (lme4's), the entries are theta and
+the back-ends are called with theta as it is; otherwise (a ``cs``, ``ar1`` or ``toep`` term)
+each back-end is wrapped to compute the entries first (``_ThroughEntries``), and a theta
+outside the structures' domain gives an infinite criterion.
 """
 
 from __future__ import annotations
@@ -143,11 +149,17 @@ class PLSSystem:
         if len(self.blocks) == 1:
             kernel = load_kernel()
             if kernel is not None:
-                self._fast = SingleFactorObjective(kernel, self.blocks[0], self.A_diag[0],
-                                                   self.A_xy[0], self.A_xyxy)
+                self._fast = self._through_entries(SingleFactorObjective(
+                    kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy))
                 return
         if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= SMALL_SYSTEM:
             self._fast = self.backends()["compiled dense" if load_dense_kernel() else "dense"]
+
+    def _through_entries(self, backend):
+        """The back-end as a function of theta: itself when the entries are theta (linear
+        structures: nothing added to the hot path), else computing the entries first."""
+        parameters = self.structure.parameters
+        return backend if parameters.linear else _ThroughEntries(backend, parameters.entries)
 
     def backends(self, small_limit: int = SMALL_SYSTEM) -> dict:
         """Every back-end that applies to this system, by name: theta -> ``Pieces``; the dense
@@ -155,15 +167,15 @@ class PLSSystem:
         out = {"blocked": self.blocked_pieces}
         kernel = load_kernel()
         if len(self.blocks) == 1 and kernel is not None:
-            out["compiled single factor"] = SingleFactorObjective(
-                kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy)
+            out["compiled single factor"] = self._through_entries(SingleFactorObjective(
+                kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy))
         if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= small_limit:
             small = _SmallSystem(self)
-            out["dense"] = small
+            out["dense"] = self._through_entries(small)
             dense_kernel = load_dense_kernel()
             if dense_kernel is not None:
-                out["compiled dense"] = SmallDenseObjective(
-                    dense_kernel, small.full, small.rows, small.cols, small.index, small.q)
+                out["compiled dense"] = self._through_entries(SmallDenseObjective(
+                    dense_kernel, small.full, small.rows, small.cols, small.index, small.q))
         return out
 
     @staticmethod
@@ -229,7 +241,8 @@ class PLSSystem:
         """The blocked Cholesky factor of Lambda' A Lambda + I (Z part) for this theta.
 
         Raises:
-            numpy.linalg.LinAlgError: if [X y] is numerically rank deficient at this theta.
+            numpy.linalg.LinAlgError: if [X y] is numerically rank deficient at this theta, or
+                theta is outside a structured term's domain (a correlation beyond its bounds).
         """
         lambdas = self.structure.parameters.lambdas(theta)
         k = len(self.blocks)
@@ -319,6 +332,22 @@ class PLSSystem:
         rx_inverse = scipy.linalg.solve_triangular(factor.xy[: self.p, : self.p],
                                                    self._basis_inverse.T, lower=True)
         return rx_inverse.T @ rx_inverse
+
+
+class _ThroughEntries:
+    """A back-end of the entries vector as a function of theta: the entries first (see the
+    module docstring); theta outside the structures' domain gives ``FAILED``."""
+
+    def __init__(self, backend, entries):
+        self.backend, self.entries = backend, entries
+        self.name = backend.name
+
+    def __call__(self, theta: np.ndarray) -> Pieces:
+        try:
+            entries = self.entries(theta)
+        except np.linalg.LinAlgError:
+            return FAILED
+        return self.backend(entries)
 
 
 class _SmallSystem:

@@ -9,19 +9,28 @@ levels of one p x p lower-triangular ``lam``, block-diagonal across that factor'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..covariance.parameters import ParameterMap
+from ..covariance.structured import (
+    AutoRegressive,
+    CompoundSymmetry,
+    HomogeneousDiagonal,
+    Toeplitz,
+)
 from ..covariance.structures import (
     CovarianceStructure,
+    Diagonal,
     LinearPattern,
     Scalar,
     Unstructured,
 )
 from ..design.build import TermDesign
+from ..errors import FormulaError
 
 __all__ = ["ReBlock", "ReTerm", "ReStructure", "build_structure"]
 
@@ -56,7 +65,10 @@ class ReBlock:
     Attributes:
         values: (n, p) the per-observation values of the block's columns.
         codes: (n,) level of each observation.
-        pattern: how theta fills the block's p x p factor (from the ``ParameterMap``).
+        pattern: how the entries vector fills the block's p x p factor (from the
+            ``ParameterMap``).
+        entries: theta -> the entries vector (the ``ParameterMap``'s ``entries``); None for
+            theta itself.
     """
 
     group: str
@@ -65,6 +77,8 @@ class ReBlock:
     values: np.ndarray
     columns: tuple[str, ...]
     pattern: LinearPattern
+    entries: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False,
+                                                               compare=False)
 
     @property
     def p(self) -> int:
@@ -80,7 +94,7 @@ class ReBlock:
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         """The p x p lower-triangular relative covariance factor for this theta."""
-        return self.pattern.lam(theta)
+        return self.pattern.lam(theta if self.entries is None else self.entries(theta))
 
     def z_matrix(self, rows: slice = slice(None)) -> sp.csr_array:
         """Z_b (or the given rows of it) as a sparse matrix, p entries per row."""
@@ -101,11 +115,16 @@ class ReStructure:
 
 
 def build_structure(terms: tuple[TermDesign, ...], residual=None) -> ReStructure:
-    """One covariance structure per term (lme4's: unstructured, a scalar for one column),
-    theta in lme4's term order, and the terms stacked by grouping factor (blocks in order of
-    first appearance, i.e. by decreasing number of levels). ``residual``: the residual
-    structure's parameters (a ``ResidualModel``), appended to theta; None for Psi fixed."""
-    parameters = ParameterMap([_covariance(t.values.shape[1]) for t in terms],
+    """One covariance structure per term (lme4's: unstructured, a scalar for one column; or
+    the term's ``diag``, ``cs``, ``ar1``, ``toep``), theta in lme4's term order, and the terms
+    stacked by grouping factor (blocks in order of first appearance, i.e. by decreasing number
+    of levels). ``residual``: the residual structure's parameters (a ``ResidualModel``),
+    appended to theta; None for Psi fixed.
+
+    Raises:
+        FormulaError: a ``cs``, ``ar1`` or ``toep`` term with one column.
+    """
+    parameters = ParameterMap([_covariance(t) for t in terms],
                               [t.columns for t in terms], [t.group for t in terms], residual)
     seen: dict[str, int] = {}
     re_terms = []
@@ -120,11 +139,25 @@ def build_structure(terms: tuple[TermDesign, ...], residual=None) -> ReStructure
         first = terms[members[0]]
         values = np.column_stack([terms[i].values for i in members])
         columns = tuple(c for i in members for c in terms[i].columns)
-        blocks.append(ReBlock(first.group, first.levels, first.codes, values, columns, pattern))
+        blocks.append(ReBlock(first.group, first.levels, first.codes, values, columns, pattern,
+                              parameters.entries))
     return ReStructure(tuple(blocks), tuple(re_terms), parameters)
 
 
-def _covariance(k: int) -> CovarianceStructure:
-    """The structure of a term with k columns (lme4's ``(x | g)``; ``||`` gives one-column
-    terms)."""
-    return Scalar() if k == 1 else Unstructured(k)
+_CORRELATED = {"cs": CompoundSymmetry, "ar1": AutoRegressive, "toep": Toeplitz}
+
+
+def _covariance(term: TermDesign) -> CovarianceStructure:
+    """The structure of a term: lme4's ``(x | g)`` (``us``) is unstructured, a scalar for one
+    column (``||`` gives one-column terms); ``diag`` one sd per column (``hom``: one shared);
+    ``cs``, ``ar1`` and ``toep`` (``covariance.structured``) need two columns or more."""
+    k, name, hom = term.values.shape[1], term.structure, term.hom
+    if name == "us":
+        return Scalar() if k == 1 else Unstructured(k)
+    if name == "diag":
+        return Scalar() if k == 1 else (HomogeneousDiagonal(k) if hom else Diagonal(k))
+    if k < 2:
+        raise FormulaError(f"the random-effects term {term.term.text} has one column "
+                           f"({term.columns[0]}); {name}() correlates two or more columns: "
+                           f"write ({term.term.expr} | {term.group}) for one")
+    return _CORRELATED[name](k, hom)

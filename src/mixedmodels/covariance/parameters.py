@@ -4,11 +4,17 @@ lme4 concatenates the terms' parameter vectors in term order (Bates et al. 2015,
 For computing, the terms on the same grouping factor are stacked side by side into one block,
 whose k x k factor is block-diagonal across those terms (as MixedModels.jl does); the map lays
 out both: the slice of theta of each term, and per block the pattern that fills that block's
-factor from theta.
+factor from the *entries* vector.
+
+The entries are what the factors are filled with (``entries(theta)``): theta itself when every
+term's structure is linear in its parameters (lme4's structures; no copy, no work: the
+objective's hot path), else the concatenation of each term's entries (a structured term's
+lower triangle of lam, computed from its parameters).
 
 A model with a parameterized residual structure (a correlation structure, a variance function)
 appends that structure's parameters delta after the terms': theta = (terms' parameters,
-delta), one vector for the optimizer, the profile and the bootstrap alike.
+delta), one vector for the optimizer, the profile and the bootstrap alike. The entries read
+only the terms' part.
 """
 
 from __future__ import annotations
@@ -36,11 +42,13 @@ class ParameterMap:
         slices: each term's part of theta.
         blocks: per grouping factor (in order of first appearance), its terms in column order.
         block_of, offsets: per term, its block and the block column of its first column.
-        patterns: per block, the ``LinearPattern`` of its factor in theta (built once, read by
-            every evaluation of the objective).
+        patterns: per block, the ``LinearPattern`` of its factor in the entries vector (built
+            once, read by every evaluation of the objective).
         n_random: the length of the terms' part of theta.
         residual_slice: the residual structure's part of theta (empty without one).
         n_params: the length of theta.
+        linear: every structure is linear in its parameters: the entries are theta.
+        entry_slices: each term's part of the entries vector.
     """
 
     def __init__(self, structures: Sequence[CovarianceStructure],
@@ -54,6 +62,11 @@ class ParameterMap:
         self.n_random = ends[-1] if ends else 0
         self.n_params = self.n_random + (self.residual.n_params if self.residual else 0)
         self.residual_slice = slice(self.n_random, self.n_params)
+        self.linear = all(s.linear for s in self.structures)
+        entry_ends = np.cumsum([s.n_entries for s in self.structures]).tolist()
+        self.entry_slices = tuple(slice(end - s.n_entries, end)
+                                  for s, end in zip(self.structures, entry_ends))
+        self._terms = tuple(zip(self.structures, self.slices))
         members = {group: [] for group in self.groups}
         for t, group in enumerate(self.groups):
             members[group].append(t)
@@ -66,8 +79,8 @@ class ParameterMap:
                              for kind in ("start", "lower", "upper"))
 
     def _block_pattern(self, terms: tuple[int, ...]) -> LinearPattern:
-        """The terms' patterns shifted to their block columns and theta positions."""
-        parts = [(self.structures[t].pattern, self.offsets[t], self.slices[t].start)
+        """The terms' patterns shifted to their block columns and entries positions."""
+        parts = [(self.structures[t].pattern, self.offsets[t], self.entry_slices[t].start)
                  for t in terms]
         return LinearPattern(np.concatenate([p.rows + offset for p, offset, _ in parts]),
                              np.concatenate([p.cols + offset for p, offset, _ in parts]),
@@ -97,9 +110,52 @@ class ParameterMap:
         """theta as one parameter vector per term."""
         return [theta[part] for part in self.slices]
 
+    def entries(self, theta: np.ndarray) -> np.ndarray:
+        """The vector the ``patterns`` index: theta itself (not a copy) when every structure is
+        linear, else the terms' entries joined.
+
+        Raises:
+            numpy.linalg.LinAlgError: a structured term's parameters outside their domain.
+        """
+        if self.linear:
+            return theta
+        return np.concatenate([s.entries(theta[part]) for s, part in self._terms])
+
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
-        """Per block, its (p, p) relative covariance factor."""
-        return [pattern.lam(theta) for pattern in self.patterns]
+        """Per block, its (p, p) relative covariance factor.
+
+        Raises:
+            numpy.linalg.LinAlgError: a structured term's parameters outside their domain.
+        """
+        entries = self.entries(theta)
+        return [pattern.lam(entries) for pattern in self.patterns]
+
+    def unbounded(self, theta: np.ndarray) -> np.ndarray:
+        """theta with each parameter bounded on both sides (a structured term's correlation)
+        mapped to the real line, z = atanh(2 (x - lower) / (upper - lower) - 1); the others
+        (sds, lme4's parameters) as they are. For numerical derivatives, whose steps must not
+        leave the domain; ``bounded`` is its inverse."""
+        z = np.array(theta, dtype=float)
+        interval = self._interval()
+        if interval.any():
+            lower, upper = self.lower()[interval], self.upper()[interval]
+            scaled = 2.0 * (z[: self.n_params][interval] - lower) / (upper - lower) - 1.0
+            z[np.flatnonzero(interval)] = np.arctanh(scaled)
+        return z
+
+    def bounded(self, z: np.ndarray) -> np.ndarray:
+        """The inverse of ``unbounded``."""
+        theta = np.array(z, dtype=float)
+        interval = self._interval()
+        if interval.any():
+            lower, upper = self.lower()[interval], self.upper()[interval]
+            theta[np.flatnonzero(interval)] = lower + (upper - lower) * 0.5 * (
+                np.tanh(theta[: self.n_params][interval]) + 1.0)
+        return theta
+
+    def _interval(self) -> np.ndarray:
+        """(n_params,) bool: the parameters bounded on both sides."""
+        return np.isfinite(self.lower()) & np.isfinite(self.upper())
 
     def sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
         """(n_params,) the terms' standard deviations and correlations, in theta's order, then

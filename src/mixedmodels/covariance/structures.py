@@ -10,10 +10,16 @@ term's parameter vector: its start, bounds and names, the map to lam, the standa
 and correlations the parameters imply (and back), the boundary (singular) rule, and the entries
 of Sigma that Kenward-Roger treats as variance parameters.
 
+lam is filled from a vector of *entries* through a ``LinearPattern``: for the structures here
+(lme4's), linear in their parameters, the entries are the parameters themselves; a structure
+whose lam is not linear in its parameters (``covariance.structured``: compound symmetry, AR(1),
+Toeplitz) computes its entries (the lower triangle of lam) from them.
+
 This module is the one place that spells out lme4's layout of theta (its ``mkParsTemplate``):
 an unstructured term has one parameter per entry of the lower triangle of lam, in column-major
 order, diagonal entries bounded below by 0, and is named ``sd_<column>|<group>`` for a diagonal
-entry and ``cor_<row column>.<column column>|<group>`` for one below it.
+entry and ``cor_<row column>.<column column>|<group>`` for one below it. The structured terms
+use its names (``sd_names``) and its lower triangle (``lower_triangle``).
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ __all__ = [
     "LinearStructure",
     "Scalar",
     "Unstructured",
+    "lower_triangle",
     "sd_and_correlation",
+    "sd_names",
 ]
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular: a bounded parameter below this is on the boundary
@@ -65,14 +73,25 @@ class CovarianceStructure(ABC):
 
     What the package asks of a structure: ``n_params``, ``start``, ``lower``, ``upper``,
     ``names``, ``lambda_block``, ``sdcor``, ``from_sdcor``, ``sdcor_bounds`` and
-    ``covariance_derivatives``. ``ParameterMap`` also reads a ``pattern`` (``LinearPattern``)
-    from every structure, once per model: the fast objective fills Lambda from it without
-    calling the structure. The structures here are linear in their parameters
-    (``LinearStructure``). A structure whose lam is not linear in its parameters (AR(1),
-    compound symmetry on the sd/correlation scale) has no such pattern: it would have to give
-    ``lambda_block(params)`` and have the map call it at every evaluation of the objective.
+    ``covariance_derivatives``; and, for the objective, ``pattern`` (a ``LinearPattern`` over
+    the structure's *entries*), ``n_entries`` and ``entries(params)``: lam =
+    ``pattern.lam(entries(params))``. ``ParameterMap`` reads every structure's pattern once per
+    model; the fast objective fills Lambda from the patterns without calling the structures.
+    A ``linear`` structure's entries are its parameters (``entries`` returns them unchanged, and
+    the objective never calls it); a structure that is not linear (compound symmetry, AR(1),
+    Toeplitz: ``covariance.structured``) computes them at every evaluation of the objective.
+
+    Bounds: a parameter with a finite bound is on the boundary (the fit is singular) within
+    ``SINGULAR_TOLERANCE`` of it: an sd at 0 (lme4's rule), a correlation at its bound.
     """
 
+    #: lam is linear in the parameters and ``entries(params)`` is ``params``
+    linear: bool = True
+    pattern: LinearPattern
+    #: the structure in words, for messages
+    description: str = "unstructured"
+    #: one sd shared by the columns (a homogeneous structure)
+    hom: bool = False
     k: int
 
     @property
@@ -116,10 +135,27 @@ class CovarianceStructure(ABC):
         """(lower, upper), each (n_params,): sd in [0, inf), correlation in [-1, 1]."""
 
     @abstractmethod
-    def covariance_derivatives(self) -> tuple[tuple[int, int], ...]:
-        """Sigma (absolute scale) as sum_i gamma_i E_i over its variance and covariance
-        parameters gamma_i: for each, the entry (a, b), a >= b, with E_i = dSigma/dgamma_i =
+    def covariance_derivatives(self) -> tuple[tuple[tuple[int, int], ...], ...] | None:
+        """Sigma (absolute scale) as sum_i gamma_i E_i over variance and covariance parameters
+        gamma_i, if it is linear in some parameterization (else None: Kenward-Roger refuses).
+        For each gamma_i, the entries (a, b), a >= b, of Sigma that equal it, all on the
+        diagonal or all below it: E_i = dSigma/dgamma_i = sum over them of
         e_a e_b' + e_b e_a' (a != b) or e_a e_a' (Kenward & Roger 1997's G_i per level)."""
+
+    @property
+    def n_entries(self) -> int:
+        """The length of ``entries(params)``: what ``pattern.index`` indexes."""
+        return self.n_params
+
+    def entries(self, params: np.ndarray) -> np.ndarray:
+        """(n_entries,) the values ``pattern`` places in lam: the parameters themselves for a
+        linear structure.
+
+        Raises:
+            numpy.linalg.LinAlgError: parameters outside the structure's domain (a correlation
+                outside its bounds), where lam is not defined.
+        """
+        return params
 
     def covariance(self, params: np.ndarray, sigma: float) -> np.ndarray:
         """(k, k) Sigma = sigma^2 lam lam'."""
@@ -127,8 +163,15 @@ class CovarianceStructure(ABC):
         return sigma ** 2 * lam @ lam.T
 
     def on_boundary(self, params: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
-        """(n_params,) bool: a parameter bounded below by 0 and within ``tol`` of it."""
-        return (self.lower() == 0) & (params < tol)
+        """(n_params,) bool: a parameter bounded below by 0 and within ``tol`` of it (an sd, or
+        a diagonal entry of an unstructured lam), or a parameter within ``tol`` of another
+        finite bound (a structured term's correlation at its bound)."""
+        lower, upper = self.lower(), self.upper()
+        at_zero = (lower == 0) & (params < tol)
+        with np.errstate(invalid="ignore"):
+            at_other = (np.isfinite(lower) & (lower != 0) & (params - lower < tol)) | (
+                np.isfinite(upper) & (upper - params < tol))
+        return at_zero | at_other
 
     def is_singular(self, params: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> bool:
         """lme4's ``isSingular`` for this term: a parameter on the boundary."""
@@ -169,7 +212,8 @@ class LinearStructure(CovarianceStructure):
         return np.full(self.n_params, np.inf)
 
     def names(self, columns: tuple[str, ...], group: str) -> list[str]:
-        return [f"sd_{columns[a]}|{group}" if a == b else f"cor_{columns[a]}.{columns[b]}|{group}"
+        return [sd_names(columns[a:a + 1], group)[0] if a == b
+                else f"cor_{columns[a]}.{columns[b]}|{group}"
                 for a, b in zip(self.pattern.rows, self.pattern.cols)]
 
     def lambda_block(self, params: np.ndarray) -> np.ndarray:
@@ -193,9 +237,10 @@ class LinearStructure(CovarianceStructure):
     def sdcor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return (np.where(self._diagonal, 0.0, -1.0), np.where(self._diagonal, np.inf, 1.0))
 
-    def covariance_derivatives(self) -> tuple[tuple[int, int], ...]:
-        """The entries of lam: for these structures, the free entries of Sigma."""
-        return tuple(zip(self.pattern.rows.tolist(), self.pattern.cols.tolist()))
+    def covariance_derivatives(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """The entries of lam: for these structures, the free entries of Sigma, one each."""
+        return tuple(((a, b),) for a, b in zip(self.pattern.rows.tolist(),
+                                               self.pattern.cols.tolist()))
 
 
 class Unstructured(LinearStructure):
@@ -203,15 +248,15 @@ class Unstructured(LinearStructure):
     lower triangle, column-major."""
 
     def __init__(self, k: int):
-        rows, cols = np.tril_indices(k)
-        order = np.lexsort((rows, cols))
-        super().__init__(k, rows[order], cols[order])
+        super().__init__(k, *lower_triangle(k))
 
 
 class Diagonal(LinearStructure):
     """Uncorrelated columns, one sd each: lam = diag(params). Its parameters, bounds and names
     are those of k one-column terms on the same grouping factor, which is how lme4 expands
     ``(x || g)``."""
+
+    description = "uncorrelated columns, one sd each"
 
     def __init__(self, k: int):
         super().__init__(k, np.arange(k), np.arange(k))
@@ -225,6 +270,19 @@ class Scalar(Diagonal):
 
     def __repr__(self) -> str:
         return "Scalar()"
+
+
+def lower_triangle(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the k (k + 1) / 2 entries of a k x k lower triangle, column-major
+    (lme4's order of an unstructured term's theta)."""
+    rows, cols = np.tril_indices(k)
+    order = np.lexsort((rows, cols))
+    return rows[order], cols[order]
+
+
+def sd_names(columns: tuple[str, ...], group: str) -> list[str]:
+    """The names of the columns' standard deviations: ``sd_<column>|<group>`` (lme4's)."""
+    return [f"sd_{column}|{group}" for column in columns]
 
 
 def sd_and_correlation(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -82,6 +82,17 @@ class TermDesign:
     def group(self) -> str:
         return self.term.group
 
+    @property
+    def structure(self) -> str:
+        """The term's covariance structure: ``"us"`` (lme4's ``(x | g)``), ``"diag"``,
+        ``"cs"``, ``"ar1"`` or ``"toep"``."""
+        return self.term.structure
+
+    @property
+    def hom(self) -> bool:
+        """One sd shared by the term's columns (True) or one per column (False)."""
+        return self.term.hom
+
 
 @dataclass(frozen=True)
 class Design:

@@ -7,7 +7,13 @@ below). Random-effects terms are the parenthesised bars:
 * ``(x | g)``: correlated effects for the columns of ``x`` (intercept implied) within levels of g;
 * ``(x || g)``: the same columns, uncorrelated: one term per column, as lme4 splits them;
 * ``(1 | g/h)``: nesting, ``(1 | h:g) + (1 | g)`` (lme4's expansion and naming);
-* ``(1 | g:h)``: the interaction of g and h as one grouping factor.
+* ``(1 | g:h)``: the interaction of g and h as one grouping factor;
+* ``name(x | g)`` and ``name(x | g, hom = TRUE)``: one term with a structured covariance (lme4
+  2.x's syntax; ``covariance.structured``): ``us`` (the same as ``(x | g)``), ``diag``, ``cs``,
+  ``ar1``, ``toep``; ``hom`` is TRUE for one shared sd, FALSE for one per column (the default
+  of all but ``ar1``). glmmTMB's names ``homdiag``, ``hetdiag``, ``homcs``, ``hetcs``,
+  ``homar1``, ``hetar1``, ``homtoep``, ``hettoep`` are the same structures with ``hom`` given.
+  Only a term of the sum is read so: ``diag(x)`` elsewhere (no bar) is left to formulaic.
 
 ``offset(expr)`` terms of the fixed part (as in R) are taken out of it: their values are added
 to the linear predictor with a fixed coefficient of 1. ``expr`` is arithmetic, as in R
@@ -34,25 +40,55 @@ from typing import NamedTuple
 from ..errors import FormulaError
 
 __all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "formulaic_expression",
-           "formula_name", "backquoted_names", "called_names"]
+           "formula_name", "backquoted_names", "called_names", "STRUCTURE_NAMES",
+           "DEFAULT_HOM"]
+
+#: the covariance structures of a random-effects term, and whether one sd is shared by
+#: default (lme4 2.x: all but ar1 are heterogeneous by default)
+DEFAULT_HOM = {"us": False, "diag": False, "cs": False, "ar1": True, "toep": False}
+#: the names a structured term can be written with: (structure, hom, or None for the default
+#: or the ``hom =`` argument); glmmTMB's hom/het names give hom
+STRUCTURE_NAMES = {name: (name, None) for name in DEFAULT_HOM} | {
+    f"{prefix}{name}": (name, prefix == "hom")
+    for name in ("diag", "cs", "ar1", "toep") for prefix in ("hom", "het")}
+_HOM_VALUES = {"TRUE": True, "True": True, "T": True, "FALSE": False, "False": False,
+               "F": False}
 
 
 @dataclass(frozen=True)
 class RandomTerm:
-    """One random-effects term ``(expr | f1:f2:...)``.
+    """One random-effects term ``(expr | f1:f2:...)``, or a structured one,
+    ``structure(expr | f1:f2:..., hom = ...)``.
 
     Attributes:
         expr: the left of the bar in formulaic syntax, e.g. ``"1"``, ``"Days"``, ``"0 + Days"``.
         factors: the data columns whose interaction is the grouping factor, in name order.
+        structure: the covariance structure's name: ``"us"`` (lme4's ``(x | g)``), ``"diag"``,
+            ``"cs"``, ``"ar1"`` or ``"toep"``.
+        hom: one shared sd (True) or one per column (False); False for ``us``.
     """
 
     expr: str
     factors: tuple[str, ...]
+    structure: str = "us"
+    hom: bool = False
 
     @property
     def group(self) -> str:
         """The grouping factor's name, as lme4 prints it (``"cask:batch"``)."""
         return ":".join(self.factors)
+
+    @property
+    def text(self) -> str:
+        """The term as a formula writes it: ``(Days | Subject)``,
+        ``ar1(0 + factor(visit) | patient)``, ``cs(x | g, hom = TRUE)`` (``hom`` only when it
+        is not the structure's default)."""
+        bar = f"{self.expr} | {':'.join(map(formula_name, self.factors))}"
+        if self.structure == "us":
+            return f"({bar})"
+        hom = "" if self.hom == DEFAULT_HOM[self.structure] else \
+            f", hom = {'TRUE' if self.hom else 'FALSE'}"
+        return f"{self.structure}({bar}{hom})"
 
 
 @dataclass(frozen=True)
@@ -165,6 +201,13 @@ def parse_formula(text: str) -> ParsedFormula:
         stripped = piece.strip()
         piece_start = offset + start + piece.index(stripped[0])
         inner, inner_offset = _strip_outer_parentheses(stripped)
+        call = _bar_call(inner)
+        if call is not None:
+            if sign == "-":
+                raise FormulaError(_marked(text, piece_start, "a random-effects term cannot "
+                                                              "be subtracted"))
+            random.extend(_structured_terms(text, inner, piece_start + inner_offset, call))
+            continue
         if inner_offset and _has_bar(inner):
             if sign == "-":
                 raise FormulaError(_marked(text, piece_start, "a random-effects term cannot "
@@ -315,6 +358,76 @@ def _random_terms(text: str, inner: str, inner_start: int) -> list[RandomTerm]:
         raise FormulaError(_marked(text, inner_start + inner.index(expr),
                                    "this random-effects term has no columns"))
     return [RandomTerm(formulaic_expression(e), g) for g in groups for e in exprs]
+
+
+_CALL = re.compile(rf"({_R_NAME})\s*\(")
+
+
+def _bar_call(piece: str) -> re.Match | None:
+    """The match of ``name(`` when the whole piece is one call with a bar at its top level
+    (``ar1(x | g)``, ``diag(x | g, hom = TRUE)``), else None."""
+    call = _CALL.match(piece)
+    if call is None or _closing(piece, call.end() - 1) != len(piece.rstrip()) - 1:
+        return None
+    return call if _has_bar(piece[call.end():len(piece.rstrip()) - 1]) else None
+
+
+def _structured_terms(text: str, piece: str, start: int, call: re.Match) -> list[RandomTerm]:
+    """The terms of ``name(expr | group[, hom = value])`` (``piece`` starts at ``start`` in
+    ``text``): those of ``(expr | group)`` with the structure and ``hom``."""
+    name = call.group(1)
+    if name not in STRUCTURE_NAMES:
+        glmmtmb = ", ".join(n for n in STRUCTURE_NAMES if n not in DEFAULT_HOM)
+        raise FormulaError(_marked(text, start, (
+            f"{name}() is not a covariance structure of a random-effects term; write (x | g) "
+            f"or one of {', '.join(f'{n}(x | g)' for n in DEFAULT_HOM)}, optionally with "
+            f"hom = TRUE or FALSE (or glmmTMB's names {glmmtmb})")))
+    structure, fixed_hom = STRUCTURE_NAMES[name]
+    body_start = call.end()
+    body = piece[body_start:len(piece.rstrip()) - 1]
+    commas = _top_level_positions(body, ",")
+    bars = _top_level_positions(body, "|")
+    if len(bars) >= 2 and bars[1] == bars[0] + 1:
+        raise FormulaError(_marked(text, start + body_start + bars[1], (
+            f"{name}() takes one bar, {name}(x | g): it is one term with {name}'s covariance "
+            "(x || g splits x into uncorrelated terms)")))
+    if commas and commas[0] < bars[0]:
+        raise FormulaError(_marked(text, start + body_start + commas[0],
+                                   f"{name}() takes the term first: {name}(x | g, hom = TRUE)"))
+    if len(commas) > 1:
+        raise FormulaError(_marked(text, start + body_start + commas[1],
+                                   f"{name}() takes one argument after the term: hom"))
+    hom = None
+    if commas:
+        argument = body[commas[0] + 1:]
+        where = start + body_start + commas[0] + 1 + (len(argument) - len(argument.lstrip()))
+        hom = _hom_argument(text, name, argument.strip(), where, structure)
+        body = body[:commas[0]]
+    if fixed_hom is not None and hom is not None and hom != fixed_hom:
+        raise FormulaError(_marked(text, start, (
+            f"{name}() has hom = {'TRUE' if fixed_hom else 'FALSE'}; write "
+            f"{structure}(x | g, hom = {'TRUE' if hom else 'FALSE'}) instead")))
+    hom = fixed_hom if fixed_hom is not None else hom
+    hom = DEFAULT_HOM[structure] if hom is None else hom
+    terms = _random_terms(text, body, start + body_start)
+    return [RandomTerm(t.expr, t.factors, structure, hom) for t in terms]
+
+
+def _hom_argument(text: str, name: str, argument: str, where: int, structure: str) -> bool:
+    """The value of ``hom = value`` (TRUE, FALSE, True, False, T, F)."""
+    if structure == "us":
+        raise FormulaError(_marked(text, where, "us() has no arguments after the term: it has "
+                                                "one sd per column and every correlation"))
+    key, equals, value = argument.partition("=")
+    if key.strip() != "hom" or not equals:
+        raise FormulaError(_marked(text, where, (
+            f"{name}() takes one argument after the term, hom = TRUE (one shared sd) or "
+            f"hom = FALSE (one sd per column), not '{argument}'")))
+    if value.strip() not in _HOM_VALUES:
+        raise FormulaError(_marked(text, where + argument.index("=") + 1 + (
+            len(value) - len(value.lstrip())), (
+            f"hom must be TRUE or FALSE (also True, False, T, F), not '{value.strip()}'")))
+    return _HOM_VALUES[value.strip()]
 
 
 def _grouping_factors(text: str, group_text: str, start: int) -> list[tuple[str, ...]]:

@@ -1,8 +1,14 @@
 """Kenward-Roger: bias-adjusted Var(beta-hat) and denominator df (as pbkrtest).
 
 V = sum_i gamma_i G_i with one G_i = Z E_i Z' per variance or covariance of each term and
-G = I for the residual. pbkrtest forms the n x n matrix V^{-1}; here every quantity comes from
-q x q and q x p matrices through V^{-1} = sigma^{-2} (I - Z Lambda M^{-1} Lambda' Z'),
+G = I for the residual. This needs each term's Sigma linear in its variance parameters (its
+structure's ``covariance_derivatives``): lme4's terms, ``diag``, and the homogeneous ``cs`` and
+``toep`` are; for the others (``ar1``, heterogeneous ``cs`` and ``toep``) V is not linear in any
+parameterization, the second derivatives of V that Kenward & Roger's formulas then need are
+not computed, and ``from_fit`` refuses (use Satterthwaite's df).
+
+pbkrtest forms the n x n matrix V^{-1}; here every quantity comes from q x q and q x p
+matrices through V^{-1} = sigma^{-2} (I - Z Lambda M^{-1} Lambda' Z'),
 M = I + Lambda' Z'Z Lambda = L_Z L_Z':
 
     K = Z'V^{-1}Z = sigma^{-2} Z'Z B,   B = I - Lambda M^{-1} Lambda' Z'Z,
@@ -47,6 +53,7 @@ class KenwardRoger:
     def from_fit(cls, fit) -> "KenwardRoger":
         if not fit.reml:
             raise ValueError("Kenward-Roger needs a REML fit; refit with reml=True")
+        _check_linear(fit)
         parts = _Parts.compute(fit)
         components = _components(fit)
         return cls.from_parts(parts, components, fit.vcov.to_numpy())
@@ -102,17 +109,32 @@ class KenwardRoger:
                 "p": float(scipy.stats.f.sf(f_value, q, df))}
 
 
+def _check_linear(fit) -> None:
+    """A ValueError naming the first term whose covariance is not linear in its parameters."""
+    terms = fit.model.design.terms
+    for term, covariance in zip(terms, fit.model.structure.parameters.structures):
+        if covariance.covariance_derivatives() is None:
+            raise ValueError(
+                f"Kenward-Roger needs every random-effects covariance linear in its variance "
+                f"parameters; the term {term.term.text} ({covariance.description}) is not: "
+                "use Satterthwaite's df (ddf='satterthwaite'), or a homogeneous structure "
+                "(hom = TRUE) for cs and toep")
+
+
 def _components(fit) -> list:
     """E_i for each variance/covariance parameter of each term (its covariance structure's
-    ``covariance_derivatives``, repeated over the levels) and the residual."""
+    ``covariance_derivatives``, repeated over the levels) and the residual. A parameter that
+    several entries of Sigma share (a homogeneous structure's variance) has them all in one
+    component."""
     structure = fit.model.structure
     starts = np.cumsum([0] + [b.q for b in structure.blocks])
     components = []
     for term, covariance in zip(structure.terms, structure.parameters.structures):
         block = structure.blocks[term.block]
         levels = np.arange(block.nlevels) * block.p + starts[term.block] + term.offset
-        components += [_Component(levels + a, levels + b)
-                       for a, b in covariance.covariance_derivatives()]
+        for entries in covariance.covariance_derivatives():
+            components.append(_Component(np.concatenate([levels + a for a, _ in entries]),
+                                         np.concatenate([levels + b for _, b in entries])))
     components.append(_Component(None, None))
     return components
 

@@ -11,7 +11,10 @@ reduction is tested by the likelihood ratio against the full model:
 * a term with no such left-side term (``(1 | Subject)``) is removed, row ``(1 | Subject)``;
   without random effects left the reduced model is the linear model, whose (REML)
   log-likelihood is R's ``logLik.lm``;
-* with ``reduce_terms=False`` every term is removed whole.
+* with ``reduce_terms=False`` every term is removed whole;
+* a term with a structured covariance (``diag``, ``cs``, ``ar1``, ``toep``: lme4 2.x's syntax)
+  is removed whole: its reductions would change its structure's meaning (an AR(1) of other
+  columns) or leave it with one column, which ``cs``, ``ar1`` and ``toep`` do not take.
 
 A reduction that repeats a term already in the model leaves it once (R's formulas are sets of
 terms). The p-value is the upper chi-square tail with the difference in parameters as degrees
@@ -21,6 +24,7 @@ of freedom, which is conservative for variances on the boundary of their space.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -30,7 +34,6 @@ from scipy.special import chdtrc
 
 from ..core.criterion import Pieces, criterion
 from ..errors import FitWarning
-from ..formula.parse import formula_name
 from ..validate import check_bool
 
 __all__ = ["ranova"]
@@ -47,18 +50,18 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
     """
     reduce_terms = check_bool(reduce_terms, "reduce_terms")
     formula = fit.model.design.formula
-    terms = [(term.expr, ":".join(formula_name(f) for f in term.factors))
-             for term in formula.random]
+    terms = list(formula.random)
     reductions = {}
-    for k, (expr, group) in enumerate(terms):
+    for k, term in enumerate(terms):
         others = terms[:k] + terms[k + 1:]
-        droppable = _droppable(expr) if reduce_terms else []
+        droppable = _droppable(term.expr) if reduce_terms and term.structure == "us" else []
+        label = _display(term.text)
         if not droppable:
-            reductions[f"({_display(expr)} | {group})"] = others
+            reductions[label] = others
             continue
-        for label, reduced in droppable:
-            reductions[f"{label} in ({_display(expr)} | {group})"] = \
-                terms[:k] + [(reduced, group)] + terms[k + 1:]
+        for dropped, reduced in droppable:
+            reductions[f"{dropped} in {label}"] = \
+                terms[:k] + [replace(term, expr=reduced)] + terms[k + 1:]
     rows = {"<none>": (fit.npar, fit.loglik)}
     formulas = {}
     for label, random in reductions.items():
@@ -107,8 +110,7 @@ def _formula_text(formula, random) -> str:
     """The formula with these random terms (each once), the same response, fixed part and
     offsets."""
     parts = [formula.fixed] + [f"offset({offset})" for offset in formula.offsets]
-    unique = list(dict.fromkeys(random))
-    parts += [f"({expr} | {group})" for expr, group in unique]
+    parts += [term.text for term in dict.fromkeys(random)]
     return f"{formula.response} ~ " + " + ".join(parts)
 
 

@@ -12,6 +12,14 @@ one Satterthwaite df nu_m per direction, and combine them as
 E = sum nu_m / (nu_m - 2), ddf = 2 E / (E - q)  (or 2 if any nu_m <= 2).
 
 Every derivative is taken numerically on functions whose cost does not depend on n.
+
+A structured term's correlation parameters (``cs``, ``ar1``, ``toep``) are bounded on both
+sides, and the map to Lambda is undefined beyond the bounds, where the steps of the numerical
+derivatives could go; they are differentiated on the real line instead (``ParameterMap``'s
+``unbounded``: a scaled atanh). The df do not depend on the parameterization at the optimum
+(H and g transform with the same Jacobian). A correlation parameter on its bound (a boundary
+fit) is held at its value. lme4's parameters (and every sd) are used as they are, as
+lmerTest does.
 """
 
 from __future__ import annotations
@@ -38,13 +46,32 @@ class VarparDerivatives:
 def varpar_derivatives(fit) -> VarparDerivatives:
     """Hessian of the deviance and Jacobian of Var(beta-hat) at the fit's (theta, sigma)."""
     system, reml = fit.model.system, fit.reml
-    varpar = np.append(fit.theta, fit.sigma)
+    parameters = fit.model.structure.parameters
+    if parameters.linear:
+        varpar = np.append(fit.theta, fit.sigma)
+
+        def theta_of(phi):
+            return phi[:-1]
+    else:  # structured terms: their correlations on the real line, those on a bound held
+        n = parameters.n_params  # theta may have other parameters after the terms'
+        held = np.zeros(len(fit.theta), dtype=bool)
+        held[:n] = (np.isfinite(parameters.lower()) & np.isfinite(parameters.upper())
+                    & parameters.on_boundary(fit.theta[:n]))
+        free = np.append(~held, True)
+        z = parameters.unbounded(np.where(held, 0.0, fit.theta))
+        full = np.append(z, fit.sigma)
+        varpar = full[free]
+
+        def theta_of(phi):
+            point = full.copy()
+            point[free] = phi
+            return np.where(held, fit.theta, parameters.bounded(point[:-1]))
 
     def deviance(phi):
-        return system.deviance(phi[:-1], phi[-1], reml)
+        return system.deviance(theta_of(phi), phi[-1], reml)
 
     def vcov(phi):
-        return phi[-1] ** 2 * system.unscaled_vcov(system.factor(phi[:-1]))
+        return phi[-1] ** 2 * system.unscaled_vcov(system.factor(theta_of(phi)))
 
     h = hessian(deviance, varpar)
     try:

@@ -254,13 +254,12 @@ class LinearMixedModel:
                               np.array([self._criterion(np.zeros(0))]), backend)
         with self.system.optimizer_threads():
             summary = minimize_bobyqa(self._criterion, parameters.start(), lower, settings,
-                                      upper, _steps(settings.initial_step, lower, upper),
-                                      backend=backend)
+                                      upper, backend=backend)
         if parameters.is_singular(summary.final):
             with self.system.optimizer_threads():
                 restart = minimize_bobyqa(self._criterion, summary.final, lower,
                                           dataclasses.replace(settings, initial_step=0.1),
-                                          upper, _steps(0.1, lower, upper), backend=backend)
+                                          upper, backend=backend)
             best = restart if restart.fmin < summary.fmin else summary
             summary = dataclasses.replace(
                 best, initial=summary.initial,
@@ -283,7 +282,8 @@ class LinearMixedModel:
         with recorded_warnings() as messages:
             if singular:
                 warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero, a "
-                          "correlation as +/-1, or random-effects columns are collinear; see "
+                          "correlation as +/-1 (or at a structured term's bound), or "
+                          "random-effects columns are collinear; see "
                           "fit.varcorr", FitWarning)
             if not summary.stopped_normally:
                 warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
@@ -304,13 +304,6 @@ class GeneralizedLeastSquares(LinearMixedModel):
     REPEATED statement). Arguments as ``LinearMixedModel``'s."""
 
     random_effects = False
-
-
-def _steps(step: float, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """BOBYQA's initial step per parameter: ``step``, or a quarter of a bounded parameter's
-    range when that is smaller (a correlation in [-1, 1] moves by at most 0.5)."""
-    width = np.where(np.isfinite(upper - lower), (upper - lower) / 4, np.inf)
-    return np.minimum(step, width)
 
 
 def _check_nested(residual: ResidualModel, structure: ReStructure) -> None:

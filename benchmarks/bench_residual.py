@@ -66,7 +66,8 @@ def ours(spec: dict, data: pd.DataFrame) -> tuple[float, float, int]:
 def nlme(spec: dict, path: Path, timeout: float) -> tuple[float | None, float | None]:
     script = (f"suppressMessages(library(nlme)); d <- read.csv('{path}'); "
               "d$visit <- as.integer(d$visit); "
-              f"t <- system.time(f <- {spec['nlme']}); cat(t[['elapsed']], -2 * logLik(f))")
+              f"t <- system.time(f <- {spec['nlme']}); "
+              "cat(t[['elapsed']], sprintf('%.10f', -2 * logLik(f)))")
     try:
         out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True,
                              timeout=timeout)

@@ -202,3 +202,40 @@ def test_precomputed_pieces_equal_whitening(correlation, variance):
         for reml in (True, False):
             assert system.objective(theta, reml) == pytest.approx(
                 whitening.objective(theta, reml), rel=1e-10)
+
+
+def test_a_variance_ratio_at_zero_is_a_singular_fit():
+    """A stratum without residual variance: its sd ratio goes to 0, on the boundary."""
+    frame = _design(4, groups=30)
+    exact = frame.centre == "w"  # not the reference stratum (u), whose sd is sigma
+    frame.loc[exact, "y"] = 1.0 + 0.5 * frame.loc[exact, "visit"]
+    with pytest.warns(mm.FitWarning, match="singular"):
+        fit = mm.gls("y ~ visit * centre", frame, variance="ident(centre)")
+    assert fit.is_singular
+    assert fit.model.structure.parameters.on_boundary(fit.theta).any()
+
+
+def test_structured_terms_and_residual_structures_together():
+    """A structured G (cs over two columns) with AR(1) residuals: the objective equals the
+    dense computation."""
+    frame = _design(9, groups=12)
+    frame["t"] = frame["visit"] / 5.0
+    model = LinearMixedModel("y ~ visit + cs(1 + t | patient)", frame,
+                             correlation="ar1(visit | patient)")
+    theta = np.array([0.8, 0.5, 0.3, 0.4])
+    parameters = model.structure.parameters
+    lam = parameters.lambdas(theta)[0]
+    n = len(frame)
+    Z = sparse_z(model.structure, n).toarray()
+    phi = parameters.residual.values(theta[parameters.residual_slice])[0]
+    same = frame.patient.to_numpy()[:, None] == frame.patient.to_numpy()[None, :]
+    lags = np.abs(frame.visit.to_numpy()[:, None] - frame.visit.to_numpy()[None, :])
+    V = np.where(same, phi ** lags, 0.0) + Z @ np.kron(np.eye(12), lam @ lam.T) @ Z.T
+    X, y = model.design.X, model.design.y
+    Vi = np.linalg.inv(V)
+    beta = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ y)
+    r2 = (y - X @ beta) @ Vi @ (y - X @ beta)
+    d = n - X.shape[1]
+    expected = (np.linalg.slogdet(V)[1] + np.linalg.slogdet(X.T @ Vi @ X)[1]
+                + d * (1 + np.log(2 * np.pi * r2 / d)))
+    assert model.objective(theta) == pytest.approx(expected, rel=1e-8)

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.linalg.lapack import dpotrf as _potrf
 
 from ..covariance.residual_model import ResidualModel, unit_keys
+from ..linalg.compiled import load_marginal_kernel
 from .criterion import Pieces
 from .structure import ReStructure
 
@@ -61,6 +62,8 @@ class MarginalPieces:
         self.keys = keys
         self.parameters = parameters
         self.p = p
+        self._kernel = load_marginal_kernel()
+        self._no_lambda = np.zeros((0, 0))
         m = keys.real.shape[1]
         self._mask = keys.real[:, :, None] & keys.real[:, None, :]
         self._padding = np.where(keys.real, 0.0, 1.0)[:, :, None] * np.eye(m)
@@ -125,6 +128,10 @@ class MarginalPieces:
         v = parameters.residual.blocks(delta, keys.positions, keys.features, keys.weights)
         if v is None:
             return FAILED
+        if self._kernel is not None:
+            lam = parameters.lambdas(theta)[0] if keys.z.shape[2] else self._no_lambda
+            return Pieces(*self._kernel(v, keys.real, keys.z, lam, keys.counts, keys.pieces,
+                                        self.p + 1))
         v = v * self._mask + self._padding
         if keys.z.shape[2]:
             zl = keys.z @ parameters.lambdas(theta)[0]

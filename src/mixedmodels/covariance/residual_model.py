@@ -385,7 +385,19 @@ def unit_keys(residual: ResidualModel, units: np.ndarray, z: np.ndarray | None =
                  residual.weights[rows]]
         if z is not None:
             parts.append(z[rows].reshape(len(groups), -1))
-        _, first_of_key, keys = np.unique(np.concatenate(parts, axis=1), axis=0,
-                                          return_index=True, return_inverse=True)
-        out.append((rows, keys.ravel().astype(np.int64), first_of_key))
+        keys, first_of_key = _row_keys(np.concatenate(parts, axis=1))
+        out.append((rows, keys, first_of_key))
     return out
+
+
+def _row_keys(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(key of each row (G,), the first row of each key (K,)): equal rows, equal keys (as
+    ``np.unique(axis=0)``, without its overhead on small arrays)."""
+    if matrix.shape[1] == 0:
+        return np.zeros(len(matrix), dtype=np.int64), np.zeros(1, dtype=np.int64)
+    order = np.lexsort(matrix.T[::-1])
+    ordered = matrix[order]
+    new = np.concatenate([[True], np.any(ordered[1:] != ordered[:-1], axis=1)])
+    keys = np.empty(len(matrix), dtype=np.int64)
+    keys[order] = np.cumsum(new) - 1
+    return keys, order[new]

@@ -19,10 +19,12 @@ import math
 
 import numpy as np
 
-__all__ = ["SingleFactorObjective", "SmallDenseObjective", "load_dense_kernel", "load_kernel"]
+__all__ = ["SingleFactorObjective", "SmallDenseObjective", "load_dense_kernel", "load_kernel",
+           "load_marginal_kernel"]
 
 _KERNEL = None
 _DENSE_KERNEL = None
+_MARGINAL_KERNEL = None
 
 
 def _cholesky(matrix, size):
@@ -127,6 +129,69 @@ def _dense_pieces(theta, col_start, col_rows, col_index, full, q):
     return logdet_z, logdet - logdet_z, scaled[size - 1, size - 1] ** 2
 
 
+def _marginal_pieces(psi, real, z, lam, counts, pieces, size):
+    """The criterion's pieces from the marginal covariance of K keys of padded units
+    (``core.marginal``): per key V = Psi + (Z lam)(Z lam)' (identity on padding rows), its
+    Cholesky factor, log|V| times the key's count, and V^-1 contracted with the key's pieces
+    into the (size x size) [X y]' V^-1 [X y]; then its Cholesky factor."""
+    keys, m = psi.shape[0], psi.shape[1]
+    pz = z.shape[2]
+    total = np.zeros((size, size))
+    flat = total.reshape(size * size)
+    work = np.empty((m, m))
+    inverse = np.empty((m, m))
+    zl = np.empty((m, pz))
+    logdet_v = 0.0
+    for k in range(keys):
+        for a in range(m):
+            for c in range(pz):
+                value = 0.0
+                for e in range(pz):
+                    value += z[k, a, e] * lam[e, c]
+                zl[a, c] = value
+        for a in range(m):
+            for b in range(a + 1):
+                if real[k, a] and real[k, b]:
+                    value = psi[k, a, b]
+                    for c in range(pz):
+                        value += zl[a, c] * zl[b, c]
+                else:
+                    value = 1.0 if a == b else 0.0
+                work[a, b] = value
+        logdet = _cholesky(work, m)
+        if math.isnan(logdet):
+            return 0.0, 0.0, -1.0
+        logdet_v += counts[k] * logdet
+        for j in range(m):  # L^-1, lower triangular, by forward substitution
+            for i in range(m):
+                if i < j:
+                    inverse[i, j] = 0.0
+                    continue
+                value = 1.0 if i == j else 0.0
+                for t in range(j, i):
+                    value -= work[i, t] * inverse[t, j]
+                inverse[i, j] = value / work[i, i]
+        base = k * m * m
+        for a in range(m):
+            for b in range(m):
+                weight = 0.0  # (V^-1)_ab = sum_t L^-1[t, a] L^-1[t, b]
+                for t in range(max(a, b), m):
+                    weight += inverse[t, a] * inverse[t, b]
+                if weight != 0.0:
+                    row = base + a * m + b
+                    for e in range(size * size):
+                        flat[e] += weight * pieces[row, e]
+    logdet_x = _cholesky(total, size - 1)
+    if math.isnan(logdet_x) or _cholesky_last(total, size) <= 0.0:
+        return 0.0, 0.0, -1.0
+    return logdet_v, logdet_x, total[size - 1, size - 1] ** 2
+
+
+def load_marginal_kernel():
+    """The compiled marginal-pieces kernel, or None when numba is not available."""
+    return _MARGINAL_KERNEL if load_kernel() is not None else None
+
+
 def load_dense_kernel():
     """The compiled dense objective, or None when numba is not available."""
     return _DENSE_KERNEL if load_kernel() is not None else None
@@ -143,8 +208,9 @@ def load_kernel():
             _cholesky = numba.njit(cache=True, nogil=True)(_cholesky)
             _cholesky_last = numba.njit(cache=True, nogil=True)(_cholesky_last)
             _KERNEL = numba.njit(cache=True, nogil=True)(_single_factor_pieces)
-            global _DENSE_KERNEL
+            global _DENSE_KERNEL, _MARGINAL_KERNEL
             _DENSE_KERNEL = numba.njit(cache=True, nogil=True)(_dense_pieces)
+            _MARGINAL_KERNEL = numba.njit(cache=True, nogil=True)(_marginal_pieces)
         except Exception:  # noqa: BLE001 - no numba, or it cannot compile here: use NumPy
             _KERNEL = False
     return _KERNEL or None

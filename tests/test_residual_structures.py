@@ -239,3 +239,33 @@ def test_structured_terms_and_residual_structures_together():
     expected = (np.linalg.slogdet(V)[1] + np.linalg.slogdet(X.T @ Vi @ X)[1]
                 + d * (1 + np.log(2 * np.pi * r2 / d)))
     assert model.objective(theta) == pytest.approx(expected, rel=1e-8)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(correlation="ar2(visit | patient)"), mm.FormulaError, "not a correlation structure"),
+    (dict(correlation="cs(visit | patient)"), mm.FormulaError, "cs\\(1 \\| group\\)"),
+    (dict(correlation="ar1(visit + time | patient)"), mm.FormulaError, "one column"),
+    (dict(correlation="ar1(vist | patient)"), mm.DataError, "Did you mean 'visit'"),
+    (dict(correlation="ar1(arm | patient)"), mm.DataError, "must be numeric"),
+    (dict(correlation="ar1(time | patient)"), mm.DataError, "whole numbers"),
+    (dict(correlation="ar1(visit)"), mm.DataError, "same position"),
+    (dict(variance="power(arm)"), mm.DataError, "must be numeric"),
+    (dict(variance="ident(centr)"), mm.DataError, "Did you mean 'centre'"),
+    (dict(variance="foo(x)"), mm.FormulaError, "not a variance function"),
+    (dict(correlation=3), mm.FormulaError, "must be a string"),
+])
+def test_bad_residual_structures_are_clear_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        mm.gls("y ~ arm", _design(1), **kwargs)
+
+
+def test_correlation_groups_must_nest_in_the_grouping_factor():
+    frame = _design(1, groups=12)
+    with pytest.raises(mm.DataError, match="must lie within the levels"):
+        mm.lmer("y ~ arm + (1 | centre)", frame, correlation="ar1(visit | patient)")
+
+
+def test_a_group_too_large_for_a_dense_block_is_refused():
+    frame = pd.DataFrame({"t": np.arange(6000), "y": np.random.default_rng(0).normal(size=6000)})
+    with pytest.raises(mm.DataError, match="6000 rows"):
+        mm.gls("y ~ 1", frame, correlation="car1(t)")

@@ -42,6 +42,8 @@ CORRELATIONS = {"ar1": (AR1, "an integer time column"), "car1": (CAR1, "a time c
 #: the string forms of ``variance=``
 VARIANCES = {"ident": VarIdent, "power": VarPower, "exp": VarExp}
 
+#: rows of one correlation group at most: its block of Psi is a dense matrix
+MAX_GROUP_ROWS = 5_000
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$", re.S)
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 
@@ -145,6 +147,15 @@ class ResidualModel:
             self.positions = _positions(correlation, frame)
             _check_distinct(correlation, self.group_codes, self.positions, frame)
             sizes = np.bincount(self.group_codes)
+            if sizes.max() > MAX_GROUP_ROWS:
+                where = (f"one group of {correlation.group}" if correlation.group
+                         else "all rows are one group (no '| group' was given)")
+                raise DataError(
+                    f"the residual correlation structure would correlate {sizes.max()} rows: "
+                    f"{where}, and its covariance is a dense matrix of that size. Give a "
+                    f"grouping column within which residuals are correlated, e.g. "
+                    f"{type(correlation).__name__.lower()}(... | patient); at most "
+                    f"{MAX_GROUP_ROWS} rows per group are allowed")
             self.correlation = correlation.bind(self.positions, sizes)
             self.classes = tuple(
                 _Class(rows, keys, self.positions[rows[first]], self.features[rows[first]],

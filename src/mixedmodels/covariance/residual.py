@@ -64,6 +64,11 @@ class ResidualStructure:
         """R = sigma^2 Psi as a sparse (n, n) matrix."""
         return sp.csr_array(sp.diags_array(sigma ** 2 * self.variances(), format="csr"))
 
+    def groups(self) -> np.ndarray | None:
+        """(n,) each row's group of correlated rows (0, 1, ...); None when Psi is
+        diagonal."""
+        return None
+
     def new_observation_variance(self) -> float:
         """Var(e0) / sigma^2 of a new observation (weight 1: sigma^2, as lme4's predictions)."""
         return 1.0
@@ -232,6 +237,14 @@ class BlockResidual(ResidualStructure):
 
     def covariance(self, sigma: float) -> sp.csr_array:
         return sp.csr_array(sigma ** 2 * self._sparse(self.blocks()))
+
+    def groups(self) -> np.ndarray:
+        out = np.empty(self.nobs, dtype=np.int64)
+        first = 0
+        for index in self.rows:
+            out[index] = first + np.arange(len(index))[:, None]
+            first += len(index)
+        return out
 
     def subset(self, rows: np.ndarray) -> "ResidualStructure":
         """The structure of the given rows, which must be whole groups."""

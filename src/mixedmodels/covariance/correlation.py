@@ -284,7 +284,9 @@ class Symm(Correlation):
         return full[slots[:, :, None], slots[:, None, :]]
 
     def describe(self, params: np.ndarray) -> str:
-        return f"{self.title} over {self.size} values of {self.time}"
+        shown = ", ".join(f"{name} = {value:.4g}"
+                          for name, value in zip(self.names(), self.values(params)))
+        return f"{self.title} over {self.size} values of {self.time}: {shown}"
 
 
 @dataclass(frozen=True)

@@ -143,8 +143,8 @@ def _group_name(fit: "LmmFit", group: str | None, plot: str = "this plot") -> st
     group = check_optional_string(group, "group", "the name of a grouping factor")
     groups = list(fit.ranef)
     if not groups:
-        raise ValueError(f"{plot} draws the random effects per grouping factor, and this fit "
-                         "(generalized least squares, mm.gls) has none; use "
+        raise ValueError(f"{plot} draws per grouping factor of the random effects, and this "
+                         "fit (generalized least squares, mm.gls) has none; use "
                          "residuals_vs_fitted or qq_residuals")
     if group is None:
         return groups[0]

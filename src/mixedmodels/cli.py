@@ -40,6 +40,7 @@ import pandas as pd
 
 from . import datasets
 from .errors import DataError, FormulaError
+from .formula.parse import parse_formula
 from .gauge import gauge_rr
 from .inference.fixed_tests import (
     DDF_ALIASES,
@@ -48,7 +49,6 @@ from .inference.fixed_tests import (
     check_anova_type,
     check_ddf,
 )
-from .formula.parse import parse_formula
 from .output.report import write_report
 from .result import gls, lmer
 

@@ -16,7 +16,7 @@ import scipy.linalg
 import scipy.stats
 
 import mixedmodels as mm
-from mixedmodels.inference.kenward_roger import KenwardRoger, clusters
+from mixedmodels.inference.kenward_roger import KenwardRoger, _ClusterSums, clusters
 
 REFERENCE = Path(__file__).parent / "reference"
 NLME = json.loads((REFERENCE / "nlme_structures.json").read_text())
@@ -139,6 +139,9 @@ def test_kenward_roger_with_ar1_by_hand():
     np.testing.assert_allclose(sigma2 * C, fit.R.toarray(), rtol=1e-10, atol=1e-12)
     _same_kr(KenwardRoger.from_fit(fit), _brute_force_kr(fit.X, sigma2 * C, [C, sigma2 * dC]),
              fit.beta)
+    sums = _ClusterSums.compute(fit)  # X'V^-1X summed over the patients: fit.vcov's inverse
+    np.testing.assert_allclose(np.linalg.inv(sums.xvx), fit.vcov.to_numpy(), rtol=1e-8)
+    assert len(sums.P) == 2 and sums.traces.shape == (2, 2)
 
 
 def test_kenward_roger_with_random_intercept_and_ar1_by_hand():
@@ -707,3 +710,41 @@ def test_cli_predicts_with_a_variance_function(capsys, tmp_path):
     fit = mm.gls("distance ~ age + Sex", data("orthodont"), variance="ident(Sex)")
     expected = fit.predict(pd.read_csv(new), interval="prediction")
     np.testing.assert_allclose(written["se"], expected["se"], rtol=1e-6)
+
+
+# -- boundaries and edge cases ---------------------------------------------------------------------
+def test_a_residual_parameter_on_its_bound_is_reported_as_such():
+    """Compound symmetry at its lower bound -1/(m - 1): the warning and the summary's note
+    name the residual structure, not the random effects."""
+    frame = pd.DataFrame({"moisture": ["dry"] * 5 + ["wet"] * 5,
+                          "pot": [1, 1, 1, 2, 2, 3, 3, 3, 4, 4],
+                          "height": [13.1, 15.3, 13.9, 13.1, 14.7, 17.8, 19.8, 18.5, 19.4, 17.6]})
+    with pytest.warns(mm.FitWarning, match="boundary \\(singular\\) fit: a parameter of the "
+                                           "residual structure is on its bound"):
+        fit = mm.gls("height ~ moisture", frame, correlation="cs(1 | pot)")
+    assert fit.is_singular
+    rho = fit.model.structure.parameters.sdcor(fit.theta, fit.sigma)[-1]
+    assert rho == pytest.approx(-0.5, abs=1e-4)
+    lines = str(fit.summary()).splitlines()
+    assert lines[-1].startswith("boundary fit: a parameter of the residual structure is on its "
+                                "bound") and "see the residual structure above" in lines[-1]
+    assert not any(line.startswith("boundary (singular) fit: a variance") for line in lines)
+
+
+def test_linear_model_summary_has_no_structure_title():
+    text = str(mm.gls("distance ~ age", data("orthodont")).summary())
+    assert "Residual structure:" not in text
+    assert "Residual standard error: " in text and "Number of obs: 108" in text
+
+
+def test_toeplitz_values_outside_the_model_have_no_parameters():
+    """The profile moves one autocorrelation at a time; a combination that no stationary
+    process has maps to NaN (an infinite deviance), not silently to another point."""
+    toep = mm.cov.Toep("visit", "Subject", lags=3)
+    values = np.array([0.5, 0.3, 0.2])
+    np.testing.assert_allclose(toep.values(toep.from_values(values)), values, rtol=1e-12)
+    assert np.isnan(toep.from_values(np.array([0.9, -0.5, 0.2]))).all()
+    fit = mm.gls("distance ~ age * Sex", data("orthodont"), correlation="toep(visit | Subject)")
+    lower, upper = fit.confint(parameters=["cor_lag1|Subject"]).loc["cor_lag1|Subject"]
+    estimate = fit.model.structure.parameters.sdcor(fit.theta, fit.sigma)[0]
+    assert -1 < lower < estimate < upper < 1

@@ -362,7 +362,7 @@ def residual_section(fit: "LmmFit") -> Section | None:
     if fit.model.random_effects:
         return Section(title="Residual structure:", lines=lines) if lines else None
     sigma = r_format([fit.sigma], DIGITS)[0].strip()
-    return Section(title="Residual structure:",
+    return Section(title="Residual structure:" if lines else "",
                    lines=lines + [f"Residual standard error: {sigma}",
                                   f"Number of obs: {fit.nobs}"])
 

@@ -16,6 +16,9 @@ import scipy.linalg
 import scipy.stats
 
 import mixedmodels as mm
+import mixedmodels.inference.kenward_roger as kr
+from mixedmodels.cli import main
+from mixedmodels.core.numdiff import hessian, jacobian
 from mixedmodels.inference.kenward_roger import KenwardRoger, _ClusterSums, clusters
 
 REFERENCE = Path(__file__).parent / "reference"
@@ -192,7 +195,6 @@ def test_kenward_roger_refuses_one_large_cluster():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = mm.gls("z ~ x1", frame, correlation="exp(x + y)")  # one group: all rows
-    import mixedmodels.inference.kenward_roger as kr
     limit = kr.DENSE_CLUSTER_LIMIT
     kr.DENSE_CLUSTER_LIMIT = 100
     try:
@@ -208,6 +210,39 @@ def test_satterthwaite_gls_compound_symmetry_equals_random_intercept():
     ri = nlme_fit("orthodont_lme_ri_reml")
     np.testing.assert_allclose(cs.coef_table()["df"], ri.coef_table()["df"], rtol=1e-4)
     np.testing.assert_allclose(cs.anova()["den_df"], ri.anova()["den_df"], rtol=1e-4)
+
+
+def test_satterthwaite_with_ar1_by_hand():
+    """lmerTest's recipe on a dense REML criterion written in (tau^2, sigma^2, phi): ours
+    differentiates on theta's scale (phi through 2 atanh) and gets the same df."""
+    fit = nlme_fit("trial_lme_ar1_reml")
+    frame = data("trial")
+    same = frame["patient"].to_numpy()[:, None] == frame["patient"].to_numpy()[None, :]
+    lag = np.abs(frame["visit"].to_numpy()[:, None] - frame["visit"].to_numpy()[None, :])
+    X, y = fit.X, fit.y
+
+    def covariance(gamma):
+        tau2, sigma2, phi = gamma
+        return tau2 * same + sigma2 * np.where(same, phi ** lag, 0.0)
+
+    def reml(gamma):
+        Vinv = np.linalg.inv(covariance(gamma))
+        xvx = X.T @ Vinv @ X
+        r = y - X @ np.linalg.solve(xvx, X.T @ Vinv @ y)
+        return (np.linalg.slogdet(covariance(gamma))[1] + np.linalg.slogdet(xvx)[1]
+                + r @ Vinv @ r)
+
+    def vcov(gamma):
+        return np.linalg.inv(X.T @ np.linalg.inv(covariance(gamma)) @ X)
+
+    phi = fit.model.structure.parameters.sdcor(fit.theta, fit.sigma)[-1]
+    gamma = np.array([fit.varcorr["vcov"].iloc[0], fit.sigma ** 2, phi])
+    A = 2 * np.linalg.inv(hessian(reml, gamma, relative=0.01))
+    J = jacobian(vcov, gamma)
+    eye = np.eye(X.shape[1])
+    expected = [2 * (l @ vcov(gamma) @ l) ** 2 / (g @ A @ g)
+                for l in eye for g in [np.einsum("i,kij,j->k", l, J, l)]]
+    np.testing.assert_allclose(fit.coef_table("satterthwaite")["df"], expected, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["trial_gls_ar1_reml", "trial_lme_ar1_reml",
@@ -630,8 +665,6 @@ def test_readme_example_prints_what_the_readme_shows(monkeypatch, capsys):
 
 # -- the command line ----------------------------------------------------------------------------
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    from mixedmodels.cli import main
-
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err

@@ -781,3 +781,18 @@ def test_toeplitz_values_outside_the_model_have_no_parameters():
     lower, upper = fit.confint(parameters=["cor_lag1|Subject"]).loc["cor_lag1|Subject"]
     estimate = fit.model.structure.parameters.sdcor(fit.theta, fit.sigma)[0]
     assert -1 < lower < estimate < upper < 1
+
+
+def test_gls_has_no_random_effects_and_says_so():
+    fit = nlme_fit("trial_gls_ar1_reml")
+    assert fit.ranef == {} and fit.coef == {} and fit.condvar == {} and len(fit.u) == 0
+    assert list(fit.ranef_table().columns) == ["grpvar", "term", "grp", "condval", "condsd"]
+    assert fit.ranef_table().empty
+    assert list(fit.varcorr["group"]) == ["Residual"]
+    with pytest.raises(ValueError, match="term_covariance.*mm.gls.*fit.R"):
+        fit.term_covariance(0)
+    with pytest.raises(ValueError, match="include_random lists 'patient'.*no random effects"):
+        fit.predict(data("trial").head(2), include_random=["patient"])
+    np.testing.assert_allclose(fit.predict(data("trial").head(2), include_random=False),
+                               fit.X[:2] @ fit.beta)
+    np.testing.assert_allclose(fit.V.toarray(), fit.R.toarray())

@@ -205,6 +205,10 @@ def _included_blocks(fit, include_random) -> np.ndarray:
                            "True, False or a list of grouping factors", empty=True)
     groups = [block.group for block in blocks]
     unknown = [name for name in wanted if name not in groups]
+    if unknown and not groups:
+        raise ValueError(f"include_random lists {unknown[0]!r}, but the model (generalized "
+                         "least squares, mm.gls) has no random effects; use "
+                         "include_random=False or leave it out")
     if unknown:
         raise ValueError(f"include_random must list grouping factors of the model, not "
                          f"{unknown[0]!r}; they are {', '.join(map(repr, groups))}")

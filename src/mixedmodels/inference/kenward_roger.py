@@ -53,7 +53,7 @@ from ..core.numdiff import jacobian
 __all__ = ["DENSE_CLUSTER_LIMIT", "KenwardRoger", "clusters"]
 
 #: the largest independent cluster (rows) the per-cluster Kenward-Roger forms densely
-DENSE_CLUSTER_LIMIT = 2000
+DENSE_CLUSTER_LIMIT = 1000
 _CHUNK_ENTRIES = 400_000  # K m^2 entries of a batch of K clusters of m rows
 
 

@@ -26,6 +26,16 @@ import mixedmodels as mm
 
 FORMULA = "height ~ moisture + (1 | pot)"
 OVERPARAM_FORMULA = "height ~ alpha1 + alpha2 + (1 | pot)"
+GLS_FORMULA = "height ~ moisture"
+CS_WITHIN_POT = "cs(1 | pot)"
+
+
+def negative_data() -> pd.DataFrame:
+    """The same design with other heights: the two pots of each moisture level have nearly the
+    same mean while the seedlings within a pot differ a lot, so that seedlings of one pot are
+    less alike than seedlings of different pots (a negative within-pot correlation)."""
+    return greenhouse_data().assign(
+        height=[13.4, 15.6, 14.2, 12.8, 14.4, 18.1, 20.1, 18.8, 19.1, 17.3])
 
 
 def greenhouse_data() -> pd.DataFrame:
@@ -162,9 +172,68 @@ def walk_through() -> dict:
     show("Fitted values = X beta + Z u", table.round(4).to_string())
     print(f"max |X beta + Z u - fit.fitted| = {np.max(np.abs(fitted - fit.fitted)):.2e}")
 
-    return {"data": df, "fit": fit, "fit_over": fit_over, "X": X, "X_over": X_over, "Z": Z,
-            "ZZt": ZZt, "G": G, "R": R, "V": V, "sigma2_p": sigma2_p, "sigma2_e": sigma2_e,
-            "icc": icc, "beta": beta, "u": u, "fitted": fitted, "warnings": messages}
+    out = {"data": df, "fit": fit, "fit_over": fit_over, "X": X, "X_over": X_over, "Z": Z,
+           "ZZt": ZZt, "G": G, "R": R, "V": V, "sigma2_p": sigma2_p, "sigma2_e": sigma2_e,
+           "icc": icc, "beta": beta, "u": u, "fitted": fitted, "warnings": messages}
+    out.update(r_side(df, fit, seedlings))
+    return out
+
+
+def r_side(df: pd.DataFrame, fit, seedlings) -> dict:
+    """The same correlation within pots written on the R side (compound symmetry of the
+    residuals, no random effect), and a data set where only the R side can express it."""
+    # -- compound symmetry within pot: the same model --------------------------------------
+    gls_fit = mm.gls(GLS_FORMULA, df, correlation=CS_WITHIN_POT)
+    show("The same model on the R side", gls_fit.summary(),
+         f"mm.gls({GLS_FORMULA!r}, df, correlation={CS_WITHIN_POT!r}): no random effect; the\n"
+         "residuals of a pot are correlated, Psi_pot = (1 - rho) I + rho J (J all ones),\n"
+         "R = sigma^2 Psi and V = R. Its summary:")
+    rho = float(gls_fit.model.structure.parameters.sdcor(gls_fit.theta, gls_fit.sigma)[-1])
+    V_gls = gls_fit.V.toarray()
+    V = fit.V.toarray()
+    print(f"\nREML criterion: gls {gls_fit.objective:.6f}, lmer {fit.objective:.6f}")
+    print(f"fixef: gls {gls_fit.fixef.round(4).to_dict()}, lmer {fit.fixef.round(4).to_dict()}")
+    print(f"sigma^2 (total variance, gls) = {gls_fit.sigma ** 2:.4f}; sigma_p^2 + sigma_e^2 "
+          f"(lmer) = {V[0, 0]:.4f}")
+    print(f"rho (gls) = {rho:.4f}; intraclass correlation (lmer) = {V[0, 1] / V[0, 0]:.4f}")
+    print(f"max |V_gls - V_lmer| = {np.max(np.abs(V_gls - V)):.1e}")
+    print("With rho = sigma_p^2 / (sigma_p^2 + sigma_e^2) and sigma^2 = sigma_p^2 + sigma_e^2,\n"
+          "the two parameterizations give the same V whenever rho >= 0: the same likelihood,\n"
+          "the same estimates and tests (up to the optimizers' tolerance).")
+
+    # -- a negative within-pot correlation ------------------------------------------------------
+    neg = negative_data()
+    show("Other heights: pots alike, seedlings within a pot not",
+         neg.assign(pot_mean=neg.groupby("pot")["height"].transform("mean").round(3))
+         .to_string(index=False))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g_side = mm.lmer(FORMULA, neg)
+    r_side_fit = mm.gls(GLS_FORMULA, neg, correlation=CS_WITHIN_POT)
+    vc = g_side.varcorr
+    rho_neg = float(r_side_fit.model.structure.parameters.sdcor(r_side_fit.theta,
+                                                                 r_side_fit.sigma)[-1])
+    lower = float(r_side_fit.model.structure.parameters.sdcor_bounds()[0][-1])
+    largest = int(neg.groupby("pot").size().max())
+    print("\nG side: mm.lmer('height ~ moisture + (1 | pot)'):")
+    print("  " + "; ".join(str(w.message).split(";")[0] for w in caught))
+    print(f"  sigma_p^2 = {float(vc['vcov'].iloc[0]):.4f}, sigma_e^2 = "
+          f"{float(vc['vcov'].iloc[1]):.4f}, REML criterion {g_side.objective:.4f}, "
+          f"singular: {g_side.is_singular}")
+    print("R side: mm.gls('height ~ moisture', correlation='cs(1 | pot)'):")
+    print(f"  rho = {rho_neg:.4f} (its lower bound -1/(m - 1) = {lower:.4f}, m = {largest}), "
+          f"sigma^2 = {r_side_fit.sigma ** 2:.4f}, REML criterion {r_side_fit.objective:.4f}, "
+          f"singular: {r_side_fit.is_singular}")
+    V_neg = r_side_fit.V.toarray()
+    print("  V block of pot 1 (s1, s2, s3):")
+    print("   ", np.array2string(V_neg[:3, :3], precision=4).replace("\n", "\n    "))
+    print("On the G side the within-pot covariance is the variance sigma_p^2 of the pot effect,\n"
+          "which cannot be negative: the fit stops on the boundary sigma_p^2 = 0 (singular).\n"
+          "On the R side it is rho sigma^2, and Psi = (1 - rho) I + rho J stays positive definite\n"
+          "for -1/(m - 1) < rho <= 1: a negative rho is a valid covariance, and a better fit.")
+    return {"gls_fit": gls_fit, "V_gls": V_gls, "rho": rho, "negative_data": neg,
+            "g_side": g_side, "r_side": r_side_fit, "rho_negative": rho_neg,
+            "rho_lower_bound": lower, "g_side_warnings": [str(w.message) for w in caught]}
 
 
 if __name__ == "__main__":

@@ -173,3 +173,64 @@ def test_reml_estimates_match_brute_force(example):
         lambda log_s2e: reml_criterion([np.log(theta[0] ** 2) + log_s2e, log_s2e], X, Z, y),
         bracket=(np.log(sigma2) - 1, np.log(sigma2) + 1))
     assert fit.model.objective(theta) == pytest.approx(other.fun, rel=1e-8)
+
+
+# -- the R side: compound symmetry within pot -----------------------------------------------------
+def test_compound_symmetry_on_the_r_side_is_the_random_pot_model(example):
+    fit, gls_fit = example["fit"], example["gls_fit"]
+    assert not gls_fit.model.random_effects and gls_fit.Z.shape == (10, 0)
+    assert gls_fit.objective == pytest.approx(fit.objective, rel=1e-9)
+    np.testing.assert_allclose(gls_fit.beta, fit.beta, rtol=1e-7)
+    np.testing.assert_allclose(gls_fit.stderr, fit.stderr, rtol=1e-5)
+    np.testing.assert_allclose(example["V_gls"], example["V"], rtol=0, atol=1e-6)
+    assert example["rho"] == pytest.approx(example["icc"], rel=1e-6)
+    sigma2_p, sigma2_e = variance_components(fit)
+    assert gls_fit.sigma ** 2 == pytest.approx(sigma2_p + sigma2_e, rel=1e-6)
+    # V of the R side by hand: sigma^2 ((1 - rho) I + rho J) within pots, 0 between
+    rho, sigma2 = example["rho"], gls_fit.sigma ** 2
+    by_hand = np.where(same_pot(), sigma2 * rho, 0.0) + sigma2 * (1 - rho) * np.eye(10)
+    np.testing.assert_allclose(example["V_gls"], by_hand, rtol=1e-12, atol=1e-14)
+    printed = example["printed"]
+    assert "Generalized least squares fit by REML" in printed
+    assert f"Correlation structure within pot: Compound symmetry, Rho = {rho:.4g}" in printed
+
+
+def _dense_reml(V, X, y):
+    Vinv = np.linalg.inv(V)
+    xtvx = X.T @ Vinv @ X
+    beta = np.linalg.solve(xtvx, X.T @ Vinv @ y)
+    r = y - X @ beta
+    n, p = X.shape
+    return (np.linalg.slogdet(V)[1] + np.linalg.slogdet(xtvx)[1] + r @ Vinv @ r
+            + (n - p) * np.log(2 * np.pi))
+
+
+def test_negative_within_pot_correlation_only_on_the_r_side(example):
+    g_side, r_side = example["g_side"], example["r_side"]
+    heights = example["negative_data"]["height"].to_numpy()
+    np.testing.assert_array_equal(r_side.y, heights)
+    # G side: the pot variance stops at its boundary 0
+    assert g_side.is_singular
+    assert any("singular" in message for message in example["g_side_warnings"])
+    sigma2_p, _ = variance_components(g_side)
+    assert sigma2_p == pytest.approx(0.0, abs=1e-8)
+    # R side: rho negative, inside (-1/(m - 1), 0), and a better (lower) REML criterion
+    rho, lower = example["rho_negative"], example["rho_lower_bound"]
+    assert lower == pytest.approx(-0.5)
+    assert lower + 0.1 < rho < -0.1
+    assert not r_side.is_singular
+    assert r_side.objective < g_side.objective - 0.1
+    # both criteria equal the dense REML criterion at their own estimates
+    X = r_side.X
+    sigma2 = r_side.sigma ** 2
+    V_r = np.where(same_pot(), sigma2 * rho, 0.0) + sigma2 * (1 - rho) * np.eye(10)
+    np.testing.assert_allclose(r_side.V.toarray(), V_r, rtol=1e-12, atol=1e-14)
+    assert np.all(np.linalg.eigvalsh(V_r) > 0)
+    assert r_side.objective == pytest.approx(_dense_reml(V_r, X, heights), rel=1e-10)
+    V_g = g_side.V.toarray()
+    assert g_side.objective == pytest.approx(_dense_reml(V_g, X, heights), rel=1e-10)
+    # at rho = 0 the R side is the G side's boundary fit: the same criterion
+    no_correlation = r_side.model.objective(np.array([r_side.model.structure.parameters
+                                                      .residual.from_values(np.array([0.0]))[0]]))
+    assert no_correlation == pytest.approx(g_side.objective, rel=1e-8)
+    assert f"rho = {rho:.4f}" in example["printed"]

@@ -2,7 +2,15 @@
 
     mixedmodels fit "Reaction ~ Days + (Days | Subject)" --data sleepstudy [--ml] [--json]
         [--ddf {satterthwaite,kenward-roger,residual,asymptotic}] [--anova] [--sep SEP]
+        [--correlation "ar1(visit | patient)"] [--variance "ident(centre)"]
+    mixedmodels fit "y ~ arm * visit" --data trial --correlation "ar1(visit | patient)"
     mixedmodels gauge-rr DATA --part P --operator O --response Y [--tolerance T] [--json]
+
+``--correlation`` and ``--variance`` take the residual structures of ``mm.lmer`` and
+``mm.gls`` (nlme's ``correlation=`` and ``weights=``; SAS's REPEATED statement). A formula
+without random-effects terms is fitted by generalized least squares (``mm.gls``: with
+``--correlation``/``--variance`` a marginal model for repeated measures, without them the
+linear model), with a note saying so; a formula with them by ``mm.lmer``.
 
 Mistakes in the input end with one line on stderr, ``mixedmodels: error: ...``, and exit
 status 2; warnings are reported as ``mixedmodels: warning: ...`` lines and remarks on how the
@@ -32,6 +40,7 @@ import pandas as pd
 
 from . import datasets
 from .errors import DataError, FormulaError
+from .formula.parse import parse_formula
 from .gauge import gauge_rr
 from .inference.fixed_tests import (
     DDF_ALIASES,
@@ -41,7 +50,7 @@ from .inference.fixed_tests import (
     check_ddf,
 )
 from .output.report import write_report
-from .result import lmer
+from .result import gls, lmer
 
 __all__ = ["main"]
 
@@ -139,6 +148,14 @@ def build_parser(require_data: bool = True) -> argparse.ArgumentParser:
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--weights", metavar="COLUMN",
                      help="prior weights from this column (Var(e_i) = sigma^2 / w_i), as lme4")
+    fit.add_argument("--correlation", metavar="STRUCTURE",
+                     help="correlation of the residuals within groups, as nlme's "
+                          "correlation=: 'ar1(visit | patient)', 'car1(time | patient)', "
+                          "'cs(1 | patient)', 'symm(visit | patient)', "
+                          "'toep(visit | patient)', 'exp(x + y | site)'")
+    fit.add_argument("--variance", metavar="FUNCTION",
+                     help="variance function of the residuals, as nlme's weights=: "
+                          "'ident(centre)', 'power(x)', 'exp(x)'")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
     fit.add_argument("--ddf", type=ddf_method, default=None,
                      metavar="{" + ",".join(DDF_METHODS) + "}",
@@ -294,8 +311,17 @@ def run_fit(args: argparse.Namespace) -> str:
     if args.anova_type and not args.anova:
         raise UsageError("--anova-type goes with --anova")
     new_data = read_csv(args.predict, args.sep) if args.predict else None
-    fit = lmer(args.formula, load_data(args.data, args.sep), reml=not args.ml,
-               weights=args.weights)
+    data = load_data(args.data, args.sep)
+    fitter = lmer
+    if not parse_formula(args.formula).random:
+        fitter = gls
+        structures = [f"--{name} {value}" for name, value in
+                      (("correlation", args.correlation), ("variance", args.variance)) if value]
+        _report("note", "the formula has no random-effects terms: fitted by generalized least "
+                        "squares (mm.gls)" + (f" with {' and '.join(structures)}" if structures
+                                              else ", i.e. the linear model"))
+    fit = fitter(args.formula, data, reml=not args.ml, weights=args.weights,
+                 correlation=args.correlation, variance=args.variance)
     ddf = args.ddf or "satterthwaite"
     anova_type = args.anova_type or 3
     if new_data is not None:

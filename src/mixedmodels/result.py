@@ -36,7 +36,7 @@ from .lmm.model import GeneralizedLeastSquares as _GlsStages
 from .lmm.model import LinearMixedModel as _ModelStages
 from .lmm.model import check_settings
 from .output import tables
-from .output.display import Summary
+from .output.display import Summary, residual_structure_lines
 from .validate import check_choice, check_executor, check_level, check_strings
 
 __all__ = ["GeneralizedLeastSquares", "LmmFit", "LinearMixedModel", "anova", "gls", "lmer"]
@@ -201,7 +201,8 @@ class LmmFit(FittedModel):
         return Summary(self)
 
     def __repr__(self) -> str:
-        return (f"<LmmFit {self.formula!r} {'REML' if self.reml else 'ML'} "
+        kind = "" if self.model.random_effects else " gls"
+        return (f"<LmmFit{kind} {self.formula!r} {'REML' if self.reml else 'ML'} "
                 f"objective={self.objective:.4f} nobs={self.nobs}>")
 
     def _repr_html_(self) -> str:
@@ -210,6 +211,7 @@ class LmmFit(FittedModel):
     def to_dict(self) -> dict:
         """A JSON-ready record of the fit."""
         return {
+            "model": "lmer" if self.model.random_effects else "gls",
             "formula": self.formula, "method": "REML" if self.reml else "ML",
             "nobs": self.nobs, "objective": self.objective, "loglik": self.loglik,
             "aic": self.aic, "bic": self.bic, "sigma": self.sigma,
@@ -220,6 +222,7 @@ class LmmFit(FittedModel):
                          for k, v in row.items()}
                         for row in self.varcorr.astype(object).where(
                             self.varcorr.notna(), None).to_dict(orient="records")],
+            "residual_structure": residual_structure_lines(self),
             "is_singular": self.is_singular, "converged": self.converged,
             "dropped_columns": list(self.model.design.dropped),
             "optimizer": {"name": self.optsummary.optimizer,

@@ -284,7 +284,9 @@ class Symm(Correlation):
         return full[slots[:, :, None], slots[:, None, :]]
 
     def describe(self, params: np.ndarray) -> str:
-        return f"{self.title} over {self.size} values of {self.time}"
+        shown = ", ".join(f"{name} = {value:.4g}"
+                          for name, value in zip(self.names(), self.values(params)))
+        return f"{self.title} over {self.size} values of {self.time}: {shown}"
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,12 @@ class Toep(Correlation):
         return autocorrelations(np.tanh(np.asarray(params, dtype=float) / 2))[1:]
 
     def from_values(self, values: np.ndarray) -> np.ndarray:
+        """The parameters of autocorrelations ``values``; NaN for values that are no
+        stationary process's (a correlation matrix that is not positive semi-definite),
+        which the profile then finds outside the model."""
         partial = partial_autocorrelations(np.asarray(values, dtype=float))
+        if np.any(np.abs(partial) > 1 + 1e-10):
+            return np.full(len(partial), np.nan)
         return 2 * np.arctanh(np.clip(partial, -1 + 1e-15, 1 - 1e-15))
 
     def correlations(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -399,7 +406,14 @@ def partial_autocorrelations(rho: np.ndarray) -> np.ndarray:
     phi = np.zeros(0)
     for k in range(1, len(rho) + 1):
         variance = 1.0 - phi @ full[1:k]
-        a = (full[k] - phi @ full[k - 1:0:-1]) / variance if variance > 0 else 0.0
+        residual = full[k] - phi @ full[k - 1:0:-1]
+        if variance > 1e-14:
+            a = residual / variance
+        else:  # a singular process: only the continuation (residual 0) is positive semi-definite
+            a = 0.0 if abs(residual) < 1e-10 else np.inf
+        if not np.isfinite(a):
+            out[k - 1:] = np.inf
+            break
         out[k - 1] = a
         phi = np.append(phi - a * phi[::-1], a)
     return out

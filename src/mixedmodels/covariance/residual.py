@@ -56,6 +56,14 @@ class ResidualStructure:
         """log|Psi|."""
         raise NotImplementedError
 
+    def solve(self, rows):
+        """Psi^-1 @ rows for an (n,) or (n, m) array or an (n, m) sparse matrix."""
+        raise NotImplementedError
+
+    def inverse_diagonal(self) -> np.ndarray:
+        """(n,) the diagonal of Psi^-1."""
+        return 1.0 / self.variances()
+
     def variances(self) -> np.ndarray:
         """(n,) the diagonal of Psi: Var(e_i) / sigma^2."""
         raise NotImplementedError
@@ -63,6 +71,11 @@ class ResidualStructure:
     def covariance(self, sigma: float) -> sp.csr_array:
         """R = sigma^2 Psi as a sparse (n, n) matrix."""
         return sp.csr_array(sp.diags_array(sigma ** 2 * self.variances(), format="csr"))
+
+    def groups(self) -> np.ndarray | None:
+        """(n,) each row's group of correlated rows (0, 1, ...); None when Psi is
+        diagonal."""
+        return None
 
     def new_observation_variance(self) -> float:
         """Var(e0) / sigma^2 of a new observation (weight 1: sigma^2, as lme4's predictions)."""
@@ -91,6 +104,9 @@ class Identity(ResidualStructure):
 
     def log_det(self) -> float:
         return 0.0
+
+    def solve(self, rows):
+        return rows
 
     def variances(self) -> np.ndarray:
         return np.ones(self.nobs)
@@ -130,6 +146,12 @@ class KnownWeights(ResidualStructure):
 
     def log_det(self) -> float:
         return -float(np.sum(np.log(self.weights)))
+
+    def solve(self, rows):
+        if sp.issparse(rows):
+            return sp.csr_array(sp.diags_array(self.weights) @ rows)
+        rows = np.asarray(rows)
+        return rows * (self.weights if rows.ndim == 1 else self.weights[:, None])
 
     def variances(self) -> np.ndarray:
         return 1.0 / self.weights
@@ -192,11 +214,29 @@ class BlockResidual(ResidualStructure):
 
     def color(self, noise: np.ndarray) -> np.ndarray:
         """L_g (the group's noise) for every group."""
-        noise = np.asarray(noise, dtype=float)
-        out = np.empty_like(noise)
-        for index, keys, factor in zip(self.rows, self.keys, self.factors):
-            part = noise[index] if noise.ndim > 1 else noise[index][..., None]
-            out[index] = np.matmul(factor[keys], part).reshape(noise[index].shape)
+        return self._per_group(noise, self.factors)
+
+    def _per_group(self, values: np.ndarray, matrices) -> np.ndarray:
+        """M_g (the group's rows of ``values``) for every group, M_k per class and key."""
+        values = np.asarray(values, dtype=float)
+        out = np.empty_like(values)
+        for index, keys, matrix in zip(self.rows, self.keys, matrices):
+            part = values[index] if values.ndim > 1 else values[index][..., None]
+            out[index] = np.matmul(matrix[keys], part).reshape(values[index].shape)
+        return out
+
+    def solve(self, rows):
+        """Psi_g^-1 (the group's rows) = L_g^-T L_g^-1 (the group's rows) for every group."""
+        if sp.issparse(rows):
+            inverse = self.inverse_root()
+            return sp.csr_array(inverse.T @ (inverse @ rows))
+        transposed = tuple(np.swapaxes(inverse, 1, 2) for inverse in self._inverse_factors)
+        return self._per_group(self.whiten(rows), transposed)
+
+    def inverse_diagonal(self) -> np.ndarray:
+        out = np.empty(self.nobs)
+        for index, keys, inverse in zip(self.rows, self.keys, self._inverse_factors):
+            out[index] = np.sum(inverse ** 2, axis=1)[keys]  # column sums of L^-1 squared
         return out
 
     def inverse_root(self) -> sp.csr_array:
@@ -232,6 +272,14 @@ class BlockResidual(ResidualStructure):
 
     def covariance(self, sigma: float) -> sp.csr_array:
         return sp.csr_array(sigma ** 2 * self._sparse(self.blocks()))
+
+    def groups(self) -> np.ndarray:
+        out = np.empty(self.nobs, dtype=np.int64)
+        first = 0
+        for index in self.rows:
+            out[index] = first + np.arange(len(index))[:, None]
+            first += len(index)
+        return out
 
     def subset(self, rows: np.ndarray) -> "ResidualStructure":
         """The structure of the given rows, which must be whole groups."""

@@ -260,6 +260,42 @@ class ResidualModel:
             psi = psi * sds[:, :, None] * sds[:, None, :]
         return psi if np.all(np.isfinite(psi)) else None
 
+    def new_variances(self, frame: pd.DataFrame, delta: np.ndarray) -> np.ndarray:
+        """(len(frame),) Var(e0) / sigma^2 of new observations with these rows' values of the
+        variance function's column, before prior weights: the stratum's sd ratio squared
+        (``ident``), |x|^(2 delta) (``power``), exp(2 delta x) (``exp``); 1 without a variance
+        function (a correlation structure has unit variances). NaN where the column is
+        missing.
+
+        Raises:
+            DataError: the column is absent, or holds a stratum the fit has no ratio for.
+        """
+        if self.variance is None:
+            return np.ones(len(frame))
+        _, params = self._parts(np.asarray(delta, dtype=float))
+        name = self.variance.column
+        if name not in frame.columns:
+            raise DataError(f"newdata has no column {name!r}, which the variance function "
+                            f"needs for the variance of a new observation")
+        column = frame[name]
+        missing = pd.isna(column).to_numpy().copy()
+        if isinstance(self.variance, VarIdent):
+            codes = pd.Index(list(self.variance.levels)).get_indexer(column)
+            unseen = (codes < 0) & ~missing
+            if unseen.any():
+                level = column.to_numpy()[np.argmax(unseen)]
+                raise DataError(
+                    f"newdata column {name!r} has the level {level!r}, for which the variance "
+                    f"function ident({name}) has no sd ratio (its levels: "
+                    f"{', '.join(map(str, self.variance.levels))})")
+            values = np.where(missing, 0, codes).astype(float)
+        else:
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+            missing |= np.isnan(values)
+            values = np.where(missing, 1.0, values)
+        out = self.variance.sds(params, values) ** 2
+        return np.where(missing, np.nan, out)
+
     def at(self, delta: np.ndarray) -> ResidualStructure | None:
         """Psi at delta; None where it is not positive definite (outside the domain)."""
         delta = np.asarray(delta, dtype=float)

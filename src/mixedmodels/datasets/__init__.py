@@ -42,6 +42,13 @@ _DATASETS = {
                   "stool types. effort ~ Type + (1 | Subject)."),
     "orthodont": ("Orthodont.csv", "Distance (mm) from the pituitary to the pterygomaxillary "
                   "fissure in 27 children at ages 8-14. distance ~ age * Sex + (age | Subject)."),
+    "trial": ("trial.csv", "A simulated two-arm repeated-measures trial (R, seed 20240611; "
+              "tests/reference/nlme_structures.R): 60 patients (30 control, 30 treated), "
+              "visits 1-6, 62 of the 360 visits missing at random (298 rows); "
+              "y = 20 + 0.8 visit - 0.5 visit (if treated) + b + e with a random intercept b "
+              "(sd 2) and AR(1) errors e within patient (phi 0.6, sd 1.5). Columns y, visit, "
+              "patient, arm. y ~ arm * visit with correlation='ar1(visit | patient)' (mm.gls), "
+              "or + (1 | patient) (mm.lmer)."),
 }
 
 

@@ -1,21 +1,28 @@
 """Residuals, fitted values and influence measures of a fitted model.
 
-Notation: V = sigma^2 (I + T T') with T = Z Lambda, b the fixed effects, u the conditional
-modes, C = Var(b) = (X' V^-1 X)^-1 (``fit.vcov``). All computations hold theta and sigma at
-their estimates, and none forms an n x n matrix: M = T'T + I = L_Z L_Z' is solved with the
-fit's blocked factor, and the rows are processed in chunks.
+Notation: V = sigma^2 (Psi + T T') with T = Z Lambda and Psi the residual structure (I in
+lme4), b the fixed effects, u the conditional modes, C = Var(b) = (X' V^-1 X)^-1
+(``fit.vcov``). All computations hold theta and sigma at their estimates, and none forms an
+n x n matrix: M = T'Psi^-1 T + I = L_Z L_Z' is solved with the fit's blocked factor, Psi
+group by group, and the rows are processed in chunks.
 
 * Leverage: for fixed theta the fitted values are linear in y, y_hat = H y, with
   H = X C X'V^-1 + Z G Z'V^-1 (I - X C X'V^-1) (the hat matrix of the penalized least-squares
-  problem); equivalently I - H = sigma^2 P with P = V^-1 - V^-1 X C X' V^-1, so
-  h_ii = diag(T M^-1 T')_i + sigma^2 a_i' C a_i with a_i the i-th row of V^-1 X.
+  problem); equivalently I - H = R P with P = V^-1 - V^-1 X C X' V^-1 and R = sigma^2 Psi.
+  With T = Z Lambda, S = Psi^-1 T, M = T' Psi^-1 T + I, A = V^-1 X (rows a_i):
+  V^-1 = sigma^-2 (Psi^-1 - S M^-1 S'), Psi A = sigma^-2 (X - T M^-1 S'X) and
+  h_ii = t_i' M^-1 s_i + sigma^2 (Psi A)_i' C a_i (Psi = I: the familiar
+  diag(T M^-1 T')_i + sigma^2 a_i' C a_i). With a correlated Psi, H is not symmetric and
+  h_ii is its diagonal in the data's rows (not that of the whitened rows).
 * Cook's distance: D_i = (b - b_(i))' C^-1 (b - b_(i)) / p, where b_(i) is the fixed-effects
   estimate without observation i, the variance parameters held at their full-data values.
   This deletion is exact, not an approximation: deleting a row from a generalized least-squares
-  fit equals adding an indicator column for it, whose coefficient is r_i / (1 - h_ii)
-  (r the conditional residuals), so b - b_(i) = C a_i r_i / (1 - h_ii) and
-  D_i = r_i^2 a_i' C a_i / ((1 - h_ii)^2 p). (A refit of theta without the row would change
-  the variance parameters too; ``influence_groups`` does such refits, per group.)
+  fit equals adding an indicator column for it, whose coefficient is (P y)_i / P_ii, so
+  b - b_(i) = C a_i (P y)_i / P_ii and D_i = (P y)_i^2 a_i' C a_i / (P_ii^2 p), with
+  P y = V^-1 (y - X b) = R^-1 (y - X b - Z u) and P_ii = (V^-1)_ii - a_i' C a_i. (With
+  Psi = I: (P y)_i = r_i / sigma^2 and P_ii = (1 - h_ii) / sigma^2, so
+  D_i = r_i^2 a_i' C a_i / ((1 - h_ii)^2 p).) A refit of theta without the row would change
+  the variance parameters too; ``influence_groups`` does such refits, per group.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..covariance.residual import Identity
 from ..design.build import grouping_codes
 from ..lmm.model import LinearMixedModel
 from ..parallel.executor import run_tasks
@@ -47,9 +55,11 @@ def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
         "pearson": the response residuals divided by their relative standard deviation
             sqrt(Psi_ii): times sqrt(w_i) for prior weights w (lme4), divided by the variance
             function's s_i (nlme); equal to the response residuals without either;
-        "normalized": the response residuals whitened by Psi, L_g^-1 r_g per group of a
-            correlation structure (nlme's ``resid(type = "normalized")``): uncorrelated
-            with equal variance under the model; "pearson" without a correlation structure;
+        "normalized": the response residuals whitened by Psi and divided by sigma,
+            L_g^-1 r_g / sigma per group g of a correlation structure, Psi_g = L_g L_g' (nlme's
+            ``resid(type = "normalized")``, always scaled: ``scaled`` changes nothing):
+            independent N(0, 1) under the model; the scaled "pearson" residuals without a
+            correlation structure;
         "marginal": y - X b - offset (the random effects not removed).
     scaled: divide by sigma (lme4's ``scaled = TRUE``; scaled Pearson residuals are the
         "Scaled residuals" of lme4's summary).
@@ -60,7 +70,7 @@ def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
     elif kind == "pearson":
         values = (fit.y - fit.fitted) / np.sqrt(fit.residual.variances())
     elif kind == "normalized":
-        values = fit.residual.whiten(fit.y - fit.fitted)
+        return fit.residual.whiten(fit.y - fit.fitted) / fit.sigma
     else:
         values = fit.y - fit.X @ fit.beta - fit.model.design.offset
     return values / fit.sigma if scaled else values
@@ -75,27 +85,43 @@ def fitted(fit, kind: str = "conditional") -> np.ndarray:
 
 
 def _pieces(fit):
-    """T = Z Lambda, the diagonal of T M^-1 T', and A = V^-1 X (n x p)."""
-    X, Z = fit._whitened  # with prior weights: the rows scaled by sqrt(w)
-    T = sp.csr_array(Z @ fit.Lambda)
-    n, q = T.shape
+    """What leverage and Cook's distance need (see the module docstring), per observation:
+    t_i' M^-1 s_i, sigma^2 (V^-1)_ii, and the rows of A = V^-1 X and of Psi A, with
+    T = Z Lambda, S = Psi^-1 T and M = T' Psi^-1 T + I = L_Z L_Z' (the fit's factor)."""
+    residual = fit.residual
+    sigma2 = fit.sigma ** 2
+    X = np.asarray(fit.X, dtype=float)
+    n = fit.nobs
+    blocks = fit.model.structure.blocks
+    if not blocks:  # gls: V = sigma^2 Psi
+        psi_a = X / sigma2
+        return np.zeros(n), residual.inverse_diagonal(), psi_a, residual.solve(psi_a)
+    T = sp.csr_array(fit.Z @ fit.Lambda)
+    S = sp.csr_array(residual.solve(T))
+    q = T.shape[1]
     factor = fit._factor
-    A = (X - T @ factor.solve(np.asarray(T.T @ X), fixed=False)) / fit.sigma ** 2
-    diag_t = np.empty(n)  # t_i' M^-1 t_i = |L_Z^-1 t_i|^2
+    psi_a = (X - T @ factor.solve(np.asarray(S.T @ X), fixed=False)) / sigma2
+    cross = np.empty(n)  # t_i' M^-1 s_i = (L_Z^-1 t_i)'(L_Z^-1 s_i)
+    own = np.empty(n)  # s_i' M^-1 s_i
     chunk = max(1, CHUNK_ENTRIES // max(q, 1))
-    Tt = sp.csc_matrix(T.T)
+    Tt, St = sp.csc_matrix(T.T), sp.csc_matrix(S.T)
+    same = isinstance(residual, Identity)  # S = T
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        diag_t[start:stop] = np.sum(factor.forward(Tt[:, start:stop].toarray(), fixed=False)
-                                    ** 2, axis=0)
-    return diag_t, A
+        t = factor.forward(Tt[:, start:stop].toarray(), fixed=False)
+        s = t if same else factor.forward(St[:, start:stop].toarray(), fixed=False)
+        cross[start:stop] = np.sum(t * s, axis=0)
+        own[start:stop] = np.sum(s * s, axis=0)
+    return cross, residual.inverse_diagonal() - own, psi_a, residual.solve(psi_a)
 
 
 def _leverage_and_a(fit):
-    diag_t, A = _pieces(fit)
+    """(h_ii, a_i' C a_i, sigma^2 (V^-1)_ii) per observation."""
+    cross, inverse, psi_a, A = _pieces(fit)
     C = fit.vcov.to_numpy()
-    quad = np.einsum("ij,jk,ik->i", A, C, A)
-    return diag_t + fit.sigma ** 2 * quad, quad
+    sigma2 = fit.sigma ** 2
+    leverage = cross + sigma2 * np.einsum("ij,jk,ik->i", psi_a, C, A)
+    return leverage, np.einsum("ij,jk,ik->i", A, C, A), inverse
 
 
 def leverage(fit) -> np.ndarray:
@@ -106,9 +132,11 @@ def leverage(fit) -> np.ndarray:
 def cooks_distance(fit) -> np.ndarray:
     """Cook's distance of the fixed effects per observation: exact deletion of the observation
     with the variance parameters held fixed (see the module docstring)."""
-    h, quad = _leverage_and_a(fit)
-    r = residuals(fit, "pearson")
-    return r ** 2 * quad / ((1 - h) ** 2 * len(fit.beta))
+    _, quad, inverse = _leverage_and_a(fit)
+    sigma2 = fit.sigma ** 2
+    p_diagonal = inverse / sigma2 - quad  # P_ii
+    p_y = fit.residual.solve(fit.y - fit.fitted) / sigma2  # (P y)_i = (R^-1 e)_i
+    return quad * p_y ** 2 / (p_diagonal ** 2 * len(fit.beta))
 
 
 def influence_groups(fit, group: str, progress: bool = True, executor=None) -> pd.DataFrame:

@@ -26,8 +26,14 @@ Intervals (theta and sigma held at their estimates, as in the fit's other standa
   covariance of the errors (v_hat - v, beta_hat - beta) of the spherical random effects and the
   fixed effects, and w = (Lambda' z0, x0). A grouping factor whose level is new to the fit (or
   every factor, with ``include_random=False``) contributes no conditional mode; its random
-  effect is unknown and adds its full variance sigma^2 |Lambda_b' z0_b|^2 instead. With prior
-  weights, the new observation has weight 1 (residual variance sigma^2).
+  effect is unknown and adds its full variance sigma^2 |Lambda_b' z0_b|^2 instead. The new
+  observation's residual variance is sigma^2 s0^2 / w0: s0 from the variance function, if the
+  model has one, evaluated on the row's value of its column (``ident``: the stratum's sd
+  ratio; ``power``, ``exp``: of the covariate), 1 otherwise (a correlation structure has unit
+  variances); w0 the row's prior weight when the model's weights are a column of the data and
+  the row has it (the fitted rows: their weights), 1 otherwise (as lme4's predictions).
+  The prediction itself is X beta + Z u: like nlme's ``predict``, it does not add the
+  conditional mean of e0 given the residuals already observed in the row's correlation group.
 """
 
 from __future__ import annotations
@@ -126,7 +132,8 @@ def _predict_fitted(fit, included: np.ndarray, interval: str | None, level: floa
             prediction += random_part(fit, by_block, "error", included, design.rows)
     if interval is None:
         return prediction
-    return _interval_table(fit, prediction, X, rows, by_block, included, interval, level)
+    return _interval_table(fit, prediction, X, rows, by_block, included, interval, level,
+                           design.frame)
 
 
 def _predict_new(fit, newdata: pd.DataFrame, included: np.ndarray, new_levels: str,
@@ -146,20 +153,43 @@ def _predict_new(fit, newdata: pd.DataFrame, included: np.ndarray, new_levels: s
             prediction[rows] += random_part(fit, by_block, new_levels, included, frame.index)
     if interval is None:
         return prediction
-    return _interval_table(fit, prediction, X, rows, by_block, included, interval, level)
+    return _interval_table(fit, prediction, X, rows, by_block, included, interval, level,
+                           frame, newdata=True)
+
+
+def new_observation_variances(fit, frame: pd.DataFrame, newdata: bool = True) -> np.ndarray:
+    """Var(e0) / sigma^2 of a new observation of each row of ``frame`` (see the module
+    docstring): s0^2 / w0."""
+    parameters = fit.model.structure.parameters
+    if parameters.residual is not None:
+        variances = parameters.residual.new_variances(frame,
+                                                      fit.theta[parameters.residual_slice])
+    else:
+        variances = np.full(len(frame), fit.residual.new_observation_variance())
+    design = fit.model.design
+    if not design.weighted:
+        return variances
+    if not newdata:
+        return variances / design.weights
+    label = design.weights_label
+    if label in frame.columns:
+        weights = pd.to_numeric(frame[label], errors="coerce").to_numpy(dtype=float)
+        return variances / np.where(weights > 0, weights, np.nan)
+    return variances
 
 
 def _interval_table(fit, prediction: np.ndarray, X: np.ndarray, rows: np.ndarray, by_block,
-                    included: np.ndarray, interval: str, level: float) -> pd.DataFrame:
+                    included: np.ndarray, interval: str, level: float, frame: pd.DataFrame,
+                    newdata: bool = False) -> pd.DataFrame:
     """Columns fit, se, lower, upper (see ``predict``); ``rows`` are those with a
-    prediction, ``by_block`` their encoded random-effects values."""
+    prediction, ``by_block`` their encoded random-effects values, ``frame`` their data."""
     if interval == "confidence":
         se = np.sqrt(np.einsum("ij,jk,ik->i", X, fit.vcov.to_numpy(), X))
     else:
         se = np.full(len(X), np.nan)
         if len(rows):
             se[rows] = fit.sigma * np.sqrt(_error_variance(fit, X[rows], by_block, included)
-                                           + fit.residual.new_observation_variance())
+                                           + new_observation_variances(fit, frame, newdata))
         se[np.isnan(prediction)] = np.nan
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     return pd.DataFrame({"fit": prediction, "se": se, "lower": prediction - z * se,
@@ -175,6 +205,10 @@ def _included_blocks(fit, include_random) -> np.ndarray:
                            "True, False or a list of grouping factors", empty=True)
     groups = [block.group for block in blocks]
     unknown = [name for name in wanted if name not in groups]
+    if unknown and not groups:
+        raise ValueError(f"include_random lists {unknown[0]!r}, but the model (generalized "
+                         "least squares, mm.gls) has no random effects; use "
+                         "include_random=False or leave it out")
     if unknown:
         raise ValueError(f"include_random must list grouping factors of the model, not "
                          f"{unknown[0]!r}; they are {', '.join(map(repr, groups))}")
@@ -202,8 +236,10 @@ def _error_variance(fit, X0: np.ndarray, blocks, included: np.ndarray) -> np.nda
                         + np.arange(block.p)).ravel())
         row_ids.append(np.repeat(rows, block.p))
     q, p = int(starts[-1]), X0.shape[1]
-    W = sp.csc_array((np.concatenate(entries), (np.concatenate(columns),
-                                                np.concatenate(row_ids))), shape=(q, n0))
+    empty = [np.zeros(0, dtype=np.int64)]
+    W = sp.csc_array((np.concatenate(entries + [np.zeros(0)]),
+                      (np.concatenate(columns + empty), np.concatenate(row_ids + empty))),
+                     shape=(q, n0))
     factor = fit._factor  # K = L_K L_K', so w' K^-1 w = |L_K^-1 w|^2
     quadratic = np.empty(n0)
     chunk = max(1, CHUNK_ENTRIES // (q + p))

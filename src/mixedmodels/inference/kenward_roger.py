@@ -19,6 +19,30 @@ M = I + Lambda' Z'Z Lambda = L_Z L_Z':
 Then (Kenward & Roger 1997) P_i = -X'V^{-1}G_iV^{-1}X, Q_ij = X'V^{-1}G_iV^{-1}G_jV^{-1}X,
 I_ij = tr(V^{-1}G_iV^{-1}G_j) - 2 tr(Phi Q_ij) + tr(Phi P_i Phi P_j), W = 2 I^{-1},
 Phi_A = Phi + 2 Phi U Phi with U = sum_ij W_ij (Q_ij - P_i Phi P_j).
+
+That sparse form holds when V is linear in the terms' covariances and sigma^2 with Psi known
+(lme4's models, prior weights). A model whose residual covariance has parameters of its own,
+R = sigma^2 Psi(delta) (a correlation structure, a variance function; ``mm.gls`` too), has
+
+    V(gamma) = Z G Z' + sigma^2 Psi(delta),   gamma = (the terms' covariances, sigma^2, delta),
+    G_i = dV/dgamma_i:  Z E_i Z' (a term's entry),  Psi (sigma^2),  sigma^2 dPsi/ddelta_k,
+
+with delta on the optimizer's scale and dPsi/ddelta_k by central differences (Richardson
+extrapolation, ``core.numdiff``) of Psi through ``ResidualModel.at``. V is then block-diagonal
+over independent clusters (the connected components of the random-effects grouping factors
+and the correlation structure's groups), and every quantity above is a sum over clusters:
+X'V^-1X, P_i, Q_ij and tr(V^-1 G_i V^-1 G_j) are accumulated cluster by cluster from dense
+m x m blocks, clusters of the same size batched together (``_ClusterSums``), so that a trial
+of thousands of patients costs a few batched inversions of 6 x 6 matrices.
+
+This is the first-order form of Kenward & Roger (1997), the one pbkrtest implements: the
+terms R_ij = X'V^-1 (d^2V/dgamma_i dgamma_j) V^-1 X of U are left out (SAS's
+DDFM=KR(FIRSTORDER)). They vanish when V is linear in gamma (lme4's models, compound symmetry
+or an unstructured R written in covariances); for AR(1) and the other nonlinear structures
+SAS's default DDFM=KR includes them. Without them, Phi_A and the df do not depend on how delta
+is parameterized (P, Q, the information and U all transform with the Jacobian of a
+reparameterization and U is unchanged), so that, e.g., ``gls`` with compound symmetry and the
+random-intercept model give the same Kenward-Roger tests where the two are the same model.
 """
 
 from __future__ import annotations
@@ -26,9 +50,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import scipy.stats
+from scipy.sparse.csgraph import connected_components
 
-__all__ = ["KenwardRoger"]
+from ..core.numdiff import jacobian
+
+__all__ = ["DENSE_CLUSTER_LIMIT", "KenwardRoger", "clusters"]
+
+#: the largest independent cluster (rows) the per-cluster Kenward-Roger forms densely
+DENSE_CLUSTER_LIMIT = 1000
+_CHUNK_ENTRIES = 400_000  # K m^2 entries of a batch of K clusters of m rows
 
 
 @dataclass(frozen=True)
@@ -50,13 +82,28 @@ class KenwardRoger:
     W: np.ndarray
 
     @classmethod
-    def from_fit(cls, fit) -> "KenwardRoger":
+    def from_fit(cls, fit, by_clusters: bool | None = None) -> "KenwardRoger":
+        """The fit's matrices: by the sparse identities (models with Psi known) or by
+        clusters (``by_clusters=True``; always for a residual structure with parameters and
+        for ``gls``).
+
+        Raises:
+            ValueError: an ML fit; by clusters, a cluster of more than
+                ``DENSE_CLUSTER_LIMIT`` rows.
+        """
         if not fit.reml:
             raise ValueError("Kenward-Roger needs a REML fit; refit with reml=True")
         _check_linear(fit)
+        if by_clusters is None:
+            by_clusters = (fit.model.structure.parameters.residual is not None
+                           or not fit.model.structure.blocks)
+        phi = fit.vcov.to_numpy()
+        if by_clusters:
+            sums = _ClusterSums.compute(fit)
+            return cls.assemble(phi, sums.P, sums.Q, sums.traces)
         parts = _Parts.compute(fit)
         components = _components(fit)
-        return cls.from_parts(parts, components, fit.vcov.to_numpy())
+        return cls.from_parts(parts, components, phi)
 
     @classmethod
     def from_parts(cls, parts: "_Parts", components: list, phi: np.ndarray) -> "KenwardRoger":
@@ -64,11 +111,20 @@ class KenwardRoger:
         P = [parts.p_matrix(c) for c in components]
         Q = {(i, j): parts.q_matrix(components[i], components[j])
              for i in range(m) for j in range(i, m)}
+        traces = np.zeros((m, m))
+        for i in range(m):
+            for j in range(i, m):
+                traces[i, j] = traces[j, i] = parts.trace(components[i], components[j])
+        return cls.assemble(phi, P, Q, traces)
+
+    @classmethod
+    def assemble(cls, phi: np.ndarray, P: list, Q: dict, traces: np.ndarray) -> "KenwardRoger":
+        """Phi_A and W from P_i, Q_ij (i <= j) and tr(V^-1 G_i V^-1 G_j)."""
+        m = len(P)
         info = np.zeros((m, m))
         for i in range(m):
             for j in range(i, m):
-                info[i, j] = info[j, i] = (parts.trace(components[i], components[j])
-                                           - 2 * np.sum(phi * Q[i, j])
+                info[i, j] = info[j, i] = (traces[i, j] - 2 * np.sum(phi * Q[i, j])
                                            + np.sum((phi @ P[i]) * (P[j] @ phi)))
         eigen = np.abs(np.linalg.eigvalsh(info)).min()
         W = 2 * (np.linalg.inv(info) if eigen > 1e-10 else np.linalg.pinv(info))
@@ -214,3 +270,150 @@ class _Parts:
                          / self.sigma2)
         return float(sum(np.sum(self.K[np.ix_(s, r2)] * self.K[np.ix_(s2, r)].T)
                          for r, s in pi for r2, s2 in pj))
+
+
+# -- by independent clusters ---------------------------------------------------------------------
+def clusters(fit) -> np.ndarray:
+    """(n,) each row's independent cluster: the connected components of the rows linked by a
+    level of a random-effects grouping factor or by a group of the residual correlation
+    structure (each row its own cluster without either)."""
+    n = fit.nobs
+    labels = [block.codes for block in fit.model.structure.blocks]
+    groups = fit.residual.groups()
+    if groups is not None:
+        labels.append(groups)
+    if not labels:
+        return np.arange(n)
+    columns, offset = [], n
+    for codes in labels:
+        codes = np.asarray(codes, dtype=np.int64)
+        columns.append(offset + codes)
+        offset += int(codes.max()) + 1
+    rows = np.tile(np.arange(n), len(columns))
+    graph = sp.coo_array((np.ones(len(rows)), (rows, np.concatenate(columns))),
+                         shape=(offset, offset))
+    _, component = connected_components(graph, directed=False)
+    _, ids = np.unique(component[:n], return_inverse=True)
+    return ids
+
+
+@dataclass(frozen=True)
+class _ClusterSums:
+    """P_i, Q_ij (i <= j) and tr(V^-1 G_i V^-1 G_j) summed over the independent clusters.
+
+    The components gamma_i, in order: each term's covariance entries (its structure's
+    ``covariance_derivatives``), sigma^2, then delta (the residual structure's parameters).
+    """
+
+    P: list
+    Q: dict
+    traces: np.ndarray
+    xvx: np.ndarray
+
+    @classmethod
+    def compute(cls, fit) -> "_ClusterSums":
+        ids = clusters(fit)
+        sizes = np.bincount(ids)
+        if sizes.max() > DENSE_CLUSTER_LIMIT:
+            raise ValueError(
+                f"Kenward-Roger with a residual structure (or for gls) works on the "
+                f"independent clusters of the data, and this fit's largest cluster has "
+                f"{sizes.max()} rows (the limit is {DENSE_CLUSTER_LIMIT}): crossed grouping "
+                f"factors or a correlation over all rows join the rows into one cluster. Use "
+                f"ddf='satterthwaite'")
+        order = np.argsort(ids, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        batches = []
+        for m in np.unique(sizes):
+            members = np.flatnonzero(sizes == m)
+            rows = order[starts[members][:, None] + np.arange(m)]
+            step = max(1, _CHUNK_ENTRIES // (m * m))
+            batches += [rows[k:k + step] for k in range(0, len(rows), step)]
+        psi, dpsi = _residual_blocks(fit, batches)
+        p = len(fit.beta)
+        count = None
+        P = Q = traces = None
+        xvx = np.zeros((p, p))
+        for rows, psi_b, dpsi_b in zip(batches, psi, dpsi):
+            V, G = _cluster_covariance(fit, rows, psi_b, dpsi_b)
+            if count is None:
+                count = len(G)
+                P = np.zeros((count, p, p))
+                Q = np.zeros((count, count, p, p))
+                traces = np.zeros((count, count))
+            X = fit.X[rows]  # (K, m, p)
+            inverse = np.linalg.inv(V)
+            A = inverse @ X  # V^-1 X per cluster
+            C = np.stack([g @ A for g in G])  # G_i V^-1 X
+            B = np.stack([inverse @ g for g in G])  # V^-1 G_i
+            D = B @ A  # V^-1 G_i V^-1 X
+            k = len(G)
+            xvx += np.einsum("kmp,kmq->pq", X, A)
+            P -= np.einsum("kmp,ikmq->ipq", A, C)
+            Q += np.einsum("iap,jaq->ijpq", C.reshape(k, -1, p), D.reshape(k, -1, p))
+            flat = B.reshape(k, -1)
+            traces += flat @ np.swapaxes(B, 2, 3).reshape(k, -1).T
+        Qd = {(i, j): Q[i, j] for i in range(count) for j in range(i, count)}
+        return cls(list(P), Qd, traces, xvx)
+
+
+def _residual_blocks(fit, batches):
+    """Per batch, (K, m, m) Psi of each cluster and (d, K, m, m) its derivatives in delta."""
+    parameters = fit.model.structure.parameters
+    rows_i = [np.repeat(rows, rows.shape[1], axis=1).ravel() for rows in batches]
+    rows_j = [np.tile(rows, (1, rows.shape[1])).ravel() for rows in batches]
+    all_i, all_j = np.concatenate(rows_i), np.concatenate(rows_j)
+
+    def entries(residual) -> np.ndarray:
+        return np.asarray(residual.covariance(1.0)[all_i, all_j]).ravel()
+
+    values = entries(fit.residual)
+    model = parameters.residual
+    if model is None:
+        derivatives = np.zeros((0, len(values)))
+    else:
+        def psi_at(delta):
+            residual = model.at(delta)
+            if residual is None:
+                raise ValueError("Kenward-Roger: the residual covariance is not positive "
+                                 "definite near the estimate; use ddf='satterthwaite'")
+            return entries(residual)
+
+        derivatives = np.atleast_2d(jacobian(psi_at, fit.theta[parameters.residual_slice]))
+    out_psi, out_d = [], []
+    start = 0
+    for rows in batches:
+        size = rows.size * rows.shape[1]
+        shape = (len(rows), rows.shape[1], rows.shape[1])
+        out_psi.append(values[start:start + size].reshape(shape))
+        out_d.append(derivatives[:, start:start + size].reshape((-1,) + shape))
+        start += size
+    return out_psi, out_d
+
+
+def _cluster_covariance(fit, rows: np.ndarray, psi: np.ndarray, dpsi: np.ndarray):
+    """V (K, m, m) of the clusters whose rows are ``rows`` (K, m), and the G_i = dV/dgamma_i,
+    each (K, m, m), in ``_ClusterSums``' order."""
+    structure = fit.model.structure
+    sigma2 = fit.sigma ** 2
+    V = sigma2 * psi
+    same = []
+    for block in structure.blocks:
+        codes = block.codes[rows]
+        mask = codes[:, :, None] == codes[:, None, :]
+        values = block.values[rows]  # (K, m, p_b)
+        lam = block.lam(fit.theta)
+        scaled = values @ lam
+        V = V + mask * (scaled @ np.swapaxes(scaled, 1, 2)) * sigma2
+        same.append((mask, values))
+    G = []
+    for term, covariance in zip(structure.terms, structure.parameters.structures):
+        mask, values = same[term.block]
+        for a, b in covariance.covariance_derivatives():
+            xa = values[:, :, term.offset + a]
+            xb = values[:, :, term.offset + b]
+            outer = xa[:, :, None] * xb[:, None, :]
+            G.append(mask * (outer if a == b else outer + np.swapaxes(outer, 1, 2)))
+    G.append(psi)
+    G += [sigma2 * d for d in dpsi]
+    return V, G

@@ -63,12 +63,22 @@ def anova(*fits: LmmFit, refit: bool = True,
     Raises:
         ValueError: fewer than two models; models fitted to different data (different number
             of observations or response values); models that are visibly not nested: equal
-            numbers of parameters, fixed-effect columns of the smaller model outside the span
+            numbers of parameters (unless their residual structures differ, see below),
+            fixed-effect columns of the smaller model outside the span
             of the larger's, a grouping factor of the smaller model missing from the larger
             (grouping factors are matched by the partition of the observations they define, so
             ``(1 | a:b)`` matches ``(1 | b:a)``), or random-effect columns of the smaller model
             outside the span of the larger's on that factor; REML fits with ``refit=False``
             whose fixed effects differ or that are mixed with ML fits.
+
+    Models with residual structures (``correlation=``, ``variance=``, ``mm.gls``) are compared
+    as nlme's ``anova`` compares them: REML fits that differ only in their covariance
+    structures (random effects or residual structure) with ``refit=False`` (their fixed
+    effects must be the same), ML fits always. Two models with as many parameters but
+    different residual structures (AR(1) and compound symmetry) are listed with their AIC and
+    BIC and no test (Chisq, Df and p NaN: they are not nested). That one residual structure is
+    a special case of the other (compound symmetry and AR(1) of an unstructured ``symm`` +
+    ``ident``) is not checked.
 
     These checks catch models that are obviously not nested; that the smaller model is
     really a special case of the larger one (the hypothesis tested is that the extra
@@ -114,6 +124,8 @@ def anova(*fits: LmmFit, refit: bool = True,
     df = np.concatenate([[np.nan], np.diff(npar).astype(float)])
     p = np.full(len(ordered), np.nan)
     p[1:] = chdtrc(df[1:], chisq[1:])  # the chi-square upper tail, scipy.stats.chi2.sf
+    untested = np.concatenate([[False], df[1:] == 0])  # as many parameters: no test (nlme)
+    chisq[untested] = df[untested] = p[untested] = np.nan
     table = pd.DataFrame({
         "npar": npar, "AIC": deviance + 2.0 * npar, "BIC": deviance + np.log(nobs) * npar,
         "logLik": loglik, "deviance": deviance, "Chisq": chisq, "Df": df, "p": p,
@@ -178,6 +190,8 @@ def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 def _check_nested(small: LmmFit, large: LmmFit, small_label: str, large_label: str) -> None:
     """Refuse pairs that are visibly not nested (the smaller model has fewer parameters)."""
     what = f"{small_label!r} is not nested in {large_label!r}"
+    if small.npar == large.npar and _residual_structure(small) != _residual_structure(large):
+        return  # two residual structures with as many parameters: compared by AIC, no test
     if small.npar == large.npar:
         raise ValueError(f"models {small_label!r} and {large_label!r} have the same number "
                          f"of parameters ({small.npar}): they are not nested, and a "
@@ -201,6 +215,12 @@ def _check_nested(small: LmmFit, large: LmmFit, small_label: str, large_label: s
                 f"{what}: the random effects ({', '.join(block.columns)} | {block.group}) are "
                 f"not combinations of the larger model's on {block.group!r} "
                 f"({', '.join(c for b in matches for c in b.columns)})")
+
+
+def _residual_structure(fit: LmmFit) -> tuple:
+    """The model's residual correlation structure and variance function (None, None for
+    lme4's)."""
+    return (fit.model.correlation, fit.model.variance)
 
 
 def _check_reml_comparable(fits: tuple[LmmFit, ...], labels: list[str]) -> None:

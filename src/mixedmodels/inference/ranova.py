@@ -17,7 +17,8 @@ reduction is tested by the likelihood ratio against the full model:
   columns) or leave it with one column, which ``cs``, ``ar1`` and ``toep`` do not take.
 
 A reduction that repeats a term already in the model leaves it once (R's formulas are sets of
-terms). The p-value is the upper chi-square tail with the difference in parameters as degrees
+terms). A residual structure (``correlation=``, ``variance=``) is kept in every reduced model:
+without random effects left, the reduced model is the ``gls`` fit with that structure. The p-value is the upper chi-square tail with the difference in parameters as degrees
 of freedom, which is conservative for variances on the boundary of their space.
 """
 
@@ -49,6 +50,10 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
         reduced model's formula, ``df.attrs["formula"]`` is the fitted model's.
     """
     reduce_terms = check_bool(reduce_terms, "reduce_terms")
+    if not fit.model.random_effects:
+        raise ValueError("ranova tests the random-effects terms, and this fit (generalized "
+                         "least squares, mm.gls) has none; compare residual structures with "
+                         "mm.anova(fit1, fit2, refit=False)")
     formula = fit.model.design.formula
     terms = list(formula.random)
     reductions = {}

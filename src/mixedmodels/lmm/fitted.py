@@ -169,6 +169,10 @@ class FittedModel:
         """(p, p) sigma^2 lam_t lam_t' for one lme4 term (0, 1, ... in lme4's order)."""
         parameters = self.model.structure.parameters
         count = len(parameters.structures)
+        if not count:
+            raise ValueError("term_covariance gives a random-effects term's covariance, and "
+                             "this model (generalized least squares, mm.gls) has none; its "
+                             "covariance is fit.R")
         allowed = f"a term's position, 0 to {count - 1}"
         if check_integer(term_index, "term_index", minimum=0, allowed=allowed) >= count:
             raise value_error("term_index", allowed, term_index)
@@ -237,6 +241,8 @@ class FittedModel:
     def condvar(self) -> dict[str, np.ndarray]:
         """Var(u_level | y, beta) per grouping factor, as (levels, p, p) arrays."""
         blocks = self.model.structure.blocks
+        if not blocks:  # gls: no random effects
+            return {}
         spherical = spherical_condvar(self._factor.L, [b.p for b in blocks])
         out = {}
         for b, c in zip(blocks, spherical):
@@ -247,6 +253,9 @@ class FittedModel:
     def ranef_table(self) -> pd.DataFrame:
         """Long form, as lme4's ``as.data.frame(ranef(fit, condVar = TRUE))``:
         columns grpvar, term, grp, condval, condsd."""
+        if not self.model.structure.blocks:  # gls: no random effects, no rows
+            return pd.DataFrame({"grpvar": [], "term": [], "grp": [], "condval": [],
+                                 "condsd": []})
         frames = []
         for b in self.model.structure.blocks:
             values = self.ranef[b.group].to_numpy()

@@ -278,13 +278,19 @@ class LinearMixedModel:
         summary = self.optimize(settings)
         theta = summary.final
         aliased = any(term.aliased for term in self.design.terms)
-        singular = self.structure.parameters.is_singular(theta) or aliased
+        parameters = self.structure.parameters
+        boundary = parameters.on_boundary(theta)
+        singular = bool(boundary.any()) or aliased
         with recorded_warnings() as messages:
-            if singular:
+            if boundary[:parameters.n_random].any() or aliased:
                 warn_user("boundary (singular) fit: a variance is estimated as (nearly) zero, a "
                           "correlation as +/-1 (or at a structured term's bound), or "
                           "random-effects columns are collinear; see "
                           "fit.varcorr", FitWarning)
+            if boundary[parameters.residual_slice].any():
+                warn_user("boundary (singular) fit: a parameter of the residual structure is on "
+                          "its bound (a correlation at +/-1 or at its lower limit, an sd ratio "
+                          "or a range at 0); see fit.summary()", FitWarning)
             if not summary.stopped_normally:
                 warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
         return self.result_type(model=self, theta=theta, optsummary=summary,

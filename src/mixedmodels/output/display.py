@@ -23,12 +23,15 @@ if TYPE_CHECKING:
 
 __all__ = ["Summary", "Section", "Table", "DIGITS", "r_format", "format_pval", "zapsmall",
            "coefficient_columns", "statistic_column", "abbreviate", "terminal_width",
-           "section_text", "section_html"]
+           "section_text", "section_html", "model_title", "residual_structure_lines"]
 
 DIGITS = 4  # lme4's print digits: max(3, getOption("digits") - 3)
 MAX_CORRELATION_P = 12  # lme4 omits the fixed-effects correlation beyond this many
 SINGULAR_NOTE = ("boundary (singular) fit: a variance is estimated as (nearly) zero or a "
                  "correlation as +/-1; see the random effects above")
+RESIDUAL_BOUNDARY_NOTE = ("boundary fit: a parameter of the residual structure is on its bound "
+                          "(a correlation at +/-1 or at its lower limit, an sd ratio or a range "
+                          "at 0); see the residual structure above")
 P_EPS = float(np.finfo(float).eps)  # R's .Machine$double.eps: smaller p-values print as "< eps"
 
 
@@ -258,9 +261,31 @@ def named_vector(names: Sequence[str], values: Sequence[str]) -> Table:
 
 
 # -- the sections, each from the fit ------------------------------------------------------------
+def has_residual_structure(fit: "LmmFit") -> bool:
+    """The model has a correlation structure or a variance function (nlme's correlation=,
+    weights=)."""
+    return fit.model.correlation is not None or fit.model.variance is not None
+
+
+def model_title(fit: "LmmFit") -> str:
+    """"Linear mixed model" or, without random effects (``gls``), "Generalized least
+    squares"."""
+    return "Linear mixed model" if fit.model.random_effects else "Generalized least squares"
+
+
+def residual_structure_lines(fit: "LmmFit") -> list[str]:
+    """The residual structure and its estimates, as nlme prints them ("Correlation structure
+    within Subject: AR(1), Phi = 0.57", "Variance function: ..."); empty without one."""
+    parameters = fit.model.structure.parameters
+    if parameters.residual is None:
+        return []
+    return parameters.residual.describe(fit.theta[parameters.residual_slice])
+
+
 def header_section(fit: "LmmFit") -> Section:
     method = "REML" if fit.reml else "maximum likelihood"
-    lines = [f"Linear mixed model fit by {method} ['lmerMod']", f"Formula: {fit.formula}"]
+    kind = "" if has_residual_structure(fit) or not fit.model.random_effects else " ['lmerMod']"
+    lines = [f"{model_title(fit)} fit by {method}{kind}", f"Formula: {fit.formula}"]
     label = fit.model.design.weights_label
     if label is not None:  # as lme4 prints it
         lines.append(f"Weights: {label}")
@@ -311,7 +336,9 @@ def _correlation_cells(term: dict, ncols: int) -> list[list[str]]:
     return [[texts[i, j] if j < i else "" for j in range(ncols)] for i in range(p)]
 
 
-def random_section(fit: "LmmFit") -> Section:
+def random_section(fit: "LmmFit") -> Section | None:
+    if not fit.model.random_effects:
+        return None
     terms = _varcorr_terms(fit.varcorr)
     ncorr = max(len(t["names"]) for t in terms) - 1
     variances = r_format([v for t in terms for v in t["vcov"]], DIGITS)
@@ -326,6 +353,18 @@ def random_section(fit: "LmmFit") -> Section:
     header = ["Groups", "Name", "Variance", "Std.Dev."] + ["Corr"] + [""] * (ncorr - 1)
     table = Table(header[:4 + ncorr], rows)
     return Section(title="Random effects:", table=table, after=[_groups_line(fit)])
+
+
+def residual_section(fit: "LmmFit") -> Section | None:
+    """The residual structure's lines; for ``gls`` also sigma and the number of observations
+    (nlme's "Residual standard error", there being no random-effects table)."""
+    lines = residual_structure_lines(fit)
+    if fit.model.random_effects:
+        return Section(title="Residual structure:", lines=lines) if lines else None
+    sigma = r_format([fit.sigma], DIGITS)[0].strip()
+    return Section(title="Residual structure:" if lines else "",
+                   lines=lines + [f"Residual standard error: {sigma}",
+                                  f"Number of obs: {fit.nobs}"])
 
 
 def _groups_line(fit: "LmmFit") -> str:
@@ -402,12 +441,17 @@ def notes_section(fit: "LmmFit") -> Section | None:
     if not check.converged and not fit.is_singular:
         lines.append(f"Model failed to converge: {check.message}")
     if fit.is_singular:
-        lines.append(SINGULAR_NOTE)
+        parameters = fit.model.structure.parameters
+        boundary = parameters.on_boundary(fit.theta)
+        if boundary[:parameters.n_random].any() or not boundary.any():
+            lines.append(SINGULAR_NOTE)
+        if boundary[parameters.residual_slice].any():
+            lines.append(RESIDUAL_BOUNDARY_NOTE)
     return Section(lines=lines) if lines else None
 
 
 SECTIONS = (header_section, criterion_section, residuals_section, random_section,
-            fixed_section, correlation_section, notes_section)
+            residual_section, fixed_section, correlation_section, notes_section)
 
 
 # -- the summary object -------------------------------------------------------------------------

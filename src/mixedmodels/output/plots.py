@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from ..diagnostics.influence import residuals
 from ..inference.profile import profile_table
 from ..lmm.fitted import check_fitted
 from ..validate import (
@@ -137,10 +138,14 @@ def _single_axes(ax, figsize=(5.5, 4.5)):
     return fig, axis
 
 
-def _group_name(fit: "LmmFit", group: str | None) -> str:
+def _group_name(fit: "LmmFit", group: str | None, plot: str = "this plot") -> str:
     """The grouping factor to draw: ``group``, or the fit's first."""
     group = check_optional_string(group, "group", "the name of a grouping factor")
     groups = list(fit.ranef)
+    if not groups:
+        raise ValueError(f"{plot} draws per grouping factor of the random effects, and this "
+                         "fit (generalized least squares, mm.gls) has none; use "
+                         "residuals_vs_fitted or qq_residuals")
     if group is None:
         return groups[0]
     if group not in groups:
@@ -193,7 +198,7 @@ def caterpillar(fit: "LmmFit", group: str | None = None, term: str | Sequence[st
         ax: an Axes, or a sequence with one Axes per term.
     """
     fit, level = check_fitted(fit), check_level(level)
-    group = _group_name(fit, group)
+    group = _group_name(fit, group, "caterpillar")
     table = fit.ranef_table()
     table = table[table["grpvar"] == group]
     terms = _chosen(term, list(dict.fromkeys(table["term"])), "term", "term",
@@ -226,7 +231,7 @@ def caterpillar(fit: "LmmFit", group: str | None = None, term: str | Sequence[st
 
 def qq_ranef(fit: "LmmFit", group: str | None = None, ax=None):
     """Normal QQ plot of the conditional modes of each term of ``group``, one panel per term."""
-    group = _group_name(check_fitted(fit), group)
+    group = _group_name(check_fitted(fit), group, "qq_ranef")
     frame = fit.ranef[group]
     fig, axes = _axes_grid(frame.shape[1], ax, ncols=frame.shape[1], panel_size=(4.0, 3.8))
     for axis, name in zip(axes, frame.columns):
@@ -243,28 +248,41 @@ def qq_ranef(fit: "LmmFit", group: str | None = None, ax=None):
 
 
 # -- residuals -------------------------------------------------------------------------------
+def _structured(fit: "LmmFit") -> bool:
+    """The model has a residual correlation structure or variance function."""
+    return fit.model.correlation is not None or fit.model.variance is not None
+
+
 def residuals_vs_fitted(fit: "LmmFit", ax=None):
-    """Residuals against conditional fitted values, with a reference line at zero."""
+    """Residuals against conditional fitted values, with a reference line at zero. With a
+    residual structure (correlation=, variance=) the residuals are the standardized (scaled
+    Pearson) ones, r_i / (sigma s_i), as nlme's ``plot.lme``: their spread is then constant
+    under the model."""
     fit = check_fitted(fit)
     fig, axis = _single_axes(ax)
-    axis.scatter(fit.fitted, fit.residuals, s=12, alpha=0.8, color="C0")
+    structured = _structured(fit)
+    values = residuals(fit, "pearson", scaled=True) if structured else fit.residuals
+    axis.scatter(fit.fitted, values, s=12, alpha=0.8, color="C0")
     axis.axhline(0.0, color="grey", lw=1, ls="--")
     axis.set_xlabel("Fitted values")
-    axis.set_ylabel("Residuals")
+    axis.set_ylabel("Standardized residuals" if structured else "Residuals")
     axis.set_title("Residuals vs fitted")
     _fit_texts(fig, [axis])
     return fig
 
 
 def qq_residuals(fit: "LmmFit", ax=None):
-    """Normal QQ plot of the residuals, with R's ``qqline``."""
+    """Normal QQ plot of the residuals, with R's ``qqline``. With a residual structure, of the
+    normalized residuals (whitened within each group: independent N(0, 1) under the model,
+    nlme's ``type = "normalized"``)."""
     fit = check_fitted(fit)
     fig, axis = _single_axes(ax)
-    values = np.sort(fit.residuals)
+    structured = _structured(fit)
+    values = np.sort(residuals(fit, "normalized") if structured else fit.residuals)
     axis.scatter(normal_quantiles(len(values)), values, s=12, color="C0")
     _qq_line(axis, values)
     axis.set_xlabel("Theoretical quantiles")
-    axis.set_ylabel("Residuals")
+    axis.set_ylabel("Normalized residuals" if structured else "Residuals")
     axis.set_title("Normal QQ plot of residuals")
     _fit_texts(fig, [axis])
     return fig
@@ -281,7 +299,7 @@ def group_panels(fit: "LmmFit", x: str, group: str | None = None, ncols: int = 6
     design = check_fitted(fit).model.design
     x = check_string(x, "x", "the name of a numeric variable of the model")
     ncols = check_integer(ncols, "ncols")
-    group = _group_name(fit, group)
+    group = _group_name(fit, group, "group_panels")
     if design.frame is None or x not in design.frame.columns:
         raise ValueError(f"x must be a numeric variable of the model, not {x!r}: it is not a "
                          "column the model uses (a variable of its formula)")

@@ -30,7 +30,7 @@ from ..validate import (
     value_error,
 )
 from . import plots
-from .display import Summary
+from .display import Summary, model_title, residual_structure_lines
 
 if TYPE_CHECKING:
     from ..lmm.fitted import FittedModel as LmmFit
@@ -94,7 +94,7 @@ def _figures(fit: "LmmFit", profile: bool) -> list[tuple[str, object]]:
         out.append((f"Normal QQ plot of the random effects for {group}",
                     plots.qq_ranef(fit, group=group, ax=grid)))
     x = _panel_covariate(fit)
-    if x is not None:
+    if x is not None and fit.ranef:
         group = next(iter(fit.ranef))
         nlevels = len(fit.ranef[group])
         if nlevels <= 60:
@@ -150,7 +150,7 @@ def report_html(fit: "LmmFit", title: str | None = None, profile: bool = False,
     varcorr = fit.varcorr.copy()
     for column in ("var1", "var2"):  # None (no second variable) shows as an empty cell
         varcorr[column] = varcorr[column].fillna("")
-    title = title or f"Linear mixed model: {fit.formula}"
+    title = title or f"{model_title(fit)}: {fit.formula}"
     tests = f"t tests with {DDF_DESCRIPTIONS[ddf]}"
     sections = [
         ("Summary", Summary(fit)._repr_html_()),
@@ -162,6 +162,10 @@ def report_html(fit: "LmmFit", title: str | None = None, profile: bool = False,
                                                 index=False, na_rep="",
                                                 float_format=lambda v: f"{v:.6g}")),
     ]
+    structure = residual_structure_lines(fit)
+    if structure:
+        sections.append(("Residual structure", '<ul class="residual-structure">'
+                         + "".join(f"<li>{esc(line)}</li>" for line in structure) + "</ul>"))
     body = [f"<h1>{esc(title)}</h1>",
             f'<p class="meta">Formula: <code>{esc(fit.formula)}</code>; fitted by '
             f'{"REML" if fit.reml else "maximum likelihood"}; {fit.nobs} observations; '

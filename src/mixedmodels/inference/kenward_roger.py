@@ -409,11 +409,14 @@ def _cluster_covariance(fit, rows: np.ndarray, psi: np.ndarray, dpsi: np.ndarray
     G = []
     for term, covariance in zip(structure.terms, structure.parameters.structures):
         mask, values = same[term.block]
-        for a, b in covariance.covariance_derivatives():
-            xa = values[:, :, term.offset + a]
-            xb = values[:, :, term.offset + b]
-            outer = xa[:, :, None] * xb[:, None, :]
-            G.append(mask * (outer if a == b else outer + np.swapaxes(outer, 1, 2)))
+        for entries in covariance.covariance_derivatives():  # the entries gamma_i is
+            total = 0.0
+            for a, b in entries:
+                xa = values[:, :, term.offset + a]
+                xb = values[:, :, term.offset + b]
+                outer = xa[:, :, None] * xb[:, None, :]
+                total = total + (outer if a == b else outer + np.swapaxes(outer, 1, 2))
+            G.append(mask * total)
     G.append(psi)
     G += [sigma2 * d for d in dpsi]
     return V, G

@@ -773,7 +773,8 @@ def test_linear_model_summary_has_no_structure_title():
 def test_toeplitz_values_outside_the_model_have_no_parameters():
     """The profile moves one autocorrelation at a time; a combination that no stationary
     process has maps to NaN (an infinite deviance), not silently to another point."""
-    toep = mm.cov.Toep("visit", "Subject", lags=3)
+    toep = mm.cov.Toep("visit", "Subject").bind(np.arange(1.0, 5.0)[:, None], np.array([4]))
+    assert toep.lags == 3
     values = np.array([0.5, 0.3, 0.2])
     np.testing.assert_allclose(toep.values(toep.from_values(values)), values, rtol=1e-12)
     assert np.isnan(toep.from_values(np.array([0.9, -0.5, 0.2]))).all()

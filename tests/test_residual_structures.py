@@ -9,6 +9,7 @@ over sigma; and the special cases reduce as they must.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -269,3 +270,73 @@ def test_a_group_too_large_for_a_dense_block_is_refused():
     frame = pd.DataFrame({"t": np.arange(6000), "y": np.random.default_rng(0).normal(size=6000)})
     with pytest.raises(mm.DataError, match="6000 rows"):
         mm.gls("y ~ 1", frame, correlation="car1(t)")
+
+
+BODYWEIGHT = Path(__file__).parent / "reference" / "data" / "bodyweight.csv"
+
+
+@pytest.mark.parametrize("kwargs, rescaled", [
+    (dict(variance="exp(Time)"), dict(variance="exp(T)")),
+    (dict(variance="power(Time)"), dict(variance="power(T)")),
+    (dict(correlation="car1(Time | Rat)"), dict(correlation="car1(T | Rat)")),
+])
+def test_the_unit_of_a_covariate_or_time_does_not_change_the_fit(kwargs, rescaled):
+    """The optimizer works on unit-free parameters (delta times the covariate's spread, the
+    correlation at a typical gap): minutes instead of days give the same optimum. nlme's
+    values for days: exp(Time) with (Time | Rat), REML: logLik -575.8046."""
+    data = pd.read_csv(BODYWEIGHT)
+    data["T"] = data["Time"] * 1440.0
+    days = mm.lmer("weight ~ Time * Diet + (1 | Rat)", data, **kwargs)
+    minutes = mm.lmer("weight ~ Time * Diet + (1 | Rat)", data, **rescaled)
+    assert minutes.loglik == pytest.approx(days.loglik, rel=1e-8)
+    assert not minutes.is_singular
+
+
+def test_exp_variance_reaches_nlme_optimum_with_a_wide_covariate():
+    data = pd.read_csv(BODYWEIGHT)
+    fit = mm.lmer("weight ~ Time * Diet + (Time | Rat)", data, variance="exp(Time)")
+    assert fit.loglik == pytest.approx(-575.8046, abs=1e-3)  # nlme 3.1-162
+    fit = mm.lmer("weight ~ Time * Diet + (1 | Rat)", data, correlation="car1(Time | Rat)",
+                  variance="exp(Time)")
+    assert fit.loglik == pytest.approx(-575.3083, abs=1e-3)
+
+
+def test_var_ident_reference_stratum_can_be_chosen():
+    frame = _design(3, groups=30)
+    default = mm.gls("y ~ arm", frame, variance="ident(centre)")
+    chosen = mm.gls("y ~ arm", frame, variance=mm.cov.VarIdent("centre", levels=["w", "u", "v"]))
+    assert chosen.objective == pytest.approx(default.objective, rel=1e-9)
+    ratios = dict(zip(default.model.structure.parameters.names(),
+                      default.model.structure.parameters.sdcor(default.theta, default.sigma)))
+    assert chosen.sigma == pytest.approx(default.sigma * ratios["ratio_w|centre"], rel=1e-4)
+    with pytest.raises(mm.DataError, match="does not list the stratum 'v'"):
+        mm.gls("y ~ arm", frame, variance=mm.cov.VarIdent("centre", levels=["w", "u"]))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: mm.cov.AR1(None, group="patient"), lambda: mm.cov.AR1(1),
+    lambda: mm.cov.AR1("visit", group=["patient"]), lambda: mm.cov.Symm(["visit"]),
+    lambda: mm.cov.VarIdent(3), lambda: mm.cov.VarPower(["x"]),
+    lambda: mm.cov.Exp(["x", 1]), lambda: mm.cov.VarIdent("centre", levels="uvw"),
+])
+def test_structure_objects_check_their_arguments(make):
+    with pytest.raises(mm.ArgumentTypeError, match="must be"):
+        make()
+
+
+def test_what_is_learnt_from_the_data_is_not_an_argument():
+    with pytest.raises(TypeError):
+        mm.cov.Toep("visit", group="patient", lags=2)
+    with pytest.raises(TypeError):
+        mm.cov.CS(group="patient", largest=4)
+
+
+def test_toeplitz_lags_count_distinct_times():
+    """Visits 10, 20, 40 (no 30 anywhere) are lags 1 and 2 apart, as SAS's TOEP over the
+    levels of the REPEATED effect; rescaling the visit numbers changes nothing."""
+    frame = _design(6, groups=30, visits=4)
+    frame["v"] = frame["visit"].map({1: 10, 2: 20, 3: 40, 4: 70})
+    by_number = mm.gls("y ~ arm", frame, correlation="toep(visit | patient)")
+    by_level = mm.gls("y ~ arm", frame, correlation="toep(v | patient)")
+    assert by_level.objective == pytest.approx(by_number.objective, rel=1e-10)
+    assert len(by_level.theta) == 3

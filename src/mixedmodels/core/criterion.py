@@ -49,10 +49,11 @@ def criterion(pieces: Pieces | tuple[float, float, float], n: int, p: int, reml:
         sigma: the residual standard deviation; None profiles it out (sigma^2 = r^2 / d).
 
     Returns:
-        the criterion; inf when r^2 is not positive (theta outside the domain).
+        the criterion; inf when r^2 is not positive (theta outside the domain) or a given
+        sigma is not positive.
     """
     logdet_z, logdet_x, r2 = pieces
-    if not r2 > 0.0:
+    if not r2 > 0.0 or (sigma is not None and not sigma > 0.0):
         return math.inf
     if reml:  # (residual_dof inlined: this runs at every evaluation of the optimizer)
         dof, logdet = n - p, logdet_z + logdet_x

@@ -12,7 +12,8 @@ structure                   corr(e_i, e_j)                   parameters (bounds)
 ``CAR1("time", group)``     phi^|t_i - t_j|, real t          phi in [0, 1]
 ``CS(group)``               rho                              rho in [-1/(m-1), 1]
 ``Symm("visit", group)``    C[slot_i, slot_j], any C          M (M - 1) / 2, unbounded
-``Toep("visit", group)``    rho_|t_i - t_j|, integer t       partial autocorrelations
+``Toep("visit", group)``    rho_lag, lag = how many distinct  partial autocorrelations
+                            times apart t_i and t_j are
 ``Exp(["x", "y"], group)``  exp(-d_ij / range), Euclidean d  range >= 0
 ==========================  ===============================  ============================
 
@@ -35,13 +36,28 @@ from the data (the largest group, the slots) and returns the structure the fit u
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..validate import type_error
+
 __all__ = ["AR1", "CAR1", "CS", "Correlation", "Exp", "Symm", "Toep",
            "autocorrelations"]
+
+
+def learnt(default):
+    """A field the structure learns from the data in ``bind`` (not an argument)."""
+    return field(default=default, init=False, repr=False, compare=False)
+
+
+def check_column(value, what: str) -> str:
+    """A column name (a string), or an ``ArgumentTypeError`` that says so."""
+    if not isinstance(value, str) or not value:
+        raise type_error(what, "a column name (a string)", value)
+    return value
 
 
 class Correlation(ABC):
@@ -62,10 +78,23 @@ class Correlation(ABC):
     #: positions must be whole numbers (visits, slots)
     integer: bool = False
 
+    def __post_init__(self):
+        for name in self.positions:
+            check_column(name, f"{type(self).__name__}'s position column")
+        if self.group is not None:
+            check_column(self.group, f"{type(self).__name__}'s group")
+
     def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Correlation":
         """The structure for these data: ``positions`` (n, d) of every row, ``sizes`` the
         number of rows of each group."""
         return self
+
+    def _learnt(self, **values) -> "Correlation":
+        """A copy with these values learnt from the data."""
+        out = copy.copy(self)
+        for name, value in values.items():
+            object.__setattr__(out, name, value)
+        return out
 
     @property
     @abstractmethod
@@ -104,6 +133,11 @@ class Correlation(ABC):
     @abstractmethod
     def from_values(self, values: np.ndarray) -> np.ndarray:
         """The parameters of reported ``values`` (the inverse of ``values``)."""
+
+    def boundary_values(self, params: np.ndarray) -> np.ndarray:
+        """The values whose distance from ``value_bounds`` decides a boundary fit: the
+        reported values, unless their unit makes them near a bound at every fit."""
+        return self.values(params)
 
     def describe(self, params: np.ndarray) -> str:
         """One line for the summary, as nlme prints it: "AR(1), Phi = 0.57"."""
@@ -157,21 +191,33 @@ class CAR1(AR1):
     """Continuous-time AR(1): corr = phi^|t_i - t_j| for real times, phi in [0, 1] (nlme's
     ``corCAR1``; SAS TYPE=SP(POW))."""
 
+    gap: float = learnt(1.0)
     title = "Continuous AR(1)"
     integer = False
+
+    def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "CAR1":
+        """The typical gap between times (the median of the gaps between distinct values):
+        the optimizer works on the correlation at that gap, whatever the time unit."""
+        gaps = np.diff(np.unique(positions[:, 0]))
+        return self._learnt(gap=float(np.median(gaps)) if len(gaps) else 1.0)
 
     def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return np.array([0.0]), np.array([1.0])
 
     def independence(self) -> np.ndarray:
-        return np.array([0.2])  # the start: inside the bounds (0 is on one)
+        return np.array([0.2 ** (1 / self.gap)])  # the start: 0.2 at a typical gap
 
     def values(self, params: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-np.asarray(params, dtype=float)))
+        return (1 / (1 + np.exp(-np.asarray(params, dtype=float)))) ** (1 / self.gap)
 
     def from_values(self, values: np.ndarray) -> np.ndarray:
-        values = np.clip(values, 1e-15, 1 - 1e-15)
+        values = np.clip(np.asarray(values, dtype=float) ** self.gap, 1e-15, 1 - 1e-15)
         return np.log(values / (1 - values))
+
+    def boundary_values(self, params: np.ndarray) -> np.ndarray:
+        """The correlation at a typical gap (phi per unit of time is near 1 whenever the
+        unit is small)."""
+        return 1 / (1 + np.exp(-np.asarray(params, dtype=float)))
 
 
 @dataclass(frozen=True)
@@ -181,7 +227,7 @@ class CS(Correlation):
     covariance on the residual side, where rho may be negative)."""
 
     group: str | None = None
-    largest: int = field(default=2, compare=False)
+    largest: int = learnt(2)
     title = "Compound symmetry"
 
     @property
@@ -189,7 +235,7 @@ class CS(Correlation):
         return ()
 
     def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "CS":
-        return replace(self, largest=max(int(sizes.max()), 2))
+        return self._learnt(largest=max(int(sizes.max()), 2))
 
     @property
     def n_params(self) -> int:
@@ -224,7 +270,7 @@ class Symm(Correlation):
 
     time: str
     group: str | None = None
-    slots: tuple = field(default=(), compare=False)
+    slots: tuple = learnt(())
     title = "General correlation"
     stationary = False
     integer = True
@@ -234,7 +280,7 @@ class Symm(Correlation):
         return (self.time,)
 
     def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Symm":
-        return replace(self, slots=tuple(np.unique(positions[:, 0]).tolist()))
+        return self._learnt(slots=tuple(np.unique(positions[:, 0]).tolist()))
 
     @property
     def size(self) -> int:
@@ -296,17 +342,25 @@ class Toep(Correlation):
 
     time: str
     group: str | None = None
-    lags: int = field(default=1, compare=False)
+    slots: tuple = learnt((0.0, 1.0))
     title = "Toeplitz"
     integer = True
+    stationary = False  # lags count distinct values, which need not be evenly spaced
 
     @property
     def positions(self) -> tuple[str, ...]:
         return (self.time,)
 
     def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Toep":
-        values = positions[:, 0]
-        return replace(self, lags=max(int(values.max() - values.min()), 1))
+        """The distinct times, in order: the lag of two rows is how many apart their times
+        are among them (SAS's TOEP over the levels of the REPEATED effect), so that visits
+        numbered 1, 2, 4 are one lag apart when no row has visit 3."""
+        slots = tuple(np.unique(positions[:, 0]).tolist())
+        return self._learnt(slots=slots if len(slots) > 1 else slots + (slots[0] + 1,))
+
+    @property
+    def lags(self) -> int:
+        return len(self.slots) - 1
 
     @property
     def n_params(self) -> int:
@@ -331,7 +385,8 @@ class Toep(Correlation):
         return 2 * np.arctanh(np.clip(partial, -1 + 1e-15, 1 - 1e-15))
 
     def correlations(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        lags = _differences(positions).astype(np.int64)
+        rank = np.searchsorted(np.asarray(self.slots, dtype=float), positions[..., 0])
+        lags = np.abs(rank[:, :, None] - rank[:, None, :])
         return np.concatenate([[1.0], values])[np.minimum(lags, self.lags)]
 
 
@@ -342,13 +397,16 @@ class Exp(Correlation):
 
     coordinates: tuple[str, ...]
     group: str | None = None
-    scale: float = field(default=1.0, compare=False)
+    scale: float = learnt(1.0)
     title = "Exponential spatial correlation"
 
     def __post_init__(self):
         if isinstance(self.coordinates, str):
             object.__setattr__(self, "coordinates", (self.coordinates,))
+        if not isinstance(self.coordinates, (tuple, list)) or not self.coordinates:
+            raise type_error("Exp's coordinates", "column names (strings)", self.coordinates)
         object.__setattr__(self, "coordinates", tuple(self.coordinates))
+        super().__post_init__()
 
     @property
     def positions(self) -> tuple[str, ...]:
@@ -356,7 +414,7 @@ class Exp(Correlation):
 
     def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Exp":
         spread = float(np.max(np.ptp(positions, axis=0))) if len(positions) else 1.0
-        return replace(self, scale=spread / 4 if spread > 0 else 1.0)
+        return self._learnt(scale=spread / 4 if spread > 0 else 1.0)
 
     @property
     def n_params(self) -> int:

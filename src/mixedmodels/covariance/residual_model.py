@@ -218,7 +218,10 @@ class ResidualModel:
     def on_boundary(self, delta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
         """A reported value within ``tol`` of its bound: a correlation at +/-1 (or at cs's
         lower bound), an sd ratio or a range at 0."""
-        values = self.values(delta)
+        correlation, variance = self._parts(np.asarray(delta, dtype=float))
+        values = np.concatenate(
+            ([self.correlation.boundary_values(correlation)] if self.correlation else [])
+            + [self.variance.values(variance) if self.variance else np.zeros(0)])
         lower, upper = self.value_bounds()
         return (np.isfinite(lower) & (values - lower < tol)) | (
             np.isfinite(upper) & (upper - values < tol))
@@ -337,6 +340,16 @@ def _bind_variance(variance: Variance | None, frame: pd.DataFrame):
     column = frame[variance.column]
     if isinstance(variance, VarIdent):
         codes, levels = _factor(column)
+        if variance.levels is not None:  # the user's order: its first stratum is the reference
+            order = list(variance.levels)
+            absent = [level for level in levels if level not in order]
+            if absent:
+                raise DataError(f"VarIdent({variance.column!r}, levels=...) does not list the "
+                                f"stratum {_plain(absent[0])!r} of the data; list every stratum "
+                                f"of {variance.column!r} (the first is the reference)")
+            used = [level for level in order if level in set(levels)]
+            codes = np.asarray([used.index(level) for level in levels])[codes]
+            levels = used
         return variance.with_levels(levels), codes.astype(float)
     values = _numeric(column, variance.column, f"the variance function's {variance.column!r}")
     if isinstance(variance, VarPower) and np.any(values == 0):
@@ -344,7 +357,12 @@ def _bind_variance(variance: Variance | None, frame: pd.DataFrame):
         raise DataError(f"power({variance.column}) needs nonzero values of {variance.column!r} "
                         f"(the sd is proportional to |{variance.column}|^delta); row {first!r} "
                         "has 0. Shift the covariate or use exp(...)")
-    return variance, values
+    return variance.bind(values), values
+
+
+def _plain(value):
+    """A numpy scalar as the Python value it holds (for messages: 7, not np.int64(7))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _factor(column: pd.Series) -> tuple[np.ndarray, list]:

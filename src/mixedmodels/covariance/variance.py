@@ -21,10 +21,14 @@ Bates (2000), "Mixed-Effects Models in S and S-PLUS", section 5.2.1; nlme's ``va
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..validate import type_error
+from .correlation import check_column, learnt
 
 __all__ = ["Variance", "VarExp", "VarIdent", "VarPower"]
 
@@ -40,6 +44,19 @@ class Variance(ABC):
     column: str
     #: the column is read as numbers (a covariate), not as a factor
     numeric: bool = True
+
+    def __post_init__(self):
+        check_column(self.column, f"{type(self).__name__}'s column")
+
+    def bind(self, values: np.ndarray) -> "Variance":
+        """The function for a column of these values (codes of strata, or numbers)."""
+        return self
+
+    def _learnt(self, **values) -> "Variance":
+        out = copy.copy(self)
+        for name, value in values.items():
+            object.__setattr__(out, name, value)
+        return out
 
     @property
     @abstractmethod
@@ -85,16 +102,25 @@ class VarIdent(Variance):
     """
 
     column: str
-    levels: tuple = field(default=(), compare=False)
+    levels: tuple | None = field(default=None, compare=False)
     numeric = False
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.levels is not None:
+            if isinstance(self.levels, str) or not hasattr(self.levels, "__iter__"):
+                raise type_error("VarIdent's levels", "a sequence of the column's strata",
+                                 self.levels)
+            object.__setattr__(self, "levels", tuple(self.levels))
+
     def with_levels(self, levels) -> "VarIdent":
-        """The function for a column of these strata (codes 0.. follow their order)."""
-        return replace(self, levels=tuple(levels))
+        """The function for a column of these strata (codes 0.. follow their order), the
+        user's order of them if one was given (its first is the reference)."""
+        return self._learnt(levels=tuple(levels))
 
     @property
     def n_params(self) -> int:
-        return max(len(self.levels) - 1, 0)
+        return max(len(self.levels or ()) - 1, 0)
 
     def values(self, params: np.ndarray) -> np.ndarray:
         return np.exp(np.asarray(params, dtype=float))
@@ -119,40 +145,67 @@ class VarIdent(Variance):
 
 @dataclass(frozen=True)
 class VarPower(Variance):
-    """sd proportional to |x|^delta (nlme's ``varPower(form = ~ x)``); x must not be 0."""
+    """sd proportional to |x|^delta (nlme's ``varPower(form = ~ x)``); x must not be 0. The
+    optimizer works on delta times the largest |log|x||, whatever the unit of x."""
 
     column: str
+    scale: float = learnt(1.0)
+
+    def bind(self, values: np.ndarray) -> "VarPower":
+        spread = float(np.max(np.abs(np.log(np.abs(values))))) if len(values) else 0.0
+        return self._learnt(scale=spread if spread > 0 else 1.0)
 
     @property
     def n_params(self) -> int:
         return 1
+
+    def values(self, params: np.ndarray) -> np.ndarray:
+        return np.asarray(params, dtype=float) / self.scale
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=float) * self.scale
 
     def names(self) -> list[str]:
         return ["power"]
 
     def sds(self, params: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return np.abs(values) ** float(params[0])
+        with np.errstate(over="ignore"):
+            return np.abs(values) ** float(self.values(params)[0])
 
     def describe(self, params: np.ndarray) -> str:
-        return f"Power of {self.column}: sd proportional to |{self.column}|^{params[0]:.4g}"
+        power = self.values(params)[0]
+        return f"Power of {self.column}: sd proportional to |{self.column}|^{power:.4g}"
 
 
 @dataclass(frozen=True)
 class VarExp(Variance):
-    """sd proportional to exp(delta x) (nlme's ``varExp(form = ~ x)``)."""
+    """sd proportional to exp(delta x) (nlme's ``varExp(form = ~ x)``). The optimizer works on
+    delta times the largest |x|, whatever the unit of x."""
 
     column: str
+    scale: float = learnt(1.0)
+
+    def bind(self, values: np.ndarray) -> "VarExp":
+        spread = float(np.max(np.abs(values))) if len(values) else 0.0
+        return self._learnt(scale=spread if spread > 0 else 1.0)
 
     @property
     def n_params(self) -> int:
         return 1
 
+    def values(self, params: np.ndarray) -> np.ndarray:
+        return np.asarray(params, dtype=float) / self.scale
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=float) * self.scale
+
     def names(self) -> list[str]:
         return ["expon"]
 
     def sds(self, params: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return np.exp(float(params[0]) * values)
+        with np.errstate(over="ignore"):
+            return np.exp(float(self.values(params)[0]) * values)
 
     def describe(self, params: np.ndarray) -> str:
         return (f"Exponential of {self.column}: sd proportional to "
-                f"exp({params[0]:.4g} {self.column})")
+                f"exp({self.values(params)[0]:.4g} {self.column})")

@@ -110,6 +110,8 @@ class Profiler:
     def _profiled_sigma(self, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
         """min over theta with sigma = value: a box-constrained problem in theta (the psi
         space has the awkward |cor| <= 1 bounds, on which the inner fit can stall)."""
+        if not value > 0:  # sigma = 0: no model (the deviance is infinite)
+            return np.inf, start
         parameters = self.fit.model.structure.parameters
         lower, upper = parameters.lower(), parameters.upper()
         results = []

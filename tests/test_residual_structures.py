@@ -340,3 +340,19 @@ def test_toeplitz_lags_count_distinct_times():
     by_level = mm.gls("y ~ arm", frame, correlation="toep(v | patient)")
     assert by_level.objective == pytest.approx(by_number.objective, rel=1e-10)
     assert len(by_level.theta) == 3
+
+
+def test_an_ar1_term_with_one_row_per_column_is_identified():
+    """One observation per (patient, visit): lme4's count of random effects against rows does
+    not apply to ar1's two parameters; glmmTMB 1.1.5 gives logLik -537.4295 (REML) here."""
+    trial = mm.datasets.load("trial")
+    fit = mm.lmer("y ~ arm * visit + ar1(0 + factor(visit) | patient)", trial)
+    assert fit.loglik == pytest.approx(-537.4295, abs=1e-3)
+    with pytest.raises(mm.DataError, match="cannot be told apart"):
+        mm.lmer("y ~ arm * visit + cs(0 + factor(visit) | patient)", trial)
+
+
+def test_as_many_fixed_effects_as_rows_is_a_clear_error():
+    trial = mm.datasets.load("trial")
+    with pytest.raises(mm.DataError, match="2 observations for 2 fixed effects"):
+        mm.gls("y ~ visit", trial.iloc[:2])

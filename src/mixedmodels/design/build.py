@@ -231,6 +231,10 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     check_identifiable(terms, frame.shape[0], nobs_checks)
     X, names, spec = _fixed_matrix(formula.fixed, rows)
     X, names, dropped = drop_aliased(X, names)
+    if X.shape[0] <= X.shape[1]:
+        raise DataError(f"{X.shape[0]} observations for {X.shape[1]} fixed effects: a linear "
+                        "model needs more observations than fixed effects (the residual "
+                        "variance has no degrees of freedom); use more rows or fewer terms")
     offset = offset_values(rows, formula.offsets)
     _check_response_variation(y - offset, X, formula.response)
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
@@ -635,7 +639,8 @@ def check_identifiable(terms, n: int, action: str) -> None:
     """lme4's checks of the number of observations (``check.nobs.vs.nlev`` and
     ``check.nobs.vs.nRE``, both "stop" by default): a grouping factor needs fewer levels than
     observations, and each term fewer random effects (levels x columns) than observations;
-    otherwise its variances and the residual variance cannot be told apart. ``action`` is
+    otherwise its variances and the residual variance cannot be told apart (not so for an
+    ``ar1`` term, whose few parameters the lagged covariances identify). ``action`` is
     "error" (a ``DataError``), "warning" (a ``DataWarning``) or "ignore"."""
     if action == "ignore":
         return
@@ -646,7 +651,9 @@ def check_identifiable(terms, n: int, action: str) -> None:
             problem = (f"the grouping factor {term.group!r} has {levels} levels for {n} "
                        "observations; each level needs repeated observations (with one "
                        "value per row, the term is confounded with the residual)")
-        elif levels * p >= n:
+        elif levels * p >= n and term.structure != "ar1":
+            # (an AR(1) term has two or k + 1 parameters whatever its columns: its sds,
+            # correlation and the residual variance are told apart by the lagged covariances)
             problem = (f"the term {label} has {levels * p} random effects ({levels} levels x "
                        f"{p} columns) for {n} observations: its variances and the residual "
                        "variance cannot be told apart; simplify the term (fewer columns, or "

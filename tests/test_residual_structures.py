@@ -356,3 +356,28 @@ def test_as_many_fixed_effects_as_rows_is_a_clear_error():
     trial = mm.datasets.load("trial")
     with pytest.raises(mm.DataError, match="2 observations for 2 fixed effects"):
         mm.gls("y ~ visit", trial.iloc[:2])
+
+
+def test_residual_parameters_on_their_own_scale():
+    """nlme's coef(modelStruct, unconstrained = FALSE): trial, gls AR(1), REML: Phi 0.8516."""
+    fit = mm.gls("y ~ arm * visit", mm.datasets.load("trial"), correlation="ar1(visit | patient)")
+    assert list(fit.residual_parameters.index) == ["Phi|patient"]
+    assert fit.residual_parameters["Phi|patient"] == pytest.approx(0.8516, abs=1e-4)
+    assert mm.lmer("y ~ visit + (1 | patient)", mm.datasets.load("trial")).residual_parameters.empty
+
+
+def test_random_intercept_with_cs_residuals_on_the_same_groups_warns():
+    with pytest.warns(mm.DataWarning, match="cannot be told apart"):
+        fit = mm.lmer("y ~ arm + (1 | patient)", mm.datasets.load("trial"),
+                      correlation="cs(1 | patient)")
+    assert any("cannot be told apart" in message for message in fit.warnings)
+
+
+@pytest.mark.parametrize("correlation, match", [
+    ("ar1(1 | patient)", "needs a time or position column"),
+    ("ar1(visit | patient/arm)", "make one column of it first"),
+    ("ar1(visit)", "no '\\| group' was given"),
+])
+def test_messages_say_what_to_do(correlation, match):
+    with pytest.raises((mm.FormulaError, mm.DataError), match=match):
+        mm.gls("y ~ arm", mm.datasets.load("trial"), correlation=correlation)

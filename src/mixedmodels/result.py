@@ -289,8 +289,9 @@ def gls(formula: str, data: pd.DataFrame, reml: bool = True, *, correlation=None
             in anything).
 
     Example:
-        >>> fit = mm.gls("distance ~ age * Sex", mm.datasets.load("Orthodont"),
-        ...              correlation="symm(visit | Subject)", variance="ident(visit)")
+        >>> fit = mm.gls("y ~ arm * visit", mm.datasets.load("trial"),
+        ...              correlation="symm(visit | patient)", variance="ident(visit)")
+        >>> fit.residual_parameters      # the correlations and sd ratios
     """
     settings = check_settings(settings)
     return GeneralizedLeastSquares(formula, data, reml=reml, weights=weights,

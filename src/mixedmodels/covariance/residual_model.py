@@ -50,8 +50,14 @@ _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 
 def _name(text: str, argument: str, whole: str) -> str:
     name = text.strip().strip("`")
+    if name == "1" and argument == "correlation":
+        raise FormulaError(f"correlation={whole!r}: this structure needs a time or position "
+                           "column left of the bar, e.g. ar1(visit | patient) (the order of "
+                           "the rows is never used; nlme's ~ 1 | patient means the row order)")
     if not name or not (_NAME.match(name) or text.strip().startswith("`")):
-        raise FormulaError(f"{argument}={whole!r}: {text.strip()!r} is not a column name")
+        raise FormulaError(f"{argument}={whole!r}: {text.strip()!r} is not a column name; "
+                           "give a column of the data (for a combination of columns such as "
+                           "a:b or a*b, make one column of it first)")
     return name
 
 
@@ -286,7 +292,7 @@ class ResidualModel:
             codes = pd.Index(list(self.variance.levels)).get_indexer(column)
             unseen = (codes < 0) & ~missing
             if unseen.any():
-                level = column.to_numpy()[np.argmax(unseen)]
+                level = _plain(column.to_numpy()[np.argmax(unseen)])
                 raise DataError(
                     f"newdata column {name!r} has the level {level!r}, for which the variance "
                     f"function ident({name}) has no sd ratio (its levels: "
@@ -376,8 +382,15 @@ def _factor(column: pd.Series) -> tuple[np.ndarray, list]:
 
 def _numeric(column: pd.Series, name: str, what: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        if pd.api.types.is_datetime64_any_dtype(column):
+            hint = (f"convert it to a number of days, e.g. (df[{name!r}] - "
+                    f"df[{name!r}].min()).dt.days")
+        elif isinstance(column.dtype, pd.CategoricalDtype):
+            hint = f"use its codes in order, e.g. df[{name!r}].cat.codes + 1"
+        else:
+            hint = f"convert it with pd.to_numeric(df[{name!r}]) or number its values"
         raise DataError(f"{what} must be numeric, but column {name!r} holds {column.dtype} "
-                        "values")
+                        f"values; {hint}")
     return column.to_numpy(dtype=float)
 
 
@@ -415,8 +428,8 @@ def _check_distinct(correlation: Correlation, group_codes: np.ndarray, positions
         group_codes[order][1:] == group_codes[order][:-1])
     if same.any():
         first = order[np.argmax(same)]
-        group = "" if correlation.group is None else (
-            f" of {correlation.group} {frame[correlation.group].iloc[first]!r}")
+        group = (" (no '| group' was given: all rows are one group)" if correlation.group is None
+                 else f" of {correlation.group} {_plain(frame[correlation.group].iloc[first])!r}")
         raise DataError(f"two rows{group} are at the same position "
                         f"({', '.join(correlation.positions)}): rows "
                         f"{frame.index[first]!r} and {frame.index[order[np.argmax(same) + 1]]!r}"

@@ -307,6 +307,20 @@ class FittedModel:
         return sp.csr_array(self.sigma ** 2 * (self.Lambda @ self.Lambda.T))
 
     @cached_property
+    def residual_parameters(self) -> pd.Series:
+        """The residual structure's estimates on their own scale, as nlme's
+        ``coef(fit$modelStruct, unconstrained = FALSE)``: the correlation structure's (Phi,
+        Rho, the correlations of ``symm``, the lag correlations of ``toep``, the range of
+        ``exp``) then the variance function's (sd ratios to the reference stratum, powers),
+        named as in ``confint``; empty without a residual structure."""
+        parameters = self.model.structure.parameters
+        if parameters.residual is None:
+            return pd.Series([], dtype=float, name="residual_parameters")
+        values = parameters.residual.values(self.theta[parameters.residual_slice])
+        return pd.Series(_frozen(values), index=parameters.residual.names(),
+                         name="residual_parameters")
+
+    @cached_property
     def residual(self) -> ResidualStructure:
         """Psi = R / sigma^2 at the estimates (a correlation structure's, a variance
         function's, prior weights' W^-1, or I)."""

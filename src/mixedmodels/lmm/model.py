@@ -30,7 +30,7 @@ from ..core.optimize import (
 from ..core.pls import PLSSystem
 from ..core.residual_system import ResidualParameterSystem
 from ..core.structure import ReStructure, build_structure
-from ..covariance.correlation import Correlation
+from ..covariance.correlation import CS, Correlation
 from ..covariance.residual import ResidualStructure, residual_structure
 from ..covariance.residual_model import ResidualModel, correlation_of, variance_of
 from ..covariance.variance import Variance
@@ -141,6 +141,9 @@ class LinearMixedModel:
         y = self.design.y - self.design.offset
         if self.structure.parameters.residual is not None:
             _check_nested(residual_model, self.structure)
+            with recorded_warnings() as messages:
+                _check_confounded(self.correlation, self.design.terms)
+            self.warnings += tuple(messages)
             self.residual = None
             self.system = ResidualParameterSystem(self.structure, self.design.X, y,
                                                   residual_model)
@@ -310,6 +313,19 @@ class GeneralizedLeastSquares(LinearMixedModel):
     REPEATED statement). Arguments as ``LinearMixedModel``'s."""
 
     random_effects = False
+
+
+def _check_confounded(correlation, terms) -> None:
+    """A random intercept and compound-symmetric residuals within the same groups are one
+    covariance (both add a constant within the group): warn that they cannot be told apart."""
+    if not isinstance(correlation, CS) or correlation.group is None:
+        return
+    for term in terms:
+        if term.group == correlation.group and term.columns == ("(Intercept)",):
+            warn_user(f"the random intercept (1 | {term.group}) and correlation=cs(1 | "
+                      f"{correlation.group}) both add a constant covariance within each "
+                      f"{term.group}: their variances cannot be told apart (the fit is one of "
+                      "many equivalent ones); keep one of them", DataWarning)
 
 
 def _check_nested(residual: ResidualModel, structure: ReStructure) -> None:

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .correlation import autocorrelations
 from .structures import (
     CovarianceStructure,
     LinearPattern,
@@ -337,15 +338,9 @@ class Toeplitz(StructuredCovariance):
             return _psd_cholesky(matrix)
 
     def correlations(self, rho: np.ndarray) -> np.ndarray:
-        """Partial autocorrelations -> lag correlations (Durbin-Levinson)."""
-        r = np.zeros(len(rho))
-        a = np.zeros(0)  # the AR coefficients of the order so far
-        v = 1.0  # the innovation variance so far (correlation scale)
-        for m, phi in enumerate(rho):
-            r[m] = phi * v + a @ r[m - 1::-1] if m else phi
-            a = np.append(a - phi * a[::-1], phi)
-            v *= 1.0 - phi * phi
-        return r
+        """Partial autocorrelations -> lag correlations (Durbin-Levinson, shared with the
+        residual side's ``Toep``)."""
+        return autocorrelations(rho)[1:]
 
     def correlation_parameters(self, correlations: np.ndarray) -> np.ndarray:
         """Lag correlations -> partial autocorrelations (Durbin-Levinson). After a partial

@@ -53,6 +53,14 @@ def learnt(default):
     return field(default=default, init=False, repr=False, compare=False)
 
 
+def with_learnt(structure, **values):
+    """A copy of a frozen structure with these values learnt from the data."""
+    out = copy.copy(structure)
+    for name, value in values.items():
+        object.__setattr__(out, name, value)
+    return out
+
+
 def check_column(value, what: str) -> str:
     """A column name (a string), or an ``ArgumentTypeError`` that says so."""
     if not isinstance(value, str) or not value:
@@ -90,11 +98,7 @@ class Correlation(ABC):
         return self
 
     def _learnt(self, **values) -> "Correlation":
-        """A copy with these values learnt from the data."""
-        out = copy.copy(self)
-        for name, value in values.items():
-            object.__setattr__(out, name, value)
-        return out
+        return with_learnt(self, **values)
 
     @property
     @abstractmethod

@@ -21,14 +21,13 @@ Bates (2000), "Mixed-Effects Models in S and S-PLUS", section 5.2.1; nlme's ``va
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..validate import type_error
-from .correlation import check_column, learnt
+from .correlation import check_column, learnt, with_learnt
 
 __all__ = ["Variance", "VarExp", "VarIdent", "VarPower"]
 
@@ -52,11 +51,7 @@ class Variance(ABC):
         """The function for a column of these values (codes of strata, or numbers)."""
         return self
 
-    def _learnt(self, **values) -> "Variance":
-        out = copy.copy(self)
-        for name, value in values.items():
-            object.__setattr__(out, name, value)
-        return out
+    _learnt = with_learnt
 
     @property
     @abstractmethod
@@ -143,16 +138,18 @@ class VarIdent(Variance):
         return f"Different standard deviations per {self.column} (ratios {ratios})"
 
 
-@dataclass(frozen=True)
-class VarPower(Variance):
-    """sd proportional to |x|^delta (nlme's ``varPower(form = ~ x)``); x must not be 0. The
-    optimizer works on delta times the largest |log|x||, whatever the unit of x."""
+class _OneCovariate(Variance):
+    """A function with one parameter delta of a covariate x, optimized as delta times the
+    covariate's ``spread`` (so that the unit of x does not change the fit)."""
 
-    column: str
-    scale: float = learnt(1.0)
+    scale: float = 1.0
 
-    def bind(self, values: np.ndarray) -> "VarPower":
-        spread = float(np.max(np.abs(np.log(np.abs(values))))) if len(values) else 0.0
+    def spread(self, values: np.ndarray) -> float:
+        """The covariate's extent on the scale delta multiplies."""
+        raise NotImplementedError
+
+    def bind(self, values: np.ndarray) -> "_OneCovariate":
+        spread = self.spread(values) if len(values) else 0.0
         return self._learnt(scale=spread if spread > 0 else 1.0)
 
     @property
@@ -164,6 +161,18 @@ class VarPower(Variance):
 
     def from_values(self, values: np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=float) * self.scale
+
+
+@dataclass(frozen=True)
+class VarPower(_OneCovariate):
+    """sd proportional to |x|^delta (nlme's ``varPower(form = ~ x)``); x must not be 0. The
+    optimizer works on delta times the largest |log|x||, whatever the unit of x."""
+
+    column: str
+    scale: float = learnt(1.0)
+
+    def spread(self, values: np.ndarray) -> float:
+        return float(np.max(np.abs(np.log(np.abs(values)))))
 
     def names(self) -> list[str]:
         return ["power"]
@@ -178,26 +187,15 @@ class VarPower(Variance):
 
 
 @dataclass(frozen=True)
-class VarExp(Variance):
+class VarExp(_OneCovariate):
     """sd proportional to exp(delta x) (nlme's ``varExp(form = ~ x)``). The optimizer works on
     delta times the largest |x|, whatever the unit of x."""
 
     column: str
     scale: float = learnt(1.0)
 
-    def bind(self, values: np.ndarray) -> "VarExp":
-        spread = float(np.max(np.abs(values))) if len(values) else 0.0
-        return self._learnt(scale=spread if spread > 0 else 1.0)
-
-    @property
-    def n_params(self) -> int:
-        return 1
-
-    def values(self, params: np.ndarray) -> np.ndarray:
-        return np.asarray(params, dtype=float) / self.scale
-
-    def from_values(self, values: np.ndarray) -> np.ndarray:
-        return np.asarray(values, dtype=float) * self.scale
+    def spread(self, values: np.ndarray) -> float:
+        return float(np.max(np.abs(values)))
 
     def names(self) -> list[str]:
         return ["expon"]

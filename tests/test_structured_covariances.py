@@ -109,29 +109,30 @@ def test_semidefinite_at_the_bounds(k):
     for rho in (-1.0, 1.0):
         factor = AutoRegressive(k, True).correlation_factor(np.array([rho]))
         np.testing.assert_allclose(factor @ factor.T, rho ** lags, atol=1e-12)
-    toep = Toeplitz(k, True)
-    pacf = np.zeros(k - 1)
-    pacf[0] = 1.0
-    factor = toep.correlation_factor(pacf)
+    toep = Toeplitz(k, True)  # its parameters are atanh of the partial autocorrelations
+    z = np.zeros(k - 1)
+    z[0] = np.inf
+    factor = toep.correlation_factor(z)
     np.testing.assert_allclose(factor @ factor.T, np.ones((k, k)), atol=1e-12)
 
 
 @pytest.mark.parametrize("k", [2, 3, 5])
 def test_toeplitz_parameters_are_partial_autocorrelations(k):
-    """phi_m is the last coefficient of the order-m Yule-Walker solution of the reported lag
-    correlations (the definition of the partial autocorrelation), and every point of the box
-    [-1, 1]^(k-1) gives a positive definite C inside it."""
+    """tanh of each parameter, phi_m, is the last coefficient of the order-m Yule-Walker
+    solution of the reported lag correlations (the definition of the partial
+    autocorrelation), and every parameter vector gives a positive definite C."""
     structure = Toeplitz(k, False)
     rng = np.random.default_rng(2)
     for _ in range(20):
         pacf = rng.uniform(-0.98, 0.98, k - 1)
-        params = np.concatenate([np.ones(k), pacf])
+        params = np.concatenate([np.ones(k), np.arctanh(pacf)])
         r = np.concatenate([[1.0], structure.sdcor(params, 1.0)[k:]])
         for m in range(1, k):
             coefficients = np.linalg.solve(scipy.linalg.toeplitz(r[:m]), r[1:m + 1])
             assert coefficients[-1] == pytest.approx(pacf[m - 1], abs=1e-10)
         assert np.all(np.linalg.eigvalsh(scipy.linalg.toeplitz(r)) > 0)
-        np.testing.assert_allclose(structure.correlation_parameters(r[1:]), pacf, atol=1e-10)
+        np.testing.assert_allclose(np.tanh(structure.correlation_parameters(r[1:])), pacf,
+                                   atol=1e-10)
 
 
 @pytest.mark.parametrize("structure", STRUCTURES, ids=repr)
@@ -165,7 +166,7 @@ def test_start_bounds_and_names(structure):
         assert (lower[-1], upper[-1]) == (-1.0, 1.0)
     elif isinstance(structure, Toeplitz):
         assert names[n_sd:] == [f"cor_lag{lag}|g" for lag in range(1, k)]
-        np.testing.assert_array_equal(lower[n_sd:], -1.0)
+        np.testing.assert_array_equal(lower[n_sd:], -np.inf)  # atanh of the partials
         np.testing.assert_array_equal(sd_upper[n_sd:], 1.0)
 
 
@@ -188,7 +189,7 @@ def test_boundary_rule():
     assert ar1.is_singular(np.array([1.0, -1.0]))
     assert not ar1.is_singular(np.array([1.0, -0.999]))
     toep = Toeplitz(3, True)
-    np.testing.assert_array_equal(toep.on_boundary(np.array([1.0, 0.2, -1.0])),
+    np.testing.assert_array_equal(toep.on_boundary(np.array([1.0, 0.2, -np.arctanh(1 - 1e-6)])),
                                   [False, False, True])
     assert not HomogeneousDiagonal(3).is_singular(np.array([0.2]))
     assert HomogeneousDiagonal(3).is_singular(np.array([0.0]))
@@ -197,8 +198,7 @@ def test_boundary_rule():
 def test_outside_the_domain_is_an_error():
     """lam is undefined beyond a correlation's bound: a LinAlgError (the objective's inf)."""
     for structure, params in [(AutoRegressive(3, True), [1.0, 1.2]),
-                              (CompoundSymmetry(3, True), [1.0, -0.6]),
-                              (Toeplitz(3, True), [1.0, 0.5, -1.5])]:
+                              (CompoundSymmetry(3, True), [1.0, -0.6])]:
         with pytest.raises(np.linalg.LinAlgError):
             structure.entries(np.array(params))
 

@@ -533,3 +533,18 @@ def test_objective_outside_the_domain_is_infinite():
 def test_convergence_check(ar1_fit):
     check = ar1_fit.check_convergence()
     assert check.converged and len(check.free) == 2
+
+
+def test_toeplitz_is_at_least_as_good_as_the_structures_nested_in_it():
+    """ML on the trial, one row per (patient, visit): toep contains hetar1 and homtoep, so its
+    optimum is at least theirs (on the bounded partial autocorrelations the optimizer had
+    stopped at a partial autocorrelation of 1, logLik -542.98, below both)."""
+    trial = mm.datasets.load("trial")
+
+    def loglik(term):
+        return mm.lmer(f"y ~ arm * visit + {term}", trial, reml=False,
+                       nobs_checks="ignore").loglik
+
+    toep = loglik("toep(0 + factor(visit) | patient)")
+    assert toep >= loglik("hetar1(0 + factor(visit) | patient)") - 1e-6
+    assert toep >= loglik("toep(0 + factor(visit) | patient, hom = TRUE)") - 1e-6

@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .correlation import autocorrelations
+from .correlation import autocorrelations, partial_autocorrelations
 from .structures import (
+    SINGULAR_TOLERANCE,
     CovarianceStructure,
     LinearPattern,
     _psd_cholesky,
@@ -309,11 +310,13 @@ class AutoRegressive(StructuredCovariance):
 class Toeplitz(StructuredCovariance):
     """Toeplitz correlation (``toep(x | g)``, heterogeneous by default as glmmTMB's ``toep``;
     ``hom = TRUE`` or ``homtoep`` for one sd): corr(i, j) = r_|i-j|, one correlation per lag.
-    The parameters are the sds, then the k - 1 partial autocorrelations phi_1 .. phi_{k-1},
-    each in [-1, 1], so that every point in the bounds is positive (semi-)definite; the
-    Durbin-Levinson recursion maps them to the lag correlations r_1 .. r_{k-1}, which ``sdcor``
-    reports (``cor_lag1|<group>``, ...) and ``from_sdcor`` takes. A partial autocorrelation
-    at +/-1 (the fit on the boundary) makes C singular."""
+    The parameters are the sds, then z_l = atanh(phi_l) of the k - 1 partial
+    autocorrelations phi_1 .. phi_{k-1}: unbounded, and every value positive definite (on the
+    bounded phi themselves the optimizer could stop at a partial autocorrelation of 1, below
+    nested structures' optima). The Durbin-Levinson recursion maps the phi to the lag
+    correlations r_1 .. r_{k-1}, which ``sdcor`` reports (``cor_lag1|<group>``, ...) and
+    ``from_sdcor`` takes. A partial autocorrelation within the singular tolerance of +/-1 is
+    the boundary (C singular)."""
 
     syntax = "toep"
 
@@ -328,6 +331,15 @@ class Toeplitz(StructuredCovariance):
     def correlation_names(self, group: str) -> list[str]:
         return [f"cor_lag{lag}|{group}" for lag in range(1, self.k)]
 
+    def correlation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(self.n_correlation, -np.inf), np.full(self.n_correlation, np.inf)
+
+    def on_boundary(self, params: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
+        """An sd at 0, or a partial autocorrelation within ``tol`` of +/-1."""
+        out = super().on_boundary(params, tol)
+        out[self.n_sd:] = 1.0 - np.abs(np.tanh(params[self.n_sd:])) < tol
+        return out
+
     def correlation_factor(self, rho: np.ndarray) -> np.ndarray:
         r = np.concatenate([[1.0], self.correlations(rho)])
         lags = np.abs(np.subtract.outer(np.arange(self.k), np.arange(self.k)))
@@ -340,23 +352,15 @@ class Toeplitz(StructuredCovariance):
     def correlations(self, rho: np.ndarray) -> np.ndarray:
         """Partial autocorrelations -> lag correlations (Durbin-Levinson, shared with the
         residual side's ``Toep``)."""
-        return autocorrelations(rho)[1:]
+        return autocorrelations(np.tanh(rho))[1:]
 
     def correlation_parameters(self, correlations: np.ndarray) -> np.ndarray:
-        """Lag correlations -> partial autocorrelations (Durbin-Levinson). After a partial
-        autocorrelation of +/-1 the later lags are determined; their parameters are 0. Lag
-        correlations that are not positive definite give partial autocorrelations outside
-        [-1, 1]."""
-        r = np.asarray(correlations, dtype=float)
-        rho = np.zeros(len(r))
-        a = np.zeros(0)
-        v = 1.0
-        for m in range(len(r)):
-            phi = 0.0 if v <= 1e-14 else ((r[m] - a @ r[m - 1::-1]) / v if m else r[m])
-            rho[m] = phi
-            a = np.append(a - phi * a[::-1], phi)
-            v *= 1.0 - phi * phi
-        return rho
+        """Lag correlations -> atanh of the partial autocorrelations (Durbin-Levinson); NaN
+        for lag correlations that no positive-definite Toeplitz matrix has."""
+        partial = partial_autocorrelations(np.asarray(correlations, dtype=float))
+        inside = np.abs(partial) <= 1.0
+        return np.where(inside, np.arctanh(np.clip(np.where(inside, partial, 0.0),
+                                                   -1 + 1e-15, 1 - 1e-15)), np.nan)
 
     def correlation_bounds_reported(self) -> tuple[np.ndarray, np.ndarray]:
         """Each lag correlation in [-1, 1] (jointly, only values with a positive semi-definite

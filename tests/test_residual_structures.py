@@ -381,3 +381,34 @@ def test_random_intercept_with_cs_residuals_on_the_same_groups_warns():
 def test_messages_say_what_to_do(correlation, match):
     with pytest.raises((mm.FormulaError, mm.DataError), match=match):
         mm.gls("y ~ arm", mm.datasets.load("trial"), correlation=correlation)
+
+
+@pytest.mark.parametrize("levels", [(8, 6), (70, 40)], ids=["dense path", "blocked path"])
+def test_crossed_factors_with_a_variance_function(levels):
+    """Two crossed grouping factors and ident(g) with prior weights (the whitened rows' paths):
+    the objective equals the dense computation with Psi = diag(ratio_g^2 / w)."""
+    rng = np.random.default_rng(5)
+    n = 400
+    frame = pd.DataFrame({"s": rng.integers(0, levels[0], n).astype(str),
+                          "i": rng.integers(0, levels[1], n).astype(str),
+                          "g": rng.choice(list("abc"), n), "x": rng.uniform(1, 3, n),
+                          "w": rng.uniform(0.5, 2, n)})
+    frame["y"] = rng.normal(size=n) + frame["x"]
+    model = LinearMixedModel("y ~ x + (1 | s) + (1 | i)", frame, variance="ident(g)",
+                             weights="w")
+    parameters = model.structure.parameters
+    theta = np.array([0.7, 1.3, np.log(1.5), np.log(0.6)])
+    ratios = dict(zip("abc", [1.0, 1.5, 0.6]))
+    psi = np.diag(frame["g"].map(ratios).to_numpy() ** 2 / frame["w"].to_numpy())
+    Z = sparse_z(model.structure, n).toarray()
+    lam = np.diag(np.concatenate([np.repeat(lam[0, 0], block.nlevels) for lam, block
+                                  in zip(parameters.lambdas(theta), model.structure.blocks)]))
+    V = psi + Z @ lam @ lam.T @ Z.T
+    X, y = model.design.X, model.design.y
+    Vi = np.linalg.inv(V)
+    beta = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ y)
+    r2 = (y - X @ beta) @ Vi @ (y - X @ beta)
+    d = n - X.shape[1]
+    expected = (np.linalg.slogdet(V)[1] + np.linalg.slogdet(X.T @ Vi @ X)[1]
+                + d * (1 + np.log(2 * np.pi * r2 / d)))
+    assert model.objective(theta) == pytest.approx(expected, rel=1e-9)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.stats
+from scipy.special import ndtri
 
 from .core.optimize import OptSettings
 from .diagnostics.influence import (
@@ -107,7 +107,7 @@ class LmmFit(FittedModel):
         if method == "profile":
             rows = profile_intervals(self, names, level, executor)
         elif method == "wald":
-            z = scipy.stats.norm.ppf(0.5 + level / 2)
+            z = ndtri(0.5 + level / 2)
             half = dict(zip(self.x_names, z * self.stderr.to_numpy()))
             rows = [(self.fixef[name] - half[name], self.fixef[name] + half[name])
                     if name in half else (np.nan, np.nan) for name in names]

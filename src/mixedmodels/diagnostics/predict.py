@@ -43,7 +43,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import scipy.stats
+from scipy.special import ndtri
 
 from ..design.build import _factor_codes, offset_values, r_column_names, required_variables
 from ..design.encoding import Encoding
@@ -191,7 +191,7 @@ def _interval_table(fit, prediction: np.ndarray, X: np.ndarray, rows: np.ndarray
             se[rows] = fit.sigma * np.sqrt(_error_variance(fit, X[rows], by_block, included)
                                            + new_observation_variances(fit, frame, newdata))
         se[np.isnan(prediction)] = np.nan
-    z = scipy.stats.norm.ppf(0.5 + level / 2)
+    z = ndtri(0.5 + level / 2)
     return pd.DataFrame({"fit": prediction, "se": se, "lower": prediction - z * se,
                          "upper": prediction + z * se})
 

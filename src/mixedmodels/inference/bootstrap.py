@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-import scipy.stats
+from scipy.special import ndtri
 
 from ..errors import FitWarning, warn_user
 from ..parallel.executor import run_tasks
@@ -116,7 +116,7 @@ def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
         elif k >= size:
             out.append(t[-1])
         else:
-            z = scipy.stats.norm.ppf([alpha, k / (size + 1), (k + 1) / (size + 1)])
+            z = ndtri(np.array([alpha, k / (size + 1), (k + 1) / (size + 1)]))
             tk, tk1 = t[k - 1], t[k]
             out.append(tk + (z[0] - z[1]) / (z[2] - z[1]) * (tk1 - tk))
     return (float(out[0]), float(out[1]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.stats
+from scipy.special import chdtrc, fdtrc, stdtr
 
 from ..validate import type_error, value_error
 from . import contrasts
@@ -92,7 +92,7 @@ def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
     eye = np.eye(len(beta))
     df = np.array([_single_df(fit, eye[j], vcov, ddf) for j in range(len(beta))])
     t = beta / se
-    p = 2 * scipy.stats.t.sf(np.abs(t), df)
+    p = 2 * stdtr(df, -np.abs(t))
     return pd.DataFrame({"estimate": beta, "std_error": se, "df": df, "t": t, "p": p},
                         index=pd.Index(fit.x_names, name="term"))
 
@@ -127,8 +127,8 @@ def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
         den_df = combine_f_ddf(np.array(nu))
     else:
         den_df = _single_df(fit, rotated[0], vcov, ddf)
-    p = float(scipy.stats.f.sf(f_value, q, den_df)) if np.isfinite(den_df) else float(
-        scipy.stats.chi2.sf(f_value * q, q))
+    p = float(fdtrc(q, den_df, f_value)) if np.isfinite(den_df) else float(
+        chdtrc(q, f_value * q))
     return {"F": f_value, "num_df": q, "den_df": den_df, "p": p}
 
 

@@ -51,8 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.stats
 from scipy.sparse.csgraph import connected_components
+from scipy.special import fdtrc
 
 from ..core.numdiff import jacobian
 
@@ -162,7 +162,7 @@ class KenwardRoger:
         wald = difference @ np.linalg.solve(L @ self.adjusted_vcov @ L.T, difference)
         f_value = scaling * wald / q
         return {"F": float(f_value), "num_df": int(q), "den_df": float(df),
-                "p": float(scipy.stats.f.sf(f_value, q, df))}
+                "p": float(fdtrc(q, df, f_value))}
 
 
 def _check_linear(fit) -> None:

@@ -24,8 +24,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-import scipy.optimize
-import scipy.stats
+from scipy.special import ndtri
 
 from ..core.optimize import OptSettings, minimize_bobyqa
 from ..covariance.parameters import ParameterMap
@@ -165,7 +164,7 @@ class Profiler:
         return zeta, center
 
     def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
-        z = scipy.stats.norm.ppf(0.5 + level / 2)
+        z = ndtri(0.5 + level / 2)
         zeta, center = self.zeta_function(name)
         j = self.names.index(name)
         lower_bound, upper_bound = self._bounds(j)
@@ -217,9 +216,11 @@ def _endpoint(zeta, center: float, target: float, scale: float, bound: float) ->
                 return float(bound)
             candidate = bound
         if abs(zeta(candidate)) >= abs(target):
-            return float(scipy.optimize.brentq(lambda v: zeta(v) - target,
-                                               min(previous, candidate),
-                                               max(previous, candidate), xtol=1e-10))
+            from scipy.optimize import brentq  # 0.1 s to import: only when profiling
+
+            return float(brentq(lambda v: zeta(v) - target,
+                                min(previous, candidate), max(previous, candidate),
+                                xtol=1e-10))
         previous = candidate
         step *= 1.6
     return float("nan")

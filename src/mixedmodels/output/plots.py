@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.stats
+from scipy.special import ndtri
 
 from ..diagnostics.influence import residuals
 from ..inference.profile import profile_table
@@ -157,13 +157,13 @@ def _group_name(fit: "LmmFit", group: str | None, plot: str = "this plot") -> st
 def normal_quantiles(n: int) -> np.ndarray:
     """Theoretical normal quantiles at R's ``ppoints(n)``, as ``qqnorm`` uses."""
     a = 3 / 8 if n <= 10 else 0.5
-    return scipy.stats.norm.ppf((np.arange(1, n + 1) - a) / (n + 1 - 2 * a))
+    return ndtri((np.arange(1, n + 1) - a) / (n + 1 - 2 * a))
 
 
 def _qq_line(ax, sample: np.ndarray) -> None:
     """R's ``qqline``: the line through the first and third quartiles."""
     q_sample = np.quantile(sample, [0.25, 0.75])
-    q_theory = scipy.stats.norm.ppf([0.25, 0.75])
+    q_theory = ndtri(np.array([0.25, 0.75]))
     if q_theory[1] == q_theory[0]:
         return
     slope = (q_sample[1] - q_sample[0]) / (q_theory[1] - q_theory[0])
@@ -203,7 +203,7 @@ def caterpillar(fit: "LmmFit", group: str | None = None, term: str | Sequence[st
     table = table[table["grpvar"] == group]
     terms = _chosen(term, list(dict.fromkeys(table["term"])), "term", "term",
                     f" for {group!r}")
-    z = scipy.stats.norm.ppf(0.5 + level / 2)
+    z = ndtri(0.5 + level / 2)
 
     first = table[table["term"] == terms[0]].set_index("grp")
     order = first["condval"].sort_values(kind="stable").index

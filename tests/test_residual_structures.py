@@ -99,16 +99,21 @@ def brute_force(model, theta: np.ndarray, frame: pd.DataFrame, correlation, vari
         Z = sparse_z(model.structure, n).toarray()
         lam = np.kron(np.eye(model.structure.blocks[0].nlevels), fit_like.lambdas[0])
         V = V + Z @ lam @ lam.T @ Z.T
-    X, y = model.design.X, model.design.y
+    return profiled_criterion(V, model.design.X, model.design.y, model.reml)
+
+
+def profiled_criterion(V: np.ndarray, X: np.ndarray, y: np.ndarray, reml: bool) -> float:
+    """The REML criterion or -2 log L, profiled over sigma, of y ~ N(X beta, sigma^2 V),
+    from the definitions: log|V|, generalized least squares, REML's log|X'V^-1 X|."""
+    n, p = X.shape
     Vi = np.linalg.inv(V)
     beta = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ y)
     r = y - X @ beta
     r2 = r @ Vi @ r
-    p = X.shape[1]
     logdet_v = np.linalg.slogdet(V)[1]
-    if model.reml:
+    if reml:
         d = n - p
-        return (logdet_v + np.linalg.slogdet(X.T @ Vi @ X)[1] + d * (1 + np.log(2 * np.pi * r2 / d)))
+        return logdet_v + np.linalg.slogdet(X.T @ Vi @ X)[1] + d * (1 + np.log(2 * np.pi * r2 / d))
     return logdet_v + n * (1 + np.log(2 * np.pi * r2 / n))
 
 
@@ -232,13 +237,7 @@ def test_structured_terms_and_residual_structures_together():
     same = frame.patient.to_numpy()[:, None] == frame.patient.to_numpy()[None, :]
     lags = np.abs(frame.visit.to_numpy()[:, None] - frame.visit.to_numpy()[None, :])
     V = np.where(same, phi ** lags, 0.0) + Z @ np.kron(np.eye(12), lam @ lam.T) @ Z.T
-    X, y = model.design.X, model.design.y
-    Vi = np.linalg.inv(V)
-    beta = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ y)
-    r2 = (y - X @ beta) @ Vi @ (y - X @ beta)
-    d = n - X.shape[1]
-    expected = (np.linalg.slogdet(V)[1] + np.linalg.slogdet(X.T @ Vi @ X)[1]
-                + d * (1 + np.log(2 * np.pi * r2 / d)))
+    expected = profiled_criterion(V, model.design.X, model.design.y, reml=True)
     assert model.objective(theta) == pytest.approx(expected, rel=1e-8)
 
 
@@ -404,11 +403,5 @@ def test_crossed_factors_with_a_variance_function(levels):
     lam = np.diag(np.concatenate([np.repeat(lam[0, 0], block.nlevels) for lam, block
                                   in zip(parameters.lambdas(theta), model.structure.blocks)]))
     V = psi + Z @ lam @ lam.T @ Z.T
-    X, y = model.design.X, model.design.y
-    Vi = np.linalg.inv(V)
-    beta = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ y)
-    r2 = (y - X @ beta) @ Vi @ (y - X @ beta)
-    d = n - X.shape[1]
-    expected = (np.linalg.slogdet(V)[1] + np.linalg.slogdet(X.T @ Vi @ X)[1]
-                + d * (1 + np.log(2 * np.pi * r2 / d)))
+    expected = profiled_criterion(V, model.design.X, model.design.y, reml=True)
     assert model.objective(theta) == pytest.approx(expected, rel=1e-9)

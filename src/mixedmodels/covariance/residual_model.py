@@ -334,10 +334,6 @@ class ResidualModel:
         level, and A keeps its blocked layout.)"""
         return all(np.all(codes[p.rows] == codes[p.rows[:, :1]]) for p in self.classes)
 
-    def key_count(self) -> int:
-        """The number of distinct blocks Psi_g (Cholesky factorizations per evaluation)."""
-        return sum(len(p.positions) for p in self.classes)
-
 
 def _bind_variance(variance: Variance | None, frame: pd.DataFrame):
     """(the bound function, (n,) its column's values: codes of strata or numbers)."""

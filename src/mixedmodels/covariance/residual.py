@@ -201,16 +201,7 @@ class BlockResidual(ResidualStructure):
         the whitened rows' cross-products are rows' Psi^-1 rows."""
         if sp.issparse(rows):
             return sp.csr_array(self.inverse_root() @ rows)
-        rows = np.asarray(rows, dtype=float)
-        out = np.empty_like(rows)
-        for index, keys, inverse in zip(self.rows, self.keys, self._inverse_factors):
-            if index.shape[1] == 1:
-                out[index[:, 0]] = rows[index[:, 0]] * (
-                    inverse[keys, 0, 0] if rows.ndim == 1 else inverse[keys, 0, 0][:, None])
-                continue
-            out[index] = np.matmul(inverse[keys], rows[index] if rows.ndim > 1
-                                   else rows[index][..., None]).reshape(rows[index].shape)
-        return out
+        return self._per_group(rows, self._inverse_factors)
 
     def color(self, noise: np.ndarray) -> np.ndarray:
         """L_g (the group's noise) for every group."""

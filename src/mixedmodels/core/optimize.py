@@ -1,7 +1,9 @@
-"""BOBYQA (NLopt) on theta with bounds, and the record of what it did.
+"""The optimizers of theta, with bounds, and the record of what they did.
 
-Settings, start, end, evaluation count and the objective trace are kept together in one frozen
-``OptSummary``. The convergence check scales the gradient by the Hessian: it asks how much one
+Two methods: NLopt's BOBYQA (derivative-free, Powell 2009) and L-BFGS-B (Byrd, Lu, Nocedal and
+Zhu 1995; SciPy's) driven by the analytic gradient of the profiled criterion
+(``core.gradient``). Settings, start, end, evaluation counts and the objective trace are kept
+together in one frozen ``OptSummary``. The convergence check scales the gradient by the Hessian: it asks how much one
 more Newton step could still lower the objective, 0.5 g' H^{-1} g, which, unlike the size of the
 raw gradient, does not grow with the number of observations (lme4's false alarms on large data).
 """
@@ -16,7 +18,10 @@ import nlopt
 import numpy as np
 
 __all__ = ["OptSettings", "OptSummary", "check_convergence", "minimize_bobyqa",
-           "snap_to_bounds"]
+           "minimize_lbfgsb", "snap_to_bounds"]
+
+#: the values of ``OptSettings.method``
+METHODS = ("auto", "bobyqa", "lbfgsb")
 
 #: parameters closer than this to a bound are tried at the bound (MixedModels.jl's
 #: ``xtol_zero_abs``)
@@ -33,8 +38,19 @@ _RESULTS = {
 
 @dataclass(frozen=True)
 class OptSettings:
-    """Optimizer settings (NLopt's names). The defaults are tighter than lme4's, which stop
-    early on some models; the extra evaluations cost little because each is cheap."""
+    """Optimizer settings.
+
+    ``method``: "bobyqa", "lbfgsb" (the analytic gradient; models without residual-structure
+    parameters), or "auto": L-BFGS-B where an evaluation is costly (the blocked factor: several
+    grouping factors and more than a hundred rows in Lambda' A Lambda + I), where it reaches
+    the same optimum in a fifth to a tenth of BOBYQA's evaluations; BOBYQA on small models,
+    whose compiled evaluations cost less than the gradient's bookkeeping.
+
+    BOBYQA's tolerances have NLopt's names; their defaults are tighter than lme4's, which
+    stop early on some models; the extra evaluations cost little because each is cheap.
+    L-BFGS-B stops when an iteration lowers the objective by less than ``gradient_ftol``
+    relative, or the projected gradient is below ``gradient_gtol``.
+    """
 
     ftol_rel: float = 1e-13
     ftol_abs: float = 1e-11
@@ -42,6 +58,9 @@ class OptSettings:
     xtol_abs: float = 1e-10
     initial_step: float = 0.75
     maxeval: int = 100_000
+    method: str = "auto"
+    gradient_ftol: float = 1e-14
+    gradient_gtol: float = 1e-8
 
 
 @dataclass(frozen=True)
@@ -59,6 +78,7 @@ class OptSummary:
     seconds: float
     trace: np.ndarray = field(repr=False)
     backend: str = ""  # the objective's back-end (see ``core.pls``), when it is a model's
+    gradient_evaluations: int = 0
 
     @property
     def stopped_normally(self) -> bool:
@@ -67,8 +87,10 @@ class OptSummary:
 
     def __str__(self) -> str:
         backend = f" of the {self.backend} objective" if self.backend else ""
+        gradients = (f" ({self.gradient_evaluations} with the gradient)"
+                     if self.gradient_evaluations else "")
         return (f"{self.optimizer}: {self.return_code} after {self.evaluations} evaluations"
-                f"{backend} ({self.seconds * 1e3:.1f} ms), objective {self.fmin:.10g}\n"
+                f"{gradients}{backend} ({self.seconds * 1e3:.1f} ms), objective {self.fmin:.10g}\n"
                 f"  theta {np.array2string(self.final, precision=6)}")
 
 
@@ -121,6 +143,47 @@ def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarra
     return OptSummary("LN_BOBYQA", settings, np.array(initial, dtype=float), lower,
                       best["x"], float(best["value"]), len(trace), code, seconds,
                       np.array(trace), backend)
+
+
+def minimize_lbfgsb(objective_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
+                    initial: np.ndarray, lower: np.ndarray, settings: OptSettings = OptSettings(),
+                    upper: np.ndarray | None = None, backend: str = "") -> OptSummary:
+    """Minimize over lower <= x (<= upper) with L-BFGS-B and the analytic gradient.
+
+    ``objective_and_gradient(x)`` returns (value, gradient); an infinite value (outside the
+    domain) makes the line search step back. Each call counts as one evaluation and one
+    gradient evaluation. Stops as ``OptSettings`` says (``gradient_ftol``,
+    ``gradient_gtol``, ``maxeval``); SciPy's "ABNORMAL" stop (the line search could not lower
+    the objective: rounding, near the optimum) is reported as ROUNDOFF_LIMITED.
+    """
+    from scipy.optimize import minimize  # the first gradient fit pays for the import
+
+    trace: list[float] = []
+    best = {"value": np.inf, "x": np.array(initial, dtype=float)}
+
+    def wrapped(x):
+        value, gradient = objective_and_gradient(x)
+        trace.append(value)
+        if value < best["value"]:
+            best["value"], best["x"] = value, x.copy()
+        if not np.isfinite(value):
+            return 1e300, np.zeros_like(x)
+        return value, gradient
+
+    high = [None] * len(initial) if upper is None else [
+        float(u) if np.isfinite(u) else None for u in upper]
+    start = time.perf_counter()
+    result = minimize(wrapped, np.asarray(initial, dtype=float), jac=True, method="L-BFGS-B",
+                      bounds=list(zip(np.asarray(lower, dtype=float), high)),
+                      options={"ftol": settings.gradient_ftol, "gtol": settings.gradient_gtol,
+                               "maxfun": settings.maxeval, "maxiter": settings.maxeval,
+                               "maxcor": 20})
+    seconds = time.perf_counter() - start
+    code = ("SUCCESS" if result.success else
+            "MAXEVAL_REACHED" if len(trace) >= settings.maxeval else "ROUNDOFF_LIMITED")
+    return OptSummary("L-BFGS-B", settings, np.array(initial, dtype=float), lower, best["x"],
+                      float(best["value"]), len(trace), code, seconds, np.array(trace), backend,
+                      gradient_evaluations=len(trace))
 
 
 def snap_to_bounds(objective: Callable[[np.ndarray], float], summary: OptSummary,

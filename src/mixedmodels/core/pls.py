@@ -52,6 +52,7 @@ from ..linalg.factor import Factor
 from ..linalg.threads import blas_threads_for
 from .criterion import Pieces, criterion
 from .crossproducts import CHUNK_ROWS, CrossProducts
+from .gradient import profiled_gradient
 from .structure import ReStructure
 
 __all__ = ["PLSSystem", "fixed_basis", "sparse_z"]
@@ -321,6 +322,17 @@ class PLSSystem:
         logdet_z, logdet_x, r2 = fast(theta) if fast is not None else self.blocked_pieces(theta)
         return criterion((logdet_z, logdet_x + self._logdet_basis, r2), self.n, self.p, reml,
                          self.log_det_psi)
+
+    def objective_and_gradient(self, theta: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
+        """The criterion and its analytic gradient at theta (``core.gradient``), from the
+        blocked factor."""
+        return profiled_gradient(self, theta, reml)
+
+    @property
+    def evaluation_is_costly(self) -> bool:
+        """The objective runs the blocked factor (no small or compiled back-end applies):
+        gradient-driven optimization pays (``OptSettings.method``)."""
+        return self._fast is None
 
     def objective_from(self, factor: Factor, reml: bool) -> float:
         return self.criterion(self.pieces_of(factor), reml)

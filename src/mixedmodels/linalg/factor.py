@@ -83,6 +83,12 @@ class Factor:
         """Block (i, j) of L_K, i > j."""
         return self.L[i][j] if i < self.k else self.L[i][j][: self.p]
 
+    def leading_blocks(self, fixed: bool = True) -> tuple[list, dict]:
+        """The blocks of L_K (``fixed``) or L_Z: (diagonal blocks, {(i, j): block below})."""
+        blocks = self.k + 1 if fixed and self.p else self.k
+        return ([self._diagonal(i) for i in range(blocks)],
+                {(i, j): self._below(i, j) for i in range(blocks) for j in range(i)})
+
     def _split(self, rhs: np.ndarray, blocks: int) -> list[np.ndarray]:
         starts = np.cumsum([0] + self.sizes() + [self.p])[: blocks + 1]
         return [rhs[starts[i]:starts[i + 1]] for i in range(blocks)]

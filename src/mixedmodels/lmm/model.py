@@ -20,11 +20,13 @@ import numpy as np
 import pandas as pd
 
 from ..core.optimize import (
+    METHODS,
     ConvergenceCheck,
     OptSettings,
     OptSummary,
     check_convergence,
     minimize_bobyqa,
+    minimize_lbfgsb,
     snap_to_bounds,
 )
 from ..core.pls import PLSSystem
@@ -66,6 +68,9 @@ def _checked_settings(settings: OptSettings) -> OptSettings:
         check_number(getattr(settings, name), f"settings.{name}", minimum=0)
     check_number(settings.initial_step, "settings.initial_step", minimum=0, exclusive=True)
     check_integer(settings.maxeval, "settings.maxeval")
+    check_choice(settings.method, "settings.method", METHODS)
+    for name in ("gradient_ftol", "gradient_gtol"):
+        check_number(getattr(settings, name), f"settings.{name}", minimum=0)
     return settings
 
 
@@ -237,15 +242,22 @@ class LinearMixedModel:
         return self.system.objective(theta, self.reml)
 
     def optimize(self, settings: OptSettings = OptSettings()) -> OptSummary:
-        """Minimize the objective over theta with BOBYQA, from lme4's start (identity).
+        """Minimize the objective over theta from lme4's start (identity), with the method of
+        ``settings.method`` (see ``OptSettings``).
 
-        A stop on the boundary (a standard deviation at 0) is restarted once from there with a
-        smaller trust region, as lme4's ``restart_edge``: near the boundary the objective is
-        flat in some directions and BOBYQA's first stop can depend on rounding alone. The
-        better of the two optima is kept; the summary counts both runs' evaluations. Last,
-        parameters within ``SNAP_DISTANCE`` of their bound are tried on it and kept there when
-        the criterion is no worse (``snap_to_bounds``), so that a boundary optimum is reported
-        on the boundary, as lme4 and MixedModels.jl report it.
+        BOBYQA: a stop on the boundary (a standard deviation at 0) is restarted once from there
+        with a smaller trust region, as lme4's ``restart_edge``: near the boundary the objective
+        is flat in some directions and BOBYQA's first stop can depend on rounding alone. The
+        better of the two optima is kept; the summary counts both runs' evaluations.
+        L-BFGS-B keeps to the bounds itself; when its line search stops it before its
+        tolerances (rounding), BOBYQA continues from its end with a small trust region, and
+        the summary counts both. Last, parameters within ``SNAP_DISTANCE`` of their bound are
+        tried on it and kept there when the criterion is no worse (``snap_to_bounds``), so that
+        a boundary optimum is reported on the boundary, as lme4 and MixedModels.jl report it.
+
+        Raises:
+            ValueError: ``settings.method`` is "lbfgsb" and the model has parameters of a
+                residual structure (no analytic gradient for them).
         """
         settings = check_settings(settings)
         parameters = self.structure.parameters
@@ -256,20 +268,49 @@ class LinearMixedModel:
                               self._criterion(np.zeros(0)), 1, "SUCCESS", 0.0,
                               np.array([self._criterion(np.zeros(0))]), backend)
         with self.system.optimizer_threads():
-            summary = minimize_bobyqa(self._criterion, parameters.start(), lower, settings,
-                                      upper, backend=backend)
-        if parameters.is_singular(summary.final):
-            with self.system.optimizer_threads():
-                restart = minimize_bobyqa(self._criterion, summary.final, lower,
-                                          dataclasses.replace(settings, initial_step=0.1),
+            if self._uses_gradient(settings):
+                summary = minimize_lbfgsb(self._criterion_and_gradient, parameters.start(),
+                                          lower, settings, upper, backend=backend)
+                if summary.return_code != "SUCCESS":
+                    summary = self._continued(summary, settings, 0.01)
+            else:
+                summary = minimize_bobyqa(self._criterion, parameters.start(), lower, settings,
                                           upper, backend=backend)
-            best = restart if restart.fmin < summary.fmin else summary
-            summary = dataclasses.replace(
-                best, initial=summary.initial,
-                evaluations=summary.evaluations + restart.evaluations,
-                trace=np.concatenate([summary.trace, restart.trace]),
-                seconds=summary.seconds + restart.seconds)
+                if parameters.is_singular(summary.final):
+                    summary = self._continued(summary, settings, 0.1)
         return snap_to_bounds(self._criterion, summary)
+
+    def _uses_gradient(self, settings: OptSettings) -> bool:
+        """L-BFGS-B with the analytic gradient (else BOBYQA), as ``settings.method`` says."""
+        available = hasattr(self.system, "objective_and_gradient")
+        if settings.method == "lbfgsb" and not available:
+            raise ValueError("settings.method='lbfgsb' needs the analytic gradient, which "
+                             "models with a correlation structure or variance function do not "
+                             "have: use method='bobyqa' or 'auto'")
+        if settings.method == "auto":
+            return available and self.system.evaluation_is_costly
+        return settings.method == "lbfgsb"
+
+    def _criterion_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        return self.system.objective_and_gradient(theta, self.reml)
+
+    def _continued(self, summary: OptSummary, settings: OptSettings,
+                   step: float) -> OptSummary:
+        """BOBYQA again from where ``summary`` stopped, with initial step ``step``: the
+        better optimum, with both runs' evaluations counted."""
+        parameters = self.structure.parameters
+        restart = minimize_bobyqa(self._criterion, summary.final, parameters.lower(),
+                                  dataclasses.replace(settings, initial_step=step),
+                                  parameters.upper(), backend=self.system.backend)
+        best = restart if restart.fmin < summary.fmin else summary
+        optimizer = (summary.optimizer if summary.optimizer == restart.optimizer
+                     else f"{summary.optimizer} + {restart.optimizer}")
+        return dataclasses.replace(
+            best, optimizer=optimizer, initial=summary.initial,
+            evaluations=summary.evaluations + restart.evaluations,
+            gradient_evaluations=summary.gradient_evaluations,
+            trace=np.concatenate([summary.trace, restart.trace]),
+            seconds=summary.seconds + restart.seconds)
 
     def fit(self, settings: OptSettings = OptSettings()) -> FittedModel:
         """Optimize, then freeze the result.

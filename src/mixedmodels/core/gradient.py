@@ -1,0 +1,159 @@
+"""The analytic gradient of the profiled ML or REML criterion with respect to theta.
+
+With Omega = T' A T + diag(I_q, 0) (T = blockdiag(Lambda, I), A the stored cross-products of
+[Z X y]) and L its blocked Cholesky factor, the profiled criteria are
+
+    ML:   log|Omega_Z| + n log r^2 + const,      REML: log|Omega_K| + (n - p) log r^2 + const,
+
+Omega_Z the random-effects block, Omega_K = Omega without the response's row and column.
+Each entry lam_b[r, c] of a block's relative covariance factor enters Lambda_b as
+I_levels (x) E_rc, so that
+
+* d log|Omega_S| = 2 tr(Omega_S^{-1} T' A dT) = 2 sum over the levels l of block b of
+  (Omega_S^{-1} T' A)_{(l, c), (l, r)}: it needs Omega_S^{-1} only where A stores entries,
+  which the selected inverse of L gives (``linalg.selected_inverse``);
+* d r^2 = -2 rho' dLambda v (the envelope theorem: r^2 is a minimum over v and beta), with v
+  the spherical random effects and rho = Z'(y - Z Lambda v - X beta) formed from A's blocks:
+  the sum over levels of rho_l[r] v_l[c].
+
+Nothing of size n and no dense q x q matrix is formed where L's blocks are sparse; the cost is
+about twice that of the factorization. The entries' gradient is mapped to theta through the
+``ParameterMap``'s patterns and, for structures not linear in their parameters, the chain rule
+(``CovarianceStructure.entries_jacobian``). Models with parameters of a residual structure
+(a correlation structure or variance function) have no analytic gradient here.
+
+The derivation follows the profiled-deviance calculus of Bates and DebRoy (2004), "Linear
+mixed models and penalized least squares", J. Multivariate Anal. 91, section 4, on the blocked
+factor of Bates et al. (2025), arXiv 2505.11674.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..linalg.blocks import BlockSparse, block_times, transpose_times
+from ..linalg.selected_inverse import level_blocks, selected_inverse
+from ..linalg.threads import blas_threads_for
+
+__all__ = ["profiled_gradient"]
+
+
+def profiled_gradient(system, theta: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
+    """The criterion and its gradient at theta.
+
+    Args:
+        system: a ``PLSSystem`` (R = sigma^2 I or known weights: no residual parameters).
+        theta: (n_params,) inside the domain.
+        reml: the REML criterion, else -2 log-likelihood.
+
+    Returns:
+        (criterion, (n_params,) gradient); (inf, zeros) when the factor fails at theta.
+    """
+    parameters = system.structure.parameters
+    try:
+        factor = system.factor(theta)
+    except np.linalg.LinAlgError:
+        return np.inf, np.zeros(len(theta))
+    value = system.objective_from(factor, reml)
+    if not np.isfinite(value):
+        return value, np.zeros(len(theta))
+    with blas_threads_for(system.largest_dense_block):
+        per_block = _factor_gradients(system, factor, reml)
+    entries = np.zeros(sum(s.n_entries for s in parameters.structures))
+    for pattern, gradient in zip(parameters.patterns, per_block):
+        np.add.at(entries, pattern.index, gradient[pattern.rows, pattern.cols])
+    if parameters.linear:
+        return value, entries
+    out = np.zeros(len(theta))
+    for structure, part, entry_part in zip(parameters.structures, parameters.slices,
+                                           parameters.entry_slices):
+        out[part] = structure.entries_jacobian(theta[part]).T @ entries[entry_part]
+    return value, out
+
+
+def _factor_gradients(system, factor, reml: bool) -> list[np.ndarray]:
+    """Per random-effects block, the (p, p) derivatives of the criterion by the entries of
+    its lam."""
+    k, p = factor.k, factor.p
+    lambdas = factor.lambdas
+    sigma = selected_inverse(*factor.leading_blocks(fixed=reml))
+    beta, spherical = factor.response_solution()
+    if factor.fixed_basis is not None:
+        beta = factor.fixed_basis @ beta  # in the columns of A (X R^-1)
+    b = [(v.reshape(-1, lam.shape[0]) @ lam.T).ravel() for v, lam in zip(spherical, lambdas)]
+    dof = (system.n - p) if reml else system.n
+    weight = dof / factor.pwrss()
+    out = []
+    for j in range(k):
+        levels = system.blocks[j].nlevels
+        logdet = _logdet_trace(system, sigma, lambdas, j, levels, reml and p > 0)
+        rho = _residual_crossproduct(system, j, b, beta)
+        dr2 = -2.0 * rho.reshape(levels, -1).T @ spherical[j].reshape(levels, -1)
+        out.append(2.0 * logdet.T + weight * dr2)
+    return out
+
+
+def _logdet_trace(system, sigma: dict, lambdas, j: int, levels: int,
+                  fixed: bool) -> np.ndarray:
+    """G_j (p_j x p_j): the sum over block j's levels of the level-diagonal blocks of
+    Omega_S^{-1} T' A restricted to block j's columns."""
+    lam = lambdas[j]
+    own = np.einsum("ba,lbc->lac", lam, system.A_diag[j])  # lam' A_l per level
+    out = np.einsum("lab,lbc->ac", level_blocks(sigma[j, j], levels), own)
+    p_j = lam.shape[0]
+    for m in range(len(system.blocks)):
+        if m > j:  # Sigma_mj and Lambda_m' A_mj, both stored (q_m x q_j)
+            out += _column_sum(sigma[m, j], _scale_rows(system.A_off[m, j], lambdas[m]),
+                               levels, p_j)
+        elif m < j:  # Sigma_jm and A_jm Lambda_m, both stored (q_j x q_m)
+            out += _row_sum(sigma[j, m], _scale_columns(system.A_off[j, m], lambdas[m]),
+                            levels, p_j)
+    if fixed:
+        p = system.p
+        out += _column_sum(sigma[len(system.blocks), j], system.A_xy[j][:p], levels, p_j)
+    return out
+
+
+def _scale_rows(block, lam: np.ndarray):
+    """Lambda' block (Lambda = I (x) lam on the rows)."""
+    if isinstance(block, BlockSparse):
+        return block.with_data(np.einsum("ba,nbc->nac", lam, block.data))
+    p = lam.shape[0]
+    rows = block.reshape(-1, p, block.shape[1])
+    return np.einsum("ba,lbc->lac", lam, rows).reshape(block.shape)
+
+
+def _scale_columns(block, lam: np.ndarray):
+    """block Lambda (Lambda = I (x) lam on the columns)."""
+    if isinstance(block, BlockSparse):
+        return block.with_data(block.data @ lam)
+    p = lam.shape[0]
+    return (block.reshape(block.shape[0], -1, p) @ lam).reshape(block.shape)
+
+
+def _column_sum(s, a, levels: int, p: int) -> np.ndarray:
+    """sum over column blocks l of s[:, l]' a[:, l] (s, a of one pattern, p x p)."""
+    if isinstance(s, BlockSparse):
+        return np.einsum("nsa,nsc->ac", s.data, a.data)
+    return s.reshape(-1, p).T @ a.reshape(-1, p)
+
+
+def _row_sum(s, a, levels: int, p: int) -> np.ndarray:
+    """sum over row blocks l of s[l, :] a[l, :]' (s, a of one pattern, p x p)."""
+    if isinstance(s, BlockSparse):
+        return np.einsum("nas,ncs->ac", s.data, a.data)
+    return (s.reshape(levels, p, -1) @ np.swapaxes(a.reshape(levels, p, -1), 1, 2)).sum(0)
+
+
+def _residual_crossproduct(system, j: int, b: list[np.ndarray], beta: np.ndarray):
+    """rho_j = Z_j'(y - Z b - X beta) from A's blocks (b = Lambda v the random effects)."""
+    xy = system.A_xy[j]
+    levels = system.blocks[j].nlevels
+    own = np.einsum("lab,lb->la", system.A_diag[j], b[j].reshape(levels, -1)).ravel()
+    rho = xy[-1] - xy[:-1].T @ beta - own
+    for m in range(len(system.blocks)):
+        if m < j:
+            rho -= block_times(system.A_off[j, m], b[m])
+        elif m > j:
+            rho -= transpose_times(system.A_off[m, j], b[m])
+    return rho

@@ -1,0 +1,149 @@
+"""The selected inverse of a blocked Cholesky factor: (L L')^{-1} where L is stored.
+
+The recurrence of Takahashi, Fagan and Chin (1973), by block columns from the last: with
+Sigma = (L L')^{-1}, Sigma L = L^{-T} is upper triangular, so for i >= j
+
+    Sigma_ij = -(sum_{m > j} Sigma_im L_mj) L_jj^{-1}                      (i > j)
+    Sigma_jj = L_jj^{-T} L_jj^{-1} - (sum_{m > j} Sigma_mj' L_mj) L_jj^{-1}
+
+(Sigma_im = Sigma_mi' for m > i). Each block of Sigma is computed only where L stores one:
+dense blocks of L give dense blocks of Sigma; the first diagonal block (``BlockDiagonal``)
+gives its level-diagonal blocks only; a ``BlockSparse`` L[i][0] gives Sigma_i0 on its own
+pattern, each entry a sum over the pairs of stored entries sharing a column (the pairs the
+factorization's rank update already plans). So the work is that of the factorization, and no
+dense q x q matrix is formed for a sparse block. Those entries are all the gradient of the
+profiled criterion needs (``core.gradient``): A's pattern lies within L's.
+
+The blocks are handed in as for ``Factor``: the diagonal blocks and those below them of the
+leading block rows (the random effects, and for REML the fixed effects too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+from scipy.linalg.lapack import dpotri as _potri
+
+from .blocks import BlockDiagonal, BlockSparse
+
+__all__ = ["level_blocks", "selected_inverse"]
+
+
+def selected_inverse(diagonal: list, below: dict) -> dict:
+    """Sigma = (L L')^{-1} on the pattern of the blocked lower-triangular L.
+
+    Args:
+        diagonal: L_jj for each block row j: ``BlockDiagonal`` for j = 0, dense after.
+        below: L_ij (i > j) by (i, j): ``BlockSparse`` or dense for j = 0, dense after.
+
+    Returns:
+        Sigma_ij (i >= j) by (i, j): a ``BlockDiagonal`` of the level-diagonal blocks for
+        (0, 0), the type of L_i0 (on its pattern) for (i, 0), dense arrays otherwise.
+
+    Raises:
+        TypeError: for block types the recurrence has no kernel for (a dense L_jj is required
+            for j > 0).
+    """
+    nb = len(diagonal)
+    sigma: dict = {}
+
+    def full(i: int, m: int):
+        return sigma[i, m] if i >= m else sigma[m, i].T
+
+    for j in range(nb - 1, 0, -1):
+        if not isinstance(diagonal[j], np.ndarray):
+            raise TypeError(f"no selected-inverse kernel for a diagonal block of type "
+                            f"{type(diagonal[j]).__name__} after the first")
+        inverse = _potri(diagonal[j], lower=1)[0]  # L_jj^-T L_jj^-1, lower triangle
+        own = np.tril(inverse) + np.tril(inverse, -1).T
+        later = range(j + 1, nb)
+        if later:  # Y = L_{>j,j} L_jj^-1; Sigma_{>j,j} = -Sigma_{>j,>j} Y
+            below_j = np.vstack([below[m, j] for m in later])
+            scaled = scipy.linalg.solve_triangular(diagonal[j], below_j.T, lower=True,
+                                                   trans="T", check_finite=False).T
+            rest = np.block([[full(i, m) for m in later] for i in later])
+            column = -(rest @ scaled)
+            own -= scaled.T @ column
+            starts = np.cumsum([0] + [below[m, j].shape[0] for m in later])
+            for m, start, stop in zip(later, starts[:-1], starts[1:]):
+                sigma[m, j] = column[start:stop]
+        sigma[j, j] = own
+    _first_column(diagonal[0], below, sigma, full, nb)
+    return sigma
+
+
+def _first_column(first: BlockDiagonal, below: dict, sigma: dict, full, nb: int) -> None:
+    """Sigma_i0 (i > 0) on L_i0's pattern and the level-diagonal blocks of Sigma_00."""
+    inverse = first.inverse_blocks()  # (levels, p, p) lower triangular
+    scaled = {m: _times_blockdiag(below[m, 0], inverse) for m in range(1, nb)}  # L_m0 L_00^-1
+    for i in range(1, nb):
+        target = below[i, 0]
+        total = None
+        for m in range(1, nb):
+            part = _restricted_product(full(i, m), scaled[m], target)
+            total = part if total is None else total + part
+        sigma[i, 0] = _negated(target, total)
+    own = np.einsum("lba,lbc->lac", inverse, inverse)  # L_00^-T L_00^-1, per level
+    for m in range(1, nb):
+        own = own - _column_block_products(sigma[m, 0], scaled[m], first.data.shape[0])
+    sigma[0, 0] = BlockDiagonal(0.5 * (own + np.swapaxes(own, 1, 2)))
+
+
+def _times_blockdiag(block, inverse: np.ndarray):
+    """block @ blockdiag(inverse): each column block times its level's matrix."""
+    if isinstance(block, BlockSparse):
+        return block.with_data(block.data @ inverse[block.indices])
+    rows = block.shape[0]
+    levels, p, _ = inverse.shape
+    per_level = np.swapaxes(block.reshape(rows, levels, p), 0, 1) @ inverse  # (levels, rows, p)
+    return np.swapaxes(per_level, 0, 1).reshape(block.shape)
+
+
+def _restricted_product(left: np.ndarray, right, target):
+    """(left @ right) where ``target`` stores entries: dense for a dense target, else the
+    values of target's stored entries (flattened as its ``data``)."""
+    if isinstance(target, np.ndarray):
+        if isinstance(right, BlockSparse):
+            return (right.to_scipy().T @ left.T).T
+        return left @ right
+    if not isinstance(target, BlockSparse):
+        raise TypeError(f"no selected-inverse kernel for a block of type "
+                        f"{type(target).__name__}")
+    if isinstance(right, BlockSparse):
+        # entry (r, c) of target: sum over stored (s, c) of right of left[r, s] right[s, c]
+        plan = target.product_plan(right, symmetric=False)
+        values = left.ravel()[plan.target] * right.data.ravel()[plan.right]
+        return np.bincount(plan.left, values, target.data.size)
+    rows, cols = target.element_coo()
+    return np.einsum("ek,ke->e", left[rows], right[:, cols])
+
+
+def _negated(target, values):
+    """-values as a block of target's type."""
+    if isinstance(target, BlockSparse):
+        return target.with_data(-values.reshape(target.data.shape))
+    return -values
+
+
+def _column_block_products(a, b, levels: int) -> np.ndarray:
+    """(levels, p, p): for each column block l, a[:, l]' b[:, l] (a, b of one pattern)."""
+    if isinstance(a, BlockSparse):
+        products = np.einsum("bsa,bsc->bac", a.data, b.data)
+        p = products.shape[1]
+        out = np.zeros((levels, p * p))
+        for e in range(p * p):
+            out[:, e] = np.bincount(a.indices, products[:, e // p, e % p], levels)
+        return out.reshape(levels, p, p)
+    rows = a.shape[0]
+    p = a.shape[1] // levels
+    return np.swapaxes(a.reshape(rows, levels, p), 0, 1).transpose(0, 2, 1) @ np.swapaxes(
+        b.reshape(rows, levels, p), 0, 1)
+
+
+def level_blocks(block, levels: int) -> np.ndarray:
+    """(levels, p, p) the level-diagonal blocks of a square block (``BlockDiagonal`` or
+    dense, level-major)."""
+    if isinstance(block, BlockDiagonal):
+        return block.data
+    p = block.shape[0] // levels
+    return np.einsum("lalb->lab", block.reshape(levels, p, levels, p))

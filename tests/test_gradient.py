@@ -1,0 +1,151 @@
+"""The analytic gradient of the profiled criterion, its selected inverse, and L-BFGS-B.
+
+* The gradient equals central finite differences of the objective on every reference model,
+  REML and ML, at lme4's start, at the optimum and at a point away from both.
+* The selected inverse equals the dense inverse of L L' wherever L stores a block, for every
+  pair of block types (block-sparse with one and two columns per level, dense, three factors).
+* L-BFGS-B reaches BOBYQA's optimum to 1e-8 relative on every reference model, and the summary
+  records the method and the gradient evaluations.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import METHODS, dataset_for, reference_ids
+
+import mixedmodels as mm
+from mixedmodels.core.gradient import profiled_gradient
+from mixedmodels.linalg.blocks import BlockDiagonal, BlockSparse
+from mixedmodels.linalg.selected_inverse import selected_inverse
+
+
+def _thetas(fit) -> list[np.ndarray]:
+    parameters = fit.model.structure.parameters
+    lower = parameters.lower()
+    rng = np.random.default_rng(5)
+    away = np.where(lower == 0, fit.theta * rng.uniform(0.5, 1.5, len(lower)) + 0.05,
+                    fit.theta + rng.normal(0, 0.2, len(lower)))
+    return [parameters.start(), fit.theta, away]
+
+
+def _finite_differences(objective, theta: np.ndarray) -> np.ndarray:
+    """Central differences with Richardson extrapolation (error O(h^4))."""
+    out = np.zeros(len(theta))
+    for i in range(len(theta)):
+        h = 1e-4 * max(1.0, abs(theta[i]))
+        step = np.zeros(len(theta))
+        step[i] = h
+        wide = (objective(theta + 2 * step) - objective(theta - 2 * step)) / (4 * h)
+        narrow = (objective(theta + step) - objective(theta - step)) / (2 * h)
+        out[i] = (4 * narrow - wide) / 3
+    return out
+
+
+@pytest.mark.parametrize("model_id", reference_ids())
+def test_gradient_equals_finite_differences(model_id, reference_fits):
+    fit = reference_fits[model_id, "REML"][2]
+    model = fit.model
+    for reml in (True, False):
+        sibling = model.with_reml(reml)
+        for theta in _thetas(fit):
+            value, gradient = profiled_gradient(sibling.system, theta, reml)
+            assert value == pytest.approx(sibling._criterion(theta), rel=1e-11)
+            expected = _finite_differences(sibling._criterion, theta)
+            scale = max(1.0, np.max(np.abs(expected)))
+            assert np.max(np.abs(gradient - expected)) <= 1e-6 * scale, (reml, theta)
+
+
+def _dense_lower(factor, fixed: bool) -> np.ndarray:
+    diagonal, below = factor.leading_blocks(fixed)
+    sizes = [b.data.shape[0] * b.data.shape[1] if isinstance(b, BlockDiagonal) else b.shape[0]
+             for b in diagonal]
+    starts = np.cumsum([0] + sizes)
+    out = np.zeros((starts[-1], starts[-1]))
+    for i, block in enumerate(diagonal):
+        out[starts[i]:starts[i + 1], starts[i]:starts[i + 1]] = (
+            block.toarray() if isinstance(block, BlockDiagonal) else block)
+    for (i, j), block in below.items():
+        out[starts[i]:starts[i + 1], starts[j]:starts[j + 1]] = (
+            block.toarray() if isinstance(block, BlockSparse) else block)
+    return out, starts
+
+
+def _crossed(levels: tuple[int, ...], n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data = {f"g{k}": rng.integers(0, m, n).astype(str) for k, m in enumerate(levels)}
+    data["x"] = rng.normal(size=n)
+    data["y"] = data["x"] + rng.normal(size=n)
+    return pd.DataFrame(data)
+
+
+SELECTED = [
+    ("y ~ x + (1 | g0) + (1 | g1)", (900, 400), 4000, "BlockSparse"),
+    ("y ~ x + (1 + x | g0) + (1 + x | g1)", (500, 300), 4000, "BlockSparse"),
+    ("y ~ x + (1 + x | g0) + (1 | g1) + (1 | g2)", (40, 30, 7), 3000, "ndarray"),
+    ("y ~ x + (1 | g0) + (1 + x | g1) + (1 | g2)", (900, 300, 6), 5000, "BlockSparse"),
+]
+
+
+@pytest.mark.parametrize("formula, levels, n, first_type", SELECTED)
+def test_selected_inverse_equals_dense_inverse(formula, levels, n, first_type):
+    model = mm.LinearMixedModel(formula, _crossed(levels, n, seed=len(levels) + n))
+    assert type(model.system.A_off[1, 0]).__name__ == first_type
+    theta = model.structure.parameters.start() + 0.3
+    factor = model.system.factor(theta)
+    for fixed in (True, False):
+        sigma = selected_inverse(*factor.leading_blocks(fixed))
+        dense, starts = _dense_lower(factor, fixed)
+        inverse = np.linalg.inv(dense @ dense.T)
+        for (i, j), block in sigma.items():
+            expected = inverse[starts[i]:starts[i + 1], starts[j]:starts[j + 1]]
+            if isinstance(block, BlockDiagonal):
+                actual, mask = block.toarray(), BlockDiagonal(np.ones_like(block.data)).toarray()
+            elif isinstance(block, BlockSparse):
+                actual = block.toarray()
+                mask = block.with_data(np.ones_like(block.data)).toarray()
+            else:
+                actual, mask = block, np.ones_like(block)
+            scale = np.max(np.abs(inverse))
+            assert np.max(np.abs((actual - expected) * mask)) <= 1e-10 * scale, (i, j)
+
+
+def _fit(record, method: str, optimizer: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(record["formula"], dataset_for(record), reml=(method == "REML"),
+                       settings=mm.OptSettings(method=optimizer))
+
+
+@pytest.mark.parametrize("model_id", reference_ids())
+@pytest.mark.parametrize("method", METHODS)
+def test_lbfgsb_reaches_the_bobyqa_optimum(model_id, method, reference_fits):
+    record, _, fit = reference_fits[model_id, method]
+    used = "lbfgsb" if fit.optsummary.optimizer.startswith("L-BFGS-B") else "bobyqa"
+    other = _fit(record, method, "bobyqa" if used == "lbfgsb" else "lbfgsb")
+    assert abs(other.objective - fit.objective) <= 1e-8 * abs(fit.objective)
+    gradient_fit = fit if used == "lbfgsb" else other
+    assert gradient_fit.optsummary.optimizer.startswith("L-BFGS-B")
+    assert gradient_fit.optsummary.gradient_evaluations > 0
+
+
+def test_auto_uses_the_gradient_on_costly_models(reference_fits):
+    """auto: L-BFGS-B where the objective runs the blocked factor, BOBYQA elsewhere."""
+    for (_, _), (_, _, fit) in reference_fits.items():
+        costly = fit.model.system.evaluation_is_costly
+        assert fit.optsummary.optimizer.startswith("L-BFGS-B") == costly
+        assert (fit.optsummary.gradient_evaluations > 0) == costly
+
+
+def test_lbfgsb_refuses_residual_parameters(sleep):
+    with pytest.raises(ValueError, match="analytic gradient"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, correlation="ar1(Days | Subject)",
+                settings=mm.OptSettings(method="lbfgsb"))
+
+
+def test_method_is_checked(sleep):
+    with pytest.raises(ValueError, match="settings.method"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, settings=mm.OptSettings(method="newton"))

@@ -1,10 +1,10 @@
-"""The analytic gradient of the profiled criterion, its selected inverse, and L-BFGS-B.
+"""The analytic gradient of the profiled criterion, its selected inverse, and L-BFGS.
 
 * The gradient equals central finite differences of the objective on every reference model,
   REML and ML, at lme4's start, at the optimum and at a point away from both.
 * The selected inverse equals the dense inverse of L L' wherever L stores a block, for every
   pair of block types (block-sparse with one and two columns per level, dense, three factors).
-* L-BFGS-B reaches BOBYQA's optimum to 1e-8 relative on every reference model, and the summary
+* L-BFGS reaches BOBYQA's optimum to 1e-8 relative on every reference model, and the summary
   records the method and the gradient evaluations.
 """
 
@@ -32,17 +32,20 @@ def _thetas(fit) -> list[np.ndarray]:
     return [parameters.start(), fit.theta, away]
 
 
-def _finite_differences(objective, theta: np.ndarray) -> np.ndarray:
-    """Central differences with Richardson extrapolation (error O(h^4))."""
-    out = np.zeros(len(theta))
+def _finite_differences(objective, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences with Richardson extrapolation (error O(h^4)), and an estimate of
+    their error: the difference of the two central differences (rounding in the objective,
+    whose relative noise can reach 1e-12 on large models, over a small step)."""
+    out, spread = np.zeros(len(theta)), np.zeros(len(theta))
     for i in range(len(theta)):
-        h = 1e-4 * max(1.0, abs(theta[i]))
+        h = 1e-3 * max(abs(theta[i]), 1e-2)
         step = np.zeros(len(theta))
         step[i] = h
         wide = (objective(theta + 2 * step) - objective(theta - 2 * step)) / (4 * h)
         narrow = (objective(theta + step) - objective(theta - step)) / (2 * h)
         out[i] = (4 * narrow - wide) / 3
-    return out
+        spread[i] = abs(narrow - wide)
+    return out, spread
 
 
 @pytest.mark.parametrize("model_id", reference_ids())
@@ -52,11 +55,13 @@ def test_gradient_equals_finite_differences(model_id, reference_fits):
     for reml in (True, False):
         sibling = model.with_reml(reml)
         for theta in _thetas(fit):
-            value, gradient = profiled_gradient(sibling.system, theta, reml)
-            assert value == pytest.approx(sibling._criterion(theta), rel=1e-11)
-            expected = _finite_differences(sibling._criterion, theta)
+            system = sibling.system
+            value, gradient = profiled_gradient(system, theta, reml)
+            assert value == pytest.approx(sibling._criterion(theta), rel=1e-10)
+            expected, spread = _finite_differences(
+                lambda x: system.objective_from(system.factor(x), reml), theta)
             scale = max(1.0, np.max(np.abs(expected)))
-            assert np.max(np.abs(gradient - expected)) <= 1e-6 * scale, (reml, theta)
+            assert np.all(np.abs(gradient - expected) <= 1e-6 * scale + spread), (reml, theta)
 
 
 def _dense_lower(factor, fixed: bool) -> np.ndarray:
@@ -122,30 +127,30 @@ def _fit(record, method: str, optimizer: str):
 
 @pytest.mark.parametrize("model_id", reference_ids())
 @pytest.mark.parametrize("method", METHODS)
-def test_lbfgsb_reaches_the_bobyqa_optimum(model_id, method, reference_fits):
+def test_lbfgs_reaches_the_bobyqa_optimum(model_id, method, reference_fits):
     record, _, fit = reference_fits[model_id, method]
-    used = "lbfgsb" if fit.optsummary.optimizer.startswith("L-BFGS-B") else "bobyqa"
-    other = _fit(record, method, "bobyqa" if used == "lbfgsb" else "lbfgsb")
+    used = "lbfgs" if fit.optsummary.optimizer.startswith("LD_LBFGS") else "bobyqa"
+    other = _fit(record, method, "bobyqa" if used == "lbfgs" else "lbfgs")
     assert abs(other.objective - fit.objective) <= 1e-8 * abs(fit.objective)
-    gradient_fit = fit if used == "lbfgsb" else other
-    assert gradient_fit.optsummary.optimizer.startswith("L-BFGS-B")
+    gradient_fit = fit if used == "lbfgs" else other
+    assert gradient_fit.optsummary.optimizer.startswith("LD_LBFGS")
     assert gradient_fit.optsummary.gradient_evaluations > 0
 
 
 def test_auto_uses_the_gradient_on_costly_models(reference_fits):
-    """auto: L-BFGS-B where the objective runs the blocked factor, BOBYQA elsewhere."""
+    """auto: L-BFGS where the objective runs the blocked factor, BOBYQA elsewhere."""
     for (_, _), (_, _, fit) in reference_fits.items():
         costly = fit.model.system.evaluation_is_costly
-        assert fit.optsummary.optimizer.startswith("L-BFGS-B") == costly
+        assert fit.optsummary.optimizer.startswith("LD_LBFGS") == costly
         assert (fit.optsummary.gradient_evaluations > 0) == costly
 
 
-def test_lbfgsb_refuses_residual_parameters(sleep):
+def test_lbfgs_refuses_residual_parameters():
     with pytest.raises(ValueError, match="analytic gradient"):
-        mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, correlation="ar1(Days | Subject)",
-                settings=mm.OptSettings(method="lbfgsb"))
+        mm.lmer("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"), correlation="ar1(Days | Subject)",
+                settings=mm.OptSettings(method="lbfgs"))
 
 
-def test_method_is_checked(sleep):
+def test_method_is_checked():
     with pytest.raises(ValueError, match="settings.method"):
-        mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, settings=mm.OptSettings(method="newton"))
+        mm.lmer("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"), settings=mm.OptSettings(method="newton"))

@@ -153,6 +153,30 @@ class ParameterMap:
                 np.tanh(theta[: self.n_params][interval]) + 1.0)
         return theta
 
+    def sign_free(self) -> np.ndarray:
+        """(n_params,) bool: the parameters whose sign does not matter: the diagonal of a
+        linear term's lam (lme4's lower bound 0). Negating column c of lam leaves lam lam'
+        unchanged, so the criterion is even in lam[c, c] (with the entries below it negated
+        too): a gradient-driven optimizer may cross 0 freely, where on the bound the gradient
+        would vanish whether or not the optimum is there. ``canonical`` maps back."""
+        free = [(s.lower() == 0) & s.linear for s in self.structures]
+        return np.concatenate(free + [np.zeros(self.n_params - self.n_random, dtype=bool)])
+
+    def canonical(self, theta: np.ndarray) -> np.ndarray:
+        """theta with every linear term's lam columns negated where their diagonal entry is
+        negative: the same covariances, lme4's bounds (see ``sign_free``)."""
+        theta = np.array(theta, dtype=float)
+        for structure, part in self._terms:
+            if not structure.linear:
+                continue
+            pattern = structure.pattern
+            lam = pattern.lam(theta[part])
+            lam *= np.where(np.diagonal(lam) < 0, -1.0, 1.0)[None, :]
+            params = theta[part]
+            params[pattern.index] = lam[pattern.rows, pattern.cols]
+            theta[part] = params
+        return theta
+
     def _interval(self) -> np.ndarray:
         """(n_params,) bool: the parameters bounded on both sides."""
         return np.isfinite(self.lower()) & np.isfinite(self.upper())

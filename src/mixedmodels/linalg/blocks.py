@@ -22,7 +22,8 @@ import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
 
 __all__ = ["BlockDiagonal", "BlockSparse", "block_times", "cholesky", "log_diagonal_sum",
-           "lower_solve", "rank_update", "rdiv", "transpose_times", "upper_solve"]
+           "lower_solve", "rank_update", "rdiv", "times_blockdiag", "transpose_times",
+           "upper_solve"]
 
 
 @dataclass
@@ -162,27 +163,23 @@ def log_diagonal_sum(block) -> float:
 
 # --- right division by the transpose of a triangular diagonal block: T <- T L^{-T} -------------
 
-def _rdiv_sparse_blockdiag(target: BlockSparse, factor: BlockDiagonal) -> BlockSparse:
-    return target.with_data(_solve_rows(target.data, factor.data[target.indices][:, None]))
-
-
-def _rdiv_dense_blockdiag(target: np.ndarray, factor: BlockDiagonal) -> np.ndarray:
-    levels, p = factor.data.shape[:2]
+def times_blockdiag(block, blocks: np.ndarray):
+    """``block @ blockdiag(blocks)`` for an off-diagonal block (``BlockSparse`` or dense with
+    level-major columns): each column block times its level's (p x p) matrix."""
+    if isinstance(block, BlockSparse):
+        return block.with_data(block.data @ blocks[block.indices])
+    levels, p, _ = blocks.shape
     if p == 1:
-        return target / factor.data[:, 0, 0]
-    blocks = target.reshape(target.shape[0], levels, p)
-    return _solve_rows(blocks, factor.data).reshape(target.shape)
+        return block * blocks[:, 0, 0]
+    per_level = np.swapaxes(block.reshape(-1, levels, p), 0, 1) @ blocks  # (levels, rows, p)
+    return np.swapaxes(per_level, 0, 1).reshape(block.shape)
 
 
-def _solve_rows(rows: np.ndarray, lower: np.ndarray) -> np.ndarray:
-    """x with x @ lower.T = rows, row by row: rows (..., p), lower (..., p, p) broadcastable.
-
-    One batched product with the inverses of the small triangular blocks: the blocks of the
-    first diagonal block are Cholesky factors of lam' A_l lam + I, whose singular values are
-    all at least 1, so that inverting them loses nothing.
-    """
-    inverse = np.linalg.inv(lower)
-    return (rows[..., None, :] @ np.swapaxes(inverse, -1, -2))[..., 0, :]
+def _rdiv_blockdiag(target, factor: BlockDiagonal):
+    """T L^-T as T blockdiag(L_l^-T): the level blocks of the first diagonal block are
+    Cholesky factors of lam' A_l lam + I, whose singular values are all at least 1, so that
+    inverting them loses nothing."""
+    return times_blockdiag(target, np.swapaxes(factor.inverse_blocks(), 1, 2))
 
 
 def _rdiv_dense_dense(target: np.ndarray, factor: np.ndarray) -> np.ndarray:
@@ -190,8 +187,8 @@ def _rdiv_dense_dense(target: np.ndarray, factor: np.ndarray) -> np.ndarray:
 
 
 _RDIV = {
-    (BlockSparse, BlockDiagonal): _rdiv_sparse_blockdiag,
-    (np.ndarray, BlockDiagonal): _rdiv_dense_blockdiag,
+    (BlockSparse, BlockDiagonal): _rdiv_blockdiag,
+    (np.ndarray, BlockDiagonal): _rdiv_blockdiag,
     (np.ndarray, np.ndarray): _rdiv_dense_dense,
 }
 

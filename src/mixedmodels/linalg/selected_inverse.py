@@ -24,7 +24,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg.lapack import dpotri as _potri
 
-from .blocks import BlockDiagonal, BlockSparse
+from .blocks import BlockDiagonal, BlockSparse, times_blockdiag
 
 __all__ = ["level_blocks", "selected_inverse"]
 
@@ -54,8 +54,9 @@ def selected_inverse(diagonal: list, below: dict) -> dict:
         if not isinstance(diagonal[j], np.ndarray):
             raise TypeError(f"no selected-inverse kernel for a diagonal block of type "
                             f"{type(diagonal[j]).__name__} after the first")
-        inverse = _potri(diagonal[j], lower=1)[0]  # L_jj^-T L_jj^-1, lower triangle
-        own = np.tril(inverse) + np.tril(inverse, -1).T
+        own = np.tril(_potri(diagonal[j], lower=1)[0])  # L_jj^-T L_jj^-1, lower triangle
+        own += own.T
+        own[np.diag_indices_from(own)] *= 0.5
         later = range(j + 1, nb)
         if later:  # Y = L_{>j,j} L_jj^-1; Sigma_{>j,j} = -Sigma_{>j,>j} Y
             below_j = np.vstack([below[m, j] for m in later])
@@ -75,12 +76,12 @@ def selected_inverse(diagonal: list, below: dict) -> dict:
 def _first_column(first: BlockDiagonal, below: dict, sigma: dict, full, nb: int) -> None:
     """Sigma_i0 (i > 0) on L_i0's pattern and the level-diagonal blocks of Sigma_00."""
     inverse = first.inverse_blocks()  # (levels, p, p) lower triangular
-    scaled = {m: _times_blockdiag(below[m, 0], inverse) for m in range(1, nb)}  # L_m0 L_00^-1
+    scaled = {m: times_blockdiag(below[m, 0], inverse) for m in range(1, nb)}  # L_m0 L_00^-1
     for i in range(1, nb):
         target = below[i, 0]
         total = None
         for m in range(1, nb):
-            part = _restricted_product(full(i, m), scaled[m], target)
+            part = _restricted_product(full(i, m), scaled[m], target, symmetric=i == m)
             total = part if total is None else total + part
         sigma[i, 0] = _negated(target, total)
     own = np.einsum("lba,lbc->lac", inverse, inverse)  # L_00^-T L_00^-1, per level
@@ -89,19 +90,11 @@ def _first_column(first: BlockDiagonal, below: dict, sigma: dict, full, nb: int)
     sigma[0, 0] = BlockDiagonal(0.5 * (own + np.swapaxes(own, 1, 2)))
 
 
-def _times_blockdiag(block, inverse: np.ndarray):
-    """block @ blockdiag(inverse): each column block times its level's matrix."""
-    if isinstance(block, BlockSparse):
-        return block.with_data(block.data @ inverse[block.indices])
-    rows = block.shape[0]
-    levels, p, _ = inverse.shape
-    per_level = np.swapaxes(block.reshape(rows, levels, p), 0, 1) @ inverse  # (levels, rows, p)
-    return np.swapaxes(per_level, 0, 1).reshape(block.shape)
-
-
-def _restricted_product(left: np.ndarray, right, target):
+def _restricted_product(left: np.ndarray, right, target, symmetric: bool = False):
     """(left @ right) where ``target`` stores entries: dense for a dense target, else the
-    values of target's stored entries (flattened as its ``data``)."""
+    values of target's stored entries (flattened as its ``data``). ``symmetric``: left is
+    symmetric and right has target's pattern (Sigma_ii L_i0 L_00^-1), so that the pairs of
+    the factorization's own rank update serve, each once."""
     if isinstance(target, np.ndarray):
         if isinstance(right, BlockSparse):
             return (right.to_scipy().T @ left.T).T
@@ -111,11 +104,26 @@ def _restricted_product(left: np.ndarray, right, target):
                         f"{type(target).__name__}")
     if isinstance(right, BlockSparse):
         # entry (r, c) of target: sum over stored (s, c) of right of left[r, s] right[s, c]
+        if symmetric:
+            return _symmetric_restricted_product(left, right, target)
         plan = target.product_plan(right, symmetric=False)
         values = left.ravel()[plan.target] * right.data.ravel()[plan.right]
         return np.bincount(plan.left, values, target.data.size)
     rows, cols = target.element_coo()
     return np.einsum("ek,ke->e", left[rows], right[:, cols])
+
+
+def _symmetric_restricted_product(left: np.ndarray, right: BlockSparse,
+                                  target: BlockSparse) -> np.ndarray:
+    """The ``symmetric`` case of ``_restricted_product``: each pair (e, f) of stored entries
+    of one column, rows r >= s, adds left[r, s] right[f] to e and left[r, s] right[e] to f
+    (once when e is f)."""
+    plan = target.product_plan(right, symmetric=True)
+    weights = left.ravel()[plan.target]
+    data = right.data.ravel()
+    out = np.bincount(plan.left, weights * data[plan.right], target.data.size)
+    weights[plan.left == plan.right] = 0.0
+    return out + np.bincount(plan.right, weights * data[plan.left], target.data.size)
 
 
 def _negated(target, values):

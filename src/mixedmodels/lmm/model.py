@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from ..core.optimize import (
+    CONVERGED,
     METHODS,
     ConvergenceCheck,
     OptSettings,
     OptSummary,
     check_convergence,
     minimize_bobyqa,
-    minimize_lbfgsb,
+    minimize_lbfgs,
     snap_to_bounds,
 )
 from ..core.pls import PLSSystem
@@ -69,8 +70,6 @@ def _checked_settings(settings: OptSettings) -> OptSettings:
     check_number(settings.initial_step, "settings.initial_step", minimum=0, exclusive=True)
     check_integer(settings.maxeval, "settings.maxeval")
     check_choice(settings.method, "settings.method", METHODS)
-    for name in ("gradient_ftol", "gradient_gtol"):
-        check_number(getattr(settings, name), f"settings.{name}", minimum=0)
     return settings
 
 
@@ -249,14 +248,16 @@ class LinearMixedModel:
         with a smaller trust region, as lme4's ``restart_edge``: near the boundary the objective
         is flat in some directions and BOBYQA's first stop can depend on rounding alone. The
         better of the two optima is kept; the summary counts both runs' evaluations.
-        L-BFGS-B keeps to the bounds itself; when its line search stops it before its
-        tolerances (rounding), BOBYQA continues from its end with a small trust region, and
-        the summary counts both. Last, parameters within ``SNAP_DISTANCE`` of their bound are
+        L-BFGS runs with the signs of lam's diagonal free (``ParameterMap.sign_free``: on the
+        bound 0 the criterion's derivative vanishes, optimum or not) and theta is then mapped
+        to lme4's canonical form; when round-off or the evaluation limit stops it before its
+        tolerances, BOBYQA continues from its end with the restart's trust region, and the
+        summary counts both. Last, parameters within ``SNAP_DISTANCE`` of their bound are
         tried on it and kept there when the criterion is no worse (``snap_to_bounds``), so that
         a boundary optimum is reported on the boundary, as lme4 and MixedModels.jl report it.
 
         Raises:
-            ValueError: ``settings.method`` is "lbfgsb" and the model has parameters of a
+            ValueError: ``settings.method`` is "lbfgs" and the model has parameters of a
                 residual structure (no analytic gradient for them).
         """
         settings = check_settings(settings)
@@ -269,10 +270,9 @@ class LinearMixedModel:
                               np.array([self._criterion(np.zeros(0))]), backend)
         with self.system.optimizer_threads():
             if self._uses_gradient(settings):
-                summary = minimize_lbfgsb(self._criterion_and_gradient, parameters.start(),
-                                          lower, settings, upper, backend=backend)
-                if summary.return_code != "SUCCESS":
-                    summary = self._continued(summary, settings, 0.01)
+                summary = self._minimize_lbfgs(settings)
+                if summary.return_code not in CONVERGED:
+                    summary = self._continued(summary, settings, 0.1)
             else:
                 summary = minimize_bobyqa(self._criterion, parameters.start(), lower, settings,
                                           upper, backend=backend)
@@ -280,16 +280,26 @@ class LinearMixedModel:
                     summary = self._continued(summary, settings, 0.1)
         return snap_to_bounds(self._criterion, summary)
 
+    def _minimize_lbfgs(self, settings: OptSettings) -> OptSummary:
+        """L-BFGS with the signs of lam's diagonal free (``ParameterMap.sign_free``), then
+        theta in lme4's canonical form."""
+        parameters = self.structure.parameters
+        lower = np.where(parameters.sign_free(), -np.inf, parameters.lower())
+        summary = minimize_lbfgs(self._criterion_and_gradient, parameters.start(), lower,
+                                 settings, parameters.upper(), backend=self.system.backend)
+        return dataclasses.replace(summary, final=parameters.canonical(summary.final),
+                                   lower_bounds=parameters.lower())
+
     def _uses_gradient(self, settings: OptSettings) -> bool:
-        """L-BFGS-B with the analytic gradient (else BOBYQA), as ``settings.method`` says."""
+        """L-BFGS with the analytic gradient (else BOBYQA), as ``settings.method`` says."""
         available = hasattr(self.system, "objective_and_gradient")
-        if settings.method == "lbfgsb" and not available:
-            raise ValueError("settings.method='lbfgsb' needs the analytic gradient, which "
+        if settings.method == "lbfgs" and not available:
+            raise ValueError("settings.method='lbfgs' needs the analytic gradient, which "
                              "models with a correlation structure or variance function do not "
                              "have: use method='bobyqa' or 'auto'")
         if settings.method == "auto":
             return available and self.system.evaluation_is_costly
-        return settings.method == "lbfgsb"
+        return settings.method == "lbfgs"
 
     def _criterion_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         return self.system.objective_and_gradient(theta, self.reml)

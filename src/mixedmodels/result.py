@@ -227,7 +227,8 @@ class LmmFit(FittedModel):
             "dropped_columns": list(self.model.design.dropped),
             "optimizer": {"name": self.optsummary.optimizer,
                           "return_code": self.optsummary.return_code,
-                          "evaluations": self.optsummary.evaluations},
+                          "evaluations": self.optsummary.evaluations,
+                          "gradient_evaluations": self.optsummary.gradient_evaluations},
         }
 
 

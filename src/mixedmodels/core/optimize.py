@@ -24,7 +24,7 @@ METHODS = ("auto", "bobyqa", "lbfgs")
 #: the return codes of an optimizer that met its own tolerances
 CONVERGED = ("SUCCESS", "FTOL_REACHED", "XTOL_REACHED")
 #: the number of past gradients L-BFGS keeps (NLopt's vector storage)
-LBFGS_STORAGE = 20
+LBFGS_STORAGE = 100
 
 #: parameters closer than this to a bound are tried at the bound (MixedModels.jl's
 #: ``xtol_zero_abs``)

@@ -18,9 +18,10 @@ import pytest
 from conftest import METHODS, dataset_for, reference_ids
 
 import mixedmodels as mm
-from mixedmodels.core.gradient import profiled_gradient
+from mixedmodels.core.gradient import _entries_gradient, profiled_gradient
 from mixedmodels.linalg.blocks import BlockDiagonal, BlockSparse
 from mixedmodels.linalg.selected_inverse import selected_inverse
+from mixedmodels.lmm.model import GRADIENT_FROM, GRADIENT_FROM_BLOCKED
 
 
 def _thetas(fit) -> list[np.ndarray]:
@@ -62,6 +63,19 @@ def test_gradient_equals_finite_differences(model_id, reference_fits):
                 lambda x: system.objective_from(system.factor(x), reml), theta)
             scale = max(1.0, np.max(np.abs(expected)))
             assert np.all(np.abs(gradient - expected) <= 1e-6 * scale + spread), (reml, theta)
+
+
+@pytest.mark.parametrize("model_id", reference_ids())
+def test_dense_and_blocked_gradients_agree(model_id, reference_fits):
+    """Small systems take the dense path; the blocked factor gives the same gradient."""
+    system = reference_fits[model_id, "REML"][2].model.system
+    if system.small_system is None:
+        pytest.skip("not a small system")
+    for reml in (True, False):
+        for theta in _thetas(reference_fits[model_id, "REML"][2]):
+            _, dense = system.small_system.gradient(theta, reml, system.n)
+            blocked = _entries_gradient(system, system.factor(theta), reml)
+            assert np.max(np.abs(dense - blocked)) <= 1e-7 * max(1.0, np.max(np.abs(dense)))
 
 
 def _dense_lower(factor, fixed: bool) -> np.ndarray:
@@ -137,12 +151,18 @@ def test_lbfgs_reaches_the_bobyqa_optimum(model_id, method, reference_fits):
     assert gradient_fit.optsummary.gradient_evaluations > 0
 
 
-def test_auto_uses_the_gradient_on_costly_models(reference_fits):
-    """auto: L-BFGS where the objective runs the blocked factor, BOBYQA elsewhere."""
+def test_auto_uses_the_gradient_where_it_pays(reference_fits):
+    """auto: L-BFGS from GRADIENT_FROM_BLOCKED parameters on the blocked factor and from
+    GRADIENT_FROM on smaller systems, BOBYQA elsewhere."""
+    chosen = set()
     for (_, _), (_, _, fit) in reference_fits.items():
         costly = fit.model.system.evaluation_is_costly
-        assert fit.optsummary.optimizer.startswith("LD_LBFGS") == costly
-        assert (fit.optsummary.gradient_evaluations > 0) == costly
+        least = GRADIENT_FROM_BLOCKED if costly else GRADIENT_FROM
+        gradient = fit.model.structure.parameters.n_params >= least
+        assert fit.optsummary.optimizer.startswith("LD_LBFGS") == gradient
+        assert (fit.optsummary.gradient_evaluations > 0) == gradient
+        chosen.add((costly, gradient))
+    assert {(True, True), (False, True), (False, False)} <= chosen
 
 
 def test_lbfgs_refuses_residual_parameters():

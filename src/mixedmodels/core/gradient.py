@@ -17,7 +17,8 @@ I_levels (x) E_rc, so that
   the sum over levels of rho_l[r] v_l[c].
 
 Nothing of size n and no dense q x q matrix is formed where L's blocks are sparse; the cost is
-about twice that of the factorization. The entries' gradient is mapped to theta through the
+about twice that of the factorization. Small systems (q + p + 1 <= ``SMALL_SYSTEM``) apply the
+same formulas to the dense matrices at once (``PLSSystem.small_system``): a few LAPACK calls. The entries' gradient is mapped to theta through the
 ``ParameterMap``'s patterns and, for structures not linear in their parameters, the chain rule
 (``CovarianceStructure.entries_jacobian``). Models with parameters of a residual structure
 (a correlation structure or variance function) have no analytic gradient here.
@@ -50,25 +51,40 @@ def profiled_gradient(system, theta: np.ndarray, reml: bool) -> tuple[float, np.
         (criterion, (n_params,) gradient); (inf, zeros) when the factor fails at theta.
     """
     parameters = system.structure.parameters
+    failed = np.inf, np.zeros(len(theta))
     try:
-        factor = system.factor(theta)
+        with blas_threads_for(system.largest_dense_block):
+            entries = parameters.entries(theta)
+            small = system.small_system
+            if small is not None:  # one dense matrix: the same formulas, fewer calls
+                pieces, by_entry = small.gradient(entries, reml, system.n)
+                value = system.criterion(pieces, reml)
+            else:
+                factor = system.factor(theta)
+                value = system.objective_from(factor, reml)
+                by_entry = (_entries_gradient(system, factor, reml) if np.isfinite(value)
+                            else None)
     except np.linalg.LinAlgError:
-        return np.inf, np.zeros(len(theta))
-    value = system.objective_from(factor, reml)
+        return failed
     if not np.isfinite(value):
-        return value, np.zeros(len(theta))
-    with blas_threads_for(system.largest_dense_block):
-        per_block = _factor_gradients(system, factor, reml)
-    entries = np.zeros(sum(s.n_entries for s in parameters.structures))
-    for pattern, gradient in zip(parameters.patterns, per_block):
-        np.add.at(entries, pattern.index, gradient[pattern.rows, pattern.cols])
+        return failed
     if parameters.linear:
-        return value, entries
+        return value, by_entry
     out = np.zeros(len(theta))
     for structure, part, entry_part in zip(parameters.structures, parameters.slices,
                                            parameters.entry_slices):
-        out[part] = structure.entries_jacobian(theta[part]).T @ entries[entry_part]
+        out[part] = structure.entries_jacobian(theta[part]).T @ by_entry[entry_part]
     return value, out
+
+
+def _entries_gradient(system, factor, reml: bool) -> np.ndarray:
+    """The criterion's gradient by the entries vector, from the blocked factor."""
+    parameters = system.structure.parameters
+    per_block = _factor_gradients(system, factor, reml)
+    out = np.zeros(sum(s.n_entries for s in parameters.structures))
+    for pattern, gradient in zip(parameters.patterns, per_block):
+        np.add.at(out, pattern.index, gradient[pattern.rows, pattern.cols])
+    return out
 
 
 def _factor_gradients(system, factor, reml: bool) -> list[np.ndarray]:

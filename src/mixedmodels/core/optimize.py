@@ -44,10 +44,11 @@ class OptSettings:
     """Optimizer settings.
 
     ``method``: "bobyqa", "lbfgs" (the analytic gradient; models without residual-structure
-    parameters), or "auto": L-BFGS where an evaluation is costly (the blocked factor: several
-    grouping factors and more than a hundred rows in Lambda' A Lambda + I), where it reaches
-    the same optimum in a third to a fortieth of BOBYQA's evaluations; BOBYQA on small
-    models, whose compiled evaluations cost less than the gradient's bookkeeping.
+    parameters), or "auto": L-BFGS from 3 parameters where an evaluation is costly (the
+    blocked factor: several grouping factors and more than a hundred rows in
+    Lambda' A Lambda + I) and from 6 on smaller systems, where it reaches the same optimum in
+    a third to a thirtieth of BOBYQA's evaluations; BOBYQA otherwise, where the compiled
+    evaluations cost less than the gradient's bookkeeping (``lmm.model.GRADIENT_FROM``).
 
     The tolerances have NLopt's names and serve both methods; their defaults are tighter than
     lme4's, which stop early on some models; the extra evaluations cost little because each is

@@ -32,6 +32,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg.lapack import dgeqrf as _geqrf
 from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dpotri as _potri
 from scipy.linalg.lapack import dtrtri as _trtri
 
 from ..covariance.residual import Identity, ResidualStructure
@@ -147,7 +148,7 @@ class PLSSystem:
         factor's largest dense diagonal block (the grouping factors after the first, which
         fill in, and [X y]), which decides the BLAS threads of ``factor``."""
         self.largest_dense_block = max([b.q for b in self.blocks[1:]] + [self.p + 1])
-        self._fast = None
+        self._fast = self._small = None
         if len(self.blocks) == 1:
             kernel = load_kernel()
             if kernel is not None:
@@ -156,6 +157,15 @@ class PLSSystem:
                 return
         if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= SMALL_SYSTEM:
             self._fast = self.backends()["compiled dense" if load_dense_kernel() else "dense"]
+
+    @property
+    def small_system(self) -> "_SmallSystem | None":
+        """The whole of A as one dense matrix when q + p + 1 <= ``SMALL_SYSTEM`` (built on
+        first use), else None."""
+        if self._small is None and (sum(b.q for b in self.blocks) + self.A_xyxy.shape[0]
+                                    <= SMALL_SYSTEM):
+            self._small = _SmallSystem(self)
+        return self._small
 
     def _through_entries(self, backend):
         """The back-end as a function of theta: itself when the entries are theta (linear
@@ -408,15 +418,51 @@ class _SmallSystem:
     name = "dense"
 
     def __call__(self, theta: np.ndarray) -> Pieces:
-        self.transform[self.rows, self.cols] = theta[self.index]
+        factor = self._factor(theta)
+        if factor is None:
+            return FAILED
+        return self._pieces(factor)
+
+    def _factor(self, entries: np.ndarray) -> np.ndarray | None:
+        """The lower Cholesky factor of T' A T + diag(I, 0), or None if it fails."""
+        self.transform[self.rows, self.cols] = entries[self.index]
         scaled = self.transform.T @ (self.full @ self.transform)
         scaled.ravel()[self.diagonal] += 1.0
         factor, info = _potrf(scaled, lower=1, overwrite_a=1)
-        if info != 0:
-            return FAILED
+        return factor if info == 0 else None
+
+    def _pieces(self, factor: np.ndarray) -> Pieces:
         diagonal = np.log(np.diagonal(factor))
         logdet_z = 2.0 * diagonal[: self.q].sum()
         return Pieces(logdet_z, 2.0 * diagonal[self.q:-1].sum(), np.diagonal(factor)[-1] ** 2)
+
+    def gradient(self, entries: np.ndarray, reml: bool, n: int) -> tuple[Pieces, np.ndarray]:
+        """The pieces and the criterion's gradient by the entries (``core.gradient``'s
+        formulas on the dense matrices): with S the rows of Omega_S (the random effects, and
+        for REML the fixed effects), d log|Omega_S| / d entry = 2 sum over the entry's
+        positions (r, c) in T of (Omega_S^-1 T' A)[c, r], and d r^2 = -2 rho[r] v[c].
+
+        Raises:
+            numpy.linalg.LinAlgError: the factor fails at these entries.
+        """
+        factor = self._factor(entries)
+        if factor is None:
+            raise np.linalg.LinAlgError("the factor is not positive definite")
+        q, size = self.q, self.size
+        kept = size - 1 if reml else q  # the rows of Omega_S
+        inverse = _potri(factor[:kept, :kept], lower=1)[0]
+        inverse = np.tril(inverse) + np.tril(inverse, -1).T
+        traces = inverse @ (self.transform[:kept, :kept].T @ self.full[:kept, :q])
+        # the solution [v; beta] of L_K' [v; beta] = L's last row, and rho = Z'(y - Z b - X beta)
+        solution = scipy.linalg.solve_triangular(factor[:-1, :-1], factor[-1, :-1], lower=True,
+                                                 trans="T", check_finite=False)
+        b = self.transform[:q, :q] @ solution[:q]
+        rho = self.full[:q, -1] - self.full[:q, :q] @ b - self.full[:q, q:-1] @ solution[q:]
+        pieces = self._pieces(factor)
+        dof = (n - (size - 1 - q)) if reml else n
+        per_position = (2.0 * traces[self.cols, self.rows]
+                        - 2.0 * dof / pieces.r2 * rho[self.rows] * solution[self.cols])
+        return pieces, np.bincount(self.index, per_position, len(entries))
 
 
 def _scale_blocks(blocks: np.ndarray, lam: np.ndarray) -> np.ndarray:

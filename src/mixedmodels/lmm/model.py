@@ -319,8 +319,10 @@ class LinearMixedModel:
                              "models with a correlation structure or variance function do not "
                              "have: use method='bobyqa' or 'auto'")
         if settings.method == "auto":
+            if not available:
+                return False
             least = GRADIENT_FROM_BLOCKED if self.system.evaluation_is_costly else GRADIENT_FROM
-            return available and self.structure.parameters.n_params >= least
+            return self.structure.parameters.n_params >= least
         return settings.method == "lbfgs"
 
     def _continued(self, summary: OptSummary, settings: OptSettings,

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 import mixedmodels as mm
 from mixedmodels.design.build import (
+    _factor_codes,
+    _level_label,
     build_design,
     drop_aliased,
     grouping_codes,
@@ -82,6 +84,30 @@ def test_interaction_of_many_large_factors():
     np.testing.assert_array_equal(levels[codes], labels)
     order = sorted(set(map(tuple, frame.to_numpy())))
     assert list(levels) == [":".join(map(str, t)) for t in order]
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(["b", None, "a", "b"], dtype=object), pd.Series(["b", None, "a"], dtype="str"),
+    pd.Series([3, None, 1], dtype="Int64"), pd.Series([2.5, np.nan, -1.0, 2.5]),
+    pd.Series([1, "a", 2.5, "a"], dtype=object),  # pandas sorts the numbers first
+    pd.Series(pd.to_datetime(["2024-03-01", "2024-01-01", None])),
+], ids=["object", "str", "Int64", "float", "mixed", "dates"])
+def test_factor_codes_are_pandas_sorted_factorize(values):
+    """The codes (-1 where missing) and level labels of pandas' factorize(sort=True)."""
+    codes, levels = _factor_codes(values)
+    expected_codes, uniques = pd.factorize(values, sort=True)
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert list(levels) == [_level_label(u) for u in uniques]
+
+
+def test_design_reads_each_column_once(monkeypatch):
+    reads = []
+    getitem = pd.DataFrame.__getitem__
+    monkeypatch.setattr(pd.DataFrame, "__getitem__",
+                        lambda self, key: reads.append(key) or getitem(self, key))
+    data = mm.datasets.load("orthodont")
+    build_design(parse_formula("distance ~ age * Sex + (age | Subject)"), data)
+    assert sorted(reads) == ["Sex", "Subject", "age", "distance"]
 
 
 @settings(max_examples=50, deadline=None)

@@ -37,6 +37,7 @@ __all__ = [
     "LinearStructure",
     "Scalar",
     "Unstructured",
+    "boundary_rule",
     "lower_triangle",
     "sd_and_correlation",
     "sd_names",
@@ -194,12 +195,7 @@ class CovarianceStructure(ABC):
         """(n_params,) bool: a parameter bounded below by 0 and within ``tol`` of it (an sd, or
         a diagonal entry of an unstructured lam), or a parameter within ``tol`` of another
         finite bound (a structured term's correlation at its bound)."""
-        lower, upper = self.lower(), self.upper()
-        at_zero = (lower == 0) & (params < tol)
-        with np.errstate(invalid="ignore"):
-            at_other = (np.isfinite(lower) & (lower != 0) & (params - lower < tol)) | (
-                np.isfinite(upper) & (upper - params < tol))
-        return at_zero | at_other
+        return boundary_rule(params, self.lower(), self.upper(), tol)
 
     def is_singular(self, params: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> bool:
         """lme4's ``isSingular`` for this term: a parameter on the boundary."""
@@ -298,6 +294,18 @@ class Scalar(Diagonal):
 
     def __repr__(self) -> str:
         return "Scalar()"
+
+
+def boundary_rule(params: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                  tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
+    """(n,) bool: the rule of ``CovarianceStructure.on_boundary`` for parameters with these
+    bounds: bounded below by 0 and within ``tol`` of it, or within ``tol`` of another finite
+    bound (for one structure, or for the parameters of several at once)."""
+    at_zero = (lower == 0) & (params < tol)
+    with np.errstate(invalid="ignore"):
+        at_other = (np.isfinite(lower) & (lower != 0) & (params - lower < tol)) | (
+            np.isfinite(upper) & (upper - params < tol))
+    return at_zero | at_other
 
 
 def lower_triangle(k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,7 @@ from ..formula.parse import (
 from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES
 from .columns import check_column
 from .encoding import fast_encoding
+from .frame import FrameColumns, number_dtype
 from .materialize import ModelData
 
 __all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names",
@@ -224,10 +225,14 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
         read = read + [weights_column]
         used = used if weights_column in used else used + [weights_column]
     whole = data  # a reference: the design's frame selects the model's columns on first use
-    frame, drop = _drop_missing(whole, used, read, texts)
-    rows = ModelData(frame, whole, drop, dict(transforms or {}))
+    columns = FrameColumns(whole)
+    frame, drop = _drop_missing(columns, used, read, texts)
+    rows = ModelData(frame, whole, drop, dict(transforms or {}),
+                     columns if frame is whole else None)
     y = _response(rows, formula.response)
-    terms = _check_random_collinearity([_term_design(term, rows) for term in formula.random])
+    factors: dict = {}  # each grouping column's codes, shared by the terms (nesting: g/h)
+    terms = _check_random_collinearity([_term_design(term, rows, factors)
+                                        for term in formula.random])
     check_identifiable(terms, frame.shape[0], nobs_checks)
     X, names, spec = _fixed_matrix(formula.fixed, rows)
     X, names, dropped = drop_aliased(X, names)
@@ -412,16 +417,22 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
             f"{' ...' if len(columns) > 20 else ''}")
 
 
-def _drop_missing(data: pd.DataFrame, used: list[str], read: list[str],
+def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
                   texts) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows of ``data`` without a missing value in the columns ``used``, and the positions
-    of the others. The columns ``read`` as values that are not numbers are checked on the way
-    (``columns.check_column``: dates, or text among numbers, are errors)."""
+    """The rows of the data (``columns``) without a missing value in the columns ``used``, and
+    the positions of the others. The columns ``read`` as values that are not numbers are
+    checked on the way (``columns.check_column``: dates, or text among numbers, are errors)."""
+    data = columns.frame
     missing = np.zeros(data.shape[0], dtype=bool)
+    categorical = []
     for name in used:
-        column = data[name]
-        values = column.to_numpy()
+        column = columns[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            categorical.append(name)
+        values = columns.values(name)
         if values.dtype.kind in "fc":
+            if np.isfinite(values).all():  # the common case, in one pass
+                continue
             infinite = np.isinf(values)
             if infinite.any():
                 raise DataError(f"column {name!r} has {int(infinite.sum())} infinite value(s) "
@@ -433,7 +444,7 @@ def _drop_missing(data: pd.DataFrame, used: list[str], read: list[str],
                 check_column(name, column, texts)
             missing |= pd.isna(values)
     if not missing.any():
-        return _drop_unused_levels(data, used), _NO_ROWS
+        return _drop_unused_levels(data, categorical), _NO_ROWS
     count = int(missing.sum())
     per_column = data[used].isna().sum()
     detail = ", ".join(f"{name}: {int(k)}" for name, k in per_column.items() if k)
@@ -442,22 +453,22 @@ def _drop_missing(data: pd.DataFrame, used: list[str], read: list[str],
     frame = data.loc[~missing, used]
     if frame.shape[0] == 0:
         raise DataError("no rows are left after dropping rows with missing values")
-    return _drop_unused_levels(frame, used), np.flatnonzero(missing)
+    return _drop_unused_levels(frame, categorical), np.flatnonzero(missing)
 
 
 _NO_ROWS = np.zeros(0, dtype=np.intp)
 _NO_ROWS.flags.writeable = False
 
 
-def _drop_unused_levels(frame: pd.DataFrame, used: list[str]) -> pd.DataFrame:
+def _drop_unused_levels(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
     """As R's model.frame (drop.unused.levels): a category without observations, or seen only
-    in dropped rows, is no level at all (not an all-zero column of X, nor an empty group)."""
-    for name in used:
+    in dropped rows, is no level at all (not an all-zero column of X, nor an empty group).
+    ``categorical``: the model's columns of categorical dtype."""
+    for name in categorical:
         column = frame[name]
-        if isinstance(column.dtype, pd.CategoricalDtype):
-            present = column.cat.remove_unused_categories()
-            if len(present.cat.categories) < len(column.cat.categories):
-                frame = frame.assign(**{name: present})
+        present = column.cat.remove_unused_categories()
+        if len(present.cat.categories) < len(column.cat.categories):
+            frame = frame.assign(**{name: present})
     return frame
 
 
@@ -470,7 +481,7 @@ def _numeric_expression(rows: ModelData, name: str, what: str) -> np.ndarray:
     rows of ``rows.frame``."""
     frame = rows.frame
     if name in frame.columns:
-        column = frame[name]
+        column = rows.columns[name]
     else:  # an expression of columns, e.g. log(y)
         matrix = _matrix(rows, "0 + " + formulaic_expression(name), f"{what} {name!r}",
                          "evaluate")
@@ -478,7 +489,7 @@ def _numeric_expression(rows: ModelData, name: str, what: str) -> np.ndarray:
             raise DataError(f"{what} {name!r} must be one numeric column, but it "
                             f"gives {matrix.shape[1]} columns ({', '.join(matrix.columns)})")
         column = pd.Series(np.asarray(matrix, dtype=float)[:, 0], index=frame.index)
-    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+    if not number_dtype(column.dtype):
         example = column.iloc[0]
         example = example.item() if hasattr(example, "item") else example
         raise DataError(f"{what} {name!r} must be numeric, but its dtype is "
@@ -511,14 +522,14 @@ def _failure(exc: Exception) -> str:
 
 def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> None:
     """A response that the fixed effects fit exactly leaves no variance to estimate."""
-    if np.ptp(y) == 0:
+    if y.max() == y.min():
         raise DataError(f"the response {name!r} is constant (every value is {y[0]:g}); "
                         "there is no variation to model")
     if X.shape[1] == 0 or X.shape[1] >= len(y):
         return
     # |R_yy| of a QR decomposition of [X y] is the norm of y's least-squares residual
     if abs(_geqrf(np.column_stack([X, y]))[0][X.shape[1], X.shape[1]]) <= \
-            1e-10 * np.linalg.norm(y):
+            1e-10 * np.sqrt(y @ y):
         raise DataError(f"the fixed effects fit the response {name!r} exactly (all residuals "
                         "are zero): no variation is left for the random effects or the "
                         "residual; check that the response is not also a predictor")
@@ -526,9 +537,9 @@ def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> None:
 
 def _fixed_matrix(fixed: str, rows: ModelData):
     """X, its R-style column names, and the record to rebuild it for new data."""
-    encoding = fast_encoding(fixed, rows.frame)
+    encoding = fast_encoding(fixed, rows.columns)
     if encoding is not None:  # data columns only: finite, as _drop_missing checked
-        return encoding.matrix(rows.frame), encoding.names, encoding
+        return encoding.matrix(rows.columns), encoding.names, encoding
     matrix = _matrix(rows, fixed, f"the fixed-effects part '{fixed}'")
     names = r_column_names(matrix.columns)
     values = np.asarray(matrix, dtype=float)
@@ -592,7 +603,7 @@ def _independent_columns(X: np.ndarray) -> np.ndarray:
     The common case in one Householder QR: when every |R_jj| (column j's distance from the
     span of all the columns before it) is clearly above the tolerance, no column is aliased.
     Otherwise the columns are taken one at a time, against the kept ones only."""
-    norms = np.linalg.norm(X, axis=0)
+    norms = np.sqrt(np.add.reduce(X * X, axis=0))  # np.linalg.norm's sums, at half its cost
     if 0 < X.shape[1] <= X.shape[0]:
         distances = np.abs(_geqrf(X)[0].diagonal())
         if np.all(distances > 2 * ALIAS_TOLERANCE * norms):
@@ -666,21 +677,27 @@ def check_identifiable(terms, n: int, action: str) -> None:
         warn_user(problem, DataWarning)
 
 
-def _term_design(term: RandomTerm, rows: ModelData) -> TermDesign:
-    frame = rows.frame
-    codes, levels = grouping_codes(frame, term.factors)
-    n = frame.shape[0]
+def _term_design(term: RandomTerm, rows: ModelData, factors: dict) -> TermDesign:
+    """The term's columns and grouping; ``factors`` keeps each grouping column's
+    ``_factor_codes``, computed for the first term that uses it."""
+    columns = rows.columns
+    for name in term.factors:
+        if name not in factors:
+            factors[name] = _factor_codes(columns[name], columns.values(name))
+    codes, levels = _interaction([factors[name] for name in term.factors])
+    n = columns.shape[0]
     if len(levels) < 2:
         raise DataError(f"the grouping factor {term.group!r} has a single level "
                         f"({str(levels[0])!r}); a random effect needs at least two groups")
     if term.expr.strip() == "1":
         return TermDesign(term, ("(Intercept)",), np.ones((n, 1)), codes, levels, None)
-    encoding = fast_encoding(term.expr, frame)
+    encoding = fast_encoding(term.expr, columns)
     if encoding is not None:
         if not encoding.columns:
             raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no "
                                "columns; write (1 | g) for intercepts or (0 + x | g) for slopes")
-        return TermDesign(term, encoding.names, encoding.matrix(frame), codes, levels, encoding)
+        return TermDesign(term, encoding.names, encoding.matrix(columns), codes, levels,
+                          encoding)
     matrix = _matrix(rows, term.expr, f"the random-effects term ({term.expr} | {term.group})")
     values = np.asarray(matrix, dtype=float)
     if values.shape[1] == 0:
@@ -693,7 +710,12 @@ def _term_design(term: RandomTerm, rows: ModelData) -> TermDesign:
 def grouping_codes(frame: pd.DataFrame, factors: tuple[str, ...]):
     """Codes (n,) and level labels of the interaction of ``factors``, in R's level order
     (each factor's levels sorted; the first factor varies slowest; unused combinations dropped)."""
-    parts = [_factor_codes(frame[name]) for name in factors]
+    return _interaction([_factor_codes(frame[name]) for name in factors])
+
+
+def _interaction(parts: list[tuple[np.ndarray, np.ndarray]]):
+    """``grouping_codes`` of the interaction of factors given by their ``_factor_codes``
+    (one or more, no missing values)."""
     if len(parts) == 1:
         codes, levels = parts[0]
         present = np.bincount(codes, minlength=len(levels)) > 0
@@ -703,7 +725,7 @@ def grouping_codes(frame: pd.DataFrame, factors: tuple[str, ...]):
         return renumber[codes].astype(np.intp), levels[present]
     sizes = [len(levels) for _, levels in parts]
     if float(np.prod(np.array(sizes, dtype=float))) < 2.0 ** 62:
-        combined = np.zeros(frame.shape[0], dtype=np.int64)
+        combined = np.zeros(len(parts[0][0]), dtype=np.int64)
         for codes, levels in parts:
             combined = combined * len(levels) + codes
         used, codes = np.unique(combined, return_inverse=True)
@@ -723,10 +745,27 @@ def grouping_codes(frame: pd.DataFrame, factors: tuple[str, ...]):
     return np.asarray(codes).reshape(-1).astype(np.intp), labels
 
 
-def _factor_codes(column: pd.Series):
+def _factor_codes(column: pd.Series, values: np.ndarray | None = None):
+    """(codes, level labels) of a column: a categorical's used categories in their order,
+    else its distinct values sorted (labels as ``_level_label``); a missing value's code is
+    -1. ``values``: the column's ``to_numpy()``, if it was read already.
+
+    Numbers and text are hashed in order of appearance and only the distinct values sorted:
+    the codes of pandas' ``factorize(sort=True)`` at about half its cost on a small column
+    (27 against 50 us for 30 rows, 39 against 58 us for 270). Other values (dates, text mixed
+    with numbers, which pandas sorts numbers first) take pandas' way."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         cat = column.cat.remove_unused_categories()
         return cat.cat.codes.to_numpy(), np.array([str(c) for c in cat.cat.categories])
+    values = column.to_numpy() if values is None else values
+    if values.dtype.kind in "biufO":
+        codes, uniques = pd.factorize(values)
+        if values.dtype.kind != "O" or pd.api.types.infer_dtype(uniques) == "string":
+            order = np.argsort(uniques, kind="stable")
+            rank = np.empty(len(order), dtype=np.intp)
+            rank[order] = np.arange(len(order))
+            return (np.where(codes >= 0, rank[codes], -1),
+                    np.array([_level_label(u) for u in uniques[order].tolist()]))
     codes, uniques = pd.factorize(column, sort=True)
     return codes, np.array([_level_label(u) for u in uniques])
 

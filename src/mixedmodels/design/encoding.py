@@ -27,6 +27,8 @@ import pandas as pd
 from formulaic import Formula
 from formulaic.errors import FormulaicError
 
+from .frame import FrameColumns, number_dtype
+
 __all__ = ["Column", "Encoding", "fast_encoding"]
 
 
@@ -50,20 +52,24 @@ class Encoding:
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """The model matrix of ``frame`` (which must have the columns used)."""
-        out = np.ones((frame.shape[0], len(self.columns)))
-        numeric, labels = {}, {}
-        for j, column in enumerate(self.columns):
+    def matrix(self, frame) -> np.ndarray:
+        """The model matrix of ``frame`` (which must have the columns used): a DataFrame, or
+        its ``FrameColumns``. Built a column at a time as contiguous rows of its transpose,
+        each level's indicator computed once, as floats (an interaction of factors of 6 and 5
+        levels has 30 columns and 10 indicators)."""
+        columns = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
+        out = np.ones((len(self.columns), columns.shape[0]))
+        indicators: dict = {}
+        for row, column in zip(out, self.columns):
             for name in column.numeric:
-                if name not in numeric:
-                    numeric[name] = frame[name].to_numpy(dtype=float)
-                out[:, j] *= numeric[name]
+                row *= columns.numbers(name)
             for name, level in column.indicators:
-                if name not in labels:
-                    labels[name] = _labels(frame[name])
-                out[:, j] *= labels[name] == level
-        return out
+                indicator = indicators.get((name, level))
+                if indicator is None:
+                    indicator = indicators[name, level] = \
+                        (columns.labels(name) == level).astype(float)
+                row *= indicator
+        return np.ascontiguousarray(out.T)
 
 
 @lru_cache(maxsize=256)
@@ -87,19 +93,21 @@ def _terms(text: str):
     return tuple(terms)
 
 
-def fast_encoding(text: str, frame: pd.DataFrame) -> Encoding | None:
-    """An ``Encoding`` for ``text`` on ``frame``, or None when formulaic is needed."""
+def fast_encoding(text: str, frame) -> Encoding | None:
+    """An ``Encoding`` for ``text`` on ``frame`` (a DataFrame, or its ``FrameColumns``), or
+    None when formulaic is needed."""
     terms = _terms(text)
     if terms is None:
         return None
+    frame = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
     kinds = {}
     for name in {f for term in terms for f in term}:
-        if name not in frame.columns:
+        if name not in frame:
             return None
-        kinds[name] = _kind(frame[name])
+        kinds[name] = _kind(frame, name)
         if kinds[name] is None:
             return None
-    levels = {name: _levels(frame[name]) for name, kind in kinds.items() if kind == "categorical"}
+    levels = {name: _levels(frame, name) for name, kind in kinds.items() if kind == "categorical"}
     # R's rule, term by term: a factor is coded by contrasts when the term without it is
     # already spanned by the columns before; a factor coded by indicators spans its term
     # without it too (without an intercept, "0 + a + b" codes a by indicators, b by contrasts)
@@ -124,26 +132,31 @@ def fast_encoding(text: str, frame: pd.DataFrame) -> Encoding | None:
     return Encoding(tuple(columns), levels)
 
 
-def _kind(column: pd.Series) -> str | None:
-    if pd.api.types.is_bool_dtype(column):
-        return None
-    if pd.api.types.is_numeric_dtype(column):
+def _kind(frame: FrameColumns, name) -> str | None:
+    """"numeric", "categorical" (text, or an unordered categorical whose every category is
+    used) or None (formulaic's); text is told by its first 50 values."""
+    column = frame[name]
+    dtype = column.dtype
+    if number_dtype(dtype):
         return "numeric"
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        if column.dtype.ordered:  # polynomial contrasts: formulaic's (design.materialize)
+    if isinstance(dtype, np.dtype):
+        if dtype.kind != "O":  # booleans, dates, times
             return None
-        used = column.cat.remove_unused_categories().cat.categories
-        return "categorical" if len(used) == len(column.cat.categories) else None
-    if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):
-        return "categorical" if all(isinstance(v, str) for v in column.iloc[:50]) else None
-    return None
+    elif pd.api.types.is_bool_dtype(dtype):
+        return None
+    elif isinstance(dtype, pd.CategoricalDtype):
+        if dtype.ordered:  # polynomial contrasts: formulaic's (design.materialize)
+            return None
+        codes = column.cat.codes.to_numpy()
+        used = np.bincount(codes[codes >= 0], minlength=len(dtype.categories)) > 0
+        return "categorical" if used.all() else None
+    elif not pd.api.types.is_string_dtype(dtype):
+        return None
+    return "categorical" if all(isinstance(v, str) for v in frame.values(name)[:50]) else None
 
 
-def _levels(column: pd.Series) -> tuple[str, ...]:
+def _levels(frame: FrameColumns, name) -> tuple[str, ...]:
+    column = frame[name]
     if isinstance(column.dtype, pd.CategoricalDtype):
         return tuple(str(c) for c in column.cat.categories)
-    return tuple(str(v) for v in np.unique(column.to_numpy(dtype=str)))
-
-
-def _labels(column: pd.Series) -> np.ndarray:
-    return column.to_numpy(dtype=str)
+    return tuple(np.unique(frame.labels(name)).tolist())

@@ -19,7 +19,7 @@ the response or an offset) on a DataFrame with formulaic, as R does:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from formulaic.transforms.contrasts import TreatmentContrasts
 
 from ..formula.codings import default_coding
 from ..formula.rfunctions import FORMULA_CONTEXT, TREATMENT_CONTEXT
+from .frame import FrameColumns
 
 __all__ = ["ModelData", "formula_matrix"]
 
@@ -115,12 +116,18 @@ class ModelData:
         drop: the positions in ``whole`` of the rows that are not in ``frame``.
         transforms: the state of the stateful transforms evaluated, by the text of their
             call; given ones are reused, new ones are added as they are evaluated.
+        columns: the columns of ``frame``, each read once (``FrameColumns``).
     """
 
     frame: pd.DataFrame
     whole: pd.DataFrame
     drop: np.ndarray
     transforms: dict
+    columns: FrameColumns = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.columns is None:
+            object.__setattr__(self, "columns", FrameColumns(self.frame))
 
     @classmethod
     def of(cls, frame: pd.DataFrame, transforms: dict | None = None) -> "ModelData":

@@ -48,7 +48,8 @@ class OptSettings:
     blocked factor: several grouping factors and more than a hundred rows in
     Lambda' A Lambda + I) and from 6 on smaller systems, where it reaches the same optimum in
     a third to a thirtieth of BOBYQA's evaluations; BOBYQA otherwise, where the compiled
-    evaluations cost less than the gradient's bookkeeping (``lmm.model.GRADIENT_FROM``).
+    evaluations cost less than the gradient's bookkeeping, and for structured terms
+    (``lmm.model.GRADIENT_FROM``).
 
     The tolerances have NLopt's names and serve both methods; their defaults are tighter than
     lme4's, which stop early on some models; the extra evaluations cost little because each is

@@ -59,6 +59,9 @@ __all__ = ["GeneralizedLeastSquares", "LinearMixedModel", "check_settings"]
 #: gradient costs 2.5 to 4 evaluations of the blocked factor. Whole fits, BOBYQA against
 #: L-BFGS: ham (2 parameters, blocked) 26 against 30 ms; InstEval (3, blocked) 3.5 against
 #: 2.4 s; pixel (4, small) 17 against 16 ms; Machines (6, small) 16 against 8 ms.
+#: Structured terms (``cs``, ``ar1``, ``toep``) keep BOBYQA: on their correlations'
+#: unconstrained scale the criterion flattens towards +/-1, where L-BFGS can stall (a toep
+#: term on the trial data stopped 5 log-likelihood units short).
 GRADIENT_FROM_BLOCKED = 3
 GRADIENT_FROM = 6
 
@@ -319,7 +322,7 @@ class LinearMixedModel:
                              "models with a correlation structure or variance function do not "
                              "have: use method='bobyqa' or 'auto'")
         if settings.method == "auto":
-            if not available:
+            if not available or not self.structure.parameters.linear:
                 return False
             least = GRADIENT_FROM_BLOCKED if self.system.evaluation_is_costly else GRADIENT_FROM
             return self.structure.parameters.n_params >= least

@@ -10,24 +10,30 @@ a few microseconds, where the same steps as NumPy calls cost more in call overhe
 arithmetic. Most mixed models have one grouping factor; the others use the blocked path.
 
 The kernels are used once ``load_kernels`` has run in the process; until then fits use the
-NumPy back-ends (``core.pls``), which give the same numbers to rounding. A fit never loads
-them itself, because in a process that fits a few models they cost more than they save
-(2-core machine, numba 0.68, sleepstudy's ``Reaction ~ Days + (Days | Subject)``, q = 36):
+NumPy back-ends (``core.pls``, ``core.marginal``), which give the same criterion to rounding.
+A fit never loads them itself: in a process that fits a few models they cost more than they
+save. Measured on the 2-core reference machine with numba 0.68:
 
-* importing numba takes 0.3 s, and the first call of a kernel compiles it in 1.2-1.7 s or,
-  when numba's on-disk cache (``cache=True``) has it, reads it in 0.25 s;
-* a kernel saves 15-20 us per evaluation of a small model against the NumPy dense back-end
-  (sleepstudy: 2.5 against 20 us; whole fits 1.4 against 3.2 ms), and up to a few ms per
-  evaluation of a large one against the blocked factor (one factor of 10,000 levels with
-  3 random effects: 2.4 against 3.8 ms; at 3,000 levels with 1 random effect it is slower);
+* importing numba takes 0.15-0.35 s; the first call of a kernel compiles it, 1.2-1.7 s for
+  the single-factor one (with numba's own start-up), 0.4-0.7 s more for the dense one,
+  0.7-1.2 s for the marginal one; from numba's on-disk cache (``cache=True``) the first
+  costs 0.2-0.4 s;
+* per evaluation of sleepstudy's ``Reaction ~ Days + (Days | Subject)`` (q = 36), the
+  single-factor kernel takes 2.5 us, NumPy's dense back-end 20 us, the blocked factor 56 us:
+  whole fits in 1.4 against 3.2 ms, a bootstrap of 200 refits in 0.25 against 0.6 s. The
+  kernels' lead narrows with size (one factor of 10,000 levels with 3 random effects: 2.4
+  against 3.8 ms per evaluation; of 3,000 levels with one, the kernel is slower).
 
-so compiling pays back only after hundreds of fits of a small model, or within one fit only of
-a model of some 10^5 levels. ``mixedmodels fit`` on sleepstudy right after ``pip install``
-took 3.0 s with the kernels (two compilations, 2.6 s once theta is always passed as a
-writable copy) and 0.8 s without them (1.5 against 0.8 s on later runs, when the kernel comes
-from numba's cache). A process that fits many models (a long bootstrap, a simulation study,
-benchmarks) calls ``load_kernels()`` first. Without numba, or if compiling fails, the NumPy
-back-ends are used all the same.
+So compiling pays back after some 1,000 fits of a small model, and within one fit only for
+models of some 10^5 levels; a cached kernel still costs 0.4-0.7 s per process (numba's import
+and start-up, which no query of its cache avoids), more than a small fit. The README's
+``mixedmodels fit "Reaction ~ Days + (Days | Subject)" --data sleepstudy`` took 3.2 s of CPU
+on its first run after ``pip install`` with the kernels (3.0 s wall on a quiet machine; two
+compilations: 2.7 s once theta goes in as a writable copy, one compilation) and 1.5 s on later
+runs; without them 0.9 s on every run. A process that fits many models (a long bootstrap, a
+simulation study, speed benchmarks) calls ``load_kernels()`` first; parallel workers follow
+their caller (``parallel.executor``). Without numba, or if compiling fails, the NumPy back-ends
+are used all the same.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+import mixedmodels as mm
+
 
 def test_import_leaves_the_heavy_optional_modules_unloaded():
     code = ("import sys, mixedmodels; "
@@ -19,13 +21,22 @@ def test_import_leaves_the_heavy_optional_modules_unloaded():
 
 
 def test_a_fresh_process_fits_without_numba(sleep):
-    """The NumPy back-end reaches the optimum of the compiled one (the suite's ``sleep``)."""
+    """The NumPy back-ends reach the optima of the compiled ones (the suite has loaded the
+    kernels), with the same optimizer: BOBYQA for one grouping factor, however large."""
     code = ("import sys, mixedmodels as mm; "
-            "fit = mm.lmer('Reaction ~ Days + (Days | Subject)', mm.datasets.load('sleepstudy'));"
-            " fit.summary(); "
-            "print(fit.optsummary.backend, 'numba' in sys.modules, repr(fit.objective))")
-    backend, numba, objective = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                               text=True, check=True).stdout.split()
-    assert (backend, numba) == ("dense", "False")
-    assert sleep.optsummary.backend == "compiled single factor"
-    assert float(objective) == pytest.approx(sleep.objective, rel=1e-12)
+            "fits = [mm.lmer(f, mm.datasets.load(d)) for f, d in ("
+            "('Reaction ~ Days + (Days | Subject)', 'sleepstudy'), "
+            "('y ~ arm * visit + (visit | patient)', 'trial'))]; "
+            "fits[0].summary(); "
+            "print('numba' in sys.modules, *(f'{f.optsummary.backend}/{f.optsummary.optimizer}/"
+            "{f.objective!r}' for f in fits))")
+    numba, *fits = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  check=True).stdout.split()
+    assert numba == "False"
+    trial = mm.lmer("y ~ arm * visit + (visit | patient)", mm.datasets.load("trial"))
+    for fit, compiled, numpy_backend in zip(fits, (sleep, trial), ("dense", "blocked")):
+        backend, optimizer, objective = fit.split("/")
+        assert (backend, optimizer) == (numpy_backend, "LN_BOBYQA")
+        assert compiled.optsummary.backend == "compiled single factor"
+        assert compiled.optsummary.optimizer == "LN_BOBYQA"
+        assert float(objective) == pytest.approx(compiled.objective, rel=1e-11)

@@ -341,9 +341,11 @@ class PLSSystem:
 
     @property
     def evaluation_is_costly(self) -> bool:
-        """The objective runs the blocked factor (no small or compiled back-end applies):
-        gradient-driven optimization pays (``OptSettings.method``)."""
-        return self._fast is None
+        """The objective runs the blocked factor with the kernels loaded or not (several
+        grouping factors and more than ``SMALL_SYSTEM`` rows; one has the compiled loop once
+        they are loaded): gradient-driven optimization pays (``OptSettings.method``)."""
+        size = sum(b.q for b in self.blocks) + self.A_xyxy.shape[0]
+        return len(self.blocks) != 1 and size > SMALL_SYSTEM
 
     def objective_from(self, factor: Factor, reml: bool) -> float:
         return self.criterion(self.pieces_of(factor), reml)

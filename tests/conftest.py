@@ -27,6 +27,12 @@ import pytest
 from hypothesis import settings
 
 import mixedmodels as mm
+from mixedmodels.linalg.compiled import load_kernels
+
+# The suite fits hundreds of models, as a long session does: with the compiled kernels. A
+# fresh process's fits, on the NumPy back-ends, are checked in tests/test_import_cost.py (and
+# every back-end against the blocked factor in tests/test_backends.py).
+load_kernels()
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
 CLASSIC_DIR = REFERENCE_DIR / "classic"

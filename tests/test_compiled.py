@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.linalg.compiled import load_kernel
+from mixedmodels.linalg.compiled import load_kernels
 
-pytestmark = pytest.mark.skipif(load_kernel() is None, reason="numba is not available")
+pytestmark = pytest.mark.skipif(not load_kernels(), reason="numba is not available")
 
 FORMULAS = [
     ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),

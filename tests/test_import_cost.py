@@ -1,9 +1,14 @@
 """`import mixedmodels` loads only what a fit needs: the heavy modules that only some
 features use (scipy.stats' 0.3 s, scipy.optimize's 0.1 s, numba, matplotlib) load when those
-features first run."""
+features first run. A fit loads numba only once ``load_kernels`` has asked for it (importing
+it and compiling the kernels costs more than the fits of a short process save)."""
 
 import subprocess
 import sys
+
+import pytest
+
+import mixedmodels as mm
 
 
 def test_import_leaves_the_heavy_optional_modules_unloaded():
@@ -13,3 +18,25 @@ def test_import_leaves_the_heavy_optional_modules_unloaded():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.split()
     assert loaded == []
+
+
+def test_a_fresh_process_fits_without_numba(sleep):
+    """The NumPy back-ends reach the optima of the compiled ones (the suite has loaded the
+    kernels), with the same optimizer: BOBYQA for one grouping factor, however large."""
+    code = ("import sys, mixedmodels as mm; "
+            "fits = [mm.lmer(f, mm.datasets.load(d)) for f, d in ("
+            "('Reaction ~ Days + (Days | Subject)', 'sleepstudy'), "
+            "('y ~ arm * visit + (visit | patient)', 'trial'))]; "
+            "fits[0].summary(); "
+            "print('numba' in sys.modules, *(f'{f.optsummary.backend}/{f.optsummary.optimizer}/"
+            "{f.objective!r}' for f in fits))")
+    numba, *fits = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  check=True).stdout.split()
+    assert numba == "False"
+    trial = mm.lmer("y ~ arm * visit + (visit | patient)", mm.datasets.load("trial"))
+    for fit, compiled, numpy_backend in zip(fits, (sleep, trial), ("dense", "blocked")):
+        backend, optimizer, objective = fit.split("/")
+        assert (backend, optimizer) == (numpy_backend, "LN_BOBYQA")
+        assert compiled.optsummary.backend == "compiled single factor"
+        assert compiled.optsummary.optimizer == "LN_BOBYQA"
+        assert float(objective) == pytest.approx(compiled.objective, rel=1e-11)

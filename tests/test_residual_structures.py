@@ -210,6 +210,31 @@ def test_precomputed_pieces_equal_whitening(correlation, variance):
                 whitening.objective(theta, reml), rel=1e-10)
 
 
+MARGINAL_CASES = [(c, v, random) for c, v in CASES for random in (False, True)
+                  if random or c is not None]  # gls of independent rows: no pieces
+
+
+@pytest.mark.parametrize("correlation, variance, random", MARGINAL_CASES)
+def test_marginal_pieces_compiled_equal_numpy(correlation, variance, random):
+    """The marginal pieces' two computations, the compiled loop (the suite has loaded the
+    kernels) and NumPy (a process's fits until ``load_kernels``), agree to 1e-10."""
+    frame = _design(12, groups=25)
+    options = dict(correlation=CORRELATIONS.get(correlation), variance=VARIANCES[variance])
+    model = (LinearMixedModel("y ~ arm * visit + (1 + x | patient)", frame, **options)
+             if random else GeneralizedLeastSquares("y ~ arm * visit", frame, **options))
+    compiled = model.system._marginal
+    assert compiled is not None and compiled._kernel is not None
+    numpy = copy.copy(compiled)
+    numpy._kernel = None
+    parameters = model.structure.parameters
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        theta = parameters.start() + rng.normal(scale=0.5, size=parameters.n_params)
+        theta[: parameters.n_random] = np.abs(theta[: parameters.n_random])
+        np.testing.assert_allclose(numpy.pieces(theta), compiled.pieces(theta), rtol=1e-10,
+                                   atol=1e-9)
+
+
 def test_a_variance_ratio_at_zero_is_a_singular_fit():
     """A stratum without residual variance: its sd ratio goes to 0, on the boundary."""
     frame = _design(4, groups=30)

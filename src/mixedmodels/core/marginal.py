@@ -27,7 +27,7 @@ import numpy as np
 from scipy.linalg.lapack import dpotrf as _potrf
 
 from ..covariance.residual_model import ResidualModel, unit_keys
-from ..linalg.compiled import load_marginal_kernel
+from ..linalg.compiled import marginal_kernel
 from .criterion import Pieces
 from .structure import ReStructure
 
@@ -62,7 +62,7 @@ class MarginalPieces:
         self.keys = keys
         self.parameters = parameters
         self.p = p
-        self._kernel = load_marginal_kernel()
+        self._kernel = marginal_kernel()
         self._no_lambda = np.zeros((0, 0))
         m = keys.real.shape[1]
         self._mask = keys.real[:, :, None] & keys.real[:, None, :]

@@ -13,7 +13,8 @@ nothing in n.
 Back-ends: every way of evaluating the pieces at theta gives the same numbers (tested on every
 reference model). ``blocked`` is the general one (the block kernels of ``linalg.blocks``);
 ``compiled single factor`` (one grouping factor), ``compiled dense`` and ``dense`` (NumPy; used
-when numba is absent) are faster for their shapes. ``backend`` names the one the fit uses.
+until ``linalg.compiled.load_kernels`` has run, as the compiled ones cost more to load than a
+few fits save) are faster for their shapes. ``backend`` names the one the fit uses.
 
 The back-ends fill Lambda from the ``ParameterMap``'s patterns applied to its entries vector.
 When every term's structure is linear in its parameters (lme4's), the entries are theta and
@@ -46,8 +47,8 @@ from ..linalg.blocks import (
 from ..linalg.compiled import (
     SingleFactorObjective,
     SmallDenseObjective,
-    load_dense_kernel,
-    load_kernel,
+    dense_kernel,
+    single_factor_kernel,
 )
 from ..linalg.factor import Factor
 from ..linalg.threads import blas_threads_for
@@ -143,20 +144,20 @@ class PLSSystem:
         self._set_backend()
 
     def _set_backend(self) -> None:
-        """The fastest back-end for this shape: a compiled loop for one grouping factor, one
-        dense Cholesky for small models, else the blocked factor. Also the rows of the
-        factor's largest dense diagonal block (the grouping factors after the first, which
-        fill in, and [X y]), which decides the BLAS threads of ``factor``."""
+        """The fastest back-end for this shape: a compiled loop for one grouping factor (once
+        the kernels are loaded), one dense Cholesky for small models, else the blocked factor.
+        Also the rows of the factor's largest dense diagonal block (the grouping factors after
+        the first, which fill in, and [X y]), which decides the BLAS threads of ``factor``."""
         self.largest_dense_block = max([b.q for b in self.blocks[1:]] + [self.p + 1])
         self._fast = self._small = None
         if len(self.blocks) == 1:
-            kernel = load_kernel()
+            kernel = single_factor_kernel()
             if kernel is not None:
                 self._fast = self._through_entries(SingleFactorObjective(
                     kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy))
                 return
         if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= SMALL_SYSTEM:
-            self._fast = self.backends()["compiled dense" if load_dense_kernel() else "dense"]
+            self._fast = self.backends()["compiled dense" if dense_kernel() else "dense"]
 
     @property
     def small_system(self) -> "_SmallSystem | None":
@@ -177,17 +178,17 @@ class PLSSystem:
         """Every back-end that applies to this system, by name: theta -> ``Pieces``; the dense
         ones for systems of at most ``small_limit`` rows (q + p + 1)."""
         out = {"blocked": self.blocked_pieces}
-        kernel = load_kernel()
+        kernel = single_factor_kernel()
         if len(self.blocks) == 1 and kernel is not None:
             out["compiled single factor"] = self._through_entries(SingleFactorObjective(
                 kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy))
         if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= small_limit:
             small = _SmallSystem(self)
             out["dense"] = self._through_entries(small)
-            dense_kernel = load_dense_kernel()
-            if dense_kernel is not None:
+            kernel = dense_kernel()
+            if kernel is not None:
                 out["compiled dense"] = self._through_entries(SmallDenseObjective(
-                    dense_kernel, small.full, small.rows, small.cols, small.index, small.q))
+                    kernel, small.full, small.rows, small.cols, small.index, small.q))
         return out
 
     @staticmethod
@@ -340,9 +341,11 @@ class PLSSystem:
 
     @property
     def evaluation_is_costly(self) -> bool:
-        """The objective runs the blocked factor (no small or compiled back-end applies):
-        gradient-driven optimization pays (``OptSettings.method``)."""
-        return self._fast is None
+        """The objective runs the blocked factor with the kernels loaded or not (several
+        grouping factors and more than ``SMALL_SYSTEM`` rows; one has the compiled loop once
+        they are loaded): gradient-driven optimization pays (``OptSettings.method``)."""
+        size = sum(b.q for b in self.blocks) + self.A_xyxy.shape[0]
+        return len(self.blocks) != 1 and size > SMALL_SYSTEM
 
     def objective_from(self, factor: Factor, reml: bool) -> float:
         return self.criterion(self.pieces_of(factor), reml)

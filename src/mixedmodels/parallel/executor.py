@@ -12,8 +12,10 @@ item in items]``, computed
   once per process (``unpickled``, a cache of the few most recent payloads, kept here since it
   serves only these tasks) and hands the same object to every chunk it runs.
 
-The results are in the order of the items whatever the order in which chunks finish, so they
-do not depend on the executor, the number of processes or the chunking.
+The results are in the order of the items whatever the order in which chunks finish, and the
+workers load the compiled kernels when the calling process has them (``linalg.compiled``), so
+that they evaluate with the same back-ends: the results do not depend on the executor, the
+number of processes or the chunking.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pickle
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+from ..linalg.compiled import load_kernels, single_factor_kernel
 from .progress import progress_bar
 
 __all__ = ["pickled", "run_tasks", "unpickled"]
@@ -103,8 +106,9 @@ def _gather(executor, function, data: bytes, items: list, chunks: list[range], p
 
     The bar starts after the submissions, when a local pool has started its processes: a
     fork then copies no thread of tqdm's."""
-    futures = {executor.submit(_run_chunk, function, data, items[chunk.start:chunk.stop]): chunk
-               for chunk in chunks}
+    compiled = single_factor_kernel() is not None
+    futures = {executor.submit(_run_chunk, function, data, compiled,
+                               items[chunk.start:chunk.stop]): chunk for chunk in chunks}
     results = [None] * len(items)
     bar = progress_bar(len(items), progress, description)
     try:
@@ -119,8 +123,11 @@ def _gather(executor, function, data: bytes, items: list, chunks: list[range], p
     return results
 
 
-def _run_chunk(function, data: bytes, items: list) -> list:
-    """One chunk, on a worker: the payload is unpickled once per worker process."""
+def _run_chunk(function, data: bytes, compiled: bool, items: list) -> list:
+    """One chunk, on a worker: the payload is unpickled once per worker process; ``compiled``:
+    the caller uses the compiled kernels, and so does the worker."""
+    if compiled:
+        load_kernels()
     payload = unpickled(data)
     return [function(payload, item) for item in items]
 

@@ -18,6 +18,7 @@ import pytest
 from conftest import METHODS, dataset_for, reference_ids
 
 import mixedmodels as mm
+from mixedmodels.core import pls
 from mixedmodels.core.gradient import _entries_gradient, profiled_gradient
 from mixedmodels.linalg.blocks import BlockDiagonal, BlockSparse
 from mixedmodels.linalg.selected_inverse import selected_inverse
@@ -66,16 +67,25 @@ def test_gradient_equals_finite_differences(model_id, reference_fits):
 
 
 @pytest.mark.parametrize("model_id", reference_ids())
-def test_dense_and_blocked_gradients_agree(model_id, reference_fits):
-    """Small systems take the dense path; the blocked factor gives the same gradient."""
+def test_dense_and_blocked_gradients_agree(model_id, reference_fits, monkeypatch):
+    """Small systems take the dense path (compiled, or NumPy); the blocked factor gives the
+    same gradient, and the same pieces."""
     system = reference_fits[model_id, "REML"][2].model.system
     if system.small_system is None:
         pytest.skip("not a small system")
     for reml in (True, False):
         for theta in _thetas(reference_fits[model_id, "REML"][2]):
-            _, dense = system.small_system.gradient(theta, reml, system.n)
-            blocked = _entries_gradient(system, system.factor(theta), reml)
-            assert np.max(np.abs(dense - blocked)) <= 1e-7 * max(1.0, np.max(np.abs(dense)))
+            factor = system.factor(theta)
+            blocked = _entries_gradient(system, factor, reml)
+            scale = max(1.0, np.max(np.abs(blocked)))
+            compiled_pieces, compiled = system.small_system.gradient(theta, reml, system.n)
+            with monkeypatch.context() as patch:
+                patch.setattr(pls, "dense_gradient_kernel", lambda: None)
+                numpy_pieces, numpy = system.small_system.gradient(theta, reml, system.n)
+            for pieces, gradient in ((compiled_pieces, compiled), (numpy_pieces, numpy)):
+                assert np.max(np.abs(gradient - blocked)) <= 1e-7 * scale
+                assert system.criterion(pieces, reml) == pytest.approx(
+                    system.objective_from(factor, reml), rel=1e-10)
 
 
 def _dense_lower(factor, fixed: bool) -> np.ndarray:

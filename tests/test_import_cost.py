@@ -1,7 +1,7 @@
 """`import mixedmodels` loads only what a fit needs: the heavy modules that only some
 features use (scipy.stats' 0.3 s, scipy.optimize's 0.1 s, numba, matplotlib) load when those
-features first run. A fit loads numba only once ``load_kernels`` has asked for it (importing
-it and compiling the kernels costs more than the fits of a short process save)."""
+features first run. A fit loads numba (the compiled kernels) unless the process asked for the
+NumPy back-ends, as the command line does (``prefer_numpy``)."""
 
 import subprocess
 import sys
@@ -20,10 +20,20 @@ def test_import_leaves_the_heavy_optional_modules_unloaded():
     assert loaded == []
 
 
-def test_a_fresh_process_fits_without_numba(sleep):
+def test_a_fit_loads_the_kernels():
+    code = ("import sys, mixedmodels as mm; "
+            "fit = mm.lmer('Reaction ~ Days + (Days | Subject)', mm.datasets.load('sleepstudy'));"
+            " print('numba' in sys.modules, fit.optsummary.backend)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "True" and " ".join(out[1:]) == "compiled single factor"
+
+
+def test_a_process_that_prefers_numpy_fits_without_numba(sleep):
     """The NumPy back-ends reach the optima of the compiled ones (the suite has loaded the
     kernels), with the same optimizer: BOBYQA for one grouping factor, however large."""
     code = ("import sys, mixedmodels as mm; "
+            "from mixedmodels.linalg.compiled import prefer_numpy; prefer_numpy(); "
             "fits = [mm.lmer(f, mm.datasets.load(d)) for f, d in ("
             "('Reaction ~ Days + (Days | Subject)', 'sleepstudy'), "
             "('y ~ arm * visit + (visit | patient)', 'trial'))]; "

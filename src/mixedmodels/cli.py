@@ -49,6 +49,7 @@ from .inference.fixed_tests import (
     check_anova_type,
     check_ddf,
 )
+from .linalg.compiled import prefer_numpy
 from .output.report import write_report
 from .result import gls, lmer
 
@@ -464,6 +465,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return USAGE_ERROR
     _flush_warnings(caught)
     return _write(output)
+
+
+def run() -> int:
+    """The ``mixedmodels`` command's entry point: ``main`` on the process's arguments, on the
+    NumPy back-ends (one fit per process: loading the compiled kernels would cost more than
+    the fit; see ``linalg.compiled``)."""
+    prefer_numpy()
+    return main()
 
 
 def _write(text: str) -> int:

@@ -46,7 +46,7 @@ class OptSettings:
     ``method``: "bobyqa", "lbfgs" (the analytic gradient; models without residual-structure
     parameters), or "auto": L-BFGS from 3 parameters where an evaluation is costly (the
     blocked factor: several grouping factors and more than a hundred rows in
-    Lambda' A Lambda + I) and from 6 on smaller systems, where it reaches the same optimum in
+    Lambda' A Lambda + I) and from 4 on smaller systems, where it reaches the same optimum in
     a third to a thirtieth of BOBYQA's evaluations; BOBYQA otherwise, where the compiled
     evaluations cost less than the gradient's bookkeeping, and for structured terms
     (``lmm.model.GRADIENT_FROM``).

@@ -13,8 +13,7 @@ nothing in n.
 Back-ends: every way of evaluating the pieces at theta gives the same numbers (tested on every
 reference model). ``blocked`` is the general one (the block kernels of ``linalg.blocks``);
 ``compiled single factor`` (one grouping factor), ``compiled dense`` and ``dense`` (NumPy; used
-until ``linalg.compiled.load_kernels`` has run, as the compiled ones cost more to load than a
-few fits save) are faster for their shapes. ``backend`` names the one the fit uses.
+without numba, or after ``linalg.compiled.prefer_numpy``) are faster for their shapes. ``backend`` names the one the fit uses.
 
 The back-ends fill Lambda from the ``ParameterMap``'s patterns applied to its entries vector.
 When every term's structure is linear in its parameters (lme4's), the entries are theta and
@@ -47,6 +46,7 @@ from ..linalg.blocks import (
 from ..linalg.compiled import (
     SingleFactorObjective,
     SmallDenseObjective,
+    dense_gradient_kernel,
     dense_kernel,
     single_factor_kernel,
 )
@@ -417,6 +417,7 @@ class _SmallSystem:
         self.q, self.size = q, size
         self.diagonal = np.arange(q) * (size + 1)  # flat positions of the Z part's diagonal
         self.transform = np.eye(size)  # its Lambda entries are overwritten for every theta
+        self._layout = None  # the compiled gradient's (``SmallDenseObjective``), on first use
 
     name = "dense"
 
@@ -443,16 +444,28 @@ class _SmallSystem:
         """The pieces and the criterion's gradient by the entries (``core.gradient``'s
         formulas on the dense matrices): with S the rows of Omega_S (the random effects, and
         for REML the fixed effects), d log|Omega_S| / d entry = 2 sum over the entry's
-        positions (r, c) in T of (Omega_S^-1 T' A)[c, r], and d r^2 = -2 rho[r] v[c].
+        positions (r, c) in T of (Omega_S^-1 T' A)[c, r], and d r^2 = -2 rho[r] v[c]. One
+        compiled loop when the kernels are loaded (``linalg.compiled``), else NumPy and LAPACK.
 
         Raises:
             numpy.linalg.LinAlgError: the factor fails at these entries.
         """
+        q, size = self.q, self.size
+        kept = size - 1 if reml else q  # the rows of Omega_S
+        dof = (n - (size - 1 - q)) if reml else n
+        kernel = dense_gradient_kernel()
+        if kernel is not None:  # the same computation as one compiled loop
+            if self._layout is None:
+                self._layout = SmallDenseObjective(None, self.full, self.rows, self.cols,
+                                                   self.index, q)
+            pieces, gradient = self._layout.gradient(kernel, entries, kept, dof, self.rows,
+                                                     self.cols, self.index)
+            if pieces[2] < 0:
+                raise np.linalg.LinAlgError("the factor is not positive definite")
+            return Pieces(*pieces), gradient
         factor = self._factor(entries)
         if factor is None:
             raise np.linalg.LinAlgError("the factor is not positive definite")
-        q, size = self.q, self.size
-        kept = size - 1 if reml else q  # the rows of Omega_S
         inverse = _potri(factor[:kept, :kept], lower=1)[0]
         inverse = np.tril(inverse) + np.tril(inverse, -1).T
         traces = inverse @ (self.transform[:kept, :kept].T @ self.full[:kept, :q])
@@ -462,7 +475,6 @@ class _SmallSystem:
         b = self.transform[:q, :q] @ solution[:q]
         rho = self.full[:q, -1] - self.full[:q, :q] @ b - self.full[:q, q:-1] @ solution[q:]
         pieces = self._pieces(factor)
-        dof = (n - (size - 1 - q)) if reml else n
         per_position = (2.0 * traces[self.cols, self.rows]
                         - 2.0 * dof / pieces.r2 * rho[self.rows] * solution[self.cols])
         return pieces, np.bincount(self.index, per_position, len(entries))

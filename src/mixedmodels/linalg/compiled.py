@@ -9,10 +9,10 @@ and the whole evaluation is a loop over levels of p x p algebra followed by one 
 a few microseconds, where the same steps as NumPy calls cost more in call overhead than in
 arithmetic. Most mixed models have one grouping factor; the others use the blocked path.
 
-The kernels are used once ``load_kernels`` has run in the process; until then fits use the
-NumPy back-ends (``core.pls``, ``core.marginal``), which give the same criterion to rounding.
-A fit never loads them itself: in a process that fits a few models they cost more than they
-save. Measured on the 2-core reference machine with numba 0.68:
+A process loads the kernels at its first fit (``load_kernels``), unless it has asked for the
+NumPy back-ends first (``prefer_numpy``), which give the same criterion to rounding: the
+command line does, as it fits one model per process, where loading numba costs more than the
+fit. Measured on the 2-core reference machine with numba 0.68:
 
 * importing numba takes 0.15-0.35 s; the first call of a kernel compiles it, 1.2-1.7 s for
   the single-factor one (with numba's own start-up), 0.4-0.7 s more for the dense one,
@@ -24,16 +24,14 @@ save. Measured on the 2-core reference machine with numba 0.68:
   kernels' lead narrows with size (one factor of 10,000 levels with 3 random effects: 2.4
   against 3.8 ms per evaluation; of 3,000 levels with one, the kernel is slower).
 
-So compiling pays back after some 1,000 fits of a small model, and within one fit only for
-models of some 10^5 levels; a cached kernel still costs 0.4-0.7 s per process (numba's import
-and start-up, which no query of its cache avoids), more than a small fit. The README's
+So a process that fits one small model is faster without the kernels: the README's
 ``mixedmodels fit "Reaction ~ Days + (Days | Subject)" --data sleepstudy`` took 3.2 s of CPU
-on its first run after ``pip install`` with the kernels (3.0 s wall on a quiet machine; two
-compilations: 2.7 s once theta goes in as a writable copy, one compilation) and 1.5 s on later
-runs; without them 0.9 s on every run. A process that fits many models (a long bootstrap, a
-simulation study, speed benchmarks) calls ``load_kernels()`` first; parallel workers follow
-their caller (``parallel.executor``). Without numba, or if compiling fails, the NumPy back-ends
-are used all the same.
+on its first run after ``pip install`` with them (3.0 s wall on a quiet machine) and 1.5 s on
+later runs (a cached kernel still costs 0.4-0.7 s per process: numba's import and start-up,
+which no query of its cache avoids); without them 0.9 s on every run. A process that fits
+models repeatedly (a notebook, a bootstrap, a simulation study) gains 2-3 times per fit from
+its first dozens of fits on. Parallel workers follow their caller (``parallel.executor``).
+Without numba, or if compiling fails, the NumPy back-ends are used all the same.
 """
 
 from __future__ import annotations
@@ -42,11 +40,14 @@ import math
 
 import numpy as np
 
-__all__ = ["SingleFactorObjective", "SmallDenseObjective", "dense_kernel", "load_kernels",
-           "marginal_kernel", "single_factor_kernel"]
+__all__ = ["SingleFactorObjective", "SmallDenseObjective", "dense_gradient_kernel",
+           "dense_kernel", "load_kernels", "marginal_kernel", "prefer_numpy",
+           "single_factor_kernel"]
 
 _KERNEL = None
+_AUTOLOAD = True
 _DENSE_KERNEL = None
+_DENSE_GRADIENT_KERNEL = None
 _MARGINAL_KERNEL = None
 
 
@@ -152,6 +153,84 @@ def _dense_pieces(theta, col_start, col_rows, col_index, full, q):
     return logdet_z, logdet - logdet_z, scaled[size - 1, size - 1] ** 2
 
 
+def _dense_gradient(entries, col_start, col_rows, col_index, full, q, kept, dof,
+                    rows, cols, index, gradient):
+    """The criterion's pieces at the entries and, into ``gradient``, its derivatives by them
+    (``core.gradient``'s formulas on the dense matrices); r^2 = -1 outside the domain."""
+    size = full.shape[0]
+    values = np.empty(col_rows.shape[0])
+    for k in range(col_rows.shape[0]):
+        values[k] = 1.0 if col_index[k] < 0 else entries[col_index[k]]
+    scaled = np.empty((size, size))
+    for j in range(size):
+        for i in range(j, size):
+            total = 1.0 if (i == j and i < q) else 0.0
+            for a in range(col_start[i], col_start[i + 1]):
+                row = col_rows[a]
+                for b in range(col_start[j], col_start[j + 1]):
+                    total += values[a] * full[row, col_rows[b]] * values[b]
+            scaled[i, j] = total
+    logdet = _cholesky(scaled, size - 1)
+    if math.isnan(logdet) or _cholesky_last(scaled, size) <= 0.0:
+        return 0.0, 0.0, -1.0
+    logdet_z = 0.0
+    for j in range(q):
+        logdet_z += 2.0 * math.log(scaled[j, j])
+    r2 = scaled[size - 1, size - 1] ** 2
+    # the inverse of L_S (S: the first ``kept`` rows), then Sigma = L_S^-T L_S^-1
+    inverse = np.zeros((kept, kept))
+    for j in range(kept):
+        inverse[j, j] = 1.0 / scaled[j, j]
+        for i in range(j + 1, kept):
+            total = 0.0
+            for k in range(j, i):
+                total += scaled[i, k] * inverse[k, j]
+            inverse[i, j] = -total / scaled[i, i]
+    sigma = np.zeros((kept, kept))
+    for i in range(kept):
+        for j in range(i + 1):
+            total = 0.0
+            for k in range(i, kept):
+                total += inverse[k, i] * inverse[k, j]
+            sigma[i, j] = total
+            sigma[j, i] = total
+    # (T'A)[S, :q], column by column of T
+    crossed = np.zeros((kept, q))
+    for i in range(kept):
+        for a in range(col_start[i], col_start[i + 1]):
+            for j in range(q):
+                crossed[i, j] += values[a] * full[col_rows[a], j]
+    # [v; beta] from L_K' [v; beta] = L's last row; b = Lambda v; rho = Z'(y - Z b - X beta)
+    m = size - 1
+    solution = np.empty(m)
+    for i in range(m - 1, -1, -1):
+        total = scaled[size - 1, i]
+        for k in range(i + 1, m):
+            total -= scaled[k, i] * solution[k]
+        solution[i] = total / scaled[i, i]
+    b = np.zeros(q)
+    for j in range(q):
+        for a in range(col_start[j], col_start[j + 1]):
+            b[col_rows[a]] += values[a] * solution[j]
+    rho = np.empty(q)
+    for i in range(q):
+        total = full[i, size - 1]
+        for j in range(q):
+            total -= full[i, j] * b[j]
+        for j in range(q, m):
+            total -= full[i, j] * solution[j]
+        rho[i] = total
+    gradient[:] = 0.0
+    weight = 2.0 * dof / r2
+    for k in range(rows.shape[0]):
+        r, c = rows[k], cols[k]
+        trace = 0.0
+        for i in range(kept):
+            trace += sigma[c, i] * crossed[i, r]
+        gradient[index[k]] += 2.0 * trace - weight * rho[r] * solution[c]
+    return logdet_z, logdet - logdet_z, r2
+
+
 def _marginal_pieces(psi, real, z, lam, counts, pieces, size):
     """The criterion's pieces from the marginal covariance of K keys of padded units
     (``core.marginal``): per key V = Psi + (Z lam)(Z lam)' (identity on padding rows), its
@@ -225,25 +304,46 @@ def load_kernels() -> bool:
             _KERNEL = numba.njit(cache=True, nogil=True)(_single_factor_pieces)
             global _DENSE_KERNEL, _MARGINAL_KERNEL
             _DENSE_KERNEL = numba.njit(cache=True, nogil=True)(_dense_pieces)
+            global _DENSE_GRADIENT_KERNEL
+            _DENSE_GRADIENT_KERNEL = numba.njit(cache=True, nogil=True)(_dense_gradient)
             _MARGINAL_KERNEL = numba.njit(cache=True, nogil=True)(_marginal_pieces)
         except Exception:  # noqa: BLE001 - no numba, or it cannot compile here: use NumPy
             _KERNEL = False
     return bool(_KERNEL)
 
 
+def prefer_numpy() -> None:
+    """Keep this process on the NumPy back-ends: fits no longer load the kernels (those
+    already loaded stay in use). For processes that fit one model (the command line)."""
+    global _AUTOLOAD
+    _AUTOLOAD = False
+
+
+def _loaded():
+    """The kernels, loaded at the first request unless ``prefer_numpy`` has run."""
+    if _KERNEL is None and _AUTOLOAD:
+        load_kernels()
+    return _KERNEL
+
+
 def single_factor_kernel():
-    """The compiled single-factor objective once ``load_kernels`` has loaded it, else None."""
-    return _KERNEL or None
+    """The compiled single-factor objective, or None (no numba, or ``prefer_numpy``)."""
+    return _loaded() or None
 
 
 def dense_kernel():
-    """The compiled dense objective once ``load_kernels`` has loaded it, else None."""
-    return _DENSE_KERNEL if _KERNEL else None
+    """The compiled dense objective, or None (no numba, or ``prefer_numpy``)."""
+    return _DENSE_KERNEL if _loaded() else None
+
+
+def dense_gradient_kernel():
+    """The compiled dense criterion and gradient, or None (no numba, or ``prefer_numpy``)."""
+    return _DENSE_GRADIENT_KERNEL if _loaded() else None
 
 
 def marginal_kernel():
-    """The compiled marginal-pieces kernel once ``load_kernels`` has loaded it, else None."""
-    return _MARGINAL_KERNEL if _KERNEL else None
+    """The compiled marginal-pieces kernel, or None (no numba, or ``prefer_numpy``)."""
+    return _MARGINAL_KERNEL if _loaded() else None
 
 
 class SingleFactorObjective:
@@ -293,3 +393,15 @@ class SmallDenseObjective:
         as in ``SingleFactorObjective``)."""
         return self.kernel(np.array(theta, dtype=np.float64), self.col_start, self.col_rows,
                            self.col_index, self.full, self.q)
+
+    def gradient(self, kernel, entries: np.ndarray, kept: int, dof: int, rows: np.ndarray,
+                 cols: np.ndarray, index: np.ndarray) -> tuple[tuple[float, float, float],
+                                                           np.ndarray]:
+        """The pieces and the criterion's gradient by the entries, from the compiled
+        ``kernel`` (``dense_gradient_kernel``): Omega_S of the first ``kept`` rows, ``dof``
+        the criterion's degrees of freedom, (rows, cols, index) the entries' positions in T."""
+        gradient = np.zeros(len(entries))
+        pieces = kernel(np.array(entries, dtype=np.float64), self.col_start, self.col_rows,
+                        self.col_index, self.full, self.q, kept, dof, rows, cols, index,
+                        gradient)
+        return pieces, gradient

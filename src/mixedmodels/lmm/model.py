@@ -53,17 +53,18 @@ __all__ = ["GeneralizedLeastSquares", "LinearMixedModel", "check_settings"]
 
 #: "auto" optimizes with the gradient (L-BFGS) from this many parameters when the objective
 #: runs the blocked factor, and from ``GRADIENT_FROM`` on smaller systems, whose compiled
-#: evaluations cost microseconds against a fraction of a millisecond for the gradient. BOBYQA
-#: takes 3 times L-BFGS's evaluations at 1 to 3 parameters, 7 to 20 times from 6 on (436
-#: against 20 on Machines' (0 + Machine | Worker), 6,373 against 201 with 72 parameters); a
-#: gradient costs 2.5 to 4 evaluations of the blocked factor. Whole fits, BOBYQA against
-#: L-BFGS: ham (2 parameters, blocked) 26 against 30 ms; InstEval (3, blocked) 3.5 against
-#: 2.4 s; pixel (4, small) 17 against 16 ms; Machines (6, small) 16 against 8 ms.
+#: evaluations cost microseconds against tens of microseconds for a compiled dense gradient.
+#: BOBYQA takes 3 times L-BFGS's evaluations at 1 to 3 parameters, 7 to 20 times from 4 on
+#: (436 against 38 on Machines' (0 + Machine | Worker), 6,373 against 201 with 72
+#: parameters); a gradient costs 2.5 to 4 evaluations of the blocked factor. Whole fits,
+#: BOBYQA against L-BFGS: ham (2 parameters, blocked) 12 against 17 ms; InstEval (3,
+#: blocked) 3.5 against 2.4 s; sleepstudy (3, small) 1.2 against 2.1 ms; bodyweight (3) 3.2
+#: against 4.2 ms; pixel (4) 10.1 against 5.9 ms; Machines (6) 10.7 against 4.0 ms.
 #: Structured terms (``cs``, ``ar1``, ``toep``) keep BOBYQA: on their correlations'
 #: unconstrained scale the criterion flattens towards +/-1, where L-BFGS can stall (a toep
 #: term on the trial data stopped 5 log-likelihood units short).
 GRADIENT_FROM_BLOCKED = 3
-GRADIENT_FROM = 6
+GRADIENT_FROM = 4
 
 #: the tolerances of ``OptSettings``: non-negative numbers
 _TOLERANCES = ("ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs")

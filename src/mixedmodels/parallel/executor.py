@@ -26,7 +26,7 @@ import pickle
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from ..linalg.compiled import load_kernels, single_factor_kernel
+from ..linalg.compiled import load_kernels, prefer_numpy, single_factor_kernel
 from .progress import progress_bar
 
 __all__ = ["pickled", "run_tasks", "unpickled"]
@@ -125,9 +125,11 @@ def _gather(executor, function, data: bytes, items: list, chunks: list[range], p
 
 def _run_chunk(function, data: bytes, compiled: bool, items: list) -> list:
     """One chunk, on a worker: the payload is unpickled once per worker process; ``compiled``:
-    the caller uses the compiled kernels, and so does the worker."""
+    the caller uses the compiled kernels, and so does the worker (else neither does)."""
     if compiled:
         load_kernels()
+    else:
+        prefer_numpy()
     payload = unpickled(data)
     return [function(payload, item) for item in items]
 

@@ -56,16 +56,24 @@ def median_time(fn: Callable[[], Any], warmup: int = 3, repeats: int = 30,
     return statistics.median(times), len(times)
 
 
-def best_time(fn: Callable[[], Any], repeats: int = 2) -> tuple[float, Any]:
-    """Best (minimum) wall time of ``repeats`` calls of ``fn()``, and the last call's result."""
+def best_time(fn: Callable[[], Any], repeats: int = 2,
+              max_seconds: float | None = None) -> tuple[float, Any]:
+    """Best (minimum) wall time of ``repeats`` calls of ``fn()``, and the last call's result.
+
+    Stops early once ``max_seconds`` of timed calls have accumulated (keeping at least one).
+    """
     best = float("inf")
+    total = 0.0
     result = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(repeats):
             t0 = time.perf_counter()
             result = fn()
-            best = min(best, time.perf_counter() - t0)
+            dt = time.perf_counter() - t0
+            best, total = min(best, dt), total + dt
+            if max_seconds is not None and total > max_seconds:
+                break
     return best, result
 
 
@@ -119,8 +127,9 @@ def median_or_none(values: Sequence[float | None]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
-def environment_line() -> str:
-    """Versions of everything compared, for the header of a report."""
+def environment_line(extra: Sequence[str] = ()) -> str:
+    """Versions of everything compared, for the header of a report; ``extra`` adds parts (the
+    versions of packages measured in another interpreter)."""
     parts = [f"Python {platform.python_version()}", f"{os.cpu_count()} CPUs"]
     for mod, name in (("mixedmodels", "mixedmodels"), ("statsmodels", "statsmodels"),
                       ("numpy", "numpy"), ("scipy", "scipy"), ("pandas", "pandas")):
@@ -133,6 +142,7 @@ def environment_line() -> str:
         parts.append(f"lme-python {version('lme-python')}")
     except Exception:
         pass
+    parts.extend(extra)
     if have_rscript():
         parts.append(f"R/lme4 {r_lme4_version()}")
     return ", ".join(parts)
@@ -247,9 +257,36 @@ def run_r(code: str, timeout: float = 600) -> dict[str, dict[str, float]]:
     return out
 
 
+def r_median_fits_code(jobs: Sequence[tuple[str, str | Path, str, Sequence[str]]],
+                       warmup: int, repeats: int, max_seconds: float) -> str:
+    """R code for ``run_r``: for each job (key, csv, formula, label columns), one REML lmer() fit
+    whose REMLcrit and optimizer evaluations (``feval``) are emitted as "crit" and "evals", then
+    the median seconds of lmer() (``median_fit_seconds``: the rule of ``median_time``) as
+    "seconds". Reading the CSV is not timed."""
+    lines = []
+    for key, csv, formula, labels in jobs:
+        lines.append(f"""
+local({{
+  d <- read_data({r_string(str(csv))}, {r_strings(labels)})
+  f <- as.formula({r_string(formula)})
+  fit <- function() lmer(f, data = d, REML = TRUE)
+  m <- suppressWarnings(suppressMessages(fit()))
+  emit({r_string(key)}, "crit", REMLcrit(m))
+  emit({r_string(key)}, "evals", m@optinfo$feval)
+  emit({r_string(key)}, "seconds", suppressWarnings(suppressMessages(
+    median_fit_seconds(fit, {warmup}, {repeats}, {max_seconds:g}))))
+}})""")
+    return "\n".join(lines)
+
+
 def r_string(s: str) -> str:
     """A Python string as an R string literal."""
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def r_strings(values: Sequence[str]) -> str:
+    """Python strings as an R character vector, ``c("a", "b")``."""
+    return f"c({', '.join(r_string(v) for v in values)})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,8 +294,9 @@ def r_string(s: str) -> str:
 
 
 def run_child(args: Sequence[str], timeout: float | None = None,
-              mem_limit_bytes: int | None = None) -> dict[str, Any]:
+              mem_limit_bytes: int | None = None, python: str | None = None) -> dict[str, Any]:
     """Run ``python <args>`` in a child process; it must print one JSON object on its last line.
+    ``python`` is the interpreter (default: this one's).
 
     Returns {"ok", "timed_out", "wall", "maxrss_bytes", "result", "stderr"}: ``wall`` is the
     child's whole wall time, ``maxrss_bytes`` its peak resident set size (from ``wait4``),
@@ -271,7 +309,7 @@ def run_child(args: Sequence[str], timeout: float | None = None,
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=err,
+        proc = subprocess.Popen([python or sys.executable, *args], stdout=out, stderr=err,
                                 preexec_fn=limit)
         timed_out = threading.Event()
 

@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as bc  # noqa: E402
 
-
 # --------------------------------------------------------------------------------------------
 # statsmodels translation of lme4 formulas
 
@@ -79,28 +78,6 @@ def statsmodels_fit(spec: dict, df):
 
 
 # --------------------------------------------------------------------------------------------
-# R
-
-
-def r_code(models: list[dict], warmup: int, repeats: int) -> str:
-    lines = [f"label_columns <- c({', '.join(bc.r_string(c) for c in bc.LABEL_COLUMNS)})"]
-    for m in models:
-        csv = bc.DATA_DIR / m["data"]
-        lines.append(f"""
-local({{
-  d <- read_data({bc.r_string(str(csv))}, label_columns)
-  f <- as.formula({bc.r_string(m['formula'])})
-  fit <- function() lmer(f, data = d, REML = TRUE)
-  m <- suppressWarnings(suppressMessages(fit()))
-  emit({bc.r_string(m['id'])}, "crit", REMLcrit(m))
-  emit({bc.r_string(m['id'])}, "evals", m@optinfo$feval)
-  emit({bc.r_string(m['id'])}, "seconds",
-       suppressWarnings(suppressMessages(median_fit_seconds(fit, {warmup}, {repeats}))))
-}})""")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
 
 
 def main(argv=None) -> int:
@@ -133,7 +110,10 @@ def main(argv=None) -> int:
     r_note = ""
     if not args.no_r and bc.have_rscript():
         try:
-            rows_r = bc.run_r(r_code(models, args.warmup, args.repeats), timeout=1800)
+            jobs = [(m["id"], bc.DATA_DIR / m["data"], m["formula"], bc.LABEL_COLUMNS)
+                    for m in models]
+            rows_r = bc.run_r(bc.r_median_fits_code(jobs, args.warmup, args.repeats,
+                                                    args.max_seconds), timeout=1800)
         except Exception as exc:  # report and carry on without R
             r_note = f"lme4 run failed: {exc}"
     else:

@@ -25,10 +25,8 @@ Models (``--only``, comma-separated):
   warm-up fits (fewer once ``--max-seconds`` of timed fits have accumulated).
 - insteval: lme4's InstEval (73,421 rows), ``y ~ service + (1 | s) + (1 | d) + (1 |
   dept:service)``.
-- maximal2: simulated 64 subjects x 80 items, each subject sees each item once; f varies
-  within subjects and within items, c within subjects and between items (so the by-item
-  slope of c is confounded with the item intercept: only the variance of an item's deviation
-  at each level of c is identified); ``y ~ f * c + (1 + f * c | subject) + (1 + c | item)``.
+- maximal2: simulated 64 subjects x 80 items, each subject sees each item once; f and c vary
+  within subjects and within items; ``y ~ f * c + (1 + f * c | subject) + (1 + c | item)``.
 - maximal3: simulated like kb07, 56 subjects x 32 items, three factors all within subject and
   within item, each subject-item pair in one of the 8 cells (Latin square); ``rt ~ spkr * prec *
   load + (1 + spkr * prec * load | subj) + (1 + spkr * prec * load | item)`` (72 parameters).
@@ -139,15 +137,16 @@ def _random_effects(rng, sds, n_levels: int):
 
 
 def maximal2_data(seed: int = SEED):
-    """64 subjects x 80 items, every pair once. f = +-0.5 by (subject + item) parity: within
-    subjects and within items; c = +-0.5 by item half: within subjects, between items."""
+    """64 subjects x 80 items, every pair once. f = +-0.5 by (subject + item) parity and
+    c = +-0.5 by (subject // 2 + item // 2) parity: both vary within subjects and within
+    items, balanced against each other."""
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     subject, item = (a.ravel() for a in np.meshgrid(np.arange(64), np.arange(80), indexing="ij"))
     f = np.where((subject + item) % 2 == 0, -0.5, 0.5)
-    c = np.where(item < 40, -0.5, 0.5)
+    c = np.where((subject // 2 + item // 2) % 2 == 0, -0.5, 0.5)
     x_subject = np.column_stack([np.ones_like(f), f, c, f * c])
     x_item = x_subject[:, [0, 2]]
     b_subject = _random_effects(rng, [60.0, 25.0, 20.0, 15.0], 64)

@@ -47,7 +47,8 @@ killed once it has run its number of fits times that limit plus 60 s.
         [--peers-python PATH] [--no-peers] [--no-r] [--json PATH]
 
 Quick check: ``python benchmarks/bench_speed.py --only small --repeats 3``. The whole run
-takes about half an hour on 2 cores. Cold start: ``benchmarks/bench_cold_start.py``.
+takes 20 to 30 minutes on 2 cores, most of it lme4's and mixedlm's fits of maximal3. Cold
+start: ``benchmarks/bench_cold_start.py``.
 """
 
 from __future__ import annotations

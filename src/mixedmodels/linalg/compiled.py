@@ -127,15 +127,14 @@ def _single_factor_pieces(theta, lam_rows, lam_cols, lam_index, blocks, cross, x
     return logdet_z, logdet_x, schur[m - 1, m - 1] ** 2
 
 
-def _dense_pieces(theta, col_start, col_rows, col_index, full, q):
-    """The same pieces from one dense matrix: T'AT + diag(I_q, 0), T = blockdiag(Lambda, I)
-    given column by column (rows col_rows[col_start[c]:col_start[c + 1]], values theta at
-    col_index, or 1 where col_index is -1), then one Cholesky."""
+def _dense_factor(theta, col_start, col_rows, col_index, full, q, values, scaled):
+    """T'AT + diag(I_q, 0) into ``scaled`` and its Cholesky factor in place, T =
+    blockdiag(Lambda, I) given column by column (rows col_rows[col_start[c]:col_start[c + 1]],
+    ``values`` set to theta at col_index, or 1 where col_index is -1); returns (log|L_Z|^2,
+    log|R_X|^2, r^2), r^2 = -1 if the Cholesky fails."""
     size = full.shape[0]
-    values = np.empty(col_rows.shape[0])
     for k in range(col_rows.shape[0]):
         values[k] = 1.0 if col_index[k] < 0 else theta[col_index[k]]
-    scaled = np.empty((size, size))
     for j in range(size):
         for i in range(j, size):
             total = 1.0 if (i == j and i < q) else 0.0
@@ -153,30 +152,23 @@ def _dense_pieces(theta, col_start, col_rows, col_index, full, q):
     return logdet_z, logdet - logdet_z, scaled[size - 1, size - 1] ** 2
 
 
+def _dense_pieces(theta, col_start, col_rows, col_index, full, q):
+    """The same pieces from one dense matrix (``_dense_factor``)."""
+    size = full.shape[0]
+    return _dense_factor(theta, col_start, col_rows, col_index, full, q,
+                         np.empty(col_rows.shape[0]), np.empty((size, size)))
+
+
 def _dense_gradient(entries, col_start, col_rows, col_index, full, q, kept, dof,
                     rows, cols, index, gradient):
     """The criterion's pieces at the entries and, into ``gradient``, its derivatives by them
     (``core.gradient``'s formulas on the dense matrices); r^2 = -1 outside the domain."""
     size = full.shape[0]
-    values = np.empty(col_rows.shape[0])
-    for k in range(col_rows.shape[0]):
-        values[k] = 1.0 if col_index[k] < 0 else entries[col_index[k]]
-    scaled = np.empty((size, size))
-    for j in range(size):
-        for i in range(j, size):
-            total = 1.0 if (i == j and i < q) else 0.0
-            for a in range(col_start[i], col_start[i + 1]):
-                row = col_rows[a]
-                for b in range(col_start[j], col_start[j + 1]):
-                    total += values[a] * full[row, col_rows[b]] * values[b]
-            scaled[i, j] = total
-    logdet = _cholesky(scaled, size - 1)
-    if math.isnan(logdet) or _cholesky_last(scaled, size) <= 0.0:
-        return 0.0, 0.0, -1.0
-    logdet_z = 0.0
-    for j in range(q):
-        logdet_z += 2.0 * math.log(scaled[j, j])
-    r2 = scaled[size - 1, size - 1] ** 2
+    values, scaled = np.empty(col_rows.shape[0]), np.empty((size, size))
+    logdet_z, logdet_x, r2 = _dense_factor(entries, col_start, col_rows, col_index, full, q,
+                                           values, scaled)
+    if r2 < 0.0:
+        return logdet_z, logdet_x, r2
     # the inverse of L_S (S: the first ``kept`` rows), then Sigma = L_S^-T L_S^-1
     inverse = np.zeros((kept, kept))
     for j in range(kept):
@@ -228,7 +220,7 @@ def _dense_gradient(entries, col_start, col_rows, col_index, full, q, kept, dof,
         for i in range(kept):
             trace += sigma[c, i] * crossed[i, r]
         gradient[index[k]] += 2.0 * trace - weight * rho[r] * solution[c]
-    return logdet_z, logdet - logdet_z, r2
+    return logdet_z, logdet_x, r2
 
 
 def _marginal_pieces(psi, real, z, lam, counts, pieces, size):
@@ -298,9 +290,10 @@ def load_kernels() -> bool:
         try:
             import numba
 
-            global _cholesky, _cholesky_last  # the kernels call the compiled helpers
+            global _cholesky, _cholesky_last, _dense_factor  # kernels call compiled helpers
             _cholesky = numba.njit(cache=True, nogil=True)(_cholesky)
             _cholesky_last = numba.njit(cache=True, nogil=True)(_cholesky_last)
+            _dense_factor = numba.njit(cache=True, nogil=True)(_dense_factor)
             _KERNEL = numba.njit(cache=True, nogil=True)(_single_factor_pieces)
             global _DENSE_KERNEL, _MARGINAL_KERNEL
             _DENSE_KERNEL = numba.njit(cache=True, nogil=True)(_dense_pieces)

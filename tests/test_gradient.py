@@ -149,8 +149,13 @@ def _fit(record, method: str, optimizer: str):
                        settings=mm.OptSettings(method=optimizer))
 
 
-@pytest.mark.parametrize("model_id", reference_ids())
-@pytest.mark.parametrize("method", METHODS)
+# InstEval's second refit (4.5 s) runs with the slow tests
+OPTIMA = [pytest.param(model_id, method, marks=[pytest.mark.slow] if (
+    model_id == "classic/insteval" and method == "ML") else [])
+    for method in METHODS for model_id in reference_ids()]
+
+
+@pytest.mark.parametrize("model_id, method", OPTIMA)
 def test_lbfgs_reaches_the_bobyqa_optimum(model_id, method, reference_fits):
     record, _, fit = reference_fits[model_id, method]
     used = "lbfgs" if fit.optsummary.optimizer.startswith("LD_LBFGS") else "bobyqa"

@@ -116,11 +116,14 @@ SELECTED = [
     ("y ~ x + (1 + x | g0) + (1 + x | g1)", (500, 300), 4000, "BlockSparse"),
     ("y ~ x + (1 + x | g0) + (1 | g1) + (1 | g2)", (40, 30, 7), 3000, "ndarray"),
     ("y ~ x + (1 | g0) + (1 + x | g1) + (1 | g2)", (900, 300, 6), 5000, "BlockSparse"),
+    ("y ~ x + (1 | g0) + (1 | g1) + (1 | g2)", (900, 300, 200), 5000, "BlockSparse"),
 ]
 
 
 @pytest.mark.parametrize("formula, levels, n, first_type", SELECTED)
 def test_selected_inverse_equals_dense_inverse(formula, levels, n, first_type):
+    """Sigma on L's pattern equals the dense inverse (REML's rows: with the fixed effects; ML's:
+    without), and the gradient (REML, ML) through these blocks equals finite differences."""
     model = mm.LinearMixedModel(formula, _crossed(levels, n, seed=len(levels) + n))
     assert type(model.system.A_off[1, 0]).__name__ == first_type
     theta = model.structure.parameters.start() + 0.3
@@ -140,6 +143,13 @@ def test_selected_inverse_equals_dense_inverse(formula, levels, n, first_type):
                 actual, mask = block, np.ones_like(block)
             scale = np.max(np.abs(inverse))
             assert np.max(np.abs((actual - expected) * mask)) <= 1e-10 * scale, (i, j)
+        # and the gradient through these blocks
+        system = model.system
+        _, gradient = profiled_gradient(system, theta, fixed)
+        expected, spread = _finite_differences(
+            lambda x: system.objective_from(system.factor(x), fixed), theta)
+        scale = max(1.0, np.max(np.abs(expected)))
+        assert np.all(np.abs(gradient - expected) <= 1e-6 * scale + spread)
 
 
 def _fit(record, method: str, optimizer: str):

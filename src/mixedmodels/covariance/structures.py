@@ -174,15 +174,13 @@ class CovarianceStructure(ABC):
         for i in range(self.n_params):
             step = self.JACOBIAN_STEP * max(1.0, abs(params[i]))
             step = min(step, 0.5 * (params[i] - lower[i]), 0.5 * (upper[i] - params[i]))
-            if not step > 0:  # on a bound: the one-sided difference inward
-                step = self.JACOBIAN_STEP * (1.0 if params[i] <= lower[i] else -1.0)
-                plus, minus = params.copy(), params.copy()
-                plus[i] += step
-                out[:, i] = (self.entries(plus) - self.entries(minus)) / step
-                continue
             plus, minus = params.copy(), params.copy()
-            plus[i] += step
-            minus[i] -= step
+            if step > 0:  # central
+                plus[i] += step
+                minus[i] -= step
+            else:  # on a bound: one-sided, inward
+                step = 0.5 * self.JACOBIAN_STEP * (1.0 if params[i] <= lower[i] else -1.0)
+                plus[i] += 2.0 * step
             out[:, i] = (self.entries(plus) - self.entries(minus)) / (2.0 * step)
         return out
 

@@ -187,8 +187,7 @@ class PLSSystem:
             out["dense"] = self._through_entries(small)
             kernel = dense_kernel()
             if kernel is not None:
-                out["compiled dense"] = self._through_entries(SmallDenseObjective(
-                    kernel, small.full, small.rows, small.cols, small.index, small.q))
+                out["compiled dense"] = self._through_entries(small.compiled(kernel))
         return out
 
     @staticmethod
@@ -415,11 +414,18 @@ class _SmallSystem:
         self.rows, self.cols = np.concatenate(rows + empty), np.concatenate(cols + empty)
         self.index = np.concatenate(index + empty)
         self.q, self.size = q, size
+        # the first grouping factor's rows: block-diagonal, p per level (none without blocks)
+        self.first, self.first_p = (blocks[0].q, blocks[0].p) if blocks else (0, 1)
         self.diagonal = np.arange(q) * (size + 1)  # flat positions of the Z part's diagonal
         self.transform = np.eye(size)  # its Lambda entries are overwritten for every theta
         self._layout = None  # the compiled gradient's (``SmallDenseObjective``), on first use
 
     name = "dense"
+
+    def compiled(self, kernel) -> SmallDenseObjective:
+        """The compiled computation's layout of this system, evaluating with ``kernel``."""
+        return SmallDenseObjective(kernel, self.full, self.rows, self.cols, self.index, self.q,
+                                   self.first, self.first_p)
 
     def __call__(self, theta: np.ndarray) -> Pieces:
         factor = self._factor(theta)
@@ -456,8 +462,7 @@ class _SmallSystem:
         kernel = dense_gradient_kernel()
         if kernel is not None:  # the same computation as one compiled loop
             if self._layout is None:
-                self._layout = SmallDenseObjective(None, self.full, self.rows, self.cols,
-                                                   self.index, q)
+                self._layout = self.compiled(None)
             pieces, gradient = self._layout.gradient(kernel, entries, kept, dof, self.rows,
                                                      self.cols, self.index)
             if pieces[2] < 0:

@@ -51,22 +51,28 @@ _DENSE_GRADIENT_KERNEL = None
 _MARGINAL_KERNEL = None
 
 
-def _cholesky(matrix, size):
+def _cholesky(matrix, size, first, p):
     """Lower Cholesky of matrix[:size, :size] in place, also updating the rows below it;
-    returns 2 sum log diag, or NaN if the matrix is not positive definite."""
+    returns 2 sum log diag, or NaN if the matrix is not positive definite. Its leading
+    ``first`` rows and columns are block-diagonal in p x p blocks (the levels of the first
+    grouping factor; ``first`` = 0: none), whose zeros stay zero and are skipped."""
+    rows = matrix.shape[0]
     logdet = 0.0
     for j in range(size):
+        start = j - j % p if j < first else 0  # the column's first nonzero in row j
         diagonal = matrix[j, j]
-        for k in range(j):
+        for k in range(start, j):
             diagonal -= matrix[j, k] * matrix[j, k]
         if diagonal <= 0.0:
             return math.nan
         diagonal = math.sqrt(diagonal)
         matrix[j, j] = diagonal
         logdet += 2.0 * math.log(diagonal)
-        for i in range(j + 1, matrix.shape[0]):
+        for i in range(j + 1, rows):
+            if j < first and start + p <= i < first:  # another level of the first factor
+                continue
             value = matrix[i, j]
-            for k in range(j):
+            for k in range(start, j):
                 value -= matrix[i, k] * matrix[j, k]
             matrix[i, j] = value / diagonal
     return logdet
@@ -102,7 +108,7 @@ def _single_factor_pieces(theta, lam_rows, lam_cols, lam_index, blocks, cross, x
                     for b in range(p):
                         total += lam[a, i] * blocks[level, a, b] * lam[b, j]
                 block[i, j] = total + (1.0 if i == j else 0.0)
-        logdet = _cholesky(block, p)
+        logdet = _cholesky(block, p, 0, 1)
         if math.isnan(logdet):
             return 0.0, 0.0, -1.0
         logdet_z += logdet
@@ -121,17 +127,18 @@ def _single_factor_pieces(theta, lam_rows, lam_cols, lam_index, blocks, cross, x
                 for k in range(p):
                     total += scaled_cross[k, r] * scaled_cross[k, c]
                 schur[r, c] -= total
-    logdet_x = _cholesky(schur, m - 1)  # log|R_X|^2 from the first m - 1 pivots
+    logdet_x = _cholesky(schur, m - 1, 0, 1)  # log|R_X|^2 from the first m - 1 pivots
     if math.isnan(logdet_x) or _cholesky_last(schur, m) <= 0.0:
         return 0.0, 0.0, -1.0
     return logdet_z, logdet_x, schur[m - 1, m - 1] ** 2
 
 
-def _dense_factor(theta, col_start, col_rows, col_index, full, q, values, scaled):
+def _dense_factor(theta, col_start, col_rows, col_index, full, q, first, p, values, scaled):
     """T'AT + diag(I_q, 0) into ``scaled`` and its Cholesky factor in place, T =
     blockdiag(Lambda, I) given column by column (rows col_rows[col_start[c]:col_start[c + 1]],
-    ``values`` set to theta at col_index, or 1 where col_index is -1); returns (log|L_Z|^2,
-    log|R_X|^2, r^2), r^2 = -1 if the Cholesky fails."""
+    ``values`` set to theta at col_index, or 1 where col_index is -1); the first grouping
+    factor's ``first`` rows are block-diagonal in p x p blocks (``_cholesky``). Returns
+    (log|L_Z|^2, log|R_X|^2, r^2), r^2 = -1 if the Cholesky fails."""
     size = full.shape[0]
     for k in range(col_rows.shape[0]):
         values[k] = 1.0 if col_index[k] < 0 else theta[col_index[k]]
@@ -143,7 +150,7 @@ def _dense_factor(theta, col_start, col_rows, col_index, full, q, values, scaled
                 for b in range(col_start[j], col_start[j + 1]):
                     total += values[a] * full[row, col_rows[b]] * values[b]
             scaled[i, j] = total
-    logdet = _cholesky(scaled, size - 1)
+    logdet = _cholesky(scaled, size - 1, first, p)
     if math.isnan(logdet) or _cholesky_last(scaled, size) <= 0.0:
         return 0.0, 0.0, -1.0
     logdet_z = 0.0
@@ -152,21 +159,21 @@ def _dense_factor(theta, col_start, col_rows, col_index, full, q, values, scaled
     return logdet_z, logdet - logdet_z, scaled[size - 1, size - 1] ** 2
 
 
-def _dense_pieces(theta, col_start, col_rows, col_index, full, q):
+def _dense_pieces(theta, col_start, col_rows, col_index, full, q, first, p):
     """The same pieces from one dense matrix (``_dense_factor``)."""
     size = full.shape[0]
-    return _dense_factor(theta, col_start, col_rows, col_index, full, q,
+    return _dense_factor(theta, col_start, col_rows, col_index, full, q, first, p,
                          np.empty(col_rows.shape[0]), np.empty((size, size)))
 
 
-def _dense_gradient(entries, col_start, col_rows, col_index, full, q, kept, dof,
+def _dense_gradient(entries, col_start, col_rows, col_index, full, q, first, p, kept, dof,
                     rows, cols, index, gradient):
     """The criterion's pieces at the entries and, into ``gradient``, its derivatives by them
     (``core.gradient``'s formulas on the dense matrices); r^2 = -1 outside the domain."""
     size = full.shape[0]
     values, scaled = np.empty(col_rows.shape[0]), np.empty((size, size))
     logdet_z, logdet_x, r2 = _dense_factor(entries, col_start, col_rows, col_index, full, q,
-                                           values, scaled)
+                                           first, p, values, scaled)
     if r2 < 0.0:
         return logdet_z, logdet_x, r2
     # the inverse of L_S (S: the first ``kept`` rows), then Sigma = L_S^-T L_S^-1
@@ -252,7 +259,7 @@ def _marginal_pieces(psi, real, z, lam, counts, pieces, size):
                 else:
                     value = 1.0 if a == b else 0.0
                 work[a, b] = value
-        logdet = _cholesky(work, m)
+        logdet = _cholesky(work, m, 0, 1)
         if math.isnan(logdet):
             return 0.0, 0.0, -1.0
         logdet_v += counts[k] * logdet
@@ -275,7 +282,7 @@ def _marginal_pieces(psi, real, z, lam, counts, pieces, size):
                     row = base + a * m + b
                     for e in range(size * size):
                         flat[e] += weight * pieces[row, e]
-    logdet_x = _cholesky(total, size - 1)
+    logdet_x = _cholesky(total, size - 1, 0, 1)
     if math.isnan(logdet_x) or _cholesky_last(total, size) <= 0.0:
         return 0.0, 0.0, -1.0
     return logdet_v, logdet_x, total[size - 1, size - 1] ** 2
@@ -363,13 +370,15 @@ class SingleFactorObjective:
 
 class SmallDenseObjective:
     """The inputs of the compiled dense computation: A as one symmetric matrix, and T's
-    pattern by columns (Z columns from Lambda's entries, then unit [X y] columns)."""
+    pattern by columns (Z columns from Lambda's entries, then unit [X y] columns); the first
+    grouping factor's ``first`` columns, ``p`` per level, are block-diagonal in A."""
 
     name = "compiled dense"
 
     def __init__(self, kernel, full: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                 index: np.ndarray, q: int):
+                 index: np.ndarray, q: int, first: int, p: int):
         self.kernel = kernel
+        self.first, self.p = first, p
         size = full.shape[0]
         extra = np.arange(q, size)
         rows = np.concatenate([rows, extra])
@@ -385,7 +394,7 @@ class SmallDenseObjective:
         """(log|L_Z|^2, log|R_X|^2, r^2) at theta; r^2 = -1 outside the domain (theta copied
         as in ``SingleFactorObjective``)."""
         return self.kernel(np.array(theta, dtype=np.float64), self.col_start, self.col_rows,
-                           self.col_index, self.full, self.q)
+                           self.col_index, self.full, self.q, self.first, self.p)
 
     def gradient(self, kernel, entries: np.ndarray, kept: int, dof: int, rows: np.ndarray,
                  cols: np.ndarray, index: np.ndarray) -> tuple[tuple[float, float, float],
@@ -395,6 +404,6 @@ class SmallDenseObjective:
         the criterion's degrees of freedom, (rows, cols, index) the entries' positions in T."""
         gradient = np.zeros(len(entries))
         pieces = kernel(np.array(entries, dtype=np.float64), self.col_start, self.col_rows,
-                        self.col_index, self.full, self.q, kept, dof, rows, cols, index,
-                        gradient)
+                        self.col_index, self.full, self.q, self.first, self.p, kept, dof, rows,
+                        cols, index, gradient)
         return pieces, gradient

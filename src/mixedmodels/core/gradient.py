@@ -30,9 +30,12 @@ factor of Bates et al. (2025), arXiv 2505.11674.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from ..linalg.blocks import BlockSparse, block_times, transpose_times
+from ..linalg.compiled import dense_gradient_kernel
 from ..linalg.selected_inverse import level_blocks, selected_inverse
 from ..linalg.threads import blas_threads_for
 
@@ -52,10 +55,13 @@ def profiled_gradient(system, theta: np.ndarray, reml: bool) -> tuple[float, np.
     """
     parameters = system.structure.parameters
     failed = np.inf, np.zeros(len(theta))
+    small = system.small_system
+    # BLAS limited as the factor limits it, unless one compiled loop does all the work
+    threads = (nullcontext() if small is not None and dense_gradient_kernel() is not None
+               else blas_threads_for(system.largest_dense_block))
     try:
-        with blas_threads_for(system.largest_dense_block):
+        with threads:
             entries = parameters.entries(theta)
-            small = system.small_system
             if small is not None:  # one dense matrix: the same formulas, fewer calls
                 pieces, by_entry = small.gradient(entries, reml, system.n)
                 value = system.criterion(pieces, reml)

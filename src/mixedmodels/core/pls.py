@@ -183,11 +183,11 @@ class PLSSystem:
             out["compiled single factor"] = self._through_entries(SingleFactorObjective(
                 kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy))
         if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= small_limit:
-            small = _SmallSystem(self)
+            small = self.small_system or _SmallSystem(self)  # built once where it is used
             out["dense"] = self._through_entries(small)
-            kernel = dense_kernel()
-            if kernel is not None:
-                out["compiled dense"] = self._through_entries(small.compiled(kernel))
+            compiled = small.compiled()
+            if compiled is not None:
+                out["compiled dense"] = self._through_entries(compiled)
         return out
 
     @staticmethod
@@ -418,14 +418,18 @@ class _SmallSystem:
         self.first, self.first_p = (blocks[0].q, blocks[0].p) if blocks else (0, 1)
         self.diagonal = np.arange(q) * (size + 1)  # flat positions of the Z part's diagonal
         self.transform = np.eye(size)  # its Lambda entries are overwritten for every theta
-        self._layout = None  # the compiled gradient's (``SmallDenseObjective``), on first use
+        self._layout = None  # the compiled computation (``compiled``), on first use
 
     name = "dense"
 
-    def compiled(self, kernel) -> SmallDenseObjective:
-        """The compiled computation's layout of this system, evaluating with ``kernel``."""
-        return SmallDenseObjective(kernel, self.full, self.rows, self.cols, self.index, self.q,
-                                   self.first, self.first_p)
+    def compiled(self) -> SmallDenseObjective | None:
+        """The compiled computation of this system (built on first use), or None without the
+        compiled kernels."""
+        kernel = dense_kernel()
+        if kernel is not None and self._layout is None:
+            self._layout = SmallDenseObjective(kernel, self.full, self.rows, self.cols,
+                                               self.index, self.q, self.first, self.first_p)
+        return self._layout if kernel is not None else None
 
     def __call__(self, theta: np.ndarray) -> Pieces:
         factor = self._factor(theta)
@@ -461,10 +465,8 @@ class _SmallSystem:
         dof = (n - (size - 1 - q)) if reml else n
         kernel = dense_gradient_kernel()
         if kernel is not None:  # the same computation as one compiled loop
-            if self._layout is None:
-                self._layout = self.compiled(None)
-            pieces, gradient = self._layout.gradient(kernel, entries, kept, dof, self.rows,
-                                                     self.cols, self.index)
+            pieces, gradient = self.compiled().gradient(kernel, entries, kept, dof, self.rows,
+                                                        self.cols, self.index)
             if pieces[2] < 0:
                 raise np.linalg.LinAlgError("the factor is not positive definite")
             return Pieces(*pieces), gradient

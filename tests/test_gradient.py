@@ -192,10 +192,11 @@ def test_auto_uses_the_gradient_where_it_pays(reference_fits):
 
 def test_lbfgs_refuses_residual_parameters():
     with pytest.raises(ValueError, match="analytic gradient"):
-        mm.lmer("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"), correlation="ar1(Days | Subject)",
-                settings=mm.OptSettings(method="lbfgs"))
+        mm.lmer("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"),
+                correlation="ar1(Days | Subject)", settings=mm.OptSettings(method="lbfgs"))
 
 
 def test_method_is_checked():
     with pytest.raises(ValueError, match="settings.method"):
-        mm.lmer("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"), settings=mm.OptSettings(method="newton"))
+        mm.lmer("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"),
+                settings=mm.OptSettings(method="newton"))

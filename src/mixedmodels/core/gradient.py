@@ -18,8 +18,9 @@ I_levels (x) E_rc, so that
 
 Nothing of size n and no dense q x q matrix is formed where L's blocks are sparse; the cost is
 about twice that of the factorization. Small systems (q + p + 1 <= ``SMALL_SYSTEM``) apply the
-same formulas to the dense matrices at once (``PLSSystem.small_system``): a few LAPACK calls. The entries' gradient is mapped to theta through the
-``ParameterMap``'s patterns and, for structures not linear in their parameters, the chain rule
+same formulas to the dense matrices at once (``PLSSystem.small_system``): one compiled loop,
+or a few LAPACK calls. The entries' gradient is mapped to theta through the ``ParameterMap``'s
+patterns and, for structures not linear in their parameters, the chain rule
 (``CovarianceStructure.entries_jacobian``). Models with parameters of a residual structure
 (a correlation structure or variance function) have no analytic gradient here.
 
@@ -30,12 +31,9 @@ factor of Bates et al. (2025), arXiv 2505.11674.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 
 from ..linalg.blocks import BlockSparse, block_times, transpose_times
-from ..linalg.compiled import dense_gradient_kernel
 from ..linalg.selected_inverse import level_blocks, selected_inverse
 from ..linalg.threads import blas_threads_for
 
@@ -56,16 +54,13 @@ def profiled_gradient(system, theta: np.ndarray, reml: bool) -> tuple[float, np.
     parameters = system.structure.parameters
     failed = np.inf, np.zeros(len(theta))
     small = system.small_system
-    # BLAS limited as the factor limits it, unless one compiled loop does all the work
-    threads = (nullcontext() if small is not None and dense_gradient_kernel() is not None
-               else blas_threads_for(system.largest_dense_block))
     try:
-        with threads:
-            entries = parameters.entries(theta)
-            if small is not None:  # one dense matrix: the same formulas, fewer calls
-                pieces, by_entry = small.gradient(entries, reml, system.n)
-                value = system.criterion(pieces, reml)
-            else:
+        entries = parameters.entries(theta)
+        if small is not None:  # one dense matrix: the same formulas, fewer calls
+            pieces, by_entry = small.gradient(entries, reml, system.n)
+            value = system.criterion(pieces, reml)
+        else:
+            with blas_threads_for(system.largest_dense_block):  # as the factor limits BLAS
                 factor = system.factor(theta)
                 value = system.objective_from(factor, reml)
                 by_entry = (_entries_gradient(system, factor, reml) if np.isfinite(value)

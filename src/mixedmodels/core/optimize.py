@@ -1,8 +1,9 @@
 """The optimizers of theta, with bounds, and the record of what they did.
 
 Two methods, both NLopt's: BOBYQA (derivative-free, Powell 2009) and L-BFGS (Liu and Nocedal
-1989) driven by the analytic gradient of the profiled criterion (``core.gradient``). Settings, start, end, evaluation counts and the objective trace are kept
-together in one frozen ``OptSummary``. The convergence check scales the gradient by the Hessian: it asks how much one
+1989) driven by the analytic gradient of the profiled criterion (``core.gradient``).
+Settings, start, end, evaluation counts and the objective trace are kept together in one frozen
+``OptSummary``. The convergence check scales the gradient by the Hessian: it asks how much one
 more Newton step could still lower the objective, 0.5 g' H^{-1} g, which, unlike the size of the
 raw gradient, does not grow with the number of observations (lme4's false alarms on large data).
 """

@@ -13,7 +13,8 @@ nothing in n.
 Back-ends: every way of evaluating the pieces at theta gives the same numbers (tested on every
 reference model). ``blocked`` is the general one (the block kernels of ``linalg.blocks``);
 ``compiled single factor`` (one grouping factor), ``compiled dense`` and ``dense`` (NumPy; used
-without numba, or after ``linalg.compiled.prefer_numpy``) are faster for their shapes. ``backend`` names the one the fit uses.
+without numba, or after ``linalg.compiled.prefer_numpy``) are faster for their shapes.
+``backend`` names the one the fit uses.
 
 The back-ends fill Lambda from the ``ParameterMap``'s patterns applied to its entries vector.
 When every term's structure is linear in its parameters (lme4's), the entries are theta and
@@ -149,6 +150,7 @@ class PLSSystem:
         Also the rows of the factor's largest dense diagonal block (the grouping factors after
         the first, which fill in, and [X y]), which decides the BLAS threads of ``factor``."""
         self.largest_dense_block = max([b.q for b in self.blocks[1:]] + [self.p + 1])
+        self.size = sum(b.q for b in self.blocks) + self.A_xyxy.shape[0]  # q + p + 1
         self._fast = self._small = None
         if len(self.blocks) == 1:
             kernel = single_factor_kernel()
@@ -156,15 +158,14 @@ class PLSSystem:
                 self._fast = self._through_entries(SingleFactorObjective(
                     kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy))
                 return
-        if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= SMALL_SYSTEM:
+        if self.size <= SMALL_SYSTEM:
             self._fast = self.backends()["compiled dense" if dense_kernel() else "dense"]
 
     @property
     def small_system(self) -> "_SmallSystem | None":
         """The whole of A as one dense matrix when q + p + 1 <= ``SMALL_SYSTEM`` (built on
         first use), else None."""
-        if self._small is None and (sum(b.q for b in self.blocks) + self.A_xyxy.shape[0]
-                                    <= SMALL_SYSTEM):
+        if self._small is None and self.size <= SMALL_SYSTEM:
             self._small = _SmallSystem(self)
         return self._small
 
@@ -182,7 +183,7 @@ class PLSSystem:
         if len(self.blocks) == 1 and kernel is not None:
             out["compiled single factor"] = self._through_entries(SingleFactorObjective(
                 kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy))
-        if sum(b.q for b in self.blocks) + self.A_xyxy.shape[0] <= small_limit:
+        if self.size <= small_limit:
             small = self.small_system or _SmallSystem(self)  # built once where it is used
             out["dense"] = self._through_entries(small)
             compiled = small.compiled()
@@ -334,8 +335,7 @@ class PLSSystem:
                          self.log_det_psi)
 
     def objective_and_gradient(self, theta: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
-        """The criterion and its analytic gradient at theta (``core.gradient``), from the
-        blocked factor."""
+        """The criterion and its analytic gradient at theta (``core.gradient``)."""
         return profiled_gradient(self, theta, reml)
 
     @property
@@ -343,8 +343,7 @@ class PLSSystem:
         """The objective runs the blocked factor with the kernels loaded or not (several
         grouping factors and more than ``SMALL_SYSTEM`` rows; one has the compiled loop once
         they are loaded): gradient-driven optimization pays (``OptSettings.method``)."""
-        size = sum(b.q for b in self.blocks) + self.A_xyxy.shape[0]
-        return len(self.blocks) != 1 and size > SMALL_SYSTEM
+        return len(self.blocks) != 1 and self.size > SMALL_SYSTEM
 
     def objective_from(self, factor: Factor, reml: bool) -> float:
         return self.criterion(self.pieces_of(factor), reml)
@@ -470,6 +469,12 @@ class _SmallSystem:
             if pieces[2] < 0:
                 raise np.linalg.LinAlgError("the factor is not positive definite")
             return Pieces(*pieces), gradient
+        with blas_threads_for(size):  # small: one BLAS thread
+            return self._numpy_gradient(entries, kept, dof)
+
+    def _numpy_gradient(self, entries: np.ndarray, kept: int, dof: int):
+        """``gradient`` with NumPy and LAPACK."""
+        q = self.q
         factor = self._factor(entries)
         if factor is None:
             raise np.linalg.LinAlgError("the factor is not positive definite")

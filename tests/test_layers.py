@@ -21,7 +21,7 @@ LAYERS = {
     "covariance": 3, "linalg": 3, "parallel": 3,
     "core": 4,
     "lmm": 5,
-    "inference": 6, "diagnostics": 6,
+    "inference": 6, "diagnostics": 6, "partitioned": 6,
     "output": 7,
     "result": 8, "gauge": 8, "cli": 8, "__init__": 8, "__main__": 8,
 }

@@ -36,6 +36,8 @@ from .lmm.model import GeneralizedLeastSquares as _GlsStages
 from .lmm.model import LinearMixedModel as _ModelStages
 from .lmm.model import check_settings
 from .output import tables
+from .partitioned.model import PartitionedModel as _PartitionedStages
+from .partitioned.model import is_dask_frame
 from .output.display import Summary, residual_structure_lines
 from .validate import check_choice, check_executor, check_level, check_strings
 
@@ -238,6 +240,13 @@ class LinearMixedModel(_ModelStages):
     result_type = LmmFit
 
 
+class PartitionedModel(_PartitionedStages):
+    """The stages of a model of a Dask DataFrame (``partitioned.model.PartitionedModel``)
+    whose ``fit()`` is an ``LmmFit``."""
+
+    result_type = LmmFit
+
+
 class GeneralizedLeastSquares(_GlsStages):
     """The stages of a model without random effects (``lmm.model.GeneralizedLeastSquares``)
     whose ``fit()`` is an ``LmmFit``."""
@@ -247,14 +256,16 @@ class GeneralizedLeastSquares(_GlsStages):
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
          correlation=None, variance=None, settings: OptSettings = OptSettings(),
-         nobs_checks: str = "error") -> LmmFit:
+         nobs_checks: str = "error", progress: bool = False) -> LmmFit:
     """Fit a linear mixed model from an lme4-style formula, by REML (default) or ML.
 
     Args:
         formula: e.g. ``"Reaction ~ Days + (Days | Subject)"``; random-effects terms may have
             a structured covariance: ``ar1(0 + factor(visit) | patient)``, ``cs(...)``,
             ``diag(...)``, ``toep(...)``, ``us(...)``.
-        data: a pandas DataFrame.
+        data: a pandas DataFrame, or a Dask DataFrame (partitions read from Parquet or CSV
+            files, or on a cluster): the same fit, from the cross-products summed over its
+            partitions on the active Dask scheduler (``partitioned.model``).
         weights: prior weights (a column name or one value per row), as lme4's:
             Var(e_i) = sigma^2 / w_i.
         correlation: the residuals' correlation within groups (nlme's ``correlation=``):
@@ -267,6 +278,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
         settings: optimizer settings.
         nobs_checks: "error", "warning" or "ignore": what a model with too few observations
             for its random effects is, as lme4's ``check.nobs.vs.nRE``.
+        progress: a progress bar for each pass over a Dask DataFrame.
 
     Example:
         >>> import mixedmodels as mm
@@ -274,6 +286,12 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
         >>> print(fit.summary())
     """
     settings = check_settings(settings)
+    if is_dask_frame(data):
+        if correlation is not None or variance is not None:
+            raise ValueError("correlation= and variance= are not available for a Dask "
+                             "DataFrame; fit those models in memory (ddf.compute())")
+        return PartitionedModel(formula, data, reml=reml, weights=weights,
+                                nobs_checks=nobs_checks, progress=progress).fit(settings)
     return LinearMixedModel(formula, data, reml=reml, weights=weights, nobs_checks=nobs_checks,
                             correlation=correlation, variance=variance).fit(settings)
 

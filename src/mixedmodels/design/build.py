@@ -49,8 +49,9 @@ from .encoding import fast_encoding
 from .frame import FrameColumns, number_dtype
 from .materialize import ModelData
 
-__all__ = ["Design", "TermDesign", "build_design", "grouping_codes", "r_column_names",
-           "r_spelling", "required_variables"]
+__all__ = ["Design", "TermDesign", "build_design", "check_enough_rows", "check_identifiable",
+           "drop_aliased", "grouping_codes", "r_column_names", "r_spelling",
+           "required_variables", "warn_missing_rows"]
 
 ALIAS_TOLERANCE = 1e-7
 
@@ -179,7 +180,8 @@ NOBS_CHECKS = ("error", "warning", "ignore")
 
 def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
                  nobs_checks: str = "error", transforms: dict | None = None,
-                 extra_columns: tuple[str, ...] = (), random: bool = True) -> Design:
+                 extra_columns: tuple[str, ...] = (), random: bool = True,
+                 schema=None) -> Design:
     """Evaluate the formula on the data; raise a clear error for anything that cannot be fitted.
 
     As R's model frame, every term is evaluated on all the rows of ``data`` before the rows
@@ -200,7 +202,15 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     ``extra_columns``: other columns the model uses as they are (a residual structure's
     times, groups and strata): rows missing them are dropped too, and the design's frame
     keeps them. ``random``: the formula must have random-effects terms (True, lmer) or must
-    have none (False, gls)."""
+    have none (False, gls).
+
+    ``schema``: the ``design.schema.DataSchema`` of a larger data set of which ``data`` is a
+    partition. The design is then that of these rows within the whole data: categorical
+    columns have the levels of all the rows (unused ones kept), grouping factors their levels
+    and numbering, stateful transforms their state; the columns of X are all kept (aliasing
+    is decided from the whole data's cross-products), and the checks that concern the whole
+    data (identifiability, a constant response, a single level, enough rows) are left to it,
+    as are the warnings about its rows."""
     if nobs_checks not in NOBS_CHECKS:
         raise ValueError(f"nobs_checks must be one of {', '.join(map(repr, NOBS_CHECKS))}, "
                          f"not {nobs_checks!r}")
@@ -212,6 +222,8 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
                            f"({formula.random[0].expr} | {formula.random[0].group}); use "
                            "mm.lmer, whose correlation= and variance= take the same structures")
     data = _as_frame(data)
+    if schema is not None:
+        data, transforms = schema.cast(data), schema.transforms
     used, read, texts = _used_columns(formula, data)
     for name in extra_columns:
         if name not in data.columns:
@@ -221,33 +233,44 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     used = list(dict.fromkeys(used + list(extra_columns)))
     data, weights_column = _attach_weights(data, weights)
     if weights_column is not None:
-        data = _drop_zero_weights(data, weights_column)
+        data = _drop_zero_weights(data, weights_column, quiet=schema is not None)
         read = read + [weights_column]
         used = used if weights_column in used else used + [weights_column]
     whole = data  # a reference: the design's frame selects the model's columns on first use
     columns = FrameColumns(whole)
-    frame, drop = _drop_missing(columns, used, read, texts)
+    partition = schema is not None
+    frame, drop = _drop_missing(columns, used, read, texts, partition)
     rows = ModelData(frame, whole, drop, dict(transforms or {}),
-                     columns if frame is whole else None)
+                     columns if frame is whole else None, keep_levels=partition)
     y = _response(rows, formula.response)
     factors: dict = {}  # each grouping column's codes, shared by the terms (nesting: g/h)
-    terms = _check_random_collinearity([_term_design(term, rows, factors)
-                                        for term in formula.random])
-    check_identifiable(terms, frame.shape[0], nobs_checks)
-    X, names, spec = _fixed_matrix(formula.fixed, rows)
-    X, names, dropped = drop_aliased(X, names)
-    if X.shape[0] <= X.shape[1]:
-        raise DataError(f"{X.shape[0]} observations for {X.shape[1]} fixed effects: a linear "
-                        "model needs more observations than fixed effects (the residual "
-                        "variance has no degrees of freedom); use more rows or fewer terms")
+    levels = schema.levels if partition else None
+    terms = [_term_design(term, rows, factors, levels) for term in formula.random]
+    if not partition:
+        terms = _check_random_collinearity(terms)
+        check_identifiable(terms, frame.shape[0], nobs_checks)
+    X, names, spec = _fixed_matrix(formula.fixed, rows, partition)
+    dropped = ()
+    if not partition:
+        X, names, dropped = drop_aliased(X, names)
+        check_enough_rows(X.shape[0], X.shape[1])
     offset = offset_values(rows, formula.offsets)
-    _check_response_variation(y - offset, X, formula.response)
+    if not partition:
+        _check_response_variation(y - offset, X, formula.response)
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
     weight_values = None if weights_column is None else _weights(frame[weights_column],
                                                                    weights_column)
     return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index,
                   frame, tuple(used), offset, weight_values, weights_column,
                   whole.index[drop] if len(drop) else whole.index[:0], rows.transforms)
+
+
+def check_enough_rows(n: int, p: int) -> None:
+    """A DataError unless there are more observations than fixed effects."""
+    if n <= p:
+        raise DataError(f"{n} observations for {p} fixed effects: a linear model needs more "
+                        "observations than fixed effects (the residual variance has no degrees "
+                        "of freedom); use more rows or fewer terms")
 
 
 def _attach_weights(data: pd.DataFrame, weights):
@@ -268,16 +291,19 @@ def _attach_weights(data: pd.DataFrame, weights):
     return data.assign(**{WEIGHTS_COLUMN: values}), WEIGHTS_COLUMN
 
 
-def _drop_zero_weights(data: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The data without its rows of weight 0, with a warning that counts them. A row of
-    weight 0 carries no information (Var(e_i) infinite); lme4 keeps it and reports an
-    infinite criterion, R's ``lm`` leaves it out of the fit: it is left out here."""
+def _drop_zero_weights(data: pd.DataFrame, name: str, quiet: bool = False) -> pd.DataFrame:
+    """The data without its rows of weight 0, with a warning that counts them (none when
+    ``quiet``). A row of weight 0 carries no information (Var(e_i) infinite); lme4 keeps it
+    and reports an infinite criterion, R's ``lm`` leaves it out of the fit: it is left out
+    here."""
     column = data[name]
     if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         return data  # reported by _weights
     zero = (column == 0).to_numpy()
     if not zero.any():
         return data
+    if quiet:
+        return data.loc[~zero]
     if zero.all():
         raise DataError(f"every weight in {name!r} is 0: no observation is left to fit")
     shown = ", ".join(map(repr, data.index[zero][:5].tolist())) + (" ..." if zero.sum() > 5
@@ -418,10 +444,12 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
 
 
 def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
-                  texts) -> tuple[pd.DataFrame, np.ndarray]:
+                  texts, partition: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows of the data (``columns``) without a missing value in the columns ``used``, and
     the positions of the others. The columns ``read`` as values that are not numbers are
-    checked on the way (``columns.check_column``: dates, or text among numbers, are errors)."""
+    checked on the way (``columns.check_column``: dates, or text among numbers, are errors).
+    A ``partition`` of a larger data set keeps its categoricals' unused levels, and leaves the
+    count of dropped rows to the whole data's schema."""
     data = columns.frame
     missing = np.zeros(data.shape[0], dtype=bool)
     categorical = []
@@ -443,17 +471,25 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
             if name in read:
                 check_column(name, column, texts)
             missing |= pd.isna(values)
+    if partition:
+        return (data.loc[~missing, used], np.flatnonzero(missing)) if missing.any() \
+            else (data, _NO_ROWS)
     if not missing.any():
         return _drop_unused_levels(data, categorical), _NO_ROWS
     count = int(missing.sum())
-    per_column = data[used].isna().sum()
-    detail = ", ".join(f"{name}: {int(k)}" for name, k in per_column.items() if k)
-    warn_user(f"dropped {count} of {len(data)} rows with missing values in the "
-              f"columns the model uses (missing per column: {detail})", DataWarning)
+    warn_missing_rows(count, len(data), data[used].isna().sum().to_dict())
     frame = data.loc[~missing, used]
     if frame.shape[0] == 0:
         raise DataError("no rows are left after dropping rows with missing values")
     return _drop_unused_levels(frame, categorical), np.flatnonzero(missing)
+
+
+def warn_missing_rows(count: int, total: int, per_column: dict) -> None:
+    """The DataWarning that counts the rows dropped for missing values (``per_column``: the
+    missing values in each column the model uses)."""
+    detail = ", ".join(f"{name}: {int(k)}" for name, k in per_column.items() if k)
+    warn_user(f"dropped {count} of {total} rows with missing values in the "
+              f"columns the model uses (missing per column: {detail})", DataWarning)
 
 
 _NO_ROWS = np.zeros(0, dtype=np.intp)
@@ -535,9 +571,10 @@ def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> None:
                         "residual; check that the response is not also a predictor")
 
 
-def _fixed_matrix(fixed: str, rows: ModelData):
-    """X, its R-style column names, and the record to rebuild it for new data."""
-    encoding = fast_encoding(fixed, rows.columns)
+def _fixed_matrix(fixed: str, rows: ModelData, keep_levels: bool = False):
+    """X, its R-style column names, and the record to rebuild it for new data;
+    ``keep_levels``: as ``fast_encoding``'s."""
+    encoding = fast_encoding(fixed, rows.columns, keep_levels)
     if encoding is not None:  # data columns only: finite, as _drop_missing checked
         return encoding.matrix(rows.columns), encoding.names, encoding
     matrix = _matrix(rows, fixed, f"the fixed-effects part '{fixed}'")
@@ -581,14 +618,15 @@ def r_column_names(columns) -> tuple[str, ...]:
     return tuple(names)
 
 
-def drop_aliased(X: np.ndarray, names: tuple[str, ...]):
+def drop_aliased(X: np.ndarray, names: tuple[str, ...], geometry: np.ndarray | None = None):
     """Drop columns that lie in the span of the columns before them (R's rule, as in ``lm``).
 
     Column j is aliased when its distance from the span of the kept columns 0..j-1 is at most
     1e-7 ||x_j|| (the |R_jj| of a QR decomposition that pivots aliased columns to the end).
-    A column of zeros is aliased too.
+    A column of zeros is aliased too. ``geometry``: a matrix whose columns have the lengths
+    and angles of X's, to decide from (the R of X = QR, when X's rows are elsewhere).
     """
-    keep = _independent_columns(X)
+    keep = _independent_columns(X if geometry is None else geometry)
     if keep.all():
         return X, names, ()
     dropped = tuple(n for n, k in zip(names, keep) if not k)
@@ -677,21 +715,26 @@ def check_identifiable(terms, n: int, action: str) -> None:
         warn_user(problem, DataWarning)
 
 
-def _term_design(term: RandomTerm, rows: ModelData, factors: dict) -> TermDesign:
+def _term_design(term: RandomTerm, rows: ModelData, factors: dict,
+                 schema_levels: dict | None = None) -> TermDesign:
     """The term's columns and grouping; ``factors`` keeps each grouping column's
-    ``_factor_codes``, computed for the first term that uses it."""
+    ``_factor_codes``, computed for the first term that uses it. ``schema_levels``: the
+    levels of a larger data set of which these rows are a partition, by grouping factor
+    (``DataSchema.levels``): the codes are then those of its levels."""
     columns = rows.columns
     for name in term.factors:
         if name not in factors:
             factors[name] = _factor_codes(columns[name], columns.values(name))
     codes, levels = _interaction([factors[name] for name in term.factors])
     n = columns.shape[0]
-    if len(levels) < 2:
+    if schema_levels is not None:
+        codes, levels = _schema_codes(term, codes, levels, schema_levels[tuple(term.factors)])
+    elif len(levels) < 2:
         raise DataError(f"the grouping factor {term.group!r} has a single level "
                         f"({str(levels[0])!r}); a random effect needs at least two groups")
     if term.expr.strip() == "1":
         return TermDesign(term, ("(Intercept)",), np.ones((n, 1)), codes, levels, None)
-    encoding = fast_encoding(term.expr, columns)
+    encoding = fast_encoding(term.expr, columns, rows.keep_levels)
     if encoding is not None:
         if not encoding.columns:
             raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no "
@@ -705,6 +748,18 @@ def _term_design(term: RandomTerm, rows: ModelData, factors: dict) -> TermDesign
     names = r_column_names(matrix.columns)
     _finite(values, names, f"the random-effects term ({term.expr} | {term.group})")
     return TermDesign(term, names, values, codes, levels, matrix.model_spec)
+
+
+def _schema_codes(term: RandomTerm, codes: np.ndarray, levels: np.ndarray, known: pd.Index):
+    """A partition's codes of a grouping factor as numbers of the whole data's ``known``
+    levels, and those levels."""
+    position = known.get_indexer(levels)
+    if (position < 0).any():
+        unseen = levels[np.argmax(position < 0)]
+        raise DataError(f"the level {unseen!r} of the grouping factor {term.group!r} is not "
+                        "among the levels of the data's schema: the data changed since it "
+                        "was computed; compute the schema of these data")
+    return position[codes].astype(np.intp), np.asarray(known)
 
 
 def grouping_codes(frame: pd.DataFrame, factors: tuple[str, ...]):

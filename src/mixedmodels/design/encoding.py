@@ -93,9 +93,10 @@ def _terms(text: str):
     return tuple(terms)
 
 
-def fast_encoding(text: str, frame) -> Encoding | None:
+def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | None:
     """An ``Encoding`` for ``text`` on ``frame`` (a DataFrame, or its ``FrameColumns``), or
-    None when formulaic is needed."""
+    None when formulaic is needed. ``keep_levels``: a categorical's levels are all its
+    categories, used or not (a partition of a larger data set: ``design.schema``)."""
     terms = _terms(text)
     if terms is None:
         return None
@@ -104,7 +105,7 @@ def fast_encoding(text: str, frame) -> Encoding | None:
     for name in {f for term in terms for f in term}:
         if name not in frame:
             return None
-        kinds[name] = _kind(frame, name)
+        kinds[name] = _kind(frame, name, keep_levels)
         if kinds[name] is None:
             return None
     levels = {name: _levels(frame, name) for name, kind in kinds.items() if kind == "categorical"}
@@ -132,9 +133,10 @@ def fast_encoding(text: str, frame) -> Encoding | None:
     return Encoding(tuple(columns), levels)
 
 
-def _kind(frame: FrameColumns, name) -> str | None:
+def _kind(frame: FrameColumns, name, keep_levels: bool = False) -> str | None:
     """"numeric", "categorical" (text, or an unordered categorical whose every category is
-    used) or None (formulaic's); text is told by its first 50 values."""
+    used, or any unordered one with ``keep_levels``) or None (formulaic's); text is told by
+    its first 50 values."""
     column = frame[name]
     dtype = column.dtype
     if number_dtype(dtype):
@@ -147,6 +149,8 @@ def _kind(frame: FrameColumns, name) -> str | None:
     elif isinstance(dtype, pd.CategoricalDtype):
         if dtype.ordered:  # polynomial contrasts: formulaic's (design.materialize)
             return None
+        if keep_levels:
+            return "categorical"
         codes = column.cat.codes.to_numpy()
         used = np.bincount(codes[codes >= 0], minlength=len(dtype.categories)) > 0
         return "categorical" if used.all() else None

@@ -39,7 +39,9 @@ __all__ = ["ModelData", "formula_matrix"]
 
 class _Materializer(PandasMaterializer):
     """formulaic's pandas materializer with R's levels and default codings (see the module
-    docstring). Its parameter ``treatment`` codes every factor by treatment contrasts."""
+    docstring). Its parameter ``treatment`` codes every factor by treatment contrasts;
+    ``keep_levels`` keeps every category of a categorical (a partition of a larger data set,
+    whose categories are the levels of all its rows: ``design.schema``)."""
 
     REGISTER_NAME = "mixedmodels"
     REGISTER_INPUTS = ()  # chosen by name only, never for formulaic's other users
@@ -49,7 +51,8 @@ class _Materializer(PandasMaterializer):
         """formulaic's encoding of an evaluated factor, a categorical one with the levels that
         occur in the rows kept and with R's default coding."""
         values = factor.values
-        if factor.expr not in spec.encoder_state and _is_categorical(values):
+        if factor.expr not in spec.encoder_state and _is_categorical(values) \
+                and not self.params.get("keep_levels"):
             values = _levels_kept(values, drop_rows)
         coding = self._coding(factor, spec)
         if coding is not None:  # encoded as C(x, coding) encodes it
@@ -87,7 +90,8 @@ def _levels_kept(values: FactorValues, drop_rows) -> FactorValues:
 
 
 def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | None = None,
-                   treatment: bool = False, **options):
+                   treatment: bool = False, keep_levels: bool = False, context=None,
+                   **options):
     """formulaic's model matrix of ``text`` on the rows of ``data`` but those at the positions
     ``drop``, every term evaluated on all the rows (see the module docstring).
 
@@ -96,13 +100,18 @@ def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | No
             text of their call (``matrix.model_spec.transform_state`` records all of them).
         treatment: code every factor by treatment contrasts: codings (``C(x, coding)``) and
             ordered factors' polynomial contrasts ignored, as lmerTest's type III contrasts.
+        keep_levels: keep the categories of a categorical that no kept row has.
+        context: the names the formula is evaluated with (default: ``FORMULA_CONTEXT``, or
+            ``TREATMENT_CONTEXT`` with ``treatment``).
         options: formulaic's ``ModelSpec`` options (``ensure_full_rank``).
     """
+    params = {"treatment": treatment, "keep_levels": keep_levels}
     spec = ModelSpec.from_spec(text, na_action="ignore", materializer=_Materializer,
-                               materializer_params={"treatment": True} if treatment else None,
+                               materializer_params=params,
                                transform_state=dict(transforms or {}), **options)
-    return spec.get_model_matrix(data, context=TREATMENT_CONTEXT if treatment
-                                 else FORMULA_CONTEXT, drop_rows=set(drop))
+    if context is None:
+        context = TREATMENT_CONTEXT if treatment else FORMULA_CONTEXT
+    return spec.get_model_matrix(data, context=context, drop_rows=set(drop))
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,8 @@ class ModelData:
         transforms: the state of the stateful transforms evaluated, by the text of their
             call; given ones are reused, new ones are added as they are evaluated.
         columns: the columns of ``frame``, each read once (``FrameColumns``).
+        keep_levels: keep the categories of a categorical that no row of ``frame`` has (see
+            ``formula_matrix``).
     """
 
     frame: pd.DataFrame
@@ -124,6 +135,7 @@ class ModelData:
     drop: np.ndarray
     transforms: dict
     columns: FrameColumns = field(default=None, repr=False, compare=False)
+    keep_levels: bool = False
 
     def __post_init__(self):
         if self.columns is None:
@@ -136,6 +148,7 @@ class ModelData:
 
     def matrix(self, text: str, **options):
         """``formula_matrix`` of ``text`` on these data, its transforms' state recorded."""
-        matrix = formula_matrix(text, self.whole, self.drop, self.transforms, **options)
+        matrix = formula_matrix(text, self.whole, self.drop, self.transforms,
+                                keep_levels=self.keep_levels, **options)
         self.transforms.update(matrix.model_spec.transform_state)
         return matrix

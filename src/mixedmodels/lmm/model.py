@@ -28,6 +28,7 @@ from ..core.optimize import (
     check_convergence,
     minimize_bobyqa,
     minimize_lbfgs,
+    newton_polish,
     snap_to_bounds,
 )
 from ..core.pls import PLSSystem
@@ -267,9 +268,11 @@ class LinearMixedModel:
         bound 0 the criterion's derivative vanishes, optimum or not) and theta is then mapped
         to lme4's canonical form; when round-off or the evaluation limit stops it before its
         tolerances, BOBYQA continues from its end with the restart's trust region, and the
-        summary counts both. Last, parameters within ``SNAP_DISTANCE`` of their bound are
+        summary counts both. Then parameters within ``SNAP_DISTANCE`` of their bound are
         tried on it and kept there when the criterion is no worse (``snap_to_bounds``), so that
         a boundary optimum is reported on the boundary, as lme4 and MixedModels.jl report it.
+        Last, where the analytic gradient exists, Newton steps take the parameters off their
+        bounds to where the gradient vanishes (``newton_polish``).
 
         Raises:
             ValueError: ``settings.method`` is "lbfgs" and the model has parameters of a
@@ -293,7 +296,20 @@ class LinearMixedModel:
                                           upper, backend=backend)
                 if parameters.is_singular(summary.final):
                     summary = self._continued(summary, settings, 0.1)
-        return snap_to_bounds(self._criterion, summary)
+            summary = snap_to_bounds(self._criterion, summary)
+            if self._has_gradient():
+                summary = newton_polish(self._criterion_and_gradient, summary,
+                                        parameters.upper())
+        return summary
+
+    def _has_gradient(self) -> bool:
+        """The analytic gradient is available: no residual-structure parameters, and every
+        term's structure linear in its parameters (lme4's)."""
+        return hasattr(self.system, "objective_and_gradient") and \
+            self.structure.parameters.linear
+
+    def _criterion_and_gradient(self, theta: np.ndarray):
+        return self.system.objective_and_gradient(theta, self.reml)
 
     def _minimize_lbfgs(self, settings: OptSettings) -> OptSummary:
         """L-BFGS with the signs of lam's diagonal free (``ParameterMap.sign_free``), then
@@ -323,7 +339,7 @@ class LinearMixedModel:
                              "models with a correlation structure or variance function do not "
                              "have: use method='bobyqa' or 'auto'")
         if settings.method == "auto":
-            if not available or not self.structure.parameters.linear:
+            if not self._has_gradient():
                 return False
             least = GRADIENT_FROM_BLOCKED if self.system.evaluation_is_costly else GRADIENT_FROM
             return self.structure.parameters.n_params >= least

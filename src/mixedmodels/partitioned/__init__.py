@@ -1,0 +1,2 @@
+"""Fits of data split into partitions (a Dask DataFrame): the same model, from summed
+cross-products."""

@@ -1,0 +1,159 @@
+"""The passes over a Dask DataFrame's partitions, each one Dask computation.
+
+1. ``schema_of``: every partition's ``PartitionSummary``, added up by a tree reduction, into
+   the ``DataSchema`` (levels, missing values, transforms' state).
+2. ``crossproducts_of``: every partition's design in the schema's terms (``build_design``'s
+   ``schema``), its cross-products A (``core.crossproducts.CrossProducts``, the type of the
+   in-memory fit) and the R of a QR decomposition of its [X y] (TSQR: the R of stacked R's
+   is the R of the stacked rows, Demmel et al. 2012, SIAM J. Sci. Comput. 34(1)), added up
+   by a tree reduction.
+
+What comes back to the client is the size of A and of the schema, never of the rows. The
+computations run on the active Dask scheduler: a ``distributed.Client``'s cluster when one is
+the default, else Dask's own (the threads of this process). A partition that fails on a
+worker which dies is recomputed by Dask; the result does not depend on where, or how often, a
+partition ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from ..core.crossproducts import CrossProducts
+from ..core.structure import build_structure
+from ..covariance.residual import residual_structure
+from ..design.build import Design, build_design
+from ..design.schema import DataSchema, ModelColumns, PartitionSummary, complete_mask, summarize
+from ..errors import DataError
+from ..formula.parse import ParsedFormula, parse_formula
+
+__all__ = ["PartitionCrossProducts", "crossproducts_of", "schema_of"]
+
+#: partial sums added at each node of the tree reduction
+FAN_IN = 8
+
+
+def schema_of(ddf, formula: ParsedFormula, columns: ModelColumns,
+              progress: bool = False) -> DataSchema:
+    """The ``DataSchema`` of ``ddf`` for ``formula`` (pass 1)."""
+    summaries = [_delayed(summarize)(part, formula, columns) for part in ddf.to_delayed()]
+    summary = _compute(_tree_sum(summaries), progress, "schema")
+    return DataSchema.of(summary, formula, columns, ddf.dtypes)
+
+
+@dataclass(frozen=True)
+class PartitionCrossProducts:
+    """The sum of the partitions' shares (None for a partition without complete rows).
+
+    Attributes:
+        crossproducts: A of [Z X y] (X in the basis asked for).
+        r: the (p + 1, p + 1) R of a QR decomposition of the whitened [X y] (all columns of X).
+        template: the design of the first partition with complete rows, without its rows
+            (its specs, names and terms: the model's design on the client).
+    """
+
+    crossproducts: CrossProducts
+    r: np.ndarray
+    template: Design
+
+    def __add__(self, other: "PartitionCrossProducts | None") -> "PartitionCrossProducts":
+        if other is None:
+            return self
+        stacked = np.vstack([self.r, other.r])
+        return PartitionCrossProducts(self.crossproducts + other.crossproducts,
+                                      np.linalg.qr(stacked, mode="r"), self.template)
+
+    def __radd__(self, other):
+        return self if other is None else other + self
+
+
+def crossproducts_of(ddf, schema: DataSchema, formula: str, weights: str | None,
+                     transform: np.ndarray | None = None,
+                     progress: bool = False) -> PartitionCrossProducts:
+    """A of ``ddf`` (pass 2), with X's columns ``X @ transform`` when a transform is given
+    (the kept columns in the fixed-effects basis: ``fixed_basis``)."""
+    from dask import delayed
+
+    shared = delayed(schema, pure=True)  # one copy in the graph, not one per partition
+    shares = [_delayed(_partition_share)(part, index, shared, formula, weights, transform)
+              for index, part in enumerate(ddf.to_delayed())]
+    total = _compute(_tree_sum(shares), progress, "cross-products")
+    if total is None:
+        raise DataError("no partition has a row without missing values")
+    return total
+
+
+def _partition_share(frame: pd.DataFrame, index: int, schema: DataSchema, formula: str,
+                     weights: str | None, transform: np.ndarray | None):
+    """One partition's ``PartitionCrossProducts`` (None without complete rows)."""
+    schema.check_partition(frame, index)
+    if not complete_mask(frame, schema.columns).complete.any():
+        return None
+    design = build_design(parse_formula(formula), frame, weights, schema=schema)
+    structure = build_structure(design.terms)
+    residual = residual_structure(design.weights if weights is not None else None, design.n)
+    X = design.X if transform is None else design.X @ transform
+    xy = np.column_stack([X, design.y - design.offset])
+    crossproducts = CrossProducts.accumulate(structure.blocks, xy, residual)
+    r = np.linalg.qr(residual.whiten(np.column_stack([design.X, xy[:, -1]])), mode="r")
+    if r.shape[0] < r.shape[1]:  # fewer rows than columns: pad R with zero rows
+        r = np.vstack([r, np.zeros((r.shape[1] - r.shape[0], r.shape[1]))])
+    return PartitionCrossProducts(crossproducts, r, _without_rows(design))
+
+
+def _without_rows(design: Design) -> Design:
+    """The design's specs, names and terms, without the rows (sent to the client)."""
+    empty = np.zeros(0)
+    terms = tuple(replace(t, values=t.values[:0], codes=t.codes[:0]) for t in design.terms)
+    return replace(design, y=empty, X=design.X[:0], terms=terms, rows=design.rows[:0],
+                   source=None, offset=empty, weights=empty,
+                   missing_rows=design.missing_rows[:0])
+
+
+def _add(*parts):
+    """The sum of the parts that are not None (None if all are)."""
+    total = None
+    for part in parts:
+        if part is not None:
+            total = part if total is None else total + part
+    return total
+
+
+def _tree_sum(parts: list):
+    """A tree of delayed sums, ``FAN_IN`` parts per node."""
+    while len(parts) > 1:
+        parts = [_delayed(_add)(*parts[i:i + FAN_IN]) for i in range(0, len(parts), FAN_IN)]
+    return parts[0]
+
+
+def _delayed(function):
+    from dask import delayed
+
+    return delayed(function, pure=True)
+
+
+def _compute(value, progress: bool, what: str):
+    """``value`` computed on the active scheduler, with a progress bar if asked for."""
+    import dask
+
+    try:
+        from distributed import default_client
+        client = default_client()
+    except (ImportError, ValueError):
+        client = None
+    if client is not None:
+        future = client.compute(value)
+        if progress:
+            from distributed import progress as show_progress
+            print(f"mixedmodels: {what}")
+            show_progress(future)
+        return future.result()
+    if progress:
+        from dask.diagnostics import ProgressBar
+        print(f"mixedmodels: {what}")
+        with ProgressBar():
+            return dask.compute(value)[0]
+    return dask.compute(value)[0]

@@ -75,3 +75,159 @@ def test_ml_and_profile_intervals(model_id, reference_fits):
     _close(fit.fixef, memory.fixef)
     ours, theirs = _quiet(fit.confint), _quiet(memory.confint)
     _close(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
+# -- downstream of the fit: per-row results on the partitions, tests, refusals ----------------
+def _trial_frame() -> pd.DataFrame:
+    """sleepstudy with a three-level text factor, prior weights and missing values."""
+    frame = mm.datasets.load("sleepstudy").copy()
+    codes = frame["Subject"].astype("category").cat.codes
+    frame["arm"] = np.array(["a", "b", "c"], dtype=object)[codes % 3]
+    frame["w"] = 1.0 + 0.5 * (frame["Days"] % 3)
+    frame.loc[[3, 50, 101], "Reaction"] = np.nan
+    frame.loc[[7], "arm"] = None
+    return frame
+
+
+TRIAL = "Reaction ~ scale(Days) * arm + (1 + Days | Subject)"
+
+
+@pytest.fixture(scope="module")
+def trial_fits():
+    frame = _trial_frame()
+    memory = _quiet(mm.lmer, TRIAL, frame, weights="w")
+    partitioned = _quiet(mm.lmer, TRIAL, dd.from_pandas(frame, npartitions=3), weights="w")
+    return frame, memory, partitioned
+
+
+def test_trial_fit_agrees(trial_fits):
+    _, memory, fit = trial_fits
+    assert fit.nobs == memory.nobs == 176
+    assert fit.objective == pytest.approx(memory.objective, rel=OBJECTIVE_RTOL)
+    _close(fit.fixef, memory.fixef)
+    _close(fit.coef_table("kenward-roger"), memory.coef_table("kenward-roger"), rtol=1e-6)
+    _close(fit.anova(), memory.anova(), rtol=1e-6)
+    _close(fit.anova(ddf="kenward-roger"), memory.anova(ddf="kenward-roger"), rtol=1e-6)
+    assert [m for m in fit.warnings if "missing" in m] == \
+        [m for m in memory.warnings if "missing" in m]
+    assert "Scaled residuals" in str(fit.summary())
+
+
+@pytest.mark.parametrize("na_action", ["omit", "exclude"])
+def test_residuals_and_fitted_values_on_partitions(trial_fits, na_action):
+    _, memory, fit = trial_fits
+    for kind in ("response", "pearson", "marginal"):
+        for scaled in (False, True):
+            ours = fit.resid(kind, scaled, na_action).compute()
+            theirs = memory.resid(kind, scaled, na_action)
+            pd.testing.assert_index_equal(ours.index, theirs.index)
+            _close(ours, theirs, atol=1e-7)
+    for kind in ("conditional", "marginal"):
+        ours = fit.fitted_values(kind, na_action).compute()
+        _close(ours, memory.fitted_values(kind, na_action), atol=1e-7)
+    _close(fit.predict(na_action=na_action).compute(), memory.predict(na_action=na_action),
+           atol=1e-7)
+
+
+def test_predict_new_dask_data(trial_fits):
+    frame, memory, fit = trial_fits
+    new = frame.dropna().iloc[::5]
+    ours = fit.predict(dd.from_pandas(new, npartitions=2), interval="confidence").compute()
+    _close(ours, memory.predict(new, interval="confidence"), atol=1e-7)
+    _close(fit.predict(new), memory.predict(new), atol=1e-7)
+
+
+def test_simulate_on_partitions(trial_fits):
+    _, _, fit = trial_fits
+    first = fit.simulate(3, seed=1).compute()
+    assert first.shape == (fit.nobs, 3)
+    pd.testing.assert_frame_equal(first, fit.simulate(3, seed=1).compute())
+    assert not np.allclose(first, fit.simulate(3, seed=2).compute())
+    # y* = X beta + Z u* + e*: centred on the marginal fitted values
+    spread = (first.sub(fit.fitted_values("marginal").compute(), axis=0)).to_numpy()
+    assert abs(spread.mean()) < 4 * spread.std() / np.sqrt(spread.size) + fit.varcorr[
+        "sdcor"].iloc[0]
+
+
+def test_likelihood_ratio_test(trial_fits):
+    frame, memory, fit = trial_fits
+    reduced = "Reaction ~ scale(Days) + arm + (1 + Days | Subject)"
+    memory0 = _quiet(mm.lmer, reduced, frame, weights="w")
+    fit0 = _quiet(mm.lmer, reduced, dd.from_pandas(frame, npartitions=2), weights="w")
+    _close(_quiet(mm.anova, fit0, fit), _quiet(mm.anova, memory0, memory), rtol=1e-6)
+
+
+def test_what_needs_every_row_refuses(trial_fits):
+    _, _, fit = trial_fits
+    for method in (fit.leverage, fit.cooks_distance, fit.ranova):
+        with pytest.raises(NotImplementedError, match="every row"):
+            method()
+    with pytest.raises(NotImplementedError, match="every row"):
+        fit.bootstrap(5)
+    with pytest.raises(ValueError, match="partitions of the Dask DataFrame"):
+        fit.X
+    with pytest.raises(ValueError, match="type=3"):
+        fit.anova(type=1)
+
+
+# -- bad input -----------------------------------------------------------------------------------
+def test_a_schema_refuses_other_data():
+    frame = mm.datasets.load("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    fit = _quiet(mm.lmer, formula, dd.from_pandas(frame, npartitions=3))
+    schema = fit.model.design.schema
+    same = mm.PartitionedModel(formula, dd.from_pandas(frame, npartitions=3), schema=schema)
+    assert same.objective(fit.theta) == pytest.approx(fit.objective, rel=1e-12)
+    changed = frame.assign(Reaction=frame["Reaction"] + 1.0)
+    with pytest.raises(mm.DataError, match="not the data the schema was computed from"):
+        mm.PartitionedModel(formula, dd.from_pandas(changed, npartitions=3), schema=schema)
+    with pytest.raises(mm.DataError, match="5 partitions and the schema was computed from 3"):
+        mm.PartitionedModel(formula, dd.from_pandas(frame, npartitions=5), schema=schema)
+
+
+def test_an_empty_partition_is_no_rows():
+    frame = mm.datasets.load("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+
+    def empty_second(part, partition_info=None):
+        return part.iloc[:0] if partition_info["number"] == 1 else part
+
+    data = dd.from_pandas(frame, npartitions=3).map_partitions(empty_second,
+                                                               meta=frame.iloc[:0])
+    kept = data.compute()
+    fit = _quiet(mm.lmer, formula, data)
+    memory = _quiet(mm.lmer, formula, kept)
+    assert fit.nobs == memory.nobs < len(frame)
+    assert fit.objective == pytest.approx(memory.objective, rel=OBJECTIVE_RTOL)
+
+
+def test_files_whose_dtypes_differ(tmp_path):
+    pytest.importorskip("pyarrow")
+    frame = mm.datasets.load("sleepstudy")
+    frame.iloc[:90].to_parquet(tmp_path / "a.parquet")
+    frame.iloc[90:].astype({"Days": float}).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(mm.DataError, match="column 'Days' of dtype float64.*int64"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", dd.read_parquet(tmp_path))
+
+
+def test_a_missing_file(tmp_path):
+    pytest.importorskip("pyarrow")
+    frame = mm.datasets.load("sleepstudy")
+    frame.iloc[:90].to_parquet(tmp_path / "a.parquet")
+    frame.iloc[90:].to_parquet(tmp_path / "b.parquet")
+    data = dd.read_parquet(tmp_path)
+    (tmp_path / "b.parquet").unlink()
+    with pytest.raises(mm.DataError, match="could not be read.*b.parquet"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", data)
+
+
+def test_refused_formulas_and_arguments():
+    data = dd.from_pandas(mm.datasets.load("sleepstudy"), npartitions=2)
+    with pytest.raises(mm.FormulaError, match="factor"):
+        mm.lmer("Reaction ~ factor(Days) + (1 | Subject)", data)
+    with pytest.raises(mm.FormulaError, match="add the expression to the data"):
+        mm.lmer("Reaction ~ C(Days > 3) + (1 | Subject)", data)
+    with pytest.raises(mm.DataError, match="name of one of its columns"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", data, weights=np.ones(180))
+    with pytest.raises(ValueError, match="correlation"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", data, correlation="ar1(Days | Subject)")

@@ -11,10 +11,20 @@ from .errors import ArgumentTypeError, DataError, DataWarning, FitWarning, Formu
 from .gauge import gauge_rr
 from .output import plots
 from .output.report import write_report
-from .result import GeneralizedLeastSquares, LinearMixedModel, LmmFit, anova, gls, lmer
+from .result import (
+    GeneralizedLeastSquares,
+    LinearMixedModel,
+    LmmFit,
+    PartitionedFit,
+    PartitionedModel,
+    anova,
+    gls,
+    lmer,
+)
 
 __all__ = [
-    "lmer", "gls", "anova", "LinearMixedModel", "GeneralizedLeastSquares", "LmmFit", "cov", "OptSettings", "OptSummary", "datasets",
+    "lmer", "gls", "anova", "LinearMixedModel", "GeneralizedLeastSquares", "LmmFit",
+    "PartitionedModel", "PartitionedFit", "cov", "OptSettings", "OptSummary", "datasets",
     "FormulaError", "DataError", "ArgumentTypeError", "DataWarning", "FitWarning", "gauge_rr",
     "plots",
     "write_report",

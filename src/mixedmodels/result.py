@@ -36,9 +36,10 @@ from .lmm.model import GeneralizedLeastSquares as _GlsStages
 from .lmm.model import LinearMixedModel as _ModelStages
 from .lmm.model import check_settings
 from .output import tables
+from .output.display import Summary, residual_structure_lines
+from .partitioned import rows as partitioned_rows
 from .partitioned.model import PartitionedModel as _PartitionedStages
 from .partitioned.model import is_dask_frame
-from .output.display import Summary, residual_structure_lines
 from .validate import check_choice, check_executor, check_level, check_strings
 
 __all__ = ["GeneralizedLeastSquares", "LmmFit", "LinearMixedModel", "anova", "gls", "lmer"]
@@ -240,11 +241,68 @@ class LinearMixedModel(_ModelStages):
     result_type = LmmFit
 
 
+@dataclass(frozen=True, eq=False)
+class PartitionedFit(LmmFit):
+    """The fit of a Dask DataFrame: ``LmmFit``'s numbers, computed from the cross-products;
+    the per-row results are lazy Dask collections computed on the data's partitions
+    (``partitioned.rows``); what needs every row at once refuses, and says why."""
+
+    def resid(self, kind: str = "response", scaled: bool = False,
+              na_action: str = "omit"):
+        """Residuals (see ``LmmFit.resid``), a lazy Dask series with the data's partitions."""
+        return partitioned_rows.residuals(self, kind, scaled, na_action)
+
+    def fitted_values(self, kind: str = "conditional", na_action: str = "omit"):
+        """Fitted values (see ``LmmFit.fitted_values``), a lazy Dask series."""
+        return partitioned_rows.fitted_values(self, kind, na_action)
+
+    def predict(self, newdata=None, include_random=True, new_levels: str = "error",
+                interval=None, level: float = 0.95, na_action: str = "omit"):
+        """Predictions (see ``LmmFit.predict``): for a Dask DataFrame (the fitted data when
+        ``newdata`` is None), a lazy Dask series (DataFrame with ``interval``); for a pandas
+        DataFrame, in memory."""
+        options = {"include_random": include_random, "new_levels": new_levels,
+                   "interval": interval, "level": level}
+        if newdata is not None and not is_dask_frame(newdata):
+            return predict(self, newdata, na_action=na_action, **options)
+        return partitioned_rows.predictions(self, newdata, na_action, **options)
+
+    def simulate(self, n: int = 1, seed=None):
+        """n simulated responses (see ``partitioned.rows.simulations``): a lazy Dask
+        DataFrame with columns sim_1 ... sim_n."""
+        return partitioned_rows.simulations(self, n, seed)
+
+    def _needs_rows(self, what: str):
+        raise NotImplementedError(
+            f"{what} needs every row of the data at once, which a model of a Dask DataFrame "
+            "does not hold; fit a sample of the rows in memory (mm.lmer(formula, "
+            "ddf.compute())) for it")
+
+    def leverage(self, na_action: str = "omit"):
+        self._needs_rows("fit.leverage()")
+
+    def cooks_distance(self, na_action: str = "omit"):
+        self._needs_rows("fit.cooks_distance()")
+
+    def influence_groups(self, group: str, progress: bool = True, executor=None):
+        self._needs_rows("fit.influence_groups()")
+
+    def ranova(self, reduce_terms: bool = True):
+        self._needs_rows("fit.ranova()")
+
+    def refit(self, y):
+        self._needs_rows("fit.refit(y)")
+
+    def bootstrap(self, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
+                  level: float = 0.95, executor=None):
+        self._needs_rows("fit.bootstrap()")
+
+
 class PartitionedModel(_PartitionedStages):
     """The stages of a model of a Dask DataFrame (``partitioned.model.PartitionedModel``)
-    whose ``fit()`` is an ``LmmFit``."""
+    whose ``fit()`` is a ``PartitionedFit``."""
 
-    result_type = LmmFit
+    result_type = PartitionedFit
 
 
 class GeneralizedLeastSquares(_GlsStages):

@@ -109,6 +109,17 @@ class CrossProducts:
             tuple(a + b for a, b in zip(self.xy_z, other.xy_z)),
             self.xy + other.xy, self.n + other.n, self.log_det_psi + other.log_det_psi)
 
+    def z_gram(self) -> sp.csr_array:
+        """Z'Z (q x q, sparse, both triangles) from the blocks."""
+        k = len(self.diag)
+        grid = [[None] * k for _ in range(k)]
+        for b, blocks in enumerate(self.diag):
+            grid[b][b] = sp.block_diag(list(blocks)) if len(blocks) else None
+        for (i, j), block in self.off.items():
+            grid[i][j] = sp.csr_array(block)
+            grid[j][i] = sp.csr_array(block).T
+        return sp.csr_array(sp.block_array(grid, format="csr"))
+
     def with_response_rows(self, xy_z: tuple[np.ndarray, ...], xy: np.ndarray) -> "CrossProducts":
         """The same Z'Z blocks with new [X y] blocks (a new response, or transformed X)."""
         return CrossProducts(self.diag, self.off, tuple(xy_z), xy, self.n, self.log_det_psi)

@@ -214,6 +214,14 @@ class PLSSystem:
                                           (self.blocks[i].p, self.blocks[j].p))
         return product.toarray() if sp.issparse(product) else np.asarray(product)
 
+    def gram(self) -> tuple[sp.csr_array, np.ndarray, np.ndarray]:
+        """(Z'Z (q x q, sparse), Z'X (q x p), X'X (p x p)) of the whitened rows, X in its own
+        columns (not the fixed-effects basis), from the cross-products alone."""
+        p = self.p
+        zq = np.hstack(self.A_xy)[:p].T if self.A_xy else np.zeros((0, p))  # Z'Q
+        return (self.crossproducts.z_gram(), zq @ self.fixed_basis,
+                self.fixed_basis.T @ self.A_xyxy[:p, :p] @ self.fixed_basis)
+
     def _require_rows(self, what: str) -> None:
         if self._x is None:
             raise ValueError(f"{what} needs the rows of the data; this system was built from "

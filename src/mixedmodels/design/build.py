@@ -46,7 +46,7 @@ from ..formula.parse import (
 from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES
 from .columns import check_column
 from .encoding import fast_encoding
-from .frame import FrameColumns, number_dtype
+from .frame import FrameColumns, number_dtype, text_with_na
 from .materialize import ModelData
 
 __all__ = ["Design", "TermDesign", "build_design", "check_enough_rows", "check_identifiable",
@@ -155,6 +155,12 @@ class Design:
             return source
         return source[list(self.columns)]
 
+    @property
+    def contrast_frame(self) -> pd.DataFrame | None:
+        """Rows on which the fixed part's coding is evaluated for hypothesis contrasts: the
+        model's rows (``frame``)."""
+        return self.frame
+
     def __getstate__(self) -> dict:
         """Pickled with the model's columns only: the design sent to an executor's tasks does
         not grow with the columns of the data the model ignores."""
@@ -225,6 +231,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     if schema is not None:
         data, transforms = schema.cast(data), schema.transforms
     used, read, texts = _used_columns(formula, data)
+    data = text_with_na(data, used)
     for name in extra_columns:
         if name not in data.columns:
             raise DataError(_unknown_column_message(name, data.columns, formula.text)

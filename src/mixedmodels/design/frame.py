@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["FrameColumns", "number_dtype"]
+__all__ = ["FrameColumns", "number_dtype", "text_with_na"]
 
 
 class FrameColumns(Mapping):
@@ -69,6 +69,18 @@ class FrameColumns(Mapping):
         if numbers is None:
             numbers = self._numbers[name] = self[name].to_numpy(dtype=float)
         return numbers
+
+
+def text_with_na(frame: pd.DataFrame, columns=None) -> pd.DataFrame:
+    """``frame`` with its text columns of pandas' "string" dtype (missing value ``pd.NA``:
+    ``string[pyarrow]``, ``string[python]``, as Dask and Arrow readers give them) as text
+    columns of the default "str" dtype (missing value NaN), which formulaic reads as
+    categorical (it reads the others as numbers, and fails); only ``columns``, if given."""
+    names = frame.columns if columns is None else columns
+    cast = {name: frame[name].astype("str") for name in names
+            if isinstance(frame[name].dtype, pd.StringDtype)
+            and frame[name].dtype.na_value is pd.NA}
+    return frame.assign(**cast) if cast else frame
 
 
 def number_dtype(dtype) -> bool:

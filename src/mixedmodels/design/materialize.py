@@ -142,9 +142,11 @@ class ModelData:
             object.__setattr__(self, "columns", FrameColumns(self.frame))
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, transforms: dict | None = None) -> "ModelData":
+    def of(cls, frame: pd.DataFrame, transforms: dict | None = None,
+           keep_levels: bool = False) -> "ModelData":
         """Every row of ``frame`` used; a copy of ``transforms``, if given."""
-        return cls(frame, frame, np.zeros(0, dtype=np.intp), dict(transforms or {}))
+        return cls(frame, frame, np.zeros(0, dtype=np.intp), dict(transforms or {}),
+                   keep_levels=keep_levels)
 
     def matrix(self, text: str, **options):
         """``formula_matrix`` of ``text`` on these data, its transforms' state recorded."""

@@ -44,7 +44,8 @@ from .build import _factor_codes, _used_columns, grouping_codes
 from .frame import number_dtype
 from .materialize import formula_matrix
 
-__all__ = ["DataSchema", "PartitionSummary", "model_columns", "summarize"]
+__all__ = ["DataSchema", "PartitionSummary", "check_dtypes", "complete_mask", "model_columns",
+           "summarize"]
 
 #: calls whose result depends on all the rows in a way the schema does not record
 _REFUSED = {"factor": "a categorical column of the data",
@@ -166,9 +167,31 @@ def _union(first, second):
     return values.drop_duplicates(ignore_index=True)
 
 
-def summarize(frame: pd.DataFrame, formula: ParsedFormula, columns: ModelColumns
-              ) -> PartitionSummary:
-    """The ``PartitionSummary`` of one partition's rows (a pandas DataFrame)."""
+def dtype_name(dtype) -> str:
+    """A dtype as text, pandas' text dtypes as one ("string": with ``pd.NA`` or NaN for a
+    missing value, Arrow or Python storage, the design reads them alike)."""
+    return "string" if isinstance(dtype, pd.StringDtype) else str(dtype)
+
+
+def check_dtypes(frame: pd.DataFrame, dtypes: dict, index: int) -> None:
+    """A DataError unless partition ``index`` has the columns ``dtypes`` (name ->
+    ``dtype_name``) with those dtypes: files of one data set whose column types differ."""
+    for name, dtype in dtypes.items():
+        found = dtype_name(frame[name].dtype) if name in frame.columns else None
+        if found != dtype:
+            raise DataError(
+                f"partition {index} of the data has column {name!r} "
+                f"{'missing' if found is None else f'of dtype {found}'}, where the data's "
+                f"first partition (or its schema) has {dtype}: the files differ; give the "
+                f"column one type in all of them (e.g. ddf.astype({{{name!r}: ...}}))")
+
+
+def summarize(frame: pd.DataFrame, formula: ParsedFormula, columns: ModelColumns,
+              dtypes: dict | None = None, index: int = 0) -> PartitionSummary:
+    """The ``PartitionSummary`` of one partition's rows (a pandas DataFrame); ``dtypes``:
+    the dtypes its used columns must have (``check_dtypes``)."""
+    if dtypes is not None:
+        check_dtypes(frame, dtypes, index)
     missing = complete_mask(frame, columns)
     complete = frame.loc[missing.complete] if not missing.complete.all() else frame
     distinct = {}
@@ -188,11 +211,31 @@ def summarize(frame: pd.DataFrame, formula: ParsedFormula, columns: ModelColumns
 
 def _transform_statistics(text: str, frame: pd.DataFrame) -> dict:
     """The sums of the stateful transforms in ``text`` over the rows of ``frame``, by the
-    text of their call."""
+    text of their call: each factor that calls one is evaluated on its own (the other
+    variables, such as text columns, are not read)."""
+    out = {}
+    for expression in _stateful_factors(text):
+        matrix = formula_matrix(f"0 + {expression}", frame,
+                                context={**FORMULA_CONTEXT, **STATISTICS_CONTEXT})
+        out.update(matrix.model_spec.transform_state)
+    return out
+
+
+def _stateful_factors(text: str) -> list[str]:
+    """The factors of ``text`` that call a stateful transform (``scale(x)``, ``poly(x, 2)``)."""
     if "(" not in text:
-        return {}
-    matrix = formula_matrix(text, frame, context={**FORMULA_CONTEXT, **STATISTICS_CONTEXT})
-    return dict(matrix.model_spec.transform_state)
+        return []
+    found = []
+    for term in Formula(text):
+        for factor in term.factors:
+            try:
+                tree = ast.parse(str(factor.expr), mode="eval")
+            except SyntaxError:
+                continue
+            if any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                   and node.func.id in STATISTICS_CONTEXT for node in ast.walk(tree)):
+                found.append(str(factor.expr))
+    return list(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)
@@ -262,7 +305,8 @@ class DataSchema:
             frame = _cast(frame, categories)
             levels[group] = pd.Index(grouping_codes(frame, group)[1])
         transforms = {text: state_from_statistics(s) for text, s in summary.statistics.items()}
-        return cls(formula.text, columns, {name: str(dtypes[name]) for name in columns.used},
+        return cls(formula.text, columns, {name: dtype_name(dtypes[name])
+                                           for name in columns.used},
                    categories, levels, transforms, summary.rows, summary.complete,
                    summary.missing, summary.fingerprints)
 
@@ -270,18 +314,16 @@ class DataSchema:
         """``frame`` with its categorical columns cast to the levels of all the rows."""
         return _cast(frame, self.categories)
 
+    def check_partitions(self, count: int) -> None:
+        """A DataError unless the data have as many partitions as those of the schema."""
+        if count != len(self.fingerprints):
+            raise DataError(f"the data have {count} partitions and the schema was computed "
+                            f"from {len(self.fingerprints)}: compute the schema of these data")
+
     def check_partition(self, frame: pd.DataFrame, index: int) -> None:
         """A DataError unless ``frame`` is partition ``index`` of the data the schema was
         computed from (its number of rows, dtypes and values' hash)."""
-        if index >= len(self.fingerprints):
-            raise DataError(f"the data have more partitions than the {len(self.fingerprints)} "
-                            "the schema was computed from: compute the schema of these data")
-        for name, dtype in self.dtypes.items():
-            if name not in frame.columns or str(frame[name].dtype) != dtype:
-                found = frame[name].dtype if name in frame.columns else "no such column"
-                raise DataError(f"partition {index} has column {name!r} of dtype {found}, but "
-                                f"the schema was computed from data where it is {dtype}: the "
-                                "data changed; compute the schema of these data")
+        check_dtypes(frame, self.dtypes, index)
         used = frame[list(self.columns.used)]
         fingerprint = (len(frame), int(pd.util.hash_pandas_object(used, index=False).sum())
                        if len(frame) else 0)

@@ -47,6 +47,7 @@ from scipy.special import ndtri
 
 from ..design.build import _factor_codes, offset_values, r_column_names, required_variables
 from ..design.encoding import Encoding
+from ..design.frame import text_with_na
 from ..design.materialize import ModelData
 from ..errors import DataError
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES
@@ -108,9 +109,9 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
 def _new_frame(newdata) -> pd.DataFrame:
     """newdata as a DataFrame (a dict of columns is converted)."""
     if isinstance(newdata, pd.DataFrame):
-        return newdata
+        return text_with_na(newdata)
     try:
-        return pd.DataFrame(newdata)
+        return text_with_na(pd.DataFrame(newdata))
     except (TypeError, ValueError):
         raise DataError(f"newdata must be None, a pandas DataFrame or a dict of columns, not "
                         f"{shown(newdata, with_type=True)}") from None

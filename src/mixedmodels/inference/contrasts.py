@@ -175,7 +175,7 @@ def type3_contrasts(fixed_formula: str, frame: pd.DataFrame, x_names: tuple[str,
         term label (``"age:Sex"``, ``"I(x^2)"``) -> contrast matrix whose columns follow
         ``x_names``; a term whose columns were all dropped has a (0, p) matrix.
     """
-    rows = ModelData.of(frame, transforms)
+    rows = ModelData.of(frame, transforms, keep_levels=True)  # a sample may lack some
     layout = _fit_layout(fixed_formula, rows, x_names)
     if len(x_names) <= 1 or len(layout.terms) <= 1:
         return _type1(layout)

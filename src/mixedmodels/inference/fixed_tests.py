@@ -167,7 +167,12 @@ def anova_table(fit, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
     key = check_anova_type(type)
     ddf = check_ddf(ddf)
     design = fit.model.design
-    terms = builders[key](design.formula.fixed, design.frame, design.x_names, design.transforms)
+    if key != 3 and not fit.model.rows_in_memory:
+        raise ValueError("type I and II tests need X'X of the rows, which stay in the "
+                         "partitions of the Dask DataFrame the model was fitted to; use "
+                         "type=3 (whose contrasts depend on the coding only)")
+    terms = builders[key](design.formula.fixed, design.contrast_frame, design.x_names,
+                          design.transforms)
     rows = {term: contrast_test(fit, L, ddf) for term, L in terms.items() if L.shape[0]}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["F", "num_df", "den_df", "p"])
     table.index.name = "term"

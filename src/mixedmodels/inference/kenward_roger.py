@@ -210,12 +210,12 @@ class _Parts:
 
     @classmethod
     def compute(cls, fit) -> "_Parts":
-        X, Z = fit._whitened  # with prior weights, the identities hold for the scaled rows
+        # the cross-products of the whitened rows (with prior weights, the identities hold
+        # for the scaled rows)
+        azz, azx, xx = fit.model.system.gram()
         n = fit.nobs
         sigma2 = fit.sigma ** 2
         lam = fit.Lambda
-        azz = (Z.T @ Z).tocsr()
-        azx = np.asarray(Z.T @ X)
         q = azz.shape[0]
         m_inverse = fit._factor.solve(np.eye(q), fixed=False)
         lam_m = np.asarray(lam @ m_inverse)  # Lambda M^{-1}
@@ -224,7 +224,7 @@ class _Parts:
         C = lam_m_lam @ azx
         K = np.asarray(azz @ B) / sigma2
         T = (azx - azz @ C) / sigma2
-        D = X.T @ X - 2 * azx.T @ C + C.T @ (azz @ C)
+        D = xx - 2 * azx.T @ C + C.T @ (azz @ C)
         xv2x = D / sigma2 ** 2
         lt = np.asarray(lam.T @ T)
         xv3x = (D - sigma2 ** 2 * lt.T @ m_inverse @ lt) / sigma2 ** 3

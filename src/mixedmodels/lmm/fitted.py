@@ -267,6 +267,14 @@ class FittedModel:
         return pd.concat(frames, ignore_index=True)
 
     # -- fitted values and residuals -----------------------------------------------------------
+    def _rows(self, what: str) -> None:
+        """A ValueError if the rows are not in this process (a model of a Dask DataFrame)."""
+        if not self.model.rows_in_memory:
+            raise ValueError(
+                f"{what} needs the rows of the data, which stay in the partitions of the Dask "
+                "DataFrame the model was fitted to: use fit.fitted_values(), fit.resid() and "
+                "fit.predict(), which return Dask series computed on the partitions")
+
     @cached_property
     def fitted(self) -> np.ndarray:
         """Conditional fitted values X beta + Z u (+ the offset, if the formula has one)."""
@@ -275,21 +283,24 @@ class FittedModel:
     @cached_property
     def residuals(self) -> np.ndarray:
         """Response residuals y - X beta - Z u."""
-        return _frozen(self.model.design.y - self.fitted)
+        return _frozen(self.y - self.fitted)
 
     # -- the model in matrix form --------------------------------------------------------------
     @property
     def X(self) -> np.ndarray:
         """(n, p) the fixed-effects model matrix (read-only)."""
+        self._rows("fit.X")
         return _frozen(self.model.design.X)
 
     @property
     def y(self) -> np.ndarray:
+        self._rows("fit.y")
         return self.model.design.y
 
     @cached_property
     def Z(self) -> sp.csr_array:
         """Random-effects model matrix (n x q, sparse), columns level-major within each factor."""
+        self._rows("fit.Z")
         return sparse_z(self.model.structure, self.nobs)
 
     @cached_property
@@ -330,13 +341,8 @@ class FittedModel:
     def R(self) -> sp.csr_array:
         """Var(e) = sigma^2 Psi (n x n, sparse): block-diagonal by group under a correlation
         structure, diagonal otherwise (Psi = W^-1 for prior weights W, or I)."""
+        self._rows("fit.R")
         return self.residual.covariance(self.sigma)
-
-    @cached_property
-    def _whitened(self) -> tuple[np.ndarray, sp.csr_array]:
-        """(Psi^-1/2 X, Psi^-1/2 Z): the model matrices of the whitened rows, in which
-        Var(e) = sigma^2 I (X and Z themselves are not whitened)."""
-        return self.residual.whiten(self.X), self.residual.whiten(self.Z)
 
     @cached_property
     def V(self) -> sp.csr_array:

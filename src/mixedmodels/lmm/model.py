@@ -137,6 +137,8 @@ class LinearMixedModel:
     result_type = FittedModel
     #: the formula has random-effects terms (lmer); ``GeneralizedLeastSquares`` has none
     random_effects = True
+    #: the rows of the data are in this process (not in a Dask DataFrame's partitions)
+    rows_in_memory = True
 
     def __init__(self, formula: str, data: pd.DataFrame, reml: bool = True, weights=None,
                  nobs_checks: str = "error", transforms: dict | None = None,

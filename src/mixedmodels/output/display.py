@@ -303,6 +303,12 @@ def criterion_section(fit: "LmmFit") -> Section:
 
 
 def residuals_section(fit: "LmmFit") -> Section:
+    """lme4's quartiles of the scaled residuals; for a model of a Dask DataFrame, whose
+    residuals are in its partitions (their exact quantiles would take a sort of all of
+    them), where to find them."""
+    if not fit.model.rows_in_memory:
+        return Section(title="Scaled residuals:", lines=[
+            "on the data's partitions: fit.resid(\"pearson\", scaled=True)"])
     scaled = residuals(fit, "pearson", scaled=True)  # as lme4: sqrt(w) (y - fitted) / sigma
     quartiles = zapsmall(np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1]), DIGITS + 1)
     table = named_vector(["Min", "1Q", "Median", "3Q", "Max"], r_format(quartiles, DIGITS))

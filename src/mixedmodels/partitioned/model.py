@@ -28,9 +28,10 @@ new responses (the parametric bootstrap).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy.linalg.lapack import dtrtri
 
 from ..core.pls import PLSSystem, fixed_basis
@@ -39,6 +40,8 @@ from ..covariance.residual import Identity
 from ..design.build import (
     NOBS_CHECKS,
     Design,
+    _independent_columns,
+    build_design,
     check_enough_rows,
     check_identifiable,
     drop_aliased,
@@ -66,30 +69,55 @@ def is_dask_frame(data) -> bool:
 @dataclass(frozen=True)
 class PartitionedDesign(Design):
     """A ``Design`` whose rows are in the partitions: its arrays have no rows, ``n`` is the
-    number of observations of all the partitions, ``schema`` the ``DataSchema`` and ``data``
-    the Dask DataFrame."""
+    number of observations of all the partitions, ``schema`` the ``DataSchema``, ``sample``
+    some complete rows (``passes.PartitionCrossProducts.sample``)."""
 
     nobs: int = 0
     schema: DataSchema | None = None
-    data: object = None
+    sample: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
         return self.nobs
 
+    @property
+    def contrast_frame(self) -> pd.DataFrame:
+        """The sample, on which the fixed part's coding is evaluated (type III contrasts
+        depend on the coding only, when X has full column rank on these rows).
+
+        Raises:
+            DataError: the sample's X does not have full column rank (some combination of the
+                fixed-effects factors' levels is missing from it).
+        """
+        design = build_design(self.formula, self.sample, self.weights_label,
+                              schema=self.schema)
+        X = design.X[:, [design.x_names.index(name) for name in self.x_names]]
+        if len(self.x_names) > 1 and not _independent_columns(X).all():
+            raise DataError(
+                f"hypothesis contrasts are evaluated on a sample of the data (the first "
+                f"{len(self.sample)} complete rows of its first partition), which lacks some "
+                "combinations of the fixed-effects factors' levels; shuffle the rows across "
+                "partitions (e.g. ddf.sample(frac=1)) so that the first one has them all")
+        return self.sample
+
 
 class PartitionedModel(LinearMixedModel):
-    """``LinearMixedModel`` of a Dask DataFrame (see the module docstring).
+    """``LinearMixedModel`` of a Dask DataFrame (see the module docstring); ``data`` is the
+    Dask DataFrame.
 
     Args:
         formula, reml, nobs_checks: as ``LinearMixedModel``'s.
         data: a ``dask.dataframe.DataFrame``.
         weights: None, or the name of a column of prior weights.
         progress: show a progress bar for each pass over the data.
+        schema: the ``DataSchema`` of these data from an earlier model of them (its
+            ``design.schema``), to skip the first pass; it refuses other data (another
+            number of partitions, rows or values, other dtypes).
     """
 
     def __init__(self, formula: str, data, reml: bool = True, weights=None,
-                 nobs_checks: str = "error", progress: bool = False):
+                 nobs_checks: str = "error", progress: bool = False,
+                 schema: DataSchema | None = None):
         reml = check_bool(reml, "reml")
         check_choice(nobs_checks, "nobs_checks", NOBS_CHECKS)
         if weights is not None and not isinstance(weights, str):
@@ -99,8 +127,12 @@ class PartitionedModel(LinearMixedModel):
         if not parsed.random:
             raise FormulaError("the formula has no random-effects term such as (1 | group)")
         columns = model_columns(parsed, data.dtypes, weights)
+        if schema is not None and (schema.columns != columns):
+            raise ValueError("the schema was computed for a model that uses other columns "
+                             f"({', '.join(schema.columns.used)}); compute this model's")
         with recorded_warnings() as messages:
-            schema = schema_of(data, parsed, columns, progress)
+            if schema is None:
+                schema = schema_of(data, parsed, columns, progress)
             if schema.complete < schema.rows:
                 warn_missing_rows(schema.rows - schema.complete, schema.rows, schema.missing)
             share = crossproducts_of(data, schema, formula, weights, progress=progress)
@@ -123,10 +155,11 @@ class PartitionedModel(LinearMixedModel):
         design = PartitionedDesign(**{**template.__dict__, "X": template.X[:, keep],
                                       "x_names": names, "dropped": dropped,
                                       "transforms": schema.transforms},
-                                   nobs=schema.complete, schema=schema, data=data)
+                                   nobs=schema.complete, schema=schema, sample=share.sample)
         _check_levels(design)
         check_identifiable(design.terms, design.n, nobs_checks)
         self.design = design
+        self.data = data
         self.warnings = tuple(messages)
         self.data_index = None
         self.nobs_checks = nobs_checks
@@ -135,6 +168,14 @@ class PartitionedModel(LinearMixedModel):
         self.residual = Identity(0)
         self.system = PLSSystem.from_crossproducts(self.structure, crossproducts, basis)
         self.reml = reml
+
+    rows_in_memory = False
+
+    def __getstate__(self) -> dict:
+        """Pickled without the Dask DataFrame (a fit sent to the workers of its own data)."""
+        state = dict(self.__dict__)
+        state["data"] = None
+        return state
 
     def rebuild(self, rows=None, formula=None, reml=None):
         """Refits of some of the rows need them in one process: not on partitions."""

@@ -26,7 +26,13 @@ from ..core.crossproducts import CrossProducts
 from ..core.structure import build_structure
 from ..covariance.residual import residual_structure
 from ..design.build import Design, build_design
-from ..design.schema import DataSchema, ModelColumns, PartitionSummary, complete_mask, summarize
+from ..design.schema import (
+    DataSchema,
+    ModelColumns,
+    complete_mask,
+    dtype_name,
+    summarize,
+)
 from ..errors import DataError
 from ..formula.parse import ParsedFormula, parse_formula
 
@@ -34,12 +40,16 @@ __all__ = ["PartitionCrossProducts", "crossproducts_of", "schema_of"]
 
 #: partial sums added at each node of the tree reduction
 FAN_IN = 8
+#: rows of the first partition kept as a sample of the data (``PartitionCrossProducts``)
+SAMPLE_ROWS = 10_000
 
 
 def schema_of(ddf, formula: ParsedFormula, columns: ModelColumns,
               progress: bool = False) -> DataSchema:
     """The ``DataSchema`` of ``ddf`` for ``formula`` (pass 1)."""
-    summaries = [_delayed(summarize)(part, formula, columns) for part in ddf.to_delayed()]
+    dtypes = {name: dtype_name(ddf.dtypes[name]) for name in columns.used}
+    summaries = [_delayed(summarize)(part, formula, columns, dtypes, index)
+                 for index, part in enumerate(ddf.to_delayed())]
     summary = _compute(_tree_sum(summaries), progress, "schema")
     return DataSchema.of(summary, formula, columns, ddf.dtypes)
 
@@ -53,18 +63,23 @@ class PartitionCrossProducts:
         r: the (p + 1, p + 1) R of a QR decomposition of the whitened [X y] (all columns of X).
         template: the design of the first partition with complete rows, without its rows
             (its specs, names and terms: the model's design on the client).
+        sample: the first ``SAMPLE_ROWS`` complete rows of that partition, in the model's
+            columns (cast to the schema's levels): rows to evaluate the fixed part's coding on
+            (hypothesis contrasts).
     """
 
     crossproducts: CrossProducts
     r: np.ndarray
     template: Design
+    sample: pd.DataFrame
 
     def __add__(self, other: "PartitionCrossProducts | None") -> "PartitionCrossProducts":
         if other is None:
             return self
         stacked = np.vstack([self.r, other.r])
         return PartitionCrossProducts(self.crossproducts + other.crossproducts,
-                                      np.linalg.qr(stacked, mode="r"), self.template)
+                                      np.linalg.qr(stacked, mode="r"), self.template,
+                                      self.sample)
 
     def __radd__(self, other):
         return self if other is None else other + self
@@ -77,6 +92,7 @@ def crossproducts_of(ddf, schema: DataSchema, formula: str, weights: str | None,
     (the kept columns in the fixed-effects basis: ``fixed_basis``)."""
     from dask import delayed
 
+    schema.check_partitions(ddf.npartitions)
     shared = delayed(schema, pure=True)  # one copy in the graph, not one per partition
     shares = [_delayed(_partition_share)(part, index, shared, formula, weights, transform)
               for index, part in enumerate(ddf.to_delayed())]
@@ -101,7 +117,8 @@ def _partition_share(frame: pd.DataFrame, index: int, schema: DataSchema, formul
     r = np.linalg.qr(residual.whiten(np.column_stack([design.X, xy[:, -1]])), mode="r")
     if r.shape[0] < r.shape[1]:  # fewer rows than columns: pad R with zero rows
         r = np.vstack([r, np.zeros((r.shape[1] - r.shape[0], r.shape[1]))])
-    return PartitionCrossProducts(crossproducts, r, _without_rows(design))
+    return PartitionCrossProducts(crossproducts, r, _without_rows(design),
+                                  design.frame.head(SAMPLE_ROWS))
 
 
 def _without_rows(design: Design) -> Design:
@@ -136,7 +153,16 @@ def _delayed(function):
 
 
 def _compute(value, progress: bool, what: str):
-    """``value`` computed on the active scheduler, with a progress bar if asked for."""
+    """``value`` computed on the active scheduler, with a progress bar if asked for. Data
+    that cannot be read (a file gone, or unreadable) is a DataError that says which."""
+    try:
+        return _run(value, progress, what)
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        raise DataError(f"a partition of the data could not be read ({what} pass): "
+                        f"{exc}") from None
+
+
+def _run(value, progress: bool, what: str):
     import dask
 
     try:

@@ -526,3 +526,44 @@ def test_decimal_commas_with_semicolons(capsys, tmp_path, sleep_data, sleep_obje
     record, err = fit_record(capsys, "--data", str(path), *extra)
     assert "read ',' as the decimal mark in 'Reaction'" in err
     assert record["objective"] == pytest.approx(sleep_objective, rel=1e-10)
+
+
+# -- Parquet files and Dask ------------------------------------------------------------------
+@pytest.fixture
+def parquet_files(tmp_path):
+    pytest.importorskip("pyarrow")
+    frame = mm.datasets.load("sleepstudy")
+    folder = tmp_path / "visits"
+    folder.mkdir()
+    frame.iloc[:90].to_parquet(folder / "part-0.parquet")
+    frame.iloc[90:].to_parquet(folder / "part-1.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("source", ["{folder}", "{folder}/*.parquet", "{folder}/part-0.parquet"])
+def test_parquet_data_in_memory(capsys, parquet_files, source):
+    code, out, _ = run(capsys, "fit", SLEEP, "--data", source.format(folder=parquet_files),
+                       "--json")
+    assert code == 0
+    rows = 90 if source.endswith("part-0.parquet") else 180
+    assert json.loads(out)["nobs"] == rows
+
+
+def test_dask_on_a_local_cluster(capsys, parquet_files, sleep_ref):
+    pytest.importorskip("distributed")
+    code, out, err = run(capsys, "fit", SLEEP, "--data", f"{parquet_files}/*.parquet",
+                         "--dask", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["nobs"] == 180
+    assert rel_close(record["objective"], sleep_ref["REML"]["criterion"], 1e-6)
+    assert "cross-products pass" in err  # the progress bars
+
+
+def test_dask_mistakes(capsys, parquet_files):
+    code, _, err = run(capsys, "fit", SLEEP, "--data", f"{parquet_files}/none*.parquet",
+                       "--dask")
+    assert code == 2 and "no such file" in err
+    code, _, err = run(capsys, "fit", SLEEP, "--data", str(parquet_files), "--dask",
+                       "--report", str(parquet_files / "r.html"))
+    assert code == 2 and "--report" in err

@@ -4,7 +4,14 @@
         [--ddf {satterthwaite,kenward-roger,residual,asymptotic}] [--anova] [--sep SEP]
         [--correlation "ar1(visit | patient)"] [--variance "ident(centre)"]
     mixedmodels fit "y ~ arm * visit" --data trial --correlation "ar1(visit | patient)"
+    mixedmodels fit "y ~ x + (1 | g)" --data 'visits/*.parquet' --dask [ADDRESS]
     mixedmodels gauge-rr DATA --part P --operator O --response Y [--tolerance T] [--json]
+
+``--data`` takes a bundled data set's name, a CSV file, a Parquet file, a directory of Parquet
+files or a pattern of files (``'visits/*.parquet'``, ``'visits/*.csv'``, quoted). With
+``--dask`` the files are read as a Dask DataFrame and fitted from their partitions
+(``partitioned.model``): on a local cluster of worker processes started for the fit, or on
+the Dask scheduler at ADDRESS (``tcp://host:8786``); a progress bar per pass goes to stderr.
 
 ``--correlation`` and ``--variance`` take the residual structures of ``mm.lmer`` and
 ``mm.gls`` (nlme's ``correlation=`` and ``weights=``; SAS's REPEATED statement). A formula
@@ -28,11 +35,13 @@ quote it.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -63,6 +72,8 @@ OTHER_SEPARATORS = (";", "\t", "|")  # tried, in this order, on a header without
 FORMULA_OPERATORS = "~+-*/:^|("  # a formula ending in one was cut short
 FORMULA_SIGNS = set("~+*:^|()")  # an argument holding one is a piece of a formula
 LISTED = 5  # rows (and values) named in a message; more are counted
+PARQUET_SUFFIXES = (".parquet", ".pq")
+LOCAL_CLUSTER = "local"  # --dask without an address: a local cluster
 SEP_HELP = ("the CSV files' field separator, one character (default ','; a header without "
             "commas but with ';', tabs or '|' is read with that one)")
 
@@ -143,8 +154,14 @@ def build_parser(require_data: bool = True) -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="fit a linear mixed model and print its summary",
                               description="Fit a linear mixed model by REML (default) or ML.")
     fit.add_argument("formula", help="lme4-style formula, e.g. 'y ~ x + (x | g)'")
-    fit.add_argument("--data", required=require_data, metavar="NAME_OR_CSV",
-                     help=f"a bundled data set ({', '.join(datasets.names())}) or a CSV file")
+    fit.add_argument("--data", required=require_data, metavar="NAME_OR_FILES",
+                     help=f"a bundled data set ({', '.join(datasets.names())}), a CSV or "
+                          "Parquet file, a directory of Parquet files, or a quoted pattern "
+                          "of files ('visits/*.parquet')")
+    fit.add_argument("--dask", nargs="?", const=LOCAL_CLUSTER, default=None,
+                     metavar="ADDRESS",
+                     help="fit the files' partitions with Dask: on a local cluster, or on "
+                          "the scheduler at ADDRESS (e.g. tcp://10.0.0.5:8786)")
     fit.add_argument("--sep", type=separator, metavar="SEP", help=SEP_HELP)
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--weights", metavar="COLUMN",
@@ -195,19 +212,66 @@ def build_parser(require_data: bool = True) -> argparse.ArgumentParser:
 
 
 def load_data(source: str, sep: str | None = None, option: str = "--data") -> pd.DataFrame:
-    """A bundled data set by name (any case), else a CSV file (see ``read_csv``); ``option``
-    names the argument in messages."""
+    """A bundled data set by name (any case), else a CSV file (see ``read_csv``), Parquet
+    file(s) or a pattern of files; ``option`` names the argument in messages."""
     path = Path(source)
     if source.lower() in datasets.names() and not path.is_file():
         return datasets.load(source)
+    if _is_pattern(source) or _is_parquet(path):
+        files = data_files(source, option)
+        if all(_is_parquet(file) for file in files):
+            return _read_parquet(files)
+        return pd.concat([read_csv(file, sep) for file in files], ignore_index=True)
     if path.is_file():
         return read_csv(path, sep)
     if path.is_dir():
-        raise UsageError(f"{source} is a directory, not a CSV file ({option})")
+        raise UsageError(f"{source} is a directory without Parquet files ({option})")
     if path.suffix or len(path.parts) > 1:
         raise UsageError(f"no such file: {source} ({option})")
     raise UsageError(f"unknown data set {source!r} ({option}); use one of "
                      f"{', '.join(datasets.names())} or the path of a CSV file")
+
+
+def _is_pattern(source: str) -> bool:
+    return any(sign in source for sign in "*?[")
+
+
+def _is_parquet(path: Path) -> bool:
+    """A Parquet file, or a directory holding some."""
+    if path.is_dir():
+        return any(_is_parquet(file) for file in path.iterdir())
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def data_files(source: str, option: str = "--data") -> list[Path]:
+    """The files a pattern, a directory of Parquet files or a file names (sorted); a
+    UsageError when there are none, or when they mix CSV and Parquet."""
+    path = Path(source)
+    if _is_pattern(source):
+        files = sorted(Path(name) for name in glob.glob(source))
+    elif path.is_dir():
+        files = sorted(file for file in path.iterdir() if _is_parquet(file))
+    else:
+        files = [path]
+    files = [file for file in files if file.is_file()]
+    if not files:
+        raise UsageError(f"no such file: {source} ({option})")
+    kinds = {_is_parquet(file) for file in files}
+    if len(kinds) > 1:
+        raise UsageError(f"{source} matches both Parquet and CSV files ({option}); "
+                         "give a pattern that matches one kind")
+    return files
+
+
+def _read_parquet(files: list[Path]) -> pd.DataFrame:
+    """Parquet files, one after the other (pyarrow)."""
+    try:
+        return pd.concat([pd.read_parquet(file) for file in files], ignore_index=True)
+    except ImportError as error:
+        raise UsageError("reading Parquet needs pyarrow: pip install 'mixedmodels[dask]'") \
+            from error
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot read the Parquet files: {_one_line(error)}") from error
 
 
 def read_csv(path: Path, sep: str | None = None) -> pd.DataFrame:
@@ -312,6 +376,11 @@ def run_fit(args: argparse.Namespace) -> str:
     if args.anova_type and not args.anova:
         raise UsageError("--anova-type goes with --anova")
     new_data = read_csv(args.predict, args.sep) if args.predict else None
+    if args.dask is not None:
+        if args.report:
+            raise UsageError("--report needs the rows in memory; it does not go with --dask")
+        with _dask_client(args.dask):
+            return _summarize_fit(args, new_data, _fit_with_dask(args))
     data = load_data(args.data, args.sep)
     fitter = lmer
     if not parse_formula(args.formula).random:
@@ -323,6 +392,47 @@ def run_fit(args: argparse.Namespace) -> str:
                                               else ", i.e. the linear model"))
     fit = fitter(args.formula, data, reml=not args.ml, weights=args.weights,
                  correlation=args.correlation, variance=args.variance)
+    return _summarize_fit(args, new_data, fit)
+
+
+def _fit_with_dask(args: argparse.Namespace):
+    """The fit of the files of ``--data`` read as a Dask DataFrame."""
+    import dask.dataframe as dd
+
+    files = [str(file) for file in data_files(args.data)]
+    if _is_parquet(Path(files[0])):
+        data = dd.read_parquet(files)
+    else:
+        data = dd.read_csv(files, sep=args.sep or _header_separator(Path(files[0])),
+                           keep_default_na=False, na_values=list(MISSING_VALUES))
+    return lmer(args.formula, data, reml=not args.ml, weights=args.weights,
+                correlation=args.correlation, variance=args.variance, progress=True)
+
+
+@contextmanager
+def _dask_client(address: str):
+    """A Dask client for the fit: of the scheduler at ``address``, or of a local cluster of
+    worker processes started for it (``LOCAL_CLUSTER``) and closed after."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as error:
+        raise UsageError("--dask needs Dask: pip install 'mixedmodels[dask]'") from error
+    if address != LOCAL_CLUSTER:
+        try:
+            client = Client(address, timeout="10s")
+        except OSError as error:
+            raise UsageError(f"cannot reach the Dask scheduler at {address}: "
+                             f"{_one_line(error)}") from error
+        with client:
+            yield client
+        return
+    with LocalCluster(processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def _summarize_fit(args: argparse.Namespace, new_data, fit) -> str:
+    """Write the requested files and return the text to print."""
     ddf = args.ddf or "satterthwaite"
     anova_type = args.anova_type or 3
     if new_data is not None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 __all__ = ["progress_bar"]
 
 
-def progress_bar(total: int, enabled: bool, description: str):
-    """A tqdm bar counting fits, or None when disabled or tqdm is not installed."""
+def progress_bar(total: int, enabled: bool, description: str, unit: str = "fit"):
+    """A tqdm bar counting fits (or other ``unit``s), or None when disabled or tqdm is not
+    installed."""
     if not enabled:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=description, unit="fit")
+    return tqdm(total=total, desc=description, unit=unit)

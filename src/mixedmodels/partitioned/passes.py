@@ -17,6 +17,7 @@ partition ran.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -35,6 +36,7 @@ from ..design.schema import (
 )
 from ..errors import DataError
 from ..formula.parse import ParsedFormula, parse_formula
+from ..parallel.progress import progress_bar
 
 __all__ = ["PartitionCrossProducts", "crossproducts_of", "schema_of"]
 
@@ -50,7 +52,7 @@ def schema_of(ddf, formula: ParsedFormula, columns: ModelColumns,
     dtypes = {name: dtype_name(ddf.dtypes[name]) for name in columns.used}
     summaries = [_delayed(summarize)(part, formula, columns, dtypes, index)
                  for index, part in enumerate(ddf.to_delayed())]
-    summary = _compute(_tree_sum(summaries), progress, "schema")
+    summary = _compute(summaries, progress, "schema")
     return DataSchema.of(summary, formula, columns, ddf.dtypes)
 
 
@@ -96,7 +98,7 @@ def crossproducts_of(ddf, schema: DataSchema, formula: str, weights: str | None,
     shared = delayed(schema, pure=True)  # one copy in the graph, not one per partition
     shares = [_delayed(_partition_share)(part, index, shared, formula, weights, transform)
               for index, part in enumerate(ddf.to_delayed())]
-    total = _compute(_tree_sum(shares), progress, "cross-products")
+    total = _compute(shares, progress, "cross-products")
     if total is None:
         raise DataError("no partition has a row without missing values")
     return total
@@ -152,34 +154,53 @@ def _delayed(function):
     return delayed(function, pure=True)
 
 
-def _compute(value, progress: bool, what: str):
-    """``value`` computed on the active scheduler, with a progress bar if asked for. Data
-    that cannot be read (a file gone, or unreadable) is a DataError that says which."""
+def _compute(parts: list, progress: bool, what: str):
+    """The sum of the partitions' delayed ``parts``, computed on the active scheduler (a
+    tree reduction on the cluster's workers, or in this process's threads), with a progress
+    bar counting partitions (tqdm) if asked for. Data that cannot be read (a file gone, or
+    unreadable) is a DataError that says which."""
+    bar = progress_bar(len(parts), progress, f"mixedmodels: {what} pass", unit="partition")
     try:
-        return _run(value, progress, what)
+        client = _client()
+        if client is None:
+            return _compute_here(parts, bar)
+        futures = client.compute(parts)
+        total = futures
+        while len(total) > 1:  # the tree reduction, on the workers
+            total = [client.submit(_add, *total[i:i + FAN_IN], pure=False)
+                     for i in range(0, len(total), FAN_IN)]
+        if bar is not None:
+            from distributed import as_completed
+            for _ in as_completed(futures):
+                bar.update(1)
+        return total[0].result()
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         raise DataError(f"a partition of the data could not be read ({what} pass): "
                         f"{exc}") from None
+    finally:
+        if bar is not None:
+            bar.close()
 
 
-def _run(value, progress: bool, what: str):
+def _compute_here(parts: list, bar):
+    """The tree sum of ``parts`` on Dask's local scheduler, ``bar`` ticking per partition."""
     import dask
+    from dask.callbacks import Callback
 
+    keys = {part.key for part in parts}
+
+    def finished(key, result, dsk, state, worker_id):
+        if key in keys:
+            bar.update(1)
+
+    with Callback(posttask=finished) if bar is not None else nullcontext():
+        return dask.compute(_tree_sum(parts))[0]
+
+
+def _client():
+    """The default ``distributed.Client``, or None (Dask's local scheduler)."""
     try:
         from distributed import default_client
-        client = default_client()
+        return default_client()
     except (ImportError, ValueError):
-        client = None
-    if client is not None:
-        future = client.compute(value)
-        if progress:
-            from distributed import progress as show_progress
-            print(f"mixedmodels: {what}")
-            show_progress(future)
-        return future.result()
-    if progress:
-        from dask.diagnostics import ProgressBar
-        print(f"mixedmodels: {what}")
-        with ProgressBar():
-            return dask.compute(value)[0]
-    return dask.compute(value)[0]
+        return None

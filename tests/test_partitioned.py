@@ -11,6 +11,7 @@ reference models).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -163,8 +164,6 @@ def test_what_needs_every_row_refuses(trial_fits):
     for method in (fit.leverage, fit.cooks_distance, fit.ranova):
         with pytest.raises(NotImplementedError, match="every row"):
             method()
-    with pytest.raises(NotImplementedError, match="every row"):
-        fit.bootstrap(5)
     with pytest.raises(ValueError, match="partitions of the Dask DataFrame"):
         fit.X
     with pytest.raises(ValueError, match="type=3"):
@@ -232,3 +231,73 @@ def test_refused_formulas_and_arguments():
         mm.lmer("Reaction ~ Days + (1 | Subject)", data, weights=np.ones(180))
     with pytest.raises(ValueError, match="correlation"):
         mm.lmer("Reaction ~ Days + (1 | Subject)", data, correlation="ar1(Days | Subject)")
+
+
+def test_a_factor_too_large_for_memory_fails_before_the_pass_over_the_rows():
+    from mixedmodels.partitioned.model import check_factor_size
+
+    frame = mm.datasets.load("penicillin")
+    data = dd.from_pandas(frame, npartitions=2)
+    fit = _quiet(mm.lmer, "diameter ~ 1 + (1 | plate) + (1 | sample)", data)
+    schema = fit.model.design.schema
+    check_factor_size(schema)  # 24 x 6 levels: 288 bytes
+    crossed = dataclasses.replace(schema, levels={("user",): pd.RangeIndex(3_000_000),
+                                                  ("movie",): pd.RangeIndex(2_000_000)})
+    with pytest.raises(mm.DataError, match=r"at least 29,802 GiB \(user 3,000,000 levels, "
+                                           r"movie 2,000,000 levels\)"):
+        check_factor_size(crossed)
+
+
+def test_bootstrap_on_partitions(trial_fits):
+    frame, memory, fit = trial_fits
+    result = fit.bootstrap(40, seed=3, progress=False)
+    assert result.replicates.shape == (40, 1 + len(memory.confint()))
+    again = fit.bootstrap(40, seed=3, progress=False)
+    pd.testing.assert_frame_equal(result.replicates, again.replicates)
+    # the same distribution as the in-memory bootstrap's (other draws): estimates centred
+    # on the fit's within a few bootstrap standard errors
+    table = result.replicates.drop(columns="replicate")
+    spread = table.std()
+    assert (np.abs(table.mean() - result.estimate) < 4 * spread / np.sqrt(40) + 1e-9
+            + 0.5 * spread).all()
+    theirs = memory.bootstrap(40, seed=3, progress=False).replicates.drop(columns="replicate")
+    ratio = spread / theirs.std()
+    assert ((ratio > 0.5) & (ratio < 2)).all(), ratio
+
+
+def test_bootstrap_responses_are_sums_over_partitions():
+    """A replicate's cross-products from the partitions equal those of its response built
+    in memory: refitting that response in memory gives the same parameters."""
+    from mixedmodels.partitioned.bootstrap import _partition_products, _ResponseProducts
+    from mixedmodels.partitioned.rows import RowsModel
+
+    frame = _trial_frame()
+    fit = _quiet(mm.lmer, TRIAL, dd.from_pandas(frame, npartitions=3), weights="w")
+    model = RowsModel.of(fit)
+    sequences = np.random.SeedSequence(11).spawn(2)
+    u = tuple(np.stack([np.full(modes.shape, 0.5 * (j + 1)) for j in range(2)])
+              for modes in model.u)
+    parts = fit.model.data.to_delayed()
+    shares = [_partition_products(part.compute(), model, u, sequences, i)
+              for i, part in enumerate(parts)]
+    total = shares[0] + shares[1] + shares[2]
+    assert isinstance(total, _ResponseProducts)
+    # the response itself, in memory: X beta + Z u* + e*, e* from the same streams
+    memory = _quiet(mm.lmer, TRIAL, frame, weights="w")
+    zs = [part.compute() for part in parts]
+    ys = []
+    for index, part in enumerate(zs):
+        design, mean, blocks = model.parts(part)
+        e = np.random.default_rng(np.random.SeedSequence(
+            sequences[0].entropy, spawn_key=(*sequences[0].spawn_key, index + 1)))
+        y = mean - design.offset + model.sigma * e.standard_normal(design.n) / np.sqrt(
+            design.weights) + model.random_part(blocks, [modes[0] for modes in u])
+        ys.append(y)
+    y = np.concatenate(ys) + memory.model.design.offset
+    refit = memory.model.with_response(y).fit()
+    system = fit.model.system.with_response_products(
+        [z[:, 0] for z in total.zty], fit.model.system._basis_inverse.T @ total.xty[:, 0],
+        float(total.yty[0]))
+    partitioned = fit.model._sibling(fit.model.design, system, True).fit()
+    assert partitioned.objective == pytest.approx(refit.objective, rel=1e-10)
+    _close(partitioned.fixef, refit.fixef)

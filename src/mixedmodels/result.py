@@ -38,6 +38,7 @@ from .lmm.model import check_settings
 from .output import tables
 from .output.display import Summary, residual_structure_lines
 from .partitioned import rows as partitioned_rows
+from .partitioned.bootstrap import bootstrap as partitioned_bootstrap
 from .partitioned.model import PartitionedModel as _PartitionedStages
 from .partitioned.model import is_dask_frame
 from .validate import check_choice, check_executor, check_level, check_strings
@@ -295,7 +296,14 @@ class PartitionedFit(LmmFit):
 
     def bootstrap(self, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
                   level: float = 0.95, executor=None):
-        self._needs_rows("fit.bootstrap()")
+        """Parametric bootstrap (see ``partitioned.bootstrap``): the responses are simulated
+        and their cross-products summed on the partitions, the refits run here, from the
+        cross-products (``n_jobs`` and ``executor`` do not apply)."""
+        if n_jobs != 1 or executor is not None:
+            raise ValueError("the bootstrap of a Dask fit simulates on the data's partitions "
+                             "and refits from the cross-products in this process: leave "
+                             "n_jobs and executor out")
+        return partitioned_bootstrap(self, n, seed=seed, progress=progress, level=level)
 
 
 class PartitionedModel(_PartitionedStages):

@@ -232,16 +232,25 @@ class PLSSystem:
         self._require_rows("a new response")
         blocks, residual = self._z
         y = residual.whiten(y)
-        xy_z = []
-        for block, a in zip(blocks, self.A_xy):
-            a = a.copy()
+        zty = []
+        for block in blocks:
             columns = (block.codes[:, None] * block.p + np.arange(block.p)).ravel()
-            a[-1] = np.bincount(columns, (residual.whiten(block.values) * y[:, None]).ravel(),
-                                block.q)  # Z_b' y of the whitened rows
+            zty.append(np.bincount(columns, (residual.whiten(block.values) * y[:, None]).ravel(),
+                                   block.q))  # Z_b' y of the whitened rows
+        return self.with_response_products(zty, self._x.T @ y, y @ y)
+
+    def with_response_products(self, zty: list, qty: np.ndarray, yty: float) -> "PLSSystem":
+        """A copy for a new response given by its products with the whitened rows: Z_b'y per
+        block (q_b,), Q'y (p,) with the system's fixed-effects columns Q, and y'y (from
+        sums over partitions of the rows, or ``with_response``). The rest is shared."""
+        xy_z = []
+        for a, products in zip(self.A_xy, zty):
+            a = a.copy()
+            a[-1] = products
             xy_z.append(a)
         xy = self.A_xyxy.copy()
-        xy[-1, :-1] = xy[:-1, -1] = self._x.T @ y
-        xy[-1, -1] = y @ y
+        xy[-1, :-1] = xy[:-1, -1] = qty
+        xy[-1, -1] = yty
         other = copy.copy(self)
         other._set_xy(self.crossproducts.with_response_rows(xy_z, xy))
         return other

@@ -43,7 +43,8 @@ from ..validate import (
 from .parameters import parameter_names, parameter_values
 from .simulate import Simulator
 
-__all__ = ["BootstrapResult", "bootstrap", "percentile_interval"]
+__all__ = ["BootstrapResult", "bootstrap", "bootstrap_result", "percentile_interval",
+           "replicate_values"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,19 +142,25 @@ class _Replicator:
         """One replicate: its (nparams,) parameters (NaN if the refit raised), whether the
         refit is singular, whether it failed (raised, or the optimizer stopped abnormally)."""
         y = self.simulator.draw(1, np.random.default_rng(seed))[:, 0]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FitWarning)
-                refit = self.model.with_response(y).fit()
-                values = parameter_values(refit)
-        except Exception:  # noqa: BLE001 -- a failed refit is kept as NaN and counted
-            return np.full(self.nparams, np.nan), False, True
-        return values, bool(refit.is_singular), not refit.optsummary.stopped_normally
+        return replicate_values(lambda: self.model.with_response(y), self.nparams)
 
     def portable(self) -> "_Replicator":
         """The same replicator with a model that pickles: the model rebuilt from its formula
         and data, for workers when the model itself cannot be pickled."""
         return replace(self, model=self.model.rebuild())
+
+
+def replicate_values(model, nparams: int) -> tuple[np.ndarray, bool, bool]:
+    """One replicate's row: the parameters of ``model().fit()`` (NaN if it raised), whether it
+    is singular, whether it failed (raised, or the optimizer stopped abnormally)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            refit = model().fit()
+            values = parameter_values(refit)
+    except Exception:  # noqa: BLE001 -- a failed refit is kept as NaN and counted
+        return np.full(nparams, np.nan), False, True
+    return values, bool(refit.is_singular), not refit.optsummary.stopped_normally
 
 
 def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
@@ -184,8 +191,16 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
     rows = run_tasks(_Replicator.replicate, replicator, sequence.spawn(n), executor=executor,
                      n_jobs=n_jobs, progress=progress, description="bootstrap",
                      portable=_Replicator.portable)
-    values, singular, failed = (np.array(column) for column in zip(*rows))
+    return bootstrap_result(fit, rows, seed, sequence, level)
 
+
+def bootstrap_result(fit, rows: list, seed, sequence: np.random.SeedSequence,
+                     level: float) -> BootstrapResult:
+    """The ``BootstrapResult`` of replicates given as (parameters, singular, failed) rows, with
+    a warning that counts the failed refits."""
+    names = parameter_names(fit)
+    n = len(rows)
+    values, singular, failed = (np.array(column) for column in zip(*rows))
     table = pd.DataFrame(values, columns=names)
     replicates = pd.concat([pd.DataFrame({"replicate": np.arange(n)}), table], axis=1)
     result = BootstrapResult(

@@ -196,11 +196,8 @@ class LinearMixedModel:
     def _sibling(self, design: Design, system, reml: bool) -> "LinearMixedModel":
         """A model sharing this one's structure (no formula or data processing)."""
         model = object.__new__(type(self))
-        model.design, model.structure, model.residual, model.system, model.reml = (
-            design, self.structure, self.residual, system, bool(reml))
-        model.warnings, model.nobs_checks = self.warnings, self.nobs_checks
-        model.data_index = self.data_index
-        model.correlation, model.variance = self.correlation, self.variance
+        model.__dict__.update(self.__dict__)  # the attributes of subclasses too
+        model.design, model.system, model.reml = design, system, bool(reml)
         return model
 
     def with_reml(self, reml: bool) -> "LinearMixedModel":

@@ -28,6 +28,7 @@ new responses (the parametric bootstrap).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -133,6 +134,7 @@ class PartitionedModel(LinearMixedModel):
         with recorded_warnings() as messages:
             if schema is None:
                 schema = schema_of(data, parsed, columns, progress)
+            check_factor_size(schema)
             if schema.complete < schema.rows:
                 warn_missing_rows(schema.rows - schema.complete, schema.rows, schema.missing)
             share = crossproducts_of(data, schema, formula, weights, progress=progress)
@@ -189,6 +191,34 @@ class PartitionedModel(LinearMixedModel):
         raise NotImplementedError(
             "a new response (refit, the parametric bootstrap) is not available for a model of "
             "a Dask DataFrame")
+
+
+def check_factor_size(schema: DataSchema, memory: int | None = None) -> None:
+    """A DataError, before the pass over the rows, when the Cholesky factor cannot fit in
+    this machine's memory (``memory`` bytes; default: its physical memory).
+
+    The factor's blocks of the grouping factors after the first (the one with most levels)
+    fill in and are stored dense (``core.pls``): at least 8 (q_2^2 + q_2 q_3 + q_3^2 + ...)
+    bytes, with q_b the levels of factor b (times its columns, at least 1). Two crossed
+    factors of millions of levels each need terabytes: fitting them needs another method
+    (or a nested design, whose second factor has few levels)."""
+    sizes = sorted((len(levels) for levels in schema.levels.values()), reverse=True)[1:]
+    needed = 8 * sum(a * b for i, a in enumerate(sizes) for b in sizes[:i + 1])
+    memory = _physical_memory() if memory is None else memory
+    if needed > memory:
+        groups = sorted(schema.levels.items(), key=lambda item: -len(item[1]))
+        described = ", ".join(f"{':'.join(group)} {len(levels):,} levels"
+                              for group, levels in groups)
+        raise DataError(
+            f"the model's random-effects factor would need at least {needed / 2 ** 30:,.0f} "
+            f"GiB ({described}): the blocks of every grouping factor after the one with the "
+            f"most levels are dense, and this machine has {memory / 2 ** 30:,.0f} GiB. Two "
+            "crossed factors with this many levels each are beyond an exact fit here")
+
+
+def _physical_memory() -> int:
+    """This machine's physical memory, in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _check_exact_fit(r: np.ndarray, response: str) -> None:

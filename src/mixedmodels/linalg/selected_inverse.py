@@ -9,10 +9,10 @@ Sigma = (L L')^{-1}, Sigma L = L^{-T} is upper triangular, so for i >= j
 (Sigma_im = Sigma_mi' for m > i). Each block of Sigma is computed only where L stores one:
 dense blocks of L give dense blocks of Sigma; the first diagonal block (``BlockDiagonal``)
 gives its level-diagonal blocks only; a ``BlockSparse`` L[i][0] gives Sigma_i0 on its own
-pattern, each entry a sum over the pairs of stored entries sharing a column (the pairs the
-factorization's rank update already plans). So the work is that of the factorization, and no
-dense q x q matrix is formed for a sparse block. Those entries are all the gradient of the
-profiled criterion needs (``core.gradient``): A's pattern lies within L's.
+pattern, each entry a sum over the pairs of stored entries sharing a column (the pair plan
+of ``linalg.blocks``, which the NumPy rank update uses too). So the work is that of the
+factorization, and no dense q x q matrix is formed for a sparse block. Those entries are all
+the gradient of the profiled criterion needs (``core.gradient``): A's pattern lies within L's.
 
 The blocks are handed in as for ``Factor``: the diagonal blocks and those below them of the
 leading block rows (the random effects, and for REML the fixed effects too).

@@ -1,6 +1,9 @@
 """Large crossed design: 1,000,000 rows, y ~ x + (1 | g1) + (1 | g2), g1 50,000 levels, g2 2,000.
 
-Project target: the whole mm.lmer fit in under 60 s and under 4 GB peak memory.
+Project targets: the whole mm.lmer fit in under 60 s and under 4 GB peak memory, and a peak
+increase of resident memory during the fit, above the data and imports, under 0.25 GiB (it
+was 1.01 GiB before the blocked factor's rank update was compiled and the grouping labels
+were coded as pandas stores them).
 
 The data are generated and the model fitted in a child process (``--child``), so its peak
 resident set size (``wait4`` ru_maxrss) covers only this work; the child also reports its RSS
@@ -30,7 +33,7 @@ N_ROWS, N_G1, N_G2 = 1_000_000, 50_000, 2_000
 SD_G1, SD_G2, SD_E = 0.5, 0.3, 1.0
 BETA = (1.0, 0.5)
 FORMULA = "y ~ x + (1 | g1) + (1 | g2)"
-TARGET_SECONDS, TARGET_BYTES = 60.0, 4 * 10**9
+TARGET_SECONDS, TARGET_BYTES, TARGET_FIT_INCREASE = 60.0, 4 * 10**9, 2**30 // 4
 SEED = 12345
 
 
@@ -128,14 +131,16 @@ def main(argv=None) -> int:
           f"g1={SD_G1}, g2={SD_G2}, residual={SD_E}; beta={BETA}; seed {SEED}.\n")
     fit_s = r.get("fit_seconds")
     peak = res["maxrss_bytes"]
+    increase = None if not peak or r.get("rss_before") is None else peak - r["rss_before"]
     rows = [
         ["mm.lmer wall time (s)", bc.fmt_s(fit_s), f"< {TARGET_SECONDS:.0f}",
          "n/a" if fit_s is None else ("yes" if fit_s < TARGET_SECONDS else "**no**")],
         ["peak RSS of child process (GiB)", gib(peak), f"< {TARGET_BYTES / 2**30:.2f} (4 GB)",
          "n/a" if not peak else ("yes" if peak < TARGET_BYTES else "**no**")],
         ["RSS before the fit: data + imports (GiB)", gib(r.get("rss_before")), "", ""],
-        ["peak increase during the fit (GiB)",
-         gib(None if not peak or r.get("rss_before") is None else peak - r["rss_before"]), "", ""],
+        ["peak increase during the fit (GiB)", gib(increase),
+         f"< {TARGET_FIT_INCREASE / 2**30:.2f}",
+         "n/a" if increase is None else ("yes" if increase < TARGET_FIT_INCREASE else "**no**")],
         ["data generation (s)", bc.fmt_s(r.get("gen_seconds")), "", ""],
         ["child process total wall (s)", bc.fmt_s(res["wall"]), "", ""],
     ]

@@ -21,6 +21,7 @@ from mixedmodels.design.build import (
     grouping_codes,
     r_column_names,
 )
+from mixedmodels.design.frame import FrameColumns
 from mixedmodels.errors import DataWarning
 from mixedmodels.formula.parse import parse_formula
 
@@ -88,10 +89,14 @@ def test_interaction_of_many_large_factors():
 
 @pytest.mark.parametrize("values", [
     pd.Series(["b", None, "a", "b"], dtype=object), pd.Series(["b", None, "a"], dtype="str"),
+    pd.Series(["b", None, "a", "c"] * 250, dtype="str"),  # read as stored (_stored_text)
+    pd.Series(["b", None, "a", "c"] * 250, dtype="string[python]"),
+    pd.Series(["b", None, "a", "c"] * 250, dtype="string[pyarrow]"),
     pd.Series([3, None, 1], dtype="Int64"), pd.Series([2.5, np.nan, -1.0, 2.5]),
     pd.Series([1, "a", 2.5, "a"], dtype=object),  # pandas sorts the numbers first
     pd.Series(pd.to_datetime(["2024-03-01", "2024-01-01", None])),
-], ids=["object", "str", "Int64", "float", "mixed", "dates"])
+], ids=["object", "str", "long str", "long string", "long arrow", "Int64", "float", "mixed",
+        "dates"])
 def test_factor_codes_are_pandas_sorted_factorize(values):
     """The codes (-1 where missing) and level labels of pandas' factorize(sort=True)."""
     codes, levels = _factor_codes(values)
@@ -108,6 +113,22 @@ def test_design_reads_each_column_once(monkeypatch):
     data = mm.datasets.load("orthodont")
     build_design(parse_formula("distance ~ age * Sex + (age | Subject)"), data)
     assert sorted(reads) == ["Sex", "Subject", "age", "distance"]
+
+
+def test_long_text_grouping_factors_are_coded_as_stored(monkeypatch):
+    """Long columns of pandas' text are coded, and their missing values found, without a
+    NumPy array of their values (one Python string per row: 60 MB per million rows)."""
+    read = []
+    values = FrameColumns.values
+    monkeypatch.setattr(FrameColumns, "values",
+                        lambda self, name: read.append(name) or values(self, name))
+    data = pd.concat([mm.datasets.load("penicillin")] * 7, ignore_index=True)
+    data.loc[3, "plate"] = None
+    assert isinstance(data["plate"].dtype, pd.StringDtype) and len(data) == 1008
+    with pytest.warns(DataWarning, match="dropped 1 of 1008 rows"):
+        design = build_design(parse_formula("diameter ~ 1 + (1 | plate) + (1 | sample)"), data)
+    assert read == ["diameter"]
+    assert [len(term.levels) for term in design.terms] == [24, 6]
 
 
 @settings(max_examples=50, deadline=None)

@@ -157,6 +157,29 @@ def test_selected_inverse_equals_dense_inverse(formula, levels, n, first_type):
         assert np.all(np.abs(gradient - expected) <= 1e-6 * scale + spread)
 
 
+@pytest.mark.parametrize("formula, levels, n", [case[:3] for case in SELECTED
+                                                if case[3] == "BlockSparse"])
+def test_selected_inverse_by_columns_is_the_pair_plans(formula, levels, n, monkeypatch):
+    """The compiled products of the block-sparse column (by columns, some rows of Sigma at a
+    time) add what the pair plan adds, in its order: the same blocks to the last bit."""
+    model = mm.LinearMixedModel(formula, _crossed(levels, n, seed=len(levels) + n))
+    factor = model.system.factor(model.structure.parameters.start() + 0.3)
+    leading = factor.leading_blocks(True)
+    compiled = [selected_inverse(*leading)]
+    module = "mixedmodels.linalg.selected_inverse"
+    with monkeypatch.context() as patch:
+        patch.setattr(f"{module}.TILE_BYTES", 8)  # one row at a time
+        compiled.append(selected_inverse(*leading))
+        patch.setattr(f"{module}.column_gathers_kernel", lambda: None)
+        planned = selected_inverse(*leading)
+    for key, block in planned.items():
+        for sigma in compiled:
+            other = sigma[key]
+            assert type(other) is type(block)
+            np.testing.assert_array_equal(getattr(other, "data", other),
+                                          getattr(block, "data", block))
+
+
 def _fit(record, method: str, optimizer: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

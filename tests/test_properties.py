@@ -387,6 +387,25 @@ def test_rank_update_same_pattern_different_values(ops):
                                -sparse.toarray() @ other.toarray().T, rtol=1e-10, atol=1e-10)
 
 
+@settings(max_examples=25 * SCALE, **SETTINGS)
+@given(operands())
+def test_rank_update_by_columns_is_the_pair_plans(ops):
+    """The compiled rank update of two block-sparse blocks (column by column, some rows of
+    the product at a time) adds the same products in the same order as the pair plan: the
+    same result to the last bit, whether the rows are taken one or all at a time."""
+    rng, sparse = ops["rng"], ops["sparse"]
+    other = _block_sparse(rng, 4, ops["levels"], 2, ops["p"])
+    same_pattern = sparse.with_data(rng.normal(size=sparse.data.shape))
+    for a, b in [(sparse, sparse), (sparse, other), (other, sparse), (sparse, same_pattern)]:
+        target = rng.normal(size=(a.shape[0], b.shape[0]))
+        plan = a.product_plan(b, symmetric=a is b)
+        expected = target - plan.product(a.data.reshape(-1), b.data.reshape(-1))
+        for tile_bytes in (8 * b.shape[0], blocks.TILE_BYTES):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(blocks, "TILE_BYTES", tile_bytes)
+                np.testing.assert_array_equal(blocks.rank_update(target, a, b), expected)
+
+
 # --- (c) invariance under row order and level labels ---------------------------------------------
 
 def _same_fit(a, b, rel=1e-6):

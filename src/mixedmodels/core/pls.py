@@ -129,10 +129,7 @@ class PLSSystem:
         self.n = crossproducts.n
         self.p = crossproducts.xy.shape[0] - 1
         self.log_det_psi = crossproducts.log_det_psi
-        k = len(self.blocks)
         self.A_diag = list(crossproducts.diag)
-        # later diagonal blocks fill in, so their A is kept dense (built once here)
-        self.A_dense_diagonal = {j: BlockDiagonal(self.A_diag[j]).toarray() for j in range(1, k)}
         self.A_off = {(i, j): self._offdiagonal_block(m, i, j)
                       for (i, j), m in crossproducts.off.items()}
         self._set_xy(crossproducts)
@@ -296,15 +293,19 @@ class PLSSystem:
         return Factor(theta, lambdas, L, self.fixed_basis)
 
     def _scaled_diagonal(self, j: int, lambdas):
-        """Lambda_j' A_jj Lambda_j + I, or A for the [X y] block."""
+        """Lambda_j' A_jj Lambda_j + I, or A for the [X y] block. A_jj is block-diagonal (an
+        observation has one level of each factor); after the first factor the result is made
+        dense here, for the rank updates that fill it in, rather than A_jj kept dense: a
+        factor of 2,000 levels keeps 16 kB instead of 32 MB, and no evaluation scales its
+        zeros. Its level blocks are scaled as the dense product scaled them (the same bits)."""
         if j == len(self.blocks):
             return self.A_xyxy
         lam = lambdas[j]
         if j == 0:
             return BlockDiagonal(_scale_blocks(self.A_diag[0], lam))
-        dense = self.A_dense_diagonal[j]
         levels, p = self.blocks[j].nlevels, self.blocks[j].p
-        scaled = _scale_dense(dense, lam, lam, levels, p, levels, p)
+        blocks = _scale_dense(self.A_diag[j].reshape(levels * p, p), lam, lam, levels, p, 1, p)
+        scaled = BlockDiagonal(blocks.reshape(levels, p, p)).toarray()
         scaled[np.diag_indices_from(scaled)] += 1.0
         return scaled
 

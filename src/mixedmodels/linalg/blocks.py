@@ -21,9 +21,16 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
 
-__all__ = ["BlockDiagonal", "BlockSparse", "block_times", "cholesky", "log_diagonal_sum",
-           "lower_solve", "rank_update", "rdiv", "times_blockdiag", "transpose_times",
-           "upper_solve"]
+from .compiled import column_pairs_kernel
+
+__all__ = ["BlockDiagonal", "BlockSparse", "ColumnOrder", "block_times", "cholesky",
+           "log_diagonal_sum", "lower_solve", "rank_update", "rdiv", "times_blockdiag",
+           "transpose_times", "upper_solve"]
+
+#: the rows of its product that a compiled rank update writes at a time: about 4 MB of them,
+#: which stay in cache (a 2,000 x 2,000 product of 10^7 pairs: 256 rows at a time, 46 ms;
+#: 64 rows, 73 ms; 1,024 rows, 98 ms; all at once, 135 ms)
+TILE_BYTES = 4 * 2**20
 
 
 @dataclass
@@ -58,7 +65,8 @@ class BlockSparse:
     indices: np.ndarray  # block column of each stored block
     indptr: np.ndarray  # (block_rows + 1,)
     shape: tuple[int, int]  # element shape
-    plans: dict = field(default_factory=dict, repr=False)  # product plans, shared by pattern
+    # product plans and the column order (``by_columns``), shared by the pattern's blocks
+    plans: dict = field(default_factory=dict, repr=False)
 
     def with_data(self, data: np.ndarray) -> "BlockSparse":
         """The same sparsity pattern (and cached plans) with new values."""
@@ -71,6 +79,13 @@ class BlockSparse:
         if key not in self.plans:
             self.plans[key] = (other.indices, ProductPlan.build(self, other, symmetric))
         return self.plans[key][1]
+
+    def by_columns(self) -> "ColumnOrder":
+        """The stored elements column by column (cached: patterns do not change between
+        thetas)."""
+        if "columns" not in self.plans:
+            self.plans["columns"] = ColumnOrder.build(self)
+        return self.plans["columns"]
 
     def element_coo(self):
         """(rows, columns) of every stored element, in the order of ``data.ravel()``."""
@@ -93,6 +108,13 @@ class BlockSparse:
 
     @classmethod
     def from_scipy(cls, matrix, blocksize: tuple[int, int]) -> "BlockSparse":
+        """A scipy sparse matrix in blocks of ``blocksize``. A CSR matrix of 1 x 1 blocks is
+        one already: its own arrays serve (its indices sorted in place), so that A's stored
+        block shares them with the cross-products (10^6 entries: 15 MB not copied)."""
+        if blocksize == (1, 1) and sp.issparse(matrix) and matrix.format == "csr":
+            matrix.sort_indices()
+            return cls(matrix.data.reshape(-1, 1, 1), matrix.indices, matrix.indptr,
+                       matrix.shape)
         bsr = sp.bsr_array(matrix, blocksize=blocksize)
         bsr.sort_indices()
         return cls(np.array(bsr.data), bsr.indices.copy(), bsr.indptr.copy(), bsr.shape)
@@ -136,6 +158,30 @@ class ProductPlan:
         if self.symmetric:
             out = out + np.tril(out, -1).T
         return out
+
+
+@dataclass(frozen=True)
+class ColumnOrder:
+    """The stored elements of a ``BlockSparse`` column by column: those of element column c
+    are ``positions[start[c]:start[c + 1]]`` in ``data.ravel()``, in rows ``rows[...]``,
+    increasing. What the compiled rank update needs of a pattern: two integers per stored
+    element, where the pair plan keeps three per pair of elements sharing a column (10^6
+    elements in 2,000 rows and 50,000 columns: 16 MB against 250 MB)."""
+
+    start: np.ndarray
+    rows: np.ndarray
+    positions: np.ndarray
+
+    @classmethod
+    def build(cls, block: "BlockSparse") -> "ColumnOrder":
+        rows, cols = block.element_coo()
+        positions = np.argsort(cols, kind="stable")  # stable: rows stay increasing
+        counts = np.bincount(cols, minlength=block.shape[1])
+        return cls(np.concatenate([[0], np.cumsum(counts)]), rows[positions], positions)
+
+    def values(self, data: np.ndarray) -> np.ndarray:
+        """The values of ``data`` (a block's, of this pattern) in this order."""
+        return data.reshape(-1)[self.positions]
 
 
 # --- Cholesky of a diagonal block --------------------------------------------------------------
@@ -205,8 +251,25 @@ def rdiv(target, factor):
 # --- symmetric or general rank update: C <- C - A B' -------------------------------------------
 
 def _update_sparse_sparse(target: np.ndarray, a: BlockSparse, b: BlockSparse) -> np.ndarray:
-    plan = a.product_plan(b, symmetric=a is b)
-    return target - plan.product(a.data.reshape(-1), b.data.reshape(-1))
+    """By the compiled loop over each column's pairs of elements when the kernels are loaded,
+    else by the pair plan (one gather and one bincount): the same sums in the same order. The
+    plan keeps three integers per pair and gathers a float for each at every call: for the
+    2,000 x 2,000 update of 10^6 rows crossed in 50,000 x 2,000 levels (10^7 pairs), it
+    keeps 250 MB and takes 165 MB more per call, against 16 MB kept and 40 MB per call (the
+    product included) by columns, in 46 instead of 117 ms."""
+    kernel = column_pairs_kernel()
+    if kernel is None:
+        plan = a.product_plan(b, symmetric=a is b)
+        return target - plan.product(a.data.reshape(-1), b.data.reshape(-1))
+    product = np.zeros((a.shape[0], b.shape[0]))
+    left = a.by_columns()
+    right = left if b is a else b.by_columns()
+    left_values = left.values(a.data)
+    right_values = left_values if b is a else right.values(b.data)
+    tile = max(1, TILE_BYTES // (8 * product.shape[1]))
+    kernel(product, left.start, left.rows, left_values, right.start, right.rows, right_values,
+           b is a, tile)
+    return np.subtract(target, product, out=product)
 
 
 def _update_dense_sparse(target: np.ndarray, a: np.ndarray, b: BlockSparse) -> np.ndarray:

@@ -7,7 +7,10 @@ With a single grouping factor, L_Z is block-diagonal, one p x p block per level,
 
 and the whole evaluation is a loop over levels of p x p algebra followed by one small Cholesky:
 a few microseconds, where the same steps as NumPy calls cost more in call overhead than in
-arithmetic. Most mixed models have one grouping factor; the others use the blocked path.
+arithmetic. Most mixed models have one grouping factor; the others use the blocked path,
+whose products of block-sparse blocks (the factor's rank update in ``linalg.blocks``, the
+selected inverse's in ``linalg.selected_inverse``) are compiled too: NumPy's way, the pair
+plan, keeps three integers per pair of stored elements that share a column.
 
 A process loads the kernels at its first fit (``load_kernels``), unless it has asked for the
 NumPy back-ends first (``prefer_numpy``), which give the same criterion to rounding: the
@@ -40,15 +43,17 @@ import math
 
 import numpy as np
 
-__all__ = ["SingleFactorObjective", "SmallDenseObjective", "dense_gradient_kernel",
-           "dense_kernel", "load_kernels", "marginal_kernel", "prefer_numpy",
-           "single_factor_kernel"]
+__all__ = ["SingleFactorObjective", "SmallDenseObjective", "column_gathers_kernel",
+           "column_pairs_kernel", "dense_gradient_kernel", "dense_kernel", "load_kernels",
+           "marginal_kernel", "prefer_numpy", "single_factor_kernel"]
 
 _KERNEL = None
 _AUTOLOAD = True
 _DENSE_KERNEL = None
 _DENSE_GRADIENT_KERNEL = None
 _MARGINAL_KERNEL = None
+_COLUMN_PAIRS_KERNEL = None
+_COLUMN_GATHERS_KERNEL = None
 
 
 def _cholesky(matrix, size, first, p):
@@ -288,6 +293,69 @@ def _marginal_pieces(psi, real, z, lam, counts, pieces, size):
     return logdet_v, logdet_x, total[size - 1, size - 1] ** 2
 
 
+def _column_pair_products(out, start_a, rows_a, values_a, start_b, rows_b, values_b,
+                          symmetric, tile):
+    """out += A B' for block-sparse A and B given by their stored elements column by column
+    (column c's are ``start[c]:start[c + 1]`` of ``rows`` and ``values``, rows increasing):
+    out[r, s] gains a[r, c] b[s, c] for every column c that stores both, summed over c in
+    increasing order, as the pair plan's bincount sums them (the same result to the last
+    bit). ``symmetric`` (B is A): the lower triangle, then mirrored. The rows of out are
+    written ``tile`` at a time, so that those written stay in cache (``blocks.TILE_BYTES``)."""
+    columns = start_a.shape[0] - 1
+    size = out.shape[0]
+    cursor = start_a[:-1].copy()  # each column's first element in rows not yet written
+    for first_row in range(0, size, tile):
+        end_row = first_row + tile
+        for c in range(columns):
+            x = cursor[c]
+            while x < start_a[c + 1] and rows_a[x] < end_row:
+                r, value = rows_a[x], values_a[x]
+                for y in range(start_b[c], x + 1 if symmetric else start_b[c + 1]):
+                    out[r, rows_b[y]] += value * values_b[y]
+                x += 1
+            cursor[c] = x
+    if symmetric:
+        for r in range(size):
+            for s in range(r):
+                out[s, r] = out[r, s]
+
+
+def _column_pair_gathers(out, left, start_t, rows_t, positions_t, start_r, rows_r, values_r,
+                         symmetric, tile):
+    """The entries of left @ R at the stored elements of T (block-sparse R and T by columns
+    as in ``_column_pair_products``; out in the order of T's data): the element (r, c) gets
+    left[r, s] r[s, c] summed over the elements (s, c) of R in increasing s, as the pair
+    plan's bincount sums them (the same result to the last bit). ``symmetric`` (R has T's
+    pattern and order; left is symmetric): as the plan's symmetric pairs, the lower triangle
+    of left read once per pair of elements, the part of rows s <= r and that of rows s > r
+    summed apart, then added. Rows of left are read ``tile`` at a time."""
+    columns = start_t.shape[0] - 1
+    size = left.shape[0]
+    stored = rows_t.shape[0] if symmetric else 0
+    low, high = np.empty(stored), np.zeros(stored)
+    cursor = start_t[:-1].copy()  # each column's first element in rows not yet read
+    for first_row in range(0, size, tile):
+        end_row = first_row + tile
+        for c in range(columns):
+            x = cursor[c]
+            while x < start_t[c + 1] and rows_t[x] < end_row:
+                r, total = rows_t[x], 0.0
+                if symmetric:
+                    for y in range(start_r[c], x + 1):
+                        weight = left[r, rows_r[y]]
+                        total += weight * values_r[y]
+                        high[y] += (weight if y != x else 0.0) * values_r[x]
+                    low[x] = total
+                else:
+                    for y in range(start_r[c], start_r[c + 1]):
+                        total += left[r, rows_r[y]] * values_r[y]
+                    out[positions_t[x]] = total
+                x += 1
+            cursor[c] = x
+    for x in range(stored):
+        out[positions_t[x]] = low[x] + high[x]
+
+
 def load_kernels() -> bool:
     """Use the compiled kernels in this process from now on (see the module docstring): import
     numba and wrap them, each compiled (or read from numba's cache) at its first call. False
@@ -302,11 +370,13 @@ def load_kernels() -> bool:
             _cholesky_last = numba.njit(cache=True, nogil=True)(_cholesky_last)
             _dense_factor = numba.njit(cache=True, nogil=True)(_dense_factor)
             _KERNEL = numba.njit(cache=True, nogil=True)(_single_factor_pieces)
-            global _DENSE_KERNEL, _MARGINAL_KERNEL
+            global _DENSE_KERNEL, _MARGINAL_KERNEL, _COLUMN_PAIRS_KERNEL, _COLUMN_GATHERS_KERNEL
             _DENSE_KERNEL = numba.njit(cache=True, nogil=True)(_dense_pieces)
             global _DENSE_GRADIENT_KERNEL
             _DENSE_GRADIENT_KERNEL = numba.njit(cache=True, nogil=True)(_dense_gradient)
             _MARGINAL_KERNEL = numba.njit(cache=True, nogil=True)(_marginal_pieces)
+            _COLUMN_PAIRS_KERNEL = numba.njit(cache=True, nogil=True)(_column_pair_products)
+            _COLUMN_GATHERS_KERNEL = numba.njit(cache=True, nogil=True)(_column_pair_gathers)
         except Exception:  # noqa: BLE001 - no numba, or it cannot compile here: use NumPy
             _KERNEL = False
     return bool(_KERNEL)
@@ -344,6 +414,18 @@ def dense_gradient_kernel():
 def marginal_kernel():
     """The compiled marginal-pieces kernel, or None (no numba, or ``prefer_numpy``)."""
     return _MARGINAL_KERNEL if _loaded() else None
+
+
+def column_pairs_kernel():
+    """The compiled product of two block-sparse blocks by columns (``linalg.blocks``' rank
+    update), or None (no numba, or ``prefer_numpy``)."""
+    return _COLUMN_PAIRS_KERNEL if _loaded() else None
+
+
+def column_gathers_kernel():
+    """The compiled product of a dense and a block-sparse block on another's pattern, by
+    columns (``linalg.selected_inverse``), or None (no numba, or ``prefer_numpy``)."""
+    return _COLUMN_GATHERS_KERNEL if _loaded() else None
 
 
 class SingleFactorObjective:

@@ -55,7 +55,13 @@ def _finite_differences(objective, theta: np.ndarray) -> tuple[np.ndarray, np.nd
     return out, spread
 
 
-@pytest.mark.parametrize("model_id", reference_ids())
+# InstEval's finite differences (3 s) run with the slow tests
+GRADIENT_MODELS = [pytest.param(model_id, marks=pytest.mark.slow)
+                   if model_id == "classic/insteval" else model_id
+                   for model_id in reference_ids()]
+
+
+@pytest.mark.parametrize("model_id", GRADIENT_MODELS)
 def test_gradient_equals_finite_differences(model_id, reference_fits):
     fit = reference_fits[model_id, "REML"][2]
     model = fit.model
@@ -187,9 +193,9 @@ def _fit(record, method: str, optimizer: str):
                        settings=mm.OptSettings(method=optimizer))
 
 
-# InstEval's second refit (4.5 s) runs with the slow tests
+# InstEval's refits (3.5 and 4.5 s) run with the slow tests
 OPTIMA = [pytest.param(model_id, method, marks=[pytest.mark.slow] if (
-    model_id == "classic/insteval" and method == "ML") else [])
+    model_id == "classic/insteval") else [])
     for method in METHODS for model_id in reference_ids()]
 
 

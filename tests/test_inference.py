@@ -58,7 +58,7 @@ def test_coefficient_df_and_p(model_id, ddf, key):
     assert list(table.columns) == ["estimate", "std_error", "df", "t", "p"]
 
 
-@pytest.mark.parametrize("model_id", MODELS)
+@pytest.mark.parametrize("model_id", _marked(MODELS, SLOW_DF))
 def test_satterthwaite_t_values(model_id):
     ref = load_reference(model_id)["REML"]["satterthwaite"]
     table = _fit(model_id, True).coef_table("satterthwaite")

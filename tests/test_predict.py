@@ -15,7 +15,10 @@ import mixedmodels as mm
 from mixedmodels.diagnostics.predict import predict
 
 
-@pytest.mark.parametrize("model_id", reference_ids())
+# InstEval's (3 s) runs with the slow tests
+@pytest.mark.parametrize("model_id", [
+    pytest.param(model_id, marks=pytest.mark.slow) if model_id == "classic/insteval"
+    else model_id for model_id in reference_ids()])
 def test_training_predictions_equal_fitted(model_id):
     record = load_reference(model_id)
     data = dataset_for(record)

@@ -257,7 +257,9 @@ def child_fit(directory: str) -> None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                mm.lmer(FORMULA, dd.from_pandas(ddf.head(WARMUP_ROWS), npartitions=2))
+                first = ddf.get_partition(0).compute()  # rows spread over its subjects
+                warm = first.iloc[::max(1, len(first) // WARMUP_ROWS)]
+                mm.lmer(FORMULA, dd.from_pandas(warm, npartitions=2))
             stage = "fit"
             workers_before = set(client.run(os.getpid).values())
             monitor = RssMonitor()

@@ -203,16 +203,17 @@ def _run(opt, wrapped, initial, lower, upper, settings: OptSettings, trace: list
 def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
                   summary: OptSummary, upper: np.ndarray | None = None) -> OptSummary:
     """Newton steps from the optimizer's end on the parameters off their bounds, with the
-    analytic gradient and its forward-difference Hessian (one gradient per free parameter),
-    while they lower the Newton decrement g' H^-1 g and do not raise the objective beyond its
-    rounding, at most ``POLISH_STEPS``; models with more
-    than ``POLISH_PARAMETERS`` free parameters are left as they are.
+    analytic gradient and its forward-difference Hessian at the end (one gradient per free
+    parameter, computed once; each step then costs one gradient), while they lower the Newton
+    decrement g' H^-1 g and do not raise the objective beyond its rounding, at most
+    ``POLISH_STEPS``; models with more than ``POLISH_PARAMETERS`` free parameters are left as
+    they are.
 
     Why: both optimizers stop when the objective changes by less than ``ftol_rel`` (1e-13),
     which leaves theta known to about the square root of that, 1e-7 relative (worse along
     flat directions): two fits whose objectives differ only by rounding (the same rows
     summed in another order, e.g. over partitions of the data) then stop at thetas 1e-6
-    apart. A Newton step from there lands where the gradient vanishes, to the gradient's own
+    apart. Newton steps from there land where the gradient vanishes, to the gradient's own
     precision (about 1e-10), the same point for both.
     """
     x = summary.final.copy()
@@ -222,20 +223,23 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
     if not 0 < len(free) <= POLISH_PARAMETERS:
         return summary
     value, gradient = objective_and_gradient(x)
-    calls = 1
-    for _ in range(POLISH_STEPS):
-        hessian = np.empty((len(free), len(free)))
-        for column, i in enumerate(free):
-            h = HESSIAN_STEP * max(1.0, abs(x[i]))
-            shifted = x.copy()
-            shifted[i] += h
-            hessian[:, column] = (objective_and_gradient(shifted)[1][free] - gradient[free]) / h
-        calls += len(free)
-        try:
-            factor = np.linalg.cholesky((hessian + hessian.T) / 2)
-        except np.linalg.LinAlgError:  # not a minimum's curvature: leave it
-            break
-        step = -np.linalg.solve(factor.T, np.linalg.solve(factor, gradient[free]))
+    hessian = np.empty((len(free), len(free)))
+    for column, i in enumerate(free):
+        shifted = x.copy()
+        shifted[i] += HESSIAN_STEP * max(1.0, abs(x[i]))
+        hessian[:, column] = (objective_and_gradient(shifted)[1][free] - gradient[free]) / (
+            shifted[i] - x[i])
+    calls = 1 + len(free)
+    try:
+        factor = np.linalg.cholesky((hessian + hessian.T) / 2)
+    except np.linalg.LinAlgError:  # not a minimum's curvature: leave it
+        factor = None
+
+    def newton_step(g: np.ndarray) -> np.ndarray:
+        return -np.linalg.solve(factor.T, np.linalg.solve(factor, g[free]))
+
+    step = newton_step(gradient) if factor is not None else None
+    for _ in range(POLISH_STEPS if factor is not None else 0):
         trial = x.copy()
         trial[free] += step
         if np.any(trial < lower) or np.any(trial > upper):
@@ -245,18 +249,18 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
         # the objective gains less than its own rounding here: the step is judged by the
         # gradient (its Newton decrement g' H^-1 g must fall), the objective only guards
         # against a step out of the quadratic region
-        decrement = gradient[free] @ -step
-        trial_step = np.linalg.solve(factor.T, np.linalg.solve(factor, trial_gradient[free]))
+        trial_step = newton_step(trial_gradient)
         if not (trial_value <= value + POLISH_ROUNDING * abs(value)
-                and trial_gradient[free] @ trial_step < decrement):
+                and trial_gradient[free] @ -trial_step < gradient[free] @ -step):
             break
         x, value, gradient = trial, min(trial_value, value), trial_gradient
-        if np.max(np.abs(step) / np.maximum(1.0, np.abs(x[free]))) <= POLISH_TOLERANCE:
+        done = np.max(np.abs(step) / np.maximum(1.0, np.abs(x[free]))) <= POLISH_TOLERANCE
+        step = trial_step
+        if done:
             break
-    if calls == 1 or np.array_equal(x, summary.final):
-        return replace(summary, evaluations=summary.evaluations + calls,
-                       gradient_evaluations=summary.gradient_evaluations + calls)
-    return replace(summary, final=x, fmin=float(min(value, summary.fmin)),
+    moved = not np.array_equal(x, summary.final)
+    return replace(summary, final=x if moved else summary.final,
+                   fmin=float(min(value, summary.fmin)) if moved else summary.fmin,
                    evaluations=summary.evaluations + calls,
                    gradient_evaluations=summary.gradient_evaluations + calls)
 

@@ -300,3 +300,30 @@ def test_bootstrap_responses_are_sums_over_partitions():
     partitioned = fit.model._sibling(fit.model.design, system, True).fit()
     assert partitioned.objective == pytest.approx(refit.objective, rel=1e-10)
     _close(partitioned.fixef, refit.fixef)
+
+
+def test_rows_of_weight_zero_are_left_out_as_in_memory():
+    frame = mm.datasets.load("sleepstudy").assign(w=1.0)
+    frame.loc[[10, 100, 170], "w"] = 0.0
+    frame.loc[[11], "Reaction"] = np.nan
+    formula = "Reaction ~ Days + (Days | Subject)"
+    with pytest.warns(mm.DataWarning) as caught:
+        memory = mm.lmer(formula, frame, weights="w")
+    with pytest.warns(mm.DataWarning) as ours:
+        fit = mm.lmer(formula, dd.from_pandas(frame, npartitions=3), weights="w")
+    assert fit.nobs == memory.nobs == 176
+    assert fit.sigma == pytest.approx(memory.sigma, rel=1e-10)
+    _close(fit.stderr, memory.stderr)
+    assert len(fit.resid().compute()) == 176
+    assert any("3 of 180 rows whose weight 'w' is 0" in str(w.message) for w in ours)
+    missing = [str(w.message) for w in caught if "missing values" in str(w.message)]
+    assert missing == [str(w.message) for w in ours if "missing values" in str(w.message)]
+
+
+def test_anova_of_data_sorted_by_a_factor():
+    """Partitions each with one level of a factor (data sorted by it): the sample on which
+    the contrasts are evaluated has every combination of the levels all the same."""
+    frame = mm.datasets.load("orthodont")
+    formula = "distance ~ age * Sex + (1 | Subject)"
+    fit = _quiet(mm.lmer, formula, dd.from_pandas(frame.sort_values("Sex"), npartitions=3))
+    _close(fit.anova(), _quiet(mm.lmer, formula, frame).anova(), rtol=1e-6)

@@ -63,13 +63,15 @@ class ModelColumns:
     """The columns a formula uses on a data set: all of them (``used``), those read as values
     (``read``), the categorical ones among these (``categorical``: cast to the levels of all
     the rows in every partition), the grouping factors of each random-effects term
-    (``groups``) and the formula's texts in formulaic syntax (``texts``)."""
+    (``groups``), the formula's texts in formulaic syntax (``texts``) and the prior weights'
+    column (``weights``, or None)."""
 
     used: tuple[str, ...]
     read: tuple[str, ...]
     categorical: tuple[str, ...]
     groups: tuple[tuple[str, ...], ...]
     texts: tuple[str, ...]
+    weights: str | None = None
 
 
 def model_columns(formula: ParsedFormula, dtypes: pd.Series, weights: str | None = None,
@@ -88,7 +90,8 @@ def model_columns(formula: ParsedFormula, dtypes: pd.Series, weights: str | None
             raise DataError(f"the column {name!r} is not in the data")
     used = list(dict.fromkeys(used + extra))
     groups = tuple(dict.fromkeys(tuple(term.factors) for term in formula.random))
-    return ModelColumns(tuple(used), tuple(read), tuple(categorical), groups, tuple(texts))
+    return ModelColumns(tuple(used), tuple(read), tuple(categorical), groups, tuple(texts),
+                        weights)
 
 
 def _coded_columns(texts, formula_text: str) -> set[str]:
@@ -137,6 +140,7 @@ class PartitionSummary:
             combinations among the complete rows.
         statistics: per stateful transform (by the text of its call), its sums.
         fingerprints: per partition, (rows, a hash of its values in the columns used).
+        zero_weights: the rows of prior weight 0 (not complete either).
     """
 
     rows: int
@@ -146,6 +150,7 @@ class PartitionSummary:
     combinations: dict
     statistics: dict
     fingerprints: tuple[tuple[int, int], ...]
+    zero_weights: int = 0
 
     def __add__(self, other: "PartitionSummary") -> "PartitionSummary":
         return PartitionSummary(
@@ -156,7 +161,7 @@ class PartitionSummary:
              for key in self.combinations},
             {text: merge_statistics(self.statistics[text], other.statistics[text])
              for text in self.statistics},
-            self.fingerprints + other.fingerprints)
+            self.fingerprints + other.fingerprints, self.zero_weights + other.zero_weights)
 
 
 def _union(first, second):
@@ -206,7 +211,8 @@ def summarize(frame: pd.DataFrame, formula: ParsedFormula, columns: ModelColumns
     used = frame[list(columns.used)]
     fingerprint = int(pd.util.hash_pandas_object(used, index=False).sum()) if len(frame) else 0
     return PartitionSummary(len(frame), int(missing.complete.sum()), missing.per_column,
-                            distinct, combinations, statistics, ((len(frame), fingerprint),))
+                            distinct, combinations, statistics, ((len(frame), fingerprint),),
+                            missing.zero_weights)
 
 
 def _transform_statistics(text: str, frame: pd.DataFrame) -> dict:
@@ -241,22 +247,27 @@ def _stateful_factors(text: str) -> list[str]:
 @dataclass(frozen=True)
 class Completeness:
     """``complete``: (n,) the rows without a missing value in the columns the model uses;
-    ``per_column``: the missing values in each of those columns."""
+    ``per_column``: the missing values in each of those columns (among the rows of weight
+    other than 0); ``zero_weights``: the rows of prior weight 0."""
 
     complete: np.ndarray
     per_column: dict
+    zero_weights: int = 0
 
 
 def complete_mask(frame: pd.DataFrame, columns: ModelColumns) -> Completeness:
-    """Which rows of ``frame`` the model can use (the design drops the others, as R's
-    ``na.omit``)."""
+    """Which rows of ``frame`` the model can use: as the in-memory design, the rows of prior
+    weight 0 are left out first, then those with a missing value (R's ``na.omit``)."""
     complete = np.ones(len(frame), dtype=bool)
+    if columns.weights is not None:
+        complete &= (frame[columns.weights] != 0).to_numpy()
+    zero_weights = int(len(frame) - complete.sum())
     per_column = {}
     for name in columns.used:
-        missing = frame[name].isna().to_numpy()
+        missing = frame[name].isna().to_numpy() & complete
         per_column[name] = int(missing.sum())
         complete &= ~missing
-    return Completeness(complete, per_column)
+    return Completeness(complete, per_column, zero_weights)
 
 
 @dataclass(frozen=True)
@@ -273,6 +284,7 @@ class DataSchema:
         transforms: the state of the formula's stateful transforms, learnt from all the rows.
         rows, complete, missing: the counts of ``PartitionSummary``.
         fingerprints: per partition, its number of rows and the hash of its values.
+        zero_weights: the rows of prior weight 0, left out.
     """
 
     formula: str
@@ -285,6 +297,7 @@ class DataSchema:
     complete: int
     missing: dict
     fingerprints: tuple = field(repr=False)
+    zero_weights: int = 0
 
     @classmethod
     def of(cls, summary: PartitionSummary, formula: ParsedFormula, columns: ModelColumns,
@@ -308,7 +321,7 @@ class DataSchema:
         return cls(formula.text, columns, {name: dtype_name(dtypes[name])
                                            for name in columns.used},
                    categories, levels, transforms, summary.rows, summary.complete,
-                   summary.missing, summary.fingerprints)
+                   summary.missing, summary.fingerprints, summary.zero_weights)
 
     def cast(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with its categorical columns cast to the levels of all the rows."""

@@ -49,7 +49,7 @@ from ..design.build import (
     warn_missing_rows,
 )
 from ..design.schema import DataSchema, model_columns
-from ..errors import DataError, FormulaError, recorded_warnings
+from ..errors import DataError, DataWarning, FormulaError, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
 from ..lmm.model import LinearMixedModel
 from ..validate import check_bool, check_choice
@@ -95,10 +95,10 @@ class PartitionedDesign(Design):
         X = design.X[:, [design.x_names.index(name) for name in self.x_names]]
         if len(self.x_names) > 1 and not _independent_columns(X).all():
             raise DataError(
-                f"hypothesis contrasts are evaluated on a sample of the data (the first "
-                f"{len(self.sample)} complete rows of its first partition), which lacks some "
-                "combinations of the fixed-effects factors' levels; shuffle the rows across "
-                "partitions (e.g. ddf.sample(frac=1)) so that the first one has them all")
+                f"hypothesis contrasts are evaluated on a sample of the data ({len(self.sample)} "
+                "complete rows: every combination of the categorical columns' levels, and "
+                "rows spread over the partitions) on which the fixed-effects columns are not "
+                "linearly independent; the F tests of these data need them in memory")
         return self.sample
 
 
@@ -135,8 +135,12 @@ class PartitionedModel(LinearMixedModel):
             if schema is None:
                 schema = schema_of(data, parsed, columns, progress)
             check_factor_size(schema)
-            if schema.complete < schema.rows:
-                warn_missing_rows(schema.rows - schema.complete, schema.rows, schema.missing)
+            if schema.zero_weights:
+                warn_user(f"dropped {schema.zero_weights} of {schema.rows} rows whose weight "
+                          f"{weights!r} is 0: they carry no information", DataWarning)
+            rows = schema.rows - schema.zero_weights
+            if schema.complete < rows:
+                warn_missing_rows(rows - schema.complete, rows, schema.missing)
             share = crossproducts_of(data, schema, formula, weights, progress=progress)
             template = share.template
             p = template.X.shape[1]

@@ -42,8 +42,10 @@ __all__ = ["PartitionCrossProducts", "crossproducts_of", "schema_of"]
 
 #: partial sums added at each node of the tree reduction
 FAN_IN = 8
-#: rows of the first partition kept as a sample of the data (``PartitionCrossProducts``)
-SAMPLE_ROWS = 10_000
+#: complete rows kept as a sample of the data (``PartitionCrossProducts.sample``): at most
+#: this many from each partition, spread over it, and in all
+PARTITION_SAMPLE_ROWS = 1_000
+SAMPLE_ROWS = 20_000
 
 
 def schema_of(ddf, formula: ParsedFormula, columns: ModelColumns,
@@ -65,23 +67,31 @@ class PartitionCrossProducts:
         r: the (p + 1, p + 1) R of a QR decomposition of the whitened [X y] (all columns of X).
         template: the design of the first partition with complete rows, without its rows
             (its specs, names and terms: the model's design on the client).
-        sample: the first ``SAMPLE_ROWS`` complete rows of that partition, in the model's
-            columns (cast to the schema's levels): rows to evaluate the fixed part's coding on
-            (hypothesis contrasts).
+        sample: complete rows in the model's columns (cast to the schema's levels), to
+            evaluate the fixed part's coding on (hypothesis contrasts): one row of every
+            combination of the categorical columns' levels that the data have, then up to
+            ``SAMPLE_ROWS`` more, ``PARTITION_SAMPLE_ROWS`` at most from each partition.
     """
 
     crossproducts: CrossProducts
     r: np.ndarray
     template: Design
-    sample: pd.DataFrame
+    cells: pd.DataFrame
+    rows: pd.DataFrame
 
     def __add__(self, other: "PartitionCrossProducts | None") -> "PartitionCrossProducts":
         if other is None:
             return self
         stacked = np.vstack([self.r, other.r])
+        cells = pd.concat([self.cells, other.cells]).drop_duplicates()
+        rows = pd.concat([self.rows, other.rows]).head(SAMPLE_ROWS)
         return PartitionCrossProducts(self.crossproducts + other.crossproducts,
-                                      np.linalg.qr(stacked, mode="r"), self.template,
-                                      self.sample)
+                                      np.linalg.qr(stacked, mode="r"), self.template, cells,
+                                      rows)
+
+    @property
+    def sample(self) -> pd.DataFrame:
+        return pd.concat([self.cells, self.rows], ignore_index=True)
 
     def __radd__(self, other):
         return self if other is None else other + self
@@ -119,8 +129,11 @@ def _partition_share(frame: pd.DataFrame, index: int, schema: DataSchema, formul
     r = np.linalg.qr(residual.whiten(np.column_stack([design.X, xy[:, -1]])), mode="r")
     if r.shape[0] < r.shape[1]:  # fewer rows than columns: pad R with zero rows
         r = np.vstack([r, np.zeros((r.shape[1] - r.shape[0], r.shape[1]))])
-    return PartitionCrossProducts(crossproducts, r, _without_rows(design),
-                                  design.frame.head(SAMPLE_ROWS))
+    frame = design.frame
+    categorical = [name for name in schema.columns.categorical if name in frame.columns]
+    cells = frame.drop_duplicates(subset=categorical) if categorical else frame.iloc[:0]
+    rows = frame.iloc[::max(1, len(frame) // PARTITION_SAMPLE_ROWS)].head(PARTITION_SAMPLE_ROWS)
+    return PartitionCrossProducts(crossproducts, r, _without_rows(design), cells, rows)
 
 
 def _without_rows(design: Design) -> Design:

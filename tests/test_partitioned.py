@@ -327,3 +327,18 @@ def test_anova_of_data_sorted_by_a_factor():
     formula = "distance ~ age * Sex + (1 | Subject)"
     fit = _quiet(mm.lmer, formula, dd.from_pandas(frame.sort_values("Sex"), npartitions=3))
     _close(fit.anova(), _quiet(mm.lmer, formula, frame).anova(), rtol=1e-6)
+
+
+def test_unreadable_files_and_other_collections(tmp_path):
+    pytest.importorskip("pyarrow")
+    frame = mm.datasets.load("sleepstudy")
+    frame.iloc[:90].to_parquet(tmp_path / "a.parquet")
+    frame.iloc[90:].drop(columns="Days").to_parquet(tmp_path / "b.parquet")
+    (tmp_path / "c.parquet").write_text("not parquet")
+    formula = "Reaction ~ Days + (1 | Subject)"
+    with pytest.raises(mm.DataError, match="lacks a column.*Days"):
+        mm.lmer(formula, dd.read_parquet([tmp_path / "a.parquet", tmp_path / "b.parquet"]))
+    with pytest.raises(mm.DataError, match="could not be read.*ArrowInvalid"):
+        mm.lmer(formula, dd.read_parquet([tmp_path / "a.parquet", tmp_path / "c.parquet"]))
+    with pytest.raises(mm.DataError, match="must be a Dask DataFrame"):
+        mm.lmer(formula, dd.from_pandas(frame, npartitions=2)["Reaction"])

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import logging
 import math
 import os
 import sys
@@ -379,6 +380,9 @@ def run_fit(args: argparse.Namespace) -> str:
     if args.dask is not None:
         if args.report:
             raise UsageError("--report needs the rows in memory; it does not go with --dask")
+        if args.anova_type in (1, 2):
+            raise UsageError("--anova-type 1 and 2 need X'X of the rows in memory; with "
+                             "--dask, use --anova-type 3")
         with _dask_client(args.dask):
             return _summarize_fit(args, new_data, _fit_with_dask(args))
     data = load_data(args.data, args.sep)
@@ -426,7 +430,8 @@ def _dask_client(address: str):
         with client:
             yield client
         return
-    with LocalCluster(processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(processes=True, dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         yield client
 

@@ -121,6 +121,12 @@ class PartitionedModel(LinearMixedModel):
                  schema: DataSchema | None = None):
         reml = check_bool(reml, "reml")
         check_choice(nobs_checks, "nobs_checks", NOBS_CHECKS)
+        import dask.dataframe as dd
+
+        if not isinstance(data, dd.DataFrame):
+            raise DataError(f"data must be a Dask DataFrame (or a pandas one), not a "
+                            f"{type(data).__name__}; e.g. ddf[[...columns...]] keeps it a "
+                            "DataFrame")
         if weights is not None and not isinstance(weights, str):
             raise DataError("weights of a Dask DataFrame must be the name of one of its "
                             "columns (values cannot be matched to its rows)")

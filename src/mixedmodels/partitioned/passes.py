@@ -190,6 +190,14 @@ def _compute(parts: list, progress: bool, what: str):
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         raise DataError(f"a partition of the data could not be read ({what} pass): "
                         f"{exc}") from None
+    except KeyError as exc:  # a file without a column the data's first file has
+        raise DataError(f"a partition of the data lacks a column the model uses ({what} "
+                        f"pass): {exc}; give every file the same columns") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("pyarrow"):  # a file that is not valid Parquet
+            raise DataError(f"a partition of the data could not be read ({what} pass): "
+                            f"{type(exc).__name__}: {exc}") from None
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -94,34 +94,39 @@ def model_columns(formula: ParsedFormula, dtypes: pd.Series, weights: str | None
                         weights)
 
 
+def _factor_calls(text: str):
+    """(factor expression, call node) for each call by name in each factor of ``text``."""
+    for term in Formula(text):
+        for factor in term.factors:
+            try:
+                tree = ast.parse(str(factor.expr), mode="eval")
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                    yield str(factor.expr), node
+
+
 def _coded_columns(texts, formula_text: str) -> set[str]:
     """The columns given to ``C(...)``; a FormulaError for the refused calls, and for ``C`` of
     an expression."""
     coded = set()
     for text in texts:
-        for term in Formula(text):
-            for factor in term.factors:
-                try:
-                    tree = ast.parse(str(factor.expr), mode="eval")
-                except SyntaxError:
-                    continue
-                for node in ast.walk(tree):
-                    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-                        continue
-                    name = node.func.id
-                    if name in _REFUSED:
-                        raise FormulaError(
-                            f"{name}(...) in the formula {formula_text!r} depends on all the "
-                            "rows at once, which a fit over partitions of the data cannot "
-                            f"learn from its summaries; use {_REFUSED[name]} instead")
-                    if name == "C" and node.args:
-                        if not isinstance(node.args[0], ast.Name):
-                            raise FormulaError(
-                                f"C({ast.unparse(node.args[0])}, ...) in the formula "
-                                f"{formula_text!r}: a fit over partitions of the data needs "
-                                "the levels of a column; add the expression to the data as a "
-                                "column and give that to C()")
-                        coded.add(node.args[0].id)
+        for _, node in _factor_calls(text):
+            name = node.func.id
+            if name in _REFUSED:
+                raise FormulaError(
+                    f"{name}(...) in the formula {formula_text!r} depends on all the rows at "
+                    "once, which a fit over partitions of the data cannot learn from its "
+                    f"summaries; use {_REFUSED[name]} instead")
+            if name == "C" and node.args:
+                if not isinstance(node.args[0], ast.Name):
+                    raise FormulaError(
+                        f"C({ast.unparse(node.args[0])}, ...) in the formula "
+                        f"{formula_text!r}: a fit over partitions of the data needs the levels "
+                        "of a column; add the expression to the data as a column and give "
+                        "that to C()")
+                coded.add(node.args[0].id)
     return coded
 
 
@@ -231,17 +236,8 @@ def _stateful_factors(text: str) -> list[str]:
     """The factors of ``text`` that call a stateful transform (``scale(x)``, ``poly(x, 2)``)."""
     if "(" not in text:
         return []
-    found = []
-    for term in Formula(text):
-        for factor in term.factors:
-            try:
-                tree = ast.parse(str(factor.expr), mode="eval")
-            except SyntaxError:
-                continue
-            if any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                   and node.func.id in STATISTICS_CONTEXT for node in ast.walk(tree)):
-                found.append(str(factor.expr))
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(expression for expression, node in _factor_calls(text)
+                              if node.func.id in STATISTICS_CONTEXT))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from conftest import METHODS, dataset_for, reference_ids
 
 import mixedmodels as mm
 from mixedmodels.core import pls
-from mixedmodels.core.gradient import _entries_gradient, profiled_gradient
+from mixedmodels.core.gradient import _entries_gradient, deviance_gradient, profiled_gradient
 from mixedmodels.core.optimize import POLISH_STEPS
 from mixedmodels.linalg.blocks import BlockDiagonal, BlockSparse
 from mixedmodels.linalg.selected_inverse import selected_inverse
@@ -75,6 +75,24 @@ def test_gradient_equals_finite_differences(model_id, reference_fits):
                 lambda x: system.objective_from(system.factor(x), reml), theta)
             scale = max(1.0, np.max(np.abs(expected)))
             assert np.all(np.abs(gradient - expected) <= 1e-6 * scale + spread), (reml, theta)
+
+
+@pytest.mark.parametrize("model_id", GRADIENT_MODELS)
+def test_deviance_gradient_equals_finite_differences(model_id, reference_fits):
+    """The criterion at a given sigma (Satterthwaite's Hessian differentiates this gradient),
+    by theta and sigma, at the optimum and away from it."""
+    fit = reference_fits[model_id, "REML"][2]
+    for reml in (True, False):
+        system = fit.model.with_reml(reml).system
+        for point in (np.append(fit.theta, fit.sigma),
+                      np.append(_thetas(fit)[2], 1.3 * fit.sigma)):
+            value, gradient = deviance_gradient(system, point[:-1], point[-1], reml)
+            assert value == pytest.approx(system.deviance(point[:-1], point[-1], reml),
+                                          rel=1e-10)
+            expected, spread = _finite_differences(
+                lambda x: system.deviance(x[:-1], x[-1], reml), point)
+            scale = max(1.0, np.max(np.abs(expected)))
+            assert np.all(np.abs(gradient - expected) <= 1e-6 * scale + spread), (reml, point)
 
 
 @pytest.mark.parametrize("model_id", reference_ids())

@@ -277,3 +277,15 @@ def test_unbounded_maps_the_correlations_only():
     np.testing.assert_allclose(m.bounded(z), theta, rtol=1e-14)
     longer = np.append(theta, 2.0)
     np.testing.assert_allclose(m.bounded(m.unbounded(longer)), longer, rtol=1e-14)
+
+
+def test_bounded_derivative_equals_finite_differences():
+    """d bounded / dz (Satterthwaite's chain rule on the real line), elementwise."""
+    m = _map([AutoRegressive(3, False), Unstructured(2), CompoundSymmetry(3, True)],
+             ["g", "h", "k"])
+    z = m.unbounded(np.array([1.1, 0.7, 0.4, -0.5, 0.6, -0.4, 0.9, 1.3, 0.2, 2.0]))
+    h = 1e-6
+    expected = [(m.bounded(z + h * e)[i] - m.bounded(z - h * e)[i]) / (2 * h)
+                for i, e in enumerate(np.eye(len(z)))]
+    np.testing.assert_allclose(m.bounded_derivative(z), expected, rtol=1e-8)
+    assert m.bounded_derivative(z)[3] != 1.0 and m.bounded_derivative(z)[0] == 1.0

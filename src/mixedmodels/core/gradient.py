@@ -37,7 +37,7 @@ from ..linalg.blocks import BlockSparse, block_times, transpose_times
 from ..linalg.selected_inverse import level_blocks, selected_inverse
 from ..linalg.threads import blas_threads_for
 
-__all__ = ["profiled_gradient"]
+__all__ = ["profiled_gradient", "deviance_gradient"]
 
 
 def profiled_gradient(system, theta: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
@@ -51,44 +51,70 @@ def profiled_gradient(system, theta: np.ndarray, reml: bool) -> tuple[float, np.
     Returns:
         (criterion, (n_params,) gradient); (inf, zeros) when the factor fails at theta.
     """
+    return _gradient(system, theta, reml, None)
+
+
+def deviance_gradient(system, theta: np.ndarray, sigma: float,
+                      reml: bool) -> tuple[float, np.ndarray]:
+    """The criterion not profiled over sigma (``PLSSystem.deviance``) and its gradient by
+    (theta, sigma): the same formulas with r^2's derivative weighted by 1 / sigma^2 instead of
+    d / r^2, and d/d sigma = 2 d / sigma - 2 r^2 / sigma^3 (d = n - p or n).
+
+    Returns:
+        (deviance, (n_params + 1,) gradient); (inf, zeros) when the factor fails at theta.
+    """
+    value, gradient = _gradient(system, theta, reml, sigma)
+    if not np.isfinite(value):
+        return value, np.zeros(len(theta) + 1)
+    r2, dof = gradient[-1], system.n - system.p if reml else system.n
+    return value, np.append(gradient[:-1], 2.0 * dof / sigma - 2.0 * r2 / sigma ** 3)
+
+
+def _gradient(system, theta: np.ndarray, reml: bool, sigma: float | None):
+    """``profiled_gradient`` (sigma None), else the deviance at sigma and its gradient by
+    theta followed by r^2."""
     parameters = system.structure.parameters
-    failed = np.inf, np.zeros(len(theta))
+    extra = 0 if sigma is None else 1
+    failed = np.inf, np.zeros(len(theta) + extra)
     small = system.small_system
     try:
         entries = parameters.entries(theta)
         if small is not None:  # one dense matrix: the same formulas, fewer calls
-            pieces, by_entry = small.gradient(entries, reml, system.n)
-            value = system.criterion(pieces, reml)
+            pieces, by_entry = small.gradient(entries, reml, system.n, sigma)
         else:
             with blas_threads_for(system.largest_dense_block):  # as the factor limits BLAS
                 factor = system.factor(theta)
-                value = system.objective_from(factor, reml)
-                by_entry = (_entries_gradient(system, factor, reml) if np.isfinite(value)
-                            else None)
+                pieces = system.pieces_of(factor)
+                by_entry = (_entries_gradient(system, factor, reml, sigma)
+                            if np.isfinite(system.criterion(pieces, reml)) else None)
+        value = system.criterion(pieces, reml, sigma)
     except np.linalg.LinAlgError:
         return failed
     if not np.isfinite(value):
         return failed
-    if parameters.linear:
-        return value, by_entry
-    out = np.zeros(len(theta))
-    for structure, part, entry_part in zip(parameters.structures, parameters.slices,
-                                           parameters.entry_slices):
-        out[part] = structure.entries_jacobian(theta[part]).T @ by_entry[entry_part]
-    return value, out
+    if not parameters.linear:
+        out = np.zeros(len(theta))
+        for structure, part, entry_part in zip(parameters.structures, parameters.slices,
+                                               parameters.entry_slices):
+            out[part] = structure.entries_jacobian(theta[part]).T @ by_entry[entry_part]
+        by_entry = out
+    return value, by_entry if sigma is None else np.append(by_entry, pieces.r2)
 
 
-def _entries_gradient(system, factor, reml: bool) -> np.ndarray:
-    """The criterion's gradient by the entries vector, from the blocked factor."""
+def _entries_gradient(system, factor, reml: bool,
+                      residual_sd: float | None = None) -> np.ndarray:
+    """The criterion's gradient by the entries vector, from the blocked factor (at sigma, not
+    profiled, unless it is None)."""
     parameters = system.structure.parameters
-    per_block = _factor_gradients(system, factor, reml)
+    per_block = _factor_gradients(system, factor, reml, residual_sd)
     out = np.zeros(sum(s.n_entries for s in parameters.structures))
     for pattern, gradient in zip(parameters.patterns, per_block):
         np.add.at(out, pattern.index, gradient[pattern.rows, pattern.cols])
     return out
 
 
-def _factor_gradients(system, factor, reml: bool) -> list[np.ndarray]:
+def _factor_gradients(system, factor, reml: bool,
+                      residual_sd: float | None) -> list[np.ndarray]:
     """Per random-effects block, the (p, p) derivatives of the criterion by the entries of
     its lam."""
     k, p = factor.k, factor.p
@@ -99,7 +125,7 @@ def _factor_gradients(system, factor, reml: bool) -> list[np.ndarray]:
         beta = factor.fixed_basis @ beta  # in the columns of A (X R^-1)
     b = [(v.reshape(-1, lam.shape[0]) @ lam.T).ravel() for v, lam in zip(spherical, lambdas)]
     dof = (system.n - p) if reml else system.n
-    weight = dof / factor.pwrss()
+    weight = dof / factor.pwrss() if residual_sd is None else 1.0 / residual_sd ** 2
     out = []
     for j in range(k):
         levels = system.blocks[j].nlevels

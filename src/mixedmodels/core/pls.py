@@ -467,12 +467,15 @@ class _SmallSystem:
         logdet_z = 2.0 * diagonal[: self.q].sum()
         return Pieces(logdet_z, 2.0 * diagonal[self.q:-1].sum(), np.diagonal(factor)[-1] ** 2)
 
-    def gradient(self, entries: np.ndarray, reml: bool, n: int) -> tuple[Pieces, np.ndarray]:
+    def gradient(self, entries: np.ndarray, reml: bool, n: int,
+                 sigma: float | None = None) -> tuple[Pieces, np.ndarray]:
         """The pieces and the criterion's gradient by the entries (``core.gradient``'s
         formulas on the dense matrices): with S the rows of Omega_S (the random effects, and
         for REML the fixed effects), d log|Omega_S| / d entry = 2 sum over the entry's
-        positions (r, c) in T of (Omega_S^-1 T' A)[c, r], and d r^2 = -2 rho[r] v[c]. One
-        compiled loop when the kernels are loaded (``linalg.compiled``), else NumPy and LAPACK.
+        positions (r, c) in T of (Omega_S^-1 T' A)[c, r], and d r^2 = -2 rho[r] v[c], weighted
+        by d / r^2 (profiled) or 1 / sigma^2 (the deviance at ``sigma``). One compiled loop
+        for the profiled criterion when the kernels are loaded (``linalg.compiled``), else
+        NumPy and LAPACK.
 
         Raises:
             numpy.linalg.LinAlgError: the factor fails at these entries.
@@ -480,7 +483,7 @@ class _SmallSystem:
         q, size = self.q, self.size
         kept = size - 1 if reml else q  # the rows of Omega_S
         dof = (n - (size - 1 - q)) if reml else n
-        kernel = dense_gradient_kernel()
+        kernel = dense_gradient_kernel() if sigma is None else None
         if kernel is not None:  # the same computation as one compiled loop
             pieces, gradient = self.compiled().gradient(kernel, entries, kept, dof, self.rows,
                                                         self.cols, self.index)
@@ -488,9 +491,10 @@ class _SmallSystem:
                 raise np.linalg.LinAlgError("the factor is not positive definite")
             return Pieces(*pieces), gradient
         with blas_threads_for(size):  # small: one BLAS thread
-            return self._numpy_gradient(entries, kept, dof)
+            return self._numpy_gradient(entries, kept, dof, sigma)
 
-    def _numpy_gradient(self, entries: np.ndarray, kept: int, dof: int):
+    def _numpy_gradient(self, entries: np.ndarray, kept: int, dof: int,
+                        sigma: float | None = None):
         """``gradient`` with NumPy and LAPACK."""
         q = self.q
         factor = self._factor(entries)
@@ -505,8 +509,9 @@ class _SmallSystem:
         b = self.transform[:q, :q] @ solution[:q]
         rho = self.full[:q, -1] - self.full[:q, :q] @ b - self.full[:q, q:-1] @ solution[q:]
         pieces = self._pieces(factor)
+        weight = dof / pieces.r2 if sigma is None else 1.0 / sigma ** 2
         per_position = (2.0 * traces[self.cols, self.rows]
-                        - 2.0 * dof / pieces.r2 * rho[self.rows] * solution[self.cols])
+                        - 2.0 * weight * rho[self.rows] * solution[self.cols])
         return pieces, np.bincount(self.index, per_position, len(entries))
 
 

@@ -156,6 +156,18 @@ class ParameterMap:
                 np.tanh(theta[: self.n_params][interval]) + 1.0)
         return theta
 
+    def bounded_derivative(self, z: np.ndarray) -> np.ndarray:
+        """d bounded(z) / dz, elementwise (the map acts on each parameter alone):
+        (upper - lower) / (2 cosh(z)^2) for the parameters bounded on both sides, 1 for the
+        others."""
+        out = np.ones(len(z))
+        interval = self._interval()
+        if interval.any():
+            lower, upper = self.lower()[interval], self.upper()[interval]
+            out[np.flatnonzero(interval)] = (upper - lower) * 0.5 / np.cosh(
+                np.asarray(z, dtype=float)[: self.n_params][interval]) ** 2
+        return out
+
     def sign_free(self) -> np.ndarray:
         """(n_params,) bool: the parameters whose sign does not matter: the diagonal of a
         linear term's lam (lme4's lower bound 0). Negating column c of lam leaves lam lam'

@@ -139,10 +139,11 @@ class Design:
     transforms: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
+        # without them, read-only views of one value: no memory per row
         if self.offset is None:
-            object.__setattr__(self, "offset", np.zeros(self.y.shape[0]))
+            object.__setattr__(self, "offset", np.broadcast_to(0.0, self.y.shape[:1]))
         if self.weights is None:
-            object.__setattr__(self, "weights", np.ones(self.y.shape[0]))
+            object.__setattr__(self, "weights", np.broadcast_to(1.0, self.y.shape[:1]))
 
     @cached_property
     def frame(self) -> pd.DataFrame | None:

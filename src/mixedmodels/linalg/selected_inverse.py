@@ -34,6 +34,10 @@ __all__ = ["level_blocks", "selected_inverse"]
 #: gradient's peak for the g2 x g1 block of 10^6 rows crossed in 50,000 x 2,000 levels
 GATHERED = 2**18
 
+#: the rows of a dense diagonal block of Sigma updated at a time: a band, not a second copy of
+#: the block (32 MB at 2,000 levels)
+TILE_ROWS = 256
+
 
 def selected_inverse(diagonal: list, below: dict) -> dict:
     """Sigma = (L L')^{-1} on the pattern of the blocked lower-triangular L.
@@ -60,9 +64,7 @@ def selected_inverse(diagonal: list, below: dict) -> dict:
         if not isinstance(diagonal[j], np.ndarray):
             raise TypeError(f"no selected-inverse kernel for a diagonal block of type "
                             f"{type(diagonal[j]).__name__} after the first")
-        own = np.tril(_potri(diagonal[j], lower=1)[0])  # L_jj^-T L_jj^-1, lower triangle
-        own += own.T
-        own[np.diag_indices_from(own)] *= 0.5
+        own = _symmetric_from_lower(_potri(diagonal[j], lower=1)[0])  # L_jj^-T L_jj^-1
         later = range(j + 1, nb)
         if later:  # Y = L_{>j,j} L_jj^-1; Sigma_{>j,j} = -Sigma_{>j,>j} Y
             below_j = np.vstack([below[m, j] for m in later])
@@ -70,13 +72,27 @@ def selected_inverse(diagonal: list, below: dict) -> dict:
                                                    trans="T", check_finite=False).T
             rest = np.block([[full(i, m) for m in later] for i in later])
             column = -(rest @ scaled)
-            own -= scaled.T @ column
+            for start in range(0, own.shape[0], TILE_ROWS):  # not a second dense q_j x q_j
+                own[start:start + TILE_ROWS] -= scaled[:, start:start + TILE_ROWS].T @ column
             starts = np.cumsum([0] + [below[m, j].shape[0] for m in later])
             for m, start, stop in zip(later, starts[:-1], starts[1:]):
                 sigma[m, j] = column[start:stop]
         sigma[j, j] = own
     _first_column(diagonal[0], below, sigma, full, nb)
     return sigma
+
+
+def _symmetric_from_lower(a: np.ndarray, tile: int = TILE_ROWS) -> np.ndarray:
+    """a with its upper triangle replaced by the transpose of its lower one, in place, a band
+    of ``tile`` rows at a time (``np.tril(a) + np.tril(a, -1).T`` takes two more copies of a:
+    64 MB at 2,000 x 2,000)."""
+    n = a.shape[0]
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        band = a[start:stop, start:stop]
+        band[...] = np.tril(band) + np.tril(band, -1).T
+        a[start:stop, stop:] = a[stop:, start:stop].T
+    return a
 
 
 def _first_column(first: BlockDiagonal, below: dict, sigma: dict, full, nb: int) -> None:

@@ -230,16 +230,18 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
         hessian[:, column] = (objective_and_gradient(shifted)[1][free] - gradient[free]) / (
             shifted[i] - x[i])
     calls = 1 + len(free)
+    hessian = (hessian + hessian.T) / 2
     try:
-        factor = np.linalg.cholesky((hessian + hessian.T) / 2)
-    except np.linalg.LinAlgError:  # not a minimum's curvature: leave it
-        factor = None
+        np.linalg.cholesky(hessian)  # a minimum's curvature, else leave it
+        inverse = np.linalg.inv(hessian)  # a few parameters: products cost less than solves
+    except np.linalg.LinAlgError:
+        inverse = None
 
     def newton_step(g: np.ndarray) -> np.ndarray:
-        return -np.linalg.solve(factor.T, np.linalg.solve(factor, g[free]))
+        return -(inverse @ g[free])
 
-    step = newton_step(gradient) if factor is not None else None
-    for _ in range(POLISH_STEPS if factor is not None else 0):
+    step = newton_step(gradient) if inverse is not None else None
+    for _ in range(POLISH_STEPS if inverse is not None else 0):
         trial = x.copy()
         trial[free] += step
         if np.any(trial < lower) or np.any(trial > upper):
@@ -254,10 +256,9 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
                 and trial_gradient[free] @ -trial_step < gradient[free] @ -step):
             break
         x, value, gradient = trial, min(trial_value, value), trial_gradient
-        done = np.max(np.abs(step) / np.maximum(1.0, np.abs(x[free]))) <= POLISH_TOLERANCE
         step = trial_step
-        if done:
-            break
+        if np.max(np.abs(step) / np.maximum(1.0, np.abs(x[free]))) <= POLISH_TOLERANCE:
+            break  # the next step would not move x: no gradient spent to confirm it
     moved = not np.array_equal(x, summary.final)
     return replace(summary, final=x if moved else summary.final,
                    fmin=float(min(value, summary.fmin)) if moved else summary.fmin,

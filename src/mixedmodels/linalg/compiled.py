@@ -181,23 +181,29 @@ def _dense_gradient(entries, col_start, col_rows, col_index, full, q, first, p, 
                                            first, p, values, scaled)
     if r2 < 0.0:
         return logdet_z, logdet_x, r2
-    # the inverse of L_S (S: the first ``kept`` rows), then Sigma = L_S^-T L_S^-1
+    # the inverse W of L_S (S: the first ``kept`` rows), then Sigma = W' W; both by rows, so
+    # that the inner loops run along contiguous rows and skip L's zeros (the first factor's
+    # levels are uncoupled); each entry's sum is taken in the same order as by entries
     inverse = np.zeros((kept, kept))
-    for j in range(kept):
-        inverse[j, j] = 1.0 / scaled[j, j]
-        for i in range(j + 1, kept):
-            total = 0.0
-            for k in range(j, i):
-                total += scaled[i, k] * inverse[k, j]
-            inverse[i, j] = -total / scaled[i, i]
-    sigma = np.zeros((kept, kept))
     for i in range(kept):
-        for j in range(i + 1):
-            total = 0.0
-            for k in range(i, kept):
-                total += inverse[k, i] * inverse[k, j]
-            sigma[i, j] = total
-            sigma[j, i] = total
+        for k in range(i):
+            factor = scaled[i, k]
+            if factor != 0.0:
+                for j in range(k + 1):
+                    inverse[i, j] -= factor * inverse[k, j]
+        for j in range(i):
+            inverse[i, j] /= scaled[i, i]
+        inverse[i, i] = 1.0 / scaled[i, i]
+    sigma = np.zeros((kept, kept))
+    for k in range(kept):
+        for i in range(k + 1):
+            w = inverse[k, i]
+            if w != 0.0:
+                for j in range(i + 1):
+                    sigma[i, j] += w * inverse[k, j]
+    for i in range(kept):
+        for j in range(i):
+            sigma[j, i] = sigma[i, j]
     # (T'A)[S, :q], column by column of T
     crossed = np.zeros((kept, q))
     for i in range(kept):

@@ -17,6 +17,8 @@ from typing import Callable
 import nlopt
 import numpy as np
 
+from .numdiff import jacobian, step_sizes
+
 __all__ = ["OptSettings", "OptSummary", "check_convergence", "minimize_bobyqa",
            "minimize_lbfgs", "newton_polish", "numerical_polish", "snap_to_bounds"]
 
@@ -274,7 +276,7 @@ def numerical_polish(objective: Callable[[np.ndarray], float], summary: OptSumma
     """``newton_polish`` with the gradient by central differences, for a criterion without an
     analytic one (a residual structure's parameters): steps ``NUMERICAL_STEP`` of each free
     parameter and half that, combined by Richardson extrapolation (``numdiff.jacobian``),
-    2 k + 1 evaluations per gradient of k free parameters. The gradient is then known to
+    4 k + 1 evaluations per gradient of k free parameters. The gradient is then known to
     about the objective's rounding over the step (1e-9 on the reference models): two fits of
     the same data whose objectives differ by rounding (the rows in another order, or summed
     over partitions), which BOBYQA stops up to 1e-6 apart, land within 1e-9 of each other,
@@ -282,8 +284,6 @@ def numerical_polish(objective: Callable[[np.ndarray], float], summary: OptSumma
     variance function, 5e-9 lower). Left as it is when a difference would cross a bound (a
     parameter near its bound), or where the criterion is not finite.
     """
-    from .numdiff import jacobian, step_sizes
-
     x = summary.final
     lower = summary.lower_bounds
     upper = np.full(len(x), np.inf) if upper is None else np.asarray(upper, dtype=float)

@@ -178,6 +178,9 @@ def test_a_pass_per_evaluation_where_there_are_no_marginal_pieces():
     _check_same_fit(fit, memory)
     with pytest.raises(NotImplementedError, match="pass over the data.*method='wald'"):
         fit.confint()
+    overflow = np.append(fit.theta[:-1], 1e6)  # a power whose sds overflow: no Psi
+    assert fit.model.system.at(overflow) is None
+    assert fit.model.objective(overflow) == np.inf
 
 
 def test_the_polish_makes_the_difference(monkeypatch):

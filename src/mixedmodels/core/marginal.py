@@ -164,9 +164,6 @@ class UnitSums:
         total = UnitSums(dict(sorted(classes.items())), self.size, units)
         return total if total.entries <= MAX_PIECE_ENTRIES else None
 
-    def __radd__(self, other):
-        return None if other is None else other + self
-
 
 class MarginalPieces:
     """The criterion's pieces at theta from precomputed per-key sums (see the module)."""

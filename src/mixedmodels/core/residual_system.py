@@ -47,7 +47,7 @@ class ResidualParameterSystem:
         residual: the residual structure's map delta -> Psi.
 
     Subclasses form A(delta) elsewhere (``partitioned.residual``: summed over the partitions
-    of a Dask DataFrame): they set the attributes of ``_share`` and override
+    of a Dask DataFrame): they set the attributes of ``_common`` and override
     ``_crossproducts``; the rest, from the criterion to the factor, is this class's.
     """
 
@@ -58,10 +58,10 @@ class ResidualParameterSystem:
         Q = X if basis is None else X @ _trtri(basis)[0]
         self._xy = np.column_stack([Q, y])
         self._chunk_rows = chunk_rows
-        self._share(structure, residual, X.shape[0], X.shape[1], basis)
+        self._common(structure, residual, X.shape[0], X.shape[1], basis)
         self._set_dense()
 
-    def _share(self, structure: ReStructure, residual, n: int, p: int,
+    def _common(self, structure: ReStructure, residual, n: int, p: int,
                basis: np.ndarray | None) -> None:
         """The attributes every way of forming A(delta) has: the structure, the residual
         structure's parameters, n, p and the fixed-effects basis R (None: X's own columns)."""

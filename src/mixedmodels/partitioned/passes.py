@@ -47,8 +47,8 @@ from ..lmm.model import _check_nested
 from ..parallel.progress import progress_bar
 from .residual import ResidualShare, partition_residual
 
-__all__ = ["OUTSIDE", "PartitionCrossProducts", "crossproducts_of",
-           "residual_crossproducts_of", "schema_of"]
+__all__ = ["PartitionCrossProducts", "crossproducts_of", "residual_crossproducts_of",
+           "schema_of"]
 
 #: partial sums added at each node of the tree reduction
 FAN_IN = 8
@@ -210,11 +210,12 @@ def residual_crossproducts_of(parts: list, schema, formula: str, weights: str | 
     total = _compute(shares, False, "residual cross-products")
     if total is None:
         raise DataError("no partition has a row without missing values")
-    return None if total is OUTSIDE else total
+    return None if isinstance(total, _Outside) else total  # (a copy, from a worker)
 
 
 class _Outside:
-    """The share of a partition whose block of Psi is not positive definite: the sum too."""
+    """The share of a partition whose block of Psi is not positive definite: the sum too
+    (any instance: one from a worker process is a copy)."""
 
     def __add__(self, other):
         return self
@@ -222,22 +223,18 @@ class _Outside:
     __radd__ = __add__
 
 
-#: Psi is not positive definite on some partition's rows
-OUTSIDE = _Outside()
-
-
 def _residual_share(frame: pd.DataFrame, index: int, schema: DataSchema, formula: str,
                     weights: str | None, parameters: ResidualParameters, delta: np.ndarray,
                     columns: np.ndarray):
     """One partition's A(delta) (``residual_crossproducts_of``); None without complete
-    rows, ``OUTSIDE`` where its Psi(delta) is not positive definite."""
+    rows, ``_Outside`` where its Psi(delta) is not positive definite."""
     schema.check_partition(frame, index)
     if not complete_mask(frame, schema.columns).complete.any():
         return None
     design = build_design(parse_formula(formula), frame, weights, schema=schema)
     psi = partition_residual(design, parameters).at(delta)
     if psi is None:
-        return OUTSIDE
+        return _Outside()
     xy = np.column_stack([design.X, design.y - design.offset]) @ columns
     return CrossProducts.accumulate(build_structure(design.terms).blocks, xy, psi)
 

@@ -73,9 +73,6 @@ class ResidualShare:
         return ResidualShare(_checked(self.learning + other.learning),
                              pd.concat([self.groups, other.groups], ignore_index=True))
 
-    def __radd__(self, other):
-        return self if other is None else other + self
-
     def specifies(self, correlation, variance) -> bool:
         """Was the share computed for these structures (as given, not bound; a variance
         function's strata in the order given, if one was)?"""

@@ -105,7 +105,7 @@ class PartitionedResidualSystem(ResidualParameterSystem):
                  basis: np.ndarray | None, pieces: MarginalPieces | None,
                  start: CrossProducts):
         self._passes = passes
-        self._share(structure, passes.parameters, n, passes.columns.shape[1] - 1, basis)
+        self._common(structure, passes.parameters, n, passes.columns.shape[1] - 1, basis)
         self._marginal = pieces
         self._dense = self._rows = None
         delta = structure.parameters.start()[self._delta]
@@ -132,11 +132,6 @@ class PartitionedResidualSystem(ResidualParameterSystem):
         if self._marginal is None:
             return super().deviance(theta, sigma, reml)
         return self._marginal_criterion(np.asarray(theta, dtype=float), reml, sigma)
-
-    def with_response(self, y: np.ndarray):
-        """A new response needs the rows: not on partitions."""
-        raise NotImplementedError("a new response is not available for a model of a Dask "
-                                  "DataFrame with a residual structure")
 
     def with_fixed_transform(self, transform: np.ndarray) -> "PartitionedResidualSystem":
         """A copy whose [X y] is [X y] @ transform (see ``PLSSystem.with_fixed_transform``):

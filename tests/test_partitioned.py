@@ -225,8 +225,6 @@ def test_refused_formulas_and_arguments():
         mm.lmer("Reaction ~ C(Days > 3) + (1 | Subject)", data)
     with pytest.raises(mm.DataError, match="name of one of its columns"):
         mm.lmer("Reaction ~ Days + (1 | Subject)", data, weights=np.ones(180))
-    with pytest.raises(ValueError, match="correlation"):
-        mm.lmer("Reaction ~ Days + (1 | Subject)", data, correlation="ar1(Days | Subject)")
 
 
 def test_a_factor_too_large_for_memory_fails_before_the_pass_over_the_rows():

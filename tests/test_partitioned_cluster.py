@@ -64,3 +64,31 @@ def test_a_worker_dying_mid_fit(client, tmp_path):
         fit = mm.lmer(FORMULA, data)
     assert os.path.exists(marker)  # a worker did die
     assert fit.objective == pytest.approx(mm.lmer(FORMULA, frame).objective, rel=1e-10)
+
+
+def test_a_residual_structure_on_worker_processes(client):
+    """AR(1) within subject and a variance function, on whole subjects per partition: the
+    in-memory fit; A(delta) at another delta is summed on the workers (also where Psi is
+    not positive definite on them), the normalized residuals whitened there."""
+    import numpy as np
+    import pandas as pd
+
+    frame = mm.datasets.load("sleepstudy").assign(day=lambda f: f["Days"] + 1)
+    formula = "Reaction ~ Days + (1 | Subject)"
+    options = {"correlation": "ar1(Days | Subject)", "variance": "power(day)"}
+    subjects = frame["Subject"].unique()
+    data = dd.from_map(lambda part: frame[frame["Subject"].isin(part)],
+                       [subjects[:9], subjects[9:]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        memory = mm.lmer(formula, frame, **options)
+        fit = mm.lmer(formula, data, **options)
+    assert fit.objective == pytest.approx(memory.objective, rel=1e-10)
+    system = fit.model.system
+    theta = fit.theta + 0.01
+    assert system.at(theta).objective(theta, True) == pytest.approx(
+        memory.model.system.at(theta).objective(theta, True), rel=1e-10)
+    assert system.at(np.append(fit.theta[:-1], 1e6)) is None  # sds overflow on the workers
+    normalized = fit.resid("normalized").compute()
+    pd.testing.assert_series_equal(normalized, memory.resid("normalized"), check_names=False,
+                                   check_index_type=False, atol=1e-8)

@@ -383,24 +383,31 @@ def run_fit(args: argparse.Namespace) -> str:
         if args.anova_type in (1, 2):
             raise UsageError("--anova-type 1 and 2 need X'X of the rows in memory; with "
                              "--dask, use --anova-type 3")
+        fitter = _fitter(args)
         with _dask_client(args.dask):
-            return _summarize_fit(args, new_data, _fit_with_dask(args))
+            return _summarize_fit(args, new_data, _fit_with_dask(args, fitter))
+    fitter = _fitter(args)
     data = load_data(args.data, args.sep)
-    fitter = lmer
-    if not parse_formula(args.formula).random:
-        fitter = gls
-        structures = [f"--{name} {value}" for name, value in
-                      (("correlation", args.correlation), ("variance", args.variance)) if value]
-        _report("note", "the formula has no random-effects terms: fitted by generalized least "
-                        "squares (mm.gls)" + (f" with {' and '.join(structures)}" if structures
-                                              else ", i.e. the linear model"))
     fit = fitter(args.formula, data, reml=not args.ml, weights=args.weights,
                  correlation=args.correlation, variance=args.variance)
     return _summarize_fit(args, new_data, fit)
 
 
-def _fit_with_dask(args: argparse.Namespace):
-    """The fit of the files of ``--data`` read as a Dask DataFrame."""
+def _fitter(args: argparse.Namespace):
+    """``lmer``, or ``gls`` (with a note) for a formula without random-effects terms."""
+    if parse_formula(args.formula).random:
+        return lmer
+    structures = [f"--{name} {value}" for name, value in
+                  (("correlation", args.correlation), ("variance", args.variance)) if value]
+    _report("note", "the formula has no random-effects terms: fitted by generalized least "
+                    "squares (mm.gls)" + (f" with {' and '.join(structures)}" if structures
+                                          else ", i.e. the linear model"))
+    return gls
+
+
+def _fit_with_dask(args: argparse.Namespace, fitter):
+    """The fit (``fitter``: ``lmer`` or ``gls``) of the files of ``--data`` read as a Dask
+    DataFrame."""
     import dask.dataframe as dd
 
     files = [str(file) for file in data_files(args.data)]
@@ -409,8 +416,8 @@ def _fit_with_dask(args: argparse.Namespace):
     else:
         data = dd.read_csv(files, sep=args.sep or _header_separator(Path(files[0])),
                            keep_default_na=False, na_values=list(MISSING_VALUES))
-    return lmer(args.formula, data, reml=not args.ml, weights=args.weights,
-                correlation=args.correlation, variance=args.variance, progress=True)
+    return fitter(args.formula, data, reml=not args.ml, weights=args.weights,
+                  correlation=args.correlation, variance=args.variance, progress=True)
 
 
 @contextmanager

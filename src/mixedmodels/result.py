@@ -39,6 +39,7 @@ from .output import tables
 from .output.display import Summary, residual_structure_lines
 from .partitioned import rows as partitioned_rows
 from .partitioned.bootstrap import bootstrap as partitioned_bootstrap
+from .partitioned.model import PartitionedGls as _PartitionedGlsStages
 from .partitioned.model import PartitionedModel as _PartitionedStages
 from .partitioned.model import is_dask_frame
 from .validate import check_choice, check_executor, check_level, check_strings
@@ -242,7 +243,7 @@ class LinearMixedModel(_ModelStages):
     result_type = LmmFit
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)  # repr=False: LmmFit's __repr__
 class PartitionedFit(LmmFit):
     """The fit of a Dask DataFrame: ``LmmFit``'s numbers, computed from the cross-products;
     the per-row results are lazy Dask collections computed on the data's partitions
@@ -272,6 +273,29 @@ class PartitionedFit(LmmFit):
         """n simulated responses (see ``partitioned.rows.simulations``): a lazy Dask
         DataFrame with columns sim_1 ... sim_n."""
         return partitioned_rows.simulations(self, n, seed)
+
+    def profile(self, level: float = 0.99, points: int = 12, executor=None) -> pd.DataFrame:
+        """Profile zeta traces (see ``LmmFit.profile``)."""
+        self._check_profile()
+        return super().profile(level, points, executor)
+
+    def confint(self, method: str = "profile", level: float = 0.95, executor=None,
+                parameters=None, **bootstrap_options):
+        """Confidence intervals (see ``LmmFit.confint``)."""
+        if method == "profile":
+            self._check_profile()
+        return super().confint(method, level, executor, parameters, **bootstrap_options)
+
+    def _check_profile(self) -> None:
+        """A profile needs thousands of evaluations of the deviance: refused where each is a
+        pass over the data (a residual structure without marginal pieces)."""
+        if getattr(self.model.system, "passes_per_evaluation", False):
+            raise NotImplementedError(
+                "the profile of this Dask fit would take a pass over the data at each of its "
+                "thousands of points: its residual structure's cross-products are formed on "
+                "the partitions for each value of its parameters (they have no marginal "
+                "pieces: more than one random-effects factor, or groups that are not its "
+                "levels). Use confint(method='wald')")
 
     def _needs_rows(self, what: str):
         raise NotImplementedError(
@@ -309,6 +333,13 @@ class PartitionedFit(LmmFit):
 class PartitionedModel(_PartitionedStages):
     """The stages of a model of a Dask DataFrame (``partitioned.model.PartitionedModel``)
     whose ``fit()`` is a ``PartitionedFit``."""
+
+    result_type = PartitionedFit
+
+
+class PartitionedGls(_PartitionedGlsStages):
+    """The stages of ``gls`` of a Dask DataFrame (``partitioned.model.PartitionedGls``) whose
+    ``fit()`` is a ``PartitionedFit``."""
 
     result_type = PartitionedFit
 
@@ -353,25 +384,27 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
     """
     settings = check_settings(settings)
     if is_dask_frame(data):
-        if correlation is not None or variance is not None:
-            raise ValueError("correlation= and variance= are not available for a Dask "
-                             "DataFrame; fit those models in memory (ddf.compute())")
         return PartitionedModel(formula, data, reml=reml, weights=weights,
-                                nobs_checks=nobs_checks, progress=progress).fit(settings)
+                                nobs_checks=nobs_checks, progress=progress,
+                                correlation=correlation, variance=variance).fit(settings)
     return LinearMixedModel(formula, data, reml=reml, weights=weights, nobs_checks=nobs_checks,
                             correlation=correlation, variance=variance).fit(settings)
 
 
 def gls(formula: str, data: pd.DataFrame, reml: bool = True, *, correlation=None,
-        variance=None, weights=None, settings: OptSettings = OptSettings()) -> LmmFit:
+        variance=None, weights=None, settings: OptSettings = OptSettings(),
+        progress: bool = False) -> LmmFit:
     """Fit a linear model with correlated or heteroscedastic residuals by generalized least
     squares, REML (default) or ML, as nlme's ``gls`` and PROC MIXED with only a REPEATED
     statement: y = X beta + e, e ~ N(0, sigma^2 Psi).
 
     Args:
         formula: without random-effects terms, e.g. ``"distance ~ age * Sex"``.
+        data: a pandas DataFrame, or a Dask DataFrame (as ``lmer``'s; a correlation
+            structure's groups must each lie in one partition: ``partitioned.residual``).
         correlation, variance, weights: as ``lmer``'s (``correlation`` groups need not nest
             in anything).
+        progress: a progress bar for each pass over a Dask DataFrame.
 
     Example:
         >>> fit = mm.gls("y ~ arm * visit", mm.datasets.load("trial"),
@@ -379,6 +412,10 @@ def gls(formula: str, data: pd.DataFrame, reml: bool = True, *, correlation=None
         >>> fit.residual_parameters      # the correlations and sd ratios
     """
     settings = check_settings(settings)
+    if is_dask_frame(data):
+        return PartitionedGls(formula, data, reml=reml, weights=weights,
+                              correlation=correlation, variance=variance,
+                              progress=progress).fit(settings)
     return GeneralizedLeastSquares(formula, data, reml=reml, weights=weights,
                                    correlation=correlation, variance=variance).fit(settings)
 

@@ -12,12 +12,14 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["jacobian", "hessian"]
+__all__ = ["hessian", "jacobian", "step_sizes"]
 
 ZERO_TOLERANCE = np.sqrt(np.finfo(float).eps / 7e-7)
 
 
-def _steps(x: np.ndarray, relative: float, absolute: float = 1e-4) -> np.ndarray:
+def step_sizes(x: np.ndarray, relative: float, absolute: float = 1e-4) -> np.ndarray:
+    """The first step of each parameter's differences: ``relative`` of it, or ``absolute``
+    where it is (nearly) 0."""
     return np.abs(relative * x) + absolute * (np.abs(x) < ZERO_TOLERANCE)
 
 
@@ -34,7 +36,7 @@ def jacobian(f: Callable[[np.ndarray], np.ndarray], x, relative: float = 1e-4,
              rounds: int = 4) -> np.ndarray:
     """d f / d x as an array of shape (len(x),) + shape(f(x))."""
     x = np.asarray(x, dtype=float)
-    steps = _steps(x, relative)
+    steps = step_sizes(x, relative)
     out = []
     for i in range(len(x)):
         estimates, h = [], steps[i]
@@ -52,7 +54,7 @@ def hessian(f: Callable[[np.ndarray], float], x, relative: float = 0.1,
     """Matrix of second derivatives of a scalar function."""
     x = np.asarray(x, dtype=float)
     k = len(x)
-    steps = _steps(x, relative)
+    steps = step_sizes(x, relative)
     f0 = f(x)
     out = np.zeros((k, k))
     for i in range(k):

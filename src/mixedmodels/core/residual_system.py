@@ -9,6 +9,10 @@ fixed Psi. It offers ``PLSSystem``'s interface to the layers above, on the whole
 
 The fixed-effects basis (``pls.fixed_basis``) is chosen once, at the start of delta: a basis
 change of X's columns is exact for every Psi, and it only matters for conditioning.
+
+Only how A(delta) is formed depends on where the rows are: here, from the rows in memory;
+``partitioned.residual_system.PartitionedResidualSystem``, summed over the partitions of a
+Dask DataFrame (with the marginal pieces summed once, when they apply).
 """
 
 from __future__ import annotations
@@ -35,32 +39,42 @@ _CACHED = 4  # systems kept (the optimizer's last points; the fit's factor and o
 
 
 class ResidualParameterSystem:
-    """A(delta) and L(theta) for a residual structure with parameters delta.
+    """A(delta) and L(theta) for a residual structure with parameters delta, from the rows.
 
     Args:
         structure: the random-effects structure; its ``ParameterMap`` ends with delta.
         X: (n, p) fixed-effects columns; y: (n,) response (offset removed).
         residual: the residual structure's map delta -> Psi.
+
+    Subclasses form A(delta) elsewhere (``partitioned.residual``: summed over the partitions
+    of a Dask DataFrame): they set the attributes of ``_common`` and override
+    ``_crossproducts``; the rest, from the criterion to the factor, is this class's.
     """
 
     def __init__(self, structure: ReStructure, X: np.ndarray, y: np.ndarray,
                  residual: ResidualModel, chunk_rows: int = CHUNK_ROWS):
+        start = residual.at(residual.start())
+        basis = fixed_basis(start.whiten(X)) if start is not None else None
+        Q = X if basis is None else X @ _trtri(basis)[0]
+        self._xy = np.column_stack([Q, y])
+        self._chunk_rows = chunk_rows
+        self._common(structure, residual, X.shape[0], X.shape[1], basis)
+        self._set_dense()
+
+    def _common(self, structure: ReStructure, residual, n: int, p: int,
+               basis: np.ndarray | None) -> None:
+        """The attributes every way of forming A(delta) has: the structure, the residual
+        structure's parameters, n, p and the fixed-effects basis R (None: X's own columns)."""
         self.structure = structure
         self.blocks = structure.blocks
         self.residual = residual
-        self.n, self.p = X.shape
+        self.n, self.p = n, p
         self._delta = structure.parameters.residual_slice
-        start = residual.at(residual.start())
-        basis = fixed_basis(start.whiten(X)) if start is not None else None
         self.fixed_basis = np.eye(self.p) if basis is None else basis
-        Q = X if basis is None else X @ _trtri(basis)[0]
-        self._xy = np.column_stack([Q, y])
         self._basis = basis
-        self._chunk_rows = chunk_rows
         self._systems: OrderedDict = OrderedDict()
         self._logdet_basis = (0.0 if basis is None else
                               2.0 * float(np.sum(np.log(np.abs(np.diagonal(basis))))))
-        self._set_dense()
 
     def _set_dense(self) -> None:
         """The objective's fast paths, which build no system per evaluation (the other
@@ -90,16 +104,22 @@ class ResidualParameterSystem:
         if key in self._systems:
             self._systems.move_to_end(key)
             return self._systems[key]
-        psi = self.residual.at(delta)
+        crossproducts = self._crossproducts(delta)
         system = None
-        if psi is not None:
-            crossproducts = CrossProducts.accumulate(self.blocks, self._xy, psi,
-                                                     self._chunk_rows)
+        if crossproducts is not None:
             system = PLSSystem.from_crossproducts(self.structure, crossproducts, self._basis)
         self._systems[key] = system
         if len(self._systems) > _CACHED:
             self._systems.popitem(last=False)
         return system
+
+    def _crossproducts(self, delta: np.ndarray) -> CrossProducts | None:
+        """A(delta) of the whitened rows (in the fixed-effects basis); None where Psi is not
+        positive definite."""
+        psi = self.residual.at(delta)
+        if psi is None:
+            return None
+        return CrossProducts.accumulate(self.blocks, self._xy, psi, self._chunk_rows)
 
     def _system(self, theta: np.ndarray) -> PLSSystem:
         system = self.at(theta)
@@ -132,9 +152,7 @@ class ResidualParameterSystem:
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """The REML criterion or -2 log-likelihood at theta (terms' parameters and delta)."""
         if self._marginal is not None:
-            logdet_v, logdet_x, r2 = self._marginal.pieces(theta)
-            return criterion((logdet_v, logdet_x + self._logdet_basis, r2), self.n, self.p,
-                             reml)
+            return self._marginal_criterion(theta, reml)
         if self._dense is None:
             system = self.at(theta)
             return np.inf if system is None else system.objective(theta, reml)
@@ -146,6 +164,13 @@ class ResidualParameterSystem:
         logdet_z, logdet_x, r2 = self._dense(theta)
         return criterion((logdet_z, logdet_x + self._logdet_basis, r2), self.n, self.p, reml,
                          psi.log_det())
+
+    def _marginal_criterion(self, theta: np.ndarray, reml: bool,
+                            sigma: float | None = None) -> float:
+        """The criterion from the marginal pieces (profiled over sigma unless it is given)."""
+        logdet_v, logdet_x, r2 = self._marginal.pieces(theta)
+        return criterion((logdet_v, logdet_x + self._logdet_basis, r2), self.n, self.p, reml,
+                         sigma=sigma)
 
     def factor(self, theta: np.ndarray) -> Factor:
         return self._system(theta).factor(theta)

@@ -97,6 +97,13 @@ class Correlation(ABC):
         number of rows of each group."""
         return self
 
+    def learning_rows(self, positions: np.ndarray) -> np.ndarray:
+        """The rows of ``positions`` (n, d) that ``bind`` learns from (indices): binding to
+        any rows that include them (and to the largest group's size) gives the same
+        structure, so that what it learns from data in partitions adds up (``Learning``).
+        None here: the structure learns from the positions nothing, or the groups' sizes."""
+        return np.zeros(0, dtype=np.int64)
+
     def _learnt(self, **values) -> "Correlation":
         return with_learnt(self, **values)
 
@@ -205,6 +212,10 @@ class CAR1(AR1):
         gaps = np.diff(np.unique(positions[:, 0]))
         return self._learnt(gap=float(np.median(gaps)) if len(gaps) else 1.0)
 
+    def learning_rows(self, positions: np.ndarray) -> np.ndarray:
+        """The first row of each distinct time."""
+        return np.unique(positions[:, 0], return_index=True)[1]
+
     def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return np.array([0.0]), np.array([1.0])
 
@@ -286,6 +297,10 @@ class Symm(Correlation):
     def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Symm":
         return self._learnt(slots=tuple(np.unique(positions[:, 0]).tolist()))
 
+    def learning_rows(self, positions: np.ndarray) -> np.ndarray:
+        """The first row of each distinct slot."""
+        return np.unique(positions[:, 0], return_index=True)[1]
+
     @property
     def size(self) -> int:
         return len(self.slots)
@@ -362,6 +377,10 @@ class Toep(Correlation):
         slots = tuple(np.unique(positions[:, 0]).tolist())
         return self._learnt(slots=slots if len(slots) > 1 else slots + (slots[0] + 1,))
 
+    def learning_rows(self, positions: np.ndarray) -> np.ndarray:
+        """The first row of each distinct time."""
+        return np.unique(positions[:, 0], return_index=True)[1]
+
     @property
     def lags(self) -> int:
         return len(self.slots) - 1
@@ -419,6 +438,12 @@ class Exp(Correlation):
     def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Exp":
         spread = float(np.max(np.ptp(positions, axis=0))) if len(positions) else 1.0
         return self._learnt(scale=spread / 4 if spread > 0 else 1.0)
+
+    def learning_rows(self, positions: np.ndarray) -> np.ndarray:
+        """The rows of each coordinate's least and largest value."""
+        if not len(positions):
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate([positions.argmin(axis=0), positions.argmax(axis=0)]))
 
     @property
     def n_params(self) -> int:

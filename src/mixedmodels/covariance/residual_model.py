@@ -13,6 +13,11 @@ fit whitens the rows with. Groups of equal size whose Psi_g are equal (the same 
 strata and weights) share one Cholesky factor, so that each evaluation costs one small
 factorization per pattern of visits rather than per group.
 
+What the structures learn from the rows (strata, slots, scales: ``bind``) is
+``ResidualParameters``, the parameters' side without the rows; ``Learning`` learns it from
+data in partitions, kept from a few of their rows and added up, so that each partition's
+``ResidualModel`` (``learn=False``) is the whole data's restricted to its rows.
+
 ``correlation_of`` and ``variance_of`` read the string forms (``"ar1(visit | patient)"``,
 ``"ident(centre)"``) into the same objects as the class forms.
 """
@@ -31,8 +36,8 @@ from .residual import BlockResidual, Identity, KnownWeights, ResidualStructure
 from .structures import SINGULAR_TOLERANCE
 from .variance import VarExp, Variance, VarIdent, VarPower
 
-__all__ = ["CORRELATIONS", "VARIANCES", "ResidualModel", "correlation_of", "unit_keys",
-           "variance_of"]
+__all__ = ["CORRELATIONS", "VARIANCES", "Learning", "ResidualModel", "ResidualParameters",
+           "correlation_of", "row_keys", "unit_descriptors", "unit_keys", "variance_of"]
 
 #: the string forms of ``correlation=``: name -> (class, what goes left of the bar)
 CORRELATIONS = {"ar1": (AR1, "an integer time column"), "car1": (CAR1, "a time column"),
@@ -126,47 +131,23 @@ class _Class:
     weights: np.ndarray
 
 
-class ResidualModel:
-    """Psi(delta) for the rows of one data set.
+class ResidualParameters:
+    """The parameters delta of a residual structure, without the rows: the correlation
+    structure and variance function as bound to a data set (what ``bind`` learnt from its rows:
+    strata, slots, scales), their start, bounds, names and reported values, and the blocks
+    Psi_k of units described by their positions, variance-function values and weights.
+
+    ``ResidualModel`` adds the rows of one data set (Psi itself, ``at``). A model of a Dask
+    DataFrame keeps this on the client, learnt from all the partitions (``Learning``), and
+    each partition binds its own rows to it (``ResidualModel(..., learn=False)``).
 
     Args:
-        correlation, variance: the structures (either may be None).
-        frame: the model's rows, with the structures' columns.
-        weights: (n,) prior weights, or None.
-
-    Raises:
-        DataError: a column of the wrong kind (text for a time, a time that is not a whole
-            number, a power of 0), or two rows of one group at the same position.
+        correlation, variance: the bound structures (either may be None).
     """
 
-    def __init__(self, correlation: Correlation | None, variance: Variance | None,
-                 frame: pd.DataFrame, weights: np.ndarray | None = None):
-        n = frame.shape[0]
-        self.n = n
-        self.variance, self.features = _bind_variance(variance, frame)
-        self.weights = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-        self.correlation = None
-        self.group_codes = self.positions = None
-        self.classes: tuple[_Class, ...] = ()
-        if correlation is not None:
-            self.group_codes, self.group_labels = _group_codes(correlation, frame)
-            self.positions = _positions(correlation, frame)
-            _check_distinct(correlation, self.group_codes, self.positions, frame)
-            sizes = np.bincount(self.group_codes)
-            if sizes.max() > MAX_GROUP_ROWS:
-                where = (f"one group of {correlation.group}" if correlation.group
-                         else "all rows are one group (no '| group' was given)")
-                raise DataError(
-                    f"the residual correlation structure would correlate {sizes.max()} rows: "
-                    f"{where}, and its covariance is a dense matrix of that size. Give a "
-                    f"grouping column within which residuals are correlated, e.g. "
-                    f"{type(correlation).__name__.lower()}(... | patient); at most "
-                    f"{MAX_GROUP_ROWS} rows per group are allowed")
-            self.correlation = correlation.bind(self.positions, sizes)
-            self.classes = tuple(
-                _Class(rows, keys, self.positions[rows[first]], self.features[rows[first]],
-                       self.weights[rows[first]])
-                for rows, keys, first in unit_keys(self, self.group_codes))
+    def __init__(self, correlation: Correlation | None, variance: Variance | None):
+        self.correlation = correlation
+        self.variance = variance
         parts = [p for p in (self.correlation, self.variance) if p is not None]
         self.n_params = sum(p.n_params for p in parts)
         self._split = self.correlation.n_params if self.correlation is not None else 0
@@ -244,13 +225,7 @@ class ResidualModel:
             lines.append(f"Variance function: {self.variance.describe(variance)}")
         return lines
 
-    # -- Psi -----------------------------------------------------------------------------------
-    def sds(self, delta: np.ndarray) -> np.ndarray:
-        """(n,) the rows' relative standard deviations s_i / sqrt(w_i)."""
-        _, variance = self._parts(np.asarray(delta, dtype=float))
-        sds = 1.0 if self.variance is None else self.variance.sds(variance, self.features)
-        return sds / np.sqrt(self.weights)
-
+    # -- blocks of Psi -------------------------------------------------------------------------
     def blocks(self, delta: np.ndarray, positions: np.ndarray, features: np.ndarray,
                weights: np.ndarray) -> np.ndarray | None:
         """(K, m, m) the blocks Psi_k of K units of m rows with these positions (K, m, d),
@@ -289,14 +264,7 @@ class ResidualModel:
         column = frame[name]
         missing = pd.isna(column).to_numpy().copy()
         if isinstance(self.variance, VarIdent):
-            codes = pd.Index(list(self.variance.levels)).get_indexer(column)
-            unseen = (codes < 0) & ~missing
-            if unseen.any():
-                level = _plain(column.to_numpy()[np.argmax(unseen)])
-                raise DataError(
-                    f"newdata column {name!r} has the level {level!r}, for which the variance "
-                    f"function ident({name}) has no sd ratio (its levels: "
-                    f"{', '.join(map(str, self.variance.levels))})")
+            codes = _stratum_codes(self.variance, column, "newdata")
             values = np.where(missing, 0, codes).astype(float)
         else:
             values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
@@ -304,6 +272,62 @@ class ResidualModel:
             values = np.where(missing, 1.0, values)
         out = self.variance.sds(params, values) ** 2
         return np.where(missing, np.nan, out)
+
+
+class ResidualModel(ResidualParameters):
+    """Psi(delta) for the rows of one data set.
+
+    Args:
+        correlation, variance: the structures (either may be None).
+        frame: the model's rows, with the structures' columns.
+        weights: (n,) prior weights, or None.
+        learn: bind the structures to these rows (``bind``: strata, slots, scales); False
+            when they are bound already, to all the rows of which these are some (a
+            partition's rows and ``Learning.parameters()``'s structures).
+
+    Raises:
+        DataError: a column of the wrong kind (text for a time, a time that is not a whole
+            number, a power of 0), two rows of one group at the same position, or (``learn``
+            False) a stratum the bound variance function does not know.
+    """
+
+    def __init__(self, correlation: Correlation | None, variance: Variance | None,
+                 frame: pd.DataFrame, weights: np.ndarray | None = None, learn: bool = True):
+        n = frame.shape[0]
+        self.n = n
+        variance, self.features = _bind_variance(variance, frame, learn)
+        self.weights = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+        self.group_codes = self.positions = None
+        self.classes: tuple[_Class, ...] = ()
+        if correlation is not None:
+            self.group_codes, self.group_labels = _group_codes(correlation, frame)
+            self.positions = _positions(correlation, frame)
+            _check_distinct(correlation, self.group_codes, self.positions, frame)
+            sizes = np.bincount(self.group_codes)
+            if sizes.max() > MAX_GROUP_ROWS:
+                where = (f"one group of {correlation.group}" if correlation.group
+                         else "all rows are one group (no '| group' was given)")
+                raise DataError(
+                    f"the residual correlation structure would correlate {sizes.max()} rows: "
+                    f"{where}, and its covariance is a dense matrix of that size. Give a "
+                    f"grouping column within which residuals are correlated, e.g. "
+                    f"{type(correlation).__name__.lower()}(... | patient); at most "
+                    f"{MAX_GROUP_ROWS} rows per group are allowed")
+            if learn:
+                correlation = correlation.bind(self.positions, sizes)
+        super().__init__(correlation, variance)
+        if correlation is not None:
+            self.classes = tuple(
+                _Class(rows, keys, self.positions[rows[first]], self.features[rows[first]],
+                       self.weights[rows[first]])
+                for rows, keys, first in unit_keys(self, self.group_codes))
+
+    # -- Psi -----------------------------------------------------------------------------------
+    def sds(self, delta: np.ndarray) -> np.ndarray:
+        """(n,) the rows' relative standard deviations s_i / sqrt(w_i)."""
+        _, variance = self._parts(np.asarray(delta, dtype=float))
+        sds = 1.0 if self.variance is None else self.variance.sds(variance, self.features)
+        return sds / np.sqrt(self.weights)
 
     def at(self, delta: np.ndarray) -> ResidualStructure | None:
         """Psi at delta; None where it is not positive definite (outside the domain)."""
@@ -335,12 +359,79 @@ class ResidualModel:
         return all(np.all(codes[p.rows] == codes[p.rows[:, :1]]) for p in self.classes)
 
 
-def _bind_variance(variance: Variance | None, frame: pd.DataFrame):
-    """(the bound function, (n,) its column's values: codes of strata or numbers)."""
+
+@dataclass(frozen=True, eq=False)
+class Learning:
+    """What a residual structure learns from its rows (the ``bind`` of its correlation
+    structure and of its variance function, as ``ResidualModel`` binds them), kept from some
+    of the rows, so that it adds up over disjoint sets of rows that keep each group whole
+    (``+``: partitions of a Dask DataFrame, in a tree reduction).
+
+    Attributes:
+        correlation, variance: the structures, not bound.
+        strata: the rows of the variance function's column it learns from (one per stratum,
+            the covariate's most extreme value), with their dtype; None without one.
+        positions: (k, d) the positions the correlation structure learns from (distinct
+            times, extreme coordinates; ``Correlation.learning_rows``).
+        largest: the rows of the largest group (0 without a correlation structure).
+    """
+
+    correlation: Correlation | None
+    variance: Variance | None
+    strata: pd.Series | None
+    positions: np.ndarray
+    largest: int
+
+    @classmethod
+    def of(cls, correlation: Correlation | None, variance: Variance | None,
+           frame: pd.DataFrame) -> "Learning":
+        """What the structures learn from the rows of ``frame`` (complete rows of whole
+        groups), which are checked as ``ResidualModel`` checks them.
+
+        Raises:
+            DataError: as ``ResidualModel``.
+        """
+        model = ResidualModel(correlation, variance, frame)
+        positions, largest = np.zeros((0, 0)), 0
+        if correlation is not None:
+            positions = model.positions[model.correlation.learning_rows(model.positions)]
+            largest = int(np.bincount(model.group_codes).max()) if model.n else 0
+        strata = None
+        if variance is not None:
+            strata = frame[variance.column].iloc[model.variance.learning_rows(model.features)]
+        return cls(correlation, variance, strata, positions, largest)
+
+    def __add__(self, other: "Learning") -> "Learning":
+        strata = None
+        if self.strata is not None:
+            strata = pd.concat([self.strata, other.strata])
+            _, values = _bind_variance(self.variance, strata.to_frame())
+            strata = strata.iloc[self.variance.learning_rows(values)]
+        positions = np.vstack([self.positions, other.positions])
+        if self.correlation is not None:
+            positions = positions[self.correlation.learning_rows(positions)]
+        return Learning(self.correlation, self.variance, strata, positions,
+                        max(self.largest, other.largest))
+
+    def parameters(self) -> ResidualParameters:
+        """The structures bound as ``ResidualModel`` binds them to all the rows."""
+        correlation = variance = None
+        if self.variance is not None:
+            variance, _ = _bind_variance(self.variance, self.strata.to_frame())
+        if self.correlation is not None:
+            correlation = self.correlation.bind(self.positions, np.array([self.largest]))
+        return ResidualParameters(correlation, variance)
+
+
+def _bind_variance(variance: Variance | None, frame: pd.DataFrame, learn: bool = True):
+    """(the bound function, (n,) its column's values: codes of strata or numbers); with
+    ``learn`` False, ``variance`` is bound already (its strata, its scale) and only read."""
     if variance is None:
         return None, np.zeros(frame.shape[0])
     column = frame[variance.column]
     if isinstance(variance, VarIdent):
+        if not learn:
+            return variance, _stratum_codes(variance, column).astype(float)
         codes, levels = _factor(column)
         if variance.levels is not None:  # the user's order: its first stratum is the reference
             order = list(variance.levels)
@@ -359,7 +450,23 @@ def _bind_variance(variance: Variance | None, frame: pd.DataFrame):
         raise DataError(f"power({variance.column}) needs nonzero values of {variance.column!r} "
                         f"(the sd is proportional to |{variance.column}|^delta); row {first!r} "
                         "has 0. Shift the covariate or use exp(...)")
-    return variance.bind(values), values
+    return (variance.bind(values) if learn else variance), values
+
+
+def _stratum_codes(variance: VarIdent, column: pd.Series, what: str = "the data") -> np.ndarray:
+    """The codes of ``column``'s values among the bound function's strata (-1 where missing).
+
+    Raises:
+        DataError: a value that is not one of its strata.
+    """
+    codes = pd.Index(list(variance.levels)).get_indexer(column)
+    unseen = (codes < 0) & ~pd.isna(column).to_numpy()
+    if unseen.any():
+        level = _plain(column.to_numpy()[np.argmax(unseen)])
+        raise DataError(f"{what} column {variance.column!r} has the level {level!r}, for which "
+                        f"the variance function ident({variance.column}) has no sd ratio (its "
+                        f"levels: {', '.join(map(str, variance.levels))})")
+    return codes
 
 
 def _plain(value):
@@ -448,23 +555,32 @@ def unit_keys(residual: ResidualModel, units: np.ndarray, z: np.ndarray | None =
     order = np.lexsort((np.arange(n), first, units))
     sizes = np.bincount(units)
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    stationary = residual.correlation is None or residual.correlation.stationary
     out = []
     for m in np.unique(sizes[sizes > 0]):
         groups = np.flatnonzero(sizes == m)
         rows = order[starts[groups][:, None] + np.arange(m)]
-        place = positions[rows]
-        relative = place - place[:, :1] if stationary else place
-        parts = [relative.reshape(len(groups), -1), residual.features[rows],
-                 residual.weights[rows]]
-        if z is not None:
-            parts.append(z[rows].reshape(len(groups), -1))
-        keys, first_of_key = _row_keys(np.concatenate(parts, axis=1))
+        keys, first_of_key = row_keys(unit_descriptors(residual, rows, z))
         out.append((rows, keys, first_of_key))
     return out
 
 
-def _row_keys(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unit_descriptors(residual: ResidualModel, rows: np.ndarray,
+                     z: np.ndarray | None = None) -> np.ndarray:
+    """(G, D) what makes units of m rows (``rows``, (G, m), ordered by position) share a key
+    (``unit_keys``): their positions (relative to the first for a stationary structure),
+    variance-function values, weights and random-effects rows ``z``; equal rows, one key."""
+    n = residual.n
+    positions = residual.positions if residual.positions is not None else np.zeros((n, 0))
+    place = positions[rows]
+    stationary = residual.correlation is None or residual.correlation.stationary
+    relative = place - place[:, :1] if stationary else place
+    parts = [relative.reshape(len(rows), -1), residual.features[rows], residual.weights[rows]]
+    if z is not None:
+        parts.append(z[rows].reshape(len(rows), -1))
+    return np.concatenate(parts, axis=1) + 0.0  # + 0.0: -0.0 and 0.0 are one value
+
+
+def row_keys(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(key of each row (G,), the first row of each key (K,)): equal rows, equal keys (as
     ``np.unique(axis=0)``, without its overhead on small arrays)."""
     if matrix.shape[1] == 0:

@@ -51,6 +51,12 @@ class Variance(ABC):
         """The function for a column of these values (codes of strata, or numbers)."""
         return self
 
+    def learning_rows(self, values: np.ndarray) -> np.ndarray:
+        """The rows of ``values`` that ``bind`` (and, for strata, their coding) learns from
+        (indices): binding to any rows that include them gives the same function, so that
+        what it learns from data in partitions adds up (``Learning``)."""
+        return np.zeros(0, dtype=np.int64)
+
     _learnt = with_learnt
 
     @property
@@ -108,6 +114,10 @@ class VarIdent(Variance):
                                  self.levels)
             object.__setattr__(self, "levels", tuple(self.levels))
 
+    def learning_rows(self, values: np.ndarray) -> np.ndarray:
+        """The first row of each stratum."""
+        return np.unique(values, return_index=True)[1]
+
     def with_levels(self, levels) -> "VarIdent":
         """The function for a column of these strata (codes 0.. follow their order), the
         user's order of them if one was given (its first is the reference)."""
@@ -144,13 +154,20 @@ class _OneCovariate(Variance):
 
     scale: float = 1.0
 
-    def spread(self, values: np.ndarray) -> float:
-        """The covariate's extent on the scale delta multiplies."""
+    def extents(self, values: np.ndarray) -> np.ndarray:
+        """Each value's extent on the scale delta multiplies; the covariate's spread is the
+        largest."""
         raise NotImplementedError
 
     def bind(self, values: np.ndarray) -> "_OneCovariate":
-        spread = self.spread(values) if len(values) else 0.0
+        spread = float(np.max(self.extents(values))) if len(values) else 0.0
         return self._learnt(scale=spread if spread > 0 else 1.0)
+
+    def learning_rows(self, values: np.ndarray) -> np.ndarray:
+        """The row of the largest extent."""
+        if not len(values):
+            return np.zeros(0, dtype=np.int64)
+        return np.array([np.argmax(self.extents(values))])
 
     @property
     def n_params(self) -> int:
@@ -171,8 +188,8 @@ class VarPower(_OneCovariate):
     column: str
     scale: float = learnt(1.0)
 
-    def spread(self, values: np.ndarray) -> float:
-        return float(np.max(np.abs(np.log(np.abs(values)))))
+    def extents(self, values: np.ndarray) -> np.ndarray:
+        return np.abs(np.log(np.abs(values)))
 
     def names(self) -> list[str]:
         return ["power"]
@@ -194,8 +211,8 @@ class VarExp(_OneCovariate):
     column: str
     scale: float = learnt(1.0)
 
-    def spread(self, values: np.ndarray) -> float:
-        return float(np.max(np.abs(values)))
+    def extents(self, values: np.ndarray) -> np.ndarray:
+        return np.abs(values)
 
     def names(self) -> list[str]:
         return ["expon"]

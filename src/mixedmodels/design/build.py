@@ -214,23 +214,20 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     ``schema``: the ``design.schema.DataSchema`` of a larger data set of which ``data`` is a
     partition. The design is then that of these rows within the whole data: categorical
     columns have the levels of all the rows (unused ones kept), grouping factors their levels
-    and numbering, stateful transforms their state; the columns of X are all kept (aliasing
+    and numbering, stateful transforms their state, the extra columns those of the schema's
+    ``columns``; the columns of X are all kept (aliasing
     is decided from the whole data's cross-products), and the checks that concern the whole
     data (identifiability, a constant response, a single level, enough rows) are left to it,
     as are the warnings about its rows."""
     if nobs_checks not in NOBS_CHECKS:
         raise ValueError(f"nobs_checks must be one of {', '.join(map(repr, NOBS_CHECKS))}, "
                          f"not {nobs_checks!r}")
-    if random and not formula.random:
-        raise FormulaError("the formula has no random-effects term such as (1 | group); "
-                           "for a model without random effects use mm.gls")
-    if not random and formula.random:
-        raise FormulaError(f"mm.gls fits models without random effects, and the formula has "
-                           f"({formula.random[0].expr} | {formula.random[0].group}); use "
-                           "mm.lmer, whose correlation= and variance= take the same structures")
+    if schema is None:  # (a partition's model was checked with the whole data's schema)
+        check_random_terms(formula, random)
     data = _as_frame(data)
     if schema is not None:
         data, transforms = schema.cast(data), schema.transforms
+        extra_columns = schema.columns.extra
     used, read, texts = _used_columns(formula, data)
     data = text_with_na(data, used)
     for name in extra_columns:
@@ -271,6 +268,18 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index,
                   frame, tuple(used), offset, weight_values, weights_column,
                   whole.index[drop] if len(drop) else whole.index[:0], rows.transforms)
+
+
+def check_random_terms(formula: ParsedFormula, random: bool) -> None:
+    """A FormulaError unless the formula has random-effects terms (``random``: lmer) or has
+    none (gls), with what to use instead."""
+    if random and not formula.random:
+        raise FormulaError("the formula has no random-effects term such as (1 | group); "
+                           "for a model without random effects use mm.gls")
+    if not random and formula.random:
+        raise FormulaError(f"mm.gls fits models without random effects, and the formula has "
+                           f"({formula.random[0].expr} | {formula.random[0].group}); use "
+                           "mm.lmer, whose correlation= and variance= take the same structures")
 
 
 def check_enough_rows(n: int, p: int) -> None:

@@ -40,7 +40,7 @@ from ..errors import DataError, FormulaError
 from ..formula.parse import ParsedFormula
 from ..formula.rfunctions import FORMULA_CONTEXT
 from ..formula.transforms import STATISTICS_CONTEXT, merge_statistics, state_from_statistics
-from .build import _factor_codes, _used_columns, grouping_codes
+from .build import _factor_codes, _unknown_column_message, _used_columns, grouping_codes
 from .frame import number_dtype
 from .materialize import formula_matrix
 
@@ -63,8 +63,10 @@ class ModelColumns:
     """The columns a formula uses on a data set: all of them (``used``), those read as values
     (``read``), the categorical ones among these (``categorical``: cast to the levels of all
     the rows in every partition), the grouping factors of each random-effects term
-    (``groups``), the formula's texts in formulaic syntax (``texts``) and the prior weights'
-    column (``weights``, or None)."""
+    (``groups``), the formula's texts in formulaic syntax (``texts``), the prior weights'
+    column (``weights``, or None) and the other columns the model uses as they are
+    (``extra``: a residual structure's times, groups and strata; ``build_design``'s
+    ``extra_columns``)."""
 
     used: tuple[str, ...]
     read: tuple[str, ...]
@@ -72,6 +74,7 @@ class ModelColumns:
     groups: tuple[tuple[str, ...], ...]
     texts: tuple[str, ...]
     weights: str | None = None
+    extra: tuple[str, ...] = ()
 
 
 def model_columns(formula: ParsedFormula, dtypes: pd.Series, weights: str | None = None,
@@ -84,6 +87,10 @@ def model_columns(formula: ParsedFormula, dtypes: pd.Series, weights: str | None
     categorical = [name for name in read
                    if name in coded or not (number_dtype(dtypes[name])
                                             or pd.api.types.is_bool_dtype(dtypes[name]))]
+    for name in extra_columns:
+        if name not in dtypes.index:
+            raise DataError(_unknown_column_message(name, dtypes.index, formula.text).replace(
+                f"the formula {formula.text!r} uses", "the residual structure uses"))
     extra = [name for name in (*extra_columns, weights) if name is not None]
     for name in extra:
         if name not in dtypes.index:
@@ -91,7 +98,7 @@ def model_columns(formula: ParsedFormula, dtypes: pd.Series, weights: str | None
     used = list(dict.fromkeys(used + extra))
     groups = tuple(dict.fromkeys(tuple(term.factors) for term in formula.random))
     return ModelColumns(tuple(used), tuple(read), tuple(categorical), groups, tuple(texts),
-                        weights)
+                        weights, tuple(extra_columns))
 
 
 def _factor_calls(text: str):
@@ -281,6 +288,9 @@ class DataSchema:
         rows, complete, missing: the counts of ``PartitionSummary``.
         fingerprints: per partition, its number of rows and the hash of its values.
         zero_weights: the rows of prior weight 0, left out.
+        residual: what a residual structure learnt from all the complete rows, and which
+            partitions hold each of its groups (``partitioned.residual.ResidualShare``), or
+            None without one.
     """
 
     formula: str
@@ -294,11 +304,13 @@ class DataSchema:
     missing: dict
     fingerprints: tuple = field(repr=False)
     zero_weights: int = 0
+    residual: object = field(default=None, repr=False)
 
     @classmethod
     def of(cls, summary: PartitionSummary, formula: ParsedFormula, columns: ModelColumns,
-           dtypes: pd.Series) -> "DataSchema":
-        """The schema of the data whose partitions' summaries add up to ``summary``."""
+           dtypes: pd.Series, residual=None) -> "DataSchema":
+        """The schema of the data whose partitions' summaries add up to ``summary`` (and, with
+        a residual structure, their shares ``residual``)."""
         if summary.complete == 0:
             raise DataError(f"no rows are left after dropping rows with missing values (all "
                             f"{summary.rows} rows have one in the columns the model uses)")
@@ -317,7 +329,7 @@ class DataSchema:
         return cls(formula.text, columns, {name: dtype_name(dtypes[name])
                                            for name in columns.used},
                    categories, levels, transforms, summary.rows, summary.complete,
-                   summary.missing, summary.fingerprints, summary.zero_weights)
+                   summary.missing, summary.fingerprints, summary.zero_weights, residual)
 
     def cast(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with its categorical columns cast to the levels of all the rows."""

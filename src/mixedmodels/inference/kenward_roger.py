@@ -89,7 +89,7 @@ class KenwardRoger:
 
         Raises:
             ValueError: an ML fit; by clusters, a cluster of more than
-                ``DENSE_CLUSTER_LIMIT`` rows.
+                ``DENSE_CLUSTER_LIMIT`` rows, or a model of a Dask DataFrame.
         """
         if not fit.reml:
             raise ValueError("Kenward-Roger needs a REML fit; refit with reml=True")
@@ -98,6 +98,12 @@ class KenwardRoger:
             by_clusters = (fit.model.structure.parameters.residual is not None
                            or not fit.model.structure.blocks)
         phi = fit.vcov.to_numpy()
+        if by_clusters and not fit.model.rows_in_memory:
+            raise ValueError(
+                "Kenward-Roger with a residual structure (or for gls) works on the "
+                "independent clusters of the rows (V cluster by cluster), which stay in the "
+                "partitions of the Dask DataFrame the model was fitted to: use "
+                "ddf='satterthwaite'")
         if by_clusters:
             sums = _ClusterSums.compute(fit)
             return cls.assemble(phi, sums.P, sums.Q, sums.traces)

@@ -90,6 +90,13 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True,
     n = check_integer(n, "n (the number of replicates)")
     seed, level = check_seed(seed), check_level(level)
     progress = check_bool(progress, "progress")
+    if fit.model.structure.parameters.residual is not None:
+        raise NotImplementedError(
+            "the bootstrap of a Dask fit with a residual structure is not available: each "
+            "replicate's refit would form A(delta) of its own response at every delta its "
+            "optimizer tries (its cross-products are not those of the fitted response plus "
+            "a few sums, as without one). fit.simulate(n) gives the responses on the "
+            "partitions; confint(method='profile') gives intervals")
     sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     model = fit.model
     rows_model = RowsModel.of(fit)

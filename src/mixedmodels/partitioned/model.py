@@ -20,10 +20,15 @@ keeps its specs, names and levels (``PartitionedDesign``), not its rows, and wha
 rows (the fitted values, residuals and predictions) is computed on the partitions
 (``rows``).
 
-Not supported on partitions, each with an error that says so: residual correlation
-structures and variance functions, ``gls``, prior weights given as values (a column name
-is supported), refits of subsets of the rows (``rebuild``: group deletion, ``ranova``) and
-new responses (the parametric bootstrap).
+Residual correlation structures and variance functions (``correlation=``, ``variance=``,
+and ``gls`` without random effects: ``PartitionedGls``) need each correlation group's rows
+in one partition, and say how to repartition otherwise; their A(delta) is summed over the
+partitions (``partitioned.residual``, ``partitioned.residual_system``).
+
+Not supported on partitions, each with an error that says so: prior weights given as values
+(a column name is supported), refits of subsets of the rows (``rebuild``: group deletion,
+``ranova``) and new responses (``refit``; the parametric bootstrap of a model with a residual
+structure: without one, ``partitioned.bootstrap`` simulates on the partitions).
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ import numpy as np
 import pandas as pd
 from scipy.linalg.lapack import dtrtri
 
+from ..core.marginal import MarginalPieces, UnitSums
 from ..core.pls import PLSSystem, fixed_basis
 from ..core.structure import build_structure
 from ..covariance.residual import Identity
+from ..covariance.residual_model import correlation_of, variance_of
 from ..design.build import (
     NOBS_CHECKS,
     Design,
@@ -45,17 +52,19 @@ from ..design.build import (
     build_design,
     check_enough_rows,
     check_identifiable,
+    check_random_terms,
     drop_aliased,
     warn_missing_rows,
 )
 from ..design.schema import DataSchema, model_columns
-from ..errors import DataError, DataWarning, FormulaError, recorded_warnings, warn_user
+from ..errors import DataError, DataWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
-from ..lmm.model import LinearMixedModel
+from ..lmm.model import LinearMixedModel, _check_confounded
 from ..validate import check_bool, check_choice
 from .passes import crossproducts_of, schema_of
+from .residual_system import DeltaPasses, PartitionedResidualSystem
 
-__all__ = ["PartitionedDesign", "PartitionedModel", "is_dask_frame"]
+__all__ = ["PartitionedDesign", "PartitionedGls", "PartitionedModel", "is_dask_frame"]
 
 #: |R_yy| at most this times |y| (the norm of the least-squares residual): an exact fit
 EXACT_FIT = 1e-10
@@ -104,21 +113,30 @@ class PartitionedDesign(Design):
 
 class PartitionedModel(LinearMixedModel):
     """``LinearMixedModel`` of a Dask DataFrame (see the module docstring); ``data`` is the
-    Dask DataFrame.
+    Dask DataFrame. ``random_effects`` False (``PartitionedGls``): nlme's ``gls``, a formula
+    without random-effects terms, as ``GeneralizedLeastSquares``.
 
     Args:
         formula, reml, nobs_checks: as ``LinearMixedModel``'s.
         data: a ``dask.dataframe.DataFrame``.
         weights: None, or the name of a column of prior weights.
+        correlation, variance: a residual structure, as ``LinearMixedModel``'s (see
+            ``partitioned.residual``: a correlation structure's groups must each lie in one
+            partition).
         progress: show a progress bar for each pass over the data.
         schema: the ``DataSchema`` of these data from an earlier model of them (its
             ``design.schema``), to skip the first pass; it refuses other data (another
             number of partitions, rows or values, other dtypes).
+
+    Raises:
+        DataError: as the in-memory model; and a group of the correlation structure with
+            rows in two partitions (the message says how to repartition).
+        ValueError: a ``schema`` computed for other columns or another residual structure.
     """
 
     def __init__(self, formula: str, data, reml: bool = True, weights=None,
                  nobs_checks: str = "error", progress: bool = False,
-                 schema: DataSchema | None = None):
+                 schema: DataSchema | None = None, correlation=None, variance=None):
         reml = check_bool(reml, "reml")
         check_choice(nobs_checks, "nobs_checks", NOBS_CHECKS)
         import dask.dataframe as dd
@@ -130,24 +148,34 @@ class PartitionedModel(LinearMixedModel):
         if weights is not None and not isinstance(weights, str):
             raise DataError("weights of a Dask DataFrame must be the name of one of its "
                             "columns (values cannot be matched to its rows)")
+        self.correlation = correlation_of(correlation)
+        self.variance = variance_of(variance)
+        structures = None
+        if self.correlation is not None or self.variance is not None:
+            structures = (self.correlation, self.variance)
         parsed = parse_formula(formula)
-        if not parsed.random:
-            raise FormulaError("the formula has no random-effects term such as (1 | group)")
-        columns = model_columns(parsed, data.dtypes, weights)
+        check_random_terms(parsed, self.random_effects)
+        columns = model_columns(parsed, data.dtypes, weights, self._residual_columns())
         if schema is not None and (schema.columns != columns):
             raise ValueError("the schema was computed for a model that uses other columns "
                              f"({', '.join(schema.columns.used)}); compute this model's")
+        if schema is not None and structures is not None and (
+                schema.residual is None or not schema.residual.specifies(*structures)):
+            raise ValueError("the schema was computed for a model with another residual "
+                             "structure; compute this model's")
         with recorded_warnings() as messages:
             if schema is None:
-                schema = schema_of(data, parsed, columns, progress)
+                schema = schema_of(data, parsed, columns, progress, structures)
             check_factor_size(schema)
+            parameters = None if structures is None else schema.residual.parameters()
             if schema.zero_weights:
                 warn_user(f"dropped {schema.zero_weights} of {schema.rows} rows whose weight "
                           f"{weights!r} is 0: they carry no information", DataWarning)
             rows = schema.rows - schema.zero_weights
             if schema.complete < rows:
                 warn_missing_rows(rows - schema.complete, rows, schema.missing)
-            share = crossproducts_of(data, schema, formula, weights, progress=progress)
+            share = crossproducts_of(data, schema, formula, weights, progress=progress,
+                                     residual=parameters)
             template = share.template
             p = template.X.shape[1]
             _, names, dropped = drop_aliased(template.X, template.x_names, share.r[:, :p])
@@ -156,14 +184,17 @@ class PartitionedModel(LinearMixedModel):
         _check_exact_fit(share.r, parsed.response)
         basis = fixed_basis(share.r[:, np.flatnonzero(keep)])
         rows = np.append(np.flatnonzero(keep), p)
+        columns = np.eye(p + 1)[:, rows]  # [X y] -> the kept columns and y
         if basis is None:
             crossproducts = share.crossproducts.with_response_rows(
                 tuple(z[rows] for z in share.crossproducts.xy_z),
                 share.crossproducts.xy[np.ix_(rows, rows)])
         else:  # the in-memory fit's basis Q = X R^-1, formed on the partitions
             transform = np.eye(p)[:, keep] @ dtrtri(basis)[0]
-            crossproducts = crossproducts_of(data, schema, formula, weights, transform,
-                                             progress).crossproducts
+            columns[:p, :-1] = transform
+            share = crossproducts_of(data, schema, formula, weights, transform, progress,
+                                     parameters)
+            crossproducts = share.crossproducts
         design = PartitionedDesign(**{**template.__dict__, "X": template.X[:, keep],
                                       "x_names": names, "dropped": dropped,
                                       "transforms": schema.transforms},
@@ -175,13 +206,30 @@ class PartitionedModel(LinearMixedModel):
         self.warnings = tuple(messages)
         self.data_index = None
         self.nobs_checks = nobs_checks
-        self.correlation = self.variance = None
-        self.structure = build_structure(design.terms)
+        self.structure = build_structure(design.terms, parameters)
         self.residual = Identity(0)
-        self.system = PLSSystem.from_crossproducts(self.structure, crossproducts, basis)
         self.reml = reml
+        if self.structure.parameters.residual is None:
+            self.system = PLSSystem.from_crossproducts(self.structure, crossproducts, basis)
+            return
+        with recorded_warnings() as messages:
+            _check_confounded(self.correlation, design.terms)
+        self.warnings += tuple(messages)
+        self.residual = None
+        self.system = PartitionedResidualSystem(
+            self.structure, DeltaPasses(data, schema, formula, weights, parameters, columns),
+            design.n, basis, _marginal_pieces(share.pieces, self.structure, basis, columns),
+            crossproducts)
 
     rows_in_memory = False
+
+    def residual_at(self, theta: np.ndarray):
+        """Psi of every row: not on partitions, which whiten their own rows (``rows``)."""
+        if self.residual is not None:
+            return self.residual
+        raise ValueError("the residual covariance Psi is a matrix over the rows of the data, "
+                         "which stay in the partitions of the Dask DataFrame the model was "
+                         "fitted to: fit.resid(\"normalized\") whitens them there")
 
     def __getstate__(self) -> dict:
         """Pickled without the Dask DataFrame (a fit sent to the workers of its own data)."""
@@ -201,6 +249,13 @@ class PartitionedModel(LinearMixedModel):
         raise NotImplementedError(
             "a new response (refit, the parametric bootstrap) is not available for a model of "
             "a Dask DataFrame")
+
+
+class PartitionedGls(PartitionedModel):
+    """``PartitionedModel`` without random effects: ``GeneralizedLeastSquares`` of a Dask
+    DataFrame."""
+
+    random_effects = False
 
 
 def check_factor_size(schema: DataSchema, memory: int | None = None) -> None:
@@ -229,6 +284,19 @@ def check_factor_size(schema: DataSchema, memory: int | None = None) -> None:
 def _physical_memory() -> int:
     """This machine's physical memory, in bytes."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _marginal_pieces(sums: UnitSums | None, structure, basis: np.ndarray | None,
+                     columns: np.ndarray) -> MarginalPieces | None:
+    """The marginal pieces of the system's [X y] from the cross-products pass's ``sums``:
+    of all X's columns, then of the kept ones (``columns``); already of the fixed-effects
+    basis when there is one (the third pass formed them there)."""
+    if sums is None:
+        return None
+    pieces = MarginalPieces.from_sums(sums, structure.parameters)
+    if basis is None and columns.shape[0] != columns.shape[1]:
+        pieces = pieces.with_columns(columns)
+    return pieces
 
 
 def _check_exact_fit(r: np.ndarray, response: str) -> None:

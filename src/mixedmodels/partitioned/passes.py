@@ -1,12 +1,16 @@
 """The passes over a Dask DataFrame's partitions, each one Dask computation.
 
 1. ``schema_of``: every partition's ``PartitionSummary``, added up by a tree reduction, into
-   the ``DataSchema`` (levels, missing values, transforms' state).
+   the ``DataSchema`` (levels, missing values, transforms' state); with a residual
+   structure, its ``ResidualShare`` too (what it learns, and each partition's groups).
 2. ``crossproducts_of``: every partition's design in the schema's terms (``build_design``'s
    ``schema``), its cross-products A (``core.crossproducts.CrossProducts``, the type of the
    in-memory fit) and the R of a QR decomposition of its [X y] (TSQR: the R of stacked R's
    is the R of the stacked rows, Demmel et al. 2012, SIAM J. Sci. Comput. 34(1)), added up
-   by a tree reduction.
+   by a tree reduction; with a residual structure, of the rows whitened at its start, and
+   the sums of its marginal pieces (``core.marginal.UnitSums``).
+3. ``residual_crossproducts_of``: with a residual structure, A(delta) at one value of its
+   parameters (``partitioned.residual_system``), as often as the fit needs it.
 
 What comes back to the client is the size of A and of the schema, never of the rows. The
 computations run on the active Dask scheduler: a ``distributed.Client``'s cluster when one is
@@ -24,21 +28,27 @@ import numpy as np
 import pandas as pd
 
 from ..core.crossproducts import CrossProducts
+from ..core.marginal import UnitSums
 from ..core.structure import build_structure
 from ..covariance.residual import residual_structure
+from ..covariance.residual_model import ResidualParameters
 from ..design.build import Design, build_design
 from ..design.schema import (
     DataSchema,
     ModelColumns,
+    PartitionSummary,
     complete_mask,
     dtype_name,
     summarize,
 )
 from ..errors import DataError
 from ..formula.parse import ParsedFormula, parse_formula
+from ..lmm.model import _check_nested
 from ..parallel.progress import progress_bar
+from .residual import ResidualShare, partition_residual
 
-__all__ = ["PartitionCrossProducts", "crossproducts_of", "schema_of"]
+__all__ = ["PartitionCrossProducts", "crossproducts_of", "residual_crossproducts_of",
+           "schema_of"]
 
 #: partial sums added at each node of the tree reduction
 FAN_IN = 8
@@ -48,14 +58,39 @@ PARTITION_SAMPLE_ROWS = 1_000
 SAMPLE_ROWS = 20_000
 
 
-def schema_of(ddf, formula: ParsedFormula, columns: ModelColumns,
-              progress: bool = False) -> DataSchema:
-    """The ``DataSchema`` of ``ddf`` for ``formula`` (pass 1)."""
+def schema_of(ddf, formula: ParsedFormula, columns: ModelColumns, progress: bool = False,
+              residual: tuple | None = None) -> DataSchema:
+    """The ``DataSchema`` of ``ddf`` for ``formula`` (pass 1); with ``residual``, the
+    (correlation, variance) structures given to the model, their ``ResidualShare`` too."""
     dtypes = {name: dtype_name(ddf.dtypes[name]) for name in columns.used}
-    summaries = [_delayed(summarize)(part, formula, columns, dtypes, index)
+    summaries = [_delayed(_schema_share)(part, formula, columns, dtypes, index, residual)
                  for index, part in enumerate(ddf.to_delayed())]
-    summary = _compute(summaries, progress, "schema")
-    return DataSchema.of(summary, formula, columns, ddf.dtypes)
+    total = _compute(summaries, progress, "schema")
+    return DataSchema.of(total.summary, formula, columns, ddf.dtypes, total.residual)
+
+
+@dataclass(frozen=True)
+class _SchemaShare:
+    """A partition's ``PartitionSummary`` and ``ResidualShare`` (None without a residual
+    structure, or without complete rows)."""
+
+    summary: PartitionSummary
+    residual: ResidualShare | None
+
+    def __add__(self, other: "_SchemaShare") -> "_SchemaShare":
+        residual = (other.residual if self.residual is None
+                    else self.residual + other.residual)
+        return _SchemaShare(self.summary + other.summary, residual)
+
+
+def _schema_share(frame: pd.DataFrame, formula: ParsedFormula, columns: ModelColumns,
+                  dtypes: dict, index: int, residual: tuple | None) -> _SchemaShare:
+    summary = summarize(frame, formula, columns, dtypes, index)
+    share = None
+    if residual is not None and summary.complete:
+        complete = frame.loc[complete_mask(frame, columns).complete]
+        share = ResidualShare.of(complete, *residual, index)
+    return _SchemaShare(summary, share)
 
 
 @dataclass(frozen=True)
@@ -63,8 +98,11 @@ class PartitionCrossProducts:
     """The sum of the partitions' shares (None for a partition without complete rows).
 
     Attributes:
-        crossproducts: A of [Z X y] (X in the basis asked for).
+        crossproducts: A of [Z X y] (X in the basis asked for; of the whitened rows at the
+            residual structure's start, if the model has one).
         r: the (p + 1, p + 1) R of a QR decomposition of the whitened [X y] (all columns of X).
+        pieces: with a residual structure, the sums of its marginal pieces (``UnitSums``, of
+            [X y] in the basis asked for), or None where they do not apply.
         template: the design of the first partition with complete rows, without its rows
             (its specs, names and terms: the model's design on the client).
         sample: complete rows in the model's columns (cast to the schema's levels), to
@@ -78,6 +116,7 @@ class PartitionCrossProducts:
     template: Design
     cells: pd.DataFrame
     rows: pd.DataFrame
+    pieces: UnitSums | None = None
 
     def __add__(self, other: "PartitionCrossProducts | None") -> "PartitionCrossProducts":
         if other is None:
@@ -85,9 +124,10 @@ class PartitionCrossProducts:
         stacked = np.vstack([self.r, other.r])
         cells = pd.concat([self.cells, other.cells]).drop_duplicates()
         rows = pd.concat([self.rows, other.rows]).head(SAMPLE_ROWS)
+        pieces = None if self.pieces is None else self.pieces + other.pieces
         return PartitionCrossProducts(self.crossproducts + other.crossproducts,
                                       np.linalg.qr(stacked, mode="r"), self.template, cells,
-                                      rows)
+                                      rows, pieces)
 
     @property
     def sample(self) -> pd.DataFrame:
@@ -98,15 +138,24 @@ class PartitionCrossProducts:
 
 
 def crossproducts_of(ddf, schema: DataSchema, formula: str, weights: str | None,
-                     transform: np.ndarray | None = None,
-                     progress: bool = False) -> PartitionCrossProducts:
+                     transform: np.ndarray | None = None, progress: bool = False,
+                     residual: ResidualParameters | None = None) -> PartitionCrossProducts:
     """A of ``ddf`` (pass 2), with X's columns ``X @ transform`` when a transform is given
-    (the kept columns in the fixed-effects basis: ``fixed_basis``)."""
+    (the kept columns in the fixed-effects basis: ``fixed_basis``). With a ``residual``
+    structure (the whole data's, ``ResidualShare.parameters``), of the rows whitened at its
+    start, and its marginal pieces' sums.
+
+    Raises:
+        DataError: no complete rows; with a residual structure, as in memory: its groups
+            not within the levels of a random-effects factor (``lmm.model._check_nested``),
+            or its start not positive definite.
+    """
     from dask import delayed
 
     schema.check_partitions(ddf.npartitions)
     shared = delayed(schema, pure=True)  # one copy in the graph, not one per partition
-    shares = [_delayed(_partition_share)(part, index, shared, formula, weights, transform)
+    shares = [_delayed(_partition_share)(part, index, shared, formula, weights, transform,
+                                         residual)
               for index, part in enumerate(ddf.to_delayed())]
     total = _compute(shares, progress, "cross-products")
     if total is None:
@@ -115,16 +164,28 @@ def crossproducts_of(ddf, schema: DataSchema, formula: str, weights: str | None,
 
 
 def _partition_share(frame: pd.DataFrame, index: int, schema: DataSchema, formula: str,
-                     weights: str | None, transform: np.ndarray | None):
+                     weights: str | None, transform: np.ndarray | None,
+                     parameters: ResidualParameters | None = None):
     """One partition's ``PartitionCrossProducts`` (None without complete rows)."""
     schema.check_partition(frame, index)
     if not complete_mask(frame, schema.columns).complete.any():
         return None
     design = build_design(parse_formula(formula), frame, weights, schema=schema)
     structure = build_structure(design.terms)
-    residual = residual_structure(design.weights if weights is not None else None, design.n)
     X = design.X if transform is None else design.X @ transform
     xy = np.column_stack([X, design.y - design.offset])
+    pieces = None
+    if parameters is None:
+        residual = residual_structure(design.weights if weights is not None else None,
+                                      design.n)
+    else:
+        model = partition_residual(design, parameters)
+        _check_nested(model, structure)
+        residual = model.at(model.start())
+        if residual is None:
+            raise DataError("the residual structure is not positive definite at its start "
+                            "(independence, or a typical range or gap) on these data")
+        pieces = UnitSums.of(structure, model, xy)
     crossproducts = CrossProducts.accumulate(structure.blocks, xy, residual)
     r = np.linalg.qr(residual.whiten(np.column_stack([design.X, xy[:, -1]])), mode="r")
     if r.shape[0] < r.shape[1]:  # fewer rows than columns: pad R with zero rows
@@ -133,7 +194,49 @@ def _partition_share(frame: pd.DataFrame, index: int, schema: DataSchema, formul
     categorical = [name for name in schema.columns.categorical if name in frame.columns]
     cells = frame.drop_duplicates(subset=categorical) if categorical else frame.iloc[:0]
     rows = frame.iloc[::max(1, len(frame) // PARTITION_SAMPLE_ROWS)].head(PARTITION_SAMPLE_ROWS)
-    return PartitionCrossProducts(crossproducts, r, _without_rows(design), cells, rows)
+    return PartitionCrossProducts(crossproducts, r, _without_rows(design), cells, rows, pieces)
+
+
+def residual_crossproducts_of(parts: list, schema, formula: str, weights: str | None,
+                              parameters: ResidualParameters, delta: np.ndarray,
+                              columns: np.ndarray):
+    """A(delta) of the partitions ``parts`` (a Dask DataFrame's ``to_delayed()``; ``schema``
+    a delayed ``DataSchema``): each partition's rows [X y] @ ``columns`` whitened by its
+    groups' blocks of Psi(delta) (the whole data's structures, ``parameters``), their
+    ``CrossProducts`` tree-summed; None where Psi is not positive definite."""
+    shares = [_delayed(_residual_share)(part, index, schema, formula, weights, parameters,
+                                        delta, columns)
+              for index, part in enumerate(parts)]
+    total = _compute(shares, False, "residual cross-products")
+    if total is None:
+        raise DataError("no partition has a row without missing values")
+    return None if isinstance(total, _Outside) else total  # (a copy, from a worker)
+
+
+class _Outside:
+    """The share of a partition whose block of Psi is not positive definite: the sum too
+    (any instance: one from a worker process is a copy)."""
+
+    def __add__(self, other):
+        return self
+
+    __radd__ = __add__
+
+
+def _residual_share(frame: pd.DataFrame, index: int, schema: DataSchema, formula: str,
+                    weights: str | None, parameters: ResidualParameters, delta: np.ndarray,
+                    columns: np.ndarray):
+    """One partition's A(delta) (``residual_crossproducts_of``); None without complete
+    rows, ``_Outside`` where its Psi(delta) is not positive definite."""
+    schema.check_partition(frame, index)
+    if not complete_mask(frame, schema.columns).complete.any():
+        return None
+    design = build_design(parse_formula(formula), frame, weights, schema=schema)
+    psi = partition_residual(design, parameters).at(delta)
+    if psi is None:
+        return _Outside()
+    xy = np.column_stack([design.X, design.y - design.offset]) @ columns
+    return CrossProducts.accumulate(build_structure(design.terms).blocks, xy, psi)
 
 
 def _without_rows(design: Design) -> Design:

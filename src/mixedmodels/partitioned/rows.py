@@ -13,21 +13,24 @@ NaN (``"exclude"``), so that the result aligns with the data's own partitions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..core.structure import build_structure
+from ..covariance.residual import ResidualStructure, residual_structure
+from ..covariance.residual_model import ResidualParameters
 from ..design.build import build_design
 from ..design.schema import DataSchema, complete_mask
 from ..diagnostics.predict import predict
 from ..formula.parse import parse_formula
 from ..validate import check_bool, check_choice, check_integer, check_seed
+from .residual import partition_residual
 
 __all__ = ["RowsModel", "fitted_values", "predictions", "residuals", "simulations"]
 
-#: the residual kinds of a model without a residual structure (``diagnostics.residuals``'s)
+#: the residual kinds (``diagnostics.residuals``'s)
 RESIDUAL_KINDS = ("response", "pearson", "normalized", "marginal")
 NA_ACTIONS = ("omit", "exclude")
 
@@ -43,6 +46,8 @@ class RowsModel:
         u: per grouping factor (the model's blocks), its conditional modes (levels, p).
         lam: per grouping factor, its p x p relative covariance factor.
         sigma: the residual standard deviation.
+        residual: the residual structure (``ResidualParameters``, the whole data's), or
+            None; ``delta`` its estimates.
     """
 
     formula: str
@@ -53,14 +58,18 @@ class RowsModel:
     u: tuple[np.ndarray, ...]
     lam: tuple[np.ndarray, ...]
     sigma: float
+    residual: ResidualParameters | None = None
+    delta: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def of(cls, fit) -> "RowsModel":
         design = fit.model.design
         blocks = fit.model.structure.blocks
+        parameters = fit.model.structure.parameters
         return cls(design.formula.text, design.weights_label, design.schema, fit.x_names,
                    np.asarray(fit.beta), tuple(fit._u_blocks),
-                   tuple(b.lam(fit.theta) for b in blocks), float(fit.sigma))
+                   tuple(b.lam(fit.theta) for b in blocks), float(fit.sigma),
+                   parameters.residual, np.asarray(fit.theta[parameters.residual_slice]))
 
     def parts(self, frame: pd.DataFrame):
         """(design, X beta + offset, per block (codes, values)) of a partition's complete
@@ -71,6 +80,15 @@ class RowsModel:
         mean = design.X[:, columns] @ self.beta + design.offset
         blocks = [(b.codes, b.values) for b in build_structure(design.terms).blocks]
         return design, mean, blocks
+
+    def psi(self, design) -> ResidualStructure:
+        """Psi = Var(e) / sigma^2 of a partition's rows (its ``design``): the residual
+        structure's at the estimates (its groups are in the partition), or the prior
+        weights' W^-1."""
+        if self.residual is None:
+            return residual_structure(design.weights if self.weights is not None else None,
+                                      design.n)
+        return partition_residual(design, self.residual).at(self.delta)
 
     def random_part(self, blocks, u) -> np.ndarray:
         """Z u of rows given by their blocks' (codes, values)."""
@@ -107,8 +125,10 @@ def _partition_residuals(frame, model: RowsModel, kind: str, scaled: bool,
     values = design.y - mean
     if kind != "marginal":
         values = values - model.random_part(blocks, model.u)
-    if kind in ("pearson", "normalized"):
-        values = values * np.sqrt(design.weights)
+    if kind == "pearson":
+        values = values / np.sqrt(model.psi(design).variances())
+    elif kind == "normalized":
+        values = model.psi(design).whiten(values)
     if scaled or kind == "normalized":
         values = values / model.sigma
     return _series(values, design.rows, frame, "residual", na_action)
@@ -121,7 +141,7 @@ def _partition_simulations(frame, model: RowsModel, u: tuple, seed, index: int,
         return pd.DataFrame(np.zeros((0, n)), index=frame.index[:0], columns=columns)
     design, mean, blocks = model.parts(frame)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
-    noise = rng.standard_normal((design.n, n)) / np.sqrt(design.weights)[:, None]
+    noise = model.psi(design).color(rng.standard_normal((design.n, n)))
     out = mean[:, None] + model.sigma * noise
     for j in range(n):
         out[:, j] += model.random_part(blocks, [modes[j] for modes in u])
@@ -139,8 +159,9 @@ def fitted_values(fit, kind: str = "conditional", na_action: str = "omit"):
 
 
 def residuals(fit, kind: str = "response", scaled: bool = False, na_action: str = "omit"):
-    """Residuals per row, as ``diagnostics.residuals`` defines them for a model without a
-    residual structure ("normalized" is the scaled "pearson"): a lazy Dask series."""
+    """Residuals per row, as ``diagnostics.residuals`` defines them ("pearson" divided by
+    the sd of Psi's diagonal, "normalized" whitened by the partition's blocks of Psi: each
+    group's rows are in one partition): a lazy Dask series."""
     kind = check_choice(kind, "kind", RESIDUAL_KINDS)
     scaled = check_bool(scaled, "scaled")
     na_action = check_choice(na_action, "na_action", NA_ACTIONS)
@@ -151,8 +172,9 @@ def residuals(fit, kind: str = "response", scaled: bool = False, na_action: str 
 
 def simulations(fit, n: int = 1, seed=None):
     """n responses simulated from the fitted model, as lme4's ``simulate``: new random effects
-    u* ~ N(0, G) drawn once (on the client, q values per simulation), new residuals drawn on
-    each partition from its own stream (``SeedSequence(seed, spawn_key=(partition,))``), so
+    u* ~ N(0, G) drawn once (on the client, q values per simulation), new residuals
+    e* ~ N(0, sigma^2 Psi) drawn on each partition (its groups' blocks of Psi, at the
+    estimates) from its own stream (``SeedSequence(seed, spawn_key=(partition,))``), so
     that the same seed and partitions give the same draws wherever they run. A lazy Dask
     DataFrame with columns sim_1 ... sim_n, in the rows of the fit."""
     n = check_integer(n, "n (the number of simulations)", minimum=1)

@@ -15,7 +15,8 @@ from mixedmodels.inference.satterthwaite import GRADIENT_STEP, varpar_derivative
 
 MODELS = reference_ids()
 # the longest checks (over 3 s each on a 2-core machine) run with ``pytest -m slow``
-SLOW_PROFILES = {"classic/machines_unstructured", "classic/pixel", "classic/assay"}
+SLOW_PROFILES = {"classic/machines_unstructured", "classic/pixel", "classic/assay", "classic/carrots",
+                 "classic/ham"}
 SLOW_DF = {"classic/insteval"}
 
 
@@ -244,7 +245,7 @@ def test_profile_traces_cross_zero_at_the_estimate():
     assert at_estimate["zeta"] == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("model_id", MODELS)
+@pytest.mark.parametrize("model_id", _marked(MODELS, SLOW_DF))
 @pytest.mark.parametrize("ddf, key", [("satterthwaite", "anova_satterthwaite"),
                                       ("kenward-roger", "anova_kenward_roger")])
 def test_type3_anova_matches_lmertest(model_id, ddf, key):

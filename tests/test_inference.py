@@ -15,8 +15,8 @@ from mixedmodels.inference.satterthwaite import GRADIENT_STEP, varpar_derivative
 
 MODELS = reference_ids()
 # the longest checks (over 3 s each on a 2-core machine) run with ``pytest -m slow``
-SLOW_PROFILES = {"classic/machines_unstructured", "classic/pixel", "classic/assay", "classic/carrots",
-                 "classic/ham"}
+SLOW_PROFILES = {"classic/machines_unstructured", "classic/pixel", "classic/assay",
+                 "classic/carrots", "classic/ham"}
 SLOW_DF = {"classic/insteval"}
 
 

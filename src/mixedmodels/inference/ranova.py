@@ -18,8 +18,9 @@ reduction is tested by the likelihood ratio against the full model:
 
 A reduction that repeats a term already in the model leaves it once (R's formulas are sets of
 terms). A residual structure (``correlation=``, ``variance=``) is kept in every reduced model:
-without random effects left, the reduced model is the ``gls`` fit with that structure. The p-value is the upper chi-square tail with the difference in parameters as degrees
-of freedom, which is conservative for variances on the boundary of their space.
+without random effects left, the reduced model is the ``gls`` fit with that structure. The
+p-value is the upper chi-square tail with the difference in parameters as degrees of freedom,
+which is conservative for variances on the boundary of their space.
 """
 
 from __future__ import annotations

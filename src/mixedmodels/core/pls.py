@@ -418,15 +418,19 @@ class _SmallSystem:
                 stored = system.A_off[i, j]
                 dense = stored.toarray() if isinstance(stored, BlockSparse) else stored
                 full[starts[i]:starts[i + 1], starts[j]:starts[j + 1]] = dense
+                full[starts[j]:starts[j + 1], starts[i]:starts[i + 1]] = dense.T
             full[q:, starts[i]:starts[i + 1]] = system.A_xy[i]
-        full[q:, q:] = system.A_xyxy
-        self.full = np.tril(full) + np.tril(full, -1).T
+            full[starts[i]:starts[i + 1], q:] = system.A_xy[i].T
+        full[q:, q:] = system.A_xyxy  # A_diag's level blocks are symmetric; made so here
+        for r in range(q, size - 1):  # (a transformed X'X can differ from its transpose)
+            full[r, r + 1:] = full[r + 1:, r]
+        self.full = full
         rows, cols, index = [], [], []
         for i, block in enumerate(blocks):
             offsets = starts[i] + np.arange(block.nlevels)[:, None] * block.p
             rows.append((offsets + block.pattern.rows).ravel())
             cols.append((offsets + block.pattern.cols).ravel())
-            index.append(np.tile(block.pattern.index, block.nlevels))
+            index.append(np.repeat(block.pattern.index[None, :], block.nlevels, 0).ravel())
         empty = [np.zeros(0, dtype=np.int64)]  # a model without random effects (gls)
         self.rows, self.cols = np.concatenate(rows + empty), np.concatenate(cols + empty)
         self.index = np.concatenate(index + empty)

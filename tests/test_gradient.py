@@ -273,3 +273,23 @@ def test_bobyqa_stops_earlier_where_newton_steps_follow(model_id, monkeypatch):
     assert fit.objective == pytest.approx(tight.objective, rel=1e-11)
     np.testing.assert_allclose(fit.theta, tight.theta, rtol=1e-9, atol=1e-9)
     assert fit.optsummary.evaluations < tight.optsummary.evaluations
+
+
+def test_dense_numpy_gradient_is_thread_safe(reference_fits):
+    """The NumPy dense path makes T per call: threads sharing a system (a profile on an
+    executor) get the serial results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fit = reference_fits["penicillin_crossed", "REML"][2]
+    small = fit.model.system.small_system
+    rng = np.random.default_rng(3)
+    points = [fit.theta * rng.uniform(0.5, 1.5, len(fit.theta)) for _ in range(64)]
+
+    def gradient(theta):
+        return small._numpy_gradient(theta, small.size - 1, fit.nobs - 1, 2.0)[1]
+
+    serial = [gradient(theta) for theta in points]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(gradient, points))
+    for one, other in zip(serial, threaded):
+        np.testing.assert_array_equal(one, other)

@@ -75,6 +75,22 @@ def test_ml_and_profile_intervals(model_id, reference_fits):
     _close(_quiet(fit.confint), _quiet(memory.confint))
 
 
+_MEMORY_INTERVALS: dict = {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("partitions", PARTITIONS)
+@pytest.mark.parametrize("model_id", [m for m in reference_ids() if m != "classic/insteval"])
+def test_profile_intervals_of_every_model(model_id, partitions, reference_fits):
+    """The REML fits' profile intervals, every reference model but InstEval (whose profile
+    takes minutes in memory too), to 1e-8."""
+    memory = reference_fits[model_id, "REML"][2]
+    if model_id not in _MEMORY_INTERVALS:
+        _MEMORY_INTERVALS[model_id] = _quiet(memory.confint)
+    fit = _partitioned_fit(load_reference(model_id), partitions)
+    _close(_quiet(fit.confint), _MEMORY_INTERVALS[model_id])
+
+
 # -- downstream of the fit: per-row results on the partitions, tests, refusals ----------------
 def _trial_frame() -> pd.DataFrame:
     """sleepstudy with a three-level text factor, prior weights and missing values."""

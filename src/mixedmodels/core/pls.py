@@ -438,7 +438,7 @@ class _SmallSystem:
         # the first grouping factor's rows: block-diagonal, p per level (none without blocks)
         self.first, self.first_p = (blocks[0].q, blocks[0].p) if blocks else (0, 1)
         self.diagonal = np.arange(q) * (size + 1)  # flat positions of the Z part's diagonal
-        self.transform = np.eye(size)  # its Lambda entries are overwritten for every theta
+        self.identity = np.eye(size)  # T without its Lambda entries
         self._layout = None  # the compiled computation (``compiled``), on first use
 
     name = "dense"
@@ -453,18 +453,20 @@ class _SmallSystem:
         return self._layout if kernel is not None else None
 
     def __call__(self, theta: np.ndarray) -> Pieces:
-        factor = self._factor(theta)
+        factor, _ = self._factor(theta)
         if factor is None:
             return FAILED
         return self._pieces(factor)
 
-    def _factor(self, entries: np.ndarray) -> np.ndarray | None:
-        """The lower Cholesky factor of T' A T + diag(I, 0), or None if it fails."""
-        self.transform[self.rows, self.cols] = entries[self.index]
-        scaled = self.transform.T @ (self.full @ self.transform)
+    def _factor(self, entries: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """The lower Cholesky factor of T' A T + diag(I, 0) (None if it fails) and T: T is
+        made per call, so that threads can share the system (a profile on an executor)."""
+        transform = self.identity.copy()
+        transform[self.rows, self.cols] = entries[self.index]
+        scaled = transform.T @ (self.full @ transform)
         scaled.ravel()[self.diagonal] += 1.0
         factor, info = _potrf(scaled, lower=1, overwrite_a=1)
-        return factor if info == 0 else None
+        return (factor if info == 0 else None), transform
 
     def _pieces(self, factor: np.ndarray) -> Pieces:
         diagonal = np.log(np.diagonal(factor))
@@ -478,8 +480,7 @@ class _SmallSystem:
         for REML the fixed effects), d log|Omega_S| / d entry = 2 sum over the entry's
         positions (r, c) in T of (Omega_S^-1 T' A)[c, r], and d r^2 = -2 rho[r] v[c], weighted
         by d / r^2 (profiled) or 1 / sigma^2 (the deviance at ``sigma``). One compiled loop
-        for the profiled criterion when the kernels are loaded (``linalg.compiled``), else
-        NumPy and LAPACK.
+        when the kernels are loaded (``linalg.compiled``), else NumPy and LAPACK.
 
         Raises:
             numpy.linalg.LinAlgError: the factor fails at these entries.
@@ -487,10 +488,11 @@ class _SmallSystem:
         q, size = self.q, self.size
         kept = size - 1 if reml else q  # the rows of Omega_S
         dof = (n - (size - 1 - q)) if reml else n
-        kernel = dense_gradient_kernel() if sigma is None else None
+        kernel = dense_gradient_kernel()
         if kernel is not None:  # the same computation as one compiled loop
-            pieces, gradient = self.compiled().gradient(kernel, entries, kept, dof, self.rows,
-                                                        self.cols, self.index)
+            variance = 0.0 if sigma is None else sigma ** 2
+            pieces, gradient = self.compiled().gradient(kernel, entries, kept, dof, variance,
+                                                        self.rows, self.cols, self.index)
             if pieces[2] < 0:
                 raise np.linalg.LinAlgError("the factor is not positive definite")
             return Pieces(*pieces), gradient
@@ -501,16 +503,16 @@ class _SmallSystem:
                         sigma: float | None = None):
         """``gradient`` with NumPy and LAPACK."""
         q = self.q
-        factor = self._factor(entries)
+        factor, transform = self._factor(entries)
         if factor is None:
             raise np.linalg.LinAlgError("the factor is not positive definite")
         inverse = _potri(factor[:kept, :kept], lower=1)[0]
         inverse = np.tril(inverse) + np.tril(inverse, -1).T
-        traces = inverse @ (self.transform[:kept, :kept].T @ self.full[:kept, :q])
+        traces = inverse @ (transform[:kept, :kept].T @ self.full[:kept, :q])
         # the solution [v; beta] of L_K' [v; beta] = L's last row, and rho = Z'(y - Z b - X beta)
         solution = scipy.linalg.solve_triangular(factor[:-1, :-1], factor[-1, :-1], lower=True,
                                                  trans="T", check_finite=False)
-        b = self.transform[:q, :q] @ solution[:q]
+        b = transform[:q, :q] @ solution[:q]
         rho = self.full[:q, -1] - self.full[:q, :q] @ b - self.full[:q, q:-1] @ solution[q:]
         pieces = self._pieces(factor)
         weight = dof / pieces.r2 if sigma is None else 1.0 / sigma ** 2

@@ -172,9 +172,11 @@ def _dense_pieces(theta, col_start, col_rows, col_index, full, q, first, p):
 
 
 def _dense_gradient(entries, col_start, col_rows, col_index, full, q, first, p, kept, dof,
-                    rows, cols, index, gradient):
+                    variance, rows, cols, index, gradient):
     """The criterion's pieces at the entries and, into ``gradient``, its derivatives by them
-    (``core.gradient``'s formulas on the dense matrices); r^2 = -1 outside the domain."""
+    (``core.gradient``'s formulas on the dense matrices): of the criterion profiled over
+    sigma when ``variance`` is 0, else of the deviance at sigma^2 = ``variance``; r^2 = -1
+    outside the domain."""
     size = full.shape[0]
     values, scaled = np.empty(col_rows.shape[0]), np.empty((size, size))
     logdet_z, logdet_x, r2 = _dense_factor(entries, col_start, col_rows, col_index, full, q,
@@ -231,7 +233,7 @@ def _dense_gradient(entries, col_start, col_rows, col_index, full, q, first, p, 
             total -= full[i, j] * solution[j]
         rho[i] = total
     gradient[:] = 0.0
-    weight = 2.0 * dof / r2
+    weight = 2.0 * dof / r2 if variance == 0.0 else 2.0 / variance
     for k in range(rows.shape[0]):
         r, c = rows[k], cols[k]
         trace = 0.0
@@ -484,14 +486,15 @@ class SmallDenseObjective:
         return self.kernel(np.array(theta, dtype=np.float64), self.col_start, self.col_rows,
                            self.col_index, self.full, self.q, self.first, self.p)
 
-    def gradient(self, kernel, entries: np.ndarray, kept: int, dof: int, rows: np.ndarray,
-                 cols: np.ndarray, index: np.ndarray) -> tuple[tuple[float, float, float],
-                                                           np.ndarray]:
+    def gradient(self, kernel, entries: np.ndarray, kept: int, dof: int, variance: float,
+                 rows: np.ndarray, cols: np.ndarray,
+                 index: np.ndarray) -> tuple[tuple[float, float, float], np.ndarray]:
         """The pieces and the criterion's gradient by the entries, from the compiled
         ``kernel`` (``dense_gradient_kernel``): Omega_S of the first ``kept`` rows, ``dof``
-        the criterion's degrees of freedom, (rows, cols, index) the entries' positions in T."""
+        the criterion's degrees of freedom, ``variance`` 0 (profiled over sigma) or sigma^2
+        (the deviance at sigma), (rows, cols, index) the entries' positions in T."""
         gradient = np.zeros(len(entries))
         pieces = kernel(np.array(entries, dtype=np.float64), self.col_start, self.col_rows,
-                        self.col_index, self.full, self.q, self.first, self.p, kept, dof, rows,
-                        cols, index, gradient)
+                        self.col_index, self.full, self.q, self.first, self.p, kept, dof,
+                        float(variance), rows, cols, index, gradient)
         return pieces, gradient

@@ -14,9 +14,9 @@ from mixedmodels.inference.profile import Profiler
 from mixedmodels.inference.satterthwaite import GRADIENT_STEP, varpar_derivatives
 
 MODELS = reference_ids()
-# the longest checks (over 3 s each on a 2-core machine) run with ``pytest -m slow``
+# the longest checks (over 1 s each on a 2-core machine) run with ``pytest -m slow``
 SLOW_PROFILES = {"classic/machines_unstructured", "classic/pixel", "classic/assay",
-                 "classic/carrots", "classic/ham"}
+                 "classic/carrots", "classic/ham", "classic/mathach", "classic/chickweight"}
 SLOW_DF = {"classic/insteval"}
 
 

@@ -50,3 +50,12 @@ def test_a_process_that_prefers_numpy_fits_without_numba(sleep):
         assert compiled.optsummary.backend == "compiled single factor"
         assert compiled.optsummary.optimizer == "LN_BOBYQA"
         assert float(objective) == pytest.approx(compiled.objective, rel=1e-11)
+
+
+def test_import_leaves_the_garbage_collector_as_it_found_it():
+    code = ("import gc; gc.disable(); import mixedmodels; a = gc.isenabled(); "
+            "gc.enable(); import importlib; importlib.reload(mixedmodels); "
+            "print(a, gc.isenabled())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "True"]

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
 
 from .compiled import column_pairs_kernel
+from .threads import threads_for_block
 
 __all__ = ["BlockDiagonal", "BlockSparse", "ColumnOrder", "block_times", "cholesky",
            "log_diagonal_sum", "lower_solve", "rank_update", "rdiv", "times_blockdiag",
@@ -193,7 +194,8 @@ def cholesky(block):
             return BlockDiagonal(np.sqrt(block.data))
         return BlockDiagonal(np.linalg.cholesky(block.data))
     if isinstance(block, np.ndarray):
-        factor, info = _potrf(block, lower=1, clean=1)
+        with threads_for_block(block.shape[0]):
+            factor, info = _potrf(block, lower=1, clean=1)
         if info != 0:
             raise np.linalg.LinAlgError(f"matrix not positive definite (LAPACK info {info})")
         return factor

@@ -26,6 +26,7 @@ from scipy.linalg.lapack import dpotri as _potri
 
 from .blocks import TILE_BYTES, BlockDiagonal, BlockSparse, times_blockdiag
 from .compiled import column_gathers_kernel
+from .threads import threads_for_block
 
 __all__ = ["level_blocks", "selected_inverse"]
 
@@ -64,7 +65,9 @@ def selected_inverse(diagonal: list, below: dict) -> dict:
         if not isinstance(diagonal[j], np.ndarray):
             raise TypeError(f"no selected-inverse kernel for a diagonal block of type "
                             f"{type(diagonal[j]).__name__} after the first")
-        own = _symmetric_from_lower(_potri(diagonal[j], lower=1)[0])  # L_jj^-T L_jj^-1
+        with threads_for_block(diagonal[j].shape[0]):
+            own = _potri(diagonal[j], lower=1)[0]
+        own = _symmetric_from_lower(own)  # L_jj^-T L_jj^-1
         later = range(j + 1, nb)
         if later:  # Y = L_{>j,j} L_jj^-1; Sigma_{>j,j} = -Sigma_{>j,>j} Y
             below_j = np.vstack([below[m, j] for m in later])

@@ -26,3 +26,31 @@ def test_small_systems_run_serial_and_large_blocks_get_their_threads_back():
         assert _blas_threads() == 1
     with threads.blas_threads_for(threads.SERIAL_BELOW):
         assert _blas_threads() == default
+
+
+def test_fits_in_threads_leave_blas_as_they_found_it():
+    """The number of BLAS threads belongs to the process: serial sections entered and left by
+    several threads at once restore it when the last one leaves (each restoring what it found
+    left it at 1)."""
+    import threading
+    import time
+
+    default = threads._controller_and_threads()[1]
+    start = threading.Barrier(4)
+
+    def work(delay):
+        start.wait()
+        with threads.blas_threads_for(10):
+            time.sleep(delay)
+            with threads.threads_for_block(threads.PARALLEL_FROM):
+                time.sleep(delay / 2)
+
+    workers = [threading.Thread(target=work, args=(0.01 * (k + 1),)) for k in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert threads._SERIAL.depth == 0
+    assert _blas_threads() == default
+    with threads.blas_threads_for(10):  # and the main thread's limits still work
+        assert _blas_threads() == 1

@@ -19,7 +19,8 @@ gradient of InstEval's criterion: 80 -> 64 ms.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import threading
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 
 SERIAL_BELOW = 1500
@@ -43,12 +44,60 @@ def _controller():
     return _controller_and_threads()[0]
 
 
+class _Serial:
+    """BLAS at one thread while any thread of this process is in a serial section.
+
+    BLAS's number of threads belongs to the process, not to a thread: two fits in threads (a
+    bootstrap or a profile on a thread pool) that each set it to 1 and restored what they
+    found left it at 1 after both. The first thread in restores it when the last one leaves.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.limiter = None
+
+    @contextmanager
+    def section(self):
+        with self.lock:
+            if self.depth == 0:
+                self.limiter = _controller().limit(limits=1, user_api="blas")
+            self.depth += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.depth -= 1
+                if self.depth == 0:
+                    self.limiter.restore_original_limits()
+                    self.limiter = None
+
+    @contextmanager
+    def parallel(self, threads: int):
+        """BLAS's own threads for one call, when this thread is the only one in a serial
+        section (others would run their small calls threaded meanwhile)."""
+        with self.lock:
+            alone = self.depth == 1
+            if alone:
+                _controller().limit(limits=threads, user_api="blas")
+        try:
+            yield
+        finally:
+            if alone:
+                with self.lock:
+                    if self.depth > 0:
+                        _controller().limit(limits=1, user_api="blas")
+
+
+_SERIAL = _Serial()
+
+
 def blas_threads_for(largest_dense_block: int):
     """A context manager: BLAS limited to one thread if the largest dense block has fewer than
     ``SERIAL_BELOW`` rows, else left as it is."""
     if largest_dense_block >= SERIAL_BELOW:
         return nullcontext()
-    return _controller().limit(limits=1, user_api="blas")
+    return _SERIAL.section()
 
 
 def threads_for_block(rows: int):
@@ -57,7 +106,7 @@ def threads_for_block(rows: int):
     left as it is."""
     if rows < PARALLEL_FROM:
         return nullcontext()
-    controller, threads = _controller_and_threads()
+    threads = _controller_and_threads()[1]
     if threads < 2:
         return nullcontext()
-    return controller.limit(limits=threads, user_api="blas")
+    return _SERIAL.parallel(threads)

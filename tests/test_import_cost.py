@@ -11,12 +11,17 @@ import pytest
 import mixedmodels as mm
 
 
+def _printed(code: str) -> list[str]:
+    """The words a fresh Python process running ``code`` prints."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
 def test_import_leaves_the_heavy_optional_modules_unloaded():
     code = ("import sys, mixedmodels; "
             "print(' '.join(m for m in ('scipy.stats', 'scipy.optimize', 'numba', 'matplotlib')"
             " if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout.split()
+    loaded = _printed(code)
     assert loaded == []
 
 
@@ -24,8 +29,7 @@ def test_a_fit_loads_the_kernels():
     code = ("import sys, mixedmodels as mm; "
             "fit = mm.lmer('Reaction ~ Days + (Days | Subject)', mm.datasets.load('sleepstudy'));"
             " print('numba' in sys.modules, fit.optsummary.backend)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = _printed(code)
     assert out[0] == "True" and " ".join(out[1:]) == "compiled single factor"
 
 
@@ -40,8 +44,7 @@ def test_a_process_that_prefers_numpy_fits_without_numba(sleep):
             "fits[0].summary(); "
             "print('numba' in sys.modules, *(f'{f.optsummary.backend}/{f.optsummary.optimizer}/"
             "{f.objective!r}' for f in fits))")
-    numba, *fits = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                  check=True).stdout.split()
+    numba, *fits = _printed(code)
     assert numba == "False"
     trial = mm.lmer("y ~ arm * visit + (visit | patient)", mm.datasets.load("trial"))
     for fit, compiled, numpy_backend in zip(fits, (sleep, trial), ("dense", "blocked")):
@@ -56,6 +59,4 @@ def test_import_leaves_the_garbage_collector_as_it_found_it():
     code = ("import gc; gc.disable(); import mixedmodels; a = gc.isenabled(); "
             "gc.enable(); import importlib; importlib.reload(mixedmodels); "
             "print(a, gc.isenabled())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
-    assert out == ["False", "True"]
+    assert _printed(code) == ["False", "True"]

@@ -131,19 +131,19 @@ class Profiler:
             # indefinite; the inner fit can stall on that edge: also start with them at 0
             uncorrelated = np.where(self._is_correlation[free], 0.0, starts[1])
             starts.append(uncorrelated)
-        results = []
         def value_and_gradient(x):
             psi = start.copy()
             psi[free], psi[j] = x, value
             return self._variance_deviance_and_gradient(psi, free)
 
+        results = []
         for initial in starts:
-            best = _bobyqa(objective, initial, lower[free], upper[free], self._psi_floor[free])
+            summary = _bobyqa(objective, initial, lower[free], upper[free],
+                              self._psi_floor[free])
             if self._has_gradient:
-                best = newton_polish(value_and_gradient, best, upper[free])
-            best = best.final
+                summary = newton_polish(value_and_gradient, summary, upper[free])
             psi = start.copy()
-            psi[free], psi[j] = best, value
+            psi[free], psi[j] = summary.final, value
             results.append((self._variance_deviance(psi), psi))
         return min(results, key=lambda pair: pair[0])
 
@@ -156,13 +156,13 @@ class Profiler:
         lower, upper = parameters.lower(), parameters.upper()
         results = []
         for initial in (self.space.to_theta(start), self.fit.theta):
-            theta = _bobyqa(lambda x: self.system.deviance(x, value, False),
-                            initial, lower, upper, _THETA_FLOOR)
+            summary = _bobyqa(lambda x: self.system.deviance(x, value, False),
+                              initial, lower, upper, _THETA_FLOOR)
             if self._has_gradient:
-                theta = newton_polish(
+                summary = newton_polish(
                     lambda x: _without_last(deviance_gradient(self.system, x, value, False)),
-                    theta, upper)
-            theta = theta.final
+                    summary, upper)
+            theta = summary.final
             results.append((self.system.deviance(theta, value, False),
                             self.space.from_theta(theta, value)))
         return min(results, key=lambda pair: pair[0])

@@ -171,6 +171,27 @@ def test_likelihood_ratio_test(trial_fits):
     _close(_quiet(mm.anova, fit0, fit), _quiet(mm.anova, memory0, memory), rtol=1e-6)
 
 
+def test_likelihood_ratio_test_checks_the_data_and_the_nesting():
+    """Dask fits keep no rows: the response is compared by its sum of squares, nesting on a
+    sample of the rows, and a Dask fit is not compared with a pandas one."""
+    sleep = mm.datasets.load("sleepstudy")
+    ddf = dd.from_pandas(sleep, npartitions=3)
+    small = _quiet(mm.lmer, "Reaction ~ Days + (1 | Subject)", ddf, reml=False)
+    large = _quiet(mm.lmer, "Reaction ~ Days + (Days | Subject)", ddf, reml=False)
+    memory = _quiet(mm.lmer, "Reaction ~ Days + (Days | Subject)", sleep, reml=False)
+    memory_small = _quiet(mm.lmer, "Reaction ~ Days + (1 | Subject)", sleep, reml=False)
+    _close(mm.anova(small, large), mm.anova(memory_small, memory), rtol=1e-6)
+    with pytest.raises(ValueError, match="a Dask DataFrame and to a pandas DataFrame"):
+        mm.anova(small, memory)
+    doubled = dd.from_pandas(sleep.assign(Reaction=2 * sleep["Reaction"]), npartitions=3)
+    other = _quiet(mm.lmer, "Reaction ~ Days + (Days | Subject)", doubled, reml=False)
+    with pytest.raises(ValueError, match="response values .* differ"):
+        mm.anova(small, other)
+    no_slope = _quiet(mm.lmer, "Reaction ~ 1 + (Days | Subject)", ddf, reml=False)
+    with pytest.raises(ValueError, match="fixed effect\\(s\\) Days are not in the larger"):
+        mm.anova(small, no_slope)
+
+
 def test_what_needs_every_row_refuses(trial_fits):
     _, _, fit = trial_fits
     for method in (fit.leverage, fit.cooks_distance, fit.ranova):

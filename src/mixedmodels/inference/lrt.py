@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import chdtrc
 
-from ..errors import ArgumentTypeError, FitWarning, warn_user
+from ..core.structure import build_structure
+from ..design.build import build_design
+from ..errors import ArgumentTypeError, DataError, FitWarning, FormulaError, warn_user
 from ..lmm.fitted import FittedModel as LmmFit
 from ..validate import check_bool, check_strings, type_error, value_error
 
@@ -153,20 +155,46 @@ def _labels(fits: tuple[LmmFit, ...], names: Sequence[str] | None) -> list[str]:
 
 def _check_same_data(fits: tuple[LmmFit, ...], labels: list[str]) -> None:
     first = fits[0]
+    kinds = {fit.model.rows_in_memory for fit in fits}
+    if len(kinds) > 1:
+        raise ValueError(
+            "models fitted to a Dask DataFrame and to a pandas DataFrame cannot be compared: "
+            "fit them all to the same kind of data (mm.lmer(formula, ddf) for each, or each "
+            "in memory)")
     for fit, label in zip(fits[1:], labels[1:]):
         if fit.nobs != first.nobs:
             raise ValueError(
                 f"models were not all fitted to the same data: {labels[0]!r} has "
                 f"{first.nobs} observations, {label!r} has {fit.nobs} (check for rows "
                 "dropped for missing values in columns only one model uses)")
-        if not np.array_equal(fit.model.design.y, first.model.design.y):
+        in_memory = first.model.rows_in_memory
+        if in_memory:
+            same = np.array_equal(fit.model.design.y, first.model.design.y)
+        else:  # a Dask fit keeps no rows: the response's sum of squares stands for them
+            ours, theirs = _response_sum_of_squares(fit), _response_sum_of_squares(first)
+            same = ours is None or theirs is None or np.isclose(ours, theirs, rtol=1e-10,
+                                                                atol=0.0)
+        if not same:
             raise ValueError(
                 f"models were not all fitted to the same data: the response values of "
                 f"{labels[0]!r} and {label!r} differ")
-        if not np.array_equal(fit.model.design.weights, first.model.design.weights):
+        if in_memory and not np.array_equal(fit.model.design.weights,
+                                            first.model.design.weights):
             raise ValueError(
                 f"models were not all fitted with the same weights: {labels[0]!r} and "
                 f"{label!r} differ")
+
+
+def _response_sum_of_squares(fit) -> float | None:
+    """sum w (y - offset)^2, from the rows when the fit has them, else from its
+    cross-products (y'y of a Dask fit's A, weighted as its rows); None for a Dask fit whose A
+    changes with a residual structure's parameters."""
+    model = fit.model
+    if model.rows_in_memory:
+        design = model.design
+        return float(np.sum(design.weights * (design.y - design.offset) ** 2))
+    crossproducts = getattr(model.system, "A_xyxy", None)
+    return None if crossproducts is None else float(crossproducts[-1, -1])
 
 
 def _in_span(columns: np.ndarray, basis: np.ndarray) -> bool:
@@ -196,13 +224,13 @@ def _check_nested(small: LmmFit, large: LmmFit, small_label: str, large_label: s
         raise ValueError(f"models {small_label!r} and {large_label!r} have the same number "
                          f"of parameters ({small.npar}): they are not nested, and a "
                          "likelihood-ratio test between them has no degrees of freedom")
-    if not _in_span(small.model.design.X, large.model.design.X):
+    (small_x, small_blocks), (large_x, large_blocks) = _rows_of(small, large)
+    if not _in_span(small_x, large_x):
         extra = [n for n in small.x_names if n not in large.x_names]
         detail = (f"fixed effect(s) {', '.join(extra)} are not in the larger model" if extra
                   else "its fixed-effect columns are not combinations of the larger model's")
         raise ValueError(f"{what}: {detail}")
-    large_blocks = large.model.structure.blocks
-    for block in small.model.structure.blocks:
+    for block in small_blocks:
         matches = [b for b in large_blocks if b.group == block.group
                    and np.array_equal(b.codes, block.codes)]
         matches = matches or [b for b in large_blocks if _same_partition(b.codes, block.codes)]
@@ -215,6 +243,28 @@ def _check_nested(small: LmmFit, large: LmmFit, small_label: str, large_label: s
                 f"{what}: the random effects ({', '.join(block.columns)} | {block.group}) are "
                 f"not combinations of the larger model's on {block.group!r} "
                 f"({', '.join(c for b in matches for c in b.columns)})")
+
+
+def _rows_of(*fits: LmmFit) -> list[tuple[np.ndarray, tuple]]:
+    """Each fit's fixed-effects columns and random-effects blocks on the same rows: its own
+    rows in memory; for fits of a Dask DataFrame, which keep none, a fit's sample of the rows
+    (``PartitionedDesign.sample``, the first that has every fit's columns) coded by each fit's
+    own schema. Without such a sample there are no common rows, and nothing to compare on."""
+    if all(fit.model.rows_in_memory for fit in fits):
+        return [(fit.model.design.X, fit.model.structure.blocks) for fit in fits]
+    for sample in (fit.model.design.sample for fit in fits):
+        try:
+            return [_coded(fit.model.design, sample) for fit in fits]
+        except (DataError, FormulaError):  # a column of another model is not in it
+            continue
+    return [(fit.model.design.X, fit.model.structure.blocks) for fit in fits]
+
+
+def _coded(design, rows: pd.DataFrame) -> tuple[np.ndarray, tuple]:
+    """A Dask fit's fixed-effects columns and random-effects blocks on some of its rows."""
+    coded = build_design(design.formula, rows, design.weights_label, schema=design.schema)
+    X = coded.X[:, [coded.x_names.index(name) for name in design.x_names]]
+    return X, build_structure(coded.terms).blocks
 
 
 def _residual_structure(fit: LmmFit) -> tuple:

@@ -1,0 +1,172 @@
+"""The optimizer's start (``core.start``): MIVQUE(0) from A, checked against its definition on
+dense matrices, against lme4's REML optimum where the two coincide (balanced designs), and by
+what it saves; and the polish's reuse of the optimizer's last gradient (``BestPoint``)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import dataset_for, load_reference
+
+import mixedmodels as mm
+from mixedmodels.core import crossproducts as cp
+from mixedmodels.core.start import SCALE_FLOOR, _mivque0, moment_start
+from mixedmodels.lmm import model as lmm_model
+from mixedmodels.lmm.model import LinearMixedModel
+
+
+def _crossed(seed: int, rows: int = 600, slopes: bool = True) -> pd.DataFrame:
+    """An unbalanced crossed design: subjects x items, a slope varying by subject, some rows
+    missing at random."""
+    rng = np.random.default_rng(seed)
+    subject = rng.integers(0, 30, rows)
+    item = rng.integers(0, 12, rows)
+    x = rng.normal(size=rows)
+    y = (1.0 + 0.5 * x + rng.normal(0, 0.8, 30)[subject]
+         + (rng.normal(0, 0.4, 30)[subject] * x if slopes else 0.0)
+         + rng.normal(0, 0.6, 12)[item] + rng.normal(0, 1.0, rows))
+    return pd.DataFrame({"y": y, "x": x, "subject": [f"s{s}" for s in subject],
+                         "item": [f"i{i}" for i in item]})
+
+
+def _dense_mivque0(model: LinearMixedModel) -> tuple[float, list[np.ndarray]]:
+    """MIVQUE(0) from its definition: Q = I - X X^+, one component per column of each
+    block's Z, sum_u ||Z_t' Q Z_u||_F^2 s_u = ||Z_t' Q y||^2 with Z_0 = I."""
+    design = model.design
+    X, y = design.X, design.y
+    n = len(y)
+    Q = np.eye(n) - X @ np.linalg.pinv(X)
+    columns, owners = [np.eye(n)], []
+    for b, block in enumerate(model.structure.blocks):
+        for c in range(block.p):
+            z = np.zeros((n, block.nlevels))
+            z[np.arange(n), block.codes] = block.values[:, c]
+            columns.append(z)
+            owners.append((b, c))
+    m = len(columns)
+    system = np.array([[np.sum((columns[t].T @ Q @ columns[u]) ** 2) for u in range(m)]
+                       for t in range(m)])
+    right = np.array([np.sum((columns[t].T @ Q @ y) ** 2) for t in range(m)])
+    sigma = np.linalg.solve(system, right)
+    blocks = [np.zeros(block.p) for block in model.structure.blocks]
+    for (b, c), value in zip(owners, sigma[1:]):
+        blocks[b][c] = value
+    return float(sigma[0]), blocks
+
+
+@pytest.mark.parametrize("formula, seed", [
+    ("y ~ x + (1 + x | subject) + (1 | item)", 1),
+    ("y ~ x + (1 | subject) + (0 + x | subject) + (1 | item)", 2),
+    ("y ~ 1 + (1 | subject) + (1 | item) + (1 | subject:item)", 3),
+    ("y ~ x + (x || item)", 4),
+])
+@pytest.mark.parametrize("dense_z", [True, False])
+def test_mivque0_equals_its_definition(formula, seed, dense_z, monkeypatch):
+    """From A's blocks (stored dense or sparse) as from the dense n x n definition."""
+    monkeypatch.setattr(cp, "DENSE_Z_ENTRIES", 10**9 if dense_z else 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LinearMixedModel(formula, _crossed(seed))
+    residual, blocks = _mivque0(model.system.crossproducts)
+    expected_residual, expected_blocks = _dense_mivque0(model)
+    assert residual == pytest.approx(expected_residual, rel=1e-10)
+    for ours, expected in zip(blocks, expected_blocks):
+        np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-12 * expected_residual)
+
+
+# balanced designs whose REML optimum is interior: MIVQUE(0) is there the ANOVA estimate, which
+# is the REML estimate (Searle, Casella and McCulloch 1992, section 6.6)
+BALANCED = ["dyestuff", "penicillin_crossed", "pastes_nested", "rail", "classic/oats",
+            "classic/machines_nested", "classic/alfalfa", "classic/orange", "classic/cake",
+            "classic/assay"]
+
+
+@pytest.mark.parametrize("model_id", BALANCED)
+def test_start_is_lme4s_reml_optimum_on_balanced_designs(model_id):
+    record = load_reference(model_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LinearMixedModel(record["formula"], dataset_for(record))
+    start = moment_start(model.structure.parameters, model.system.crossproducts)
+    np.testing.assert_allclose(start, record["REML"]["theta"], rtol=2e-5)
+
+
+def test_start_keeps_lme4s_where_the_moments_say_nothing():
+    sleep = mm.datasets.load("sleepstudy")
+    structured = LinearMixedModel("Reaction ~ Days + cs(Days | Subject)", sleep)
+    parameters = structured.structure.parameters
+    assert not parameters.linear
+    np.testing.assert_array_equal(moment_start(parameters, structured.system.crossproducts),
+                                  parameters.start())
+    # a variance estimated <= 0 is started off the bound, correlations at 0
+    dyestuff2 = LinearMixedModel("Yield ~ 1 + (1 | Batch)", mm.datasets.load("dyestuff2"))
+    assert moment_start(dyestuff2.structure.parameters,
+                        dyestuff2.system.crossproducts) == pytest.approx([SCALE_FLOOR])
+    correlated = LinearMixedModel("Reaction ~ Days + (Days | Subject)", sleep)
+    start = moment_start(correlated.structure.parameters, correlated.system.crossproducts)
+    assert start[1] == 0.0 and start[0] > 0.0 and start[2] > 0.0
+
+
+def test_the_start_saves_gradients_on_crossed_designs(monkeypatch):
+    """A costly (blocked) system: L-BFGS from MIVQUE(0) reaches lme4's start's optimum in
+    fewer gradients."""
+    rng = np.random.default_rng(7)
+    rows = 6000
+    levels = {"subject": 400, "item": 150, "group": 20}
+    codes = {name: rng.integers(0, count, rows) for name, count in levels.items()}
+    x = rng.normal(size=rows)
+    y = 2.0 + 0.3 * x + rng.normal(0, 1.0, rows) + sum(
+        rng.normal(0, sd, levels[name])[codes[name]]
+        for name, sd in (("subject", 0.7), ("item", 0.5), ("group", 0.3)))
+    data = pd.DataFrame({"y": y, "x": x, **{name: [f"{name[0]}{v}" for v in c]
+                                              for name, c in codes.items()}})
+    formula = "y ~ x + (1 | subject) + (1 | item) + (1 | group)"
+    fit = mm.lmer(formula, data)
+    assert fit.model.system.evaluation_is_costly
+    assert fit.optsummary.optimizer == "LD_LBFGS"
+    monkeypatch.setattr(LinearMixedModel, "_lbfgs_start",
+                        lambda self: self.structure.parameters.start())
+    from_lme4 = mm.lmer(formula, data)
+    assert fit.objective == pytest.approx(from_lme4.objective, rel=1e-12)
+    np.testing.assert_allclose(fit.theta, from_lme4.theta, rtol=1e-8)
+    assert fit.optsummary.gradient_evaluations < from_lme4.optsummary.gradient_evaluations
+
+
+@pytest.mark.parametrize("model_id", ["classic/insteval", "classic/ham", "classic/pixel",
+                                      "sleepstudy_corr"])
+def test_every_recorded_gradient_was_computed(model_id, monkeypatch):
+    """The summary counts the gradients computed, not those the polish was handed
+    (``BestPoint``): the optimizer's last one is not computed again."""
+    record = load_reference(model_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LinearMixedModel(record["formula"], dataset_for(record))
+    calls = []
+    original = model.system.objective_and_gradient
+
+    def counted(theta, reml):
+        calls.append(np.array(theta))
+        return original(theta, reml)
+
+    monkeypatch.setattr(model.system, "objective_and_gradient", counted)
+    summary = model.optimize()
+    assert summary.gradient_evaluations == len(calls) > 0
+    seen = {tuple(theta) for theta in calls}
+    assert len(seen) == len(calls)  # no point computed twice
+
+
+def test_polished_tolerances_apply_to_lbfgs(monkeypatch):
+    """L-BFGS stops at the polished tolerances where Newton steps follow, and the optimum
+    is the one at the user's tolerances."""
+    record = load_reference("classic/pixel")
+    data = dataset_for(record)
+    fit = mm.lmer(record["formula"], data)
+    assert fit.optsummary.optimizer == "LD_LBFGS"
+    monkeypatch.setattr(lmm_model, "POLISHED_TOLERANCES", {})
+    tight = mm.lmer(record["formula"], data)
+    assert fit.objective == pytest.approx(tight.objective, rel=1e-11)
+    np.testing.assert_allclose(fit.theta, tight.theta, rtol=1e-8, atol=1e-9)
+    assert fit.optsummary.evaluations < tight.optsummary.evaluations

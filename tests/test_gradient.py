@@ -181,6 +181,24 @@ def test_selected_inverse_equals_dense_inverse(formula, levels, n, first_type):
         assert np.all(np.abs(gradient - expected) <= 1e-6 * scale + spread)
 
 
+@pytest.mark.parametrize("formula, levels, n", [case[:3] for case in SELECTED[2:]])
+def test_quadratic_form_update_without_the_factor_of_the_rest(formula, levels, n, monkeypatch):
+    """A dense diagonal block of Sigma gains Y' Sigma_rest Y by the rank-k update through
+    Sigma_rest's Cholesky factor, or, where that factor fails, by bands of the product: the
+    same blocks to rounding."""
+    from mixedmodels.linalg import selected_inverse as module
+
+    model = mm.LinearMixedModel(formula, _crossed(levels, n, seed=len(levels) + n))
+    leading = model.system.factor(model.structure.parameters.start() + 0.3).leading_blocks(True)
+    by_factor = selected_inverse(*leading)
+    monkeypatch.setattr(module, "_potrf", lambda a, lower: (a, 1))
+    by_bands = selected_inverse(*leading)
+    for key, block in by_factor.items():
+        other = by_bands[key]
+        np.testing.assert_allclose(getattr(other, "data", other), getattr(block, "data", block),
+                                   rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("formula, levels, n", [case[:3] for case in SELECTED
                                                 if case[3] == "BlockSparse"])
 def test_selected_inverse_by_columns_is_the_pair_plans(formula, levels, n, monkeypatch):

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.blas import dsyrk as _syrk
+from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dpotri as _potri
 
 from .blocks import TILE_BYTES, BlockDiagonal, BlockSparse, times_blockdiag
@@ -65,9 +67,9 @@ def selected_inverse(diagonal: list, below: dict) -> dict:
         if not isinstance(diagonal[j], np.ndarray):
             raise TypeError(f"no selected-inverse kernel for a diagonal block of type "
                             f"{type(diagonal[j]).__name__} after the first")
-        with threads_for_block(diagonal[j].shape[0]):
-            own = _potri(diagonal[j], lower=1)[0]
-        own = _symmetric_from_lower(own)  # L_jj^-T L_jj^-1
+        rows = diagonal[j].shape[0]
+        with threads_for_block(rows):
+            own = _potri(diagonal[j], lower=1)[0]  # L_jj^-T L_jj^-1, lower triangle
         later = range(j + 1, nb)
         if later:  # Y = L_{>j,j} L_jj^-1; Sigma_{>j,j} = -Sigma_{>j,>j} Y
             below_j = np.vstack([below[m, j] for m in later])
@@ -75,14 +77,30 @@ def selected_inverse(diagonal: list, below: dict) -> dict:
                                                    trans="T", check_finite=False).T
             rest = np.block([[full(i, m) for m in later] for i in later])
             column = -(rest @ scaled)
-            for start in range(0, own.shape[0], TILE_ROWS):  # not a second dense q_j x q_j
-                own[start:start + TILE_ROWS] -= scaled[:, start:start + TILE_ROWS].T @ column
+            own = _plus_quadratic_form(own, scaled, rest, column)
             starts = np.cumsum([0] + [below[m, j].shape[0] for m in later])
             for m, start, stop in zip(later, starts[:-1], starts[1:]):
                 sigma[m, j] = column[start:stop]
+        own = _symmetric_from_lower(own)
         sigma[j, j] = own
     _first_column(diagonal[0], below, sigma, full, nb)
     return sigma
+
+
+def _plus_quadratic_form(own: np.ndarray, scaled: np.ndarray, rest: np.ndarray,
+                         column: np.ndarray) -> np.ndarray:
+    """own + Y' R Y on own's lower triangle (in place where LAPACK allows), for Y = ``scaled``
+    (k, n) and R = ``rest`` (k, k) positive definite, ``column`` = -R Y: by its Cholesky
+    factor C, (C' Y)' (C' Y) with BLAS's rank-k update (dsyrk, half the flops of a full
+    product and no band loop); where R's factor fails (rounding in a nearly singular R), by
+    bands of ``TILE_ROWS`` rows of -Y' column, not a second dense n x n."""
+    root, info = _potrf(rest, lower=1)
+    if info == 0:
+        half = np.tril(root).T @ scaled
+        return _syrk(1.0, half, beta=1.0, c=own, trans=1, lower=1, overwrite_c=1)
+    for start in range(0, own.shape[0], TILE_ROWS):
+        own[start:start + TILE_ROWS] -= scaled[:, start:start + TILE_ROWS].T @ column
+    return own
 
 
 def _symmetric_from_lower(a: np.ndarray, tile: int = TILE_ROWS) -> np.ndarray:

@@ -201,6 +201,25 @@ def test_quadratic_form_update_without_the_factor_of_the_rest(formula, levels, n
 
 @pytest.mark.parametrize("formula, levels, n", [case[:3] for case in SELECTED
                                                 if case[3] == "BlockSparse"])
+def test_dense_gathers_kernel_equals_numpys(formula, levels, n, monkeypatch):
+    """Products of dense blocks on a block-sparse pattern: the compiled loop and NumPy's
+    gathers give the same blocks to rounding."""
+    from mixedmodels.linalg import selected_inverse as module
+
+    model = mm.LinearMixedModel(formula, _crossed(levels, n, seed=len(levels) + n))
+    leading = model.system.factor(model.structure.parameters.start() + 0.3).leading_blocks(True)
+    compiled = selected_inverse(*leading)
+    monkeypatch.setattr(module, "dense_gathers_kernel", lambda: None)
+    monkeypatch.setattr(module, "GATHERED", 64)  # NumPy's gathers, a few entries at a time
+    gathered = selected_inverse(*leading)
+    for key, block in compiled.items():
+        other = gathered[key]
+        np.testing.assert_allclose(getattr(other, "data", other), getattr(block, "data", block),
+                                   rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("formula, levels, n", [case[:3] for case in SELECTED
+                                                if case[3] == "BlockSparse"])
 def test_selected_inverse_by_columns_is_the_pair_plans(formula, levels, n, monkeypatch):
     """The compiled products of the block-sparse column (by columns, some rows of Sigma at a
     time) add what the pair plan adds, in its order: the same blocks to the last bit."""

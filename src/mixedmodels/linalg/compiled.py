@@ -44,8 +44,8 @@ import math
 import numpy as np
 
 __all__ = ["SingleFactorObjective", "SmallDenseObjective", "column_gathers_kernel",
-           "column_pairs_kernel", "dense_gradient_kernel", "dense_kernel", "load_kernels",
-           "marginal_kernel", "prefer_numpy", "single_factor_kernel"]
+           "column_pairs_kernel", "dense_gathers_kernel", "dense_gradient_kernel", "dense_kernel",
+           "load_kernels", "marginal_kernel", "prefer_numpy", "single_factor_kernel"]
 
 _KERNEL = None
 _AUTOLOAD = True
@@ -54,6 +54,7 @@ _DENSE_GRADIENT_KERNEL = None
 _MARGINAL_KERNEL = None
 _COLUMN_PAIRS_KERNEL = None
 _COLUMN_GATHERS_KERNEL = None
+_DENSE_GATHERS_KERNEL = None
 
 
 def _cholesky(matrix, size, first, p):
@@ -364,6 +365,20 @@ def _column_pair_gathers(out, left, start_t, rows_t, positions_t, start_r, rows_
         out[positions_t[x]] = low[x] + high[x]
 
 
+def _dense_pattern_gathers(out, left, right_t, start_t, rows_t, positions_t):
+    """The entries of left @ R at the stored elements of T, for a dense R given transposed
+    (``right_t`` = R', one row per column of T) and T by columns as in
+    ``_column_pair_products``: the element (r, c) gets left[r, :] . R[:, c], summed over the
+    inner index in increasing order."""
+    inner = left.shape[1]
+    for c in range(start_t.shape[0] - 1):
+        for x in range(start_t[c], start_t[c + 1]):
+            r, total = rows_t[x], 0.0
+            for k in range(inner):
+                total += left[r, k] * right_t[c, k]
+            out[positions_t[x]] = total
+
+
 def load_kernels() -> bool:
     """Use the compiled kernels in this process from now on (see the module docstring): import
     numba and wrap them, each compiled (or read from numba's cache) at its first call. False
@@ -385,6 +400,8 @@ def load_kernels() -> bool:
             _MARGINAL_KERNEL = numba.njit(cache=True, nogil=True)(_marginal_pieces)
             _COLUMN_PAIRS_KERNEL = numba.njit(cache=True, nogil=True)(_column_pair_products)
             _COLUMN_GATHERS_KERNEL = numba.njit(cache=True, nogil=True)(_column_pair_gathers)
+            global _DENSE_GATHERS_KERNEL
+            _DENSE_GATHERS_KERNEL = numba.njit(cache=True, nogil=True)(_dense_pattern_gathers)
         except Exception:  # noqa: BLE001 - no numba, or it cannot compile here: use NumPy
             _KERNEL = False
     return bool(_KERNEL)
@@ -434,6 +451,12 @@ def column_gathers_kernel():
     """The compiled product of a dense and a block-sparse block on another's pattern, by
     columns (``linalg.selected_inverse``), or None (no numba, or ``prefer_numpy``)."""
     return _COLUMN_GATHERS_KERNEL if _loaded() else None
+
+
+def dense_gathers_kernel():
+    """The compiled product of two dense blocks on a block-sparse block's pattern
+    (``linalg.selected_inverse``), or None (no numba, or ``prefer_numpy``)."""
+    return _DENSE_GATHERS_KERNEL if _loaded() else None
 
 
 class SingleFactorObjective:

@@ -27,7 +27,7 @@ from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dpotri as _potri
 
 from .blocks import TILE_BYTES, BlockDiagonal, BlockSparse, times_blockdiag
-from .compiled import column_gathers_kernel
+from .compiled import column_gathers_kernel, dense_gathers_kernel
 from .threads import threads_for_block
 
 __all__ = ["level_blocks", "selected_inverse"]
@@ -122,11 +122,14 @@ def _first_column(first: BlockDiagonal, below: dict, sigma: dict, full, nb: int)
     scaled = {m: times_blockdiag(below[m, 0], inverse) for m in range(1, nb)}  # L_m0 L_00^-1
     for i in range(1, nb):
         target = below[i, 0]
-        total = None
-        for m in range(1, nb):
-            part = _restricted_product(full(i, m), scaled[m], target, symmetric=i == m)
-            total = part if total is None else total + part
-        sigma[i, 0] = _negated(target, total)
+        sparse = [m for m in range(1, nb) if isinstance(scaled[m], BlockSparse)]
+        dense = [m for m in range(1, nb) if m not in sparse]
+        parts = [_restricted_product(full(i, m), scaled[m], target, symmetric=i == m)
+                 for m in sparse]
+        if dense:  # one product by the dense blocks side by side: one gather, not one each
+            parts.append(_restricted_product(np.hstack([full(i, m) for m in dense]),
+                                             np.vstack([scaled[m] for m in dense]), target))
+        sigma[i, 0] = _negated(target, sum(parts[1:], parts[0]))
     own = np.einsum("lba,lbc->lac", inverse, inverse)  # L_00^-T L_00^-1, per level
     for m in range(1, nb):
         own = own - _column_block_products(sigma[m, 0], scaled[m], first.data.shape[0])
@@ -157,6 +160,11 @@ def _restricted_product(left: np.ndarray, right, target, symmetric: bool = False
         return np.bincount(plan.left, values, target.data.size)
     columns = target.by_columns()  # the entries' rows and columns, a few at a time
     out = np.empty(target.data.size)
+    kernel = dense_gathers_kernel()
+    if kernel is not None:
+        kernel(out, np.ascontiguousarray(left), np.ascontiguousarray(right.T), columns.start,
+               columns.rows, columns.positions)
+        return out
     step = max(1, GATHERED // left.shape[1])
     for start in range(0, len(columns.rows), step):
         part = np.arange(start, min(start + step, len(columns.rows)))

@@ -312,7 +312,8 @@ class LinearMixedModel:
             summary = snap_to_bounds(self._criterion, summary)
             if self._has_gradient():
                 summary = newton_polish(criterion_and_gradient, summary, parameters.upper(),
-                                        criterion_and_gradient.at(summary.final))
+                                        criterion_and_gradient.at(summary.final),
+                                        criterion_and_gradient.history)
             elif parameters.residual is not None:
                 summary = numerical_polish(self._criterion, summary, parameters.upper())
         return summary
@@ -360,7 +361,9 @@ class LinearMixedModel:
                                  dataclasses.replace(tolerances,
                                                      ftol_abs=tolerances.ftol_abs / n),
                                  parameters.upper(), backend=self.system.backend)
-        return dataclasses.replace(summary, final=parameters.canonical(summary.final),
+        final = parameters.canonical(summary.final)
+        criterion_and_gradient.reflect(np.where(final == summary.final, 1.0, -1.0))
+        return dataclasses.replace(summary, final=final,
                                    lower_bounds=parameters.lower(), settings=settings,
                                    fmin=summary.fmin * n, trace=summary.trace * n)
 

@@ -73,9 +73,9 @@ class OptSettings:
     """Optimizer settings.
 
     ``method``: "bobyqa", "lbfgs" (the analytic gradient; models without residual-structure
-    parameters), or "auto": L-BFGS from 3 parameters where an evaluation is costly (the
-    blocked factor: several grouping factors and more than a hundred rows in
-    Lambda' A Lambda + I) and from 4 on smaller systems, where it reaches the same optimum in
+    parameters), or "auto": L-BFGS where an evaluation is costly (the blocked factor:
+    several grouping factors, so 2 parameters or more, and more than a hundred rows in
+    Lambda' A Lambda + I) and from 4 parameters on smaller systems, where it reaches the same optimum in
     a third to a thirtieth of BOBYQA's evaluations; BOBYQA otherwise, where the compiled
     evaluations cost less than the gradient's bookkeeping, and for structured terms
     (``lmm.model.GRADIENT_FROM``).

@@ -70,7 +70,7 @@ def test_mivque0_equals_its_definition(formula, seed, dense_z, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = LinearMixedModel(formula, _crossed(seed))
-    residual, blocks = _mivque0(model.system.crossproducts)
+    residual, blocks, _ = _mivque0(model.system.crossproducts)
     expected_residual, expected_blocks = _dense_mivque0(model)
     assert residual == pytest.approx(expected_residual, rel=1e-10)
     for ours, expected in zip(blocks, expected_blocks):
@@ -170,3 +170,69 @@ def test_polished_tolerances_apply_to_lbfgs(monkeypatch):
     assert fit.objective == pytest.approx(tight.objective, rel=1e-11)
     np.testing.assert_allclose(fit.theta, tight.theta, rtol=1e-8, atol=1e-9)
     assert fit.optsummary.evaluations < tight.optsummary.evaluations
+
+
+def _slopes(scale: float, weight: float = 1.0) -> pd.DataFrame:
+    """Crossed factors, a random slope on x * scale, prior weights times ``weight``."""
+    rng = np.random.default_rng(20)
+    rows = 3000
+    g1, g2, x = rng.integers(0, 120, rows), rng.integers(0, 60, rows), rng.normal(size=rows)
+    w = rng.uniform(0.2, 5.0, rows)
+    y = (1 + x + rng.normal(size=120)[g1] + 0.5 * rng.normal(size=120)[g1] * x
+         + 0.7 * rng.normal(size=60)[g2] + rng.normal(size=rows) / np.sqrt(w))
+    return pd.DataFrame({"y": y, "xs": x * scale, "w": w * weight,
+                         "g1": [f"a{v}" for v in g1], "g2": [f"b{v}" for v in g2]})
+
+
+FORMULA = "y ~ xs + (xs || g1) + (1 | g2)"
+
+
+@pytest.mark.parametrize("scale", [1e-4, 1e4, 1e6])
+def test_start_and_fit_follow_the_columns_units(scale):
+    """A slope's covariate in other units: the start's and the optimum's slope sd scale by
+    its inverse (the MIVQUE system is equilibrated; L-BFGS runs in the columns' units), where
+    unscaled the start hit its ceiling and L-BFGS stopped 14 to 30% above the optimum."""
+    base = LinearMixedModel(FORMULA, _slopes(1.0), weights="w")
+    other = LinearMixedModel(FORMULA, _slopes(scale), weights="w")
+    mapping = np.array([1.0, 1.0 / scale, 1.0])
+    np.testing.assert_allclose(
+        moment_start(other.structure.parameters, other.system.crossproducts),
+        moment_start(base.structure.parameters, base.system.crossproducts) * mapping,
+        rtol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit, expected = other.fit(), base.fit()
+    np.testing.assert_allclose(fit.theta, expected.theta * mapping, rtol=1e-6)
+    assert fit.optsummary.gradient_evaluations <= 2 * expected.optsummary.gradient_evaluations
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_fit_follows_the_weights_units(reml):
+    """Prior weights times 1e8: sigma times 1e4, theta times 1e-4, the same fit (lme4's
+    singularity rule, theta < 1e-4, then flags it: it is in theta's absolute units)."""
+    base = LinearMixedModel("y ~ xs + (1 | g1) + (1 | g2)", _slopes(1.0), reml=reml,
+                            weights="w")
+    heavy = LinearMixedModel("y ~ xs + (1 | g1) + (1 | g2)", _slopes(1.0, 1e8), reml=reml,
+                             weights="w")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit, expected = heavy.fit(), base.fit()
+    np.testing.assert_allclose(fit.theta, expected.theta * 1e-4, rtol=1e-6)
+    assert fit.sigma == pytest.approx(expected.sigma * 1e4, rel=1e-8)
+
+
+def test_lbfgs_starts_again_where_the_start_is_not_finite(monkeypatch):
+    """A start whose criterion is not finite is a failure to L-BFGS (NLopt, handed zero
+    gradients there, says SUCCESS): the fit starts again from lme4's start."""
+    from mixedmodels.core.optimize import OptSettings, minimize_lbfgs
+
+    summary = minimize_lbfgs(lambda x: (np.inf, np.zeros(2)), np.ones(2), np.zeros(2),
+                             OptSettings())
+    assert summary.return_code == "FAILURE"
+    data = _slopes(1.0)
+    expected = mm.lmer("y ~ xs + (1 | g1) + (1 | g2)", data)
+    monkeypatch.setattr(LinearMixedModel, "_lbfgs_start", lambda self: np.full(2, 1e8))
+    fit = mm.lmer("y ~ xs + (1 | g1) + (1 | g2)", data)
+    assert fit.optsummary.optimizer == "LD_LBFGS"
+    assert np.isinf(fit.optsummary.trace[0])
+    assert fit.objective == pytest.approx(expected.objective, rel=1e-12)

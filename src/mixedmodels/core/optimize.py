@@ -75,8 +75,8 @@ class OptSettings:
     ``method``: "bobyqa", "lbfgs" (the analytic gradient; models without residual-structure
     parameters), or "auto": L-BFGS where an evaluation is costly (the blocked factor:
     several grouping factors, so 2 parameters or more, and more than a hundred rows in
-    Lambda' A Lambda + I) and from 4 parameters on smaller systems, where it reaches the same optimum in
-    a third to a thirtieth of BOBYQA's evaluations; BOBYQA otherwise, where the compiled
+    Lambda' A Lambda + I) and from 4 parameters on smaller systems, where it reaches the same
+    optimum in a third to a thirtieth of BOBYQA's evaluations; BOBYQA otherwise, where the compiled
     evaluations cost less than the gradient's bookkeeping, and for structured terms
     (``lmm.model.GRADIENT_FROM``).
 
@@ -207,7 +207,8 @@ def minimize_lbfgs(objective_and_gradient: Callable[[np.ndarray], tuple[float, n
     ``objective_and_gradient(x)`` returns (value, gradient); a non-finite value counts as
     very large. Each call counts as one evaluation and one gradient evaluation. NLopt raises
     when round-off stops progress, or when its line search finds no descent; the best point
-    evaluated is then the result, with return code ROUNDOFF_LIMITED or FAILURE.
+    evaluated is then the result, with return code ROUNDOFF_LIMITED or FAILURE; FAILURE too
+    when no evaluation was finite (NLopt, given zero gradients there, reports SUCCESS).
     """
     trace: list[float] = []
     best = {"value": np.inf, "x": np.array(initial, dtype=float)}
@@ -225,8 +226,11 @@ def minimize_lbfgs(objective_and_gradient: Callable[[np.ndarray], tuple[float, n
 
     opt = nlopt.opt(nlopt.LD_LBFGS, len(initial))
     opt.set_vector_storage(LBFGS_STORAGE)
-    return _run(opt, wrapped, initial, lower, upper, settings, trace, best, backend,
-                gradients=True)
+    summary = _run(opt, wrapped, initial, lower, upper, settings, trace, best, backend,
+                   gradients=True)
+    if not np.isfinite(summary.fmin):  # no finite value seen: nothing converged
+        return replace(summary, return_code="FAILURE")
+    return summary
 
 
 def _run(opt, wrapped, initial, lower, upper, settings: OptSettings, trace: list, best: dict,
@@ -365,8 +369,8 @@ def _secant_hessian(x: np.ndarray, gradient: np.ndarray, history, free: np.ndarr
     squares, symmetrized; or None when those points do not determine it.
 
     The points: the latest ``SECANT_HISTORY`` evaluations, those from ``SECANT_NEAREST`` to
-    ``SECANT_RADIUS`` away from x (relative to max(1, |x|)) that moved only free parameters, at most 2 per free parameter,
-    the nearest first. Their steps must span the free parameters with a condition number
+    ``SECANT_RADIUS`` away from x (relative to max(1, |x|)) that moved only free parameters,
+    at most 2 per free parameter, the nearest first. Their steps must span the free parameters with a condition number
     below ``SECANT_CONDITION``. Each pair's change is H's step to O(|step|) (the third
     derivative), so points near x give H to about the radius, relative.
     """

@@ -19,9 +19,16 @@ from A alone, with G = (X'X)^- and U_t = X' Z_t (p x levels):
     ||Z_t' Q Z_u||^2 = ||Z_t' Z_u||^2 - 2 <Z_t' Z_u, U_t' G U_u> + tr(G U_t U_t' G U_u U_u'),
 
 with no dense levels_t x levels_u matrix, so that in-memory and partitioned fits start at the
-same point and the cost is that of one pass over A's stored entries. The diagonal of each
-lam is then sqrt(sigma_c^2 / sigma_e^2), kept within [``SCALE_FLOOR``, ``SCALE_CEILING``].
-The optimum does not depend on the start; only the number of evaluations to reach it does.
+same point and the cost is that of one pass over A's stored entries. The system's entries
+scale with the fourth power of each column's units (a slope on income in dollars, prior
+weights of 1e8), so it is solved equilibrated (unit diagonal): unscaled, its singular values
+spanned more than 1e16 and the solve kept only the largest.
+
+The diagonal of each lam is then sqrt(sigma_c^2 / sigma_e^2), kept where the column's share
+of the variance of an observation, sqrt(sigma_c^2 W_c / n) / sigma_e with W_c = ||Z_c||^2
+(unit-free, 1 for an intercept), lies within [``SCALE_FLOOR``, ``SCALE_CEILING``]: off the
+bound 0 and finite, in the column's own units. The optimum does not depend on the start;
+only the number of evaluations to reach it does.
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ import scipy.sparse as sp
 from ..covariance.parameters import ParameterMap
 from .crossproducts import CrossProducts
 
-__all__ = ["moment_start"]
+__all__ = ["moment_start", "theta_units"]
 
-#: the start's relative sds are kept within these: off the bound 0, where the criterion's
-#: derivative by a diagonal entry of lam vanishes whatever the optimum, and finite
+#: each column's share of an observation's sd, relative to the residual sd, is kept within
+#: these: off the bound 0, where the criterion's derivative by a diagonal entry of lam
+#: vanishes whatever the optimum, and finite
 SCALE_FLOOR = 0.1
 SCALE_CEILING = 100.0
 
@@ -56,9 +64,11 @@ def moment_start(parameters: ParameterMap, crossproducts: CrossProducts) -> np.n
     variances = _mivque0(crossproducts)
     if variances is None:
         return start
-    residual, blocks = variances
-    for block, pattern in zip(blocks, parameters.patterns):
-        scales = np.clip(np.sqrt(np.maximum(block, 0.0) / residual), SCALE_FLOOR, SCALE_CEILING)
+    residual, blocks, sizes = variances
+    for block, size, pattern in zip(blocks, sizes, parameters.patterns):
+        unit = np.sqrt(np.maximum(size, np.finfo(float).tiny) / crossproducts.n)  # rms of Z_c
+        share = np.sqrt(np.maximum(block, 0.0) / residual) * unit
+        scales = np.clip(share, SCALE_FLOOR, SCALE_CEILING) / unit
         on_diagonal = pattern.rows == pattern.cols
         for index in np.unique(pattern.index[on_diagonal]):
             columns = pattern.rows[on_diagonal & (pattern.index == index)]
@@ -66,9 +76,31 @@ def moment_start(parameters: ParameterMap, crossproducts: CrossProducts) -> np.n
     return start
 
 
-def _mivque0(crossproducts: CrossProducts) -> tuple[float, list[np.ndarray]] | None:
-    """(sigma_e^2, per block the (k_b,) variances of its columns), or None when the
-    residual variance is not positive or A is not finite."""
+def theta_units(parameters: ParameterMap, crossproducts: CrossProducts) -> np.ndarray:
+    """(n_params,) the natural unit of each parameter: 1 / rms(Z_r) for an entry of a linear
+    term's lam in row r (an sd of column r relative to sigma is in the inverse of the
+    column's units; rms(Z_r) = sqrt(W_r / n), 1 for an intercept), the geometric mean over
+    the entries a parameter fills; 1 for the other parameters. L-BFGS runs on theta divided
+    by these, so that a slope on income in dollars (theta about 1e-5) and an intercept
+    (about 1) are steps of one size; unscaled, its line search failed there.
+    """
+    units = np.ones(parameters.n_params)
+    if not parameters.linear:
+        return units
+    for diag, pattern in zip(crossproducts.diag, parameters.patterns):
+        sizes = np.diagonal(diag, axis1=1, axis2=2).sum(axis=0)
+        if not np.all(np.isfinite(sizes) & (sizes > 0.0)):
+            continue
+        logs = -0.5 * np.log(sizes / crossproducts.n)
+        for index in np.unique(pattern.index):
+            units[index] = float(np.exp(np.mean(logs[pattern.rows[pattern.index == index]])))
+    return units
+
+
+def _mivque0(crossproducts: CrossProducts):
+    """(sigma_e^2, per block the (k_b,) variances of its columns, per block the (k_b,)
+    squared norms W_c of its columns), or None when the residual variance is not positive
+    or A is not finite."""
     xy, n = crossproducts.xy, crossproducts.n
     p = xy.shape[0] - 1
     if not np.all(np.isfinite(xy)):
@@ -107,13 +139,19 @@ def _mivque0(crossproducts: CrossProducts) -> tuple[float, list[np.ndarray]] | N
     system[m, m] = n - rank
     if not (np.all(np.isfinite(system)) and np.all(np.isfinite(right))):
         return None
-    sigma = np.linalg.lstsq(system, right, rcond=None)[0]
+    diagonal = np.diagonal(system)
+    if not np.all(diagonal > 0.0):
+        return None
+    scale = 1.0 / np.sqrt(diagonal)  # equilibrated: the columns' units cancel
+    sigma = scale * np.linalg.lstsq(system * np.outer(scale, scale), scale * right,
+                                    rcond=None)[0]
     if not sigma[m] > 0.0:
         return None
     blocks = [np.zeros(d.shape[1]) for d in crossproducts.diag]
+    sizes = [np.diagonal(d, axis1=1, axis2=2).sum(axis=0) for d in crossproducts.diag]
     for (b, c, *_), value in zip(components, sigma[:m]):
         blocks[b][c] = value
-    return float(sigma[m]), blocks
+    return float(sigma[m]), blocks, sizes
 
 
 def _off_block(crossproducts: CrossProducts, bt: int, ct: int, bs: int, cs: int):

@@ -36,7 +36,7 @@ from ..core.optimize import (
 )
 from ..core.pls import PLSSystem
 from ..core.residual_system import ResidualParameterSystem
-from ..core.start import moment_start
+from ..core.start import moment_start, theta_units
 from ..core.structure import ReStructure, build_structure
 from ..covariance.correlation import CS, Correlation
 from ..covariance.residual import ResidualStructure, residual_structure
@@ -346,27 +346,39 @@ class LinearMixedModel:
         return self.system.objective_and_gradient(theta, self.reml)
 
     def _minimize_lbfgs(self, settings: OptSettings, criterion_and_gradient) -> OptSummary:
-        """L-BFGS from the moments' start (``core.start``) with the signs of lam's diagonal
-        free (``ParameterMap.sign_free``), then theta in lme4's canonical form. It minimizes
-        the criterion per observation: its first step is the gradient's, whose size grows
-        with n otherwise (on the reference models, 866 evaluations in all instead of 1,245,
-        at the same optima)."""
+        """L-BFGS from ``_lbfgs_start`` with the signs of lam's diagonal free
+        (``ParameterMap.sign_free``), then theta in lme4's canonical form. It minimizes the
+        criterion per observation (its first step is the gradient's, whose size grows with n
+        otherwise: on the reference models, 866 evaluations in all instead of 1,245, at the
+        same optima) over theta in its columns' units (``core.start.theta_units``). Where
+        the criterion is not finite at the start, it starts again from lme4's."""
         parameters = self.structure.parameters
-        lower = np.where(parameters.sign_free(), -np.inf, parameters.lower())
+        units = theta_units(parameters, self.system.crossproducts)
+        lower = np.where(parameters.sign_free(), -np.inf, parameters.lower()) / units
         n = self.design.n
         tolerances = self._polished_settings(settings)
+        scaled = dataclasses.replace(tolerances, ftol_abs=tolerances.ftol_abs / n)
 
-        def per_observation(theta):
-            value, gradient = criterion_and_gradient(theta)
-            return value / n, gradient / n
+        def per_observation(u):
+            value, gradient = criterion_and_gradient(u * units)
+            return value / n, gradient * units / n
 
-        summary = minimize_lbfgs(per_observation, self._lbfgs_start(), lower,
-                                 dataclasses.replace(tolerances,
-                                                     ftol_abs=tolerances.ftol_abs / n),
-                                 parameters.upper(), backend=self.system.backend)
-        final = parameters.canonical(summary.final)
-        criterion_and_gradient.reflect(np.where(final == summary.final, 1.0, -1.0))
-        return dataclasses.replace(summary, final=final,
+        def run(start: np.ndarray) -> OptSummary:
+            return minimize_lbfgs(per_observation, start / units, lower, scaled,
+                                  parameters.upper() / units, backend=self.system.backend)
+
+        summary = run(self._lbfgs_start())
+        if not np.isfinite(summary.fmin):  # the criterion is not finite there: lme4's start
+            again = run(parameters.start())
+            summary = dataclasses.replace(
+                again, evaluations=summary.evaluations + again.evaluations,
+                gradient_evaluations=summary.gradient_evaluations + again.gradient_evaluations,
+                trace=np.concatenate([summary.trace, again.trace]),
+                seconds=summary.seconds + again.seconds)
+        raw = summary.final * units
+        final = parameters.canonical(raw)
+        criterion_and_gradient.reflect(np.where(final == raw, 1.0, -1.0))
+        return dataclasses.replace(summary, initial=summary.initial * units, final=final,
                                    lower_bounds=parameters.lower(), settings=settings,
                                    fmin=summary.fmin * n, trace=summary.trace * n)
 

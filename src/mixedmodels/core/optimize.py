@@ -370,9 +370,10 @@ def _secant_hessian(x: np.ndarray, gradient: np.ndarray, history, free: np.ndarr
 
     The points: the latest ``SECANT_HISTORY`` evaluations, those from ``SECANT_NEAREST`` to
     ``SECANT_RADIUS`` away from x (relative to max(1, |x|)) that moved only free parameters,
-    at most 2 per free parameter, the nearest first. Their steps must span the free parameters with a condition number
-    below ``SECANT_CONDITION``. Each pair's change is H's step to O(|step|) (the third
-    derivative), so points near x give H to about the radius, relative.
+    at most 2 per free parameter, the nearest first. Their steps must span the free
+    parameters with a condition number below ``SECANT_CONDITION``. Each pair's change is H's
+    step to O(|step|) (the third derivative), so points near x give H to about the radius,
+    relative.
     """
     k = len(free)
     scale = np.maximum(1.0, np.abs(x))

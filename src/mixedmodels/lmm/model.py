@@ -36,7 +36,7 @@ from ..core.optimize import (
 )
 from ..core.pls import PLSSystem
 from ..core.residual_system import ResidualParameterSystem
-from ..core.start import moment_start, theta_units
+from ..core.start import moment_start, theta_units, unit_start
 from ..core.structure import ReStructure, build_structure
 from ..covariance.correlation import CS, Correlation
 from ..covariance.residual import ResidualStructure, residual_structure
@@ -383,17 +383,18 @@ class LinearMixedModel:
                                    fmin=summary.fmin * n, trace=summary.trace * n)
 
     def _lbfgs_start(self) -> np.ndarray:
-        """L-BFGS's start: the MIVQUE(0) variances (``core.start``) where an evaluation runs
-        the blocked factor, lme4's lam = I elsewhere. From MIVQUE(0), InstEval takes 11
-        gradients instead of 28, the 64 x 80 maximal design 37 instead of 50, the 56 x 32 one
-        171 instead of 194. The estimates cost 0.15 to 0.65 ms on the reference models, more
-        than a compiled small model's evaluations they save (a few microseconds each: BOBYQA
-        from MIVQUE(0) takes 22 evaluations instead of 44 on Penicillin, 13 instead of 27 on
-        Rail, but more on sleepstudy, carrots and MathAchieve)."""
-        parameters = self.structure.parameters
+        """L-BFGS's start: the MIVQUE(0) variances (``core.start.moment_start``) where an
+        evaluation runs the blocked factor, lme4's lam = I in the columns' units
+        (``core.start.unit_start``) elsewhere. From MIVQUE(0), InstEval takes 11 gradients
+        instead of 28, the 64 x 80 maximal design 37 instead of 50, the 56 x 32 one 100
+        instead of 194. The estimates cost 0.15 to 0.65 ms on the reference models, more than
+        a compiled small model's evaluations they save (a few microseconds each: BOBYQA from
+        MIVQUE(0) takes 22 evaluations instead of 44 on Penicillin, 13 instead of 27 on Rail,
+        but more on sleepstudy, carrots and MathAchieve)."""
+        parameters, crossproducts = self.structure.parameters, self.system.crossproducts
         if self.system.evaluation_is_costly:
-            return moment_start(parameters, self.system.crossproducts)
-        return parameters.start()
+            return moment_start(parameters, crossproducts)
+        return unit_start(parameters, crossproducts)
 
     def _uses_gradient(self, settings: OptSettings) -> bool:
         """L-BFGS with the analytic gradient (else BOBYQA), as ``settings.method`` says."""
@@ -412,7 +413,9 @@ class LinearMixedModel:
     def _continued(self, summary: OptSummary, settings: OptSettings,
                    step: float) -> OptSummary:
         """BOBYQA again from where ``summary`` stopped, with initial step ``step``: the
-        better optimum, with both runs' evaluations counted."""
+        better optimum, with both runs' evaluations counted, and BOBYQA's return code when
+        it stopped normally (it found nothing lower than where the first run failed, e.g.
+        L-BFGS's line search defeated by rounding at the optimum: that is the optimum)."""
         parameters = self.structure.parameters
         restart = minimize_bobyqa(self._criterion, summary.final, parameters.lower(),
                                   dataclasses.replace(settings, initial_step=step),
@@ -420,8 +423,9 @@ class LinearMixedModel:
         best = restart if restart.fmin < summary.fmin else summary
         optimizer = (summary.optimizer if summary.optimizer == restart.optimizer
                      else f"{summary.optimizer} + {restart.optimizer}")
+        code = restart.return_code if restart.stopped_normally else best.return_code
         return dataclasses.replace(
-            best, optimizer=optimizer, initial=summary.initial,
+            best, optimizer=optimizer, initial=summary.initial, return_code=code,
             evaluations=summary.evaluations + restart.evaluations,
             gradient_evaluations=summary.gradient_evaluations,
             trace=np.concatenate([summary.trace, restart.trace]),

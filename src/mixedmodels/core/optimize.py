@@ -376,6 +376,8 @@ def _secant_hessian(x: np.ndarray, gradient: np.ndarray, history, free: np.ndarr
     relative.
     """
     k = len(free)
+    if len(history) < k:  # BOBYQA's polish: no gradients seen
+        return None
     scale = np.maximum(1.0, np.abs(x))
     held = np.setdiff1d(np.arange(len(x)), free)
     steps = []

@@ -101,6 +101,12 @@ def theta_units(parameters: ParameterMap, crossproducts: CrossProducts) -> np.nd
     units = np.ones(parameters.n_params)
     if not parameters.linear:
         return units
+    if all(diag.shape[1] == 1 for diag in crossproducts.diag):  # one column per factor
+        sizes = np.array([diag.sum() for diag in crossproducts.diag])
+        if np.all(np.isfinite(sizes) & (sizes > 0.0)):
+            for size, pattern in zip(sizes, parameters.patterns):
+                units[pattern.index] = np.sqrt(crossproducts.n / size)
+        return units
     for spread, pattern in zip(_column_spreads(parameters, crossproducts), parameters.patterns):
         logs = -np.log(spread)
         for index in np.unique(pattern.index):

@@ -107,10 +107,12 @@ def theta_units(parameters: ParameterMap, crossproducts: CrossProducts) -> np.nd
             for size, pattern in zip(sizes, parameters.patterns):
                 units[pattern.index] = np.sqrt(crossproducts.n / size)
         return units
+    size = parameters.n_params
     for spread, pattern in zip(_column_spreads(parameters, crossproducts), parameters.patterns):
-        logs = -np.log(spread)
-        for index in np.unique(pattern.index):
-            units[index] = float(np.exp(np.mean(logs[pattern.rows[pattern.index == index]])))
+        counts = np.bincount(pattern.index, minlength=size)
+        sums = np.bincount(pattern.index, -np.log(spread)[pattern.rows], minlength=size)
+        filled = counts > 0
+        units[filled] = np.exp(sums[filled] / counts[filled])  # geometric means
     return units
 
 
@@ -121,17 +123,11 @@ def _column_spreads(parameters: ParameterMap, crossproducts: CrossProducts) -> l
     or W_c / n where that is not clearly positive (the intercept itself); 1 where W_c is 0
     or not finite."""
     spreads = []
-    for b, diag in enumerate(crossproducts.diag):
-        names = {}
-        for t in parameters.blocks[b]:
-            for j, name in enumerate(parameters.columns[t]):
-                names[parameters.offsets[t] + j] = name
+    for diag, j in zip(crossproducts.diag, parameters.block_intercepts()):
         totals = diag.sum(axis=0)  # (k, k): sum over levels
         sizes = np.diagonal(totals).copy()
-        squares = sizes.copy()
-        intercepts = [j for j, name in names.items() if name == "(Intercept)"]
-        if intercepts and totals[intercepts[0], intercepts[0]] > 0.0:
-            j = intercepts[0]
+        squares = sizes
+        if j >= 0 and totals[j, j] > 0.0:
             means = totals[:, j] / totals[j, j]
             centred = sizes - means ** 2 * totals[j, j]
             squares = np.where(centred > CENTRED_SHARE * sizes, centred, sizes)

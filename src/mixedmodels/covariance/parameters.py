@@ -90,6 +90,17 @@ class ParameterMap:
                              np.concatenate([p.index + first for p, _, first in parts]),
                              sum(self.structures[t].k for t in terms))
 
+    def block_intercepts(self) -> tuple[int, ...]:
+        """Per block, the block column of its "(Intercept)" column, or -1 (computed once)."""
+        if getattr(self, "_intercepts", None) is None:
+            found = []
+            for terms in self.blocks:
+                columns = [self.offsets[t] + j for t in terms
+                           for j, name in enumerate(self.columns[t]) if name == "(Intercept)"]
+                found.append(columns[0] if columns else -1)
+            self._intercepts = tuple(found)
+        return self._intercepts
+
     def start(self) -> np.ndarray:
         """(n_params,) the optimizer's start (lme4's: every term's factor the identity),
         read-only."""

@@ -74,6 +74,10 @@ __all__ = ["GeneralizedLeastSquares", "LinearMixedModel", "check_settings"]
 GRADIENT_FROM_BLOCKED = 2
 GRADIENT_FROM = 4
 
+#: BOBYQA runs on theta in its columns' units only where one is farther than this factor
+#: from 1 (``LinearMixedModel._bobyqa_units``)
+BOBYQA_UNIT_RANGE = 10.0
+
 #: the optimizers' tolerances when Newton steps finish the fit
 #: (``LinearMixedModel._polished_settings``)
 POLISHED_TOLERANCES = {"ftol_rel": 1e-10, "ftol_abs": 1e-8, "xtol_abs": 1e-7}
@@ -301,10 +305,11 @@ class LinearMixedModel:
             return OptSummary("none", settings, np.zeros(0), lower, np.zeros(0),
                               self._criterion(np.zeros(0)), 1, "SUCCESS", 0.0,
                               np.array([self._criterion(np.zeros(0))]), backend)
-        criterion_and_gradient = BestPoint(self._criterion_and_gradient)
+        seen = None  # L-BFGS's evaluations, for the polish (``BestPoint``)
         with self.system.optimizer_threads():
             if self._uses_gradient(settings):
-                summary = self._minimize_lbfgs(settings, criterion_and_gradient)
+                seen = BestPoint(self._criterion_and_gradient)
+                summary = self._minimize_lbfgs(settings, seen)
                 if summary.return_code not in CONVERGED:
                     summary = self._continued(summary, settings, 0.1)
             else:
@@ -315,9 +320,12 @@ class LinearMixedModel:
                     summary = self._continued(summary, settings, 0.1)
             summary = snap_to_bounds(self._criterion, summary)
             if self._has_gradient():
-                polished = newton_polish(criterion_and_gradient, summary, parameters.upper(),
-                                         criterion_and_gradient.at(summary.final),
-                                         criterion_and_gradient.history)
+                if seen is None:
+                    polished = newton_polish(self._criterion_and_gradient, summary,
+                                             parameters.upper())
+                else:
+                    polished = newton_polish(seen, summary, parameters.upper(),
+                                             seen.at(summary.final), tuple(seen.history))
                 # the steps may end near a bound the optimizer stopped farther from
                 summary = (polished if polished.final is summary.final
                            else snap_to_bounds(self._criterion, polished))
@@ -414,20 +422,34 @@ class LinearMixedModel:
         self._units_of = (self.system, units)
         return units
 
+    def _bobyqa_units(self) -> np.ndarray | None:
+        """theta's units for BOBYQA (``_units``), or None where all are within a factor
+        ``BOBYQA_UNIT_RANGE`` of 1: there its ball-shaped trust region is scaled well enough
+        (sleepstudy's Days: 0.35), and the scaled objective's extra call cost 5 to 20% of a
+        small model's fit; beyond it (a slope on x * 1e3 or more, BodyWeight's Time in days:
+        0.05) BOBYQA runs on theta / units."""
+        units = self._units()
+        if np.all(np.abs(np.log10(units)) <= np.log10(BOBYQA_UNIT_RANGE)):
+            return None
+        return units
+
     def _bobyqa_start(self) -> np.ndarray:
-        """BOBYQA's start: lme4's lam = I in the columns' units (``core.start.unit_start``),
-        which is lme4's start itself where every column is an intercept."""
-        return self.structure.parameters.start() * self._units()
+        """BOBYQA's start: lme4's lam = I, in the columns' units where BOBYQA runs in them
+        (``_bobyqa_units``)."""
+        units = self._bobyqa_units()
+        start = self.structure.parameters.start()
+        return start if units is None else start * units
 
     def _minimize_bobyqa(self, start: np.ndarray, settings: OptSettings) -> OptSummary:
-        """BOBYQA from ``start`` (theta) on theta / ``_units()``, with ``settings``'
-        initial step in those units: its trust region is a ball, so that a slope on x * 1e4
-        (theta about 1e-4) and an intercept (about 1) need steps of one size. Unscaled it
-        stopped 1e-4 to 23% above the optimum on such models, silently."""
+        """BOBYQA from ``start`` (theta), on theta / ``_bobyqa_units()`` where those are
+        given, with ``settings``' initial step in those units: its trust region is a ball, so
+        that a slope on x * 1e4 (theta about 1e-4) and an intercept (about 1) need steps of
+        one size. Unscaled it stopped 1e-4 to 23% above the optimum on such models,
+        silently."""
         parameters = self.structure.parameters
         lower, upper = parameters.lower(), parameters.upper()
-        units = self._units()
-        if np.all(units == 1.0):
+        units = self._bobyqa_units()
+        if units is None:
             return minimize_bobyqa(self._criterion, start, lower, settings, upper,
                                    backend=self.system.backend)
 

@@ -36,7 +36,7 @@ from ..core.optimize import (
 )
 from ..core.pls import PLSSystem
 from ..core.residual_system import ResidualParameterSystem
-from ..core.start import moment_start, theta_units, unit_start
+from ..core.start import moment_start, theta_units
 from ..core.structure import ReStructure, build_structure
 from ..covariance.correlation import CS, Correlation
 from ..covariance.residual import ResidualStructure, residual_structure
@@ -396,17 +396,17 @@ class LinearMixedModel:
 
     def _lbfgs_start(self) -> np.ndarray:
         """L-BFGS's start: the MIVQUE(0) variances (``core.start.moment_start``) where an
-        evaluation runs the blocked factor, lme4's lam = I in the columns' units
-        (``core.start.unit_start``) elsewhere. From MIVQUE(0), InstEval takes 11 gradients
+        evaluation runs the blocked factor, BOBYQA's elsewhere (``_bobyqa_start``: lme4's
+        lam = I, in the columns' units where one is extreme; Oxboys' quadratic growth curve,
+        units 1.5 and 2.7, takes 53 gradients from there and 36 from lme4's). From MIVQUE(0), InstEval takes 11 gradients
         instead of 28, the 64 x 80 maximal design 37 instead of 50, the 56 x 32 one 100
         instead of 194. The estimates cost 0.15 to 0.65 ms on the reference models, more than
         a compiled small model's evaluations they save (a few microseconds each: BOBYQA from
         MIVQUE(0) takes 22 evaluations instead of 44 on Penicillin, 13 instead of 27 on Rail,
         but more on sleepstudy, carrots and MathAchieve)."""
-        parameters, crossproducts = self.structure.parameters, self.system.crossproducts
         if self.system.evaluation_is_costly:
-            return moment_start(parameters, crossproducts)
-        return unit_start(parameters, crossproducts)
+            return moment_start(self.structure.parameters, self.system.crossproducts)
+        return self._bobyqa_start()
 
     def _units(self) -> np.ndarray:
         """(n_params,) theta's units (``core.start.theta_units``); ones for a residual
@@ -423,11 +423,12 @@ class LinearMixedModel:
         return units
 
     def _bobyqa_units(self) -> np.ndarray | None:
-        """theta's units for BOBYQA (``_units``), or None where all are within a factor
-        ``BOBYQA_UNIT_RANGE`` of 1: there its ball-shaped trust region is scaled well enough
-        (sleepstudy's Days: 0.35), and the scaled objective's extra call cost 5 to 20% of a
-        small model's fit; beyond it (a slope on x * 1e3 or more, BodyWeight's Time in days:
-        0.05) BOBYQA runs on theta / units."""
+        """theta's units for BOBYQA and the small systems' start (``_units``), or None where
+        all are within a factor ``BOBYQA_UNIT_RANGE`` of 1: there BOBYQA's ball-shaped trust
+        region is scaled well enough (sleepstudy's Days: 0.35), and the scaled objective's
+        extra call cost 5 to 20% of a small model's fit; beyond it (a slope on x * 1e3 or
+        more, BodyWeight's Time in days: 0.05) BOBYQA runs on theta / units, and both
+        optimizers start at lme4's lam = I in those units (``core.start.unit_start``)."""
         units = self._units()
         if np.all(np.abs(np.log10(units)) <= np.log10(BOBYQA_UNIT_RANGE)):
             return None

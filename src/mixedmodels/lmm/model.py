@@ -323,9 +323,10 @@ class LinearMixedModel:
                 if seen is None:
                     polished = newton_polish(self._criterion_and_gradient, summary,
                                              parameters.upper())
-                else:
+                else:  # the secant curvature where a gradient costs more than fitting it
+                    history = tuple(seen.history) if self.system.evaluation_is_costly else ()
                     polished = newton_polish(seen, summary, parameters.upper(),
-                                             seen.at(summary.final), tuple(seen.history))
+                                             seen.at(summary.final), history)
                 # the steps may end near a bound the optimizer stopped farther from
                 summary = (polished if polished.final is summary.final
                            else snap_to_bounds(self._criterion, polished))
@@ -398,12 +399,13 @@ class LinearMixedModel:
         """L-BFGS's start: the MIVQUE(0) variances (``core.start.moment_start``) where an
         evaluation runs the blocked factor, BOBYQA's elsewhere (``_bobyqa_start``: lme4's
         lam = I, in the columns' units where one is extreme; Oxboys' quadratic growth curve,
-        units 1.5 and 2.7, takes 53 gradients from there and 36 from lme4's). From MIVQUE(0), InstEval takes 11 gradients
-        instead of 28, the 64 x 80 maximal design 37 instead of 50, the 56 x 32 one 100
-        instead of 194. The estimates cost 0.15 to 0.65 ms on the reference models, more than
-        a compiled small model's evaluations they save (a few microseconds each: BOBYQA from
-        MIVQUE(0) takes 22 evaluations instead of 44 on Penicillin, 13 instead of 27 on Rail,
-        but more on sleepstudy, carrots and MathAchieve)."""
+        units 1.5 and 2.7, takes 53 gradients from there and 36 from lme4's). From
+        MIVQUE(0), InstEval takes 11 gradients instead of 28, the 64 x 80 maximal design 35
+        instead of 50, the 56 x 32 one 100 instead of 194. The estimates cost 0.15 to 0.65 ms
+        on the reference models, more than a compiled small model's evaluations they save (a
+        few microseconds each: BOBYQA from MIVQUE(0) takes 22 evaluations instead of 44 on
+        Penicillin, 13 instead of 27 on Rail, but more on sleepstudy, carrots and
+        MathAchieve)."""
         if self.system.evaluation_is_costly:
             return moment_start(self.structure.parameters, self.system.crossproducts)
         return self._bobyqa_start()

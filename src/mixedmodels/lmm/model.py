@@ -290,8 +290,8 @@ class LinearMixedModel:
         bound it is tried again; with a residual structure's parameters, which have none, the
         same steps with a central-difference gradient (``numerical_polish``), so that fits of
         the same data whose criteria differ by rounding (rows in another order, or summed over
-        partitions) agree to 1e-9, not 1e-6. Both optimizers run on theta in its columns'
-        units (``core.start.theta_units``).
+        partitions) agree to 1e-9, not 1e-6. L-BFGS runs on theta in its columns' units
+        (``core.start.theta_units``), BOBYQA where one of them is extreme (``_bobyqa_units``).
 
         Raises:
             ValueError: ``settings.method`` is "lbfgs" and the model has parameters of a
@@ -339,9 +339,9 @@ class LinearMixedModel:
         ``POLISHED_TOLERANCES`` when Newton steps follow (the analytic gradient, at most
         ``POLISH_PARAMETERS`` parameters). The optimizers' last evaluations at 1e-13 only
         refine theta within the Newton steps' reach: stopping at 1e-10 saves 10 to 40% of
-        BOBYQA's evaluations and two to four of L-BFGS's gradients, and the polished optimum is
-        the same (the criterion within 3.4e-12 relative, theta within 1.1e-10, on the 50 REML
-        and ML fits of the reference models)."""
+        BOBYQA's evaluations and one to a few of L-BFGS's gradients, and the polished optimum
+        is the same (BOBYQA's: the criterion within 3.4e-12 relative, theta within 1.1e-10, on
+        the 50 REML and ML fits of the reference models; L-BFGS's: a test)."""
         if not (self._has_gradient()
                 and self.structure.parameters.n_params <= POLISH_PARAMETERS):
             return settings

@@ -192,11 +192,7 @@ def test_quadratic_form_update_without_the_factor_of_the_rest(formula, levels, n
     leading = model.system.factor(model.structure.parameters.start() + 0.3).leading_blocks(True)
     by_factor = selected_inverse(*leading)
     monkeypatch.setattr(module, "_potrf", lambda a, lower: (a, 1))
-    by_bands = selected_inverse(*leading)
-    for key, block in by_factor.items():
-        other = by_bands[key]
-        np.testing.assert_allclose(getattr(other, "data", other), getattr(block, "data", block),
-                                   rtol=1e-9, atol=1e-12)
+    _assert_same_blocks(selected_inverse(*leading), by_factor, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("formula, levels, n", [case[:3] for case in SELECTED
@@ -211,11 +207,15 @@ def test_dense_gathers_kernel_equals_numpys(formula, levels, n, monkeypatch):
     compiled = selected_inverse(*leading)
     monkeypatch.setattr(module, "dense_gathers_kernel", lambda: None)
     monkeypatch.setattr(module, "GATHERED", 64)  # NumPy's gathers, a few entries at a time
-    gathered = selected_inverse(*leading)
-    for key, block in compiled.items():
-        other = gathered[key]
+    _assert_same_blocks(selected_inverse(*leading), compiled, rtol=1e-11, atol=1e-14)
+
+
+def _assert_same_blocks(actual: dict, expected: dict, rtol: float, atol: float) -> None:
+    """Two selected inverses' blocks (dense, or block-sparse by their data) agree."""
+    for key, block in expected.items():
+        other = actual[key]
         np.testing.assert_allclose(getattr(other, "data", other), getattr(block, "data", block),
-                                   rtol=1e-11, atol=1e-14)
+                                   rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("formula, levels, n", [case[:3] for case in SELECTED

@@ -71,10 +71,9 @@ def moment_start(parameters: ParameterMap, crossproducts: CrossProducts) -> np.n
                                       parameters.patterns):
         share = np.sqrt(np.maximum(block, 0.0) / residual) * spread
         scales = np.clip(share, SCALE_FLOOR, SCALE_CEILING) / spread
-        on_diagonal = pattern.rows == pattern.cols
-        for index in np.unique(pattern.index[on_diagonal]):
-            columns = pattern.rows[on_diagonal & (pattern.index == index)]
-            start[index] = float(np.exp(np.mean(np.log(scales[columns]))))
+        means, filled = _geometric_means(np.log(scales), pattern, pattern.rows == pattern.cols,
+                                         len(start))
+        start[filled] = means
     return start
 
 
@@ -107,13 +106,22 @@ def theta_units(parameters: ParameterMap, crossproducts: CrossProducts) -> np.nd
             for size, pattern in zip(sizes, parameters.patterns):
                 units[pattern.index] = np.sqrt(crossproducts.n / size)
         return units
-    size = parameters.n_params
     for spread, pattern in zip(_column_spreads(parameters, crossproducts), parameters.patterns):
-        counts = np.bincount(pattern.index, minlength=size)
-        sums = np.bincount(pattern.index, -np.log(spread)[pattern.rows], minlength=size)
-        filled = counts > 0
-        units[filled] = np.exp(sums[filled] / counts[filled])  # geometric means
+        means, filled = _geometric_means(-np.log(spread), pattern,
+                                         np.ones(len(pattern.rows), bool), len(units))
+        units[filled] = means
     return units
+
+
+def _geometric_means(logs: np.ndarray, pattern, entries: np.ndarray, size: int):
+    """(means, filled): per parameter of a block's pattern, exp of the mean of ``logs`` (one
+    per block column) over the rows of the ``entries`` (a mask of the pattern's entries) it
+    fills; ``filled`` marks the parameters, of ``size``, that fill any."""
+    index = pattern.index[entries]
+    counts = np.bincount(index, minlength=size)
+    sums = np.bincount(index, logs[pattern.rows[entries]], minlength=size)
+    filled = counts > 0
+    return np.exp(sums[filled] / counts[filled]), filled
 
 
 def _column_spreads(parameters: ParameterMap, crossproducts: CrossProducts) -> list:

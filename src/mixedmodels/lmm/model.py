@@ -366,7 +366,7 @@ class LinearMixedModel:
         same optima) over theta in its columns' units (``core.start.theta_units``). Where
         the criterion is not finite at the start, it starts again from lme4's."""
         parameters = self.structure.parameters
-        units = theta_units(parameters, self.system.crossproducts)
+        units = self._units()
         lower = np.where(parameters.sign_free(), -np.inf, parameters.lower()) / units
         n = self.design.n
         tolerances = self._polished_settings(settings)

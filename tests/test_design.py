@@ -13,15 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mixedmodels as mm
-from mixedmodels.design.build import (
-    _factor_codes,
-    _level_label,
-    build_design,
-    drop_aliased,
-    grouping_codes,
-    r_column_names,
-)
+from mixedmodels.design.build import build_design, drop_aliased, r_column_names
 from mixedmodels.design.frame import FrameColumns
+from mixedmodels.design.levels import factor_codes, grouping_codes, level_label
 from mixedmodels.errors import DataWarning
 from mixedmodels.formula.parse import parse_formula
 
@@ -89,7 +83,7 @@ def test_interaction_of_many_large_factors():
 
 @pytest.mark.parametrize("values", [
     pd.Series(["b", None, "a", "b"], dtype=object), pd.Series(["b", None, "a"], dtype="str"),
-    pd.Series(["b", None, "a", "c"] * 250, dtype="str"),  # read as stored (_stored_text)
+    pd.Series(["b", None, "a", "c"] * 250, dtype="str"),  # read as stored (stored_text)
     pd.Series(["b", None, "a", "c"] * 250, dtype="string[python]"),
     pd.Series(["b", None, "a", "c"] * 250, dtype="string[pyarrow]"),
     pd.Series([3, None, 1], dtype="Int64"), pd.Series([2.5, np.nan, -1.0, 2.5]),
@@ -99,10 +93,10 @@ def test_interaction_of_many_large_factors():
         "dates"])
 def test_factor_codes_are_pandas_sorted_factorize(values):
     """The codes (-1 where missing) and level labels of pandas' factorize(sort=True)."""
-    codes, levels = _factor_codes(values)
+    codes, levels = factor_codes(values)
     expected_codes, uniques = pd.factorize(values, sort=True)
     np.testing.assert_array_equal(codes, expected_codes)
-    assert list(levels) == [_level_label(u) for u in uniques]
+    assert list(levels) == [level_label(u) for u in uniques]
 
 
 def test_design_reads_each_column_once(monkeypatch):

@@ -46,11 +46,12 @@ from ..formula.parse import (
 from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES
 from .columns import check_column
 from .encoding import fast_encoding
-from .frame import FrameColumns, number_dtype, text_with_na
+from .frame import FrameColumns, number_dtype
+from .levels import interaction_codes
 from .materialize import ModelData
 
 __all__ = ["Design", "TermDesign", "build_design", "check_enough_rows", "check_identifiable",
-           "drop_aliased", "grouping_codes", "r_column_names", "r_spelling",
+           "drop_aliased", "r_column_names", "r_spelling",
            "required_variables", "warn_missing_rows"]
 
 ALIAS_TOLERANCE = 1e-7
@@ -229,7 +230,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
         data, transforms = schema.cast(data), schema.transforms
         extra_columns = schema.columns.extra
     used, read, texts = _used_columns(formula, data)
-    data = text_with_na(data, used)
+    formula_columns = used
     for name in extra_columns:
         if name not in data.columns:
             raise DataError(_unknown_column_message(name, data.columns, formula.text)
@@ -241,16 +242,15 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
         data = _drop_zero_weights(data, weights_column, quiet=schema is not None)
         read = read + [weights_column]
         used = used if weights_column in used else used + [weights_column]
-    whole = data  # a reference: the design's frame selects the model's columns on first use
-    columns = FrameColumns(whole)
+    columns = FrameColumns(data).with_text_as_str(formula_columns)
+    whole = columns.frame  # a reference: the design's frame selects the model's columns
     partition = schema is not None
     frame, drop = _drop_missing(columns, used, read, texts, partition)
     rows = ModelData(frame, whole, drop, dict(transforms or {}),
                      columns if frame is whole else None, keep_levels=partition)
     y = _response(rows, formula.response)
-    factors: dict = {}  # each grouping column's codes, shared by the terms (nesting: g/h)
     levels = schema.levels if partition else None
-    terms = [_term_design(term, rows, factors, levels) for term in formula.random]
+    terms = [_term_design(term, rows, levels) for term in formula.random]
     if not partition:
         terms = _check_random_collinearity(terms)
         check_identifiable(terms, frame.shape[0], nobs_checks)
@@ -474,7 +474,7 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
         column = columns[name]
         if isinstance(column.dtype, pd.CategoricalDtype):
             categorical.append(name)
-        if _stored_text(column):  # read as pandas stores it
+        if isinstance(column.dtype, pd.StringDtype):  # pandas' text: its own missing mask
             if name in read:
                 check_column(name, column, texts)
             missing |= column.array.isna()
@@ -737,19 +737,14 @@ def check_identifiable(terms, n: int, action: str) -> None:
         warn_user(problem, DataWarning)
 
 
-def _term_design(term: RandomTerm, rows: ModelData, factors: dict,
+def _term_design(term: RandomTerm, rows: ModelData,
                  schema_levels: dict | None = None) -> TermDesign:
-    """The term's columns and grouping; ``factors`` keeps each grouping column's
-    ``_factor_codes``, computed for the first term that uses it. ``schema_levels``: the
+    """The term's columns and grouping (each grouping column's levels computed once for the
+    terms that share it, by ``rows.columns``: nesting g/h). ``schema_levels``: the
     levels of a larger data set of which these rows are a partition, by grouping factor
     (``DataSchema.levels``): the codes are then those of its levels."""
     columns = rows.columns
-    for name in term.factors:
-        if name not in factors:
-            column = columns[name]
-            values = None if _stored_text(column) else columns.values(name)
-            factors[name] = _factor_codes(column, values)
-    codes, levels = _interaction([factors[name] for name in term.factors])
+    codes, levels = interaction_codes([columns.factor(name) for name in term.factors])
     n = columns.shape[0]
     if schema_levels is not None:
         codes, levels = _schema_codes(term, codes, levels, schema_levels[tuple(term.factors)])
@@ -784,94 +779,3 @@ def _schema_codes(term: RandomTerm, codes: np.ndarray, levels: np.ndarray, known
                         "among the levels of the data's schema: the data changed since it "
                         "was computed; compute the schema of these data")
     return position[codes].astype(np.intp), np.asarray(known)
-
-
-def grouping_codes(frame: pd.DataFrame, factors: tuple[str, ...]):
-    """Codes (n,) and level labels of the interaction of ``factors``, in R's level order
-    (each factor's levels sorted; the first factor varies slowest; unused combinations dropped)."""
-    return _interaction([_factor_codes(frame[name]) for name in factors])
-
-
-def _interaction(parts: list[tuple[np.ndarray, np.ndarray]]):
-    """``grouping_codes`` of the interaction of factors given by their ``_factor_codes``
-    (one or more, no missing values)."""
-    if len(parts) == 1:
-        codes, levels = parts[0]
-        present = np.bincount(codes, minlength=len(levels)) > 0
-        if present.all():
-            return np.asarray(codes, dtype=np.intp), levels
-        renumber = np.cumsum(present) - 1
-        return renumber[codes].astype(np.intp), levels[present]
-    sizes = [len(levels) for _, levels in parts]
-    if float(np.prod(np.array(sizes, dtype=float))) < 2.0 ** 62:
-        combined = np.zeros(len(parts[0][0]), dtype=np.int64)
-        for codes, levels in parts:
-            combined = combined * len(levels) + codes
-        used, codes = np.unique(combined, return_inverse=True)
-        digits = []
-        for size in reversed(sizes):  # decode the combinations present, never all of them
-            digits.append(used % size)
-            used = used // size
-        digits = digits[::-1]
-    else:  # too many combinations for one integer: sort the rows of codes instead
-        stacked = np.column_stack([codes for codes, _ in parts])
-        used, codes = np.unique(stacked, axis=0, return_inverse=True)
-        digits = [used[:, f] for f in range(len(parts))]
-    labels = None
-    for (_, levels), digit in zip(parts, digits):
-        names = levels[digit]
-        labels = names if labels is None else np.char.add(np.char.add(labels, ":"), names)
-    return np.asarray(codes).reshape(-1).astype(np.intp), labels
-
-
-def _factor_codes(column: pd.Series, values: np.ndarray | None = None):
-    """(codes, level labels) of a column: a categorical's used categories in their order,
-    else its distinct values sorted (labels as ``_level_label``); a missing value's code is
-    -1. ``values``: the column's ``to_numpy()``, if it was read already.
-
-    Numbers and text are hashed in order of appearance and only the distinct values sorted:
-    the codes of pandas' ``factorize(sort=True)`` at about half its cost on a small column
-    (27 against 50 us for 30 rows, 39 against 58 us for 270). Other values (dates, text mixed
-    with numbers, which pandas sorts numbers first) take pandas' way. A long column of pandas'
-    text is hashed as pandas stores it (``_stored_text``)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        cat = column.cat.remove_unused_categories()
-        return cat.cat.codes.to_numpy(), np.array([str(c) for c in cat.cat.categories])
-    if _stored_text(column):
-        codes, uniques = column.array.factorize()
-        return _sorted_codes(codes, np.asarray(uniques, dtype=object))
-    values = column.to_numpy() if values is None else values
-    if values.dtype.kind in "biufO":
-        codes, uniques = pd.factorize(values)
-        if values.dtype.kind != "O" or pd.api.types.infer_dtype(uniques) == "string":
-            return _sorted_codes(codes, uniques)
-    codes, uniques = pd.factorize(column, sort=True)
-    return codes, np.array([_level_label(u) for u in uniques])
-
-
-#: a column of pandas' text from this many rows is read as pandas stores it (Arrow's dictionary
-#: encoding), not as a NumPy array of its values, one Python string per row: a million labels
-#: are coded in 0.1 s and 11 MB instead of 0.3 s and 124 MB. The two ways cost the same at
-#: about 600 rows; below, NumPy's is quicker (two text factors of 150 rows: 345 against 380
-#: us for the whole design).
-STORED_TEXT_ROWS = 1_000
-
-
-def _stored_text(column: pd.Series) -> bool:
-    """A column of pandas' text of at least ``STORED_TEXT_ROWS`` rows."""
-    return isinstance(column.dtype, pd.StringDtype) and len(column) >= STORED_TEXT_ROWS
-
-
-def _sorted_codes(codes: np.ndarray, uniques: np.ndarray):
-    """(codes, level labels) with the levels sorted, from codes into ``uniques``."""
-    order = np.argsort(uniques, kind="stable")
-    rank = np.empty(len(order), dtype=np.intp)
-    rank[order] = np.arange(len(order))
-    return (np.where(codes >= 0, rank[codes], -1),
-            np.array([_level_label(u) for u in uniques[order].tolist()]))
-
-
-def _level_label(value) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

@@ -66,10 +66,21 @@ class Encoding:
             for name, level in column.indicators:
                 indicator = indicators.get((name, level))
                 if indicator is None:
-                    indicator = indicators[name, level] = \
-                        (columns.labels(name) == level).astype(float)
+                    indicator = indicators[name, level] = _indicator(columns, name, level)
                 row *= indicator
         return np.ascontiguousarray(out.T)
+
+
+def _indicator(columns: FrameColumns, name, level: str) -> np.ndarray:
+    """(n,) 1.0 where column ``name`` is at ``level``, else 0.0; pandas' text by its codes
+    (``FrameColumns.factor``, shared with the grouping factors), other columns by their text."""
+    if not isinstance(columns[name].dtype, pd.StringDtype):
+        return (columns.labels(name) == level).astype(float)
+    codes, labels = columns.factor(name)
+    position = int(np.searchsorted(labels, level))
+    if position < len(labels) and labels[position] == level:
+        return (codes == position).astype(float)
+    return np.zeros(len(codes))
 
 
 @lru_cache(maxsize=256)
@@ -102,13 +113,29 @@ def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | Non
         return None
     frame = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
     kinds = {}
-    for name in {f for term in terms for f in term}:
+    for name in _variables(terms):
         if name not in frame:
             return None
         kinds[name] = _kind(frame, name, keep_levels)
         if kinds[name] is None:
             return None
     levels = {name: _levels(frame, name) for name, kind in kinds.items() if kind == "categorical"}
+    columns = _columns(terms, tuple(kinds.items()), tuple(levels.items()))
+    return None if columns is None else Encoding(columns, levels)
+
+
+@lru_cache(maxsize=256)
+def _variables(terms: tuple) -> tuple[str, ...]:
+    """The distinct variables of the terms, in order."""
+    return tuple(dict.fromkeys(f for term in terms for f in term))
+
+
+@lru_cache(maxsize=256)
+def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...] | None:
+    """The model-matrix columns of the terms, given each variable's kind and each categorical
+    one's levels (a function of them alone: cached, as a small model's design builds the
+    same columns at every fit), or None when formulaic is needed."""
+    kinds, levels = dict(kinds), dict(levels)
     # R's rule, term by term: a factor is coded by contrasts when the term without it is
     # already spanned by the columns before; a factor coded by indicators spans its term
     # without it too (without an intercept, "0 + a + b" codes a by indicators, b by contrasts)
@@ -130,7 +157,7 @@ def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | Non
             name = ":".join(f"{f}{chosen[f]}" if f in chosen else f for f in term)
             columns.append(Column(name or "(Intercept)", numeric,
                                   tuple((f, chosen[f]) for f in categorical)))
-    return Encoding(tuple(columns), levels)
+    return tuple(columns)
 
 
 def _kind(frame: FrameColumns, name, keep_levels: bool = False) -> str | None:
@@ -154,6 +181,8 @@ def _kind(frame: FrameColumns, name, keep_levels: bool = False) -> str | None:
         codes = column.cat.codes.to_numpy()
         used = np.bincount(codes[codes >= 0], minlength=len(dtype.categories)) > 0
         return "categorical" if used.all() else None
+    elif isinstance(dtype, pd.StringDtype):
+        return None if column.array.isna()[:50].any() else "categorical"
     elif not pd.api.types.is_string_dtype(dtype):
         return None
     return "categorical" if all(isinstance(v, str) for v in frame.values(name)[:50]) else None
@@ -163,4 +192,6 @@ def _levels(frame: FrameColumns, name) -> tuple[str, ...]:
     column = frame[name]
     if isinstance(column.dtype, pd.CategoricalDtype):
         return tuple(str(c) for c in column.cat.categories)
+    if isinstance(column.dtype, pd.StringDtype):
+        return tuple(frame.factor(name)[1].tolist())
     return tuple(np.unique(frame.labels(name)).tolist())

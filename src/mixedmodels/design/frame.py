@@ -14,6 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from .levels import factor_codes, stored_text
+
 __all__ = ["FrameColumns", "number_dtype", "text_with_na"]
 
 
@@ -29,6 +31,7 @@ class FrameColumns(Mapping):
         self._values: dict = {}
         self._labels: dict = {}
         self._numbers: dict = {}
+        self._factors: dict = {}
 
     def __getitem__(self, name) -> pd.Series:
         column = self._read.get(name)
@@ -70,17 +73,37 @@ class FrameColumns(Mapping):
             numbers = self._numbers[name] = self[name].to_numpy(dtype=float)
         return numbers
 
+    def factor(self, name) -> tuple[np.ndarray, np.ndarray]:
+        """The column's (codes, level labels) as R's ``factor`` (``levels.factor_codes``)."""
+        factor = self._factors.get(name)
+        if factor is None:
+            column = self[name]
+            values = None if stored_text(column) else self.values(name)
+            factor = self._factors[name] = factor_codes(column, values)
+        return factor
 
-def text_with_na(frame: pd.DataFrame, columns=None) -> pd.DataFrame:
+    def with_text_as_str(self, names) -> FrameColumns:
+        """These columns, those of ``names`` of text with ``pd.NA`` converted as
+        ``text_with_na`` converts them (a new frame only if one is). The dtypes are read from
+        the columns, which a design reads anyway: the frame's ``dtypes`` Series and its
+        lookups cost 30 to 50 us."""
+        cast = {name: self[name].astype("str") for name in names
+                if _text_with_na(self[name].dtype)}
+        return FrameColumns(self.frame.assign(**cast)) if cast else self
+
+
+def text_with_na(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its text columns of pandas' "string" dtype (missing value ``pd.NA``:
     ``string[pyarrow]``, ``string[python]``, as Dask and Arrow readers give them) as text
     columns of the default "str" dtype (missing value NaN), which formulaic reads as
-    categorical (it reads the others as numbers, and fails); only ``columns``, if given."""
-    dtypes = frame.dtypes  # not the columns themselves: reading one costs microseconds
-    names = frame.columns if columns is None else columns
-    cast = {name: frame[name].astype("str") for name in names
-            if isinstance(dtypes[name], pd.StringDtype) and dtypes[name].na_value is pd.NA}
+    categorical (it reads the others as numbers, and fails)."""
+    cast = {name: frame[name].astype("str") for name, dtype in frame.dtypes.items()
+            if _text_with_na(dtype)}
     return frame.assign(**cast) if cast else frame
+
+
+def _text_with_na(dtype) -> bool:
+    return isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA
 
 
 def number_dtype(dtype) -> bool:

@@ -40,8 +40,9 @@ from ..errors import DataError, FormulaError
 from ..formula.parse import ParsedFormula
 from ..formula.rfunctions import FORMULA_CONTEXT
 from ..formula.transforms import STATISTICS_CONTEXT, merge_statistics, state_from_statistics
-from .build import _factor_codes, _unknown_column_message, _used_columns, grouping_codes
+from .build import _unknown_column_message, _used_columns
 from .frame import number_dtype
+from .levels import factor_codes, grouping_codes
 from .materialize import formula_matrix
 
 __all__ = ["DataSchema", "PartitionSummary", "check_dtypes", "complete_mask", "model_columns",
@@ -356,8 +357,8 @@ class DataSchema:
 
 def _categories(values: pd.Series) -> pd.CategoricalDtype:
     """The dtype of a categorical column with these distinct values as levels, in the order
-    the design sorts them (``build._factor_codes``)."""
-    codes, _ = _factor_codes(values)
+    the design sorts them (``levels.factor_codes``)."""
+    codes, _ = factor_codes(values)
     order = np.empty(len(codes), dtype=np.intp)
     order[np.asarray(codes)] = np.arange(len(codes))
     ordered = bool(getattr(values.dtype, "ordered", False))

@@ -35,7 +35,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..covariance.residual import Identity
-from ..design.build import grouping_codes
+from ..design.levels import grouping_codes
 from ..lmm.model import LinearMixedModel
 from ..parallel.executor import run_tasks
 from ..validate import check_bool, check_choice, check_executor, check_string

@@ -45,9 +45,10 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.special import ndtri
 
-from ..design.build import _factor_codes, offset_values, r_column_names, required_variables
+from ..design.build import offset_values, r_column_names, required_variables
 from ..design.encoding import Encoding
 from ..design.frame import text_with_na
+from ..design.levels import factor_codes
 from ..design.materialize import ModelData
 from ..errors import DataError
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES
@@ -270,7 +271,7 @@ def _missing(frame: pd.DataFrame, names) -> np.ndarray:
 def _labels(column: pd.Series) -> np.ndarray:
     """Labels as the fit-time design labels its levels (categories or values as Python
     strings); None for a missing value."""
-    codes, levels = _factor_codes(column)
+    codes, levels = factor_codes(column)
     codes = np.asarray(codes)
     labels = levels.astype(object)[codes]
     labels[codes < 0] = None

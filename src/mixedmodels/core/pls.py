@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import copy
 from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import scipy.linalg
@@ -47,6 +49,7 @@ from ..linalg.blocks import (
 from ..linalg.compiled import (
     SingleFactorObjective,
     SmallDenseObjective,
+    columns_of_t,
     dense_gradient_kernel,
     dense_kernel,
     single_factor_kernel,
@@ -397,6 +400,59 @@ class _ThroughEntries:
         return self.backend(entries)
 
 
+@dataclass(frozen=True)
+class _DenseLayout:
+    """Where the pieces of A and the entries of T go in ``_SmallSystem``'s dense matrices:
+    a function of the blocks' shapes alone, computed once per shape (``_dense_layout``).
+
+    Attributes:
+        starts: (blocks + 1,) each block's first row in A; q the rows of Z, size q + p + 1.
+        level_blocks: per block, the flat positions in A of its levels' p x p diagonal blocks,
+            in the order of the block's stored (levels, p, p) products.
+        rows, cols, index: T's Lambda entries: T[rows, cols] = entries[index].
+        diagonal: flat positions of the Z part's diagonal.
+        t_columns: T by columns (``linalg.compiled.columns_of_t``).
+    """
+
+    starts: np.ndarray
+    q: int
+    size: int
+    level_blocks: tuple[np.ndarray, ...]
+    rows: np.ndarray
+    cols: np.ndarray
+    index: np.ndarray
+    diagonal: np.ndarray
+    t_columns: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@lru_cache(maxsize=64)
+def _dense_layout(shapes: tuple, xy_size: int) -> _DenseLayout:
+    """The ``_DenseLayout`` of blocks of ``shapes`` (levels, p, and Lambda's pattern: rows,
+    cols, index, each a tuple) followed by ``xy_size`` columns of [X y]. A small model's
+    design gives the same shapes at every fit: the layout costs 30 to 50 us to compute."""
+    starts = np.cumsum([0] + [levels * p for levels, p, *_ in shapes])
+    q = int(starts[-1])
+    size = q + xy_size
+    level_blocks, rows, cols, index = [], [], [], []
+    for start, (levels, p, pattern_rows, pattern_cols, pattern_index) in zip(starts, shapes):
+        within = start + np.arange(levels)[:, None, None] * p
+        level_blocks.append(((within + np.arange(p)[None, :, None]) * size
+                             + within + np.arange(p)[None, None, :]).reshape(-1))
+        offsets = start + np.arange(levels)[:, None] * p
+        rows.append((offsets + np.array(pattern_rows, dtype=np.int64)).reshape(-1))
+        cols.append((offsets + np.array(pattern_cols, dtype=np.int64)).reshape(-1))
+        index.append(np.tile(np.array(pattern_index, dtype=np.int64), levels))
+    empty = [np.zeros(0, dtype=np.int64)]  # a model without random effects (gls)
+    rows, cols = np.concatenate(rows + empty), np.concatenate(cols + empty)
+    index = np.concatenate(index + empty)
+    layout = _DenseLayout(starts, q, size, tuple(level_blocks), rows, cols, index,
+                          np.arange(q) * (size + 1), columns_of_t(rows, cols, index, q, size))
+    for array in (starts, rows, cols, index, layout.diagonal, *level_blocks,
+                  *layout.t_columns):
+        array.flags.writeable = False  # shared by every system of these shapes
+    return layout
+
+
 class _SmallSystem:
     """The whole of A as one dense matrix, for models so small that one LAPACK Cholesky of
     T' A T + diag(I, 0) (T = blockdiag(Lambda, I)) costs less than the block loop's calls.
@@ -404,16 +460,15 @@ class _SmallSystem:
 
     def __init__(self, system: "PLSSystem"):
         blocks = system.blocks
-        starts = np.cumsum([0] + [b.q for b in blocks])
-        q = int(starts[-1])
-        size = q + system.A_xyxy.shape[0]
+        layout = _dense_layout(tuple((b.nlevels, b.p, tuple(b.pattern.rows.tolist()),
+                                      tuple(b.pattern.cols.tolist()),
+                                      tuple(b.pattern.index.tolist())) for b in blocks),
+                               system.A_xyxy.shape[0])
+        starts, q, size = layout.starts, layout.q, layout.size
         full = np.zeros((size, size))
+        flat = full.reshape(-1)
         for i, block in enumerate(blocks):
-            levels, p = block.nlevels, block.p
-            within = starts[i] + np.arange(levels)[:, None, None] * p
-            rows_ = within + np.arange(p)[None, :, None]
-            cols_ = within + np.arange(p)[None, None, :]
-            full[rows_, cols_] = system.A_diag[i]
+            flat[layout.level_blocks[i]] = system.A_diag[i].reshape(-1)
             for j in range(i):
                 stored = system.A_off[i, j]
                 dense = stored.toarray() if isinstance(stored, BlockSparse) else stored
@@ -421,24 +476,17 @@ class _SmallSystem:
                 full[starts[j]:starts[j + 1], starts[i]:starts[i + 1]] = dense.T
             full[q:, starts[i]:starts[i + 1]] = system.A_xy[i]
             full[starts[i]:starts[i + 1], q:] = system.A_xy[i].T
-        full[q:, q:] = system.A_xyxy  # A_diag's level blocks are symmetric; made so here
-        for r in range(q, size - 1):  # (a transformed X'X can differ from its transpose)
-            full[r, r + 1:] = full[r + 1:, r]
+        # A_diag's level blocks are symmetric; [X y]'s made so here from its lower triangle (a
+        # transformed X'X can differ from its transpose)
+        lower = np.tril(system.A_xyxy)
+        full[q:, q:] = lower + np.tril(lower, -1).T
         self.full = full
-        rows, cols, index = [], [], []
-        for i, block in enumerate(blocks):
-            offsets = starts[i] + np.arange(block.nlevels)[:, None] * block.p
-            rows.append((offsets + block.pattern.rows).ravel())
-            cols.append((offsets + block.pattern.cols).ravel())
-            index.append(np.repeat(block.pattern.index[None, :], block.nlevels, 0).ravel())
-        empty = [np.zeros(0, dtype=np.int64)]  # a model without random effects (gls)
-        self.rows, self.cols = np.concatenate(rows + empty), np.concatenate(cols + empty)
-        self.index = np.concatenate(index + empty)
+        self.rows, self.cols, self.index = layout.rows, layout.cols, layout.index
         self.q, self.size = q, size
         # the first grouping factor's rows: block-diagonal, p per level (none without blocks)
         self.first, self.first_p = (blocks[0].q, blocks[0].p) if blocks else (0, 1)
-        self.diagonal = np.arange(q) * (size + 1)  # flat positions of the Z part's diagonal
-        self.identity = np.eye(size)  # T without its Lambda entries
+        self.diagonal = layout.diagonal  # flat positions of the Z part's diagonal
+        self.layout = layout
         self._layout = None  # the compiled computation (``compiled``), on first use
 
     name = "dense"
@@ -448,8 +496,8 @@ class _SmallSystem:
         compiled kernels."""
         kernel = dense_kernel()
         if kernel is not None and self._layout is None:
-            self._layout = SmallDenseObjective(kernel, self.full, self.rows, self.cols,
-                                               self.index, self.q, self.first, self.first_p)
+            self._layout = SmallDenseObjective(kernel, self.full, self.layout.t_columns, self.q,
+                                               self.first, self.first_p)
         return self._layout if kernel is not None else None
 
     def __call__(self, theta: np.ndarray) -> Pieces:
@@ -461,7 +509,7 @@ class _SmallSystem:
     def _factor(self, entries: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """The lower Cholesky factor of T' A T + diag(I, 0) (None if it fails) and T: T is
         made per call, so that threads can share the system (a profile on an executor)."""
-        transform = self.identity.copy()
+        transform = np.eye(self.size)  # T without its Lambda entries
         transform[self.rows, self.cols] = entries[self.index]
         scaled = transform.T @ (self.full @ transform)
         scaled.ravel()[self.diagonal] += 1.0

@@ -43,7 +43,7 @@ import math
 
 import numpy as np
 
-__all__ = ["SingleFactorObjective", "SmallDenseObjective", "column_gathers_kernel",
+__all__ = ["SingleFactorObjective", "SmallDenseObjective", "column_gathers_kernel", "columns_of_t",
            "column_pairs_kernel", "dense_gathers_kernel", "dense_gradient_kernel", "dense_kernel",
            "load_kernels", "marginal_kernel", "prefer_numpy", "single_factor_kernel"]
 
@@ -481,6 +481,20 @@ class SingleFactorObjective:
                            self.lam_index, self.blocks, self.cross, self.xy)
 
 
+def columns_of_t(rows: np.ndarray, cols: np.ndarray, index: np.ndarray, q: int,
+                 size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """T = blockdiag(Lambda, I) (size x size; Lambda's entries at (rows, cols) are theta at
+    ``index``) by columns: (col_start (size + 1,), col_rows, col_index), column c's entries
+    at col_start[c]:col_start[c + 1], index -1 for the unit [X y] columns'."""
+    extra = np.arange(q, size)
+    rows = np.concatenate([rows, extra])
+    cols = np.concatenate([cols, extra])
+    index = np.concatenate([index, np.full(len(extra), -1)])
+    order = np.argsort(cols, kind="stable")
+    col_start = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=size))])
+    return col_start, rows[order].astype(np.int64), index[order].astype(np.int64)
+
+
 class SmallDenseObjective:
     """The inputs of the compiled dense computation: A as one symmetric matrix, and T's
     pattern by columns (Z columns from Lambda's entries, then unit [X y] columns); the first
@@ -488,19 +502,11 @@ class SmallDenseObjective:
 
     name = "compiled dense"
 
-    def __init__(self, kernel, full: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                 index: np.ndarray, q: int, first: int, p: int):
+    def __init__(self, kernel, full: np.ndarray, columns: tuple, q: int, first: int, p: int):
+        """``columns``: T by columns (``columns_of_t``)."""
         self.kernel = kernel
         self.first, self.p = first, p
-        size = full.shape[0]
-        extra = np.arange(q, size)
-        rows = np.concatenate([rows, extra])
-        cols = np.concatenate([cols, extra])
-        index = np.concatenate([index, np.full(len(extra), -1)])
-        order = np.argsort(cols, kind="stable")
-        self.col_rows = rows[order].astype(np.int64)
-        self.col_index = index[order].astype(np.int64)
-        self.col_start = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=size))])
+        self.col_start, self.col_rows, self.col_index = columns
         self.full, self.q = full, q
 
     def __call__(self, theta: np.ndarray) -> tuple[float, float, float]:

@@ -117,6 +117,51 @@ def test_dense_and_blocked_gradients_agree(model_id, reference_fits, monkeypatch
                     system.objective_from(factor, reml), rel=1e-10)
 
 
+SINGLE_FACTOR = [
+    ("Reaction ~ Days + (Days | Subject)", "sleepstudy", None),
+    ("Reaction ~ 0 + (Days | Subject)", "sleepstudy", None),  # no fixed effects
+    ("Reaction ~ Days + (Days || Subject)", "sleepstudy", "w"),  # prior weights
+    ("Reaction ~ Days + cs(0 + factor(period) | Subject)", "sleepstudy", None),
+    ("Reaction ~ Days + ar1(0 + factor(period) | Subject)", "sleepstudy", None),
+    ("y ~ arm * visit + (visit | patient)", "trial", None),
+]
+
+
+@pytest.mark.parametrize("formula, name, weights", SINGLE_FACTOR)
+def test_single_factor_gradient_equals_the_dense_and_blocked_ones(formula, name, weights):
+    """One grouping factor's gradient kernel (a loop over its levels) gives the dense
+    system's and the blocked factor's pieces and gradient, under REML and ML, profiled over
+    sigma or at a given sigma, for linear and structured terms."""
+    data = mm.datasets.load(name)
+    data = data.assign(w=np.linspace(0.5, 2.0, len(data)), period=np.arange(len(data)) % 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer(formula, data, weights=weights)
+    system = fit.model.system
+    assert system.single_factor is not None
+    rng = np.random.default_rng(3)
+    for theta in (fit.theta, fit.theta * rng.uniform(0.7, 1.3, len(fit.theta))):
+        for reml in (True, False):
+            for sigma in (None, 0.8 * fit.sigma):
+                single = _gradient_of(system, theta, reml, sigma)
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setattr(system, "single_factor", None)
+                    dense = _gradient_of(system, theta, reml, sigma)
+                    patch.setattr(system, "_small", None)
+                    patch.setattr(pls, "SMALL_SYSTEM", 0)
+                    blocked = _gradient_of(system, theta, reml, sigma)
+                for other in (dense, blocked):
+                    assert single[0] == pytest.approx(other[0], rel=1e-11)
+                    scale = max(1.0, np.max(np.abs(other[1])))
+                    assert np.max(np.abs(single[1] - other[1])) <= 1e-8 * scale
+
+
+def _gradient_of(system, theta, reml, sigma):
+    if sigma is None:
+        return profiled_gradient(system, theta, reml)
+    return deviance_gradient(system, theta, sigma, reml)
+
+
 def _dense_lower(factor, fixed: bool) -> np.ndarray:
     diagonal, below = factor.leading_blocks(fixed)
     sizes = [b.data.shape[0] * b.data.shape[1] if isinstance(b, BlockDiagonal) else b.shape[0]

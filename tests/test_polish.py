@@ -13,6 +13,7 @@ from conftest import dataset_for, load_reference
 
 from mixedmodels.core import optimize
 from mixedmodels.core.optimize import BestPoint, _secant_hessian, newton_polish
+from mixedmodels.lmm import model as model_module
 from mixedmodels.lmm.model import LinearMixedModel
 
 HESSIAN = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, -0.2], [0.5, -0.2, 2.0]])
@@ -102,3 +103,45 @@ def test_a_wrong_secant_falls_back_to_differences(wrong, monkeypatch):
                              model.structure.parameters.upper())
     np.testing.assert_allclose(polished.final, reference.final, rtol=1e-8, atol=1e-9)
     assert polished.gradient_evaluations - unpolished.gradient_evaluations >= 1 + k
+
+
+def _flat(noise: float = 1e-13):
+    """A flat objective (100 to relative ``noise``, like a criterion's last bits) whose
+    gradient says otherwise: no step can gain anything."""
+    calls = {"n": 0}
+
+    def objective_and_gradient(x):
+        calls["n"] += 1
+        return 100.0 * (1.0 + noise * np.sin(1e3 * calls["n"])), np.array([1e-3, 1e-3])
+
+    return objective_and_gradient, calls
+
+
+def test_lbfgs_stall_stops_after_evaluations_without_progress():
+    """``stall``: after that many evaluations in a row without progress beyond ftol_rel,
+    L-BFGS stops with FTOL_REACHED; its line search's last calls are answered, not
+    evaluated nor counted."""
+    settings = optimize.OptSettings(ftol_rel=1e-10, ftol_abs=0.0, xtol_abs=0.0)
+    function, calls = _flat()
+    stalled = optimize.minimize_lbfgs(function, np.ones(2), np.zeros(2), settings, stall=8)
+    assert stalled.return_code == "FTOL_REACHED"
+    assert stalled.evaluations == calls["n"] == 1 + 8
+
+
+def test_lbfgs_stall_ends_penicillins_line_search_in_rounding(monkeypatch):
+    """Penicillin's crossed model: L-BFGS reaches the optimum in about 12 evaluations, where
+    the criterion's rounding (5e-10) exceeds what its steps gain; its line search then spun
+    20 evaluations, failed, and BOBYQA continued (42 more). The rule stops it, and the
+    Newton steps give BOBYQA's optimum."""
+    record = load_reference("penicillin_crossed")
+    data = dataset_for(record)
+    model = LinearMixedModel(record["formula"], data)
+    lbfgs = model.optimize(optimize.OptSettings(method="lbfgs"))
+    bobyqa = model.optimize(optimize.OptSettings(method="bobyqa"))
+    assert lbfgs.optimizer == "LD_LBFGS" and lbfgs.return_code == "FTOL_REACHED"
+    assert lbfgs.evaluations <= 30
+    assert lbfgs.fmin == pytest.approx(bobyqa.fmin, rel=1e-12)
+    np.testing.assert_allclose(lbfgs.final, bobyqa.final, rtol=1e-8)
+    monkeypatch.setattr(model_module, "LBFGS_STALL", 10**6)
+    spinning = model.optimize(optimize.OptSettings(method="lbfgs"))
+    assert spinning.evaluations > 2 * lbfgs.evaluations

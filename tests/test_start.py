@@ -281,17 +281,20 @@ def test_small_lbfgs_fits_reach_the_optimum_in_any_units(shift, scale, reml):
     assert fit.objective == pytest.approx(optimum, rel=1e-10)
 
 
+@pytest.mark.parametrize("method", ["bobyqa", "auto"])
 @pytest.mark.parametrize("scale", [1e-4, 1.0, 1e4, 86400.0])
-def test_bobyqa_fits_reach_the_optimum_in_any_units(scale):
-    """BOBYQA's small fits (3 parameters: sleepstudy's) run on theta / theta_units from lme4's
-    start in the columns' units: Days in seconds (86400) or any other unit give the fit of
-    Days mapped (the slope's sd and its lam entries divided by the scale)."""
+def test_small_fits_reach_the_optimum_in_any_units(scale, method):
+    """Small fits (3 parameters: sleepstudy's) run on theta / theta_units from lme4's start
+    in the columns' units, BOBYQA's and L-BFGS's ("auto"): Days in seconds (86400) or any
+    other unit give the fit of Days mapped (the slope's sd and its lam entries divided by
+    the scale)."""
     data = mm.datasets.load("sleepstudy").assign(t=lambda d: d["Days"] * scale)
+    settings = mm.OptSettings(method=method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = mm.lmer("Reaction ~ t + (t | Subject)", data)
-        days = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
-    assert fit.optsummary.optimizer == "LN_BOBYQA"
+        fit = mm.lmer("Reaction ~ t + (t | Subject)", data, settings=settings)
+        days = mm.lmer("Reaction ~ Days + (Days | Subject)", data, settings=settings)
+    assert fit.optsummary.optimizer == ("LN_BOBYQA" if method == "bobyqa" else "LD_LBFGS")
     np.testing.assert_allclose(fit.theta, days.theta / np.array([1.0, scale, scale]),
                                rtol=1e-6)
     # REML: log|X'V^-1X| gains 2 log(scale) from t's column (X'V^-1X's row and column of t

@@ -34,8 +34,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..linalg.blocks import BlockSparse, block_times, transpose_times
+from ..linalg.compiled import single_factor_gradient_kernel
 from ..linalg.selected_inverse import level_blocks, selected_inverse
 from ..linalg.threads import blas_threads_for
+from .criterion import Pieces
 
 __all__ = ["profiled_gradient", "deviance_gradient"]
 
@@ -76,11 +78,19 @@ def _gradient(system, theta: np.ndarray, reml: bool, sigma: float | None):
     parameters = system.structure.parameters
     extra = 0 if sigma is None else 1
     failed = np.inf, np.zeros(len(theta) + extra)
-    small = system.small_system
+    single = getattr(system, "single_factor", None)
+    kernel = None if single is None else single_factor_gradient_kernel()
     try:
         entries = parameters.entries(theta)
-        if small is not None:  # one dense matrix: the same formulas, fewer calls
-            pieces, by_entry = small.gradient(entries, reml, system.n, sigma)
+        if kernel is not None:  # one grouping factor: a loop over its levels
+            dof = system.n - system.p if reml else system.n
+            raw, by_entry = single.gradient(kernel, entries, reml, dof,
+                                            0.0 if sigma is None else sigma ** 2)
+            if raw[2] < 0.0:
+                return failed
+            pieces = Pieces(*raw)
+        elif system.small_system is not None:  # one dense matrix: the same formulas
+            pieces, by_entry = system.small_system.gradient(entries, reml, system.n, sigma)
         else:
             with blas_threads_for(system.largest_dense_block):  # as the factor limits BLAS
                 factor = system.factor(theta)

@@ -10,6 +10,7 @@ raw gradient, does not grow with the number of observations (lme4's false alarms
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -75,9 +76,9 @@ class OptSettings:
     ``method``: "bobyqa", "lbfgs" (the analytic gradient; models without residual-structure
     parameters), or "auto": L-BFGS where an evaluation is costly (the blocked factor:
     several grouping factors, so 2 parameters or more, and more than a hundred rows in
-    Lambda' A Lambda + I) and from 4 parameters on smaller systems, where it reaches the same
-    optimum in a third to a thirtieth of BOBYQA's evaluations; BOBYQA otherwise, where the compiled
-    evaluations cost less than the gradient's bookkeeping, and for structured terms
+    Lambda' A Lambda + I) and from 3 parameters on smaller systems, where it reaches the same
+    optimum in a third to a thirtieth of BOBYQA's evaluations; BOBYQA otherwise, where the
+    compiled evaluations cost less than the gradient's bookkeeping, and for structured terms
     (``lmm.model.GRADIENT_FROM``).
 
     The tolerances have NLopt's names and serve both methods; their defaults are tighter than
@@ -132,16 +133,19 @@ class BestPoint:
     optimizer has already paid for, with the curvature its last steps measured
     (``newton_polish``)."""
 
-    def __init__(self, objective_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]]):
+    def __init__(self, objective_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
+                 history: bool = True):
+        """``history``: keep the last points (False: only the best, for a polish that
+        differences its Hessian)."""
         self._objective_and_gradient = objective_and_gradient
         self._x: np.ndarray | None = None
         self._value = np.inf
         self._gradient = np.zeros(0)
-        self.history: deque = deque(maxlen=SECANT_HISTORY)
+        self.history: deque = deque(maxlen=SECANT_HISTORY if history else 0)
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         value, gradient = self._objective_and_gradient(x)
-        if np.isfinite(value):
+        if self.history.maxlen and math.isfinite(value):
             self.history.append((np.array(x, dtype=float), np.array(gradient, dtype=float)))
         if value < self._value:
             self._x, self._value = np.array(x, dtype=float), value
@@ -155,7 +159,7 @@ class BestPoint:
         if self._x is not None:
             self._x, self._gradient = self._x * signs, self._gradient * signs
         self.history = deque(((x * signs, g * signs) for x, g in self.history),
-                             maxlen=SECANT_HISTORY)
+                             maxlen=self.history.maxlen)
 
     def at(self, x: np.ndarray) -> tuple[float, np.ndarray] | None:
         """(value, gradient) at x when x is the best point returned so far, else None."""
@@ -185,7 +189,7 @@ def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarra
         trace.append(value)
         if value < best["value"]:
             best["value"], best["x"] = value, x.copy()
-        return value if np.isfinite(value) else 1e300
+        return value if math.isfinite(value) else 1e300
 
     opt = nlopt.opt(nlopt.LN_BOBYQA, len(initial))
     steps = np.full(len(initial), settings.initial_step) if initial_step is None else \
@@ -200,7 +204,8 @@ def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarra
 
 def minimize_lbfgs(objective_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
                    initial: np.ndarray, lower: np.ndarray, settings: OptSettings = OptSettings(),
-                   upper: np.ndarray | None = None, backend: str = "") -> OptSummary:
+                   upper: np.ndarray | None = None, backend: str = "",
+                   stall: int | None = None) -> OptSummary:
     """Minimize over lower <= x (<= upper) with NLopt's L-BFGS (low-storage BFGS, Nocedal
     1980; Liu and Nocedal 1989) and the analytic gradient, with ``settings``' tolerances.
 
@@ -209,16 +214,36 @@ def minimize_lbfgs(objective_and_gradient: Callable[[np.ndarray], tuple[float, n
     when round-off stops progress, or when its line search finds no descent; the best point
     evaluated is then the result, with return code ROUNDOFF_LIMITED or FAILURE; FAILURE too
     when no evaluation was finite (NLopt, given zero gradients there, reports SUCCESS).
+
+    ``stall``: stop with FTOL_REACHED after this many evaluations in a row that lower the
+    best value by no more than ``settings.ftol_rel`` relative: ``ftol_rel`` counted over
+    evaluations rather than NLopt's iterations. Near the optimum the objective's rounding
+    (1e-12 relative) can exceed what a line-search step gains; NLopt's line search then
+    tries ever shorter steps, 20 evaluations on Penicillin's crossed model, and fails. NLopt
+    checks a forced stop between iterations only: until then its line search is answered
+    with the best value and a zero gradient, neither evaluated nor counted.
     """
     trace: list[float] = []
     best = {"value": np.inf, "x": np.array(initial, dtype=float)}
+    since_progress = 0
 
     def wrapped(x, grad):
+        nonlocal since_progress
+        if stall is not None and since_progress >= stall:  # stopping: a flat point, at once
+            grad[:] = 0.0
+            return best["value"]
         value, gradient = objective_and_gradient(x)
         trace.append(value)
+        lowest = best["value"]
+        if not math.isfinite(lowest) or value < lowest - settings.ftol_rel * abs(lowest):
+            since_progress = 0
+        elif stall is not None and math.isfinite(value):
+            since_progress += 1
+            if since_progress >= stall:
+                opt.force_stop()
         if value < best["value"]:
             best["value"], best["x"] = value, x.copy()
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             grad[:] = 0.0
             return 1e300
         grad[:] = gradient
@@ -251,6 +276,8 @@ def _run(opt, wrapped, initial, lower, upper, settings: OptSettings, trace: list
         code = _RESULTS.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
     except nlopt.RoundoffLimited:
         code = "ROUNDOFF_LIMITED"
+    except nlopt.ForcedStop:  # L-BFGS's ``stall``
+        code = "FTOL_REACHED"
     except nlopt.runtime_error:  # NLopt's generic failure: L-BFGS's line search failed
         code = "FAILURE"
     seconds = time.perf_counter() - start

@@ -151,12 +151,13 @@ class PLSSystem:
         the first, which fill in, and [X y]), which decides the BLAS threads of ``factor``."""
         self.largest_dense_block = max([b.q for b in self.blocks[1:]] + [self.p + 1])
         self.size = sum(b.q for b in self.blocks) + self.A_xyxy.shape[0]  # q + p + 1
-        self._fast = self._small = None
+        self._fast = self._small = self.single_factor = None
         if len(self.blocks) == 1:
             kernel = single_factor_kernel()
             if kernel is not None:
-                self._fast = self._through_entries(SingleFactorObjective(
-                    kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy))
+                self.single_factor = SingleFactorObjective(
+                    kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy)
+                self._fast = self._through_entries(self.single_factor)
                 return
         if self.size <= SMALL_SYSTEM:
             self._fast = self.backends()["compiled dense" if dense_kernel() else "dense"]

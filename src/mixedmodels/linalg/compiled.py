@@ -45,7 +45,8 @@ import numpy as np
 
 __all__ = ["SingleFactorObjective", "SmallDenseObjective", "column_gathers_kernel", "columns_of_t",
            "column_pairs_kernel", "dense_gathers_kernel", "dense_gradient_kernel", "dense_kernel",
-           "load_kernels", "marginal_kernel", "prefer_numpy", "single_factor_kernel"]
+           "load_kernels", "marginal_kernel", "prefer_numpy", "single_factor_gradient_kernel",
+           "single_factor_kernel"]
 
 _KERNEL = None
 _AUTOLOAD = True
@@ -55,6 +56,7 @@ _MARGINAL_KERNEL = None
 _COLUMN_PAIRS_KERNEL = None
 _COLUMN_GATHERS_KERNEL = None
 _DENSE_GATHERS_KERNEL = None
+_SINGLE_FACTOR_GRADIENT_KERNEL = None
 
 
 def _cholesky(matrix, size, first, p):
@@ -137,6 +139,156 @@ def _single_factor_pieces(theta, lam_rows, lam_cols, lam_index, blocks, cross, x
     if math.isnan(logdet_x) or _cholesky_last(schur, m) <= 0.0:
         return 0.0, 0.0, -1.0
     return logdet_z, logdet_x, schur[m - 1, m - 1] ** 2
+
+
+def _single_factor_gradient(entries, lam_rows, lam_cols, lam_index, blocks, cross, xy, reml,
+                            dof, variance, gradient):
+    """``_single_factor_pieces`` at the entries and, into ``gradient``, the criterion's
+    derivatives by them: ``_dense_gradient``'s formulas with the levels uncoupled. With
+    M_l = L_l L_l', W_l = L_l^-1 lam' C_l (its X columns W_X, its y column u), the X part of
+    the factor R_X and beta from R_X' beta = (R's y row):
+
+        v_l = L_l^-T (u - W_X beta),  rho_l = c_y - A_l lam v_l - C_X beta,
+        Omega_S^-1's level block  L_l^-T (I + W_X Sxx W_X') L_l^-1,  with X: -L_l^-T W_X Sxx,
+
+    Sxx = (R_X R_X')^-1 (REML; under ML, S is Z's rows only: L_l^-T L_l^-1 and no X part).
+    An entry of lam at (a, b) gets 2 sum_i Omega_S^-1[b, i] (T'A)[i, a] - weight rho[a] v[b]
+    from each level, weight 2 d / r^2 (profiled) or 2 / ``variance``. O(levels p^3) instead
+    of the dense system's O((q + p)^3)."""
+    levels, p, m = blocks.shape[0], blocks.shape[1], xy.shape[0]
+    fixed = m - 1
+    lam = np.zeros((p, p))
+    for k in range(lam_rows.shape[0]):
+        lam[lam_rows[k], lam_cols[k]] = entries[lam_index[k]]
+    factors = np.zeros((levels, p, p))
+    scaled = np.empty((levels, p, m))
+    schur = xy.copy()
+    logdet_z = 0.0
+    for level in range(levels):
+        block = factors[level]
+        for i in range(p):
+            for j in range(i + 1):
+                total = 0.0
+                for a in range(p):
+                    for b in range(p):
+                        total += lam[a, i] * blocks[level, a, b] * lam[b, j]
+                block[i, j] = total + (1.0 if i == j else 0.0)
+        logdet = _cholesky(block, p, 0, 1)
+        if math.isnan(logdet):
+            return 0.0, 0.0, -1.0
+        logdet_z += logdet
+        for i in range(p):
+            for c in range(m):
+                total = 0.0
+                for a in range(p):
+                    total += lam[a, i] * cross[level, a, c]
+                for k in range(i):
+                    total -= block[i, k] * scaled[level, k, c]
+                scaled[level, i, c] = total / block[i, i]
+        for r in range(m):
+            for c in range(r + 1):
+                total = 0.0
+                for k in range(p):
+                    total += scaled[level, k, r] * scaled[level, k, c]
+                schur[r, c] -= total
+    logdet_x = _cholesky(schur, fixed, 0, 1)
+    if math.isnan(logdet_x) or _cholesky_last(schur, m) <= 0.0:
+        return 0.0, 0.0, -1.0
+    r2 = schur[m - 1, m - 1] ** 2
+    beta = np.empty(fixed)
+    for i in range(fixed - 1, -1, -1):
+        total = schur[m - 1, i]
+        for k in range(i + 1, fixed):
+            total -= schur[k, i] * beta[k]
+        beta[i] = total / schur[i, i]
+    sxx = np.zeros((fixed, fixed))
+    if reml:  # (R_X R_X')^-1 from R_X's inverse
+        rinv = np.zeros((fixed, fixed))
+        for i in range(fixed):
+            for j in range(i):
+                total = 0.0
+                for k in range(j, i):
+                    total -= schur[i, k] * rinv[k, j]
+                rinv[i, j] = total / schur[i, i]
+            rinv[i, i] = 1.0 / schur[i, i]
+        for i in range(fixed):
+            for j in range(i + 1):
+                total = 0.0
+                for k in range(i, fixed):
+                    total += rinv[k, i] * rinv[k, j]
+                sxx[i, j] = total
+                sxx[j, i] = total
+    weight = 2.0 * dof / r2 if variance == 0.0 else 2.0 / variance
+    gradient[:] = 0.0
+    v, rho, linv = np.empty(p), np.empty(p), np.zeros((p, p))
+    g, inner, sigma = np.empty((p, fixed)), np.empty((p, p)), np.empty((p, p))
+    cross_x, lam_a = np.empty((p, fixed)), np.empty((p, p))
+    for level in range(levels):
+        block = factors[level]
+        for i in range(p - 1, -1, -1):  # v = L^-T (u - W_X beta)
+            total = scaled[level, i, fixed]
+            for j in range(fixed):
+                total -= scaled[level, i, j] * beta[j]
+            for k in range(i + 1, p):
+                total -= block[k, i] * v[k]
+            v[i] = total / block[i, i]
+        for a in range(p):  # rho = c_y - A_l lam v - C_X beta
+            total = cross[level, a, fixed]
+            for s in range(p):
+                bs = 0.0
+                for t in range(p):
+                    bs += lam[s, t] * v[t]
+                total -= blocks[level, a, s] * bs
+            for j in range(fixed):
+                total -= cross[level, a, j] * beta[j]
+            rho[a] = total
+        for i in range(p):  # L^-1, lower
+            for j in range(i):
+                total = 0.0
+                for k in range(j, i):
+                    total -= block[i, k] * linv[k, j]
+                linv[i, j] = total / block[i, i]
+            linv[i, i] = 1.0 / block[i, i]
+        for i in range(p):  # G = W_X Sxx; inner = I + G W_X'
+            for j in range(fixed):
+                total = 0.0
+                for k in range(fixed):
+                    total += scaled[level, i, k] * sxx[k, j]
+                g[i, j] = total
+        for i in range(p):
+            for j in range(p):
+                total = 1.0 if i == j else 0.0
+                for k in range(fixed):
+                    total += g[i, k] * scaled[level, j, k]
+                inner[i, j] = total
+        for i in range(p):  # Omega^-1's level block: L^-T inner L^-1
+            for j in range(p):
+                total = 0.0
+                for a in range(i, p):
+                    for b in range(j, p):
+                        total += linv[a, i] * inner[a, b] * linv[b, j]
+                sigma[i, j] = total
+        for i in range(p):  # with X: -L^-T G
+            for j in range(fixed):
+                total = 0.0
+                for a in range(i, p):
+                    total -= linv[a, i] * g[a, j]
+                cross_x[i, j] = total
+        for i in range(p):  # lam' A_l
+            for a in range(p):
+                total = 0.0
+                for s in range(p):
+                    total += lam[s, i] * blocks[level, s, a]
+                lam_a[i, a] = total
+        for k in range(lam_rows.shape[0]):
+            a, b = lam_rows[k], lam_cols[k]
+            trace = 0.0
+            for i in range(p):
+                trace += sigma[b, i] * lam_a[i, a]
+            for j in range(fixed):
+                trace += cross_x[b, j] * cross[level, a, j]
+            gradient[lam_index[k]] += 2.0 * trace - weight * rho[a] * v[b]
+    return logdet_z, logdet_x, r2
 
 
 def _dense_factor(theta, col_start, col_rows, col_index, full, q, first, p, values, scaled):
@@ -400,7 +552,9 @@ def load_kernels() -> bool:
             _MARGINAL_KERNEL = numba.njit(cache=True, nogil=True)(_marginal_pieces)
             _COLUMN_PAIRS_KERNEL = numba.njit(cache=True, nogil=True)(_column_pair_products)
             _COLUMN_GATHERS_KERNEL = numba.njit(cache=True, nogil=True)(_column_pair_gathers)
-            global _DENSE_GATHERS_KERNEL
+            global _DENSE_GATHERS_KERNEL, _SINGLE_FACTOR_GRADIENT_KERNEL
+            _SINGLE_FACTOR_GRADIENT_KERNEL = numba.njit(cache=True, nogil=True)(
+                _single_factor_gradient)
             _DENSE_GATHERS_KERNEL = numba.njit(cache=True, nogil=True)(_dense_pattern_gathers)
         except Exception:  # noqa: BLE001 - no numba, or it cannot compile here: use NumPy
             _KERNEL = False
@@ -424,6 +578,12 @@ def _loaded():
 def single_factor_kernel():
     """The compiled single-factor objective, or None (no numba, or ``prefer_numpy``)."""
     return _loaded() or None
+
+
+def single_factor_gradient_kernel():
+    """The compiled single-factor criterion and gradient, or None (no numba, or
+    ``prefer_numpy``)."""
+    return _SINGLE_FACTOR_GRADIENT_KERNEL if _loaded() else None
 
 
 def dense_kernel():
@@ -479,6 +639,17 @@ class SingleFactorObjective:
         passes read-only arrays, the convergence check writable ones."""
         return self.kernel(np.array(theta, dtype=np.float64), self.lam_rows, self.lam_cols,
                            self.lam_index, self.blocks, self.cross, self.xy)
+
+    def gradient(self, kernel, entries: np.ndarray, reml: bool, dof: int,
+                 variance: float) -> tuple[tuple[float, float, float], np.ndarray]:
+        """The pieces and the criterion's gradient by the entries, from the compiled
+        ``kernel`` (``single_factor_gradient_kernel``): ``dof`` the criterion's degrees of
+        freedom, ``variance`` 0 (profiled over sigma) or sigma^2 (the deviance at sigma)."""
+        gradient = np.zeros(len(entries))
+        pieces = kernel(np.array(entries, dtype=np.float64), self.lam_rows, self.lam_cols,
+                        self.lam_index, self.blocks, self.cross, self.xy, bool(reml), dof,
+                        float(variance), gradient)
+        return pieces, gradient
 
 
 def columns_of_t(rows: np.ndarray, cols: np.ndarray, index: np.ndarray, q: int,

@@ -58,21 +58,25 @@ __all__ = ["GeneralizedLeastSquares", "LinearMixedModel", "check_settings"]
 
 #: "auto" optimizes with the gradient (L-BFGS) from this many parameters when the objective
 #: runs the blocked factor, and from ``GRADIENT_FROM`` on smaller systems, whose compiled
-#: evaluations cost microseconds against tens of microseconds for a compiled dense gradient.
-#: BOBYQA takes 3 times L-BFGS's evaluations at 1 to 3 parameters, 7 to 20 times from 4 on
-#: (436 against 38 on Machines' (0 + Machine | Worker), 6,373 against 201 with 72
-#: parameters); a gradient costs 2.5 to 4 evaluations of the blocked factor, where L-BFGS
-#: starts at the MIVQUE(0) variances (``LinearMixedModel._lbfgs_start``). Whole fits, BOBYQA
-#: against L-BFGS: on the blocked factor, every model has 2 parameters or more: ham (2) 13
-#: against 8 ms, simulated 900 x 400 crossed levels (2) 70 against 51 ms, 200 schools with
-#: 5 classes each (2) 27 against 21 ms, InstEval (3) 3.5 against 1.0 s; on smaller systems,
-#: sleepstudy (3) 1.2 against 2.1 ms; bodyweight (3) 3.2 against 4.2 ms; pixel (4) 10.1
-#: against 5.9 ms; Machines (6) 10.7 against 4.0 ms.
+#: evaluations cost 2 to 6 us against 4 to 15 us for a compiled gradient (one grouping
+#: factor's loop over its levels, or the dense system's). BOBYQA takes 2 to 6 times L-BFGS's
+#: evaluations at 1 to 3 parameters, 7 to 20 times from 4 on (402 against 28 on Machines'
+#: (0 + Machine | Worker), 6,373 against 201 with 72 parameters); a gradient costs 2.5 to 4
+#: evaluations of the blocked factor, where L-BFGS starts at the MIVQUE(0) variances
+#: (``LinearMixedModel._lbfgs_start``). Optimizer's time, BOBYQA against L-BFGS (both
+#: followed by the Newton polish): on the blocked factor, every model has 2 parameters or
+#: more: ham (2) 10.7 against 5.4 ms, simulated 900 x 400 crossed levels (2) 70 against
+#: 51 ms, 200 schools with 5 classes each (2) 27 against 21 ms, InstEval (3) 3.5 against
+#: 1.0 s; on smaller systems, at 3 parameters: Orthodont 1.14 against 0.58 ms, sleepstudy
+#: 0.57 against 0.41, BodyWeight 1.18 against 0.45, Assay 1.57 against 1.13, ChickWeight
+#: 1.37 against 0.85, MathAchieve 1.52 against 1.23, Carrots 0.98 against 1.04; at 2, even
+#: (Penicillin 0.59 against 0.65, Machines nested 0.48 against 0.43); at 1, BOBYQA by 10 to
+#: 25% (cake 0.24 against 0.31).
 #: Structured terms (``cs``, ``ar1``, ``toep``) keep BOBYQA: on their correlations'
 #: unconstrained scale the criterion flattens towards +/-1, where L-BFGS can stall (a toep
 #: term on the trial data stopped 5 log-likelihood units short).
 GRADIENT_FROM_BLOCKED = 2
-GRADIENT_FROM = 4
+GRADIENT_FROM = 3
 
 #: BOBYQA runs on theta in its columns' units only where one is farther than this factor
 #: from 1 (``LinearMixedModel._bobyqa_units``)
@@ -81,6 +85,10 @@ BOBYQA_UNIT_RANGE = 10.0
 #: the optimizers' tolerances when Newton steps finish the fit
 #: (``LinearMixedModel._polished_settings``)
 POLISHED_TOLERANCES = {"ftol_rel": 1e-10, "ftol_abs": 1e-8, "xtol_abs": 1e-7}
+
+#: where Newton steps follow, L-BFGS stops after this many evaluations in a row that gain
+#: less than its ``ftol_rel`` (``core.optimize.minimize_lbfgs``'s ``stall``)
+LBFGS_STALL = 8
 
 #: the tolerances of ``OptSettings``: non-negative numbers
 _TOLERANCES = ("ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs")
@@ -308,7 +316,8 @@ class LinearMixedModel:
         seen = None  # L-BFGS's evaluations, for the polish (``BestPoint``)
         with self.system.optimizer_threads():
             if self._uses_gradient(settings):
-                seen = BestPoint(self._criterion_and_gradient)
+                seen = BestPoint(self._criterion_and_gradient,
+                                 history=self.system.evaluation_is_costly)
                 summary = self._minimize_lbfgs(settings, seen)
                 if summary.return_code not in CONVERGED:
                     summary = self._continued(summary, settings, 0.1)
@@ -324,9 +333,8 @@ class LinearMixedModel:
                     polished = newton_polish(self._criterion_and_gradient, summary,
                                              parameters.upper())
                 else:  # the secant curvature where a gradient costs more than fitting it
-                    history = tuple(seen.history) if self.system.evaluation_is_costly else ()
                     polished = newton_polish(seen, summary, parameters.upper(),
-                                             seen.at(summary.final), history)
+                                             seen.at(summary.final), tuple(seen.history))
                 # the steps may end near a bound the optimizer stopped farther from
                 summary = (polished if polished.final is summary.final
                            else snap_to_bounds(self._criterion, polished))
@@ -376,9 +384,12 @@ class LinearMixedModel:
             value, gradient = criterion_and_gradient(u * units)
             return value / n, gradient * units / n
 
+        stall = LBFGS_STALL if tolerances is not settings else None  # a polish follows
+
         def run(start: np.ndarray) -> OptSummary:
             return minimize_lbfgs(per_observation, start / units, lower, scaled,
-                                  parameters.upper() / units, backend=self.system.backend)
+                                  parameters.upper() / units, backend=self.system.backend,
+                                  stall=stall)
 
         summary = run(self._lbfgs_start())
         if not np.isfinite(summary.fmin):  # the criterion is not finite there: lme4's start

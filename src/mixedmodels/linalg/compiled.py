@@ -301,7 +301,11 @@ def _dense_factor(theta, col_start, col_rows, col_index, full, q, first, p, valu
     for k in range(col_rows.shape[0]):
         values[k] = 1.0 if col_index[k] < 0 else theta[col_index[k]]
     for j in range(size):
+        level_end = j - j % p + p if j < first else 0  # the end of column j's level
         for i in range(j, size):
+            if level_end <= i < first:  # another level of the first factor: A's zeros
+                scaled[i, j] = 0.0
+                continue
             total = 1.0 if (i == j and i < q) else 0.0
             for a in range(col_start[i], col_start[i + 1]):
                 row = col_rows[a]

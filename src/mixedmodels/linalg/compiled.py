@@ -7,7 +7,8 @@ With a single grouping factor, L_Z is block-diagonal, one p x p block per level,
 
 and the whole evaluation is a loop over levels of p x p algebra followed by one small Cholesky:
 a few microseconds, where the same steps as NumPy calls cost more in call overhead than in
-arithmetic. Most mixed models have one grouping factor; the others use the blocked path,
+arithmetic. The criterion's gradient is the same kind of loop (``_single_factor_gradient``:
+4.5 us on sleepstudy's correlated slopes, where the dense system's takes 15). Most mixed models have one grouping factor; the others use the blocked path,
 whose products of block-sparse blocks (the factor's rank update in ``linalg.blocks``, the
 selected inverse's in ``linalg.selected_inverse``) are compiled too: NumPy's way, the pair
 plan, keeps three integers per pair of stored elements that share a column.

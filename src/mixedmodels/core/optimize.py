@@ -111,6 +111,10 @@ class OptSummary:
     trace: np.ndarray = field(repr=False)
     backend: str = ""  # the objective's back-end (see ``core.pls``), when it is a model's
     gradient_evaluations: int = 0
+    #: the Newton polish's Hessian of the parameters off their bounds at ``final``:
+    #: "positive definite", "indefinite" (not positive definite: a saddle, or a flat
+    #: direction), or "" (no polish)
+    curvature: str = ""
 
     @property
     def stopped_normally(self) -> bool:
@@ -204,8 +208,7 @@ def minimize_bobyqa(objective: Callable[[np.ndarray], float], initial: np.ndarra
 
 def minimize_lbfgs(objective_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
                    initial: np.ndarray, lower: np.ndarray, settings: OptSettings = OptSettings(),
-                   upper: np.ndarray | None = None, backend: str = "",
-                   stall: int | None = None) -> OptSummary:
+                   upper: np.ndarray | None = None, backend: str = "") -> OptSummary:
     """Minimize over lower <= x (<= upper) with NLopt's L-BFGS (low-storage BFGS, Nocedal
     1980; Liu and Nocedal 1989) and the analytic gradient, with ``settings``' tolerances.
 
@@ -214,33 +217,13 @@ def minimize_lbfgs(objective_and_gradient: Callable[[np.ndarray], tuple[float, n
     when round-off stops progress, or when its line search finds no descent; the best point
     evaluated is then the result, with return code ROUNDOFF_LIMITED or FAILURE; FAILURE too
     when no evaluation was finite (NLopt, given zero gradients there, reports SUCCESS).
-
-    ``stall``: stop with FTOL_REACHED after this many evaluations in a row that lower the
-    best value by no more than ``settings.ftol_rel`` relative: ``ftol_rel`` counted over
-    evaluations rather than NLopt's iterations. Near the optimum the objective's rounding
-    (1e-12 relative) can exceed what a line-search step gains; NLopt's line search then
-    tries ever shorter steps, 20 evaluations on Penicillin's crossed model, and fails. NLopt
-    checks a forced stop between iterations only: until then its line search is answered
-    with the best value and a zero gradient, neither evaluated nor counted.
     """
     trace: list[float] = []
     best = {"value": np.inf, "x": np.array(initial, dtype=float)}
-    since_progress = 0
 
     def wrapped(x, grad):
-        nonlocal since_progress
-        if stall is not None and since_progress >= stall:  # stopping: a flat point, at once
-            grad[:] = 0.0
-            return best["value"]
         value, gradient = objective_and_gradient(x)
         trace.append(value)
-        lowest = best["value"]
-        if not math.isfinite(lowest) or value < lowest - settings.ftol_rel * abs(lowest):
-            since_progress = 0
-        elif stall is not None and math.isfinite(value):
-            since_progress += 1
-            if since_progress >= stall:
-                opt.force_stop()
         if value < best["value"]:
             best["value"], best["x"] = value, x.copy()
         if not math.isfinite(value):
@@ -276,8 +259,6 @@ def _run(opt, wrapped, initial, lower, upper, settings: OptSettings, trace: list
         code = _RESULTS.get(opt.last_optimize_result(), str(opt.last_optimize_result()))
     except nlopt.RoundoffLimited:
         code = "ROUNDOFF_LIMITED"
-    except nlopt.ForcedStop:  # L-BFGS's ``stall``
-        code = "FTOL_REACHED"
     except nlopt.runtime_error:  # NLopt's generic failure: L-BFGS's line search failed
         code = "FAILURE"
     seconds = time.perf_counter() - start
@@ -327,6 +308,7 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
     if inverse is None:
         inverse = _differenced_inverse(objective_and_gradient, x, gradient, free)
         calls += len(free)
+    curvature = "indefinite" if inverse is None else "positive definite"
     moved = False
     steps = 0
     while inverse is not None and steps < POLISH_STEPS:
@@ -348,6 +330,7 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
                 break
             secant = None  # the secant curvature misled the first step: difference it
             inverse = _differenced_inverse(objective_and_gradient, x, gradient, free)
+            curvature = "indefinite" if inverse is None else "positive definite"
             calls += len(free)
             steps = 0
             continue
@@ -359,10 +342,12 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
             break  # the next step would not move x: no gradient spent to confirm it
     if not moved:
         return replace(summary, evaluations=summary.evaluations + calls,
-                       gradient_evaluations=summary.gradient_evaluations + calls)
+                       gradient_evaluations=summary.gradient_evaluations + calls,
+                       curvature=curvature)
     return replace(summary, final=x, fmin=float(min(value, summary.fmin)),
                    evaluations=summary.evaluations + calls,
-                   gradient_evaluations=summary.gradient_evaluations + calls)
+                   gradient_evaluations=summary.gradient_evaluations + calls,
+                   curvature=curvature)
 
 
 def _bfgs_inverse_update(inverse: np.ndarray, step: np.ndarray,

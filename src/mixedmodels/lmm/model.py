@@ -86,10 +86,6 @@ BOBYQA_UNIT_RANGE = 10.0
 #: (``LinearMixedModel._polished_settings``)
 POLISHED_TOLERANCES = {"ftol_rel": 1e-10, "ftol_abs": 1e-8, "xtol_abs": 1e-7}
 
-#: where Newton steps follow, L-BFGS stops after this many evaluations in a row that gain
-#: less than its ``ftol_rel`` (``core.optimize.minimize_lbfgs``'s ``stall``)
-LBFGS_STALL = 8
-
 #: the tolerances of ``OptSettings``: non-negative numbers
 _TOLERANCES = ("ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs")
 
@@ -298,8 +294,14 @@ class LinearMixedModel:
         bound it is tried again; with a residual structure's parameters, which have none, the
         same steps with a central-difference gradient (``numerical_polish``), so that fits of
         the same data whose criteria differ by rounding (rows in another order, or summed over
-        partitions) agree to 1e-9, not 1e-6. L-BFGS runs on theta in its columns' units
-        (``core.start.theta_units``), BOBYQA where one of them is extreme (``_bobyqa_units``).
+        partitions) agree to 1e-9, not 1e-6. Where the steps' Hessian at the optimizer's end
+        is not positive definite, that end is no minimum, and BOBYQA continues from there as
+        after a boundary stop: with their signs free, L-BFGS can stop at a saddle (a variance
+        near 0 whose covariance went to another column: 3.5e-3 above the optimum on a (x | g)
+        fit of 3 groups), and BOBYQA where a variance is near 0 but not within lme4's
+        tolerance of it (0.83 above on an (x || g) fit of 8 groups with weights from 1e-3 to
+        1e3). L-BFGS runs on theta in its columns' units (``core.start.theta_units``),
+        BOBYQA where one of them is extreme (``_bobyqa_units``).
 
         Raises:
             ValueError: ``settings.method`` is "lbfgs" and the model has parameters of a
@@ -327,19 +329,30 @@ class LinearMixedModel:
                 summary = dataclasses.replace(summary, settings=settings)
                 if parameters.is_singular(summary.final):
                     summary = self._continued(summary, settings, 0.1)
-            summary = snap_to_bounds(self._criterion, summary)
-            if self._has_gradient():
-                if seen is None:
-                    polished = newton_polish(self._criterion_and_gradient, summary,
-                                             parameters.upper())
-                else:  # the secant curvature where a gradient costs more than fitting it
-                    polished = newton_polish(seen, summary, parameters.upper(),
-                                             seen.at(summary.final), tuple(seen.history))
-                # the steps may end near a bound the optimizer stopped farther from
-                summary = (polished if polished.final is summary.final
-                           else snap_to_bounds(self._criterion, polished))
-            elif parameters.residual is not None:
-                summary = numerical_polish(self._criterion, summary, parameters.upper())
+            summary = self._polished(snap_to_bounds(self._criterion, summary), seen)
+            if summary.curvature == "indefinite":  # not a minimum: a saddle, or a flat stop
+                summary = self._continued(summary, settings, 0.1)
+                summary = self._polished(snap_to_bounds(self._criterion, summary), None)
+        return summary
+
+    def _polished(self, summary: OptSummary, seen: BestPoint | None) -> OptSummary:
+        """Newton steps from the optimizer's end where the analytic gradient exists
+        (``newton_polish``; ``seen``: L-BFGS's evaluations, whose last gradient and secant
+        curvature they reuse), an end near a bound tried on it again; with a residual
+        structure's parameters, the same steps with a central-difference gradient."""
+        parameters = self.structure.parameters
+        if self._has_gradient():
+            if seen is None:
+                polished = newton_polish(self._criterion_and_gradient, summary,
+                                         parameters.upper())
+            else:  # the secant curvature where a gradient costs more than fitting it
+                polished = newton_polish(seen, summary, parameters.upper(),
+                                         seen.at(summary.final), tuple(seen.history))
+            # the steps may end near a bound the optimizer stopped farther from
+            return (polished if polished.final is summary.final
+                    else snap_to_bounds(self._criterion, polished))
+        if parameters.residual is not None:
+            return numerical_polish(self._criterion, summary, parameters.upper())
         return summary
 
     def _polished_settings(self, settings: OptSettings) -> OptSettings:
@@ -384,12 +397,10 @@ class LinearMixedModel:
             value, gradient = criterion_and_gradient(u * units)
             return value / n, gradient * units / n
 
-        stall = LBFGS_STALL if tolerances is not settings else None  # a polish follows
 
         def run(start: np.ndarray) -> OptSummary:
             return minimize_lbfgs(per_observation, start / units, lower, scaled,
-                                  parameters.upper() / units, backend=self.system.backend,
-                                  stall=stall)
+                                  parameters.upper() / units, backend=self.system.backend)
 
         summary = run(self._lbfgs_start())
         if not np.isfinite(summary.fmin):  # the criterion is not finite there: lme4's start

@@ -97,6 +97,39 @@ def _cholesky_last(matrix, size):
     return value
 
 
+def _level_update(lam, a, c, block, scaled, schur):
+    """One level l of a single grouping factor: ``block`` <- L_l, the lower Cholesky factor
+    of M_l = lam' A_l lam + I (``a`` = A_l, p x p); ``scaled`` <- W_l = L_l^-1 lam' C_l (``c``
+    = C_l, p x m); ``schur`` -= W_l' W_l (lower triangle). Returns log|M_l|, or NaN when the
+    Cholesky fails."""
+    p, m = a.shape[0], c.shape[1]
+    for i in range(p):
+        for j in range(i + 1):
+            total = 0.0
+            for x in range(p):
+                for y in range(p):
+                    total += lam[x, i] * a[x, y] * lam[y, j]
+            block[i, j] = total + (1.0 if i == j else 0.0)
+    logdet = _cholesky(block, p, 0, 1)
+    if math.isnan(logdet):
+        return logdet
+    for i in range(p):
+        for col in range(m):
+            total = 0.0
+            for x in range(p):
+                total += lam[x, i] * c[x, col]
+            for k in range(i):
+                total -= block[i, k] * scaled[k, col]
+            scaled[i, col] = total / block[i, i]
+    for r in range(m):
+        for col in range(r + 1):
+            total = 0.0
+            for k in range(p):
+                total += scaled[k, r] * scaled[k, col]
+            schur[r, col] -= total
+    return logdet
+
+
 def _single_factor_pieces(theta, lam_rows, lam_cols, lam_index, blocks, cross, xy):
     """The criterion's pieces (log|L_Z|^2, log|R_X|^2, r^2); r^2 = -1 if a Cholesky fails."""
     levels, p = blocks.shape[0], blocks.shape[1]
@@ -107,35 +140,12 @@ def _single_factor_pieces(theta, lam_rows, lam_cols, lam_index, blocks, cross, x
     schur = xy.copy()
     logdet_z = 0.0
     block = np.empty((p, p))
-    scaled_cross = np.empty((p, m))
+    scaled = np.empty((p, m))
     for level in range(levels):
-        # M = lam' A lam + I, lower triangle
-        for i in range(p):
-            for j in range(i + 1):
-                total = 0.0
-                for a in range(p):
-                    for b in range(p):
-                        total += lam[a, i] * blocks[level, a, b] * lam[b, j]
-                block[i, j] = total + (1.0 if i == j else 0.0)
-        logdet = _cholesky(block, p, 0, 1)
+        logdet = _level_update(lam, blocks[level], cross[level], block, scaled, schur)
         if math.isnan(logdet):
             return 0.0, 0.0, -1.0
         logdet_z += logdet
-        # W = L^{-1} lam' C, then schur -= W' W
-        for i in range(p):
-            for c in range(m):
-                total = 0.0
-                for a in range(p):
-                    total += lam[a, i] * cross[level, a, c]
-                for k in range(i):
-                    total -= block[i, k] * scaled_cross[k, c]
-                scaled_cross[i, c] = total / block[i, i]
-        for r in range(m):
-            for c in range(r + 1):
-                total = 0.0
-                for k in range(p):
-                    total += scaled_cross[k, r] * scaled_cross[k, c]
-                schur[r, c] -= total
     logdet_x = _cholesky(schur, m - 1, 0, 1)  # log|R_X|^2 from the first m - 1 pivots
     if math.isnan(logdet_x) or _cholesky_last(schur, m) <= 0.0:
         return 0.0, 0.0, -1.0
@@ -166,32 +176,11 @@ def _single_factor_gradient(entries, lam_rows, lam_cols, lam_index, blocks, cros
     schur = xy.copy()
     logdet_z = 0.0
     for level in range(levels):
-        block = factors[level]
-        for i in range(p):
-            for j in range(i + 1):
-                total = 0.0
-                for a in range(p):
-                    for b in range(p):
-                        total += lam[a, i] * blocks[level, a, b] * lam[b, j]
-                block[i, j] = total + (1.0 if i == j else 0.0)
-        logdet = _cholesky(block, p, 0, 1)
+        logdet = _level_update(lam, blocks[level], cross[level], factors[level], scaled[level],
+                               schur)
         if math.isnan(logdet):
             return 0.0, 0.0, -1.0
         logdet_z += logdet
-        for i in range(p):
-            for c in range(m):
-                total = 0.0
-                for a in range(p):
-                    total += lam[a, i] * cross[level, a, c]
-                for k in range(i):
-                    total -= block[i, k] * scaled[level, k, c]
-                scaled[level, i, c] = total / block[i, i]
-        for r in range(m):
-            for c in range(r + 1):
-                total = 0.0
-                for k in range(p):
-                    total += scaled[level, k, r] * scaled[level, k, c]
-                schur[r, c] -= total
     logdet_x = _cholesky(schur, fixed, 0, 1)
     if math.isnan(logdet_x) or _cholesky_last(schur, m) <= 0.0:
         return 0.0, 0.0, -1.0
@@ -545,9 +534,10 @@ def load_kernels() -> bool:
         try:
             import numba
 
-            global _cholesky, _cholesky_last, _dense_factor  # kernels call compiled helpers
+            global _cholesky, _cholesky_last, _dense_factor, _level_update  # compiled helpers
             _cholesky = numba.njit(cache=True, nogil=True)(_cholesky)
             _cholesky_last = numba.njit(cache=True, nogil=True)(_cholesky_last)
+            _level_update = numba.njit(cache=True, nogil=True, inline="always")(_level_update)
             _dense_factor = numba.njit(cache=True, nogil=True)(_dense_factor)
             _KERNEL = numba.njit(cache=True, nogil=True)(_single_factor_pieces)
             global _DENSE_KERNEL, _MARGINAL_KERNEL, _COLUMN_PAIRS_KERNEL, _COLUMN_GATHERS_KERNEL

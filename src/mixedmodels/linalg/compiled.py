@@ -97,6 +97,27 @@ def _cholesky_last(matrix, size):
     return value
 
 
+def _solve_transposed(lower, n, right, out):
+    """out[:n] <- the solution x of L' x = right[:n], L = lower[:n, :n] (lower triangular)."""
+    for i in range(n - 1, -1, -1):
+        total = right[i]
+        for k in range(i + 1, n):
+            total -= lower[k, i] * out[k]
+        out[i] = total / lower[i, i]
+
+
+def _lower_inverse(lower, n, out):
+    """out[:n, :n] <- the inverse of the lower triangular lower[:n, :n] (lower triangular;
+    ``out``'s upper triangle is left as it is)."""
+    for i in range(n):
+        for j in range(i):
+            total = 0.0
+            for k in range(j, i):
+                total -= lower[i, k] * out[k, j]
+            out[i, j] = total / lower[i, i]
+        out[i, i] = 1.0 / lower[i, i]
+
+
 def _level_update(lam, a, c, block, scaled, schur):
     """One level l of a single grouping factor: ``block`` <- L_l, the lower Cholesky factor
     of M_l = lam' A_l lam + I (``a`` = A_l, p x p); ``scaled`` <- W_l = L_l^-1 lam' C_l (``c``
@@ -186,21 +207,11 @@ def _single_factor_gradient(entries, lam_rows, lam_cols, lam_index, blocks, cros
         return 0.0, 0.0, -1.0
     r2 = schur[m - 1, m - 1] ** 2
     beta = np.empty(fixed)
-    for i in range(fixed - 1, -1, -1):
-        total = schur[m - 1, i]
-        for k in range(i + 1, fixed):
-            total -= schur[k, i] * beta[k]
-        beta[i] = total / schur[i, i]
+    _solve_transposed(schur, fixed, schur[m - 1], beta)
     sxx = np.zeros((fixed, fixed))
     if reml:  # (R_X R_X')^-1 from R_X's inverse
         rinv = np.zeros((fixed, fixed))
-        for i in range(fixed):
-            for j in range(i):
-                total = 0.0
-                for k in range(j, i):
-                    total -= schur[i, k] * rinv[k, j]
-                rinv[i, j] = total / schur[i, i]
-            rinv[i, i] = 1.0 / schur[i, i]
+        _lower_inverse(schur, fixed, rinv)
         for i in range(fixed):
             for j in range(i + 1):
                 total = 0.0
@@ -210,18 +221,17 @@ def _single_factor_gradient(entries, lam_rows, lam_cols, lam_index, blocks, cros
                 sxx[j, i] = total
     weight = 2.0 * dof / r2 if variance == 0.0 else 2.0 / variance
     gradient[:] = 0.0
-    v, rho, linv = np.empty(p), np.empty(p), np.zeros((p, p))
+    v, u, rho, linv = np.empty(p), np.empty(p), np.empty(p), np.zeros((p, p))
     g, inner, sigma = np.empty((p, fixed)), np.empty((p, p)), np.empty((p, p))
     cross_x, lam_a = np.empty((p, fixed)), np.empty((p, p))
     for level in range(levels):
         block = factors[level]
-        for i in range(p - 1, -1, -1):  # v = L^-T (u - W_X beta)
+        for i in range(p):  # v = L^-T (u - W_X beta)
             total = scaled[level, i, fixed]
             for j in range(fixed):
                 total -= scaled[level, i, j] * beta[j]
-            for k in range(i + 1, p):
-                total -= block[k, i] * v[k]
-            v[i] = total / block[i, i]
+            u[i] = total
+        _solve_transposed(block, p, u, v)
         for a in range(p):  # rho = c_y - A_l lam v - C_X beta
             total = cross[level, a, fixed]
             for s in range(p):
@@ -232,13 +242,7 @@ def _single_factor_gradient(entries, lam_rows, lam_cols, lam_index, blocks, cros
             for j in range(fixed):
                 total -= cross[level, a, j] * beta[j]
             rho[a] = total
-        for i in range(p):  # L^-1, lower
-            for j in range(i):
-                total = 0.0
-                for k in range(j, i):
-                    total -= block[i, k] * linv[k, j]
-                linv[i, j] = total / block[i, i]
-            linv[i, i] = 1.0 / block[i, i]
+        _lower_inverse(block, p, linv)
         for i in range(p):  # G = W_X Sxx; inner = I + G W_X'
             for j in range(fixed):
                 total = 0.0
@@ -362,11 +366,7 @@ def _dense_gradient(entries, col_start, col_rows, col_index, full, q, first, p, 
     # [v; beta] from L_K' [v; beta] = L's last row; b = Lambda v; rho = Z'(y - Z b - X beta)
     m = size - 1
     solution = np.empty(m)
-    for i in range(m - 1, -1, -1):
-        total = scaled[size - 1, i]
-        for k in range(i + 1, m):
-            total -= scaled[k, i] * solution[k]
-        solution[i] = total / scaled[i, i]
+    _solve_transposed(scaled, m, scaled[size - 1], solution)
     b = np.zeros(q)
     for j in range(q):
         for a in range(col_start[j], col_start[j + 1]):
@@ -538,6 +538,9 @@ def load_kernels() -> bool:
             _cholesky = numba.njit(cache=True, nogil=True)(_cholesky)
             _cholesky_last = numba.njit(cache=True, nogil=True)(_cholesky_last)
             _level_update = numba.njit(cache=True, nogil=True, inline="always")(_level_update)
+            global _solve_transposed, _lower_inverse
+            _solve_transposed = numba.njit(cache=True, nogil=True)(_solve_transposed)
+            _lower_inverse = numba.njit(cache=True, nogil=True)(_lower_inverse)
             _dense_factor = numba.njit(cache=True, nogil=True)(_dense_factor)
             _KERNEL = numba.njit(cache=True, nogil=True)(_single_factor_pieces)
             global _DENSE_KERNEL, _MARGINAL_KERNEL, _COLUMN_PAIRS_KERNEL, _COLUMN_GATHERS_KERNEL

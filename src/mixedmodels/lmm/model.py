@@ -301,8 +301,8 @@ class LinearMixedModel:
         after a boundary stop: with their signs free, L-BFGS can stop at a saddle (a variance
         near 0 whose covariance went to another column: 3.5e-3 above the optimum on a (x | g)
         fit of 3 groups), and BOBYQA where a variance is near 0 but not within lme4's
-        tolerance of it (0.83 above on an (x || g) fit of 8 groups with weights from 1e-3 to
-        1e3). L-BFGS runs on theta in its columns' units (``core.start.theta_units``),
+        tolerance of it (0.83 above on an (x || g) fit of 8 groups with weights from 1e-6 to
+        1e6). L-BFGS runs on theta in its columns' units (``core.start.theta_units``),
         BOBYQA where one of them is extreme (``_bobyqa_units``).
 
         Raises:
@@ -398,7 +398,6 @@ class LinearMixedModel:
         def per_observation(u):
             value, gradient = criterion_and_gradient(u * units)
             return value / n, gradient * units / n
-
 
         def run(start: np.ndarray) -> OptSummary:
             return minimize_lbfgs(per_observation, start / units, lower, scaled,

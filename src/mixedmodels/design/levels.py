@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["factor_codes", "grouping_codes", "interaction_codes", "level_label"]
+__all__ = ["factor_codes", "grouping_codes", "interaction_codes", "level_label", "stored_text"]
 
 
 def grouping_codes(frame: pd.DataFrame, factors: tuple[str, ...]):

@@ -8,10 +8,11 @@ With a single grouping factor, L_Z is block-diagonal, one p x p block per level,
 and the whole evaluation is a loop over levels of p x p algebra followed by one small Cholesky:
 a few microseconds, where the same steps as NumPy calls cost more in call overhead than in
 arithmetic. The criterion's gradient is the same kind of loop (``_single_factor_gradient``:
-4.5 us on sleepstudy's correlated slopes, where the dense system's takes 15). Most mixed models have one grouping factor; the others use the blocked path,
-whose products of block-sparse blocks (the factor's rank update in ``linalg.blocks``, the
-selected inverse's in ``linalg.selected_inverse``) are compiled too: NumPy's way, the pair
-plan, keeps three integers per pair of stored elements that share a column.
+4.5 us on sleepstudy's correlated slopes, where the dense system's takes 15). Most mixed
+models have one grouping factor; the others use the blocked path, whose products of
+block-sparse blocks (the factor's rank update in ``linalg.blocks``, the selected inverse's in
+``linalg.selected_inverse``) are compiled too: NumPy's way, the pair plan, keeps three
+integers per pair of stored elements that share a column.
 
 A process loads the kernels at its first fit (``load_kernels``), unless it has asked for the
 NumPy back-ends first (``prefer_numpy``), which give the same criterion to rounding: the
@@ -44,10 +45,10 @@ import math
 
 import numpy as np
 
-__all__ = ["SingleFactorObjective", "SmallDenseObjective", "column_gathers_kernel", "columns_of_t",
-           "column_pairs_kernel", "dense_gathers_kernel", "dense_gradient_kernel", "dense_kernel",
-           "load_kernels", "marginal_kernel", "prefer_numpy", "single_factor_gradient_kernel",
-           "single_factor_kernel"]
+__all__ = ["SingleFactorObjective", "SmallDenseObjective", "column_gathers_kernel",
+           "column_pairs_kernel", "columns_of_t", "dense_gathers_kernel", "dense_gradient_kernel",
+           "dense_kernel", "load_kernels", "marginal_kernel", "prefer_numpy",
+           "single_factor_gradient_kernel", "single_factor_kernel"]
 
 _KERNEL = None
 _AUTOLOAD = True

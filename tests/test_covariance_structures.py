@@ -7,7 +7,13 @@ import pytest
 import scipy.linalg
 
 from mixedmodels.covariance.parameters import ParameterMap
-from mixedmodels.covariance.structures import Diagonal, Scalar, Unstructured
+from mixedmodels.covariance.structures import (
+    BoundaryRule,
+    Diagonal,
+    Scalar,
+    Unstructured,
+    boundary_rule,
+)
 
 COLUMNS = ("(Intercept)", "x", "z")
 
@@ -199,6 +205,23 @@ def test_parameter_map_joins_terms_in_lme4_order(parameter_map):
     lower, upper = m.sdcor_bounds()
     np.testing.assert_array_equal(lower, [0, -1, 0, 0, 0])
     np.testing.assert_array_equal(upper, [np.inf, 1, np.inf, np.inf, np.inf])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_boundary_rule_of_fixed_bounds_equals_the_rule(seed):
+    """``BoundaryRule``'s shortcut (bounds 0 or infinite) and its general case both give
+    ``boundary_rule``'s answer, also at parameters within the tolerance of a bound."""
+    rng = np.random.default_rng(seed)
+    lower = rng.choice([0.0, -np.inf, -1.0, 0.5], size=12)
+    upper = np.where(rng.random(12) < 0.3, lower + 2.0, np.inf)
+    for low, up in [(lower, upper), (np.where(np.isfinite(lower), 0.0, -np.inf),
+                                     np.full(12, np.inf))]:
+        start = np.where(np.isfinite(low), low, -3.0)
+        params = start + rng.choice([0.0, 1e-6, 1e-3, 0.7], size=12)
+        params = np.where(np.isfinite(up) & (rng.random(12) < 0.5), up - 1e-7, params)
+        expected = boundary_rule(params, low, up)
+        np.testing.assert_array_equal(BoundaryRule(low, up)(params), expected)
+        assert expected.any()
 
 
 def test_parameter_map_singular_rule(parameter_map):

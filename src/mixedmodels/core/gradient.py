@@ -31,6 +31,8 @@ factor of Bates et al. (2025), arXiv 2505.11674.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..linalg.blocks import BlockSparse, block_times, transpose_times
@@ -76,8 +78,7 @@ def _gradient(system, theta: np.ndarray, reml: bool, sigma: float | None):
     """``profiled_gradient`` (sigma None), else the deviance at sigma and its gradient by
     theta followed by r^2."""
     parameters = system.structure.parameters
-    extra = 0 if sigma is None else 1
-    failed = np.inf, np.zeros(len(theta) + extra)
+    failed = math.inf, np.zeros(len(theta) + (sigma is not None))
     single = getattr(system, "single_factor", None)
     kernel = None if single is None else single_factor_gradient_kernel()
     try:
@@ -100,7 +101,7 @@ def _gradient(system, theta: np.ndarray, reml: bool, sigma: float | None):
         value = system.criterion(pieces, reml, sigma)
     except np.linalg.LinAlgError:
         return failed
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         return failed
     if not parameters.linear:
         out = np.zeros(len(theta))

@@ -271,13 +271,17 @@ def _run(opt, wrapped, initial, lower, upper, settings: OptSettings, trace: list
 def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
                   summary: OptSummary, upper: np.ndarray | None = None,
                   known: tuple[float, np.ndarray] | None = None,
-                  history=()) -> OptSummary:
+                  history=(), scale: np.ndarray | None = None) -> OptSummary:
     """Newton steps from the optimizer's end on the parameters off their bounds, with the
     analytic gradient, while they lower the Newton decrement g' H^-1 g and do not raise the
     objective beyond its rounding, at most ``POLISH_STEPS``; models with more than
     ``POLISH_PARAMETERS`` free parameters are left as they are. ``known``: (value, gradient)
     at ``summary.final`` when the optimizer computed them there (``BestPoint.at``), not
-    computed again.
+    computed again. ``scale``: (n,) each parameter's natural size (its column's units,
+    ``core.start.theta_units``; default 1): the Hessian's differences and the test that a
+    step no longer moves x are relative to the larger of it and |x|, so that a slope's sd
+    of 5e-7 (a covariate in units 1e6 times too small) is differenced by 5e-13, not by a
+    step twice its size that left the gradient at 4.5e-3.
 
     H is the secant curvature of the optimizer's last evaluations near the end
     (``history``, pairs of point and gradient: ``_secant_hessian``), which costs nothing;
@@ -298,6 +302,7 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
     x = summary.final  # replaced, never changed in place
     lower = summary.lower_bounds
     upper = np.full(len(x), np.inf) if upper is None else np.asarray(upper, dtype=float)
+    scale = np.ones(len(x)) if scale is None else np.asarray(scale, dtype=float)
     free = np.flatnonzero((x > lower + BOUND_GAP) & (x < upper - BOUND_GAP))
     if not 0 < len(free) <= POLISH_PARAMETERS:
         return summary
@@ -306,7 +311,7 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
     secant = _secant_hessian(x, gradient, history, free)
     inverse = None if secant is None else _inverse_if_positive_definite(secant)
     if inverse is None:
-        inverse = _differenced_inverse(objective_and_gradient, x, gradient, free)
+        inverse = _differenced_inverse(objective_and_gradient, x, gradient, free, scale)
         calls += len(free)
     curvature = "indefinite" if inverse is None else "positive definite"
     moved = False
@@ -329,7 +334,7 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
             if secant is None or moved:
                 break
             secant = None  # the secant curvature misled the first step: difference it
-            inverse = _differenced_inverse(objective_and_gradient, x, gradient, free)
+            inverse = _differenced_inverse(objective_and_gradient, x, gradient, free, scale)
             curvature = "indefinite" if inverse is None else "positive definite"
             calls += len(free)
             steps = 0
@@ -338,7 +343,8 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
             inverse = _bfgs_inverse_update(inverse, step, (trial_gradient - gradient)[free])
         x, value, gradient = trial, min(trial_value, value), trial_gradient
         moved = True
-        if np.all(np.abs(trial_step) <= POLISH_TOLERANCE * np.maximum(1.0, np.abs(x[free]))):
+        if np.all(np.abs(trial_step) <= POLISH_TOLERANCE * np.maximum(scale[free],
+                                                                      np.abs(x[free]))):
             break  # the next step would not move x: no gradient spent to confirm it
     if not moved:
         return replace(summary, evaluations=summary.evaluations + calls,
@@ -363,14 +369,14 @@ def _bfgs_inverse_update(inverse: np.ndarray, step: np.ndarray,
 
 
 def _differenced_inverse(objective_and_gradient, x: np.ndarray, gradient: np.ndarray,
-                         free: np.ndarray) -> np.ndarray | None:
+                         free: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
     """The inverse of the forward-difference Hessian of the free parameters at x (one
-    gradient each, steps of ``HESSIAN_STEP`` relative), or None where it is not positive
-    definite."""
+    gradient each, steps of ``HESSIAN_STEP`` relative to the larger of ``scale`` and |x|),
+    or None where it is not positive definite."""
     hessian = np.empty((len(free), len(free)))
     for column, i in enumerate(free):
         shifted = x.copy()
-        shifted[i] += HESSIAN_STEP * max(1.0, abs(x[i]))
+        shifted[i] += HESSIAN_STEP * max(scale[i], abs(x[i]))
         hessian[:, column] = (objective_and_gradient(shifted)[1][free] - gradient[free]) / (
             shifted[i] - x[i])
     return _inverse_if_positive_definite((hessian + hessian.T) / 2)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .structures import SINGULAR_TOLERANCE, CovarianceStructure, LinearPattern, boundary_rule
+from .structures import SINGULAR_TOLERANCE, BoundaryRule, CovarianceStructure, LinearPattern
 
 __all__ = ["ParameterMap"]
 
@@ -80,6 +80,8 @@ class ParameterMap:
         self._bounds = tuple(_frozen(np.concatenate([getattr(s, kind)() for s in parts] or
                                                     [np.zeros(0)]))
                              for kind in ("start", "lower", "upper"))
+        self._boundary = BoundaryRule(self._bounds[1][:self.n_random],
+                                      self._bounds[2][:self.n_random])
 
     def _block_pattern(self, terms: tuple[int, ...]) -> LinearPattern:
         """The terms' patterns shifted to their block columns and entries positions."""
@@ -237,8 +239,7 @@ class ParameterMap:
         """(n_params,) bool: the parameters on their boundary (see ``is_singular``): each
         structure's rule, the common one applied to all the terms' parameters at once (a fit
         asks twice; two terms: 10 us so, 23 us structure by structure)."""
-        n = self.n_random
-        out = boundary_rule(theta[:n], self.lower()[:n], self.upper()[:n], tol)
+        out = self._boundary(theta[:self.n_random], tol)
         for s, part in self._own_rules:
             out[part] = s.on_boundary(theta[part], tol)
         if self.residual is not None:

@@ -37,6 +37,7 @@ __all__ = [
     "LinearStructure",
     "Scalar",
     "Unstructured",
+    "BoundaryRule",
     "boundary_rule",
     "lower_triangle",
     "sd_and_correlation",
@@ -304,6 +305,22 @@ def boundary_rule(params: np.ndarray, lower: np.ndarray, upper: np.ndarray,
         at_other = (np.isfinite(lower) & (lower != 0) & (params - lower < tol)) | (
             np.isfinite(upper) & (upper - params < tol))
     return at_zero | at_other
+
+
+class BoundaryRule:
+    """``boundary_rule`` for fixed bounds, with what depends only on them found once: where
+    every bound is 0 or infinite (lme4's terms), the rule is 2 array operations instead of 12
+    (15 us on 2 parameters; a fit asks 2 or 3 times)."""
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray):
+        self.lower, self.upper = lower, upper
+        self._at_zero = lower == 0
+        self._zero_only = not ((np.isfinite(lower) & ~self._at_zero) | np.isfinite(upper)).any()
+
+    def __call__(self, params: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
+        if self._zero_only:
+            return self._at_zero & (params < tol)
+        return boundary_rule(params, self.lower, self.upper, tol)
 
 
 def lower_triangle(k: int) -> tuple[np.ndarray, np.ndarray]:

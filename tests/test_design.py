@@ -338,3 +338,29 @@ def test_fast_encoding_equals_formulaic_on_many_formulas():
                 np.testing.assert_array_equal(encoding.matrix(frame),
                                               np.asarray(reference, dtype=float), formula)
     assert fast > 100
+
+
+SMALL_INTEGER_FORMULAS = ["Reaction ~ I(-D) + (1 | Subject)",
+                          "Reaction ~ I(D - 1) + offset(-D) + (1 | Subject)",
+                          "Reaction ~ I((D * 15)^2) + (1 | Subject)",
+                          "Reaction ~ factor(D) + (I(-D) | Subject)",
+                          "I(Reaction - D) ~ D + (1 | Subject)"]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "uint64", "int8", "int16",
+                                   "int32", "UInt8", "Int16"])
+def test_small_and_unsigned_integers_are_evaluated_as_wide_integers(dtype):
+    """Expressions of a column of small or unsigned integers give what they give on 64-bit
+    integers: NumPy's wrap-around (-1 as 255 in uint8, 30^2 as 4 in int8) reaches no model."""
+    data = mm.datasets.load("sleepstudy")
+    narrow, wide = data.assign(D=data.Days.astype(dtype)), data.assign(D=data.Days)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for formula in SMALL_INTEGER_FORMULAS:
+            fit, expected = mm.lmer(formula, narrow), mm.lmer(formula, wide)
+            np.testing.assert_array_equal(fit.X, expected.X)
+            assert list(fit.fixef.index) == list(expected.fixef.index)
+            np.testing.assert_allclose(fit.fixef, expected.fixef, rtol=1e-10)
+            np.testing.assert_allclose(fit.predict(narrow.head(5)),
+                                       expected.predict(wide.head(5)), rtol=1e-10)
+    assert mm.lmer(SMALL_INTEGER_FORMULAS[0], narrow).X[1, 1] == -1.0

@@ -19,6 +19,7 @@ the response or an offset) on a DataFrame with formulaic, as R does:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +62,13 @@ class _Materializer(PandasMaterializer):
             factor = factor.replace(values=values)
         return super()._encode_evaled_factor(factor, spec, drop_rows, reduced_rank)
 
+    @property
+    @PandasMaterializer.override
+    def data_context(self):
+        """The data's columns as formulaic evaluates them: small or unsigned integers as
+        64-bit signed ones (``wide_integers``)."""
+        return _WideIntegers(self.data)
+
     def _coding(self, factor, spec):
         """The coding of a factor that ``C(x, coding)`` does not code: the fit's for new data,
         R's default for the fit's; None for treatment contrasts."""
@@ -71,6 +79,46 @@ class _Materializer(PandasMaterializer):
             return default_coding(factor.values)
         fitted = spec.encoder_state[factor.expr][1]["contrasts"].contrasts
         return None if isinstance(fitted, TreatmentContrasts) else fitted
+
+
+class _WideIntegers(Mapping):
+    """A DataFrame's columns by name, those of small or unsigned integers widened."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+    def __getitem__(self, name):
+        return wide_integers(self.frame[name])
+
+    def __contains__(self, name) -> bool:
+        return name in self.frame.columns
+
+    def __iter__(self):
+        return iter(self.frame.columns)
+
+    def __len__(self) -> int:
+        return self.frame.shape[1]
+
+    @property
+    def index(self) -> pd.Index:
+        """The rows' labels (the pandas materializer labels the matrix's rows by them)."""
+        return self.frame.index
+
+
+def wide_integers(values):
+    """A Series of integers narrower than 64 bits, or unsigned, as 64-bit signed integers
+    (pandas' nullable ones as ``Int64``); anything else as it is. R's arithmetic has no such
+    integers, and NumPy's wraps around in them without a word: ``I(-x)`` of a uint8 column
+    gave 255 for -1, ``I(x^2)`` of an int8 one 4 for 30^2. Unsigned 64-bit integers
+    beyond the signed range become floats."""
+    dtype = getattr(values, "dtype", None)
+    if not isinstance(values, pd.Series) or dtype is None or dtype.kind not in "iu" or \
+            (dtype.kind == "i" and dtype.itemsize == 8):
+        return values
+    nullable = isinstance(dtype, pd.api.extensions.ExtensionDtype)
+    if dtype.kind == "u" and dtype.itemsize == 8 and values.max() > np.iinfo(np.int64).max:
+        return values.astype("Float64" if nullable else np.float64)
+    return values.astype("Int64" if nullable else np.int64)
 
 
 def _is_categorical(values) -> bool:

@@ -8,6 +8,7 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -30,6 +31,50 @@ def test_arrays_are_read_only(fresh, read):
     with pytest.raises(ValueError, match="read-only"):
         read(fresh)[0] = 12345.0
     assert fresh.to_dict() == before
+
+
+@pytest.mark.parametrize("edit", [
+    lambda f: f.ranef["Subject"].iloc.__setitem__((0, 0), 1000.0),
+    lambda f: f.ranef.__setitem__("Subject", None),
+    lambda f: f.fixef.iloc.__setitem__(1, 0.0),
+    lambda f: f.vcov.iloc.__setitem__((0, 0), 0.0),
+    lambda f: f.stderr.iloc.__setitem__(0, 0.0),
+    lambda f: f.varcorr.iloc.__setitem__((0, 3), 0.0),
+    lambda f: f.condvar.__setitem__("Subject", None),
+])
+def test_edits_of_what_a_fit_returns_leave_the_fit_as_it_is(fresh, edit):
+    """A table (or dict of them) read from a fit is the reader's own: editing it changes
+    no later read, nor the predictions and coefficients derived from the fit."""
+    data = mm.datasets.load("sleepstudy").head(3)
+    before, predicted, coef = fresh.to_dict(), fresh.predict(data), fresh.coef["Subject"]
+    ranef, varcorr = fresh.ranef["Subject"], fresh.varcorr
+    try:
+        with warnings.catch_warnings():  # pandas warns that the edited table is a temporary
+            warnings.simplefilter("ignore")
+            edit(fresh)
+    except ValueError as exc:  # pandas without copy-on-write refuses to write read-only arrays
+        assert "read-only" in str(exc)
+    assert fresh.to_dict() == before
+    np.testing.assert_array_equal(fresh.predict(data), predicted)
+    pd.testing.assert_frame_equal(fresh.coef["Subject"], coef)
+    pd.testing.assert_frame_equal(fresh.ranef["Subject"], ranef)
+    pd.testing.assert_frame_equal(fresh.varcorr, varcorr)
+    assert fresh.condvar["Subject"].shape == (18, 2, 2)
+
+
+@pytest.mark.parametrize("name", ["Z", "Lambda", "G", "R", "V"])
+def test_sparse_matrices_are_read_only(fresh, name):
+    matrix = getattr(fresh, name)
+    for part in (matrix.data, matrix.indices, matrix.indptr):
+        with pytest.raises(ValueError, match="read-only"):
+            part[0] = part[0]
+    assert (matrix @ np.ones(matrix.shape[1])).shape == (matrix.shape[0],)
+
+
+def test_response_and_conditional_variances_are_read_only(fresh):
+    for array in (fresh.y, fresh.condvar["Subject"]):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0.0
 
 
 def test_fields_cannot_be_reassigned(fresh):

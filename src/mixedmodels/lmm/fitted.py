@@ -40,6 +40,51 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return view
 
 
+def _frozen_sparse(matrix: sp.csr_array) -> sp.csr_array:
+    """The sparse matrix with read-only entries and pattern, in canonical form (so that no
+    operation of SciPy's sorts its indices in place)."""
+    matrix.sum_duplicates()
+    for part in (matrix.data, matrix.indices, matrix.indptr):
+        part.flags.writeable = False
+    return matrix
+
+
+class cached_table:
+    """A property computed once, whose pandas tables (or dict of tables or arrays) are
+    handed out as new objects at every read: shallow copies of tables over read-only
+    arrays. Editing what ``fit.ranef`` returned then changes no later read of it, nor
+    ``predict`` or ``coef`` (with pandas' copy-on-write the edit copies; without it, it is
+    refused), and a dict's entries can be replaced without touching the fit's. (A data
+    descriptor, unlike ``functools.cached_property``, whose cached value later reads get
+    without it.)"""
+
+    def __init__(self, compute):
+        self.compute = compute
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner, name: str):
+        self.name, self.key = name, f"_cached_{name}"
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        cache = instance.__dict__
+        if self.key not in cache:
+            cache[self.key] = self.compute(instance)
+        return _handed_out(cache[self.key])
+
+    def __set__(self, instance, value):
+        raise AttributeError(f"cannot assign to field {self.name!r}: a fit is frozen")
+
+
+def _handed_out(value):
+    if isinstance(value, (pd.Series, pd.DataFrame)):
+        return value.copy(deep=False)
+    if isinstance(value, dict):
+        return {key: _handed_out(item) for key, item in value.items()}
+    return value
+
+
 @dataclass(frozen=True, eq=False)
 class FittedModel:
     """The frozen state of a fitted linear mixed model: the model, theta and what the optimizer
@@ -148,18 +193,18 @@ class FittedModel:
         dof = residual_dof(self.nobs, len(self.beta), self.reml)
         return float(np.sqrt(self._factor.pwrss() / dof))
 
-    @cached_property
+    @cached_table
     def fixef(self) -> pd.Series:
-        return pd.Series(self.beta, index=list(self.x_names), name="fixef")
+        return pd.Series(self.beta, index=list(self.x_names), name="fixef", copy=False)
 
-    @cached_property
+    @cached_table
     def vcov(self) -> pd.DataFrame:
         """sigma^2 (R_X' R_X)^{-1}: the covariance of beta-hat given theta."""
         cov = _frozen(self.sigma ** 2 * self.model.system.unscaled_vcov(self._factor))
         names = list(self.x_names)
         return pd.DataFrame(cov, index=names, columns=names, copy=False)
 
-    @cached_property
+    @cached_table
     def stderr(self) -> pd.Series:
         return pd.Series(_frozen(np.sqrt(np.diag(self.vcov.to_numpy()))),
                          index=list(self.x_names), name="stderr")
@@ -179,7 +224,7 @@ class FittedModel:
         params = self.theta[parameters.slices[term_index]]
         return parameters.structures[term_index].covariance(params, self.sigma)
 
-    @cached_property
+    @cached_table
     def varcorr(self) -> pd.DataFrame:
         """Variances and correlations as lme4's ``as.data.frame(VarCorr(fit))``:
         columns group, var1, var2, vcov, sdcor; sds first, then correlations, then Residual."""
@@ -198,7 +243,7 @@ class FittedModel:
         return pd.DataFrame({"group": pd.Series(group, dtype=object),
                              "var1": pd.Series(var1, dtype=object),
                              "var2": pd.Series(var2, dtype=object),
-                             "vcov": np.array(vcov), "sdcor": np.array(sdcor)})
+                             "vcov": _frozen(np.array(vcov)), "sdcor": _frozen(np.array(sdcor))})
 
     # -- random effects ------------------------------------------------------------------------
     @cached_property
@@ -213,11 +258,11 @@ class FittedModel:
         """The BLUPs (conditional modes), aligned with the columns of Z."""
         return _frozen(np.concatenate([u.reshape(-1) for u in self._u_blocks] + [np.zeros(0)]))
 
-    @cached_property
+    @cached_table
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Conditional modes per grouping factor: levels as rows, terms as columns."""
-        return {b.group: pd.DataFrame(u, index=pd.Index(b.levels, name=b.group),
-                                      columns=list(b.columns))
+        return {b.group: pd.DataFrame(_frozen(u), index=pd.Index(b.levels, name=b.group),
+                                      columns=list(b.columns), copy=False)
                 for b, u in zip(self.model.structure.blocks, self._u_blocks)}
 
     @property
@@ -237,7 +282,7 @@ class FittedModel:
             out[group] = table
         return out
 
-    @cached_property
+    @cached_table
     def condvar(self) -> dict[str, np.ndarray]:
         """Var(u_level | y, beta) per grouping factor, as (levels, p, p) arrays."""
         blocks = self.model.structure.blocks
@@ -247,7 +292,7 @@ class FittedModel:
         out = {}
         for b, c in zip(blocks, spherical):
             lam = b.lam(self.theta)
-            out[b.group] = self.sigma ** 2 * (lam @ c @ lam.T)
+            out[b.group] = _frozen(self.sigma ** 2 * (lam @ c @ lam.T))
         return out
 
     def ranef_table(self) -> pd.DataFrame:
@@ -294,30 +339,31 @@ class FittedModel:
 
     @property
     def y(self) -> np.ndarray:
+        """(n,) the response (read-only)."""
         self._rows("fit.y")
-        return self.model.design.y
+        return _frozen(self.model.design.y)
 
     @cached_property
     def Z(self) -> sp.csr_array:
         """Random-effects model matrix (n x q, sparse), columns level-major within each factor."""
         self._rows("fit.Z")
-        return sparse_z(self.model.structure, self.nobs)
+        return _frozen_sparse(sparse_z(self.model.structure, self.nobs))
 
     @cached_property
     def Lambda(self) -> sp.csr_array:
         """Relative covariance factor: G = sigma^2 Lambda Lambda'."""
         blocks = self.model.structure.blocks
         if not blocks:
-            return sp.csr_array((0, 0))
-        return sp.csr_array(sp.block_diag(
-            [sp.kron(sp.eye(b.nlevels), b.lam(self.theta)) for b in blocks], format="csr"))
+            return _frozen_sparse(sp.csr_array((0, 0)))
+        return _frozen_sparse(sp.csr_array(sp.block_diag(
+            [sp.kron(sp.eye(b.nlevels), b.lam(self.theta)) for b in blocks], format="csr")))
 
     @cached_property
     def G(self) -> sp.csr_array:
         """Var(u) = sigma^2 Lambda Lambda' (q x q, sparse)."""
-        return sp.csr_array(self.sigma ** 2 * (self.Lambda @ self.Lambda.T))
+        return _frozen_sparse(sp.csr_array(self.sigma ** 2 * (self.Lambda @ self.Lambda.T)))
 
-    @cached_property
+    @cached_table
     def residual_parameters(self) -> pd.Series:
         """The residual structure's estimates on their own scale, as nlme's
         ``coef(fit$modelStruct, unconstrained = FALSE)``: the correlation structure's (Phi,
@@ -342,7 +388,7 @@ class FittedModel:
         """Var(e) = sigma^2 Psi (n x n, sparse): block-diagonal by group under a correlation
         structure, diagonal otherwise (Psi = W^-1 for prior weights W, or I)."""
         self._rows("fit.R")
-        return self.residual.covariance(self.sigma)
+        return _frozen_sparse(sp.csr_array(self.residual.covariance(self.sigma)))
 
     @cached_property
     def V(self) -> sp.csr_array:
@@ -358,7 +404,7 @@ class FittedModel:
                 f"is {DENSE_V_LIMIT}); use fit.Z, fit.G and fit.R (V = Z G Z' + R) or the "
                 "V-free methods: fit.leverage(), fit.cooks_distance(), fit.predict(..., "
                 "interval=...), fit.resid(\"marginal\")")
-        return sp.csr_array(self.Z @ self.G @ self.Z.T + self.R)
+        return _frozen_sparse(sp.csr_array(self.Z @ self.G @ self.Z.T + self.R))
 
 
 def check_fitted(value, name: str = "fit") -> FittedModel:

@@ -514,3 +514,15 @@ def test_swapped_formula_and_data(sleep):
         mm.lmer(sleep, "Reaction ~ Days + (1 | Subject)")
     message = str(caught.value)
     assert "formula first, then the data" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("data", [[1, 2, 3], np.zeros((3, 3)), pd.Series([1.0, 2.0])])
+def test_data_that_is_no_frame_is_a_type_error(data):
+    """A list, an array or a Series is no data frame (pandas would name its columns 0, 1,
+    ...): the error says what data must be, for the fit and for predictions."""
+    with pytest.raises(mm.ArgumentTypeError, match="data must be a pandas DataFrame or a dict"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", data)
+    fit = mm.lmer("Reaction ~ Days + (1 | Subject)",
+                  mm.datasets.load("sleepstudy").to_dict("list"))  # a dict of columns is data
+    with pytest.raises(mm.ArgumentTypeError, match="newdata must be a pandas DataFrame"):
+        fit.predict(data)

@@ -219,3 +219,23 @@ def test_zero_weights_drop_their_rows():
     assert fit.objective == pytest.approx(1733.515, abs=5e-4)
     with pytest.raises(mm.DataError, match="every weight in 'w' is 0"):
         mm.lmer(formula, data.assign(w=0.0), weights="w")
+
+
+def test_weights_series_are_matched_to_rows_by_label():
+    """A Series of weights is read by its index labels, as pandas aligns it: shuffled, it
+    gives the same fit as its values in the data's order; labels that are not the data's
+    are an error that says so, and a single number is the wrong type."""
+    data = mm.datasets.load("sleepstudy")
+    weights = pd.Series(np.where(data.Days > 4, 2.0, 1.0), index=data.index)
+    formula = "Reaction ~ Days + (1 | Subject)"
+    expected = mm.lmer(formula, data, weights=weights.to_numpy()).objective
+    for given in (weights, weights.sample(frac=1, random_state=1)):
+        assert mm.lmer(formula, data, weights=given).objective == pytest.approx(expected,
+                                                                                 rel=1e-12)
+    with pytest.raises(mm.DataError, match="labels not in the data's index: 1000"):
+        mm.lmer(formula, data, weights=weights.set_axis(weights.index + 1000))
+    with pytest.raises(mm.DataError, match="repeated labels, or not every row's label"):
+        mm.lmer(formula, data, weights=weights.iloc[:-1])
+    for scalar in (3, 2.5):
+        with pytest.raises(mm.ArgumentTypeError, match="weights must be a column name"):
+            mm.lmer(formula, data, weights=scalar)

@@ -41,7 +41,7 @@ import pandas as pd
 from .errors import DataError
 from .output.tables import RTable, data_frame
 from .result import lmer
-from .validate import check_level, check_number, type_error
+from .validate import check_frame, check_level, check_number, type_error
 
 __all__ = ["gauge_rr", "GaugeRR", "COMPONENTS"]
 
@@ -213,8 +213,7 @@ def gauge_rr(data: pd.DataFrame, part: str, operator: str, response: str,
             % tolerance column.
         level: confidence level of ``GaugeRR.confint()``.
     """
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    data = check_frame(data)
     names = {"part": part, "operator": operator, "response": response}
     for role, column in names.items():
         if column is None or not isinstance(column, Hashable):

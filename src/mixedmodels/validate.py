@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
+import pandas as pd
 
-from .errors import ArgumentTypeError
+from .errors import ArgumentTypeError, DataError
 
-__all__ = ["check_bool", "check_choice", "check_executor", "check_integer", "check_level",
+__all__ = ["check_bool", "check_choice", "check_executor", "check_frame", "check_integer",
+           "check_level",
            "check_n_jobs", "check_number", "check_optional_string", "check_seed", "check_string",
            "check_strings", "shown", "type_error", "value_error"]
 
@@ -46,6 +48,25 @@ def value_error(name: str, allowed: str, value,
                 error: type[ValueError] = ValueError) -> ValueError:
     """The error for an argument of the right type and a value that is not allowed."""
     return error(f"{name} must be {allowed}, not {shown(value)}")
+
+
+def check_frame(value, name: str = "data") -> pd.DataFrame:
+    """A pandas DataFrame, as given, or one made of a dict (any mapping) of columns.
+
+    Raises:
+        ArgumentTypeError: anything else (a list, an array, a Series...): pandas would make a
+            frame of columns 0, 1, ... of it, whose names no formula uses.
+        DataError: a mapping pandas cannot make a frame of (columns of different lengths).
+    """
+    if isinstance(value, pd.DataFrame):
+        return value
+    if not isinstance(value, Mapping):
+        raise type_error(name, "a pandas DataFrame or a dict of columns", value)
+    try:
+        return pd.DataFrame(value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: cannot make a data frame of this dict of columns: "
+                        f"{exc}") from None
 
 
 def check_bool(value, name: str) -> bool:

@@ -44,6 +44,7 @@ from ..formula.parse import (
     formulaic_message,
 )
 from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES
+from ..validate import check_frame, type_error
 from .columns import check_column
 from .encoding import fast_encoding
 from .frame import FrameColumns, number_dtype
@@ -301,11 +302,36 @@ def _attach_weights(data: pd.DataFrame, weights):
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise DataError(f"the weights column {weights!r} is not in the data.{hint}")
         return data, weights
+    if isinstance(weights, pd.Series):
+        weights = _aligned_weights(weights, data.index)
+    if not isinstance(weights, (pd.Series, pd.Index, np.ndarray, list, tuple)):
+        raise type_error("weights", "a column name, or one value per row of the data (an "
+                         "array, list or Series)", weights)
     values = np.asarray(weights)
     if values.ndim != 1 or values.shape[0] != data.shape[0]:
         raise DataError(f"weights must be a column name or one value per row of the data "
                         f"({data.shape[0]} rows), not an array of shape {values.shape}")
     return data.assign(**{WEIGHTS_COLUMN: values}), WEIGHTS_COLUMN
+
+
+def _aligned_weights(weights: pd.Series, index: pd.Index) -> pd.Series:
+    """Weights given as a Series, in the order of the data's rows by its index labels (a
+    Series is read by its labels, as pandas aligns it, not by position).
+
+    Raises:
+        DataError: its labels are not those of the data's rows, each once.
+    """
+    if weights.index.equals(index):
+        return weights
+    if len(weights) == len(index) and index.is_unique and weights.index.is_unique and \
+            weights.index.isin(index).all():
+        return weights.reindex(index)
+    unknown = weights.index[~weights.index.isin(index)][:3].tolist()
+    detail = (f"labels not in the data's index: {', '.join(map(repr, unknown))}" if unknown
+              else "repeated labels, or not every row's label")
+    raise DataError(f"weights given as a Series are matched to the data's rows by their index "
+                    f"labels, and these are not the data's ({detail}); give the Series the "
+                    "data's index, or pass its values (weights.to_numpy()) in the data's order")
 
 
 def _drop_zero_weights(data: pd.DataFrame, name: str, quiet: bool = False) -> pd.DataFrame:
@@ -351,11 +377,7 @@ def offset_values(rows: ModelData, offsets: tuple[str, ...]) -> np.ndarray:
 
 
 def _as_frame(data) -> pd.DataFrame:
-    if not isinstance(data, pd.DataFrame):
-        try:
-            data = pd.DataFrame(data)
-        except Exception as exc:  # noqa: BLE001 - anything pandas rejects is the user's input
-            raise DataError(f"data must be a pandas DataFrame (or convertible to one): {exc}")
+    data = check_frame(data)
     if data.shape[0] == 0:
         raise DataError("the data frame has no rows")
     return data

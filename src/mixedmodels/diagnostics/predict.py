@@ -52,7 +52,7 @@ from ..design.levels import factor_codes
 from ..design.materialize import ModelData
 from ..errors import DataError
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES
-from ..validate import check_choice, check_level, check_strings, shown
+from ..validate import check_choice, check_frame, check_level, check_strings
 from .rows import by_row, check_na_action
 
 __all__ = ["predict"]
@@ -109,13 +109,7 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
 
 def _new_frame(newdata) -> pd.DataFrame:
     """newdata as a DataFrame (a dict of columns is converted)."""
-    if isinstance(newdata, pd.DataFrame):
-        return text_with_na(newdata)
-    try:
-        return text_with_na(pd.DataFrame(newdata))
-    except (TypeError, ValueError):
-        raise DataError(f"newdata must be None, a pandas DataFrame or a dict of columns, not "
-                        f"{shown(newdata, with_type=True)}") from None
+    return text_with_na(check_frame(newdata, "newdata"))
 
 
 def _predict_fitted(fit, included: np.ndarray, interval: str | None, level: float):

@@ -526,3 +526,18 @@ def test_data_that_is_no_frame_is_a_type_error(data):
                   mm.datasets.load("sleepstudy").to_dict("list"))  # a dict of columns is data
     with pytest.raises(mm.ArgumentTypeError, match="newdata must be a pandas DataFrame"):
         fit.predict(data)
+
+
+@pytest.mark.parametrize("formula, factor", [
+    ("Reaction ~ Days + one + (1 | Subject)", "'one' of the fixed effects"),
+    ("Reaction ~ Days + one:Days + (1 | Subject)", "'one' of the fixed effects"),
+    ("Reaction ~ Days + C(one) + (1 | Subject)", "'C(one)' of the fixed effects"),
+    ("Reaction ~ Days + factor(constant) + (1 | Subject)", "'factor(constant)' of the fixed"),
+    ("Reaction ~ Days + (one | Subject)", "'one' of the random-effects term (one | Subject)"),
+])
+def test_factor_of_a_single_level_is_an_error(formula, factor):
+    """A factor with one level in the rows used is an error, as R's "contrasts can be
+    applied only to factors with 2 or more levels"; its column was dropped silently."""
+    data = mm.datasets.load("sleepstudy").assign(one="a", constant=7)
+    with pytest.raises(DataError, match=re.escape(factor) + r".* has a single level"):
+        mm.lmer(formula, data)

@@ -203,5 +203,7 @@ def test_level_seen_only_in_dropped_rows_is_no_level():
         assert list(fit.x_names[1:]) == names and fit.model.design.dropped == ()
     banded = data.assign(band=pd.Categorical(np.where(data.Days < 9, "low", "top"),
                                              ["low", "top", "none"]))
-    fit = quiet_lmer("Reaction ~ Days + C(band) + (1 | Subject)", banded)
-    assert fit.x_names == ("(Intercept)", "Days") and fit.model.design.dropped == ()
+    # one level left, "low": no factor, as R's "contrasts can be applied only to factors
+    # with 2 or more levels"
+    with pytest.raises(mm.DataError, match=r"factor 'C\(band\)' .* single level \('low'\)"):
+        quiet_lmer("Reaction ~ Days + C(band) + (1 | Subject)", banded)

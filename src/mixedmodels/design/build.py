@@ -46,7 +46,7 @@ from ..formula.parse import (
 from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES
 from ..validate import check_frame, type_error
 from .columns import check_column
-from .encoding import fast_encoding
+from .encoding import Encoding, fast_encoding
 from .frame import FrameColumns, number_dtype
 from .levels import interaction_codes
 from .materialize import ModelData
@@ -253,11 +253,15 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     levels = schema.levels if partition else None
     terms = [_term_design(term, rows, levels) for term in formula.random]
     if not partition:
+        for term in terms:
+            _check_factor_levels(term.spec, f"the random-effects term ({term.term.expr} | "
+                                            f"{term.group})")
         terms = _check_random_collinearity(terms)
         check_identifiable(terms, frame.shape[0], nobs_checks)
     X, names, spec = _fixed_matrix(formula.fixed, rows, partition)
     dropped = ()
     if not partition:
+        _check_factor_levels(spec, "the fixed effects")
         X, names, dropped = drop_aliased(X, names)
         check_enough_rows(X.shape[0], X.shape[1])
     offset = offset_values(rows, formula.offsets)
@@ -789,6 +793,29 @@ def _term_design(term: RandomTerm, rows: ModelData,
     names = r_column_names(matrix.columns)
     _finite(values, names, f"the random-effects term ({term.expr} | {term.group})")
     return TermDesign(term, names, values, codes, levels, matrix.model_spec)
+
+
+def _check_factor_levels(spec, what: str) -> None:
+    """A DataError for a factor of a single level in the rows the model uses (as R's
+    ``contrasts can be applied only to factors with 2 or more levels``): its one indicator
+    would be the intercept's column, dropped without a word. ``spec``: an ``Encoding``
+    (``levels`` by column), a formulaic ``ModelSpec`` (its categorical factors' categories),
+    or None."""
+    if isinstance(spec, Encoding):
+        levels = spec.levels.items()
+    elif spec is not None:
+        levels = [(name, state.get("categories", ()))
+                  for name, (kind, state) in spec.encoder_state.items()
+                  if kind is Factor.Kind.CATEGORICAL]
+    else:
+        return
+    for name, found in levels:
+        if len(found) < 2:
+            level = f" ({str(found[0])!r})" if len(found) else ""
+            raise DataError(f"the factor {name!r} of {what} has a single level{level} in the "
+                            "rows the model uses; a factor needs at least two levels to have "
+                            "an effect (R: contrasts can be applied only to factors with 2 or "
+                            "more levels): remove it from the formula")
 
 
 def _schema_codes(term: RandomTerm, codes: np.ndarray, levels: np.ndarray, known: pd.Index):

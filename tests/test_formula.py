@@ -132,6 +132,8 @@ def _position(message: str) -> int:
     ("y $ 2 ~ x + (1 | g)", 2, "the response"),
     ("y ~ x + I(z +) + (1 | g)", 4, "invalid Python code"),
     ("y ~ x + (I(z +) | g)", 9, "invalid Python code"),
+    ("y ~ x + (1 || g) + ", 17, "ends in '+'"),
+    ("y ~ x + (1 | g) -", 16, "ends in '-'"),
 ])
 def test_errors_mark_the_position(text, position, words):
     with pytest.raises(FormulaError) as info:

@@ -198,6 +198,10 @@ def _parse(text: str) -> ParsedFormula:
         raise FormulaError(_marked(text, 0, "the response (left of '~') is missing"))
     if not rhs.strip():
         raise FormulaError(_marked(text, len(text), "the predictors (right of '~') are missing"))
+    if rhs.rstrip()[-1] in "+-":  # as R's "unexpected end of input"
+        end = len(text.rstrip()) - 1
+        raise FormulaError(_marked(text, end, f"the formula ends in {text[end]!r}: a term is "
+                                              "missing after it"))
 
     _check_expression(text, response, lhs.index(response), "the response")
 

@@ -541,3 +541,20 @@ def test_factor_of_a_single_level_is_an_error(formula, factor):
     data = mm.datasets.load("sleepstudy").assign(one="a", constant=7)
     with pytest.raises(DataError, match=re.escape(factor) + r".* has a single level"):
         mm.lmer(formula, data)
+
+
+@pytest.mark.parametrize("formula, where", [
+    ("Reaction ~ Days + (Reaction | Subject)", "the random-effects term (Reaction | Subject)"),
+    ("Reaction ~ Days + Reaction + (1 | Subject)", "the fixed effects"),
+    ("Reaction ~ Days + I(Reaction / 2) + (1 | Subject)", "the fixed effects"),
+    ("Reaction ~ Days + offset(Reaction) + (1 | Subject)", "an offset"),
+    ("Reaction ~ Days + (1 | Reaction)", "grouping factor"),
+])
+def test_response_as_a_predictor_is_an_error(formula, where):
+    """The response column on the right of '~' would explain itself (a slope on it fitted
+    sleepstudy with a criterion of -2,619); a response computed from a predictor's column
+    is a model (a change adjusted for its baseline)."""
+    data = mm.datasets.load("sleepstudy")
+    with pytest.raises(FormulaError, match=re.escape(where)):
+        mm.lmer(formula, data)
+    assert np.isfinite(mm.lmer("I(Reaction - Days) ~ Days + (1 | Subject)", data).objective)

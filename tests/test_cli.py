@@ -563,7 +563,15 @@ def test_dask_on_a_local_cluster(capsys, parquet_files, sleep_ref):
 def test_dask_mistakes(capsys, parquet_files):
     code, _, err = run(capsys, "fit", SLEEP, "--data", f"{parquet_files}/none*.parquet",
                        "--dask")
+    assert code == 2 and "no file matches the pattern" in err
+    code, _, err = run(capsys, "fit", SLEEP, "--data", str(parquet_files / "r.csv"), "--dask")
     assert code == 2 and "no such file" in err
+    empty = parquet_files / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "fit", SLEEP, "--data", str(empty), "--dask")
+    assert code == 2 and "is a directory without Parquet files" in err
+    code, _, err = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--dask")
+    assert code == 2 and "sleepstudy is a bundled data set, and --dask reads files" in err
     code, _, err = run(capsys, "fit", SLEEP, "--data", str(parquet_files), "--dask",
                        "--report", str(parquet_files / "r.html"))
     assert code == 2 and "--report" in err

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -39,9 +40,12 @@ def test_matches_lme4(record):
 
 def test_factor_levels_are_sorted_values():
     values = pd.Series([10, 2, 2, np.nan, 33], index=list("abcde"))
-    result = factor(values)
-    assert list(result.cat.categories) == [2, 10, 33]
+    result = factor(values)  # floats (a NaN among them): sorted as numbers, labelled as R's
+    assert list(result.cat.categories) == ["2", "10", "33"]
     assert list(result.index) == list("abcde") and pd.isna(result["d"])
+    assert list(factor(pd.Series([3, 1, 2])).cat.categories) == [1, 2, 3]
+    halves = factor(pd.Series([1.5, 0.5, 2.0]))
+    assert list(halves.cat.categories) == ["0.5", "1.5", "2"] and halves[2] == "2"
 
 
 def test_factor_of_a_condition_is_named_as_in_r():
@@ -97,3 +101,42 @@ def test_python_spelling_of_literals_gives_r_names():
     fit = mm.lmer("Reaction ~ poly(Days,3,raw=True) + (1 | Subject)",
                   mm.datasets.load("sleepstudy"))
     assert list(fit.fixef.index)[1:] == [f"poly(Days, 3, raw = TRUE){k}" for k in (1, 2, 3)]
+
+
+def test_log_to_a_base_as_r():
+    """R's log(x, base): formulaic's log is NumPy's, whose second argument is its output."""
+    data = mm.datasets.load("sleepstudy").assign(D1=lambda f: f.Days + 1)
+    natural = mm.lmer("Reaction ~ log(D1) + (1 | Subject)", data).fixef.iloc[1]
+    for formula, base in [("Reaction ~ log(D1, 2) + (1 | Subject)", 2.0),
+                          ("Reaction ~ log(D1, base = 10) + (1 | Subject)", 10.0)]:
+        fit = mm.lmer(formula, data)
+        assert fit.fixef.iloc[1] == pytest.approx(natural * np.log(base), rel=1e-9)
+
+
+@pytest.mark.parametrize("formula, words", [
+    ("Reaction ~ I(D1^-1) + (1 | Subject)", "write a float power (x^-1.0) or a quotient"),
+    ("Reaction ~ I(Days > 2 & Days < 6) + (1 | Subject)", "write I((x > 2) & (x < 6))"),
+    ("Reaction ~ . + (1 | Subject)", "'.' (every other column of the data) is not supported"),
+])
+def test_python_failures_of_r_spellings_say_what_to_write(formula, words):
+    data = mm.datasets.load("sleepstudy").assign(D1=lambda f: f.Days + 1)
+    with pytest.raises(mm.FormulaError, match=re.escape(words)):
+        mm.lmer(formula, data)
+
+
+def test_log_of_zero_is_one_clear_error_without_numpy_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(mm.DataError, match="'log\\(Days\\)' has 18 non-finite value"):
+            mm.lmer("Reaction ~ log(Days) + (1 | Subject)", mm.datasets.load("sleepstudy"))
+
+
+def test_factor_of_a_float_column_is_named_as_in_r():
+    """R prints factor(x)'s levels of a double column without '.0': factor(D)1, not 1.0."""
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer("Reaction ~ factor(D) + (1 | Subject)", data.assign(D=data.Days * 1.0))
+    expected = mm.lmer("Reaction ~ factor(D) + (1 | Subject)", data.assign(D=data.Days))
+    assert fit.x_names == expected.x_names and fit.x_names[1] == "factor(D)1"
+    np.testing.assert_allclose(fit.fixef, expected.fixef, rtol=1e-10)
+    np.testing.assert_allclose(fit.predict(data.assign(D=data.Days * 1.0).head(12)),
+                               fit.fitted[:12], rtol=1e-12)

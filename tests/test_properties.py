@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import mixedmodels as mm
@@ -478,6 +478,9 @@ def test_fit_solves_the_mixed_model_equations(case, reml):
     np.testing.assert_allclose(fit.residuals, y - fit.fitted, rtol=1e-12,
                                atol=1e-12 * np.abs(y).max())
 
+    # the dense solves below lose cond(V) times the rounding: a fit whose sigma went to 0
+    # (3e-4 against y's 10, theta 1e4, cond(V) 4e8) is no check of the fit's own numbers
+    assume(np.linalg.cond(V) < 1e7)
     Vinv_X = np.linalg.solve(V, X)
     XtVX = X.T @ Vinv_X
     beta = np.linalg.solve(XtVX, Vinv_X.T @ y)

@@ -256,6 +256,14 @@ def data_files(source: str, option: str = "--data") -> list[Path]:
         files = [path]
     files = [file for file in files if file.is_file()]
     if not files:
+        if path.is_dir():
+            raise UsageError(f"{source} is a directory without Parquet files ({option})")
+        if _is_pattern(source):
+            raise UsageError(f"no file matches the pattern {source} ({option})")
+        if source.lower() in datasets.names():
+            raise UsageError(f"{source} is a bundled data set, and --dask reads files (CSV or "
+                             f"Parquet) ({option}): leave out --dask, or write the data set "
+                             "to a file first")
         raise UsageError(f"no such file: {source} ({option})")
     kinds = {_is_parquet(file) for file in files}
     if len(kinds) > 1:

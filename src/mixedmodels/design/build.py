@@ -617,13 +617,31 @@ def _matrix(rows: ModelData, text: str, what: str, failure: str = "build"):
     functions, are FormulaErrors that say what could not be built or evaluated (``what``:
     "the fixed-effects part 'x'"); a transform's refusal of the data is its DataError."""
     try:
-        return rows.matrix(text)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return rows.matrix(text)  # (log(0) and the like: ``_finite`` names the column)
     except FormulaicError as exc:
         if isinstance(exc.__cause__, DataError):  # poly refusing missing values
             raise exc.__cause__ from None
-        raise FormulaError(f"cannot {failure} {what}: {formulaic_message(exc)[0]}") from None
+        raise FormulaError(f"cannot {failure} {what}: {formulaic_message(exc)[0]}"
+                           f"{_python_hint(exc.__cause__)}") from None
     except Exception as exc:  # noqa: BLE001 - e.g. a function of the data that fails
-        raise FormulaError(f"cannot evaluate {what}: {_failure(exc)}") from None
+        raise FormulaError(f"cannot evaluate {what}: {_failure(exc)}{_python_hint(exc)}") \
+            from None
+
+
+#: Python's failures of R's ways of writing an expression, and what to write instead
+_PYTHON_HINTS = (
+    ("Integers to negative integer powers", "; R's ^ gives fractions of integers, Python's "
+     "** does not: write a float power (x^-1.0) or a quotient (1/x)"),
+    ("truth value of a Series is ambiguous", "; in a formula, as in Python, & and | bind "
+     "tighter than comparisons: write I((x > 2) & (x < 6))"),
+)
+
+
+def _python_hint(exc: BaseException | None) -> str:
+    """What to write instead, for a failure of Python's that R's spelling causes."""
+    text = str(exc) if exc is not None else ""
+    return next((hint for words, hint in _PYTHON_HINTS if words in text), "")
 
 
 def _failure(exc: Exception) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..formula.rfunctions import level_label
+
 __all__ = ["factor_codes", "grouping_codes", "interaction_codes", "level_label", "stored_text"]
 
 
@@ -101,9 +103,3 @@ def sorted_codes(codes: np.ndarray, uniques: np.ndarray, text: bool = False):
     labels = (uniques[order].astype(str) if text
               else np.array([level_label(u) for u in uniques[order].tolist()]))
     return np.where(codes >= 0, rank[codes], -1), labels
-
-
-def level_label(value) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

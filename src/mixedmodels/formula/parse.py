@@ -241,6 +241,10 @@ def _parse(text: str) -> ParsedFormula:
                               "the offset")
             offsets.append(formulaic_expression(identity))
             continue
+        if stripped == ".":  # R's every other column: the formula would change with the data
+            raise FormulaError(_marked(text, piece_start, "'.' (every other column of the data) "
+                                                          "is not supported: name the columns, "
+                                                          "as in y ~ x1 + x2 + (1 | g)"))
         bars = [t.start for t in _symbols(stripped) if t.text == "|"]
         if bars:
             top_level = _top_level_positions(stripped, "|")

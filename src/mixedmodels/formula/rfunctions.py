@@ -3,9 +3,10 @@
 formulaic already provides C, I, log, exp, center, scale, poly and more, and numpy is available
 as ``np`` (``np.log1p(x)``). This adds R's names for the common ones: ``factor(x)`` (x as a
 categorical variable with sorted levels, as R's ``factor``; columns are named ``factor(x)5`` as
-in R), ``ordered(x)`` (the same, ordered: coded by polynomial contrasts, ``ordered(x).L``), and
-``sqrt``, ``log1p``, ``log2``, ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``,
-``ceiling``, ``sin``, ``cos``, ``tan``; and R's logical constants ``TRUE`` and ``FALSE``
+in R), ``ordered(x)`` (the same, ordered: coded by polynomial contrasts, ``ordered(x).L``),
+``log(x, base)`` (R's: formulaic's ``log`` is NumPy's), and ``sqrt``, ``log1p``, ``log2``,
+``log10``, ``expm1``, ``abs``, ``sign``, ``floor``, ``ceiling``, ``sin``, ``cos``, ``tan``; and
+R's logical constants ``TRUE`` and ``FALSE``
 (``poly(x, 3, raw = TRUE)``). New data for predictions are encoded with the levels of the fit's
 data, like any categorical variable. ``C(x, coding)`` takes formulaic's codings and R's
 (``contr.sum``...), with R's column names (``formula.codings``). ``scale``, ``center``,
@@ -21,7 +22,7 @@ from .codings import CODING_CONTEXT, treatment_coded
 from .transforms import TRANSFORM_CONTEXT
 
 __all__ = ["FORMULA_CONSTANTS", "FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "FORMULA_NAMES",
-           "TREATMENT_CONTEXT", "factor", "ordered"]
+           "TREATMENT_CONTEXT", "factor", "level_label", "log", "ordered"]
 
 
 def factor(values) -> pd.Series:
@@ -34,7 +35,20 @@ def factor(values) -> pd.Series:
     if pd.api.types.is_bool_dtype(series):
         series = series.map({False: "FALSE", True: "TRUE"})
     levels = _sorted(series.dropna().unique())
+    if pd.api.types.is_float_dtype(series):  # labelled as R prints numbers: 1, not 1.0
+        codes = np.searchsorted(np.asarray(levels, dtype=float), series.to_numpy(dtype=float))
+        codes = np.where(series.isna().to_numpy(), -1, codes)
+        return pd.Series(pd.Categorical.from_codes(codes, [level_label(v) for v in levels]),
+                         index=series.index)
     return pd.Series(pd.Categorical(series, categories=levels), index=series.index)
+
+
+def level_label(value) -> str:
+    """A level's label as R prints it: a whole float without its ".0" (factor(x) of a
+    double column has levels "1", "2"), anything else as ``str``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _sorted(values) -> list:
@@ -47,6 +61,14 @@ def _sorted(values) -> list:
                                                  if isinstance(value, str) else value))
 
 
+def log(values, base=None):
+    """The natural logarithm, or the logarithm to ``base``, as R's ``log(x, base)``
+    (formulaic's own ``log`` is NumPy's, whose second argument is its output array)."""
+    if base is None:
+        return np.log(values)
+    return np.log(values) / np.log(base)
+
+
 def ordered(values) -> pd.Series:
     """The values as an ordered categorical variable, as R's ``ordered``: ``factor``'s levels,
     in order (coded by polynomial contrasts, as every ordered factor)."""
@@ -56,6 +78,7 @@ def ordered(values) -> pd.Series:
 FORMULA_FUNCTIONS = {
     "factor": factor,
     "ordered": ordered,
+    "log": log,
     "sqrt": np.sqrt,
     "log1p": np.log1p,
     "log2": np.log2,

@@ -215,6 +215,7 @@ def test_any_executor_gives_the_same_replicates(ml_fit, boot20):
     np.testing.assert_array_equal(processes.singular, boot20.singular)
 
 
+@pytest.mark.slow
 def test_dask_cluster_executor(ml_fit, boot20):
     distributed = pytest.importorskip("distributed")
     with distributed.Client(n_workers=2, threads_per_worker=1, processes=True,

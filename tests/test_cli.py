@@ -549,6 +549,7 @@ def test_parquet_data_in_memory(capsys, parquet_files, source):
     assert json.loads(out)["nobs"] == rows
 
 
+@pytest.mark.slow
 def test_dask_on_a_local_cluster(capsys, parquet_files, sleep_ref):
     pytest.importorskip("distributed")
     code, out, err = run(capsys, "fit", SLEEP, "--data", f"{parquet_files}/*.parquet",

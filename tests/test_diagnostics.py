@@ -116,6 +116,7 @@ def test_fit_methods_for_residual_and_fitted_kinds():
     np.testing.assert_allclose(fit.fitted_values(), fit.fitted)
 
 
+@pytest.mark.slow
 def test_influence_groups_on_an_executor(sleep):
     from concurrent.futures import ProcessPoolExecutor
 

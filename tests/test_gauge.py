@@ -156,6 +156,7 @@ def test_errors(data):
         mm.gauge_rr(data, "part", "operator", "y", tolerance=-1)
 
 
+@pytest.mark.slow
 def test_profile_intervals(study):
     ci = study.confint()
     profile = study.fit.confint("profile")

@@ -15,8 +15,13 @@ from mixedmodels.inference.satterthwaite import GRADIENT_STEP, varpar_derivative
 
 MODELS = reference_ids()
 # the longest checks (over 1 s each on a 2-core machine) run with ``pytest -m slow``
+#: profiles in the slow run: the costly ones, and some of those like the default run's
+#: (orthodont, sleepstudy, pastes: unstructured, nested, crossed...)
 SLOW_PROFILES = {"classic/machines_unstructured", "classic/pixel", "classic/assay",
-                 "classic/carrots", "classic/ham", "classic/mathach", "classic/chickweight"}
+                 "classic/carrots", "classic/ham", "classic/mathach", "classic/chickweight",
+                 "classic/bodyweight", "classic/oats", "classic/alfalfa",
+                 "classic/machines_nested", "penicillin_crossed", "pastes_nested",
+                 "sleepstudy_uncorr"}
 SLOW_DF = {"classic/insteval"}
 
 
@@ -261,6 +266,7 @@ def test_type3_anova_matches_lmertest(model_id, ddf, key):
     assert list(table.columns) == ["F", "num_df", "den_df", "p"]
 
 
+@pytest.mark.slow
 def test_profile_on_an_executor():
     from concurrent.futures import ProcessPoolExecutor
 

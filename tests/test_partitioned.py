@@ -20,7 +20,7 @@ import mixedmodels as mm
 
 dd = pytest.importorskip("dask.dataframe")
 
-PARTITIONS = (1, 3, 7)
+PARTITIONS = (1, 3, pytest.param(7, marks=pytest.mark.slow))
 OBJECTIVE_RTOL = 1e-10
 RTOL, ATOL = 1e-8, 1e-8
 
@@ -64,8 +64,10 @@ def test_same_fit_as_in_memory(model_id, partitions, reference_fits):
     _close(fit.coef_table()["df"], memory.coef_table()["df"])
 
 
-@pytest.mark.parametrize("model_id", ["sleepstudy_corr", "penicillin_crossed",
-                                      "classic/machines_nested"])
+@pytest.mark.parametrize("model_id", ["sleepstudy_corr",
+                                      pytest.param("penicillin_crossed", marks=pytest.mark.slow),
+                                      pytest.param("classic/machines_nested",
+                                                   marks=pytest.mark.slow)])
 def test_ml_and_profile_intervals(model_id, reference_fits):
     record = load_reference(model_id)
     memory = reference_fits[model_id, "ML"][2]

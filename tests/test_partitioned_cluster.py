@@ -66,6 +66,7 @@ def test_a_worker_dying_mid_fit(client, tmp_path):
     assert fit.objective == pytest.approx(mm.lmer(FORMULA, frame).objective, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_a_residual_structure_on_worker_processes(client):
     """AR(1) within subject and a variance function, on whole subjects per partition: the
     in-memory fit; A(delta) at another delta is summed on the workers (also where Psi is

@@ -61,7 +61,8 @@ def _model(model_id: str) -> LinearMixedModel:
         return LinearMixedModel(record["formula"], dataset_for(record))
 
 
-@pytest.mark.parametrize("model_id", ["classic/insteval", "crossed slopes"])
+@pytest.mark.parametrize("model_id", [pytest.param("classic/insteval", marks=pytest.mark.slow),
+                                      "crossed slopes"])
 def test_polished_optimum_is_the_same_with_the_secant_or_differences(model_id, monkeypatch):
     """L-BFGS fits on the blocked factor: polished with the secant curvature (and BFGS's
     corrections) or with the forward-difference Hessian, the same theta to 1e-9 and

@@ -176,11 +176,11 @@ def _text_boxes(fig):
 
 
 @pytest.mark.parametrize("formula, rename", [
-    ("Reaction ~ Days + (1 | `Participant identifier number`)",
-     {"Subject": "Participant identifier number"}),
+    pytest.param("Reaction ~ Days + (1 | `Participant identifier number`)",
+                 {"Subject": "Participant identifier number"}, marks=pytest.mark.slow),
     ("`Average reaction time (ms)` ~ Days + (Days | `Participant identifier number`)",
      {"Subject": "Participant identifier number", "Reaction": "Average reaction time (ms)"}),
-    ("Reaction ~ Days + (1 | S)", {"Subject": "S"}),
+    pytest.param("Reaction ~ Days + (1 | S)", {"Subject": "S"}, marks=pytest.mark.slow),
 ])
 def test_report_plot_titles_are_whole_and_apart(formula, rename):
     """No title or axis label runs past the figure's edge or into another, however long the

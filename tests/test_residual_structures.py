@@ -122,7 +122,8 @@ CASES = [(c, v) for c in CORRELATIONS for v in (None, "ident")] + [
 
 
 @pytest.mark.parametrize("random", [False, True], ids=["gls", "lmer"])
-@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("reml", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["REML", "ML"])
 @pytest.mark.parametrize("correlation, variance", CASES)
 def test_objective_equals_dense_computation(correlation, variance, reml, random):
     for seed in range(3):

@@ -88,7 +88,8 @@ def test_kenward_roger(case):
                                rtol=1e-3)
 
 
-@pytest.mark.parametrize("case", REFERENCE, ids=[c["id"] for c in REFERENCE])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["id"], marks=() if c["id"] == "penicillin"
+                                              else pytest.mark.slow) for c in REFERENCE])
 def test_profile_intervals(case):
     """Variance parameters: lme4's profile. Fixed effects: lme4 1.1.31 profiles them without
     the weights (Pastes' intercept: 60.06 to 60.34, where the profiled deviance is only 0.0004

@@ -19,7 +19,6 @@ the response or an offset) on a DataFrame with formulaic, as R does:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,23 +80,12 @@ class _Materializer(PandasMaterializer):
         return None if isinstance(fitted, TreatmentContrasts) else fitted
 
 
-class _WideIntegers(Mapping):
-    """A DataFrame's columns by name, those of small or unsigned integers widened."""
+class _WideIntegers(FrameColumns):
+    """A DataFrame's columns by name (each read once), those of small or unsigned integers
+    widened (``wide_integers``)."""
 
-    def __init__(self, frame: pd.DataFrame):
-        self.frame = frame
-
-    def __getitem__(self, name):
-        return wide_integers(self.frame[name])
-
-    def __contains__(self, name) -> bool:
-        return name in self.frame.columns
-
-    def __iter__(self):
-        return iter(self.frame.columns)
-
-    def __len__(self) -> int:
-        return self.frame.shape[1]
+    def __getitem__(self, name) -> pd.Series:
+        return wide_integers(super().__getitem__(name))
 
     @property
     def index(self) -> pd.Index:

@@ -86,7 +86,7 @@ BOBYQA_UNIT_RANGE = 10.0
 
 #: the optimizers' tolerances when Newton steps finish the fit
 #: (``LinearMixedModel._polished_settings``)
-POLISHED_TOLERANCES = {"ftol_rel": 1e-8, "ftol_abs": 1e-6, "xtol_abs": 1e-6}
+POLISHED_TOLERANCES = {"ftol_rel": 1e-9, "ftol_abs": 1e-7, "xtol_abs": 1e-6}
 
 #: the tolerances of ``OptSettings``: non-negative numbers
 _TOLERANCES = ("ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs")
@@ -365,12 +365,14 @@ class LinearMixedModel:
         """The optimizer's tolerances: those of ``settings``, but no tighter than
         ``POLISHED_TOLERANCES`` when Newton steps follow (the analytic gradient, at most
         ``POLISH_PARAMETERS`` parameters). The optimizers' last evaluations at 1e-13 only
-        refine theta within the Newton steps' reach: stopping at 1e-8 (theta to 1e-6) saves
-        14 to 52% of BOBYQA's evaluations (median 25%) and one to a few of L-BFGS's
-        gradients, and the polished optimum is the same (on the 50 REML and ML fits of the
-        small reference models: the criterion within 5.6e-11 relative and theta within
-        1.4e-10 of the fits at the settings' own tolerances; 1,244 evaluations in all, 1,352
-        at 1e-10; at 1e-7, theta moved by 2.3e-8 on beets; L-BFGS's: a test)."""
+        refine theta within the Newton steps' reach: stopping at 1e-9 (theta to 1e-6) saves
+        5 to 50% of BOBYQA's evaluations (median 22%, the Newton steps' gradients counted)
+        and one to a few of L-BFGS's gradients, and the polished optimum is the same (on the
+        50 REML and ML fits of the small reference models: the criterion within 4.1e-11
+        relative and theta within 1.7e-10 of the fits at the settings' own tolerances; 1,297
+        evaluations in all, 1,352 at 1e-10). At 1e-8 the Newton steps took more gradients,
+        each 3 evaluations' cost, than BOBYQA saved (Oats: 6 for 6 evaluations, against 4);
+        at 1e-7, theta moved by 2.3e-8 on beets. L-BFGS's: a test."""
         if not (self._has_gradient()
                 and self.structure.parameters.n_params <= POLISH_PARAMETERS):
             return settings

@@ -347,6 +347,7 @@ def test_fit_report_writes_html(capsys, tmp_path):
     assert "251.405" in html and html.count("data:image/png;base64,") >= 4
 
 
+@pytest.mark.slow
 def test_fit_report_uses_the_ddf_option(capsys, tmp_path):
     report = tmp_path / "report.html"
     code, _, err = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--ddf", "kenward-roger",

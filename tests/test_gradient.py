@@ -194,7 +194,8 @@ SELECTED = [
 ]
 
 
-@pytest.mark.parametrize("formula, levels, n, first_type", SELECTED)
+@pytest.mark.parametrize("formula, levels, n, first_type", [  # the 5,000-row ones: slow
+    case if case[2] < 5000 else pytest.param(*case, marks=pytest.mark.slow) for case in SELECTED])
 def test_selected_inverse_equals_dense_inverse(formula, levels, n, first_type):
     """Sigma on L's pattern equals the dense inverse (REML's rows: with the fixed effects; ML's:
     without), and the gradient (REML, ML) through these blocks equals finite differences."""

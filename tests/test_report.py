@@ -201,6 +201,7 @@ def test_report_plot_titles_are_whole_and_apart(formula, rename):
         assert "`" not in "".join(text for text, _ in boxes)
 
 
+@pytest.mark.slow
 def test_report_names_the_ddf_method(fit, report, tmp_path):
     assert "Satterthwaite&#x27;s denominator degrees of freedom" in report.read_text()
     path = write_report(fit, tmp_path / "kr.html", ddf="kenward-roger", dpi=30)

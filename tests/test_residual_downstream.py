@@ -625,6 +625,7 @@ def test_group_deletion_is_a_refit_without_the_group():
 
 
 # -- plots -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_plots_with_residual_structures():
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")

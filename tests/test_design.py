@@ -351,7 +351,7 @@ SMALL_INTEGER_FORMULAS = ["Reaction ~ I(-D) + (1 | Subject)",
                                    "int32", "UInt8", "Int16"])
 def test_small_and_unsigned_integers_are_evaluated_as_wide_integers(dtype):
     """Expressions of a column of small or unsigned integers give what they give on 64-bit
-    integers: NumPy's wrap-around (-1 as 255 in uint8, 30^2 as 4 in int8) reaches no model."""
+    integers: NumPy's wrap-around (-1 as 255 in uint8, 30^2 as -124 in int8) reaches no model."""
     data = mm.datasets.load("sleepstudy")
     narrow, wide = data.assign(D=data.Days.astype(dtype)), data.assign(D=data.Days)
     with warnings.catch_warnings():

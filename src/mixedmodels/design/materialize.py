@@ -97,7 +97,7 @@ def wide_integers(values):
     """A Series of integers narrower than 64 bits, or unsigned, as 64-bit signed integers
     (pandas' nullable ones as ``Int64``); anything else as it is. R's arithmetic has no such
     integers, and NumPy's wraps around in them without a word: ``I(-x)`` of a uint8 column
-    gave 255 for -1, ``I(x^2)`` of an int8 one 4 for 30^2. Unsigned 64-bit integers
+    gave 255 for -1, ``I(x^2)`` of an int8 one -124 for 30^2. Unsigned 64-bit integers
     beyond the signed range become floats."""
     dtype = getattr(values, "dtype", None)
     if not isinstance(values, pd.Series) or dtype is None or dtype.kind not in "iu" or \

@@ -1,6 +1,8 @@
 """Satterthwaite and Kenward-Roger tests and profile intervals against lmerTest, pbkrtest, lme4,
 on every reference model (the shared ones and the classic ones, see conftest)."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -290,3 +292,26 @@ def test_confint_parameters():
     pd.testing.assert_frame_equal(wald, fit.confint("wald").loc[["Days"]])
     with pytest.raises(ValueError, match="'sd_Days'"):
         fit.confint("profile", parameters=["sd_Days"])
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e6])
+def test_df_do_not_depend_on_the_response_units(scale):
+    """Satterthwaite's and Kenward-Roger's df and F of a response in other units are the
+    same: sigma of 1e-5 took an absolute difference step past 0 (an error, or NaN df), and
+    Kenward-Roger's information matrix, of variances and correlations, was inverted by an
+    absolute test (136 df became 9,006 at 1e6 on an ar1 gls)."""
+    trial = mm.datasets.load("trial")
+    scaled = trial.assign(y=trial.y * scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for fit_of in (lambda d: mm.lmer("y ~ arm * visit + (1 | patient)", d),
+                       lambda d: mm.gls("y ~ arm * visit", d,
+                                        correlation="ar1(visit | patient)")):
+            fit, expected = fit_of(scaled), fit_of(trial)
+            for ddf in ("satterthwaite", "kenward-roger"):
+                ours, theirs = fit.anova(ddf=ddf), expected.anova(ddf=ddf)
+                np.testing.assert_allclose(np.asarray(ours.iloc[:, :3], dtype=float),
+                                           np.asarray(theirs.iloc[:, :3], dtype=float),
+                                           rtol=1e-6)
+            np.testing.assert_allclose(fit.coef_table()["df"], expected.coef_table()["df"],
+                                       rtol=1e-6)

@@ -132,8 +132,15 @@ class KenwardRoger:
             for j in range(i, m):
                 info[i, j] = info[j, i] = (traces[i, j] - 2 * np.sum(phi * Q[i, j])
                                            + np.sum((phi @ P[i]) * (P[j] @ phi)))
-        eigen = np.abs(np.linalg.eigvalsh(info)).min()
-        W = 2 * (np.linalg.inv(info) if eigen > 1e-10 else np.linalg.pinv(info))
+        # equilibrated first: variances are in the response's units squared, correlations
+        # in none, and an absolute test of the smallest eigenvalue (or pinv's relative cut)
+        # changed the df with the response's units (y * 1e6: 136 became 9,006 on an ar1 gls)
+        diagonal = np.abs(np.diagonal(info))
+        scale = 1.0 / np.sqrt(np.where(diagonal > 0, diagonal, 1.0))
+        balanced = info * np.outer(scale, scale)
+        eigen = np.abs(np.linalg.eigvalsh(balanced)).min()
+        inverse = np.linalg.inv(balanced) if eigen > 1e-10 else np.linalg.pinv(balanced)
+        W = 2 * inverse * np.outer(scale, scale)
         U = np.zeros_like(phi)
         for i in range(m):
             for j in range(i, m):

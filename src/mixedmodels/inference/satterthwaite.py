@@ -61,7 +61,11 @@ def varpar_derivatives(fit) -> VarparDerivatives:
     """Hessian of the deviance and Jacobian of Var(beta-hat) at the fit's (theta, sigma)."""
     system, reml = fit.model.system, fit.reml
     parameters = fit.model.structure.parameters
-    full = np.append(fit.theta, fit.sigma)
+    # sigma enters as sigma / sigma-hat: the differences' steps are then relative to sigma
+    # (a sigma below numdiff's zero tolerance took an absolute step of 1e-4, past 0); the
+    # results are mapped back to sigma below (df do not depend on the parameters' scale)
+    unit = fit.sigma
+    full = np.append(fit.theta, 1.0)
     free = np.ones(len(full), dtype=bool)
     if not parameters.linear:  # structured terms: correlations on the real line, or held
         n = parameters.n_params  # theta may have other parameters after the terms'
@@ -81,13 +85,14 @@ def varpar_derivatives(fit) -> VarparDerivatives:
         return np.where(free[:-1], parameters.bounded(unpacked(phi)[:-1]), fit.theta)
 
     def vcov(phi):
-        return phi[-1] ** 2 * system.unscaled_vcov(system.factor(theta_of(phi)))
+        return (phi[-1] * unit) ** 2 * system.unscaled_vcov(system.factor(theta_of(phi)))
 
     if hasattr(system, "objective_and_gradient"):  # the Jacobian of the analytic gradient
         def gradient(phi):
-            value, by_varpar = deviance_gradient(system, theta_of(phi), phi[-1], reml)
+            value, by_varpar = deviance_gradient(system, theta_of(phi), phi[-1] * unit, reml)
             if not np.isfinite(value):
                 raise np.linalg.LinAlgError("the factor failed within the Hessian's steps")
+            by_varpar[-1] *= unit
             if not parameters.linear:  # d theta / d z, the map acting on each alone
                 by_varpar[:-1] *= parameters.bounded_derivative(unpacked(phi)[:-1])
             return by_varpar[free]
@@ -95,13 +100,17 @@ def varpar_derivatives(fit) -> VarparDerivatives:
         jac = jacobian(gradient, varpar, relative=GRADIENT_STEP)
         h = 0.5 * (jac + jac.T)
     else:
-        h = hessian(lambda phi: system.deviance(theta_of(phi), phi[-1], reml), varpar)
+        h = hessian(lambda phi: system.deviance(theta_of(phi), phi[-1] * unit, reml), varpar)
     try:
         cov = 2.0 * np.linalg.inv(h)
     except np.linalg.LinAlgError:
         cov = 2.0 * np.linalg.pinv(h)
     jac_theta = jacobian(vcov, varpar, relative=VCOV_STEP)
-    return VarparDerivatives(varpar, h, cov, jac_theta)
+    per_sigma = np.ones(len(varpar))  # d phi / d parameter: 1 / sigma-hat for sigma
+    per_sigma[-1] = 1.0 / unit
+    return VarparDerivatives(np.append(varpar[:-1], unit), h * np.outer(per_sigma, per_sigma),
+                             cov / np.outer(per_sigma, per_sigma),
+                             jac_theta * per_sigma[:, None, None])
 
 
 def satterthwaite_df(contrast: np.ndarray, vcov: np.ndarray, deriv: VarparDerivatives) -> float:

@@ -558,3 +558,17 @@ def test_response_as_a_predictor_is_an_error(formula, where):
     with pytest.raises(FormulaError, match=re.escape(where)):
         mm.lmer(formula, data)
     assert np.isfinite(mm.lmer("I(Reaction - Days) ~ Days + (1 | Subject)", data).objective)
+
+
+def test_refit_matches_a_series_by_label_and_confint_names_unknown_options():
+    """refit(y) reads a Series by its index labels, as weights (a shuffled Series refitted
+    the shuffled response); confint's unknown bootstrap option is named, lme4's nsim too."""
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+    y = pd.Series(fit.y, index=fit.resid().index)
+    expected = fit.refit(fit.y).loglik
+    assert fit.refit(y.sample(frac=1, random_state=2)).loglik == pytest.approx(expected,
+                                                                               rel=1e-12)
+    with pytest.raises(DataError, match="labels not in the fitted rows' index: 1000"):
+        fit.refit(y.set_axis(y.index + 1000))
+    with pytest.raises(mm.ArgumentTypeError, match="lme4's nsim is n here"):
+        fit.confint("bootstrap", nsim=40)

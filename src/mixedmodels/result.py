@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from .core.optimize import OptSettings
+from .design.build import aligned_series
 from .diagnostics.influence import (
     cooks_distance,
     fitted,
@@ -47,6 +48,9 @@ from .validate import check_choice, check_executor, check_level, check_strings
 __all__ = ["GeneralizedLeastSquares", "LmmFit", "LinearMixedModel", "anova", "gls", "lmer"]
 
 CONFINT_METHODS = ("profile", "wald", "bootstrap")
+
+#: the options ``confint(method="bootstrap")`` passes on to ``LmmFit.bootstrap``
+BOOTSTRAP_OPTIONS = ("n", "seed", "progress", "n_jobs")
 
 
 @dataclass(frozen=True, eq=False)  # frozen here too: no attribute can be assigned
@@ -108,6 +112,12 @@ class LmmFit(FittedModel):
             raise ArgumentTypeError(
                 f"confint() takes {', '.join(bootstrap_options)} (options of the bootstrap) "
                 f"only with method='bootstrap', not with method={method!r}")
+        unknown = [name for name in bootstrap_options if name not in BOOTSTRAP_OPTIONS]
+        if unknown:  # lme4's nsim is n here
+            hint = " (lme4's nsim is n here)" if "nsim" in unknown else ""
+            raise ArgumentTypeError(f"confint() got the unknown option {unknown[0]!r}{hint}; "
+                                    f"the bootstrap's options are "
+                                    f"{', '.join(BOOTSTRAP_OPTIONS)}")
         names = self._parameter_rows(parameters)
         if method == "profile":
             rows = profile_intervals(self, names, level, executor)
@@ -154,7 +164,14 @@ class LmmFit(FittedModel):
 
     def refit(self, y) -> "LmmFit":
         """The same design fitted to a new response (no formula or data processing; only
-        the blocks of A that involve y are recomputed)."""
+        the blocks of A that involve y are recomputed): one value per fitted row, in their
+        order, or a Series matched to them by the labels of the data's index.
+
+        Raises:
+            DataError: a Series whose labels are not the fitted rows'.
+        """
+        if isinstance(y, pd.Series):
+            y = aligned_series(y, self.model.design.rows, "y", "fitted rows'")
         return self.model.with_response(y).fit(self.optsummary.settings)
 
     def simulate(self, n: int = 1, seed=None) -> np.ndarray:

@@ -307,7 +307,7 @@ def _attach_weights(data: pd.DataFrame, weights):
             raise DataError(f"the weights column {weights!r} is not in the data.{hint}")
         return data, weights
     if isinstance(weights, pd.Series):
-        weights = _aligned_weights(weights, data.index)
+        weights = aligned_series(weights, data.index, "weights", "data's")
     if not isinstance(weights, (pd.Series, pd.Index, np.ndarray, list, tuple)):
         raise type_error("weights", "a column name, or one value per row of the data (an "
                          "array, list or Series)", weights)
@@ -318,24 +318,25 @@ def _attach_weights(data: pd.DataFrame, weights):
     return data.assign(**{WEIGHTS_COLUMN: values}), WEIGHTS_COLUMN
 
 
-def _aligned_weights(weights: pd.Series, index: pd.Index) -> pd.Series:
-    """Weights given as a Series, in the order of the data's rows by its index labels (a
-    Series is read by its labels, as pandas aligns it, not by position).
+def aligned_series(values: pd.Series, index: pd.Index, what: str, whose: str) -> pd.Series:
+    """Per-row values given as a Series (``what``: "weights", "y"), in the order of the rows
+    of ``index`` by its labels: a Series is read by its labels, as pandas aligns it, not by
+    position. ``whose``: the rows' owner in messages ("data's", "fitted rows'").
 
     Raises:
-        DataError: its labels are not those of the data's rows, each once.
+        DataError: its labels are not those of the rows, each once.
     """
-    if weights.index.equals(index):
-        return weights
-    if len(weights) == len(index) and index.is_unique and weights.index.is_unique and \
-            weights.index.isin(index).all():
-        return weights.reindex(index)
-    unknown = weights.index[~weights.index.isin(index)][:3].tolist()
-    detail = (f"labels not in the data's index: {', '.join(map(repr, unknown))}" if unknown
+    if values.index.equals(index):
+        return values
+    if len(values) == len(index) and index.is_unique and values.index.is_unique and \
+            values.index.isin(index).all():
+        return values.reindex(index)
+    unknown = values.index[~values.index.isin(index)][:3].tolist()
+    detail = (f"labels not in the {whose} index: {', '.join(map(repr, unknown))}" if unknown
               else "repeated labels, or not every row's label")
-    raise DataError(f"weights given as a Series are matched to the data's rows by their index "
-                    f"labels, and these are not the data's ({detail}); give the Series the "
-                    "data's index, or pass its values (weights.to_numpy()) in the data's order")
+    raise DataError(f"{what} given as a Series are matched to the rows by their index labels, "
+                    f"and these are not the {whose} ({detail}); give the Series the {whose} "
+                    f"index, or pass its values ({what}.to_numpy()) in the rows' order")
 
 
 def _drop_zero_weights(data: pd.DataFrame, name: str, quiet: bool = False) -> pd.DataFrame:

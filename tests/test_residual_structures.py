@@ -431,3 +431,13 @@ def test_crossed_factors_with_a_variance_function(levels):
     V = psi + Z @ lam @ lam.T @ Z.T
     expected = profiled_criterion(V, model.design.X, model.design.y, reml=True)
     assert model.objective(theta) == pytest.approx(expected, rel=1e-9)
+
+
+def test_ident_of_strata_of_one_row_is_an_error():
+    """ident on a continuous column (a stratum per row) has an unbounded likelihood: refused
+    with what to use instead; strata of two rows or more fit."""
+    trial = mm.datasets.load("trial")
+    noisy = trial.assign(x1=np.random.default_rng(1).normal(size=len(trial)))
+    with pytest.raises(mm.DataError, match=r"298 of its 298 strata have a single row.*power"):
+        mm.gls("y ~ visit", noisy, variance="ident(x1)")
+    assert np.isfinite(mm.gls("y ~ arm * visit", trial, variance="ident(arm)").objective)

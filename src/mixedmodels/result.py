@@ -113,7 +113,7 @@ class LmmFit(FittedModel):
                 f"confint() takes {', '.join(bootstrap_options)} (options of the bootstrap) "
                 f"only with method='bootstrap', not with method={method!r}")
         unknown = [name for name in bootstrap_options if name not in BOOTSTRAP_OPTIONS]
-        if unknown:  # lme4's nsim is n here
+        if unknown:
             hint = " (lme4's nsim is n here)" if "nsim" in unknown else ""
             raise ArgumentTypeError(f"confint() got the unknown option {unknown[0]!r}{hint}; "
                                     f"the bootstrap's options are "

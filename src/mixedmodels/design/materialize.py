@@ -99,10 +99,10 @@ def wide_integers(values):
     integers, and NumPy's wraps around in them without a word: ``I(-x)`` of a uint8 column
     gave 255 for -1, ``I(x^2)`` of an int8 one -124 for 30^2. Unsigned 64-bit integers
     beyond the signed range become floats."""
-    dtype = getattr(values, "dtype", None)
-    if not isinstance(values, pd.Series) or dtype is None or dtype.kind not in "iu" or \
-            (dtype.kind == "i" and dtype.itemsize == 8):
+    if not isinstance(values, pd.Series) or values.dtype.kind not in "iu" or \
+            (values.dtype.kind == "i" and values.dtype.itemsize == 8):
         return values
+    dtype = values.dtype
     nullable = isinstance(dtype, pd.api.extensions.ExtensionDtype)
     if dtype.kind == "u" and dtype.itemsize == 8 and values.max() > np.iinfo(np.int64).max:
         return values.astype("Float64" if nullable else np.float64)

@@ -23,6 +23,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .correlation import Toep
+from .nested import Restriction, toeplitz_restrictions
+from .structured import Toeplitz
 from .structures import SINGULAR_TOLERANCE, BoundaryRule, CovarianceStructure, LinearPattern
 
 __all__ = ["ParameterMap"]
@@ -245,6 +248,26 @@ class ParameterMap:
         if self.residual is not None:
             out = np.concatenate([out, self.residual.on_boundary(theta[self.residual_slice],
                                                                  tol)])
+        return out
+
+    def restrictions(self, theta: np.ndarray) -> list[Restriction]:
+        """The restrictions of theta to the structures nested in each Toeplitz correlation
+        (of a ``toep()`` term, or the residuals'), starting from theta
+        (``covariance.nested``)."""
+        out = []
+        lower, upper = self.lower(), self.upper()
+        for t, (s, part) in enumerate(self._terms):
+            if isinstance(s, Toeplitz):
+                rho = slice(part.start + s.n_sd, part.stop)
+                out += toeplitz_restrictions(theta, rho, s.correlations(theta[rho]),
+                                             f"term {t + 1}", s.correlation_parameters,
+                                             lower, upper)
+        correlation = self.residual.correlation if self.residual is not None else None
+        if isinstance(correlation, Toep):
+            part = slice(self.n_random, self.n_random + correlation.n_params)
+            out += toeplitz_restrictions(theta, part, correlation.values(theta[part]),
+                                         "the residual correlation", correlation.from_values,
+                                         lower, upper)
         return out
 
     def is_singular(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> bool:

@@ -333,3 +333,25 @@ def test_what_needs_every_row_refuses(ar1_fits):
         fit.residual
     with pytest.raises(ValueError, match="partitions of the Dask DataFrame"):
         fit.R
+
+
+def test_ident_strata_of_one_row_are_refused_across_partitions():
+    """A stratum of one row in all the data is refused as in memory, though each partition
+    sees only some strata; a stratum with one row in each of two partitions is not."""
+    trial = mm.datasets.load("trial")
+    strata = np.where(np.arange(len(trial)) < 2, "lone", trial["arm"].astype(str))
+    lone = trial.assign(s=strata)
+    lone.loc[1, "s"] = "other"
+    with pytest.raises(mm.DataError, match=r"2 of its 4 strata have a single row"):
+        mm.gls("y ~ visit", lone, variance="ident(s)")
+    with pytest.raises(mm.DataError, match=r"2 of its 4 strata have a single row"):
+        mm.gls("y ~ visit", _by_group(lone, "patient", 3), variance="ident(s)")
+    # one "pair" row in each of the first two patients, which the partitions split
+    pair = trial.assign(s=np.where(np.isin(np.arange(len(trial)), [0, 5]), "pair",
+                                   trial["arm"].astype(str)))
+    first, second = pair["patient"].iloc[0], pair["patient"].iloc[5]
+    assert first != second
+    in_memory = _quiet(mm.gls, "y ~ visit", pair, variance="ident(s)")
+    partitioned = _quiet(mm.gls, "y ~ visit", _by_group(pair, "patient", 3),
+                         variance="ident(s)")
+    assert partitioned.objective == pytest.approx(in_memory.objective, rel=OBJECTIVE_RTOL)

@@ -37,7 +37,7 @@ from .structures import SINGULAR_TOLERANCE
 from .variance import VarExp, Variance, VarIdent, VarPower
 
 __all__ = ["CORRELATIONS", "VARIANCES", "Learning", "ResidualModel", "ResidualParameters",
-           "correlation_of", "row_keys", "unit_descriptors", "unit_keys", "variance_of"]
+           "check_strata", "correlation_of", "row_keys", "unit_descriptors", "unit_keys", "variance_of"]
 
 #: the string forms of ``correlation=``: name -> (class, what goes left of the bar)
 CORRELATIONS = {"ar1": (AR1, "an integer time column"), "car1": (CAR1, "a time column"),
@@ -369,8 +369,9 @@ class Learning:
 
     Attributes:
         correlation, variance: the structures, not bound.
-        strata: the rows of the variance function's column it learns from (one per stratum,
-            the covariate's most extreme value), with their dtype; None without one.
+        strata: the rows of the variance function's column it learns from (the first two of
+            each stratum, or the covariate's most extreme value), with their dtype; None
+            without one.
         positions: (k, d) the positions the correlation structure learns from (distinct
             times, extreme coordinates; ``Correlation.learning_rows``).
         largest: the rows of the largest group (0 without a correlation structure).
@@ -417,10 +418,34 @@ class Learning:
         """The structures bound as ``ResidualModel`` binds them to all the rows."""
         correlation = variance = None
         if self.variance is not None:
-            variance, _ = _bind_variance(self.variance, self.strata.to_frame())
+            variance, values = _bind_variance(self.variance, self.strata.to_frame())
+            check_strata(variance, values)
         if self.correlation is not None:
             correlation = self.correlation.bind(self.positions, np.array([self.largest]))
         return ResidualParameters(correlation, variance)
+
+
+def check_strata(variance: Variance | None, values: np.ndarray) -> None:
+    """Each stratum of an ``ident`` variance function needs two rows or more: the sd ratio of
+    a stratum of one row is not identified (the likelihood grows without bound as it goes to
+    0), as where ``ident`` is given a continuous covariate (298 strata of one row each: a
+    fit that did not end in 100 s). ``values``: the strata's codes of all the rows, or of
+    some rows that include two of each stratum that has two (``Learning``'s, summed over a
+    Dask DataFrame's partitions).
+
+    Raises:
+        DataError: naming a stratum of one row, and what to use instead.
+    """
+    if not isinstance(variance, VarIdent):
+        return
+    counts = np.bincount(values.astype(np.intp), minlength=len(variance.levels))
+    single = np.flatnonzero(counts == 1)
+    if len(single):
+        name = variance.column
+        raise DataError(f"variance='ident({name})': {len(single)} of its {len(counts)} strata "
+                        f"have a single row (e.g. {variance.levels[single[0]]!r}), whose sd "
+                        "is not identified; ident gives each level of a factor its own sd: "
+                        f"for a continuous {name!r} use power({name}) or exp({name})")
 
 
 def _bind_variance(variance: Variance | None, frame: pd.DataFrame, learn: bool = True):

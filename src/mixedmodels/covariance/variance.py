@@ -115,8 +115,12 @@ class VarIdent(Variance):
             object.__setattr__(self, "levels", tuple(self.levels))
 
     def learning_rows(self, values: np.ndarray) -> np.ndarray:
-        """The first row of each stratum."""
-        return np.unique(values, return_index=True)[1]
+        """The first two rows of each stratum (its levels, and whether it has more than one
+        row: ``residual_model.check_strata``), in order."""
+        first = np.unique(values, return_index=True)[1]
+        rest = np.delete(np.arange(len(values)), first)
+        second = rest[np.unique(values[rest], return_index=True)[1]]
+        return np.sort(np.concatenate([first, second]))
 
     def with_levels(self, levels) -> "VarIdent":
         """The function for a column of these strata (codes 0.. follow their order), the

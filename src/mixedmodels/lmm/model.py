@@ -40,8 +40,13 @@ from ..core.start import moment_start, theta_units
 from ..core.structure import ReStructure, build_structure
 from ..covariance.correlation import CS, Correlation
 from ..covariance.residual import ResidualStructure, residual_structure
-from ..covariance.residual_model import ResidualModel, correlation_of, variance_of
-from ..covariance.variance import Variance, VarIdent
+from ..covariance.residual_model import (
+    ResidualModel,
+    check_strata,
+    correlation_of,
+    variance_of,
+)
+from ..covariance.variance import Variance
 from ..design.build import NOBS_CHECKS, Design, build_design
 from ..errors import DataError, DataWarning, FitWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
@@ -200,7 +205,7 @@ class LinearMixedModel:
         y = self.design.y - self.design.offset
         if self.structure.parameters.residual is not None:
             _check_nested(residual_model, self.structure)
-            _check_strata(residual_model)
+            check_strata(residual_model.variance, residual_model.features)
             with recorded_warnings() as messages:
                 _check_confounded(self.correlation, self.design.terms)
             self.warnings += tuple(messages)
@@ -631,24 +636,6 @@ def _check_confounded(correlation, terms) -> None:
                       f"{term.group}: their variances cannot be told apart (the fit is one of "
                       "many equivalent ones); keep one of them", DataWarning)
 
-
-def _check_strata(residual: ResidualModel) -> None:
-    """Each stratum of an ``ident`` variance function needs two rows or more: the sd ratio of
-    a stratum of one row is not identified (the likelihood grows without bound as it goes to
-    0), as where ``ident`` is given a continuous covariate (298 strata of one row each: a
-    fit that did not end in 100 s). Checked on the whole data in memory; a Dask fit's
-    partitions each see only some of a stratum's rows."""
-    variance = residual.variance
-    if not isinstance(variance, VarIdent):
-        return
-    counts = np.bincount(residual.features.astype(np.intp), minlength=len(variance.levels))
-    single = np.flatnonzero(counts == 1)
-    if len(single):
-        name = variance.column
-        raise DataError(f"variance='ident({name})': {len(single)} of its {len(counts)} strata "
-                        f"have a single row (e.g. {variance.levels[single[0]]!r}), whose sd "
-                        "is not identified; ident gives each level of a factor its own sd: "
-                        f"for a continuous {name!r} use power({name}) or exp({name})")
 
 
 def _check_nested(residual: ResidualModel, structure: ReStructure) -> None:

@@ -266,3 +266,21 @@ def test_module_example():
     import mixedmodels.inference.lrt
 
     assert doctest.testmod(mixedmodels.inference.lrt).failed == 0
+
+
+def test_residual_structures_are_named_in_the_labels(data):
+    """Fits of one formula that differ in their residual structure: numbered labels, each
+    listed with its formula, correlation= and variance= (they were two rows of the same
+    formula)."""
+    orthodont = data("orthodont")
+    ar1 = mm.gls("distance ~ age * Sex", orthodont, correlation="ar1(age | Subject)",
+                 reml=False)
+    cs = mm.gls("distance ~ age * Sex", orthodont, correlation=mm.cov.CS("Subject"),
+                variance="ident(Sex)", reml=False)
+    table = mm.anova(cs, ar1)
+    assert list(table.index) == ["model 2", "model 1"]
+    assert table.attrs["formulas"] == {
+        "model 2": "distance ~ age * Sex, correlation=ar1(age | Subject)",
+        "model 1": "distance ~ age * Sex, correlation=cs(1 | Subject), variance=ident(Sex)"}
+    assert "model 1: distance ~ age * Sex, correlation=cs(1 | Subject)" in str(table)
+    assert table["logLik"].tolist() == [ar1.loglik, cs.loglik]

@@ -17,6 +17,7 @@ import pytest
 
 import mixedmodels as mm
 from mixedmodels.core.pls import sparse_z
+from mixedmodels.covariance.residual_model import correlation_of, variance_of
 from mixedmodels.lmm.model import GeneralizedLeastSquares, LinearMixedModel
 
 
@@ -441,3 +442,20 @@ def test_ident_of_strata_of_one_row_is_an_error():
     with pytest.raises(mm.DataError, match=r"298 of its 298 strata have a single row.*power"):
         mm.gls("y ~ visit", noisy, variance="ident(x1)")
     assert np.isfinite(mm.gls("y ~ arm * visit", trial, variance="ident(arm)").objective)
+
+
+@pytest.mark.parametrize("text", ["ar1(visit | patient)", "car1(time | patient)",
+                                  "cs(1 | patient)", "symm(visit | patient)",
+                                  "toep(visit | patient)", "exp(x + y | site)", "ar1(visit)",
+                                  "cs(1)"])
+def test_a_correlation_structure_prints_its_string_form(text):
+    structure = correlation_of(text)
+    assert structure.text == text
+    assert correlation_of(structure.text) == structure
+
+
+@pytest.mark.parametrize("text", ["ident(centre)", "power(x)", "exp(x)"])
+def test_a_variance_function_prints_its_string_form(text):
+    function = variance_of(text)
+    assert function.text == text
+    assert variance_of(function.text) == function

@@ -81,6 +81,8 @@ class Correlation(ABC):
     group: str | None
     #: the name nlme and SAS print ("AR(1)", "Compound symmetry", ...)
     title: str = ""
+    #: its name in ``correlation=``'s string form ("ar1", "cs", ...)
+    syntax: str = ""
     #: the correlation depends on the positions through their differences only
     stationary: bool = True
     #: positions must be whole numbers (visits, slots)
@@ -91,6 +93,12 @@ class Correlation(ABC):
             check_column(name, f"{type(self).__name__}'s position column")
         if self.group is not None:
             check_column(self.group, f"{type(self).__name__}'s group")
+
+    @property
+    def text(self) -> str:
+        """Its string form for ``correlation=``: "ar1(visit | patient)", "cs(1 | patient)"."""
+        left = " + ".join(self.positions) or "1"
+        return f"{self.syntax}({left}{f' | {self.group}' if self.group else ''})"
 
     def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Correlation":
         """The structure for these data: ``positions`` (n, d) of every row, ``sizes`` the
@@ -171,6 +179,7 @@ class AR1(Correlation):
     time: str
     group: str | None = None
     title = "AR(1)"
+    syntax = "ar1"
     integer = True
 
     @property
@@ -204,6 +213,7 @@ class CAR1(AR1):
 
     gap: float = learnt(1.0)
     title = "Continuous AR(1)"
+    syntax = "car1"
     integer = False
 
     def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "CAR1":
@@ -244,6 +254,7 @@ class CS(Correlation):
     group: str | None = None
     largest: int = learnt(2)
     title = "Compound symmetry"
+    syntax = "cs"
 
     @property
     def positions(self) -> tuple[str, ...]:
@@ -287,6 +298,7 @@ class Symm(Correlation):
     group: str | None = None
     slots: tuple = learnt(())
     title = "General correlation"
+    syntax = "symm"
     stationary = False
     integer = True
 
@@ -363,6 +375,7 @@ class Toep(Correlation):
     group: str | None = None
     slots: tuple = learnt((0.0, 1.0))
     title = "Toeplitz"
+    syntax = "toep"
     integer = True
     stationary = False  # lags count distinct values, which need not be evenly spaced
 
@@ -422,6 +435,7 @@ class Exp(Correlation):
     group: str | None = None
     scale: float = learnt(1.0)
     title = "Exponential spatial correlation"
+    syntax = "exp"
 
     def __post_init__(self):
         if isinstance(self.coordinates, str):

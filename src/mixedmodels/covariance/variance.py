@@ -43,6 +43,13 @@ class Variance(ABC):
     column: str
     #: the column is read as numbers (a covariate), not as a factor
     numeric: bool = True
+    #: its name in ``variance=``'s string form ("ident", "power", "exp")
+    syntax: str = ""
+
+    @property
+    def text(self) -> str:
+        """Its string form for ``variance=``: "ident(centre)", "power(x)"."""
+        return f"{self.syntax}({self.column})"
 
     def __post_init__(self):
         check_column(self.column, f"{type(self).__name__}'s column")
@@ -105,6 +112,7 @@ class VarIdent(Variance):
     column: str
     levels: tuple | None = field(default=None, compare=False)
     numeric = False
+    syntax = "ident"
 
     def __post_init__(self):
         super().__post_init__()
@@ -190,6 +198,7 @@ class VarPower(_OneCovariate):
     optimizer works on delta times the largest |log|x||, whatever the unit of x."""
 
     column: str
+    syntax = "power"
     scale: float = learnt(1.0)
 
     def extents(self, values: np.ndarray) -> np.ndarray:
@@ -213,6 +222,7 @@ class VarExp(_OneCovariate):
     delta times the largest |x|, whatever the unit of x."""
 
     column: str
+    syntax = "exp"
     scale: float = learnt(1.0)
 
     def extents(self, values: np.ndarray) -> np.ndarray:

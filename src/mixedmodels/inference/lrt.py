@@ -51,7 +51,10 @@ def anova(*fits: LmmFit, refit: bool = True,
             are compared by their REML criterion, which is only allowed when all models have
             the same fixed effects (and all are REML fits).
         names: row labels, one per fit in argument order. By default the formulas, or
-            ``model 1``, ``model 2``, ... (argument order) when two formulas coincide.
+            ``model 1``, ``model 2``, ... (argument order) when two formulas coincide or a
+            model has a residual structure; the printed table then lists each label's
+            formula and residual structure ("model 1: distance ~ age * Sex,
+            correlation=ar1(age | Subject)").
 
     Returns:
         A DataFrame with one row per model, sorted by ``npar`` and indexed by the labels, with
@@ -60,7 +63,8 @@ def anova(*fits: LmmFit, refit: bool = True,
         from the row above (0 if the deviance increased, as in lme4), ``Df`` the increase in
         parameters and ``p`` the upper tail of the chi-square distribution; they are NaN in
         the first row. ``df.attrs`` holds ``criterion`` ("ML" or "REML"), ``refitted`` (the
-        labels of the models refitted by ML) and ``formulas`` (each label's formula).
+        labels of the models refitted by ML) and ``formulas`` (each label's formula, followed
+        by its ``correlation=`` and ``variance=`` if it has them).
 
     Raises:
         ValueError: fewer than two models; models fitted to different data (different number
@@ -134,7 +138,7 @@ def anova(*fits: LmmFit, refit: bool = True,
     }, index=pd.Index([labels[i] for i in order]), columns=list(COLUMNS))
     table.attrs["criterion"] = criterion
     table.attrs["refitted"] = refitted
-    table.attrs["formulas"] = {labels[i]: fits[i].formula for i in order}
+    table.attrs["formulas"] = {labels[i]: _description(fits[i]) for i in order}
     return table
 
 
@@ -147,10 +151,21 @@ def _labels(fits: tuple[LmmFit, ...], names: Sequence[str] | None) -> list[str]:
         if len(labels) != len(fits) or len(set(labels)) != len(labels):
             raise value_error("names", allowed, labels)
         return labels
-    labels = [fit.formula for fit in fits]
-    if len(set(labels)) != len(labels):
+    labels = [_description(fit) for fit in fits]
+    if len(set(labels)) != len(labels) or labels != [fit.formula for fit in fits]:
         return [f"model {i + 1}" for i in range(len(fits))]
     return labels
+
+
+def _description(fit: LmmFit) -> str:
+    """The fit's formula, and its residual structure as given to ``correlation=`` and
+    ``variance=``: "distance ~ age * Sex, correlation=ar1(age | Subject)"."""
+    parts = [fit.formula]
+    for argument in ("correlation", "variance"):
+        structure = getattr(fit.model, argument, None)
+        if structure is not None:
+            parts.append(f"{argument}={structure.text}")
+    return ", ".join(parts)
 
 
 def _check_same_data(fits: tuple[LmmFit, ...], labels: list[str]) -> None:

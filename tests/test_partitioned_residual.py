@@ -337,7 +337,8 @@ def test_what_needs_every_row_refuses(ar1_fits):
 
 def test_ident_strata_of_one_row_are_refused_across_partitions():
     """A stratum of one row in all the data is refused as in memory, though each partition
-    sees only some strata; a stratum with one row in each of two partitions is not."""
+    sees only some strata (``test_ident_strata_of_two_rows_in_two_partitions_fit``: a
+    stratum with one row in each of two partitions is not)."""
     trial = mm.datasets.load("trial")
     strata = np.where(np.arange(len(trial)) < 2, "lone", trial["arm"].astype(str))
     lone = trial.assign(s=strata)
@@ -346,7 +347,13 @@ def test_ident_strata_of_one_row_are_refused_across_partitions():
         mm.gls("y ~ visit", lone, variance="ident(s)")
     with pytest.raises(mm.DataError, match=r"2 of its 4 strata have a single row"):
         mm.gls("y ~ visit", _by_group(lone, "patient", 3), variance="ident(s)")
-    # one "pair" row in each of the first two patients, which the partitions split
+
+
+@pytest.mark.slow
+def test_ident_strata_of_two_rows_in_two_partitions_fit():
+    """One "pair" row in each of the first two patients, which the partitions split: the
+    fit of the rows in memory."""
+    trial = mm.datasets.load("trial")
     pair = trial.assign(s=np.where(np.isin(np.arange(len(trial)), [0, 5]), "pair",
                                    trial["arm"].astype(str)))
     first, second = pair["patient"].iloc[0], pair["patient"].iloc[5]

@@ -256,22 +256,24 @@ def _correlated(seed: int, shift: float, scale: float) -> pd.DataFrame:
                          "h": [f"B{i}" for i in h]})
 
 
-@pytest.mark.parametrize("shift, scale", [(50.0, 1.0), (0.0, 1e4), (0.0, 1e-4)])
+@pytest.mark.parametrize("shift, scale", [(50.0, 1.0), (500.0, 1.0), (0.0, 1e4),
+                                          (0.0, 1e-4)])
 @pytest.mark.parametrize("reml", [True, False])
 def test_small_lbfgs_fits_reach_the_optimum_in_any_units(shift, scale, reml):
     """A slope on x = shift + scale * xc (uncentred, or in large or small units) is the model
     of xc reparameterized: the fit's criterion equals the centred, unit-scale fit's mapped
     optimum (lam_x = T^-1 lam_c, T = [[1, shift / scale], [0, 1 / scale]]), where lme4's
-    start in theta's own units stopped 1.7e-5 to 19% above it. (Farther from the origin, a
-    mean of 500 sd's, the criterion in lme4's parameterization is too ill-conditioned for
-    either optimizer: 2e-3 above it, BOBYQA 0.1; centre such a covariate.)"""
+    start in theta's own units stopped 1.7e-5 to 19% above it. A mean 50 and 500 sds from
+    0 is searched in centred coordinates (``core.centring``): in lme4's parameterization it
+    was too ill-conditioned for either optimizer at 500 (L-BFGS 2e-3 above the optimum,
+    BOBYQA 0.1)."""
     data = _correlated(74, shift, scale)
     formula = "y ~ x + (1 + x | g) + (1 | h)"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = mm.lmer(formula, data, reml=reml)
         centred = mm.lmer("y ~ xc + (1 + xc | g) + (1 | h)", data, reml=reml)
-    assert fit.optsummary.optimizer == "LD_LBFGS"
+    assert fit.optsummary.optimizer == ("LN_BOBYQA (centred)" if shift else "LD_LBFGS")
     inverse = np.array([[1.0, -shift / scale], [0.0, 1.0 / scale]])
     mapped = inverse @ _lam_of(centred.theta)
     lower = np.linalg.cholesky(mapped @ mapped.T)

@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from ..covariance.parameters import ParameterMap
 from .crossproducts import CrossProducts
 
-__all__ = ["moment_start", "theta_units", "unit_start"]
+__all__ = ["moment_start", "set_units", "theta_units", "unit_start"]
 
 #: each column's share of an observation's sd, relative to the residual sd, is kept within
 #: these: off the bound 0, where the criterion's derivative by a diagonal entry of lam
@@ -107,10 +107,17 @@ def theta_units(parameters: ParameterMap, crossproducts: CrossProducts) -> np.nd
                 units[pattern.index] = np.sqrt(crossproducts.n / size)
         return units
     for spread, pattern in zip(_column_spreads(parameters, crossproducts), parameters.patterns):
-        means, filled = _geometric_means(-np.log(spread), pattern,
-                                         np.ones(len(pattern.rows), bool), len(units))
-        units[filled] = means
+        set_units(units, spread, pattern)
     return units
+
+
+def set_units(units: np.ndarray, spread: np.ndarray, pattern) -> None:
+    """Set ``units`` (n_params,) of the parameters a block's ``pattern`` fills, from its
+    columns' ``spread`` (k,): the geometric mean of 1 / spread over the rows they fill
+    (``theta_units``)."""
+    means, filled = _geometric_means(-np.log(spread), pattern,
+                                     np.ones(len(pattern.rows), bool), len(units))
+    units[filled] = means
 
 
 def _geometric_means(logs: np.ndarray, pattern, entries: np.ndarray, size: int):

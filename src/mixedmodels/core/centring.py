@@ -1,0 +1,116 @@
+"""Optimizer coordinates for a random-effects term on covariates far from 0.
+
+A term (1 + x | g) on a covariate whose mean m is many sds from 0 (a year, a dose of 1000 +
+a few units) has its intercept at x = 0, far from the data: the intercept's sd is about m
+times the slope's, and the two are correlated nearly -1. lam, in which lme4's criterion is
+smooth and which the optimizers search, is then ill-conditioned: on sleepstudy with Days +
+1000, L-BFGS stopped on the boundary 40 units of REML criterion above the optimum (and
+BOBYQA from lme4's start went no better), though the criterion itself was right to 1e-8
+there. The model is the same with x centred: x - m only moves the intercept, b = M b_c with
+M = I - e_j m' (j the intercept's column, m the columns' means, m_j = 0), so Sigma = M Sigma_c
+M' and lam lam' = M lam_c lam_c' M'.
+
+``CentredCoordinates`` gives the optimizer lam_c (theta_c: the same pattern, bounds and
+parameters as theta) and the objective theta(theta_c): lam is the lower-triangular factor of
+M lam_c lam_c' M', from the QR decomposition of (M lam_c)' (no Cholesky, which fails where
+lam_c is singular, at the bounds the optimizer tries), with its diagonal made non-negative.
+The optimum is reported in lme4's coordinates, theta, as every fit is.
+
+Only terms where this is the same model are centred: a block of one unstructured term
+(lme4's (x | g)) with an intercept, whose columns' weighted mean is more than
+``CENTRING_RATIO`` sds from 0. ``(x || g)`` and structured terms are not (their covariance
+is not closed under the shift: uncorrelated at x = 0 is correlated at x = m).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..covariance.parameters import ParameterMap
+from ..covariance.structures import Unstructured
+from .crossproducts import CrossProducts
+from .start import set_units
+
+__all__ = ["CENTRING_RATIO", "CentredCoordinates"]
+
+#: a term is centred where a column's mean is more than this many sds from 0: at 36 sds
+#: (sleepstudy's Days + 100) L-BFGS still reached the optimum in theta, at 350 (Days + 1000)
+#: it stopped 40 above it
+CENTRING_RATIO = 10.0
+
+
+class CentredCoordinates:
+    """theta as a function of theta_c, the optimizer's coordinates in which the centred
+    terms' columns are centred (see the module docstring).
+
+    Args:
+        parameters: the model's ``ParameterMap``.
+        shifts: per centred block, (its pattern in theta, M (k, k), its columns' spreads
+            (k,) about their means: sds, and the intercept's root mean square).
+    """
+
+    def __init__(self, parameters: ParameterMap, shifts):
+        self.parameters = parameters
+        self.shifts = tuple(shifts)
+
+    @classmethod
+    def of(cls, parameters: ParameterMap,
+           crossproducts: CrossProducts) -> "CentredCoordinates | None":
+        """The coordinates of a model whose A is ``crossproducts``, or None where no term is
+        centred."""
+        if not parameters.linear or parameters.residual is not None:
+            return None
+        shifts = []
+        for b, (terms, j) in enumerate(zip(parameters.blocks, parameters.block_intercepts())):
+            structure = parameters.structures[terms[0]]
+            if len(terms) != 1 or type(structure) is not Unstructured or structure.k < 2 \
+                    or j < 0:
+                continue
+            totals = crossproducts.diag[b].sum(axis=0)
+            means = _far_means(totals.tolist(), j)  # (on k x k floats: 2 us, NumPy's 12)
+            if means is None:
+                continue
+            shift = np.eye(structure.k)
+            shift[j] -= means
+            variances = np.diagonal(totals) - means ** 2 * totals[j, j]
+            spreads = np.sqrt(np.maximum(variances, 0.0) / crossproducts.n)
+            spreads[j] = np.sqrt(totals[j, j] / crossproducts.n)
+            spreads = np.where(np.isfinite(spreads) & (spreads > 0.0), spreads, 1.0)
+            shifts.append((parameters.patterns[b], shift, spreads))
+        return cls(parameters, shifts) if shifts else None
+
+    def units(self, units: np.ndarray) -> np.ndarray:
+        """(n_params,) theta_c's units: ``units`` (theta's, ``core.start.theta_units``) with
+        the centred terms' from their columns' spreads about their means (where a mean is
+        1e4 sds from 0 and more, theta's spread of the column falls back to its root mean
+        square)."""
+        units = np.array(units, dtype=float)
+        for pattern, _, spreads in self.shifts:
+            set_units(units, spreads, pattern)
+        return units
+
+    def theta(self, centred: np.ndarray) -> np.ndarray:
+        """(n_params,) theta of the optimizer's ``centred`` (n_params,)."""
+        theta = np.array(centred, dtype=float)
+        for pattern, shift, _ in self.shifts:
+            r = np.linalg.qr((shift @ pattern.lam(centred)).T, mode="r")
+            lam = r.T * np.where(np.diagonal(r) < 0.0, -1.0, 1.0)
+            theta[pattern.index] = lam[pattern.rows, pattern.cols]
+        return theta
+
+
+def _far_means(totals: list, j: int) -> np.ndarray | None:
+    """The (k,) weighted means of a block's columns (0 for the intercept, column ``j``),
+    from the sums of its level blocks ``totals`` (k x k: sum w z z'), where one is more
+    than ``CENTRING_RATIO`` sds from 0; else None. The squared mean and the variance about
+    it are compared times sum w: a variance lost to rounding (a mean 1e5 sds from 0) is
+    below any mean."""
+    weight = totals[j][j]
+    if not weight > 0.0:
+        return None
+    means = [0.0 if c == j else row[j] / weight for c, row in enumerate(totals)]
+    for c, mean in enumerate(means):
+        square = mean * mean * weight
+        if square > CENTRING_RATIO ** 2 * max(totals[c][c] - square, 0.0):
+            return np.array(means)
+    return None

@@ -1,0 +1,138 @@
+"""Terms on covariates far from 0 (``core.centring``): the fit of x + c is the fit of x for
+shifts c of 100 to 10,000 sds, by REML and ML, with weights and beside a crossed factor. The
+reference is the fit of the unshifted data: shifting x only moves the intercept of a (1 + x | g)
+term, so the REML criterion and the likelihood are the same, the slope's fixed effect and every
+sd except the intercept's are the same, and the intercept's fixed effect moves by -c times the
+slope's. Before, sleepstudy's Days + 1000 stopped 40 units of REML criterion above the
+optimum, reported as converged."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.core.centring import CentredCoordinates
+from mixedmodels.lmm.model import LinearMixedModel
+
+SLEEP = mm.datasets.load("sleepstudy")
+
+
+def _fit(formula, data, reml=True, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(formula, data, reml=reml, **kwargs)
+
+
+def _crossed(seed: int = 3) -> pd.DataFrame:
+    """40 groups g with a random slope on x, crossed with 6 levels of h."""
+    rng = np.random.default_rng(seed)
+    n = 480
+    g, h = rng.integers(0, 40, n), rng.integers(0, 6, n)
+    x = rng.normal(size=n)
+    slope, intercept = rng.normal(size=40) * 0.5, rng.normal(size=40)
+    y = 1 + 2 * x + intercept[g] + slope[g] * x + rng.normal(size=6)[h] + rng.normal(size=n)
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g],
+                         "h": [f"h{i}" for i in h]})
+
+
+CASES = {
+    "sleepstudy": ("Reaction ~ Days + (Days | Subject)", SLEEP, "Days", {}),
+    "weighted": ("Reaction ~ Days + (Days | Subject)",
+                 SLEEP.assign(w=np.tile([1.0, 2.0, 0.5], 60)), "Days", {"weights": "w"}),
+    "crossed": ("y ~ x + (1 + x | g) + (1 | h)", _crossed(), "x", {}),
+}
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("shift", [300.0, 1e3, -1e3, 1e4])
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_shifted_covariate_has_the_same_fit(case, shift, reml):
+    formula, data, column, kwargs = CASES[case]
+    base = _fit(formula, data, reml, **kwargs)
+    shifted = _fit(formula, data.assign(**{column: data[column] + shift}), reml, **kwargs)
+    assert "(centred)" in shifted.optsummary.optimizer
+    # the criterion of x + c is rounded at about 1e-15 (c / sd(x))^2 relative: its rounding
+    # at the base fit's optimum mapped to x + c (exact in exact arithmetic) is the tolerance
+    rounding = abs(shifted.model.objective(_mapped(base, shift)) - base.objective)
+    assert rounding < 1e-14 * (shift / data[column].std()) ** 2 * base.objective
+    assert abs(shifted.objective - base.objective) <= max(10 * rounding,
+                                                          1e-10 * base.objective)
+    # the parameters, where the criterion is flat: to the square root of its rounding
+    rel = max(1e-5, 100 * np.sqrt(rounding / base.objective))
+    slope, intercept = base.fixef[column], base.fixef["(Intercept)"]
+    assert shifted.fixef[column] == pytest.approx(slope, rel=rel)
+    assert shifted.fixef["(Intercept)"] == pytest.approx(intercept - shift * slope, rel=rel)
+    assert shifted.sigma == pytest.approx(base.sigma, rel=rel)
+    ours, theirs = shifted.varcorr, base.varcorr
+    rows = (ours["var1"] == column) & ours["var2"].isna()
+    assert ours.loc[rows, "sdcor"].to_numpy() == pytest.approx(
+        theirs.loc[rows, "sdcor"].to_numpy(), rel=rel)
+
+
+def _mapped(fit, shift: float) -> np.ndarray:
+    """The fit's theta for the data with its (1 + x | g) term's x + shift: lam = chol(M lam
+    lam' M'), M = [[1, -shift], [0, 1]]; the other terms' parameters as they are."""
+    parameters = fit.model.structure.parameters
+    theta = np.array(fit.theta, dtype=float)
+    part = parameters.slices[0]
+    structure = parameters.structures[0]
+    lam = structure.lambda_block(theta[part])
+    shift_matrix = np.array([[1.0, -shift], [0.0, 1.0]])
+    factor = np.linalg.cholesky(shift_matrix @ lam @ lam.T @ shift_matrix.T)
+    theta[part] = factor[structure.pattern.rows, structure.pattern.cols]
+    return theta
+
+
+def test_centred_data_and_other_terms_keep_their_coordinates():
+    """Where the means are near 0, and for terms whose covariance is not closed under the
+    shift ((x || g): uncorrelated at x = 0 is correlated at x = c), theta is searched."""
+    far = SLEEP.assign(Days=SLEEP["Days"] + 1e3)
+    for formula, data in (("Reaction ~ Days + (Days | Subject)", SLEEP),
+                          ("Reaction ~ Days + (Days || Subject)", far),
+                          ("Reaction ~ Days + (0 + Days | Subject)", far),
+                          ("Reaction ~ Days + diag(Days | Subject)", far)):
+        assert LinearMixedModel(formula, data)._centred_coordinates() is None
+
+
+def test_lbfgs_as_asked_searches_theta():
+    far = SLEEP.assign(Days=SLEEP["Days"] + 1e3)
+    fit = _fit("Reaction ~ Days + (Days | Subject)", far,
+               settings=mm.OptSettings(method="lbfgs"))
+    assert fit.optsummary.optimizer.startswith("LD_LBFGS")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_theta_of_the_centred_coordinates(seed):
+    """lam lam' = M lam_c lam_c' M' with lam lower triangular, its diagonal non-negative, also
+    where lam_c is singular (a zero on its diagonal: Cholesky would fail there)."""
+    rng = np.random.default_rng(seed)
+    model = LinearMixedModel("y ~ x + z + (1 + x + z | g)", pd.DataFrame({
+        "y": rng.normal(size=300), "x": rng.normal(size=300) + 500,
+        "z": rng.normal(size=300) - 80, "g": np.repeat(np.arange(30), 10)}))
+    centred = model._centred_coordinates()
+    assert isinstance(centred, CentredCoordinates)
+    pattern, shift, _ = centred.shifts[0]
+    theta_c = rng.normal(size=6)
+    theta_c[[0, 3, 5]] = np.abs(theta_c[[0, 3, 5]])
+    if seed % 2:
+        theta_c[3] = 0.0
+    lam_c = pattern.lam(theta_c)
+    lam = pattern.lam(centred.theta(theta_c))
+    np.testing.assert_allclose(lam @ lam.T, shift @ lam_c @ lam_c.T @ shift.T,
+                               rtol=1e-12, atol=1e-9 * np.abs(shift).max() ** 2)
+    assert np.all(np.diagonal(lam) >= 0.0) and np.allclose(lam, np.tril(lam))
+    np.testing.assert_allclose(shift[0], [1.0, -500.0, 80.0], rtol=0.02)
+
+
+def test_a_fit_over_partitions_is_centred_too():
+    dd = pytest.importorskip("dask.dataframe")
+    far = SLEEP.assign(Days=SLEEP["Days"] + 1e3)
+    in_memory = _fit("Reaction ~ Days + (Days | Subject)", far)
+    partitioned = _fit("Reaction ~ Days + (Days | Subject)", dd.from_pandas(far, npartitions=3))
+    assert "(centred)" in partitioned.optsummary.optimizer
+    assert partitioned.objective == pytest.approx(in_memory.objective, rel=1e-10)
+    np.testing.assert_allclose(partitioned.fixef, in_memory.fixef, rtol=1e-6)

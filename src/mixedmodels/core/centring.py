@@ -18,11 +18,14 @@ The optimum is reported in lme4's coordinates, theta, as every fit is.
 
 Only terms where this is the same model are centred: a block of one unstructured term
 (lme4's (x | g)) with an intercept, whose columns' weighted mean is more than
-``CENTRING_RATIO`` sds from 0. ``(x || g)`` and structured terms are not (their covariance
+``CENTRING_RATIO`` sds from 0. A residual structure's parameters are searched as they are
+(the shift moves only the random effects). ``(x || g)`` and structured terms are not (their covariance
 is not closed under the shift: uncorrelated at x = 0 is correlated at x = m).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -54,11 +57,13 @@ class CentredCoordinates:
         self.shifts = tuple(shifts)
 
     @classmethod
-    def of(cls, parameters: ParameterMap,
-           crossproducts: CrossProducts) -> "CentredCoordinates | None":
-        """The coordinates of a model whose A is ``crossproducts``, or None where no term is
+    def of(cls, parameters: ParameterMap, totals: Sequence[np.ndarray],
+           n: int) -> "CentredCoordinates | None":
+        """The coordinates of a model of ``n`` rows whose blocks' columns have the sums of
+        products ``totals`` (per block of ``parameters.blocks``, (k, k): sum_i w_i z_i z_i',
+        the sum of A's level blocks, ``from_crossproducts``), or None where no term is
         centred."""
-        if not parameters.linear or parameters.residual is not None:
+        if not parameters.linear:
             return None
         shifts = []
         for b, (terms, j) in enumerate(zip(parameters.blocks, parameters.block_intercepts())):
@@ -66,18 +71,25 @@ class CentredCoordinates:
             if len(terms) != 1 or type(structure) is not Unstructured or structure.k < 2 \
                     or j < 0:
                 continue
-            totals = crossproducts.diag[b].sum(axis=0)
-            means = _far_means(totals.tolist(), j)  # (on k x k floats: 2 us, NumPy's 12)
+            sums = totals[b]
+            means = _far_means(sums.tolist(), j)  # (on k x k floats: 2 us, NumPy's 12)
             if means is None:
                 continue
             shift = np.eye(structure.k)
             shift[j] -= means
-            variances = np.diagonal(totals) - means ** 2 * totals[j, j]
-            spreads = np.sqrt(np.maximum(variances, 0.0) / crossproducts.n)
-            spreads[j] = np.sqrt(totals[j, j] / crossproducts.n)
+            variances = np.diagonal(sums) - means ** 2 * sums[j, j]
+            spreads = np.sqrt(np.maximum(variances, 0.0) / n)
+            spreads[j] = np.sqrt(sums[j, j] / n)
             spreads = np.where(np.isfinite(spreads) & (spreads > 0.0), spreads, 1.0)
             shifts.append((parameters.patterns[b], shift, spreads))
         return cls(parameters, shifts) if shifts else None
+
+    @classmethod
+    def from_crossproducts(cls, parameters: ParameterMap,
+                           crossproducts: CrossProducts) -> "CentredCoordinates | None":
+        """``of`` a model whose A is ``crossproducts`` (its level blocks summed)."""
+        return cls.of(parameters, [diag.sum(axis=0) for diag in crossproducts.diag],
+                      crossproducts.n)
 
     def units(self, units: np.ndarray) -> np.ndarray:
         """(n_params,) theta_c's units: ``units`` (theta's, ``core.start.theta_units``) with

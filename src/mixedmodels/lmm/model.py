@@ -402,9 +402,16 @@ class LinearMixedModel:
         """The optimizer's coordinates with the columns of terms on covariates far from 0
         centred (``core.centring``), or None where there are none; for ``settings.method``
         "auto" and "bobyqa" (L-BFGS: in theta, as asked)."""
-        if not hasattr(self.system, "crossproducts"):
+        parameters = self.structure.parameters
+        if hasattr(self.system, "crossproducts"):
+            return CentredCoordinates.from_crossproducts(parameters, self.system.crossproducts)
+        # a residual structure's system: the blocks' columns unweighted (any shift gives the
+        # same model; the means only make it well-conditioned)
+        blocks = self.structure.blocks
+        if not blocks or blocks[0].values.shape[0] == 0:
             return None
-        return CentredCoordinates.of(self.structure.parameters, self.system.crossproducts)
+        return CentredCoordinates.of(parameters, [b.values.T @ b.values for b in blocks],
+                                     blocks[0].values.shape[0])
 
     def _minimize_centred(self, centred: CentredCoordinates,
                           settings: OptSettings) -> OptSummary:

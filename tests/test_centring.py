@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import minimize
 
 import mixedmodels as mm
 from mixedmodels.core.centring import CentredCoordinates
@@ -172,3 +173,27 @@ def test_two_covariates_far_from_0():
     assert "(centred)" in shifted.optsummary.optimizer
     assert shifted.objective == pytest.approx(base.objective, rel=1e-9)
     assert shifted.fixef["x"] == pytest.approx(base.fixef["x"], rel=1e-5)
+
+
+@pytest.mark.parametrize("formula", ["Reaction ~ Days + (Days || Subject)",
+                                     pytest.param("Reaction ~ Days + diag(Days | Subject)",
+                                                  marks=pytest.mark.slow),
+                                     "Reaction ~ Days + diag(Days | Subject, hom = TRUE)"])
+@pytest.mark.parametrize("shift", [1e3, 1e4])
+def test_uncorrelated_slopes_on_a_covariate_far_from_0(formula, shift):
+    """(x || g) is another model after the shift (uncorrelated at x = 0), searched in theta
+    in the slope's units: its root mean square, not its sd (with the sd's, 0.075 above the
+    optimum at Days + 1000). The reference: Nelder-Mead from the fit and from the intercept's
+    sd at its bound 0, where the optimum is."""
+    model = LinearMixedModel(formula, SLEEP.assign(Days=SLEEP["Days"] + shift))
+    summary = model.optimize()
+    lower, upper = model.structure.parameters.lower(), model.structure.parameters.upper()
+    best = np.inf
+    starts = [summary.final, np.append(0.0, summary.final[1:])]
+    for start in starts:
+        result = minimize(lambda t: model.objective(np.clip(t, lower, upper)), start,
+                          method="Nelder-Mead",
+                          options={"xatol": 1e-12, "fatol": 1e-12, "maxfev": 20_000})
+        best = min(best, result.fun)
+    # (at 1e4 the criterion is rounded at about 1e-10: Nelder-Mead finds 1.8e-7 lower)
+    assert summary.fmin <= best + 1e-9 * best

@@ -12,7 +12,7 @@ import pytest
 from conftest import dataset_for, load_reference
 
 import mixedmodels as mm
-from mixedmodels.core import optimize
+from mixedmodels.core import optimize, start
 from mixedmodels.core.optimize import BestPoint, _secant_hessian, newton_polish
 from mixedmodels.lmm.model import LinearMixedModel
 
@@ -183,8 +183,11 @@ def _extreme_weights() -> pd.DataFrame:
 def test_bobyqa_leaves_a_stop_where_the_hessian_is_indefinite():
     """BOBYQA (2 parameters) stopped with the intercept's sd at 1.2e-4, just outside lme4's
     singular tolerance, where the Hessian is indefinite, 0.83 above the optimum L-BFGS
-    finds; its restart from there reaches it."""
+    finds; its restart from there reaches it. (With the slope's unit from its root mean
+    square, as an uncorrelated slope's is now, BOBYQA reaches the optimum at once: the stop
+    is reproduced with the unit from its sd, as before.)"""
     data = _extreme_weights()
+    original_continued = LinearMixedModel._continued
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fits = {method: mm.lmer("y ~ x1 + (x1 || g)", data, weights="w",
@@ -193,9 +196,13 @@ def test_bobyqa_leaves_a_stop_where_the_hessian_is_indefinite():
     assert fits["auto"].optsummary.optimizer == "LN_BOBYQA"
     assert fits["auto"].optsummary.curvature == "positive definite"
     assert fits["auto"].objective == pytest.approx(fits["lbfgs"].objective, rel=1e-10)
-    model = fits["auto"].model
-    with pytest.MonkeyPatch.context() as patch:  # without the continuation
+    with pytest.MonkeyPatch.context() as patch:  # without the continuation, sd's units
         patch.setattr(LinearMixedModel, "_continued", lambda self, summary, *_: summary)
-        stopped = model.optimize()
-    assert stopped.curvature == "indefinite"
-    assert stopped.fmin - fits["auto"].objective > 0.5
+        patch.setattr(start, "_with_intercept", lambda parameters, block, j: np.ones(
+            sum(parameters.structures[t].k for t in parameters.blocks[block]), bool))
+        stopped = LinearMixedModel("y ~ x1 + (x1 || g)", data, weights="w").optimize()
+        assert stopped.curvature == "indefinite"
+        assert stopped.fmin - fits["auto"].objective > 0.5
+        continued = LinearMixedModel("y ~ x1 + (x1 || g)", data, weights="w")
+        patch.setattr(LinearMixedModel, "_continued", original_continued)
+        assert continued.optimize().fmin == pytest.approx(fits["lbfgs"].objective, rel=1e-10)

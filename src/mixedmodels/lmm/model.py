@@ -326,7 +326,11 @@ class LinearMixedModel:
         fit of 3 groups), and BOBYQA where a variance is near 0 but not within lme4's
         tolerance of it (0.83 above on an (x || g) fit of 8 groups with weights from 1e-6 to
         1e6). L-BFGS runs on theta in its columns' units (``core.start.theta_units``),
-        BOBYQA where one of them is extreme (``_bobyqa_units``).
+        BOBYQA where one of them is extreme (``_bobyqa_units``). A (1 + x | g) term on a
+        covariate far from 0 is searched by BOBYQA in centred coordinates instead
+        (``_minimize_centred``, unless "lbfgs" was asked for). Last, a Toeplitz correlation's
+        fit is compared with its compound-symmetric and AR(1) special cases, and continued
+        from one that fits better (``_beyond_nested``).
 
         Raises:
             ValueError: ``settings.method`` is "lbfgs" and the model has parameters of a
@@ -418,9 +422,11 @@ class LinearMixedModel:
         """BOBYQA in ``centred`` coordinates, in their units, from lme4's start in those units
         (``CentredCoordinates.units``), again from a boundary stop as in theta; the
         optimum, as every fit's, in theta. The Newton steps that follow (``_polished``) run
-        in theta: from this optimum they stay there (sleepstudy with
-        Days + 1000 and + 10,000: the criterion of the centred fit to 4e-8 and 2e-7, the
-        rounding of the criterion itself at those means)."""
+        in theta: from this optimum they stay there (sleepstudy with Days + 1000 and
+        + 10,000: the criterion of the centred fit to 4e-8 and 2e-7, the rounding of the
+        criterion itself at those means). Central-difference Newton steps in these
+        coordinates were tried instead, and ended farther from the optimum (8e-7 above it
+        on (1 + x + z | g) with x 500 sds from 0, against 9e-9)."""
         def criterion(theta_c):
             return self._criterion(centred.theta(theta_c))
 

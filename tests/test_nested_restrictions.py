@@ -14,6 +14,7 @@ import pytest
 from conftest import REFERENCE_DIR
 from scipy.optimize import minimize
 
+import mixedmodels as mm
 from mixedmodels.covariance.nested import toeplitz_restrictions
 from mixedmodels.covariance.structured import Toeplitz
 from mixedmodels.lmm.model import GeneralizedLeastSquares, LinearMixedModel
@@ -149,3 +150,19 @@ def test_a_restriction_is_its_nested_structure(hom):
 def test_one_lag_has_no_restriction():
     assert toeplitz_restrictions(np.ones(3), slice(2, 3), np.array([0.5]), "term 1",
                                  lambda lags: lags, np.zeros(3), np.ones(3)) == []
+
+
+def test_a_residual_partial_autocorrelation_at_its_bound_is_singular():
+    """3 groups of 5 times, 4 lags (simulated): the REML criterion falls without bound as the
+    4th partial autocorrelation goes to -1 (whose lag correlations stay far from +/-1). The
+    fit stops somewhere on the way, and says it is on the boundary, as any singular fit."""
+    data = pd.read_csv(REFERENCE_DIR / "cases" / "toeplitz_residual_unbounded.csv")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = mm.gls("y ~ factor(t)", data, correlation="toep(t | g)")
+    assert fit.is_singular
+    assert any("boundary (singular) fit" in str(w.message) for w in caught)
+    theta = np.array(fit.theta, dtype=float)
+    assert np.tanh(theta[3] / 2) < -1 + 1e-4
+    lower = [fit.model.objective(np.append(theta[:3], z)) for z in (-20.0, -25.0, -30.0)]
+    assert lower[0] > lower[1] > lower[2] and lower[0] < fit.objective

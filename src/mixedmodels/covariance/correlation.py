@@ -411,6 +411,12 @@ class Toep(Correlation):
     def values(self, params: np.ndarray) -> np.ndarray:
         return autocorrelations(np.tanh(np.asarray(params, dtype=float) / 2))[1:]
 
+    def boundary_values(self, params: np.ndarray) -> np.ndarray:
+        """The partial autocorrelations: C is singular where one is +/-1, whatever the lag
+        correlations (3 groups of 5 times: the criterion fell without bound as the 4th
+        went to -1, its lag correlations far from +/-1, and the fit was not singular)."""
+        return np.tanh(np.asarray(params, dtype=float) / 2)
+
     def from_values(self, values: np.ndarray) -> np.ndarray:
         """The parameters of autocorrelations ``values``; NaN for values that are no
         stationary process's (a correlation matrix that is not positive semi-definite),

@@ -197,3 +197,16 @@ def test_uncorrelated_slopes_on_a_covariate_far_from_0(formula, shift):
         best = min(best, result.fun)
     # (at 1e4 the criterion is rounded at about 1e-10: Nelder-Mead finds 1.8e-7 lower)
     assert summary.fmin <= best + 1e-9 * best
+
+
+@pytest.mark.parametrize("structure", ["cs", "ar1", "toep"])
+def test_a_structured_term_on_a_covariate_far_from_0_is_warned_about(structure):
+    """cs(Days | Subject) with Days + 1000 (for two columns the model of (Days | Subject))
+    stopped 42 above that model's optimum: not centred (another model after the shift), but
+    said, with what to do; nothing is said of the same term on Days itself."""
+    formula = f"Reaction ~ Days + {structure}(Days | Subject)"
+    with pytest.warns(mm.FitWarning, match=r"'Days', whose mean is 350 sds from 0.*Centre"):
+        mm.lmer(formula, SLEEP.assign(Days=SLEEP["Days"] + 1e3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mm.FitWarning)
+        LinearMixedModel(formula, SLEEP)

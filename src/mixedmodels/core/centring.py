@@ -31,10 +31,9 @@ import numpy as np
 
 from ..covariance.parameters import ParameterMap
 from ..covariance.structures import Unstructured
-from .crossproducts import CrossProducts
 from .start import set_units
 
-__all__ = ["CENTRING_RATIO", "CentredCoordinates"]
+__all__ = ["CENTRING_RATIO", "CentredCoordinates", "far_structured_columns"]
 
 #: a term is centred where a column's mean is more than this many sds from 0: at 36 sds
 #: (sleepstudy's Days + 100) L-BFGS still reached the optimum in theta, at 350 (Days + 1000)
@@ -61,8 +60,7 @@ class CentredCoordinates:
            n: int) -> "CentredCoordinates | None":
         """The coordinates of a model of ``n`` rows whose blocks' columns have the sums of
         products ``totals`` (per block of ``parameters.blocks``, (k, k): sum_i w_i z_i z_i',
-        the sum of A's level blocks, ``from_crossproducts``), or None where no term is
-        centred."""
+        the sum of A's level blocks), or None where no term is centred."""
         if not parameters.linear:
             return None
         shifts = []
@@ -83,13 +81,6 @@ class CentredCoordinates:
             spreads = np.where(np.isfinite(spreads) & (spreads > 0.0), spreads, 1.0)
             shifts.append((parameters.patterns[b], shift, spreads))
         return cls(parameters, shifts) if shifts else None
-
-    @classmethod
-    def from_crossproducts(cls, parameters: ParameterMap,
-                           crossproducts: CrossProducts) -> "CentredCoordinates | None":
-        """``of`` a model whose A is ``crossproducts`` (its level blocks summed)."""
-        return cls.of(parameters, [diag.sum(axis=0) for diag in crossproducts.diag],
-                      crossproducts.n)
 
     def units(self, units: np.ndarray) -> np.ndarray:
         """(n_params,) theta_c's units: ``units`` (theta's, ``core.start.theta_units``) with
@@ -126,3 +117,30 @@ def _far_means(totals: list, j: int) -> np.ndarray | None:
         if square > CENTRING_RATIO ** 2 * max(totals[c][c] - square, 0.0):
             return np.array(means)
     return None
+
+
+def far_structured_columns(parameters: ParameterMap,
+                           totals: Sequence[np.ndarray]) -> list[tuple[int, str, float]]:
+    """(term, column name, |mean| / sd) of the columns more than ``CENTRING_RATIO`` sds from
+    0 in the structured terms (``cs``, ``ar1``, ``toep``) that have their block's intercept
+    (``totals`` as ``CentredCoordinates.of``'s). Such a term is not centred (its covariance
+    is another model after the shift), and its correlation parameters are ill-determined in
+    its own: on sleepstudy with Days + 1000, cs(Days | Subject), which for two columns is
+    (Days | Subject), stopped 42 units of REML criterion above that model's optimum. The sd
+    is inf where the variance is lost to rounding."""
+    out = []
+    for b, (terms, j) in enumerate(zip(parameters.blocks, parameters.block_intercepts())):
+        sums = totals[b]
+        for t in terms:
+            structure, first = parameters.structures[t], parameters.offsets[t]
+            if structure.linear or not first <= j < first + structure.k \
+                    or not sums[j, j] > 0.0:
+                continue
+            for c in range(first, first + structure.k):
+                mean = sums[c, j] / sums[j, j]
+                variance = sums[c, c] / sums[j, j] - mean ** 2
+                ratio = abs(mean) / np.sqrt(variance) if variance > 0.0 else np.inf
+                if c != j and ratio > CENTRING_RATIO:
+                    out.append((t, parameters.columns[t][c - first], float(ratio)))
+    return out
+

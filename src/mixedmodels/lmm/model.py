@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from ..core.centring import CentredCoordinates
+from ..core.centring import CentredCoordinates, far_structured_columns
 from ..core.optimize import (
     CONVERGED,
     METHODS,
@@ -219,6 +219,38 @@ class LinearMixedModel:
                 else residual_model.at(np.zeros(0)))
             self.system = PLSSystem(self.structure, self.design.X, y, self.residual)
         self.reml = reml
+        with recorded_warnings() as messages:
+            self._check_far_structured()
+        self.warnings += tuple(messages)
+
+    def _block_sums(self) -> list[np.ndarray] | None:
+        """Per block, (k, k) the sums of its columns' products (A's level blocks summed, or,
+        with a residual structure, the columns' own), or None without rows in this process."""
+        if hasattr(self.system, "crossproducts"):
+            return [diag.sum(axis=0) for diag in self.system.crossproducts.diag]
+        blocks = self.structure.blocks
+        if not blocks or blocks[0].values.shape[0] == 0:
+            return None
+        return [b.values.T @ b.values for b in blocks]
+
+    def _check_far_structured(self) -> None:
+        """A ``FitWarning`` for each structured term on a column far from 0 with an
+        intercept (``core.centring.far_structured_columns``), saying what to do."""
+        parameters = self.structure.parameters
+        if parameters.linear:
+            return
+        sums = self._block_sums()
+        for t, column, ratio in ([] if sums is None else
+                                 far_structured_columns(parameters, sums)):
+            syntax = parameters.structures[t].syntax
+            how_far = f"{ratio:,.0f} sds" if np.isfinite(ratio) else "more than 1e7 sds"
+            warn_user(f"the {syntax}() term on {parameters.groups[t]!r} has an intercept and "
+                      f"the column {column!r}, whose mean is {how_far} from 0: in these "
+                      "coordinates its correlations are ill-determined and the optimizer "
+                      "can stop far from the optimum. Centre the column (a structured "
+                      "covariance is another model after the shift), or use an unstructured "
+                      "term, (... | group), which is searched with its columns centred",
+                      FitWarning)
 
     def _residual_columns(self) -> tuple[str, ...]:
         """The columns of the residual structure: positions, groups, strata."""
@@ -406,16 +438,14 @@ class LinearMixedModel:
         """The optimizer's coordinates with the columns of terms on covariates far from 0
         centred (``core.centring``), or None where there are none; for ``settings.method``
         "auto" and "bobyqa" (L-BFGS: in theta, as asked)."""
-        parameters = self.structure.parameters
-        if hasattr(self.system, "crossproducts"):
-            return CentredCoordinates.from_crossproducts(parameters, self.system.crossproducts)
-        # a residual structure's system: the blocks' columns unweighted (any shift gives the
-        # same model; the means only make it well-conditioned)
-        blocks = self.structure.blocks
-        if not blocks or blocks[0].values.shape[0] == 0:
+        sums = self._block_sums()
+        if sums is None:
             return None
-        return CentredCoordinates.of(parameters, [b.values.T @ b.values for b in blocks],
-                                     blocks[0].values.shape[0])
+        # with a residual structure, the blocks' columns unweighted (any shift gives the same
+        # model; the means only make it well-conditioned)
+        n = (self.system.crossproducts.n if hasattr(self.system, "crossproducts")
+             else self.structure.blocks[0].values.shape[0])
+        return CentredCoordinates.of(self.structure.parameters, sums, n)
 
     def _minimize_centred(self, centred: CentredCoordinates,
                           settings: OptSettings) -> OptSummary:

@@ -562,6 +562,7 @@ def test_dask_on_a_local_cluster(capsys, parquet_files, sleep_ref):
     assert "cross-products pass" in err  # the progress bars
 
 
+@pytest.mark.slow
 def test_dask_mistakes(capsys, parquet_files):
     code, _, err = run(capsys, "fit", SLEEP, "--data", f"{parquet_files}/none*.parquet",
                        "--dask")

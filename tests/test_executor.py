@@ -83,6 +83,7 @@ def test_payload_that_cannot_be_pickled_is_made_portable():
                          portable=lambda p: p[:1]) == [5, 6, 7]
 
 
+@pytest.mark.slow
 def test_executor_results_equal_serial(wide_sleepstudy):
     """On data with 200 columns the model does not use (the design does not keep them)."""
     fit = mm.lmer("Reaction ~ Days + (Days | Subject)", wide_sleepstudy[1], reml=False)

@@ -64,10 +64,9 @@ def test_same_fit_as_in_memory(model_id, partitions, reference_fits):
     _close(fit.coef_table()["df"], memory.coef_table()["df"])
 
 
-@pytest.mark.parametrize("model_id", ["sleepstudy_corr",
-                                      pytest.param("penicillin_crossed", marks=pytest.mark.slow),
-                                      pytest.param("classic/machines_nested",
-                                                   marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("model_id", ["sleepstudy_corr", "penicillin_crossed",
+                                      "classic/machines_nested"])
 def test_ml_and_profile_intervals(model_id, reference_fits):
     record = load_reference(model_id)
     memory = reference_fits[model_id, "ML"][2]
@@ -281,6 +280,7 @@ def test_a_factor_too_large_for_memory_fails_before_the_pass_over_the_rows():
         check_factor_size(crossed)
 
 
+@pytest.mark.slow
 def test_bootstrap_on_partitions(trial_fits):
     frame, memory, fit = trial_fits
     result = fit.bootstrap(40, seed=3, progress=False)

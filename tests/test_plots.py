@@ -125,6 +125,7 @@ def test_normal_quantiles_small_n_uses_three_eighths():
                                scipy.stats.norm.ppf((np.arange(1, 6) - 0.375) / 5.25))
 
 
+@pytest.mark.slow
 def test_group_panels(sleep_fit):
     fig = plots.group_panels(sleep_fit, "Days")
     render(fig)

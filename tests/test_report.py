@@ -215,6 +215,7 @@ def test_report_names_the_ddf_method(fit, report, tmp_path):
         write_report(fit, tmp_path / "bad.html", ddf="welch")
 
 
+@pytest.mark.slow
 def test_report_shows_dropped_rows_and_warnings(fit, report, tmp_path):
     assert "Rows dropped for missing values: none." in report.read_text()
     assert "Warnings raised while fitting: none." in report.read_text()

@@ -119,7 +119,9 @@ def test_residual_restrictions_are_offered():
                                     correlation="toep(t | g)")
     names = [r.name for r in model.structure.parameters.restrictions(
         model.structure.parameters.start())]
-    assert names == ["cs in the residual correlation", "ar1 in the residual correlation"]
+    assert names == ["cs in the residual correlation", "ar1 in the residual correlation",
+                     "pacf 3 = +1 in the residual correlation",
+                     "pacf 3 = -1 in the residual correlation"]
 
 
 @pytest.mark.parametrize("hom", [True, False])
@@ -128,8 +130,9 @@ def test_a_restriction_is_its_nested_structure(hom):
     theta = np.concatenate([np.full(structure.n_sd, 1.5), [0.3, -0.2, 0.1]])
     part = slice(structure.n_sd, structure.n_params)
     lower, upper = structure.lower(), structure.upper()
-    cs, ar1 = toeplitz_restrictions(theta, part, structure.correlations(theta[part]), "term 1",
-                                    structure.correlation_parameters, lower, upper)
+    cs, ar1, *_ = toeplitz_restrictions(theta, part, structure.correlations(theta[part]),
+                                        "term 1", structure.correlation_parameters, lower,
+                                        upper)
     lag1 = structure.correlations(theta[part])[0]
     for restriction, lags in ((cs, np.full(3, lag1)), (ar1, lag1 ** np.arange(1, 4))):
         full = restriction.full(restriction.start())
@@ -166,3 +169,34 @@ def test_a_residual_partial_autocorrelation_at_its_bound_is_singular():
     assert np.tanh(theta[3] / 2) < -1 + 1e-4
     lower = [fit.model.objective(np.append(theta[:3], z)) for z in (-20.0, -25.0, -30.0)]
     assert lower[0] > lower[1] > lower[2] and lower[0] < fit.objective
+
+
+def test_the_last_partial_autocorrelation_on_its_bound():
+    """4 groups of 4 times (simulated): the optimum is on the boundary, the 3rd partial
+    autocorrelation at +1, where the optimizer did not go (63.462, above the nested cs and
+    AR(1) fits' 66.31 only by its own optimum). Nelder-Mead from the bound's neighbourhood
+    reaches 56.551051 (as z = atanh(pacf) grows to 17); held at 1 - 1e-6, 5e-6 above it."""
+    data = pd.read_csv(REFERENCE_DIR / "cases" / "toeplitz_on_bound.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer("y ~ factor(t) + toep(0 + factor(t) | g, hom = TRUE)", data)
+    assert fit.objective == pytest.approx(56.551051, abs=1e-5)
+    assert fit.optsummary.optimizer.endswith("continued from pacf 3 = +1 in term 1")
+    assert fit.is_singular
+
+
+def test_a_parameter_held_on_its_bound():
+    structure = Toeplitz(4, True)
+    theta = np.array([1.5, 0.3, -0.2, 0.1])
+    part = slice(1, 4)
+    restrictions = toeplitz_restrictions(theta, part, structure.correlations(theta[part]),
+                                         "term 1", structure.correlation_parameters,
+                                         structure.lower(), structure.upper())
+    held = [r for r in restrictions if r.name.startswith("pacf")]
+    assert [r.name for r in held] == ["pacf 3 = +1 in term 1", "pacf 3 = -1 in term 1"]
+    for restriction, sign in zip(held, (1.0, -1.0)):
+        full = restriction.full(restriction.start())
+        np.testing.assert_allclose(full[:3], theta[:3])
+        assert np.tanh(full[3]) == pytest.approx(sign * (1 - 1e-6), abs=1e-12)
+        lower, upper = restriction.bounds()
+        assert len(lower) == len(upper) == 3

@@ -11,7 +11,9 @@ nested ``cs`` term's 215.688, while the Toeplitz optimum is 215.161.
 A ``Restriction`` is theta with one Toeplitz part replaced by one such rho, the other
 parameters free: ``LinearMixedModel.optimize`` minimizes over it, and where its optimum is
 below the unrestricted fit's it continues from there, so that a Toeplitz fit is never worse
-than the fits of its compound-symmetric and AR(1) special cases.
+than the fits of its compound-symmetric and AR(1) special cases. ``OnBound`` holds the last
+lag's partial autocorrelation at +/-1 the same way: with few groups the optimum can be on
+that boundary, which the optimizer, starting at 0, does not reach.
 
 rho is given to the optimizer unbounded, as v with rho = lo + (hi - lo) (1 + tanh v) / 2:
 (lo, hi) = (-1/L, 1) for compound symmetry (positive definite for L + 1 times), (-1, 1) for
@@ -25,7 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Restriction", "toeplitz_restrictions"]
+from .correlation import autocorrelations, partial_autocorrelations
+
+__all__ = ["OnBound", "Restriction", "toeplitz_restrictions"]
 
 #: how far inside its bounds a nested structure's start rho is kept (its v finite)
 _INSIDE = 1e-6
@@ -85,19 +89,68 @@ class Restriction:
         return theta
 
 
+@dataclass(frozen=True)
+class OnBound:
+    """theta (n,) with parameter ``index`` held at ``value`` (a partial autocorrelation of
+    +/-(1 - ``BOUND_GAP``): the boundary, where the Toeplitz matrix is singular): the
+    restricted vector w is theta without it.
+
+    Attributes:
+        name: the parameter and its bound ("pacf 3 = +1 in term 1").
+        theta, lower, upper: as ``Restriction``'s.
+        index, value: the parameter held, and its value.
+    """
+
+    name: str
+    theta: np.ndarray
+    index: int
+    value: float
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def start(self) -> np.ndarray:
+        return np.delete(self.theta, self.index)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.delete(self.lower, self.index), np.delete(self.upper, self.index)
+
+    def full(self, w: np.ndarray) -> np.ndarray:
+        return np.insert(np.asarray(w, dtype=float), self.index, self.value)
+
+
+#: how far inside +/-1 a partial autocorrelation is held on its bound (``OnBound``): within
+#: the singular tolerance, where the criterion is its limit at the bound to about 1e-6
+BOUND_GAP = 1e-6
+
+
 def toeplitz_restrictions(theta: np.ndarray, part: slice, lags: np.ndarray, where: str,
                           parameters: Callable[[np.ndarray], np.ndarray],
-                          lower: np.ndarray, upper: np.ndarray) -> list[Restriction]:
-    """The compound-symmetric and AR(1) restrictions of a Toeplitz correlation whose
-    parameters are ``theta[part]`` and lag correlations ``lags`` (L,) (``parameters``: lag
-    correlations to parameters), each starting from the lag-1 correlation. None for one lag,
-    where all three are the same structure."""
+                          lower: np.ndarray, upper: np.ndarray) -> list[Restriction | OnBound]:
+    """The restrictions of a Toeplitz correlation whose parameters are ``theta[part]`` and
+    lag correlations ``lags`` (L,) (``parameters``: lag correlations to parameters): its
+    compound-symmetric and AR(1) special cases, each starting from the lag-1 correlation,
+    then the last lag's partial autocorrelation on its bounds +/-1 (``OnBound``: on few
+    groups the optimum can be there, where the optimizer, starting at 0, does not go: 56.55
+    against a fit of 63.46 on 4 groups of 4 times). The last lag's, which the fewest pairs
+    of times inform: on 24 simulated fits of 4 groups of 4 times, the cs and AR(1)
+    restrictions left 2 fits 0.44 and 0.62 above the optimum, and the last lag's bounds took
+    both to it at 18% more evaluations; every lag's bounds did no better at 49% more. None
+    for one lag, where all three structures are the same and the bound is the fit's own."""
     n_lags = len(lags)
     if n_lags < 2:
         return []
     powers = np.arange(1, n_lags + 1)
     lag1 = float(lags[0])
-    return [Restriction(f"cs in {where}", theta, part, lambda rho: np.full(n_lags, rho),
-                        parameters, (-1.0 / n_lags, 1.0), lag1, lower, upper),
-            Restriction(f"ar1 in {where}", theta, part, lambda rho: rho ** powers,
-                        parameters, (-1.0, 1.0), lag1, lower, upper)]
+    out = [Restriction(f"cs in {where}", theta, part, lambda rho: np.full(n_lags, rho),
+                       parameters, (-1.0 / n_lags, 1.0), lag1, lower, upper),
+           Restriction(f"ar1 in {where}", theta, part, lambda rho: rho ** powers,
+                       parameters, (-1.0, 1.0), lag1, lower, upper)]
+    partial = partial_autocorrelations(lags)
+    for sign in (1.0, -1.0):
+        held = partial.copy()
+        held[-1] = sign * (1.0 - BOUND_GAP)
+        value = parameters(autocorrelations(held)[1:])[-1]
+        if np.isfinite(value):
+            out.append(OnBound(f"pacf {n_lags} = {sign:+.0f} in {where}", theta,
+                               part.stop - 1, float(value), lower, upper))
+    return out

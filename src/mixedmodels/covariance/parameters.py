@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .correlation import Toep
-from .nested import Restriction, toeplitz_restrictions
+from .nested import OnBound, Restriction, toeplitz_restrictions
 from .structured import Toeplitz
 from .structures import SINGULAR_TOLERANCE, BoundaryRule, CovarianceStructure, LinearPattern
 
@@ -250,10 +250,10 @@ class ParameterMap:
                                                                  tol)])
         return out
 
-    def restrictions(self, theta: np.ndarray) -> list[Restriction]:
+    def restrictions(self, theta: np.ndarray) -> list[Restriction | OnBound]:
         """The restrictions of theta to the structures nested in each Toeplitz correlation
-        (of a ``toep()`` term, or the residuals'), starting from theta
-        (``covariance.nested``)."""
+        (of a ``toep()`` term, or the residuals'), and to its last partial autocorrelation's
+        bounds, starting from theta (``covariance.nested``)."""
         out = []
         lower, upper = self.lower(), self.upper()
         for t, (s, part) in enumerate(self._terms):

@@ -406,12 +406,13 @@ class LinearMixedModel:
     def _beyond_nested(self, summary: OptSummary, settings: OptSettings) -> OptSummary:
         """The fit, or a better one where a structure nested in a Toeplitz correlation fits
         better: for each of its restrictions (``ParameterMap.restrictions``: every lag's
-        correlation one rho, or rho^lag), BOBYQA over the restricted parameters from the fit's
-        lag-1 correlation; where that ends below the fit's criterion, the fit stopped at a
-        local optimum, and BOBYQA continues over all the parameters from there. Machines'
-        ``toep(0 + Machine | Worker, hom = TRUE)`` stopped at 215.809, above its compound-
-        symmetric special case (215.688); from there it reaches 215.161. The summary counts
-        every run's evaluations and names the restriction it continued from."""
+        correlation one rho, or rho^lag, or the last partial autocorrelation on its bound
+        +/-1), BOBYQA over the restricted parameters from the fit's; where that ends below
+        the fit's criterion, the fit stopped at a local optimum, and BOBYQA continues over
+        all the parameters from there. Machines' ``toep(0 + Machine | Worker, hom = TRUE)``
+        stopped at 215.809, above its compound-symmetric special case (215.688); from there
+        it reaches 215.161. The summary counts every run's evaluations and names the
+        restriction it continued from."""
         loose = _no_tighter(settings, NESTED_TOLERANCES)
         for restriction in self.structure.parameters.restrictions(summary.final):
             lower, upper = restriction.bounds()

@@ -19,8 +19,9 @@ The optimum is reported in lme4's coordinates, theta, as every fit is.
 Only terms where this is the same model are centred: a block of one unstructured term
 (lme4's (x | g)) with an intercept, whose columns' weighted mean is more than
 ``CENTRING_RATIO`` sds from 0. A residual structure's parameters are searched as they are
-(the shift moves only the random effects). ``(x || g)`` and structured terms are not (their covariance
-is not closed under the shift: uncorrelated at x = 0 is correlated at x = m).
+(the shift moves only the random effects). ``(x || g)`` and structured terms are not (their
+covariance is not closed under the shift: uncorrelated at x = 0 is correlated at x = m);
+``far_structured_columns`` finds the structured ones, of which the model warns.
 """
 
 from __future__ import annotations
@@ -46,13 +47,11 @@ class CentredCoordinates:
     terms' columns are centred (see the module docstring).
 
     Args:
-        parameters: the model's ``ParameterMap``.
         shifts: per centred block, (its pattern in theta, M (k, k), its columns' spreads
             (k,) about their means: sds, and the intercept's root mean square).
     """
 
-    def __init__(self, parameters: ParameterMap, shifts):
-        self.parameters = parameters
+    def __init__(self, shifts):
         self.shifts = tuple(shifts)
 
     @classmethod
@@ -80,7 +79,7 @@ class CentredCoordinates:
             spreads[j] = np.sqrt(sums[j, j] / n)
             spreads = np.where(np.isfinite(spreads) & (spreads > 0.0), spreads, 1.0)
             shifts.append((parameters.patterns[b], shift, spreads))
-        return cls(parameters, shifts) if shifts else None
+        return cls(shifts) if shifts else None
 
     def units(self, units: np.ndarray) -> np.ndarray:
         """(n_params,) theta_c's units: ``units`` (theta's, ``core.start.theta_units``) with

@@ -17,6 +17,7 @@ from scipy.optimize import minimize
 
 import mixedmodels as mm
 from mixedmodels.core.centring import CentredCoordinates
+from mixedmodels.inference.profile import profiler_of
 from mixedmodels.lmm.model import LinearMixedModel
 
 SLEEP = mm.datasets.load("sleepstudy")
@@ -100,7 +101,7 @@ def test_centred_data_and_other_terms_keep_their_coordinates():
                           ("Reaction ~ Days + (Days || Subject)", far),
                           ("Reaction ~ Days + (0 + Days | Subject)", far),
                           ("Reaction ~ Days + diag(Days | Subject)", far)):
-        assert LinearMixedModel(formula, data)._centred_coordinates() is None
+        assert LinearMixedModel(formula, data).centred_coordinates() is None
 
 
 def test_lbfgs_as_asked_searches_theta():
@@ -118,7 +119,7 @@ def test_theta_of_the_centred_coordinates(seed):
     model = LinearMixedModel("y ~ x + z + (1 + x + z | g)", pd.DataFrame({
         "y": rng.normal(size=300), "x": rng.normal(size=300) + 500,
         "z": rng.normal(size=300) - 80, "g": np.repeat(np.arange(30), 10)}))
-    centred = model._centred_coordinates()
+    centred = model.centred_coordinates()
     assert isinstance(centred, CentredCoordinates)
     pattern, shift, _ = centred.shifts[0]
     theta_c = rng.normal(size=6)
@@ -213,3 +214,28 @@ def test_a_structured_term_on_a_covariate_far_from_0_is_warned_about(structure):
     with warnings.catch_warnings():
         warnings.simplefilter("error", mm.FitWarning)
         LinearMixedModel(formula, SLEEP)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("shift", [1e3, -5e3])
+def test_satterthwaite_and_the_convergence_check_in_centred_coordinates(shift, reml):
+    """The slope's Satterthwaite df is the unshifted fit's (it was -13 at Days + 1000: the
+    Hessian of the deviance differenced in theta), and the convergence check finds the fit
+    converged (it said a Newton step would lower the criterion by 0.0057, 0.25 at -5000)."""
+    base = _fit("Reaction ~ Days + (Days | Subject)", SLEEP, reml)
+    shifted = _fit("Reaction ~ Days + (Days | Subject)",
+                   SLEEP.assign(Days=SLEEP["Days"] + shift), reml)
+    ours, theirs = shifted.coef_table(), base.coef_table()
+    # second differences of the deviance, whose rounding grows with the shift: 1e-4
+    assert ours.loc["Days", "df"] == pytest.approx(theirs.loc["Days", "df"], rel=2e-4)
+    assert ours.loc["Days", "p"] == pytest.approx(theirs.loc["Days", "p"], rel=2e-3)
+    check = shifted.check_convergence()
+    assert check.message == "" and check.newton_decrement < 1e-6
+
+
+def test_kenward_roger_and_the_profile_say_they_run_in_theta():
+    far = _fit("Reaction ~ Days + (Days | Subject)", SLEEP.assign(Days=SLEEP["Days"] + 1e3))
+    with pytest.warns(mm.FitWarning, match="Kenward-Roger's adjustment .* ill-conditioned"):
+        far.coef_table("kenward-roger")
+    with pytest.warns(mm.FitWarning, match="the profile runs in lme4's parameterization"):
+        profiler_of(far)

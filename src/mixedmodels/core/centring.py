@@ -93,12 +93,21 @@ class CentredCoordinates:
 
     def theta(self, centred: np.ndarray) -> np.ndarray:
         """(n_params,) theta of the optimizer's ``centred`` (n_params,)."""
-        theta = np.array(centred, dtype=float)
+        return self._mapped(centred, inverse=False)
+
+    def centred(self, theta: np.ndarray) -> np.ndarray:
+        """(n_params,) the centred coordinates of ``theta`` (the inverse of ``theta``: M^-1 =
+        I + e_j m')."""
+        return self._mapped(theta, inverse=True)
+
+    def _mapped(self, vector: np.ndarray, inverse: bool) -> np.ndarray:
+        out = np.array(vector, dtype=float)
         for pattern, shift, _ in self.shifts:
-            r = np.linalg.qr((shift @ pattern.lam(centred)).T, mode="r")
+            matrix = 2.0 * np.eye(len(shift)) - shift if inverse else shift
+            r = np.linalg.qr((matrix @ pattern.lam(vector)).T, mode="r")
             lam = r.T * np.where(np.diagonal(r) < 0.0, -1.0, 1.0)
-            theta[pattern.index] = lam[pattern.rows, pattern.cols]
-        return theta
+            out[pattern.index] = lam[pattern.rows, pattern.cols]
+        return out
 
 
 def _far_means(totals: list, j: int) -> np.ndarray | None:

@@ -35,6 +35,7 @@ from scipy.special import ndtri
 from ..core.gradient import deviance_gradient
 from ..core.optimize import OptSettings, OptSummary, minimize_bobyqa, newton_polish
 from ..covariance.parameters import ParameterMap
+from ..errors import FitWarning, warn_user
 from ..parallel.executor import run_tasks
 from ..validate import check_executor, check_integer, check_level
 from .parameters import parameter_names
@@ -329,8 +330,20 @@ def profile_table(fit, level: float = 0.99, points: int = 12, executor=None) -> 
 
 
 def profiler_of(fit) -> Profiler:
-    """The fit's ``Profiler``, built once per fit (it keeps the inner fits' optima)."""
-    return fit.memo("profiler", lambda: Profiler(fit))
+    """The fit's ``Profiler``, built once per fit (it keeps the inner fits' optima). A fit
+    searched in centred coordinates (``core.centring``) is profiled in theta, with a
+    ``FitWarning``: at 1,700 sds from 0 the slope sd's upper limit came out 13% low, and
+    the profile took 20 times as long."""
+    def build() -> Profiler:
+        if fit.model.centred_coordinates() is not None:
+            warn_user("the profile runs in lme4's parameterization, which is ill-conditioned "
+                      "for a random-effects term on a covariate far from 0 (the fit was "
+                      "searched with its columns centred): its intervals can be slow and, "
+                      "a thousand sds from 0 and more, off by percents; centre the covariate, "
+                      "or use confint(method='wald')", FitWarning)
+        return Profiler(fit)
+
+    return fit.memo("profiler", build)
 
 
 def _per_parameter(fit, method, names, executor) -> list:

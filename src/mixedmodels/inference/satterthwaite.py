@@ -25,7 +25,10 @@ derivatives could go; they are differentiated on the real line instead (``Parame
 ``unbounded``: a scaled atanh). The df do not depend on the parameterization at the optimum
 (H and g transform with the same Jacobian). A correlation parameter on its bound (a boundary
 fit) is held at its value. lme4's parameters (and every sd) are used as they are, as
-lmerTest does.
+lmerTest does, except for a (1 + x | g) term on a covariate far from 0, which the optimizer
+searched in centred coordinates (``core.centring``): there theta is ill-conditioned (on
+sleepstudy with Days + 1000 the slope's df came out -13, against 17 for Days), and the
+derivatives are taken in the centred coordinates, by second differences of the deviance.
 """
 
 from __future__ import annotations
@@ -67,7 +70,10 @@ def varpar_derivatives(fit) -> VarparDerivatives:
     unit = fit.sigma
     full = np.append(fit.theta, 1.0)
     free = np.ones(len(full), dtype=bool)
-    if not parameters.linear:  # structured terms: correlations on the real line, or held
+    centred = fit.model.centred_coordinates()
+    if centred is not None:  # a term on a covariate far from 0: in its centred coordinates
+        full[:-1] = centred.centred(fit.theta)
+    elif not parameters.linear:  # structured terms: correlations on the real line, or held
         n = parameters.n_params  # theta may have other parameters after the terms'
         free[:n] = ~(np.isfinite(parameters.lower()) & np.isfinite(parameters.upper())
                      & parameters.on_boundary(fit.theta[:n]))
@@ -80,6 +86,8 @@ def varpar_derivatives(fit) -> VarparDerivatives:
         return point
 
     def theta_of(phi):
+        if centred is not None:
+            return centred.theta(phi[:-1])
         if parameters.linear:
             return phi[:-1]
         return np.where(free[:-1], parameters.bounded(unpacked(phi)[:-1]), fit.theta)
@@ -87,7 +95,8 @@ def varpar_derivatives(fit) -> VarparDerivatives:
     def vcov(phi):
         return (phi[-1] * unit) ** 2 * system.unscaled_vcov(system.factor(theta_of(phi)))
 
-    if hasattr(system, "objective_and_gradient"):  # the Jacobian of the analytic gradient
+    if hasattr(system, "objective_and_gradient") and centred is None:  # the Jacobian of
+        # the analytic gradient (in theta's coordinates: centred ones difference the deviance)
         def gradient(phi):
             value, by_varpar = deviance_gradient(system, theta_of(phi), phi[-1] * unit, reml)
             if not np.isfinite(value):

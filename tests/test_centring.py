@@ -121,7 +121,7 @@ def test_theta_of_the_centred_coordinates(seed):
         "z": rng.normal(size=300) - 80, "g": np.repeat(np.arange(30), 10)}))
     centred = model.centred_coordinates()
     assert isinstance(centred, CentredCoordinates)
-    pattern, shift, _ = centred.shifts[0]
+    _, pattern, shift, _ = centred.shifts[0]
     theta_c = rng.normal(size=6)
     theta_c[[0, 3, 5]] = np.abs(theta_c[[0, 3, 5]])
     if seed % 2:
@@ -233,9 +233,22 @@ def test_satterthwaite_and_the_convergence_check_in_centred_coordinates(shift, r
     assert check.message == "" and check.newton_decrement < 1e-6
 
 
-def test_kenward_roger_and_the_profile_say_they_run_in_theta():
+@pytest.mark.parametrize("kwargs", [{}, {"correlation": "ar1(Days | Subject)"}],
+                         ids=["sparse", "clusters"])
+def test_kenward_roger_in_centred_coordinates(kwargs):
+    """Kenward-Roger's variance parameters are the centred columns' covariances: the slope's
+    adjusted SE and df are the unshifted fit's (the SE was 2% off at Days + 1000, 6% with
+    AR(1) residuals, whose clusters take the other path)."""
+    base = _fit("Reaction ~ Days + (Days | Subject)", SLEEP, **kwargs)
+    far = _fit("Reaction ~ Days + (Days | Subject)", SLEEP.assign(Days=SLEEP["Days"] + 1e3),
+               **kwargs)
+    ours, theirs = far.coef_table("kenward-roger"), base.coef_table("kenward-roger")
+    assert ours.loc["Days", "std_error"] == pytest.approx(theirs.loc["Days", "std_error"],
+                                                          rel=1e-5)
+    assert ours.loc["Days", "df"] == pytest.approx(theirs.loc["Days", "df"], rel=1e-6)
+
+
+def test_the_profile_says_it_runs_in_theta():
     far = _fit("Reaction ~ Days + (Days | Subject)", SLEEP.assign(Days=SLEEP["Days"] + 1e3))
-    with pytest.warns(mm.FitWarning, match="Kenward-Roger's adjustment .* ill-conditioned"):
-        far.coef_table("kenward-roger")
     with pytest.warns(mm.FitWarning, match="the profile runs in lme4's parameterization"):
         profiler_of(far)

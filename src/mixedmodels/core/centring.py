@@ -47,8 +47,9 @@ class CentredCoordinates:
     terms' columns are centred (see the module docstring).
 
     Args:
-        shifts: per centred block, (its pattern in theta, M (k, k), its columns' spreads
-            (k,) about their means: sds, and the intercept's root mean square).
+        shifts: per centred block, (its index among the blocks, its pattern in theta,
+            M (k, k), its columns' spreads (k,) about their means: sds, and the intercept's
+            root mean square).
     """
 
     def __init__(self, shifts):
@@ -78,7 +79,7 @@ class CentredCoordinates:
             spreads = np.sqrt(np.maximum(variances, 0.0) / n)
             spreads[j] = np.sqrt(sums[j, j] / n)
             spreads = np.where(np.isfinite(spreads) & (spreads > 0.0), spreads, 1.0)
-            shifts.append((parameters.patterns[b], shift, spreads))
+            shifts.append((b, parameters.patterns[b], shift, spreads))
         return cls(shifts) if shifts else None
 
     def units(self, units: np.ndarray) -> np.ndarray:
@@ -87,7 +88,7 @@ class CentredCoordinates:
         1e4 sds from 0 and more, theta's spread of the column falls back to its root mean
         square)."""
         units = np.array(units, dtype=float)
-        for pattern, _, spreads in self.shifts:
+        for _, pattern, _, spreads in self.shifts:
             set_units(units, spreads, pattern)
         return units
 
@@ -100,9 +101,22 @@ class CentredCoordinates:
         I + e_j m')."""
         return self._mapped(theta, inverse=True)
 
+    def z_map(self, blocks) -> np.ndarray:
+        """(q, q) S with Z S the random-effects columns centred (``blocks``: the model's
+        ``ReBlock``s, Z's columns level-major within each): M on each level's columns of a
+        centred block, the identity elsewhere. The random effects' quantities in the
+        centred coordinates are S' (Z'...) S."""
+        sizes = [block.q for block in blocks]
+        starts = np.cumsum([0] + sizes)
+        out = np.eye(starts[-1])
+        for b, _, shift, _ in self.shifts:
+            out[starts[b]:starts[b + 1], starts[b]:starts[b + 1]] = np.kron(
+                np.eye(blocks[b].nlevels), shift)
+        return out
+
     def _mapped(self, vector: np.ndarray, inverse: bool) -> np.ndarray:
         out = np.array(vector, dtype=float)
-        for pattern, shift, _ in self.shifts:
+        for _, pattern, shift, _ in self.shifts:
             matrix = 2.0 * np.eye(len(shift)) - shift if inverse else shift
             r = np.linalg.qr((matrix @ pattern.lam(vector)).T, mode="r")
             lam = r.T * np.where(np.diagonal(r) < 0.0, -1.0, 1.0)

@@ -439,15 +439,21 @@ class LinearMixedModel:
         """The coordinates with the columns of terms on covariates far from 0 centred
         (``core.centring``), or None where there are none: the optimizer's for
         ``settings.method`` "auto" and "bobyqa" (L-BFGS: in theta, as asked), and those of
-        the numerical derivatives of the convergence check and Satterthwaite's df."""
+        the convergence check, Satterthwaite's df and Kenward-Roger's variance parameters.
+        Computed once per system, as ``_units``."""
+        cached = self.__dict__.get("_centred_of")
+        if cached is not None and cached[0] is self.system:
+            return cached[1]
         sums = self._block_sums()
-        if sums is None:
-            return None
-        # with a residual structure, the blocks' columns unweighted (any shift gives the same
-        # model; the means only make it well-conditioned)
-        n = (self.system.crossproducts.n if hasattr(self.system, "crossproducts")
-             else self.structure.blocks[0].values.shape[0])
-        return CentredCoordinates.of(self.structure.parameters, sums, n)
+        centred = None
+        if sums is not None:
+            # with a residual structure, the blocks' columns unweighted (any shift gives the
+            # same model; the means only make it well-conditioned)
+            n = (self.system.crossproducts.n if hasattr(self.system, "crossproducts")
+                 else self.structure.blocks[0].values.shape[0])
+            centred = CentredCoordinates.of(self.structure.parameters, sums, n)
+        self._centred_of = (self.system, centred)
+        return centred
 
     def _minimize_centred(self, centred: CentredCoordinates,
                           settings: OptSettings) -> OptSummary:

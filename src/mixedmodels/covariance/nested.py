@@ -42,7 +42,7 @@ class Restriction:
     unbounded scale).
 
     Attributes:
-        name: the nested structure and where ("cs in the 2nd term", "ar1 in the residual
+        name: the nested structure and where ("cs in term 2", "ar1 in the residual
             correlation").
         theta: the full theta the restriction starts from (its other parameters).
         part: the parameters the nested structure replaces.

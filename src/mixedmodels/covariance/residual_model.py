@@ -37,7 +37,8 @@ from .structures import SINGULAR_TOLERANCE
 from .variance import VarExp, Variance, VarIdent, VarPower
 
 __all__ = ["CORRELATIONS", "VARIANCES", "Learning", "ResidualModel", "ResidualParameters",
-           "check_strata", "correlation_of", "row_keys", "unit_descriptors", "unit_keys", "variance_of"]
+           "check_strata", "correlation_of", "row_keys", "unit_descriptors", "unit_keys",
+           "variance_of"]
 
 #: the string forms of ``correlation=``: name -> (class, what goes left of the bar)
 CORRELATIONS = {"ar1": (AR1, "an integer time column"), "car1": (CAR1, "a time column"),

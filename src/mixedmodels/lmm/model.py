@@ -444,7 +444,8 @@ class LinearMixedModel:
         cached = self.__dict__.get("_centred_of")
         if cached is not None and cached[0] is self.system:
             return cached[1]
-        sums = self._block_sums()
+        # only lme4's (linear) terms are centred: no sums for the others
+        sums = self._block_sums() if self.structure.parameters.linear else None
         centred = None
         if sums is not None:
             # with a residual structure, the blocks' columns unweighted (any shift gives the
@@ -473,13 +474,7 @@ class LinearMixedModel:
         start = self.structure.parameters.start() * units
         summary = self._minimize_bobyqa(start, tolerances, criterion, units)
         if self.structure.parameters.is_singular(summary.final):
-            again = self._minimize_bobyqa(summary.final, dataclasses.replace(
-                tolerances, initial_step=0.1), criterion, units)
-            summary = dataclasses.replace(
-                again if again.fmin < summary.fmin else summary,
-                evaluations=summary.evaluations + again.evaluations,
-                trace=np.concatenate([summary.trace, again.trace]),
-                seconds=summary.seconds + again.seconds)
+            summary = self._continued(summary, tolerances, 0.1, criterion, units)
         return dataclasses.replace(summary, optimizer=f"{summary.optimizer} (centred)",
                                    settings=settings, initial=centred.theta(summary.initial),
                                    final=centred.theta(summary.final))
@@ -654,14 +649,16 @@ class LinearMixedModel:
             return self.structure.parameters.n_params >= least
         return settings.method == "lbfgs"
 
-    def _continued(self, summary: OptSummary, settings: OptSettings,
-                   step: float) -> OptSummary:
+    def _continued(self, summary: OptSummary, settings: OptSettings, step: float,
+                   criterion=None, units: np.ndarray | None = None) -> OptSummary:
         """BOBYQA again from where ``summary`` stopped, with initial step ``step``: the
         better optimum, with both runs' evaluations counted, and BOBYQA's return code when
         it stopped normally (it found nothing lower than where the first run failed, e.g.
-        L-BFGS's line search defeated by rounding at the optimum: that is the optimum)."""
+        L-BFGS's line search defeated by rounding at the optimum: that is the optimum).
+        ``criterion`` and ``units``: as ``_minimize_bobyqa``'s (other coordinates)."""
         restart = self._minimize_bobyqa(summary.final,
-                                        dataclasses.replace(settings, initial_step=step))
+                                        dataclasses.replace(settings, initial_step=step),
+                                        criterion, units)
         best = restart if restart.fmin < summary.fmin else summary
         optimizer = (summary.optimizer if summary.optimizer == restart.optimizer
                      else f"{summary.optimizer} + {restart.optimizer}")

@@ -204,13 +204,17 @@ class ResidualParameters:
         return self._concat("value_bounds", 0), self._concat("value_bounds", 1)
 
     def on_boundary(self, delta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
-        """A reported value within ``tol`` of its bound: a correlation at +/-1 (or at cs's
-        lower bound), an sd ratio or a range at 0."""
+        """A value within ``tol`` of its bound: a correlation at +/-1 (or at cs's lower
+        bound), a partial correlation at +/-1 (toep, symm), a range at 0 or without bound
+        (relative to the data's extent), an sd ratio at 0."""
         correlation, variance = self._parts(np.asarray(delta, dtype=float))
-        values = np.concatenate(
-            ([self.correlation.boundary_values(correlation)] if self.correlation else [])
-            + [self.variance.values(variance) if self.variance else np.zeros(0)])
-        lower, upper = self.value_bounds()
+        parts = ([(self.correlation.boundary_values(correlation),
+                   self.correlation.boundary_bounds())] if self.correlation else []) + (
+            [(self.variance.values(variance), self.variance.value_bounds())]
+            if self.variance else [])
+        values = np.concatenate([v for v, _ in parts] or [np.zeros(0)])
+        lower = np.concatenate([b[0] for _, b in parts] or [np.zeros(0)])
+        upper = np.concatenate([b[1] for _, b in parts] or [np.zeros(0)])
         return (np.isfinite(lower) & (values - lower < tol)) | (
             np.isfinite(upper) & (upper - values < tol))
 

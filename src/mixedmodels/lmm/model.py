@@ -691,8 +691,9 @@ class LinearMixedModel:
                           "fit.varcorr", FitWarning)
             if boundary[parameters.residual_slice].any():
                 warn_user("boundary (singular) fit: a parameter of the residual structure is on "
-                          "its bound (a correlation at +/-1 or at its lower limit, an sd ratio "
-                          "or a range at 0); see fit.summary()", FitWarning)
+                          "its bound (a correlation or partial correlation at +/-1 or at its "
+                          "lower limit, an sd ratio at 0, a range at 0 or without bound); see "
+                          "fit.summary()", FitWarning)
             if not summary.stopped_normally:
                 warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
         return self.result_type(model=self, theta=theta, optsummary=summary,

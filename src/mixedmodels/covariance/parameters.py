@@ -238,11 +238,16 @@ class ParameterMap:
         return (np.concatenate([lower for lower, _ in bounds] or [np.zeros(0)]),
                 np.concatenate([upper for _, upper in bounds] or [np.zeros(0)]))
 
-    def on_boundary(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
+    def on_boundary(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE,
+                    units: np.ndarray | None = None) -> np.ndarray:
         """(n_params,) bool: the parameters on their boundary (see ``is_singular``): each
         structure's rule, the common one applied to all the terms' parameters at once (a fit
-        asks twice; two terms: 10 us so, 23 us structure by structure)."""
-        out = self._boundary(theta[:self.n_random], tol)
+        asks twice; two terms: 10 us so, 23 us structure by structure). ``units``: (n_params,)
+        theta's units (``core.start.theta_units``); the common rule then applies to theta /
+        units, so that a slope on a covariate in large units (theta about 1e-5 on income in
+        dollars) is not on the boundary for its unit alone."""
+        random = theta[:self.n_random]
+        out = self._boundary(random if units is None else random / units[:self.n_random], tol)
         for s, part in self._own_rules:
             out[part] = s.on_boundary(theta[part], tol)
         if self.residual is not None:
@@ -270,9 +275,11 @@ class ParameterMap:
                                          lower, upper)
         return out
 
-    def is_singular(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> bool:
-        """lme4's ``isSingular``: a term's bounded parameter within ``tol`` of its bound."""
-        return bool(np.any(self.on_boundary(theta, tol)))
+    def is_singular(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE,
+                    units: np.ndarray | None = None) -> bool:
+        """lme4's ``isSingular``: a term's bounded parameter within ``tol`` of its bound
+        (in ``units``, as ``on_boundary``)."""
+        return bool(np.any(self.on_boundary(theta, tol, units)))
 
 
 def _placement(blocks, structures) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -69,20 +69,28 @@ def varpar_derivatives(fit) -> VarparDerivatives:
     """Hessian of the deviance and Jacobian of Var(beta-hat) at the fit's (theta, sigma)."""
     system, reml = fit.model.system, fit.reml
     parameters = fit.model.structure.parameters
-    # sigma enters as sigma / sigma-hat: the differences' steps are then relative to sigma
-    # (a sigma below numdiff's zero tolerance took an absolute step of 1e-4, past 0); the
-    # results are mapped back to sigma below (df do not depend on the parameters' scale)
+    # sigma enters as sigma / sigma-hat, and lme4's theta divided by its columns' units
+    # (``core.start.theta_units``): the differences' steps are then relative to each
+    # parameter's natural size (a sigma below numdiff's zero tolerance took an absolute step
+    # of 1e-4, past 0; so did a slope's theta of 1.5e-7 on sleepstudy's Days * 1e5, whose
+    # df came out 0.11 against 17); the results are mapped back below (df do not depend on
+    # the parameters' scale)
     unit = fit.sigma
-    full = np.append(fit.theta, 1.0)
-    free = np.ones(len(full), dtype=bool)
+    theta = np.asarray(fit.theta, dtype=float)
+    scale = fit.model.theta_units()
+    free = np.ones(len(theta) + 1, dtype=bool)
     centred = fit.model.centred_coordinates()
     if centred is not None:  # a term on a covariate far from 0: in its centred coordinates
-        full[:-1] = centred.centred(fit.theta)
+        scale = centred.units(scale)
+        coordinates = centred.centred(theta)
     elif not parameters.linear:  # structured terms: correlations on the real line, or held
         n = parameters.n_params  # theta may have other parameters after the terms'
         free[:n] = ~(np.isfinite(parameters.lower()) & np.isfinite(parameters.upper())
-                     & parameters.on_boundary(fit.theta[:n]))
-        full[:-1] = parameters.unbounded(np.where(free[:-1], fit.theta, 0.0))
+                     & parameters.on_boundary(theta[:n]))
+        coordinates = parameters.unbounded(np.where(free[:-1], theta, 0.0))
+    else:
+        coordinates = theta
+    full = np.append(coordinates / scale, 1.0)
     varpar = full[free]
 
     def unpacked(phi):
@@ -92,10 +100,10 @@ def varpar_derivatives(fit) -> VarparDerivatives:
 
     def theta_of(phi):
         if centred is not None:
-            return centred.theta(phi[:-1])
+            return centred.theta(phi[:-1] * scale)
         if parameters.linear:
-            return phi[:-1]
-        return np.where(free[:-1], parameters.bounded(unpacked(phi)[:-1]), fit.theta)
+            return phi[:-1] * scale
+        return np.where(free[:-1], parameters.bounded(unpacked(phi)[:-1] * scale), theta)
 
     def vcov(phi):
         return (phi[-1] * unit) ** 2 * system.unscaled_vcov(system.factor(theta_of(phi)))
@@ -107,10 +115,11 @@ def varpar_derivatives(fit) -> VarparDerivatives:
                 raise np.linalg.LinAlgError("the factor failed within the Hessian's steps")
             by_varpar[-1] *= unit
             if centred is not None:  # d theta / d theta_c: the map's Jacobian, differenced
-                by_varpar[:-1] = jacobian(centred.theta, phi[:-1],
+                by_varpar[:-1] = jacobian(centred.theta, phi[:-1] * scale,
                                           relative=MAP_STEP) @ by_varpar[:-1]
             elif not parameters.linear:  # d theta / d z, the map acting on each alone
-                by_varpar[:-1] *= parameters.bounded_derivative(unpacked(phi)[:-1])
+                by_varpar[:-1] *= parameters.bounded_derivative(unpacked(phi)[:-1] * scale)
+            by_varpar[:-1] *= scale
             return by_varpar[free]
 
         jac = jacobian(gradient, varpar, relative=GRADIENT_STEP)
@@ -122,11 +131,9 @@ def varpar_derivatives(fit) -> VarparDerivatives:
     except np.linalg.LinAlgError:
         cov = 2.0 * np.linalg.pinv(h)
     jac_theta = jacobian(vcov, varpar, relative=VCOV_STEP)
-    per_sigma = np.ones(len(varpar))  # d phi / d parameter: 1 / sigma-hat for sigma
-    per_sigma[-1] = 1.0 / unit
-    return VarparDerivatives(np.append(varpar[:-1], unit), h * np.outer(per_sigma, per_sigma),
-                             cov / np.outer(per_sigma, per_sigma),
-                             jac_theta * per_sigma[:, None, None])
+    per = 1.0 / np.append(scale, unit)[free]  # d phi / d parameter
+    return VarparDerivatives(varpar / per, h * np.outer(per, per), cov / np.outer(per, per),
+                             jac_theta * per[:, None, None])
 
 
 def satterthwaite_df(contrast: np.ndarray, vcov: np.ndarray, deriv: VarparDerivatives) -> float:

@@ -391,7 +391,7 @@ class LinearMixedModel:
                 summary = self._minimize_bobyqa(self._bobyqa_start(),
                                                 self._polished_settings(settings))
                 summary = dataclasses.replace(summary, settings=settings)
-                if parameters.is_singular(summary.final):
+                if parameters.is_singular(summary.final, units=self.theta_units()):
                     summary = self._continued(summary, settings, 0.1)
             summary = self._polished(snap_to_bounds(self._criterion, summary), seen)
             if summary.curvature == "indefinite":  # not a minimum: a saddle, or a flat stop
@@ -440,7 +440,7 @@ class LinearMixedModel:
         (``core.centring``), or None where there are none: the optimizer's for
         ``settings.method`` "auto" and "bobyqa" (L-BFGS: in theta, as asked), and those of
         the convergence check, Satterthwaite's df and Kenward-Roger's variance parameters.
-        Computed once per system, as ``_units``."""
+        Computed once per system, as ``theta_units``."""
         cached = self.__dict__.get("_centred_of")
         if cached is not None and cached[0] is self.system:
             return cached[1]
@@ -470,10 +470,10 @@ class LinearMixedModel:
             return self._criterion(centred.theta(theta_c))
 
         tolerances = self._polished_settings(settings)
-        units = centred.units(self._units())
+        units = centred.units(self.theta_units())
         start = self.structure.parameters.start() * units
         summary = self._minimize_bobyqa(start, tolerances, criterion, units)
-        if self.structure.parameters.is_singular(summary.final):
+        if self.structure.parameters.is_singular(summary.final, units=units):
             summary = self._continued(summary, tolerances, 0.1, criterion, units)
         return dataclasses.replace(summary, optimizer=f"{summary.optimizer} (centred)",
                                    settings=settings, initial=centred.theta(summary.initial),
@@ -488,11 +488,11 @@ class LinearMixedModel:
         if self._has_gradient():
             if seen is None:
                 polished = newton_polish(self._criterion_and_gradient, summary,
-                                         parameters.upper(), scale=self._units())
+                                         parameters.upper(), scale=self.theta_units())
             else:  # the secant curvature where a gradient costs more than fitting it
                 polished = newton_polish(seen, summary, parameters.upper(),
                                          seen.at(summary.final), tuple(seen.history),
-                                         self._units())
+                                         self.theta_units())
             # the steps may end near a bound the optimizer stopped farther from
             return (polished if polished.final is summary.final
                     else snap_to_bounds(self._criterion, polished))
@@ -534,7 +534,7 @@ class LinearMixedModel:
         same optima) over theta in its columns' units (``core.start.theta_units``). Where
         the criterion is not finite at the start, it starts again from lme4's."""
         parameters = self.structure.parameters
-        units = self._units()
+        units = self.theta_units()
         lower = np.where(parameters.sign_free(), -np.inf, parameters.lower()) / units
         n = self.design.n
         tolerances = self._polished_settings(settings)
@@ -578,7 +578,15 @@ class LinearMixedModel:
             return moment_start(self.structure.parameters, self.system.crossproducts)
         return self._bobyqa_start()
 
-    def _units(self) -> np.ndarray:
+    def on_boundary(self, theta: np.ndarray) -> np.ndarray:
+        """(n_params,) bool: the parameters on their boundary at theta, lme4's rule applied
+        in theta's units (``ParameterMap.on_boundary``): on sleepstudy with Days * 1e5 the
+        slope's diagonal entry of lam, 2.3e-6, is 0.66 in units of the column's spread, as
+        0.23 is on Days. lme4's ``isSingular`` compares theta itself with 1e-4, and calls
+        that fit singular."""
+        return self.structure.parameters.on_boundary(theta, units=self.theta_units())
+
+    def theta_units(self) -> np.ndarray:
         """(n_params,) theta's units (``core.start.theta_units``); ones for a residual
         structure's system, whose A changes with its parameters."""
         cached = self.__dict__.get("_units_of")
@@ -593,13 +601,13 @@ class LinearMixedModel:
         return units
 
     def _bobyqa_units(self) -> np.ndarray | None:
-        """theta's units for BOBYQA and the small systems' start (``_units``), or None where
+        """theta's units for BOBYQA and the small systems' start (``theta_units``), or None where
         all are within a factor ``BOBYQA_UNIT_RANGE`` of 1: there BOBYQA's ball-shaped trust
         region is scaled well enough (sleepstudy's Days: 0.35), and the scaled objective's
         extra call cost 5 to 20% of a small model's fit; beyond it (a slope on x * 1e3 or
         more, BodyWeight's Time in days: 0.05) BOBYQA runs on theta / units, and both
         optimizers start at lme4's lam = I in those units (``core.start.unit_start``)."""
-        units = self._units()
+        units = self.theta_units()
         if np.all(np.abs(np.log10(units)) <= np.log10(BOBYQA_UNIT_RANGE)):
             return None
         return units
@@ -681,7 +689,7 @@ class LinearMixedModel:
         theta = summary.final
         aliased = any(term.aliased for term in self.design.terms)
         parameters = self.structure.parameters
-        boundary = parameters.on_boundary(theta)
+        boundary = self.on_boundary(theta)
         singular = bool(boundary.any()) or aliased
         with recorded_warnings() as messages:
             if boundary[:parameters.n_random].any() or aliased:
@@ -710,10 +718,12 @@ class LinearMixedModel:
         centred = self.centred_coordinates()
         if centred is not None:
             theta_c = centred.centred(theta)
+            units = centred.units(self.theta_units())
             return check_convergence(lambda t: self._criterion(centred.theta(t)), theta_c,
-                                     parameters.lower(), parameters.on_boundary(theta_c))
+                                     parameters.lower(),
+                                     parameters.on_boundary(theta_c, units=units), units)
         return check_convergence(self._criterion, theta, parameters.lower(),
-                                 parameters.on_boundary(theta))
+                                 self.on_boundary(theta), self.theta_units())
 
 
 class GeneralizedLeastSquares(LinearMixedModel):

@@ -448,7 +448,7 @@ def notes_section(fit: "LmmFit") -> Section | None:
         lines.append(f"Model failed to converge: {check.message}")
     if fit.is_singular:
         parameters = fit.model.structure.parameters
-        boundary = parameters.on_boundary(fit.theta)
+        boundary = fit.model.on_boundary(fit.theta)
         if boundary[:parameters.n_random].any() or not boundary.any():
             lines.append(SINGULAR_NOTE)
         if boundary[parameters.residual_slice].any():

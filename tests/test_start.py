@@ -273,7 +273,11 @@ def test_small_lbfgs_fits_reach_the_optimum_in_any_units(shift, scale, reml):
         warnings.simplefilter("ignore")
         fit = mm.lmer(formula, data, reml=reml)
         centred = mm.lmer("y ~ xc + (1 + xc | g) + (1 | h)", data, reml=reml)
-    assert fit.optsummary.optimizer == ("LN_BOBYQA (centred)" if shift else "LD_LBFGS")
+    if shift:
+        assert fit.optsummary.optimizer.startswith("LD_LBFGS")
+        assert fit.optsummary.optimizer.endswith("(centred)")
+    else:
+        assert fit.optsummary.optimizer == "LD_LBFGS"
     inverse = np.array([[1.0, -shift / scale], [0.0, 1.0 / scale]])
     mapped = inverse @ _lam_of(centred.theta)
     lower = np.linalg.cholesky(mapped @ mapped.T)

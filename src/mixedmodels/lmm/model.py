@@ -458,23 +458,37 @@ class LinearMixedModel:
 
     def _minimize_centred(self, centred: CentredCoordinates,
                           settings: OptSettings) -> OptSummary:
-        """BOBYQA in ``centred`` coordinates, in their units, from lme4's start in those units
-        (``CentredCoordinates.units``), again from a boundary stop as in theta; the
-        optimum, as every fit's, in theta. The Newton steps that follow (``_polished``) run
-        in theta: from this optimum they stay there (sleepstudy with Days + 1000 and
-        + 10,000: the criterion of the centred fit to 4e-8 and 2e-7, the rounding of the
-        criterion itself at those means). Central-difference Newton steps in these
-        coordinates were tried instead, and ended farther from the optimum (8e-7 above it
-        on (1 + x + z | g) with x 500 sds from 0, against 9e-9)."""
+        """The optimizer in ``centred`` coordinates, in their units, from lme4's start in
+        those units (``CentredCoordinates.units``), chosen as in theta
+        (``_uses_gradient``): L-BFGS with the gradient J g (J the map's Jacobian,
+        ``CentredCoordinates.jacobian``), continued by BOBYQA where it fails, or BOBYQA,
+        again from a boundary stop; the optimum, as every fit's, in theta. (BOBYQA alone,
+        at 6 parameters, stopped 1.83 above the optimum of a singular (1 + x + z | g) fit
+        of 5 groups with z 70 sds from 0, which L-BFGS in theta reached.) The Newton steps
+        that follow (``_polished``) run in theta: from this optimum they stay there
+        (sleepstudy with Days + 1000 and + 10,000: the criterion of the centred fit to 4e-8
+        and 2e-7, the rounding of the criterion itself at those means). Central-difference
+        Newton steps in these coordinates were tried instead, and ended farther from the
+        optimum (8e-7 above it on (1 + x + z | g) with x 500 sds from 0, against 9e-9)."""
         def criterion(theta_c):
             return self._criterion(centred.theta(theta_c))
+
+        def criterion_and_gradient(theta_c):
+            value, gradient = self._criterion_and_gradient(centred.theta(theta_c))
+            return value, centred.jacobian(theta_c, units) @ gradient
 
         tolerances = self._polished_settings(settings)
         units = centred.units(self.theta_units())
         start = self.structure.parameters.start() * units
-        summary = self._minimize_bobyqa(start, tolerances, criterion, units)
-        if self.structure.parameters.is_singular(summary.final, units=units):
-            summary = self._continued(summary, tolerances, 0.1, criterion, units)
+        if self._uses_gradient(settings):
+            summary = self._minimize_lbfgs(settings, BestPoint(criterion_and_gradient,
+                                                               False), units, start)
+            if summary.return_code not in CONVERGED:
+                summary = self._continued(summary, settings, 0.1, criterion, units)
+        else:
+            summary = self._minimize_bobyqa(start, tolerances, criterion, units)
+            if self.structure.parameters.is_singular(summary.final, units=units):
+                summary = self._continued(summary, tolerances, 0.1, criterion, units)
         return dataclasses.replace(summary, optimizer=f"{summary.optimizer} (centred)",
                                    settings=settings, initial=centred.theta(summary.initial),
                                    final=centred.theta(summary.final))
@@ -526,15 +540,19 @@ class LinearMixedModel:
     def _criterion_and_gradient(self, theta: np.ndarray):
         return self.system.objective_and_gradient(theta, self.reml)
 
-    def _minimize_lbfgs(self, settings: OptSettings, criterion_and_gradient) -> OptSummary:
-        """L-BFGS from ``_lbfgs_start`` with the signs of lam's diagonal free
-        (``ParameterMap.sign_free``), then theta in lme4's canonical form. It minimizes the
-        criterion per observation (its first step is the gradient's, whose size grows with n
-        otherwise: on the reference models, 866 evaluations in all instead of 1,245, at the
-        same optima) over theta in its columns' units (``core.start.theta_units``). Where
-        the criterion is not finite at the start, it starts again from lme4's."""
+    def _minimize_lbfgs(self, settings: OptSettings, criterion_and_gradient,
+                        units: np.ndarray | None = None,
+                        start: np.ndarray | None = None) -> OptSummary:
+        """L-BFGS from ``start`` (default ``_lbfgs_start``) with the signs of lam's diagonal
+        free (``ParameterMap.sign_free``), then theta in lme4's canonical form. It minimizes
+        the criterion per observation (its first step is the gradient's, whose size grows
+        with n otherwise: on the reference models, 866 evaluations in all instead of 1,245,
+        at the same optima) over theta in its columns' units (``units``, default
+        ``core.start.theta_units``). Where the criterion is not finite at the start, it
+        starts again from lme4's. ``criterion_and_gradient`` may be of theta in other
+        coordinates with theta's bounds and signs (``_minimize_centred``)."""
         parameters = self.structure.parameters
-        units = self.theta_units()
+        units = self.theta_units() if units is None else units
         lower = np.where(parameters.sign_free(), -np.inf, parameters.lower()) / units
         n = self.design.n
         tolerances = self._polished_settings(settings)
@@ -548,9 +566,9 @@ class LinearMixedModel:
             return minimize_lbfgs(per_observation, start / units, lower, scaled,
                                   parameters.upper() / units, backend=self.system.backend)
 
-        summary = run(self._lbfgs_start())
+        summary = run(self._lbfgs_start() if start is None else start)
         if not np.isfinite(summary.fmin):  # the criterion is not finite there: lme4's start
-            again = run(parameters.start())
+            again = run(parameters.start() * (1.0 if start is None else units))
             summary = dataclasses.replace(
                 again, evaluations=summary.evaluations + again.evaluations,
                 gradient_evaluations=summary.gradient_evaluations + again.gradient_evaluations,

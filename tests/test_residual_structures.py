@@ -550,3 +550,60 @@ def test_a_variance_function_prints_its_string_form(text):
     function = variance_of(text)
     assert function.text == text
     assert variance_of(function.text) == function
+
+
+def test_ar1_in_days_is_ar1_in_visits():
+    """Visits 1..5 as days 0, 30, ...: AR(1) per day is AR(1) per visit with phi^30 for phi
+    (the optimizer works on the correlation one step apart, the gaps' common divisor). On
+    phi itself the criterion was flat at the start, phi = 0, and the fit stayed there
+    (1368.7 against 1079.3)."""
+    trial = mm.datasets.load("trial")
+    base = mm.gls("y ~ arm * visit", trial, correlation="ar1(visit | patient)")
+    phi = base.model.structure.parameters.residual.values(np.asarray(base.theta)[-1:])[0]
+    for days in (7, 30, 100):
+        fit = mm.gls("y ~ arm * visit", trial.assign(day=trial["visit"] * days),
+                     correlation="ar1(day | patient)")
+        assert fit.objective == pytest.approx(base.objective, rel=1e-10)
+        ours = fit.model.structure.parameters.residual.values(np.asarray(fit.theta)[-1:])[0]
+        assert ours ** days == pytest.approx(phi, rel=1e-7)
+
+
+def test_car1_on_jittered_times_in_any_unit():
+    """Visits jittered by up to 0.2: the median gap between distinct times was tiny, the
+    start (0.2 at that gap) was independence, and the fit stayed there (1368.7); the gap is
+    now the times' extent over the largest group's size less 1. Nelder-Mead finds nothing
+    lower, and the fit is the same in thousandths of the unit (where phi itself
+    underflows: 0.845^909) and in thousands."""
+    trial = mm.datasets.load("trial")
+    rng = np.random.default_rng(0)
+    trial["time"] = trial["visit"] + rng.uniform(-0.2, 0.2, len(trial))
+    base = mm.gls("y ~ arm * visit", trial, correlation="car1(time | patient)")
+    assert base.objective < 1100
+    again = scipy.optimize.minimize(base.model.objective, [0.0], method="Nelder-Mead",
+                                    options={"xatol": 1e-10, "fatol": 1e-12})
+    assert base.objective < again.fun + 1e-8
+    for unit in (1e-3, 1e3):
+        fit = mm.gls("y ~ arm * visit", trial.assign(time=trial["time"] * unit),
+                     correlation="car1(time | patient)")
+        assert fit.objective == pytest.approx(base.objective, rel=1e-10)
+        assert not fit.is_singular
+
+
+def test_an_ident_ratio_is_on_the_boundary_whichever_stratum_is_the_reference():
+    """Stratum a's sd is 1e-6 of b's: with b as reference the ratio is at 0 and the fit
+    singular; with a as reference the ratio grew without bound (1e6) and the fit was not."""
+    rng = np.random.default_rng(1)
+    stratum = np.where(np.arange(60) % 2 == 0, "a", "b")
+    data = pd.DataFrame({"y": np.where(stratum == "a", 1e-6, 1.0) * rng.normal(size=60),
+                         "s": stratum, "x": rng.normal(size=60)})
+    for levels in (["a", "b"], ["b", "a"]):
+        with pytest.warns(mm.FitWarning, match="residual structure is on its bound"):
+            fit = mm.gls("y ~ x", data, variance=mm.cov.VarIdent("s", levels=levels))
+        assert fit.is_singular
+
+
+def test_duplicated_positions_with_a_duplicated_index_name_both_rows():
+    trial = mm.datasets.load("trial")
+    twice = pd.concat([trial.iloc[:5], trial.iloc[:5]])  # labels 0..4 twice
+    with pytest.raises(mm.DataError, match=r"positions 0 and 5 \(both labelled 0\)"):
+        mm.gls("y ~ 1", twice, correlation="ar1(visit | patient)")

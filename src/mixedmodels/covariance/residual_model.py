@@ -206,11 +206,11 @@ class ResidualParameters:
     def on_boundary(self, delta: np.ndarray, tol: float = SINGULAR_TOLERANCE) -> np.ndarray:
         """A value within ``tol`` of its bound: a correlation at +/-1 (or at cs's lower
         bound), a partial correlation at +/-1 (toep, symm), a range at 0 or without bound
-        (relative to the data's extent), an sd ratio at 0."""
+        (relative to the data's extent), an sd ratio at 0 or without bound."""
         correlation, variance = self._parts(np.asarray(delta, dtype=float))
         parts = ([(self.correlation.boundary_values(correlation),
                    self.correlation.boundary_bounds())] if self.correlation else []) + (
-            [(self.variance.values(variance), self.variance.value_bounds())]
+            [(self.variance.boundary_values(variance), self.variance.boundary_bounds())]
             if self.variance else [])
         values = np.concatenate([v for v, _ in parts] or [np.zeros(0)])
         lower = np.concatenate([b[0] for _, b in parts] or [np.zeros(0)])
@@ -563,10 +563,14 @@ def _check_distinct(correlation: Correlation, group_codes: np.ndarray, positions
         first = order[np.argmax(same)]
         group = (" (no '| group' was given: all rows are one group)" if correlation.group is None
                  else f" of {correlation.group} {_plain(frame[correlation.group].iloc[first])!r}")
+        second = order[np.argmax(same) + 1]
+        labels = [_plain(frame.index[first]), _plain(frame.index[second])]
+        rows = (f"rows {labels[0]!r} and {labels[1]!r}" if labels[0] != labels[1] else
+                f"the rows at positions {min(first, second)} and {max(first, second)} (both "
+                f"labelled {labels[0]!r})")
         raise DataError(f"two rows{group} are at the same position "
-                        f"({', '.join(correlation.positions)}): rows "
-                        f"{frame.index[first]!r} and {frame.index[order[np.argmax(same) + 1]]!r}"
-                        "; the correlation structure needs distinct positions within a group")
+                        f"({', '.join(correlation.positions)}): {rows}; the correlation "
+                        "structure needs distinct positions within a group")
 
 
 def unit_keys(residual: ResidualModel, units: np.ndarray, z: np.ndarray | None = None):

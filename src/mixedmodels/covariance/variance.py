@@ -87,6 +87,15 @@ class Variance(ABC):
         """(lower, upper), each (n_params,), of the reported values."""
         return np.full(self.n_params, -np.inf), np.full(self.n_params, np.inf)
 
+    def boundary_values(self, params: np.ndarray) -> np.ndarray:
+        """The values whose distance from ``boundary_bounds`` decides a boundary fit: the
+        reported values, unless the function measures its boundary otherwise."""
+        return self.values(params)
+
+    def boundary_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) of ``boundary_values``."""
+        return self.value_bounds()
+
     @abstractmethod
     def names(self) -> list[str]:
         """The parameters' names (without the column)."""
@@ -147,6 +156,16 @@ class VarIdent(Variance):
 
     def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(self.n_params), np.full(self.n_params, np.inf)
+
+    def boundary_values(self, params: np.ndarray) -> np.ndarray:
+        """ratio / (1 + ratio), in [0, 1]: a stratum's sd at 0 against the reference's
+        (near 0) or the reference's at 0 against the stratum's (near 1), so that the fit is
+        on the boundary or not whichever stratum is the reference."""
+        ratio = self.values(params)
+        return ratio / (1.0 + ratio)
+
+    def boundary_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(self.n_params), np.ones(self.n_params)
 
     def names(self) -> list[str]:
         return [f"ratio_{level}" for level in self.levels[1:]]

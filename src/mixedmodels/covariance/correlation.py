@@ -48,11 +48,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from ..validate import type_error
 
 __all__ = ["AR1", "CAR1", "CS", "Correlation", "Exp", "Symm", "Toep",
            "autocorrelations"]
+
+
+#: the least eigenvalue of ``Symm.moment_start``'s correlation matrix
+MOMENT_FLOOR = 0.05
 
 
 def learnt(default):
@@ -419,6 +424,25 @@ class Symm(Correlation):
                                   np.cumsum(factor ** 2, axis=1)[:, :-1]])
         z = (factor / np.sqrt(np.maximum(before, 1e-300)))[self._pairs()]
         return 2 * np.arctanh(np.clip(z, -1 + 1e-15, 1 - 1e-15))
+
+    def moment_start(self, residuals: np.ndarray, group_codes: np.ndarray,
+                     positions: np.ndarray) -> np.ndarray:
+        """The parameters of the correlations between slots of ``residuals`` (n,) (of the
+        fixed effects' least-squares fit), each pair's over the groups (``group_codes``,
+        (n,)) that have both slots (``positions``, (n, 1)); a pair seen in fewer than 3
+        groups at 0, and the matrix made positive definite (eigenvalues at least
+        ``MOMENT_FLOOR``, then rescaled to a correlation matrix). The optimizer's start:
+        from independence BOBYQA stopped at a local optimum 17.6 above the optimum on 15
+        groups of up to 5 visits; from here it reaches the optimum."""
+        slots = np.searchsorted(np.asarray(self.slots, dtype=float), positions[:, 0])
+        table = np.full((int(group_codes.max()) + 1, self.size), np.nan)
+        table[group_codes, slots] = residuals
+        corr = np.nan_to_num(pd.DataFrame(table).corr(min_periods=3).to_numpy())
+        np.fill_diagonal(corr, 1.0)
+        values, vectors = np.linalg.eigh(corr)
+        corr = (vectors * np.maximum(values, MOMENT_FLOOR)) @ vectors.T
+        scale = np.sqrt(np.diagonal(corr))
+        return self.from_values((corr / np.outer(scale, scale))[self._pairs()])
 
     def matrices(self, params: np.ndarray, positions: np.ndarray) -> np.ndarray:
         return self._select(self.full(params), positions)

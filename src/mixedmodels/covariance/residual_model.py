@@ -37,8 +37,8 @@ from .structures import SINGULAR_TOLERANCE
 from .variance import VarExp, Variance, VarIdent, VarPower
 
 __all__ = ["CORRELATIONS", "VARIANCES", "Learning", "ResidualModel", "ResidualParameters",
-           "check_strata", "correlation_of", "row_keys", "unit_descriptors", "unit_keys",
-           "variance_of"]
+           "check_identified", "check_strata", "correlation_of", "row_keys", "unit_descriptors",
+           "unit_keys", "variance_of"]
 
 #: the string forms of ``correlation=``: name -> (class, what goes left of the bar)
 CORRELATIONS = {"ar1": (AR1, "an integer time column"), "car1": (CAR1, "a time column"),
@@ -548,6 +548,40 @@ def _positions(correlation: Correlation, frame: pd.DataFrame) -> np.ndarray:
                             " Use car1(...) for a continuous time")
         columns.append(values)
     return np.column_stack(columns)
+
+
+def check_identified(residual: "ResidualModel") -> None:
+    """A general correlation has one parameter per pair of slots: a DataError where a pair
+    never occurs within one group (its correlation is not in the likelihood), or where
+    there are no more groups than slots (the groups' residuals span fewer dimensions than
+    the slots, and the likelihood grows without bound as C tends to their span: 3 groups of
+    3 visits took 90,000 evaluations towards -infinity). Other structures pass. The model
+    checks its rows in memory; over partitions, whose groups it does not see together, the
+    check is not made."""
+    symm, group_codes, positions = residual.correlation, residual.group_codes, residual.positions
+    if not isinstance(symm, Symm):
+        return
+    slots = np.searchsorted(np.asarray(symm.slots, dtype=float), positions[:, 0])
+    seen = np.zeros((int(group_codes.max()) + 1, symm.size))
+    seen[group_codes, slots] = 1.0
+    groups = int(np.count_nonzero(seen.sum(axis=1) > 1))
+    what = f"symm({symm.time}{' | ' + symm.group if symm.group else ''})"
+    alternatives = ("use a structure with fewer parameters (toep, ar1, cs), or fewer "
+                    f"distinct values of {symm.time!r}")
+    if groups <= symm.size:
+        raise DataError(f"{what} has a correlation for every pair of the {symm.size} values "
+                        f"of {symm.time!r}, and only {groups} groups have two rows or more: "
+                        "with no more groups than values the likelihood grows without bound; "
+                        + alternatives)
+    together = seen.T @ seen
+    rows, cols = np.nonzero(np.tril(together == 0, -1))
+    if len(rows):
+        pairs = ", ".join(f"{symm.slots[c]:g} and {symm.slots[r]:g}"
+                          for r, c in list(zip(rows, cols))[:5])
+        more = f" ({len(rows)} pairs in all)" if len(rows) > 5 else ""
+        raise DataError(f"{what}: no group has rows at both {symm.time!r} = {pairs}{more}, "
+                        "whose correlations the data therefore cannot estimate; "
+                        + alternatives)
 
 
 def _check_distinct(correlation: Correlation, group_codes: np.ndarray, positions: np.ndarray,

@@ -39,10 +39,11 @@ from ..core.pls import PLSSystem
 from ..core.residual_system import ResidualParameterSystem
 from ..core.start import moment_start, theta_units
 from ..core.structure import ReStructure, build_structure
-from ..covariance.correlation import CS, Correlation
+from ..covariance.correlation import CS, Correlation, Symm
 from ..covariance.residual import ResidualStructure, residual_structure
 from ..covariance.residual_model import (
     ResidualModel,
+    check_identified,
     check_strata,
     correlation_of,
     variance_of,
@@ -207,6 +208,7 @@ class LinearMixedModel:
         if self.structure.parameters.residual is not None:
             _check_nested(residual_model, self.structure)
             check_strata(residual_model.variance, residual_model.features)
+            check_identified(residual_model)
             with recorded_warnings() as messages:
                 _check_confounded(self.correlation, self.design.terms)
             self.warnings += tuple(messages)
@@ -634,8 +636,31 @@ class LinearMixedModel:
         """BOBYQA's start: lme4's lam = I, in the columns' units where BOBYQA runs in them
         (``_bobyqa_units``)."""
         units = self._bobyqa_units()
-        start = self.structure.parameters.start()
+        start = self._moment_correlation(self.structure.parameters.start())
         return start if units is None else start * units
+
+    def _moment_correlation(self, start: np.ndarray) -> np.ndarray:
+        """``start`` with a general residual correlation (``symm``) of a model without
+        random effects (gls) at the correlations of the least-squares residuals
+        (``Symm.moment_start``), where the rows are in this process; elsewhere at
+        independence. With random effects those correlations are the marginal ones, of
+        Z G Z' + R, not R's (and a random intercept within the same groups is confounded
+        with the correlations, whose split the start would then decide)."""
+        parameters = self.structure.parameters
+        residual = getattr(self.system, "residual", None)
+        if not (self.rows_in_memory and not self.random_effects
+                and parameters.residual is not None
+                and isinstance(parameters.residual.correlation, Symm)
+                and getattr(residual, "group_codes", None) is not None):
+            return start
+        y = self.design.y - self.design.offset
+        beta = np.linalg.lstsq(self.design.X, y, rcond=None)[0]
+        start = start.copy()
+        part = slice(parameters.n_random,
+                     parameters.n_random + parameters.residual.correlation.n_params)
+        start[part] = parameters.residual.correlation.moment_start(
+            y - self.design.X @ beta, residual.group_codes, residual.positions)
+        return start
 
     def _minimize_bobyqa(self, start: np.ndarray, settings: OptSettings,
                          criterion=None, units: np.ndarray | None = None) -> OptSummary:

@@ -65,3 +65,16 @@ def test_a_boundary_fit_in_other_units_is_still_one():
             warnings.simplefilter("ignore")
             fit = mm.lmer("Reaction ~ X + (X | Subject)", data.assign(X=data["Days"] * unit))
         assert fit.is_singular
+
+
+@pytest.mark.parametrize("unit", [1e-4, 1e4])
+@pytest.mark.parametrize("structure", ["cs", "toep"])
+def test_a_structured_term_on_a_covariate_in_other_units(structure, unit):
+    """cs(x | g) and toep(x | g) with one sd per column are, for two columns, the model of
+    (x | g): the same optimum in any unit of x (cs stopped 0.12 above it at Days * 1e4, its
+    sds unscaled), not on the boundary."""
+    data = SLEEP.assign(X=SLEEP["Days"] * unit)
+    base = _fit(data)
+    fit = _fit(data, f"Reaction ~ X + {structure}(X | Subject)")
+    assert fit.objective == pytest.approx(base.objective, abs=1e-7)
+    assert not fit.is_singular

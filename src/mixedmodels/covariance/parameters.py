@@ -249,7 +249,8 @@ class ParameterMap:
         random = theta[:self.n_random]
         out = self._boundary(random if units is None else random / units[:self.n_random], tol)
         for s, part in self._own_rules:
-            out[part] = s.on_boundary(theta[part], tol)
+            out[part] = s.on_boundary(theta[part] if units is None else theta[part] / units[part],
+                                      tol)
         if self.residual is not None:
             out = np.concatenate([out, self.residual.on_boundary(theta[self.residual_slice],
                                                                  tol)])

@@ -193,6 +193,11 @@ class StructuredCovariance(CovarianceStructure):
         sds = [f"sd|{group}"] if self.hom else sd_names(columns, group)
         return sds + self.correlation_names(group)
 
+    def unit_columns(self) -> list[tuple[int, ...]]:
+        """The sds: of every column (``hom``) or of their own; the correlations: none."""
+        sds = [tuple(range(self.k))] if self.hom else [(c,) for c in range(self.k)]
+        return sds + [()] * self.n_correlation
+
     def _rho(self, params: np.ndarray) -> np.ndarray:
         """The correlation parameters, checked to lie within their bounds (rounding aside).
 

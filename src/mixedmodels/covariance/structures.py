@@ -144,6 +144,13 @@ class CovarianceStructure(ABC):
         diagonal or all below it: E_i = dSigma/dgamma_i = sum over them of
         e_a e_b' + e_b e_a' (a != b) or e_a e_a' (Kenward & Roger 1997's G_i per level)."""
 
+    def unit_columns(self) -> list[tuple[int, ...]]:
+        """Per parameter, the columns whose scale it carries (its natural unit is the inverse
+        of their spread, ``core.start.theta_units``): the rows of lam a linear structure's
+        parameter fills; none for a dimensionless one (a correlation)."""
+        rows, index = self.pattern.rows, self.pattern.index
+        return [tuple(sorted(set(rows[index == i].tolist()))) for i in range(self.n_params)]
+
     @property
     def n_entries(self) -> int:
         """The length of ``entries(params)``: what ``pattern.index`` indexes."""

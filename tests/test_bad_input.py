@@ -208,8 +208,21 @@ def test_unused_category_after_dropping_is_no_column(sleep):
 
 
 def test_all_rows_missing(sleep):
-    with pytest.warns(DataWarning), pytest.raises(DataError, match="no rows are left"):
+    """The error itself names the column (a caller who filters warnings sees it)."""
+    with pytest.warns(DataWarning), pytest.raises(
+            DataError, match=r"no rows are left .*column 'Reaction' has no values \(all 180"):
         mm.lmer(SLEEP, sleep.assign(Reaction=np.nan))
+    odd = np.arange(180) % 2 == 1
+    with pytest.warns(DataWarning), pytest.raises(
+            DataError, match=r"every row misses a value .*\(missing per column: a: 90, b: 90\)"):
+        mm.lmer("Reaction ~ a + b + (1 | Subject)",
+                sleep.assign(a=np.where(odd, np.nan, 1.0), b=np.where(odd, 1.0, np.nan)))
+
+
+@pytest.mark.parametrize("column", ["Days", "Reaction"])
+def test_complex_numbers_are_refused(sleep, column):
+    with pytest.raises(DataError, match=f"column '{column}' has complex numbers"):
+        mm.lmer(SLEEP, sleep.assign(**{column: sleep[column] + 0j}))
 
 
 @pytest.mark.parametrize("column", ["Days", "Reaction"])

@@ -307,3 +307,25 @@ def test_new_data_without_the_grouping_column(sleep):
         sleep.predict(new)
     np.testing.assert_allclose(sleep.predict(new, include_random=False),
                                sleep.beta[0] + sleep.beta[1] * new.Days.to_numpy())
+
+
+def test_random_part_of_some_factors_needs_only_their_columns():
+    """``include_random=["g"]`` predicts with g's conditional modes, as lme4's ``re.form = ~
+    (1 | g)``: newdata needs no column of h (the prediction interval's variance of h's
+    effects is the marginal one, whatever its level); the values and the intervals are those
+    with h present."""
+    rng = np.random.default_rng(0)
+    n = 120
+    data = pd.DataFrame({"x": rng.normal(size=n), "g": rng.integers(0, 6, n).astype(str),
+                         "h": rng.integers(0, 4, n).astype(str)})
+    data["y"] = (data["x"] + rng.normal(size=6)[data["g"].astype(int)]
+                 + rng.normal(size=4)[data["h"].astype(int)] + rng.normal(size=n))
+    fit = mm.lmer("y ~ x + (1 | g) + (1 | h)", data)
+    new = data.iloc[:5]
+    for interval in (None, "prediction", "confidence"):
+        ours = fit.predict(new.drop(columns="h"), include_random=["g"], interval=interval)
+        theirs = fit.predict(new, include_random=["g"], interval=interval)
+        np.testing.assert_allclose(np.asarray(ours, dtype=float),
+                                   np.asarray(theirs, dtype=float), rtol=1e-12)
+    with pytest.raises(mm.DataError, match="no column 'h'"):
+        fit.predict(new.drop(columns="h"), include_random=["h"])

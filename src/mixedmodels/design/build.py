@@ -535,7 +535,10 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
             missing |= column.array.isna()
             continue
         values = columns.values(name)
-        if values.dtype.kind in "fc":
+        if values.dtype.kind == "c":
+            raise DataError(f"column {name!r} has complex numbers; a model's columns hold real "
+                            "numbers or levels: use the real part, the modulus or the angle")
+        if values.dtype.kind == "f":
             if np.isfinite(values).all():  # the common case, in one pass
                 continue
             infinite = np.isinf(values)
@@ -554,10 +557,16 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
     if not missing.any():
         return _drop_unused_levels(data, categorical), _NO_ROWS
     count = int(missing.sum())
-    warn_missing_rows(count, len(data), data[used].isna().sum().to_dict())
+    per_column = data[used].isna().sum().to_dict()
+    warn_missing_rows(count, len(data), per_column)
     frame = data.loc[~missing, used]
     if frame.shape[0] == 0:
-        raise DataError("no rows are left after dropping rows with missing values")
+        empty = [name for name, k in per_column.items() if k == len(data)]
+        detail = (f"column {empty[0]!r} has no values (all {len(data)} missing)" if empty else
+                  "every row misses a value in one of the columns the model uses (missing "
+                  "per column: " + ", ".join(f"{name}: {int(k)}" for name, k
+                                             in per_column.items() if k) + ")")
+        raise DataError(f"no rows are left after dropping rows with missing values: {detail}")
     return _drop_unused_levels(frame, categorical), np.flatnonzero(missing)
 
 

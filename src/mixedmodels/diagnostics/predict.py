@@ -139,7 +139,7 @@ def _predict_new(fit, newdata: pd.DataFrame, included: np.ndarray, new_levels: s
     X, complete = fixed_matrix(fit, newdata, included.any() or interval == "prediction")
     rows = np.flatnonzero(complete)
     frame = newdata.iloc[rows]
-    by_block = (_random_rows(fit, frame)
+    by_block = (_random_rows(fit, frame, included)
                 if len(rows) and (included.any() or interval == "prediction") else None)
     prediction = np.full(len(newdata), np.nan)
     if len(rows):
@@ -347,16 +347,22 @@ def group_labels(frame: pd.DataFrame, factors) -> np.ndarray:
                     dtype=object)
 
 
-def _random_rows(fit, frame: pd.DataFrame):
+def _random_rows(fit, frame: pd.DataFrame, included: np.ndarray | None = None):
     """Per grouping factor (block): each row's level label, its level index (-1 for a level not
     seen at fit time) and its values of the block's columns (rows x p, zero outside the
-    block's terms)."""
+    block's terms). A grouping factor that ``included`` (per block; default all) leaves out
+    may be absent from ``frame``: its levels are then unknown (label None, index -1), as a
+    new level's, for the prediction interval's variance (lme4's ``re.form = ~ (1 | g)``
+    needs no column of the other factors)."""
     design = fit.model.design
     structure = fit.model.structure
-    absent = [name for t in design.terms for name in t.term.factors if name not in frame.columns]
+    absent = [name for t_design, term in zip(design.terms, structure.terms)
+              for name in t_design.term.factors if name not in frame.columns
+              and (included is None or included[term.block])]
     if absent:
         raise DataError(f"newdata has no column {absent[0]!r}, a grouping factor of the model; "
-                        "add it, or predict without random effects (include_random=False)")
+                        "add it, or predict without random effects (include_random=False), or "
+                        "with only those whose columns it has (include_random=[...])")
     out = [None] * len(structure.blocks)
     for term_design, term in zip(design.terms, structure.terms):
         block = structure.blocks[term.block]
@@ -366,7 +372,9 @@ def _random_rows(fit, frame: pd.DataFrame):
         position = {name: j for j, name in enumerate(names)}
         if out[term.block] is None:
             lookup = pd.Index([str(level) for level in block.levels])
-            labels = group_labels(frame, term_design.term.factors)
+            factors = term_design.term.factors
+            labels = (group_labels(frame, factors) if all(f in frame.columns for f in factors)
+                      else np.full(len(frame), None, dtype=object))
             out[term.block] = (labels, lookup.get_indexer(labels),
                                np.zeros((len(frame), block.p)))
         out[term.block][2][:, term.offset:term.offset + term.p] = \

@@ -220,7 +220,7 @@ class Profiler:
             psi = self.space.from_theta(centred.to_theta(psi_c), psi_c[-1])
             psi[j] = value
             if self._has_gradient:
-                summary = newton_polish(lambda x, psi=psi: self._variance_deviance_and_gradient(
+                summary = newton_polish(lambda x: self._variance_deviance_and_gradient(
                     np.concatenate([x[:j], [value], x[j:]]), free),
                     replace(summary, final=psi[free], fmin=self._variance_deviance(psi)),
                     upper[free])

@@ -362,3 +362,15 @@ def test_ident_strata_of_two_rows_in_two_partitions_fit():
     partitioned = _quiet(mm.gls, "y ~ visit", _by_group(pair, "patient", 3),
                          variance="ident(s)")
     assert partitioned.objective == pytest.approx(in_memory.objective, rel=OBJECTIVE_RTOL)
+
+
+@pytest.mark.parametrize("correlation", ["ar1(visit | patient)", "cs(1 | patient)",
+                                         "symm(visit | patient)", "exp(visit | patient)"])
+def test_groups_of_one_row_have_no_correlation_to_estimate(correlation):
+    """Every patient seen once: ar1's phi stayed at its start, 0, reported as an estimate;
+    now a DataError, in memory and over partitions."""
+    trial = mm.datasets.load("trial")
+    once = trial.groupby("patient").head(1).reset_index(drop=True)
+    for data in (once, _by_group(once, "patient", 3)):
+        with pytest.raises(mm.DataError, match="every group of 'patient' has a single row"):
+            mm.gls("y ~ arm", data, correlation=correlation)

@@ -427,6 +427,7 @@ class Learning:
             check_strata(variance, values)
         if self.correlation is not None:
             correlation = self.correlation.bind(self.positions, np.array([self.largest]))
+            _check_groups_of_several(correlation, self.largest)
         return ResidualParameters(correlation, variance)
 
 
@@ -550,8 +551,22 @@ def _positions(correlation: Correlation, frame: pd.DataFrame) -> np.ndarray:
     return np.column_stack(columns)
 
 
+def _check_groups_of_several(correlation: Correlation, largest: int) -> None:
+    """A DataError where every group has a single row: no two rows are correlated, and the
+    likelihood does not depend on the correlation parameters (ar1's phi stayed at its start,
+    0, reported as an estimate, with a profile interval of [-1, 1])."""
+    if correlation.n_params and largest < 2:
+        where = (f"every group of {correlation.group!r} has a single row" if correlation.group
+                 else "there is a single row")
+        raise DataError(f"correlation={correlation.text}: {where}, so no two residuals "
+                        "are correlated and its parameters are not in the likelihood; group "
+                        "the rows by a column within which they repeat, or leave out "
+                        "correlation=")
+
+
 def check_identified(residual: "ResidualModel") -> None:
-    """A general correlation has one parameter per pair of slots: a DataError where a pair
+    """A DataError where every correlation group has one row (``_check_groups_of_several``).
+    A general correlation has one parameter per pair of slots: a DataError where a pair
     never occurs within one group (its correlation is not in the likelihood), or where
     there are no more groups than slots (the groups' residuals span fewer dimensions than
     the slots, and the likelihood grows without bound as C tends to their span: 3 groups of
@@ -559,6 +574,9 @@ def check_identified(residual: "ResidualModel") -> None:
     checks its rows in memory; over partitions, whose groups it does not see together, the
     check is not made."""
     symm, group_codes, positions = residual.correlation, residual.group_codes, residual.positions
+    if symm is None:
+        return
+    _check_groups_of_several(symm, int(np.bincount(group_codes).max()))
     if not isinstance(symm, Symm):
         return
     slots = np.searchsorted(np.asarray(symm.slots, dtype=float), positions[:, 0])

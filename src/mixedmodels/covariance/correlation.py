@@ -183,6 +183,16 @@ class Correlation(ABC):
         return f"{self.title}{', ' if shown else ''}{shown}"
 
 
+def _half_tanh(params: np.ndarray) -> np.ndarray:
+    """tanh(params / 2): a correlation in (-1, 1) of its parameter on the real line."""
+    return np.tanh(np.asarray(params, dtype=float) / 2)
+
+
+def _logistic(params: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-params)): a correlation in (0, 1) of its parameter on the real line."""
+    return 1 / (1 + np.exp(-np.asarray(params, dtype=float)))
+
+
 def _differences(positions: np.ndarray) -> np.ndarray:
     """(K, m, m) |t_i - t_j| of one-dimensional positions (K, m, 1)."""
     t = positions[..., 0]
@@ -228,7 +238,7 @@ class AR1(Correlation):
         return np.array([-1.0]), np.array([1.0])
 
     def values(self, params: np.ndarray) -> np.ndarray:
-        r = np.tanh(np.asarray(params, dtype=float) / 2)
+        r = _half_tanh(params)
         phi = np.abs(r) ** (1.0 / self.step)
         return phi if self.step % 2 == 0 else np.sign(r) * phi
 
@@ -240,7 +250,7 @@ class AR1(Correlation):
 
     def boundary_values(self, params: np.ndarray) -> np.ndarray:
         """r, the correlation one step apart (phi is near 1 whenever the step is small)."""
-        return np.tanh(np.asarray(params, dtype=float) / 2)
+        return _half_tanh(params)
 
     def names(self) -> list[str]:
         return ["Phi"]
@@ -281,11 +291,11 @@ class CAR1(AR1):
         """r^(|t_i - t_j| / gap), r the correlation at the typical gap: phi = r^(1 / gap)
         itself underflows where the time unit is large against the gaps (times in
         thousandths: phi = 0.845^909)."""
-        r = 1 / (1 + np.exp(-float(np.asarray(params, dtype=float)[0])))
+        r = float(_logistic(params)[0])
         return r ** (_differences(positions) / self.gap)
 
     def values(self, params: np.ndarray) -> np.ndarray:
-        return (1 / (1 + np.exp(-np.asarray(params, dtype=float)))) ** (1 / self.gap)
+        return _logistic(params) ** (1 / self.gap)
 
     def from_values(self, values: np.ndarray) -> np.ndarray:
         values = np.clip(np.asarray(values, dtype=float) ** self.gap, 1e-15, 1 - 1e-15)
@@ -294,7 +304,7 @@ class CAR1(AR1):
     def boundary_values(self, params: np.ndarray) -> np.ndarray:
         """The correlation at a typical gap (phi per unit of time is near 1 whenever the
         unit is small)."""
-        return 1 / (1 + np.exp(-np.asarray(params, dtype=float)))
+        return _logistic(params)
 
 
 @dataclass(frozen=True)
@@ -390,7 +400,7 @@ class Symm(Correlation):
         partial correlations z = tanh(params / 2), L_ij = z_ij prod_{k<j} sqrt(1 - z_ik^2)
         and L_ii = prod_{k<i} sqrt(1 - z_ik^2) (Lewandowski, Kurowicka & Joe 2009)."""
         z = np.zeros((self.size, self.size))
-        z[self._pairs()] = np.tanh(np.asarray(params, dtype=float) / 2)
+        z[self._pairs()] = _half_tanh(params)
         remaining = np.cumprod(np.sqrt(1.0 - z ** 2), axis=1)  # prod over k <= j
         before = np.hstack([np.ones((self.size, 1)), remaining[:, :-1]])  # over k < j
         return np.tril(z * before, -1) + np.diag(np.diagonal(before))
@@ -407,7 +417,7 @@ class Symm(Correlation):
         """The canonical partial correlations z: C is singular where one is +/-1, whatever
         the correlations (corr(1, 2) = 0 and corr(1, 3) = -corr(2, 3) = 0.71 make a singular
         C: slot 3 is slot 1 minus slot 2)."""
-        return np.tanh(np.asarray(params, dtype=float) / 2)
+        return _half_tanh(params)
 
     def from_values(self, values: np.ndarray) -> np.ndarray:
         """The parameters of correlations ``values``; NaN where they make no positive-definite
@@ -503,13 +513,13 @@ class Toep(Correlation):
         return [f"cor_lag{k}" for k in range(1, self.lags + 1)]
 
     def values(self, params: np.ndarray) -> np.ndarray:
-        return autocorrelations(np.tanh(np.asarray(params, dtype=float) / 2))[1:]
+        return autocorrelations(_half_tanh(params))[1:]
 
     def boundary_values(self, params: np.ndarray) -> np.ndarray:
         """The partial autocorrelations: C is singular where one is +/-1, whatever the lag
         correlations (3 groups of 5 times: the criterion fell without bound as the 4th
         went to -1, its lag correlations far from +/-1, and the fit was not singular)."""
-        return np.tanh(np.asarray(params, dtype=float) / 2)
+        return _half_tanh(params)
 
     def from_values(self, values: np.ndarray) -> np.ndarray:
         """The parameters of autocorrelations ``values``; NaN for values that are no

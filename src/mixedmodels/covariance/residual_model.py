@@ -583,7 +583,7 @@ def check_identified(residual: "ResidualModel") -> None:
     seen = np.zeros((int(group_codes.max()) + 1, symm.size))
     seen[group_codes, slots] = 1.0
     groups = int(np.count_nonzero(seen.sum(axis=1) > 1))
-    what = f"symm({symm.time}{' | ' + symm.group if symm.group else ''})"
+    what = symm.text
     alternatives = ("use a structure with fewer parameters (toep, ar1, cs), or fewer "
                     f"distinct values of {symm.time!r}")
     if groups <= symm.size:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mixedmodels as mm
+from mixedmodels.design import frame as design_frame
 from mixedmodels.design.build import build_design, drop_aliased, r_column_names
 from mixedmodels.design.frame import FrameColumns
 from mixedmodels.design.levels import factor_codes, grouping_codes, level_label
@@ -100,13 +101,40 @@ def test_factor_codes_are_pandas_sorted_factorize(values):
 
 
 def test_design_reads_each_column_once(monkeypatch):
-    reads = []
+    """Each column is read once, as the array pandas stores (no Series), and as a Series
+    only where its methods are needed: text read as values, checked for numbers among it."""
+    arrays, series = [], []
     getitem = pd.DataFrame.__getitem__
     monkeypatch.setattr(pd.DataFrame, "__getitem__",
-                        lambda self, key: reads.append(key) or getitem(self, key))
+                        lambda self, key: series.append(key) or getitem(self, key))
+    column_array = design_frame.column_array
+    monkeypatch.setattr(design_frame, "column_array",
+                        lambda frame, name: arrays.append(name) or column_array(frame, name))
     data = mm.datasets.load("orthodont")
-    build_design(parse_formula("distance ~ age * Sex + (age | Subject)"), data)
-    assert sorted(reads) == ["Sex", "Subject", "age", "distance"]
+    design = build_design(parse_formula("distance ~ age * Sex + (age | Subject)"), data)
+    assert sorted(arrays) == ["Sex", "Subject", "age", "distance"]
+    assert series == ["Sex"]
+    np.testing.assert_array_equal(design.y, data["distance"].to_numpy(dtype=float))
+    assert not design.y.flags.writeable
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint16", "Int64", "float32", "category", "str",
+                                   "string[python]", "object", "bool"])
+def test_column_array_is_the_series_array(dtype):
+    """``column_array`` gives what ``frame[name].array`` holds (NumPy's values as an array,
+    read-only: a view of the frame's own block), through pandas' block accessor."""
+    values = {"bool": [True, False, True]}.get(dtype, [3, 1, 2])
+    frame = pd.DataFrame({"x": pd.Series(values).astype(dtype), "y": [0.5, 1.5, 2.5]})
+    array = design_frame.column_array(frame, "x")
+    expected = frame["x"].array
+    assert array.dtype == frame["x"].dtype
+    np.testing.assert_array_equal(np.asarray(array, dtype=object),
+                                  np.asarray(expected, dtype=object))
+    if isinstance(array, np.ndarray):
+        assert not array.flags.writeable
+    columns = design_frame.FrameColumns(frame)
+    np.testing.assert_array_equal(columns.values("x"), frame["x"].to_numpy())
+    np.testing.assert_array_equal(columns.labels("x"), frame["x"].to_numpy(dtype=str))
 
 
 def test_long_text_grouping_factors_are_coded_as_stored(monkeypatch):

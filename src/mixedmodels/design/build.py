@@ -526,13 +526,13 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
     missing = np.zeros(data.shape[0], dtype=bool)
     categorical = []
     for name in used:
-        column = columns[name]
-        if isinstance(column.dtype, pd.CategoricalDtype):
+        dtype = columns.dtype(name)
+        if isinstance(dtype, pd.CategoricalDtype):
             categorical.append(name)
-        if isinstance(column.dtype, pd.StringDtype):  # pandas' text: its own missing mask
+        if isinstance(dtype, pd.StringDtype):  # pandas' text: its own missing mask
             if name in read:
-                check_column(name, column, texts)
-            missing |= column.array.isna()
+                check_column(name, columns[name], texts)
+            missing |= columns.array(name).isna()
             continue
         values = columns.values(name)
         if values.dtype.kind == "c":
@@ -549,7 +549,7 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
             missing |= np.isnan(values)
         elif values.dtype.kind not in "iub":
             if name in read:
-                check_column(name, column, texts)
+                check_column(name, columns[name], texts)
             missing |= pd.isna(values)
     if partition:
         return (data.loc[~missing, used], np.flatnonzero(missing)) if missing.any() \
@@ -601,23 +601,21 @@ def _response(rows: ModelData, name: str) -> np.ndarray:
 def _numeric_expression(rows: ModelData, name: str, what: str) -> np.ndarray:
     """A numeric column, or an expression of columns such as log(y), as finite floats on the
     rows of ``rows.frame``."""
-    frame = rows.frame
-    if name in frame.columns:
-        column = rows.columns[name]
-    else:  # an expression of columns, e.g. log(y)
+    if name not in rows.columns:  # an expression of columns, e.g. log(y)
         matrix = _matrix(rows, "0 + " + formulaic_expression(name), f"{what} {name!r}",
                          "evaluate")
         if matrix.shape[1] != 1:
             raise DataError(f"{what} {name!r} must be one numeric column, but it "
                             f"gives {matrix.shape[1]} columns ({', '.join(matrix.columns)})")
-        column = pd.Series(np.asarray(matrix, dtype=float)[:, 0], index=frame.index)
-    if not number_dtype(column.dtype):
-        example = column.iloc[0]
+        values = np.asarray(matrix, dtype=float)[:, 0]
+    elif not number_dtype(rows.columns.dtype(name)):
+        example = rows.columns[name].iloc[0]
         example = example.item() if hasattr(example, "item") else example
         raise DataError(f"{what} {name!r} must be numeric, but its dtype is "
-                        f"{column.dtype} (e.g. {example!r}); convert it with "
+                        f"{rows.columns.dtype(name)} (e.g. {example!r}); convert it with "
                         "pd.to_numeric or choose a numeric column")
-    values = column.to_numpy(dtype=float)
+    else:
+        values = rows.columns.numbers(name)
     _finite(values[:, None], (name,), what)
     return values
 

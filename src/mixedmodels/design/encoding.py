@@ -74,7 +74,7 @@ class Encoding:
 def _indicator(columns: FrameColumns, name, level: str) -> np.ndarray:
     """(n,) 1.0 where column ``name`` is at ``level``, else 0.0; pandas' text by its codes
     (``FrameColumns.factor``, shared with the grouping factors), other columns by their text."""
-    if not isinstance(columns[name].dtype, pd.StringDtype):
+    if not isinstance(columns.dtype(name), pd.StringDtype):
         return (columns.labels(name) == level).astype(float)
     codes, labels = columns.factor(name)
     position = int(np.searchsorted(labels, level))
@@ -164,8 +164,7 @@ def _kind(frame: FrameColumns, name, keep_levels: bool = False) -> str | None:
     """"numeric", "categorical" (text, or an unordered categorical whose every category is
     used, or any unordered one with ``keep_levels``) or None (formulaic's); text is told by
     its first 50 values."""
-    column = frame[name]
-    dtype = column.dtype
+    dtype = frame.dtype(name)
     if number_dtype(dtype):
         return "numeric"
     if isinstance(dtype, np.dtype):
@@ -178,20 +177,20 @@ def _kind(frame: FrameColumns, name, keep_levels: bool = False) -> str | None:
             return None
         if keep_levels:
             return "categorical"
-        codes = column.cat.codes.to_numpy()
+        codes = np.asarray(frame.array(name).codes)
         used = np.bincount(codes[codes >= 0], minlength=len(dtype.categories)) > 0
         return "categorical" if used.all() else None
     elif isinstance(dtype, pd.StringDtype):
-        return None if column.array.isna()[:50].any() else "categorical"
+        return None if frame.array(name)[:50].isna().any() else "categorical"
     elif not pd.api.types.is_string_dtype(dtype):
         return None
     return "categorical" if all(isinstance(v, str) for v in frame.values(name)[:50]) else None
 
 
 def _levels(frame: FrameColumns, name) -> tuple[str, ...]:
-    column = frame[name]
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return tuple(str(c) for c in column.cat.categories)
-    if isinstance(column.dtype, pd.StringDtype):
+    dtype = frame.dtype(name)
+    if isinstance(dtype, pd.CategoricalDtype):
+        return tuple(str(c) for c in dtype.categories)
+    if isinstance(dtype, pd.StringDtype):
         return tuple(frame.factor(name)[1].tolist())
     return tuple(np.unique(frame.labels(name)).tolist())

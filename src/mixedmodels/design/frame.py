@@ -1,10 +1,12 @@
 """A DataFrame's columns, each read and converted once.
 
-pandas builds a new Series at every column access (about 7 us in pandas 3) and converts it
-again at every ``to_numpy``. Reading the data frame itself, the design of a small model
-reads each column it uses three to five times (missing values, kind, levels, values,
-grouping codes): 6 to 20 reads, 40 to 140 us, for the small reference models. Through
-``FrameColumns``, which keeps what was read for the next reader, it reads each once.
+pandas builds a new Series at every column access (20 to 30 us in pandas 3 here, more within
+a fit, where its long call chain is out of the processor's caches: 8.6% of a small model's
+whole fit, sampled) and converts it again at every ``to_numpy``. Reading the data frame
+itself, the design of a small model reads each column it uses three to five times (missing
+values, kind, levels, values, grouping codes). Through ``FrameColumns``, which keeps what was
+read for the next reader, it reads each once, and as the array pandas stores
+(``column_array``), without a Series, unless a reader needs the Series' methods.
 """
 
 from __future__ import annotations
@@ -16,11 +18,40 @@ import pandas as pd
 
 from .levels import factor_codes, stored_text
 
-__all__ = ["FrameColumns", "number_dtype", "text_with_na"]
+__all__ = ["FrameColumns", "column_array", "number_dtype", "text_with_na"]
+
+
+def column_array(frame: pd.DataFrame, name):
+    """The values of column ``name`` as pandas stores them (a NumPy array, read-only, or an
+    extension array), as ``frame[name].array`` holds them, without building the Series.
+
+    Through ``DataFrame._get_column_array`` (pandas' own accessor of a block's values, in
+    pandas 1.3 to 3) where the name is one column; otherwise, or in a pandas without it,
+    through the Series."""
+    location = frame.columns.get_loc(name)
+    get = getattr(frame, "_get_column_array", None)
+    if get is None or not isinstance(location, int):
+        values = frame[name].array
+        return values.to_numpy() if isinstance(values, pd.arrays.NumpyExtensionArray) \
+            else values
+    values = get(location)
+    if isinstance(values, np.ndarray):  # a view of the frame's block: never to be written
+        values = values.view()
+        values.flags.writeable = False
+    return values
+
+
+def _to_numpy(values, dtype=None) -> np.ndarray:
+    """``Series.to_numpy(dtype)`` of a column's ``column_array``."""
+    if isinstance(values, np.ndarray):
+        return values if dtype is None or values.dtype == dtype else \
+            np.asarray(values, dtype=dtype)
+    return values.to_numpy(dtype=dtype)
 
 
 class FrameColumns(Mapping):
-    """The columns of ``frame``: ``columns[name]`` is ``frame[name]``, read once; ``values``,
+    """The columns of ``frame``: ``columns[name]`` is ``frame[name]``, read once; ``array``
+    its values as pandas stores them and ``dtype`` their dtype (no Series built); ``values``,
     ``labels`` and ``numbers`` its values as NumPy has them, as text and as floats, converted
     once. ``name in columns`` and ``columns.shape`` read as the DataFrame's, so that a reader
     takes either."""
@@ -28,6 +59,7 @@ class FrameColumns(Mapping):
     def __init__(self, frame: pd.DataFrame):
         self.frame = frame
         self._read: dict = {}
+        self._arrays: dict = {}
         self._values: dict = {}
         self._labels: dict = {}
         self._numbers: dict = {}
@@ -38,6 +70,16 @@ class FrameColumns(Mapping):
         if column is None:
             column = self._read[name] = self.frame[name]
         return column
+
+    def array(self, name):
+        """The column's values as pandas stores them (``column_array``)."""
+        values = self._arrays.get(name)
+        if values is None:
+            values = self._arrays[name] = column_array(self.frame, name)
+        return values
+
+    def dtype(self, name):
+        return self.array(name).dtype
 
     def __contains__(self, name) -> bool:
         return name in self.frame.columns
@@ -56,28 +98,28 @@ class FrameColumns(Mapping):
         """The column's values as NumPy has them (``Series.to_numpy()``)."""
         values = self._values.get(name)
         if values is None:
-            values = self._values[name] = self[name].to_numpy()
+            values = self._values[name] = _to_numpy(self.array(name))
         return values
 
     def labels(self, name) -> np.ndarray:
         """The column's values as text (a NumPy string array)."""
         labels = self._labels.get(name)
         if labels is None:
-            labels = self._labels[name] = self[name].to_numpy(dtype=str)
+            labels = self._labels[name] = _to_numpy(self.array(name), str)
         return labels
 
     def numbers(self, name) -> np.ndarray:
         """The column's values as floats."""
         numbers = self._numbers.get(name)
         if numbers is None:
-            numbers = self._numbers[name] = self[name].to_numpy(dtype=float)
+            numbers = self._numbers[name] = _to_numpy(self.array(name), float)
         return numbers
 
     def factor(self, name) -> tuple[np.ndarray, np.ndarray]:
         """The column's (codes, level labels) as R's ``factor`` (``levels.factor_codes``)."""
         factor = self._factors.get(name)
         if factor is None:
-            column = self[name]
+            column = self.array(name)
             values = None if stored_text(column) else self.values(name)
             factor = self._factors[name] = factor_codes(column, values)
         return factor
@@ -88,7 +130,7 @@ class FrameColumns(Mapping):
         the columns, which a design reads anyway: the frame's ``dtypes`` Series and its
         lookups cost 30 to 50 us."""
         cast = {name: self[name].astype("str") for name in names
-                if _text_with_na(self[name].dtype)}
+                if _text_with_na(self.dtype(name))}
         return FrameColumns(self.frame.assign(**cast)) if cast else self
 
 

@@ -111,8 +111,13 @@ _TOLERANCES = ("ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs")
 
 def _no_tighter(settings: OptSettings, tolerances: dict[str, float]) -> OptSettings:
     """``settings`` with each of ``tolerances`` no tighter than given."""
+    return _loosened(settings, tuple(tolerances.items()))
+
+
+@lru_cache(maxsize=64)  # settings are frozen and few: each is loosened once (10 us a fit)
+def _loosened(settings: OptSettings, tolerances: tuple[tuple[str, float], ...]) -> OptSettings:
     return dataclasses.replace(settings, **{name: max(getattr(settings, name), value)
-                                            for name, value in tolerances.items()})
+                                            for name, value in tolerances})
 
 
 def check_settings(settings) -> OptSettings:
@@ -415,8 +420,8 @@ class LinearMixedModel:
         stopped at 215.809, above its compound-symmetric special case (215.688); from there
         it reaches 215.161. The summary counts every run's evaluations and names the
         restriction it continued from."""
-        loose = _no_tighter(settings, NESTED_TOLERANCES)
         for restriction in self.structure.parameters.restrictions(summary.final):
+            loose = _no_tighter(settings, NESTED_TOLERANCES)
             lower, upper = restriction.bounds()
             nested = minimize_bobyqa(lambda w: self._criterion(restriction.full(w)),
                                      restriction.start(), lower, loose, upper,

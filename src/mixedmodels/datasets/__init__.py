@@ -75,8 +75,8 @@ def read_csv(source, sep: str = ",", missing_values=CSV_MISSING_VALUES,
                        na_values=list(missing_values))
 
 
-def text_among_numbers(column: pd.Series) -> list:
-    """The distinct values of a column of numbers that are not numbers.
+def text_among_numbers(column) -> list:
+    """The distinct values of a column (a Series or an array) of numbers that are not numbers.
 
     A column of text (object or string dtype) is a column of numbers when more than half of
     its distinct filled values read as numbers (as ``float`` reads them; "nan" is text): "n/a",
@@ -85,7 +85,7 @@ def text_among_numbers(column: pd.Series) -> list:
     values are read until the answer is known, so that a column of labels costs little.
     """
     try:
-        distinct = [value for value in set(column.to_numpy(dtype=object))
+        distinct = [value for value in set(np.asarray(column, dtype=object).tolist())
                     if not pd.isna(value)]
     except TypeError:  # unhashable values (lists...): no column of numbers
         return []

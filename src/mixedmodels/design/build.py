@@ -531,7 +531,7 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
             categorical.append(name)
         if isinstance(dtype, pd.StringDtype):  # pandas' text: its own missing mask
             if name in read:
-                check_column(name, columns[name], texts)
+                check_column(name, columns, texts)
             missing |= columns.array(name).isna()
             continue
         values = columns.values(name)
@@ -549,7 +549,7 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
             missing |= np.isnan(values)
         elif values.dtype.kind not in "iub":
             if name in read:
-                check_column(name, columns[name], texts)
+                check_column(name, columns, texts)
             missing |= pd.isna(values)
     if partition:
         return (data.loc[~missing, used], np.flatnonzero(missing)) if missing.any() \

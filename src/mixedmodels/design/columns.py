@@ -35,6 +35,7 @@ from formulaic.utils.code import sanitize_variable_names
 from ..datasets import describe_cells, text_among_numbers
 from ..errors import DataError
 from ..formula.parse import formula_name
+from .frame import FrameColumns
 
 __all__ = ["check_column"]
 
@@ -60,16 +61,18 @@ _INFERRED = {"date": "date objects", "datetime": "date objects", "datetime64": "
              "period": "periods", "time": "times of day"}
 
 
-def check_column(name, column: pd.Series, texts) -> None:
-    """Raise a DataError if ``column`` (one the formula reads as values) holds dates or times,
-    or numbers with text among them, unless the formula's ``texts`` (formulaic syntax) read it
-    only as levels or through its attributes (see the module docstring)."""
+def check_column(name, columns: FrameColumns, texts) -> None:
+    """Raise a DataError if the column ``name`` of ``columns`` (one the formula reads as
+    values) holds dates or times, or numbers with text among them, unless the formula's
+    ``texts`` (formulaic syntax) read it only as levels or through its attributes (see the
+    module docstring). Read as the array pandas stores; as a Series only for the message."""
+    column = columns.array(name)
     if column.dtype.kind in "biufc" or isinstance(column.dtype, pd.CategoricalDtype):
         return
     inferred = (pd.api.types.infer_dtype(column, skipna=True)
                 if pd.api.types.is_object_dtype(column) else None)
     problem = (_time_problem(name, column, inferred) or _object_problem(name, inferred)
-               or _text_problem(name, column))
+               or _text_problem(name, columns))
     if problem and name not in _unchecked(tuple(texts)):
         raise DataError(problem)
 
@@ -104,10 +107,11 @@ def _object_problem(name, inferred: str | None) -> str:
             f"factor({formula_name(str(name))}) in the formula if the column is categorical")
 
 
-def _text_problem(name, column: pd.Series) -> str:
-    text = text_among_numbers(column)
+def _text_problem(name, columns: FrameColumns) -> str:
+    text = text_among_numbers(columns.array(name))
     if not text:
         return ""
+    column = columns[name]
     return (f"column {name!r} holds numbers and text: {describe_cells(column, text)}; as text "
             f"it would be a factor with one level per value. Make those values missing with "
             f"data[{name!r}] = pd.to_numeric(data[{name!r}], errors='coerce') (their rows are "

@@ -303,9 +303,13 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
     lower = summary.lower_bounds
     upper = np.full(len(x), np.inf) if upper is None else np.asarray(upper, dtype=float)
     scale = np.ones(len(x)) if scale is None else np.asarray(scale, dtype=float)
-    free = np.flatnonzero((x > lower + BOUND_GAP) & (x < upper - BOUND_GAP))
+    free = _free_parameters(x, lower, upper)
     if not 0 < len(free) <= POLISH_PARAMETERS:
         return summary
+    # the bounds and units of the free parameters, as Python's floats: the steps' tests on a
+    # few numbers cost microseconds each in NumPy
+    bounds = list(zip(lower[free].tolist(), upper[free].tolist()))
+    units = scale[free].tolist()
     value, gradient = objective_and_gradient(x) if known is None else known
     calls = int(known is None)
     secant = _secant_hessian(x, gradient, history, free)
@@ -320,7 +324,7 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
         step = -(inverse @ gradient[free])
         trial = x.copy()
         trial[free] += step
-        inside = bool(np.all((trial >= lower) & (trial <= upper)))
+        inside = all(low <= v <= high for v, (low, high) in zip(trial[free].tolist(), bounds))
         if inside:
             trial_value, trial_gradient = objective_and_gradient(trial)
             calls += 1
@@ -343,8 +347,8 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
             inverse = _bfgs_inverse_update(inverse, step, (trial_gradient - gradient)[free])
         x, value, gradient = trial, min(trial_value, value), trial_gradient
         moved = True
-        if np.all(np.abs(trial_step) <= POLISH_TOLERANCE * np.maximum(scale[free],
-                                                                      np.abs(x[free]))):
+        if all(abs(d) <= POLISH_TOLERANCE * max(unit, abs(v))
+               for d, unit, v in zip(trial_step.tolist(), units, x[free].tolist())):
             break  # the next step would not move x: no gradient spent to confirm it
     if not moved:
         return replace(summary, evaluations=summary.evaluations + calls,
@@ -354,6 +358,13 @@ def newton_polish(objective_and_gradient: Callable[[np.ndarray], tuple[float, np
                    evaluations=summary.evaluations + calls,
                    gradient_evaluations=summary.gradient_evaluations + calls,
                    curvature=curvature)
+
+
+def _free_parameters(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """The positions of the parameters farther than ``BOUND_GAP`` from their bounds."""
+    return np.array([i for i, (v, low, high) in enumerate(zip(x.tolist(), lower.tolist(),
+                                                              upper.tolist()))
+                     if low + BOUND_GAP < v < high - BOUND_GAP], dtype=np.intp)
 
 
 def _bfgs_inverse_update(inverse: np.ndarray, step: np.ndarray,
@@ -449,7 +460,7 @@ def numerical_polish(objective: Callable[[np.ndarray], float], summary: OptSumma
     x = summary.final
     lower = summary.lower_bounds
     upper = np.full(len(x), np.inf) if upper is None else np.asarray(upper, dtype=float)
-    free = np.flatnonzero((x > lower + BOUND_GAP) & (x < upper - BOUND_GAP))
+    free = _free_parameters(x, lower, upper)
     steps = step_sizes(x[free], NUMERICAL_STEP)
     if np.any(x[free] - steps <= lower[free]) or np.any(x[free] + steps >= upper[free]):
         return summary

@@ -172,7 +172,7 @@ class Design:
         state.pop("frame", None)
         return state
 
-    @property
+    @cached_property
     def weighted(self) -> bool:
         return bool(np.any(self.weights != 1.0))
 

@@ -22,7 +22,12 @@ Models (``--only``, comma-separated):
   slopes, Oats, BodyWeight, Assay, cake (tests/reference/classic) and nlme's Oxboys with a
   quadratic growth curve per boy (tests/reference/classic/data/Oxboys.csv, written by
   Oxboys.R beside it). Per model: median of up to ``--repeats`` fits after ``--warmup``
-  warm-up fits (fewer once ``--max-seconds`` of timed fits have accumulated).
+  warm-up fits (fewer once ``--max-seconds`` of timed fits have accumulated). With
+  ``--rounds N``, the whole comparison of the small models (ours and the peers model by
+  model, then lme4's run of them all) is repeated N times and each package's time per model
+  is the median of its N rounds: this machine's speed drifts by 20 to 40% over minutes (its
+  neighbours' load), and lme4's models run minutes after ours, so one round's lme4 ratio
+  moved from 9.0 to 14.1 between two runs of the same code.
 - insteval: lme4's InstEval (73,421 rows), ``y ~ service + (1 | s) + (1 | d) + (1 |
   dept:service)``.
 - maximal2: simulated 64 subjects x 80 items, each subject sees each item once; f and c vary
@@ -201,6 +206,23 @@ def simulated_models(folder: Path, groups) -> list[Model]:
 # --------------------------------------------------------------------------------------------
 # outcomes: {"status": "ok" | "timeout" | "fails", "seconds", "crit", "evals", ...}; a package
 # not run has none
+
+
+def rounds_text(args) -> str:
+    if args.rounds <= 1:
+        return ""
+    return (f", in each of {args.rounds} rounds (all packages, model by model, then lme4), "
+            "each package's median round per model")
+
+
+def median_round(outcomes: list[dict]) -> dict:
+    """One package's outcome for a model over the rounds: the round of the median time (the
+    lower middle one of an even number), or the first failure."""
+    failed = [o for o in outcomes if o["status"] != "ok"]
+    if failed:
+        return failed[0]
+    ordered = sorted(outcomes, key=lambda o: o["seconds"])
+    return dict(ordered[(len(ordered) - 1) // 2], rounds=[o["seconds"] for o in outcomes])
 
 
 def ok(seconds: float, crit: float, evals, **more) -> dict:
@@ -608,6 +630,8 @@ def main(argv=None) -> int:
                     help=f"comma-separated subset of {', '.join(GROUPS)}")
     ap.add_argument("--repeats", type=int, default=20, help="timed fits per small model")
     ap.add_argument("--warmup", type=int, default=3, help="warm-up fits per small model")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat the small models' comparison; medians over the rounds")
     ap.add_argument("--max-seconds", type=float, default=8.0,
                     help="stop repeating a small model after this much timed work (min 5 fits)")
     ap.add_argument("--large-repeats", type=int,
@@ -665,9 +689,9 @@ def main(argv=None) -> int:
     blas = blas_threads()
     print(f"BLAS: {'; '.join(blas['libraries'])}. Small models: median of up to {args.repeats} "
           f"fits after {args.warmup} warm-up fits (fewer past {args.max_seconds:g} s of timed "
-          f"fits); large models: best of a few fits after a warm-up fit of sleepstudy. Limits "
-          f"per fit: {args.timeout:.0f} s (mixedlm, lme4), {args.lp_timeout:.0f} s (lme-python)."
-          "\n")
+          f"fits){rounds_text(args)}; large models: best of a few fits after a warm-up fit "
+          f"of sleepstudy. Limits per fit: {args.timeout:.0f} s (mixedlm, lme4), "
+          f"{args.lp_timeout:.0f} s (lme-python).\n")
     for n in notes:
         print(f"- {n}")
     if notes:
@@ -676,23 +700,38 @@ def main(argv=None) -> int:
     results: dict[str, dict] = {}
     nobs: dict[str, int] = {}
     floors: dict[str, dict] = {}
+    small = [m for m in models if not m.large]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        rounds = []
+        for r in range(max(1, args.rounds) if small else 0):
+            one: dict[str, dict] = {m.id: {} for m in small}
+            for m in small:
+                print(f"... round {r + 1}: {m.id}", file=sys.stderr, flush=True)
+                one[m.id]["mixedmodels"] = run_ours(m, args)[0]
+                for p in run_peers:
+                    one[m.id][p] = peers.run(p, m)
+            if run_r:
+                for key, o in lme4_small(small, args).items():
+                    one[key]["lme4"] = o
+            rounds.append(one)
+        for m in small:
+            nobs[m.id] = len(bc.read_pandas(m.csv, m.labels))
+            results[m.id] = {package: median_round([one[m.id][package] for one in rounds])
+                             for package in rounds[0][m.id]}
         for m in models:
+            if not m.large:
+                continue
             print(f"... {m.id}", file=sys.stderr, flush=True)
             nobs[m.id] = len(bc.read_pandas(m.csv, m.labels))
             results[m.id] = {}
             results[m.id]["mixedmodels"], fit = run_ours(m, args)
-            if m.large and fit is not None:
+            if fit is not None:
                 floors[m.id] = evaluation_floor(fit, args.floor_repeats)
             for p in run_peers:
                 results[m.id][p] = peers.run(p, m)
-            if run_r and m.large:
+            if run_r:
                 results[m.id]["lme4"] = lme4_large(m, args)
-    small = [m for m in models if not m.large]
-    if run_r and small:
-        for key, o in lme4_small(small, args).items():
-            results[key]["lme4"] = o
 
     summary = report_small(small, results) if small else {}
     large = [m for m in models if m.large]

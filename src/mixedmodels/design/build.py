@@ -122,6 +122,11 @@ class Design:
         transforms: the state of the formula's stateful transforms (``poly``, ``scale``...),
             by the text of their call, learnt from all the rows of the data: refits of these
             data (``build_design``'s ``transforms``) and hypothesis contrasts reuse it.
+        response_r: ((p + 1) x (p + 1)) the R of a QR decomposition of [X, y - offset] in its
+            upper triangle (LAPACK's compact form: the lower triangle holds reflectors),
+            from the check that the fixed effects leave a residual; ``core.response_shift``
+            decides from it whether the cross-products are formed from y - X b0. None where
+            X has no columns or no fewer columns than rows, and for a partition.
     """
 
     formula: ParsedFormula
@@ -139,6 +144,7 @@ class Design:
     weights_label: str | None = None
     missing_rows: pd.Index = field(default_factory=lambda: pd.Index([]), repr=False)
     transforms: dict = field(default_factory=dict, repr=False)
+    response_r: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         # without them, read-only views of one value: no memory per row
@@ -265,14 +271,15 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
         X, names, dropped = drop_aliased(X, names)
         check_enough_rows(X.shape[0], X.shape[1])
     offset = offset_values(rows, formula.offsets)
-    if not partition:
-        _check_response_variation(y - offset, X, formula.response)
+    response_r = None if partition else _check_response_variation(y - offset, X,
+                                                                     formula.response)
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
     weight_values = None if weights_column is None else _weights(frame[weights_column],
                                                                    weights_column)
     return Design(formula, y, X, names, dropped, tuple(terms[i] for i in order), spec, frame.index,
                   frame, tuple(used), offset, weight_values, weights_column,
-                  whole.index[drop] if len(drop) else whole.index[:0], rows.transforms)
+                  whole.index[drop] if len(drop) else whole.index[:0], rows.transforms,
+                  response_r)
 
 
 def check_random_terms(formula: ParsedFormula, random: bool) -> None:
@@ -658,19 +665,23 @@ def _failure(exc: Exception) -> str:
     return str(exc) if isinstance(exc, FormulaError) else f"{type(exc).__name__}: {exc}"
 
 
-def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> None:
-    """A response that the fixed effects fit exactly leaves no variance to estimate."""
+def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> np.ndarray | None:
+    """A response that the fixed effects fit exactly leaves no variance to estimate. Returns
+    the R of a QR decomposition of [X y] in the upper triangle of LAPACK's compact form (None
+    where X has no columns, or as many as rows)."""
     if y.max() == y.min():
         raise DataError(f"the response {name!r} is constant (every value is {y[0]:g}); "
                         "there is no variation to model")
     if X.shape[1] == 0 or X.shape[1] >= len(y):
-        return
+        return None
+    p = X.shape[1]
+    r = _geqrf(np.column_stack([X, y]))[0][:p + 1]  # R in its upper triangle
     # |R_yy| of a QR decomposition of [X y] is the norm of y's least-squares residual
-    if abs(_geqrf(np.column_stack([X, y]))[0][X.shape[1], X.shape[1]]) <= \
-            1e-10 * np.sqrt(y @ y):
+    if abs(r[p, p]) <= 1e-10 * np.sqrt(y @ y):
         raise DataError(f"the fixed effects fit the response {name!r} exactly (all residuals "
                         "are zero): no variation is left for the random effects or the "
                         "residual; check that the response is not also a predictor")
+    return r
 
 
 def _fixed_matrix(fixed: str, rows: ModelData, keep_levels: bool = False):

@@ -250,12 +250,14 @@ class Profiler:
         return min(results, key=lambda pair: pair[0])
 
     def _profiled_fixed(self, j: int, value: float, theta0: np.ndarray) -> tuple[float, np.ndarray]:
-        """ML deviance minimized over theta (beta and sigma profiled) with beta_j = value."""
+        """ML deviance minimized over theta (beta and sigma profiled) with beta_j = value
+        (beta_j - b0_j in a system of y - X b0: ``core.response_shift``)."""
         p = len(self.fit.beta)
+        shift = self.fit.model.response_shift
         transform = np.zeros((p + 1, p))
         keep = [i for i in range(p) if i != j]
         transform[keep, np.arange(p - 1)] = 1.0
-        transform[j, -1] = -value
+        transform[j, -1] = -(value if shift is None else value - shift[j])
         transform[p, -1] = 1.0
         system = self.system.with_fixed_transform(transform)
         parameters = self.fit.model.structure.parameters

@@ -126,8 +126,11 @@ class FittedModel:
 
     @cached_property
     def _solution(self):
+        """(beta, the spherical random effects per block); beta less the model's
+        ``response_shift`` b0 when its cross-products are of y - X b0, b0 added back."""
         beta, v = self._factor.response_solution()
-        return _frozen(beta), [_frozen(part) for part in v]
+        shift = self.model.response_shift
+        return _frozen(beta if shift is None else beta + shift), [_frozen(part) for part in v]
 
     @property
     def reml(self) -> bool:

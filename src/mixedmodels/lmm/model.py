@@ -37,6 +37,7 @@ from ..core.optimize import (
 )
 from ..core.pls import PLSSystem
 from ..core.residual_system import ResidualParameterSystem
+from ..core.response_shift import response_qr, response_shift, shifted_response
 from ..core.start import moment_start, theta_units
 from ..core.structure import ReStructure, build_structure
 from ..covariance.correlation import CS, Correlation, Symm
@@ -209,7 +210,10 @@ class LinearMixedModel:
             residual_model = ResidualModel(self.correlation, self.variance, self.design.frame,
                                            weights)
         self.structure: ReStructure = build_structure(self.design.terms, residual_model)
-        y = self.design.y - self.design.offset
+        #: b0 (p,) when the cross-products are of y - X b0 (``core.response_shift``), else None
+        self.response_shift: np.ndarray | None = response_shift(self.design.response_r)
+        y = shifted_response(self.design.X, self.design.y - self.design.offset,
+                             self.response_shift)
         if self.structure.parameters.residual is not None:
             _check_nested(residual_model, self.structure)
             check_strata(residual_model.variance, residual_model.features)
@@ -292,8 +296,14 @@ class LinearMixedModel:
         blocks of A that involve y are recomputed. ``y`` has one finite value per observation
         of the model, in the order of its rows."""
         y = _numbers(y, "y", self.design.n, "one for each of the model's observations")
-        design = dataclasses.replace(self.design, y=y)
-        return self._sibling(design, self.system.with_response(y - design.offset), self.reml)
+        X = self.design.X
+        design = dataclasses.replace(self.design, y=y,
+                                     response_r=response_qr(X, y - self.design.offset))
+        shift = response_shift(design.response_r)
+        model = self._sibling(design, self.system.with_response(
+            shifted_response(X, y - design.offset, shift)), self.reml)
+        model.response_shift = shift
+        return model
 
     def rebuild(self, rows=None, formula: str | None = None,
                 reml: bool | None = None) -> "LinearMixedModel":

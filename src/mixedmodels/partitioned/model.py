@@ -42,6 +42,7 @@ from scipy.linalg.lapack import dtrtri
 
 from ..core.marginal import MarginalPieces, UnitSums
 from ..core.pls import PLSSystem, fixed_basis
+from ..core.response_shift import response_shift
 from ..core.structure import build_structure
 from ..covariance.residual import Identity
 from ..covariance.residual_model import correlation_of, variance_of
@@ -182,17 +183,21 @@ class PartitionedModel(LinearMixedModel):
             keep = np.array([name in names for name in template.x_names])
         check_enough_rows(schema.complete, len(names))
         _check_exact_fit(share.r, parsed.response)
-        basis = fixed_basis(share.r[:, np.flatnonzero(keep)])
-        rows = np.append(np.flatnonzero(keep), p)
+        kept = np.flatnonzero(keep)
+        basis = fixed_basis(share.r[:, kept])
+        rows = np.append(kept, p)
+        shift = response_shift(np.linalg.qr(share.r[:, rows], mode="r"))
         columns = np.eye(p + 1)[:, rows]  # [X y] -> the kept columns and y
-        if basis is None:
+        if basis is not None:  # the in-memory fit's basis Q = X R^-1, formed on the partitions
+            columns[:p, :-1] = np.eye(p)[:, keep] @ dtrtri(basis)[0]
+        if shift is not None:  # y - X b0, as in memory
+            columns[kept, -1] = -shift
+        if basis is None and shift is None:
             crossproducts = share.crossproducts.with_response_rows(
                 tuple(z[rows] for z in share.crossproducts.xy_z),
                 share.crossproducts.xy[np.ix_(rows, rows)])
-        else:  # the in-memory fit's basis Q = X R^-1, formed on the partitions
-            transform = np.eye(p)[:, keep] @ dtrtri(basis)[0]
-            columns[:p, :-1] = transform
-            share = crossproducts_of(data, schema, formula, weights, transform, progress,
+        else:
+            share = crossproducts_of(data, schema, formula, weights, columns, progress,
                                      parameters)
             crossproducts = share.crossproducts
         design = PartitionedDesign(**{**template.__dict__, "X": template.X[:, keep],
@@ -202,6 +207,7 @@ class PartitionedModel(LinearMixedModel):
         _check_levels(design)
         check_identifiable(design.terms, design.n, nobs_checks)
         self.design = design
+        self.response_shift = shift
         self.data = data
         self.warnings = tuple(messages)
         self.data_index = None

@@ -138,10 +138,11 @@ class PartitionCrossProducts:
 
 
 def crossproducts_of(ddf, schema: DataSchema, formula: str, weights: str | None,
-                     transform: np.ndarray | None = None, progress: bool = False,
+                     columns: np.ndarray | None = None, progress: bool = False,
                      residual: ResidualParameters | None = None) -> PartitionCrossProducts:
-    """A of ``ddf`` (pass 2), with X's columns ``X @ transform`` when a transform is given
-    (the kept columns in the fixed-effects basis: ``fixed_basis``). With a ``residual``
+    """A of ``ddf`` (pass 2), of [X y] @ ``columns`` when they are given ((p + 1) x (p' + 1):
+    the kept columns of X in the fixed-effects basis, ``fixed_basis``, and y less the
+    ``core.response_shift`` X b0, formed in each row). With a ``residual``
     structure (the whole data's, ``ResidualShare.parameters``), of the rows whitened at its
     start, and its marginal pieces' sums.
 
@@ -154,7 +155,7 @@ def crossproducts_of(ddf, schema: DataSchema, formula: str, weights: str | None,
 
     schema.check_partitions(ddf.npartitions)
     shared = delayed(schema, pure=True)  # one copy in the graph, not one per partition
-    shares = [_delayed(_partition_share)(part, index, shared, formula, weights, transform,
+    shares = [_delayed(_partition_share)(part, index, shared, formula, weights, columns,
                                          residual)
               for index, part in enumerate(ddf.to_delayed())]
     total = _compute(shares, progress, "cross-products")
@@ -164,7 +165,7 @@ def crossproducts_of(ddf, schema: DataSchema, formula: str, weights: str | None,
 
 
 def _partition_share(frame: pd.DataFrame, index: int, schema: DataSchema, formula: str,
-                     weights: str | None, transform: np.ndarray | None,
+                     weights: str | None, columns: np.ndarray | None,
                      parameters: ResidualParameters | None = None):
     """One partition's ``PartitionCrossProducts`` (None without complete rows)."""
     schema.check_partition(frame, index)
@@ -172,8 +173,8 @@ def _partition_share(frame: pd.DataFrame, index: int, schema: DataSchema, formul
         return None
     design = build_design(parse_formula(formula), frame, weights, schema=schema)
     structure = build_structure(design.terms)
-    X = design.X if transform is None else design.X @ transform
-    xy = np.column_stack([X, design.y - design.offset])
+    xy = np.column_stack([design.X, design.y - design.offset])
+    xy = xy if columns is None else xy @ columns
     pieces = None
     if parameters is None:
         residual = residual_structure(design.weights if weights is not None else None,

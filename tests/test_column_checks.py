@@ -69,7 +69,8 @@ def test_the_message_names_index_labels_values_and_the_first_rows():
 ])
 def test_every_use_as_values_is_checked(formula, column):
     """Predictors, functions of them, random-effects terms, offsets and the response."""
-    with pytest.raises(DataError, match=f"column '{column}' holds numbers and text"):
+    with pytest.raises(DataError, match=f"(column|the response) '{column}' holds numbers and "
+                                        "text"):
         mm.lmer(formula, with_text(column, {3: "n/a"}))
 
 
@@ -216,3 +217,44 @@ def test_date_weights_and_response_are_checked():
     day = datetime.date(2024, 3, 1)
     with pytest.raises(DataError, match="column 'd' holds date objects"):
         mm.lmer("Reaction ~ d + (1 | Subject)", data.assign(d=day))
+
+
+# --- values that are neither numbers nor levels, and the response's messages ---------------------
+@pytest.mark.parametrize("column, formula", [
+    ("Subject", SLEEP),                                 # a grouping factor
+    ("G", "Reaction ~ Days + G + (1 | Subject)"),       # a fixed-effects factor
+    ("Days", SLEEP),                                    # a covariate
+])
+@pytest.mark.parametrize("wrap", [lambda v: [v], lambda v: {"a": v}, lambda v: np.array([v])])
+def test_unhashable_cells_name_the_column(column, formula, wrap):
+    data = sleepstudy().assign(G=lambda d: d.Subject)
+    data[column] = pd.Series([wrap(v) for v in data[column]], dtype=object)
+    with pytest.raises(DataError, match=rf"column '{column}' holds values of type "
+                                        r"(list|dict|ndarray) .*neither numbers nor levels"):
+        quiet_lmer(formula, data)
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_the_response_is_told_to_be_numbers_not_a_factor(dtype):
+    """A response of Python numbers, or of numbers with text, is told to convert, with no
+    advice to write factor(y), which a response cannot be."""
+    data = sleepstudy()
+    objects = data.assign(Reaction=data.Reaction.astype(object))
+    with pytest.raises(DataError, match=r"^the response 'Reaction' holds numbers stored as "
+                                        r"Python objects") as objects_error:
+        quiet_lmer(SLEEP, objects)
+    text = with_text("Reaction", {3: "n/a"}, dtype)
+    with pytest.raises(DataError, match=r"^the response 'Reaction' holds numbers and text: "
+                                        r"'n/a' \(row 3\)") as text_error:
+        quiet_lmer(SLEEP, text)
+    for error in (objects_error, text_error):
+        assert "factor(" not in str(error.value)
+
+
+def test_numbers_stored_as_text_in_a_random_term_are_named():
+    """Days as text is a factor of 10 levels, (Days | Subject) then 180 random effects for 180
+    rows (lme4 refuses it too): the error says the column is text and how to convert it."""
+    data = sleepstudy().assign(Days=lambda d: d.Days.astype(str))
+    with pytest.raises(DataError, match=r"180 random effects .*the column 'Days' is text, "
+                                        r"each of its 10 values a level .*pd\.to_numeric"):
+        mm.lmer("Reaction ~ Days + (Days | Subject)", data)

@@ -45,7 +45,7 @@ from ..formula.parse import (
 )
 from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES
 from ..validate import check_frame, type_error
-from .columns import check_column
+from .columns import check_cells, check_column
 from .encoding import Encoding, fast_encoding
 from .frame import FrameColumns, number_dtype
 from .levels import interaction_codes
@@ -252,7 +252,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     columns = FrameColumns(data).with_text_as_str(formula_columns)
     whole = columns.frame  # a reference: the design's frame selects the model's columns
     partition = schema is not None
-    frame, drop = _drop_missing(columns, used, read, texts, partition)
+    frame, drop = _drop_missing(columns, used, read, texts, partition, formula.response)
     rows = ModelData(frame, whole, drop, dict(transforms or {}),
                      columns if frame is whole else None, keep_levels=partition)
     y = _response(rows, formula.response)
@@ -523,10 +523,13 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
 
 
 def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
-                  texts, partition: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+                  texts, partition: bool = False,
+                  response: str | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows of the data (``columns``) without a missing value in the columns ``used``, and
     the positions of the others. The columns ``read`` as values that are not numbers are
-    checked on the way (``columns.check_column``: dates, or text among numbers, are errors).
+    checked on the way (``columns.check_column``: dates, or text among numbers, are errors;
+    ``response``: the response's name, whose messages say so), and every column of Python
+    objects for values that are no numbers nor levels (``columns.check_cells``).
     A ``partition`` of a larger data set keeps its categoricals' unused levels, and leaves the
     count of dropped rows to the whole data's schema."""
     data = columns.frame
@@ -538,7 +541,7 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
             categorical.append(name)
         if isinstance(dtype, pd.StringDtype):  # pandas' text: its own missing mask
             if name in read:
-                check_column(name, columns, texts)
+                check_column(name, columns, texts, name == response)
             missing |= columns.array(name).isna()
             continue
         values = columns.values(name)
@@ -555,8 +558,9 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
                                 "replace or remove them before fitting")
             missing |= np.isnan(values)
         elif values.dtype.kind not in "iub":
+            check_cells(name, values)
             if name in read:
-                check_column(name, columns, texts)
+                check_column(name, columns, texts, name == response)
             missing |= pd.isna(values)
     if partition:
         return (data.loc[~missing, used], np.flatnonzero(missing)) if missing.any() \
@@ -819,13 +823,35 @@ def check_identifiable(terms, n: int, action: str) -> None:
             problem = (f"the term {label} has {levels * p} random effects ({levels} levels x "
                        f"{p} columns) for {n} observations: its variances and the residual "
                        "variance cannot be told apart; simplify the term (fewer columns, or "
-                       "(x || g)) or collect more observations per level")
+                       "(x || g)) or collect more observations per level"
+                       + _numbers_as_levels(term.spec))
         else:
             continue
         hint = " (nobs_checks='warning' or 'ignore' fits it anyway)"
         if action == "error":
             raise DataError(problem + hint)
         warn_user(problem, DataWarning)
+
+
+def _numbers_as_levels(spec) -> str:
+    """A hint for a term whose columns are many because a column of numbers stored as text
+    ("0", "1", ... "9") is read as a factor, one column per level; "" otherwise."""
+    if not isinstance(spec, Encoding):
+        return ""
+    for name, levels in spec.levels.items():
+        if len(levels) > 2 and all(_is_number(level) for level in levels):
+            return (f" (the column {name!r} is text, each of its {len(levels)} values a level "
+                    f"with a column of its own: if it holds numbers, convert it with "
+                    f"data[{name!r}] = pd.to_numeric(data[{name!r}]))")
+    return ""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _term_design(term: RandomTerm, rows: ModelData,

@@ -37,7 +37,7 @@ from ..errors import DataError
 from ..formula.parse import formula_name
 from .frame import FrameColumns
 
-__all__ = ["check_column"]
+__all__ = ["check_cells", "check_column"]
 
 #: the functions whose variable is read as levels
 LEVEL_FUNCTIONS = ("factor", "ordered", "C")
@@ -61,20 +61,51 @@ _INFERRED = {"date": "date objects", "datetime": "date objects", "datetime64": "
              "period": "periods", "time": "times of day"}
 
 
-def check_column(name, columns: FrameColumns, texts) -> None:
+def check_column(name, columns: FrameColumns, texts, response: bool = False) -> None:
     """Raise a DataError if the column ``name`` of ``columns`` (one the formula reads as
-    values) holds dates or times, or numbers with text among them, unless the formula's
-    ``texts`` (formulaic syntax) read it only as levels or through its attributes (see the
-    module docstring). Read as the array pandas stores; as a Series only for the message."""
+    values; ``response``: as the response) holds dates or times, or numbers with text among
+    them, unless the formula's ``texts`` (formulaic syntax) read it only as levels or through
+    its attributes (see the module docstring). Read as the array pandas stores; as a Series
+    only for the message."""
     column = columns.array(name)
     if column.dtype.kind in "biufc" or isinstance(column.dtype, pd.CategoricalDtype):
         return
     inferred = (pd.api.types.infer_dtype(column, skipna=True)
                 if pd.api.types.is_object_dtype(column) else None)
-    problem = (_time_problem(name, column, inferred) or _object_problem(name, inferred)
-               or _text_problem(name, columns))
+    problem = (_time_problem(name, column, inferred, response)
+               or _object_problem(name, inferred, response)
+               or _text_problem(name, columns, response))
     if problem and name not in _unchecked(tuple(texts)):
         raise DataError(problem)
+
+
+def check_cells(name, values) -> None:
+    """A DataError naming the column if a value of an object column (``values``, its NumPy
+    array) is neither a number nor a level: a list, a dict, an array (pandas' hashing of the
+    levels fails on them with "unhashable type")."""
+    if values.dtype.kind != "O":
+        return
+    try:
+        set(values.tolist())
+    except TypeError:
+        cell = next(v for v in values.tolist() if not _hashable(v))
+        raise DataError(f"column {name!r} holds values of type {type(cell).__name__} (e.g. "
+                        f"{_short(cell)}), which are neither numbers nor levels: a model's "
+                        "columns hold one number, text or category per row; unpack the "
+                        "values into columns of their own, or convert them to text") from None
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _time_kind(column: pd.Series, inferred: str | None) -> str | None:
@@ -88,30 +119,39 @@ def _time_kind(column: pd.Series, inferred: str | None) -> str | None:
     return _INFERRED.get(inferred)
 
 
-def _time_problem(name, column: pd.Series, inferred: str | None) -> str:
+def _time_problem(name, column, inferred: str | None, response: bool = False) -> str:
     kind = _time_kind(column, inferred)
     if kind is None:
         return ""
     conversion = _TIMES[kind].format(c=repr(name))
     return (f"column {name!r} holds {kind} ({column.dtype}), which are not numbers: convert "
-            f"it to a number, e.g. {conversion}; as a grouping factor, or in "
-            f"factor({formula_name(str(name))}), each value is a level as it is")
+            f"it to a number, e.g. {conversion}" + ("" if response else
+            f"; as a grouping factor, or in factor({formula_name(str(name))}), each value is "
+            "a level as it is"))
 
 
-def _object_problem(name, inferred: str | None) -> str:
+def _object_problem(name, inferred: str | None, response: bool = False) -> str:
     if inferred not in _PYTHON_NUMBERS:
         return ""
+    if response:
+        return (f"the response {name!r} holds numbers stored as Python objects (dtype "
+                f"object): convert it with data[{name!r}] = pd.to_numeric(data[{name!r}])")
     return (f"column {name!r} holds numbers stored as Python objects (dtype object), which "
             f"would be read as a factor with one level per value: convert it with "
             f"data[{name!r}] = pd.to_numeric(data[{name!r}]), or write "
             f"factor({formula_name(str(name))}) in the formula if the column is categorical")
 
 
-def _text_problem(name, columns: FrameColumns) -> str:
+def _text_problem(name, columns: FrameColumns, response: bool = False) -> str:
     text = text_among_numbers(columns.array(name))
     if not text:
         return ""
     column = columns[name]
+    if response:
+        return (f"the response {name!r} holds numbers and text: "
+                f"{describe_cells(column, text)}. Make those values missing with "
+                f"data[{name!r}] = pd.to_numeric(data[{name!r}], errors='coerce') (their rows "
+                "are then dropped)")
     return (f"column {name!r} holds numbers and text: {describe_cells(column, text)}; as text "
             f"it would be a factor with one level per value. Make those values missing with "
             f"data[{name!r}] = pd.to_numeric(data[{name!r}], errors='coerce') (their rows are "

@@ -637,15 +637,24 @@ def test_symm_starts_at_the_residuals_correlations():
         assert fit.objective < other.fun + 1e-7
 
 
-def test_symm_that_the_data_cannot_estimate_is_refused():
+@pytest.mark.parametrize("partitions", [None, 3])
+def test_symm_that_the_data_cannot_estimate_is_refused(partitions):
+    """In memory, and over a Dask DataFrame's partitions (from sums over them: no group of 3
+    in one partition, no pair together in any one partition)."""
+    def data(frame, group):
+        if partitions is None:
+            return frame
+        dd = pytest.importorskip("dask.dataframe")
+        return dd.from_pandas(frame.sort_values(group), npartitions=partitions, sort=False)
+
     rng = np.random.default_rng(0)
     few = pd.DataFrame({"g": np.repeat([1, 2, 3], 3), "t": np.tile([1, 2, 3], 3),
                         "y": rng.normal(size=9)})
     with pytest.raises(mm.DataError, match="only 3 groups have two rows or more"):
-        mm.gls("y ~ 1", few, correlation="symm(t | g)")
+        mm.gls("y ~ 1", data(few, "g"), correlation="symm(t | g)")
     apart = pd.DataFrame([(p, t, rng.normal()) for p in range(60)
                           for t in range(p % 3 * 6 + 1, p % 3 * 6 + 7)],
                          columns=["p", "t", "y"])
     with pytest.raises(mm.DataError, match=r"no group has rows at both 't' = 1 and 7, .*"
                                            r"\(108 pairs in all\)"):
-        mm.gls("y ~ 1", apart, correlation="symm(t | p)")
+        mm.gls("y ~ 1", data(apart, "p"), correlation="symm(t | p)")

@@ -25,7 +25,7 @@ data in partitions, kept from a few of their rows and added up, so that each par
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -380,6 +380,9 @@ class Learning:
         positions: (k, d) the positions the correlation structure learns from (distinct
             times, extreme coordinates; ``Correlation.learning_rows``).
         largest: the rows of the largest group (0 without a correlation structure).
+        several, pairs: a general correlation's (``Symm``) groups of two rows or more and
+            (m, 2) pairs of times seen within one group (``_pairs_together``), for its
+            identification (``check_symm_identified``); 0 and none for the others.
     """
 
     correlation: Correlation | None
@@ -387,6 +390,8 @@ class Learning:
     strata: pd.Series | None
     positions: np.ndarray
     largest: int
+    several: int = 0
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
     @classmethod
     def of(cls, correlation: Correlation | None, variance: Variance | None,
@@ -399,13 +404,16 @@ class Learning:
         """
         model = ResidualModel(correlation, variance, frame)
         positions, largest = np.zeros((0, 0)), 0
+        several, pairs = 0, np.zeros((0, 2))
         if correlation is not None:
             positions = model.positions[model.correlation.learning_rows(model.positions)]
             largest = int(np.bincount(model.group_codes).max()) if model.n else 0
+            if isinstance(correlation, Symm):
+                several, pairs = _pairs_together(model.group_codes, model.positions[:, 0])
         strata = None
         if variance is not None:
             strata = frame[variance.column].iloc[model.variance.learning_rows(model.features)]
-        return cls(correlation, variance, strata, positions, largest)
+        return cls(correlation, variance, strata, positions, largest, several, pairs)
 
     def __add__(self, other: "Learning") -> "Learning":
         strata = None
@@ -416,8 +424,10 @@ class Learning:
         positions = np.vstack([self.positions, other.positions])
         if self.correlation is not None:
             positions = positions[self.correlation.learning_rows(positions)]
+        pairs = np.vstack([self.pairs, other.pairs])
         return Learning(self.correlation, self.variance, strata, positions,
-                        max(self.largest, other.largest))
+                        max(self.largest, other.largest), self.several + other.several,
+                        np.unique(pairs, axis=0) if len(pairs) else pairs)
 
     def parameters(self) -> ResidualParameters:
         """The structures bound as ``ResidualModel`` binds them to all the rows."""
@@ -428,6 +438,8 @@ class Learning:
         if self.correlation is not None:
             correlation = self.correlation.bind(self.positions, np.array([self.largest]))
             _check_groups_of_several(correlation, self.largest)
+            if isinstance(correlation, Symm):
+                check_symm_identified(correlation, self.several, self.pairs)
         return ResidualParameters(correlation, variance)
 
 
@@ -570,19 +582,42 @@ def check_identified(residual: "ResidualModel") -> None:
     never occurs within one group (its correlation is not in the likelihood), or where
     there are no more groups than slots (the groups' residuals span fewer dimensions than
     the slots, and the likelihood grows without bound as C tends to their span: 3 groups of
-    3 visits took 90,000 evaluations towards -infinity). Other structures pass. The model
-    checks its rows in memory; over partitions, whose groups it does not see together, the
-    check is not made."""
+    3 visits took 90,000 evaluations towards -infinity). Other structures pass. Over a Dask
+    DataFrame's partitions, the same test from the sums of ``Learning``."""
     symm, group_codes, positions = residual.correlation, residual.group_codes, residual.positions
     if symm is None:
         return
     _check_groups_of_several(symm, int(np.bincount(group_codes).max()))
     if not isinstance(symm, Symm):
         return
-    slots = np.searchsorted(np.asarray(symm.slots, dtype=float), positions[:, 0])
-    seen = np.zeros((int(group_codes.max()) + 1, symm.size))
+    several, pairs = _pairs_together(group_codes, positions[:, 0])
+    check_symm_identified(symm, several, pairs)
+
+
+def _pairs_together(group_codes: np.ndarray, times: np.ndarray) -> tuple[int, np.ndarray]:
+    """(the groups with two rows or more, (m, 2) the distinct pairs of times a < b seen
+    within one group): what a general correlation's identification needs from rows, which
+    adds up over sets of rows that keep each group whole (``Learning``)."""
+    if not len(times):
+        return 0, np.zeros((0, 2))
+    distinct, slots = np.unique(times, return_inverse=True)
+    seen = np.zeros((int(group_codes.max()) + 1, len(distinct)))
     seen[group_codes, slots] = 1.0
-    groups = int(np.count_nonzero(seen.sum(axis=1) > 1))
+    rows, cols = np.nonzero(np.triu(seen.T @ seen > 0, 1))
+    several = int(np.count_nonzero(seen.sum(axis=1) > 1))
+    return several, np.column_stack([distinct[rows], distinct[cols]])
+
+
+def check_symm_identified(symm: "Symm", several: int, pairs: np.ndarray) -> None:
+    """``check_identified``'s test of a general correlation (bound: its slots known), from
+    the number of groups with two rows or more and the pairs of times seen together
+    (``_pairs_together``, of all the rows or summed over partitions)."""
+    together = np.zeros((symm.size, symm.size))
+    if len(pairs):
+        slots = np.asarray(symm.slots, dtype=float)
+        first, second = np.searchsorted(slots, pairs[:, 0]), np.searchsorted(slots, pairs[:, 1])
+        together[second, first] = together[first, second] = 1.0
+    groups = several
     what = symm.text
     alternatives = ("use a structure with fewer parameters (toep, ar1, cs), or fewer "
                     f"distinct values of {symm.time!r}")
@@ -591,7 +626,6 @@ def check_identified(residual: "ResidualModel") -> None:
                         f"of {symm.time!r}, and only {groups} groups have two rows or more: "
                         "with no more groups than values the likelihood grows without bound; "
                         + alternatives)
-    together = seen.T @ seen
     rows, cols = np.nonzero(np.tril(together == 0, -1))
     if len(rows):
         pairs = ", ".join(f"{symm.slots[c]:g} and {symm.slots[r]:g}"

@@ -658,3 +658,31 @@ def test_symm_that_the_data_cannot_estimate_is_refused(partitions):
     with pytest.raises(mm.DataError, match=r"no group has rows at both 't' = 1 and 7, .*"
                                            r"\(108 pairs in all\)"):
         mm.gls("y ~ 1", data(apart, "p"), correlation="symm(t | p)")
+
+
+def test_symm_moment_start_is_the_pairwise_pearson_correlation():
+    """``Symm.pair_sums`` and ``moment_start``: each pair's Pearson correlation over the
+    groups that have both slots (pandas' pairwise-complete ``corr``), fewer than 3 groups
+    at 0; sums of disjoint sets of groups add up."""
+    rng = np.random.default_rng(7)
+    groups, times = np.repeat(np.arange(12), 4), np.tile([1.0, 2.0, 3.0, 4.0], 12)
+    keep = rng.random(len(groups)) > 0.25
+    keep[groups >= 10] &= times[groups >= 10] <= 2  # a pair (3, 4) in few groups
+    groups, times = groups[keep], times[keep]
+    residuals = rng.normal(size=len(groups)) + 0.8 * rng.normal(size=12)[groups]
+    symm = mm.cov.Symm("t", "g").bind(times[:, None], np.array([4]))
+    table = pd.DataFrame({"g": groups, "t": times, "e": residuals}).pivot(
+        index="g", columns="t", values="e")
+    expected = np.nan_to_num(table.corr(min_periods=3).to_numpy())
+    np.fill_diagonal(expected, 1.0)
+    sums = symm.pair_sums(residuals, groups, times[:, None])
+    first = groups < 6
+    parts = (symm.pair_sums(residuals[first], groups[first], times[first, None])
+             + symm.pair_sums(residuals[~first], groups[~first] - 6, times[~first, None]))
+    np.testing.assert_allclose(parts, sums, rtol=1e-12, atol=1e-12)
+    start = symm.moment_start(sums)
+    values, vectors = np.linalg.eigh(expected)
+    floored = (vectors * np.maximum(values, 0.05)) @ vectors.T
+    scale = np.sqrt(np.diagonal(floored))
+    np.testing.assert_allclose(symm.values(start),
+                               (floored / np.outer(scale, scale))[symm._pairs()], atol=1e-10)

@@ -48,7 +48,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from ..validate import type_error
 
@@ -435,19 +434,35 @@ class Symm(Correlation):
         z = (factor / np.sqrt(np.maximum(before, 1e-300)))[self._pairs()]
         return 2 * np.arctanh(np.clip(z, -1 + 1e-15, 1 - 1e-15))
 
-    def moment_start(self, residuals: np.ndarray, group_codes: np.ndarray,
-                     positions: np.ndarray) -> np.ndarray:
-        """The parameters of the correlations between slots of ``residuals`` (n,) (of the
-        fixed effects' least-squares fit), each pair's over the groups (``group_codes``,
-        (n,)) that have both slots (``positions``, (n, 1)); a pair seen in fewer than 3
-        groups at 0, and the matrix made positive definite (eigenvalues at least
-        ``MOMENT_FLOOR``, then rescaled to a correlation matrix). The optimizer's start:
-        from independence BOBYQA stopped at a local optimum 17.6 above the optimum on 15
-        groups of up to 5 visits; from here it reaches the optimum."""
+    def pair_sums(self, residuals: np.ndarray, group_codes: np.ndarray,
+                  positions: np.ndarray) -> np.ndarray:
+        """(4, size, size) the sums over groups that have both slots a and b of: 1, e_a,
+        e_a^2 and e_a e_b, for ``residuals`` e (n,) of the rows (``group_codes`` (n,),
+        ``positions`` (n, 1)). They add up over sets of rows that keep each group whole (a
+        Dask DataFrame's partitions) into those of all the rows (``moment_start``)."""
         slots = np.searchsorted(np.asarray(self.slots, dtype=float), positions[:, 0])
-        table = np.full((int(group_codes.max()) + 1, self.size), np.nan)
-        table[group_codes, slots] = residuals
-        corr = np.nan_to_num(pd.DataFrame(table).corr(min_periods=3).to_numpy())
+        present = np.zeros((int(group_codes.max()) + 1 if len(group_codes) else 0, self.size))
+        values = np.zeros_like(present)
+        present[group_codes, slots] = 1.0
+        values[group_codes, slots] = residuals
+        return np.stack([present.T @ present, values.T @ present, (values ** 2).T @ present,
+                         values.T @ values])
+
+    def moment_start(self, sums: np.ndarray) -> np.ndarray:
+        """The parameters of the correlations between slots of the residuals of the fixed
+        effects' least-squares fit (Pearson's, each pair's over the groups that have both
+        slots, from their ``pair_sums``); a pair seen in fewer than 3 groups at 0, and the
+        matrix made positive definite (eigenvalues at least ``MOMENT_FLOOR``, then rescaled
+        to a correlation matrix). The optimizer's start: from independence BOBYQA stopped at
+        a local optimum 17.6 above the optimum on 15 groups of up to 5 visits; from here it
+        reaches the optimum."""
+        count, first, square, product = sums
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_a, mean_b = first / count, first.T / count
+            covariance = product - count * mean_a * mean_b
+            spread = (square - count * mean_a ** 2) * (square.T - count * mean_b ** 2)
+            corr = covariance / np.sqrt(spread)
+        corr = np.where((count >= 3) & np.isfinite(corr), np.clip(corr, -1.0, 1.0), 0.0)
         np.fill_diagonal(corr, 1.0)
         values, vectors = np.linalg.eigh(corr)
         corr = (vectors * np.maximum(values, MOMENT_FLOOR)) @ vectors.T

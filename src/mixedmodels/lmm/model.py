@@ -657,25 +657,33 @@ class LinearMixedModel:
     def _moment_correlation(self, start: np.ndarray) -> np.ndarray:
         """``start`` with a general residual correlation (``symm``) of a model without
         random effects (gls) at the correlations of the least-squares residuals
-        (``Symm.moment_start``), where the rows are in this process; elsewhere at
-        independence. With random effects those correlations are the marginal ones, of
-        Z G Z' + R, not R's (and a random intercept within the same groups is confounded
-        with the correlations, whose split the start would then decide)."""
+        (``Symm.moment_start``, from ``_residual_pair_sums``); elsewhere at independence.
+        With random effects those correlations are the marginal ones, of Z G Z' + R, not
+        R's (and a random intercept within the same groups is confounded with the
+        correlations, whose split the start would then decide)."""
         parameters = self.structure.parameters
-        residual = getattr(self.system, "residual", None)
-        if not (self.rows_in_memory and not self.random_effects
-                and parameters.residual is not None
-                and isinstance(parameters.residual.correlation, Symm)
-                and getattr(residual, "group_codes", None) is not None):
+        if (self.random_effects or parameters.residual is None
+                or not isinstance(parameters.residual.correlation, Symm)):
             return start
-        y = self.design.y - self.design.offset
-        beta = np.linalg.lstsq(self.design.X, y, rcond=None)[0]
+        sums = self._residual_pair_sums()
+        if sums is None:
+            return start
         start = start.copy()
         part = slice(parameters.n_random,
                      parameters.n_random + parameters.residual.correlation.n_params)
-        start[part] = parameters.residual.correlation.moment_start(
-            y - self.design.X @ beta, residual.group_codes, residual.positions)
+        start[part] = parameters.residual.correlation.moment_start(sums)
         return start
+
+    def _residual_pair_sums(self) -> np.ndarray | None:
+        """``Symm.pair_sums`` of the least-squares residuals of all the rows, or None
+        without the residual structure's groups."""
+        residual = getattr(self.system, "residual", None)
+        if getattr(residual, "group_codes", None) is None:
+            return None
+        y = self.design.y - self.design.offset
+        beta = np.linalg.lstsq(self.design.X, y, rcond=None)[0]
+        return self.structure.parameters.residual.correlation.pair_sums(
+            y - self.design.X @ beta, residual.group_codes, residual.positions)
 
     def _minimize_bobyqa(self, start: np.ndarray, settings: OptSettings,
                          criterion=None, units: np.ndarray | None = None) -> OptSummary:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.linalg.lapack import dtrtri
+from scipy.linalg.lapack import dtrtri, dtrtrs
 
 from ..core.marginal import MarginalPieces, UnitSums
 from ..core.pls import PLSSystem, fixed_basis
@@ -62,7 +62,7 @@ from ..errors import DataError, DataWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
 from ..lmm.model import LinearMixedModel, _check_confounded
 from ..validate import check_bool, check_choice
-from .passes import crossproducts_of, schema_of
+from .passes import crossproducts_of, residual_pair_sums_of, schema_of
 from .residual_system import DeltaPasses, PartitionedResidualSystem
 
 __all__ = ["PartitionedDesign", "PartitionedGls", "PartitionedModel", "is_dask_frame"]
@@ -184,6 +184,7 @@ class PartitionedModel(LinearMixedModel):
         check_enough_rows(schema.complete, len(names))
         _check_exact_fit(share.r, parsed.response)
         kept = np.flatnonzero(keep)
+        first_r = share.r  # R of [X y], all of X's columns
         basis = fixed_basis(share.r[:, kept])
         rows = np.append(kept, p)
         shift = response_shift(np.linalg.qr(share.r[:, rows], mode="r"))
@@ -222,10 +223,11 @@ class PartitionedModel(LinearMixedModel):
             _check_confounded(self.correlation, design.terms)
         self.warnings += tuple(messages)
         self.residual = None
+        passes = DeltaPasses(data, schema, formula, weights, parameters, columns)
+        self._least_squares = (passes, np.linalg.qr(first_r @ columns, mode="r"))
         self.system = PartitionedResidualSystem(
-            self.structure, DeltaPasses(data, schema, formula, weights, parameters, columns),
-            design.n, basis, _marginal_pieces(share.pieces, self.structure, basis, columns),
-            crossproducts)
+            self.structure, passes, design.n, basis,
+            _marginal_pieces(share.pieces, self.structure, basis, columns), crossproducts)
 
     rows_in_memory = False
 
@@ -241,7 +243,23 @@ class PartitionedModel(LinearMixedModel):
         """Pickled without the Dask DataFrame (a fit sent to the workers of its own data)."""
         state = dict(self.__dict__)
         state["data"] = None
+        state.pop("_least_squares", None)
         return state
+
+    def _residual_pair_sums(self) -> np.ndarray | None:
+        """``Symm.pair_sums`` of the least-squares residuals, summed over the partitions in
+        one pass (the start of gls with a general correlation, as in memory: from
+        independence, 15 groups of up to 5 visits stopped at 291.24 where the rows in
+        memory reach 273.64)."""
+        if "_least_squares" not in self.__dict__:
+            return None
+        passes, r = self._least_squares
+        p = r.shape[1] - 1
+        beta, info = dtrtrs(r[:p, :p], r[:p, p])
+        if info != 0:
+            return None
+        return residual_pair_sums_of(passes.data, passes.schema, passes.formula,
+                                     passes.weights, passes.parameters, passes.columns, beta)
 
     def rebuild(self, rows=None, formula=None, reml=None):
         """Refits of some of the rows need them in one process: not on partitions."""

@@ -240,6 +240,35 @@ def _residual_share(frame: pd.DataFrame, index: int, schema: DataSchema, formula
     return CrossProducts.accumulate(build_structure(design.terms).blocks, xy, psi)
 
 
+def residual_pair_sums_of(ddf, schema: DataSchema, formula: str, weights: str | None,
+                          parameters: ResidualParameters, columns: np.ndarray,
+                          beta: np.ndarray, progress: bool = False) -> np.ndarray:
+    """``Symm.pair_sums`` of the least-squares residuals y - X beta of all the rows (beta
+    of [X y] @ ``columns``'s X), summed over the partitions: the start of a general
+    correlation (``Symm.moment_start``), as in memory."""
+    from dask import delayed
+
+    shared = delayed(schema, pure=True)
+    shares = [_delayed(_pair_sums_share)(part, index, shared, formula, weights, parameters,
+                                         columns, beta)
+              for index, part in enumerate(ddf.to_delayed())]
+    return _compute(shares, progress, "residual correlations")
+
+
+def _pair_sums_share(frame: pd.DataFrame, index: int, schema: DataSchema, formula: str,
+                     weights: str | None, parameters: ResidualParameters,
+                     columns: np.ndarray, beta: np.ndarray):
+    """One partition's share of ``residual_pair_sums_of`` (None without complete rows)."""
+    schema.check_partition(frame, index)
+    if not complete_mask(frame, schema.columns).complete.any():
+        return None
+    design = build_design(parse_formula(formula), frame, weights, schema=schema)
+    xy = np.column_stack([design.X, design.y - design.offset]) @ columns
+    model = partition_residual(design, parameters)
+    return parameters.correlation.pair_sums(xy[:, -1] - xy[:, :-1] @ beta, model.group_codes,
+                                            model.positions)
+
+
 def _without_rows(design: Design) -> Design:
     """The design's specs, names and terms, without the rows (sent to the client)."""
     empty = np.zeros(0)

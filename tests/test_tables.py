@@ -123,9 +123,11 @@ def test_ranova_table(narrow, sleep, orthodont):
 def test_varcorr_table(narrow, orthodont):
     table = orthodont.varcorr
     text = str(table)
-    assert_whole(text, ["grp", "var1", "var2", "vcov", "sdcor"])
+    assert_whole(text, ["group", "var1", "var2", "vcov", "sdcor"])
     assert "None" not in text and "<NA>" in text  # R prints a missing name as <NA>
     assert table["sdcor"].iloc[-1] == orthodont.sigma
+    header = text.splitlines()[0].split()
+    assert header == list(table.columns)  # what is printed indexes the table
 
 
 def test_gauge_table(narrow):

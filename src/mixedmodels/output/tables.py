@@ -160,5 +160,6 @@ def data_frame(frame: pd.DataFrame, digits: int = DATA_FRAME_DIGITS,
 
 
 def variance_components(frame: pd.DataFrame) -> Section:
-    """``fit.varcorr`` as R prints ``as.data.frame(VarCorr(fit))`` (column group as grp)."""
-    return data_frame(frame, names={"group": "grp"})
+    """``fit.varcorr`` as R prints ``as.data.frame(VarCorr(fit))``, under the table's own
+    column names (lme4's grp is the column group: the header is what indexes it)."""
+    return data_frame(frame)

@@ -57,3 +57,15 @@ def test_the_fast_path_is_chosen_by_size(reference_fits):
         if len(system.blocks) > 1:
             assert (system.backend in ("dense", "compiled dense")) == (size <= SMALL_SYSTEM)
         assert fit.optsummary.backend == system.backend
+
+
+def test_from_lower_is_the_symmetric_matrix_of_the_lower_triangle():
+    from mixedmodels.linalg.symmetric import from_lower
+
+    rng = np.random.default_rng(4)
+    for size in (1, 2, 5):
+        a = rng.normal(size=(size, size))
+        expected = np.tril(a) + np.tril(a, -1).T
+        out = from_lower(a)
+        np.testing.assert_array_equal(out, expected)
+        assert out is not a and not np.shares_memory(out, a)

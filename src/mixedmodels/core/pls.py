@@ -55,6 +55,7 @@ from ..linalg.compiled import (
     single_factor_kernel,
 )
 from ..linalg.factor import Factor
+from ..linalg.symmetric import from_lower
 from ..linalg.threads import blas_threads_for
 from .criterion import Pieces, criterion
 from .crossproducts import CHUNK_ROWS, CrossProducts
@@ -122,10 +123,14 @@ class PLSSystem:
     def _init(self, structure: ReStructure, crossproducts: CrossProducts,
               fixed_basis: np.ndarray | None) -> None:
         p = crossproducts.xy.shape[0] - 1
-        self.fixed_basis = np.eye(p) if fixed_basis is None else fixed_basis
-        self._basis_inverse = _trtri(self.fixed_basis)[0] if p else self.fixed_basis
-        # REML's log|X'V^-1X| = log|Q'V^-1Q| + 2 log|det R|; ML does not depend on the basis
-        self._logdet_basis = 2.0 * float(np.sum(np.log(np.abs(np.diagonal(self.fixed_basis)))))
+        if fixed_basis is None:  # X's own columns
+            self.fixed_basis = self._basis_inverse = np.eye(p)
+            self._logdet_basis = 0.0
+        else:
+            self.fixed_basis = fixed_basis
+            self._basis_inverse = _trtri(fixed_basis)[0] if p else fixed_basis
+            # REML's log|X'V^-1X| = log|Q'V^-1Q| + 2 log|det R|; ML does not depend on R
+            self._logdet_basis = 2.0 * float(np.sum(np.log(np.abs(np.diagonal(fixed_basis)))))
         self.structure = structure
         self.blocks = structure.blocks
         self.crossproducts = crossproducts
@@ -479,8 +484,7 @@ class _SmallSystem:
             full[starts[i]:starts[i + 1], q:] = system.A_xy[i].T
         # A_diag's level blocks are symmetric; [X y]'s made so here from its lower triangle (a
         # transformed X'X can differ from its transpose)
-        lower = np.tril(system.A_xyxy)
-        full[q:, q:] = lower + np.tril(lower, -1).T
+        full[q:, q:] = from_lower(system.A_xyxy)
         self.full = full
         self.rows, self.cols, self.index = layout.rows, layout.cols, layout.index
         self.q, self.size = q, size
@@ -556,7 +560,7 @@ class _SmallSystem:
         if factor is None:
             raise np.linalg.LinAlgError("the factor is not positive definite")
         inverse = _potri(factor[:kept, :kept], lower=1)[0]
-        inverse = np.tril(inverse) + np.tril(inverse, -1).T
+        inverse = from_lower(inverse)
         traces = inverse @ (transform[:kept, :kept].T @ self.full[:kept, :q])
         # the solution [v; beta] of L_K' [v; beta] = L's last row, and rho = Z'(y - Z b - X beta)
         solution = scipy.linalg.solve_triangular(factor[:-1, :-1], factor[-1, :-1], lower=True,

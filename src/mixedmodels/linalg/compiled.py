@@ -45,6 +45,8 @@ import math
 
 import numpy as np
 
+from .symmetric import from_lower
+
 __all__ = ["SingleFactorObjective", "SmallDenseObjective", "column_gathers_kernel",
            "column_pairs_kernel", "columns_of_t", "dense_gathers_kernel", "dense_gradient_kernel",
            "dense_kernel", "load_kernels", "marginal_kernel", "prefer_numpy",
@@ -630,7 +632,7 @@ class SingleFactorObjective:
         self.blocks = np.ascontiguousarray(diag)
         levels, p = block.nlevels, block.p
         self.cross = np.ascontiguousarray(cross.reshape(-1, levels, p).transpose(1, 2, 0))
-        self.xy = np.tril(xy) + np.tril(xy, -1).T
+        self.xy = from_lower(xy)
 
     def __call__(self, theta: np.ndarray) -> tuple[float, float, float]:
         """(log|L_Z|^2, log|R_X|^2, r^2) at theta; r^2 = -1 outside the domain. theta goes in

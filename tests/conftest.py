@@ -81,6 +81,25 @@ def reference_ids(classic: bool = True) -> list[str]:
     return ids
 
 
+def symm_local_optimum_data() -> pd.DataFrame:
+    """15 groups g of up to 5 visits (y, visit) on which gls with ``symm(visit | g)`` from
+    independence stops at a local optimum, 291.240, above the optimum 273.638."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for g in range(15):
+        shift = rng.normal()  # the last group's is added to every row
+        for t in range(1, 6):
+            if rng.random() < 0.15:
+                continue
+            rng.uniform(size=3)
+            rows.append((f"G{g}", t))
+    data = pd.DataFrame(rows, columns=["g", "visit"])
+    data["y"] = (1 + 0.5 * data["visit"] + shift
+                 + rng.normal(size=len(data)) * (1 + 0.3 * data["visit"])
+                 + np.repeat(rng.normal(size=15), data.groupby("g").size().to_numpy()))
+    return data
+
+
 def dataset_for(record: dict):
     """The data a reference record was fitted to: a bundled data set ("sleepstudy.csv" ->
     sleepstudy) or, for a classic model, its CSV with R's factors read as strings."""

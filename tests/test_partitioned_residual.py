@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REFERENCE_DIR
+from conftest import REFERENCE_DIR, symm_local_optimum_data
 
 import mixedmodels as mm
 
@@ -380,19 +380,7 @@ def test_gls_symm_starts_at_the_residuals_correlations_over_partitions():
     """15 groups of up to 5 visits (tests/test_residual_structures.py's): the partitions'
     pass of the least-squares residuals' pair sums gives the in-memory start, and the fit
     reaches 273.638 as in memory (from independence it stopped at 291.240)."""
-    rng = np.random.default_rng(2)
-    rows = []
-    for g in range(15):
-        shift = rng.normal()
-        for t in range(1, 6):
-            if rng.random() < 0.15:
-                continue
-            rng.uniform(size=3)
-            rows.append((f"G{g}", t))
-    data = pd.DataFrame(rows, columns=["g", "visit"])
-    data["y"] = (1 + 0.5 * data["visit"] + shift
-                 + rng.normal(size=len(data)) * (1 + 0.3 * data["visit"])
-                 + np.repeat(rng.normal(size=15), data.groupby("g").size().to_numpy()))
+    data = symm_local_optimum_data()
     in_memory = mm.gls("y ~ visit", data, correlation="symm(visit | g)")
     partitioned = _quiet(mm.gls, "y ~ visit", _by_group(data, "g", 3),
                          correlation="symm(visit | g)")

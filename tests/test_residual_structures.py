@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.optimize
+from conftest import symm_local_optimum_data
 
 import mixedmodels as mm
 from mixedmodels.core.pls import sparse_z
@@ -613,19 +614,7 @@ def test_symm_starts_at_the_residuals_correlations():
     """15 groups of up to 5 visits: from independence BOBYQA stopped at a local optimum,
     291.240, reported as converged; from the least-squares residuals' correlations it
     reaches 273.638, the least of Nelder-Mead's runs from 5 starts."""
-    rng = np.random.default_rng(2)
-    rows = []
-    for g in range(15):
-        shift = rng.normal()  # the last group's is added to every row
-        for t in range(1, 6):
-            if rng.random() < 0.15:
-                continue
-            rng.uniform(size=3)
-            rows.append((f"G{g}", t))
-    data = pd.DataFrame(rows, columns=["g", "visit"])
-    data["y"] = (1 + 0.5 * data["visit"] + shift
-                 + rng.normal(size=len(data)) * (1 + 0.3 * data["visit"])
-                 + np.repeat(rng.normal(size=15), data.groupby("g").size().to_numpy()))
+    data = symm_local_optimum_data()
     fit = mm.gls("y ~ visit", data, correlation="symm(visit | g)")
     assert fit.objective == pytest.approx(273.638077106, abs=1e-6)
     for seed in (0, 1):

@@ -17,7 +17,7 @@ import pandas as pd
 from ..validate import check_string, value_error
 
 __all__ = ["CSV_MISSING_VALUES", "load", "describe", "describe_cells", "listed_rows", "names",
-           "read_csv", "text_among_numbers"]
+           "is_number", "read_csv", "text_among_numbers"]
 
 #: The cells read as missing in CSV files: empty cells and R's ``NA`` (with "NaN" and "N/A").
 #: pandas' longer default list is not used: it also turns words such as "None", "NULL" or
@@ -91,14 +91,14 @@ def text_among_numbers(column) -> list:
         return []
     text = []
     for value in distinct:
-        if not _is_number(value):
+        if not is_number(value):
             text.append(value)
             if 2 * len(text) >= len(distinct):  # at most half can be numbers: labels
                 return []
     return text
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
     """A number, or text that reads as one (not "nan")."""
     if isinstance(value, str):
         try:

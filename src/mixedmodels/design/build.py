@@ -33,6 +33,7 @@ from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import get_required_variables
 from scipy.linalg.lapack import dgeqrf as _geqrf
 
+from ..datasets import is_number
 from ..errors import DataError, DataWarning, FormulaError, warn_user
 from ..formula.codings import ALLOWED_CODINGS, coding_names
 from ..formula.parse import (
@@ -839,19 +840,11 @@ def _numbers_as_levels(spec) -> str:
     if not isinstance(spec, Encoding):
         return ""
     for name, levels in spec.levels.items():
-        if len(levels) > 2 and all(_is_number(level) for level in levels):
+        if len(levels) > 2 and all(is_number(level) for level in levels):
             return (f" (the column {name!r} is text, each of its {len(levels)} values a level "
                     f"with a column of its own: if it holds numbers, convert it with "
                     f"data[{name!r}] = pd.to_numeric(data[{name!r}]))")
     return ""
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _term_design(term: RandomTerm, rows: ModelData,

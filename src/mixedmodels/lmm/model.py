@@ -430,8 +430,8 @@ class LinearMixedModel:
         stopped at 215.809, above its compound-symmetric special case (215.688); from there
         it reaches 215.161. The summary counts every run's evaluations and names the
         restriction it continued from."""
+        loose = _no_tighter(settings, NESTED_TOLERANCES)
         for restriction in self.structure.parameters.restrictions(summary.final):
-            loose = _no_tighter(settings, NESTED_TOLERANCES)
             lower, upper = restriction.bounds()
             nested = minimize_bobyqa(lambda w: self._criterion(restriction.full(w)),
                                      restriction.start(), lower, loose, upper,

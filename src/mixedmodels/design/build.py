@@ -150,9 +150,9 @@ class Design:
     def __post_init__(self):
         # without them, read-only views of one value: no memory per row
         if self.offset is None:
-            object.__setattr__(self, "offset", np.broadcast_to(0.0, self.y.shape[:1]))
+            object.__setattr__(self, "offset", _constant(0.0, self.y.shape[0]))
         if self.weights is None:
-            object.__setattr__(self, "weights", np.broadcast_to(1.0, self.y.shape[:1]))
+            object.__setattr__(self, "weights", _constant(1.0, self.y.shape[0]))
 
     @cached_property
     def frame(self) -> pd.DataFrame | None:
@@ -186,6 +186,12 @@ class Design:
     @property
     def n(self) -> int:
         return self.y.shape[0]
+
+
+@lru_cache(maxsize=32)  # a design per fit: np.broadcast_to costs 5 us a call
+def _constant(value: float, n: int) -> np.ndarray:
+    """(n,) a read-only view of one value."""
+    return np.broadcast_to(value, (n,))
 
 
 WEIGHTS_COLUMN = "(weights)"

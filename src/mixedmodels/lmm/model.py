@@ -642,9 +642,13 @@ class LinearMixedModel:
         extra call cost 5 to 20% of a small model's fit; beyond it (a slope on x * 1e3 or
         more, BodyWeight's Time in days: 0.05) BOBYQA runs on theta / units, and both
         optimizers start at lme4's lam = I in those units (``core.start.unit_start``)."""
+        cached = self.__dict__.get("_bobyqa_units_of")
+        if cached is not None and cached[0] is self.system:  # asked twice per fit
+            return cached[1]
         units = self.theta_units()
         if np.all(np.abs(np.log10(units)) <= np.log10(BOBYQA_UNIT_RANGE)):
-            return None
+            units = None
+        self._bobyqa_units_of = (self.system, units)
         return units
 
     def _bobyqa_start(self) -> np.ndarray:

@@ -12,7 +12,8 @@ import pytest
 from conftest import load_reference
 
 import mixedmodels as mm
-from mixedmodels.core.response_shift import SHIFT_RATIO, response_qr, response_shift
+from mixedmodels.core.response_shift import SHIFT_RATIO, response_shift
+from mixedmodels.design.build import response_qr
 
 FORMULA = "Reaction ~ Days + (Days | Subject)"
 

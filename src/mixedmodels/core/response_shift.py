@@ -19,9 +19,9 @@ DataFrame's partitions (``partitioned.model``), which form y - X b0 in their own
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg.lapack import dgeqrf, dtrtrs
+from scipy.linalg.lapack import dtrtrs
 
-__all__ = ["SHIFT_RATIO", "response_qr", "response_shift", "shifted_response"]
+__all__ = ["SHIFT_RATIO", "least_squares", "response_shift", "shifted_response"]
 
 #: |y| / |y - X b0| beyond which the cross-products are formed from y - X b0
 SHIFT_RATIO = 100.0
@@ -43,17 +43,15 @@ def response_shift(r: np.ndarray | None) -> np.ndarray | None:
     column = r[:p + 1, p]
     if not np.sqrt(column @ column) > SHIFT_RATIO * abs(r[p, p]):
         return None
-    b0, info = dtrtrs(r[:p, :p], r[:p, p])  # (the upper triangle only)
-    return b0 if info == 0 and np.all(np.isfinite(b0)) else None
+    return least_squares(r)
 
 
-def response_qr(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
-    """The R of [X y] as ``response_shift`` reads it (LAPACK's compact QR), or None where X
-    has no columns or no fewer columns than rows (a new response for the same design)."""
-    p = X.shape[1]
-    if p == 0 or p >= len(y):
-        return None
-    return dgeqrf(np.column_stack([X, y]))[0][:p + 1]
+def least_squares(r: np.ndarray) -> np.ndarray | None:
+    """(p,) the least-squares coefficients of y on X from the R of [X y] (its upper
+    triangle: R_XX b = R_Xy), or None where R_XX is singular or b not finite."""
+    p = r.shape[1] - 1
+    b, info = dtrtrs(r[:p, :p], r[:p, p])  # (the upper triangle only)
+    return b if info == 0 and np.all(np.isfinite(b)) else None
 
 
 def shifted_response(X: np.ndarray, y: np.ndarray, shift: np.ndarray | None) -> np.ndarray:

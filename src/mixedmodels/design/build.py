@@ -683,16 +683,26 @@ def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> np.nda
     if y.max() == y.min():
         raise DataError(f"the response {name!r} is constant (every value is {y[0]:g}); "
                         "there is no variation to model")
-    if X.shape[1] == 0 or X.shape[1] >= len(y):
+    r = response_qr(X, y)
+    if r is None:
         return None
     p = X.shape[1]
-    r = _geqrf(np.column_stack([X, y]))[0][:p + 1]  # R in its upper triangle
     # |R_yy| of a QR decomposition of [X y] is the norm of y's least-squares residual
     if abs(r[p, p]) <= 1e-10 * np.sqrt(y @ y):
         raise DataError(f"the fixed effects fit the response {name!r} exactly (all residuals "
                         "are zero): no variation is left for the random effects or the "
                         "residual; check that the response is not also a predictor")
     return r
+
+
+def response_qr(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """((p + 1) x (p + 1)) the R of a QR decomposition of [X y] in its upper triangle
+    (LAPACK's compact form: the lower triangle holds reflectors), or None where X has no
+    columns or no fewer columns than rows (``Design.response_r``)."""
+    p = X.shape[1]
+    if p == 0 or p >= len(y):
+        return None
+    return _geqrf(np.column_stack([X, y]))[0][:p + 1]
 
 
 def _fixed_matrix(fixed: str, rows: ModelData, keep_levels: bool = False):

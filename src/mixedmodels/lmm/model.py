@@ -37,7 +37,7 @@ from ..core.optimize import (
 )
 from ..core.pls import PLSSystem
 from ..core.residual_system import ResidualParameterSystem
-from ..core.response_shift import response_qr, response_shift, shifted_response
+from ..core.response_shift import response_shift, shifted_response
 from ..core.start import moment_start, theta_units
 from ..core.structure import ReStructure, build_structure
 from ..covariance.correlation import CS, Correlation, Symm
@@ -50,7 +50,7 @@ from ..covariance.residual_model import (
     variance_of,
 )
 from ..covariance.variance import Variance
-from ..design.build import NOBS_CHECKS, Design, build_design
+from ..design.build import NOBS_CHECKS, Design, build_design, response_qr
 from ..errors import DataError, DataWarning, FitWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
 from ..validate import (

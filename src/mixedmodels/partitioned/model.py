@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.linalg.lapack import dtrtri, dtrtrs
+from scipy.linalg.lapack import dtrtri
 
 from ..core.marginal import MarginalPieces, UnitSums
 from ..core.pls import PLSSystem, fixed_basis
-from ..core.response_shift import response_shift
+from ..core.response_shift import least_squares, response_shift
 from ..core.structure import build_structure
 from ..covariance.residual import Identity
 from ..covariance.residual_model import correlation_of, variance_of
@@ -254,9 +254,8 @@ class PartitionedModel(LinearMixedModel):
         if "_least_squares" not in self.__dict__:
             return None
         passes, r = self._least_squares
-        p = r.shape[1] - 1
-        beta, info = dtrtrs(r[:p, :p], r[:p, p])
-        if info != 0:
+        beta = least_squares(r)
+        if beta is None:
             return None
         return residual_pair_sums_of(passes.data, passes.schema, passes.formula,
                                      passes.weights, passes.parameters, passes.columns, beta)

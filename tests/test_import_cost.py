@@ -1,7 +1,8 @@
 """`import mixedmodels` loads only what a fit needs: the heavy modules that only some
-features use (scipy.stats' 0.3 s, scipy.optimize's 0.1 s, numba, matplotlib) load when those
-features first run. A fit loads numba (the compiled kernels) unless the process asked for the
-NumPy back-ends, as the command line does (``prefer_numpy``)."""
+features use (scipy.stats' 0.3 s, scipy.optimize's 0.1 s, scipy.special's 0.07 s, numba,
+matplotlib) load when those features first run. A fit loads numba (the compiled kernels)
+unless the process asked for the NumPy back-ends, as the command line does
+(``prefer_numpy``)."""
 
 import subprocess
 import sys
@@ -19,10 +20,19 @@ def _printed(code: str) -> list[str]:
 
 def test_import_leaves_the_heavy_optional_modules_unloaded():
     code = ("import sys, mixedmodels; "
-            "print(' '.join(m for m in ('scipy.stats', 'scipy.optimize', 'numba', 'matplotlib')"
-            " if m in sys.modules))")
+            "print(' '.join(m for m in ('scipy.stats', 'scipy.optimize', 'scipy.special', 'numba',"
+            " 'matplotlib') if m in sys.modules))")
     loaded = _printed(code)
     assert loaded == []
+
+
+def test_import_leaves_the_collector_as_it_found_it():
+    """The import holds off the collector's full passes, and restores its thresholds."""
+    code = ("import gc; full = []; gc.set_threshold(500, 7, 3); "
+            "gc.callbacks.append(lambda phase, info: full.append(info['generation'] == 2)); "
+            "import mixedmodels; "
+            "print(*gc.get_threshold(), gc.isenabled(), len(full) > 0, any(full))")
+    assert _printed(code) == ["500", "7", "3", "True", "True", "False"]
 
 
 def test_a_fit_loads_the_kernels():

@@ -7,11 +7,14 @@
 import gc as _gc
 
 # Loading the package and its dependencies creates a few hundred thousand objects (modules,
-# classes, functions) and frees almost none, so the cyclic collector's passes during the import
-# find nothing to collect: they took 0.11 s of a 0.89 s import here. The collector is paused
-# while the package loads, and left as it was found.
-_collecting = _gc.isenabled()
-_gc.disable()
+# classes, functions) and frees almost none, so the collector's full passes during the import,
+# each over every object made so far, find nothing to collect. They are held off while the package
+# loads (the oldest generation's threshold raised, then restored); the young generations' passes
+# go on, and untrack what they can (tuples and dicts of atoms), which keeps later full passes,
+# the one at exit included, short. Measured on fresh processes against pausing the collector
+# altogether: about as fast an import, and 0.1 s less to exit.
+_thresholds = _gc.get_threshold()
+_gc.set_threshold(_thresholds[0], _thresholds[1], 1 << 30)
 try:
     from . import covariance as cov
     from . import datasets
@@ -31,8 +34,8 @@ try:
         lmer,
     )
 finally:
-    if _collecting:
-        _gc.enable()
+    _gc.set_threshold(*_thresholds)
+
 
 __all__ = [
     "lmer", "gls", "anova", "LinearMixedModel", "GeneralizedLeastSquares", "LmmFit",

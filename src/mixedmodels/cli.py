@@ -35,6 +35,7 @@ quote it.
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import json
 import logging
@@ -600,8 +601,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> int:
     """The ``mixedmodels`` command's entry point: ``main`` on the process's arguments, on the
     NumPy back-ends (one fit per process: loading the compiled kernels would cost more than
-    the fit; see ``linalg.compiled``)."""
+    the fit; see ``linalg.compiled``). The objects loaded by then (modules, classes, functions)
+    live as long as the process, so the collector leaves them out of its passes (``gc.freeze``):
+    its full passes during the fit and the one at exit would otherwise go over all of them."""
     prefer_numpy()
+    gc.freeze()
     return main()
 
 

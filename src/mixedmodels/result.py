@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
 from .core.optimize import OptSettings
 from .design.build import aligned_series
@@ -26,6 +25,7 @@ from .diagnostics.predict import predict
 from .diagnostics.rows import by_row
 from .errors import ArgumentTypeError
 from .inference.bootstrap import bootstrap
+from .inference.distributions import ndtri
 from .inference.fixed_tests import anova_table, coef_table, contrast_test
 from .inference.lrt import anova as lrt_anova
 from .inference.parameters import parameter_names

@@ -43,7 +43,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.special import ndtri
 
 from ..design.build import offset_values, r_column_names, required_variables
 from ..design.encoding import Encoding
@@ -52,6 +51,7 @@ from ..design.levels import factor_codes
 from ..design.materialize import ModelData
 from ..errors import DataError
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES
+from ..inference.distributions import ndtri
 from ..validate import check_choice, check_frame, check_level, check_strings
 from .rows import by_row, check_na_action
 

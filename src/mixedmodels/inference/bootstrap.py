@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
 from ..errors import FitWarning, warn_user
 from ..parallel.executor import run_tasks
@@ -40,6 +39,7 @@ from ..validate import (
     check_n_jobs,
     check_seed,
 )
+from .distributions import ndtri
 from .parameters import parameter_names, parameter_values
 from .simulate import Simulator
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import chdtrc, fdtrc, stdtr
 
 from ..validate import type_error, value_error
 from . import contrasts
+from .distributions import chdtrc, fdtrc, stdtr
 from .kenward_roger import KenwardRoger
 from .satterthwaite import combine_f_ddf, satterthwaite_df, varpar_derivatives
 

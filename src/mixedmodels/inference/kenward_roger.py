@@ -60,9 +60,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
-from scipy.special import fdtrc
 
 from ..core.numdiff import jacobian
+from .distributions import fdtrc
 
 __all__ = ["DENSE_CLUSTER_LIMIT", "KenwardRoger", "clusters"]
 

@@ -22,13 +22,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import chdtrc
 
 from ..core.structure import build_structure
 from ..design.build import build_design
 from ..errors import ArgumentTypeError, DataError, FitWarning, FormulaError, warn_user
 from ..lmm.fitted import FittedModel as LmmFit
 from ..validate import check_bool, check_strings, type_error, value_error
+from .distributions import chdtrc
 
 __all__ = ["anova"]
 

@@ -30,7 +30,6 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
 from ..core.centring import CentredCoordinates
 from ..core.gradient import deviance_gradient
@@ -38,6 +37,7 @@ from ..core.optimize import OptSettings, OptSummary, minimize_bobyqa, newton_pol
 from ..covariance.parameters import ParameterMap
 from ..parallel.executor import run_tasks
 from ..validate import check_executor, check_integer, check_level
+from .distributions import ndtri
 from .parameters import parameter_names
 
 __all__ = ["Profiler", "profile_intervals", "profile_table", "profile_traces", "profiler_of"]

@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 from formulaic import Formula
-from scipy.special import chdtrc
 
 from ..core.criterion import Pieces, criterion
 from ..errors import FitWarning
 from ..validate import check_bool
+from .distributions import chdtrc
 
 __all__ = ["ranova"]
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
 from ..diagnostics.influence import residuals
+from ..inference.distributions import ndtri
 from ..inference.profile import profile_table
 from ..lmm.fitted import check_fitted
 from ..validate import (

@@ -55,8 +55,10 @@ def test_categorical_keeps_its_own_order_and_drops_unused():
 
 
 def test_boolean_levels():
+    """Labelled as R labels a logical grouping factor's levels (lme4 1.1.31:
+    rownames(ranef(m)$g) are "FALSE", "TRUE")."""
     codes, levels = grouping_codes(pd.DataFrame({"g": [True, False, True]}), ("g",))
-    assert list(levels) == ["False", "True"]
+    assert list(levels) == ["FALSE", "TRUE"]
     np.testing.assert_array_equal(codes, [1, 0, 1])
 
 

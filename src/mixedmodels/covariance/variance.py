@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..formula.rfunctions import level_label
 from ..validate import type_error
 from .correlation import check_column, learnt, with_learnt
 
@@ -168,13 +169,13 @@ class VarIdent(Variance):
         return np.zeros(self.n_params), np.ones(self.n_params)
 
     def names(self) -> list[str]:
-        return [f"ratio_{level}" for level in self.levels[1:]]
+        return [f"ratio_{level_label(level)}" for level in self.levels[1:]]
 
     def sds(self, params: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.concatenate([[1.0], self.values(params)])[values.astype(np.int64)]
 
     def describe(self, params: np.ndarray) -> str:
-        ratios = ", ".join(f"{level}: {value:.4g}" for level, value
+        ratios = ", ".join(f"{level_label(level)}: {value:.4g}" for level, value
                            in zip(self.levels, np.concatenate([[1.0], self.values(params)])))
         return f"Different standard deviations per {self.column} (ratios {ratios})"
 

@@ -14,7 +14,15 @@ the response or an offset) on a DataFrame with formulaic, as R does:
   ``drop.unused.levels``): a level seen only in dropped rows, or in none, is no column;
 * a factor without a coding has R's default one (``formula.codings.default_coding``):
   polynomial contrasts for an ordered categorical (``x.L``, ``x.Q``...), treatment contrasts
-  otherwise; new data are coded as the fit's data were.
+  otherwise; new data are coded as the fit's data were;
+* a logical variable (a bool column, or an expression of bools such as ``I(x > 5)``) is a
+  factor of levels FALSE and TRUE, as R's model matrix codes it: ``y ~ b`` has the column
+  ``bTRUE``, ``y ~ 0 + b`` the columns ``bFALSE`` and ``bTRUE``, and ``x:b`` the columns
+  ``x:bFALSE`` and ``x:bTRUE``. The variable stays logical where it is evaluated, so
+  ``I(b * 2)`` is a number, as in R. Unlike a categorical's, its levels are always both
+  (R's ``contrasts<-`` makes it ``factor(b, levels = c(FALSE, TRUE))``): a level no row kept
+  has is a column of zeros, which the fixed effects drop as rank-deficient, as lme4 does.
+  Missing values, pandas' nullable ``boolean`` or None among Python bools, are missing.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from formulaic.transforms import C
 from formulaic.transforms.contrasts import TreatmentContrasts
 
 from ..formula.codings import default_coding
-from ..formula.rfunctions import FORMULA_CONTEXT, TREATMENT_CONTEXT
+from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS, TREATMENT_CONTEXT
 from .frame import FrameColumns
 
 __all__ = ["ModelData", "formula_matrix"]
@@ -51,7 +59,10 @@ class _Materializer(PandasMaterializer):
         """formulaic's encoding of an evaluated factor, a categorical one with the levels that
         occur in the rows kept and with R's default coding."""
         values = factor.values
-        if factor.expr not in spec.encoder_state and _is_categorical(values) \
+        if _is_logical(values):
+            values = FactorValues(_logical_factor(values),
+                                  metadata=values.__formulaic_metadata__)
+        elif factor.expr not in spec.encoder_state and _is_categorical(values) \
                 and not self.params.get("keep_levels"):
             values = _levels_kept(values, drop_rows)
         coding = self._coding(factor, spec)
@@ -60,6 +71,11 @@ class _Materializer(PandasMaterializer):
         if values is not factor.values:
             factor = factor.replace(values=values)
         return super()._encode_evaled_factor(factor, spec, drop_rows, reduced_rank)
+
+    @PandasMaterializer.override
+    def _is_categorical(self, values) -> bool:
+        """formulaic's categorical values, and logical ones (see the module docstring)."""
+        return _is_logical(values) or super()._is_categorical(values)
 
     @property
     @PandasMaterializer.override
@@ -111,6 +127,28 @@ def wide_integers(values):
 
 def _is_categorical(values) -> bool:
     return isinstance(getattr(values, "dtype", None), pd.CategoricalDtype)
+
+
+def _is_logical(values) -> bool:
+    """Values of NumPy's or pandas' bool dtype (pandas' nullable ``boolean`` included), or
+    Python objects that are all bools but missing ones."""
+    dtype = getattr(values, "dtype", None)
+    if dtype is None or isinstance(dtype, pd.CategoricalDtype):
+        return False
+    if dtype == object:
+        return pd.api.types.infer_dtype(values, skipna=True) == "boolean"
+    return pd.api.types.is_bool_dtype(dtype)
+
+
+def _logical_factor(values) -> pd.Series:
+    """Logical values as a categorical of R's levels FALSE and TRUE (a missing value stays
+    missing), with the rows' labels of ``values`` if it has them."""
+    array = pd.array(np.asarray(values.__wrapped__ if hasattr(values, "__wrapped__")
+                                else values, dtype=object), dtype="boolean")
+    codes = np.where(array.isna(), -1, array.to_numpy(dtype=bool, na_value=False))
+    index = getattr(values, "index", None)
+    return pd.Series(pd.Categorical.from_codes(codes.astype(np.int8), LOGICAL_LEVELS),
+                     index=index)
 
 
 def _levels_kept(values: FactorValues, drop_rows) -> FactorValues:

@@ -22,7 +22,10 @@ from .codings import CODING_CONTEXT, treatment_coded
 from .transforms import TRANSFORM_CONTEXT
 
 __all__ = ["FORMULA_CONSTANTS", "FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "FORMULA_NAMES",
-           "TREATMENT_CONTEXT", "factor", "level_label", "log", "ordered"]
+           "LOGICAL_LEVELS", "TREATMENT_CONTEXT", "factor", "level_label", "log", "ordered"]
+
+#: The labels of a logical variable's levels, as R names them (``bTRUE``), in R's order.
+LOGICAL_LEVELS = ("FALSE", "TRUE")
 
 
 def factor(values) -> pd.Series:
@@ -33,7 +36,7 @@ def factor(values) -> pd.Series:
     if isinstance(series.dtype, pd.CategoricalDtype):
         return series.cat.remove_unused_categories()
     if pd.api.types.is_bool_dtype(series):
-        series = series.map({False: "FALSE", True: "TRUE"})
+        series = series.map(dict(zip((False, True), LOGICAL_LEVELS)))
     levels = _sorted(series.dropna().unique())
     if pd.api.types.is_float_dtype(series):  # labelled as R prints numbers: 1, not 1.0
         codes = np.searchsorted(np.asarray(levels, dtype=float), series.to_numpy(dtype=float))
@@ -45,9 +48,12 @@ def factor(values) -> pd.Series:
 
 def level_label(value) -> str:
     """A level's label as R prints it: a whole float without its ".0" (factor(x) of a
-    double column has levels "1", "2"), anything else as ``str``."""
+    double column has levels "1", "2"), a logical value as FALSE or TRUE, anything else as
+    ``str``."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, (bool, np.bool_)):
+        return LOGICAL_LEVELS[int(value)]
     return str(value)
 
 

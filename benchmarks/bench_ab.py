@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     import mixedmodels as ours
+    bc.load_our_kernels()
 
     with tempfile.TemporaryDirectory() as tmp:
         theirs = import_revision(args.revision, Path(tmp))

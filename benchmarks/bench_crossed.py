@@ -154,6 +154,7 @@ def main(argv=None) -> int:
         return 0
 
     import mixedmodels as mm
+    bc.load_our_kernels()
 
     df = make_data()
     tmp = tempfile.TemporaryDirectory()

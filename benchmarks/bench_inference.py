@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 import mixedmodels as mm
+from mixedmodels.linalg.compiled import load_kernels
 
 
 def crossed_data(n=100_000, levels1=3000, levels2=2000, seed=7) -> pd.DataFrame:
@@ -25,6 +26,7 @@ def crossed_data(n=100_000, levels1=3000, levels2=2000, seed=7) -> pd.DataFrame:
 
 
 def main() -> None:
+    load_kernels()  # a warm process
     data = crossed_data()
     warnings.simplefilter("ignore")
     start = time.perf_counter()

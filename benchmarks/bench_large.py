@@ -63,6 +63,7 @@ def child(csv_out: str | None) -> None:
     import numpy as np
 
     import mixedmodels as mm
+    bc.load_our_kernels()
 
     df = make_data()
     gen_seconds = time.perf_counter() - t0

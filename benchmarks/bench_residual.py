@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 import mixedmodels as mm
+from mixedmodels.linalg.compiled import load_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
@@ -124,6 +125,7 @@ def reference_models(run_nlme: bool) -> None:
 
 
 def main() -> None:
+    load_kernels()  # a warm process
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--patients", type=int, default=20_000)
     parser.add_argument("--nlme-timeout", type=float, default=600.0)

@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import mixedmodels as mm
+    bc.load_our_kernels()
     try:
         import lme_python as lp
     except ImportError:

@@ -274,6 +274,7 @@ def fmt_evals(o: dict | None) -> str:
 def run_ours(model: Model, args) -> tuple[dict, object]:
     """Our outcome and the last fit (None when it failed)."""
     import mixedmodels as mm
+    bc.load_our_kernels()
 
     data = bc.read_pandas(model.csv, model.labels)
 

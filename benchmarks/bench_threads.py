@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import mixedmodels as mm  # noqa: E402
 from mixedmodels.linalg import threads  # noqa: E402
+from mixedmodels.linalg.compiled import load_kernels  # noqa: E402
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -112,6 +113,7 @@ def crossed() -> None:
 
 
 def main() -> None:
+    load_kernels()  # a warm process
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-crossed", action="store_true", help="skip the simulated designs")

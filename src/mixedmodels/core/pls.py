@@ -158,7 +158,7 @@ class PLSSystem:
         self.size = sum(b.q for b in self.blocks) + self.A_xyxy.shape[0]  # q + p + 1
         self._fast = self._small = self.single_factor = None
         if len(self.blocks) == 1:
-            kernel = single_factor_kernel()
+            kernel = single_factor_kernel(small=self.size <= SMALL_SYSTEM)
             if kernel is not None:
                 self.single_factor = SingleFactorObjective(
                     kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy)
@@ -185,7 +185,7 @@ class PLSSystem:
         """Every back-end that applies to this system, by name: theta -> ``Pieces``; the dense
         ones for systems of at most ``small_limit`` rows (q + p + 1)."""
         out = {"blocked": self.blocked_pieces}
-        kernel = single_factor_kernel()
+        kernel = single_factor_kernel(small=self.size <= SMALL_SYSTEM)
         if len(self.blocks) == 1 and kernel is not None:
             out["compiled single factor"] = self._through_entries(SingleFactorObjective(
                 kernel, self.blocks[0], self.A_diag[0], self.A_xy[0], self.A_xyxy))

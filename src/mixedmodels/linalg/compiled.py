@@ -14,10 +14,16 @@ block-sparse blocks (the factor's rank update in ``linalg.blocks``, the selected
 ``linalg.selected_inverse``) are compiled too: NumPy's way, the pair plan, keeps three
 integers per pair of stored elements that share a column.
 
-A process loads the kernels at its first fit (``load_kernels``), unless it has asked for the
-NumPy back-ends first (``prefer_numpy``), which give the same criterion to rounding: the
-command line does, as it fits one model per process, where loading numba costs more than the
-fit. Measured on the 2-core reference machine with numba 0.68:
+A process loads the kernels at its first fit of a system larger than ``core.pls.SMALL_SYSTEM``
+rows (q + p + 1), where they pay at once. A small system's fits run on the NumPy back-ends, which
+give the same criterion to rounding, until they have taken ``KERNELS_AFTER_SECONDS`` in all
+(``count_numpy_seconds``): then the kernels load, as renting skis until the rent reaches their
+price. The first fit of sleepstudy's ``Reaction ~ Days + (Days | Subject)`` in a new process
+took 0.83-0.91 s with the kernels, loading them, and 0.03-0.04 s without; the next fit of
+another shape 16-19 ms against 5-8 ms. A process that asked for the NumPy back-ends
+(``prefer_numpy``: the command line, which fits one model per process) never loads them;
+``load_kernels`` loads them at once (a benchmark's warm process). Measured on the 2-core
+reference machine with numba 0.68:
 
 * importing numba takes 0.15-0.35 s; the first call of a kernel compiles it, 1.2-1.7 s for
   the single-factor one (with numba's own start-up), 0.4-0.7 s more for the dense one,
@@ -42,15 +48,32 @@ Without numba, or if compiling fails, the NumPy back-ends are used all the same.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 
 from .symmetric import from_lower
 
-__all__ = ["SingleFactorObjective", "SmallDenseObjective", "column_gathers_kernel",
-           "column_pairs_kernel", "columns_of_t", "dense_gathers_kernel", "dense_gradient_kernel",
-           "dense_kernel", "load_kernels", "marginal_kernel", "prefer_numpy",
+__all__ = ["BATCH_KERNELS", "KERNELS_AFTER_SECONDS", "SingleFactorObjective",
+           "SmallDenseObjective", "column_gathers_kernel", "column_pairs_kernel", "columns_of_t",
+           "batch_policy", "count_numpy_seconds", "dense_gathers_kernel", "dense_gradient_kernel",
+           "dense_kernel", "kernel_policy", "load_kernels", "marginal_kernel", "prefer_numpy",
            "single_factor_gradient_kernel", "single_factor_kernel"]
+
+#: Seconds of small systems' optimizations on the NumPy back-ends after which a process loads
+#: the kernels: by then the NumPy back-ends have cost about what loading costs (0.4-0.9 s
+#: here). sleepstudy's correlated slopes: a whole fit in 8-10 ms on them, of which the
+#: optimizer's 4.4-5.7, against 2 ms with the kernels; 0.5 s is 90-110 such fits, which cost
+#: 0.6-0.8 s more than the kernels would.
+KERNELS_AFTER_SECONDS = 0.5
+
+#: A batch of at least this many tasks (a bootstrap's or a simulation's refits:
+#: ``parallel.executor``) loads the kernels before it starts, unless the process prefers the
+#: NumPy back-ends: 100 refits of sleepstudy's correlated slopes take 0.6-0.8 s more on them,
+#: about what loading costs. A smaller batch runs on the back-ends of its start throughout.
+BATCH_KERNELS = 100
+
+_numpy_seconds = 0.0
 
 _KERNEL = None
 _AUTOLOAD = True
@@ -569,32 +592,73 @@ def prefer_numpy() -> None:
     _AUTOLOAD = False
 
 
-def _loaded():
-    """The kernels, loaded at the first request unless ``prefer_numpy`` has run."""
-    if _KERNEL is None and _AUTOLOAD:
+def count_numpy_seconds(seconds: float) -> None:
+    """Add a small system's fit on the NumPy back-ends (its optimizer's seconds) to this
+    process's total, which decides when the kernels load (``KERNELS_AFTER_SECONDS``)."""
+    global _numpy_seconds
+    _numpy_seconds += seconds
+
+
+def kernel_policy() -> str:
+    """"loaded" (the kernels are in use), "numpy" (``prefer_numpy``, or no numba) or "earn"
+    (loaded at a large system's fit, or once small ones have taken ``KERNELS_AFTER_SECONDS``):
+    what a worker process is told to follow (``parallel.executor``)."""
+    if _KERNEL:
+        return "loaded"
+    return "numpy" if _KERNEL is False or not _AUTOLOAD else "earn"
+
+
+@contextmanager
+def batch_policy(tasks: int):
+    """The kernels' policy for a batch of ``tasks`` refits, fixed while it runs, so that the
+    tasks use the same back-ends whichever process runs them and whatever the chunking:
+    yields "loaded" (loaded now if the batch has at least ``BATCH_KERNELS`` tasks, or
+    already) or "numpy" (none is loaded during the batch)."""
+    global _AUTOLOAD
+    if kernel_policy() == "earn" and tasks >= BATCH_KERNELS:
+        load_kernels()
+    policy = kernel_policy()
+    if policy != "earn":
+        yield policy
+        return
+    _AUTOLOAD = False
+    try:
+        yield "numpy"
+    finally:
+        _AUTOLOAD = True
+
+
+def _loaded(small: bool = False):
+    """The kernels: loaded at the first request unless ``prefer_numpy`` has run, or for a
+    ``small`` system once the small systems' fits have earned them (see the module)."""
+    if _KERNEL is None and _AUTOLOAD and (not small
+                                          or _numpy_seconds >= KERNELS_AFTER_SECONDS):
         load_kernels()
     return _KERNEL
 
 
-def single_factor_kernel():
-    """The compiled single-factor objective, or None (no numba, or ``prefer_numpy``)."""
-    return _loaded() or None
+def single_factor_kernel(small: bool = False):
+    """The compiled single-factor objective, or None (no numba, ``prefer_numpy``, or a
+    ``small`` system before the kernels are earned)."""
+    return _loaded(small) or None
 
 
 def single_factor_gradient_kernel():
-    """The compiled single-factor criterion and gradient, or None (no numba, or
-    ``prefer_numpy``)."""
-    return _SINGLE_FACTOR_GRADIENT_KERNEL if _loaded() else None
+    """The compiled single-factor criterion and gradient once the kernels are loaded, else
+    None (it goes with ``single_factor_kernel``'s objective, which loaded them)."""
+    return _SINGLE_FACTOR_GRADIENT_KERNEL if _KERNEL else None
 
 
 def dense_kernel():
-    """The compiled dense objective, or None (no numba, or ``prefer_numpy``)."""
-    return _DENSE_KERNEL if _loaded() else None
+    """The compiled dense objective (small systems only), or None (no numba,
+    ``prefer_numpy``, or not earned yet)."""
+    return _DENSE_KERNEL if _loaded(small=True) else None
 
 
 def dense_gradient_kernel():
-    """The compiled dense criterion and gradient, or None (no numba, or ``prefer_numpy``)."""
-    return _DENSE_GRADIENT_KERNEL if _loaded() else None
+    """The compiled dense criterion and gradient (small systems only), or None (no numba,
+    ``prefer_numpy``, or not earned yet)."""
+    return _DENSE_GRADIENT_KERNEL if _loaded(small=True) else None
 
 
 def marginal_kernel():

@@ -13,9 +13,9 @@ item in items]``, computed
   serves only these tasks) and hands the same object to every chunk it runs.
 
 The results are in the order of the items whatever the order in which chunks finish, and the
-workers load the compiled kernels when the calling process has them (``linalg.compiled``), so
-that they evaluate with the same back-ends: the results do not depend on the executor, the
-number of processes or the chunking.
+back-ends are fixed for the whole batch (``linalg.compiled.batch_policy``: the kernels, loaded
+by the caller and every worker, or NumPy's throughout), so the results do not depend on the
+executor, the number of processes or the chunking.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pickle
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from ..linalg.compiled import load_kernels, prefer_numpy, single_factor_kernel
+from ..linalg.compiled import batch_policy, load_kernels, prefer_numpy
 from .progress import progress_bar
 
 __all__ = ["pickled", "run_tasks", "unpickled"]
@@ -63,15 +63,18 @@ def run_tasks(function, payload, items, *, executor=None, n_jobs: int = 1,
     """
     items = list(items)
     n_jobs = (os.cpu_count() or 1) if n_jobs is None or n_jobs < 1 else int(n_jobs)
-    if not items or (executor is None and n_jobs == 1):
-        return _serial(function, payload, items, progress, description)
-    data = pickled(payload, portable)
-    workers = n_jobs if executor is None else None
-    chunks = _chunks(len(items), chunk_size or _chunk_size(len(items), workers))
-    if executor is not None:
-        return _gather(executor, function, data, items, chunks, progress, description)
-    with ProcessPoolExecutor(min(n_jobs, len(chunks))) as pool:
-        return _gather(pool, function, data, items, chunks, progress, description)
+    with batch_policy(len(items)) as policy:
+        if not items or (executor is None and n_jobs == 1):
+            return _serial(function, payload, items, progress, description)
+        data = pickled(payload, portable)
+        workers = n_jobs if executor is None else None
+        chunks = _chunks(len(items), chunk_size or _chunk_size(len(items), workers))
+        if executor is not None:
+            return _gather(executor, function, data, items, chunks, policy, progress,
+                           description)
+        with ProcessPoolExecutor(min(n_jobs, len(chunks))) as pool:
+            return _gather(pool, function, data, items, chunks, policy, progress,
+                           description)
 
 
 def _serial(function, payload, items: list, progress: bool, description: str) -> list:
@@ -100,14 +103,14 @@ def _chunks(count: int, size: int) -> list[range]:
     return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
-def _gather(executor, function, data: bytes, items: list, chunks: list[range], progress: bool,
-            description: str) -> list:
-    """Submit every chunk, then collect the results into the items' positions as chunks end.
+def _gather(executor, function, data: bytes, items: list, chunks: list[range], policy: str,
+            progress: bool, description: str) -> list:
+    """Submit every chunk, then collect the results into the items' positions as chunks end;
+    the workers follow the batch's kernel ``policy`` (``linalg.compiled.batch_policy``).
 
     The bar starts after the submissions, when a local pool has started its processes: a
     fork then copies no thread of tqdm's."""
-    compiled = single_factor_kernel() is not None
-    futures = {executor.submit(_run_chunk, function, data, compiled,
+    futures = {executor.submit(_run_chunk, function, data, policy,
                                items[chunk.start:chunk.stop]): chunk for chunk in chunks}
     results = [None] * len(items)
     bar = progress_bar(len(items), progress, description)
@@ -123,10 +126,11 @@ def _gather(executor, function, data: bytes, items: list, chunks: list[range], p
     return results
 
 
-def _run_chunk(function, data: bytes, compiled: bool, items: list) -> list:
-    """One chunk, on a worker: the payload is unpickled once per worker process; ``compiled``:
-    the caller uses the compiled kernels, and so does the worker (else neither does)."""
-    if compiled:
+def _run_chunk(function, data: bytes, policy: str, items: list) -> list:
+    """One chunk, on a worker: the payload is unpickled once per worker process; ``policy``:
+    the batch's (``linalg.compiled.batch_policy``), "loaded" or "numpy", which the worker
+    follows."""
+    if policy == "loaded":
         load_kernels()
     else:
         prefer_numpy()

@@ -144,9 +144,12 @@ def test_non_numeric_response(sleep):
     assert "np." not in str(info.value)
 
 
-def test_boolean_response(sleep):
-    with pytest.raises(DataError, match=r"'y' must be numeric.*bool \(e\.g\. (True|False)\)"):
-        mm.lmer("y ~ Days + (1 | Subject)", sleep.assign(y=sleep.Reaction > 300))
+def test_boolean_response_is_zero_one(sleep):
+    """As lme4 reads a logical response (tests/test_logical_variables.py has its values)."""
+    logical = mm.lmer("y ~ Days + (1 | Subject)", sleep.assign(y=sleep.Reaction > 300))
+    numbers = mm.lmer("y ~ Days + (1 | Subject)",
+                      sleep.assign(y=(sleep.Reaction > 300).astype(float)))
+    assert logical.objective == numbers.objective
 
 
 def test_constant_response(sleep):
@@ -481,7 +484,7 @@ def test_messages_have_no_raw_library_reprs(sleep):
     cases = [
         ("Reaction ~ Days + (1 | one)", sleep.assign(one="a")),
         ("Reaction ~ Days $ 2 + (1 | Subject)", sleep),
-        ("y ~ Days + (1 | Subject)", sleep.assign(y=sleep.Reaction > 300)),
+        ("y ~ Days + (1 | Subject)", sleep.assign(y=sleep.Days.astype("category"))),
     ]
     for formula, data in cases:
         with pytest.raises(ValueError) as info:

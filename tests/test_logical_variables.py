@@ -24,6 +24,7 @@ def _sleep(missing: str = "boolean") -> pd.DataFrame:
     data = mm.datasets.load("sleepstudy").copy()
     data["even"] = data["Days"] % 2 == 0
     data["late"] = data["Days"] >= 5
+    data["slow"] = data["Reaction"] > 300
     gap = pd.array(data["Days"] % 3 == 0, dtype="boolean")
     gap[data["Days"].to_numpy() == 3] = pd.NA
     data["gap"] = gap if missing == "boolean" else pd.Series(
@@ -102,3 +103,44 @@ def test_partitions_code_a_logical_as_the_whole_data():
     assert list(partitioned.fixef.index) == list(whole.fixef.index)
     assert partitioned.objective == pytest.approx(whole.objective, rel=1e-9)
     np.testing.assert_allclose(partitioned.fixef, whole.fixef, rtol=1e-6)
+
+
+def test_new_data_with_numbers_for_a_logical_are_refused():
+    """R refuses them too ("contrasts apply only to factors"); formulaic would code 1 as a
+    number: a prediction of 366.23 where True gives 315.44."""
+    fit = _fit("Reaction ~ late:Days + (1 | Subject)", _sleep())
+    new = pd.DataFrame({"Days": [6.0], "Subject": ["308"], "late": [1]})
+    with pytest.raises(mm.DataError, match="'late' was categorical .* give the same kind of "
+                                           "values .True or False."):
+        fit.predict(new, include_random=False)
+    right = fit.predict(new.assign(late=[True]), include_random=False)
+    as_objects = fit.predict(new.assign(late=pd.Series([True], dtype=object)),
+                             include_random=False)
+    assert float(right.iloc[0]) == pytest.approx(float(as_objects.iloc[0]), rel=1e-12)
+
+
+def test_factor_of_python_bools_is_labelled_as_in_r():
+    data = _sleep()
+    data["late"] = data["late"].astype(object)
+    fit = _fit("Reaction ~ factor(late) + (1 | Subject)", data)
+    assert list(fit.fixef.index) == ["(Intercept)", "factor(late)TRUE"]
+    new = data.head(3)
+    np.testing.assert_allclose(fit.predict(new, include_random=False),
+                               fit.predict(new.assign(late=new["late"].astype(bool)),
+                                           include_random=False), rtol=1e-12)
+
+
+def test_partitions_read_python_bools_as_logical():
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    data = _sleep()
+    objects = data.assign(late=data["late"].astype(object))
+    formula = "Reaction ~ late + Days + (1 | Subject) + (1 | Subject:late)"
+    with dask.config.set({"dataframe.convert-string": False}):
+        partitioned = _fit(formula, dd.from_pandas(objects, npartitions=3))
+    whole = _fit(formula, data)
+    assert list(partitioned.fixef.index) == ["(Intercept)", "lateTRUE", "Days"]
+    assert list(partitioned.ranef["Subject:late"].index[:2]) == ["308:FALSE", "308:TRUE"]
+    assert partitioned.objective == pytest.approx(whole.objective, rel=1e-10)
+    np.testing.assert_allclose(np.asarray(partitioned.predict(data.head(3))),
+                               np.asarray(whole.predict(data.head(3))), rtol=1e-8)

@@ -8,6 +8,7 @@ d$Subject <- factor(d$Subject)
 d$even <- d$Days %% 2 == 0
 d$late <- d$Days >= 5
 d$gap <- ifelse(d$Days == 3, NA, d$Days %% 3 == 0)  # a logical with missing values
+d$slow <- d$Reaction > 300  # a logical response: 0 and 1
 formulas <- c("Reaction ~ even + (1 | Subject)",
               "Reaction ~ 0 + even + (1 | Subject)",
               "Reaction ~ Days:even + (1 | Subject)",
@@ -17,7 +18,10 @@ formulas <- c("Reaction ~ even + (1 | Subject)",
               "Reaction ~ I(even * 2) + (1 | Subject)",
               "Reaction ~ gap + Days + (1 | Subject)",
               "Reaction ~ even + late + (1 | Subject)",
-              "Reaction ~ Days + (1 | Subject) + (1 | Subject:late)")
+              "Reaction ~ Days + (1 | Subject) + (1 | Subject:late)",
+              "slow ~ Days + (1 | Subject)",
+              "I(Reaction > 300) ~ Days + (1 | Subject)",
+              "Reaction ~ Days + offset(late) + (1 | Subject)")
 newdata <- data.frame(Days = c(0, 3, 5, 8), Subject = factor(c("308", "309", "999", "372")))
 newdata$even <- newdata$Days %% 2 == 0
 newdata$late <- newdata$Days >= 5

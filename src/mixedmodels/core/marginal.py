@@ -178,6 +178,13 @@ class MarginalPieces:
         self._mask = keys.real[:, :, None] & keys.real[:, None, :]
         self._padding = np.where(keys.real, 0.0, 1.0)[:, :, None] * np.eye(m)
 
+    @property
+    def backend(self) -> str:
+        """How the pieces are computed: "marginal pieces per pattern of units" (NumPy), with
+        ", compiled" when the kernels compute them."""
+        return "marginal pieces per pattern of units" + (
+            ", compiled" if self._kernel is not None else "")
+
     @classmethod
     def of(cls, structure: ReStructure, residual: ResidualModel,
            xy: np.ndarray) -> "MarginalPieces | None":

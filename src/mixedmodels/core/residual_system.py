@@ -132,7 +132,7 @@ class ResidualParameterSystem:
     def backend(self) -> str:
         """The back-end of the terms' part, and how A(delta) is formed."""
         if self._marginal is not None:
-            return "marginal pieces per pattern of units"
+            return self._marginal.backend
         if self._dense is not None:
             return "dense, rows whitened per evaluation"
         system = self.at(self.structure.parameters.start())

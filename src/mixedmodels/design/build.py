@@ -44,7 +44,7 @@ from ..formula.parse import (
     formulaic_expression,
     formulaic_message,
 )
-from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES
+from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES, is_logical
 from ..validate import check_frame, type_error
 from .columns import check_cells, check_column
 from .encoding import Encoding, fast_encoding
@@ -621,30 +621,33 @@ def _numeric_expression(rows: ModelData, name: str, what: str) -> np.ndarray:
     rows of ``rows.frame``."""
     if name not in rows.columns:  # an expression of columns, e.g. log(y)
         matrix = _matrix(rows, "0 + " + formulaic_expression(name), f"{what} {name!r}",
-                         "evaluate")
+                         "evaluate", logical_numbers=True)
         if matrix.shape[1] != 1:
             raise DataError(f"{what} {name!r} must be one numeric column, but it "
                             f"gives {matrix.shape[1]} columns ({', '.join(matrix.columns)})")
         values = np.asarray(matrix, dtype=float)[:, 0]
-    elif not number_dtype(rows.columns.dtype(name)):
+    elif number_dtype(rows.columns.dtype(name)):
+        values = rows.columns.numbers(name)
+    elif is_logical(rows.columns[name]):  # 0 and 1, as R's model.response reads a logical
+        values = np.asarray(rows.columns[name], dtype=float)
+    else:
         example = rows.columns[name].iloc[0]
         example = example.item() if hasattr(example, "item") else example
         raise DataError(f"{what} {name!r} must be numeric, but its dtype is "
                         f"{rows.columns.dtype(name)} (e.g. {example!r}); convert it with "
                         "pd.to_numeric or choose a numeric column")
-    else:
-        values = rows.columns.numbers(name)
     _finite(values[:, None], (name,), what)
     return values
 
 
-def _matrix(rows: ModelData, text: str, what: str, failure: str = "build"):
-    """``rows.matrix(text)``. formulaic's failures, and those of the data in the formula's
-    functions, are FormulaErrors that say what could not be built or evaluated (``what``:
-    "the fixed-effects part 'x'"); a transform's refusal of the data is its DataError."""
+def _matrix(rows: ModelData, text: str, what: str, failure: str = "build", **options):
+    """``rows.matrix(text, **options)``. formulaic's failures, and those of the data in the
+    formula's functions, are FormulaErrors that say what could not be built or evaluated
+    (``what``: "the fixed-effects part 'x'"); a transform's refusal of the data is its
+    DataError."""
     try:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return rows.matrix(text)  # (log(0) and the like: ``_finite`` names the column)
+            return rows.matrix(text, **options)  # (log(0): ``_finite`` names the column)
     except FormulaicError as exc:
         if isinstance(exc.__cause__, DataError):  # poly refusing missing values
             raise exc.__cause__ from None

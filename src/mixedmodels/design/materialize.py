@@ -38,8 +38,9 @@ from formulaic.parser.types import Factor
 from formulaic.transforms import C
 from formulaic.transforms.contrasts import TreatmentContrasts
 
+from ..errors import DataError
 from ..formula.codings import default_coding
-from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS, TREATMENT_CONTEXT
+from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS, TREATMENT_CONTEXT, is_logical
 from .frame import FrameColumns
 
 __all__ = ["ModelData", "formula_matrix"]
@@ -59,7 +60,8 @@ class _Materializer(PandasMaterializer):
         """formulaic's encoding of an evaluated factor, a categorical one with the levels that
         occur in the rows kept and with R's default coding."""
         values = factor.values
-        if _is_logical(values):
+        _check_new_kind(factor, spec)
+        if self._logical_factor(values):
             values = FactorValues(_logical_factor(values),
                                   metadata=values.__formulaic_metadata__)
         elif factor.expr not in spec.encoder_state and _is_categorical(values) \
@@ -75,7 +77,11 @@ class _Materializer(PandasMaterializer):
     @PandasMaterializer.override
     def _is_categorical(self, values) -> bool:
         """formulaic's categorical values, and logical ones (see the module docstring)."""
-        return _is_logical(values) or super()._is_categorical(values)
+        return self._logical_factor(values) or super()._is_categorical(values)
+
+    def _logical_factor(self, values) -> bool:
+        """Logical values coded as a factor (not under ``logical_numbers``)."""
+        return not self.params.get("logical_numbers") and is_logical(values)
 
     @property
     @PandasMaterializer.override
@@ -125,19 +131,24 @@ def wide_integers(values):
     return values.astype("Int64" if nullable else np.int64)
 
 
+def _check_new_kind(factor, spec) -> None:
+    """A DataError for new data whose values of a factor that was categorical (text,
+    logical, a categorical) at fit time are numbers: formulaic would code them as a number,
+    silently (``late:x`` with late given as 1 for True), or fail with a message about its
+    encoding."""
+    fitted = spec.encoder_state.get(factor.expr)
+    if fitted is None or fitted[0] is not Factor.Kind.CATEGORICAL \
+            or factor.metadata.kind is Factor.Kind.CATEGORICAL:
+        return
+    levels = ", ".join(map(str, fitted[1].get("categories", [])[:6]))
+    raise DataError(f"{factor.expr!r} was categorical in the data of the fit (levels {levels}), "
+                    f"but the new data give numbers ({getattr(factor.values, 'dtype', '?')}): "
+                    f"give the same kind of values"
+                    + (" (True or False)" if levels == ", ".join(LOGICAL_LEVELS) else ""))
+
+
 def _is_categorical(values) -> bool:
     return isinstance(getattr(values, "dtype", None), pd.CategoricalDtype)
-
-
-def _is_logical(values) -> bool:
-    """Values of NumPy's or pandas' bool dtype (pandas' nullable ``boolean`` included), or
-    Python objects that are all bools but missing ones."""
-    dtype = getattr(values, "dtype", None)
-    if dtype is None or isinstance(dtype, pd.CategoricalDtype):
-        return False
-    if dtype == object:
-        return pd.api.types.infer_dtype(values, skipna=True) == "boolean"
-    return pd.api.types.is_bool_dtype(dtype)
 
 
 def _logical_factor(values) -> pd.Series:
@@ -165,7 +176,7 @@ def _levels_kept(values: FactorValues, drop_rows) -> FactorValues:
 
 def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | None = None,
                    treatment: bool = False, keep_levels: bool = False, context=None,
-                   **options):
+                   logical_numbers: bool = False, **options):
     """formulaic's model matrix of ``text`` on the rows of ``data`` but those at the positions
     ``drop``, every term evaluated on all the rows (see the module docstring).
 
@@ -177,9 +188,12 @@ def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | No
         keep_levels: keep the categories of a categorical that no kept row has.
         context: the names the formula is evaluated with (default: ``FORMULA_CONTEXT``, or
             ``TREATMENT_CONTEXT`` with ``treatment``).
+        logical_numbers: logical values are numbers 0 and 1, not a factor (a response or an
+            offset, as R's model.response and model.offset read them).
         options: formulaic's ``ModelSpec`` options (``ensure_full_rank``).
     """
-    params = {"treatment": treatment, "keep_levels": keep_levels}
+    params = {"treatment": treatment, "keep_levels": keep_levels,
+              "logical_numbers": logical_numbers}
     spec = ModelSpec.from_spec(text, na_action="ignore", materializer=_Materializer,
                                materializer_params=params,
                                transform_state=dict(transforms or {}), **options)

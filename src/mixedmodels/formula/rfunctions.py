@@ -22,7 +22,8 @@ from .codings import CODING_CONTEXT, treatment_coded
 from .transforms import TRANSFORM_CONTEXT
 
 __all__ = ["FORMULA_CONSTANTS", "FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "FORMULA_NAMES",
-           "LOGICAL_LEVELS", "TREATMENT_CONTEXT", "factor", "level_label", "log", "ordered"]
+           "LOGICAL_LEVELS", "TREATMENT_CONTEXT", "factor", "is_logical", "level_label", "log",
+           "ordered"]
 
 #: The labels of a logical variable's levels, as R names them (``bTRUE``), in R's order.
 LOGICAL_LEVELS = ("FALSE", "TRUE")
@@ -30,13 +31,13 @@ LOGICAL_LEVELS = ("FALSE", "TRUE")
 
 def factor(values) -> pd.Series:
     """The values as a categorical variable, as R's ``factor``: the levels are the sorted
-    distinct values (logical values are labelled FALSE and TRUE), or a categorical's own levels
-    that occur, in its order (an ordered one stays ordered)."""
+    distinct values (logical values, ``is_logical``, are labelled FALSE and TRUE), or a
+    categorical's own levels that occur, in its order (an ordered one stays ordered)."""
     series = values if isinstance(values, pd.Series) else pd.Series(values)
-    if isinstance(series.dtype, pd.CategoricalDtype):
+    if is_logical(series):
+        series = series.astype(object).map(dict(zip((False, True), LOGICAL_LEVELS)))
+    elif isinstance(series.dtype, pd.CategoricalDtype):
         return series.cat.remove_unused_categories()
-    if pd.api.types.is_bool_dtype(series):
-        series = series.map(dict(zip((False, True), LOGICAL_LEVELS)))
     levels = _sorted(series.dropna().unique())
     if pd.api.types.is_float_dtype(series):  # labelled as R prints numbers: 1, not 1.0
         codes = np.searchsorted(np.asarray(levels, dtype=float), series.to_numpy(dtype=float))
@@ -44,6 +45,21 @@ def factor(values) -> pd.Series:
         return pd.Series(pd.Categorical.from_codes(codes, [level_label(v) for v in levels]),
                          index=series.index)
     return pd.Series(pd.Categorical(series, categories=levels), index=series.index)
+
+
+def is_logical(values) -> bool:
+    """Values R would read as logical: of NumPy's or pandas' bool dtype (pandas' nullable
+    ``boolean`` included), Python objects that are all bools but missing ones, or a
+    categorical of bools (a column cast to the levels of all the partitions of the data)."""
+    dtype = getattr(values, "dtype", None)
+    if dtype is None:
+        return False
+    if isinstance(dtype, pd.CategoricalDtype):
+        categories = dtype.categories
+        return len(categories) > 0 and pd.api.types.infer_dtype(categories) == "boolean"
+    if dtype == object:
+        return pd.api.types.infer_dtype(values, skipna=True) == "boolean"
+    return pd.api.types.is_bool_dtype(dtype)
 
 
 def level_label(value) -> str:

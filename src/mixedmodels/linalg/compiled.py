@@ -609,13 +609,15 @@ def kernel_policy() -> str:
 
 
 @contextmanager
-def batch_policy(tasks: int):
+def batch_policy(tasks: int, threads: bool = False):
     """The kernels' policy for a batch of ``tasks`` refits, fixed while it runs, so that the
     tasks use the same back-ends whichever process runs them and whatever the chunking:
-    yields "loaded" (loaded now if the batch has at least ``BATCH_KERNELS`` tasks, or
-    already) or "numpy" (none is loaded during the batch)."""
+    yields "loaded" (loaded now if the batch has at least ``BATCH_KERNELS`` tasks or may run
+    on ``threads`` of this process, or already) or "numpy" (none is loaded during the batch).
+    Threads share one BLAS setting, so the NumPy back-ends' sums would depend on how the
+    threads interleave (bootstrap replicates 7.6e-11 apart); the kernels' do not."""
     global _AUTOLOAD
-    if kernel_policy() == "earn" and tasks >= BATCH_KERNELS:
+    if kernel_policy() == "earn" and (tasks >= BATCH_KERNELS or threads):
         load_kernels()
     policy = kernel_policy()
     if policy != "earn":
@@ -662,8 +664,10 @@ def dense_gradient_kernel():
 
 
 def marginal_kernel():
-    """The compiled marginal-pieces kernel, or None (no numba, or ``prefer_numpy``)."""
-    return _MARGINAL_KERNEL if _loaded() else None
+    """The compiled marginal-pieces kernel, or None (no numba, ``prefer_numpy``, or not
+    earned yet: NumPy's batched computation is within 1.5 times of it even on 3,000 keys of 6
+    rows, so its loading waits as a small system's does)."""
+    return _MARGINAL_KERNEL if _loaded(small=True) else None
 
 
 def column_pairs_kernel():

@@ -53,7 +53,7 @@ from ..covariance.variance import Variance
 from ..design.build import NOBS_CHECKS, Design, build_design, response_qr
 from ..errors import DataError, DataWarning, FitWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
-from ..linalg.compiled import count_numpy_seconds
+from ..linalg.compiled import count_numpy_seconds, kernel_policy
 from ..validate import (
     check_bool,
     check_choice,
@@ -757,7 +757,7 @@ class LinearMixedModel:
         when asked for (``fit.check_convergence()``, the summary).
         """
         summary = self.optimize(settings)
-        if summary.backend == "dense":  # a small system on NumPy: towards loading the kernels
+        if kernel_policy() == "earn":  # a fit on NumPy's back-ends: towards loading the kernels
             count_numpy_seconds(summary.seconds)
         theta = summary.final
         aliased = any(term.aliased for term in self.design.terms)

@@ -63,7 +63,7 @@ def run_tasks(function, payload, items, *, executor=None, n_jobs: int = 1,
     """
     items = list(items)
     n_jobs = (os.cpu_count() or 1) if n_jobs is None or n_jobs < 1 else int(n_jobs)
-    with batch_policy(len(items)) as policy:
+    with batch_policy(len(items), threads=executor is not None) as policy:
         if not items or (executor is None and n_jobs == 1):
             return _serial(function, payload, items, progress, description)
         data = pickled(payload, portable)

@@ -122,7 +122,7 @@ class PartitionedResidualSystem(ResidualParameterSystem):
     @property
     def backend(self) -> str:
         if self._marginal is not None:
-            return "marginal pieces per pattern of units, summed over the partitions once"
+            return f"{self._marginal.backend}, summed over the partitions once"
         system = self.at(self.structure.parameters.start())
         return f"{system.backend}, A(delta) summed over the partitions per evaluation"
 

@@ -18,37 +18,38 @@ def _printed(code: str) -> list[str]:
                           check=True).stdout.split()
 
 
-def test_import_leaves_the_heavy_optional_modules_unloaded():
-    code = ("import sys, mixedmodels; "
-            "print(' '.join(m for m in ('scipy.stats', 'scipy.optimize', 'scipy.special', 'numba',"
-            " 'matplotlib') if m in sys.modules))")
-    loaded = _printed(code)
-    assert loaded == []
-
-
-def test_import_leaves_the_collector_as_it_found_it():
-    """The import holds off the collector's full passes, and restores its thresholds."""
-    code = ("import gc; full = []; gc.set_threshold(500, 7, 3); "
+def test_import_loads_no_heavy_optional_module_and_leaves_the_collector_as_found():
+    """No heavy optional module is loaded; the import holds off the collector's full passes
+    while young ones go on, and restores its thresholds; a collector the caller disabled
+    stays disabled."""
+    code = ("import gc, sys, importlib; full = []; gc.set_threshold(500, 7, 3); "
             "gc.callbacks.append(lambda phase, info: full.append(info['generation'] == 2)); "
-            "import mixedmodels; "
-            "print(*gc.get_threshold(), gc.isenabled(), len(full) > 0, any(full))")
-    assert _printed(code) == ["500", "7", "3", "True", "True", "False"]
+            "import mixedmodels; gc.callbacks.clear(); "
+            "print(','.join(m for m in ('scipy.stats', 'scipy.optimize', 'scipy.special', "
+            "'numba', 'matplotlib') if m in sys.modules) or '-', *gc.get_threshold(), "
+            "gc.isenabled(), len(full) > 0, any(full)); "
+            "gc.disable(); importlib.reload(mixedmodels); print(gc.isenabled()); gc.enable()")
+    assert _printed(code) == ["-", "500", "7", "3", "True", "True", "False", "False"]
 
 
 def test_small_fits_run_without_numba_until_they_have_earned_the_kernels():
-    """A new process's small fits run on the NumPy back-ends; once their optimizations have
-    taken ``KERNELS_AFTER_SECONDS``, the next fit loads the kernels."""
+    """A new process's small fits run on the NumPy back-ends, those with a residual structure
+    too (the marginal pieces); once their optimizations have taken KERNELS_AFTER_SECONDS,
+    the next fit loads the kernels."""
     code = ("import sys, mixedmodels as mm; from mixedmodels.linalg import compiled; "
             "data = mm.datasets.load('sleepstudy'); "
+            "gls = mm.gls('Reaction ~ Days', data, correlation='cs(1 | Subject)'); "
             "first = mm.lmer('Reaction ~ Days + (Days | Subject)', data); "
             "before = 'numba' in sys.modules; "
             "compiled.count_numpy_seconds(compiled.KERNELS_AFTER_SECONDS); "
             "later = mm.lmer('Reaction ~ Days + (Days | Subject)', data); "
-            "print(before, first.optsummary.backend, 'numba' in sys.modules, "
-            "later.optsummary.backend.replace(' ', '_'), first.objective - later.objective)")
-    before, first, after, later, difference = _printed(code)
-    assert (before, first, after, later) == ("False", "dense", "True",
-                                             "compiled_single_factor")
+            "print(before, gls.optsummary.backend.replace(' ', '_'), first.optsummary.backend, "
+            "'numba' in sys.modules, later.optsummary.backend.replace(' ', '_'), "
+            "first.objective - later.objective)")
+    before, gls, first, after, later, difference = _printed(code)
+    assert (before, gls, first, after, later) == (
+        "False", "marginal_pieces_per_pattern_of_units", "dense", "True",
+        "compiled_single_factor")
     assert abs(float(difference)) < 1e-9
 
 
@@ -60,19 +61,6 @@ def test_a_large_system_loads_the_kernels_at_its_first_fit():
             "rng.normal(size=200)[g]}); fit = mm.lmer('y ~ 1 + (1 | g)', data); "
             "print('numba' in sys.modules, fit.optsummary.backend.replace(' ', '_'))")
     assert _printed(code) == ["True", "compiled_single_factor"]
-
-
-def test_a_small_fit_with_a_residual_structure_runs_without_numba():
-    """The marginal pieces wait for the kernels as a small system does; a batch that may run
-    on threads loads them (threads share one BLAS setting, so only the kernels give every
-    task the same sums)."""
-    code = ("import sys, mixedmodels as mm; from mixedmodels.linalg import compiled; "
-            "fit = mm.gls('Reaction ~ Days', mm.datasets.load('sleepstudy'), "
-            "correlation='cs(1 | Subject)'); "
-            "print('numba' in sys.modules, fit.optsummary.backend.split()[0]); "
-            "ctx = compiled.batch_policy(3, threads=True); print(ctx.__enter__()); "
-            "ctx.__exit__(None, None, None)")
-    assert _printed(code) == ["False", "marginal", "loaded"]
 
 
 def test_a_batch_fixes_the_back_ends_for_all_its_tasks():
@@ -111,8 +99,9 @@ def test_a_process_that_prefers_numpy_fits_without_numba(sleep):
         assert float(objective) == pytest.approx(compiled.objective, rel=1e-11)
 
 
-def test_import_leaves_the_garbage_collector_as_it_found_it():
-    code = ("import gc; gc.disable(); import mixedmodels; a = gc.isenabled(); "
-            "gc.enable(); import importlib; importlib.reload(mixedmodels); "
-            "print(a, gc.isenabled())")
-    assert _printed(code) == ["False", "True"]
+def test_a_batch_on_threads_loads_the_kernels():
+    """Threads share one BLAS setting, so only the kernels give every task the same sums."""
+    code = ("import mixedmodels; from mixedmodels.linalg import compiled; "
+            "ctx = compiled.batch_policy(3, threads=True); print(ctx.__enter__()); "
+            "ctx.__exit__(None, None, None)")
+    assert _printed(code) == ["loaded"]

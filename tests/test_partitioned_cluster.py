@@ -42,6 +42,7 @@ def _die_once(part, marker, partition_info=None):
     return part
 
 
+@pytest.mark.slow
 def test_fit_on_worker_processes(client):
     frame = mm.datasets.load("sleepstudy")
     memory = mm.lmer(FORMULA, frame)

@@ -55,6 +55,7 @@ def test_fit_on_worker_processes(client):
     assert residuals.to_numpy() == pytest.approx(memory.resid().to_numpy(), abs=1e-7)
 
 
+@pytest.mark.slow
 def test_a_worker_dying_mid_fit(client, tmp_path):
     frame = mm.datasets.load("sleepstudy")
     marker = str(tmp_path / "died")

@@ -61,8 +61,8 @@ class _Materializer(PandasMaterializer):
         occur in the rows kept and with R's default coding."""
         values = factor.values
         _check_new_kind(factor, spec)
-        if self._logical_factor(values):
-            values = FactorValues(_logical_factor(values),
+        if self._codes_logical(values):
+            values = FactorValues(_logical_as_factor(values),
                                   metadata=values.__formulaic_metadata__)
         elif factor.expr not in spec.encoder_state and _is_categorical(values) \
                 and not self.params.get("keep_levels"):
@@ -77,9 +77,9 @@ class _Materializer(PandasMaterializer):
     @PandasMaterializer.override
     def _is_categorical(self, values) -> bool:
         """formulaic's categorical values, and logical ones (see the module docstring)."""
-        return self._logical_factor(values) or super()._is_categorical(values)
+        return self._codes_logical(values) or super()._is_categorical(values)
 
-    def _logical_factor(self, values) -> bool:
+    def _codes_logical(self, values) -> bool:
         """Logical values coded as a factor (not under ``logical_numbers``)."""
         return not self.params.get("logical_numbers") and is_logical(values)
 
@@ -151,7 +151,7 @@ def _is_categorical(values) -> bool:
     return isinstance(getattr(values, "dtype", None), pd.CategoricalDtype)
 
 
-def _logical_factor(values) -> pd.Series:
+def _logical_as_factor(values) -> pd.Series:
     """Logical values as a categorical of R's levels FALSE and TRUE (a missing value stays
     missing), with the rows' labels of ``values`` if it has them."""
     array = pd.array(np.asarray(values.__wrapped__ if hasattr(values, "__wrapped__")

@@ -20,7 +20,9 @@ give the same criterion to rounding, until they have taken ``KERNELS_AFTER_SECON
 (``count_numpy_seconds``): then the kernels load, as renting skis until the rent reaches their
 price. The first fit of sleepstudy's ``Reaction ~ Days + (Days | Subject)`` in a new process
 took 0.83-0.91 s with the kernels, loading them, and 0.03-0.04 s without; the next fit of
-another shape 16-19 ms against 5-8 ms. A process that asked for the NumPy back-ends
+another shape 16-19 ms against 5-8 ms. Residual structures' marginal pieces wait for the
+kernels in the same way, and a batch of refits fixes its back-ends before it starts
+(``batch_policy``). A process that asked for the NumPy back-ends
 (``prefer_numpy``: the command line, which fits one model per process) never loads them;
 ``load_kernels`` loads them at once (a benchmark's warm process). Measured on the 2-core
 reference machine with numba 0.68:
@@ -593,16 +595,16 @@ def prefer_numpy() -> None:
 
 
 def count_numpy_seconds(seconds: float) -> None:
-    """Add a small system's fit on the NumPy back-ends (its optimizer's seconds) to this
-    process's total, which decides when the kernels load (``KERNELS_AFTER_SECONDS``)."""
+    """Add a fit's optimizer seconds on the NumPy back-ends (before the kernels load) to this
+    process's total, which decides when they load (``KERNELS_AFTER_SECONDS``)."""
     global _numpy_seconds
     _numpy_seconds += seconds
 
 
 def kernel_policy() -> str:
-    """"loaded" (the kernels are in use), "numpy" (``prefer_numpy``, or no numba) or "earn"
-    (loaded at a large system's fit, or once small ones have taken ``KERNELS_AFTER_SECONDS``):
-    what a worker process is told to follow (``parallel.executor``)."""
+    """This process's policy: "loaded" (the kernels are in use), "numpy" (``prefer_numpy``,
+    or no numba) or "earn" (loaded at a large system's fit, or once fits on the NumPy
+    back-ends have taken ``KERNELS_AFTER_SECONDS``)."""
     if _KERNEL:
         return "loaded"
     return "numpy" if _KERNEL is False or not _AUTOLOAD else "earn"

@@ -57,7 +57,13 @@ def is_logical(values) -> bool:
     if isinstance(dtype, pd.CategoricalDtype):
         categories = dtype.categories
         return len(categories) > 0 and pd.api.types.infer_dtype(categories) == "boolean"
-    if dtype == object:
+    if dtype == object:  # the first value that is not missing decides, unless a bool
+        for value in np.asarray(values, dtype=object):
+            if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+                continue
+            if not isinstance(value, (bool, np.bool_)):
+                return False  # text, most often: no pass over the column
+            break
         return pd.api.types.infer_dtype(values, skipna=True) == "boolean"
     return pd.api.types.is_bool_dtype(dtype)
 

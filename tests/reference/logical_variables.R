@@ -1,5 +1,6 @@
 # lme4 fits of sleepstudy with logical variables in the formula (R codes them as factors of levels
-# FALSE and TRUE: bTRUE; 0 + b gives bFALSE and bTRUE), for tests/test_logical_variables.py.
+# FALSE and TRUE: bTRUE; 0 + b gives bFALSE and bTRUE; an interaction's variables in the order of
+# their first appearance: late + Days:late has late:Days), for tests/test_logical_variables.py.
 # Usage: Rscript logical_variables.R OUT.json
 suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})
 out_file <- commandArgs(trailingOnly = TRUE)[1]
@@ -21,7 +22,9 @@ formulas <- c("Reaction ~ even + (1 | Subject)",
               "Reaction ~ Days + (1 | Subject) + (1 | Subject:late)",
               "slow ~ Days + (1 | Subject)",
               "I(Reaction > 300) ~ Days + (1 | Subject)",
-              "Reaction ~ Days + offset(late) + (1 | Subject)")
+              "Reaction ~ Days + offset(late) + (1 | Subject)",
+              "Reaction ~ late + Days:late + (1 | Subject)",
+              "Reaction ~ even + late:even + (1 | Subject)")
 newdata <- data.frame(Days = c(0, 3, 5, 8), Subject = factor(c("308", "309", "999", "372")))
 newdata$even <- newdata$Days %% 2 == 0
 newdata$late <- newdata$Days >= 5

@@ -261,8 +261,40 @@ def _parse(text: str) -> ParsedFormula:
         fixed, shift = "1 " + fixed, 2
     fixed_starts = [(a + shift, b) for a, b in fixed_starts]
     _check_expression(text, fixed, 0, "the fixed-effects part", fixed_starts)
-    return ParsedFormula(text=text, response=response, fixed=formulaic_expression(fixed),
+    return ParsedFormula(text=text, response=response,
+                         fixed=_r_factor_order(formulaic_expression(fixed)),
                          random=tuple(random), offsets=tuple(offsets))
+
+
+@lru_cache(maxsize=256)
+def _r_factor_order(fixed: str) -> str:
+    """The fixed part (formulaic syntax) with each interaction's factors in the order of their
+    first appearance in it, as R's ``terms`` orders them: ``b + a:b`` is ``b + b:a``, whose
+    columns lme4 names ``bx:alo``. The text as it is when every term is in that order
+    already."""
+    from formulaic import Formula
+
+    terms = list(Formula(fixed))
+    first = {}
+    for factor in (f for term in terms for f in term.factors if len(term.factors) > 1):
+        lookup = getattr(factor.eval_method, "value", "") == "lookup"
+        name = _formulaic_name(str(factor.expr)) if lookup else str(factor.expr)
+        found = re.search(rf"(?<![\w.`]){re.escape(name)}(?![\w.`(])", fixed)
+        first[str(factor.expr)] = found.start() if found else -1
+    if min(first.values(), default=0) < 0 or all(
+            [first[str(f.expr)] for f in term.factors]
+            == sorted(first[str(f.expr)] for f in term.factors)
+            for term in terms if len(term.factors) > 1):
+        return fixed  # in R's order already, or a factor not found as written
+    written = []
+    for term in terms:
+        ordered = sorted(term.factors, key=lambda f: first.get(str(f.expr), -1))
+        written.append(":".join(_formulaic_name(str(f.expr))
+                                if getattr(f.eval_method, "value", "") == "lookup"
+                                else str(f.expr) for f in ordered))
+    if "1" not in written:
+        written.insert(0, "0")
+    return " + ".join(written)
 
 
 def _strip_outer_parentheses(piece: str) -> tuple[str, int]:

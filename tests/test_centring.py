@@ -251,6 +251,7 @@ def test_kenward_roger_in_centred_coordinates(kwargs):
     assert ours.loc["Days", "df"] == pytest.approx(theirs.loc["Days", "df"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_the_profile_runs_in_centred_coordinates():
     """The inner fits of the slope sd's, sigma's and the fixed effects' profiles run in the
     centred coordinates: their intervals are the unshifted fit's. In theta, at Days - 2000

@@ -338,6 +338,7 @@ def test_fit_weights(capsys, tmp_path):
     assert "'ww'" in line
 
 
+@pytest.mark.slow
 def test_fit_report_writes_html(capsys, tmp_path):
     report = tmp_path / "report.html"
     code, out, _ = run(capsys, "fit", "Reaction ~ Days + (Days | Subject)", "--data",

@@ -23,7 +23,7 @@ SLOW_PROFILES = {"classic/machines_unstructured", "classic/pixel", "classic/assa
                  "classic/carrots", "classic/ham", "classic/mathach", "classic/chickweight",
                  "classic/bodyweight", "classic/oats", "classic/alfalfa",
                  "classic/machines_nested", "penicillin_crossed", "pastes_nested",
-                 "sleepstudy_uncorr"}
+                 "sleepstudy_uncorr", "orthodont"}
 SLOW_DF = {"classic/insteval"}
 
 

@@ -166,6 +166,7 @@ def test_learning_from_pieces_is_learning_from_all_the_rows(structure):
             assert getattr(ours, name, None) == getattr(theirs, name, None)
 
 
+@pytest.mark.slow
 def test_a_pass_per_evaluation_where_there_are_no_marginal_pieces():
     """A variance function whose units (the random-effects levels) span partitions: A(delta)
     is summed over the partitions at each delta, the same fit."""

@@ -472,6 +472,7 @@ def test_profile_does_not_depend_on_the_parameterization():
     np.testing.assert_allclose(cs.to_numpy(), us.to_numpy(), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_toeplitz_profile_of_a_lag_correlation():
     fit = _fit("y ~ x + toep(0 + factor(visit) | id)", VISITS[VISITS["id"] <= "p30"])
     lower, upper = fit.confint(parameters=["cor_lag1|id"]).loc["cor_lag1|id"]

@@ -277,9 +277,7 @@ def _r_factor_order(fixed: str) -> str:
     terms = list(Formula(fixed))
     first = {}
     for factor in (f for term in terms for f in term.factors if len(term.factors) > 1):
-        lookup = getattr(factor.eval_method, "value", "") == "lookup"
-        name = _formulaic_name(str(factor.expr)) if lookup else str(factor.expr)
-        found = re.search(rf"(?<![\w.`]){re.escape(name)}(?![\w.`(])", fixed)
+        found = re.search(rf"(?<![\w.`]){re.escape(_factor_text(factor))}(?![\w.`(])", fixed)
         first[str(factor.expr)] = found.start() if found else -1
     if min(first.values(), default=0) < 0 or all(
             [first[str(f.expr)] for f in term.factors]
@@ -289,9 +287,7 @@ def _r_factor_order(fixed: str) -> str:
     written = []
     for term in terms:
         ordered = sorted(term.factors, key=lambda f: first.get(str(f.expr), -1))
-        written.append(":".join(_formulaic_name(str(f.expr))
-                                if getattr(f.eval_method, "value", "") == "lookup"
-                                else str(f.expr) for f in ordered))
+        written.append(":".join(_factor_text(f) for f in ordered))
     if "1" not in written:
         written.insert(0, "0")
     return " + ".join(written)
@@ -523,8 +519,7 @@ def _split_uncorrelated(expr: str) -> tuple[str, ...]:
         if not factors:
             exprs.append("1")
             continue
-        names = [(_formulaic_name(f.expr) if getattr(f.eval_method, "value", "") == "lookup"
-                  else f.expr) for f in factors]
+        names = [_factor_text(f) for f in factors]
         exprs.append("0 + " + ":".join(names))
     return tuple(exprs)
 
@@ -556,6 +551,14 @@ def formulaic_expression(expr: str) -> str:
                 depth = 1
         out.append(text)
     return "".join(out)
+
+
+def _factor_text(factor) -> str:
+    """A formulaic factor as formulaic reads it back: a column's name (``_formulaic_name``),
+    or its expression."""
+    if getattr(factor.eval_method, "value", "") == "lookup":
+        return _formulaic_name(str(factor.expr))
+    return str(factor.expr)
 
 
 def _formulaic_name(name: str) -> str:

@@ -4,15 +4,14 @@ formulaic materializes a model matrix in about a millisecond, which dominates th
 a small model. Most formulas are built only from data columns: numeric columns, categorical
 columns, and their interactions. For those, the columns are products of numeric columns and
 level indicators, and this module builds them directly with NumPy. Anything else (``I()``,
-functions, a term of several categorical factors not all of whose margins are in the model,
-an ordered categorical, coded by polynomial contrasts) returns ``None`` and formulaic does the
-work.
+functions, an ordered categorical, coded by polynomial contrasts) returns ``None`` and
+formulaic does the work.
 
-Coding follows R (and formulaic): a categorical factor in a term is coded by treatment
-contrasts (first level as reference) when the term without that factor is also in the model
-(the intercept counting as the empty term), and by one indicator per level otherwise. A term
-of several categorical factors (``a:b`` in ``a*b``) has one column per combination of their
-coded levels, the first factor varying fastest, named as R names them (``a2:b3``).
+Coding follows R's rule (``design.term_codes``), as formulaic's matrices do here
+(``design.materialize``): a categorical factor in a term is coded by treatment contrasts
+(first level as reference) or by one indicator per level. A term of several categorical
+factors (``a:b`` in ``a*b``) has one column per combination of their coded levels, the first
+factor varying fastest, named as R names them (``a2:b3``).
 The ``Encoding`` records the levels seen at fit time, to encode new data the same way.
 """
 
@@ -28,6 +27,7 @@ from formulaic import Formula
 from formulaic.errors import FormulaicError
 
 from .frame import FrameColumns, number_dtype
+from .term_codes import contrast_codes
 
 __all__ = ["Column", "Encoding", "fast_encoding"]
 
@@ -120,8 +120,7 @@ def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | Non
         if kinds[name] is None:
             return None
     levels = {name: _levels(frame, name) for name, kind in kinds.items() if kind == "categorical"}
-    columns = _columns(terms, tuple(kinds.items()), tuple(levels.items()))
-    return None if columns is None else Encoding(columns, levels)
+    return Encoding(_columns(terms, tuple(kinds.items()), tuple(levels.items())), levels)
 
 
 @lru_cache(maxsize=256)
@@ -131,25 +130,17 @@ def _variables(terms: tuple) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=256)
-def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...] | None:
+def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...]:
     """The model-matrix columns of the terms, given each variable's kind and each categorical
     one's levels (a function of them alone: cached, as a small model's design builds the
-    same columns at every fit), or None when formulaic is needed."""
+    same columns at every fit)."""
     kinds, levels = dict(kinds), dict(levels)
-    # R's rule, term by term: a factor is coded by contrasts when the term without it is
-    # already spanned by the columns before; a factor coded by indicators spans its term
-    # without it too (without an intercept, "0 + a + b" codes a by indicators, b by contrasts)
-    spanned = {frozenset()} if () in terms else set()
+    categorical_names = {f for f, kind in kinds.items() if kind == "categorical"}
     columns: list[Column] = []
-    for term in terms:
+    for term, codes in zip(terms, contrast_codes(terms, categorical_names)):
         categorical = [f for f in term if kinds[f] == "categorical"]
         numeric = tuple(f for f in term if kinds[f] == "numeric")
-        contrasts = [frozenset(term) - {f} in spanned for f in categorical]
-        if len(categorical) > 1 and not all(contrasts):
-            return None
-        full = frozenset(f for f, c in zip(categorical, contrasts) if not c)
-        spanned |= {frozenset(term) - set(subset) for k in range(len(full) + 1)
-                    for subset in itertools.combinations(full, k)}
+        contrasts = [code for code in codes if code is not None]
         coded = [levels[f][1:] if c else levels[f] for f, c in zip(categorical, contrasts)]
         # every combination of the coded levels, the first factor varying fastest (as R)
         for combination in itertools.product(*reversed(coded)):

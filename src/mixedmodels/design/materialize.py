@@ -12,6 +12,9 @@ the response or an offset) on a DataFrame with formulaic, as R does:
   basis: refits on some of the rows, hypothesis contrasts, predictions;
 * a categorical variable's levels are those that occur in the rows kept (R's
   ``drop.unused.levels``): a level seen only in dropped rows, or in none, is no column;
+* a term's categorical factors are coded by contrasts or by one indicator per level as R
+  codes them (``design.term_codes``): ``a:b`` alone has every combination of levels, not
+  formulaic's ``by``, ``bz``, ``alo:bx``, ... (b's contrasts, then a's within each level of b);
 * a factor without a coding has R's default one (``formula.codings.default_coding``):
   polynomial contrasts for an ordered categorical (``x.L``, ``x.Q``...), treatment contrasts
   otherwise; new data are coded as the fit's data were;
@@ -33,7 +36,7 @@ import numpy as np
 import pandas as pd
 from formulaic import ModelSpec
 from formulaic.materializers import PandasMaterializer
-from formulaic.materializers.types import FactorValues
+from formulaic.materializers.types import FactorValues, ScopedFactor, ScopedTerm
 from formulaic.parser.types import Factor
 from formulaic.transforms import C
 from formulaic.transforms.contrasts import TreatmentContrasts
@@ -42,6 +45,7 @@ from ..errors import DataError
 from ..formula.codings import default_coding
 from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS, TREATMENT_CONTEXT, is_logical
 from .frame import FrameColumns
+from .term_codes import contrast_codes
 
 __all__ = ["ModelData", "formula_matrix"]
 
@@ -73,6 +77,36 @@ class _Materializer(PandasMaterializer):
         if values is not factor.values:
             factor = factor.replace(values=values)
         return super()._encode_evaled_factor(factor, spec, drop_rows, reduced_rank)
+
+    @PandasMaterializer.override
+    def _get_scoped_terms(self, terms, ensure_full_rank: bool = True):
+        """Each term with its categorical factors coded by R's rule
+        (``design.term_codes``), as one scoped term: formulaic's own rule codes a term whose
+        margins are not all in the model by several (``a:b`` alone as b's contrasts and a's
+        within each level of b), a matrix of the same span as R's but other columns. Without
+        ``ensure_full_rank``, formulaic's (every factor by indicators)."""
+        if not ensure_full_rank:
+            yield from super()._get_scoped_terms(terms, ensure_full_rank)
+            return
+        terms = list(terms)
+        evaluated = [[self.factor_cache[factor.expr] for factor in term.factors
+                      if self.factor_cache[factor.expr].values.__wrapped__ is not None]
+                     for term in terms]
+        varying = [[f for f in factors if f.metadata.kind is not Factor.Kind.CONSTANT]
+                   for factors in evaluated]
+        categorical = {f.expr for factors in varying for f in factors
+                       if f.metadata.spans_intercept}
+        codes = contrast_codes([[f.expr for f in factors] for factors in varying], categorical)
+        for term, factors, kept, term_codes in zip(terms, evaluated, varying, codes):
+            if not factors:
+                yield term, []
+                continue
+            scale = 1
+            for factor in factors:
+                if factor.metadata.kind is Factor.Kind.CONSTANT:
+                    scale *= factor.values
+            yield term, [ScopedTerm((ScopedFactor(factor, reduced=bool(code))
+                                     for factor, code in zip(kept, term_codes)), scale=scale)]
 
     @PandasMaterializer.override
     def _is_categorical(self, values) -> bool:

@@ -18,8 +18,9 @@ treatment-coded design, then mapped to the coding of the fit:
 4. Each term owns its X columns. Term a is *contained* in term b when a's variables are a
    proper subset of b's and both have the same numeric variables. As in lmerTest, a term's
    variables are those R's ``terms()`` codes 1 in its "factors" table: a variable of an
-   interaction counts only when the term without it is in the model (``A`` is therefore not
-   contained in ``A:B`` of ``A + A:B``).
+   interaction counts only when the term without it is contained in a term before it
+   (``A`` is therefore not contained in ``A:B`` of ``A + A:B``, and of ``x:z + a:x``, ``x:z``,
+   whose variables are none, is contained in ``x:a``, whose variable is a).
 5. For the terms in decreasing order of degree (stable), when a term is contained in others,
    its columns of L are replaced by the residuals of their least-squares regression (no
    intercept, R's ``lm.fit`` with its rank tolerance 1e-7) on the columns of all terms that
@@ -50,6 +51,7 @@ from formulaic.parser.types import Factor
 
 from ..design.build import _independent_columns, r_column_names, r_spelling
 from ..design.materialize import ModelData
+from ..design.term_codes import factor_table
 
 __all__ = ["type1_contrasts", "type2_contrasts", "type3_contrasts"]
 
@@ -223,15 +225,12 @@ def _variables(term) -> frozenset[str]:
 
 
 def _coded_variables(terms) -> list[frozenset[str]]:
-    """Each term's variables that R's ``terms()`` codes 1 (lmerTest's ``term_contain``): all
-    of a main effect's, and of an interaction those whose removal leaves a term listed before."""
-    seen: list[frozenset[str]] = []
-    out = []
-    for term in terms:
-        vs = _variables(term)
-        out.append(vs if len(vs) == 1 else frozenset(v for v in vs if vs - {v} in seen))
-        seen.append(vs)
-    return out
+    """Each term's variables that R's ``terms()`` codes 1 (lmerTest's ``term_contain``;
+    ``design.term_codes.factor_table``): all of a main effect's, and of an interaction those
+    whose removal leaves a term contained in one listed before."""
+    variables = [tuple(_variables(term)) for term in terms]
+    return [frozenset(v for v, one in zip(vs, row) if one)
+            for vs, row in zip(variables, factor_table(variables))]
 
 
 def _is_numeric(spec, variable: str) -> bool:

@@ -1,0 +1,49 @@
+# R's rule for coding the factors of a term (contrasts where the term without the factor is
+# empty or contained in a term before it, else one indicator per level; without an intercept
+# the first factor by indicators): model.matrix's columns and rank for formulas whose terms'
+# margins are not all in the model, and lme4/lmerTest fits of some of them, for
+# tests/test_term_codes.py.
+# Usage: Rscript term_codes.R OUT.json   (writes data/term_codes.csv beside OUT.json's folder)
+suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})
+out_file <- commandArgs(trailingOnly = TRUE)[1]
+set.seed(11)
+n <- 240
+d <- data.frame(a = sample(c("lo", "hi"), n, TRUE), b = sample(c("x", "y", "z"), n, TRUE),
+                c = sample(c("p", "q"), n, TRUE), w = sample(c("m", "n", "o"), n, TRUE),
+                x = round(rnorm(n), 3), z = round(runif(n), 3),
+                g = sprintf("g%02d", rep(1:24, each = 10)))
+d$y <- round(1 + 0.5 * (d$a == "hi") + 0.3 * (d$b == "y") - 0.4 * (d$b == "z") * (d$c == "q") +
+             0.2 * d$x + rnorm(24)[as.integer(factor(d$g))] +
+             0.5 * rnorm(24)[as.integer(factor(d$g))] * (d$a == "hi") + rnorm(n), 3)
+write.csv(d, file.path(dirname(out_file), "data", "term_codes.csv"), row.names = FALSE)
+for (v in c("a", "b", "c", "w", "g")) d[[v]] <- factor(d[[v]])
+matrices <- c("~ a:b", "~ 0 + a:b", "~ a:b + c", "~ a:b:c", "~ a * b - a", "~ a * b - b",
+              "~ a * b * c - a:b", "~ a + b:c", "~ a:b + a:c", "~ x + a:b", "~ b:a", "~ a:b + b",
+              "~ c + a:b:c", "~ a + b + a:b:c", "~ x:a:b", "~ a * b * c - a:b:c - a",
+              "~ 0 + a + a:b", "~ 0 + a:x", "~ x:z + a:x", "~ 0 + x:z + a:x", "~ a:b:c + a:w",
+              "~ 0 + x + a:b", "~ 0 + b + a", "~ 0 + a:x + b", "~ b:a + a:c",
+              "~ a:b + b:c + a:c", "~ a:x + b:x", "~ x + a:x:b")
+model_matrix <- lapply(matrices, function(f) {
+  m <- model.matrix(as.formula(f), d)
+  list(formula = f, columns = colnames(m), rank = qr(m)$rank)
+})
+fits <- c("y ~ a:b + (1 | g)", "y ~ a:b + c + (1 | g)", "y ~ a + b:c + (1 | g)",
+          "y ~ a:b + a:c + (1 | g)", "y ~ x + a:b + (1 | g)", "y ~ c + a:b:c + (1 | g)",
+          "y ~ a * b * c - a:b + (1 | g)", "y ~ x:z + a:x + (1 | g)",
+          "y ~ 0 + a:x + b + (1 | g)", "y ~ a:c + (a:c | g)", "y ~ x + (0 + a:c | g)")
+fitted <- lapply(fits, function(f) {
+  m <- suppressMessages(suppressWarnings(lmerTest::lmer(as.formula(f), d)))
+  tests <- function(type) {
+    a <- anova(m, type = type)
+    lapply(rownames(a), function(r) list(term = r, F = a[r, "F value"], numdf = a[r, "NumDF"],
+                                         dendf = a[r, "DenDF"]))
+  }
+  newdata <- d[c(1, 50, 100, 150, 200), ]
+  newdata$g <- factor(c("g01", "g05", "new", "g12", "g24"), levels = c(levels(d$g), "new"))
+  list(formula = f, criterion = REMLcrit(m), fixef = as.list(fixef(m)),
+       se = as.list(sqrt(diag(as.matrix(vcov(m))))), ranef_columns = colnames(ranef(m)$g),
+       anova = list("1" = tests(1), "2" = tests(2), "3" = tests(3)),
+       predict = unname(predict(m, newdata = newdata, allow.new.levels = TRUE)))
+})
+writeLines(toJSON(list(model_matrix = model_matrix, fits = fitted), auto_unbox = TRUE,
+                  digits = NA, pretty = TRUE, na = "null"), out_file)

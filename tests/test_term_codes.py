@@ -1,0 +1,101 @@
+"""R's rule for coding a term's factors (``design.term_codes``): the columns of model matrices
+whose terms' margins are not all in the model, and lme4/lmerTest fits of such models, against
+tests/reference/term_codes.json (made by term_codes.R, with the data it wrote)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.design.build import r_column_names
+from mixedmodels.design.encoding import fast_encoding
+from mixedmodels.design.materialize import formula_matrix
+from mixedmodels.design.term_codes import contrast_codes
+from mixedmodels.formula.parse import parse_formula
+
+HERE = Path(__file__).parent / "reference"
+REFERENCE = json.loads((HERE / "term_codes.json").read_text())
+DATA = pd.read_csv(HERE / "data" / "term_codes.csv")
+
+
+def _fixed(formula: str) -> str:
+    """The fixed part of ``y <formula> + (1 | g)`` as the package reads it (R's order of
+    terms and of the factors within them)."""
+    return parse_formula(f"y {formula} + (1 | g)").fixed
+
+
+@pytest.mark.parametrize("record", REFERENCE["model_matrix"],
+                         ids=[r["formula"] for r in REFERENCE["model_matrix"]])
+def test_model_matrix_columns_are_r_s(record):
+    """Both ways a model matrix is built (plain columns without formulaic, anything else with
+    it) give R's columns, in R's order, and R's rank."""
+    fixed = _fixed(record["formula"])
+    encoding = fast_encoding(fixed, DATA)
+    assert encoding is not None
+    assert list(encoding.names) == record["columns"]
+    X = encoding.matrix(DATA)
+    assert np.linalg.matrix_rank(X) == record["rank"]
+    matrix = formula_matrix(fixed, DATA)
+    assert list(r_column_names(matrix.columns)) == record["columns"]
+    np.testing.assert_array_equal(np.asarray(matrix, dtype=float), X)
+
+
+def _fit(formula: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(formula, DATA)
+
+
+@pytest.mark.parametrize("record", REFERENCE["fits"], ids=[r["formula"] for r in REFERENCE["fits"]])
+def test_fit_matches_lme4(record):
+    """lme4's coefficients (the aliased column dropped as lme4 drops it), random-effects
+    columns and criterion, lmerTest's type I, II and III F tests (their numerator df count the
+    columns kept), and predictions for new data, a new level among them."""
+    fit = _fit(record["formula"])
+    # random-effects columns that are collinear (a:c's five on four cells) make the fit
+    # singular; lme4 stops there up to 5e-4 above the optimum (ours is below, never above)
+    close = 1e-2 if fit.is_singular else 1e-4
+    assert fit.objective <= record["criterion"] + 1e-8 * abs(record["criterion"])
+    assert fit.objective == pytest.approx(record["criterion"], abs=1e-3 if fit.is_singular
+                                          else 1e-8 * abs(record["criterion"]))
+    assert list(fit.fixef.index) == list(record["fixef"])
+    se = np.array(list(record["se"].values()))
+    np.testing.assert_allclose(fit.fixef.to_numpy(), list(record["fixef"].values()),
+                               rtol=0, atol=close * se.min())
+    np.testing.assert_allclose(fit.stderr.to_numpy(), se, rtol=close)
+    columns = record["ranef_columns"]  # a single name is a string in the JSON
+    assert list(fit.ranef["g"].columns) == ([columns] if isinstance(columns, str) else columns)
+    for kind, rows in record["anova"].items():
+        table = fit.anova(type=int(kind))
+        assert list(table.index) == [row["term"] for row in rows], kind
+        for row in rows:
+            assert table.loc[row["term"], "num_df"] == row["numdf"]
+            assert table.loc[row["term"], "F"] == pytest.approx(row["F"], rel=close)
+            if not fit.is_singular:  # else the covariance parameters are not identified:
+                # the Satterthwaite df of (a:c | g) depend on where on its flat ridge a fit
+                # stops
+                assert table.loc[row["term"], "den_df"] == pytest.approx(row["dendf"],
+                                                                         rel=1e-3)
+    new = DATA.iloc[[0, 49, 99, 149, 199]].assign(g=["g01", "g05", "new", "g12", "g24"])
+    np.testing.assert_allclose(fit.predict(new, new_levels="population"), record["predict"],
+                               rtol=close / 10)
+
+
+def test_the_rule_on_its_own():
+    """The rule as written in R's TermCode: containment in an earlier term (not equality),
+    numeric factors counted, and the first factor by indicators without an intercept."""
+    categorical = {"a", "b", "c"}
+    assert contrast_codes([(), ("a", "b")], categorical) == ((), (False, False))
+    assert contrast_codes([(), ("a",), ("a", "b")], categorical) == ((), (True,), (False, True))
+    assert contrast_codes([(), ("x", "z"), ("x", "a")], categorical) == (
+        (), (None, None), (None, True))  # {x} is in x:z
+    assert contrast_codes([("b",), ("a",)], categorical) == ((False,), (True,))
+    assert contrast_codes([("x",), ("a", "b")], categorical) == ((None,), (False, False))
+    assert contrast_codes([(), ("a", "b"), ("b", "c"), ("a", "c")], categorical) == (
+        (), (False, False), (False, True), (True, True))

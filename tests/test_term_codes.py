@@ -22,6 +22,8 @@ from mixedmodels.formula.parse import parse_formula
 HERE = Path(__file__).parent / "reference"
 REFERENCE = json.loads((HERE / "term_codes.json").read_text())
 DATA = pd.read_csv(HERE / "data" / "term_codes.csv")
+DATA["o"] = pd.Categorical(DATA["b"], categories=["x", "y", "z"], ordered=True)
+DATA["lg"] = DATA["x"] > 0
 
 
 def _fixed(formula: str) -> str:

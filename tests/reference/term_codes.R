@@ -17,6 +17,8 @@ d$y <- round(1 + 0.5 * (d$a == "hi") + 0.3 * (d$b == "y") - 0.4 * (d$b == "z") *
              0.5 * rnorm(24)[as.integer(factor(d$g))] * (d$a == "hi") + rnorm(n), 3)
 write.csv(d, file.path(dirname(out_file), "data", "term_codes.csv"), row.names = FALSE)
 for (v in c("a", "b", "c", "w", "g")) d[[v]] <- factor(d[[v]])
+d$o <- factor(d$b, levels = c("x", "y", "z"), ordered = TRUE)  # polynomial contrasts
+d$lg <- d$x > 0  # a logical: a factor of levels FALSE and TRUE
 matrices <- c("~ a:b", "~ 0 + a:b", "~ a:b + c", "~ a:b:c", "~ a * b - a", "~ a * b - b",
               "~ a * b * c - a:b", "~ a + b:c", "~ a:b + a:c", "~ x + a:b", "~ b:a", "~ a:b + b",
               "~ c + a:b:c", "~ a + b + a:b:c", "~ x:a:b", "~ a * b * c - a:b:c - a",
@@ -30,7 +32,11 @@ model_matrix <- lapply(matrices, function(f) {
 fits <- c("y ~ a:b + (1 | g)", "y ~ a:b + c + (1 | g)", "y ~ a + b:c + (1 | g)",
           "y ~ a:b + a:c + (1 | g)", "y ~ x + a:b + (1 | g)", "y ~ c + a:b:c + (1 | g)",
           "y ~ a * b * c - a:b + (1 | g)", "y ~ x:z + a:x + (1 | g)",
-          "y ~ 0 + a:x + b + (1 | g)", "y ~ a:c + (a:c | g)", "y ~ x + (0 + a:c | g)")
+          "y ~ 0 + a:x + b + (1 | g)", "y ~ a:c + (a:c | g)", "y ~ x + (0 + a:c | g)",
+          # terms that formulaic evaluates: functions, codings, ordered factors, logicals
+          "y ~ factor(a):factor(b) + (1 | g)", "y ~ C(a, contr.sum):b + (1 | g)",
+          "y ~ o:a + (1 | g)", "y ~ poly(x, 2):a + (1 | g)", "y ~ lg:b + (1 | g)",
+          "y ~ x + I(x^2):a + (1 | g)", "y ~ c + o:c + a:o + (1 | g)")
 fitted <- lapply(fits, function(f) {
   m <- suppressMessages(suppressWarnings(lmerTest::lmer(as.formula(f), d)))
   tests <- function(type) {

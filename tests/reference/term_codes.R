@@ -36,7 +36,9 @@ fits <- c("y ~ a:b + (1 | g)", "y ~ a:b + c + (1 | g)", "y ~ a + b:c + (1 | g)",
           # terms that formulaic evaluates: functions, codings, ordered factors, logicals
           "y ~ factor(a):factor(b) + (1 | g)", "y ~ C(a, contr.sum):b + (1 | g)",
           "y ~ o:a + (1 | g)", "y ~ poly(x, 2):a + (1 | g)", "y ~ lg:b + (1 | g)",
-          "y ~ x + I(x^2):a + (1 | g)", "y ~ c + o:c + a:o + (1 | g)")
+          "y ~ x + I(x^2):a + (1 | g)", "y ~ c + o:c + a:o + (1 | g)",
+          # R's order of an interaction's variables: that of their first appearance
+          "y ~ I(x^2) + a:I(x^2) + (1 | g)", "y ~ a * b - a + (1 | g)")
 fitted <- lapply(fits, function(f) {
   m <- suppressMessages(suppressWarnings(lmerTest::lmer(as.formula(f), d)))
   tests <- function(type) {

@@ -270,19 +270,22 @@ def _parse(text: str) -> ParsedFormula:
 def _r_factor_order(fixed: str) -> str:
     """The fixed part (formulaic syntax) with each interaction's factors in the order of their
     first appearance in it, as R's ``terms`` orders them: ``b + a:b`` is ``b + b:a``, whose
-    columns lme4 names ``bx:alo``. The text as it is when every term is in that order
-    already."""
+    columns lme4 names ``bx:alo``, and ``I(x^2) + a:I(x^2)`` has ``I(x^2):a``. A factor's
+    first appearance is that of its first token as formulaic reads the text (expressions
+    compared as formulaic normalizes them: ``x**2`` is ``x ** 2``). The text as it is when
+    every term is in that order already."""
     from formulaic import Formula
+    from formulaic.parser import DefaultFormulaParser
 
+    first: dict[str, int] = {}
+    for token in DefaultFormulaParser().get_tokens(fixed):
+        if token.kind.value in ("name", "python"):
+            first.setdefault(str(token.to_factor().expr), len(first))
     terms = list(Formula(fixed))
-    first = {}
-    for factor in (f for term in terms for f in term.factors if len(term.factors) > 1):
-        found = re.search(rf"(?<![\w.`]){re.escape(_factor_text(factor))}(?![\w.`(])", fixed)
-        first[str(factor.expr)] = found.start() if found else -1
-    if min(first.values(), default=0) < 0 or all(
+    interactions = [term for term in terms if len(term.factors) > 1]
+    if any(str(f.expr) not in first for term in interactions for f in term.factors) or all(
             [first[str(f.expr)] for f in term.factors]
-            == sorted(first[str(f.expr)] for f in term.factors)
-            for term in terms if len(term.factors) > 1):
+            == sorted(first[str(f.expr)] for f in term.factors) for term in interactions):
         return fixed  # in R's order already, or a factor not found as written
     written = []
     for term in terms:

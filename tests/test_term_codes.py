@@ -101,3 +101,22 @@ def test_the_rule_on_its_own():
     assert contrast_codes([("x",), ("a", "b")], categorical) == ((None,), (False, False))
     assert contrast_codes([(), ("a", "b"), ("b", "c"), ("a", "c")], categorical) == (
         (), (False, False), (False, True), (True, True))
+
+
+@pytest.mark.parametrize("record", REFERENCE["random"],
+                         ids=[r["formula"] for r in REFERENCE["random"]])
+def test_random_effects_terms_match_lme4(record):
+    """A random-effects term's interactions have R's order of factors (``cp:x``, ``x:alo``,
+    also after ``||`` splits the term) in its columns and in lmerTest's ranova rows."""
+    fit = _fit(record["formula"])
+    assert fit.objective == pytest.approx(record["criterion"], rel=1e-8)
+    assert list(fit.ranef["g"].columns) == record["ranef_columns"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = fit.ranova()
+    assert list(table.index[1:]) == [row["term"] for row in record["ranova"]]
+    for row in record["ranova"]:
+        assert table.loc[row["term"], "Df"] == row["Df"]
+        # reduced fits are singular: lme4 stops at most 4e-5 below our log-likelihood
+        assert table.loc[row["term"], "LRT"] <= row["LRT"] + 1e-6
+        assert table.loc[row["term"], "LRT"] == pytest.approx(row["LRT"], abs=1e-4)

@@ -53,5 +53,14 @@ fitted <- lapply(fits, function(f) {
        anova = list("1" = tests(1), "2" = tests(2), "3" = tests(3)),
        predict = unname(predict(m, newdata = newdata, allow.new.levels = TRUE)))
 })
-writeLines(toJSON(list(model_matrix = model_matrix, fits = fitted), auto_unbox = TRUE,
+# random-effects terms: their columns' names, and lmerTest's ranova rows
+random <- lapply(c("y ~ 1 + (0 + c + x:c | g)", "y ~ 1 + (x + a:x || g)"), function(f) {
+  m <- suppressMessages(suppressWarnings(lmerTest::lmer(as.formula(f), d)))
+  r <- ranova(m)
+  list(formula = f, criterion = REMLcrit(m), ranef_columns = colnames(ranef(m)$g),
+       ranova = lapply(rownames(r)[-1], function(x) list(term = x, LRT = r[x, "LRT"],
+                                                        Df = r[x, "Df"])))
+})
+writeLines(toJSON(list(model_matrix = model_matrix, fits = fitted, random = random),
+                  auto_unbox = TRUE,
                   digits = NA, pretty = TRUE, na = "null"), out_file)

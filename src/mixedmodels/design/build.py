@@ -43,6 +43,7 @@ from ..formula.parse import (
     called_names,
     formulaic_expression,
     formulaic_message,
+    r_factor_order,
 )
 from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES, is_logical
 from ..validate import check_frame, type_error
@@ -882,14 +883,15 @@ def _term_design(term: RandomTerm, rows: ModelData,
                         f"({str(levels[0])!r}); a random effect needs at least two groups")
     if term.expr.strip() == "1":
         return TermDesign(term, ("(Intercept)",), np.ones((n, 1)), codes, levels, None)
-    encoding = fast_encoding(term.expr, columns, rows.keep_levels)
+    text = r_factor_order(term.expr)  # R's order of an interaction's factors, for its names
+    encoding = fast_encoding(text, columns, rows.keep_levels)
     if encoding is not None:
         if not encoding.columns:
             raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no "
                                "columns; write (1 | g) for intercepts or (0 + x | g) for slopes")
         return TermDesign(term, encoding.names, encoding.matrix(columns), codes, levels,
                           encoding)
-    matrix = _matrix(rows, term.expr, f"the random-effects term ({term.expr} | {term.group})")
+    matrix = _matrix(rows, text, f"the random-effects term ({term.expr} | {term.group})")
     values = np.asarray(matrix, dtype=float)
     if values.shape[1] == 0:
         raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no columns")

@@ -40,8 +40,8 @@ from typing import NamedTuple
 from ..errors import FormulaError
 
 __all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "formulaic_expression",
-           "formula_name", "backquoted_names", "called_names", "STRUCTURE_NAMES",
-           "DEFAULT_HOM"]
+           "r_factor_order", "formula_name", "backquoted_names", "called_names",
+           "STRUCTURE_NAMES", "DEFAULT_HOM"]
 
 #: the covariance structures of a random-effects term, and whether one sd is shared by
 #: default (lme4 2.x: all but ar1 are heterogeneous by default)
@@ -262,15 +262,16 @@ def _parse(text: str) -> ParsedFormula:
     fixed_starts = [(a + shift, b) for a, b in fixed_starts]
     _check_expression(text, fixed, 0, "the fixed-effects part", fixed_starts)
     return ParsedFormula(text=text, response=response,
-                         fixed=_r_factor_order(formulaic_expression(fixed)),
+                         fixed=r_factor_order(formulaic_expression(fixed)),
                          random=tuple(random), offsets=tuple(offsets))
 
 
 @lru_cache(maxsize=256)
-def _r_factor_order(fixed: str) -> str:
-    """The fixed part (formulaic syntax) with each interaction's factors in the order of their
-    first appearance in it, as R's ``terms`` orders them: ``b + a:b`` is ``b + b:a``, whose
-    columns lme4 names ``bx:alo``, and ``I(x^2) + a:I(x^2)`` has ``I(x^2):a``. A factor's
+def r_factor_order(fixed: str) -> str:
+    """The fixed part, or a random-effects term's expression (formulaic syntax), with each
+    interaction's factors in the order of their first appearance in it, as R's ``terms``
+    orders them: ``b + a:b`` is ``b + b:a``, whose columns lme4 names ``bx:alo``, and
+    ``I(x^2) + a:I(x^2)`` has ``I(x^2):a``; ``(x + a:x | g)`` has lme4's ``x:alo``. A factor's
     first appearance is that of its first token as formulaic reads the text (expressions
     compared as formulaic normalizes them: ``x**2`` is ``x ** 2``). The text as it is when
     every term is in that order already."""
@@ -517,7 +518,7 @@ def _split_uncorrelated(expr: str) -> tuple[str, ...]:
     from formulaic import Formula
 
     exprs = []
-    for term in Formula(formulaic_expression(expr)):
+    for term in Formula(r_factor_order(formulaic_expression(expr))):
         factors = [f for f in term.factors if str(f.expr) != "1"]
         if not factors:
             exprs.append("1")

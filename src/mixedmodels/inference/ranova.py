@@ -25,6 +25,7 @@ which is conservative for variances on the boundary of their space.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import replace
 
@@ -35,6 +36,7 @@ from formulaic import Formula
 
 from ..core.criterion import Pieces, criterion
 from ..errors import FitWarning
+from ..formula.parse import r_factor_order
 from ..validate import check_bool
 from .distributions import chdtrc
 
@@ -89,12 +91,14 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
 
 
 def _display(expr: str) -> str:
-    return expr.replace(" ** ", "^")
+    """A term as R prints it: Python's power (``x ** 2``, ``x**2``) as ``x^2``."""
+    return re.sub(r"\s*\*\*\s*", "^", expr)
 
 
 def _droppable(expr: str) -> list[tuple[str, str]]:
-    """(label, reduced left side) for each left-side term that no other term contains."""
-    parsed = Formula(expr)
+    """(label, reduced left side) for each left-side term that no other term contains; an
+    interaction's factors in R's order, as lmerTest labels it (``c:a in (c + a:c | g)``)."""
+    parsed = Formula(r_factor_order(expr))
     labels, intercept = [], False
     for term in parsed:
         factors = frozenset(str(f) for f in term.factors if str(f) != "1")

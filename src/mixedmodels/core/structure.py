@@ -32,6 +32,7 @@ from ..covariance.structures import (
 )
 from ..design.build import TermDesign
 from ..errors import FormulaError
+from ..formula.parse import r_written
 
 __all__ = ["ReBlock", "ReTerm", "ReStructure", "build_structure"]
 
@@ -172,7 +173,8 @@ def _check_columns(term: TermDesign) -> None:
     if term.structure in _CORRELATED and len(term.columns) < 2:
         raise FormulaError(f"the random-effects term {term.term.text} has one column "
                            f"({term.columns[0]}); {term.structure}() correlates two or more "
-                           f"columns: write ({term.term.expr} | {term.group}) for one")
+                           f"columns: write ({r_written(term.term.expr)} | {term.group}) for "
+                           "one")
 
 
 def _covariance(name: str, hom: bool, k: int) -> CovarianceStructure:

@@ -268,8 +268,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     terms = [_term_design(term, rows, levels) for term in formula.random]
     if not partition:
         for term in terms:
-            _check_factor_levels(term.spec, f"the random-effects term ({term.term.expr} | "
-                                            f"{term.group})")
+            _check_factor_levels(term.spec, f"the random-effects term {term.term.text}")
         terms = _check_random_collinearity(terms)
         check_identifiable(terms, frame.shape[0], nobs_checks)
     X, names, spec = _fixed_matrix(formula.fixed, rows, partition)
@@ -298,7 +297,7 @@ def check_random_terms(formula: ParsedFormula, random: bool) -> None:
                            "for a model without random effects use mm.gls")
     if not random and formula.random:
         raise FormulaError(f"mm.gls fits models without random effects, and the formula has "
-                           f"({formula.random[0].expr} | {formula.random[0].group}); use "
+                           f"{formula.random[0].text}; use "
                            "mm.lmer, whose correlation= and variance= take the same structures")
 
 
@@ -464,7 +463,7 @@ def _check_response_not_predictor(formula: ParsedFormula, data: pd.DataFrame) ->
         return
     response = {formula.response}
     places = [(formula.fixed, "the fixed effects")]
-    places += [(term.expr, f"the random-effects term ({term.expr} | {term.group})")
+    places += [(term.expr, f"the random-effects term {term.text}")
                for term in formula.random]
     places += [(text, "an offset") for text in formula.offsets]
     for text, where in places:
@@ -477,7 +476,7 @@ def _check_response_not_predictor(formula: ParsedFormula, data: pd.DataFrame) ->
         both = response.intersection(term.factors)
         if both:
             raise FormulaError(f"the response {formula.response!r} is also the grouping "
-                               f"factor of ({term.expr} | {term.group}) in the formula "
+                               f"factor of {term.text} in the formula "
                                f"{formula.text!r}; group by another column")
 
 
@@ -814,7 +813,7 @@ def _check_random_collinearity(terms: list[TermDesign]) -> list[TermDesign]:
             start += p
             if aliased:
                 out[i] = replace(terms[i], aliased=aliased)
-                warn_user(f"in the random-effects term ({terms[i].term.expr} | {group}), the "
+                warn_user(f"in the random-effects term {terms[i].term.text}, the "
                           f"column(s) {', '.join(aliased)} are linear combinations of the "
                           f"columns before them on {group!r}: their variances cannot be told "
                           "apart (an over-parameterized, singular model); remove them from "
@@ -833,7 +832,7 @@ def check_identifiable(terms, n: int, action: str) -> None:
         return
     for term in terms:
         levels, p = len(term.levels), term.values.shape[1]
-        label = f"({term.term.expr} | {term.group})"
+        label = term.term.text
         if levels >= n:
             problem = (f"the grouping factor {term.group!r} has {levels} levels for {n} "
                        "observations; each level needs repeated observations (with one "
@@ -887,16 +886,16 @@ def _term_design(term: RandomTerm, rows: ModelData,
     encoding = fast_encoding(text, columns, rows.keep_levels)
     if encoding is not None:
         if not encoding.columns:
-            raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no "
+            raise FormulaError(f"the random-effects term {term.text} has no "
                                "columns; write (1 | g) for intercepts or (0 + x | g) for slopes")
         return TermDesign(term, encoding.names, encoding.matrix(columns), codes, levels,
                           encoding)
-    matrix = _matrix(rows, text, f"the random-effects term ({term.expr} | {term.group})")
+    matrix = _matrix(rows, text, f"the random-effects term {term.text}")
     values = np.asarray(matrix, dtype=float)
     if values.shape[1] == 0:
-        raise FormulaError(f"the random-effects term ({term.expr} | {term.group}) has no columns")
+        raise FormulaError(f"the random-effects term {term.text} has no columns")
     names = r_column_names(matrix.columns)
-    _finite(values, names, f"the random-effects term ({term.expr} | {term.group})")
+    _finite(values, names, f"the random-effects term {term.text}")
     return TermDesign(term, names, values, codes, levels, matrix.model_spec)
 
 

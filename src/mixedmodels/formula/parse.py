@@ -40,7 +40,7 @@ from typing import NamedTuple
 from ..errors import FormulaError
 
 __all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "formulaic_expression",
-           "r_factor_order", "formula_name", "backquoted_names", "called_names",
+           "r_factor_order", "r_written", "formula_name", "backquoted_names", "called_names",
            "STRUCTURE_NAMES", "DEFAULT_HOM"]
 
 #: the covariance structures of a random-effects term, and whether one sd is shared by
@@ -83,7 +83,7 @@ class RandomTerm:
         """The term as a formula writes it: ``(Days | Subject)``,
         ``ar1(0 + factor(visit) | patient)``, ``cs(x | g, hom = TRUE)`` (``hom`` only when it
         is not the structure's default)."""
-        bar = f"{self.expr} | {':'.join(map(formula_name, self.factors))}"
+        bar = f"{r_written(self.expr)} | {':'.join(map(formula_name, self.factors))}"
         if self.structure == "us":
             return f"({bar})"
         hom = "" if self.hom == DEFAULT_HOM[self.structure] else \
@@ -526,6 +526,13 @@ def _split_uncorrelated(expr: str) -> tuple[str, ...]:
         names = [_factor_text(f) for f in factors]
         exprs.append("0 + " + ":".join(names))
     return tuple(exprs)
+
+
+def r_written(expr: str) -> str:
+    """An expression as R writes it, for messages and labels: Python's power (``x**2``,
+    ``x ** 2``, which ``formulaic_expression`` writes for R's ``^`` inside ``I()``) as
+    ``x^2``."""
+    return re.sub(r"\s*\*\*\s*", "^", expr)
 
 
 @lru_cache(maxsize=512)

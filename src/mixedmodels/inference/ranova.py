@@ -25,7 +25,6 @@ which is conservative for variances on the boundary of their space.
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import replace
 
@@ -36,7 +35,7 @@ from formulaic import Formula
 
 from ..core.criterion import Pieces, criterion
 from ..errors import FitWarning
-from ..formula.parse import r_factor_order
+from ..formula.parse import r_factor_order, r_written
 from ..validate import check_bool
 from .distributions import chdtrc
 
@@ -63,7 +62,7 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
     for k, term in enumerate(terms):
         others = terms[:k] + terms[k + 1:]
         droppable = _droppable(term.expr) if reduce_terms and term.structure == "us" else []
-        label = _display(term.text)
+        label = term.text
         if not droppable:
             reductions[label] = others
             continue
@@ -90,11 +89,6 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
     return table
 
 
-def _display(expr: str) -> str:
-    """A term as R prints it: Python's power (``x ** 2``, ``x**2``) as ``x^2``."""
-    return re.sub(r"\s*\*\*\s*", "^", expr)
-
-
 def _droppable(expr: str) -> list[tuple[str, str]]:
     """(label, reduced left side) for each left-side term that no other term contains; an
     interaction's factors in R's order, as lmerTest labels it (``c:a in (c + a:c | g)``)."""
@@ -105,7 +99,7 @@ def _droppable(expr: str) -> list[tuple[str, str]]:
         if not factors:
             intercept = True
         else:
-            labels.append((str(term).replace(" ** ", "^"), factors))
+            labels.append((r_written(str(term)), factors))
     out = []
     for label, factors in labels:
         if any(factors < other for _, other in labels):

@@ -120,3 +120,21 @@ def test_random_effects_terms_match_lme4(record):
         # reduced fits are singular: lme4 stops at most 4e-5 below our log-likelihood
         assert table.loc[row["term"], "LRT"] <= row["LRT"] + 1e-6
         assert table.loc[row["term"], "LRT"] == pytest.approx(row["LRT"], abs=1e-4)
+
+
+def test_coding_functions_called_with_their_arguments():
+    """R's contr.* called with n (a number of levels, or their labels): the matrix R returns,
+    with its column names; wrong arguments are FormulaErrors that say what R's take."""
+    by_labels = _fit('y ~ C(b, contr.treatment(["x", "y", "z"])) + (1 | g)')
+    assert list(by_labels.fixef.index)[1:] == ["C(b, contr.treatment(['x', 'y', 'z']))y",
+                                               "C(b, contr.treatment(['x', 'y', 'z']))z"]
+    bare = _fit("y ~ C(b, contr.treatment) + (1 | g)")
+    np.testing.assert_array_equal(by_labels.model.design.X, bare.model.design.X)
+    with pytest.raises(mm.FormulaError, match="one row per level"):
+        _fit("y ~ C(b, contr.treatment(4)) + (1 | g)")
+    with pytest.raises(mm.FormulaError, match="position of the reference level, 1 to 3"):
+        _fit("y ~ C(b, contr.treatment(3, base = 5)) + (1 | g)")
+    with pytest.raises(mm.FormulaError, match=r"contr.sum\(\) takes n and contrasts"):
+        _fit("y ~ C(b, contr.sum(3, base = 2)) + (1 | g)")
+    with pytest.raises(mm.FormulaError, match="number of levels"):
+        _fit("y ~ C(b, contr.helmert('three')) + (1 | g)")

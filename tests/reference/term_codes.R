@@ -1,8 +1,9 @@
 # R's rule for coding the factors of a term (contrasts where the term without the factor is
 # empty or contained in a term before it, else one indicator per level; without an intercept
 # the first factor by indicators): model.matrix's columns and rank for formulas whose terms'
-# margins are not all in the model, and lme4/lmerTest fits of some of them, for
-# tests/test_term_codes.py.
+# margins are not all in the model, and lme4/lmerTest fits of some of them and of other
+# formulas whose columns R names in its own way (%in%, raw polynomials in interactions, coding
+# functions called with arguments), for tests/test_term_codes.py.
 # Usage: Rscript term_codes.R OUT.json   (writes data/term_codes.csv beside OUT.json's folder)
 suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})
 out_file <- commandArgs(trailingOnly = TRUE)[1]
@@ -38,7 +39,15 @@ fits <- c("y ~ a:b + (1 | g)", "y ~ a:b + c + (1 | g)", "y ~ a + b:c + (1 | g)",
           "y ~ o:a + (1 | g)", "y ~ poly(x, 2):a + (1 | g)", "y ~ lg:b + (1 | g)",
           "y ~ x + I(x^2):a + (1 | g)", "y ~ c + o:c + a:o + (1 | g)",
           # R's order of an interaction's variables: that of their first appearance
-          "y ~ I(x^2) + a:I(x^2) + (1 | g)", "y ~ a * b - a + (1 | g)")
+          "y ~ I(x^2) + a:I(x^2) + (1 | g)", "y ~ a * b - a + (1 | g)",
+          # R's nesting operator: the interaction alone
+          "y ~ x %in% a + (1 | g)", "y ~ b %in% a + (1 | g)",
+          # raw polynomials in interactions, numbered from 1
+          "y ~ poly(x, 2, raw = TRUE):b + (1 | g)",
+          # R's coding functions called with their arguments: a matrix with column names
+          "y ~ C(b, contr.treatment(3, base = 2)) + (1 | g)", "y ~ C(b, contr.SAS(3)) + (1 | g)",
+          "y ~ C(b, contr.sum(3)) * x + (1 | g)", "y ~ C(b, contr.helmert(3)) + (1 | g)",
+          "y ~ C(b, contr.poly(3)):a + (1 | g)", "y ~ a * C(b, contr.treatment(3)) + (1 | g)")
 fitted <- lapply(fits, function(f) {
   m <- suppressMessages(suppressWarnings(lmerTest::lmer(as.formula(f), d)))
   tests <- function(type) {

@@ -740,19 +740,38 @@ def r_column_names(columns) -> tuple[str, ...]:
     ``Sex[T.M]`` -> ``SexM``, ``C(g, Sum)[1]:x`` -> ``C(g, Sum)1:x`` (the brackets of a
     factor's field, not those of a custom coding's matrix), ``I(age ** 2)`` -> ``I(age^2)``,
     keyword arguments as R deparses them (``raw = TRUE``), and raw polynomials numbered by
-    degree from 1, as R's ``poly`` (formulaic numbers them from 0)."""
+    degree from 1, as R's ``poly`` (formulaic numbers them from 0), in interactions too."""
     names = []
     for name in columns:
         name = str(name)
         if name == "Intercept":
             names.append("(Intercept)")
             continue
-        name = r_spelling(name)
-        raw = _RAW_POLY.match(name)
-        if raw:
-            name = f"{raw.group(1)}[{int(raw.group(2)) + 1}]"
-        names.append(_FIELD.sub(r"\1", name))
+        parts = []
+        for part in _interaction_parts(r_spelling(name)):
+            raw = _RAW_POLY.match(part)
+            parts.append(f"{raw.group(1)}[{int(raw.group(2)) + 1}]" if raw else part)
+        names.append(_FIELD.sub(r"\1", ":".join(parts)))
     return tuple(names)
+
+
+def _interaction_parts(name: str) -> list[str]:
+    """A column's name split at the colons of its interaction (``poly(x, 2)[0]:b[T.B1]`` ->
+    ``poly(x, 2)[0]``, ``b[T.B1]``), not at those inside brackets or quotes."""
+    parts, depth, start, quote = [], 0, 0, None
+    for i, char in enumerate(name):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == ":" and depth == 0:
+            parts.append(name[start:i])
+            start = i + 1
+    return parts + [name[start:]]
 
 
 def drop_aliased(X: np.ndarray, names: tuple[str, ...], geometry: np.ndarray | None = None):

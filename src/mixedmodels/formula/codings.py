@@ -6,7 +6,10 @@ A coding is written in formulaic's spelling or in R's:
   ``Diff``, and a custom matrix: a list of rows, one per level (``[[1, 0], [0, 1], [-1, -1]]``),
   or a dict of named columns (``{"ab": [1, -1, 0], "c": [1, 1, -2]}``);
 * R's: ``contr.treatment``, ``contr.sum``, ``contr.helmert``, ``contr.poly``, ``contr.SAS``
-  (and formulaic's ``contr.diff``, ``contr.custom``).
+  (and formulaic's ``contr.diff``, ``contr.custom``), bare or called as in R, which makes the
+  matrix R's function returns, with R's column names: ``contr.treatment(3, base = 2)`` (columns
+  ``...1`` and ``...3``), ``contr.poly(3, scores = [1, 2, 4])``, ``contr.sum(["a", "b", "c"])``
+  (n given by labels: a Python list where R has ``c()``).
 
 The columns are named as lme4 names them. R's spelling gives lme4's names for the same call:
 R's ``C()`` turns the coding into a matrix whose columns are numbered, so ``C(period,
@@ -128,7 +131,8 @@ class _RSAS(_ByPosition, SASContrasts):
 
 class _Custom(CustomContrasts):
     """A custom matrix, checked to have one row per level of its variable when the levels are
-    known (when the matrix is applied)."""
+    known (when the matrix is applied). Where R's rule codes the factor by indicators (``C(b,
+    m):a`` without b's margin), one indicator per level, named by the level, as R."""
 
     def __init__(self, contrasts, names=None, variable: str = "the variable"):
         super().__init__(contrasts, names)
@@ -136,12 +140,18 @@ class _Custom(CustomContrasts):
 
     @CustomContrasts.override
     def _get_coding_matrix(self, levels, reduced_rank=True, sparse=False):
+        if not reduced_rank:  # coded by indicators (design.term_codes): R ignores the matrix
+            return np.eye(len(levels))
         if self.contrasts.shape[0] != len(levels):
             raise FormulaError(
                 f"the custom coding of {self.variable} needs one row per level ({len(levels)}: "
                 f"{', '.join(map(str, levels))}), but the matrix has "
                 f"{self.contrasts.shape[0]} rows")
         return super()._get_coding_matrix(levels, reduced_rank, sparse)
+
+    @CustomContrasts.override
+    def get_coding_column_names(self, levels, reduced_rank=True):
+        return super().get_coding_column_names(levels) if reduced_rank else list(levels)
 
 
 def default_coding(values) -> Contrasts | None:
@@ -176,6 +186,8 @@ def treatment_coded(data, contrasts=None, *, levels=None, spans_intercept: bool 
 
 def _checked_coding(contrasts, variable: str):
     """The coding as formulaic takes it: a Contrasts instance or class, or a custom matrix."""
+    if isinstance(contrasts, _RFunction):
+        return contrasts.coding
     if isinstance(contrasts, Contrasts) or (inspect.isclass(contrasts)
                                             and issubclass(contrasts, Contrasts)):
         return contrasts
@@ -218,9 +230,73 @@ def coding_names(expression: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-_R_CODINGS = {"treatment": _RTreatment, "sum": _Sum, "helmert": _Helmert,
-              "poly": PolyContrasts, "SAS": _RSAS, "diff": DiffContrasts,
-              "custom": _custom}
+class _RFunction:
+    """One of R's coding functions, ``contr.treatment``, ``contr.SAS``, ``contr.sum``,
+    ``contr.helmert`` or ``contr.poly``: written bare (``C(x, contr.sum)``), the coding of that
+    name; called, the matrix R's function returns, with its column names, a custom coding as R's
+    ``C(x, contr.treatment(3, base = 2))`` takes it (columns ``...1`` and ``...3``).
+
+    Arguments as R's: ``n`` the number of levels or their labels; ``base`` the position of
+    treatment's reference level (from 1); ``scores`` the levels' values for ``contr.poly``;
+    ``contrasts = FALSE`` one indicator per level."""
+
+    def __init__(self, name: str, coding):
+        self.name, self.coding = name, coding
+
+    def __call__(self, n, base: int = 1, contrasts: bool = True, scores=None, sparse=False):
+        name = f"contr.{self.name}"
+        labels = _level_labels(n, name)
+        k = len(labels)
+        if sparse is not False:
+            raise FormulaError(f"{name}(sparse = ...) is not supported; leave it out")
+        if (base != 1 and self.name != "treatment") or (
+                scores is not None and self.name != "poly"):
+            raise FormulaError(f"{name}() takes n and contrasts"
+                               + (", and scores" if self.name == "poly" else "")
+                               + f"; see R's help for {name}")
+        if not contrasts:
+            if self.name == "poly":
+                raise FormulaError("contr.poly(contrasts = FALSE) is not supported")
+            return {label: list(column) for label, column in zip(labels, np.eye(k))}
+        if self.name in ("treatment", "SAS"):
+            reference = k - 1 if self.name == "SAS" else _position(base, k)
+            return {label: list(np.eye(k)[:, j]) for j, label in enumerate(labels)
+                    if j != reference}
+        if self.name == "sum":
+            return np.vstack([np.eye(k - 1), -np.ones(k - 1)]).tolist()
+        if self.name == "helmert":
+            return [[(-1.0 if i <= j else float(j + 1) if i == j + 1 else 0.0)
+                     for j in range(k - 1)] for i in range(k)]
+        poly = PolyContrasts(scores=scores)
+        matrix = poly._get_coding_matrix(list(range(k)))
+        return dict(zip(poly.get_coding_column_names(list(range(k))), matrix.T.tolist()))
+
+
+def _level_labels(n, name: str) -> list[str]:
+    """R's ``n`` of a coding function: a number of levels (labelled by position) or the
+    labels themselves."""
+    if isinstance(n, (int, np.integer)) and not isinstance(n, bool):
+        if n < 2:
+            raise FormulaError(f"{name}({n}): a coding needs 2 levels or more")
+        return [str(i) for i in range(1, n + 1)]
+    if isinstance(n, (list, tuple)) and len(n) >= 2:
+        return [str(label) for label in n]
+    raise FormulaError(f"{name}(n): n is the number of levels (2 or more) or a list of their "
+                       f"labels, not {n!r}")
+
+
+def _position(base, k: int) -> int:
+    """The row of R's ``base`` (a level's position, from 1) among k levels."""
+    if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or not 1 <= base <= k:
+        raise FormulaError(f"contr.treatment(base = {base!r}): base is the position of the "
+                           f"reference level, 1 to {k}")
+    return int(base) - 1
+
+
+_R_CODINGS = {"treatment": _RFunction("treatment", _RTreatment),
+              "sum": _RFunction("sum", _Sum), "helmert": _RFunction("helmert", _Helmert),
+              "poly": _RFunction("poly", PolyContrasts), "SAS": _RFunction("SAS", _RSAS),
+              "diff": DiffContrasts, "custom": _custom}
 
 
 class _Registry:

@@ -538,28 +538,44 @@ def r_written(expr: str) -> str:
 @lru_cache(maxsize=512)
 def formulaic_expression(expr: str) -> str:
     """An expression of the formula as formulaic, which reads Python, must see it: inside
-    ``I(...)`` R's power ``^`` becomes ``**``, and a name that Python cannot read whole
-    (``x.1e``, ``.x1e``) is backquoted. Function names and Python's attribute access after a
-    bracket (``f(x).y``) are left as written."""
+    ``I(...)`` R's power ``^`` becomes ``**``; outside every call, R's nesting operator
+    ``b %in% a`` becomes ``b:a``, the interaction it is in R (formulaic reads ``%in%`` as
+    ``a/b``, which adds a's main effect); and a name that Python cannot read whole (``x.1e``,
+    ``.x1e``) is backquoted. Function names and Python's attribute access after a bracket
+    (``f(x).y``) are left as written."""
     tokens = _tokens(expr)
     out = []
     depth = 0  # inside I(...): the parentheses open since its '('
     identity_opens = -1  # where the '(' of the next I(...) is
+    calls: list[bool] = []  # the open parentheses, True for a call's
+    call_opens = -1  # where the '(' of the next call is
+    skip = 0  # tokens of a %in% already written
     for i, token in enumerate(tokens):
+        if skip:
+            skip -= 1
+            continue
         text = token.text
         if token.kind == "name":
             following = _following(tokens, i)
             if following is not None and following.text == "(":  # a call
+                call_opens = following.start
                 if text == "I" and not depth:
                     identity_opens = following.start
             elif not (i and tokens[i - 1].text in (")", "]")):  # not f(x).y
                 text = _formulaic_name(text)
         elif token.kind == "symbol":
+            if text == "(":
+                calls.append(token.start == call_opens)
+            elif text == ")" and calls:
+                calls.pop()
             if depth:
                 depth += {"(": 1, ")": -1}.get(text, 0)
                 text = "**" if text == "^" else text
             elif token.start == identity_opens:
                 depth = 1
+            elif text == "%" and not any(calls) and [t.text for t in tokens[i + 1:i + 3]] == [
+                    "in", "%"]:
+                text, skip = ":", 2
         out.append(text)
     return "".join(out)
 

@@ -86,7 +86,10 @@ def test_double_bar_expansion(text, expected):
 
 @pytest.mark.parametrize("text, expected", [
     ("y ~ (1 | batch/cask)", [("1", "cask:batch"), ("1", "batch")]),
-    ("y ~ (1 | a/b/c)", [("1", "c:b:a"), ("1", "b:a"), ("1", "a")]),
+    ("y ~ (1 | a/b/c)", [("1", "c:(b:a)"), ("1", "b:a"), ("1", "a")]),
+    ("y ~ (1 | a/b/c/d)", [("1", "d:(c:(b:a))"), ("1", "c:(b:a)"), ("1", "b:a"), ("1", "a")]),
+    ("y ~ (1 | a/b:c)", [("1", "b:c:a"), ("1", "a")]),
+    ("y ~ (1 | a:b/c)", [("1", "c:(a:b)"), ("1", "a:b")]),
     ("y ~ (x | a/b)", [("x", "b:a"), ("x", "a")]),
     ("y ~ (1 | g:h)", [("1", "g:h")]),
     ("y ~ (1 | h:g)", [("1", "h:g")]),

@@ -107,10 +107,13 @@ def test_the_rule_on_its_own():
                          ids=[r["formula"] for r in REFERENCE["random"]])
 def test_random_effects_terms_match_lme4(record):
     """A random-effects term's interactions have R's order of factors (``cp:x``, ``x:alo``,
-    also after ``||`` splits the term) in its columns and in lmerTest's ranova rows."""
+    also after ``||`` splits the term) in its columns and in lmerTest's ranova rows; nested
+    grouping factors have lme4's names (``c:(a:g)`` of ``g/a/c``, ``a:c:g`` of ``g/a:c``)."""
     fit = _fit(record["formula"])
     assert fit.objective == pytest.approx(record["criterion"], rel=1e-8)
-    assert list(fit.ranef["g"].columns) == record["ranef_columns"]
+    columns, groups = record["ranef_columns"], record["groups"]  # a string when one in R
+    assert list(fit.ranef["g"].columns) == ([columns] if isinstance(columns, str) else columns)
+    assert list(fit.ranef) == ([groups] if isinstance(groups, str) else groups)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = fit.ranova()

@@ -63,10 +63,13 @@ fitted <- lapply(fits, function(f) {
        predict = unname(predict(m, newdata = newdata, allow.new.levels = TRUE)))
 })
 # random-effects terms: their columns' names, and lmerTest's ranova rows
-random <- lapply(c("y ~ 1 + (0 + c + x:c | g)", "y ~ 1 + (x + a:x || g)"), function(f) {
+# and the names of nested grouping factors (b:(h:g) for g/h/b)
+random <- lapply(c("y ~ 1 + (0 + c + x:c | g)", "y ~ 1 + (x + a:x || g)",
+                   "y ~ x + (1 | g/a/c)", "y ~ x + (1 | g/a:c)"), function(f) {
   m <- suppressMessages(suppressWarnings(lmerTest::lmer(as.formula(f), d)))
   r <- ranova(m)
   list(formula = f, criterion = REMLcrit(m), ranef_columns = colnames(ranef(m)$g),
+       groups = names(ranef(m)),
        ranova = lapply(rownames(r)[-1], function(x) list(term = x, LRT = r[x, "LRT"],
                                                         Df = r[x, "Df"])))
 })

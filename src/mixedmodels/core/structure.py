@@ -171,7 +171,7 @@ def _map_arguments(signature: tuple) -> tuple[list, list, list]:
 def _check_columns(term: TermDesign) -> None:
     """A ``cs``, ``ar1`` or ``toep`` term needs two columns or more."""
     if term.structure in _CORRELATED and len(term.columns) < 2:
-        raise FormulaError(f"the random-effects term {term.term.text} has one column "
+        raise FormulaError(f"the random-effects term {term.term.label} has one column "
                            f"({term.columns[0]}); {term.structure}() correlates two or more "
                            f"columns: write ({r_written(term.term.expr)} | {term.group}) for "
                            "one")

@@ -268,7 +268,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
     terms = [_term_design(term, rows, levels) for term in formula.random]
     if not partition:
         for term in terms:
-            _check_factor_levels(term.spec, f"the random-effects term {term.term.text}")
+            _check_factor_levels(term.spec, f"the random-effects term {term.term.label}")
         terms = _check_random_collinearity(terms)
         check_identifiable(terms, frame.shape[0], nobs_checks)
     X, names, spec = _fixed_matrix(formula.fixed, rows, partition)
@@ -297,7 +297,7 @@ def check_random_terms(formula: ParsedFormula, random: bool) -> None:
                            "for a model without random effects use mm.gls")
     if not random and formula.random:
         raise FormulaError(f"mm.gls fits models without random effects, and the formula has "
-                           f"{formula.random[0].text}; use "
+                           f"{formula.random[0].label}; use "
                            "mm.lmer, whose correlation= and variance= take the same structures")
 
 
@@ -463,7 +463,7 @@ def _check_response_not_predictor(formula: ParsedFormula, data: pd.DataFrame) ->
         return
     response = {formula.response}
     places = [(formula.fixed, "the fixed effects")]
-    places += [(term.expr, f"the random-effects term {term.text}")
+    places += [(term.expr, f"the random-effects term {term.label}")
                for term in formula.random]
     places += [(text, "an offset") for text in formula.offsets]
     for text, where in places:
@@ -476,7 +476,7 @@ def _check_response_not_predictor(formula: ParsedFormula, data: pd.DataFrame) ->
         both = response.intersection(term.factors)
         if both:
             raise FormulaError(f"the response {formula.response!r} is also the grouping "
-                               f"factor of {term.text} in the formula "
+                               f"factor of {term.label} in the formula "
                                f"{formula.text!r}; group by another column")
 
 
@@ -832,7 +832,7 @@ def _check_random_collinearity(terms: list[TermDesign]) -> list[TermDesign]:
             start += p
             if aliased:
                 out[i] = replace(terms[i], aliased=aliased)
-                warn_user(f"in the random-effects term {terms[i].term.text}, the "
+                warn_user(f"in the random-effects term {terms[i].term.label}, the "
                           f"column(s) {', '.join(aliased)} are linear combinations of the "
                           f"columns before them on {group!r}: their variances cannot be told "
                           "apart (an over-parameterized, singular model); remove them from "
@@ -851,7 +851,7 @@ def check_identifiable(terms, n: int, action: str) -> None:
         return
     for term in terms:
         levels, p = len(term.levels), term.values.shape[1]
-        label = term.term.text
+        label = term.term.label
         if levels >= n:
             problem = (f"the grouping factor {term.group!r} has {levels} levels for {n} "
                        "observations; each level needs repeated observations (with one "
@@ -905,16 +905,16 @@ def _term_design(term: RandomTerm, rows: ModelData,
     encoding = fast_encoding(text, columns, rows.keep_levels)
     if encoding is not None:
         if not encoding.columns:
-            raise FormulaError(f"the random-effects term {term.text} has no "
+            raise FormulaError(f"the random-effects term {term.label} has no "
                                "columns; write (1 | g) for intercepts or (0 + x | g) for slopes")
         return TermDesign(term, encoding.names, encoding.matrix(columns), codes, levels,
                           encoding)
-    matrix = _matrix(rows, text, f"the random-effects term {term.text}")
+    matrix = _matrix(rows, text, f"the random-effects term {term.label}")
     values = np.asarray(matrix, dtype=float)
     if values.shape[1] == 0:
-        raise FormulaError(f"the random-effects term {term.text} has no columns")
+        raise FormulaError(f"the random-effects term {term.label} has no columns")
     names = r_column_names(matrix.columns)
-    _finite(values, names, f"the random-effects term {term.text}")
+    _finite(values, names, f"the random-effects term {term.label}")
     return TermDesign(term, names, values, codes, levels, matrix.model_spec)
 
 

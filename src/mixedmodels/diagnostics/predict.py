@@ -367,7 +367,7 @@ def _random_rows(fit, frame: pd.DataFrame, included: np.ndarray | None = None):
     for term_design, term in zip(design.terms, structure.terms):
         block = structure.blocks[term.block]
         values, names = _encode(term_design.spec, frame,
-                                f"the random-effects term {term_design.term.text}")
+                                f"the random-effects term {term_design.term.label}")
         position = {name: j for j, name in enumerate(names)}
         if out[term.block] is None:
             lookup = pd.Index([str(level) for level in block.levels])

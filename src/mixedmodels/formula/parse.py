@@ -33,7 +33,7 @@ a call such as ``log(...)`` Python reads it as attribute access: there, write it
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -66,24 +66,37 @@ class RandomTerm:
         structure: the covariance structure's name: ``"us"`` (lme4's ``(x | g)``), ``"diag"``,
             ``"cs"``, ``"ar1"`` or ``"toep"``.
         hom: one shared sd (True) or one per column (False); False for ``us``.
+        name: the grouping factor's name where lme4 names it otherwise than its factors
+            joined by ``:`` (a third level of nesting: ``b:(h:g)`` of ``g/h/b``); not
+            compared, so that the term is the same however it was written.
     """
 
     expr: str
     factors: tuple[str, ...]
     structure: str = "us"
     hom: bool = False
+    name: str = field(default="", compare=False)
 
     @property
     def group(self) -> str:
-        """The grouping factor's name, as lme4 prints it (``"cask:batch"``)."""
-        return ":".join(self.factors)
+        """The grouping factor's name, as lme4 prints it (``"cask:batch"``, ``"b:(h:g)"``)."""
+        return self.name or ":".join(self.factors)
 
     @property
     def text(self) -> str:
         """The term as a formula writes it: ``(Days | Subject)``,
         ``ar1(0 + factor(visit) | patient)``, ``cs(x | g, hom = TRUE)`` (``hom`` only when it
-        is not the structure's default)."""
-        bar = f"{r_written(self.expr)} | {':'.join(map(formula_name, self.factors))}"
+        is not the structure's default); read back, it is this term."""
+        return self._written(":".join(map(formula_name, self.factors)))
+
+    @property
+    def label(self) -> str:
+        """The term as lme4 and lmerTest print it: ``text`` with the grouping factor's name
+        (``(1 | b:(h:g))``)."""
+        return self._written(self.name or ":".join(map(formula_name, self.factors)))
+
+    def _written(self, group: str) -> str:
+        bar = f"{r_written(self.expr)} | {group}"
         if self.structure == "us":
             return f"({bar})"
         hom = "" if self.hom == DEFAULT_HOM[self.structure] else \
@@ -406,7 +419,8 @@ def _random_terms(text: str, inner: str, inner_start: int) -> list[RandomTerm]:
     if not exprs:
         raise FormulaError(_marked(text, inner_start + inner.index(expr),
                                    "this random-effects term has no columns"))
-    return [RandomTerm(formulaic_expression(e), g) for g in groups for e in exprs]
+    return [RandomTerm(formulaic_expression(e), factors, name=name)
+            for factors, name in groups for e in exprs]
 
 
 _CALL = re.compile(rf"({_R_NAME})\s*\(")
@@ -459,7 +473,7 @@ def _structured_terms(text: str, piece: str, start: int, call: re.Match) -> list
     hom = fixed_hom if fixed_hom is not None else hom
     hom = DEFAULT_HOM[structure] if hom is None else hom
     terms = _random_terms(text, body, start + body_start)
-    return [RandomTerm(t.expr, t.factors, structure, hom) for t in terms]
+    return [RandomTerm(t.expr, t.factors, structure, hom, t.name) for t in terms]
 
 
 def _hom_argument(text: str, name: str, argument: str, where: int, structure: str) -> bool:
@@ -479,8 +493,14 @@ def _hom_argument(text: str, name: str, argument: str, where: int, structure: st
     return _HOM_VALUES[value.strip()]
 
 
-def _grouping_factors(text: str, group_text: str, start: int) -> list[tuple[str, ...]]:
-    """``g`` -> [(g,)]; ``g:h`` -> [(g, h)]; ``g/h`` -> [(h, g), (g,)] (lme4's order and names)."""
+def _grouping_factors(text: str, group_text: str,
+                      start: int) -> list[tuple[tuple[str, ...], str]]:
+    """Each grouping factor's columns and its name where lme4 names it otherwise than its
+    columns joined by ':' (else ""): ``g`` -> [((g,), "")]; ``g:h`` -> [((g, h), "")];
+    ``g/h`` -> [((h, g), ""), ((g,), "")]; ``g/h/b`` -> [((b, h, g), "b:(h:g)"), ((h, g), ""),
+    ((g,), "")], and ``a:b/c`` -> [((c, a, b), "c:(a:b)"), ((a, b), "")] (lme4's order, and
+    its names: ``expandSlash`` writes a level nested in another as ``level:outer``, and R's
+    deparse puts an outer interaction in parentheses)."""
     parsed: list[tuple[str, ...]] = []
     names: list[str] = []
     piece: list[_Token] = []  # the tokens, blanks aside, since the last ':' or '/'
@@ -501,13 +521,18 @@ def _grouping_factors(text: str, group_text: str, start: int) -> list[tuple[str,
             parsed.append(tuple(names))
             names = []
     if len(parsed) == 1:
-        return parsed
+        return [(parsed[0], "")]
     terms = []
     for depth in range(len(parsed), 0, -1):
         combined: tuple[str, ...] = ()
         for level in reversed(parsed[:depth]):
             combined += level
-        terms.append(combined)
+        name, names = ":".join(parsed[0]), len(parsed[0])
+        for level in parsed[1:depth]:  # ':' groups from the left: an outer interaction's
+            # name is in parentheses
+            name = f"{':'.join(level)}:{f'({name})' if names > 1 else name}"
+            names += len(level)
+        terms.append((combined, "" if name == ":".join(combined) else name))
     return terms
 
 

@@ -193,7 +193,7 @@ def _check_linear(fit) -> None:
         if covariance.covariance_derivatives() is None:
             raise ValueError(
                 f"Kenward-Roger needs every random-effects covariance linear in its variance "
-                f"parameters; the term {term.term.text} ({covariance.description}) is not: "
+                f"parameters; the term {term.term.label} ({covariance.description}) is not: "
                 "use Satterthwaite's df (ddf='satterthwaite'), or a homogeneous structure "
                 "(hom = TRUE) for cs and toep")
 

@@ -62,7 +62,7 @@ def ranova(fit, reduce_terms: bool = True) -> pd.DataFrame:
     for k, term in enumerate(terms):
         others = terms[:k] + terms[k + 1:]
         droppable = _droppable(term.expr) if reduce_terms and term.structure == "us" else []
-        label = term.text
+        label = term.label
         if not droppable:
             reductions[label] = others
             continue

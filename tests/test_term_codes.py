@@ -141,3 +141,36 @@ def test_coding_functions_called_with_their_arguments():
         _fit("y ~ C(b, contr.sum(3, base = 2)) + (1 | g)")
     with pytest.raises(mm.FormulaError, match="number of levels"):
         _fit("y ~ C(b, contr.helmert('three')) + (1 | g)")
+
+
+@pytest.mark.parametrize("column, formula, clash", [
+    ("log", "y ~ log(z + 1) + (1 | g)", "y ~ log + log(z + 1) + (1 | g)"),
+    ("C", "y ~ C(b, contr.sum) + (1 | g)", "y ~ C(b, contr.sum) + C + (1 | g)"),
+    ("factor", "y ~ factor(b) + (1 | g)", "y ~ factor(b):factor + (1 | g)"),
+    ("poly", "y ~ poly(x, 2) + (1 | g)", "y ~ poly(poly, 2) + (1 | g)"),
+    ("scale", "y ~ scale(x, scale = FALSE) + (1 | g)", "y ~ scale(scale) + (1 | g)"),
+    ("log", "y ~ x + (log(z + 1) | g)", "y ~ x + (log + log(z + 1) | g)"),
+])
+def test_a_column_named_as_a_called_function(column, formula, clash):
+    """A column named as a function the formula calls does not hide the function, as R looks
+    a called name up among functions: the fit, its rows and its predictions are those
+    without the column; a part of the formula that also reads the column is refused, saying
+    what to do (another part may read it: the fixed part, where a term calls the
+    function)."""
+    shadowed = DATA.assign(**{column: np.where(np.arange(len(DATA)) % 7, DATA["z"], np.nan)})
+    fit, plain = _fit_data(formula, shadowed), _fit_data(formula, DATA)
+    assert fit.nobs == plain.nobs == len(DATA)  # the column's missing values drop no row
+    assert fit.objective == plain.objective
+    pd.testing.assert_series_equal(fit.fixef, plain.fixef)
+    np.testing.assert_array_equal(fit.predict(shadowed.head(5)), plain.predict(DATA.head(5)))
+    with pytest.raises(mm.FormulaError, match=f"reads the column '{column}' and calls"):
+        _fit_data(clash, shadowed)
+    if "|" in formula.split("+")[-1] and "(1 | g)" not in formula:
+        both = _fit_data(formula.replace("~ x", f"~ x + {column}"), shadowed)
+        assert both.nobs < len(DATA) and f"{column}" in both.fixef.index
+
+
+def _fit_data(formula: str, data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(formula, data)

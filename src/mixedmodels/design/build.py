@@ -45,13 +45,13 @@ from ..formula.parse import (
     formulaic_message,
     r_factor_order,
 )
-from ..formula.rfunctions import FORMULA_FUNCTIONS, FORMULA_NAMES, is_logical
+from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS, FORMULA_NAMES, is_logical
 from ..validate import check_frame, type_error
 from .columns import check_cells, check_column
 from .encoding import Encoding, fast_encoding
 from .frame import FrameColumns, number_dtype
 from .levels import interaction_codes
-from .materialize import ModelData
+from .materialize import ModelData, called_functions
 
 __all__ = ["Design", "TermDesign", "build_design", "check_enough_rows", "check_identifiable",
            "drop_aliased", "r_column_names", "r_spelling",
@@ -425,9 +425,11 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame):
     else:  # an expression such as log(y)
         texts.insert(0, formulaic_expression(formula.response))
     for text in texts:
+        functions = called_functions(text)  # called, and columns of that name are not read
+        _check_function_or_column(text, functions, data.columns)
         try:
-            read.extend(name for name in required_variables(text)
-                        if name in data.columns or name not in FORMULA_NAMES)
+            read.extend(name for name in required_variables(text) if name not in functions
+                        and (name in data.columns or name not in FORMULA_NAMES))
         except FormulaicError as exc:
             raise FormulaError(f"cannot read '{text}' in the formula {formula.text!r}: "
                                f"{formulaic_message(exc)[0]}") from None
@@ -501,6 +503,18 @@ def required_variables(text: str) -> tuple[str, ...]:
                 names.update(str(v) if v in quoted else str(v.root) for v in variables
                              if v.root not in TRANSFORMS)
     return tuple(sorted(names))
+
+
+def _check_function_or_column(text: str, functions: frozenset[str], columns) -> None:
+    """A FormulaError for a name that ``text`` both calls as one of the formula's functions
+    and reads as a column (``log + log(x)`` with a column named log): R tells them apart, by
+    looking a called name up among functions only; Python's evaluation looks both up by the
+    one name."""
+    for name in sorted(called_names(text) - functions):
+        if name in columns and (name in FORMULA_CONTEXT or name in TRANSFORMS):
+            raise FormulaError(f"'{text}' both reads the column {name!r} and calls the "
+                               f"function {name}(): rename the column (for example "
+                               f"data.rename(columns={{{name!r}: {name + '_'!r}}}))")
 
 
 def _unknown_coding_message(name: str, texts: list[str]) -> str | None:

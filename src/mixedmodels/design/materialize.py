@@ -38,16 +38,17 @@ from formulaic import ModelSpec
 from formulaic.materializers import PandasMaterializer
 from formulaic.materializers.types import FactorValues, ScopedFactor, ScopedTerm
 from formulaic.parser.types import Factor
-from formulaic.transforms import C
+from formulaic.transforms import TRANSFORMS, C
 from formulaic.transforms.contrasts import TreatmentContrasts
 
 from ..errors import DataError
 from ..formula.codings import default_coding
+from ..formula.parse import called_only_names
 from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS, TREATMENT_CONTEXT, is_logical
 from .frame import FrameColumns
 from .term_codes import contrast_codes
 
-__all__ = ["ModelData", "formula_matrix"]
+__all__ = ["ModelData", "called_functions", "formula_matrix"]
 
 
 class _Materializer(PandasMaterializer):
@@ -121,8 +122,10 @@ class _Materializer(PandasMaterializer):
     @PandasMaterializer.override
     def data_context(self):
         """The data's columns as formulaic evaluates them: small or unsigned integers as
-        64-bit signed ones (``wide_integers``)."""
-        return _WideIntegers(self.data)
+        64-bit signed ones (``wide_integers``), without those named as a function the formula
+        calls and reads nowhere else (``hidden``): ``log(x)`` calls the function log even
+        where the data have a column named log, as in R."""
+        return _WideIntegers(self.data, self.params.get("hidden", frozenset()))
 
     def _coding(self, factor, spec):
         """The coding of a factor that ``C(x, coding)`` does not code: the fit's for new data,
@@ -138,10 +141,19 @@ class _Materializer(PandasMaterializer):
 
 class _WideIntegers(FrameColumns):
     """A DataFrame's columns by name (each read once), those of small or unsigned integers
-    widened (``wide_integers``)."""
+    widened (``wide_integers``), and without the ``hidden`` ones."""
+
+    def __init__(self, frame: pd.DataFrame, hidden: frozenset = frozenset()):
+        super().__init__(frame)
+        self.hidden = hidden
 
     def __getitem__(self, name) -> pd.Series:
+        if name in self.hidden:
+            raise KeyError(name)
         return wide_integers(super().__getitem__(name))
+
+    def __contains__(self, name) -> bool:
+        return name not in self.hidden and super().__contains__(name)
 
     @property
     def index(self) -> pd.Index:
@@ -208,6 +220,13 @@ def _levels_kept(values: FactorValues, drop_rows) -> FactorValues:
     return FactorValues(kept, metadata=values.__formulaic_metadata__)
 
 
+def called_functions(text: str) -> frozenset[str]:
+    """The functions of the formula's context (``FORMULA_CONTEXT``, formulaic's transforms)
+    that ``text`` calls and reads nowhere else as a variable (``called_only_names``)."""
+    return frozenset(name for name in called_only_names(text)
+                     if name in FORMULA_CONTEXT or name in TRANSFORMS)
+
+
 def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | None = None,
                    treatment: bool = False, keep_levels: bool = False, context=None,
                    logical_numbers: bool = False, **options):
@@ -227,7 +246,7 @@ def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | No
         options: formulaic's ``ModelSpec`` options (``ensure_full_rank``).
     """
     params = {"treatment": treatment, "keep_levels": keep_levels,
-              "logical_numbers": logical_numbers}
+              "logical_numbers": logical_numbers, "hidden": called_functions(text)}
     spec = ModelSpec.from_spec(text, na_action="ignore", materializer=_Materializer,
                                materializer_params=params,
                                transform_state=dict(transforms or {}), **options)

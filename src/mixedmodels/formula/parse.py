@@ -40,7 +40,7 @@ from typing import NamedTuple
 from ..errors import FormulaError
 
 __all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "formulaic_expression",
-           "r_factor_order", "r_written", "formula_name", "backquoted_names", "called_names",
+           "r_factor_order", "r_written", "formula_name", "called_only_names", "backquoted_names", "called_names",
            "STRUCTURE_NAMES", "DEFAULT_HOM"]
 
 #: the covariance structures of a random-effects term, and whether one sd is shared by
@@ -171,6 +171,21 @@ def called_names(text: str) -> frozenset[str]:
     tokens = _tokens(text)
     return frozenset(t.text.strip("`") for i, t in enumerate(tokens) if t.kind == "name"
                      and getattr(_following(tokens, i), "text", None) == "(")
+
+
+def called_only_names(text: str) -> frozenset[str]:
+    """The names that ``text`` calls as functions and reads nowhere else (``log`` in
+    ``log(x)``, not in ``log + log(x)``), without backquotes: R looks a called name up among
+    functions only, so a column of that name does not hide the function."""
+    tokens = [t for t in _tokens(text) if t.kind != "space"]
+    read = set()
+    for i, t in enumerate(tokens):
+        after = [u.text for u in tokens[i + 1:i + 3]]
+        keyword = after[:1] == ["="] and after[1:] != ["="]  # scale = FALSE, not x == 2
+        if t.kind == "name" and after[:1] != ["("] and not keyword \
+                and not (i and tokens[i - 1].text == "."):
+            read.add(t.text.strip("`"))
+    return called_names(text) - read
 
 
 def parse_formula(text: str) -> ParsedFormula:

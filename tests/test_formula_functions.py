@@ -117,6 +117,9 @@ def test_log_to_a_base_as_r():
     ("Reaction ~ I(D1^-1) + (1 | Subject)", "write a float power (x^-1.0) or a quotient"),
     ("Reaction ~ I(Days > 2 & Days < 6) + (1 | Subject)", "write I((x > 2) & (x < 6))"),
     ("Reaction ~ . + (1 | Subject)", "'.' (every other column of the data) is not supported"),
+    ("Reaction ~ .^2 - Subject + (1 | Subject)", "'.' (every other column of the data) is not"),
+    ("Reaction ~ Days * . + (1 | Subject)", "'.' (every other column of the data) is not"),
+    ("Reaction ~ Days + (. | Subject)", "'.' (every other column of the data) is not"),
 ])
 def test_python_failures_of_r_spellings_say_what_to_write(formula, words):
     data = mm.datasets.load("sleepstudy").assign(D1=lambda f: f.Days + 1)

@@ -269,10 +269,8 @@ def _parse(text: str) -> ParsedFormula:
                               "the offset")
             offsets.append(formulaic_expression(identity))
             continue
-        if stripped == ".":  # R's every other column: the formula would change with the data
-            raise FormulaError(_marked(text, piece_start, "'.' (every other column of the data) "
-                                                          "is not supported: name the columns, "
-                                                          "as in y ~ x1 + x2 + (1 | g)"))
+        if stripped == ".":
+            raise FormulaError(_marked(text, piece_start, _DOT))
         bars = [t.start for t in _symbols(stripped) if t.text == "|"]
         if bars:
             top_level = _top_level_positions(stripped, "|")
@@ -374,11 +372,18 @@ def formulaic_message(exc: Exception) -> tuple[str, int | None]:
     return _ANSI.sub("", message).strip(), position
 
 
+#: R's every other column: not supported, since the model would change with the data's columns
+_DOT = ("'.' (every other column of the data) is not supported: name the columns, as in "
+        "y ~ x1 + x2 + (1 | g)")
+
+
 def _check_expression(text: str, expr: str, start: int, what: str,
                       starts: list[tuple[int, int]] | None = None) -> None:
     """Let formulaic read ``expr`` (which begins at ``start`` in ``text``); a syntax error
-    becomes a FormulaError marking its position in the whole formula."""
-    error = _formulaic_error(expr)
+    becomes a FormulaError marking its position in the whole formula, as does R's ``.``
+    anywhere in it (``.^2``, ``x * .``)."""
+    dot = next((t.start for t in _tokens(expr) if t.kind == "name" and t.text == "."), None)
+    error = (_DOT, dot) if dot is not None else _formulaic_error(expr)
     if error is not None:
         message, position = error
         where = starts[0][1] if starts else start

@@ -138,10 +138,11 @@ def test_same_coding_written_otherwise(model_id, r_name, ours, first):
     its level (treatment), the dict's key or its number (custom)."""
     model = MODELS[model_id]
     fit = _fit(model["formula"].replace(r_name, ours), model["data"], model["REML"])
-    assert fit.x_names[1] == f"C(period, {ours}){first}"
+    named = ours.replace("'", '"')  # strings as R deparses them, in double quotes
+    assert fit.x_names[1] == f"C(period, {named}){first}"
     np.testing.assert_allclose(fit.beta, model["fixef"], rtol=1e-6, atol=1e-6)
     for key, rows in model["tables"].items():
-        _assert_table(fit, key, rows, lambda term: term.replace(r_name, ours))
+        _assert_table(fit, key, rows, lambda term: term.replace(r_name, named))
 
 
 @pytest.mark.parametrize("coding", ["Diff", "Helmert(scale = TRUE)", "contr.diff"])

@@ -16,6 +16,7 @@ d <- data.frame(a = sample(c("lo", "hi"), n, TRUE), b = sample(c("x", "y", "z"),
 d$y <- round(1 + 0.5 * (d$a == "hi") + 0.3 * (d$b == "y") - 0.4 * (d$b == "z") * (d$c == "q") +
              0.2 * d$x + rnorm(24)[as.integer(factor(d$g))] +
              0.5 * rnorm(24)[as.integer(factor(d$g))] * (d$a == "hi") + rnorm(n), 3)
+d$t <- rep(c(1, 2, 10, 20), length.out = n)  # numbers whose text sorts otherwise
 write.csv(d, file.path(dirname(out_file), "data", "term_codes.csv"), row.names = FALSE)
 for (v in c("a", "b", "c", "w", "g")) d[[v]] <- factor(d[[v]])
 d$o <- factor(d$b, levels = c("x", "y", "z"), ordered = TRUE)  # polynomial contrasts
@@ -47,7 +48,12 @@ fits <- c("y ~ a:b + (1 | g)", "y ~ a:b + c + (1 | g)", "y ~ a + b:c + (1 | g)",
           # R's coding functions called with their arguments: a matrix with column names
           "y ~ C(b, contr.treatment(3, base = 2)) + (1 | g)", "y ~ C(b, contr.SAS(3)) + (1 | g)",
           "y ~ C(b, contr.sum(3)) * x + (1 | g)", "y ~ C(b, contr.helmert(3)) + (1 | g)",
-          "y ~ C(b, contr.poly(3)):a + (1 | g)", "y ~ a * C(b, contr.treatment(3)) + (1 | g)")
+          "y ~ C(b, contr.poly(3)):a + (1 | g)", "y ~ a * C(b, contr.treatment(3)) + (1 | g)",
+          # R's functions of factors and types
+          "y ~ as.factor(t) + (1 | g)", "y ~ as.numeric(lg) * a + (1 | g)",
+          "y ~ as.character(t) + (1 | g)", "y ~ as.integer(x * 3) + (1 | g)",
+          "y ~ factor(t, levels = c(20, 10, 2, 1)) + (1 | g)",
+          "y ~ relevel(b, ref = \"y\") * x + (1 | g)", "y ~ relevel(b, ref = 3) + (1 | g)")
 fitted <- lapply(fits, function(f) {
   m <- suppressMessages(suppressWarnings(lmerTest::lmer(as.formula(f), d)))
   tests <- function(type) {
@@ -60,7 +66,10 @@ fitted <- lapply(fits, function(f) {
   list(formula = f, criterion = REMLcrit(m), fixef = as.list(fixef(m)),
        se = as.list(sqrt(diag(as.matrix(vcov(m))))), ranef_columns = colnames(ranef(m)$g),
        anova = list("1" = tests(1), "2" = tests(2), "3" = tests(3)),
-       predict = unname(predict(m, newdata = newdata, allow.new.levels = TRUE)))
+       # null where R cannot predict: a factor made in the formula from the new rows alone
+       # (as.character(t) of 5 rows) has other levels than the fit's
+       predict = tryCatch(unname(predict(m, newdata = newdata, allow.new.levels = TRUE)),
+                          error = function(e) NA))
 })
 # random-effects terms: their columns' names, and lmerTest's ranova rows
 # and the names of nested grouping factors (b:(h:g) for g/h/b)

@@ -19,6 +19,7 @@ Decisions, following R:
 
 from __future__ import annotations
 
+import ast
 import difflib
 import re
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,7 @@ from ..datasets import is_number
 from ..errors import DataError, DataWarning, FormulaError, warn_user
 from ..formula.codings import ALLOWED_CODINGS, coding_names
 from ..formula.parse import (
+    R_DOTTED_FUNCTIONS,
     ParsedFormula,
     RandomTerm,
     backquoted_names,
@@ -45,7 +47,13 @@ from ..formula.parse import (
     formulaic_message,
     r_factor_order,
 )
-from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_FUNCTIONS, FORMULA_NAMES, is_logical
+from ..formula.rfunctions import (
+    FORMULA_CONTEXT,
+    FORMULA_FUNCTIONS,
+    FORMULA_NAMES,
+    is_logical,
+)
+from ..formula.rfunctions import factor as r_factor
 from ..validate import check_frame, type_error
 from .columns import check_cells, check_column
 from .encoding import Encoding, fast_encoding
@@ -427,6 +435,7 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame):
     for text in texts:
         functions = called_functions(text)  # called, and columns of that name are not read
         _check_function_or_column(text, functions, data.columns)
+        _check_relevel(text, data)
         try:
             read.extend(name for name in required_variables(text) if name not in functions
                         and (name in data.columns or name not in FORMULA_NAMES))
@@ -515,6 +524,34 @@ def _check_function_or_column(text: str, functions: frozenset[str], columns) -> 
             raise FormulaError(f"'{text}' both reads the column {name!r} and calls the "
                                f"function {name}(): rename the column (for example "
                                f"data.rename(columns={{{name!r}: {name + '_'!r}}}))")
+
+
+def _check_relevel(text: str, data: pd.DataFrame) -> None:
+    """A FormulaError for ``relevel(x, ref = "b")`` of a column x that has no level b, or
+    ``ref = 5`` past its levels (``relevel`` itself cannot tell the fit's data from new data
+    lacking the level)."""
+    if "relevel" not in called_names(text):
+        return
+    for node in ast.walk(ast.parse(text.replace("`", ""), mode="eval")):
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "relevel"):
+            continue
+        column = node.args[0] if node.args else None
+        ref = node.args[1] if len(node.args) > 1 else next(
+            (k.value for k in node.keywords if k.arg == "ref"), None)
+        if isinstance(column, ast.Call) and getattr(column.func, "id", None) in (
+                "factor", "as_factor") and len(column.args) == 1 and not column.keywords:
+            column = column.args[0]
+        if not (isinstance(column, ast.Name) and column.id in data.columns
+                and isinstance(ref, ast.Constant) and isinstance(ref.value, (str, int))):
+            continue
+        labels = r_factor(data[column.id]).cat.categories.tolist()
+        if ref.value not in labels and not (
+                type(ref.value) is int and 1 <= ref.value <= len(labels)):
+            raise FormulaError(f"relevel({column.id}, ref = {ref.value!r}): {column.id!r} has "
+                               f"no level {ref.value!r}; its levels are "
+                               f"{', '.join(map(repr, labels[:20]))}"
+                               + (f" (a position is 1 to {len(labels)})"
+                                  if type(ref.value) is int else ""))
 
 
 def _unknown_coding_message(name: str, texts: list[str]) -> str | None:
@@ -744,9 +781,37 @@ _KEYWORD = re.compile(r"\s*(?<![=!<>])=(?!=)\s*")
 
 def r_spelling(text: str) -> str:
     """A term or column as R deparses it: ``**`` as ``^``, keyword arguments with spaces around
-    ``=``, Python's True and False as TRUE and FALSE."""
+    ``=``, Python's True and False as TRUE and FALSE, the strings of a call's arguments in
+    double quotes (``relevel(a, ref = "b")``), and R's functions with a dot by their names
+    (``as.factor(x)``, called ``as_factor`` in formulaic: ``R_DOTTED_FUNCTIONS``)."""
     text = _KEYWORD.sub(" = ", text).replace("= True", "= TRUE").replace("= False", "= FALSE")
-    return text.replace(" ** ", "^")
+    text = _PYTHON_NAMES.sub(lambda m: _R_NAMES[m.group(1)] + "(", text)
+    return _double_quoted(text.replace(" ** ", "^"))
+
+
+_R_NAMES = {python: r for r, python in R_DOTTED_FUNCTIONS.items()}
+_PYTHON_NAMES = re.compile(rf"(?<![\w.])({'|'.join(map(re.escape, _R_NAMES))})\(")
+
+
+def _double_quoted(text: str) -> str:
+    """``text`` with the single-quoted strings inside its parentheses (a call's arguments, as
+    formulaic writes them) in double quotes, as R deparses them; a level's label after the
+    call is left as it is."""
+    out, depth, i = [], 0, 0
+    while i < len(text):
+        char = text[i]
+        if char == "'" and depth:
+            end = i + 1
+            while end < len(text) and text[end] != "'":
+                end += 2 if text[end] == "\\" else 1
+            inner = text[i + 1:end].replace("\\'", "'").replace('"', '\\"')
+            out.append(f'"{inner}"')
+            i = end + 1
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 def r_column_names(columns) -> tuple[str, ...]:

@@ -40,7 +40,8 @@ from typing import NamedTuple
 from ..errors import FormulaError
 
 __all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "formulaic_expression",
-           "r_factor_order", "r_written", "formula_name", "called_only_names", "backquoted_names", "called_names",
+           "r_factor_order", "r_written", "formula_name", "called_only_names",
+           "R_DOTTED_FUNCTIONS", "backquoted_names", "called_names",
            "STRUCTURE_NAMES", "DEFAULT_HOM"]
 
 #: the covariance structures of a random-effects term, and whether one sd is shared by
@@ -580,13 +581,21 @@ def r_written(expr: str) -> str:
     return re.sub(r"\s*\*\*\s*", "^", expr)
 
 
+#: R's functions whose names have a dot, which Python reads as attribute access: formulaic is
+#: handed these names (``formula.rfunctions`` has the functions under them), and a model's
+#: names are written back with R's (``design.build.r_spelling``)
+R_DOTTED_FUNCTIONS = {"as.factor": "as_factor", "as.numeric": "as_numeric",
+                      "as.integer": "as_integer", "as.character": "as_character"}
+
+
 @lru_cache(maxsize=512)
 def formulaic_expression(expr: str) -> str:
     """An expression of the formula as formulaic, which reads Python, must see it: inside
     ``I(...)`` R's power ``^`` becomes ``**``; outside every call, R's nesting operator
     ``b %in% a`` becomes ``b:a``, the interaction it is in R (formulaic reads ``%in%`` as
-    ``a/b``, which adds a's main effect); and a name that Python cannot read whole (``x.1e``,
-    ``.x1e``) is backquoted. Function names and Python's attribute access after a bracket
+    ``a/b``, which adds a's main effect); R's ``as.factor(x)`` and its kind are called by
+    their Python names (``R_DOTTED_FUNCTIONS``); and a name that Python cannot read whole
+    (``x.1e``, ``.x1e``) is backquoted. Function names and Python's attribute access after a bracket
     (``f(x).y``) are left as written."""
     tokens = _tokens(expr)
     out = []
@@ -604,6 +613,7 @@ def formulaic_expression(expr: str) -> str:
             following = _following(tokens, i)
             if following is not None and following.text == "(":  # a call
                 call_opens = following.start
+                text = R_DOTTED_FUNCTIONS.get(text, text)
                 if text == "I" and not depth:
                     identity_opens = following.start
             elif not (i and tokens[i - 1].text in (")", "]")):  # not f(x).y

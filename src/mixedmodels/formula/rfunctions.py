@@ -3,7 +3,10 @@
 formulaic already provides C, I, log, exp, center, scale, poly and more, and numpy is available
 as ``np`` (``np.log1p(x)``). This adds R's names for the common ones: ``factor(x)`` (x as a
 categorical variable with sorted levels, as R's ``factor``; columns are named ``factor(x)5`` as
-in R), ``ordered(x)`` (the same, ordered: coded by polynomial contrasts, ``ordered(x).L``),
+in R; ``factor(x, levels = c(3, 1, 2))`` in the order given), ``ordered(x)`` (the same,
+ordered: coded by polynomial contrasts, ``ordered(x).L``), ``relevel(x, ref = "b")``,
+``as.factor``, ``as.numeric`` (a factor's codes 1 to k, as R), ``as.integer``,
+``as.character``, ``c(...)``,
 ``log(x, base)`` (R's: formulaic's ``log`` is NumPy's), and ``sqrt``, ``log1p``, ``log2``,
 ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``, ``ceiling``, ``sin``, ``cos``, ``tan``; and
 R's logical constants ``TRUE`` and ``FALSE``
@@ -18,22 +21,32 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import FormulaError
 from .codings import CODING_CONTEXT, treatment_coded
+from .parse import R_DOTTED_FUNCTIONS
 from .transforms import TRANSFORM_CONTEXT
 
 __all__ = ["FORMULA_CONSTANTS", "FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "FORMULA_NAMES",
-           "LOGICAL_LEVELS", "TREATMENT_CONTEXT", "factor", "is_logical", "level_label", "log",
-           "ordered"]
+           "LOGICAL_LEVELS", "TREATMENT_CONTEXT", "factor", "is_logical",
+           "level_label", "log", "ordered", "relevel"]
 
 #: The labels of a logical variable's levels, as R names them (``bTRUE``), in R's order.
 LOGICAL_LEVELS = ("FALSE", "TRUE")
 
 
-def factor(values) -> pd.Series:
+def factor(values, levels=None) -> pd.Series:
     """The values as a categorical variable, as R's ``factor``: the levels are the sorted
     distinct values (logical values, ``is_logical``, are labelled FALSE and TRUE), or a
-    categorical's own levels that occur, in its order (an ordered one stays ordered)."""
+    categorical's own levels that occur, in its order (an ordered one stays ordered), or
+    ``levels`` in their order (``factor(dose, levels = c(10, 5, 1))``).
+
+    Raises:
+        FormulaError: a value is not among ``levels`` (R would make it missing and drop its
+            row; here the levels must name every value), or ``levels`` repeats one.
+    """
     series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if levels is not None:
+        return _with_levels(series, np.atleast_1d(levels).tolist())
     if is_logical(series):
         series = series.astype(object).map(dict(zip((False, True), LOGICAL_LEVELS)))
     elif isinstance(series.dtype, pd.CategoricalDtype):
@@ -45,6 +58,93 @@ def factor(values) -> pd.Series:
         return pd.Series(pd.Categorical.from_codes(codes, [level_label(v) for v in levels]),
                          index=series.index)
     return pd.Series(pd.Categorical(series, categories=levels), index=series.index)
+
+
+def _with_levels(series: pd.Series, levels: list) -> pd.Series:
+    """``factor(x, levels)``: the categorical of these levels, labelled as R prints them."""
+    if len(set(levels)) != len(levels):
+        raise FormulaError("factor(..., levels = ...) repeats a level: "
+                           + ", ".join(level_label(v) for v in levels))
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    codes = pd.Index(levels).get_indexer(series)
+    outside = (codes < 0) & series.notna().to_numpy()
+    if outside.any():
+        labels = ", ".join(level_label(v) for v in levels)
+        raise FormulaError(f"factor(..., levels = ...): the value "
+                           f"{level_label(series[outside].iloc[0])} is not among the levels "
+                           f"({labels}); name every value's level, or drop those rows from "
+                           "the data")
+    return pd.Series(pd.Categorical.from_codes(codes, [level_label(v) for v in levels]),
+                     index=series.index)
+
+
+def relevel(values, ref) -> pd.Series:
+    """R's ``relevel(f, ref)``: ``factor(f)`` with the level ``ref`` (a label, or a position
+    from 1) first, the reference of treatment contrasts; the others in their order.
+
+    A label that none of the values has, or a position past their levels, leaves the levels
+    as they are: new data for a prediction may lack the reference, and are coded with the
+    fit's levels; the fit's data are checked before (``design.build``: a ``FormulaError``
+    names the levels)."""
+    series = factor(values)
+    labels = list(series.cat.categories)
+    if isinstance(ref, str):
+        if ref not in labels:
+            return series
+        position = labels.index(ref)
+    elif isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
+        if not 1 <= ref <= len(labels):
+            return series
+        position = int(ref) - 1
+    else:
+        raise FormulaError(f"relevel(..., ref = {ref!r}): ref is a level's label or its "
+                           "position, from 1")
+    return series.cat.reorder_categories([labels[position]] + labels[:position]
+                                         + labels[position + 1:])
+
+
+def as_numeric(values) -> pd.Series:
+    """R's ``as.numeric``: numbers as they are, logical values as 0 and 1, text that spells
+    numbers as those numbers, and a categorical's codes, 1 to k, as R gives a factor's (not
+    the numbers its labels spell).
+
+    Raises:
+        FormulaError: text that is not numbers (R makes it missing).
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()
+        return pd.Series(np.where(codes < 0, np.nan, codes + 1.0), index=series.index)
+    try:
+        return pd.to_numeric(series.astype(object) if is_logical(series) else series,
+                             errors="raise").astype(float)
+    except (TypeError, ValueError):
+        raise FormulaError(f"as.numeric({series.name or 'x'}): text that is not a number, "
+                           "which R makes missing; for the codes of its levels write "
+                           f"as.numeric(factor({series.name or 'x'}))") from None
+
+
+def as_integer(values) -> pd.Series:
+    """R's ``as.integer``: ``as.numeric`` truncated towards 0."""
+    return np.trunc(as_numeric(values))
+
+
+def as_character(values) -> pd.Series:
+    """R's ``as.character``: the values as text (a factor of them sorts as text: "10"
+    before "9")."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    text = series.astype(object).map(level_label)
+    return text.where(series.notna(), None)
+
+
+def r_c(*values) -> list:
+    """R's ``c(...)``: the values, and those of lists among them, as one list."""
+    out: list = []
+    for value in values:
+        out.extend(value if isinstance(value, (list, tuple, np.ndarray, pd.Series))
+                   else [value])
+    return out
 
 
 def is_logical(values) -> bool:
@@ -106,6 +206,12 @@ def ordered(values) -> pd.Series:
 FORMULA_FUNCTIONS = {
     "factor": factor,
     "ordered": ordered,
+    "relevel": relevel,
+    "c": r_c,
+    # R's names with a dot, under the names formulaic reads (``R_DOTTED_FUNCTIONS``)
+    **{R_DOTTED_FUNCTIONS[name]: function for name, function in {
+        "as.factor": factor, "as.numeric": as_numeric, "as.integer": as_integer,
+        "as.character": as_character}.items()},
     "log": log,
     "sqrt": np.sqrt,
     "log1p": np.log1p,

@@ -4,6 +4,11 @@ columns: the grouping factors of random-effects terms and the categorical column
 Levels are sorted as R sorts them (a categorical's categories in their order; otherwise the
 distinct values sorted, numbers as numbers); a level's label is its text as R prints it (a
 whole float without its ".0"). Rows are numbered by their level; a missing value's code is -1.
+
+Text is sorted by its characters' code points, as R sorts it in the C locale
+(``LC_COLLATE=C``, R CMD check's): "Beta" before "alpha". R in another locale sorts by that
+locale's collation ("alpha", "Beta" in en_US), which depends on the machine; a categorical
+column fixes the order whatever the locale (``pd.Categorical(x, categories=[...])``).
 """
 
 from __future__ import annotations

@@ -785,8 +785,10 @@ def r_spelling(text: str) -> str:
     double quotes (``relevel(a, ref = "b")``), and R's functions with a dot by their names
     (``as.factor(x)``, called ``as_factor`` in formulaic: ``R_DOTTED_FUNCTIONS``)."""
     text = _KEYWORD.sub(" = ", text).replace("= True", "= TRUE").replace("= False", "= FALSE")
-    text = _PYTHON_NAMES.sub(lambda m: _R_NAMES[m.group(1)] + "(", text)
-    return _double_quoted(text.replace(" ** ", "^"))
+    if "as_" in text:
+        text = _PYTHON_NAMES.sub(lambda m: _R_NAMES[m.group(1)] + "(", text)
+    text = text.replace(" ** ", "^")
+    return _double_quoted(text) if "'" in text else text
 
 
 _R_NAMES = {python: r for r, python in R_DOTTED_FUNCTIONS.items()}
@@ -837,6 +839,8 @@ def r_column_names(columns) -> tuple[str, ...]:
 def _interaction_parts(name: str) -> list[str]:
     """A column's name split at the colons of its interaction (``poly(x, 2)[0]:b[T.B1]`` ->
     ``poly(x, 2)[0]``, ``b[T.B1]``), not at those inside brackets or quotes."""
+    if ":" not in name:
+        return [name]
     parts, depth, start, quote = [], 0, 0, None
     for i, char in enumerate(name):
         if quote:

@@ -135,7 +135,7 @@ def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...]:
     one's levels (a function of them alone: cached, as a small model's design builds the
     same columns at every fit)."""
     kinds, levels = dict(kinds), dict(levels)
-    categorical_names = {f for f, kind in kinds.items() if kind == "categorical"}
+    categorical_names = frozenset(f for f, kind in kinds.items() if kind == "categorical")
     columns: list[Column] = []
     for term, codes in zip(terms, contrast_codes(terms, categorical_names)):
         categorical = [f for f in term if kinds[f] == "categorical"]

@@ -31,6 +31,7 @@ the response or an offset) on a DataFrame with formulaic, as R does:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -97,7 +98,8 @@ class _Materializer(PandasMaterializer):
                    for factors in evaluated]
         categorical = {f.expr for factors in varying for f in factors
                        if f.metadata.spans_intercept}
-        codes = contrast_codes([[f.expr for f in factors] for factors in varying], categorical)
+        codes = contrast_codes(tuple(tuple(f.expr for f in factors) for factors in varying),
+                               frozenset(categorical))
         for term, factors, kept, term_codes in zip(terms, evaluated, varying, codes):
             if not factors:
                 yield term, []
@@ -125,7 +127,8 @@ class _Materializer(PandasMaterializer):
         64-bit signed ones (``wide_integers``), without those named as a function the formula
         calls and reads nowhere else (``hidden``): ``log(x)`` calls the function log even
         where the data have a column named log, as in R."""
-        return _WideIntegers(self.data, self.params.get("hidden", frozenset()))
+        hidden = self.params.get("hidden")
+        return _WithoutNames(self.data, hidden) if hidden else _WideIntegers(self.data)
 
     def _coding(self, factor, spec):
         """The coding of a factor that ``C(x, coding)`` does not code: the fit's for new data,
@@ -141,24 +144,31 @@ class _Materializer(PandasMaterializer):
 
 class _WideIntegers(FrameColumns):
     """A DataFrame's columns by name (each read once), those of small or unsigned integers
-    widened (``wide_integers``), and without the ``hidden`` ones."""
+    widened (``wide_integers``)."""
 
-    def __init__(self, frame: pd.DataFrame, hidden: frozenset = frozenset()):
+    def __getitem__(self, name) -> pd.Series:
+        return wide_integers(super().__getitem__(name))
+
+    @property
+    def index(self) -> pd.Index:
+        """The rows' labels (the pandas materializer labels the matrix's rows by them)."""
+        return self.frame.index
+
+
+class _WithoutNames(_WideIntegers):
+    """``_WideIntegers`` without the columns named ``hidden``."""
+
+    def __init__(self, frame: pd.DataFrame, hidden: frozenset):
         super().__init__(frame)
         self.hidden = hidden
 
     def __getitem__(self, name) -> pd.Series:
         if name in self.hidden:
             raise KeyError(name)
-        return wide_integers(super().__getitem__(name))
+        return super().__getitem__(name)
 
     def __contains__(self, name) -> bool:
         return name not in self.hidden and super().__contains__(name)
-
-    @property
-    def index(self) -> pd.Index:
-        """The rows' labels (the pandas materializer labels the matrix's rows by them)."""
-        return self.frame.index
 
 
 def wide_integers(values):
@@ -220,6 +230,7 @@ def _levels_kept(values: FactorValues, drop_rows) -> FactorValues:
     return FactorValues(kept, metadata=values.__formulaic_metadata__)
 
 
+@lru_cache(maxsize=512)
 def called_functions(text: str) -> frozenset[str]:
     """The functions of the formula's context (``FORMULA_CONTEXT``, formulaic's transforms)
     that ``text`` calls and reads nowhere else as a variable (``called_only_names``)."""

@@ -17,6 +17,7 @@ column). Every model matrix the package builds, with formulaic or without it
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from functools import lru_cache
 
 __all__ = ["contrast_codes", "factor_table"]
 
@@ -39,16 +40,17 @@ def factor_table(terms: Sequence[Sequence[Hashable]]) -> tuple[tuple[bool, ...],
     return tuple(table)
 
 
-def contrast_codes(terms: Sequence[Sequence[Hashable]],
-                   categorical) -> tuple[tuple[bool | None, ...], ...]:
+@lru_cache(maxsize=256)  # a function of the formula and the columns' kinds: the same per fit
+def contrast_codes(terms: tuple[tuple[Hashable, ...], ...],
+                   categorical: frozenset) -> tuple[tuple[bool | None, ...], ...]:
     """For each term and each of its factors, True (coded by contrasts), False (by
     indicators) or None (not categorical): ``factor_table``'s codes of the categorical
     factors, and without an intercept the first of them by indicators.
 
     Args:
-        terms: as ``factor_table``'s, in R's order of the variables within each term (their
-            first appearance in the formula).
-        categorical: the names of the categorical factors (a container).
+        terms: as ``factor_table``'s (tuples), in R's order of the variables within each
+            term (their first appearance in the formula).
+        categorical: the names of the categorical factors.
     """
     terms = [tuple(term) for term in terms]
     codes = [[code if v in categorical else None for v, code in zip(term, row)]

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from ..errors import FormulaError
@@ -83,14 +83,14 @@ class RandomTerm:
         """The grouping factor's name, as lme4 prints it (``"cask:batch"``, ``"b:(h:g)"``)."""
         return self.name or ":".join(self.factors)
 
-    @property
+    @cached_property  # terms are made once per formula (``parse_formula``), read per fit
     def text(self) -> str:
         """The term as a formula writes it: ``(Days | Subject)``,
         ``ar1(0 + factor(visit) | patient)``, ``cs(x | g, hom = TRUE)`` (``hom`` only when it
         is not the structure's default); read back, it is this term."""
         return self._written(":".join(map(formula_name, self.factors)))
 
-    @property
+    @cached_property
     def label(self) -> str:
         """The term as lme4 and lmerTest print it: ``text`` with the grouping factor's name
         (``(1 | b:(h:g))``)."""
@@ -167,6 +167,7 @@ def backquoted_names(text: str) -> frozenset[str]:
                      if t.kind == "name" and t.text.startswith("`"))
 
 
+@lru_cache(maxsize=512)
 def called_names(text: str) -> frozenset[str]:
     """The names that ``text`` calls as functions (``log`` in ``log(x)``), without backquotes."""
     tokens = _tokens(text)
@@ -174,6 +175,7 @@ def called_names(text: str) -> frozenset[str]:
                      and getattr(_following(tokens, i), "text", None) == "(")
 
 
+@lru_cache(maxsize=512)
 def called_only_names(text: str) -> frozenset[str]:
     """The names that ``text`` calls as functions and reads nowhere else (``log`` in
     ``log(x)``, not in ``log + log(x)``), without backquotes: R looks a called name up among

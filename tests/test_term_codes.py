@@ -193,3 +193,11 @@ def test_r_functions_of_factors_say_what_is_wrong():
                            ("y ~ as.numeric(b) + (1 | g)", "as.numeric(factor(b))")]:
         with pytest.raises(mm.FormulaError, match=re.escape(words)):
             _fit(formula)
+
+
+def test_a_column_called_as_a_function_it_is_not():
+    """A call of a name that is a column and no function (R's ns(), unknown here, with a
+    column ns) is a FormulaError that says so and lists the functions by R's names."""
+    with pytest.raises(mm.FormulaError, match=r"'ns' is a column of the data, not a function"
+                                              r".* as\.factor, as\.integer"):
+        _fit_data("y ~ ns(x, 3) + (1 | g)", DATA.assign(ns=1.0))

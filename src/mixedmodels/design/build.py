@@ -520,10 +520,15 @@ def _check_function_or_column(text: str, functions: frozenset[str], columns) -> 
     looking a called name up among functions only; Python's evaluation looks both up by the
     one name."""
     for name in sorted(called_names(text) - functions):
-        if name in columns and (name in FORMULA_CONTEXT or name in TRANSFORMS):
+        if name not in columns:
+            continue
+        if name in FORMULA_CONTEXT or name in TRANSFORMS:
             raise FormulaError(f"'{text}' both reads the column {name!r} and calls the "
                                f"function {name}(): rename the column (for example "
                                f"data.rename(columns={{{name!r}: {name + '_'!r}}}))")
+        raise FormulaError(f"'{r_spelling(text)}' calls {name}(...), but {name!r} is a column "
+                           f"of the data, not a function; the functions are "
+                           f"{_FUNCTIONS_KNOWN}")
 
 
 def _check_relevel(text: str, data: pd.DataFrame) -> None:
@@ -573,8 +578,7 @@ def _unknown_column_message(name: str, columns, formula_text: str) -> str:
     if name in called_names(formula_text):
         return (f"the formula {formula_text!r} calls {name}(...), but {name!r} is neither a "
                 f"known function nor a column of the data.{suggestion} Available functions "
-                "are formulaic's (C, I, log, exp, scale, poly, ...), numpy as np, and "
-                f"{', '.join(sorted(FORMULA_FUNCTIONS))}")
+                f"are {_FUNCTIONS_KNOWN}")
     return (f"the formula {formula_text!r} uses the column {name!r}, which the data do not have."
             f"{suggestion} The columns are: {', '.join(columns[:20])}"
             f"{' ...' if len(columns) > 20 else ''}")
@@ -793,6 +797,10 @@ def r_spelling(text: str) -> str:
 
 _R_NAMES = {python: r for r, python in R_DOTTED_FUNCTIONS.items()}
 _PYTHON_NAMES = re.compile(rf"(?<![\w.])({'|'.join(map(re.escape, _R_NAMES))})\(")
+
+#: the functions a formula can call, as a message lists them (R's names)
+_FUNCTIONS_KNOWN = ("formulaic's (C, I, log, exp, scale, poly, ...), numpy as np, and "
+                    + ", ".join(sorted({_R_NAMES.get(name, name) for name in FORMULA_FUNCTIONS})))
 
 
 def _double_quoted(text: str) -> str:

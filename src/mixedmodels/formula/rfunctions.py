@@ -120,9 +120,12 @@ def as_numeric(values) -> pd.Series:
         return pd.to_numeric(series.astype(object) if is_logical(series) else series,
                              errors="raise").astype(float)
     except (TypeError, ValueError):
-        raise FormulaError(f"as.numeric({series.name or 'x'}): text that is not a number, "
-                           "which R makes missing; for the codes of its levels write "
-                           f"as.numeric(factor({series.name or 'x'}))") from None
+        name = series.name or "x"
+        raise FormulaError(f"as.numeric({name}): text that is not a number, which R makes "
+                           "missing; give the data a column of numbers (the codes of its "
+                           f"levels: data[{name!r}].astype('category').cat.codes + 1; a code "
+                           "computed in the formula would be recomputed from new data's "
+                           "own levels)") from None
 
 
 def as_integer(values) -> pd.Series:

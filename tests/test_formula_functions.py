@@ -120,6 +120,8 @@ def test_log_to_a_base_as_r():
     ("Reaction ~ .^2 - Subject + (1 | Subject)", "'.' (every other column of the data) is not"),
     ("Reaction ~ Days * . + (1 | Subject)", "'.' (every other column of the data) is not"),
     ("Reaction ~ Days + (. | Subject)", "'.' (every other column of the data) is not"),
+    ("Reaction ~ poly(Days, D1, degree = 2) + (1 | Subject)",
+     "poly() of several variables (R's poly(x, z, degree = 2)) is not supported"),
 ])
 def test_python_failures_of_r_spellings_say_what_to_write(formula, words):
     data = mm.datasets.load("sleepstudy").assign(D1=lambda f: f.Days + 1)

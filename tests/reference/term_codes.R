@@ -53,7 +53,8 @@ fits <- c("y ~ a:b + (1 | g)", "y ~ a:b + c + (1 | g)", "y ~ a + b:c + (1 | g)",
           "y ~ as.factor(t) + (1 | g)", "y ~ as.numeric(lg) * a + (1 | g)",
           "y ~ as.character(t) + (1 | g)", "y ~ as.integer(x * 3) + (1 | g)",
           "y ~ factor(t, levels = c(20, 10, 2, 1)) + (1 | g)",
-          "y ~ relevel(b, ref = \"y\") * x + (1 | g)", "y ~ relevel(b, ref = 3) + (1 | g)")
+          "y ~ relevel(b, ref = \"y\") * x + (1 | g)", "y ~ relevel(b, ref = 3) + (1 | g)",
+          "y ~ interaction(a, b) + (1 | g)", "y ~ x:interaction(a, c, sep = \"_\") + (1 | g)")
 fitted <- lapply(fits, function(f) {
   m <- suppressMessages(suppressWarnings(lmerTest::lmer(as.formula(f), d)))
   tests <- function(type) {

@@ -719,6 +719,8 @@ _PYTHON_HINTS = (
      "** does not: write a float power (x^-1.0) or a quotient (1/x)"),
     ("truth value of a Series is ambiguous", "; in a formula, as in Python, & and | bind "
      "tighter than comparisons: write I((x > 2) & (x < 6))"),
+    ("poly() got multiple values for argument 'degree'", "; poly() of several variables "
+     "(R's poly(x, z, degree = 2)) is not supported: write poly(x, 2) + poly(z, 2) + x:z"),
 )
 
 

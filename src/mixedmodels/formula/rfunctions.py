@@ -6,7 +6,7 @@ categorical variable with sorted levels, as R's ``factor``; columns are named ``
 in R; ``factor(x, levels = c(3, 1, 2))`` in the order given), ``ordered(x)`` (the same,
 ordered: coded by polynomial contrasts, ``ordered(x).L``), ``relevel(x, ref = "b")``,
 ``as.factor``, ``as.numeric`` (a factor's codes 1 to k, as R), ``as.integer``,
-``as.character``, ``c(...)``,
+``as.character``, ``interaction(a, b)``, ``c(...)``,
 ``log(x, base)`` (R's: formulaic's ``log`` is NumPy's), and ``sqrt``, ``log1p``, ``log2``,
 ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``, ``ceiling``, ``sin``, ``cos``, ``tan``; and
 R's logical constants ``TRUE`` and ``FALSE``
@@ -102,6 +102,26 @@ def relevel(values, ref) -> pd.Series:
                            "position, from 1")
     return series.cat.reorder_categories([labels[position]] + labels[:position]
                                          + labels[position + 1:])
+
+
+def interaction(*factors, sep: str = ".", drop: bool = False) -> pd.Series:
+    """R's ``interaction(a, b, ...)``: the factor of the combinations of the factors' levels,
+    labelled ``a.b`` (``sep``), the first factor's level varying fastest, as R orders them;
+    ``drop`` keeps only the combinations that occur (a model's rows keep only those anyway, as
+    R's model frame drops unused levels). A combination with a missing value is missing."""
+    if not factors:
+        raise FormulaError("interaction() needs one factor or more")
+    parts = [factor(f) for f in factors]
+    index = parts[0].index
+    codes = np.zeros(len(index), dtype=np.int64)
+    labels = [""]
+    for k, part in enumerate(parts):
+        part_codes = part.cat.codes.to_numpy()
+        codes = np.where((codes < 0) | (part_codes < 0), -1, codes + part_codes * len(labels))
+        labels = [f"{low}{sep}{level}" if k else str(level)
+                  for level in part.cat.categories for low in labels]
+    combined = pd.Series(pd.Categorical.from_codes(codes, labels), index=index)
+    return combined.cat.remove_unused_categories() if drop else combined
 
 
 def as_numeric(values) -> pd.Series:
@@ -210,6 +230,7 @@ FORMULA_FUNCTIONS = {
     "factor": factor,
     "ordered": ordered,
     "relevel": relevel,
+    "interaction": interaction,
     "c": r_c,
     # R's names with a dot, under the names formulaic reads (``R_DOTTED_FUNCTIONS``)
     **{R_DOTTED_FUNCTIONS[name]: function for name, function in {

@@ -261,6 +261,8 @@ def test_refused_formulas_and_arguments():
         mm.lmer("Reaction ~ factor(Days) + (1 | Subject)", data)
     with pytest.raises(mm.FormulaError, match="add the expression to the data"):
         mm.lmer("Reaction ~ C(Days > 3) + (1 | Subject)", data)
+    with pytest.raises(mm.FormulaError, match="categories start with the reference level"):
+        mm.lmer('Reaction ~ relevel(Subject, ref = "309") + (1 | Subject)', data)
     with pytest.raises(mm.DataError, match="name of one of its columns"):
         mm.lmer("Reaction ~ Days + (1 | Subject)", data, weights=np.ones(180))
 

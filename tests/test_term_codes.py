@@ -201,3 +201,17 @@ def test_a_column_called_as_a_function_it_is_not():
     with pytest.raises(mm.FormulaError, match=r"'ns' is a column of the data, not a function"
                                               r".* as\.factor, as\.integer"):
         _fit_data("y ~ ns(x, 3) + (1 | g)", DATA.assign(ns=1.0))
+
+
+def test_r_functions_of_factors_over_partitions():
+    """interaction(), as.character() and coding functions called with arguments give the
+    in-memory fit on a Dask DataFrame whose partitions each lack levels."""
+    dd = pytest.importorskip("dask.dataframe")
+    sorted_rows = DATA.drop(columns=["o", "lg"]).sort_values("b")  # a level per partition
+    for formula in ["y ~ interaction(a, b) + (1 | g)", "y ~ as.character(t) + x + (1 | g)",
+                    "y ~ C(b, contr.treatment(3, base = 2)) + (1 | g)", "y ~ a:b + (1 | g)"]:
+        fit = _fit(formula)
+        over = _fit_data(formula, dd.from_pandas(sorted_rows, npartitions=4))
+        assert over.objective == pytest.approx(fit.objective, rel=1e-10)
+        assert list(over.fixef.index) == list(fit.fixef.index)
+        np.testing.assert_allclose(over.fixef, fit.fixef, rtol=1e-8, atol=1e-10)

@@ -535,7 +535,7 @@ def _check_relevel(text: str, data: pd.DataFrame) -> None:
     """A FormulaError for ``relevel(x, ref = "b")`` of a column x that has no level b, or
     ``ref = 5`` past its levels (``relevel`` itself cannot tell the fit's data from new data
     lacking the level)."""
-    if "relevel" not in called_names(text):
+    if "relevel" not in called_names(text) or data.shape[0] == 0:  # (a schema's columns)
         return
     for node in ast.walk(ast.parse(text.replace("`", ""), mode="eval")):
         if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "relevel"):

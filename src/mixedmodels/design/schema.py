@@ -51,6 +51,8 @@ __all__ = ["DataSchema", "PartitionSummary", "check_dtypes", "complete_mask", "m
 #: calls whose result depends on all the rows in a way the schema does not record
 _REFUSED = {"factor": "a categorical column of the data",
             "ordered": "an ordered categorical column of the data (pandas' ordered=True)",
+            "relevel": "a categorical column of the data whose categories start with the "
+                       "reference level",
             "bs": "poly(x, d), or spline columns computed beforehand",
             "cr": "poly(x, d), or spline columns computed beforehand",
             "cs": "poly(x, d), or spline columns computed beforehand",

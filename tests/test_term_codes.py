@@ -196,11 +196,11 @@ def test_r_functions_of_factors_say_what_is_wrong():
 
 
 def test_a_column_called_as_a_function_it_is_not():
-    """A call of a name that is a column and no function (R's ns(), unknown here, with a
-    column ns) is a FormulaError that says so and lists the functions by R's names."""
-    with pytest.raises(mm.FormulaError, match=r"'ns' is a column of the data, not a function"
+    """A call of a name that is a column and no function (spl(x, 3) with a column spl) is a
+    FormulaError that says so and lists the functions by R's names."""
+    with pytest.raises(mm.FormulaError, match=r"'spl' is a column of the data, not a function"
                                               r".* as\.factor, as\.integer"):
-        _fit_data("y ~ ns(x, 3) + (1 | g)", DATA.assign(ns=1.0))
+        _fit_data("y ~ spl(x, 3) + (1 | g)", DATA.assign(spl=1.0))
 
 
 def test_r_functions_of_factors_over_partitions():
@@ -215,3 +215,17 @@ def test_r_functions_of_factors_over_partitions():
         assert over.objective == pytest.approx(fit.objective, rel=1e-10)
         assert list(over.fixef.index) == list(fit.fixef.index)
         np.testing.assert_allclose(over.fixef, fit.fixef, rtol=1e-8, atol=1e-10)
+
+
+def test_natural_spline_basis_is_r_s_inside_and_beyond_the_boundary_knots():
+    """ns(x, 3) of the fit's data, evaluated at new values, among them values beyond the
+    boundary knots (each column the line of its value and slope there), is R's basis."""
+    from mixedmodels.formula.splines import ns
+
+    record = REFERENCE["ns_basis"]
+    state: dict = {}
+    ns(DATA["x"], record["df"], _state=state)  # the knots of the fit's data
+    basis = np.asarray(ns(pd.Series(record["x"], dtype=float), record["df"], _state=state))
+    np.testing.assert_allclose(basis, record["basis"], rtol=1e-10, atol=1e-12)
+    with pytest.raises(mm.FormulaError, match="df is at least 1"):
+        _fit("y ~ ns(x, 0) + (1 | g)")

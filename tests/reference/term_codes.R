@@ -5,7 +5,7 @@
 # formulas whose columns R names in its own way (%in%, raw polynomials in interactions, coding
 # functions called with arguments), for tests/test_term_codes.py.
 # Usage: Rscript term_codes.R OUT.json   (writes data/term_codes.csv beside OUT.json's folder)
-suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})
+suppressMessages({library(lme4); library(lmerTest); library(jsonlite); library(splines)})
 out_file <- commandArgs(trailingOnly = TRUE)[1]
 set.seed(11)
 n <- 240
@@ -54,7 +54,12 @@ fits <- c("y ~ a:b + (1 | g)", "y ~ a:b + c + (1 | g)", "y ~ a + b:c + (1 | g)",
           "y ~ as.character(t) + (1 | g)", "y ~ as.integer(x * 3) + (1 | g)",
           "y ~ factor(t, levels = c(20, 10, 2, 1)) + (1 | g)",
           "y ~ relevel(b, ref = \"y\") * x + (1 | g)", "y ~ relevel(b, ref = 3) + (1 | g)",
-          "y ~ interaction(a, b) + (1 | g)", "y ~ x:interaction(a, c, sep = \"_\") + (1 | g)")
+          "y ~ interaction(a, b) + (1 | g)", "y ~ x:interaction(a, c, sep = \"_\") + (1 | g)",
+          # natural splines: knots at quantiles of the fit's data, kept for new data
+          "y ~ ns(x, 3) + (1 | g)", "y ~ ns(z, df = 2) * a + (1 | g)",
+          "y ~ ns(x, knots = c(-1, 0, 1)) + (1 | g)",
+          # a matrix-valued variable (poly, scale: R's "nmatrix") in lmerTest's containment
+          "y ~ poly(z, 2) * a + (1 | g)", "y ~ scale(x) * b + (1 | g)")
 fitted <- lapply(fits, function(f) {
   m <- suppressMessages(suppressWarnings(lmerTest::lmer(as.formula(f), d)))
   tests <- function(type) {
@@ -83,6 +88,10 @@ random <- lapply(c("y ~ 1 + (0 + c + x:c | g)", "y ~ 1 + (x + a:x || g)",
        ranova = lapply(rownames(r)[-1], function(x) list(term = x, LRT = r[x, "LRT"],
                                                         Df = r[x, "Df"])))
 })
-writeLines(toJSON(list(model_matrix = model_matrix, fits = fitted, random = random),
+# ns()'s basis beyond the boundary knots: each column the line of its value and slope there
+ns_basis <- list(x = c(-5, -0.3, 0, 0.7, 5), df = 3,
+                 basis = unname(predict(ns(d$x, 3), c(-5, -0.3, 0, 0.7, 5))[, ]))
+writeLines(toJSON(list(model_matrix = model_matrix, fits = fitted, random = random,
+                       ns_basis = ns_basis),
                   auto_unbox = TRUE,
                   digits = NA, pretty = TRUE, na = "null"), out_file)

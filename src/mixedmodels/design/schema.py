@@ -54,6 +54,7 @@ _REFUSED = {"factor": "a categorical column of the data",
             "relevel": "a categorical column of the data whose categories start with the "
                        "reference level",
             "bs": "poly(x, d), or spline columns computed beforehand",
+            "ns": "poly(x, d), or spline columns computed beforehand",
             "cr": "poly(x, d), or spline columns computed beforehand",
             "cs": "poly(x, d), or spline columns computed beforehand",
             "cc": "poly(x, d), or spline columns computed beforehand",

@@ -6,7 +6,8 @@ categorical variable with sorted levels, as R's ``factor``; columns are named ``
 in R; ``factor(x, levels = c(3, 1, 2))`` in the order given), ``ordered(x)`` (the same,
 ordered: coded by polynomial contrasts, ``ordered(x).L``), ``relevel(x, ref = "b")``,
 ``as.factor``, ``as.numeric`` (a factor's codes 1 to k, as R), ``as.integer``,
-``as.character``, ``interaction(a, b)``, ``c(...)``,
+``as.character``, ``interaction(a, b)``, ``c(...)``, ``ns(x, df)`` (R's natural splines:
+``formula.splines``),
 ``log(x, base)`` (R's: formulaic's ``log`` is NumPy's), and ``sqrt``, ``log1p``, ``log2``,
 ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``, ``ceiling``, ``sin``, ``cos``, ``tan``; and
 R's logical constants ``TRUE`` and ``FALSE``
@@ -24,6 +25,7 @@ import pandas as pd
 from ..errors import FormulaError
 from .codings import CODING_CONTEXT, treatment_coded
 from .parse import R_DOTTED_FUNCTIONS
+from .splines import ns
 from .transforms import TRANSFORM_CONTEXT
 
 __all__ = ["FORMULA_CONSTANTS", "FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "FORMULA_NAMES",
@@ -231,6 +233,7 @@ FORMULA_FUNCTIONS = {
     "ordered": ordered,
     "relevel": relevel,
     "interaction": interaction,
+    "ns": ns,
     "c": r_c,
     # R's names with a dot, under the names formulaic reads (``R_DOTTED_FUNCTIONS``)
     **{R_DOTTED_FUNCTIONS[name]: function for name, function in {

@@ -43,6 +43,7 @@ decomposition of X and of Q' rdX: O(n p q) for q complete columns.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,9 +234,17 @@ def _coded_variables(terms) -> list[frozenset[str]]:
             for vs, row in zip(variables, factor_table(variables))]
 
 
+#: R's functions whose value is a matrix: R's model frame classes it "nmatrix.k" (scale's too,
+#: of one column), and lmerTest's containment counts only "numeric" variables as numbers, so
+#: these count as factors there (a is contained in poly(z, 2):a of poly(z, 2) * a)
+_MATRIX_FUNCTIONS = re.compile(r"(?:poly|ns|bs|scale)\(")
+
+
 def _is_numeric(spec, variable: str) -> bool:
+    """A numeric variable of one column, as R's model frame classes it ("numeric")."""
     state = spec.encoder_state.get(variable)
-    return state is not None and state[0].value == "numerical"
+    return (state is not None and state[0].value == "numerical"
+            and not _MATRIX_FUNCTIONS.match(variable))
 
 
 def _doolittle_rows(crossprod: np.ndarray) -> np.ndarray:

@@ -203,6 +203,7 @@ def test_a_column_called_as_a_function_it_is_not():
         _fit_data("y ~ spl(x, 3) + (1 | g)", DATA.assign(spl=1.0))
 
 
+@pytest.mark.slow  # four Dask fits (2.3 s)
 def test_r_functions_of_factors_over_partitions():
     """interaction(), as.character() and coding functions called with arguments give the
     in-memory fit on a Dask DataFrame whose partitions each lack levels."""

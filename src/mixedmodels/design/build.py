@@ -46,6 +46,7 @@ from ..formula.parse import (
     formulaic_expression,
     formulaic_message,
     r_factor_order,
+    r_written,
 )
 from ..formula.rfunctions import (
     FORMULA_CONTEXT,
@@ -523,8 +524,8 @@ def _check_function_or_column(text: str, functions: frozenset[str], columns) -> 
         if name not in columns:
             continue
         if name in FORMULA_CONTEXT or name in TRANSFORMS:
-            raise FormulaError(f"'{text}' both reads the column {name!r} and calls the "
-                               f"function {name}(): rename the column (for example "
+            raise FormulaError(f"'{r_spelling(text)}' both reads the column {name!r} and "
+                               f"calls the function {name}(): rename the column (for example "
                                f"data.rename(columns={{{name!r}: {name + '_'!r}}}))")
         raise FormulaError(f"'{r_spelling(text)}' calls {name}(...), but {name!r} is a column "
                            f"of the data, not a function; the functions are "
@@ -793,7 +794,7 @@ def r_spelling(text: str) -> str:
     text = _KEYWORD.sub(" = ", text).replace("= True", "= TRUE").replace("= False", "= FALSE")
     if "as_" in text:
         text = _PYTHON_NAMES.sub(lambda m: _R_NAMES[m.group(1)] + "(", text)
-    text = text.replace(" ** ", "^")
+    text = r_written(text)
     return _double_quoted(text) if "'" in text else text
 
 

@@ -94,7 +94,7 @@ class RandomTerm:
     def label(self) -> str:
         """The term as lme4 and lmerTest print it: ``text`` with the grouping factor's name
         (``(1 | b:(h:g))``)."""
-        return self._written(self.name or ":".join(map(formula_name, self.factors)))
+        return self._written(self.name) if self.name else self.text
 
     def _written(self, group: str) -> str:
         bar = f"{r_written(self.expr)} | {group}"

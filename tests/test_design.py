@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 import mixedmodels as mm
 from mixedmodels.design import frame as design_frame
-from mixedmodels.design.build import build_design, drop_aliased, r_column_names
+from mixedmodels.design.build import build_design, drop_aliased
 from mixedmodels.design.frame import FrameColumns
 from mixedmodels.design.levels import factor_codes, grouping_codes, level_label
+from mixedmodels.design.names import r_column_names
 from mixedmodels.errors import DataWarning
 from mixedmodels.formula.parse import parse_formula
 
@@ -321,9 +322,9 @@ def test_fast_encoding_equals_formulaic(fixed):
     margins are missing: the fast encoding equals the formulaic path's matrix and names, both
     by R's rule ("0 + a + b" codes a by indicators and b by contrasts; "a:b" codes both by
     indicators, one column per combination, as R)."""
-    from mixedmodels.design.build import r_column_names
     from mixedmodels.design.encoding import fast_encoding
     from mixedmodels.design.materialize import formula_matrix
+    from mixedmodels.design.names import r_column_names
 
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({"a": rng.choice(["p", "q", "r"], 60), "b": rng.choice(["u", "v"], 60),
@@ -343,9 +344,9 @@ def test_fast_encoding_equals_formulaic_on_many_formulas():
     equals the formulaic path's matrix and names."""
     import itertools
 
-    from mixedmodels.design.build import r_column_names
     from mixedmodels.design.encoding import fast_encoding
     from mixedmodels.design.materialize import formula_matrix
+    from mixedmodels.design.names import r_column_names
 
     rng = np.random.default_rng(5)
     frame = pd.DataFrame({"a": rng.choice(["p", "q", "r"], 80), "b": rng.choice(["u", "v"], 80),

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.design.build import r_column_names
 from mixedmodels.design.encoding import fast_encoding
 from mixedmodels.design.materialize import formula_matrix
+from mixedmodels.design.names import r_column_names
 from mixedmodels.design.term_codes import contrast_codes
 from mixedmodels.formula.parse import parse_formula
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import difflib
-import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 
@@ -38,7 +37,6 @@ from ..datasets import is_number
 from ..errors import DataError, DataWarning, FormulaError, warn_user
 from ..formula.codings import ALLOWED_CODINGS, coding_names
 from ..formula.parse import (
-    R_DOTTED_FUNCTIONS,
     ParsedFormula,
     RandomTerm,
     backquoted_names,
@@ -46,7 +44,6 @@ from ..formula.parse import (
     formulaic_expression,
     formulaic_message,
     r_factor_order,
-    r_written,
 )
 from ..formula.rfunctions import (
     FORMULA_CONTEXT,
@@ -58,9 +55,11 @@ from ..formula.rfunctions import factor as r_factor
 from ..validate import check_frame, type_error
 from .columns import check_cells, check_column
 from .encoding import Encoding, fast_encoding
+from .expressions import numeric_expression
 from .frame import FrameColumns, number_dtype
 from .levels import interaction_codes
 from .materialize import ModelData, called_functions
+from .names import R_NAMES, r_column_names, r_spelling
 
 __all__ = ["Design", "TermDesign", "build_design", "check_enough_rows", "check_identifiable",
            "drop_aliased", "r_column_names", "r_spelling",
@@ -672,16 +671,27 @@ def _response(rows: ModelData, name: str) -> np.ndarray:
     return _numeric_expression(rows, name, "the response")
 
 
+def _expression_values(rows: ModelData, text: str, what: str) -> np.ndarray:
+    """(n,) an expression's values on the rows of ``rows.frame``: an elementwise one's
+    directly (``design.expressions``), others', and those the direct way leaves, by formulaic;
+    a DataError where it is more than one column."""
+    expression = numeric_expression(formulaic_expression(text))
+    values = None if expression is None else rows.columns.expression(expression)
+    if values is not None:
+        return values
+    matrix = _matrix(rows, "0 + " + formulaic_expression(text), f"{what} {text!r}",
+                     "evaluate", logical_numbers=True)
+    if matrix.shape[1] != 1:
+        raise DataError(f"{what} {text!r} must be one numeric column, but it "
+                        f"gives {matrix.shape[1]} columns ({', '.join(matrix.columns)})")
+    return np.asarray(matrix, dtype=float)[:, 0]
+
+
 def _numeric_expression(rows: ModelData, name: str, what: str) -> np.ndarray:
     """A numeric column, or an expression of columns such as log(y), as finite floats on the
     rows of ``rows.frame``."""
     if name not in rows.columns:  # an expression of columns, e.g. log(y)
-        matrix = _matrix(rows, "0 + " + formulaic_expression(name), f"{what} {name!r}",
-                         "evaluate", logical_numbers=True)
-        if matrix.shape[1] != 1:
-            raise DataError(f"{what} {name!r} must be one numeric column, but it "
-                            f"gives {matrix.shape[1]} columns ({', '.join(matrix.columns)})")
-        values = np.asarray(matrix, dtype=float)[:, 0]
+        values = _expression_values(rows, name, what)
     elif number_dtype(rows.columns.dtype(name)):
         values = rows.columns.numbers(name)
     elif is_logical(rows.columns[name]):  # 0 and 1, as R's model.response reads a logical
@@ -779,93 +789,9 @@ def _fixed_matrix(fixed: str, rows: ModelData, keep_levels: bool = False):
     return values, names, matrix.model_spec
 
 
-_FIELD = re.compile(r"\[(?:T\.)?([^\[\]]*)\](?=:|$)")
-
-
-_RAW_POLY = re.compile(r"^(poly\(.*\braw = (?:TRUE|True)\b.*\))\[(\d+)\]$")
-_KEYWORD = re.compile(r"\s*(?<![=!<>])=(?!=)\s*")
-
-
-def r_spelling(text: str) -> str:
-    """A term or column as R deparses it: ``**`` as ``^``, keyword arguments with spaces around
-    ``=``, Python's True and False as TRUE and FALSE, the strings of a call's arguments in
-    double quotes (``relevel(a, ref = "b")``), and R's functions with a dot by their names
-    (``as.factor(x)``, called ``as_factor`` in formulaic: ``R_DOTTED_FUNCTIONS``)."""
-    text = _KEYWORD.sub(" = ", text).replace("= True", "= TRUE").replace("= False", "= FALSE")
-    if "as_" in text:
-        text = _PYTHON_NAMES.sub(lambda m: _R_NAMES[m.group(1)] + "(", text)
-    text = r_written(text)
-    return _double_quoted(text) if "'" in text else text
-
-
-_R_NAMES = {python: r for r, python in R_DOTTED_FUNCTIONS.items()}
-_PYTHON_NAMES = re.compile(rf"(?<![\w.])({'|'.join(map(re.escape, _R_NAMES))})\(")
-
 #: the functions a formula can call, as a message lists them (R's names)
 _FUNCTIONS_KNOWN = ("formulaic's (C, I, log, exp, scale, poly, ...), numpy as np, and "
-                    + ", ".join(sorted({_R_NAMES.get(name, name) for name in FORMULA_FUNCTIONS})))
-
-
-def _double_quoted(text: str) -> str:
-    """``text`` with the single-quoted strings inside its parentheses (a call's arguments, as
-    formulaic writes them) in double quotes, as R deparses them; a level's label after the
-    call is left as it is."""
-    out, depth, i = [], 0, 0
-    while i < len(text):
-        char = text[i]
-        if char == "'" and depth:
-            end = i + 1
-            while end < len(text) and text[end] != "'":
-                end += 2 if text[end] == "\\" else 1
-            inner = text[i + 1:end].replace("\\'", "'").replace('"', '\\"')
-            out.append(f'"{inner}"')
-            i = end + 1
-            continue
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        out.append(char)
-        i += 1
-    return "".join(out)
-
-
-def r_column_names(columns) -> tuple[str, ...]:
-    """formulaic's names as R prints them: ``Intercept`` -> ``(Intercept)``,
-    ``Sex[T.M]`` -> ``SexM``, ``C(g, Sum)[1]:x`` -> ``C(g, Sum)1:x`` (the brackets of a
-    factor's field, not those of a custom coding's matrix), ``I(age ** 2)`` -> ``I(age^2)``,
-    keyword arguments as R deparses them (``raw = TRUE``), and raw polynomials numbered by
-    degree from 1, as R's ``poly`` (formulaic numbers them from 0), in interactions too."""
-    names = []
-    for name in columns:
-        name = str(name)
-        if name == "Intercept":
-            names.append("(Intercept)")
-            continue
-        parts = []
-        for part in _interaction_parts(r_spelling(name)):
-            raw = _RAW_POLY.match(part)
-            parts.append(f"{raw.group(1)}[{int(raw.group(2)) + 1}]" if raw else part)
-        names.append(_FIELD.sub(r"\1", ":".join(parts)))
-    return tuple(names)
-
-
-def _interaction_parts(name: str) -> list[str]:
-    """A column's name split at the colons of its interaction (``poly(x, 2)[0]:b[T.B1]`` ->
-    ``poly(x, 2)[0]``, ``b[T.B1]``), not at those inside brackets or quotes."""
-    if ":" not in name:
-        return [name]
-    parts, depth, start, quote = [], 0, 0, None
-    for i, char in enumerate(name):
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        elif char == ":" and depth == 0:
-            parts.append(name[start:i])
-            start = i + 1
-    return parts + [name[start:]]
+                    + ", ".join(sorted({R_NAMES.get(name, name) for name in FORMULA_FUNCTIONS})))
 
 
 def drop_aliased(X: np.ndarray, names: tuple[str, ...], geometry: np.ndarray | None = None):

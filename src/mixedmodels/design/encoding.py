@@ -1,11 +1,12 @@
 """Model matrices for the common formulas, without formulaic's per-call overhead.
 
 formulaic materializes a model matrix in about a millisecond, which dominates the whole fit of
-a small model. Most formulas are built only from data columns: numeric columns, categorical
-columns, and their interactions. For those, the columns are products of numeric columns and
-level indicators, and this module builds them directly with NumPy. Anything else (``I()``,
-functions, an ordered categorical, coded by polynomial contrasts) returns ``None`` and
-formulaic does the work.
+a small model. Most formulas are built only from data columns and functions of each row: numeric
+columns, categorical columns, elementwise expressions of numeric columns (``I(age^2)``,
+``log(dose)``: ``design.expressions``), and their interactions. For those, the columns are
+products of numbers and level indicators, and this module builds them directly with NumPy.
+Anything else (stateful transforms such as ``poly`` and ``scale``, codings, an ordered
+categorical, coded by polynomial contrasts) returns ``None`` and formulaic does the work.
 
 Coding follows R's rule (``design.term_codes``), as formulaic's matrices do here
 (``design.materialize``): a categorical factor in a term is coded by treatment contrasts
@@ -18,7 +19,7 @@ The ``Encoding`` records the levels seen at fit time, to encode new data the sam
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -26,7 +27,10 @@ import pandas as pd
 from formulaic import Formula
 from formulaic.errors import FormulaicError
 
+from ..errors import DataError
+from .expressions import numeric_expression
 from .frame import FrameColumns, number_dtype
+from .names import r_spelling
 from .term_codes import contrast_codes
 
 __all__ = ["Column", "Encoding", "fast_encoding"]
@@ -34,7 +38,8 @@ __all__ = ["Column", "Encoding", "fast_encoding"]
 
 @dataclass(frozen=True)
 class Column:
-    """One model-matrix column: the product of numeric columns and level indicators."""
+    """One model-matrix column: the product of numeric columns or expressions (by their
+    formulaic text) and level indicators."""
 
     name: str
     numeric: tuple[str, ...]
@@ -47,6 +52,7 @@ class Encoding:
 
     columns: tuple[Column, ...]
     levels: dict
+    expressions: dict = field(default_factory=dict)  # NumericExpression by its text
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -62,13 +68,26 @@ class Encoding:
         indicators: dict = {}
         for row, column in zip(out, self.columns):
             for name in column.numeric:
-                row *= columns.numbers(name)
+                row *= self._numbers(columns, name)
             for name, level in column.indicators:
                 indicator = indicators.get((name, level))
                 if indicator is None:
                     indicator = indicators[name, level] = _indicator(columns, name, level)
                 row *= indicator
         return np.ascontiguousarray(out.T)
+
+
+    def _numbers(self, columns: FrameColumns, name: str) -> np.ndarray:
+        """(n,) a numeric column's or an expression's values (the data's columns of numbers:
+        a prediction checks new data first, ``diagnostics.predict``)."""
+        expression = self.expressions.get(name)
+        if expression is None:
+            return columns.numbers(name)
+        values = columns.expression(expression)
+        if values is None:
+            raise DataError(f"cannot evaluate {r_spelling(expression.text)} on these data: "
+                            f"its columns ({', '.join(expression.columns)}) must be numbers")
+        return values
 
 
 def _indicator(columns: FrameColumns, name, level: str) -> np.ndarray:
@@ -85,42 +104,56 @@ def _indicator(columns: FrameColumns, name, level: str) -> np.ndarray:
 
 @lru_cache(maxsize=256)
 def _terms(text: str):
-    """The formula's terms as tuples of factor names (() for the intercept), or None."""
+    """The formula's terms as tuples of factor texts (() for the intercept), and the
+    elementwise expressions among those factors by their text; or None."""
     try:
         formula = Formula(text)
     except FormulaicError:
         return None
-    terms = []
+    terms, expressions = [], {}
     for term in formula:
         factors = []
         for factor in term.factors:
             method = factor.eval_method.value
             if method == "literal" and str(factor) == "1":
                 continue
-            if method != "lookup":
+            if method == "python":
+                expression = numeric_expression(str(factor))
+                if expression is None:
+                    return None
+                expressions[str(factor)] = expression
+            elif method != "lookup":
                 return None
             factors.append(str(factor))
         terms.append(tuple(factors))
-    return tuple(terms)
+    return tuple(terms), expressions
 
 
 def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | None:
     """An ``Encoding`` for ``text`` on ``frame`` (a DataFrame, or its ``FrameColumns``), or
     None when formulaic is needed. ``keep_levels``: a categorical's levels are all its
     categories, used or not (a partition of a larger data set: ``design.schema``)."""
-    terms = _terms(text)
-    if terms is None:
+    parsed = _terms(text)
+    if parsed is None:
         return None
+    terms, expressions = parsed
     frame = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
     kinds = {}
     for name in _variables(terms):
+        if name in expressions:  # numbers, if one finite number per row
+            values = frame.expression(expressions[name])
+            if values is None or not np.isfinite(values).all():
+                return None
+            kinds[name] = "expression"
+            continue
         if name not in frame:
             return None
         kinds[name] = _kind(frame, name, keep_levels)
         if kinds[name] is None:
             return None
     levels = {name: _levels(frame, name) for name, kind in kinds.items() if kind == "categorical"}
-    return Encoding(_columns(terms, tuple(kinds.items()), tuple(levels.items())), levels)
+    return Encoding(_columns(terms, tuple(kinds.items()), tuple(levels.items())), levels,
+                    expressions)
 
 
 @lru_cache(maxsize=256)
@@ -139,13 +172,14 @@ def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...]:
     columns: list[Column] = []
     for term, codes in zip(terms, contrast_codes(terms, categorical_names)):
         categorical = [f for f in term if kinds[f] == "categorical"]
-        numeric = tuple(f for f in term if kinds[f] == "numeric")
+        numeric = tuple(f for f in term if kinds[f] != "categorical")
         contrasts = [code for code in codes if code is not None]
         coded = [levels[f][1:] if c else levels[f] for f, c in zip(categorical, contrasts)]
         # every combination of the coded levels, the first factor varying fastest (as R)
         for combination in itertools.product(*reversed(coded)):
             chosen = dict(zip(reversed(categorical), combination))
-            name = ":".join(f"{f}{chosen[f]}" if f in chosen else f for f in term)
+            name = ":".join(f"{f}{chosen[f]}" if f in chosen
+                            else r_spelling(f) if kinds[f] == "expression" else f for f in term)
             columns.append(Column(name or "(Intercept)", numeric,
                                   tuple((f, chosen[f]) for f in categorical)))
     return tuple(columns)

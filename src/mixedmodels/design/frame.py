@@ -64,6 +64,7 @@ class FrameColumns(Mapping):
         self._labels: dict = {}
         self._numbers: dict = {}
         self._factors: dict = {}
+        self._expressions: dict = {}
 
     def __getitem__(self, name) -> pd.Series:
         column = self._read.get(name)
@@ -114,6 +115,13 @@ class FrameColumns(Mapping):
         if numbers is None:
             numbers = self._numbers[name] = _to_numpy(self.array(name), float)
         return numbers
+
+    def expression(self, expression) -> np.ndarray | None:
+        """An elementwise expression's values on these rows (``NumericExpression.values``, of
+        ``design.expressions``), evaluated once."""
+        if expression not in self._expressions:
+            self._expressions[expression] = expression.values(self)
+        return self._expressions[expression]
 
     def factor(self, name) -> tuple[np.ndarray, np.ndarray]:
         """The column's (codes, level labels) as R's ``factor`` (``levels.factor_codes``)."""

@@ -44,11 +44,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..design.build import offset_values, r_column_names, required_variables
+from ..design.build import offset_values, required_variables
 from ..design.encoding import Encoding
-from ..design.frame import text_with_na
+from ..design.frame import number_dtype, text_with_na
 from ..design.levels import factor_codes
 from ..design.materialize import ModelData
+from ..design.names import r_column_names
 from ..errors import DataError
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES
 from ..inference.distributions import ndtri
@@ -295,6 +296,24 @@ def _check_fixed_levels(fit, frame: pd.DataFrame, names) -> None:
                             "the fixed effects have no coefficient for it")
 
 
+def _check_numeric(fit, frame: pd.DataFrame, names) -> None:
+    """Every variable that was numeric in the data of the fit must be numeric in ``frame``, as
+    R's predict checks the new data's classes (``.checkMFClasses``): text, or True and False,
+    where the fit had numbers is a DataError naming the column."""
+    training = fit.model.design.frame
+    for name in names:
+        if training is None or name not in training.columns or name not in frame.columns \
+                or not number_dtype(training[name].dtype) \
+                or isinstance(training[name].dtype, pd.CategoricalDtype) \
+                or number_dtype(frame[name].dtype):
+            continue
+        example = frame[name].iloc[0]
+        example = example.item() if hasattr(example, "item") else example
+        raise DataError(f"newdata column {name!r} was numeric in the data of the fit, but "
+                        f"its dtype is {frame[name].dtype} (e.g. {example!r}): give numbers "
+                        "(pd.to_numeric converts text)")
+
+
 def fixed_matrix(fit, newdata: pd.DataFrame, include_random: bool = True):
     """X of ``newdata`` (columns ``fit.x_names``; rows with missing values are NaN) and the mask
     of complete rows (no missing value in the variables of the fixed part, nor, when
@@ -312,6 +331,7 @@ def fixed_matrix(fit, newdata: pd.DataFrame, include_random: bool = True):
     if not len(rows):
         return X, complete
     frame = newdata.iloc[rows]
+    _check_numeric(fit, frame, sorted(needed))
     _check_fixed_levels(fit, frame, fixed_vars)
     values, names = _encode(design.fixed_spec, frame, "the fixed part")
     position = {name: j for j, name in enumerate(names)}

@@ -585,7 +585,7 @@ def r_written(expr: str) -> str:
 
 #: R's functions whose names have a dot, which Python reads as attribute access: formulaic is
 #: handed these names (``formula.rfunctions`` has the functions under them), and a model's
-#: names are written back with R's (``design.build.r_spelling``)
+#: names are written back with R's (``design.names.r_spelling``)
 R_DOTTED_FUNCTIONS = {"as.factor": "as_factor", "as.numeric": "as_numeric",
                       "as.integer": "as_integer", "as.character": "as_character"}
 

@@ -50,8 +50,9 @@ import numpy as np
 import pandas as pd
 from formulaic.parser.types import Factor
 
-from ..design.build import _independent_columns, r_column_names, r_spelling
+from ..design.build import _independent_columns
 from ..design.materialize import ModelData
+from ..design.names import r_column_names, r_spelling
 from ..design.term_codes import factor_table
 
 __all__ = ["type1_contrasts", "type2_contrasts", "type3_contrasts"]

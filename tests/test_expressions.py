@@ -1,0 +1,114 @@
+"""Elementwise expressions of columns (``design.expressions``): evaluated without formulaic,
+to the same matrices, names, fits and errors as formulaic's path."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.design.encoding import fast_encoding
+from mixedmodels.design.expressions import numeric_expression
+from mixedmodels.design.materialize import formula_matrix
+from mixedmodels.design.names import r_column_names
+from mixedmodels.errors import DataError
+
+# formulaic's text of a fixed part, as the formula's parser hands it on (R's ^ as **)
+EXPRESSIONS = [
+    "I(x ** 2)", "x + I(x ** 2)", "x + I(x ** 2) + I(x ** 3)", "log(x + 1)", "log(x + 1, 2)",
+    "exp(-x / 10)", "sqrt(abs(x - 3))", "I(1 / (x + 1))", "floor(x / 2)", "ceiling(x / 3)",
+    "sin(x) + cos(x)", "log10(x + 1) + log2(x + 1) + log1p(x) + expm1(x / 10)",
+    "a * I(x ** 2)", "a:log(x + 1)", "x:I(x ** 2)", "I(x * z) + a:I(z - x)",
+    "0 + a + a:sqrt(x)", "I(x ** 0.5) + sign(z)", "exp2(x / 4) + exp10(x / 8)", "I(-x) + I(+z)",
+]
+
+
+def _frame(dtype: str) -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    return pd.DataFrame({"x": pd.array(rng.integers(0, 9, 60), dtype=dtype),
+                         "z": rng.normal(size=60), "a": rng.choice(["p", "q", "r"], 60)})
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float64", "int8", "uint16", "Int64"])
+@pytest.mark.parametrize("fixed", EXPRESSIONS)
+def test_expressions_equal_formulaic(fixed, dtype):
+    """Each expression, on integers of several widths, floats and pandas' nullable integers,
+    is evaluated directly, to the formulaic path's matrix (to the bit) and names."""
+    frame = _frame(dtype)
+    encoding = fast_encoding(fixed, frame)
+    assert encoding is not None
+    assert encoding.expressions  # evaluated here, not by formulaic
+    reference = formula_matrix(fixed, frame)
+    assert encoding.names == r_column_names(reference.columns)
+    np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))
+
+
+@pytest.mark.parametrize("text", [
+    "scale(x)", "poly(x, 2)", "center(x)", "I(x > 3)", "np.log(x)", "log(x, base=2)",
+    "I(x % 2)", "I(2)", "C(a)", "x", "I(x if x else z)", "lag(x)", "I(x == 1)", "I(True + x)",
+])
+def test_other_expressions_are_formulaic(text):
+    """Stateful transforms, comparisons, attributes, keywords and anything but the listed
+    operators and functions are not evaluated directly (formulaic's path, as before)."""
+    assert numeric_expression(text) is None
+
+
+@pytest.mark.parametrize("fixed", ["log(x)", "I(x ** -1)", "sqrt(x - 4)"])
+def test_values_formulaic_must_judge_go_to_formulaic(fixed):
+    """log(0), a negative integer power of integers, the square root of a negative number:
+    the direct way leaves them to formulaic's path (its error, or its values)."""
+    assert fast_encoding(fixed, _frame("int64")) is None
+
+
+def test_a_column_read_and_called_is_formulaic():
+    frame = _frame("float64").assign(log=1.0)
+    assert numeric_expression("log(log + x)") is None
+    assert fast_encoding("I(log * x)", frame) is not None  # read only: the column
+
+
+@pytest.mark.parametrize("formula, column", [
+    ("log(Reaction) ~ Days + (Days | Subject)", ("log_reaction", np.log, "Reaction")),
+    ("Reaction ~ Days + I(Days^2) + (Days | Subject)", ("days2", np.square, "Days")),
+    ("Reaction ~ log(Days + 1) + (1 | Subject) + (0 + log(Days + 1) | Subject)",
+     ("log_days", np.log1p, "Days")),
+    ("Reaction ~ Days + (1 | Subject) + offset(I(Days/2))", ("half", lambda d: d / 2, "Days")),
+])
+def test_fits_equal_fits_on_computed_columns(formula, column):
+    """A fit whose formula has an expression equals the fit of the same model with the
+    expression's values computed beforehand as a column."""
+    data = mm.datasets.load("sleepstudy")
+    name, function, source = column
+    data[name] = function(data[source].astype(float))
+    replaced = (formula.replace("log(Reaction)", name).replace("I(Days^2)", name)
+                .replace("log(Days + 1)", name).replace("I(Days/2)", name))
+    fit, expected = mm.lmer(formula, data), mm.lmer(replaced, data)
+    assert fit.objective == pytest.approx(expected.objective, rel=1e-12)
+    np.testing.assert_allclose(fit.fixef.to_numpy(), expected.fixef.to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(fit.predict(data.head(20)).to_numpy(),
+                               expected.predict(data.head(20)).to_numpy(), rtol=1e-10)
+
+
+def test_log_of_zero_is_the_same_error():
+    data = mm.datasets.load("sleepstudy")
+    for formula in ("log(Days) ~ 1 + (1 | Subject)", "Reaction ~ log(Days) + (1 | Subject)"):
+        with pytest.raises(DataError, match=r"log\(Days\)"):
+            mm.lmer(formula, data)
+
+
+@pytest.mark.parametrize("formula", [
+    "Reaction ~ Days + (1 | Subject)", "Reaction ~ log(Days + 1) + (1 | Subject)",
+    "Reaction ~ scale(Days) + (1 | Subject)", "Reaction ~ 1 + (Days | Subject)",
+    "Reaction ~ 1 + (1 | Subject) + offset(Days)",
+])
+@pytest.mark.parametrize("values", [["a", "b", "c"], [True, False, True]])
+def test_prediction_needs_numbers_where_the_fit_had_them(formula, values):
+    """New data with text, or True and False, in a column the fit read as numbers: a
+    DataError that names the column (R's predict: 'variable was fitted with type numeric'),
+    whichever path encodes it."""
+    data = mm.datasets.load("sleepstudy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer(formula, data)
+    with pytest.raises(DataError, match="newdata column 'Days' was numeric"):
+        fit.predict(data.head(3).assign(Days=values))

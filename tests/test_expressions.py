@@ -112,3 +112,51 @@ def test_prediction_needs_numbers_where_the_fit_had_them(formula, values):
         fit = mm.lmer(formula, data)
     with pytest.raises(DataError, match="newdata column 'Days' was numeric"):
         fit.predict(data.head(3).assign(Days=values))
+
+
+FACTOR_FORMULAS = ["factor(k)", "0 + factor(k)", "x + factor(k):x", "factor(k) * a",
+                   "as_factor(k) + I(x ** 2)", "factor(k):factor(j)", "a + factor(j)"]
+
+
+@pytest.mark.parametrize("values", [[3, 1, 2, 10], [0.5, 2.0, 1.0, 1.5], ["b", "a", "B", "c"]])
+@pytest.mark.parametrize("fixed", FACTOR_FORMULAS)
+def test_factor_of_a_column_equals_formulaic(fixed, values):
+    """R's factor() of a column of integers, floats (levels labelled 2, not 2.0) or text: the
+    fast encoding, to the formulaic path's matrix and names (levels sorted as numbers:
+    factor(k)10 after factor(k)3)."""
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"k": rng.choice(np.array(values, dtype=object), 60),
+                          "j": rng.integers(1, 4, 60).astype(np.int8),
+                          "x": rng.normal(size=60), "a": rng.choice(["p", "q"], 60)})
+    frame["k"] = frame["k"].astype(type(values[0]) if not isinstance(values[0], str) else "str")
+    encoding = fast_encoding(fixed, frame)
+    assert encoding is not None and encoding.sources
+    reference = formula_matrix(fixed, frame)
+    assert encoding.names == r_column_names(reference.columns)
+    np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))
+
+
+@pytest.mark.parametrize("text", ["factor(k, levels=[1, 2, 3])", "factor(k + 1)", "factor(b)",
+                                  "factor(g)", "factor(o)"])
+def test_other_factor_calls_are_formulaic(text):
+    """factor() with levels, of an expression, of a boolean or a categorical column: the
+    formulaic path, as before."""
+    frame = pd.DataFrame({"k": [1, 2, 3, 1], "b": [True, False, True, True],
+                          "g": pd.Categorical(["u", "v", "u", "v"]),
+                          "o": pd.Categorical(["u", "v", "u", "v"], ordered=True)})
+    assert fast_encoding(text, frame) is None
+
+
+def test_factor_fits_and_predictions_equal_those_of_a_text_column():
+    data = mm.datasets.load("sleepstudy")
+    data["Dc"] = data["Days"].map(lambda d: f"{d:02d}")  # the same order as numbers
+    fit = mm.lmer("Reaction ~ factor(Days) + (1 | Subject) + (0 + factor(Days > 4) | Subject)",
+                  data)
+    expected = mm.lmer("Reaction ~ Dc + (1 | Subject) + (0 + factor(Days > 4) | Subject)", data)
+    assert fit.objective == pytest.approx(expected.objective, rel=1e-12)
+    assert list(fit.fixef.index)[1:3] == ["factor(Days)1", "factor(Days)2"]
+    np.testing.assert_allclose(fit.fixef.to_numpy(), expected.fixef.to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(fit.predict(data.iloc[::7]).to_numpy(),
+                               expected.predict(data.iloc[::7]).to_numpy(), rtol=1e-10)
+    with pytest.raises(DataError, match="'Days' has the level '12'"):
+        fit.predict(data.head(2).assign(Days=[1, 12]))

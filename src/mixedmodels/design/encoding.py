@@ -2,8 +2,9 @@
 
 formulaic materializes a model matrix in about a millisecond, which dominates the whole fit of
 a small model. Most formulas are built only from data columns and functions of each row: numeric
-columns, categorical columns, elementwise expressions of numeric columns (``I(age^2)``,
-``log(dose)``: ``design.expressions``), and their interactions. For those, the columns are
+columns, categorical columns, R's ``factor()`` of a column of numbers or text (``factor(visit)``: the column's
+distinct values as levels, sorted), elementwise expressions of numeric columns
+(``I(age^2)``, ``log(dose)``: ``design.expressions``), and their interactions. For those, the columns are
 products of numbers and level indicators, and this module builds them directly with NumPy.
 Anything else (stateful transforms such as ``poly`` and ``scale``, codings, an ordered
 categorical, coded by polynomial contrasts) returns ``None`` and formulaic does the work.
@@ -18,6 +19,7 @@ The ``Encoding`` records the levels seen at fit time, to encode new data the sam
 
 from __future__ import annotations
 
+import ast
 import itertools
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,6 +30,7 @@ from formulaic import Formula
 from formulaic.errors import FormulaicError
 
 from ..errors import DataError
+from ..formula.parse import R_DOTTED_FUNCTIONS
 from .expressions import numeric_expression
 from .frame import FrameColumns, number_dtype
 from .names import r_spelling
@@ -53,6 +56,7 @@ class Encoding:
     columns: tuple[Column, ...]
     levels: dict
     expressions: dict = field(default_factory=dict)  # NumericExpression by its text
+    sources: dict = field(default_factory=dict)  # factor(x)'s column x, by its text
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -72,7 +76,8 @@ class Encoding:
             for name, level in column.indicators:
                 indicator = indicators.get((name, level))
                 if indicator is None:
-                    indicator = indicators[name, level] = _indicator(columns, name, level)
+                    indicator = indicators[name, level] = _indicator(
+                        columns, self.sources.get(name, name), level, name in self.sources)
                 row *= indicator
         return np.ascontiguousarray(out.T)
 
@@ -90,34 +95,38 @@ class Encoding:
         return values
 
 
-def _indicator(columns: FrameColumns, name, level: str) -> np.ndarray:
-    """(n,) 1.0 where column ``name`` is at ``level``, else 0.0; pandas' text by its codes
-    (``FrameColumns.factor``, shared with the grouping factors), other columns by their text."""
-    if not isinstance(columns.dtype(name), pd.StringDtype):
+def _indicator(columns: FrameColumns, name, level: str, coded: bool = False) -> np.ndarray:
+    """(n,) 1.0 where column ``name`` is at ``level``, else 0.0; pandas' text, and any column
+    whose levels are R's ``factor``'s (``coded``), by its codes (``FrameColumns.factor``,
+    shared with the grouping factors), other columns by their text."""
+    if not coded and not isinstance(columns.dtype(name), pd.StringDtype):
         return (columns.labels(name) == level).astype(float)
     codes, labels = columns.factor(name)
-    position = int(np.searchsorted(labels, level))
-    if position < len(labels) and labels[position] == level:
-        return (codes == position).astype(float)
+    position = np.flatnonzero(labels == level)  # labels in R's order, not always the text's
+    if len(position):
+        return (codes == position[0]).astype(float)
     return np.zeros(len(codes))
 
 
 @lru_cache(maxsize=256)
 def _terms(text: str):
-    """The formula's terms as tuples of factor texts (() for the intercept), and the
-    elementwise expressions among those factors by their text; or None."""
+    """The formula's terms as tuples of factor texts (() for the intercept), the elementwise
+    expressions among those factors by their text, and the column of each ``factor(x)``
+    among them by its text; or None."""
     try:
         formula = Formula(text)
     except FormulaicError:
         return None
-    terms, expressions = [], {}
+    terms, expressions, sources = [], {}, {}
     for term in formula:
         factors = []
         for factor in term.factors:
             method = factor.eval_method.value
             if method == "literal" and str(factor) == "1":
                 continue
-            if method == "python":
+            if method == "python" and _factor_of_column(str(factor)):
+                sources[str(factor)] = _factor_of_column(str(factor))
+            elif method == "python":
                 expression = numeric_expression(str(factor))
                 if expression is None:
                     return None
@@ -126,7 +135,23 @@ def _terms(text: str):
                 return None
             factors.append(str(factor))
         terms.append(tuple(factors))
-    return tuple(terms), expressions
+    return tuple(terms), expressions, sources
+
+
+@lru_cache(maxsize=256)
+def _factor_of_column(text: str) -> str | None:
+    """x, where ``text`` is R's ``factor(x)`` or ``as.factor(x)`` (formulaic's
+    ``as_factor(x)``) of a column x, without other arguments; else None."""
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) \
+            and call.func.id in ("factor", R_DOTTED_FUNCTIONS["as.factor"]) \
+            and not call.keywords and len(call.args) == 1 \
+            and isinstance(call.args[0], ast.Name) and call.args[0].id != call.func.id:
+        return call.args[0].id
+    return None
 
 
 def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | None:
@@ -136,10 +161,17 @@ def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | Non
     parsed = _terms(text)
     if parsed is None:
         return None
-    terms, expressions = parsed
+    terms, expressions, sources = parsed
     frame = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
     kinds = {}
     for name in _variables(terms):
+        if name in sources:  # R's factor of a column of numbers or text
+            column = sources[name]
+            if column not in frame or isinstance(frame.dtype(column), pd.CategoricalDtype) \
+                    or _kind(frame, column, keep_levels) is None:
+                return None
+            kinds[name] = "factor"
+            continue
         if name in expressions:  # numbers, if one finite number per row
             values = frame.expression(expressions[name])
             if values is None or not np.isfinite(values).all():
@@ -151,9 +183,10 @@ def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | Non
         kinds[name] = _kind(frame, name, keep_levels)
         if kinds[name] is None:
             return None
-    levels = {name: _levels(frame, name) for name, kind in kinds.items() if kind == "categorical"}
+    levels = {name: tuple(frame.factor(sources[name])[1].tolist()) if name in sources
+              else _levels(frame, name) for name, kind in kinds.items() if kind in _CODED}
     return Encoding(_columns(terms, tuple(kinds.items()), tuple(levels.items())), levels,
-                    expressions)
+                    expressions, sources)
 
 
 @lru_cache(maxsize=256)
@@ -162,24 +195,31 @@ def _variables(terms: tuple) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for term in terms for f in term))
 
 
+#: the kinds of variable coded by levels
+_CODED = ("categorical", "factor")
+
+
 @lru_cache(maxsize=256)
 def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...]:
-    """The model-matrix columns of the terms, given each variable's kind and each categorical
-    one's levels (a function of them alone: cached, as a small model's design builds the
-    same columns at every fit)."""
+    """The model-matrix columns of the terms, given each variable's kind ("numeric",
+    "categorical", "expression" or "factor": ``factor(x)``) and each categorical one's levels
+    (a function of them alone: cached, as a small model's design builds the same columns at
+    every fit)."""
     kinds, levels = dict(kinds), dict(levels)
-    categorical_names = frozenset(f for f, kind in kinds.items() if kind == "categorical")
+    categorical_names = frozenset(f for f, kind in kinds.items() if kind in _CODED)
+    spelled = {f: r_spelling(f) if kind in ("expression", "factor") else f
+               for f, kind in kinds.items()}
     columns: list[Column] = []
     for term, codes in zip(terms, contrast_codes(terms, categorical_names)):
-        categorical = [f for f in term if kinds[f] == "categorical"]
-        numeric = tuple(f for f in term if kinds[f] != "categorical")
+        categorical = [f for f in term if kinds[f] in _CODED]
+        numeric = tuple(f for f in term if kinds[f] not in _CODED)
         contrasts = [code for code in codes if code is not None]
         coded = [levels[f][1:] if c else levels[f] for f, c in zip(categorical, contrasts)]
         # every combination of the coded levels, the first factor varying fastest (as R)
         for combination in itertools.product(*reversed(coded)):
             chosen = dict(zip(reversed(categorical), combination))
-            name = ":".join(f"{f}{chosen[f]}" if f in chosen
-                            else r_spelling(f) if kinds[f] == "expression" else f for f in term)
+            name = ":".join(f"{spelled[f]}{chosen[f]}" if f in chosen else spelled[f]
+                            for f in term)
             columns.append(Column(name or "(Intercept)", numeric,
                                   tuple((f, chosen[f]) for f in categorical)))
     return tuple(columns)

@@ -278,9 +278,11 @@ def _check_fixed_levels(fit, frame: pd.DataFrame, names) -> None:
     design = fit.model.design
     spec = design.fixed_spec
     training = design.frame
+    coded = {} if not isinstance(spec, Encoding) else \
+        {spec.sources.get(key, key): levels for key, levels in spec.levels.items()}
     for name in sorted(names):
-        if isinstance(spec, Encoding) and name in spec.levels:
-            known = set(spec.levels[name])
+        if name in coded:  # a categorical column, or factor() of one
+            known = set(coded[name])
             new = _labels(frame[name])
         elif training is not None and name in training.columns and not (
                 pd.api.types.is_numeric_dtype(training[name])

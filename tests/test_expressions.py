@@ -1,18 +1,22 @@
 """Elementwise expressions of columns (``design.expressions``): evaluated without formulaic,
 to the same matrices, names, fits and errors as formulaic's path."""
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from mixedmodels.design.build import build_design
 from mixedmodels.design.encoding import fast_encoding
 from mixedmodels.design.expressions import numeric_expression
 from mixedmodels.design.materialize import formula_matrix
 from mixedmodels.design.names import r_column_names
 from mixedmodels.errors import DataError
+from mixedmodels.formula.parse import parse_formula
 
 # formulaic's text of a fixed part, as the formula's parser hands it on (R's ^ as **)
 EXPRESSIONS = [
@@ -21,6 +25,7 @@ EXPRESSIONS = [
     "sin(x) + cos(x)", "log10(x + 1) + log2(x + 1) + log1p(x) + expm1(x / 10)",
     "a * I(x ** 2)", "a:log(x + 1)", "x:I(x ** 2)", "I(x * z) + a:I(z - x)",
     "0 + a + a:sqrt(x)", "I(x ** 0.5) + sign(z)", "exp2(x / 4) + exp10(x / 8)", "I(-x) + I(+z)",
+    "I(x * (x > 2)) + I(z * ((x >= 3) & (x != 5)))", "I(x % 3) + I(x // 2) + I(z * ~(x < 4))",
 ]
 
 
@@ -45,8 +50,8 @@ def test_expressions_equal_formulaic(fixed, dtype):
 
 
 @pytest.mark.parametrize("text", [
-    "scale(x)", "poly(x, 2)", "center(x)", "I(x > 3)", "np.log(x)", "log(x, base=2)",
-    "I(x % 2)", "I(2)", "C(a)", "x", "I(x if x else z)", "lag(x)", "I(x == 1)", "I(True + x)",
+    "scale(x)", "poly(x, 2)", "center(x)", "np.log(x)", "log(x, base=2)", "I(x == 'a')",
+    "I(2)", "C(a)", "x", "I(x if x else z)", "lag(x)", "I(True + x)", "I(x and z)",
 ])
 def test_other_expressions_are_formulaic(text):
     """Stateful transforms, comparisons, attributes, keywords and anything but the listed
@@ -56,8 +61,8 @@ def test_other_expressions_are_formulaic(text):
 
 @pytest.mark.parametrize("fixed", ["log(x)", "I(x ** -1)", "sqrt(x - 4)"])
 def test_values_formulaic_must_judge_go_to_formulaic(fixed):
-    """log(0), a negative integer power of integers, the square root of a negative number:
-    the direct way leaves them to formulaic's path (its error, or its values)."""
+    """log(0), 1/0, the square root of a negative number: the direct way leaves them to
+    formulaic's path (its error)."""
     assert fast_encoding(fixed, _frame("int64")) is None
 
 
@@ -150,9 +155,12 @@ def test_other_factor_calls_are_formulaic(text):
 def test_factor_fits_and_predictions_equal_those_of_a_text_column():
     data = mm.datasets.load("sleepstudy")
     data["Dc"] = data["Days"].map(lambda d: f"{d:02d}")  # the same order as numbers
-    fit = mm.lmer("Reaction ~ factor(Days) + (1 | Subject) + (0 + factor(Days > 4) | Subject)",
-                  data)
-    expected = mm.lmer("Reaction ~ Dc + (1 | Subject) + (0 + factor(Days > 4) | Subject)", data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # singular: the (0 + factor(Days > 4) | Subject) term
+        fit = mm.lmer("Reaction ~ factor(Days) + (1 | Subject) "
+                      "+ (0 + factor(Days > 4) | Subject)", data)
+        expected = mm.lmer("Reaction ~ Dc + (1 | Subject) + (0 + factor(Days > 4) | Subject)",
+                           data)
     assert fit.objective == pytest.approx(expected.objective, rel=1e-12)
     assert list(fit.fixef.index)[1:3] == ["factor(Days)1", "factor(Days)2"]
     np.testing.assert_allclose(fit.fixef.to_numpy(), expected.fixef.to_numpy(), rtol=1e-10)
@@ -160,3 +168,47 @@ def test_factor_fits_and_predictions_equal_those_of_a_text_column():
                                expected.predict(data.iloc[::7]).to_numpy(), rtol=1e-10)
     with pytest.raises(DataError, match="'Days' has the level '12'"):
         fit.predict(data.head(2).assign(Days=[1, 12]))
+
+
+def test_integers_and_float32_are_read_as_r_numbers():
+    """Integer columns in arithmetic are R's numbers, 64-bit floats: the square of
+    timestamps in milliseconds does not wrap around (R: I(t^2) aliased with t, dropped), a
+    negative power of integers is a fraction, and float32 columns are not rounded to single
+    precision; each fit equals the fit of the same data as float64."""
+    data = mm.datasets.load("sleepstudy")
+    stamps = data.assign(t=(1_700_000_000_000 + data.Days * 86_400_000).astype("int64"))
+    singles = data.astype({"Reaction": "float32", "Days": "float32"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for formula, frame, column in [
+                ("Reaction ~ t + I(t^2) + (1 | Subject)", stamps, "t"),
+                ("Reaction ~ I((Days + 1)^-1) + I(2^Days) + (1 | Subject)", data, "Days"),
+                ("log(Reaction) ~ log(Days + 1) + exp(-Days/5) + (1 | Subject)", singles,
+                 "Days")]:
+            fit = mm.lmer(formula, frame)
+            floats = frame.astype({column: "float64", "Reaction": "float64"})
+            expected = mm.lmer(formula, floats)
+            assert fit.objective == pytest.approx(expected.objective, rel=1e-13)
+            assert list(fit.fixef.index) == list(expected.fixef.index)
+            np.testing.assert_allclose(fit.fixef.to_numpy(), expected.fixef.to_numpy(),
+                                       rtol=1e-12)
+            np.testing.assert_allclose(fit.predict(frame.head(5)).to_numpy(),
+                                       expected.predict(floats.head(5)).to_numpy(), rtol=1e-12)
+    fit = mm.lmer("Reaction ~ I(2^Days) + (1 | Subject)", data)
+    new = pd.DataFrame({"Days": [70], "Subject": ["308"]})
+    assert fit.predict(new, include_random=False).iloc[0] == pytest.approx(
+        fit.fixef.iloc[0] + fit.fixef.iloc[1] * 2.0 ** 70, rel=1e-12)
+
+
+DEPARSED = json.loads((Path(__file__).parent / "reference" / "deparse_names.json").read_text())
+
+
+@pytest.mark.parametrize("record", DEPARSED, ids=[r["term"] for r in DEPARSED])
+def test_column_names_are_r_deparse(record):
+    """Each term's model-matrix columns are named as R deparses the term (deparse_names.R):
+    no spaces around / and ^, numbers as R formats them (1e+05, 1e-04, 2 for 2.0), the
+    parentheses R's precedence needs, dotted column names bare."""
+    data = mm.datasets.load("sleepstudy").assign(x=lambda f: f.Days + 1.0,
+                                                 **{"Days.x": lambda f: f.Days + 2.0})
+    design = build_design(parse_formula(f"Reaction ~ {record['term']} + (1 | Subject)"), data)
+    assert sorted(design.x_names + design.dropped) == sorted(record["columns"])

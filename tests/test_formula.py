@@ -287,7 +287,9 @@ def test_fit_with_dotted_and_odd_column_names(column):
         fit = mm.lmer(f"Reaction~{name}+{power}+({name}|Subject)", data)
     with pytest.warns(mm.DataWarning, match="dropped 1 of 180 rows"):
         reference = mm.lmer("Reaction ~ Days + I(Days^2) + (Days | Subject)", data)
-    assert fit.fixef.index.tolist() == ["(Intercept)", column, f"I(`{column}`^2)"]
+    # R's names: backquoted only where R does not read the column's name as a name
+    assert fit.fixef.index.tolist() == ["(Intercept)", column,
+                                        f"I(`{column}`^2)" if " " in column else f"I({column}^2)"]
     assert fit.objective == pytest.approx(reference.objective, rel=1e-10)
     np.testing.assert_allclose(fit.predict(data[[column, "Subject"]].iloc[5:9]),
                                reference.predict(data[["Days", "Subject"]].iloc[5:9]),

@@ -114,7 +114,8 @@ def test_log_to_a_base_as_r():
 
 
 @pytest.mark.parametrize("formula, words", [
-    ("Reaction ~ I(D1^-1) + (1 | Subject)", "write a float power (x^-1.0) or a quotient"),
+    ("Reaction ~ I(center(D1) * D1^-1) + (1 | Subject)",  # (elementwise ones are R's numbers)
+     "write a float power (x^-1.0) or a quotient"),
     ("Reaction ~ I(Days > 2 & Days < 6) + (1 | Subject)", "write I((x > 2) & (x < 6))"),
     ("Reaction ~ . + (1 | Subject)", "'.' (every other column of the data) is not supported"),
     ("Reaction ~ .^2 - Subject + (1 | Subject)", "'.' (every other column of the data) is not"),

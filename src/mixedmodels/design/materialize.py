@@ -41,11 +41,13 @@ from formulaic.materializers.types import FactorValues, ScopedFactor, ScopedTerm
 from formulaic.parser.types import Factor
 from formulaic.transforms import TRANSFORMS, C
 from formulaic.transforms.contrasts import TreatmentContrasts
+from formulaic.utils.variables import Variable
 
 from ..errors import DataError
 from ..formula.codings import default_coding
-from ..formula.parse import called_only_names
+from ..formula.parse import called_only_names, quoted_columns
 from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS, TREATMENT_CONTEXT, is_logical
+from .expressions import numeric_expression
 from .frame import FrameColumns
 from .term_codes import contrast_codes
 
@@ -110,6 +112,29 @@ class _Materializer(PandasMaterializer):
                     scale *= factor.values
             yield term, [ScopedTerm((ScopedFactor(factor, reduced=bool(code))
                                      for factor, code in zip(kept, term_codes)), scale=scale)]
+
+    @PandasMaterializer.override
+    def _evaluate(self, expr: str, metadata, spec):
+        """formulaic's evaluation of a Python factor; but an elementwise expression of numeric
+        columns (``design.expressions``: ``I(x^2)``, ``log(y + 1)``) is evaluated as the fast
+        encoding evaluates it, its columns read as R's numbers (``I((x + 1)^-1)`` of integers
+        is a fraction, not an error, in whatever formula it appears), with the functions of
+        this evaluation's context."""
+        expression = numeric_expression(expr)
+        values = None
+        if expression is not None:
+            found = {name: self.layered_context.get_with_layer_name(name, default=None)
+                     for name in expression.functions}
+            if all(function is not None for function, _ in found.values()):
+                values = expression.values(self.data_context,
+                                           {name: f for name, (f, _) in found.items()})
+        if values is None:
+            return super()._evaluate(expr, metadata, spec)
+        variables = {Variable(name, roles=("value",), source="data")
+                     for name in expression.columns}
+        variables |= {Variable(name, roles=("callable",), source=layer)
+                      for name, (_, layer) in found.items()}
+        return pd.Series(values, index=self.data.index), variables
 
     @PandasMaterializer.override
     def _is_categorical(self, values) -> bool:
@@ -256,6 +281,9 @@ def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | No
             offset, as R's model.response and model.offset read them).
         options: formulaic's ``ModelSpec`` options (``ensure_full_rank``).
     """
+    dotted = frozenset(name for name in data.columns if isinstance(name, str) and "." in name)
+    if dotted:  # log(Days.x) reads the column Days.x, as in R
+        text = quoted_columns(text, dotted)
     params = {"treatment": treatment, "keep_levels": keep_levels,
               "logical_numbers": logical_numbers, "hidden": called_functions(text)}
     spec = ModelSpec.from_spec(text, na_action="ignore", materializer=_Materializer,

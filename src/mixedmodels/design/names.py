@@ -9,11 +9,14 @@ and ``design.encoding``'s, name their columns with them).
 
 from __future__ import annotations
 
+import ast
 import re
+
+import numpy as np
 
 from ..formula.parse import R_DOTTED_FUNCTIONS, r_written
 
-__all__ = ["R_NAMES", "r_column_names", "r_spelling"]
+__all__ = ["R_NAMES", "r_column_names", "r_number", "r_spelling"]
 
 
 _FIELD = re.compile(r"\[(?:T\.)?([^\[\]]*)\](?=:|$)")
@@ -24,15 +27,51 @@ _KEYWORD = re.compile(r"\s*(?<![=!<>])=(?!=)\s*")
 
 
 def r_spelling(text: str) -> str:
-    """A term or column as R deparses it: ``**`` as ``^``, keyword arguments with spaces around
-    ``=``, Python's True and False as TRUE and FALSE, the strings of a call's arguments in
-    double quotes (``relevel(a, ref = "b")``), and R's functions with a dot by their names
-    (``as.factor(x)``, called ``as_factor`` in formulaic: ``R_DOTTED_FUNCTIONS``)."""
+    """A term or column as R deparses it. Each factor of an interaction that Python reads
+    (formulaic's text of an expression, a level's field after it) is deparsed as R deparses
+    the expression (``_deparsed``): ``I(1 / (x + 1))`` as ``I(1/(x + 1))``, ``I(x * 2.0)`` as
+    ``I(x * 2)``, ``I(1e-05 * x)`` as ``I(1e-05 * x)``. Others are spelled by rule: ``**``
+    as ``^``, keyword arguments with spaces around ``=``, Python's True and False as TRUE
+    and FALSE, the strings of a call's arguments in double quotes (``relevel(a, ref =
+    "b")``), R's functions with a dot by their names (``as.factor(x)``, called ``as_factor``
+    in formulaic: ``R_DOTTED_FUNCTIONS``), and names in backquotes without them where R
+    needs none (``log(Days.x)``)."""
+    parts = _interaction_parts(text)
+    if len(parts) > 1:
+        return ":".join(r_spelling(part) for part in parts)
+    field = _TRAILING_FIELD.match(text)
+    expression, field = (field.group(1), field.group(2)) if field else (text, "")
+    deparsed = _deparsed(expression)
+    return (deparsed if deparsed is not None else _spelled(expression)) + field
+
+
+_TRAILING_FIELD = re.compile(r"^(.*\))(\[[^\[\]]*\])$")
+
+
+def _spelled(text: str) -> str:
+    """``r_spelling`` by rule, of text Python does not read (backquoted names)."""
     text = _KEYWORD.sub(" = ", text).replace("= True", "= TRUE").replace("= False", "= FALSE")
     if "as_" in text:
         text = _PYTHON_NAMES.sub(lambda m: R_NAMES[m.group(1)] + "(", text)
     text = r_written(text)
+    if "`" in text:
+        text = _BACKQUOTED.sub(_unquoted, text)
     return _double_quoted(text) if "'" in text else text
+
+
+_BACKQUOTED = re.compile(r"`([^`]*)`")
+_R_SYNTACTIC = re.compile(r"(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*|\.")
+#: R's reserved words, which R backquotes as names (``?Reserved``)
+_R_RESERVED = frozenset({"if", "else", "repeat", "while", "function", "for", "next", "break",
+                         "TRUE", "FALSE", "NULL", "Inf", "NaN", "NA", "NA_integer_",
+                         "NA_real_", "NA_character_", "NA_complex_", "in"})
+
+
+def _unquoted(match: re.Match) -> str:
+    """A backquoted name as R deparses it: without its backquotes where R reads it as a
+    name (``Days.x``; formulaic needs them inside a call), with them otherwise (``a b``)."""
+    name = match.group(1)
+    return name if _R_SYNTACTIC.fullmatch(name) and name not in _R_RESERVED else match.group(0)
 
 
 #: R's names of the functions formulaic calls by other names (``as_factor``: ``as.factor``)
@@ -100,3 +139,127 @@ def _interaction_parts(name: str) -> list[str]:
             parts.append(name[start:i])
             start = i + 1
     return parts + [name[start:]]
+
+
+# -- R's deparse of an expression -------------------------------------------------------------
+# R prints an expression from its parse tree (``deparse``): binary + - * and comparisons, & and
+# | with spaces around them, / ^ %% %/% without; numbers with up to 15 significant digits, in
+# fixed or scientific notation, whichever is shorter (``format``: 1000, 1e+05, 1e-04). Python's
+# parse tree of formulaic's text is printed the same way, with parentheses where R's
+# precedence needs them (``?Syntax``); R keeps those its user wrote, which the tree no longer
+# has (``x*(-2)`` is printed ``x * -2``, R's ``x * (-2)``).
+
+#: R's binary operators for Python's, with their precedence (higher binds tighter) and spacing
+_BINARY = {ast.Pow: ("^", 14, False), ast.Mod: ("%%", 11, False),
+           ast.FloorDiv: ("%/%", 11, False), ast.Mult: ("*", 10, True),
+           ast.Div: ("/", 10, False), ast.Add: ("+", 9, True), ast.Sub: ("-", 9, True),
+           ast.BitAnd: ("&", 6, True), ast.BitOr: ("|", 5, True)}
+_COMPARISONS = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==",
+                ast.NotEq: "!="}
+_UNARY = {ast.USub: ("-", 13), ast.UAdd: ("+", 13), ast.Invert: ("!", 7), ast.Not: ("!", 7)}
+_COMPARISON_PRECEDENCE = 8
+
+
+class _NotR(Exception):
+    """A node R's deparse is not written for here."""
+
+
+def _deparsed(text: str) -> str | None:
+    """``text``, Python that formulaic evaluates, as R deparses the same expression; None
+    where Python does not read it, or it holds what R has no spelling for here (a subscript,
+    an attribute but NumPy's, a lambda...)."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+        return _node(tree)[0]
+    except (SyntaxError, ValueError, _NotR):
+        return None
+
+
+def _node(node) -> tuple[str, int]:
+    """R's text of a node and its precedence (99: an atom, a call)."""
+    if isinstance(node, ast.Constant):
+        return _constant(node.value), 99
+    if isinstance(node, ast.Name):
+        return _name(node.id), 99
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+            and node.value.id == "np":
+        return f"np.{node.attr}", 99
+    if isinstance(node, ast.Call):
+        function = (node.func.id if isinstance(node.func, ast.Name)
+                    else _node(node.func)[0])
+        arguments = [_node(arg)[0] for arg in node.args]
+        arguments += [f"{keyword.arg} = {_node(keyword.value)[0]}" for keyword in node.keywords
+                      if keyword.arg is not None]
+        if len(arguments) != len(node.args) + len(node.keywords) \
+                or any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise _NotR
+        return f"{R_NAMES.get(function, function)}({', '.join(arguments)})", 99
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        symbol, precedence, spaced = _BINARY[type(node.op)]
+        right_assoc = symbol == "^"
+        if symbol in "&|":  # Python's & and | bind tighter than comparisons: the user's
+            # parentheses around them, which R keeps (I((x > 2) & (x < 5)))
+            return (f"{_operand(node.left, 99, strict=False)} {symbol} "
+                    f"{_operand(node.right, 99, strict=False)}"), precedence
+        left = _operand(node.left, precedence, strict=right_assoc)
+        if right_assoc and isinstance(node.right, ast.UnaryOp):
+            right = _node(node.right)[0]  # R reads 2^-x as 2^(-x)
+        else:
+            right = _operand(node.right, precedence, strict=not right_assoc)
+        return (f"{left} {symbol} {right}" if spaced else f"{left}{symbol}{right}"), precedence
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        symbol, precedence = _UNARY[type(node.op)]
+        # Python's ~ binds tighter than comparisons: its operand as the user wrote it, R's !
+        bound = 99 if symbol == "!" else precedence
+        return f"{symbol}{_operand(node.operand, bound, strict=False)}", precedence
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 \
+            and type(node.ops[0]) in _COMPARISONS:
+        left = _operand(node.left, _COMPARISON_PRECEDENCE, strict=False)
+        right = _operand(node.comparators[0], _COMPARISON_PRECEDENCE, strict=True)
+        return f"{left} {_COMPARISONS[type(node.ops[0])]} {right}", _COMPARISON_PRECEDENCE
+    raise _NotR
+
+
+def _operand(node, precedence: int, strict: bool) -> str:
+    """An operand's text, in parentheses where it binds less tightly than its operator
+    (``strict``: also where it binds as tightly, on the side the operator does not group)."""
+    text, own = _node(node)
+    return f"({text})" if own < precedence or (strict and own == precedence) else text
+
+
+def _constant(value) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if value is None:
+        return "NULL"
+    if isinstance(value, (int, float)):
+        return r_number(float(value))
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise _NotR
+
+
+def _name(name: str) -> str:
+    """A name as R writes it: backquoted where R does not read it as a name."""
+    name = R_NAMES.get(name, name)
+    if name in _R_CONSTANTS:  # R's constants, names in formulaic's context (raw = TRUE)
+        return name
+    return name if _R_SYNTACTIC.fullmatch(name) and name not in _R_RESERVED else f"`{name}`"
+
+
+_R_CONSTANTS = frozenset({"TRUE", "FALSE", "NULL", "Inf", "NaN", "NA"})
+
+
+def r_number(value: float) -> str:
+    """A number as R prints it in an expression (``format`` with 15 significant digits): in
+    fixed notation unless the scientific one is shorter (100000 as 1e+05, 0.0001 as 1e-04,
+    1000 as 1000, 2.0 as 2)."""
+    value = float(value)
+    if not np.isfinite(value):
+        return "Inf" if value > 0 else "-Inf" if value < 0 else "NaN"
+    rounded = float(f"{value:.15g}")
+    digits = next(d for d in range(1, 16) if float(f"{value:.{d}g}") == rounded)
+    scientific = f"{rounded:.{digits - 1}e}"
+    fixed = np.format_float_positional(rounded, precision=digits, unique=False,
+                                       fractional=False, trim="-")
+    return fixed if len(fixed) <= len(scientific) else scientific

@@ -161,6 +161,24 @@ def formula_name(column: str) -> str:
     return column if re.fullmatch(_R_NAME, column) else f"`{column}`"
 
 
+@lru_cache(maxsize=512)
+def quoted_columns(text: str, columns: frozenset[str]) -> str:
+    """``text`` (formulaic's) with the names of ``columns`` in backquotes where they are not
+    called: the data's columns whose R names have a dot (``Days.x``), which Python would read
+    inside a call as an attribute of another (``log(Days.x)``: the attribute x of Days)."""
+    tokens = _tokens(text)
+    out = []
+    for i, token in enumerate(tokens):
+        following = _following(tokens, i)
+        if token.kind == "name" and token.text in columns \
+                and not (following is not None and following.text == "(") \
+                and not (i and tokens[i - 1].text in (".", ")", "]")):
+            out.append(f"`{token.text}`")
+        else:
+            out.append(token.text)
+    return "".join(out)
+
+
 def backquoted_names(text: str) -> frozenset[str]:
     """The names written in backquotes in ``text``, without them."""
     return frozenset(t.text[1:-1] for t in _tokens(text)

@@ -212,3 +212,33 @@ def test_column_names_are_r_deparse(record):
                                                  **{"Days.x": lambda f: f.Days + 2.0})
     design = build_design(parse_formula(f"Reaction ~ {record['term']} + (1 | Subject)"), data)
     assert sorted(design.x_names + design.dropped) == sorted(record["columns"])
+
+
+LOGICAL_FORMULAS = ["b", "0 + b", "x:b", "b * a", "I(x > 4)", "x:I(x > 4)", "I(z > 0) * b",
+                    "0 + I((x > 2) & (x < 7))", "a:I(x == 3)"]
+
+
+@pytest.mark.parametrize("kind", ["bool", "boolean", "object"])
+@pytest.mark.parametrize("fixed", LOGICAL_FORMULAS)
+def test_logical_variables_equal_formulaic(fixed, kind):
+    """Bool columns (NumPy's, pandas' nullable, Python's as objects) and logical expressions
+    are factors of levels FALSE and TRUE, both coded as R codes a logical: the fast encoding
+    equals the formulaic path's matrix and names."""
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"x": rng.integers(0, 9, 50), "z": rng.normal(size=50),
+                          "a": rng.choice(["p", "q"], 50)})
+    frame["b"] = pd.Series(rng.random(50) > 0.4).astype(kind)
+    encoding = fast_encoding(fixed, frame)
+    assert encoding is not None and encoding.logical
+    reference = formula_matrix(fixed, frame)
+    assert encoding.names == r_column_names(reference.columns)
+    np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))
+
+
+def test_a_logical_with_one_value_keeps_both_levels():
+    frame = pd.DataFrame({"x": np.arange(6.0), "b": [True] * 6})
+    for fixed in ("0 + b", "x:b", "I(x >= 0)"):
+        encoding = fast_encoding(fixed, frame)
+        reference = formula_matrix(fixed, frame)
+        assert encoding.names == r_column_names(reference.columns)
+        np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))

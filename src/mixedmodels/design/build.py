@@ -677,8 +677,8 @@ def _expression_values(rows: ModelData, text: str, what: str) -> np.ndarray:
     a DataError where it is more than one column."""
     expression = numeric_expression(formulaic_expression(text))
     values = None if expression is None else rows.columns.expression(expression)
-    if values is not None:
-        return values
+    if values is not None:  # a logical one as 0 and 1, as R's model.response reads it
+        return values.astype(float, copy=False)
     matrix = _matrix(rows, "0 + " + formulaic_expression(text), f"{what} {text!r}",
                      "evaluate", logical_numbers=True)
     if matrix.shape[1] != 1:

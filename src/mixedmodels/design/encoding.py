@@ -31,6 +31,7 @@ from formulaic.errors import FormulaicError
 
 from ..errors import DataError
 from ..formula.parse import R_DOTTED_FUNCTIONS
+from ..formula.rfunctions import LOGICAL_LEVELS
 from .expressions import numeric_expression
 from .frame import FrameColumns, number_dtype
 from .names import r_spelling
@@ -57,6 +58,7 @@ class Encoding:
     levels: dict
     expressions: dict = field(default_factory=dict)  # NumericExpression by its text
     sources: dict = field(default_factory=dict)  # factor(x)'s column x, by its text
+    logical: frozenset = frozenset()  # the logical variables: bool columns, x > 2
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -75,7 +77,11 @@ class Encoding:
                 row *= self._numbers(columns, name)
             for name, level in column.indicators:
                 indicator = indicators.get((name, level))
-                if indicator is None:
+                if indicator is None and name in self.logical:
+                    indicator = indicators[name, level] = (
+                        self._logical(columns, name) == (level == LOGICAL_LEVELS[1])
+                    ).astype(float)
+                elif indicator is None:
                     indicator = indicators[name, level] = _indicator(
                         columns, self.sources.get(name, name), level, name in self.sources)
                 row *= indicator
@@ -93,6 +99,30 @@ class Encoding:
             raise DataError(f"cannot evaluate {r_spelling(expression.text)} on these data: "
                             f"its columns ({', '.join(expression.columns)}) must be numbers")
         return values
+
+    def _logical(self, columns: FrameColumns, name: str) -> np.ndarray:
+        """(n,) bools: a logical column's or expression's values."""
+        expression = self.expressions.get(name)
+        values = _bools(columns.array(name)) if expression is None \
+            else columns.expression(expression)
+        if values is None or values.dtype.kind != "b":
+            what = name if expression is None else r_spelling(expression.text)
+            raise DataError(f"{what} was logical (True or False) in the data of the fit, but "
+                            "not in these data: give True or False")
+        return values
+
+
+def _bools(values) -> np.ndarray | None:
+    """A logical column's values as NumPy's bools (pandas' nullable ones without a missing
+    value, and Python's bools as objects, too); None for any other column."""
+    if isinstance(values, pd.arrays.BooleanArray):
+        return None if values.isna().any() else values.to_numpy(dtype=bool)
+    if not isinstance(values, np.ndarray):
+        return None
+    if values.dtype.kind == "O" and len(values) and all(
+            isinstance(value, (bool, np.bool_)) for value in values.tolist()):
+        return values.astype(bool)
+    return values if values.dtype.kind == "b" else None
 
 
 def _indicator(columns: FrameColumns, name, level: str, coded: bool = False) -> np.ndarray:
@@ -168,25 +198,27 @@ def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | Non
         if name in sources:  # R's factor of a column of numbers or text
             column = sources[name]
             if column not in frame or isinstance(frame.dtype(column), pd.CategoricalDtype) \
-                    or _kind(frame, column, keep_levels) is None:
+                    or _kind(frame, column, keep_levels) not in ("numeric", "categorical"):
                 return None
             kinds[name] = "factor"
             continue
-        if name in expressions:  # numbers, if one finite number per row
+        if name in expressions:  # numbers, if one finite number per row, or bools
             values = frame.expression(expressions[name])
-            if values is None or not np.isfinite(values).all():
+            if values is None or values.dtype.kind != "b" and not np.isfinite(values).all():
                 return None
-            kinds[name] = "expression"
+            kinds[name] = "logical expression" if values.dtype.kind == "b" else "expression"
             continue
         if name not in frame:
             return None
         kinds[name] = _kind(frame, name, keep_levels)
         if kinds[name] is None:
             return None
-    levels = {name: tuple(frame.factor(sources[name])[1].tolist()) if name in sources
+    levels = {name: LOGICAL_LEVELS if kind in _LOGICAL
+              else tuple(frame.factor(sources[name])[1].tolist()) if name in sources
               else _levels(frame, name) for name, kind in kinds.items() if kind in _CODED}
     return Encoding(_columns(terms, tuple(kinds.items()), tuple(levels.items())), levels,
-                    expressions, sources)
+                    expressions, sources,
+                    frozenset(name for name, kind in kinds.items() if kind in _LOGICAL))
 
 
 @lru_cache(maxsize=256)
@@ -195,20 +227,23 @@ def _variables(terms: tuple) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for term in terms for f in term))
 
 
-#: the kinds of variable coded by levels
-_CODED = ("categorical", "factor")
+#: the kinds of variable coded by levels: a logical one's are always FALSE and TRUE (both
+#: coded, whatever the rows have, as R's ``contrasts<-`` codes a logical: ``design.materialize``)
+_LOGICAL = ("logical", "logical expression")
+_CODED = ("categorical", "factor") + _LOGICAL
 
 
 @lru_cache(maxsize=256)
 def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...]:
     """The model-matrix columns of the terms, given each variable's kind ("numeric",
-    "categorical", "expression" or "factor": ``factor(x)``) and each categorical one's levels
+    "categorical", "expression", "factor": ``factor(x)``, "logical": a bool column, or
+    "logical expression": ``x > 2``) and each categorical or logical one's levels
     (a function of them alone: cached, as a small model's design builds the same columns at
     every fit)."""
     kinds, levels = dict(kinds), dict(levels)
     categorical_names = frozenset(f for f, kind in kinds.items() if kind in _CODED)
-    spelled = {f: r_spelling(f) if kind in ("expression", "factor") else f
-               for f, kind in kinds.items()}
+    spelled = {f: r_spelling(f) if kind in ("expression", "factor", "logical expression")
+               else f for f, kind in kinds.items()}
     columns: list[Column] = []
     for term, codes in zip(terms, contrast_codes(terms, categorical_names)):
         categorical = [f for f in term if kinds[f] in _CODED]
@@ -227,13 +262,16 @@ def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...]:
 
 def _kind(frame: FrameColumns, name, keep_levels: bool = False) -> str | None:
     """"numeric", "categorical" (text, or an unordered categorical whose every category is
-    used, or any unordered one with ``keep_levels``) or None (formulaic's); text is told by
-    its first 50 values."""
+    used, or any unordered one with ``keep_levels``), "logical" (NumPy's bools, pandas'
+    nullable ones without a missing value) or None (formulaic's); text is told by its first
+    50 values."""
     dtype = frame.dtype(name)
     if number_dtype(dtype):
         return "numeric"
+    if _bools(frame.array(name)) is not None:
+        return "logical"
     if isinstance(dtype, np.dtype):
-        if dtype.kind != "O":  # booleans, dates, times
+        if dtype.kind != "O":  # dates, times
             return None
     elif pd.api.types.is_bool_dtype(dtype):
         return None

@@ -21,7 +21,8 @@ An expression qualifies when it is built only from:
 * number literals;
 * ``+``, ``-``, ``*``, ``/``, ``**``, ``%``, ``//``, unary ``-`` and ``+``, comparisons,
   and ``&``, ``|`` and ``~`` of them (``I(x * (x > 2))``); an expression whose value is
-  logical (``I(x > 2)``) is a factor, formulaic's;
+  logical (``I(x > 2)``) is a factor of levels FALSE and TRUE, as R codes a logical
+  (``design.materialize``), or 0 and 1 as a response or an offset;
 * calls, with positional arguments, of ``ELEMENTWISE`` functions: ``I``, ``log`` (with or
   without a base), ``exp``, ``sqrt``, ...
 
@@ -76,11 +77,12 @@ class NumericExpression:
     code: object  # the compiled expression
 
     def values(self, frame: FrameColumns, functions: dict | None = None) -> np.ndarray | None:
-        """(n,) floats: the expression at each row of ``frame``; None where a column is
-        missing or not of numbers (``_numbers``), or the evaluation fails or gives other than
-        one number per row. Infinite and NaN values are returned as they are (new data's for
-        a prediction); a fit checks them. ``functions``: the functions it calls, by name
-        (default: as the formula's evaluation finds them, ``_FUNCTIONS``)."""
+        """(n,) floats, or bools for a logical expression (``x > 2``): the expression at each
+        row of ``frame``; None where a column is missing or not of numbers (``_numbers``), or
+        the evaluation fails or gives other than one number or bool per row. Infinite and NaN
+        values are returned as they are (new data's for a prediction); a fit checks them.
+        ``functions``: the functions it calls, by name (default: as the formula's evaluation
+        finds them, ``_FUNCTIONS``)."""
         namespace = {}
         for position, name in enumerate(self.columns):
             if name not in frame:
@@ -96,9 +98,9 @@ class NumericExpression:
         except Exception:  # noqa: BLE001 - e.g. integers to a negative power: formulaic's
             return None
         if not isinstance(result, np.ndarray) or result.shape != (frame.shape[0],) \
-                or result.dtype.kind not in "iuf":
+                or result.dtype.kind not in "iufb":
             return None
-        return result.astype(float, copy=False)
+        return result if result.dtype.kind == "b" else result.astype(float, copy=False)
 
 
 def _numbers(values) -> np.ndarray | None:

@@ -51,7 +51,7 @@ from ..design.levels import factor_codes
 from ..design.materialize import ModelData
 from ..design.names import r_column_names
 from ..errors import DataError
-from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES
+from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES, LOGICAL_LEVELS, is_logical
 from ..inference.distributions import ndtri
 from ..validate import check_choice, check_frame, check_level, check_strings
 from .rows import by_row, check_na_action
@@ -281,6 +281,10 @@ def _check_fixed_levels(fit, frame: pd.DataFrame, names) -> None:
     coded = {} if not isinstance(spec, Encoding) else \
         {spec.sources.get(key, key): levels for key, levels in spec.levels.items()}
     for name in sorted(names):
+        if name in coded and name in spec.logical and not is_logical(frame[name]):
+            raise DataError(f"{name!r} was categorical in the data of the fit (levels "
+                            f"{', '.join(LOGICAL_LEVELS)}), but the new data give "
+                            f"{frame[name].dtype}: give the same kind of values (True or False)")
         if name in coded:  # a categorical column, or factor() of one
             known = set(coded[name])
             new = _labels(frame[name])

@@ -242,3 +242,41 @@ def test_a_logical_with_one_value_keeps_both_levels():
         reference = formula_matrix(fixed, frame)
         assert encoding.names == r_column_names(reference.columns)
         np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))
+
+
+ELEMENTWISE_TEMPLATES = ["Reaction ~ log({c} + 1) + (1 | Subject)",
+                         "Reaction ~ I({c}^2) + ({c} | Subject)",
+                         "Reaction ~ 1 + offset({c}) + (1 | Subject)"]
+
+
+@pytest.mark.parametrize("column, template", [
+    *[(column, template) for column in ("Days.x", "True", "a b")
+      for template in ELEMENTWISE_TEMPLATES],
+    *[(column, template) for column in ("Days.x", "a b") for template in (
+        "Reaction ~ factor({c}) + (1 | Subject)",
+        "Reaction ~ poly({c}, 2) + (0 + sqrt({c} + 1) | Subject)")]])
+def test_columns_named_as_r_allows_are_read_in_calls(template, column):
+    """A column whose name has a dot (Days.x: R's style), or needs backquotes, is read as
+    that column inside calls too (log(Days.x) was the attribute x of a column Days), and so
+    is one named as Python's constant True in an elementwise expression (log(True) was log of
+    the constant): the fit equals the fit on a plain name, and the names are R's (R:
+    log(Days.x + 1), log(True + 1), log(`a b` + 1))."""
+    data = mm.datasets.load("sleepstudy")
+    data[column] = data["Days"]
+    written = f"`{column}`" if " " in column else column
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer(template.format(c=written), data)
+        expected = mm.lmer(template.format(c="Days"), data)
+    assert fit.objective == pytest.approx(expected.objective, rel=1e-12)
+    assert list(fit.fixef.index) == [name.replace("Days", written)
+                                     for name in expected.fixef.index]
+    np.testing.assert_allclose(fit.predict(data.head(10)).to_numpy(),
+                               expected.predict(data.head(10)).to_numpy(), rtol=1e-10)
+
+
+def test_a_python_keyword_as_a_column_in_a_call_says_to_rename_it():
+    data = mm.datasets.load("sleepstudy").assign(**{"class": lambda f: f.Days % 3})
+    with pytest.raises(mm.FormulaError, match=r"'class' is a Python keyword.*rename the col"):
+        mm.lmer("Reaction ~ factor(class) + (1 | Subject)", data)
+    assert mm.lmer("Reaction ~ class + (1 | Subject)", data).fixef.index[1] == "class"

@@ -263,6 +263,9 @@ def called_functions(text: str) -> frozenset[str]:
                      if name in FORMULA_CONTEXT or name in TRANSFORMS)
 
 
+_PYTHON_CONSTANTS = frozenset({"True", "False", "None"})
+
+
 def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | None = None,
                    treatment: bool = False, keep_levels: bool = False, context=None,
                    logical_numbers: bool = False, **options):
@@ -281,9 +284,10 @@ def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | No
             offset, as R's model.response and model.offset read them).
         options: formulaic's ``ModelSpec`` options (``ensure_full_rank``).
     """
-    dotted = frozenset(name for name in data.columns if isinstance(name, str) and "." in name)
-    if dotted:  # log(Days.x) reads the column Days.x, as in R
-        text = quoted_columns(text, dotted)
+    quoted = frozenset(name for name in data.columns if isinstance(name, str)
+                       and ("." in name or name in _PYTHON_CONSTANTS))
+    if quoted:  # log(Days.x) reads the column Days.x, as in R, and log(True) the column True
+        text = quoted_columns(text, quoted)
     params = {"treatment": treatment, "keep_levels": keep_levels,
               "logical_numbers": logical_numbers, "hidden": called_functions(text)}
     spec = ModelSpec.from_spec(text, na_action="ignore", materializer=_Materializer,

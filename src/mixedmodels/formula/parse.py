@@ -32,6 +32,7 @@ a call such as ``log(...)`` Python reads it as attribute access: there, write it
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -165,7 +166,9 @@ def formula_name(column: str) -> str:
 def quoted_columns(text: str, columns: frozenset[str]) -> str:
     """``text`` (formulaic's) with the names of ``columns`` in backquotes where they are not
     called: the data's columns whose R names have a dot (``Days.x``), which Python would read
-    inside a call as an attribute of another (``log(Days.x)``: the attribute x of Days)."""
+    inside a call as an attribute of another (``log(Days.x)``: the attribute x of Days), and
+    those named as Python's constants (``True``), which Python would read as the constants
+    (R's are ``TRUE`` and ``FALSE``)."""
     tokens = _tokens(text)
     out = []
     for i, token in enumerate(tokens):
@@ -419,6 +422,11 @@ def _check_expression(text: str, expr: str, start: int, what: str,
                                    f"cannot read {what} '{expr}': {message}")) from None
 
 
+#: Python's keywords, which no Python expression reads as names (``keyword.kwlist``)
+_PYTHON_KEYWORDS = frozenset(keyword.kwlist) - {"True", "False", "None", "and", "or", "not",
+                                                "if", "else", "in", "is", "lambda"}
+
+
 @lru_cache(maxsize=512)
 def _formulaic_error(expr: str) -> tuple[str, int | None] | None:
     """None if formulaic reads ``expr`` (as ``formulaic_expression`` hands it over), else its
@@ -430,6 +438,13 @@ def _formulaic_error(expr: str) -> tuple[str, int | None] | None:
         Formula(formulaic_expression(expr))
         return None
     except SyntaxError as exc:  # Python code inside a call, e.g. I(x +)
+        keyword = next((t for t in _tokens(expr) if t.kind == "name"
+                        and t.text.strip("`") in _PYTHON_KEYWORDS), None)
+        if keyword is not None:
+            name = keyword.text.strip("`")
+            return (f"'{name}' is a Python keyword, which Python cannot read as a name inside a "
+                    f"call, even in backquotes: rename the column (e.g. data.rename(columns="
+                    f"{{'{name}': '{name}_'}}))"), keyword.start
         return f"invalid Python code inside a call ({exc.msg})", None
     except FormulaicError as exc:
         error = exc

@@ -280,3 +280,25 @@ def test_a_python_keyword_as_a_column_in_a_call_says_to_rename_it():
     with pytest.raises(mm.FormulaError, match=r"'class' is a Python keyword.*rename the col"):
         mm.lmer("Reaction ~ factor(class) + (1 | Subject)", data)
     assert mm.lmer("Reaction ~ class + (1 | Subject)", data).fixef.index[1] == "class"
+
+
+@pytest.mark.parametrize("formula", [
+    "Reaction ~ log(Days + 1) + (1 | Subject)", "Reaction ~ Days + offset(log(Days + 1)) + "
+    "(1 | Subject)", "Reaction ~ Days + (0 + log(Days + 1) | Subject)"])
+@pytest.mark.parametrize("interval", [None, "confidence", "prediction"])
+def test_new_rows_with_unusable_values_predict_nan_with_a_warning(formula, interval):
+    """New data whose terms are not finite (log of 0 or of a negative number), in the fixed
+    part, an offset or a random-effects term: those rows' predictions (and intervals) are
+    NaN, with one DataWarning naming them, as R's predict gives NaN ("NaNs produced"); the
+    other rows are predicted as without them, and no NumPy warning leaks."""
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer(formula, data)
+    new = data.head(4).assign(Days=[1.0, -1.0, -3.0, 2.0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predicted = np.asarray(fit.predict(new, interval=interval), dtype=float)
+    assert [w.category for w in caught] == [mm.DataWarning]
+    assert "2 row(s) of newdata (rows 1, 2)" in str(caught[0].message)
+    assert np.isnan(predicted[[1, 2]]).all()
+    expected = np.asarray(fit.predict(new.iloc[[0, 3]], interval=interval), dtype=float)
+    np.testing.assert_allclose(predicted[[0, 3]], expected, rtol=1e-12)

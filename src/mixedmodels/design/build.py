@@ -33,7 +33,7 @@ from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import get_required_variables
 from scipy.linalg.lapack import dgeqrf as _geqrf
 
-from ..datasets import is_number
+from ..datasets import is_number, listed_rows
 from ..errors import DataError, DataWarning, FormulaError, warn_user
 from ..formula.codings import ALLOWED_CODINGS, coding_names
 from ..formula.parse import (
@@ -395,11 +395,13 @@ def _weights(column: pd.Series, name: str) -> np.ndarray:
     return values
 
 
-def offset_values(rows: ModelData, offsets: tuple[str, ...]) -> np.ndarray:
-    """The sum of the offset expressions on the rows of ``rows.frame`` (zeros without any)."""
+def offset_values(rows: ModelData, offsets: tuple[str, ...], finite: bool = True) -> np.ndarray:
+    """The sum of the offset expressions on the rows of ``rows.frame`` (zeros without any);
+    ``finite``: a DataError for a value that is not (new data's are left as they are)."""
     total = np.zeros(rows.frame.shape[0])
-    for expression in offsets:
-        total += _numeric_expression(rows, expression, f"the offset {expression[2:-1]!r}:")
+    for expression in offsets:  # each I(...) of offset(...)
+        total += _numeric_expression(rows, expression, "the offset",
+                                     r_spelling(expression[2:-1]), finite)
     return total
 
 
@@ -410,16 +412,18 @@ def _as_frame(data) -> pd.DataFrame:
     return data
 
 
-def _finite(values: np.ndarray, names, what: str) -> None:
-    """Computed columns (``log(x)``, ``1/x``...) must be finite."""
+def _finite(values: np.ndarray, names, what: str, index: pd.Index) -> None:
+    """Computed columns (``log(x)``, ``1/x``...) must be finite; ``index``: the rows'
+    labels, the first of those that are not named in the DataError."""
     finite = np.isfinite(values)
     if finite.all():
         return
     column = int(np.argmin(finite.all(axis=0)))
-    count = int((~finite[:, column]).sum())
-    raise DataError(f"{what} column {names[column]!r} has {count} non-finite value(s) "
-                    "(infinite or NaN, e.g. from log(0) or 1/0); transform the data so "
-                    "that every value is finite")
+    bad = np.flatnonzero(~finite[:, column])
+    raise DataError(f"{what} column {names[column]!r} has {len(bad)} non-finite value(s) "
+                    f"(infinite or NaN: a log of 0 or of a negative number, a division by 0, "
+                    f"an overflow...) in {listed_rows(index[bad])}; drop those rows, or "
+                    "transform the data so that every value is finite")
 
 
 def _used_columns(formula: ParsedFormula, data: pd.DataFrame):
@@ -671,27 +675,30 @@ def _response(rows: ModelData, name: str) -> np.ndarray:
     return _numeric_expression(rows, name, "the response")
 
 
-def _expression_values(rows: ModelData, text: str, what: str) -> np.ndarray:
+def _expression_values(rows: ModelData, text: str, what: str, label: str) -> np.ndarray:
     """(n,) an expression's values on the rows of ``rows.frame``: an elementwise one's
     directly (``design.expressions``), others', and those the direct way leaves, by formulaic;
-    a DataError where it is more than one column."""
+    a DataError where it is more than one column (``label``: the expression in messages)."""
     expression = numeric_expression(formulaic_expression(text))
     values = None if expression is None else rows.columns.expression(expression)
     if values is not None:  # a logical one as 0 and 1, as R's model.response reads it
         return values.astype(float, copy=False)
-    matrix = _matrix(rows, "0 + " + formulaic_expression(text), f"{what} {text!r}",
+    matrix = _matrix(rows, "0 + " + formulaic_expression(text), f"{what} {label!r}",
                      "evaluate", logical_numbers=True)
     if matrix.shape[1] != 1:
-        raise DataError(f"{what} {text!r} must be one numeric column, but it "
-                        f"gives {matrix.shape[1]} columns ({', '.join(matrix.columns)})")
+        raise DataError(f"{what} {label!r} must be one numeric column, but it gives "
+                        f"{matrix.shape[1]} columns (a factor's levels, or a matrix's columns)")
     return np.asarray(matrix, dtype=float)[:, 0]
 
 
-def _numeric_expression(rows: ModelData, name: str, what: str) -> np.ndarray:
-    """A numeric column, or an expression of columns such as log(y), as finite floats on the
-    rows of ``rows.frame``."""
+def _numeric_expression(rows: ModelData, name: str, what: str,
+                        label: str | None = None, finite: bool = True) -> np.ndarray:
+    """A numeric column, or an expression of columns such as log(y), as floats on the rows
+    of ``rows.frame``, finite (``finite``) or a DataError; ``label``: its name in messages
+    (default ``name``)."""
+    label = name if label is None else label
     if name not in rows.columns:  # an expression of columns, e.g. log(y)
-        values = _expression_values(rows, name, what)
+        values = _expression_values(rows, name, what, label)
     elif number_dtype(rows.columns.dtype(name)):
         values = rows.columns.numbers(name)
     elif is_logical(rows.columns[name]):  # 0 and 1, as R's model.response reads a logical
@@ -699,10 +706,11 @@ def _numeric_expression(rows: ModelData, name: str, what: str) -> np.ndarray:
     else:
         example = rows.columns[name].iloc[0]
         example = example.item() if hasattr(example, "item") else example
-        raise DataError(f"{what} {name!r} must be numeric, but its dtype is "
+        raise DataError(f"{what} {label!r} must be numeric, but its dtype is "
                         f"{rows.columns.dtype(name)} (e.g. {example!r}); convert it with "
                         "pd.to_numeric or choose a numeric column")
-    _finite(values[:, None], (name,), what)
+    if finite:
+        _finite(values[:, None], (label,), what, rows.frame.index)
     return values
 
 
@@ -785,7 +793,7 @@ def _fixed_matrix(fixed: str, rows: ModelData, keep_levels: bool = False):
     matrix = _matrix(rows, fixed, f"the fixed-effects part '{fixed}'")
     names = r_column_names(matrix.columns)
     values = np.asarray(matrix, dtype=float)
-    _finite(values, names, "the fixed-effects")
+    _finite(values, names, "the fixed-effects", rows.frame.index)
     return values, names, matrix.model_spec
 
 
@@ -934,7 +942,7 @@ def _term_design(term: RandomTerm, rows: ModelData,
     if values.shape[1] == 0:
         raise FormulaError(f"the random-effects term {term.label} has no columns")
     names = r_column_names(matrix.columns)
-    _finite(values, names, f"the random-effects term {term.label}")
+    _finite(values, names, f"the random-effects term {term.label}", rows.frame.index)
     return TermDesign(term, names, values, codes, levels, matrix.model_spec)
 
 

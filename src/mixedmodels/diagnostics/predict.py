@@ -44,13 +44,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..datasets import listed_rows
 from ..design.build import offset_values, required_variables
 from ..design.encoding import Encoding
 from ..design.frame import number_dtype, text_with_na
 from ..design.levels import factor_codes
 from ..design.materialize import ModelData
 from ..design.names import r_column_names
-from ..errors import DataError
+from ..errors import DataError, DataWarning, warn_user
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES, LOGICAL_LEVELS, is_logical
 from ..inference.distributions import ndtri
 from ..validate import check_choice, check_frame, check_level, check_strings
@@ -137,21 +138,37 @@ def _predict_new(fit, newdata: pd.DataFrame, included: np.ndarray, new_levels: s
                  interval: str | None, level: float):
     """The predictions (an array) or the interval table for the rows of ``newdata``."""
     design = fit.model.design
-    X, complete = fixed_matrix(fit, newdata, included.any() or interval == "prediction")
-    rows = np.flatnonzero(complete)
-    frame = newdata.iloc[rows]
-    by_block = (_random_rows(fit, frame, included)
-                if len(rows) and (included.any() or interval == "prediction") else None)
-    prediction = np.full(len(newdata), np.nan)
-    if len(rows):
-        model_data = ModelData.of(frame, design.transforms)
-        prediction[rows] = X[rows] @ fit.beta + offset_values(model_data, design.formula.offsets)
-        if included.any():
-            prediction[rows] += random_part(fit, by_block, new_levels, included, frame.index)
-    if interval is None:
-        return prediction
-    return _interval_table(fit, prediction, X, rows, by_block, included, interval, level,
-                           frame, newdata=True)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # (see the end)
+        X, complete = fixed_matrix(fit, newdata, included.any() or interval == "prediction")
+        rows = np.flatnonzero(complete)
+        frame = newdata.iloc[rows]
+        by_block = (_random_rows(fit, frame, included)
+                    if len(rows) and (included.any() or interval == "prediction") else None)
+        prediction = np.full(len(newdata), np.nan)
+        if len(rows):
+            model_data = ModelData.of(frame, design.transforms)
+            prediction[rows] = X[rows] @ fit.beta + offset_values(
+                model_data, design.formula.offsets, finite=False)
+            if included.any():
+                prediction[rows] += random_part(fit, by_block, new_levels, included, frame.index)
+        _unusable_rows(prediction, rows, newdata.index)
+        if interval is None:
+            return prediction
+        return _interval_table(fit, prediction, X, rows, by_block, included, interval, level,
+                               frame, newdata=True)
+
+
+def _unusable_rows(prediction: np.ndarray, rows: np.ndarray, index: pd.Index) -> None:
+    """Rows whose terms are not finite (log(0) of new data, as R's "NaNs produced"): their
+    predictions NaN, and a DataWarning that counts and names them."""
+    unusable = rows[~np.isfinite(prediction[rows])]
+    if not len(unusable):
+        return
+    prediction[unusable] = np.nan
+    warn_user(f"{len(unusable)} row(s) of newdata ({listed_rows(index[unusable])}) give "
+              "values the model's terms cannot use (infinite or NaN: a log of 0 or of a "
+              "negative number, a division by 0, an overflow...): their predictions are NaN",
+              DataWarning)
 
 
 def new_observation_variances(fit, frame: pd.DataFrame, newdata: bool = True) -> np.ndarray:
@@ -187,7 +204,7 @@ def _interval_table(fit, prediction: np.ndarray, X: np.ndarray, rows: np.ndarray
         if len(rows):
             se[rows] = fit.sigma * np.sqrt(_error_variance(fit, X[rows], by_block, included)
                                            + new_observation_variances(fit, frame, newdata))
-        se[np.isnan(prediction)] = np.nan
+    se[np.isnan(prediction)] = np.nan  # a row without a prediction (missing, unusable values)
     z = ndtri(0.5 + level / 2)
     return pd.DataFrame({"fit": prediction, "se": se, "lower": prediction - z * se,
                          "upper": prediction + z * se})

@@ -26,6 +26,8 @@ def test_matches_lmertest(case, key, reference_fits):
         assert ours["F"] == pytest.approx(row["F"], rel=2e-4)
         assert ours["den_df"] == pytest.approx(row["dendf"], rel=1e-3)
         assert ours["p"] == pytest.approx(row["p"], rel=2e-3, abs=1e-10)
+        assert ours["sum_sq"] == pytest.approx(row["sumsq"], rel=2e-4)
+        assert ours["mean_sq"] == pytest.approx(row["meansq"], rel=2e-4)
 
 
 def test_type_names_and_bad_type(reference_fits):

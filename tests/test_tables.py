@@ -84,10 +84,13 @@ def test_f_tests(narrow, orthodont, type):
 
 
 def test_f_tests_as_lmertest(sleep):
-    """lmerTest's anova(): F value 45.853, NumDF 1, DenDF 17, Pr(>F) 3.264e-06."""
+    """lmerTest's anova() of sleepstudy's correlated slopes, as R prints it:
+         Sum Sq Mean Sq NumDF DenDF F value    Pr(>F)
+    Days  30031   30031     1    17  45.853 3.264e-06"""
     lines = str(sleep.anova()).splitlines()
-    assert lines[0].split() == ["F", "value", "NumDF", "DenDF", "Pr(>F)"]
-    assert lines[1].split() == ["Days", "45.853", "1", "17", "3.264e-06"]
+    assert lines[0].split() == ["Sum", "Sq", "Mean", "Sq", "NumDF", "DenDF", "F", "value",
+                                "Pr(>F)"]
+    assert lines[1].split() == ["Days", "30031", "30031", "1", "17", "45.853", "3.264e-06"]
 
 
 def test_likelihood_ratio_table(narrow, nested_ml):

@@ -71,7 +71,8 @@ class LmmFit(FittedModel):
 
     def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
         """F tests, one per fixed-effects term, as lmerTest's ``anova(type = 3)`` (or type 1,
-        sequential, or 2): columns F, num_df, den_df, p; it prints as lmerTest's."""
+        sequential, or 2): columns sum_sq, mean_sq, num_df, den_df, F, p; it prints as
+        lmerTest's."""
         return tables.RTable.of(anova_table(self, ddf, type), tables.f_tests)
 
     def test(self, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:

@@ -31,7 +31,8 @@ out <- lapply(ids, function(id) {
   for (type in c("1", "2", "3")) for (ddf in c("Satterthwaite", "Kenward-Roger")) {
     a <- anova(m, type = type, ddf = ddf)
     tables[[paste0("type", type, "_", ddf)]] <- lapply(rownames(a), function(r)
-      list(term = r, F = a[r, "F value"], numdf = a[r, "NumDF"], dendf = a[r, "DenDF"], p = a[r, "Pr(>F)"]))
+      list(term = r, F = a[r, "F value"], numdf = a[r, "NumDF"], dendf = a[r, "DenDF"], p = a[r, "Pr(>F)"],
+           sumsq = a[r, "Sum Sq"], meansq = a[r, "Mean Sq"]))
   }
   list(id = id, formula = k$formula, tables = tables)
 })

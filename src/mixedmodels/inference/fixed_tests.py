@@ -161,7 +161,9 @@ def _right_hand_side(rhs, rows: int) -> np.ndarray:
 
 
 def anova_table(fit, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
-    """One F test per fixed-effects term with lmerTest's type I, II or III contrasts."""
+    """One F test per fixed-effects term with lmerTest's type I, II or III contrasts, in
+    lmerTest's columns: sum_sq and mean_sq (Sum Sq and Mean Sq: F sigma^2 num_df and
+    F sigma^2), num_df, den_df, F and p."""
     builders = {1: contrasts.type1_contrasts, 2: contrasts.type2_contrasts,
                 3: contrasts.type3_contrasts}
     key = check_anova_type(type)
@@ -175,5 +177,9 @@ def anova_table(fit, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
                           design.transforms)
     rows = {term: contrast_test(fit, L, ddf) for term, L in terms.items() if L.shape[0]}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["F", "num_df", "den_df", "p"])
+    # lmerTest's sums of squares: the F statistic in units of sigma^2, per df and in all
+    table["mean_sq"] = table["F"] * fit.sigma ** 2
+    table["sum_sq"] = table["mean_sq"] * table["num_df"]
+    table = table[["sum_sq", "mean_sq", "num_df", "den_df", "F", "p"]]  # lmerTest's order
     table.index.name = "term"
     return table

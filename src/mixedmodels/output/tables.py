@@ -8,8 +8,8 @@ layouts, each a function of the DataFrame:
 
 * ``coefficients``: lmerTest's ``summary()`` table (R's ``printCoefmat``, 4 digits):
   Estimate, Std. Error and df formatted together, t value, Pr(>|t|);
-* ``f_tests``: lmerTest's ``anova()`` (R's ``print.anova``, 5 digits): F value, NumDF, DenDF,
-  Pr(>F), in the package's column order;
+* ``f_tests``: lmerTest's ``anova()`` (R's ``print.anova``, 5 digits): Sum Sq, Mean Sq,
+  NumDF, DenDF, F value, Pr(>F);
 * ``likelihood_ratio``: lme4's ``anova(m0, m1, ...)``; the models are listed above the table
   when their labels are not their formulas;
 * ``random_terms``: lmerTest's ``ranova()``, with its heading;
@@ -112,10 +112,10 @@ def coefficients(frame: pd.DataFrame) -> Section:
 
 
 def f_tests(frame: pd.DataFrame) -> Section:
-    """lmerTest's F tests (columns F, num_df, den_df, p)."""
+    """lmerTest's F tests (columns sum_sq, mean_sq, num_df, den_df, F, p)."""
     return Section(table=_anova_table(frame, {
-        "F": ("F value", "test"), "num_df": ("NumDF", "zap"), "den_df": ("DenDF", "zap"),
-        "p": ("Pr(>F)", "p")}))
+        "sum_sq": ("Sum Sq", "zap"), "mean_sq": ("Mean Sq", "zap"), "num_df": ("NumDF", "zap"),
+        "den_df": ("DenDF", "zap"), "F": ("F value", "test"), "p": ("Pr(>F)", "p")}))
 
 
 def likelihood_ratio(frame: pd.DataFrame) -> Section:

@@ -302,3 +302,10 @@ def test_new_rows_with_unusable_values_predict_nan_with_a_warning(formula, inter
     assert np.isnan(predicted[[1, 2]]).all()
     expected = np.asarray(fit.predict(new.iloc[[0, 3]], interval=interval), dtype=float)
     np.testing.assert_allclose(predicted[[0, 3]], expected, rtol=1e-12)
+
+
+def test_new_data_without_a_column_the_formula_reads_is_a_data_error():
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer("Reaction ~ log(Days + 1) + (1 | Subject)", data)
+    with pytest.raises(DataError, match="newdata has no column 'Days', which the model uses"):
+        fit.predict(data[["Subject"]].head(3))

@@ -275,7 +275,8 @@ def _missing(frame: pd.DataFrame, names) -> np.ndarray:
     missing = np.zeros(len(frame), dtype=bool)
     for name in names:
         if name not in frame.columns:
-            raise ValueError(f"newdata has no column {name!r}, which the model uses")
+            raise DataError(f"newdata has no column {name!r}, which the model uses; give "
+                            f"newdata every column the formula reads")
         missing |= pd.isna(frame[name]).to_numpy()
     return missing
 

@@ -309,3 +309,18 @@ def test_new_data_without_a_column_the_formula_reads_is_a_data_error():
     fit = mm.lmer("Reaction ~ log(Days + 1) + (1 | Subject)", data)
     with pytest.raises(DataError, match="newdata has no column 'Days', which the model uses"):
         fit.predict(data[["Subject"]].head(3))
+
+
+@pytest.mark.parametrize("formula", ["Reaction ~ log(Subject) + (1 | Subject)",
+                                     "Reaction ~ I(Subject^2) + (1 | Subject)",
+                                     "log(Subject) ~ 1 + (1 | Subject)",
+                                     "Reaction ~ Days + (0 + sqrt(Subject) | Subject)"])
+def test_numbers_of_a_text_column_name_it(formula):
+    """A function of numbers of a text column: a DataError naming the column and the way to
+    numbers (was NumPy's 'loop of ufunc does not support argument 0 of type str'), with the
+    term in R's spelling (I(Subject^2), not I(Subject**2))."""
+    data = mm.datasets.load("sleepstudy")
+    with pytest.raises(DataError, match=r"reads the column 'Subject' as numbers, but it holds "
+                                        r"str values \(e\.g\. '308'\).*pd\.to_numeric") as error:
+        mm.lmer(formula, data)
+    assert "**" not in str(error.value)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 
@@ -44,6 +45,7 @@ from ..formula.parse import (
     formulaic_expression,
     formulaic_message,
     r_factor_order,
+    r_written,
 )
 from ..formula.rfunctions import (
     FORMULA_CONTEXT,
@@ -725,11 +727,33 @@ def _matrix(rows: ModelData, text: str, what: str, failure: str = "build", **opt
     except FormulaicError as exc:
         if isinstance(exc.__cause__, DataError):  # poly refusing missing values
             raise exc.__cause__ from None
+        text_column = _text_read_as_numbers(exc, rows)
+        if text_column is not None:
+            raise DataError(f"cannot {failure} {what}: {text_column}") from None
         raise FormulaError(f"cannot {failure} {what}: {formulaic_message(exc)[0]}"
                            f"{_python_hint(exc.__cause__)}") from None
     except Exception as exc:  # noqa: BLE001 - e.g. a function of the data that fails
         raise FormulaError(f"cannot evaluate {what}: {_failure(exc)}{_python_hint(exc)}") \
             from None
+
+
+_FAILED_FACTOR = re.compile(r"Unable to evaluate factor `(.*)`\. \[")
+
+
+def _text_read_as_numbers(exc: FormulaicError, rows: ModelData) -> str | None:
+    """What is wrong where formulaic failed on an elementwise expression (``log(g)``) that
+    reads a column of text, categories or bools as numbers; None otherwise."""
+    failed = _FAILED_FACTOR.search(str(exc))
+    expression = None if failed is None else numeric_expression(failed.group(1))
+    for name in () if expression is None else expression.columns:
+        if name in rows.columns and not number_dtype(rows.columns.dtype(name)):
+            example = next(iter(rows.columns.values(name)[:1]), None)
+            example = example.item() if hasattr(example, "item") else example
+            return (f"{r_spelling(expression.text)} reads the column {name!r} as numbers, but "
+                    f"it holds {rows.columns.dtype(name)} values (e.g. {example!r}); a "
+                    "function of numbers needs a numeric column (pd.to_numeric converts text "
+                    "that spells numbers)")
+    return None
 
 
 #: Python's failures of R's ways of writing an expression, and what to write instead
@@ -790,7 +814,7 @@ def _fixed_matrix(fixed: str, rows: ModelData, keep_levels: bool = False):
     encoding = fast_encoding(fixed, rows.columns, keep_levels)
     if encoding is not None:  # data columns only: finite, as _drop_missing checked
         return encoding.matrix(rows.columns), encoding.names, encoding
-    matrix = _matrix(rows, fixed, f"the fixed-effects part '{fixed}'")
+    matrix = _matrix(rows, fixed, f"the fixed-effects part '{r_written(fixed)}'")
     names = r_column_names(matrix.columns)
     values = np.asarray(matrix, dtype=float)
     _finite(values, names, "the fixed-effects", rows.frame.index)

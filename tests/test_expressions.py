@@ -324,3 +324,25 @@ def test_numbers_of_a_text_column_name_it(formula):
                                         r"str values \(e\.g\. '308'\).*pd\.to_numeric") as error:
         mm.lmer(formula, data)
     assert "**" not in str(error.value)
+
+
+@pytest.mark.parametrize("formula, values", [
+    ("Reaction ~ log(Days^2 + 1) + (1 | Subject)", lambda d: np.log(d ** 2 + 1)),
+    ("Reaction ~ sqrt(Days^2 + 4) + (1 | Subject)", lambda d: np.sqrt(d ** 2 + 4)),
+    ("Reaction ~ I(Days %% 3) + (1 | Subject)", lambda d: d % 3),
+    ("Reaction ~ I(Days %/% 3) + (1 | Subject)", lambda d: d // 3),
+    ("Reaction ~ I(Days * !(Days > 4)) + (1 | Subject)", lambda d: d * (d <= 4)),
+    ("Reaction ~ poly(Days^2, 2) + (1 | Subject)", None),
+])
+def test_r_operators_inside_calls(formula, values):
+    """R's ^, %%, %/% and ! inside any call are R's power, remainder, integer division and
+    negation (^ was Python's exclusive or outside I(): log(Days^2 + 1) was log(Days XOR 3));
+    each fit equals the fit on the values computed beforehand."""
+    data = mm.datasets.load("sleepstudy")
+    days = data["Days"].astype(float)
+    computed = data.assign(v=values(days) if values else days ** 2)
+    fit = mm.lmer(formula, data)
+    expected = mm.lmer("Reaction ~ " + ("poly(v, 2)" if values is None else "v")
+                       + " + (1 | Subject)", computed)
+    assert fit.objective == pytest.approx(expected.objective, rel=1e-12)
+    np.testing.assert_allclose(fit.fixef.to_numpy(), expected.fixef.to_numpy(), rtol=1e-9)

@@ -250,15 +250,16 @@ def test_names_with_digits_dots_and_e(name, column, spelled):
     ("y ~ x+I(z*1E+2)+(1|g)", "x + I(z*1E+2)", ()),
     ("y ~ x + I(z^.5e-1) + (1|g)", "x + I(z**.5e-1)", ()),
     ("y ~ x + I(`a^b`^2) + (1|g)", "x + I(`a^b`**2)", ()),
-    ("y ~ x.I(z^2) + (1|g)", "x.I(z^2)", ()),
+    ("y ~ x.I(z^2) + (1|g)", "x.I(z**2)", ()),
+    ("y ~ log(z^2 + 1) + (1|g)", "log(z**2 + 1)", ()),
     ("y ~ I(x.1e^2) + (1|g)", "I(`x.1e`**2)", ()),
     ('y ~ I(x == "a+b|c") + (1|g)', 'I(x == "a+b|c")', ()),
     ("y ~ I(x == 'a-b')-1 + (1|g)", "I(x == 'a-b') - 1", ()),
 ])
 def test_numbers_strings_and_powers(text, fixed, offsets):
     """A number is read where a token starts (its exponent's sign is no '+' or '-' between
-    terms); quoted strings and backquoted names are read whole; only the name ``I`` makes an
-    identity call whose '^' is a power."""
+    terms); quoted strings and backquoted names are read whole; inside every call, R code,
+    '^' is a power (Python's exclusive or: log(Days^2 + 1) was log(Days XOR 3))."""
     parsed = parse_formula(text)
     assert parsed.fixed == fixed
     assert parsed.offsets == offsets

@@ -14,7 +14,8 @@ terms <- c("exp(-Days/5)", "I(1/(Days+1))", "I(Days*2.0)", "I(1e3*Days)", "I(100
            "I(x-1e-4)", "I(x - (Days - 1))", "I(x*Days/3)", "I(x/(Days + 1))", "I(-x^2)",
            "I((-x)^2)", "I(2^x^0.5)", "I(x * (x > 2))", "log(Days.x)", "I(Days.x^2)",
            "poly(Days.x, 2)", "factor(Days.x)", "poly(x, 2, raw = TRUE)", "I(x^2):Days",
-           "scale(x, scale = FALSE)", "I(2^70 * x)")
+           "scale(x, scale = FALSE)", "I(2^70 * x)", "log(Days^2 + 1)", "sqrt(x^2)",
+           "poly(x^2, 2)", "I(Days %% 3)", "I(Days %/% 3)", "I(!(x > 3))", "exp(-x^2/50)")
 out <- lapply(terms, function(term) {
   mm <- model.matrix(as.formula(paste("Reaction ~", term)), d)
   list(term = term, columns = colnames(mm))

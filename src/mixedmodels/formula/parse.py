@@ -626,7 +626,9 @@ R_DOTTED_FUNCTIONS = {"as.factor": "as_factor", "as.numeric": "as_numeric",
 @lru_cache(maxsize=512)
 def formulaic_expression(expr: str) -> str:
     """An expression of the formula as formulaic, which reads Python, must see it: inside
-    ``I(...)`` R's power ``^`` becomes ``**``; outside every call, R's nesting operator
+    every call, R code, R's operators become Python's (the power ``^``, which Python reads as
+    exclusive or, ``**``; ``%%`` ``%``; ``%/%`` ``//``; ``!`` ``~``); outside every call, R's
+    nesting operator
     ``b %in% a`` becomes ``b:a``, the interaction it is in R (formulaic reads ``%in%`` as
     ``a/b``, which adds a's main effect); R's ``as.factor(x)`` and its kind are called by
     their Python names (``R_DOTTED_FUNCTIONS``); and a name that Python cannot read whole
@@ -634,11 +636,9 @@ def formulaic_expression(expr: str) -> str:
     (``f(x).y``) are left as written."""
     tokens = _tokens(expr)
     out = []
-    depth = 0  # inside I(...): the parentheses open since its '('
-    identity_opens = -1  # where the '(' of the next I(...) is
     calls: list[bool] = []  # the open parentheses, True for a call's
     call_opens = -1  # where the '(' of the next call is
-    skip = 0  # tokens of a %in% already written
+    skip = 0  # tokens of an operator already written
     for i, token in enumerate(tokens):
         if skip:
             skip -= 1
@@ -649,8 +649,6 @@ def formulaic_expression(expr: str) -> str:
             if following is not None and following.text == "(":  # a call
                 call_opens = following.start
                 text = R_DOTTED_FUNCTIONS.get(text, text)
-                if text == "I" and not depth:
-                    identity_opens = following.start
             elif not (i and tokens[i - 1].text in (")", "]")):  # not f(x).y
                 text = _formulaic_name(text)
         elif token.kind == "symbol":
@@ -658,13 +656,17 @@ def formulaic_expression(expr: str) -> str:
                 calls.append(token.start == call_opens)
             elif text == ")" and calls:
                 calls.pop()
-            if depth:
-                depth += {"(": 1, ")": -1}.get(text, 0)
-                text = "**" if text == "^" else text
-            elif token.start == identity_opens:
-                depth = 1
-            elif text == "%" and not any(calls) and [t.text for t in tokens[i + 1:i + 3]] == [
-                    "in", "%"]:
+            after = [t.text for t in tokens[i + 1:i + 3]]
+            if any(calls):  # R code
+                if text == "^":
+                    text = "**"
+                elif text == "%" and after[:1] == ["%"]:
+                    skip = 1
+                elif text == "%" and after == ["/", "%"]:
+                    text, skip = "//", 2
+                elif text == "!" and after[:1] != ["="]:
+                    text = "~"
+            elif text == "%" and after == ["in", "%"]:
                 text, skip = ":", 2
         out.append(text)
     return "".join(out)

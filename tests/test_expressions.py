@@ -346,3 +346,56 @@ def test_r_operators_inside_calls(formula, values):
                        + " + (1 | Subject)", computed)
     assert fit.objective == pytest.approx(expected.objective, rel=1e-12)
     np.testing.assert_allclose(fit.fixef.to_numpy(), expected.fixef.to_numpy(), rtol=1e-9)
+
+
+STATEFUL_FORMULAS = ["scale(x)", "center(x)", "standardize(x)", "scale(x, scale=False)",
+                     "scale(x, center=False)", "scale(x):a", "z + scale(z) + center(x)",
+                     "0 + a + a:scale(x)"]
+
+
+@pytest.mark.parametrize("fixed", STATEFUL_FORMULAS)
+def test_stateful_transforms_equal_formulaic(fixed):
+    """scale, center and standardize of a column learn their state from every row of the
+    data, those dropped for another column's missing values too (R's model frame), as
+    formulaic's path: the same matrix, names and recorded state."""
+    from mixedmodels.design.materialize import ModelData
+
+    rng = np.random.default_rng(6)
+    whole = pd.DataFrame({"x": rng.integers(0, 30, 40), "z": rng.normal(size=40),
+                          "a": rng.choice(["p", "q"], 40)})
+    whole.loc[[3, 17], "z"] = np.nan  # dropped rows, whose x still counts in x's state
+    drop = np.array([3, 17])
+    frame = whole.drop(index=drop)
+    rows = ModelData(frame, whole, drop, {})
+    encoding = fast_encoding(fixed, rows.columns, rows=rows)
+    assert encoding is not None and encoding.states
+    reference = formula_matrix(fixed, whole, drop)
+    assert encoding.names == r_column_names(reference.columns)
+    np.testing.assert_array_equal(encoding.matrix(rows.columns),
+                                  np.asarray(reference, dtype=float))
+    learnt = reference.model_spec.transform_state
+    assert rows.transforms.keys() == learnt.keys()
+    for key, state in learnt.items():
+        for field_, value in state.items():
+            assert np.array_equal(rows.transforms[key][field_], value)
+
+
+def test_scale_uses_every_row_and_keeps_its_state_for_new_data():
+    """scale(Days): the mean and sd of Days over all 180 rows, those whose response is
+    missing too (R's model frame), and the same centre and scale for new data."""
+    data = mm.datasets.load("sleepstudy")
+    data.loc[[0, 5, 9], "Reaction"] = np.nan
+    days = data["Days"].astype(float)
+    computed = data.assign(s=(days - days.mean()) / days.std())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer("Reaction ~ scale(Days) + (scale(Days) | Subject)", data)
+        expected = mm.lmer("Reaction ~ s + (s | Subject)", computed)
+    assert list(fit.fixef.index) == ["(Intercept)", "scale(Days)"]
+    assert fit.objective == pytest.approx(expected.objective, rel=1e-12)
+    np.testing.assert_allclose(fit.fixef.to_numpy(), expected.fixef.to_numpy(), rtol=1e-10)
+    new = pd.DataFrame({"Days": [0, 4.5, 20], "Subject": ["308", "309", "310"]})
+    np.testing.assert_allclose(
+        fit.predict(new).to_numpy(),
+        expected.predict(new.assign(s=(new.Days - days.mean()) / days.std())).to_numpy(),
+        rtol=1e-10)

@@ -811,7 +811,7 @@ def response_qr(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
 def _fixed_matrix(fixed: str, rows: ModelData, keep_levels: bool = False):
     """X, its R-style column names, and the record to rebuild it for new data;
     ``keep_levels``: as ``fast_encoding``'s."""
-    encoding = fast_encoding(fixed, rows.columns, keep_levels)
+    encoding = fast_encoding(fixed, rows.columns, keep_levels, rows)
     if encoding is not None:  # data columns only: finite, as _drop_missing checked
         return encoding.matrix(rows.columns), encoding.names, encoding
     matrix = _matrix(rows, fixed, f"the fixed-effects part '{r_written(fixed)}'")
@@ -954,7 +954,7 @@ def _term_design(term: RandomTerm, rows: ModelData,
     if term.expr.strip() == "1":
         return TermDesign(term, ("(Intercept)",), np.ones((n, 1)), codes, levels, None)
     text = r_factor_order(term.expr)  # R's order of an interaction's factors, for its names
-    encoding = fast_encoding(text, columns, rows.keep_levels)
+    encoding = fast_encoding(text, columns, rows.keep_levels, rows)
     if encoding is not None:
         if not encoding.columns:
             raise FormulaError(f"the random-effects term {term.label} has no "

@@ -4,9 +4,11 @@ formulaic materializes a model matrix in about a millisecond, which dominates th
 a small model. Most formulas are built only from data columns and functions of each row: numeric
 columns, categorical columns, R's ``factor()`` of a column of numbers or text (``factor(visit)``: the column's
 distinct values as levels, sorted), elementwise expressions of numeric columns
-(``I(age^2)``, ``log(dose)``: ``design.expressions``), and their interactions. For those, the columns are
+(``I(age^2)``, ``log(dose)``: ``design.expressions``), ``scale``, ``center`` and
+``standardize`` of a numeric column (their state learnt from every row of the data, as
+formulaic's path learns it: ``formula.transforms``), and their interactions. For those, the columns are
 products of numbers and level indicators, and this module builds them directly with NumPy.
-Anything else (stateful transforms such as ``poly`` and ``scale``, codings, an ordered
+Anything else (other stateful transforms such as ``poly`` and ``ns``, codings, an ordered
 categorical, coded by polynomial contrasts) returns ``None`` and formulaic does the work.
 
 Coding follows R's rule (``design.term_codes``), as formulaic's matrices do here
@@ -32,6 +34,7 @@ from formulaic.errors import FormulaicError
 from ..errors import DataError
 from ..formula.parse import R_DOTTED_FUNCTIONS
 from ..formula.rfunctions import LOGICAL_LEVELS
+from ..formula.transforms import TRANSFORM_CONTEXT
 from .expressions import numeric_expression
 from .frame import FrameColumns, number_dtype
 from .names import r_spelling
@@ -59,6 +62,8 @@ class Encoding:
     expressions: dict = field(default_factory=dict)  # NumericExpression by its text
     sources: dict = field(default_factory=dict)  # factor(x)'s column x, by its text
     logical: frozenset = frozenset()  # the logical variables: bool columns, x > 2
+    #: scale(x) and its kind by their text: (function, column, keywords, learnt state)
+    states: dict = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -91,6 +96,8 @@ class Encoding:
     def _numbers(self, columns: FrameColumns, name: str) -> np.ndarray:
         """(n,) a numeric column's or an expression's values (the data's columns of numbers:
         a prediction checks new data first, ``diagnostics.predict``)."""
+        if name in self.states:
+            return _transformed(columns, *self.states[name])
         expression = self.expressions.get(name)
         if expression is None:
             return columns.numbers(name)
@@ -110,6 +117,15 @@ class Encoding:
             raise DataError(f"{what} was logical (True or False) in the data of the fit, but "
                             "not in these data: give True or False")
         return values
+
+
+def _transformed(columns: FrameColumns, function: str, column: str, keywords: tuple,
+                 state: dict) -> np.ndarray:
+    """(n,) a stateful transform of a column with its learnt state (``scale(x)``: x minus the
+    data's mean, over their sd), as formulaic's path applies it."""
+    values = TRANSFORM_CONTEXT[function](columns[column], **dict(keywords),
+                                         _state=dict(state))
+    return np.asarray(values, dtype=float).reshape(-1)
 
 
 def _bools(values) -> np.ndarray | None:
@@ -147,7 +163,7 @@ def _terms(text: str):
         formula = Formula(text)
     except FormulaicError:
         return None
-    terms, expressions, sources = [], {}, {}
+    terms, expressions, sources, stateful = [], {}, {}, {}
     for term in formula:
         factors = []
         for factor in term.factors:
@@ -156,6 +172,8 @@ def _terms(text: str):
                 continue
             if method == "python" and _factor_of_column(str(factor)):
                 sources[str(factor)] = _factor_of_column(str(factor))
+            elif method == "python" and _stateful_call(str(factor)):
+                stateful[str(factor)] = _stateful_call(str(factor))
             elif method == "python":
                 expression = numeric_expression(str(factor))
                 if expression is None:
@@ -165,7 +183,40 @@ def _terms(text: str):
                 return None
             factors.append(str(factor))
         terms.append(tuple(factors))
-    return tuple(terms), expressions, sources
+    return tuple(terms), expressions, sources, stateful
+
+
+#: the stateful transforms of one numeric column built here (``formula.transforms``)
+_STATEFUL = ("scale", "center", "standardize")
+
+
+@lru_cache(maxsize=256)
+def _stateful_call(text: str) -> tuple | None:
+    """(function, column, keywords) where ``text`` is ``scale(x)``, ``center(x)`` or
+    ``standardize(x)`` of a column x, with keywords of constant values (``scale = FALSE``);
+    else None."""
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+            and call.func.id in _STATEFUL and len(call.args) == 1
+            and isinstance(call.args[0], ast.Name) and call.args[0].id not in _STATEFUL):
+        return None
+    keywords = []
+    for keyword in call.keywords:
+        value = keyword.value
+        if isinstance(value, ast.Name) and value.id in _R_LOGICAL:
+            keywords.append((keyword.arg, _R_LOGICAL[value.id]))
+        elif isinstance(value, ast.Constant) and isinstance(value.value, (bool, int, float)) \
+                and keyword.arg is not None:
+            keywords.append((keyword.arg, value.value))
+        else:
+            return None
+    return call.func.id, call.args[0].id, tuple(keywords)
+
+
+_R_LOGICAL = {"TRUE": True, "FALSE": False}
 
 
 @lru_cache(maxsize=256)
@@ -184,17 +235,30 @@ def _factor_of_column(text: str) -> str | None:
     return None
 
 
-def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | None:
+def fast_encoding(text: str, frame, keep_levels: bool = False, rows=None) -> Encoding | None:
     """An ``Encoding`` for ``text`` on ``frame`` (a DataFrame, or its ``FrameColumns``), or
     None when formulaic is needed. ``keep_levels``: a categorical's levels are all its
-    categories, used or not (a partition of a larger data set: ``design.schema``)."""
+    categories, used or not (a partition of a larger data set: ``design.schema``).
+    ``rows``: the ``ModelData`` whose rows ``frame`` has, for stateful transforms, which
+    learn their state from all its rows (``whole``) and record it in its ``transforms``, or
+    apply the state recorded there (a refit, a partition); without it they are
+    formulaic's."""
     parsed = _terms(text)
     if parsed is None:
         return None
-    terms, expressions, sources = parsed
+    terms, expressions, sources, stateful = parsed
     frame = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
-    kinds = {}
+    kinds, states = {}, {}
     for name in _variables(terms):
+        if name in stateful:  # numbers, from the state of every row's values
+            states[name] = _learnt(name, stateful[name], rows, keep_levels)
+            if states[name] is None:
+                return None
+            values = _transformed(frame, *states[name])
+            if values.shape != (frame.shape[0],) or not np.isfinite(values).all():
+                return None
+            kinds[name] = "expression"
+            continue
         if name in sources:  # R's factor of a column of numbers or text
             column = sources[name]
             if column not in frame or isinstance(frame.dtype(column), pd.CategoricalDtype) \
@@ -216,9 +280,34 @@ def fast_encoding(text: str, frame, keep_levels: bool = False) -> Encoding | Non
     levels = {name: LOGICAL_LEVELS if kind in _LOGICAL
               else tuple(frame.factor(sources[name])[1].tolist()) if name in sources
               else _levels(frame, name) for name, kind in kinds.items() if kind in _CODED}
+    if states:
+        rows.transforms.update({name: state[3] for name, state in states.items()})
     return Encoding(_columns(terms, tuple(kinds.items()), tuple(levels.items())), levels,
                     expressions, sources,
-                    frozenset(name for name, kind in kinds.items() if kind in _LOGICAL))
+                    frozenset(name for name, kind in kinds.items() if kind in _LOGICAL),
+                    states)
+
+
+def _learnt(text: str, call: tuple, rows, keep_levels: bool) -> tuple | None:
+    """(function, column, keywords, state) of a stateful transform (``_stateful_call``): the
+    state ``rows`` recorded for its text, or the state learnt from the column's values in
+    every row of ``rows.whole`` (not a partition's: ``keep_levels``); None where there are
+    no such rows, or the column is not of NumPy's numbers."""
+    function, column, keywords = call
+    if rows is None or column not in rows.columns \
+            or not isinstance(rows.columns.dtype(column), np.dtype) \
+            or rows.columns.dtype(column).kind not in "iuf":
+        return None
+    state = rows.transforms.get(text)
+    if state is None and keep_levels:
+        return None
+    if state is None:
+        state = {}
+        try:
+            TRANSFORM_CONTEXT[function](rows.whole[column], **dict(keywords), _state=state)
+        except Exception:  # noqa: BLE001 - arguments formulaic's path judges
+            return None
+    return function, column, keywords, state
 
 
 @lru_cache(maxsize=256)

@@ -350,14 +350,17 @@ def test_r_operators_inside_calls(formula, values):
 
 STATEFUL_FORMULAS = ["scale(x)", "center(x)", "standardize(x)", "scale(x, scale=False)",
                      "scale(x, center=False)", "scale(x):a", "z + scale(z) + center(x)",
-                     "0 + a + a:scale(x)"]
+                     "0 + a + a:scale(x)", "poly(x, 2)", "poly(x, 3):a", "a * poly(x, 2)",
+                     "poly(x, 2, raw=True) + z", "poly(x, degree=3, raw=False)",
+                     "0 + poly(x, 1):a + scale(z)"]
 
 
 @pytest.mark.parametrize("fixed", STATEFUL_FORMULAS)
 def test_stateful_transforms_equal_formulaic(fixed):
-    """scale, center and standardize of a column learn their state from every row of the
-    data, those dropped for another column's missing values too (R's model frame), as
-    formulaic's path: the same matrix, names and recorded state."""
+    """scale, center, standardize and poly of a column learn their state from every row of
+    the data, those dropped for another column's missing values too (R's model frame), as
+    formulaic's path: the same matrix, names (poly(x, 2)1, poly(x, 2)2) and recorded
+    state."""
     from mixedmodels.design.materialize import ModelData
 
     rng = np.random.default_rng(6)

@@ -4,11 +4,12 @@ formulaic materializes a model matrix in about a millisecond, which dominates th
 a small model. Most formulas are built only from data columns and functions of each row: numeric
 columns, categorical columns, R's ``factor()`` of a column of numbers or text (``factor(visit)``: the column's
 distinct values as levels, sorted), elementwise expressions of numeric columns
-(``I(age^2)``, ``log(dose)``: ``design.expressions``), ``scale``, ``center`` and
-``standardize`` of a numeric column (their state learnt from every row of the data, as
-formulaic's path learns it: ``formula.transforms``), and their interactions. For those, the columns are
+(``I(age^2)``, ``log(dose)``: ``design.expressions``), ``scale``, ``center``,
+``standardize`` and ``poly`` of a numeric column (their state learnt from every row of the
+data, as formulaic's path learns it: ``formula.transforms``; ``poly(x, 2)``'s columns
+``poly(x, 2)1`` and ``poly(x, 2)2``), and their interactions. For those, the columns are
 products of numbers and level indicators, and this module builds them directly with NumPy.
-Anything else (other stateful transforms such as ``poly`` and ``ns``, codings, an ordered
+Anything else (other stateful transforms such as ``ns`` and ``bs``, codings, an ordered
 categorical, coded by polynomial contrasts) returns ``None`` and formulaic does the work.
 
 Coding follows R's rule (``design.term_codes``), as formulaic's matrices do here
@@ -62,7 +63,8 @@ class Encoding:
     expressions: dict = field(default_factory=dict)  # NumericExpression by its text
     sources: dict = field(default_factory=dict)  # factor(x)'s column x, by its text
     logical: frozenset = frozenset()  # the logical variables: bool columns, x > 2
-    #: scale(x) and its kind by their text: (function, column, keywords, learnt state)
+    #: scale(x), poly(x, 2) and their kind by their text: (function, column, positional
+    #: arguments after the column, keywords, learnt state)
     states: dict = field(default_factory=dict)
 
     @property
@@ -82,16 +84,20 @@ class Encoding:
                 row *= self._numbers(columns, name)
             for name, level in column.indicators:
                 indicator = indicators.get((name, level))
-                if indicator is None and name in self.logical:
-                    indicator = indicators[name, level] = (
-                        self._logical(columns, name) == (level == LOGICAL_LEVELS[1])
-                    ).astype(float)
-                elif indicator is None:
-                    indicator = indicators[name, level] = _indicator(
-                        columns, self.sources.get(name, name), level, name in self.sources)
+                if indicator is None:
+                    indicator = indicators[name, level] = self._indicator(columns, name, level)
                 row *= indicator
         return np.ascontiguousarray(out.T)
 
+
+    def _indicator(self, columns: FrameColumns, name: str, level: str) -> np.ndarray:
+        """(n,) a level's indicator, as floats; or a matrix's column (``poly(x, 2)``'s
+        "2")."""
+        if name in self.logical:
+            return (self._logical(columns, name) == (level == LOGICAL_LEVELS[1])).astype(float)
+        if name in self.states:
+            return _transformed(columns, *self.states[name])[:, int(level) - 1]
+        return _indicator(columns, self.sources.get(name, name), level, name in self.sources)
 
     def _numbers(self, columns: FrameColumns, name: str) -> np.ndarray:
         """(n,) a numeric column's or an expression's values (the data's columns of numbers:
@@ -119,13 +125,13 @@ class Encoding:
         return values
 
 
-def _transformed(columns: FrameColumns, function: str, column: str, keywords: tuple,
-                 state: dict) -> np.ndarray:
-    """(n,) a stateful transform of a column with its learnt state (``scale(x)``: x minus the
-    data's mean, over their sd), as formulaic's path applies it."""
-    values = TRANSFORM_CONTEXT[function](columns[column], **dict(keywords),
+def _transformed(columns: FrameColumns, function: str, column: str, arguments: tuple,
+                 keywords: tuple, state: dict) -> np.ndarray:
+    """(n,) or (n, k) a stateful transform of a column with its learnt state (``scale(x)``: x
+    minus the data's mean, over their sd), as formulaic's path applies it."""
+    values = TRANSFORM_CONTEXT[function](columns[column], *arguments, **dict(keywords),
                                          _state=dict(state))
-    return np.asarray(values, dtype=float).reshape(-1)
+    return np.asarray(values, dtype=float)
 
 
 def _bools(values) -> np.ndarray | None:
@@ -187,21 +193,23 @@ def _terms(text: str):
 
 
 #: the stateful transforms of one numeric column built here (``formula.transforms``)
-_STATEFUL = ("scale", "center", "standardize")
+_STATEFUL = ("scale", "center", "standardize", "poly")
 
 
 @lru_cache(maxsize=256)
 def _stateful_call(text: str) -> tuple | None:
-    """(function, column, keywords) where ``text`` is ``scale(x)``, ``center(x)`` or
-    ``standardize(x)`` of a column x, with keywords of constant values (``scale = FALSE``);
-    else None."""
+    """(function, column, arguments, keywords) where ``text`` is ``scale(x)``, ``center(x)``,
+    ``standardize(x)`` or ``poly(x, ...)`` of a column x, with other arguments of constant
+    values (``scale = FALSE``, ``poly(x, 2, raw = TRUE)``); else None."""
     try:
         call = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
         return None
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-            and call.func.id in _STATEFUL and len(call.args) == 1
-            and isinstance(call.args[0], ast.Name) and call.args[0].id not in _STATEFUL):
+            and call.func.id in _STATEFUL and call.args
+            and isinstance(call.args[0], ast.Name) and call.args[0].id not in _STATEFUL
+            and all(isinstance(arg, ast.Constant) and type(arg.value) is int
+                    for arg in call.args[1:])):
         return None
     keywords = []
     for keyword in call.keywords:
@@ -213,7 +221,8 @@ def _stateful_call(text: str) -> tuple | None:
             keywords.append((keyword.arg, value.value))
         else:
             return None
-    return call.func.id, call.args[0].id, tuple(keywords)
+    return (call.func.id, call.args[0].id, tuple(arg.value for arg in call.args[1:]),
+            tuple(keywords))
 
 
 _R_LOGICAL = {"TRUE": True, "FALSE": False}
@@ -248,16 +257,19 @@ def fast_encoding(text: str, frame, keep_levels: bool = False, rows=None) -> Enc
         return None
     terms, expressions, sources, stateful = parsed
     frame = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
-    kinds, states = {}, {}
+    kinds, states, matrices = {}, {}, {}
     for name in _variables(terms):
         if name in stateful:  # numbers, from the state of every row's values
             states[name] = _learnt(name, stateful[name], rows, keep_levels)
             if states[name] is None:
                 return None
             values = _transformed(frame, *states[name])
-            if values.shape != (frame.shape[0],) or not np.isfinite(values).all():
+            if values.shape[0] != frame.shape[0] or values.ndim > 2 \
+                    or not np.isfinite(values).all():
                 return None
-            kinds[name] = "expression"
+            kinds[name] = "expression" if values.ndim == 1 else "matrix"
+            if values.ndim == 2:  # its columns, numbered from 1 as R names them
+                matrices[name] = tuple(str(k) for k in range(1, values.shape[1] + 1))
             continue
         if name in sources:  # R's factor of a column of numbers or text
             column = sources[name]
@@ -281,19 +293,21 @@ def fast_encoding(text: str, frame, keep_levels: bool = False, rows=None) -> Enc
               else tuple(frame.factor(sources[name])[1].tolist()) if name in sources
               else _levels(frame, name) for name, kind in kinds.items() if kind in _CODED}
     if states:
-        rows.transforms.update({name: state[3] for name, state in states.items()})
-    return Encoding(_columns(terms, tuple(kinds.items()), tuple(levels.items())), levels,
+        rows.transforms.update({name: state[-1] for name, state in states.items()})
+    return Encoding(_columns(terms, tuple(kinds.items()),
+                             tuple({**levels, **matrices}.items())), levels,
                     expressions, sources,
                     frozenset(name for name, kind in kinds.items() if kind in _LOGICAL),
                     states)
 
 
 def _learnt(text: str, call: tuple, rows, keep_levels: bool) -> tuple | None:
-    """(function, column, keywords, state) of a stateful transform (``_stateful_call``): the
+    """(function, column, arguments, keywords, state) of a stateful transform
+    (``_stateful_call``): the
     state ``rows`` recorded for its text, or the state learnt from the column's values in
     every row of ``rows.whole`` (not a partition's: ``keep_levels``); None where there are
     no such rows, or the column is not of NumPy's numbers."""
-    function, column, keywords = call
+    function, column, arguments, keywords = call
     if rows is None or column not in rows.columns \
             or not isinstance(rows.columns.dtype(column), np.dtype) \
             or rows.columns.dtype(column).kind not in "iuf":
@@ -304,10 +318,11 @@ def _learnt(text: str, call: tuple, rows, keep_levels: bool) -> tuple | None:
     if state is None:
         state = {}
         try:
-            TRANSFORM_CONTEXT[function](rows.whole[column], **dict(keywords), _state=state)
+            TRANSFORM_CONTEXT[function](rows.whole[column], *arguments, **dict(keywords),
+                                        _state=state)
         except Exception:  # noqa: BLE001 - arguments formulaic's path judges
             return None
-    return function, column, keywords, state
+    return function, column, arguments, keywords, state
 
 
 @lru_cache(maxsize=256)
@@ -316,6 +331,8 @@ def _variables(terms: tuple) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for term in terms for f in term))
 
 
+#: the kinds of variable written as R deparses them
+_SPELLED = ("expression", "factor", "logical expression", "matrix")
 #: the kinds of variable coded by levels: a logical one's are always FALSE and TRUE (both
 #: coded, whatever the rows have, as R's ``contrasts<-`` codes a logical: ``design.materialize``)
 _LOGICAL = ("logical", "logical expression")
@@ -325,20 +342,20 @@ _CODED = ("categorical", "factor") + _LOGICAL
 @lru_cache(maxsize=256)
 def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...]:
     """The model-matrix columns of the terms, given each variable's kind ("numeric",
-    "categorical", "expression", "factor": ``factor(x)``, "logical": a bool column, or
-    "logical expression": ``x > 2``) and each categorical or logical one's levels
-    (a function of them alone: cached, as a small model's design builds the same columns at
-    every fit)."""
+    "categorical", "expression", "factor": ``factor(x)``, "logical": a bool column,
+    "logical expression": ``x > 2``, or "matrix": ``poly(x, 2)``) and each categorical or
+    logical one's levels, or a matrix's column numbers (a function of them alone: cached, as
+    a small model's design builds the same columns at every fit)."""
     kinds, levels = dict(kinds), dict(levels)
     categorical_names = frozenset(f for f, kind in kinds.items() if kind in _CODED)
-    spelled = {f: r_spelling(f) if kind in ("expression", "factor", "logical expression")
-               else f for f, kind in kinds.items()}
+    spelled = {f: r_spelling(f) if kind in _SPELLED else f for f, kind in kinds.items()}
     columns: list[Column] = []
     for term, codes in zip(terms, contrast_codes(terms, categorical_names)):
-        categorical = [f for f in term if kinds[f] in _CODED]
-        numeric = tuple(f for f in term if kinds[f] not in _CODED)
-        contrasts = [code for code in codes if code is not None]
-        coded = [levels[f][1:] if c else levels[f] for f, c in zip(categorical, contrasts)]
+        # the factors of several columns: a categorical's coded levels, a matrix's columns
+        categorical = [f for f in term if kinds[f] in _CODED or kinds[f] == "matrix"]
+        numeric = tuple(f for f in term if f not in categorical)
+        coded = [levels[f][1:] if code else levels[f]
+                 for f, code in zip(term, codes) if f in categorical]
         # every combination of the coded levels, the first factor varying fastest (as R)
         for combination in itertools.product(*reversed(coded)):
             chosen = dict(zip(reversed(categorical), combination))

@@ -402,3 +402,19 @@ def test_scale_uses_every_row_and_keeps_its_state_for_new_data():
         fit.predict(new).to_numpy(),
         expected.predict(new.assign(s=(new.Days - days.mean()) / days.std())).to_numpy(),
         rtol=1e-10)
+
+
+def test_a_recorded_state_is_applied_not_learnt_again():
+    """Rows with a recorded state (a refit on some of the rows, a partition of a larger data
+    set) apply it: scale(x) is (x - 10) / 2 under the state centre 10, scale 2."""
+    from mixedmodels.design.materialize import ModelData
+
+    frame = pd.DataFrame({"x": [1.0, 4.0, 9.0, 16.0]})
+    state = {"ddof": 1, "center": np.array(10.0), "scale": np.array(2.0)}
+    for keep_levels in (False, True):
+        rows = ModelData.of(frame, {"scale(x)": state}, keep_levels=keep_levels)
+        encoding = fast_encoding("0 + scale(x)", rows.columns, keep_levels, rows)
+        np.testing.assert_array_equal(encoding.matrix(rows.columns)[:, 0],
+                                      (frame.x.to_numpy() - 10.0) / 2.0)
+    partition = ModelData.of(frame, keep_levels=True)  # no state: learnt from all partitions
+    assert fast_encoding("0 + scale(x)", partition.columns, True, partition) is None

@@ -418,3 +418,36 @@ def test_a_recorded_state_is_applied_not_learnt_again():
                                       (frame.x.to_numpy() - 10.0) / 2.0)
     partition = ModelData.of(frame, keep_levels=True)  # no state: learnt from all partitions
     assert fast_encoding("0 + scale(x)", partition.columns, True, partition) is None
+
+
+CODINGS = ["Sum", "contr.sum", "Treatment", "Treatment(reference='q')", "contr.treatment",
+           "contr.treatment(3, base=2)", "Helmert", "contr.helmert", "Poly", "contr.poly",
+           "contr.SAS", "Diff", "[[1, 0], [0, 1], [-1, -1]]", "{'pq': [1, -1, 0], 'r': [1, 1, -2]}",
+           "contrasts=Sum"]
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+@pytest.mark.parametrize("template", ["C(a, {c})", "0 + C(a, {c})", "x + C(a, {c}):x",
+                                      "C(a, {c}) * b", "C(a, {c}):b", "C(a, {c}) + C(b, Sum)"])
+def test_codings_equal_formulaic(template, coding):
+    """C(x, coding) of a text column, every coding in both spellings, by contrasts or by
+    indicators as R's rule codes it in the term: the fast encoding equals the formulaic
+    path's matrix and names (lme4's: contrast_codings.R)."""
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame({"a": rng.choice(["p", "q", "r"], 60), "b": rng.choice(["u", "v"], 60),
+                          "x": rng.normal(size=60)})
+    text = template.format(c=coding)
+    encoding = fast_encoding(text, frame)
+    assert encoding is not None and encoding.codings
+    reference = formula_matrix(text, frame)
+    assert encoding.names == r_column_names(reference.columns)
+    np.testing.assert_allclose(encoding.matrix(frame), np.asarray(reference, dtype=float),
+                               rtol=0, atol=1e-15)
+
+
+def test_coded_factor_predictions_check_new_levels():
+    data = mm.datasets.load("sleepstudy").assign(g=lambda f: (f.Days % 3).map(str))
+    fit = mm.lmer("Reaction ~ C(g, Sum) + (1 | Subject)", data)
+    with pytest.raises(DataError, match="'g' has the level '7'"):
+        fit.predict(data.head(2).assign(g=["1", "7"]))
+    np.testing.assert_allclose(fit.predict(data.head(9)).to_numpy(), fit.fitted[:9], rtol=1e-12)

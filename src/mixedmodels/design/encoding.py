@@ -1,15 +1,16 @@
 """Model matrices for the common formulas, without formulaic's per-call overhead.
 
 formulaic materializes a model matrix in about a millisecond, which dominates the whole fit of
-a small model. Most formulas are built only from data columns and functions of each row: numeric
-columns, categorical columns, R's ``factor()`` of a column of numbers or text (``factor(visit)``: the column's
-distinct values as levels, sorted), elementwise expressions of numeric columns
-(``I(age^2)``, ``log(dose)``: ``design.expressions``), ``scale``, ``center``,
+a small model. Most formulas are built only from data columns and functions of each row:
+numeric columns, categorical columns, R's ``factor()`` of a column of numbers or text
+(``factor(visit)``: the column's distinct values as levels, sorted), elementwise expressions of
+numeric columns (``I(age^2)``, ``log(dose)``: ``design.expressions``), ``scale``, ``center``,
 ``standardize`` and ``poly`` of a numeric column (their state learnt from every row of the
 data, as formulaic's path learns it: ``formula.transforms``; ``poly(x, 2)``'s columns
-``poly(x, 2)1`` and ``poly(x, 2)2``), and their interactions. For those, the columns are
-products of numbers and level indicators, and this module builds them directly with NumPy.
-Anything else (other stateful transforms such as ``ns`` and ``bs``, codings, an ordered
+``poly(x, 2)1`` and ``poly(x, 2)2``), ``C(x, coding)`` of a text column (the coding's own matrix and
+names, ``formula.codings``), and their interactions. For those, the columns are products of
+numbers and level indicators, and this module builds them directly with NumPy. Anything else
+(other stateful transforms such as ``ns`` and ``bs``, codings of other variables, an ordered
 categorical, coded by polynomial contrasts) returns ``None`` and formulaic does the work.
 
 Coding follows R's rule (``design.term_codes``), as formulaic's matrices do here
@@ -31,14 +32,16 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula
 from formulaic.errors import FormulaicError
+from formulaic.transforms import TRANSFORMS
 
 from ..errors import DataError
+from ..formula.codings import checked_coding
 from ..formula.parse import R_DOTTED_FUNCTIONS
-from ..formula.rfunctions import LOGICAL_LEVELS
+from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS
 from ..formula.transforms import TRANSFORM_CONTEXT
 from .expressions import numeric_expression
 from .frame import FrameColumns, number_dtype
-from .names import r_spelling
+from .names import r_column_names, r_spelling
 from .term_codes import contrast_codes
 
 __all__ = ["Column", "Encoding", "fast_encoding"]
@@ -66,6 +69,8 @@ class Encoding:
     #: scale(x), poly(x, 2) and their kind by their text: (function, column, positional
     #: arguments after the column, keywords, learnt state)
     states: dict = field(default_factory=dict)
+    #: C(x, coding)'s matrices by its text: {reduced rank: (levels x columns)}
+    codings: dict = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -97,6 +102,10 @@ class Encoding:
             return (self._logical(columns, name) == (level == LOGICAL_LEVELS[1])).astype(float)
         if name in self.states:
             return _transformed(columns, *self.states[name])[:, int(level) - 1]
+        if name in self.codings:  # level: (reduced rank, the coding's column)
+            weights = self.codings[name][level[0]][:, level[1]]
+            return sum(weight * _indicator(columns, self.sources[name], each)
+                       for weight, each in zip(weights.tolist(), self.levels[name]) if weight)
         return _indicator(columns, self.sources.get(name, name), level, name in self.sources)
 
     def _numbers(self, columns: FrameColumns, name: str) -> np.ndarray:
@@ -163,8 +172,8 @@ def _indicator(columns: FrameColumns, name, level: str, coded: bool = False) -> 
 @lru_cache(maxsize=256)
 def _terms(text: str):
     """The formula's terms as tuples of factor texts (() for the intercept), the elementwise
-    expressions among those factors by their text, and the column of each ``factor(x)``
-    among them by its text; or None."""
+    expressions among those factors by their text, the column of each ``factor(x)`` and
+    ``C(x, coding)`` among them by its text, and the stateful transforms; or None."""
     try:
         formula = Formula(text)
     except FormulaicError:
@@ -180,6 +189,8 @@ def _terms(text: str):
                 sources[str(factor)] = _factor_of_column(str(factor))
             elif method == "python" and _stateful_call(str(factor)):
                 stateful[str(factor)] = _stateful_call(str(factor))
+            elif method == "python" and _coded_column(str(factor)):
+                sources[str(factor)] = _coded_column(str(factor))
             elif method == "python":
                 expression = numeric_expression(str(factor))
                 if expression is None:
@@ -190,6 +201,49 @@ def _terms(text: str):
             factors.append(str(factor))
         terms.append(tuple(factors))
     return tuple(terms), expressions, sources, stateful
+
+
+@lru_cache(maxsize=256)
+def _coded_column(text: str) -> str | None:
+    """x, where ``text`` is ``C(x, coding)`` of a column x with a coding (positional, or
+    ``contrasts=``) and nothing else; else None."""
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "C" \
+            and call.args and isinstance(call.args[0], ast.Name) \
+            and len(call.args) + len(call.keywords) == 2 \
+            and all(keyword.arg == "contrasts" for keyword in call.keywords):
+        return call.args[0].id
+    return None
+
+
+@lru_cache(maxsize=256)
+def _coding_of(text: str, levels: tuple) -> tuple | None:
+    """For ``C(x, coding)`` on these levels: (its matrices by reduced rank, its columns' R
+    names by reduced rank), from the coding itself (``formula.codings``); None where the
+    coding is not one (formulaic's path then says what is wrong)."""
+    call = ast.parse(text.strip(), mode="eval").body
+    given = call.args[1] if len(call.args) > 1 else call.keywords[0].value
+    try:
+        coding = eval(compile(ast.Expression(given), "<coding>", "eval"),  # noqa: S307
+                      {"__builtins__": {}}, {**TRANSFORMS, **FORMULA_CONTEXT})
+        coding = checked_coding(coding, call.args[0].id)
+        coding = coding() if isinstance(coding, type) else coding
+        matrices, names = {}, {}
+        for reduced in (False, True):
+            matrices[reduced] = np.asarray(coding.get_coding_matrix(list(levels), reduced),
+                                           dtype=float)
+            form = coding.get_factor_format(list(levels), reduced_rank=reduced)
+            names[reduced] = r_column_names(
+                [form.format(name=text, field=field)
+                 for field in coding.get_coding_column_names(list(levels), reduced)])
+    except Exception:  # noqa: BLE001 - a coding formulaic's path judges
+        return None
+    if any(matrices[r].shape != (len(levels), len(names[r])) for r in matrices):
+        return None
+    return matrices, names
 
 
 #: the stateful transforms of one numeric column built here (``formula.transforms``)
@@ -257,7 +311,7 @@ def fast_encoding(text: str, frame, keep_levels: bool = False, rows=None) -> Enc
         return None
     terms, expressions, sources, stateful = parsed
     frame = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
-    kinds, states, matrices = {}, {}, {}
+    kinds, states, matrices, codings, coded = {}, {}, {}, {}, {}
     for name in _variables(terms):
         if name in stateful:  # numbers, from the state of every row's values
             states[name] = _learnt(name, stateful[name], rows, keep_levels)
@@ -270,6 +324,17 @@ def fast_encoding(text: str, frame, keep_levels: bool = False, rows=None) -> Enc
             kinds[name] = "expression" if values.ndim == 1 else "matrix"
             if values.ndim == 2:  # its columns, numbered from 1 as R names them
                 matrices[name] = tuple(str(k) for k in range(1, values.shape[1] + 1))
+            continue
+        if name in sources and _coded_column(name):  # C(x, coding) of a column of text
+            column = sources[name]
+            if column not in frame or _kind(frame, column, keep_levels) != "categorical" \
+                    or isinstance(frame.dtype(column), pd.CategoricalDtype):
+                return None
+            coding = _coding_of(name, _levels(frame, column))
+            if coding is None:
+                return None
+            codings[name], coded[name] = coding
+            kinds[name] = "coded"
             continue
         if name in sources:  # R's factor of a column of numbers or text
             column = sources[name]
@@ -290,15 +355,18 @@ def fast_encoding(text: str, frame, keep_levels: bool = False, rows=None) -> Enc
         if kinds[name] is None:
             return None
     levels = {name: LOGICAL_LEVELS if kind in _LOGICAL
+              else _levels(frame, sources[name]) if kind == "coded"
               else tuple(frame.factor(sources[name])[1].tolist()) if name in sources
               else _levels(frame, name) for name, kind in kinds.items() if kind in _CODED}
     if states:
         rows.transforms.update({name: state[-1] for name, state in states.items()})
     return Encoding(_columns(terms, tuple(kinds.items()),
-                             tuple({**levels, **matrices}.items())), levels,
+                             tuple({**levels, **matrices}.items()),
+                             tuple((name, (names[False], names[True]))
+                                   for name, names in coded.items())), levels,
                     expressions, sources,
                     frozenset(name for name, kind in kinds.items() if kind in _LOGICAL),
-                    states)
+                    states, codings)
 
 
 def _learnt(text: str, call: tuple, rows, keep_levels: bool) -> tuple | None:
@@ -331,22 +399,33 @@ def _variables(terms: tuple) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for term in terms for f in term))
 
 
+def _expansion(f: str, code, kinds: dict, levels: dict, coded: dict, spelled: dict) -> list:
+    """A factor's columns in a term, as (the key of its values, its R name) pairs: a
+    categorical's levels (all, or but the first where it is coded by contrasts: ``code``), a
+    matrix's columns, a coded one's coding columns ((reduced rank, column), named by the
+    coding)."""
+    if kinds[f] == "coded":
+        return [((bool(code), j), label) for j, label in enumerate(coded[f][bool(code)])]
+    return [(level, f"{spelled[f]}{level}") for level in (levels[f][1:] if code else levels[f])]
+
+
 #: the kinds of variable written as R deparses them
 _SPELLED = ("expression", "factor", "logical expression", "matrix")
 #: the kinds of variable coded by levels: a logical one's are always FALSE and TRUE (both
 #: coded, whatever the rows have, as R's ``contrasts<-`` codes a logical: ``design.materialize``)
 _LOGICAL = ("logical", "logical expression")
-_CODED = ("categorical", "factor") + _LOGICAL
+_CODED = ("categorical", "factor", "coded") + _LOGICAL
 
 
 @lru_cache(maxsize=256)
-def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...]:
+def _columns(terms: tuple, kinds: tuple, levels: tuple, coded: tuple = ()) -> tuple[Column, ...]:
     """The model-matrix columns of the terms, given each variable's kind ("numeric",
     "categorical", "expression", "factor": ``factor(x)``, "logical": a bool column,
     "logical expression": ``x > 2``, or "matrix": ``poly(x, 2)``) and each categorical or
-    logical one's levels, or a matrix's column numbers (a function of them alone: cached, as
-    a small model's design builds the same columns at every fit)."""
-    kinds, levels = dict(kinds), dict(levels)
+    logical one's levels, or a matrix's column numbers, and a coded one's ("coded":
+    ``C(x, coding)``) column names by reduced rank (a function of them alone: cached, as a
+    small model's design builds the same columns at every fit)."""
+    kinds, levels, coded = dict(kinds), dict(levels), dict(coded)
     categorical_names = frozenset(f for f, kind in kinds.items() if kind in _CODED)
     spelled = {f: r_spelling(f) if kind in _SPELLED else f for f, kind in kinds.items()}
     columns: list[Column] = []
@@ -354,15 +433,14 @@ def _columns(terms: tuple, kinds: tuple, levels: tuple) -> tuple[Column, ...]:
         # the factors of several columns: a categorical's coded levels, a matrix's columns
         categorical = [f for f in term if kinds[f] in _CODED or kinds[f] == "matrix"]
         numeric = tuple(f for f in term if f not in categorical)
-        coded = [levels[f][1:] if code else levels[f]
-                 for f, code in zip(term, codes) if f in categorical]
+        options = [_expansion(f, code, kinds, levels, coded, spelled)
+                   for f, code in zip(term, codes) if f in categorical]
         # every combination of the coded levels, the first factor varying fastest (as R)
-        for combination in itertools.product(*reversed(coded)):
+        for combination in itertools.product(*reversed(options)):
             chosen = dict(zip(reversed(categorical), combination))
-            name = ":".join(f"{spelled[f]}{chosen[f]}" if f in chosen else spelled[f]
-                            for f in term)
+            name = ":".join(chosen[f][1] if f in chosen else spelled[f] for f in term)
             columns.append(Column(name or "(Intercept)", numeric,
-                                  tuple((f, chosen[f]) for f in categorical)))
+                                  tuple((f, chosen[f][0]) for f in categorical)))
     return tuple(columns)
 
 

@@ -54,8 +54,8 @@ from formulaic.utils.sentinels import UNSET
 
 from ..errors import FormulaError
 
-__all__ = ["ALLOWED_CODINGS", "CODING_CONTEXT", "coded", "coding_names", "default_coding",
-           "treatment_coded"]
+__all__ = ["ALLOWED_CODINGS", "CODING_CONTEXT", "checked_coding", "coded", "coding_names",
+           "default_coding", "treatment_coded"]
 
 ALLOWED_CODINGS = ("Treatment, Treatment(reference=...), Sum, Helmert, Poly, Diff, "
                    "contr.treatment, contr.sum, contr.helmert, contr.poly, contr.SAS, or a "
@@ -174,7 +174,7 @@ def coded(data, contrasts=None, *, levels=None, spans_intercept: bool = True):
             raise FormulaError(f"{variable} is numeric ({series.dtype}): a coding applies to a "
                                f"categorical variable; write C(factor({variable}), ...) to "
                                "code its distinct values as levels")
-        contrasts = _checked_coding(contrasts, variable)
+        contrasts = checked_coding(contrasts, variable)
     return formulaic_C(data, contrasts, levels=levels, spans_intercept=spans_intercept)
 
 
@@ -184,7 +184,7 @@ def treatment_coded(data, contrasts=None, *, levels=None, spans_intercept: bool 
     return formulaic_C(data, levels=levels, spans_intercept=spans_intercept)
 
 
-def _checked_coding(contrasts, variable: str):
+def checked_coding(contrasts, variable: str):
     """The coding as formulaic takes it: a Contrasts instance or class, or a custom matrix."""
     if isinstance(contrasts, _RFunction):
         return contrasts.coding

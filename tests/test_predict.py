@@ -130,9 +130,10 @@ def test_confidence_interval_by_hand(sleep):
     np.testing.assert_allclose(table["fit"], fitted, rtol=1e-12)
     np.testing.assert_allclose(table["lower"], fitted - z * se, rtol=1e-12)
     np.testing.assert_allclose(table["upper"], fitted + z * se, rtol=1e-12)
-    conditional = predict(sleep, new, interval="confidence", level=0.9)
-    np.testing.assert_allclose(conditional["fit"], predict(sleep, new), rtol=1e-12)
-    np.testing.assert_allclose(conditional["upper"] - conditional["fit"], z * se, rtol=1e-12)
+    conditional = predict(sleep, new, interval="confidence", level=0.9)  # of X b + Z u:
+    np.testing.assert_allclose(conditional["fit"], predict(sleep, new), rtol=1e-12)  # its se
+    np.testing.assert_allclose(conditional["upper"] - conditional["fit"],  # is Henderson's
+                               z * conditional["se"], rtol=1e-12)  # (test below)
 
 
 def test_bad_arguments(sleep):
@@ -329,3 +330,58 @@ def test_random_part_of_some_factors_needs_only_their_columns():
                                    np.asarray(theirs, dtype=float), rtol=1e-12)
     with pytest.raises(mm.DataError, match="no column 'h'"):
         fit.predict(new.drop(columns="h"), include_random=["h"])
+
+
+def test_confidence_intervals_with_random_effects_are_henderson_s():
+    """A confidence interval centred on X b + Z u has the prediction error variance of that
+    conditional mean, [x0; z0]' C [x0; z0] with C the inverse of Henderson's mixed-model
+    equations (R = sigma^2 I here), computed densely; without the random effects, x0' V_b x0."""
+    import scipy.sparse as sp
+
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    X, Z = np.asarray(fit.X), (fit.Z.toarray() if sp.issparse(fit.Z) else np.asarray(fit.Z))
+    G = fit.G.toarray() if sp.issparse(fit.G) else np.asarray(fit.G)
+    r = fit.sigma ** 2
+    C = np.linalg.inv(np.block([[X.T @ X / r, X.T @ Z / r],
+                                [Z.T @ X / r, Z.T @ Z / r + np.linalg.inv(G)]]))
+    rows = [0, 15, 77, 179]
+    W = np.hstack([X[rows], Z[rows]])
+    expected = np.sqrt(np.einsum("ij,jk,ik->i", W, C, W))
+    for table in (fit.predict(data.iloc[rows], interval="confidence"),
+                  fit.predict(interval="confidence").iloc[rows]):
+        np.testing.assert_allclose(table["se"].to_numpy(), expected, rtol=1e-8)
+    population = fit.predict(data.iloc[rows], interval="confidence", include_random=False)
+    vcov = fit.vcov.to_numpy()
+    np.testing.assert_allclose(population["se"].to_numpy(),
+                               np.sqrt(np.einsum("ij,jk,ik->i", X[rows], vcov, X[rows])),
+                               rtol=1e-10)
+    new = data.iloc[[0]].assign(Subject="new")  # a new level: its random effect's variance too
+    table = fit.predict(new, interval="confidence", new_levels="population")
+    lam_z = fit.model.structure.blocks[0].lam(fit.theta).T @ np.array([1.0, 0.0])
+    assert table["se"].iloc[0] == pytest.approx(
+        np.sqrt(population["se"].iloc[0] ** 2 + r * lam_z @ lam_z), rel=1e-8)
+
+
+def test_a_grouping_column_all_missing_in_new_data():
+    """Every value of a grouping factor missing: its random part is unknown (population, NaN,
+    or the error naming the rows), as with one missing value (was an IndexError)."""
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    for missing in (np.nan, None):
+        new = pd.DataFrame({"Days": [1.0, 2.0], "Subject": [missing, missing]})
+        np.testing.assert_allclose(fit.predict(new, new_levels="population").to_numpy(),
+                                   fit.fixef.iloc[0] + fit.fixef.iloc[1] * new.Days, rtol=1e-12)
+        assert fit.predict(new, new_levels="nan").isna().all()
+        with pytest.raises(mm.DataError, match="missing value of the grouping factor 'Subject'"):
+            fit.predict(new)
+
+
+def test_new_levels_as_nan_give_no_warning():
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predicted = fit.predict(pd.DataFrame({"Days": [1.0, 2.0], "Subject": ["308", "new"]}),
+                                new_levels="nan")
+    assert np.isfinite(predicted.iloc[0]) and np.isnan(predicted.iloc[1])

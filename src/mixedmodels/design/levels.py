@@ -128,4 +128,7 @@ def sorted_codes(codes: np.ndarray, uniques: np.ndarray, text: bool = False):
     rank[order] = np.arange(len(order))
     labels = (uniques[order].astype(str) if text
               else np.array([level_label(u) for u in uniques[order].tolist()]))
-    return np.where(codes >= 0, rank[codes], -1), labels
+    out = np.full(len(codes), -1, dtype=np.intp)  # (a column of missing values alone: none)
+    present = np.asarray(codes) >= 0
+    out[present] = rank[np.asarray(codes)[present]]
+    return out, labels

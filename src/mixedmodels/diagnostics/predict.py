@@ -19,7 +19,11 @@ Policies:
   all the rows of the fit's data), in the fixed part, the random-effects terms and offsets.
 
 Intervals (theta and sigma held at their estimates, as in the fit's other standard errors):
-* ``"confidence"``: the fixed part's uncertainty only, se^2 = x0' V_beta x0;
+* ``"confidence"``: the uncertainty of the prediction as an estimate of the row's mean: of
+  X b alone, se^2 = x0' V_beta x0, or with random effects included of X b + Z u, se^2 =
+  sigma^2 w' K^-1 w (below) over the included factors' known levels, plus the full variance
+  sigma^2 |Lambda_b' z0_b|^2 of an included factor whose level is new (Henderson's
+  prediction error variance of the conditional mean);
 * ``"prediction"``: for a new observation y0 = x0'beta + z0'u + e0 of the row,
   Var(y0 - y0_hat) = sigma^2 (w' K^-1 w + 1), where K = [[T'T + I, T'X], [X'T, X'X]]
   (T = Z Lambda) is the matrix of the mixed-model equations, whose inverse times sigma^2 is the
@@ -119,7 +123,7 @@ def _predict_fitted(fit, included: np.ndarray, interval: str | None, level: floa
     design = fit.model.design
     X, rows = design.X, np.arange(design.n)
     if included.all():
-        by_block = _random_rows(fit, design.frame) if interval == "prediction" else None
+        by_block = _random_rows(fit, design.frame) if interval is not None else None
         prediction = fit.fitted.copy()
     else:
         # each row's levels and random-effects values, encoded once for the prediction and se
@@ -147,21 +151,25 @@ def _predict_new(fit, newdata: pd.DataFrame, included: np.ndarray, new_levels: s
         prediction = np.full(len(newdata), np.nan)
         if len(rows):
             model_data = ModelData.of(frame, design.transforms)
-            prediction[rows] = X[rows] @ fit.beta + offset_values(
-                model_data, design.formula.offsets, finite=False)
+            offsets = offset_values(model_data, design.formula.offsets, finite=False)
+            prediction[rows] = X[rows] @ fit.beta + offsets
             if included.any():
                 prediction[rows] += random_part(fit, by_block, new_levels, included, frame.index)
-        _unusable_rows(prediction, rows, newdata.index)
+            unusable = ~(np.isfinite(X[rows]).all(axis=1) & np.isfinite(offsets))
+            for b, (_, _, values) in enumerate(by_block or ()):
+                if included[b]:
+                    unusable |= ~np.isfinite(values).all(axis=1)
+            _unusable_rows(prediction, rows[unusable], newdata.index)
         if interval is None:
             return prediction
         return _interval_table(fit, prediction, X, rows, by_block, included, interval, level,
                                frame, newdata=True)
 
 
-def _unusable_rows(prediction: np.ndarray, rows: np.ndarray, index: pd.Index) -> None:
-    """Rows whose terms are not finite (log(0) of new data, as R's "NaNs produced"): their
-    predictions NaN, and a DataWarning that counts and names them."""
-    unusable = rows[~np.isfinite(prediction[rows])]
+def _unusable_rows(prediction: np.ndarray, unusable: np.ndarray, index: pd.Index) -> None:
+    """Rows whose terms are not finite (log(0) of new data, as R's "NaNs produced"), at the
+    positions ``unusable``: their predictions NaN, and a DataWarning that counts and names
+    them."""
     if not len(unusable):
         return
     prediction[unusable] = np.nan
@@ -197,13 +205,16 @@ def _interval_table(fit, prediction: np.ndarray, X: np.ndarray, rows: np.ndarray
                     newdata: bool = False) -> pd.DataFrame:
     """Columns fit, se, lower, upper (see ``predict``); ``rows`` are those with a
     prediction, ``by_block`` their encoded random-effects values, ``frame`` their data."""
-    if interval == "confidence":
+    if interval == "confidence" and not included.any():  # X b's alone
         se = np.sqrt(np.einsum("ij,jk,ik->i", X, fit.vcov.to_numpy(), X))
     else:
         se = np.full(len(X), np.nan)
         if len(rows):
-            se[rows] = fit.sigma * np.sqrt(_error_variance(fit, X[rows], by_block, included)
-                                           + new_observation_variances(fit, frame, newdata))
+            prediction_interval = interval == "prediction"
+            variance = _error_variance(fit, X[rows], by_block, included, prediction_interval)
+            if prediction_interval:
+                variance += new_observation_variances(fit, frame, newdata)
+            se[rows] = fit.sigma * np.sqrt(variance)
     se[np.isnan(prediction)] = np.nan  # a row without a prediction (missing, unusable values)
     z = ndtri(0.5 + level / 2)
     return pd.DataFrame({"fit": prediction, "se": se, "lower": prediction - z * se,
@@ -229,10 +240,13 @@ def _included_blocks(fit, include_random) -> np.ndarray:
     return np.array([group in wanted for group in groups])
 
 
-def _error_variance(fit, X0: np.ndarray, blocks, included: np.ndarray) -> np.ndarray:
+def _error_variance(fit, X0: np.ndarray, blocks, included: np.ndarray,
+                    excluded: bool = True) -> np.ndarray:
     """Var(x0'(beta_hat - beta) + z0'(u_hat - u)) / sigma^2 per row (see the module
-    docstring): w' K^-1 w over the known levels, plus |Lambda_b' z0_b|^2 for each grouping
-    factor whose level is unknown or that is not ``included``."""
+    docstring): w' K^-1 w over the ``included`` grouping factors' known levels, plus
+    |Lambda_b' z0_b|^2 for each included factor whose level is unknown, and for each factor
+    that is not included where ``excluded`` (a new observation has that random effect too; an
+    estimate of the mean without it does not)."""
     structure = fit.model.structure
     theta = fit.theta
     starts = np.cumsum([0] + [b.q for b in structure.blocks])
@@ -243,7 +257,8 @@ def _error_variance(fit, X0: np.ndarray, blocks, included: np.ndarray) -> np.nda
         block = structure.blocks[b]
         scaled = values @ block.lam(theta)  # z0_b' Lambda_b, per row
         known = (index >= 0) & included[b]
-        unknown[~known] += np.einsum("ij,ij->i", scaled[~known], scaled[~known])
+        unseen = ~known if excluded else (index < 0) & included[b]
+        unknown[unseen] += np.einsum("ij,ij->i", scaled[unseen], scaled[unseen])
         rows = np.flatnonzero(known)
         entries.append(scaled[rows].ravel())
         columns.append((starts[b] + index[rows, None] * block.p
@@ -286,8 +301,8 @@ def _labels(column: pd.Series) -> np.ndarray:
     strings); None for a missing value."""
     codes, levels = factor_codes(column)
     codes = np.asarray(codes)
-    labels = levels.astype(object)[codes]
-    labels[codes < 0] = None
+    labels = np.full(len(codes), None, dtype=object)  # (every value missing: no levels)
+    labels[codes >= 0] = levels.astype(object)[codes[codes >= 0]]
     return labels
 
 

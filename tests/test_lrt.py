@@ -196,13 +196,14 @@ def test_refuses_different_grouping_factors(fit):
         mm.anova(by_day, by_subject)
 
 
-def test_refuses_equal_numbers_of_parameters(fit):
+def test_equal_numbers_of_parameters_are_compared_without_a_test(fit):
+    """As lme4's anova(a, b) of (1 | Subject) and (0 + Days | Subject): AIC 1802.1 and
+    1782.1 (ML), and no p-value."""
     a = fit("sleepstudy", "Reaction ~ Days + (1 | Subject)", False)
-    b = fit("sleepstudy", "Reaction ~ 1 + (Days || Subject)", False)
-    with pytest.raises(ValueError, match="same number of parameters"):
-        mm.anova(a, b)
-    with pytest.raises(ValueError, match="same number of parameters"):
-        mm.anova(a, a)
+    b = fit("sleepstudy", "Reaction ~ Days + (0 + Days | Subject)", False)
+    table = mm.anova(a, b)
+    assert table["AIC"].round(1).tolist() == [1802.1, 1782.1]
+    assert table[["Chisq", "Df", "p"]].isna().all().all()
 
 
 def test_refuses_fixed_effects_not_in_the_larger_model(fit):

@@ -68,8 +68,7 @@ def anova(*fits: LmmFit, refit: bool = True,
 
     Raises:
         ValueError: fewer than two models; models fitted to different data (different number
-            of observations or response values); models that are visibly not nested: equal
-            numbers of parameters (unless their residual structures differ, see below),
+            of observations or response values); models that are visibly not nested:
             fixed-effect columns of the smaller model outside the span
             of the larger's, a grouping factor of the smaller model missing from the larger
             (grouping factors are matched by the partition of the observations they define, so
@@ -80,9 +79,10 @@ def anova(*fits: LmmFit, refit: bool = True,
     Models with residual structures (``correlation=``, ``variance=``, ``mm.gls``) are compared
     as nlme's ``anova`` compares them: REML fits that differ only in their covariance
     structures (random effects or residual structure) with ``refit=False`` (their fixed
-    effects must be the same), ML fits always. Two models with as many parameters but
-    different residual structures (AR(1) and compound symmetry) are listed with their AIC and
-    BIC and no test (Chisq, Df and p NaN: they are not nested). That one residual structure is
+    effects must be the same), ML fits always. Two models with as many parameters (AR(1) and
+    compound symmetry residuals; ``(1 | g)`` and ``(0 + x | g)``) are listed with their AIC
+    and BIC and no test (Chisq, Df and p NaN: neither is nested in the other; lme4 prints a
+    Chisq with Df 0 and no p). That one residual structure is
     a special case of the other (compound symmetry and AR(1) of an unstructured ``symm`` +
     ``ident``) is not checked.
 
@@ -231,14 +231,11 @@ def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _check_nested(small: LmmFit, large: LmmFit, small_label: str, large_label: str) -> None:
-    """Refuse pairs that are visibly not nested (the smaller model has fewer parameters)."""
+    """Refuse pairs that are visibly not nested (the smaller model has fewer parameters);
+    models with as many parameters are compared by AIC and BIC, without a test."""
     what = f"{small_label!r} is not nested in {large_label!r}"
-    if small.npar == large.npar and _residual_structure(small) != _residual_structure(large):
-        return  # two residual structures with as many parameters: compared by AIC, no test
     if small.npar == large.npar:
-        raise ValueError(f"models {small_label!r} and {large_label!r} have the same number "
-                         f"of parameters ({small.npar}): they are not nested, and a "
-                         "likelihood-ratio test between them has no degrees of freedom")
+        return
     (small_x, small_blocks), (large_x, large_blocks) = _rows_of(small, large)
     if not _in_span(small_x, large_x):
         extra = [n for n in small.x_names if n not in large.x_names]
@@ -280,12 +277,6 @@ def _coded(design, rows: pd.DataFrame) -> tuple[np.ndarray, tuple]:
     coded = build_design(design.formula, rows, design.weights_label, schema=design.schema)
     X = coded.X[:, [coded.x_names.index(name) for name in design.x_names]]
     return X, build_structure(coded.terms).blocks
-
-
-def _residual_structure(fit: LmmFit) -> tuple:
-    """The model's residual correlation structure and variance function (None, None for
-    lme4's)."""
-    return (fit.model.correlation, fit.model.variance)
 
 
 def _check_reml_comparable(fits: tuple[LmmFit, ...], labels: list[str]) -> None:

@@ -127,6 +127,7 @@ def test_ml_summary_has_information_criteria():
     assert lines[k].split() == ["AIC", "BIC", "logLik", "deviance", "df.resid"]
     expected = [ref["AIC"], ref["BIC"], ref["logLik"], ref["criterion"], 174]
     assert [float(v) for v in lines[k + 1].split()] == [round(v, 1) for v in expected]
+    assert lines[k + 1].split()[-1] == "174"  # a count, as lme4 prints it
 
 
 def test_uncorrelated_terms_get_separate_rows():

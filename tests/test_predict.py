@@ -385,3 +385,15 @@ def test_new_levels_as_nan_give_no_warning():
         predicted = fit.predict(pd.DataFrame({"Days": [1.0, 2.0], "Subject": ["308", "new"]}),
                                 new_levels="nan")
     assert np.isfinite(predicted.iloc[0]) and np.isnan(predicted.iloc[1])
+
+
+def test_new_data_as_a_dict_of_single_values_or_of_unequal_columns():
+    """A dict of single values is one row, as R's data.frame(Days = 1, Subject = "308");
+    columns of different lengths are a DataError that lists them (was pandas' message)."""
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    one = fit.predict({"Days": 1, "Subject": "308"})
+    assert one.tolist() == pytest.approx(
+        fit.predict(pd.DataFrame({"Days": [1], "Subject": ["308"]})).tolist(), rel=1e-14)
+    with pytest.raises(mm.DataError, match=r"different lengths \(Days: 2, Subject: 3\)"):
+        fit.predict({"Days": [1, 2], "Subject": ["308", "309", "310"]})

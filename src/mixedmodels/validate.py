@@ -51,7 +51,8 @@ def value_error(name: str, allowed: str, value,
 
 
 def check_frame(value, name: str = "data") -> pd.DataFrame:
-    """A pandas DataFrame, as given, or one made of a dict (any mapping) of columns.
+    """A pandas DataFrame, as given, or one made of a dict (any mapping) of columns; a dict
+    of single values is one row (R's ``data.frame(Days = 1, Subject = "308")``).
 
     Raises:
         ArgumentTypeError: anything else (a list, an array, a Series...): pandas would make a
@@ -62,6 +63,13 @@ def check_frame(value, name: str = "data") -> pd.DataFrame:
         return value
     if not isinstance(value, Mapping):
         raise type_error(name, "a pandas DataFrame or a dict of columns", value)
+    if value and all(np.ndim(column) == 0 for column in value.values()):
+        value = {key: [column] for key, column in value.items()}
+    lengths = {key: len(column) for key, column in value.items() if np.ndim(column) > 0}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{key}: {length}" for key, length in lengths.items())
+        raise DataError(f"{name}: the columns of this dict have different lengths ({listed}); "
+                        "give every column one value per row")
     try:
         return pd.DataFrame(value)
     except (TypeError, ValueError) as exc:

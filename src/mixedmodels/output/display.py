@@ -298,8 +298,9 @@ def criterion_section(fit: "LmmFit") -> Section:
         value = r_format([round(fit.objective, 1)])[0]
         return Section(lines=[f"REML criterion at convergence: {value}"])
     names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
-    values = [fit.aic, fit.bic, fit.loglik, fit.objective, fit.nobs - fit.npar]
-    return Section(table=named_vector(names, r_format([round(v, 1) for v in values])))
+    values = [fit.aic, fit.bic, fit.loglik, fit.objective]
+    texts = r_format([round(v, 1) for v in values]) + [str(fit.nobs - fit.npar)]  # lme4: 174
+    return Section(table=named_vector(names, texts))
 
 
 def residuals_section(fit: "LmmFit") -> Section:

@@ -218,7 +218,7 @@ def test_fit_anova_type(capsys):
         expected["F"].tolist(), rel=1e-10)
     code, out, _ = run(capsys, "fit", "distance ~ age * Sex + (age | Subject)", "--data",
                        "orthodont", "--anova", "--anova-type", "2")
-    assert code == 0 and "Type II analysis of variance" in out
+    assert code == 0 and "Type II Analysis of Variance Table with Satterthwaite's method" in out
 
 
 def test_fit_ddf_json(capsys):

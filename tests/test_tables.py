@@ -80,7 +80,10 @@ def test_coefficient_table_as_lmertest(sleep):
 
 @pytest.mark.parametrize("type", [1, 2, 3])
 def test_f_tests(narrow, orthodont, type):
-    assert_whole(str(orthodont.anova(type=type)), F_TESTS)
+    heading, *table = str(orthodont.anova(type=type)).splitlines()  # (a heading is not
+    assert heading == (f"Type {'I' * type} Analysis of Variance Table with "  # wrapped, as R)
+                       "Satterthwaite's method")
+    assert_whole("\n".join(table), ["Sum Sq", "Mean Sq"] + F_TESTS)
 
 
 def test_f_tests_as_lmertest(sleep):
@@ -88,9 +91,10 @@ def test_f_tests_as_lmertest(sleep):
          Sum Sq Mean Sq NumDF DenDF F value    Pr(>F)
     Days  30031   30031     1    17  45.853 3.264e-06"""
     lines = str(sleep.anova()).splitlines()
-    assert lines[0].split() == ["Sum", "Sq", "Mean", "Sq", "NumDF", "DenDF", "F", "value",
+    assert lines[0] == "Type III Analysis of Variance Table with Satterthwaite's method"
+    assert lines[1].split() == ["Sum", "Sq", "Mean", "Sq", "NumDF", "DenDF", "F", "value",
                                 "Pr(>F)"]
-    assert lines[1].split() == ["Days", "30031", "30031", "1", "17", "45.853", "3.264e-06"]
+    assert lines[2].split() == ["Days", "30031", "30031", "1", "17", "45.853", "3.264e-06"]
 
 
 def test_likelihood_ratio_table(narrow, nested_ml):
@@ -160,8 +164,8 @@ def test_command_line_tables(narrow, capsys):
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     assert_whole(out, COEF + F_TESTS, table_lines=False)
-    tables = out.split("degrees of freedom:\n")[1:]
-    assert len(tables) == 2
+    coefficients = out.split("degrees of freedom:\n")[1].split("Type III Analysis")[0]
+    tables = [coefficients, out.split("Satterthwaite's method\n")[1]]
     assert all(len(line) <= WIDTH for table in tables for line in table.splitlines())
 
 

@@ -476,10 +476,8 @@ def _summarize_fit(args: argparse.Namespace, new_data, fit) -> str:
     parts = [str(fit.summary())]
     if args.ddf:
         parts.append(f"Fixed effects, {ddf} degrees of freedom:\n{fit.coef_table(ddf)}")
-    if args.anova:
-        kind = {1: "I", 2: "II", 3: "III"}[anova_type]
-        parts.append(f"Type {kind} analysis of variance, {ddf} degrees of freedom:\n"
-                     f"{fit.anova(ddf, type=anova_type)}")
+    if args.anova:  # under lmerTest's heading
+        parts.append(str(fit.anova(ddf, type=anova_type)))
     return "\n\n".join(parts)
 
 

@@ -182,4 +182,11 @@ def anova_table(fit, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
     table["sum_sq"] = table["mean_sq"] * table["num_df"]
     table = table[["sum_sq", "mean_sq", "num_df", "den_df", "F", "p"]]  # lmerTest's order
     table.index.name = "term"
+    method = _METHOD_NAMES.get(ddf, f"{ddf} degrees of freedom")
+    table.attrs["heading"] = f"Type {'I' * key} Analysis of Variance Table with {method}"
     return table
+
+
+#: lmerTest's words for its methods, in an ANOVA table's heading
+_METHOD_NAMES = {"satterthwaite": "Satterthwaite's method",
+                 "kenward-roger": "Kenward-Roger's method"}

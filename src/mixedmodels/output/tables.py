@@ -112,8 +112,11 @@ def coefficients(frame: pd.DataFrame) -> Section:
 
 
 def f_tests(frame: pd.DataFrame) -> Section:
-    """lmerTest's F tests (columns sum_sq, mean_sq, num_df, den_df, F, p)."""
-    return Section(table=_anova_table(frame, {
+    """lmerTest's F tests (columns sum_sq, mean_sq, num_df, den_df, F, p) under the heading
+    ``attrs["heading"]``, if any ("Type III Analysis of Variance Table with Satterthwaite's
+    method")."""
+    heading = frame.attrs.get("heading")
+    return Section(lines=[heading] if heading else [], table=_anova_table(frame, {
         "sum_sq": ("Sum Sq", "zap"), "mean_sq": ("Mean Sq", "zap"), "num_df": ("NumDF", "zap"),
         "den_df": ("DenDF", "zap"), "F": ("F value", "test"), "p": ("Pr(>F)", "p")}))
 

@@ -149,7 +149,10 @@ def influence_groups(fit, group: str, progress: bool = True, executor=None) -> p
 
     Returns:
         one row per level (index named ``group``): ``cooks_distance``
-        = (b - b_(-j))' C^-1 (b - b_(-j)) / p with C = ``fit.vcov`` of the full fit,
+        = (b - b_(-j))' C^-1 (b - b_(-j)) / p with C = ``fit.vcov`` of the full fit, as
+        influence.ME's ``cooks.distance`` (lme4's own ``cooks.distance(influence(fit,
+        groups))`` is smaller by (n - p) / n, n the number of groups: 0.0821 against 0.0924
+        for sleepstudy's subject 308),
         ``nobs_deleted``, ``singular`` (the refit is singular), and per fixed effect the refitted
         estimate (column named as the effect) and its change ``delta <name>`` = b_(-j) - b.
         An effect that cannot be estimated without the level (its column is aliased) is NaN,

@@ -397,3 +397,15 @@ def test_new_data_as_a_dict_of_single_values_or_of_unequal_columns():
         fit.predict(pd.DataFrame({"Days": [1], "Subject": ["308"]})).tolist(), rel=1e-14)
     with pytest.raises(mm.DataError, match=r"different lengths \(Days: 2, Subject: 3\)"):
         fit.predict({"Days": [1, 2], "Subject": ["308", "309", "310"]})
+
+
+def test_contrast_tests_of_degenerate_matrices():
+    """test(L): a zero L is a ValueError (it gave F = NaN with 0 df), a rank-deficient one a
+    FitWarning (as lmerTest's contest warns), tested on its rank."""
+    fit = mm.lmer("distance ~ age * Sex + (age | Subject)", mm.datasets.load("orthodont"))
+    with pytest.raises(ValueError, match="no estimable row"):
+        fit.test([[0, 0, 0, 0]])
+    with pytest.warns(mm.FitWarning, match="rank 1, less than its 2 rows"):
+        result = fit.test([[0, 1, 0, 0], [0, 2, 0, 0]])
+    assert result["num_df"] == 1
+    assert result["F"] == pytest.approx(fit.test([[0, 1, 0, 0]])["F"], rel=1e-10)

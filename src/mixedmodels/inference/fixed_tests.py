@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import FitWarning, warn_user
 from ..validate import type_error, value_error
 from . import contrasts
 from .distributions import chdtrc, fdtrc, stdtr
@@ -113,13 +114,20 @@ def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
     L = _contrast_matrix(L, fit.x_names)
     rhs = _right_hand_side(rhs, L.shape[0])
     estimate = L @ fit.beta - rhs
-    if ddf == "kenward-roger":
-        return _kenward_roger(fit).test(L, fit.beta, rhs)
     vcov = fit.vcov.to_numpy()
     values, vectors = np.linalg.eigh(L @ vcov @ L.T)
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     q = int(np.sum(values > max(np.sqrt(np.finfo(float).eps) * values[0], 0)))
+    if q == 0:
+        raise ValueError("the contrast matrix L has no estimable row (every row is zero, or "
+                         "in the null space of the fixed effects' covariance): nothing to test")
+    if q < L.shape[0]:  # lmerTest's contest warns so too
+        warn_user(f"the contrast matrix L has rank {q}, less than its {L.shape[0]} rows: the "
+                  f"F test has {q} numerator df (rows that are combinations of others are "
+                  "tested once, whatever their right-hand sides)", FitWarning)
+    if ddf == "kenward-roger":
+        return _kenward_roger(fit).test(L, fit.beta, rhs)
     rotated = vectors[:, :q].T @ L
     f_value = float(np.sum((vectors[:, :q].T @ estimate) ** 2 / values[:q]) / q)
     if ddf == "satterthwaite":

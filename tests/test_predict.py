@@ -409,3 +409,9 @@ def test_contrast_tests_of_degenerate_matrices():
         result = fit.test([[0, 1, 0, 0], [0, 2, 0, 0]])
     assert result["num_df"] == 1
     assert result["F"] == pytest.approx(fit.test([[0, 1, 0, 0]])["F"], rel=1e-10)
+
+
+def test_simulations_beyond_memory_say_so():
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+    with pytest.raises(MemoryError, match="simulate fewer at a time"):
+        fit.simulate(10 ** 12)

@@ -76,4 +76,10 @@ def simulate(fit, n: int = 1, seed=None) -> np.ndarray:
     """
     n = check_integer(n, "n (the number of simulations)", minimum=0)
     rng = np.random.default_rng(check_seed(seed, generators=True))
-    return Simulator.from_fit(fit).draw(n, rng)
+    try:
+        return Simulator.from_fit(fit).draw(n, rng)
+    except MemoryError:
+        size = n * fit.nobs * 8 / 2 ** 30
+        raise MemoryError(f"n = {n} simulations of {fit.nobs} observations take {size:,.1f} "
+                          "GiB (and as much again while they are drawn), more than this "
+                          "machine can give: simulate fewer at a time") from None

@@ -28,6 +28,9 @@ Models (``--only``, comma-separated):
   is the median of its N rounds: this machine's speed drifts by 20 to 40% over minutes (its
   neighbours' load), and lme4's models run minutes after ours, so one round's lme4 ratio
   moved from 9.0 to 14.1 between two runs of the same code.
+- functions: sleepstudy with functions of its columns in the response, the fixed part and
+  the random-effects terms (``FUNCTION_FORMULAS``: log, I(Days^2), scale, poly, factor, a
+  logical), timed as the small models are, in a table of its own.
 - insteval: lme4's InstEval (73,421 rows), ``y ~ service + (1 | s) + (1 | d) + (1 |
   dept:service)``.
 - maximal2: simulated 64 subjects x 80 items, each subject sees each item once; f and c vary
@@ -36,7 +39,7 @@ Models (``--only``, comma-separated):
   within item, each subject-item pair in one of the 8 cells (Latin square); ``rt ~ spkr * prec *
   load + (1 + spkr * prec * load | subj) + (1 + spkr * prec * load | item)`` (72 parameters).
 
-The large models (all but small) are timed as the best of a few fits after one warm-up fit of
+The large models (all but small and functions) are timed as the best of a few fits after one warm-up fit of
 sleepstudy (``--large-repeats``; defaults 2, 2 and 1), and also get: optimizer evaluations,
 criteria relative to ours, the median time of one of our objective evaluations at the optimum
 against one LAPACK Cholesky (``dpotrf``) of a dense SPD matrix of the same total size q + p + 1
@@ -77,7 +80,20 @@ import _common as bc  # noqa: E402
 HERE = Path(__file__).resolve().parent
 CLASSIC_DIR = bc.REF_DIR / "classic"
 DEFAULT_PEERS_PYTHON = Path.home() / ".venvs" / "mm-peers" / "bin" / "python"
-GROUPS = ("small", "insteval", "maximal2", "maximal3")
+GROUPS = ("small", "functions", "insteval", "maximal2", "maximal3")
+#: the groups timed as the small models are (median of many fits), each in its own table
+SMALL_GROUPS = {"small": "Small classic models",
+                "functions": "Formulas with functions of columns (sleepstudy)"}
+#: sleepstudy with functions of its columns in every part of the formula
+FUNCTION_FORMULAS = {
+    "log_response": "log(Reaction) ~ Days + (Days | Subject)",
+    "quadratic": "Reaction ~ Days + I(Days^2) + (Days | Subject)",
+    "log_covariate": "Reaction ~ log(Days + 1) + (1 | Subject)",
+    "scaled": "Reaction ~ scale(Days) + (scale(Days) | Subject)",
+    "orthogonal_poly": "Reaction ~ poly(Days, 2) + (1 | Subject)",
+    "factor_of_numbers": "Reaction ~ factor(Days) + (1 | Subject)",
+    "logical": "Reaction ~ Days * I(Days > 4) + (1 | Subject)",
+}
 LARGE_REPEATS = {"insteval": 2, "maximal2": 2, "maximal3": 1}
 PEERS = ("mixedlm", "lme-python")
 PACKAGES = ("mixedmodels",) + PEERS + ("lme4",)
@@ -98,7 +114,7 @@ class Model:
 
     @property
     def large(self) -> bool:
-        return self.group != "small"
+        return self.group not in SMALL_GROUPS
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,6 +132,11 @@ def small_models() -> list[Model]:
                         "height ~ age + I(age^2) + (age + I(age^2) | Subject)",
                         str(CLASSIC_DIR / "data" / "Oxboys.csv"), ("Subject", "Occasion")))
     return models
+
+
+def function_models() -> list[Model]:
+    return [Model(key, "functions", formula, str(bc.DATA_DIR / "sleepstudy.csv"), ("Subject",))
+            for key, formula in FUNCTION_FORMULAS.items()]
 
 
 def insteval_model() -> Model:
@@ -516,8 +537,8 @@ def lme4_large(model: Model, args) -> dict:
 # reports
 
 
-def report_small(models: list[Model], results: dict) -> dict:
-    print("## Small classic models: whole-fit median time (ms)\n")
+def report_small(models: list[Model], results: dict, title: str) -> dict:
+    print(f"## {title}: whole-fit median time (ms)\n")
     headers = ["model", "mixedmodels", "mixedlm", "lme-python", "lme4", "mixedlm / mm",
                "lme-python / mm", "lme4 / mm"]
     rows, summary = [], {}
@@ -551,7 +572,7 @@ def report_small(models: list[Model], results: dict) -> dict:
     if summary.get("median lme4 / mixedmodels") is not None:
         print(f"\nMedian lme4 / mixedmodels: {summary['median lme4 / mixedmodels']:.2f}.")
 
-    print("\n## Small classic models: REML criterion and evaluations\n")
+    print(f"\n## {title}: REML criterion and evaluations\n")
     headers = ["model", "mixedmodels crit", "mixedlm - mm", "lme-python - mm", "lme4 - mm",
                "mm evals", "mixedlm evals", "lme-python iters", "lme4 feval"]
     rows = []
@@ -659,6 +680,7 @@ def main(argv=None) -> int:
     tmp = tempfile.TemporaryDirectory()
     folder = Path(tmp.name)
     models = ((small_models() if "small" in groups else [])
+              + (function_models() if "functions" in groups else [])
               + ([insteval_model()] if "insteval" in groups else [])
               + simulated_models(folder, groups))
 
@@ -734,7 +756,11 @@ def main(argv=None) -> int:
             if run_r:
                 results[m.id]["lme4"] = lme4_large(m, args)
 
-    summary = report_small(small, results) if small else {}
+    summary = {}
+    for group, title in SMALL_GROUPS.items():
+        if any(m.group == group for m in small):
+            summary[group] = report_small([m for m in small if m.group == group], results,
+                                          title)
     large = [m for m in models if m.large]
     for m in large:
         report_large(m, results, nobs[m.id])

@@ -451,3 +451,35 @@ def test_coded_factor_predictions_check_new_levels():
     with pytest.raises(DataError, match="'g' has the level '7'"):
         fit.predict(data.head(2).assign(g=["1", "7"]))
     np.testing.assert_allclose(fit.predict(data.head(9)).to_numpy(), fit.fitted[:9], rtol=1e-12)
+
+
+FORMULAS_OF_EVERY_KIND = [
+    "log(Reaction) ~ log(Days + 1) + (0 + I(Days > 3) | Subject)",
+    "Reaction ~ scale(Days) + poly(Days, 2) + factor(Days > 5) + (1 | Subject)",
+    "Reaction ~ C(Subject, Sum) + I(Days^2) + (1 | Days)",
+]
+
+
+@pytest.mark.parametrize("formula", FORMULAS_OF_EVERY_KIND)
+def test_fits_with_expressions_pickle(formula):
+    """A fit whose encoding holds compiled expressions pickles (as its text) and predicts the
+    same after (a code object alone does not pickle: executors' refits, saved fits)."""
+    import pickle
+
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer(formula, data)
+    again = pickle.loads(pickle.dumps(fit))
+    np.testing.assert_array_equal(again.predict(data.head(30)).to_numpy(),
+                                  fit.predict(data.head(30)).to_numpy())
+
+
+@pytest.mark.slow
+def test_refits_with_expressions_on_a_process_pool():
+    from concurrent.futures import ProcessPoolExecutor
+
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer(FORMULAS_OF_EVERY_KIND[0], data)
+    serial = fit.influence_groups("Subject", progress=False)
+    with ProcessPoolExecutor(2) as pool:
+        parallel = fit.influence_groups("Subject", progress=False, executor=pool)
+    pd.testing.assert_frame_equal(parallel, serial)

@@ -76,6 +76,11 @@ class NumericExpression:
     functions: tuple[str, ...]
     code: object  # the compiled expression
 
+    def __reduce__(self):
+        """Pickled as its text (a code object is not picklable): a fit's encoding goes to
+        other processes (an executor's refits, a saved fit)."""
+        return numeric_expression, (self.text,)
+
     def values(self, frame: FrameColumns, functions: dict | None = None) -> np.ndarray | None:
         """(n,) floats, or bools for a logical expression (``x > 2``): the expression at each
         row of ``frame``; None where a column is missing or not of numbers (``_numbers``), or

@@ -63,6 +63,7 @@ def test_a_large_system_loads_the_kernels_at_its_first_fit():
     assert _printed(code) == ["True", "compiled_single_factor"]
 
 
+@pytest.mark.slow  # a new process each (2-2.5 s): the default run's budget
 def test_a_batch_fixes_the_back_ends_for_all_its_tasks():
     """A batch of fewer than BATCH_KERNELS refits loads no kernel while it runs, even when
     its fits earn them, and leaves the policy as it was; a batch of BATCH_KERNELS loads them
@@ -77,6 +78,7 @@ def test_a_batch_fixes_the_back_ends_for_all_its_tasks():
     assert _printed(code) == ["numpy", "False", "earn", "loaded"]
 
 
+@pytest.mark.slow  # a new process each (2-2.5 s): the default run's budget
 def test_a_process_that_prefers_numpy_fits_without_numba(sleep):
     """The NumPy back-ends reach the optima of the compiled ones (the suite has loaded the
     kernels), with the same optimizer: L-BFGS for 3 parameters, whatever the back-end."""
@@ -99,6 +101,7 @@ def test_a_process_that_prefers_numpy_fits_without_numba(sleep):
         assert float(objective) == pytest.approx(compiled.objective, rel=1e-11)
 
 
+@pytest.mark.slow  # a new process each (2-2.5 s): the default run's budget
 def test_a_batch_on_threads_loads_the_kernels():
     """Threads share one BLAS setting, so only the kernels give every task the same sums."""
     code = ("import mixedmodels; from mixedmodels.linalg import compiled; "

@@ -483,3 +483,21 @@ def test_refits_with_expressions_on_a_process_pool():
     with ProcessPoolExecutor(2) as pool:
         parallel = fit.influence_groups("Subject", progress=False, executor=pool)
     pd.testing.assert_frame_equal(parallel, serial)
+
+
+@pytest.mark.parametrize("fixed", ["o", "0 + o", "o:a", "o * x", "a + o:x", "C(a, Sum) * o"])
+def test_ordered_factors_equal_formulaic(fixed):
+    """An ordered categorical, coded by R's orthogonal polynomials (o.L, o.Q, ...) or by
+    indicators as R's rule codes it in the term: the fast encoding equals the formulaic
+    path's matrix and names (lme4's: ordered_factors.R)."""
+    rng = np.random.default_rng(12)
+    frame = pd.DataFrame({"a": rng.choice(["p", "q", "r"], 60), "x": rng.normal(size=60),
+                          "o": pd.Categorical(rng.choice(["lo", "mid", "hi", "top"], 60),
+                                              categories=["lo", "mid", "hi", "top"],
+                                              ordered=True)})
+    encoding = fast_encoding(fixed, frame)
+    assert encoding is not None and encoding.codings
+    reference = formula_matrix(fixed, frame)
+    assert encoding.names == r_column_names(reference.columns)
+    np.testing.assert_allclose(encoding.matrix(frame), np.asarray(reference, dtype=float),
+                               rtol=0, atol=1e-15)

@@ -107,9 +107,11 @@ def test_levels_without_rows_are_no_levels():
     np.testing.assert_allclose(fit.beta, four.beta, rtol=1e-10)
 
 
-def test_ordered_is_not_the_fast_treatment_encoding():
-    assert fast_encoding("band3", DATA) is None
-    assert fast_encoding("band3", DATA.assign(band3=DATA.band3.cat.as_unordered())) is not None
+def test_ordered_is_coded_by_polynomials_in_the_fast_encoding():
+    """Not by the treatment contrasts of an unordered categorical."""
+    assert fast_encoding("band3", DATA).names == ("(Intercept)", "band3.L", "band3.Q")
+    unordered = fast_encoding("band3", DATA.assign(band3=DATA.band3.cat.as_unordered()))
+    assert unordered.names == ("(Intercept)", "band3mid", "band3late")
 
 
 def test_an_unordered_categorical_keeps_treatment_contrasts():

@@ -2,16 +2,17 @@
 
 formulaic materializes a model matrix in about a millisecond, which dominates the whole fit of
 a small model. Most formulas are built only from data columns and functions of each row:
-numeric columns, categorical columns, R's ``factor()`` of a column of numbers or text
-(``factor(visit)``: the column's distinct values as levels, sorted), elementwise expressions of
-numeric columns (``I(age^2)``, ``log(dose)``: ``design.expressions``), ``scale``, ``center``,
-``standardize`` and ``poly`` of a numeric column (their state learnt from every row of the
-data, as formulaic's path learns it: ``formula.transforms``; ``poly(x, 2)``'s columns
-``poly(x, 2)1`` and ``poly(x, 2)2``), ``C(x, coding)`` of a text column (the coding's own matrix and
-names, ``formula.codings``), and their interactions. For those, the columns are products of
-numbers and level indicators, and this module builds them directly with NumPy. Anything else
-(other stateful transforms such as ``ns`` and ``bs``, codings of other variables, an ordered
-categorical, coded by polynomial contrasts) returns ``None`` and formulaic does the work.
+numeric columns, categorical columns (an ordered one coded by R's orthogonal polynomials,
+``x.L``, ``x.Q``), R's ``factor()`` of a column of numbers or text (``factor(visit)``: the
+column's distinct values as levels, sorted), elementwise expressions of numeric columns
+(``I(age^2)``, ``log(dose)``: ``design.expressions``), ``scale``, ``center``, ``standardize``
+and ``poly`` of a numeric column (their state learnt from every row of the data, as
+formulaic's path learns it: ``formula.transforms``; ``poly(x, 2)``'s columns ``poly(x, 2)1``
+and ``poly(x, 2)2``), ``C(x, coding)`` of a text column (the coding's own matrices and names,
+``formula.codings``), and their interactions. For those, the columns are products of numbers,
+level indicators and codings' columns, and this module builds them directly with NumPy.
+Anything else (other stateful transforms such as ``ns`` and ``bs``, codings of other
+variables, ``interaction()``, ``relevel()``) returns ``None`` and formulaic does the work.
 
 Coding follows R's rule (``design.term_codes``), as formulaic's matrices do here
 (``design.materialize``): a categorical factor in a term is coded by treatment contrasts
@@ -35,7 +36,7 @@ from formulaic.errors import FormulaicError
 from formulaic.transforms import TRANSFORMS
 
 from ..errors import DataError
-from ..formula.codings import checked_coding
+from ..formula.codings import checked_coding, default_coding
 from ..formula.parse import R_DOTTED_FUNCTIONS
 from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS
 from ..formula.transforms import TRANSFORM_CONTEXT
@@ -221,23 +222,40 @@ def _coded_column(text: str) -> str | None:
 
 @lru_cache(maxsize=256)
 def _coding_of(text: str, levels: tuple) -> tuple | None:
-    """For ``C(x, coding)`` on these levels: (its matrices by reduced rank, its columns' R
-    names by reduced rank), from the coding itself (``formula.codings``); None where the
-    coding is not one (formulaic's path then says what is wrong)."""
+    """For ``C(x, coding)`` on these levels: ``_coded``'s matrices and names of the coding
+    (``formula.codings``); None where the coding is not one (formulaic's path then says what
+    is wrong)."""
     call = ast.parse(text.strip(), mode="eval").body
     given = call.args[1] if len(call.args) > 1 else call.keywords[0].value
     try:
         coding = eval(compile(ast.Expression(given), "<coding>", "eval"),  # noqa: S307
                       {"__builtins__": {}}, {**TRANSFORMS, **FORMULA_CONTEXT})
         coding = checked_coding(coding, call.args[0].id)
-        coding = coding() if isinstance(coding, type) else coding
+    except Exception:  # noqa: BLE001 - a coding formulaic's path judges
+        return None
+    return _coded(coding() if isinstance(coding, type) else coding, text, levels)
+
+
+@lru_cache(maxsize=256)
+def _ordered_coding(name: str, levels: tuple) -> tuple | None:
+    """``_coded`` of an ordered factor's levels by R's default coding of it, orthogonal
+    polynomials (``formula.codings.default_coding``)."""
+    ordered = pd.Categorical(list(levels), categories=list(levels), ordered=True)
+    return _coded(default_coding(ordered), name, levels)
+
+
+def _coded(coding, name: str, levels: tuple) -> tuple | None:
+    """(the coding's matrices by reduced rank, its columns' R names by reduced rank) for a
+    factor named ``name`` of these levels, as formulaic's path codes and names it; None
+    where the coding cannot code them."""
+    try:
         matrices, names = {}, {}
         for reduced in (False, True):
             matrices[reduced] = np.asarray(coding.get_coding_matrix(list(levels), reduced),
                                            dtype=float)
             form = coding.get_factor_format(list(levels), reduced_rank=reduced)
             names[reduced] = r_column_names(
-                [form.format(name=text, field=field)
+                [form.format(name=name, field=field)
                  for field in coding.get_coding_column_names(list(levels), reduced)])
     except Exception:  # noqa: BLE001 - a coding formulaic's path judges
         return None
@@ -330,7 +348,7 @@ def fast_encoding(text: str, frame, keep_levels: bool = False, rows=None) -> Enc
             if column not in frame or _kind(frame, column, keep_levels) != "categorical" \
                     or isinstance(frame.dtype(column), pd.CategoricalDtype):
                 return None
-            coding = _coding_of(name, _levels(frame, column))
+            coding = _coding_of(name, tuple(frame.factor(column)[1].tolist()))
             if coding is None:
                 return None
             codings[name], coded[name] = coding
@@ -351,11 +369,20 @@ def fast_encoding(text: str, frame, keep_levels: bool = False, rows=None) -> Enc
             continue
         if name not in frame:
             return None
+        dtype = frame.dtype(name)
+        if isinstance(dtype, pd.CategoricalDtype) and dtype.ordered and not keep_levels:
+            # polynomial contrasts, R's default coding of an ordered factor (x.L, x.Q, ...)
+            coding = _ordered_coding(name, tuple(frame.factor(name)[1].tolist()))
+            if coding is None:
+                return None
+            codings[name], coded[name] = coding
+            sources = {**sources, name: name}
+            kinds[name] = "coded"
+            continue
         kinds[name] = _kind(frame, name, keep_levels)
         if kinds[name] is None:
             return None
     levels = {name: LOGICAL_LEVELS if kind in _LOGICAL
-              else _levels(frame, sources[name]) if kind == "coded"
               else tuple(frame.factor(sources[name])[1].tolist()) if name in sources
               else _levels(frame, name) for name, kind in kinds.items() if kind in _CODED}
     if states:

@@ -501,3 +501,20 @@ def test_ordered_factors_equal_formulaic(fixed):
     assert encoding.names == r_column_names(reference.columns)
     np.testing.assert_allclose(encoding.matrix(frame), np.asarray(reference, dtype=float),
                                rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("fixed", ["relevel(g, ref='r')", "relevel(g, 'q') * x",
+                                   "0 + relevel(g, ref=2)", "relevel(k, ref=3):x",
+                                   "relevel(g, ref='absent')"])
+def test_relevel_equals_formulaic(fixed):
+    """R's relevel(x, ref) of a column, ref a label or a position (a label no row has leaves
+    the levels as they are, as the function does for new data): the fast encoding equals
+    the formulaic path's matrix and names."""
+    rng = np.random.default_rng(13)
+    frame = pd.DataFrame({"g": rng.choice(["p", "q", "r"], 40), "k": rng.integers(1, 5, 40),
+                          "x": rng.normal(size=40)})
+    encoding = fast_encoding(fixed, frame)
+    assert encoding is not None
+    reference = formula_matrix(fixed, frame)
+    assert encoding.names == r_column_names(reference.columns)
+    np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))

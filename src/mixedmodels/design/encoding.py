@@ -4,7 +4,7 @@ formulaic materializes a model matrix in about a millisecond, which dominates th
 a small model. Most formulas are built only from data columns and functions of each row:
 numeric columns, categorical columns (an ordered one coded by R's orthogonal polynomials,
 ``x.L``, ``x.Q``), R's ``factor()`` of a column of numbers or text (``factor(visit)``: the
-column's distinct values as levels, sorted), elementwise expressions of numeric columns
+column's distinct values as levels, sorted) and ``relevel()`` of one, elementwise expressions of numeric columns
 (``I(age^2)``, ``log(dose)``: ``design.expressions``), ``scale``, ``center``, ``standardize``
 and ``poly`` of a numeric column (their state learnt from every row of the data, as
 formulaic's path learns it: ``formula.transforms``; ``poly(x, 2)``'s columns ``poly(x, 2)1``
@@ -12,7 +12,7 @@ and ``poly(x, 2)2``), ``C(x, coding)`` of a text column (the coding's own matric
 ``formula.codings``), and their interactions. For those, the columns are products of numbers,
 level indicators and codings' columns, and this module builds them directly with NumPy.
 Anything else (other stateful transforms such as ``ns`` and ``bs``, codings of other
-variables, ``interaction()``, ``relevel()``) returns ``None`` and formulaic does the work.
+variables, ``interaction()``) returns ``None`` and formulaic does the work.
 
 Coding follows R's rule (``design.term_codes``), as formulaic's matrices do here
 (``design.materialize``): a categorical factor in a term is coded by treatment contrasts
@@ -179,7 +179,7 @@ def _terms(text: str):
         formula = Formula(text)
     except FormulaicError:
         return None
-    terms, expressions, sources, stateful = [], {}, {}, {}
+    terms, expressions, sources, stateful, references = [], {}, {}, {}, {}
     for term in formula:
         factors = []
         for factor in term.factors:
@@ -188,6 +188,9 @@ def _terms(text: str):
                 continue
             if method == "python" and _factor_of_column(str(factor)):
                 sources[str(factor)] = _factor_of_column(str(factor))
+            elif method == "python" and _relevel_of_column(str(factor)):
+                sources[str(factor)], references[str(factor)] = \
+                    _relevel_of_column(str(factor))
             elif method == "python" and _stateful_call(str(factor)):
                 stateful[str(factor)] = _stateful_call(str(factor))
             elif method == "python" and _coded_column(str(factor)):
@@ -201,7 +204,36 @@ def _terms(text: str):
                 return None
             factors.append(str(factor))
         terms.append(tuple(factors))
-    return tuple(terms), expressions, sources, stateful
+    return tuple(terms), expressions, sources, stateful, references
+
+
+@lru_cache(maxsize=256)
+def _relevel_of_column(text: str) -> tuple | None:
+    """(x, ref) where ``text`` is R's ``relevel(x, ref)`` of a column x, ref a label or a
+    position from 1 (positional, or ``ref=``); else None."""
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+            and call.func.id == "relevel" and call.args and isinstance(call.args[0], ast.Name)
+            and len(call.args) + len(call.keywords) == 2
+            and all(keyword.arg == "ref" for keyword in call.keywords)):
+        return None
+    ref = call.args[1] if len(call.args) > 1 else call.keywords[0].value
+    if not (isinstance(ref, ast.Constant) and type(ref.value) in (str, int)):
+        return None
+    return call.args[0].id, ref.value
+
+
+def _releveled(levels: tuple, ref) -> tuple:
+    """R's ``relevel``: the level ``ref`` (a label, or a position from 1) first, the others in
+    their order; the levels as they are without it (``formula.rfunctions.relevel``)."""
+    position = (levels.index(ref) if ref in levels else None) if isinstance(ref, str) \
+        else (ref - 1 if 1 <= ref <= len(levels) else None)
+    if position is None:
+        return levels
+    return (levels[position],) + levels[:position] + levels[position + 1:]
 
 
 @lru_cache(maxsize=256)
@@ -327,7 +359,7 @@ def fast_encoding(text: str, frame, keep_levels: bool = False, rows=None) -> Enc
     parsed = _terms(text)
     if parsed is None:
         return None
-    terms, expressions, sources, stateful = parsed
+    terms, expressions, sources, stateful, references = parsed
     frame = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
     kinds, states, matrices, codings, coded = {}, {}, {}, {}, {}
     for name in _variables(terms):
@@ -383,6 +415,8 @@ def fast_encoding(text: str, frame, keep_levels: bool = False, rows=None) -> Enc
         if kinds[name] is None:
             return None
     levels = {name: LOGICAL_LEVELS if kind in _LOGICAL
+              else _releveled(tuple(frame.factor(sources[name])[1].tolist()), references[name])
+              if name in references
               else tuple(frame.factor(sources[name])[1].tolist()) if name in sources
               else _levels(frame, name) for name, kind in kinds.items() if kind in _CODED}
     if states:

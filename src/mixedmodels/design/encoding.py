@@ -4,15 +4,15 @@ formulaic materializes a model matrix in about a millisecond, which dominates th
 a small model. Most formulas are built only from data columns and functions of each row:
 numeric columns, categorical columns (an ordered one coded by R's orthogonal polynomials,
 ``x.L``, ``x.Q``), R's ``factor()`` of a column of numbers or text (``factor(visit)``: the
-column's distinct values as levels, sorted) and ``relevel()`` of one, elementwise expressions of numeric columns
-(``I(age^2)``, ``log(dose)``: ``design.expressions``), ``scale``, ``center``, ``standardize``
-and ``poly`` of a numeric column (their state learnt from every row of the data, as
-formulaic's path learns it: ``formula.transforms``; ``poly(x, 2)``'s columns ``poly(x, 2)1``
-and ``poly(x, 2)2``), ``C(x, coding)`` of a text column (the coding's own matrices and names,
-``formula.codings``), and their interactions. For those, the columns are products of numbers,
-level indicators and codings' columns, and this module builds them directly with NumPy.
-Anything else (other stateful transforms such as ``ns`` and ``bs``, codings of other
-variables, ``interaction()``) returns ``None`` and formulaic does the work.
+column's distinct values as levels, sorted) and ``relevel()`` of one, elementwise expressions
+of numeric columns (``I(age^2)``, ``log(dose)``: ``design.expressions``), ``scale``,
+``center``, ``standardize`` and ``poly`` of a numeric column (their state learnt from every row
+of the data, as formulaic's path learns it: ``formula.transforms``; ``poly(x, 2)``'s columns
+``poly(x, 2)1`` and ``poly(x, 2)2``), ``C(x, coding)`` of a text column (the coding's own
+matrices and names, ``formula.codings``), and their interactions. For those, the columns are
+products of numbers, level indicators and codings' columns, and this module builds them
+directly with NumPy. Anything else (other stateful transforms such as ``ns`` and ``bs``,
+codings of other variables, ``interaction()``) returns ``None`` and formulaic does the work.
 
 Coding follows R's rule (``design.term_codes``), as formulaic's matrices do here
 (``design.materialize``): a categorical factor in a term is coded by treatment contrasts

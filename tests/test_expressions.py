@@ -35,18 +35,24 @@ def _frame(dtype: str) -> pd.DataFrame:
                          "z": rng.normal(size=60), "a": rng.choice(["p", "q", "r"], 60)})
 
 
+def _same_as_formulaic(text: str, frame: pd.DataFrame, atol: float = 0.0):
+    """The fast encoding of ``text`` on ``frame``, checked to have formulaic's path's names
+    and matrix (to ``atol``: 0, or a coding's rounding)."""
+    encoding = fast_encoding(text, frame)
+    assert encoding is not None
+    reference = formula_matrix(text, frame)
+    assert encoding.names == r_column_names(reference.columns)
+    np.testing.assert_allclose(encoding.matrix(frame), np.asarray(reference, dtype=float),
+                               rtol=0, atol=atol)
+    return encoding
+
+
 @pytest.mark.parametrize("dtype", ["int64", "float64", "int8", "uint16", "Int64"])
 @pytest.mark.parametrize("fixed", EXPRESSIONS)
 def test_expressions_equal_formulaic(fixed, dtype):
     """Each expression, on integers of several widths, floats and pandas' nullable integers,
     is evaluated directly, to the formulaic path's matrix (to the bit) and names."""
-    frame = _frame(dtype)
-    encoding = fast_encoding(fixed, frame)
-    assert encoding is not None
-    assert encoding.expressions  # evaluated here, not by formulaic
-    reference = formula_matrix(fixed, frame)
-    assert encoding.names == r_column_names(reference.columns)
-    np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))
+    assert _same_as_formulaic(fixed, _frame(dtype)).expressions  # evaluated here
 
 
 @pytest.mark.parametrize("text", [
@@ -134,11 +140,8 @@ def test_factor_of_a_column_equals_formulaic(fixed, values):
                           "j": rng.integers(1, 4, 60).astype(np.int8),
                           "x": rng.normal(size=60), "a": rng.choice(["p", "q"], 60)})
     frame["k"] = frame["k"].astype(type(values[0]) if not isinstance(values[0], str) else "str")
-    encoding = fast_encoding(fixed, frame)
-    assert encoding is not None and encoding.sources
-    reference = formula_matrix(fixed, frame)
-    assert encoding.names == r_column_names(reference.columns)
-    np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))
+    encoding = _same_as_formulaic(fixed, frame)
+    assert encoding.sources
 
 
 @pytest.mark.parametrize("text", ["factor(k, levels=[1, 2, 3])", "factor(k + 1)", "factor(b)",
@@ -228,20 +231,14 @@ def test_logical_variables_equal_formulaic(fixed, kind):
     frame = pd.DataFrame({"x": rng.integers(0, 9, 50), "z": rng.normal(size=50),
                           "a": rng.choice(["p", "q"], 50)})
     frame["b"] = pd.Series(rng.random(50) > 0.4).astype(kind)
-    encoding = fast_encoding(fixed, frame)
-    assert encoding is not None and encoding.logical
-    reference = formula_matrix(fixed, frame)
-    assert encoding.names == r_column_names(reference.columns)
-    np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))
+    encoding = _same_as_formulaic(fixed, frame)
+    assert encoding.logical
 
 
 def test_a_logical_with_one_value_keeps_both_levels():
     frame = pd.DataFrame({"x": np.arange(6.0), "b": [True] * 6})
     for fixed in ("0 + b", "x:b", "I(x >= 0)"):
-        encoding = fast_encoding(fixed, frame)
-        reference = formula_matrix(fixed, frame)
-        assert encoding.names == r_column_names(reference.columns)
-        np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))
+        _same_as_formulaic(fixed, frame)
 
 
 ELEMENTWISE_TEMPLATES = ["Reaction ~ log({c} + 1) + (1 | Subject)",
@@ -437,12 +434,8 @@ def test_codings_equal_formulaic(template, coding):
     frame = pd.DataFrame({"a": rng.choice(["p", "q", "r"], 60), "b": rng.choice(["u", "v"], 60),
                           "x": rng.normal(size=60)})
     text = template.format(c=coding)
-    encoding = fast_encoding(text, frame)
-    assert encoding is not None and encoding.codings
-    reference = formula_matrix(text, frame)
-    assert encoding.names == r_column_names(reference.columns)
-    np.testing.assert_allclose(encoding.matrix(frame), np.asarray(reference, dtype=float),
-                               rtol=0, atol=1e-15)
+    encoding = _same_as_formulaic(text, frame, 1e-15)
+    assert encoding.codings
 
 
 def test_coded_factor_predictions_check_new_levels():
@@ -495,12 +488,8 @@ def test_ordered_factors_equal_formulaic(fixed):
                           "o": pd.Categorical(rng.choice(["lo", "mid", "hi", "top"], 60),
                                               categories=["lo", "mid", "hi", "top"],
                                               ordered=True)})
-    encoding = fast_encoding(fixed, frame)
-    assert encoding is not None and encoding.codings
-    reference = formula_matrix(fixed, frame)
-    assert encoding.names == r_column_names(reference.columns)
-    np.testing.assert_allclose(encoding.matrix(frame), np.asarray(reference, dtype=float),
-                               rtol=0, atol=1e-15)
+    encoding = _same_as_formulaic(fixed, frame, 1e-15)
+    assert encoding.codings
 
 
 @pytest.mark.parametrize("fixed", ["relevel(g, ref='r')", "relevel(g, 'q') * x",
@@ -513,8 +502,4 @@ def test_relevel_equals_formulaic(fixed):
     rng = np.random.default_rng(13)
     frame = pd.DataFrame({"g": rng.choice(["p", "q", "r"], 40), "k": rng.integers(1, 5, 40),
                           "x": rng.normal(size=40)})
-    encoding = fast_encoding(fixed, frame)
-    assert encoding is not None
-    reference = formula_matrix(fixed, frame)
-    assert encoding.names == r_column_names(reference.columns)
-    np.testing.assert_array_equal(encoding.matrix(frame), np.asarray(reference, dtype=float))
+    _same_as_formulaic(fixed, frame)

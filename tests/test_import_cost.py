@@ -32,6 +32,7 @@ def test_import_loads_no_heavy_optional_module_and_leaves_the_collector_as_found
     assert _printed(code) == ["-", "500", "7", "3", "True", "True", "False", "False"]
 
 
+@pytest.mark.slow  # a new process (3 s): the default run's budget
 def test_small_fits_run_without_numba_until_they_have_earned_the_kernels():
     """A new process's small fits run on the NumPy back-ends, those with a residual structure
     too (the marginal pieces); once their optimizations have taken KERNELS_AFTER_SECONDS,

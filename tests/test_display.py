@@ -220,3 +220,15 @@ def test_abbreviate_like_r():
         "(Intr)", "SexMal", "age", "TypeT2"]
     names = abbreviate(["conditionA", "conditionB"], 6)
     assert len(set(names)) == 2
+
+
+def test_abbreviate_names_with_spaces_like_r():
+    """R's abbreviate() of 12 names at minlength 6 and 11 (tests/reference/abbreviate.R):
+    spaces are removed last and not counted while characters are dropped (ply(Dys,2)1, not
+    ply(Dy, 2)1)."""
+    import json
+    from pathlib import Path
+
+    cases = json.loads((Path(__file__).parent / "reference" / "abbreviate.json").read_text())
+    for case in cases:
+        assert abbreviate(case["names"], case["minlength"]) == case["abbreviated"]

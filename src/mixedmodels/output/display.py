@@ -122,13 +122,18 @@ def _fixed2(values: Sequence[float], decimals: int = 2) -> list[str]:
 
 # -- R's abbreviate() ----------------------------------------------------------------------
 def _strip_pass(chars: list[str], minlength: int, removable) -> bool:
-    """Drop characters from the right (never the first) where ``removable``; True when short."""
+    """Drop characters from the right (never the first) where ``removable``; True when short,
+    the spaces not counted (R removes them last: ``poly(Days, 2)1`` is ``ply(Dys,2)1``)."""
     for i in range(len(chars) - 1, 0, -1):
         if i < len(chars) and removable(chars, i):
             del chars[i]
-        if len(chars) <= minlength:
+        if _unspaced_length(chars) <= minlength:
             return True
     return False
+
+
+def _unspaced_length(chars: list[str]) -> int:
+    return sum(not c.isspace() for c in chars)
 
 
 def _word_start(chars: list[str], i: int) -> bool:
@@ -149,7 +154,7 @@ def _abbreviate_one(name: str, minlength: int) -> str:
         lambda s, i: s[i].islower() and not _word_start(s, i),
         lambda s, i: not _word_start(s, i) and not s[i].isspace(),
     ]
-    if len(chars) > minlength:
+    if _unspaced_length(chars) > minlength:
         for removable in passes:
             if _strip_pass(chars, minlength, removable):
                 break
@@ -428,7 +433,8 @@ def correlation_section(fit: "LmmFit") -> Section | None:
     cov = fit.vcov.to_numpy()
     sd = np.sqrt(np.diag(cov))
     corr = cov / np.outer(sd, sd)
-    texts = np.array(_fixed2(np.round(corr, 3).ravel().tolist(), 3)).reshape(p, p)
+    rounded = np.round(corr, 3) + 0.0  # -0.0 as 0.0: R prints 0.000, not -0.000
+    texts = np.array(_fixed2(rounded.ravel().tolist(), 3)).reshape(p, p)
     rows = [[texts[i, j] if j < i else "" for j in range(p - 1)] for i in range(1, p)]
     return Section(title=title, table=Table(abbreviate(names, 6)[:-1], rows,
                                             abbreviate(names, 11)[1:]))

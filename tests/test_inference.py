@@ -282,6 +282,7 @@ def test_profile_on_an_executor():
                                atol=1e-12)
 
 
+@pytest.mark.slow  # 2.6 s: the default run's budget
 def test_confint_parameters():
     fit = _fit("sleepstudy_corr", True)
     every = fit.confint("profile")

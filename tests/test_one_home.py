@@ -42,6 +42,7 @@ def test_the_ml_and_reml_criterion_is_written_once():
     assert functions == ["criterion"]
 
 
+@pytest.mark.slow  # 3 s: the default run's budget
 def test_no_second_factorization_of_the_mixed_model_equations():
     assert _files_matching(r"\bsplu\b") == []
     assert _files_matching(r"\bspsolve\b|\bfactorized\b") == []

@@ -207,16 +207,28 @@ def _terms(text: str):
     return tuple(terms), expressions, sources, stateful, references
 
 
-@lru_cache(maxsize=256)
-def _relevel_of_column(text: str) -> tuple | None:
-    """(x, ref) where ``text`` is R's ``relevel(x, ref)`` of a column x, ref a label or a
-    position from 1 (positional, or ``ref=``); else None."""
+@lru_cache(maxsize=512)
+def _column_call(text: str) -> ast.Call | None:
+    """The call ``f(x, ...)`` that ``text`` (formulaic's Python text of a factor) is, f a name
+    and x a column's name; else None."""
     try:
         call = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
         return None
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-            and call.func.id == "relevel" and call.args and isinstance(call.args[0], ast.Name)
+    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.args \
+            and isinstance(call.args[0], ast.Name):
+        return call
+    return None
+
+
+@lru_cache(maxsize=256)
+def _relevel_of_column(text: str) -> tuple | None:
+    """(x, ref) where ``text`` is R's ``relevel(x, ref)`` of a column x, ref a label or a
+    position from 1 (positional, or ``ref=``); else None."""
+    call = _column_call(text)
+    if call is None:
+        return None
+    if not (call.func.id == "relevel"
             and len(call.args) + len(call.keywords) == 2
             and all(keyword.arg == "ref" for keyword in call.keywords)):
         return None
@@ -240,13 +252,10 @@ def _releveled(levels: tuple, ref) -> tuple:
 def _coded_column(text: str) -> str | None:
     """x, where ``text`` is ``C(x, coding)`` of a column x with a coding (positional, or
     ``contrasts=``) and nothing else; else None."""
-    try:
-        call = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    call = _column_call(text)
+    if call is None:
         return None
-    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "C" \
-            and call.args and isinstance(call.args[0], ast.Name) \
-            and len(call.args) + len(call.keywords) == 2 \
+    if call.func.id == "C" and len(call.args) + len(call.keywords) == 2 \
             and all(keyword.arg == "contrasts" for keyword in call.keywords):
         return call.args[0].id
     return None
@@ -257,7 +266,7 @@ def _coding_of(text: str, levels: tuple) -> tuple | None:
     """For ``C(x, coding)`` on these levels: ``_coded``'s matrices and names of the coding
     (``formula.codings``); None where the coding is not one (formulaic's path then says what
     is wrong)."""
-    call = ast.parse(text.strip(), mode="eval").body
+    call = _column_call(text)
     given = call.args[1] if len(call.args) > 1 else call.keywords[0].value
     try:
         coding = eval(compile(ast.Expression(given), "<coding>", "eval"),  # noqa: S307
@@ -305,13 +314,10 @@ def _stateful_call(text: str) -> tuple | None:
     """(function, column, arguments, keywords) where ``text`` is ``scale(x)``, ``center(x)``,
     ``standardize(x)`` or ``poly(x, ...)`` of a column x, with other arguments of constant
     values (``scale = FALSE``, ``poly(x, 2, raw = TRUE)``); else None."""
-    try:
-        call = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    call = _column_call(text)
+    if call is None:
         return None
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-            and call.func.id in _STATEFUL and call.args
-            and isinstance(call.args[0], ast.Name) and call.args[0].id not in _STATEFUL
+    if not (call.func.id in _STATEFUL and call.args[0].id not in _STATEFUL
             and all(isinstance(arg, ast.Constant) and type(arg.value) is int
                     for arg in call.args[1:])):
         return None
@@ -336,14 +342,11 @@ _R_LOGICAL = {"TRUE": True, "FALSE": False}
 def _factor_of_column(text: str) -> str | None:
     """x, where ``text`` is R's ``factor(x)`` or ``as.factor(x)`` (formulaic's
     ``as_factor(x)``) of a column x, without other arguments; else None."""
-    try:
-        call = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    call = _column_call(text)
+    if call is None:
         return None
-    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) \
-            and call.func.id in ("factor", R_DOTTED_FUNCTIONS["as.factor"]) \
-            and not call.keywords and len(call.args) == 1 \
-            and isinstance(call.args[0], ast.Name) and call.args[0].id != call.func.id:
+    if call.func.id in ("factor", R_DOTTED_FUNCTIONS["as.factor"]) \
+            and not call.keywords and len(call.args) == 1 and call.args[0].id != call.func.id:
         return call.args[0].id
     return None
 

@@ -121,6 +121,26 @@ def test_intervals_are_the_percentiles(boot20, ml_fit):
     assert boot20.confint() is boot20.intervals
 
 
+def test_too_few_replicates_for_the_level_warn(boot20):
+    """boot.ci's warning: an endpoint that is the smallest or largest replicate says nothing
+    of the level; 0.95 needs 40 replicates ((R + 1) 0.975 < R), 0.8 needs 10."""
+    with pytest.warns(mm.FitWarning, match="20 finite replicates for 0.95 intervals, which "
+                                           "need at least 40"):
+        boot20.confint(0.95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        boot20.confint(0.8)
+    table = boot20.replicates[NAMES].iloc[:10]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BootstrapResult(boot20.replicates.iloc[:10], None, None, 0, 10, 0.8, None,
+                        None).confint(0.8)
+    with pytest.warns(mm.FitWarning, match="9 finite replicates for 0.8 intervals"):
+        table.iloc[0] = np.nan
+        BootstrapResult(pd.concat([boot20.replicates[["replicate"]].iloc[:10], table], axis=1),
+                        None, None, 0, 10, 0.8, None, None).confint(0.8)
+
+
 def test_percentile_interval_matches_boot_norm_inter():
     """Reference values from R: boot:::norm.inter(t, alpha) (boot 1.3)."""
     i = np.arange(1, 51)
@@ -146,7 +166,7 @@ def test_singular_refits_are_kept_and_counted(dyestuff2_fit):
     fit = dyestuff2_fit
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = bootstrap(fit, 30, seed=3, progress=False)
+        result = bootstrap(fit, 30, seed=3, progress=False, level=0.9)
     # the replicates' own "boundary (singular) fit" warnings do not escape; at most a summary
     messages = [str(w.message) for w in caught]
     assert not any("boundary" in m for m in messages)

@@ -286,13 +286,21 @@ def test_profile_on_an_executor():
 def test_confint_parameters():
     fit = _fit("sleepstudy_corr", True)
     every = fit.confint("profile")
-    some = fit.confint("profile", parameters=["sigma", "Days"])
-    assert list(some.index) == ["sigma", "Days"]
+    some = fit.confint("profile", parameters=["Days", "sigma", "Days"])
+    assert list(some.index) == ["sigma", "Days"]  # the model's order, once each, as lme4
     pd.testing.assert_frame_equal(some, every.loc[["sigma", "Days"]])
     wald = fit.confint("wald", parameters="Days")
     pd.testing.assert_frame_equal(wald, fit.confint("wald").loc[["Days"]])
     with pytest.raises(ValueError, match="'sd_Days'"):
         fit.confint("profile", parameters=["sd_Days"])
+
+
+def test_confint_rows_keep_the_models_order():
+    """lme4's confint(parm=) gives its rows in the model's order, each once."""
+    fit = _fit("sleepstudy_corr", True)
+    wald = fit.confint("wald", parameters=["Days", "sigma", "(Intercept)", "Days"])
+    assert list(wald.index) == ["sigma", "(Intercept)", "Days"]
+    pd.testing.assert_frame_equal(wald, fit.confint("wald").loc[list(wald.index)])
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e6])

@@ -104,7 +104,8 @@ class LmmFit(FittedModel):
                 ``Client.get_executor()``) for the profile's parameters or the bootstrap's
                 replicates; the intervals do not depend on it.
             parameters: the rows wanted (names as in the result, lme4's ``parm``); all by
-                default. Only those are profiled.
+                default. Only those are profiled. The rows keep the model's order (as lme4's),
+                whatever the order given, and a name given twice is one row.
             bootstrap_options: with method "bootstrap", ``bootstrap``'s other arguments.
         """
         method = check_choice(method, "method", CONFINT_METHODS)
@@ -146,7 +147,7 @@ class LmmFit(FittedModel):
         if unknown:
             raise ValueError(f"unknown parameter {unknown[0]!r}; the parameters are "
                              f"{', '.join(names)}")
-        return wanted
+        return [name for name in names if name in wanted]  # the model's order, as lme4's
 
     # -- per observation: Series labelled as the data's rows (see ``diagnostics.rows``) -----
     def resid(self, kind: str = "response", scaled: bool = False,

@@ -17,7 +17,9 @@ plain ``LinearMixedModel``).
 
 Intervals are percentile intervals computed as boot's ``boot.ci(type = "perc")`` (which lme4's
 ``confint`` uses): the order statistic (R + 1) alpha of the R finite replicates, interpolated on
-the normal quantile scale when (R + 1) alpha is not an integer.
+the normal quantile scale when (R + 1) alpha is not an integer. As ``boot.ci``, they warn when
+an endpoint is the smallest or largest replicate: too few replicates for the level (fewer than 40
+at 0.95).
 """
 
 from __future__ import annotations
@@ -123,8 +125,24 @@ def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
     return (float(out[0]), float(out[1]))
 
 
+def _extreme(size: int, level: float) -> bool:
+    """Whether a percentile interval of ``size`` values takes an extreme order statistic
+    (boot's ``norm.inter`` warns then)."""
+    return (math.trunc((size + 1) * (1 - level) / 2) < 1
+            or math.trunc((size + 1) * (1 + level) / 2) >= size)
+
+
 def _intervals(table: pd.DataFrame, level: float) -> pd.DataFrame:
+    """Percentile intervals of every column; a FitWarning, as boot's ``boot.ci``, when an
+    endpoint is an extreme order statistic (too few finite replicates for the level)."""
     rows = [percentile_interval(table[name].to_numpy(), level) for name in table.columns]
+    finite = np.isfinite(table.to_numpy(dtype=float)).sum(axis=0)
+    fewest = int(finite.min()) if len(finite) else 0
+    if 0 < fewest and _extreme(fewest, level):
+        needed = next(size for size in range(fewest, 10**7) if not _extreme(size, level))
+        warn_user(f"extreme order statistics used as endpoints: {fewest} finite replicate"
+                  f"{'s' if fewest != 1 else ''} for {level:g} intervals, which need at least "
+                  f"{needed}; run more (n=)", FitWarning)
     return pd.DataFrame(rows, index=pd.Index(list(table.columns), name="parameter"),
                         columns=["lower", "upper"])
 

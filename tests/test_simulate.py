@@ -160,3 +160,119 @@ def test_refit_equals_a_fresh_fit_of_the_new_response():
     np.testing.assert_allclose(refitted.theta, fresh.theta, atol=1e-6)
     with pytest.raises(ValueError, match="observations"):
         fit.refit(y_new[:-1])
+
+
+# -- held random effects (lme4's use.u, re.form) and new data ----------------------------------
+def _check_mean_and_cov(draws, mean, V, atol=4.5):
+    """Each row's mean and every covariance entry of the draws against the model's, within
+    ``atol`` standard errors (the draws' mean: sqrt(V_ii / n); a covariance entry:
+    sqrt((V_ii V_jj + V_ij^2) / n))."""
+    n = draws.shape[1]
+    z = (draws.mean(axis=1) - mean) / np.sqrt(np.diag(V) / n)
+    assert np.max(np.abs(z)) < atol
+    centered = draws - mean[:, None]
+    empirical = centered @ centered.T / n
+    se = np.sqrt((np.outer(np.diag(V), np.diag(V)) + V ** 2) / n)
+    assert np.all(np.abs(empirical - V) < atol * se)
+
+
+def test_all_random_effects_held_is_the_fit_plus_residual_noise(sleep_fit):
+    """include_random=True (lme4's use.u = TRUE): y* = X beta + Z u_hat + sigma e*, the e*
+    the first nobs normals of each simulation's chunk of the stream."""
+    draws = sleep_fit.simulate(3, seed=5, include_random=True)
+    noise = np.random.default_rng(5).standard_normal((3, 180)).T
+    np.testing.assert_allclose(draws, sleep_fit.fitted[:, None] + sleep_fit.sigma * noise,
+                               rtol=1e-13)
+
+
+def test_some_random_effects_held(penicillin_fit):
+    """Holding plate: mean X beta + Z_plate u_plate, covariance Z_s G_s Z_s' + sigma^2 I."""
+    fit = penicillin_fit
+    rows = np.arange(0, 144, 7)  # 21 rows spread over plates and samples
+    draws = fit.simulate(6000, seed=8, include_random=["plate"])[rows]
+    Z, G = fit.Z.toarray(), fit.G.toarray()
+    plate = np.arange(Z.shape[1]) < len(fit.ranef["plate"])  # plate has more levels: first
+    u = np.concatenate([fit.ranef["plate"].to_numpy().ravel(),
+                        fit.ranef["sample"].to_numpy().ravel()])
+    mean = fit.X @ fit.beta + Z[:, plate] @ u[plate]
+    V = (Z[:, ~plate] @ G[np.ix_(~plate, ~plate)] @ Z[:, ~plate].T
+         + fit.sigma ** 2 * np.eye(144))
+    _check_mean_and_cov(draws, mean[rows], V[np.ix_(rows, rows)])
+
+
+def test_new_data_moments(sleep_fit):
+    """New rows: a subject of the fit twice, a new subject twice, drawn (not held): every
+    level's random effect is a new draw, shared by its rows."""
+    newdata = {"Days": [0.0, 7.0, 2.0, 9.5, 4.0], "Subject": ["308", "308", "new", "new", "335"]}
+    draws = sleep_fit.simulate(8000, seed=9, newdata=newdata)
+    zs = np.column_stack([np.ones(5), newdata["Days"]])
+    g = sleep_fit.G.toarray()[:2, :2]
+    same = np.equal.outer(newdata["Subject"], newdata["Subject"])
+    V = np.where(same, zs @ g @ zs.T, 0.0) + sleep_fit.sigma ** 2 * np.eye(5)
+    _check_mean_and_cov(draws, zs @ sleep_fit.beta, V)
+
+
+def test_new_data_held_levels(sleep_fit):
+    """Held: a known level gets its conditional mode; an unseen one follows new_levels."""
+    newdata = {"Days": [3.0, 3.0, 3.0], "Subject": ["308", "new", None]}
+    with pytest.raises(mm.DataError, match=r"the level 'new' of the grouping factor 'Subject' "
+                                           r"\(row 1\).*new_levels='draw'"):
+        sleep_fit.simulate(2, newdata={"Days": [1.0, 2.0], "Subject": ["308", "new"]},
+                           include_random=True)
+    with pytest.raises(mm.DataError, match=r"a missing value of the grouping factor 'Subject' "
+                                           r"\(row 2\)"):
+        sleep_fit.simulate(2, newdata=newdata, include_random=True)
+    known = sleep_fit.predict({"Days": [3.0], "Subject": ["308"]}).iloc[0]
+    population = sleep_fit.beta @ [1.0, 3.0]
+    z = np.array([1.0, 3.0])
+    marginal = z @ sleep_fit.G.toarray()[:2, :2] @ z + sleep_fit.sigma ** 2
+    kinds = {"population": (population, sleep_fit.sigma ** 2), "draw": (population, marginal)}
+    for new_levels, (mean, variance) in kinds.items():
+        draws = sleep_fit.simulate(8000, seed=10, newdata=newdata, include_random=True,
+                                   new_levels=new_levels)
+        # the unseen level and the missing one: independent draws (each a level of its own)
+        _check_mean_and_cov(draws, np.array([known, mean, mean]),
+                            np.diag([sleep_fit.sigma ** 2, variance, variance]))
+    nan = sleep_fit.simulate(2, seed=1, newdata=newdata, include_random=True,
+                             new_levels="nan")
+    assert np.isfinite(nan[0]).all() and np.isnan(nan[1:]).all()
+
+
+def test_new_data_rows_missing_a_value_are_nan(sleep_fit):
+    newdata = {"Days": [1.0, np.nan, 2.0], "Subject": ["308", "309", "310"]}
+    draws = sleep_fit.simulate(4, seed=1, newdata=newdata)
+    assert draws.shape == (3, 4)
+    assert np.isnan(draws[1]).all() and np.isfinite(draws[[0, 2]]).all()
+    assert np.isnan(sleep_fit.simulate(2, newdata={"Days": [np.nan], "Subject": ["1"]})).all()
+
+
+def test_new_data_residual_variances():
+    """New observations get the residual variance of predict's prediction interval: here a
+    variance function's, for gls (no random effects)."""
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.gls("Reaction ~ Days", data, variance="exp(Days)")
+    newdata = {"Days": [0.0, 4.0, 9.0]}
+    draws = fit.simulate(8000, seed=3, newdata=newdata)
+    variances = fit.sigma ** 2 * mm.diagnostics.predict.new_observation_variances(
+        fit, __import__("pandas").DataFrame(newdata))
+    assert variances[2] > 2 * variances[0]
+    X = np.column_stack([np.ones(3), newdata["Days"]])
+    _check_mean_and_cov(draws, X @ fit.beta, np.diag(variances))
+
+
+def test_simulate_arguments(sleep_fit):
+    with pytest.raises(ValueError, match="new_levels"):
+        sleep_fit.simulate(1, new_levels="drop")
+    with pytest.raises(ValueError, match="include_random must list grouping factors"):
+        sleep_fit.simulate(1, include_random=["Subjects"])
+    with pytest.raises(mm.DataError, match="newdata has no column 'Subject'"):
+        sleep_fit.simulate(1, newdata={"Days": [1.0]})
+    ar1 = mm.lmer("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"),
+                  correlation="ar1(Days | Subject)")
+    with pytest.raises(ValueError, match="correlated"):
+        ar1.simulate(1, newdata={"Days": [1.0], "Subject": ["308"]})
+    # the fitted rows of a correlated fit, held: the fit plus correlated residual noise
+    held = ar1.simulate(2, seed=4, include_random=True)
+    noise = np.random.default_rng(4).standard_normal((2, 180)).T
+    np.testing.assert_allclose(held, ar1.fitted[:, None]
+                               + ar1.sigma * ar1.residual.color(noise), rtol=1e-12)

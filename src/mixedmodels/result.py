@@ -176,9 +176,13 @@ class LmmFit(FittedModel):
             y = aligned_series(y, self.model.design.rows, "y", "fitted rows'")
         return self.model.with_response(y).fit(self.optsummary.settings)
 
-    def simulate(self, n: int = 1, seed=None) -> np.ndarray:
-        """n responses simulated from the fitted model, as an (nobs, n) array (``simulate``)."""
-        return simulate(self, n, seed)
+    def simulate(self, n: int = 1, seed=None, newdata=None, include_random=False,
+                 new_levels: str = "error") -> np.ndarray:
+        """n responses simulated from the fitted model, as an (nobs, n) array, or for the rows
+        of ``newdata``; ``include_random`` holds the random effects of all (True, lme4's
+        ``use.u``) or some grouping factors at their conditional modes (see
+        ``simulate.simulate``)."""
+        return simulate(self, n, seed, newdata, include_random, new_levels)
 
     def bootstrap(self, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
                   level: float = 0.95, executor=None):

@@ -102,18 +102,18 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
     new_levels = check_choice(new_levels, "new_levels", NEW_LEVELS)
     interval = check_choice(interval, "interval", INTERVALS)
     level, na_action = check_level(level), check_na_action(na_action)
-    included = _included_blocks(fit, include_random)
+    included = included_blocks(fit, include_random)
     if newdata is None:
         table = _predict_fitted(fit, included, interval, level)
         return by_row(fit, table, "prediction", na_action)
-    newdata = _new_frame(newdata)
+    newdata = new_frame(newdata)
     table = _predict_new(fit, newdata, included, new_levels, interval, level)
     if interval is None:
         return pd.Series(table, index=newdata.index, name="prediction")
     return table.set_axis(newdata.index, axis=0)
 
 
-def _new_frame(newdata) -> pd.DataFrame:
+def new_frame(newdata) -> pd.DataFrame:
     """newdata as a DataFrame (a dict of columns is converted)."""
     return text_with_na(check_frame(newdata, "newdata"))
 
@@ -123,11 +123,11 @@ def _predict_fitted(fit, included: np.ndarray, interval: str | None, level: floa
     design = fit.model.design
     X, rows = design.X, np.arange(design.n)
     if included.all():
-        by_block = _random_rows(fit, design.frame) if interval is not None else None
+        by_block = random_rows(fit, design.frame) if interval is not None else None
         prediction = fit.fitted.copy()
     else:
         # each row's levels and random-effects values, encoded once for the prediction and se
-        by_block = (_random_rows(fit, design.frame)
+        by_block = (random_rows(fit, design.frame)
                     if included.any() or interval == "prediction" else None)
         prediction = X @ fit.beta + design.offset
         if included.any():
@@ -146,7 +146,7 @@ def _predict_new(fit, newdata: pd.DataFrame, included: np.ndarray, new_levels: s
         X, complete = fixed_matrix(fit, newdata, included.any() or interval == "prediction")
         rows = np.flatnonzero(complete)
         frame = newdata.iloc[rows]
-        by_block = (_random_rows(fit, frame, included)
+        by_block = (random_rows(fit, frame, included)
                     if len(rows) and (included.any() or interval == "prediction") else None)
         prediction = np.full(len(newdata), np.nan)
         if len(rows):
@@ -221,7 +221,7 @@ def _interval_table(fit, prediction: np.ndarray, X: np.ndarray, rows: np.ndarray
                          "upper": prediction + z * se})
 
 
-def _included_blocks(fit, include_random) -> np.ndarray:
+def included_blocks(fit, include_random) -> np.ndarray:
     """Per grouping factor (block), whether its conditional modes enter the prediction."""
     blocks = fit.model.structure.blocks
     if isinstance(include_random, (bool, np.bool_)):
@@ -406,7 +406,7 @@ def group_labels(frame: pd.DataFrame, factors) -> np.ndarray:
                     dtype=object)
 
 
-def _random_rows(fit, frame: pd.DataFrame, included: np.ndarray | None = None):
+def random_rows(fit, frame: pd.DataFrame, included: np.ndarray | None = None):
     """Per grouping factor (block): each row's level label, its level index (-1 for a level not
     seen at fit time) and its values of the block's columns (rows x p, zero outside the
     block's terms). A grouping factor that ``included`` (per block; default all) leaves out
@@ -440,8 +440,14 @@ def _random_rows(fit, frame: pd.DataFrame, included: np.ndarray | None = None):
     return out
 
 
-def _unseen_level_error(group: str, labels: np.ndarray, unseen: np.ndarray, row_labels):
-    """The DataError for rows whose level of ``group`` the fit has no conditional mode for."""
+PREDICT_REMEDY = ("use new_levels='population' to predict these rows with a random part of 0 "
+                  "for that factor, or new_levels='nan'")
+
+
+def unseen_level_error(group: str, labels: np.ndarray, unseen: np.ndarray, row_labels,
+                       remedy: str = PREDICT_REMEDY):
+    """The DataError for rows whose level of ``group`` the fit has no conditional mode for,
+    ending with ``remedy``."""
     missing = unseen & np.array([label is None for label in labels])
     rows = row_labels[missing if missing.any() else unseen][:5]
     shown = (("row " if len(rows) == 1 else "rows ") + ", ".join(map(repr, rows.tolist()))
@@ -452,13 +458,12 @@ def _unseen_level_error(group: str, labels: np.ndarray, unseen: np.ndarray, row_
         first = labels[np.argmax(unseen)]
         problem = (f"the level {first!r} of the grouping factor {group!r} ({shown}), "
                    "which was not in the data of the fit")
-    raise DataError(f"newdata has {problem}; use new_levels='population' to predict these rows "
-                    "with a random part of 0 for that factor, or new_levels='nan'")
+    raise DataError(f"newdata has {problem}; {remedy}")
 
 
 def random_part(fit, by_block, new_levels: str = "error",
                 included: np.ndarray | None = None, row_labels=None) -> np.ndarray:
-    """Z u for rows encoded by ``_random_rows``, grouping factor by factor (only the
+    """Z u for rows encoded by ``random_rows``, grouping factor by factor (only the
     ``included`` ones, if given); ``row_labels`` (newdata's index of those rows) name them in
     errors. A level the fit has not seen (or a missing one) is an error, 0 or NaN, as
     ``new_levels`` says."""
@@ -469,7 +474,7 @@ def random_part(fit, by_block, new_levels: str = "error",
             continue
         unseen = index < 0
         if unseen.any() and new_levels == "error":
-            _unseen_level_error(block.group, labels, unseen, row_labels)
+            unseen_level_error(block.group, labels, unseen, row_labels)
         u = fit.ranef[block.group].to_numpy()
         contribution = np.einsum("ij,ij->i", values, u[np.where(unseen, 0, index)])
         contribution[unseen] = np.nan if new_levels == "nan" else 0.0

@@ -440,6 +440,13 @@ def _same_fit(a, b, rel=1e-6):
 def test_row_order_and_labels_do_not_matter(case, seed, reml):
     rng = np.random.default_rng(seed)
     base = quiet_fit(case.formula, case.data, reml)
+    # A residual sd below a thousandth of the random effects' (|theta| > 1e3) is a likelihood
+    # nearly flat along a ridge towards sigma = 0: every optimizer (lme4's too, with warnings)
+    # stops somewhere along it, and where depends on the rounding of the arithmetic. In one
+    # such 20-row case, 8 row orders stopped within 1.2e-5 of each other, all 2e-4 above a
+    # point further along the ridge, where lme4's bobyqa and Nelder-Mead stopped 8e-3 and 6.0
+    # above ours.
+    assume(np.abs(base.theta).max() < 1e3)
 
     permuted = case.data.iloc[rng.permutation(len(case.data))]
     _same_fit(base, quiet_fit(case.formula, permuted, reml))

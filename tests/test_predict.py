@@ -409,6 +409,19 @@ def test_contrast_tests_of_degenerate_matrices():
         result = fit.test([[0, 1, 0, 0], [0, 2, 0, 0]])
     assert result["num_df"] == 1
     assert result["F"] == pytest.approx(fit.test([[0, 1, 0, 0]])["F"], rel=1e-10)
+    # Kenward-Roger tests the same hypothesis on L's independent rows (it raised numpy's
+    # LinAlgError): three rows of rank 2 give the two rows' test, any rhs that fits included
+    L3, rhs3 = [[0, 1, 0, 0], [0, 0, 0, 1], [0, 1, 0, 1]], [0.5, -0.1, 0.4]
+    with pytest.warns(mm.FitWarning, match="rank 2, less than its 3 rows"):
+        both = fit.test(L3, ddf="kenward-roger", rhs=rhs3)
+    two = fit.test(L3[:2], ddf="kenward-roger", rhs=rhs3[:2])
+    assert both["num_df"] == two["num_df"] == 2
+    for key in ("F", "den_df", "p"):
+        assert both[key] == pytest.approx(two[key], rel=1e-9)
+    # an rhs that contradicts itself (b = 0 and 2 b = 5) is refused, on every method
+    for ddf in ("satterthwaite", "kenward-roger", "residual"):
+        with pytest.raises(ValueError, match="rhs does not fit L"):
+            fit.test([[0, 1, 0, 0], [0, 2, 0, 0]], ddf=ddf, rhs=[0, 5])
 
 
 def test_simulations_beyond_memory_say_so():

@@ -123,12 +123,13 @@ def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
         raise ValueError("the contrast matrix L has no estimable row (every row is zero, or "
                          "in the null space of the fixed effects' covariance): nothing to test")
     if q < L.shape[0]:  # lmerTest's contest warns so too
+        _check_consistent(rhs, vectors[:, q:], L @ fit.beta)
         warn_user(f"the contrast matrix L has rank {q}, less than its {L.shape[0]} rows: the "
                   f"F test has {q} numerator df (rows that are combinations of others are "
-                  "tested once, whatever their right-hand sides)", FitWarning)
+                  "tested once)", FitWarning)
+    rotated = vectors[:, :q].T @ L  # q independent rows spanning L's: the same hypothesis
     if ddf == "kenward-roger":
-        return _kenward_roger(fit).test(L, fit.beta, rhs)
-    rotated = vectors[:, :q].T @ L
+        return _kenward_roger(fit).test(rotated, fit.beta, vectors[:, :q].T @ rhs)
     f_value = float(np.sum((vectors[:, :q].T @ estimate) ** 2 / values[:q]) / q)
     if ddf == "satterthwaite":
         nu = [satterthwaite_df(row, vcov, _varpar_derivatives(fit)) for row in rotated]
@@ -138,6 +139,17 @@ def contrast_test(fit, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
     p = float(fdtrc(q, den_df, f_value)) if np.isfinite(den_df) else float(
         chdtrc(q, f_value * q))
     return {"F": f_value, "num_df": q, "den_df": den_df, "p": p}
+
+
+def _check_consistent(rhs: np.ndarray, null: np.ndarray, scale: np.ndarray) -> None:
+    """A ValueError naming rhs when L beta = rhs asks the impossible: rows of L that are
+    combinations of others with right-hand sides that are not the same combinations (rhs
+    outside the span of L's columns, whose complement ``null`` spans)."""
+    off = np.abs(null.T @ rhs).max(initial=0.0)
+    if off > 1e-8 * max(np.abs(rhs).max(), np.abs(scale).max(), 1.0):
+        raise ValueError("rhs does not fit L: some rows of L are combinations of others, and "
+                         "their right-hand sides are not the same combinations, so no beta has "
+                         "L beta = rhs; give the combined rows the combined rhs, or drop them")
 
 
 def _contrast_matrix(L, x_names) -> np.ndarray:

@@ -98,7 +98,7 @@ FIT_CASES = [
     ("ranova reduce_terms type", lambda f, m, d, t: f.ranova(reduce_terms="yes"), TYPE,
      "reduce_terms"),
     ("confint method type", lambda f, m, d, t: f.confint(method=1), TYPE, "method"),
-    ("confint method value", lambda f, m, d, t: f.confint(method="boot"), VALUE, "method"),
+    ("confint method value", lambda f, m, d, t: f.confint(method="mcmc"), VALUE, "method"),
     ("confint level type", lambda f, m, d, t: f.confint(level="95%"), TYPE, "level"),
     ("confint level value", lambda f, m, d, t: f.confint(level=95), VALUE, "level"),
     ("confint executor type", lambda f, m, d, t: f.confint(executor="pool"), TYPE, "executor"),

@@ -295,6 +295,14 @@ def test_confint_parameters():
         fit.confint("profile", parameters=["sd_Days"])
 
 
+def test_confint_methods_in_lme4s_spelling():
+    fit = _fit("sleepstudy_corr", True)
+    pd.testing.assert_frame_equal(fit.confint("Wald"), fit.confint("wald"))
+    boot = fit.confint("boot", n=4, seed=1, progress=False, level=0.5)
+    pd.testing.assert_frame_equal(boot, fit.confint("Bootstrap", n=4, seed=1, progress=False,
+                                                    level=0.5))
+
+
 def test_confint_rows_keep_the_models_order():
     """lme4's confint(parm=) gives its rows in the model's order, each once."""
     fit = _fit("sleepstudy_corr", True)

@@ -48,6 +48,7 @@ from .validate import check_choice, check_executor, check_level, check_strings
 __all__ = ["GeneralizedLeastSquares", "LmmFit", "LinearMixedModel", "anova", "gls", "lmer"]
 
 CONFINT_METHODS = ("profile", "wald", "bootstrap")
+CONFINT_ALIASES = {"boot": "bootstrap"}
 
 #: the options ``confint(method="bootstrap")`` passes on to ``LmmFit.bootstrap``
 BOOTSTRAP_OPTIONS = ("n", "seed", "progress", "n_jobs")
@@ -98,7 +99,8 @@ class LmmFit(FittedModel):
             method: "profile" (likelihood profile; of the ML deviance, so a REML fit gets its ML
                 refit's intervals, as in lme4), "wald" (fixed effects only: estimate
                 +/- z se; variance parameters NaN, as lme4) or "bootstrap" (parametric
-                bootstrap percentiles; options such as n=, seed= go to ``bootstrap``).
+                bootstrap percentiles; options such as n=, seed= go to ``bootstrap``); in any
+                case, and lme4's "boot" is "bootstrap".
             level: confidence level.
             executor: a ``concurrent.futures`` executor (a process pool, a Dask cluster's
                 ``Client.get_executor()``) for the profile's parameters or the bootstrap's
@@ -108,6 +110,8 @@ class LmmFit(FittedModel):
                 whatever the order given, and a name given twice is one row.
             bootstrap_options: with method "bootstrap", ``bootstrap``'s other arguments.
         """
+        if isinstance(method, str):  # lme4's spellings: "Wald", "boot"
+            method = CONFINT_ALIASES.get(method.lower(), method.lower())
         method = check_choice(method, "method", CONFINT_METHODS)
         level, executor = check_level(level), check_executor(executor)
         if bootstrap_options and method != "bootstrap":

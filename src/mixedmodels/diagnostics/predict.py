@@ -83,10 +83,12 @@ def predict(fit, newdata: pd.DataFrame | None = None, include_random: bool = Tru
             ``["cask:batch"]``) adds the random effects of those only, as lme4's ``re.form``.
         new_levels: what to do with a level of a grouping factor not seen at fit time:
             "error", "population" (random part 0 for that term) or "nan".
-        interval: None; "confidence" for a confidence interval that accounts for the
-            uncertainty of the fixed effects only: prediction +/- z se with
-            se = sqrt(diag(X V_beta X')), V_beta = ``fit.vcov`` (the conditional modes and the
-            variance parameters are treated as known); or "prediction" for an interval that
+        interval: None; "confidence" for a confidence interval of the row's mean as the
+            prediction estimates it: prediction +/- z se, with se of X b alone
+            (se = sqrt(diag(X V_beta X')), V_beta = ``fit.vcov``) when no random effect is
+            included, and otherwise Henderson's prediction error variance of X b + Z u over
+            the included factors (the variance parameters treated as known; see the module
+            docstring); or "prediction" for an interval that
             covers a new observation of the row: the uncertainty of the fixed effects and of
             the conditional modes, and the residual variance (see the module docstring).
         level: confidence level of the interval.

@@ -174,8 +174,15 @@ def test_refuses_different_response(fit, data):
     full = fit("sleepstudy", "Reaction ~ Days + (1 | Subject)", False)
     shifted = quiet(mm.lmer, "Reaction ~ Days + (Days | Subject)",
                     sleep.assign(Reaction=sleep["Reaction"] + 1.0), reml=False)[0]
-    with pytest.raises(ValueError, match="response values"):
+    with pytest.raises(ValueError, match="response values") as refused:
         mm.anova(full, shifted)
+    assert "another order" not in str(refused.value)
+    # the same rows in another order: refused (the models must share their rows' order), and
+    # the message says so
+    shuffled = quiet(mm.lmer, "Reaction ~ Days + (Days | Subject)", sleep.iloc[::-1],
+                     reml=False)[0]
+    with pytest.raises(ValueError, match="the same values in another order"):
+        mm.anova(full, shuffled)
 
 
 def test_refuses_before_refitting(fit, data):

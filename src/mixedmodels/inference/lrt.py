@@ -190,9 +190,13 @@ def _check_same_data(fits: tuple[LmmFit, ...], labels: list[str]) -> None:
             same = ours is None or theirs is None or np.isclose(ours, theirs, rtol=1e-10,
                                                                 atol=0.0)
         if not same:
+            reordered = in_memory and np.array_equal(np.sort(fit.model.design.y),
+                                                     np.sort(first.model.design.y))
+            hint = (" (the same values in another order: fit every model to the rows in "
+                    "one order)" if reordered else "")
             raise ValueError(
                 f"models were not all fitted to the same data: the response values of "
-                f"{labels[0]!r} and {label!r} differ")
+                f"{labels[0]!r} and {label!r} differ{hint}")
         if in_memory and not np.array_equal(fit.model.design.weights,
                                             first.model.design.weights):
             raise ValueError(

@@ -130,7 +130,8 @@ class CovarianceStructure(ABC):
     def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
         """(n_params,) the parameters of the given ``sdcor`` values (lme4's ``Sv_to_Cv``): the
         inverse of ``sdcor``, defined also where an sd is 0 or a correlation +/-1 (Sigma
-        semi-definite; the profile moves through such points)."""
+        semi-definite; the profile moves through such points). Values that are no covariance
+        matrix (correlations whose matrix is indefinite) raise ``numpy.linalg.LinAlgError``."""
 
     @abstractmethod
     def sdcor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -262,7 +263,13 @@ class LinearStructure(CovarianceStructure):
         correlation = np.eye(self.k)
         correlation[rows[off], cols[off]] = correlation[cols[off], rows[off]] = values[off]
         relative = correlation * np.outer(sds, sds) / sigma ** 2
-        return _psd_cholesky(relative)[rows, cols]
+        factor = _psd_cholesky(relative)
+        # the pivots skipped as zero must have been zero: an indefinite correlation matrix
+        # (possible from k = 3 columns on) is no covariance, and its factor another model's
+        if np.abs(factor @ factor.T - relative).max() > 1e-10 * max(relative.max(), 1e-300):
+            raise np.linalg.LinAlgError("the correlations are not those of a covariance "
+                                        "matrix (their matrix is indefinite)")
+        return factor[rows, cols]
 
     def sdcor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return (np.where(self._diagonal, 0.0, -1.0), np.where(self._diagonal, np.inf, 1.0))

@@ -549,3 +549,47 @@ def test_toeplitz_is_at_least_as_good_as_the_structures_nested_in_it():
     toep = loglik("toep(0 + factor(visit) | patient)")
     assert toep >= loglik("hetar1(0 + factor(visit) | patient)") - 1e-6
     assert toep >= loglik("toep(0 + factor(visit) | patient, hom = TRUE)") - 1e-6
+
+
+# -- an intercept term and a structured term on the same grouping factor -------------------------
+def test_random_intercept_with_ar1_on_the_visits_is_identified():
+    """Diggle's model, a random intercept, an AR(1) process and a nugget per subject: the
+    intercept column is the sum of the AR(1) term's visit indicators, but the AR(1)
+    covariances decay with the lag and the intercept's do not, so nothing is aliased (it was
+    warned as collinear, with advice to remove a column, and reported singular). nlme fits it
+    as a random intercept with corExp(nugget = TRUE) (tests/reference/diggle_model.R)."""
+    reference = json.loads((REFERENCE_DIR / "diggle_model.json").read_text())
+    data = pd.read_csv(REFERENCE_DIR / "data" / "diggle.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = mm.lmer(reference["formula"], data)
+    assert not fit.is_singular
+    # ours is as high or higher (nlme's optim stops 2.5e-6 below)
+    assert fit.loglik == pytest.approx(reference["reml_loglik"], abs=1e-5)
+    assert fit.loglik >= reference["reml_loglik"] - 1e-9
+    varcorr = fit.varcorr
+    assert varcorr.vcov.iloc[0] == pytest.approx(reference["intercept_variance"], rel=2e-3)
+    assert varcorr.vcov.iloc[1] == pytest.approx(reference["ar1_variance"], rel=2e-3)
+    assert varcorr.sdcor.iloc[6] == pytest.approx(reference["ar1_rho"], rel=2e-3)
+    assert fit.sigma ** 2 == pytest.approx(reference["residual_variance"], rel=2e-3)
+    np.testing.assert_allclose(fit.beta, list(reference["fixef"].values()), rtol=2e-3)
+
+
+@pytest.mark.parametrize("term, aliased", [
+    ("(0 + factor(visit) | id)", True),  # unstructured: absorbs the intercept's variance
+    ("cs(0 + factor(visit) | id, hom = TRUE)", True),  # a constant added to cs is cs
+    ("toep(0 + factor(visit) | id, hom = TRUE)", True),  # ... and to Toeplitz, Toeplitz
+    ("diag(0 + factor(visit) | id)", False),
+    ("ar1(0 + factor(visit) | id)", False),
+    ("cs(0 + factor(visit) | id)", False),  # heterogeneous sds: not of its form once added
+])
+def test_which_structures_absorb_an_intercept_term(term, aliased):
+    data = pd.read_csv(REFERENCE_DIR / "data" / "diggle.csv").iloc[:300]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = mm.LinearMixedModel("y ~ visit + (1 | id) + " + term, data,
+                                    nobs_checks="ignore")
+    warned = any("linear combinations of the columns before them" in str(w.message)
+                 for w in caught)
+    assert warned == aliased
+    assert any(t.aliased for t in model.design.terms) == aliased

@@ -867,9 +867,21 @@ def _independent_columns(X: np.ndarray) -> np.ndarray:
     return keep
 
 
+def _absorbs_earlier_terms(term: TermDesign) -> bool:
+    """Whether the term's covariance family, added to the covariance that earlier terms on its
+    grouping factor give the same span of columns, stays in the family, so that the two cannot
+    be told apart: unstructured (lme4's), and compound symmetry and Toeplitz with one shared
+    sd (a constant added to one is another). A heterogeneous cs or Toeplitz, a diagonal or an
+    AR(1) term is not of its form once a constant is added: an intercept term with one of them
+    on the indicators of visits (Diggle's random intercept, AR(1) and nugget) is identified."""
+    return term.structure == "us" or (term.structure in ("cs", "toep") and term.hom)
+
+
 def _check_random_collinearity(terms: list[TermDesign]) -> list[TermDesign]:
     """Warn about random-effects columns that repeat (linear combinations of) the columns
-    before them on the same grouping factor, and record them on their term."""
+    before them on the same grouping factor (within their own term only, for a term that
+    does not absorb the earlier terms, ``_absorbs_earlier_terms``), and record them on their
+    term."""
     out = list(terms)
     for group in dict.fromkeys(t.group for t in terms):
         members = [i for i, t in enumerate(terms) if t.group == group]
@@ -880,7 +892,9 @@ def _check_random_collinearity(terms: list[TermDesign]) -> list[TermDesign]:
         start = 0
         for i in members:
             p = terms[i].values.shape[1]
-            aliased = tuple(c for c, k in zip(terms[i].columns, keep[start:start + p]) if not k)
+            own = (keep[start:start + p] if _absorbs_earlier_terms(terms[i])
+                   else _independent_columns(terms[i].values))
+            aliased = tuple(c for c, k in zip(terms[i].columns, own) if not k)
             start += p
             if aliased:
                 out[i] = replace(terms[i], aliased=aliased)

@@ -9,6 +9,7 @@ over sigma; and the special cases reduce as they must.
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -489,6 +490,33 @@ def test_random_intercept_with_cs_residuals_on_the_same_groups_warns():
         fit = mm.lmer("y ~ arm + (1 | patient)", mm.datasets.load("trial"),
                       correlation="cs(1 | patient)")
     assert any("cannot be told apart" in message for message in fit.warnings)
+
+
+@pytest.mark.parametrize("correlation, variance, confounded", [
+    ("toep(visit | Subject)", None, True),
+    ("symm(visit | Subject)", None, True),
+    ("symm(visit | Subject)", "ident(visit)", True),  # SAS's UN
+    ("ar1(visit | Subject)", None, False),
+    ("toep(visit | Subject)", "power(age)", False),
+])
+def test_random_intercept_with_residuals_that_absorb_a_constant_warns(correlation, variance,
+                                                                      confounded):
+    """A constant added to a Toeplitz or general covariance leaves it Toeplitz or general: the
+    fit is a ridge of equivalent optima (the gls without the intercept reaches the same
+    likelihood). An AR(1) or a variance function of another column is not of its form after
+    the constant: no warning."""
+    data = mm.datasets.load("orthodont").assign(visit=lambda d: (d["age"] - 6) // 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = mm.lmer("distance ~ age * Sex + (1 | Subject)", data, correlation=correlation,
+                      variance=variance)
+    warned = [str(w.message) for w in caught if "are one covariance" in str(w.message)]
+    assert bool(warned) == confounded
+    if confounded:
+        assert f"correlation={correlation}" in warned[0]
+        alone = mm.gls("distance ~ age * Sex", data, correlation=correlation,
+                       variance=variance)
+        assert fit.loglik == pytest.approx(alone.loglik, abs=2e-3)
 
 
 @pytest.mark.parametrize("correlation, match", [

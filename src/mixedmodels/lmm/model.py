@@ -40,7 +40,7 @@ from ..core.residual_system import ResidualParameterSystem
 from ..core.response_shift import response_shift, shifted_response
 from ..core.start import moment_start, theta_units
 from ..core.structure import ReStructure, build_structure
-from ..covariance.correlation import CS, Correlation, Symm
+from ..covariance.correlation import CS, Correlation, Symm, Toep
 from ..covariance.residual import ResidualStructure, residual_structure
 from ..covariance.residual_model import (
     ResidualModel,
@@ -49,7 +49,7 @@ from ..covariance.residual_model import (
     correlation_of,
     variance_of,
 )
-from ..covariance.variance import Variance
+from ..covariance.variance import Variance, VarIdent
 from ..design.build import NOBS_CHECKS, Design, build_design, response_qr
 from ..errors import DataError, DataWarning, FitWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
@@ -220,7 +220,8 @@ class LinearMixedModel:
             check_strata(residual_model.variance, residual_model.features)
             check_identified(residual_model)
             with recorded_warnings() as messages:
-                _check_confounded(self.correlation, self.design.terms)
+                _check_confounded(residual_model.correlation, residual_model.variance,
+                                  self.design.terms)
             self.warnings += tuple(messages)
             self.residual = None
             self.system = ResidualParameterSystem(self.structure, self.design.X, y,
@@ -807,18 +808,31 @@ class GeneralizedLeastSquares(LinearMixedModel):
     random_effects = False
 
 
-def _check_confounded(correlation, terms) -> None:
-    """A random intercept and compound-symmetric residuals within the same groups are one
-    covariance (both add a constant within the group): warn that they cannot be told apart."""
-    if not isinstance(correlation, CS) or correlation.group is None:
+def _check_confounded(correlation, variance, terms) -> None:
+    """A random intercept and a residual covariance that a constant within the group leaves
+    of its form cannot be told apart: warn. Such residuals are compound-symmetric, Toeplitz
+    or general (``symm``) correlations of one variance, and a general one with an sd per slot
+    of its own column (SAS's UN): sigma^2 C + tau^2 11' is again sigma'^2 C' of the same
+    kind. (A variance function of another column, or an AR(1), is not of its form after the
+    constant is added: the intercept is then identified.)"""
+    if correlation is None or correlation.group is None:
+        return
+    absorbs = isinstance(correlation, (CS, Symm, Toep)) and (
+        variance is None or (isinstance(correlation, Symm) and isinstance(variance, VarIdent)
+                             and variance.column == correlation.time))
+    if not absorbs:
         return
     for term in terms:
         if term.group == correlation.group and term.columns == ("(Intercept)",):
-            warn_user(f"the random intercept (1 | {term.group}) and correlation=cs(1 | "
-                      f"{correlation.group}) both add a constant covariance within each "
-                      f"{term.group}: their variances cannot be told apart (the fit is one of "
-                      "many equivalent ones); keep one of them", DataWarning)
-
+            where = " + ".join(correlation.positions) or "1"
+            residuals = f"correlation={correlation.syntax}({where} | {correlation.group})" + (
+                f" with variance={variance.syntax}({variance.column})" if variance else "")
+            warn_user(f"the random intercept (1 | {term.group}) and {residuals} are one "
+                      f"covariance: a constant added within each "
+                      f"{term.group} leaves the residual covariance of its form, so their "
+                      "variances cannot be told apart (the fit is one of many equivalent "
+                      "ones, and AIC counts a parameter too many); keep one of them",
+                      DataWarning)
 
 
 def _check_nested(residual: ResidualModel, structure: ReStructure) -> None:

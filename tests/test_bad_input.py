@@ -588,3 +588,15 @@ def test_refit_matches_a_series_by_label_and_confint_names_unknown_options():
         fit.refit(y.set_axis(y.index + 1000))
     with pytest.raises(mm.ArgumentTypeError, match="lme4's nsim is n here"):
         fit.confint("bootstrap", nsim=40)
+
+
+def test_too_many_random_effects_hints_at_numbers_stored_as_text_only_for_columns():
+    """The hint to convert a column of numbers stored as text names a column of the data, not
+    a factor the formula makes on purpose (it said to convert data['factor(visit)'])."""
+    data = mm.datasets.load("orthodont").assign(visit=lambda d: (d["age"] - 6) // 2)
+    with pytest.raises(mm.DataError, match="108 random effects") as made:
+        mm.lmer("distance ~ age + (0 + factor(visit) | Subject)", data)
+    assert "pd.to_numeric" not in str(made.value)
+    with pytest.raises(mm.DataError, match=r"the column 'visit' is text.*pd.to_numeric"):
+        mm.lmer("distance ~ age + (0 + visit | Subject)", data.assign(visit=data["visit"]
+                                                                       .astype(str)))

@@ -797,3 +797,15 @@ def test_gls_has_no_random_effects_and_says_so():
     np.testing.assert_allclose(fit.predict(data("trial").head(2), include_random=False),
                                fit.X[:2] @ fit.beta)
     np.testing.assert_allclose(fit.V.toarray(), fit.R.toarray())
+
+
+def test_prediction_variance_of_power_at_zero_is_nan():
+    """power(x) at x = 0 is an sd of 0 (or infinity): refused in the fit's rows, and NaN with
+    a DataWarning for new rows (their prediction interval equalled the confidence one)."""
+    data = mm.datasets.load("sleepstudy").assign(x=lambda d: d["Days"] + 1.0)
+    fit = mm.gls("Reaction ~ Days", data, variance="power(x)")
+    newdata = pd.DataFrame({"Days": [1.0, 2.0, 3.0], "x": [0.0, 0.5, 2.0]})
+    with pytest.warns(mm.DataWarning, match=r"x = 0 in 1 row\(s\) \(0\)"):
+        table = fit.predict(newdata, interval="prediction")
+    assert np.isnan(table["se"].iloc[0]) and np.isfinite(table["se"].iloc[1:]).all()
+    assert np.isfinite(table["fit"]).all()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, FormulaError
+from ..errors import DataError, DataWarning, FormulaError, warn_user
 from .correlation import AR1, CAR1, CS, Correlation, Exp, Symm, Toep
 from .residual import BlockResidual, Identity, KnownWeights, ResidualStructure
 from .structures import SINGULAR_TOLERANCE
@@ -254,7 +254,7 @@ class ResidualParameters:
         variance function's column, before prior weights: the stratum's sd ratio squared
         (``ident``), |x|^(2 delta) (``power``), exp(2 delta x) (``exp``); 1 without a variance
         function (a correlation structure has unit variances). NaN where the column is
-        missing.
+        missing, and where ``power``'s column is 0 (with a DataWarning).
 
         Raises:
             DataError: the column is absent, or holds a stratum the fit has no ratio for.
@@ -274,6 +274,15 @@ class ResidualParameters:
         else:
             values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
             missing |= np.isnan(values)
+            if isinstance(self.variance, VarPower) and np.any(values == 0):
+                # an sd of |0|^delta: 0 or infinite, which the fit refuses in its own rows
+                zero = np.flatnonzero(values == 0)
+                shown = ", ".join(map(repr, frame.index[zero[:5]].tolist()))
+                warn_user(f"newdata has {name} = 0 in {len(zero)} row(s) ({shown}"
+                          f"{' ...' if len(zero) > 5 else ''}), where power({name}) gives no "
+                          "residual variance (an sd of 0 or infinity): their variances are "
+                          "NaN", DataWarning)
+                missing |= values == 0
             values = np.where(missing, 1.0, values)
         out = self.variance.sds(params, values) ** 2
         return np.where(missing, np.nan, out)

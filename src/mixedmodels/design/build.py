@@ -940,11 +940,13 @@ def check_identifiable(terms, n: int, action: str) -> None:
 
 def _numbers_as_levels(spec) -> str:
     """A hint for a term whose columns are many because a column of numbers stored as text
-    ("0", "1", ... "9") is read as a factor, one column per level; "" otherwise."""
+    ("0", "1", ... "9") is read as a factor, one column per level; "" otherwise, and for a
+    factor the formula makes on purpose (``factor(visit)``)."""
     if not isinstance(spec, Encoding):
         return ""
     for name, levels in spec.levels.items():
-        if len(levels) > 2 and all(is_number(level) for level in levels):
+        called = "(" in name and name.endswith(")")
+        if not called and len(levels) > 2 and all(is_number(level) for level in levels):
             return (f" (the column {name!r} is text, each of its {len(levels)} values a level "
                     f"with a column of its own: if it holds numbers, convert it with "
                     f"data[{name!r}] = pd.to_numeric(data[{name!r}]))")

@@ -220,7 +220,7 @@ class PartitionedModel(LinearMixedModel):
             self.system = PLSSystem.from_crossproducts(self.structure, crossproducts, basis)
             return
         with recorded_warnings() as messages:
-            _check_confounded(self.correlation, design.terms)
+            _check_confounded(self.correlation, self.variance, design.terms)
         self.warnings += tuple(messages)
         self.residual = None
         passes = DeltaPasses(data, schema, formula, weights, parameters, columns)

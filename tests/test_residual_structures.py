@@ -703,3 +703,26 @@ def test_symm_moment_start_is_the_pairwise_pearson_correlation():
     scale = np.sqrt(np.diagonal(floored))
     np.testing.assert_allclose(symm.values(start),
                                (floored / np.outer(scale, scale))[symm._pairs()], atol=1e-10)
+
+
+@pytest.mark.slow  # 40-50 s: the optimizer runs 100,000+ evaluations up the ridge
+def test_a_likelihood_without_a_maximum_says_so():
+    """An unstructured residual covariance (symm + ident) on 12 subjects with missing visits:
+    the REML likelihood rises without bound as a partial correlation goes to -1 (nlme stops
+    with "false convergence"). The fit warns that its estimates mean nothing."""
+    rng = np.random.default_rng(0)
+    visits = 4
+    groups = int(rng.integers(7, 14))
+    loadings = rng.normal(size=(visits, visits))
+    root = np.linalg.cholesky(loadings @ loadings.T + 0.3 * np.eye(visits))
+    rows = []
+    for i in range(groups):
+        e = root @ rng.normal(size=visits)
+        for t in range(visits):
+            if rng.uniform() < 0.2:
+                continue
+            rows.append({"id": f"g{i}", "visit": t + 1, "trt": "ab"[i % 2],
+                         "y": 1 + 0.3 * t + e[t]})
+    with pytest.warns(mm.FitWarning, match="the likelihood has no maximum"):
+        mm.gls("y ~ trt + visit", pd.DataFrame(rows), correlation="symm(visit | id)",
+               variance="ident(visit)")

@@ -776,10 +776,35 @@ class LinearMixedModel:
                           "its bound (a correlation or partial correlation at +/-1 or at its "
                           "lower limit, an sd ratio at 0, a range at 0 or without bound); see "
                           "fit.summary()", FitWarning)
+            rise = self._rise_beyond_boundary(theta, boundary)
+            if rise > NO_MAXIMUM_RISE:
+                warn_user(f"the likelihood has no maximum: where the fit stopped, on the "
+                          f"boundary, it still rises ({rise:.3g} in -2 log-likelihood a step "
+                          "further out), so the estimates and their standard errors mean "
+                          "nothing; the data cannot estimate this covariance structure (a "
+                          "general one, symm, needs more complete groups than times): use a "
+                          "simpler one", FitWarning)
             if not summary.stopped_normally:
                 warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
         return self.result_type(model=self, theta=theta, optsummary=summary,
                                 is_singular=singular, warnings=self.warnings + tuple(messages))
+
+    def _rise_beyond_boundary(self, theta: np.ndarray, boundary: np.ndarray) -> float:
+        """How much the criterion falls when the parameters on a boundary that theta does not
+        bound (a correlation's atanh far out, a range without limit) move a quarter further
+        out: about 0 where the boundary is a limit the likelihood approaches (the change is
+        of the order of 1 - rho^2 there, 1e-11), and of the order of log 10 where it rises
+        without bound (an unstructured residual covariance on too few complete groups)."""
+        lower, upper = self.structure.parameters.lower(), self.structure.parameters.upper()
+        outward = boundary & (((theta < -1.0) & np.isinf(lower))
+                              | ((theta > 1.0) & np.isinf(upper)))
+        if not outward.any():
+            return 0.0
+        further = np.where(outward, 1.25 * theta, theta)
+        try:
+            return float(self._criterion(theta) - self._criterion(further))
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            return 0.0
 
     def convergence_check(self, theta) -> "ConvergenceCheck":
         """Gradient and Hessian of the objective at theta, over parameters off their bounds;
@@ -806,6 +831,10 @@ class GeneralizedLeastSquares(LinearMixedModel):
     REPEATED statement). Arguments as ``LinearMixedModel``'s."""
 
     random_effects = False
+
+
+#: a fall of -2 log-likelihood beyond the boundary that says the likelihood has no maximum
+NO_MAXIMUM_RISE = 1e-3
 
 
 def _check_confounded(correlation, variance, terms) -> None:

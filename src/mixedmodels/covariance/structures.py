@@ -263,13 +263,8 @@ class LinearStructure(CovarianceStructure):
         correlation = np.eye(self.k)
         correlation[rows[off], cols[off]] = correlation[cols[off], rows[off]] = values[off]
         relative = correlation * np.outer(sds, sds) / sigma ** 2
-        factor = _psd_cholesky(relative)
-        # the pivots skipped as zero must have been zero: an indefinite correlation matrix
-        # (possible from k = 3 columns on) is no covariance, and its factor another model's
-        if np.abs(factor @ factor.T - relative).max() > 1e-10 * max(relative.max(), 1e-300):
-            raise np.linalg.LinAlgError("the correlations are not those of a covariance "
-                                        "matrix (their matrix is indefinite)")
-        return factor[rows, cols]
+        # an indefinite correlation matrix (possible from k = 3 columns on) is no covariance
+        return semidefinite_cholesky(relative)[rows, cols]
 
     def sdcor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return (np.where(self._diagonal, 0.0, -1.0), np.where(self._diagonal, np.inf, 1.0))
@@ -358,6 +353,20 @@ def sd_and_correlation(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = np.where(scale > 0, covariance / scale, np.nan)
     return sd, correlation
+
+
+def semidefinite_cholesky(matrix: np.ndarray) -> np.ndarray:
+    """``_psd_cholesky`` of a positive semi-definite matrix.
+
+    Raises:
+        numpy.linalg.LinAlgError: the matrix is indefinite (a pivot skipped as zero was not:
+            its factor would be another matrix's).
+    """
+    factor = _psd_cholesky(matrix)
+    if np.abs(factor @ factor.T - matrix).max() > 1e-10 * max(np.abs(matrix).max(), 1e-300):
+        raise np.linalg.LinAlgError("the matrix is indefinite: no covariance (correlations "
+                                    "that no covariance matrix has)")
+    return factor
 
 
 def _psd_cholesky(matrix: np.ndarray) -> np.ndarray:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..covariance.structures import semidefinite_cholesky
+
 __all__ = ["Vine"]
 
 
@@ -94,16 +96,7 @@ class Vine:
         a, b = self._positions()
         matrix = np.eye(self.k)
         matrix[a, b] = matrix[b, a] = correlations
-        factor = np.zeros((self.k, self.k))
-        for j in range(self.k):
-            pivot = matrix[j, j] - factor[j, :j] @ factor[j, :j]
-            if pivot < -1e-10:
-                raise np.linalg.LinAlgError("the correlations' matrix is indefinite")
-            if pivot <= 1e-14:
-                continue
-            factor[j, j] = np.sqrt(pivot)
-            below = matrix[j + 1:, j] - factor[j + 1:, :j] @ factor[j, :j]
-            factor[j + 1:, j] = below / factor[j, j]
+        factor = semidefinite_cholesky(matrix)
         used = np.cumsum(np.hstack([np.zeros((self.k, 1)), factor[:, :-1] ** 2]), axis=1)
         denominator = np.sqrt(np.maximum(1.0 - used[b, a], 0.0))
         values = np.divide(factor[b, a], denominator, out=np.zeros(len(a)),

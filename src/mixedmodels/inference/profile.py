@@ -171,6 +171,7 @@ class Profiler:
         # criteria that differ by rounding, moved the intervals by up to 5e-8
         self._has_gradient = (hasattr(self.system, "objective_and_gradient")
                               and fit.model.structure.parameters.linear)
+        self._vines: dict[int, _Vines | None] = {}  # the inner fits' coordinates, per psi_j
 
     # -- deviance with one parameter fixed -------------------------------------------------------
     def _variance_deviance(self, psi: np.ndarray, space: _VarianceSpace | None = None) -> float:
@@ -242,7 +243,9 @@ class Profiler:
         lower, upper = self._lower, self._upper
         # the coordinates of the inner fit: psi, with the correlations of unstructured terms
         # of 3 or more columns replaced by partial correlations (``_Vines``), phi_j = psi_j
-        vines = _vines(self.fit.model.structure.parameters, j)
+        if j not in self._vines:
+            self._vines[j] = _vines(self.fit.model.structure.parameters, j)
+        vines = self._vines[j]
         to_psi = (lambda phi: phi) if vines is None else vines.to_psi
         to_phi = (lambda psi: psi) if vines is None else vines.to_phi
         base = to_phi(start)

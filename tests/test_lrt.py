@@ -185,6 +185,28 @@ def test_refuses_different_response(fit, data):
         mm.anova(full, shuffled)
 
 
+def test_offsets_must_nest(data):
+    """An offset is a coefficient held at 1: offset(2 * x) with x = Days / 2 is nested in a
+    model with Days, and two models with one offset are nested as their columns are; against
+    a model without Days it is refused (it ran a chi-square test of two models that are not
+    nested)."""
+    sleep = data("sleepstudy").assign(x=lambda d: d["Days"] * 0.5,
+                                      w=lambda d: (d["Days"] % 3).astype(float),
+                                      x2=lambda d: d["Days"] ** 2.0)
+
+    def ml(formula):
+        return quiet(mm.lmer, formula, sleep, reml=False)[0]
+
+    held = ml("Reaction ~ w + offset(2 * x) + (1 | Subject)")
+    free = ml("Reaction ~ w + Days + (1 | Subject)")
+    table = mm.anova(held, free)
+    assert table["Chisq"].iloc[1] == pytest.approx(2 * (free.loglik - held.loglik), rel=1e-10)
+    smaller = ml("Reaction ~ 1 + offset(2 * x) + (1 | Subject)")
+    assert mm.anova(smaller, held)["Df"].iloc[1] == 1
+    with pytest.raises(ValueError, match="offsets differ by more than a combination"):
+        mm.anova(held, ml("Reaction ~ w + x2 + (1 | Subject)"))
+
+
 def test_refuses_before_refitting(fit, data):
     """Data and nesting are checked first: no refit warning for refused models."""
     full = fit("sleepstudy", "Reaction ~ Days + (1 | Subject)", True)

@@ -246,6 +246,15 @@ def _check_nested(small: LmmFit, large: LmmFit, small_label: str, large_label: s
         detail = (f"fixed effect(s) {', '.join(extra)} are not in the larger model" if extra
                   else "its fixed-effect columns are not combinations of the larger model's")
         raise ValueError(f"{what}: {detail}")
+    if small.model.rows_in_memory and large.model.rows_in_memory:
+        # an offset is a coefficient held at 1: the smaller model's means are the larger's
+        # when its offset is the larger's plus a combination of the larger's columns
+        shift = (small.model.design.offset - large.model.design.offset)[:, None]
+        if np.any(shift) and not _in_span(shift, large_x):
+            raise ValueError(f"{what}: their offsets differ by more than a combination of the "
+                             "larger model's fixed-effect columns (an offset is a coefficient "
+                             "held at 1: offset(x) is nested in a model with x, offset(2 * x) "
+                             "in no model without x)")
     for block in small_blocks:
         matches = [b for b in large_blocks if b.group == block.group
                    and np.array_equal(b.codes, block.codes)]

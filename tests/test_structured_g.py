@@ -593,3 +593,22 @@ def test_which_structures_absorb_an_intercept_term(term, aliased):
                  for w in caught)
     assert warned == aliased
     assert any(t.aliased for t in model.design.terms) == aliased
+
+
+def test_a_structured_correlation_is_reported_where_its_sds_are_zero():
+    """An AR(1) term whose sds are 0: varcorr gives its correlation parameter (as sdcor and
+    the profile's names do), where it gave NaN; an unstructured term keeps lme4's NaN."""
+    rng = np.random.default_rng(2)
+    data = pd.DataFrame({"grp": np.repeat([f"g{g}" for g in range(12)], 12),
+                         "x": np.tile(np.arange(4.0), 36)})
+    data["y"] = rng.normal(size=len(data))
+    with pytest.warns(mm.FitWarning, match="singular"):
+        fit = mm.lmer("y ~ x + ar1(1 + x | grp)", data)
+    varcorr = fit.varcorr
+    assert np.all(varcorr.sdcor.iloc[:2] == 0)
+    rho = fit.model.structure.parameters.sdcor(fit.theta, fit.sigma)[-1]
+    assert varcorr.sdcor.iloc[2] == rho and np.isfinite(rho)
+    with pytest.warns(mm.FitWarning, match="singular"):
+        unstructured = mm.lmer("y ~ x + (1 + x | grp)", data)
+    assert unstructured.varcorr.sdcor.iloc[0] == 0
+    assert np.isnan(unstructured.varcorr.sdcor.iloc[2])

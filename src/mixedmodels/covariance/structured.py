@@ -211,6 +211,12 @@ class StructuredCovariance(CovarianceStructure):
                 f"{self.syntax}(): correlation parameters {rho.tolist()} outside their bounds")
         return np.clip(rho, lower, upper)
 
+    def correlation_matrix(self, params: np.ndarray) -> np.ndarray:
+        """(k, k) C(rho): the structure's correlations, defined (a parameter's value) also
+        where an sd is 0 and Sigma = D C D has no correlation of its own there."""
+        factor = self.correlation_factor(self._rho(params))
+        return factor @ factor.T
+
     def lambda_block(self, params: np.ndarray) -> np.ndarray:
         factor = self.correlation_factor(self._rho(params))
         sds = params[:self.n_sd]

@@ -20,6 +20,7 @@ from ..core.criterion import residual_dof
 from ..core.optimize import ConvergenceCheck, OptSummary
 from ..core.pls import sparse_z
 from ..covariance.residual import ResidualStructure
+from ..covariance.structured import StructuredCovariance
 from ..covariance.structures import sd_and_correlation
 from ..linalg.condvar import spherical_condvar
 from ..linalg.factor import Factor
@@ -230,11 +231,17 @@ class FittedModel:
     @cached_table
     def varcorr(self) -> pd.DataFrame:
         """Variances and correlations as lme4's ``as.data.frame(VarCorr(fit))``:
-        columns group, var1, var2, vcov, sdcor; sds first, then correlations, then Residual."""
+        columns group, var1, var2, vcov, sdcor; sds first, then correlations, then Residual.
+        A structured term's correlations are its parameters' (C(rho)), also where an sd is 0;
+        an unstructured term's there are NaN, as lme4's."""
         rows = []
+        parameters = self.model.structure.parameters
         for t, term in enumerate(self.model.structure.terms):
             cov = self.term_covariance(t)
             sd, corr = sd_and_correlation(cov)
+            structure = parameters.structures[t]
+            if isinstance(structure, StructuredCovariance):  # a correlation with an sd of 0
+                corr = structure.correlation_matrix(self.theta[parameters.slices[t]])
             for i, name in enumerate(term.columns):
                 rows.append((term.label, name, None, cov[i, i], sd[i]))
             for i in range(term.p):

@@ -464,11 +464,12 @@ def unseen_level_error(group: str, labels: np.ndarray, unseen: np.ndarray, row_l
 
 
 def random_part(fit, by_block, new_levels: str = "error",
-                included: np.ndarray | None = None, row_labels=None) -> np.ndarray:
+                included: np.ndarray | None = None, row_labels=None,
+                remedy: str = PREDICT_REMEDY) -> np.ndarray:
     """Z u for rows encoded by ``random_rows``, grouping factor by factor (only the
     ``included`` ones, if given); ``row_labels`` (newdata's index of those rows) name them in
-    errors. A level the fit has not seen (or a missing one) is an error, 0 or NaN, as
-    ``new_levels`` says."""
+    errors. A level the fit has not seen (or a missing one) is an error (ending with
+    ``remedy``), 0 or NaN, as ``new_levels`` says."""
     structure = fit.model.structure
     total = np.zeros(len(by_block[0][1]))
     for b, (block, (labels, index, values)) in enumerate(zip(structure.blocks, by_block)):
@@ -476,7 +477,7 @@ def random_part(fit, by_block, new_levels: str = "error",
             continue
         unseen = index < 0
         if unseen.any() and new_levels == "error":
-            unseen_level_error(block.group, labels, unseen, row_labels)
+            unseen_level_error(block.group, labels, unseen, row_labels, remedy)
         u = fit.ranef[block.group].to_numpy()
         contribution = np.einsum("ij,ij->i", values, u[np.where(unseen, 0, index)])
         contribution[unseen] = np.nan if new_levels == "nan" else 0.0

@@ -168,14 +168,9 @@ def _conditional_simulator(fit, newdata, held: np.ndarray, new_levels: str):
         return Simulator(mean, sp.csr_array((len(frame), 0)), float(fit.sigma), residual), \
             rows, size
     by_block = random_rows(fit, frame)
-    if new_levels == "error":
-        for block, held_block, (labels, index, _) in zip(fit.model.structure.blocks, held,
-                                                         by_block):
-            if held_block and (index < 0).any():
-                unseen_level_error(block.group, labels, index < 0, frame.index, REMEDY)
     if held.any():
         unseen = "population" if new_levels == "draw" else new_levels
-        mean = mean + random_part(fit, by_block, unseen, held, frame.index)
+        mean = mean + random_part(fit, by_block, unseen, held, frame.index, REMEDY)
     zlam, unknown = _drawn_effects(fit, by_block, held, new_levels, frame.index, len(frame))
     mean = np.where(unknown, np.nan, mean)
     return Simulator(np.asarray(mean, dtype=float), zlam, float(fit.sigma), residual), rows, size

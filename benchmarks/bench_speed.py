@@ -38,6 +38,9 @@ Models (``--only``, comma-separated):
 - maximal3: simulated like kb07, 56 subjects x 32 items, three factors all within subject and
   within item, each subject-item pair in one of the 8 cells (Latin square); ``rt ~ spkr * prec *
   load + (1 + spkr * prec * load | subj) + (1 + spkr * prec * load | item)`` (72 parameters).
+- shapes: simulated designs of other shapes (``SHAPES``), each timed as a large model: many
+  small groups, few large groups, three nested levels, three crossed factors, many fixed
+  effects, four correlated slopes.
 
 The large models (all but small and functions) are timed as the best of a few fits after one warm-up fit of
 sleepstudy (``--large-repeats``; defaults 2, 2 and 1), and also get: optimizer evaluations,
@@ -80,7 +83,7 @@ import _common as bc  # noqa: E402
 HERE = Path(__file__).resolve().parent
 CLASSIC_DIR = bc.REF_DIR / "classic"
 DEFAULT_PEERS_PYTHON = Path.home() / ".venvs" / "mm-peers" / "bin" / "python"
-GROUPS = ("small", "functions", "insteval", "maximal2", "maximal3")
+GROUPS = ("small", "functions", "insteval", "maximal2", "maximal3", "shapes")
 #: the groups timed as the small models are (median of many fits), each in its own table
 SMALL_GROUPS = {"small": "Small classic models",
                 "functions": "Formulas with functions of columns (sleepstudy)"}
@@ -94,7 +97,7 @@ FUNCTION_FORMULAS = {
     "factor_of_numbers": "Reaction ~ factor(Days) + (1 | Subject)",
     "logical": "Reaction ~ Days * I(Days > 4) + (1 | Subject)",
 }
-LARGE_REPEATS = {"insteval": 2, "maximal2": 2, "maximal3": 1}
+LARGE_REPEATS = {"insteval": 2, "maximal2": 2, "maximal3": 1, "shapes": 2}
 PEERS = ("mixedlm", "lme-python")
 PACKAGES = ("mixedmodels",) + PEERS + ("lme4",)
 CLASSIC_SMALL = ("machines_nested", "machines_unstructured", "oats", "bodyweight", "assay",
@@ -207,6 +210,61 @@ def maximal3_data(seed: int = SEED):
                          "subj": [f"S{i:02d}" for i in subj], "item": [f"I{i:02d}" for i in item]})
 
 
+#: the "shapes" group: name -> (formula, rows, label columns); data from ``shape_data``
+SHAPES = {
+    "many_small_groups": ("y ~ x + (1 + x | g)", 30_000, ("g",)),
+    "few_large_groups": ("y ~ x + (1 + x | g)", 30_000, ("g",)),
+    "nested3": ("y ~ x + (1 | school/class)", 14_400, ("school", "class")),
+    "crossed3": ("y ~ x + (1 | a) + (1 | b) + (1 | c)", 30_000, ("a", "b", "c")),
+    "wide_fixed": ("y ~ " + " + ".join(f"x{j}" for j in range(60)) + " + (1 | g)", 10_000,
+                   ("g",)),
+    "slopes4": ("y ~ x1 + x2 + x3 + (1 + x1 + x2 + x3 | g)", 9_600, ("g",)),
+}
+
+
+def shape_data(name: str, seed: int = SEED):
+    """Simulated data of ``SHAPES[name]``: y from the formula's fixed and random effects
+    (moderate sds and correlations) plus unit-variance noise."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed + 7 + sorted(SHAPES).index(name))
+    n = SHAPES[name][1]
+    x = rng.normal(size=n)
+    if name in ("many_small_groups", "few_large_groups"):
+        levels = 5_000 if name == "many_small_groups" else 10
+        g = np.repeat(np.arange(levels), n // levels)
+        b = _random_effects(rng, [1.0, 0.5], levels)
+        y = 1 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(size=n)
+        return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g]})
+    if name == "nested3":
+        school = np.repeat(np.arange(300), 48)
+        klass = np.repeat(np.arange(8), 6)[np.arange(n) % 48]
+        u_school, u_class = rng.normal(size=300), 0.5 * rng.normal(size=(300, 8))
+        y = 2 + 0.3 * x + u_school[school] + u_class[school, klass] + rng.normal(size=n)
+        return pd.DataFrame({"y": y, "x": x, "school": [f"s{i}" for i in school],
+                             "class": [f"c{i}" for i in klass]})
+    if name == "crossed3":
+        codes = {k: rng.integers(0, m, n) for k, m in (("a", 400), ("b", 150), ("c", 30))}
+        y = 1 + 0.2 * x + rng.normal(size=n)
+        for (k, m), sd in zip((("a", 400), ("b", 150), ("c", 30)), (1.0, 0.7, 0.5)):
+            y += sd * rng.normal(size=m)[codes[k]]
+        return pd.DataFrame({"y": y, "x": x, **{k: [f"{k}{i}" for i in v]
+                                                  for k, v in codes.items()}})
+    if name == "wide_fixed":
+        X = rng.normal(size=(n, 60))
+        g = np.repeat(np.arange(500), n // 500)
+        y = X @ rng.normal(scale=0.3, size=60) + rng.normal(size=500)[g] + rng.normal(size=n)
+        frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(60)])
+        return frame.assign(y=y, g=[f"g{i}" for i in g])
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 3))])  # slopes4
+    g = np.repeat(np.arange(800), n // 800)
+    b = _random_effects(rng, [1.0, 0.5, 0.4, 0.3], 800)
+    y = X @ np.array([1.0, 0.5, -0.3, 0.2]) + (X * b[g]).sum(axis=1) + rng.normal(size=n)
+    return pd.DataFrame({"y": y, "x1": X[:, 1], "x2": X[:, 2], "x3": X[:, 3],
+                         "g": [f"g{i}" for i in g]})
+
+
 def simulated_models(folder: Path, groups) -> list[Model]:
     out = []
     if "maximal2" in groups:
@@ -221,6 +279,11 @@ def simulated_models(folder: Path, groups) -> list[Model]:
         out.append(Model("maximal3", "maximal3",
                          "rt ~ spkr * prec * load + (1 + spkr * prec * load | subj) + "
                          "(1 + spkr * prec * load | item)", str(csv), ("subj", "item")))
+    if "shapes" in groups:
+        for name, (formula, _, labels) in SHAPES.items():
+            csv = folder / f"{name}.csv"
+            shape_data(name).to_csv(csv, index=False)
+            out.append(Model(name, "shapes", formula, str(csv), labels))
     return out
 
 
@@ -352,7 +415,7 @@ def evaluation_floor(fit, repeats: int) -> dict:
     total size q + p + 1, with one BLAS thread and with the default number."""
     from threadpoolctl import threadpool_limits
 
-    from mixedmodels.linalg.threads import SERIAL_BELOW
+    from mixedmodels.threads import SERIAL_BELOW
 
     model = fit.model
     q = sum(b.q for b in model.structure.blocks)

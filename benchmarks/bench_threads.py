@@ -27,7 +27,7 @@ from threadpoolctl import ThreadpoolController
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import mixedmodels as mm  # noqa: E402
-from mixedmodels.linalg import threads  # noqa: E402
+from mixedmodels import threads  # noqa: E402
 from mixedmodels.linalg.compiled import load_kernels  # noqa: E402
 
 

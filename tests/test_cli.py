@@ -447,22 +447,55 @@ def test_usual_missing_codes_are_missing_and_counted(capsys, tmp_path, sleep_dat
                      "'N/A', '.', 'n/a'): Reaction 3, Days 1"]
 
 
+MISSING_ADVICE = ("Make those values missing (NA or an empty cell in a CSV file; in pandas, "
+                  "data[{0!r}] = pd.to_numeric(data[{0!r}], errors='coerce')): their rows are "
+                  "then dropped")
+
+
 @pytest.mark.parametrize("column, cells, expected", [
     ("Reaction", {3: "?", 16: "?", 30: "missing"},
-     "column 'Reaction' has non-numeric values '?' (rows 4, 17), 'missing' (row 31)"),
-    ("Days", {0: "none"}, "column 'Days' has non-numeric values 'none' (row 1)"),
+     "the response 'Reaction' holds numbers and text: '?' (rows 4, 17), 'missing' (row 31). "
+     + MISSING_ADVICE.format("Reaction")),
+    ("Days", {0: "none"},
+     "column 'Days' holds numbers and text: 'none' (row 1); as text it would be a factor with "
+     "one level per value. " + MISSING_ADVICE.format("Days") + ". Or write factor(Days) in "
+     "the formula if the column is categorical"),
     ("Reaction", {k: "-" for k in range(7)},
-     "column 'Reaction' has non-numeric values '-' (rows 1, 2, 3, 4, 5, ...)"),
+     "the response 'Reaction' holds numbers and text: '-' (rows 1, 2, 3, 4, 5, ...). "
+     + MISSING_ADVICE.format("Reaction")),
 ])
 def test_text_among_numbers_is_reported(capsys, tmp_path, sleep_data, column, cells, expected):
+    """Where the model reads the column as numbers, with the rows counted from 1 after the
+    header."""
     text = sleep_data.astype(str)
     for row, value in cells.items():
         text.loc[row, column] = value
     path = tmp_path / "stray.csv"
     text.to_csv(path, index=False)
     line = assert_one_line_error(*run(capsys, "fit", SLEEP, "--data", str(path)))
-    assert line == (f"mixedmodels: error: {path}: {expected}; write a missing value as NA, '.', "
-                    "'n/a' or an empty cell")
+    assert line == f"mixedmodels: error: {expected}"
+
+
+def test_text_among_numbers_in_labels_or_unused_columns_is_text(capsys, tmp_path, sleep_data,
+                                                                sleep_objective):
+    """Subject IDs 308, ..., 372 with one '372b', and a column of notes the model does not
+    use holding 'redo' among numbers: read as text, as R's read.csv reads them, and fitted."""
+    text = sleep_data.astype(str).assign(note="1")
+    text.loc[text.Subject == "372", "Subject"] = "372b"
+    text.loc[5, "note"] = "redo"
+    path = tmp_path / "ids.csv"
+    text.to_csv(path, index=False)
+    record, err = fit_record(capsys, "--data", str(path))
+    assert err == "" and record["objective"] == pytest.approx(sleep_objective, rel=1e-10)
+
+
+def test_rows_are_numbered_from_one_in_every_message(capsys, tmp_path, sleep_data):
+    text = sleep_data.astype(str)
+    text.loc[3, "Reaction"] = "inf"  # the 4th data row
+    path = tmp_path / "inf.csv"
+    text.to_csv(path, index=False)
+    line = assert_one_line_error(*run(capsys, "fit", SLEEP, "--data", str(path)))
+    assert "(first at row 4)" in line, line
 
 
 def test_text_columns_are_not_numbers(capsys, tmp_path, sleep_data, sleep_objective):
@@ -528,6 +561,20 @@ def test_decimal_commas_with_semicolons(capsys, tmp_path, sleep_data, sleep_obje
     record, err = fit_record(capsys, "--data", str(path), *extra)
     assert "read ',' as the decimal mark in 'Reaction'" in err
     assert record["objective"] == pytest.approx(sleep_objective, rel=1e-10)
+
+
+def test_decimal_commas_among_whole_numbers(capsys, tmp_path, sleep_data):
+    """A spreadsheet writes 250 (no comma) next to 258,7: the column is numbers all the same."""
+    rounded = sleep_data.assign(Reaction=sleep_data.Reaction.round(1))
+    rounded.loc[::3, "Reaction"] = rounded.Reaction[::3].round()
+    euro = rounded.assign(Reaction=rounded.Reaction.map(
+        lambda v: str(int(v)) if v == int(v) else str(v).replace(".", ",")))
+    assert not euro.Reaction.str.contains(",").all()
+    path = tmp_path / "euro.csv"
+    euro.to_csv(path, sep=";", index=False)
+    record, err = fit_record(capsys, "--data", str(path))
+    assert "read ',' as the decimal mark in 'Reaction'" in err
+    assert record["objective"] == pytest.approx(mm.lmer(SLEEP, rounded).objective, rel=1e-10)
 
 
 # -- Parquet files and Dask ------------------------------------------------------------------

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mixedmodels"
 
 # bottom (0) to top; a module's layer is that of its subpackage, or of its own name at the top
 LAYERS = {
-    "errors": 0, "datasets": 0, "validate": 0,
+    "errors": 0, "datasets": 0, "validate": 0, "threads": 0,
     "formula": 1,
     "design": 2,
     "covariance": 3, "linalg": 3, "parallel": 3,

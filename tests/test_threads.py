@@ -1,11 +1,11 @@
-"""BLAS threads (``linalg.threads``): one thread for systems of small dense blocks, and BLAS's
+"""BLAS threads (``threads``): one thread for systems of small dense blocks, and BLAS's
 own number back for one LAPACK call on a large block."""
 
 from __future__ import annotations
 
 import pytest
 
-from mixedmodels.linalg import threads
+from mixedmodels import threads
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -54,3 +54,23 @@ def test_fits_in_threads_leave_blas_as_they_found_it():
     assert _blas_threads() == default
     with threads.blas_threads_for(10):  # and the main thread's limits still work
         assert _blas_threads() == 1
+
+
+@pytest.mark.parametrize("shape", [(50, 3), (2_000, 30)])  # below and above SERIAL_QR_FROM
+def test_householder_qr_is_lapacks_qr_and_leaves_blas_as_it_found_it(shape, monkeypatch):
+    import numpy as np
+
+    default = threads._controller_and_threads()[1]
+    X = np.random.default_rng(1).normal(size=shape)
+    seen = []
+    section = threads._SERIAL.section
+
+    def watched():
+        seen.append(True)
+        return section()
+
+    monkeypatch.setattr(threads._SERIAL, "section", watched)
+    R = np.triu(threads.householder_qr(X)[:shape[1]])
+    assert bool(seen) == (X.size >= threads.SERIAL_QR_FROM)
+    np.testing.assert_allclose(np.abs(R), np.abs(np.linalg.qr(X, mode="r")), atol=1e-10)
+    assert _blas_threads() == default

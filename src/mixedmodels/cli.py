@@ -26,8 +26,10 @@ data were read as ``mixedmodels: note: ...`` lines.
 CSV files are read by ``datasets.read_csv``, with the usual missing-value codes (``NA``,
 ``.``, ``n/a``, an empty cell; also ``NaN`` and ``N/A``) read as missing and counted in a note.
 Without ``--sep``, a file whose header line has no comma but has semicolons (or tabs, or
-vertical bars) is read with that separator, with a note. A column of numbers that still holds
-some text is an error naming the column, the rows and the values. A formula the shell split
+vertical bars) is read with that separator, with a note. Rows are numbered from 1 after the
+header in every message. A column of numbers that still holds some text is read as text: an
+error naming the column, the rows and the values where the model reads it as numbers, a
+column of labels where it is a grouping factor. A formula the shell split
 into several arguments, or cut short at an unquoted ``|`` or ``(``, is reported with a hint to
 quote it.
 """
@@ -73,7 +75,6 @@ MISSING_VALUES = (*datasets.CSV_MISSING_VALUES, ".", "n/a")
 OTHER_SEPARATORS = (";", "\t", "|")  # tried, in this order, on a header without commas
 FORMULA_OPERATORS = "~+-*/:^|("  # a formula ending in one was cut short
 FORMULA_SIGNS = set("~+*:^|()")  # an argument holding one is a piece of a formula
-LISTED = 5  # rows (and values) named in a message; more are counted
 PARQUET_SUFFIXES = (".parquet", ".pq")
 LOCAL_CLUSTER = "local"  # --dask without an address: a local cluster
 SEP_HELP = ("the CSV files' field separator, one character (default ','; a header without "
@@ -215,7 +216,19 @@ def build_parser(require_data: bool = True) -> argparse.ArgumentParser:
 
 def load_data(source: str, sep: str | None = None, option: str = "--data") -> pd.DataFrame:
     """A bundled data set by name (any case), else a CSV file (see ``read_csv``), Parquet
-    file(s) or a pattern of files; ``option`` names the argument in messages."""
+    file(s) or a pattern of files; ``option`` names the argument in messages. Its rows are
+    numbered from 1 (``numbered``)."""
+    return numbered(_load_data(source, sep, option))
+
+
+def numbered(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its rows numbered 1, 2, ...: every message that names rows names them
+    as they are counted in the file (from 1 after the header; files read one after the
+    other)."""
+    return frame.set_axis(pd.RangeIndex(1, len(frame) + 1), axis=0)
+
+
+def _load_data(source: str, sep: str | None, option: str) -> pd.DataFrame:
     path = Path(source)
     if source.lower() in datasets.names() and not path.is_file():
         return datasets.load(source)
@@ -287,7 +300,9 @@ def _read_parquet(files: list[Path]) -> pd.DataFrame:
 def read_csv(path: Path, sep: str | None = None) -> pd.DataFrame:
     """A CSV file read with ``MISSING_VALUES`` as missing: separated by ``sep``, or by the
     separator its header line shows (see ``_header_separator``); a note counts the missing
-    cells, and text in a column of numbers is an error."""
+    cells. A column of numbers with some text in it is read as text: it is an error where the
+    model reads it as numbers (``design.columns``, naming the values and their rows), not
+    where it is a grouping factor or not used (R's ``read.csv`` reads it as text too)."""
     if sep is None:
         sep = _header_separator(path)
     try:
@@ -298,7 +313,6 @@ def read_csv(path: Path, sep: str | None = None) -> pd.DataFrame:
         raise UsageError(f"{path} has no data rows")
     if sep != ",":
         frame = _decimal_commas(path, frame)
-    _check_numeric_columns(path, frame)
     _note_missing(path, frame)
     return frame
 
@@ -319,20 +333,22 @@ def _header_separator(path: Path) -> str:
     return found[0]
 
 
-_DECIMAL_COMMA = r"[+-]?(?:\d+,\d*|,\d+)(?:[eE][+-]?\d+)?"
+_DECIMAL_COMMA = r"[+-]?(?:\d+(?:,\d*)?|,\d+)(?:[eE][+-]?\d+)?"
 
 
 def _decimal_commas(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns of a file not separated by commas whose every filled cell is a number with a
-    decimal comma ("249,56", as spreadsheets write them where ';' separates the fields) read
-    as numbers, with a note naming them."""
+    """Columns of a file not separated by commas whose every filled cell is a number, with a
+    decimal comma ("249,56", as spreadsheets write them where ';' separates the fields) in
+    some and none in others (whole numbers: "250"), read as numbers, with a note naming
+    them."""
     converted = {}
     for name in frame.columns:
         column = frame[name]
         if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
             continue
         filled = column.dropna().astype(str)
-        if len(filled) and filled.str.fullmatch(_DECIMAL_COMMA).all():
+        if len(filled) and filled.str.fullmatch(_DECIMAL_COMMA).all() \
+                and filled.str.contains(",", regex=False).any():
             converted[name] = pd.to_numeric(column.str.replace(",", ".", regex=False))
     if not converted:
         return frame
@@ -353,28 +369,6 @@ def _note_missing(path: Path, frame: pd.DataFrame) -> None:
                     f"{per_column}")
 
 
-def _check_numeric_columns(path: Path, frame: pd.DataFrame) -> None:
-    """A column of numbers (more than half of its distinct values) that still holds text is an
-    error naming the column, the rows (counted from 1 after the header) and the values."""
-    problems = [_stray_text(name, frame[name]) for name in frame.columns
-                if pd.api.types.is_object_dtype(frame[name])
-                or pd.api.types.is_string_dtype(frame[name])]
-    problems = [problem for problem in problems if problem]
-    if problems:
-        raise UsageError(f"{path}: {'; '.join(problems)}; write a missing value as NA, '.', "
-                         "'n/a' or an empty cell")
-
-
-def _stray_text(name, column: pd.Series) -> str:
-    """'column 'x' has non-numeric values '?' (rows 4, 17) ...' for a column of numbers that
-    holds text (``datasets.text_among_numbers``), rows counted from 1; '' otherwise."""
-    text = datasets.text_among_numbers(column)
-    if not text:
-        return ""
-    cells = datasets.describe_cells(column, text, lambda row: str(row + 1), LISTED)
-    return f"column {str(name)!r} has non-numeric values {cells}"
-
-
 def run_fit(args: argparse.Namespace) -> str:
     """Fit, write the requested files, and return the text to print."""
     if args.predict and not args.out:
@@ -385,7 +379,7 @@ def run_fit(args: argparse.Namespace) -> str:
         raise UsageError("--interval goes with --predict NEW_CSV")
     if args.anova_type and not args.anova:
         raise UsageError("--anova-type goes with --anova")
-    new_data = read_csv(args.predict, args.sep) if args.predict else None
+    new_data = numbered(read_csv(args.predict, args.sep)) if args.predict else None
     if args.dask is not None:
         if args.report:
             raise UsageError("--report needs the rows in memory; it does not go with --dask")

@@ -38,7 +38,7 @@ import numpy as np
 from ..linalg.blocks import BlockSparse, block_times, transpose_times
 from ..linalg.compiled import single_factor_gradient_kernel
 from ..linalg.selected_inverse import level_blocks, selected_inverse
-from ..linalg.threads import blas_threads_for
+from ..threads import blas_threads_for
 from .criterion import Pieces
 
 __all__ = ["profiled_gradient", "deviance_gradient"]

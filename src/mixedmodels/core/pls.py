@@ -33,7 +33,6 @@ from functools import lru_cache
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from scipy.linalg.lapack import dgeqrf as _geqrf
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dpotri as _potri
 from scipy.linalg.lapack import dtrtri as _trtri
@@ -56,7 +55,7 @@ from ..linalg.compiled import (
 )
 from ..linalg.factor import Factor
 from ..linalg.symmetric import from_lower
-from ..linalg.threads import blas_threads_for
+from ..threads import blas_threads_for, householder_qr
 from .criterion import Pieces, criterion
 from .crossproducts import CHUNK_ROWS, CrossProducts
 from .gradient import profiled_gradient
@@ -86,7 +85,7 @@ def fixed_basis(X: np.ndarray) -> np.ndarray | None:
     p = X.shape[1]
     if p < 2:  # one column has nothing to be collinear with
         return None
-    qr = _geqrf(X)[0]  # LAPACK's Householder QR: R in the upper triangle (little overhead)
+    qr = householder_qr(X)  # R in the upper triangle (little overhead)
     diagonal = np.abs(qr.diagonal()[:p])
     if np.all(diagonal >= NEARLY_COLLINEAR * np.sqrt(np.einsum("ij,ij->j", X, X))):
         return None
@@ -100,12 +99,19 @@ class PLSSystem:
     def __init__(self, structure: ReStructure, X: np.ndarray, y: np.ndarray,
                  residual: ResidualStructure | None = None, chunk_rows: int = CHUNK_ROWS):
         """A of the rows of X, y and the structure's blocks, accumulated over chunks of
-        ``chunk_rows`` rows; ``residual`` (default: Psi = I) whitens them."""
+        ``chunk_rows`` rows; ``residual`` (default: Psi = I) whitens them.
+
+        The products over the rows run with the BLAS threads of the factor of these blocks
+        (``threads.blas_threads_for``): on 2 cores with another process busy, OpenBLAS's two
+        threads took 10 to 210 ms for the [X y]'[X y] of 10,000 rows and 62 columns, one
+        thread 2 to 8 ms."""
         residual = Identity(X.shape[0]) if residual is None else residual
-        basis = fixed_basis(residual.whiten(X))
-        Q = X if basis is None else X @ _trtri(basis)[0]  # X R^-1
-        crossproducts = CrossProducts.accumulate(structure.blocks, np.column_stack([Q, y]),
-                                                 residual, chunk_rows)
+        largest = max([b.q for b in structure.blocks[1:]] + [X.shape[1] + 1])
+        with blas_threads_for(largest):
+            basis = fixed_basis(residual.whiten(X))
+            Q = X if basis is None else X @ _trtri(basis)[0]  # X R^-1
+            crossproducts = CrossProducts.accumulate(structure.blocks, np.column_stack([Q, y]),
+                                                     residual, chunk_rows)
         self._init(structure, crossproducts, basis)
         self._x = residual.whiten(Q)  # for a new response's Q'y
         self._z = (structure.blocks, residual)

@@ -26,7 +26,7 @@ from scipy.linalg.lapack import dtrtri as _trtri
 
 from ..covariance.residual_model import ResidualModel
 from ..linalg.factor import Factor
-from ..linalg.threads import blas_threads_for
+from ..threads import blas_threads_for
 from .criterion import criterion
 from .crossproducts import CHUNK_ROWS, CrossProducts
 from .marginal import MarginalPieces
@@ -142,7 +142,7 @@ class ResidualParameterSystem:
     def optimizer_threads(self):
         """A context for the optimizer's evaluations: one BLAS thread when the dense path's
         products are small (waking a second thread for each costs more than it saves; see
-        ``linalg.threads``)."""
+        ``threads``)."""
         if self._marginal is not None:
             return blas_threads_for(self.p + 1)
         if self._dense is None:

@@ -32,7 +32,6 @@ from formulaic.errors import FormulaicError
 from formulaic.parser.types import Factor
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import get_required_variables
-from scipy.linalg.lapack import dgeqrf as _geqrf
 
 from ..datasets import is_number, listed_rows
 from ..errors import DataError, DataWarning, FormulaError, warn_user
@@ -54,6 +53,7 @@ from ..formula.rfunctions import (
     is_logical,
 )
 from ..formula.rfunctions import factor as r_factor
+from ..threads import householder_qr
 from ..validate import check_frame, type_error
 from .columns import check_cells, check_column
 from .encoding import Encoding, fast_encoding
@@ -706,11 +706,12 @@ def _numeric_expression(rows: ModelData, name: str, what: str,
     elif is_logical(rows.columns[name]):  # 0 and 1, as R's model.response reads a logical
         values = np.asarray(rows.columns[name], dtype=float)
     else:
-        example = rows.columns[name].iloc[0]
-        example = example.item() if hasattr(example, "item") else example
+        cells = [v.item() if hasattr(v, "item") else v for v in rows.columns[name].tolist()]
+        example = next((v for v in cells if not is_number(v)), cells[0])  # one that is text
         raise DataError(f"{what} {label!r} must be numeric, but its dtype is "
                         f"{rows.columns.dtype(name)} (e.g. {example!r}); convert it with "
-                        "pd.to_numeric or choose a numeric column")
+                        "pd.to_numeric (in a CSV file: numbers only, missing values as NA or "
+                        "an empty cell) or choose a numeric column")
     if finite:
         _finite(values[:, None], (label,), what, rows.frame.index)
     return values
@@ -805,7 +806,7 @@ def response_qr(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     p = X.shape[1]
     if p == 0 or p >= len(y):
         return None
-    return _geqrf(np.column_stack([X, y]))[0][:p + 1]
+    return householder_qr(np.column_stack([X, y]))[:p + 1]
 
 
 def _fixed_matrix(fixed: str, rows: ModelData, keep_levels: bool = False):
@@ -851,7 +852,7 @@ def _independent_columns(X: np.ndarray) -> np.ndarray:
     Otherwise the columns are taken one at a time, against the kept ones only."""
     norms = np.sqrt(np.add.reduce(X * X, axis=0))  # np.linalg.norm's sums, at half its cost
     if 0 < X.shape[1] <= X.shape[0]:
-        distances = np.abs(_geqrf(X)[0].diagonal())
+        distances = np.abs(householder_qr(X).diagonal())
         if np.all(distances > 2 * ALIAS_TOLERANCE * norms):
             return np.ones(X.shape[1], dtype=bool)
     keep = np.zeros(X.shape[1], dtype=bool)

@@ -147,16 +147,15 @@ def _text_problem(name, columns: FrameColumns, response: bool = False) -> str:
     if not text:
         return ""
     column = columns[name]
+    missing = (f"Make those values missing (NA or an empty cell in a CSV file; in pandas, "
+               f"data[{name!r}] = pd.to_numeric(data[{name!r}], errors='coerce')): their rows "
+               "are then dropped")
     if response:
         return (f"the response {name!r} holds numbers and text: "
-                f"{describe_cells(column, text)}. Make those values missing with "
-                f"data[{name!r}] = pd.to_numeric(data[{name!r}], errors='coerce') (their rows "
-                "are then dropped)")
+                f"{describe_cells(column, text)}. {missing}")
     return (f"column {name!r} holds numbers and text: {describe_cells(column, text)}; as text "
-            f"it would be a factor with one level per value. Make those values missing with "
-            f"data[{name!r}] = pd.to_numeric(data[{name!r}], errors='coerce') (their rows are "
-            f"then dropped), or write factor({formula_name(str(name))}) in the formula if the "
-            "column is categorical")
+            f"it would be a factor with one level per value. {missing}. Or write "
+            f"factor({formula_name(str(name))}) in the formula if the column is categorical")
 
 
 def _unchecked(texts: tuple[str, ...]) -> set[str]:

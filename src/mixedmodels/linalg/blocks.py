@@ -21,8 +21,8 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
 
+from ..threads import threads_for_block
 from .compiled import column_pairs_kernel
-from .threads import threads_for_block
 
 __all__ = ["BlockDiagonal", "BlockSparse", "ColumnOrder", "block_times", "cholesky",
            "log_diagonal_sum", "lower_solve", "rank_update", "rdiv", "times_blockdiag",

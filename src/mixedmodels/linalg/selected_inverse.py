@@ -26,9 +26,9 @@ from scipy.linalg.blas import dsyrk as _syrk
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dpotri as _potri
 
+from ..threads import threads_for_block
 from .blocks import TILE_BYTES, BlockDiagonal, BlockSparse, times_blockdiag
 from .compiled import column_gathers_kernel, dense_gathers_kernel
-from .threads import threads_for_block
 
 __all__ = ["level_blocks", "selected_inverse"]
 

@@ -118,6 +118,31 @@ def test_syntax_errors_mark_the_position(sleep, formula, position, words):
     assert "\x1b[" not in message and "\u29db" not in message  # no terminal colour codes
 
 
+@pytest.mark.parametrize("formula, name", [
+    ("Reaction time ~ Days + (1 | Subject)", "Reaction time"),
+    ("Reaction ~ Days Subject + (1 | Subject)", "Days Subject"),
+])
+def test_two_names_side_by_side_suggest_backquotes(sleep, formula, name):
+    """A column name with a space, unquoted, reads as two names without an operator."""
+    with pytest.raises(FormulaError) as info:
+        mm.lmer(formula, sleep)
+    assert (f"; if '{name}' is the name of one column, write it in backquotes: `{name}`"
+            in str(info.value))
+    renamed = sleep.rename(columns={"Reaction": "Reaction time"})
+    assert mm.lmer("`Reaction time` ~ Days + (1 | Subject)", renamed).objective == \
+        pytest.approx(mm.lmer("Reaction ~ Days + (1 | Subject)", sleep).objective, rel=1e-12)
+
+
+def test_non_numeric_response_example_is_text(sleep):
+    """The example value of a text response is one that is not a number (a spreadsheet's
+    '250' next to '258,7' shows what is wrong no better than the first value)."""
+    data = sleep.assign(R=sleep.Reaction.round(1).astype(str).str.replace(".", ","))
+    data.loc[0, "R"] = "250"
+    with pytest.raises(DataError, match=r"response 'R' must be numeric, but its dtype is \S+ "
+                                         r"\(e\.g\. '258,7'\)"):
+        mm.lmer("R ~ Days + (1 | Subject)", data)
+
+
 @pytest.mark.parametrize("formula", [None, 3, ["y ~ x"]])
 def test_formula_must_be_a_string(sleep, formula):
     with pytest.raises(FormulaError, match="must be a string"):

@@ -325,6 +325,41 @@ def test_fit_predict_with_interval(capsys, tmp_path):
     assert "--predict" in line
 
 
+def test_fit_predict_notes_rows_predicted_otherwise(capsys, tmp_path):
+    """Rows with a new level or no level of a grouping factor get its population prediction
+    (counted in a note); a weighted fit's prediction intervals without the weights' column
+    take weight 1 (said in a note)."""
+    data = mm.datasets.load("sleepstudy").assign(w=lambda f: 1 + f.Days / 5)
+    data_path, new_path, out = tmp_path / "w.csv", tmp_path / "new.csv", tmp_path / "out.csv"
+    data.to_csv(data_path, index=False)
+    pd.DataFrame({"Days": [0.0, 5.0, 2.0, 1.0], "Subject": ["308", "999", None, "998"]}).to_csv(
+        new_path, index=False)
+    code, _, err = run(capsys, "fit", SLEEP, "--data", str(data_path), "--weights", "w",
+                       "--predict", str(new_path), "--out", str(out), "--interval",
+                       "prediction")
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if "predicted without" in line
+             or "prior weight" in line]
+    assert notes == [
+        f"mixedmodels: note: {new_path}: 3 of its 4 rows predicted without the random effects "
+        "of 'Subject' (its population prediction): 2 with a level not in the fit's data, 1 "
+        "without a value",
+        f"mixedmodels: note: {new_path} has no column 'w' (--weights): its prediction "
+        "intervals take a prior weight of 1 for every row"]
+
+
+@pytest.mark.parametrize("interval, existing", [(None, "prediction"), ("confidence", "se")])
+def test_fit_predict_refuses_columns_it_would_add(capsys, tmp_path, interval, existing):
+    new_path, out = tmp_path / "new.csv", tmp_path / "out.csv"
+    pd.DataFrame({"Days": [0.0], "Subject": ["308"], existing: [1.0]}).to_csv(new_path,
+                                                                            index=False)
+    extra = ("--interval", interval) if interval else ()
+    line = assert_one_line_error(*run(capsys, "fit", SLEEP, "--data", "sleepstudy",
+                                      "--predict", str(new_path), "--out", str(out), *extra))
+    assert f"{new_path} has the column(s) '{existing}', which --out adds" in line
+    assert not out.exists()
+
+
 def test_fit_weights(capsys, tmp_path):
     data = mm.datasets.load("sleepstudy").assign(w=lambda f: 1 + f.Days / 5)
     path = tmp_path / "sleep.csv"
@@ -561,6 +596,15 @@ def test_decimal_commas_with_semicolons(capsys, tmp_path, sleep_data, sleep_obje
     record, err = fit_record(capsys, "--data", str(path), *extra)
     assert "read ',' as the decimal mark in 'Reaction'" in err
     assert record["objective"] == pytest.approx(sleep_objective, rel=1e-10)
+
+
+def test_a_file_read_as_one_column_suggests_its_separator(capsys, tmp_path, sleep_data):
+    path = tmp_path / "sleep.csv"
+    sleep_data.to_csv(path, index=False)
+    code, _, err = run(capsys, "fit", SLEEP, "--data", str(path), "--sep", ";")
+    assert code == 2
+    assert (f"mixedmodels: note: {path}: read as one column, whose name "
+            "'Reaction,Days,Subject' holds ',': is that the separator (--sep ',')?") in err
 
 
 def test_decimal_commas_among_whole_numbers(capsys, tmp_path, sleep_data):

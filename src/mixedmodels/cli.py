@@ -52,6 +52,7 @@ from typing import Sequence
 import pandas as pd
 
 from . import datasets
+from .diagnostics.predict import random_rows
 from .errors import DataError, FormulaError
 from .formula.parse import parse_formula
 from .gauge import gauge_rr
@@ -311,6 +312,7 @@ def read_csv(path: Path, sep: str | None = None) -> pd.DataFrame:
         raise UsageError(f"cannot read {path} as CSV: {_one_line(error)}") from error
     if frame.empty:
         raise UsageError(f"{path} has no data rows")
+    _note_one_column(path, frame, sep)
     if sep != ",":
         frame = _decimal_commas(path, frame)
     _note_missing(path, frame)
@@ -357,6 +359,18 @@ def _decimal_commas(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**converted)
 
 
+def _note_one_column(path: Path, frame: pd.DataFrame, sep: str) -> None:
+    """A note when the file came out as one column whose name holds another separator (a
+    wrong ``--sep``): the model's columns will be missing from it."""
+    if len(frame.columns) != 1:
+        return
+    found = [other for other in (",",) + OTHER_SEPARATORS
+             if other != sep and other in str(frame.columns[0])]
+    if found:
+        _report("note", f"{path}: read as one column, whose name {str(frame.columns[0])!r} "
+                        f"holds {found[0]!r}: is that the separator (--sep {found[0]!r})?")
+
+
 def _note_missing(path: Path, frame: pd.DataFrame) -> None:
     """A note counting the cells read as missing, per column."""
     counts = frame.isna().sum()
@@ -380,6 +394,8 @@ def run_fit(args: argparse.Namespace) -> str:
     if args.anova_type and not args.anova:
         raise UsageError("--anova-type goes with --anova")
     new_data = numbered(read_csv(args.predict, args.sep)) if args.predict else None
+    if new_data is not None:
+        _check_prediction_columns(args, new_data)
     if args.dask is not None:
         if args.report:
             raise UsageError("--report needs the rows in memory; it does not go with --dask")
@@ -394,6 +410,22 @@ def run_fit(args: argparse.Namespace) -> str:
     fit = fitter(args.formula, data, reml=not args.ml, weights=args.weights,
                  correlation=args.correlation, variance=args.variance)
     return _summarize_fit(args, new_data, fit)
+
+
+#: the columns ``--out`` adds to the rows of ``--predict``: without, and with ``--interval``
+PREDICTION_COLUMNS = ("prediction",)
+INTERVAL_COLUMNS = ("prediction", "se", "lower", "upper")
+
+
+def _check_prediction_columns(args: argparse.Namespace, new_data: pd.DataFrame) -> None:
+    """The rows to predict must not have the columns the predictions are written in (the
+    output would have two columns of one name)."""
+    added = INTERVAL_COLUMNS if args.interval else PREDICTION_COLUMNS
+    clash = [name for name in added if name in new_data.columns]
+    if clash:
+        raise UsageError(f"{args.predict} has the column(s) {', '.join(map(repr, clash))}, "
+                         f"which --out adds ({', '.join(added)}): rename them in "
+                         f"{args.predict}")
 
 
 def _fitter(args: argparse.Namespace):
@@ -452,6 +484,7 @@ def _summarize_fit(args: argparse.Namespace, new_data, fit) -> str:
     anova_type = args.anova_type or 3
     if new_data is not None:
         predicted = fit.predict(new_data, new_levels="population", interval=args.interval)
+        _note_prediction_rows(args, fit, new_data)
         if args.interval:
             predictions = pd.concat(
                 [new_data, predicted.rename(columns={"fit": "prediction"})], axis=1)
@@ -473,6 +506,29 @@ def _summarize_fit(args: argparse.Namespace, new_data, fit) -> str:
     if args.anova:  # under lmerTest's heading
         parts.append(str(fit.anova(ddf, type=anova_type)))
     return "\n\n".join(parts)
+
+
+def _note_prediction_rows(args: argparse.Namespace, fit, new_data: pd.DataFrame) -> None:
+    """Notes on rows of ``--predict`` predicted otherwise than the fitted ones: a level of a
+    grouping factor the fit has not seen, or none (the population prediction for that
+    factor), and a prediction interval's prior weight of 1 where the weights' column is
+    absent."""
+    blocks = fit.model.structure.blocks
+    for block, (labels, index, _) in zip(blocks, random_rows(fit, new_data) if blocks else []):
+        unseen = index < 0
+        if not unseen.any():
+            continue
+        count = int(unseen.sum())
+        missing = sum(label is None for label in labels[unseen])
+        kinds = ([f"{count - missing} with a level not in the fit's data"]
+                 if count > missing else []) + ([f"{missing} without a value"] if missing
+                                                else [])
+        _report("note", f"{args.predict}: {count} of its {len(new_data)} rows predicted without "
+                        f"the random effects of {block.group!r} (its population prediction): "
+                        f"{', '.join(kinds)}")
+    if args.interval == "prediction" and args.weights and args.weights not in new_data.columns:
+        _report("note", f"{args.predict} has no column {args.weights!r} (--weights): its "
+                        "prediction intervals take a prior weight of 1 for every row")
 
 
 def _write_file(path: str, writer) -> None:

@@ -393,7 +393,16 @@ def formulaic_message(exc: Exception) -> tuple[str, int | None]:
     if match:
         position = len(_ANSI.sub("", marked[: match.start()]))
         message = head
-    return _ANSI.sub("", message).strip(), position
+    message = _ANSI.sub("", message).strip()
+    names = _NO_OPERATOR.search(message)
+    if names:  # two names side by side: often one column's name with a space in it
+        name = f"{names.group(1)} {names.group(2)}"
+        message = (f"{message.rstrip('.')}; if '{name}' is the name of one column, write it in "
+                   f"backquotes: `{name}`")
+    return message, position
+
+
+_NO_OPERATOR = re.compile(r"^Missing operator between `([^`]*)` and `([^`]*)`")
 
 
 #: R's every other column: not supported, since the model would change with the data's columns

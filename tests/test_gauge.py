@@ -142,6 +142,29 @@ def test_rendering(study):
     assert "<table" in html and "part-to-part" in html
 
 
+def test_missing_measurements_are_dropped_and_counted(data):
+    """As a fit's: a warning counting the rows, a note in the printed study, and the header's
+    number of measurements; the study is that of the complete rows."""
+    holed = data.rename(columns={"y": "Y"})
+    holed.loc[[3, 17], "Y"] = np.nan
+    holed.loc[25, "operator"] = None
+    with pytest.warns(mm.DataWarning, match=r"^dropped 3 of 90 measurements with a missing "
+                                            r"part, operator or response \(rows 3, 17, 25\)$"):
+        study = mm.gauge_rr(holed, "part", "operator", "Y")
+    assert study.notes[0].startswith("dropped 3 of 90 measurements")
+    assert str(study).splitlines()[0].endswith(", 87 measurements")
+    complete = mm.gauge_rr(holed.dropna(), "part", "operator", "Y")
+    pd.testing.assert_frame_equal(study.table, complete.table)
+
+
+def test_infinite_measurement_names_the_response(data):
+    bad = data.rename(columns={"y": "Y"})
+    bad.loc[4, "Y"] = np.inf
+    with pytest.raises(mm.DataError, match=r"^response column 'Y' has 1 infinite value\(s\) "
+                                           r"\(row 4\)"):
+        mm.gauge_rr(bad, "part", "operator", "Y")
+
+
 def test_errors(data):
     with pytest.raises(mm.DataError, match="'nope'"):
         mm.gauge_rr(data, "nope", "operator", "y")

@@ -38,7 +38,8 @@ from functools import cached_property, partial
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .datasets import listed_rows
+from .errors import DataError, DataWarning, warn_user
 from .output.tables import RTable, data_frame
 from .result import lmer
 from .validate import check_frame, check_level, check_number, type_error
@@ -149,7 +150,8 @@ class GaugeRR:
 
     def __str__(self) -> str:
         head = (f"Gauge R&R (REML): {self.response} ~ parts {self.part!r} ({self.n_parts}) x "
-                f"operators {self.operator!r} ({self.n_operators})")
+                f"operators {self.operator!r} ({self.n_operators}), {self.fit.nobs} "
+                "measurements")
         if self.tolerance is not None:
             head += f", tolerance {self.tolerance:g}"
         body = str(RTable.of(self.table, partial(data_frame, digits=PRINT_DIGITS)))
@@ -228,11 +230,21 @@ def gauge_rr(data: pd.DataFrame, part: str, operator: str, response: str,
                                  error=DataError)
     level = check_level(level)
     frame = pd.DataFrame({_PART: data[part].to_numpy(), _OPERATOR: data[operator].to_numpy(),
-                          _RESPONSE: data[response].to_numpy()})
+                          _RESPONSE: data[response].to_numpy()}, index=data.index)
     if not pd.api.types.is_numeric_dtype(frame[_RESPONSE]) \
             or pd.api.types.is_bool_dtype(frame[_RESPONSE]):
         raise DataError(f"response column {response!r} must be numeric")
-    frame = frame.dropna().reset_index(drop=True)
+    infinite = np.isinf(frame[_RESPONSE].to_numpy(dtype=float))
+    if infinite.any():
+        raise DataError(f"response column {response!r} has {int(infinite.sum())} infinite "
+                        f"value(s) ({listed_rows(frame.index[infinite])}); make them missing "
+                        "or correct them")
+    complete = frame.notna().all(axis=1).to_numpy()
+    if not complete.all():
+        dropped = (f"dropped {int((~complete).sum())} of {len(frame)} measurements with a "
+                   f"missing part, operator or response ({listed_rows(frame.index[~complete])})")
+        warn_user(dropped, DataWarning)
+    frame = frame[complete].reset_index(drop=True)
     frame[_PART] = frame[_PART].astype(str)
     frame[_OPERATOR] = frame[_OPERATOR].astype(str)
     n_parts, n_operators = frame[_PART].nunique(), frame[_OPERATOR].nunique()
@@ -250,7 +262,7 @@ def gauge_rr(data: pd.DataFrame, part: str, operator: str, response: str,
     reml = _derived(repeat=float(vc["Residual"]), operator=float(vc[_OPERATOR]),
                     interaction=float(vc[f"{_PART}:{_OPERATOR}"]), part=float(vc[_PART]))
 
-    notes = []
+    notes = [] if complete.all() else [dropped]
     anova = _anova_method(frame)
     if anova is None:
         replicates, mean_squares = None, None

@@ -62,6 +62,8 @@ def test_fit_matches_lme4(case, method):
     np.testing.assert_allclose(fit.residuals[:10], ref["resid_head"], rtol=0, atol=tol)
     np.testing.assert_allclose(fit.resid("pearson")[:10], ref["pearson_head"], rtol=0, atol=tol)
     np.testing.assert_allclose(fit.leverage()[:10], ref["hat_head"], rtol=1e-3)
+    np.testing.assert_allclose(fit.cooks_distance(method="lme4")[:10], ref["cooks_head"],
+                               rtol=1e-3)  # as the hat values
     np.testing.assert_allclose(fit.coef_table("satterthwaite")["df"], ref["satterthwaite_df"],
                                rtol=1e-3)
     np.testing.assert_allclose(fit.ranova()["logLik"], ref["ranova_logLik"], rtol=1e-7)
@@ -240,3 +242,15 @@ def test_weights_series_are_matched_to_rows_by_label():
     for scalar in (3, 2.5):
         with pytest.raises(mm.ArgumentTypeError, match="weights must be a column name"):
             mm.lmer(formula, data, weights=scalar)
+
+
+@pytest.mark.parametrize("case, method", CASES, ids=IDS)
+def test_cooks_distance_of_lme4_without_weights(case, method):
+    """lme4's cooks.distance (from the hat values); the package's default, the exact
+    deletion, is checked against refits in test_diagnostics."""
+    data = mm.datasets.load(case["data"])
+    fit = mm.lmer(case["formula"], data, reml=method == "REML")
+    np.testing.assert_allclose(fit.cooks_distance(method="lme4")[:10],
+                               case[method]["cooks_unweighted_head"], rtol=1e-4)
+    with pytest.raises(ValueError, match="method must be one of 'deletion', 'lme4'"):
+        fit.cooks_distance(method="refit")

@@ -210,10 +210,11 @@ class LmmFit(FittedModel):
         """Diagonal of the hat matrix (see ``diagnostics.leverage``), indexed as ``resid``'s."""
         return by_row(self, leverage(self), "leverage", na_action)
 
-    def cooks_distance(self, na_action: str = "omit") -> pd.Series:
-        """Cook's distance per observation (see ``diagnostics.cooks_distance``), indexed as
-        ``resid``'s."""
-        return by_row(self, cooks_distance(self), "cooks_distance", na_action)
+    def cooks_distance(self, na_action: str = "omit", method: str = "deletion") -> pd.Series:
+        """Cook's distance per observation, indexed as ``resid``'s: ``method`` "deletion" (the
+        exact deletion of the observation, variance parameters fixed) or "lme4" (lme4's
+        ``cooks.distance``, from the hat values); see ``diagnostics.cooks_distance``."""
+        return by_row(self, cooks_distance(self, method), "cooks_distance", na_action)
 
     def influence_groups(self, group: str, progress: bool = True,
                          executor=None) -> pd.DataFrame:
@@ -333,7 +334,7 @@ class PartitionedFit(LmmFit):
     def leverage(self, na_action: str = "omit"):
         self._needs_rows("fit.leverage()")
 
-    def cooks_distance(self, na_action: str = "omit"):
+    def cooks_distance(self, na_action: str = "omit", method: str = "deletion"):
         self._needs_rows("fit.cooks_distance()")
 
     def influence_groups(self, group: str, progress: bool = True, executor=None):

@@ -42,6 +42,9 @@ out <- lapply(cases, function(k) {
               fitted_head = num(head(fitted(fm), 10)), resid_head = num(head(residuals(fm), 10)),
               pearson_head = num(head(residuals(fm, type = "pearson"), 10)),
               hat_head = num(head(hatvalues(fm), 10)),
+              cooks_head = num(head(cooks.distance(fm), 10)),
+              cooks_unweighted_head = num(head(cooks.distance(
+                lme4::lmer(as.formula(k$f), k$d, REML = reml)), 10)),
               satterthwaite_df = num(co[, "df"]))
     a <- ranova(m)
     r$ranova_logLik <- num(a$logLik)

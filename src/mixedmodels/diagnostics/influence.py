@@ -45,6 +45,7 @@ __all__ = ["cooks_distance", "fitted", "influence_groups", "leverage", "residual
 CHUNK_ENTRIES = 4_000_000  # q x rows of dense right-hand sides solved at a time
 RESIDUAL_KINDS = ("response", "pearson", "normalized", "marginal")
 FITTED_KINDS = ("conditional", "marginal")
+COOKS_METHODS = ("deletion", "lme4")
 
 
 def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
@@ -129,11 +130,29 @@ def leverage(fit) -> np.ndarray:
     return _leverage_and_a(fit)[0]
 
 
-def cooks_distance(fit) -> np.ndarray:
-    """Cook's distance of the fixed effects per observation: exact deletion of the observation
-    with the variance parameters held fixed (see the module docstring)."""
-    _, quad, inverse = _leverage_and_a(fit)
+def cooks_distance(fit, method: str = "deletion") -> np.ndarray:
+    """Cook's distance of the fixed effects per observation, (n,).
+
+    method:
+        "deletion": the exact effect of deleting the observation on the fixed effects, the
+            variance parameters held fixed (see the module docstring; SAS PROC MIXED's COOKD
+            with the covariance parameters not updated).
+        "lme4": lme4's ``cooks.distance`` of an lmer fit, the linear model's formula with
+            the hat values of the penalized least-squares fit, r_i^2 h_ii / (sigma^2 p
+            (1 - h_ii)^2) (r the Pearson residuals, h ``leverage``, p the rank of X; NaN
+            where h_ii = 1). h_ii counts the random effects' share of the fit in the
+            observation too, which deletion does not move the fixed effects by: on sleepstudy's
+            (Days | Subject) it is 34 to 384 times the deletion's, and flags 92 of 180 rows
+            at the usual 4 / n where the deletion flags 2.
+    """
+    method = check_choice(method, "method", COOKS_METHODS)
+    hat, quad, inverse = _leverage_and_a(fit)
     sigma2 = fit.sigma ** 2
+    if method == "lme4":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            distance = (residuals(fit, "pearson") / (1 - hat)) ** 2 * hat \
+                / (sigma2 * len(fit.beta))
+        return np.where(np.isfinite(distance), distance, np.nan)
     p_diagonal = inverse / sigma2 - quad  # P_ii
     p_y = fit.residual.solve(fit.y - fit.fitted) / sigma2  # (P y)_i = (R^-1 e)_i
     return quad * p_y ** 2 / (p_diagonal ** 2 * len(fit.beta))

@@ -547,21 +547,31 @@ def test_coef_table_and_anova_with_every_ddf(ddf):
 
 
 # -- residuals and influence -----------------------------------------------------------------------
-def test_normalized_and_pearson_residuals_follow_nlmes_definitions():
-    """normalized = L^-1 (y - fitted) / sigma per group, L the Cholesky factor of the group's
-    Psi (here from nlme's R block); pearson = (y - fitted) / (sigma s_i)."""
-    for name in ("trial_gls_ar1_reml", "orthodont_gls_csh_reml", "trial_lme_ar1_reml"):
-        fit = nlme_fit(name)
-        normalized = fit.resid("normalized").to_numpy()
-        pearson = fit.resid("pearson", scaled=True).to_numpy()
-        for block in MODELS[name]["r_blocks"]:
-            rows = np.array(block["rows"]) - 1
-            R = np.array(block["R"])
-            r = fit.y[rows] - fit.fitted[rows]
+@pytest.mark.parametrize("name", [name for name in MODELS if MODELS[name]["r_blocks"]
+                                  and "normalized" in MODELS[name]["r_blocks"][0]])
+def test_normalized_and_pearson_residuals_are_nlmes(name):
+    """normalized: nlme's resid(type = "normalized"), L^-1 (y - fitted) / sigma per group (L
+    the Cholesky factor of the group's R block), but for compound symmetry (Helmert-type,
+    ``CS.normalizing_rotation``); pearson = (y - fitted) / (sigma s_i)."""
+    fit = nlme_fit(name)
+    normalized = fit.resid("normalized").to_numpy()
+    pearson = fit.resid("pearson", scaled=True).to_numpy()
+    for block in MODELS[name]["r_blocks"]:
+        rows = np.array(block["rows"]) - 1
+        R = np.array(block["R"])
+        r = fit.y[rows] - fit.fitted[rows]
+        np.testing.assert_allclose(normalized[rows], block["normalized"], rtol=1e-4, atol=1e-5)
+        if "cs" not in (MODELS[name]["ours"].get("correlation") or ""):
             L = np.linalg.cholesky(R)  # = sigma L_Psi
             np.testing.assert_allclose(normalized[rows], scipy.linalg.solve_triangular(
                 L, r, lower=True), rtol=1e-4, atol=1e-6)
-            np.testing.assert_allclose(pearson[rows], r / np.sqrt(np.diag(R)), rtol=1e-4)
+        else:  # another whitening of the same R: the group's sum of squares is the same
+            assert np.sum(normalized[rows] ** 2) == pytest.approx(r @ np.linalg.solve(R, r),
+                                                                  rel=1e-5)
+        np.testing.assert_allclose(pearson[rows], r / np.sqrt(np.diag(R)), rtol=1e-4)
+
+
+def test_normalized_residuals_are_scaled_anyway():
     fit = nlme_fit("trial_gls_ar1_reml")
     np.testing.assert_array_equal(fit.resid("normalized", scaled=True),
                                   fit.resid("normalized"))

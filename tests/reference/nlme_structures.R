@@ -375,7 +375,8 @@ for (m in M) {
       s <- sd_mult(m$var, vs, di, ratios)
       Ra <- fit$sigma^2 * (s %o% s) * cor_block(m$cor, cs, di)
       b <- list(group = g, rows = rows, R = Rn,
-                max_abs_diff_own_formula = max(abs(Rn - Ra)))
+                max_abs_diff_own_formula = max(abs(Rn - Ra)),
+                normalized = unname(resid(fit, type = "normalized")[rows]))
       if (is_lme) {
         b$V <- mat(getVarCov(fit, type = "marginal", individual = as.character(g))[[1]])
         Z <- model.matrix(random, di)

@@ -175,6 +175,12 @@ class Correlation(ABC):
         structure measures its boundary otherwise."""
         return self.value_bounds()
 
+    def normalizing_rotation(self, params: np.ndarray, m: int) -> np.ndarray | None:
+        """(m, m) the orthogonal Q such that nlme's normalized residuals of a group of m rows
+        are Q L^-1 r, L the lower Cholesky factor of the group's Psi; None where they are
+        L^-1 r itself (nlme whitens with the inverse Cholesky factor but for ``CS``)."""
+        return None
+
     def describe(self, params: np.ndarray) -> str:
         """One line for the summary, as nlme prints it: "AR(1), Phi = 0.57"."""
         shown = ", ".join(f"{name} = {value:.4g}"
@@ -348,6 +354,21 @@ class CS(Correlation):
         count, m = positions.shape[:2]
         rho = float(values[0])
         return np.broadcast_to((1.0 - rho) * np.eye(m) + rho, (count, m, m)).copy()
+
+    def normalizing_rotation(self, params: np.ndarray, m: int) -> np.ndarray:
+        """nlme whitens a compound-symmetric group of m rows with the Helmert-type F of its
+        ``corCompSymm`` factor (F C F' = I): row 0 the group's mean direction,
+        1 / sqrt(m (1 + (m - 1) rho)) throughout; row i >= 1 the i-th Helmert contrast,
+        -1 / sqrt((1 - rho) i (i + 1)) on the rows before i and i / sqrt((1 - rho) i (i + 1))
+        on row i. Q = F L_C (C = L_C L_C'), so that Q L^-1 r is F applied to the rows divided
+        by their sds, as nlme applies it."""
+        rho = float(self.values(params)[0])
+        F = np.zeros((m, m))
+        F[0] = 1.0 / np.sqrt(m * (1.0 + (m - 1) * rho))
+        for i in range(1, m):
+            scale = 1.0 / np.sqrt((1.0 - rho) * i * (i + 1))
+            F[i, :i], F[i, i] = -scale, i * scale
+        return F @ np.linalg.cholesky((1.0 - rho) * np.eye(m) + rho)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,11 @@ class ResidualStructure:
         N(0, Psi) (the inverse of ``whiten``)."""
         raise NotImplementedError
 
+    def normalize(self, values: np.ndarray) -> np.ndarray:
+        """(n,) values whitened as nlme whitens residuals (``whiten``, but for a
+        compound-symmetric ``BlockResidual``)."""
+        return self.whiten(values)
+
     def log_det(self) -> float:
         """log|Psi|."""
         raise NotImplementedError
@@ -179,12 +184,15 @@ class BlockResidual(ResidualStructure):
         rows: per class, (G, m) the rows of each group (row positions in the data).
         keys: per class, (G,) each group's key.
         factors: per class, (K, m, m) the lower Cholesky factors L_k of the keys' Psi_k.
+        rotations: per class, (m, m) the orthogonal Q (or None: I) of ``normalize``; None
+            where every class's is I.
     """
 
     nobs: int
     rows: tuple[np.ndarray, ...]
     keys: tuple[np.ndarray, ...]
     factors: tuple[np.ndarray, ...]
+    rotations: tuple[np.ndarray | None, ...] | None = None
     separable = False
 
     @property
@@ -206,6 +214,24 @@ class BlockResidual(ResidualStructure):
     def color(self, noise: np.ndarray) -> np.ndarray:
         """L_g (the group's noise) for every group."""
         return self._per_group(noise, self.factors)
+
+    def normalize(self, values: np.ndarray) -> np.ndarray:
+        """(n,) nlme's whitening of each group's values: L_g^-1 (the group's values), L_g the
+        Cholesky factor of its Psi_g with its rows in the data's order (``whiten`` takes them
+        in the order the groups share factors in: the same sum of squares, other values),
+        then the class's rotation Q where the correlation structure has one
+        (``Correlation.normalizing_rotation``)."""
+        values = np.asarray(values, dtype=float)
+        out = np.empty_like(values)
+        rotations = self.rotations or (None,) * len(self.rows)
+        for index, keys, psi, rotation in zip(self.rows, self.keys, self.blocks(), rotations):
+            order = np.argsort(index, axis=1)  # (G, m): each group's rows in the data's order
+            rows = np.take_along_axis(index, order, axis=1)
+            psi = psi[keys][np.arange(len(keys))[:, None, None], order[:, :, None],
+                            order[:, None, :]]
+            whitened = np.linalg.solve(np.linalg.cholesky(psi), values[rows][..., None])[..., 0]
+            out[rows] = whitened if rotation is None else whitened @ rotation.T
+        return out
 
     def _per_group(self, values: np.ndarray, matrices) -> np.ndarray:
         """M_g (the group's rows of ``values``) for every group, M_k per class and key."""
@@ -286,4 +312,5 @@ class BlockResidual(ResidualStructure):
             whole = inside.all(axis=1)
             out_rows.append(position[index[whole]])
             out_keys.append(keys[whole])
-        return BlockResidual(int(keep.sum()), tuple(out_rows), tuple(out_keys), self.factors)
+        return BlockResidual(int(keep.sum()), tuple(out_rows), tuple(out_keys), self.factors,
+                             self.rotations)

@@ -363,8 +363,11 @@ class ResidualModel(ResidualParameters):
                 factors.append(np.linalg.cholesky(psi))
             except np.linalg.LinAlgError:
                 return None
+        rotations = tuple(self.correlation.normalizing_rotation(correlation, p.rows.shape[1])
+                          for p in self.classes)
         return BlockResidual(self.n, tuple(p.rows for p in self.classes),
-                             tuple(p.keys for p in self.classes), tuple(factors))
+                             tuple(p.keys for p in self.classes), tuple(factors),
+                             rotations if any(q is not None for q in rotations) else None)
 
     def groups_within(self, codes: np.ndarray) -> bool:
         """Does every group of the correlation structure lie within one level of ``codes``

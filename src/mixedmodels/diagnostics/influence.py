@@ -57,8 +57,10 @@ def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
             sqrt(Psi_ii): times sqrt(w_i) for prior weights w (lme4), divided by the variance
             function's s_i (nlme); equal to the response residuals without either;
         "normalized": the response residuals whitened by Psi and divided by sigma,
-            L_g^-1 r_g / sigma per group g of a correlation structure, Psi_g = L_g L_g' (nlme's
-            ``resid(type = "normalized")``, always scaled: ``scaled`` changes nothing):
+            L_g^-1 r_g / sigma per group g of a correlation structure, Psi_g = L_g L_g', but
+            for compound symmetry, whose groups nlme whitens with a Helmert-type factor
+            (``CS.normalizing_rotation``) (nlme's ``resid(type = "normalized")``, always
+            scaled: ``scaled`` changes nothing):
             independent N(0, 1) under the model; the scaled "pearson" residuals without a
             correlation structure;
         "marginal": y - X b - offset (the random effects not removed).
@@ -71,7 +73,7 @@ def residuals(fit, kind: str = "response", scaled: bool = False) -> np.ndarray:
     elif kind == "pearson":
         values = (fit.y - fit.fitted) / np.sqrt(fit.residual.variances())
     elif kind == "normalized":
-        return fit.residual.whiten(fit.y - fit.fitted) / fit.sigma
+        return fit.residual.normalize(fit.y - fit.fitted) / fit.sigma
     else:
         values = fit.y - fit.X @ fit.beta - fit.model.design.offset
     return values / fit.sigma if scaled else values

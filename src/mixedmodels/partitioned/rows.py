@@ -128,7 +128,7 @@ def _partition_residuals(frame, model: RowsModel, kind: str, scaled: bool,
     if kind == "pearson":
         values = values / np.sqrt(model.psi(design).variances())
     elif kind == "normalized":
-        values = model.psi(design).whiten(values)
+        values = model.psi(design).normalize(values)
     if scaled or kind == "normalized":
         values = values / model.sigma
     return _series(values, design.rows, frame, "residual", na_action)

@@ -133,6 +133,22 @@ def test_two_names_side_by_side_suggest_backquotes(sleep, formula, name):
         pytest.approx(mm.lmer("Reaction ~ Days + (1 | Subject)", sleep).objective, rel=1e-12)
 
 
+@pytest.mark.parametrize("formula", ["Reaction ~ `Days:r` + Days * r + (1 | Subject)",
+                                     "Reaction ~ Days + r + (`Days:r` + Days:r | Subject)"])
+def test_a_column_named_as_an_interaction_of_the_formula_is_refused(sleep, formula):
+    """formulaic names the column `Days:r` and the interaction Days:r alike and kept one of
+    them: the model lost a column without a word (lme4 fits both)."""
+    rng = np.random.default_rng(3)
+    data = sleep.assign(**{"Days:r": rng.normal(size=len(sleep)),
+                           "r": rng.normal(size=len(sleep))})
+    with pytest.raises(FormulaError, match=r"the column 'Days:r' has the name of the "
+                                           r"interaction of 'Days' and 'r'.*rename the column "
+                                           r"\(e\.g\. data\.rename\(columns=\{'Days:r': "
+                                           r"'Days_r'\}\)\)"):
+        mm.lmer(formula, data)
+    assert mm.lmer("Reaction ~ `Days:r` + (1 | Subject)", data).fixef.index[1] == "Days:r"
+
+
 def test_non_numeric_response_example_is_text(sleep):
     """The example value of a text response is one that is not a number (a spreadsheet's
     '250' next to '258,7' shows what is wrong no better than the first value)."""

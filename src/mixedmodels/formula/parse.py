@@ -311,9 +311,33 @@ def _parse(text: str) -> ParsedFormula:
         fixed, shift = "1 " + fixed, 2
     fixed_starts = [(a + shift, b) for a, b in fixed_starts]
     _check_expression(text, fixed, 0, "the fixed-effects part", fixed_starts)
+    for expression in [fixed] + [term.expr for term in random]:
+        _check_term_names(text, formulaic_expression(expression))
     return ParsedFormula(text=text, response=response,
                          fixed=r_factor_order(formulaic_expression(fixed)),
                          random=tuple(random), offsets=tuple(offsets))
+
+
+def _check_term_names(text: str, expression: str) -> None:
+    """A FormulaError where a column's name is that of an interaction in the same expression
+    (`` `a:b` + a:b ``): formulaic names both columns "a:b" and keeps one, so one of them
+    would vanish from the model without a word. Refused also where a and b are factors, whose
+    interaction's columns are named by their levels: the column's name is ambiguous in the
+    results all the same, and renaming it is the remedy either way."""
+    from formulaic import Formula
+
+    terms: dict[str, list] = {}
+    for term in Formula(expression):
+        terms.setdefault(":".join(str(f.expr) for f in term.factors), []).append(term)
+    for name, same in terms.items():
+        single = [t for t in same if len(t.factors) == 1]
+        if len(same) > 1 and single:
+            parts = next(t for t in same if len(t.factors) > 1).factors
+            columns = " and ".join(repr(str(f.expr)) for f in parts)
+            raise FormulaError(f"in {text!r}, the column {name!r} has the name of the "
+                               f"interaction of {columns}, and the model cannot have both: "
+                               f"rename the column (e.g. data.rename(columns={{{name!r}: "
+                               f"{name.replace(':', '_')!r}}}))")
 
 
 @lru_cache(maxsize=256)

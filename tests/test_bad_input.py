@@ -641,3 +641,25 @@ def test_too_many_random_effects_hints_at_numbers_stored_as_text_only_for_column
     with pytest.raises(mm.DataError, match=r"the column 'visit' is text.*pd.to_numeric"):
         mm.lmer("distance ~ age + (0 + visit | Subject)", data.assign(visit=data["visit"]
                                                                        .astype(str)))
+
+
+def test_columns_with_names_of_several_levels_are_refused(sleep):
+    """After groupby().agg the columns are a MultiIndex: ('Reaction', 'mean')."""
+    summary = sleep.groupby(["Subject", "Days"]).agg({"Reaction": ["mean"]}).reset_index()
+    with pytest.raises(DataError, match=r"^data: the columns have names of 2 levels \(a "
+                                        r"MultiIndex, e\.g\. \('Subject', ''\)\).*flatten"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", summary)
+
+
+def test_arrow_dictionary_text_is_a_factor(sleep):
+    """read_parquet(..., dtype_backend="pyarrow") gives a categorical column Arrow's dictionary
+    type: a factor with the dictionary's levels, as the same column of text."""
+    pa = pytest.importorskip("pyarrow")
+    late = pd.Series(np.where(sleep.Days > 4, "late", "early"), index=sleep.index)
+    encoded = sleep.assign(f=late.astype(pd.ArrowDtype(pa.dictionary(pa.int32(), pa.string()))))
+    fit = mm.lmer("Reaction ~ f + (1 | Subject)", encoded)
+    text = mm.lmer("Reaction ~ f + (1 | Subject)", sleep.assign(f=late))
+    assert list(fit.fixef.index) == ["(Intercept)", "flate"]
+    np.testing.assert_allclose(fit.fixef, text.fixef, rtol=1e-12)
+    np.testing.assert_allclose(fit.predict(encoded.head()), text.predict(sleep.assign(
+        f=late).head()), rtol=1e-12)

@@ -57,9 +57,17 @@ def check_frame(value, name: str = "data") -> pd.DataFrame:
     Raises:
         ArgumentTypeError: anything else (a list, an array, a Series...): pandas would make a
             frame of columns 0, 1, ... of it, whose names no formula uses.
-        DataError: a mapping pandas cannot make a frame of (columns of different lengths).
+        DataError: a mapping pandas cannot make a frame of (columns of different lengths);
+            a frame whose columns have names of several levels (a MultiIndex, as after
+            ``groupby().agg``), which no formula names.
     """
     if isinstance(value, pd.DataFrame):
+        if isinstance(value.columns, pd.MultiIndex):
+            first = value.columns[0]
+            raise DataError(f"{name}: the columns have names of {value.columns.nlevels} levels "
+                            f"(a MultiIndex, e.g. {first!r}), which a formula cannot name; "
+                            f"flatten them first, e.g. {name}.columns = ['_'.join(map(str, c)) "
+                            f"for c in {name}.columns]")
         return value
     if not isinstance(value, Mapping):
         raise type_error(name, "a pandas DataFrame or a dict of columns", value)

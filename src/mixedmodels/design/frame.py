@@ -133,12 +133,12 @@ class FrameColumns(Mapping):
         return factor
 
     def with_text_as_str(self, names) -> FrameColumns:
-        """These columns, those of ``names`` of text with ``pd.NA`` converted as
-        ``text_with_na`` converts them (a new frame only if one is). The dtypes are read from
+        """These columns, those of ``names`` of text with ``pd.NA`` or of Arrow's dictionary
+        type converted as ``text_with_na`` converts them (a new frame only if one is). The dtypes are read from
         the columns, which a design reads anyway: the frame's ``dtypes`` Series and its
         lookups cost 30 to 50 us."""
-        cast = {name: self[name].astype("str") for name in names
-                if _text_with_na(self.dtype(name))}
+        cast = {name: _readable(self[name]) for name in names
+                if _text_with_na(self.dtype(name)) or _arrow_dictionary(self.dtype(name))}
         return FrameColumns(self.frame.assign(**cast)) if cast else self
 
 
@@ -146,14 +146,27 @@ def text_with_na(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its text columns of pandas' "string" dtype (missing value ``pd.NA``:
     ``string[pyarrow]``, ``string[python]``, as Dask and Arrow readers give them) as text
     columns of the default "str" dtype (missing value NaN), which formulaic reads as
-    categorical (it reads the others as numbers, and fails)."""
-    cast = {name: frame[name].astype("str") for name, dtype in frame.dtypes.items()
-            if _text_with_na(dtype)}
+    categorical (it reads the others as numbers, and fails); and its columns of Arrow's
+    dictionary-encoded text (``read_parquet(..., dtype_backend="pyarrow")`` of a categorical)
+    as pandas' categoricals, their levels in the dictionary's order."""
+    cast = {name: _readable(frame[name]) for name, dtype in frame.dtypes.items()
+            if _text_with_na(dtype) or _arrow_dictionary(dtype)}
     return frame.assign(**cast) if cast else frame
+
+
+def _readable(column: pd.Series) -> pd.Series:
+    """A column of text with ``pd.NA`` as "str", one of Arrow's dictionary type as
+    categorical (``text_with_na``)."""
+    return column.astype("category" if _arrow_dictionary(column.dtype) else "str")
 
 
 def _text_with_na(dtype) -> bool:
     return isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA
+
+
+def _arrow_dictionary(dtype) -> bool:
+    return isinstance(dtype, pd.ArrowDtype) \
+        and str(dtype.pyarrow_dtype).startswith("dictionary<")
 
 
 def number_dtype(dtype) -> bool:

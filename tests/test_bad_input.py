@@ -663,3 +663,24 @@ def test_arrow_dictionary_text_is_a_factor(sleep):
     np.testing.assert_allclose(fit.fixef, text.fixef, rtol=1e-12)
     np.testing.assert_allclose(fit.predict(encoded.head()), text.predict(sleep.assign(
         f=late).head()), rtol=1e-12)
+
+
+def test_columns_named_by_numbers_are_named_in_the_message(sleep):
+    """A frame made of a NumPy array has columns 0, 1, ...: the message says the name is a
+    number, not text (it was "Did you mean '0'?")."""
+    frame = pd.DataFrame(sleep[["Reaction", "Days"]].to_numpy()).assign(Subject=sleep.Subject)
+    with pytest.raises(FormulaError, match=r"named by the int 0, not by text; give the columns "
+                                           r"names of text, e\.g\. data\.columns = "
+                                           r"data\.columns\.astype\(str\)"):
+        mm.lmer("`0` ~ `1` + (1 | Subject)", frame)
+
+
+def test_rows_of_a_numpy_index_are_named_as_numbers(sleep):
+    data = sleep.set_axis(np.arange(1000, 1000 + len(sleep)), axis=0)
+    data.loc[1003, "Reaction"] = np.inf
+    with pytest.raises(DataError, match=r"\(first at row 1003\)"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", data)
+    data = data.astype({"Reaction": object})
+    data.loc[1003, "Reaction"] = "?"  # text among numbers: the rows are listed
+    with pytest.raises(DataError, match=r"'\?' \(row 1003\)"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", data)

@@ -121,8 +121,8 @@ def listed_rows(rows, label=repr, listed: int = 5) -> str:
     """"rows 4, 17, ...": the first ``listed`` of the index labels ``rows``, named by
     ``label``."""
     more = ", ..." if len(rows) > listed else ""
-    return (f"row{'s' if len(rows) > 1 else ''} "
-            f"{', '.join(label(row) for row in list(rows)[:listed])}{more}")
+    shown = [row.item() if isinstance(row, np.generic) else row for row in list(rows)[:listed]]
+    return f"row{'s' if len(rows) > 1 else ''} {', '.join(label(row) for row in shown)}{more}"
 
 
 def load(name: str) -> pd.DataFrame:

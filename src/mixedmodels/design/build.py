@@ -575,7 +575,19 @@ def _unknown_coding_message(name: str, texts: list[str]) -> str | None:
     return None
 
 
+def _row_label(label) -> str:
+    """A row's index label as a message names it: numpy's scalars as Python's (1003, not
+    np.int64(1003))."""
+    return repr(label.item() if isinstance(label, np.generic) else label)
+
+
 def _unknown_column_message(name: str, columns, formula_text: str) -> str:
+    named = [c for c in columns if not isinstance(c, str) and str(c) == name]
+    if named:  # a frame made of arrays: columns 0, 1, ...
+        return (f"the formula {formula_text!r} uses the column {name!r}, but the data's column "
+                f"of that name is named by the {type(named[0]).__name__} {named[0]!r}, not by "
+                "text; give the columns names of text, e.g. data.columns = "
+                "data.columns.astype(str)")
     columns = [str(c) for c in columns]
     close = difflib.get_close_matches(name, columns, n=3, cutoff=0.5)
     lowered = [c for c in columns if c.lower() == name.lower() and c not in close]
@@ -622,7 +634,7 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
             infinite = np.isinf(values)
             if infinite.any():
                 raise DataError(f"column {name!r} has {int(infinite.sum())} infinite value(s) "
-                                f"(first at row {data.index[np.argmax(infinite)]!r}); "
+                                f"(first at row {_row_label(data.index[np.argmax(infinite)])}); "
                                 "replace or remove them before fitting")
             missing |= np.isnan(values)
         elif values.dtype.kind not in "iub":

@@ -55,7 +55,7 @@ from ..linalg.compiled import (
 )
 from ..linalg.factor import Factor
 from ..linalg.symmetric import from_lower
-from ..threads import blas_threads_for, householder_qr
+from ..threads import SERIAL_QR_FROM, blas_threads_for, householder_qr
 from .criterion import Pieces, criterion
 from .crossproducts import CHUNK_ROWS, CrossProducts
 from .gradient import profiled_gradient
@@ -102,12 +102,13 @@ class PLSSystem:
         ``chunk_rows`` rows; ``residual`` (default: Psi = I) whitens them.
 
         The products over the rows run with the BLAS threads of the factor of these blocks
-        (``threads.blas_threads_for``): on 2 cores with another process busy, OpenBLAS's two
-        threads took 10 to 210 ms for the [X y]'[X y] of 10,000 rows and 62 columns, one
-        thread 2 to 8 ms."""
+        (``threads.blas_threads_for``) where X has ``SERIAL_QR_FROM`` entries or more (below,
+        the limit's own cost is not worth paying): on 2 cores with another process busy,
+        OpenBLAS's two threads took 10 to 210 ms for the [X y]'[X y] of 10,000 rows and 62
+        columns, one thread 2 to 8 ms."""
         residual = Identity(X.shape[0]) if residual is None else residual
         largest = max([b.q for b in structure.blocks[1:]] + [X.shape[1] + 1])
-        with blas_threads_for(largest):
+        with (blas_threads_for(largest) if X.size >= SERIAL_QR_FROM else nullcontext()):
             basis = fixed_basis(residual.whiten(X))
             Q = X if basis is None else X @ _trtri(basis)[0]  # X R^-1
             crossproducts = CrossProducts.accumulate(structure.blocks, np.column_stack([Q, y]),

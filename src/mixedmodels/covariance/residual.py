@@ -53,8 +53,9 @@ class ResidualStructure:
         raise NotImplementedError
 
     def normalize(self, values: np.ndarray) -> np.ndarray:
-        """(n,) values whitened as nlme whitens residuals (``whiten``, but for a
-        compound-symmetric ``BlockResidual``)."""
+        """(n,) values whitened as nlme whitens residuals: ``whiten``, but for a
+        ``BlockResidual`` (each group's rows in the data's order, and nlme's factor for
+        compound symmetry)."""
         return self.whiten(values)
 
     def log_det(self) -> float:

@@ -267,7 +267,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
         data = _drop_zero_weights(data, weights_column, quiet=schema is not None)
         read = read + [weights_column]
         used = used if weights_column in used else used + [weights_column]
-    columns = FrameColumns(data).with_text_as_str(formula_columns)
+    columns = FrameColumns(data).readable(formula_columns)
     whole = columns.frame  # a reference: the design's frame selects the model's columns
     partition = schema is not None
     frame, drop = _drop_missing(columns, used, read, texts, partition, formula.response)
@@ -575,12 +575,6 @@ def _unknown_coding_message(name: str, texts: list[str]) -> str | None:
     return None
 
 
-def _row_label(label) -> str:
-    """A row's index label as a message names it: numpy's scalars as Python's (1003, not
-    np.int64(1003))."""
-    return repr(label.item() if isinstance(label, np.generic) else label)
-
-
 def _unknown_column_message(name: str, columns, formula_text: str) -> str:
     named = [c for c in columns if not isinstance(c, str) and str(c) == name]
     if named:  # a frame made of arrays: columns 0, 1, ...
@@ -634,7 +628,7 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
             infinite = np.isinf(values)
             if infinite.any():
                 raise DataError(f"column {name!r} has {int(infinite.sum())} infinite value(s) "
-                                f"(first at row {_row_label(data.index[np.argmax(infinite)])}); "
+                                f"(first at {listed_rows(data.index[[np.argmax(infinite)]])}); "
                                 "replace or remove them before fitting")
             missing |= np.isnan(values)
         elif values.dtype.kind not in "iub":

@@ -132,11 +132,11 @@ class FrameColumns(Mapping):
             factor = self._factors[name] = factor_codes(column, values)
         return factor
 
-    def with_text_as_str(self, names) -> FrameColumns:
+    def readable(self, names) -> FrameColumns:
         """These columns, those of ``names`` of text with ``pd.NA`` or of Arrow's dictionary
-        type converted as ``text_with_na`` converts them (a new frame only if one is). The dtypes are read from
-        the columns, which a design reads anyway: the frame's ``dtypes`` Series and its
-        lookups cost 30 to 50 us."""
+        type converted as ``text_with_na`` converts them (a new frame only if one is). The
+        dtypes are read from the columns, which a design reads anyway: the frame's ``dtypes``
+        Series and its lookups cost 30 to 50 us."""
         cast = {name: _readable(self[name]) for name in names
                 if _text_with_na(self.dtype(name)) or _arrow_dictionary(self.dtype(name))}
         return FrameColumns(self.frame.assign(**cast)) if cast else self

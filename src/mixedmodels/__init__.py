@@ -20,15 +20,10 @@ try:
     from . import datasets
     from .core.optimize import OptSettings, OptSummary
     from .errors import ArgumentTypeError, DataError, DataWarning, FitWarning, FormulaError
-    from .gauge import gauge_rr
-    from .output import plots
-    from .output.report import write_report
     from .result import (
         GeneralizedLeastSquares,
         LinearMixedModel,
         LmmFit,
-        PartitionedFit,
-        PartitionedModel,
         anova,
         gls,
         lmer,
@@ -45,3 +40,29 @@ __all__ = [
     "write_report",
 ]
 __version__ = "0.1.0"
+
+# What a fit does not use loads on first use (PEP 562): the Dask facade, Gauge R&R, the plots
+# and the report. ``import mixedmodels`` then costs what a fit needs (see ``result``).
+_DEFERRED = {
+    "PartitionedModel": ("partitioned_result", "PartitionedModel"),
+    "PartitionedFit": ("partitioned_result", "PartitionedFit"),
+    "gauge_rr": ("gauge", "gauge_rr"),
+    "plots": ("output.plots", None),
+    "write_report": ("output.report", "write_report"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _DEFERRED:
+        raise AttributeError(f"module 'mixedmodels' has no attribute {name!r}")
+    from importlib import import_module
+
+    module, attribute = _DEFERRED[name]
+    value = import_module(f"{__name__}.{module}")
+    value = value if attribute is None else getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

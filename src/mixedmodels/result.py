@@ -3,6 +3,11 @@
 The numbers live in ``lmm.FittedModel`` (theta, beta, sigma, the factor, the design); the
 methods here hand that state to the layers below (inference, diagnostics, output), which never
 import this module.
+
+A fit uses the layers up to ``lmm`` only. The methods import the layers they call (inference,
+diagnostics, output) and the Dask facade (``partitioned_result``) when first called, so that
+``import mixedmodels`` loads what a fit needs and no more: those layers are a third of the
+package's own import time. Only the top layer defers imports (``tests/test_layers.py``).
 """
 
 from __future__ import annotations
@@ -14,36 +19,12 @@ import pandas as pd
 
 from .core.optimize import OptSettings
 from .design.build import aligned_series
-from .diagnostics.influence import (
-    cooks_distance,
-    fitted,
-    influence_groups,
-    leverage,
-    residuals,
-)
-from .diagnostics.predict import predict
-from .diagnostics.rows import by_row
 from .errors import ArgumentTypeError
-from .inference.bootstrap import bootstrap
-from .inference.distributions import ndtri
-from .inference.fixed_tests import anova_table, coef_table, contrast_test
-from .inference.lrt import anova as lrt_anova
-from .inference.parameters import parameter_names
-from .inference.profile import profile_intervals, profile_table
-from .inference.ranova import ranova
-from .inference.simulate import simulate
 from .lmm.fitted import FittedModel
 from .lmm.model import GeneralizedLeastSquares as _GlsStages
 from .lmm.model import LinearMixedModel as _ModelStages
 from .lmm.model import check_settings
-from .output import tables
-from .output.display import Summary, residual_structure_lines
-from .partitioned import rows as partitioned_rows
-from .partitioned.bootstrap import bootstrap as partitioned_bootstrap
-from .partitioned.model import PartitionedGls as _PartitionedGlsStages
-from .partitioned.model import PartitionedModel as _PartitionedStages
-from .partitioned.model import is_dask_frame
-from .validate import check_choice, check_executor, check_level, check_strings
+from .validate import check_choice, check_executor, check_level, check_strings, is_dask_frame
 
 __all__ = ["GeneralizedLeastSquares", "LmmFit", "LinearMixedModel", "anova", "gls", "lmer"]
 
@@ -68,27 +49,35 @@ class LmmFit(FittedModel):
         """Fixed effects with standard errors, df, t and p; ``ddf`` is one of
         "satterthwaite", "kenward-roger", "residual", "asymptotic" (see ``inference``); it
         prints as lmerTest's."""
+        from .inference.fixed_tests import coef_table
+        from .output import tables
         return tables.RTable.of(coef_table(self, ddf), tables.coefficients)
 
     def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
         """F tests, one per fixed-effects term, as lmerTest's ``anova(type = 3)`` (or type 1,
         sequential, or 2): columns sum_sq, mean_sq, num_df, den_df, F, p; it prints as
         lmerTest's."""
+        from .inference.fixed_tests import anova_table
+        from .output import tables
         return tables.RTable.of(anova_table(self, ddf, type), tables.f_tests)
 
     def test(self, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
         """F test of H0: L beta = rhs for a contrast matrix L (rows over ``x_names``)."""
+        from .inference.fixed_tests import contrast_test
         return contrast_test(self, L, ddf, rhs)
 
     def profile(self, level: float = 0.99, points: int = 12, executor=None) -> pd.DataFrame:
         """Profile zeta traces (columns parameter, value, zeta) for every parameter, spanning
         each one's profile interval at ``level``; ``executor`` (``concurrent.futures``, e.g. a
         Dask cluster's) profiles the parameters in parallel."""
+        from .inference.profile import profile_table
         return profile_table(self, level, points, executor)
 
     def ranova(self, reduce_terms: bool = True) -> pd.DataFrame:
         """Likelihood-ratio tests of the random-effects terms, each reduced or removed in turn
         (lmerTest's ``ranova``, printed as it prints it; see ``ranova.ranova``)."""
+        from .inference.ranova import ranova
+        from .output import tables
         return tables.RTable.of(ranova(self, reduce_terms), tables.random_terms)
 
     def confint(self, method: str = "profile", level: float = 0.95, executor=None,
@@ -126,8 +115,10 @@ class LmmFit(FittedModel):
                                     f"{', '.join(BOOTSTRAP_OPTIONS)}")
         names = self._parameter_rows(parameters)
         if method == "profile":
+            from .inference.profile import profile_intervals
             rows = profile_intervals(self, names, level, executor)
         elif method == "wald":
+            from .inference.distributions import ndtri
             z = ndtri(0.5 + level / 2)
             half = dict(zip(self.x_names, z * self.stderr.to_numpy()))
             rows = [(self.fixef[name] - half[name], self.fixef[name] + half[name])
@@ -142,6 +133,7 @@ class LmmFit(FittedModel):
 
     def _parameter_rows(self, parameters) -> list[str]:
         """The names of ``confint``'s rows: all parameters, or those asked for."""
+        from .inference.parameters import parameter_names
         names = parameter_names(self)
         if parameters is None:
             return names
@@ -161,11 +153,15 @@ class LmmFit(FittedModel):
         by sigma (see ``diagnostics.residuals``). A Series indexed by the fitted rows' labels
         (``na_action="omit"``) or by every row of the data, NaN where a row was dropped for
         missing values (``na_action="exclude"``)."""
+        from .diagnostics.influence import residuals
+        from .diagnostics.rows import by_row
         return by_row(self, residuals(self, kind, scaled), "residual", na_action)
 
     def fitted_values(self, kind: str = "conditional", na_action: str = "omit") -> pd.Series:
         """Fitted values: "conditional" (X beta + Z u) or "marginal" (X beta), a Series
         indexed as ``resid``'s (``na_action``)."""
+        from .diagnostics.influence import fitted
+        from .diagnostics.rows import by_row
         return by_row(self, fitted(self, kind), "fitted", na_action)
 
     def refit(self, y) -> "LmmFit":
@@ -186,6 +182,7 @@ class LmmFit(FittedModel):
         of ``newdata``; ``include_random`` holds the random effects of all (True, lme4's
         ``use.u``) or some grouping factors at their conditional modes (see
         ``simulate.simulate``)."""
+        from .inference.simulate import simulate
         return simulate(self, n, seed, newdata, include_random, new_levels)
 
     def bootstrap(self, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
@@ -194,6 +191,7 @@ class LmmFit(FittedModel):
         lme4's ``bootMer`` and ``confint(method = "boot")`` (see ``bootstrap.bootstrap``; local
         processes with ``n_jobs``, or any ``concurrent.futures`` executor, such as a Dask
         cluster's ``Client.get_executor()``)."""
+        from .inference.bootstrap import bootstrap
         return bootstrap(self, n, seed=seed, progress=progress, n_jobs=n_jobs, level=level,
                          executor=executor)
 
@@ -203,23 +201,29 @@ class LmmFit(FittedModel):
         indexed like ``newdata``, or for the fitted data as ``resid``'s (``na_action``); see
         ``predict.predict``. ``include_random`` is True, False or a list of grouping factors
         (lme4's ``re.form``)."""
+        from .diagnostics.predict import predict
         return predict(self, newdata, include_random=include_random, new_levels=new_levels,
                        interval=interval, level=level, na_action=na_action)
 
     def leverage(self, na_action: str = "omit") -> pd.Series:
         """Diagonal of the hat matrix (see ``diagnostics.leverage``), indexed as ``resid``'s."""
+        from .diagnostics.influence import leverage
+        from .diagnostics.rows import by_row
         return by_row(self, leverage(self), "leverage", na_action)
 
     def cooks_distance(self, na_action: str = "omit", method: str = "deletion") -> pd.Series:
         """Cook's distance per observation, indexed as ``resid``'s: ``method`` "deletion" (the
         exact deletion of the observation, variance parameters fixed) or "lme4" (lme4's
         ``cooks.distance``, from the hat values); see ``diagnostics.cooks_distance``."""
+        from .diagnostics.influence import cooks_distance
+        from .diagnostics.rows import by_row
         return by_row(self, cooks_distance(self, method), "cooks_distance", na_action)
 
     def influence_groups(self, group: str, progress: bool = True,
                          executor=None) -> pd.DataFrame:
         """Refits without each level of ``group``, optionally on a ``concurrent.futures``
         executor such as a Dask cluster's (see ``diagnostics.influence_groups``)."""
+        from .diagnostics.influence import influence_groups
         return influence_groups(self, group, progress=progress, executor=executor)
 
     # -- display -------------------------------------------------------------------------------
@@ -227,10 +231,12 @@ class LmmFit(FittedModel):
     def varcorr(self) -> pd.DataFrame:
         """Variances and correlations as lme4's ``as.data.frame(VarCorr(fit))`` (see
         ``FittedModel.varcorr``), printed as R prints it."""
+        from .output import tables
         return tables.RTable.of(super().varcorr, tables.variance_components)
 
     def summary(self):
         """A summary that prints like lme4's and renders as HTML in notebooks."""
+        from .output.display import Summary
         return Summary(self)
 
     def __repr__(self) -> str:
@@ -243,6 +249,7 @@ class LmmFit(FittedModel):
 
     def to_dict(self) -> dict:
         """A JSON-ready record of the fit."""
+        from .output.display import residual_structure_lines
         return {
             "model": "lmer" if self.model.random_effects else "gls",
             "formula": self.formula, "method": "REML" if self.reml else "ML",
@@ -269,107 +276,6 @@ class LinearMixedModel(_ModelStages):
     """lme4's stages (see ``lmm.model.LinearMixedModel``) whose ``fit()`` is an ``LmmFit``."""
 
     result_type = LmmFit
-
-
-@dataclass(frozen=True, eq=False, repr=False)  # repr=False: LmmFit's __repr__
-class PartitionedFit(LmmFit):
-    """The fit of a Dask DataFrame: ``LmmFit``'s numbers, computed from the cross-products;
-    the per-row results are lazy Dask collections computed on the data's partitions
-    (``partitioned.rows``); what needs every row at once refuses, and says why."""
-
-    def resid(self, kind: str = "response", scaled: bool = False,
-              na_action: str = "omit"):
-        """Residuals (see ``LmmFit.resid``), a lazy Dask series with the data's partitions."""
-        return partitioned_rows.residuals(self, kind, scaled, na_action)
-
-    def fitted_values(self, kind: str = "conditional", na_action: str = "omit"):
-        """Fitted values (see ``LmmFit.fitted_values``), a lazy Dask series."""
-        return partitioned_rows.fitted_values(self, kind, na_action)
-
-    def predict(self, newdata=None, include_random=True, new_levels: str = "error",
-                interval=None, level: float = 0.95, na_action: str = "omit"):
-        """Predictions (see ``LmmFit.predict``): for a Dask DataFrame (the fitted data when
-        ``newdata`` is None), a lazy Dask series (DataFrame with ``interval``); for a pandas
-        DataFrame, in memory."""
-        options = {"include_random": include_random, "new_levels": new_levels,
-                   "interval": interval, "level": level}
-        if newdata is not None and not is_dask_frame(newdata):
-            return predict(self, newdata, na_action=na_action, **options)
-        return partitioned_rows.predictions(self, newdata, na_action, **options)
-
-    def simulate(self, n: int = 1, seed=None):
-        """n simulated responses (see ``partitioned.rows.simulations``): a lazy Dask
-        DataFrame with columns sim_1 ... sim_n."""
-        return partitioned_rows.simulations(self, n, seed)
-
-    def profile(self, level: float = 0.99, points: int = 12, executor=None) -> pd.DataFrame:
-        """Profile zeta traces (see ``LmmFit.profile``)."""
-        self._check_profile()
-        return super().profile(level, points, executor)
-
-    def confint(self, method: str = "profile", level: float = 0.95, executor=None,
-                parameters=None, **bootstrap_options):
-        """Confidence intervals (see ``LmmFit.confint``)."""
-        if method == "profile":
-            self._check_profile()
-        return super().confint(method, level, executor, parameters, **bootstrap_options)
-
-    def _check_profile(self) -> None:
-        """A profile needs thousands of evaluations of the deviance: refused where each is a
-        pass over the data (a residual structure without marginal pieces)."""
-        if getattr(self.model.system, "passes_per_evaluation", False):
-            raise NotImplementedError(
-                "the profile of this Dask fit would take a pass over the data at each of its "
-                "thousands of points: its residual structure's cross-products are formed on "
-                "the partitions for each value of its parameters (they have no marginal "
-                "pieces: more than one random-effects factor, or groups that are not its "
-                "levels). Use confint(method='wald')")
-
-    def _needs_rows(self, what: str):
-        raise NotImplementedError(
-            f"{what} needs every row of the data at once, which a model of a Dask DataFrame "
-            "does not hold; fit a sample of the rows in memory (mm.lmer(formula, "
-            "ddf.compute())) for it")
-
-    def leverage(self, na_action: str = "omit"):
-        self._needs_rows("fit.leverage()")
-
-    def cooks_distance(self, na_action: str = "omit", method: str = "deletion"):
-        self._needs_rows("fit.cooks_distance()")
-
-    def influence_groups(self, group: str, progress: bool = True, executor=None):
-        self._needs_rows("fit.influence_groups()")
-
-    def ranova(self, reduce_terms: bool = True):
-        self._needs_rows("fit.ranova()")
-
-    def refit(self, y):
-        self._needs_rows("fit.refit(y)")
-
-    def bootstrap(self, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
-                  level: float = 0.95, executor=None):
-        """Parametric bootstrap (see ``partitioned.bootstrap``): the responses are simulated
-        and their cross-products summed on the partitions, the refits run here, from the
-        cross-products (``n_jobs`` and ``executor`` do not apply)."""
-        if n_jobs != 1 or executor is not None:
-            raise ValueError("the bootstrap of a Dask fit simulates on the data's partitions "
-                             "and refits from the cross-products in this process: leave "
-                             "n_jobs and executor out")
-        return partitioned_bootstrap(self, n, seed=seed, progress=progress, level=level)
-
-
-class PartitionedModel(_PartitionedStages):
-    """The stages of a model of a Dask DataFrame (``partitioned.model.PartitionedModel``)
-    whose ``fit()`` is a ``PartitionedFit``."""
-
-    result_type = PartitionedFit
-
-
-class PartitionedGls(_PartitionedGlsStages):
-    """The stages of ``gls`` of a Dask DataFrame (``partitioned.model.PartitionedGls``) whose
-    ``fit()`` is a ``PartitionedFit``."""
-
-    result_type = PartitionedFit
 
 
 class GeneralizedLeastSquares(_GlsStages):
@@ -412,6 +318,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
     """
     settings = check_settings(settings)
     if is_dask_frame(data):
+        from .partitioned_result import PartitionedModel
         return PartitionedModel(formula, data, reml=reml, weights=weights,
                                 nobs_checks=nobs_checks, progress=progress,
                                 correlation=correlation, variance=variance).fit(settings)
@@ -441,6 +348,7 @@ def gls(formula: str, data: pd.DataFrame, reml: bool = True, *, correlation=None
     """
     settings = check_settings(settings)
     if is_dask_frame(data):
+        from .partitioned_result import PartitionedGls
         return PartitionedGls(formula, data, reml=reml, weights=weights,
                               correlation=correlation, variance=variance,
                               progress=progress).fit(settings)
@@ -452,5 +360,7 @@ def anova(*fits: LmmFit, refit: bool = True, names=None) -> pd.DataFrame:
     """Likelihood-ratio tests between nested models, as lme4's ``anova(m0, m1, ...)``: the
     table of ``inference.lrt.anova`` (see there for the arguments and the checks), printed as
     lme4 prints it."""
+    from .inference.lrt import anova as lrt_anova
+    from .output import tables
     return tables.RTable.of(lrt_anova(*fits, refit=refit, names=names),
                             tables.likelihood_ratio)

@@ -19,9 +19,9 @@ import pandas as pd
 from .errors import ArgumentTypeError, DataError
 
 __all__ = ["check_bool", "check_choice", "check_executor", "check_frame", "check_integer",
-           "check_level",
-           "check_n_jobs", "check_number", "check_optional_string", "check_seed", "check_string",
-           "check_strings", "shown", "type_error", "value_error"]
+           "check_level", "check_n_jobs", "check_number", "check_optional_string", "check_seed",
+           "check_string", "check_strings", "is_dask_frame", "shown", "type_error",
+           "value_error"]
 
 SHOWN_LENGTH = 60  # characters of a value shown in a message; longer ones are cut
 
@@ -48,6 +48,12 @@ def value_error(name: str, allowed: str, value,
                 error: type[ValueError] = ValueError) -> ValueError:
     """The error for an argument of the right type and a value that is not allowed."""
     return error(f"{name} must be {allowed}, not {shown(value)}")
+
+
+def is_dask_frame(data) -> bool:
+    """Whether ``data`` is a Dask DataFrame (without importing Dask when it is not loaded)."""
+    module = type(data).__module__
+    return module.startswith("dask.") or module.startswith("dask_expr")
 
 
 def check_frame(value, name: str = "data") -> pd.DataFrame:

@@ -65,16 +65,10 @@ from ..validate import check_bool, check_choice
 from .passes import crossproducts_of, residual_pair_sums_of, schema_of
 from .residual_system import DeltaPasses, PartitionedResidualSystem
 
-__all__ = ["PartitionedDesign", "PartitionedGls", "PartitionedModel", "is_dask_frame"]
+__all__ = ["PartitionedDesign", "PartitionedGls", "PartitionedModel"]
 
 #: |R_yy| at most this times |y| (the norm of the least-squares residual): an exact fit
 EXACT_FIT = 1e-10
-
-
-def is_dask_frame(data) -> bool:
-    """Whether ``data`` is a Dask DataFrame (without importing Dask when it is not loaded)."""
-    module = type(data).__module__
-    return module.startswith("dask.") or module.startswith("dask_expr")
 
 
 @dataclass(frozen=True)

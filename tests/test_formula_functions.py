@@ -146,3 +146,25 @@ def test_factor_of_a_float_column_is_named_as_in_r():
     np.testing.assert_allclose(fit.fixef, expected.fixef, rtol=1e-10)
     np.testing.assert_allclose(fit.predict(data.assign(D=data.Days * 1.0).head(12)),
                                fit.fitted[:12], rtol=1e-12)
+
+
+@pytest.mark.parametrize("sizes", [(15, 10), (3, 50), (13, 11)])
+def test_interaction_of_many_combinations_is_the_column_of_its_labels(sizes):
+    """interaction(a, b) with more than 127 combinations (pandas stores a categorical's
+    codes as int8 below 128 levels, and their arithmetic overflowed): the same fit as the
+    column of the combinations' labels."""
+    na, nb = sizes
+    n = 4 * na * nb
+    rng = np.random.default_rng(sum(sizes))
+    frame = pd.DataFrame({"a": np.repeat(np.arange(na), n // na).astype(str),
+                          "b": np.tile(np.arange(nb), n // nb),
+                          "g": (np.arange(n) % 4).astype(str), "y": rng.normal(size=n)})
+    frame["ab"] = frame.a + "." + frame.b.astype(str)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer("y ~ interaction(a, b) + (1 | g)", frame)
+        reference = mm.lmer("y ~ ab + (1 | g)", frame)
+    assert len(fit.fixef) == na * nb
+    assert fit.objective == pytest.approx(reference.objective, rel=1e-10)
+    np.testing.assert_allclose(np.sort(fit.fixef.to_numpy()[1:]),
+                               np.sort(reference.fixef.to_numpy()[1:]), atol=1e-8)

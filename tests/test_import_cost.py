@@ -32,6 +32,20 @@ def test_import_loads_no_heavy_optional_module_and_leaves_the_collector_as_found
     assert _printed(code) == ["-", "500", "7", "3", "True", "True", "False", "False"]
 
 
+def test_a_fit_loads_only_its_own_layers():
+    """``import mixedmodels`` and a fit load the layers up to lmm only; the layers a fit does
+    not use (inference, diagnostics, output, partitioned) and the applications load when a
+    method first calls them (docs/architecture.md)."""
+    code = ("import sys, mixedmodels as mm; "
+            "later = lambda: sorted({m.split('.')[1] for m in sys.modules if m.split('.')[0] "
+            "== 'mixedmodels' and m.count('.') and m.split('.')[1] in ('inference', "
+            "'diagnostics', 'output', 'partitioned', 'partitioned_result', 'gauge', 'cli')}); "
+            "print(','.join(later()) or '-'); "
+            "fit = mm.lmer('Reaction ~ Days + (Days | Subject)', mm.datasets.load('sleepstudy')); "
+            "print(','.join(later()) or '-'); fit.summary(); print(','.join(later()))")
+    assert _printed(code) == ["-", "-", "diagnostics,output"]
+
+
 @pytest.mark.slow  # a new process (3 s): the default run's budget
 def test_small_fits_run_without_numba_until_they_have_earned_the_kernels():
     """A new process's small fits run on the NumPy back-ends, those with a residual structure

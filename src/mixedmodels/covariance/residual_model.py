@@ -530,10 +530,12 @@ def _plain(value):
 
 
 def _factor(column: pd.Series) -> tuple[np.ndarray, list]:
-    """(codes, levels): the levels of a categorical column in its order, else sorted."""
+    """(codes, levels): the levels of a categorical column in its order, else sorted; the
+    codes as ``np.intp`` (pandas stores a categorical's as small as its levels allow: int8
+    below 128 levels, which arithmetic on them would overflow)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         used = column.cat.remove_unused_categories()
-        return used.cat.codes.to_numpy(), list(used.cat.categories)
+        return used.cat.codes.to_numpy().astype(np.intp), list(used.cat.categories)
     codes, levels = pd.factorize(column, sort=True)
     return codes, list(levels)
 

@@ -76,7 +76,8 @@ def factor_codes(column, values: np.ndarray | None = None):
     if isinstance(array.dtype, pd.CategoricalDtype):
         used = array.remove_unused_categories()
         label = level_label if is_logical(used) else str  # FALSE and TRUE, as R's
-        return np.asarray(used.codes), np.array([label(c) for c in used.categories])
+        return (np.asarray(used.codes, dtype=np.intp),  # pandas' are int8 below 128 levels
+                np.array([label(c) for c in used.categories]))
     if stored_text(array):
         codes, uniques = array.factorize()
         return sorted_codes(codes, np.asarray(uniques, dtype=object), text=True)

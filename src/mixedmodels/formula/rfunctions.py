@@ -118,7 +118,7 @@ def interaction(*factors, sep: str = ".", drop: bool = False) -> pd.Series:
     codes = np.zeros(len(index), dtype=np.int64)
     labels = [""]
     for k, part in enumerate(parts):
-        part_codes = part.cat.codes.to_numpy()
+        part_codes = part.cat.codes.to_numpy().astype(np.int64)  # int8 below 128 levels
         codes = np.where((codes < 0) | (part_codes < 0), -1, codes + part_codes * len(labels))
         labels = [f"{low}{sep}{level}" if k else str(level)
                   for level in part.cat.categories for low in labels]

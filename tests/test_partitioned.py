@@ -9,6 +9,7 @@ absolute for values near 0).
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 
 import numpy as np
@@ -378,3 +379,56 @@ def test_unreadable_files_and_other_collections(tmp_path):
         mm.lmer(formula, dd.read_parquet([tmp_path / "a.parquet", tmp_path / "c.parquet"]))
     with pytest.raises(mm.DataError, match="must be a Dask DataFrame"):
         mm.lmer(formula, dd.from_pandas(frame, npartitions=2)["Reaction"])
+
+
+@pytest.fixture(scope="module")
+def sleep_by_day():
+    """sleepstudy sorted by day (the first of 3 partitions has days 0 to 3 only), with text
+    columns of its days and of the study's halves, and dates."""
+    data = mm.datasets.load("sleepstudy").sort_values("Days", kind="stable")
+    data = data.reset_index(drop=True)
+    data["half"] = np.where(data.Days < 5, "early", "late")
+    data["day_text"] = data.Days.astype(str)
+    data["date"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(data.Days, unit="D")
+    return data
+
+
+@pytest.mark.parametrize("formula", [
+    "Reaction ~ as.numeric(day_text) + (1 | Subject)",  # text's numbers, not a factor's codes
+    "Reaction ~ as.numeric(day_text) + half + (1 | Subject)",
+    "Reaction ~ I(Days > 4) + (1 | Subject)",  # logical: levels FALSE and TRUE
+    "Reaction ~ I(half == 'late') + Days + (1 | Subject)",
+    "Reaction ~ day_text + (1 | Subject)",
+])
+def test_calls_on_columns_as_in_memory(sleep_by_day, formula):
+    """A call on a column sees it as the in-memory design does (a column of text is cast to
+    the levels of all the rows only where it is a factor itself)."""
+    memory = _quiet(mm.lmer, formula, sleep_by_day)
+    fit = _quiet(mm.lmer, formula, dd.from_pandas(sleep_by_day, npartitions=3))
+    assert list(fit.fixef.index) == list(memory.fixef.index)
+    assert fit.objective == pytest.approx(memory.objective, rel=OBJECTIVE_RTOL)
+    _close(fit.fixef, memory.fixef)
+
+
+@pytest.mark.parametrize("formula, shown", [
+    ("Reaction ~ interaction(Subject, half) + (1 | Days)", "interaction(Subject, half)"),
+    ("Reaction ~ as.factor(Days) + (1 | Subject)", "as.factor(Days)"),
+    ("Reaction ~ Days + as.character(Days) + (1 | Subject)", "as.character(Days)"),
+    ("Reaction ~ Days + (0 + as.factor(half) | Subject)", "as.factor(half)"),
+])
+def test_calls_that_make_levels_are_refused(sleep_by_day, formula, shown):
+    """A call whose values are levels would be coded with each partition's own levels (the
+    first partition's 12 of interaction()'s 36 combinations, silently): refused, naming it."""
+    with pytest.raises(mm.FormulaError, match=re.escape(shown) + ".*add its values to the data"):
+        _quiet(mm.lmer, formula, dd.from_pandas(sleep_by_day, npartitions=3))
+
+
+def test_columns_read_as_numbers_are_checked_as_in_memory(sleep_by_day):
+    """A column of dates read as values: the in-memory DataError, not a factor of dates."""
+    formula = "Reaction ~ date + (1 | Subject)"
+    with pytest.raises(mm.DataError) as memory:
+        _quiet(mm.lmer, formula, sleep_by_day)
+    with pytest.raises(mm.DataError) as partitioned:
+        _quiet(mm.lmer, formula, dd.from_pandas(sleep_by_day, npartitions=3))
+    assert str(partitioned.value) == str(memory.value)
+    assert "holds dates" in str(memory.value)

@@ -22,9 +22,14 @@ terms. The hashes make a schema refuse data other than those it was computed fro
 
 Decisions: categorical variables of the fixed part and of random-effects terms must be columns
 (text, or pandas categoricals; a number column given to ``C(x)`` is made categorical with the
-levels of all the rows); a categorical made by an expression (``factor(x)``, ``C(x > 0)``) and
-the spline bases (``bs``, ``cr``, ``cs``, ``cc``), whose knots are quantiles of all the rows,
-are refused with a message that says what to do.
+levels of all the rows); a categorical made by an expression (``factor(x)``, ``C(x > 0)``,
+``interaction(a, b)``, ``as.factor(x)``: any call whose values, evaluated on some rows of each
+partition, are levels other than logical ones) and the spline bases (``bs``, ``cr``, ``cs``,
+``cc``), whose knots are quantiles of all the rows, are refused with a message that says what
+to do. A column of text is cast to the levels of all the rows only where it is a factor of a
+term itself: a call on it (``as.numeric(x)``) sees the text, as in memory. The columns read
+as values are checked on each partition as the in-memory design checks them (dates, text
+among numbers: ``columns.check_column``).
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ from ..formula.parse import ParsedFormula
 from ..formula.rfunctions import FORMULA_CONTEXT
 from ..formula.transforms import STATISTICS_CONTEXT, merge_statistics, state_from_statistics
 from .build import _unknown_column_message, _used_columns
-from .frame import number_dtype
+from .columns import check_column
+from .frame import FrameColumns, number_dtype
 from .levels import factor_codes, grouping_codes
 from .materialize import formula_matrix
+from .names import r_spelling
 
 __all__ = ["DataSchema", "PartitionSummary", "check_dtypes", "complete_mask", "model_columns",
            "summarize"]
@@ -88,9 +95,10 @@ def model_columns(formula: ParsedFormula, dtypes: pd.Series, weights: str | None
     frame = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
     used, read, texts = _used_columns(formula, frame)
     coded = _coded_columns(texts, formula.text)
+    factors = _factor_columns(texts)
     categorical = [name for name in read
-                   if name in coded or not (number_dtype(dtypes[name])
-                                            or pd.api.types.is_bool_dtype(dtypes[name]))]
+                   if name in coded or (name in factors and not (
+                       number_dtype(dtypes[name]) or pd.api.types.is_bool_dtype(dtypes[name])))]
     for name in extra_columns:
         if name not in dtypes.index:
             raise DataError(_unknown_column_message(name, dtypes.index, formula.text).replace(
@@ -103,6 +111,18 @@ def model_columns(formula: ParsedFormula, dtypes: pd.Series, weights: str | None
     groups = tuple(dict.fromkeys(tuple(term.factors) for term in formula.random))
     return ModelColumns(tuple(used), tuple(read), tuple(categorical), groups, tuple(texts),
                         weights, tuple(extra_columns))
+
+
+def _factor_columns(texts) -> set[str]:
+    """The columns that are factors of a term themselves (``x`` in ``x + x:z``), not read
+    only inside a call: those of text are cast to the levels of all the rows, and a call
+    sees the column as the in-memory design does (``as.numeric(x)`` of text reads its
+    numbers, of a categorical its codes)."""
+    names = set()
+    for text in texts:
+        for term in Formula(text):
+            names.update(str(factor.expr).strip("`") for factor in term.factors)
+    return names
 
 
 def _factor_calls(text: str):
@@ -213,8 +233,13 @@ def summarize(frame: pd.DataFrame, formula: ParsedFormula, columns: ModelColumns
     the dtypes its used columns must have (``check_dtypes``)."""
     if dtypes is not None:
         check_dtypes(frame, dtypes, index)
+    view = FrameColumns(frame)
+    for name in columns.read:  # dates, text among numbers: as the in-memory design's checks
+        check_column(name, view, columns.texts, name == formula.response)
     missing = complete_mask(frame, columns)
     complete = frame.loc[missing.complete] if not missing.complete.all() else frame
+    if len(complete):
+        _check_level_expressions(complete.head(LEVEL_CHECK_ROWS), columns, formula.text)
     distinct = {}
     for name in dict.fromkeys(columns.categorical + tuple(n for g in columns.groups for n in g)):
         distinct[name] = complete[name].drop_duplicates(ignore_index=True)
@@ -229,6 +254,40 @@ def summarize(frame: pd.DataFrame, formula: ParsedFormula, columns: ModelColumns
     return PartitionSummary(len(frame), int(missing.complete.sum()), missing.per_column,
                             distinct, combinations, statistics, ((len(frame), fingerprint),),
                             missing.zero_weights)
+
+
+#: the rows of a partition on which the formula's calls are evaluated to see their values' kind
+LEVEL_CHECK_ROWS = 50
+
+
+def _check_level_expressions(rows: pd.DataFrame, columns: ModelColumns,
+                             formula_text: str) -> None:
+    """A FormulaError for a call whose values are levels (``interaction(a, b)``,
+    ``as.factor(x)``, ``as.character(x)``): each partition would code the levels its own rows
+    have, where the design of all the rows codes those of all of them. Logical values
+    (``I(x > 2)``: levels FALSE and TRUE, known beforehand) and ``C()`` of a column (cast
+    to the levels of all the rows) are levels every partition codes alike. The calls are
+    evaluated on some of the partition's complete ``rows``, as formulaic evaluates them."""
+    for text in columns.texts:
+        calls = {}
+        for expression, node in _factor_calls(text):
+            calls.setdefault(expression, []).append(node)
+        for expression, nodes in calls.items():
+            outer = nodes[0]  # ast.walk meets the outermost call first
+            if outer.func.id == "C" or any(n.func.id in STATISTICS_CONTEXT for n in nodes):
+                continue  # C(): checked by _coded_columns; transforms: numbers
+            matrix = formula_matrix(f"0 + {expression}", rows)
+            for factor, (kind, state) in matrix.model_spec.encoder_state.items():
+                levels = set(map(str, state.get("categories", ())))
+                if kind.value == "categorical" and not levels <= {"FALSE", "TRUE"}:
+                    hint = (" (or write the interaction a:b of the factors)"
+                            if outer.func.id == "interaction" else "")
+                    raise FormulaError(
+                        f"{r_spelling(factor)} in the formula {formula_text!r} makes levels of "
+                        "the values "
+                        "it is given, which a fit over partitions of the data would learn "
+                        "from each partition's rows alone; add its values to the data as a "
+                        "column of text (ddf['name'] = ...) and use that column" + hint)
 
 
 def _transform_statistics(text: str, frame: pd.DataFrame) -> dict:

@@ -332,3 +332,25 @@ def test_df_do_not_depend_on_the_response_units(scale):
                                            rtol=1e-6)
             np.testing.assert_allclose(fit.coef_table()["df"], expected.coef_table()["df"],
                                        rtol=1e-6)
+
+
+def test_profile_where_the_factor_fails_in_floating_point(monkeypatch):
+    """The profile's inner fits treat a deviance the Cholesky factor cannot evaluate (theta
+    beyond what floating point holds, as with a response fitted almost exactly) as infinite,
+    instead of raising numpy's LinAlgError: here every theta above 1.6 fails (the fit's is
+    1.2), which sigma's inner fits probe, and its interval is the same."""
+    from mixedmodels.core.pls import PLSSystem
+
+    data = mm.datasets.load("sleepstudy")
+    expected = mm.lmer("Reaction ~ Days + (1 | Subject)", data).confint(parameters=["sigma"])
+    evaluate = PLSSystem.deviance
+
+    def failing(self, theta, sigma, reml):
+        if theta[0] > 1.6:
+            raise np.linalg.LinAlgError("not positive definite")
+        return evaluate(self, theta, sigma, reml)
+
+    monkeypatch.setattr(PLSSystem, "deviance", failing)
+    fit = mm.lmer("Reaction ~ Days + (1 | Subject)", data)
+    np.testing.assert_allclose(fit.confint(parameters=["sigma"]).to_numpy(),
+                               expected.to_numpy(), rtol=1e-6)

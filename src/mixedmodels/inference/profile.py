@@ -180,8 +180,13 @@ class Profiler:
         point)."""
         if psi[-1] <= 0:
             return np.inf
+        return self._deviance((space or self.space).to_theta(psi), psi[-1])
+
+    def _deviance(self, theta: np.ndarray, sigma: float) -> float:
+        """ML deviance at (theta, sigma); infinite where the Cholesky factor fails in floating
+        point (sds many orders of magnitude above sigma: a response fitted almost exactly)."""
         try:
-            return self.system.deviance((space or self.space).to_theta(psi), psi[-1], False)
+            return self.system.deviance(theta, sigma, False)
         except np.linalg.LinAlgError:
             return np.inf
 
@@ -321,14 +326,14 @@ class Profiler:
         centred = self._centred_for(None)
         results = []
         for initial in (self.space.to_theta(start), self.fit.theta):
-            summary = _theta_bobyqa(lambda x: self.system.deviance(x, value, False), initial,
-                                    lower, upper, centred)
+            summary = _theta_bobyqa(lambda x: self._deviance(x, value), initial, lower, upper,
+                                    centred)
             if self._has_gradient:
                 summary = newton_polish(
                     lambda x: _without_last(deviance_gradient(self.system, x, value, False)),
                     summary, upper)
             theta = summary.final
-            results.append((self.system.deviance(theta, value, False),
+            results.append((self._deviance(theta, value),
                             self.space.from_theta(theta, value)))
         return min(results, key=lambda pair: pair[0])
 

@@ -5,18 +5,25 @@ singular, as lme4's is where it lands on the bound (boundary_fits.R)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import load_reference
+from conftest import dataset_for, load_reference, reference_ids
 
 import mixedmodels as mm
 from mixedmodels.core.optimize import OptSettings, minimize_bobyqa, snap_to_bounds
 
 CASES = Path(__file__).parent / "reference" / "cases"
+
+
+def _quiet(function, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return function(*args, **kwargs)
 BOUNDARY = load_reference("boundary_fits")
 
 
@@ -57,3 +64,44 @@ def test_snap_keeps_a_parameter_whose_bound_is_worse():
     summary = minimize_bobyqa(objective, np.array([0.5]), np.array([0.0]))
     assert 0 < summary.final[0] < 1e-3
     assert snap_to_bounds(objective, summary).final[0] == summary.final[0]
+
+
+def _penicillin_between_sample():
+    data = mm.datasets.load("Penicillin")
+    data["x"] = np.tile(np.arange(6.0), 24)  # constant within each sample, as f below
+    data["f"] = np.array(["a", "b", "c"])[np.arange(144) % 3]
+    return data
+
+
+@pytest.mark.parametrize("formula, term, columns", [
+    ("diameter ~ sample + (1 | plate) + (1 | sample)", "(1 | sample)", ("(Intercept)",)),
+    ("diameter ~ x * f + (1 | plate) + (x | sample)", "(x | sample)", ("(Intercept)", "x")),
+])
+def test_random_columns_in_the_span_of_the_fixed_effects(formula, term, columns):
+    """A random-effects column that lies, level by level, in X's span (the grouping factor
+    also a fixed effect, or fixed effects that tell its levels apart): the REML criterion is
+    flat in its variance (checked here along that parameter), so a FitWarning names it, the
+    model records it and the summary says it is not estimable. ML fits are not warned: their
+    criterion depends on it."""
+    data = _penicillin_between_sample()
+    with pytest.warns(mm.FitWarning, match=re.escape(term) + ".*lie, level by level"):
+        model = mm.LinearMixedModel(formula, data)
+    assert model.within_fixed_span == ((term, columns),)
+    fit = _quiet(model.fit)
+    theta = fit.theta.copy()
+    criteria = []
+    for scale in (0.0, 0.5, 4.0):  # the sample term's first entry of lam
+        theta[1] = scale * fit.theta[1]
+        criteria.append(model.objective(theta))
+    np.testing.assert_allclose(criteria, fit.objective, rtol=1e-11)
+    assert "not estimable" in str(fit.summary())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mm.FitWarning)
+        assert mm.LinearMixedModel(formula, data, reml=False).within_fixed_span == ()
+
+
+@pytest.mark.parametrize("model_id", reference_ids())
+def test_no_reference_model_has_random_columns_in_the_fixed_span(model_id):
+    record = load_reference(model_id)
+    model = _quiet(mm.LinearMixedModel, record["formula"], dataset_for(record))
+    assert model.within_fixed_span == ()

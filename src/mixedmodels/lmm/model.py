@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 
 from ..core.centring import CentredCoordinates, far_structured_columns
 from ..core.optimize import (
@@ -186,6 +187,9 @@ class LinearMixedModel:
 
     #: the class of ``fit()``'s result (the package's API uses its facade, ``LmmFit``)
     result_type = FittedModel
+    #: (term label, column names) of the random-effects columns that lie in the fixed
+    #: effects' span, whose variances REML cannot estimate (``_check_within_fixed_span``)
+    within_fixed_span: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: the formula has random-effects terms (lmer); ``GeneralizedLeastSquares`` has none
     random_effects = True
     #: the rows of the data are in this process (not in a Dask DataFrame's partitions)
@@ -234,6 +238,8 @@ class LinearMixedModel:
         self.reml = reml
         with recorded_warnings() as messages:
             self._check_far_structured()
+            if reml:
+                self.within_fixed_span = _check_within_fixed_span(self.design)
         self.warnings += tuple(messages)
 
     def _block_sums(self) -> list[np.ndarray] | None:
@@ -862,6 +868,57 @@ def _check_confounded(correlation, variance, terms) -> None:
                       "variances cannot be told apart (the fit is one of many equivalent "
                       "ones, and AIC counts a parameter too many); keep one of them",
                       DataWarning)
+
+
+#: a random-effects column lies in the span of X when X leaves less than this share of its
+#: sum of squares: rounding leaves about 1e-30 where it does (Penicillin's (1 | sample) with
+#: sample a fixed effect), and a column outside keeps a share of order 1 / n or more
+WITHIN_SPAN = 1e-12
+
+
+def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Warn where a random-effects term's column lies, level by level, in the span of the
+    fixed effects' X (``(1 | sample)`` with ``sample`` also a fixed effect): its Z u is then
+    X times something, and the REML criterion, a function of the contrasts K'y with K'X = 0,
+    does not depend on its variance at all (flat to 1e-12 on Penicillin), whose estimate is
+    wherever the optimizer stopped; the Satterthwaite df and Kenward-Roger's adjustment that
+    follow from it are meaningless (df 7e-13 there). lme4 warns of the flat direction only
+    through its Hessian's eigenvalues. Only a column of no more levels than X has columns can
+    lie in X's span, so the test costs O(n p^2) per column where it runs at all.
+
+    Returns:
+        (term label, its columns in the span) for each term that has some.
+    """
+    X, r = design.X, design.response_r
+    p = X.shape[1]
+    found = []
+    if r is None or p == 0:
+        return ()
+    factor = np.triu(r[:p, :p])  # R of X (the QR's reflectors are below the diagonal)
+    rows = np.arange(X.shape[0])
+    for term in design.terms:
+        levels = len(term.levels)
+        if levels > p:  # a column's levels span more than p dimensions
+            continue
+        within = np.zeros(len(term.columns), dtype=bool)
+        for c in range(len(term.columns)):  # the column level by level: (n, levels)
+            Z = np.zeros((X.shape[0], levels))
+            Z[rows, term.codes] = term.values[:, c]
+            explained = scipy.linalg.solve_triangular(factor, X.T @ Z, trans="T")
+            total = np.einsum("ij,ij->j", Z, Z)
+            left = total - np.einsum("ij,ij->j", explained, explained)
+            within[c] = bool((left <= WITHIN_SPAN * total).all())
+        if within.any():
+            inside = tuple(name for name, among in zip(term.columns, within) if among)
+            found.append((term.term.label, inside))
+            columns = ", ".join(inside)
+            warn_user(f"the random-effects term {term.term.label}'s column(s) {columns} lie, "
+                      "level by level, in the span of the fixed effects (its grouping factor "
+                      "is also a fixed effect, or the fixed effects tell its levels apart): "
+                      "the REML criterion does not depend on their variances, which cannot be "
+                      "estimated, nor can the df and tests that follow from them; remove the "
+                      "factor from the fixed effects, or the term", FitWarning)
+    return tuple(found)
 
 
 def _check_nested(residual: ResidualModel, structure: ReStructure) -> None:

@@ -441,7 +441,8 @@ def correlation_section(fit: "LmmFit") -> Section | None:
 
 
 def notes_section(fit: "LmmFit") -> Section | None:
-    """Dropped columns, convergence problems and a singular fit, as lme4 reports them."""
+    """Dropped columns, convergence problems and a singular fit, as lme4 reports them, and
+    the variances REML cannot estimate (``LinearMixedModel.within_fixed_span``)."""
     lines = []
     dropped = list(fit.model.design.dropped)
     if dropped:
@@ -450,6 +451,9 @@ def notes_section(fit: "LmmFit") -> Section | None:
     if not fit.optsummary.stopped_normally:
         lines.append(f"optimizer ({fit.optsummary.optimizer}) convergence code: "
                      f"{fit.optsummary.return_code}")
+    for label, columns in fit.model.within_fixed_span:
+        lines.append(f"not estimable: the variance of {', '.join(columns)} in {label}, "
+                     "whose columns lie in the span of the fixed effects (see fit.warnings)")
     check = fit.check_convergence()
     if not check.converged and not fit.is_singular:
         lines.append(f"Model failed to converge: {check.message}")

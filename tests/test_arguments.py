@@ -42,6 +42,10 @@ def _settings(**fields):
 MODEL_CASES = [
     ("lmer reml type", lambda f, m, d, t: mm.lmer(SLEEP, d, reml="no"), TYPE, "reml"),
     ("lmer reml None", lambda f, m, d, t: mm.lmer(SLEEP, d, reml=None), TYPE, "reml"),
+    ("lmer progress type", lambda f, m, d, t: mm.lmer(SLEEP, d, progress="yes"), TYPE,
+     "progress"),
+    ("gls progress type", lambda f, m, d, t: mm.gls("Reaction ~ Days", d, progress=1), TYPE,
+     "progress"),
     ("lmer formula type", lambda f, m, d, t: mm.lmer(3, d), mm.FormulaError, "formula"),
     ("lmer data type", lambda f, m, d, t: mm.lmer(SLEEP, 5), TYPE, "data"),
     ("lmer weights type", lambda f, m, d, t: mm.lmer(SLEEP, d, weights=5), TYPE, "weights"),

@@ -684,3 +684,21 @@ def test_rows_of_a_numpy_index_are_named_as_numbers(sleep):
     data.loc[1003, "Reaction"] = "?"  # text among numbers: the rows are listed
     with pytest.raises(DataError, match=r"'\?' \(row 1003\)"):
         mm.lmer("Reaction ~ Days + (1 | Subject)", data)
+
+
+def test_rows_of_a_numpy_index_in_weights_and_residual_structures():
+    """A frame indexed by a NumPy array's labels: messages name a row 103, not
+    np.int64(103) (the weights, an AR(1) position, a power variance's zero)."""
+    sleep = mm.datasets.load("sleepstudy")
+    sleep.index = pd.Index(np.arange(180) * 10 + 3)
+    sleep["w"] = 1.0
+    sleep.loc[103, "w"] = -1.0
+    with pytest.raises(mm.DataError, match=r"at row 103\)"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, weights="w")
+    sleep["x"] = sleep.Days.astype(float)
+    sleep.loc[13, "x"] = 0.5
+    with pytest.raises(mm.DataError, match=r"row 13 has 0.5"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, correlation="ar1(x | Subject)")
+    sleep.loc[13, "x"] = 0.0
+    with pytest.raises(mm.DataError, match=r"; row 3 has 0"):
+        mm.gls("Reaction ~ Days", sleep, variance="power(x)")

@@ -24,7 +24,14 @@ from .lmm.fitted import FittedModel
 from .lmm.model import GeneralizedLeastSquares as _GlsStages
 from .lmm.model import LinearMixedModel as _ModelStages
 from .lmm.model import check_settings
-from .validate import check_choice, check_executor, check_level, check_strings, is_dask_frame
+from .validate import (
+    check_bool,
+    check_choice,
+    check_executor,
+    check_level,
+    check_strings,
+    is_dask_frame,
+)
 
 __all__ = ["GeneralizedLeastSquares", "LmmFit", "LinearMixedModel", "anova", "gls", "lmer"]
 
@@ -316,7 +323,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
         >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
         >>> print(fit.summary())
     """
-    settings = check_settings(settings)
+    settings, progress = check_settings(settings), check_bool(progress, "progress")
     if is_dask_frame(data):
         from .partitioned_result import PartitionedModel
         return PartitionedModel(formula, data, reml=reml, weights=weights,
@@ -346,7 +353,7 @@ def gls(formula: str, data: pd.DataFrame, reml: bool = True, *, correlation=None
         ...              correlation="symm(visit | patient)", variance="ident(visit)")
         >>> fit.residual_parameters      # the correlations and sd ratios
     """
-    settings = check_settings(settings)
+    settings, progress = check_settings(settings), check_bool(progress, "progress")
     if is_dask_frame(data):
         from .partitioned_result import PartitionedGls
         return PartitionedGls(formula, data, reml=reml, weights=weights,

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..datasets import listed_rows
 from ..errors import DataError, DataWarning, FormulaError, warn_user
 from .correlation import AR1, CAR1, CS, Correlation, Exp, Symm, Toep
 from .residual import BlockResidual, Identity, KnownWeights, ResidualStructure
@@ -501,9 +502,9 @@ def _bind_variance(variance: Variance | None, frame: pd.DataFrame, learn: bool =
         return variance.with_levels(levels), codes.astype(float)
     values = _numeric(column, variance.column, f"the variance function's {variance.column!r}")
     if isinstance(variance, VarPower) and np.any(values == 0):
-        first = column.index[np.argmax(values == 0)]
+        first = listed_rows(column.index[[np.argmax(values == 0)]])
         raise DataError(f"power({variance.column}) needs nonzero values of {variance.column!r} "
-                        f"(the sd is proportional to |{variance.column}|^delta); row {first!r} "
+                        f"(the sd is proportional to |{variance.column}|^delta); {first} "
                         "has 0. Shift the covariate or use exp(...)")
     return (variance.bind(values) if learn else variance), values
 
@@ -569,9 +570,9 @@ def _positions(correlation: Correlation, frame: pd.DataFrame) -> np.ndarray:
     for name in correlation.positions:
         values = _numeric(frame[name], name, f"the correlation structure's position {name!r}")
         if correlation.integer and not np.all(values == np.round(values)):
-            first = frame.index[np.argmax(values != np.round(values))]
+            first = listed_rows(frame.index[[np.argmax(values != np.round(values))]])
             raise DataError(f"{correlation.title} needs whole numbers in {name!r} (visits or "
-                            f"slots); row {first!r} has {values[values != np.round(values)][0]}."
+                            f"slots); {first} has {values[values != np.round(values)][0]:g}."
                             " Use car1(...) for a continuous time")
         columns.append(values)
     return np.column_stack(columns)

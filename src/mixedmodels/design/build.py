@@ -393,7 +393,7 @@ def _weights(column: pd.Series, name: str) -> np.ndarray:
     if bad.any():
         first = int(np.argmax(bad))
         raise DataError(f"the weights {name!r} must be positive; {int(bad.sum())} are not "
-                        f"(first {values[first]:g} at row {column.index[first]!r})")
+                        f"(first {values[first]:g} at {listed_rows(column.index[[first]])})")
     return values
 
 

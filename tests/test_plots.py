@@ -172,3 +172,33 @@ def test_profile_zeta_crosses_zero_at_estimate(dyestuff_ml):
         assert crossing == pytest.approx(estimate, rel=1e-6)
     one = plots.profile_zeta(fit, parameters="sigma", profile=table)
     assert len(visible_axes(one)) == 1
+
+
+def test_weighted_fit_plots_its_pearson_residuals():
+    """With prior weights, the residual plots show r_i sqrt(w_i), as lme4's plot(): the
+    residuals of the rows of weight 0.01 would otherwise dwarf the others."""
+    data = mm.datasets.load("sleepstudy")
+    data["w"] = np.r_[np.full(90, 0.01), np.ones(90)]
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data, weights="w")
+    pearson = fit.resid("pearson").to_numpy()
+    np.testing.assert_allclose(pearson, fit.residuals * np.sqrt(data["w"].to_numpy()))
+    fig = plots.residuals_vs_fitted(fit)
+    axis = visible_axes(fig)[0]
+    assert axis.get_ylabel() == "Pearson residuals"
+    np.testing.assert_allclose(axis.collections[0].get_offsets()[:, 1], pearson)
+    fig = plots.qq_residuals(fit)
+    axis = visible_axes(fig)[0]
+    assert axis.get_ylabel() == "Pearson residuals"
+    np.testing.assert_allclose(axis.collections[0].get_offsets()[:, 1], np.sort(pearson))
+
+
+def test_row_plots_of_a_dask_fit_say_why_they_refuse():
+    dd = pytest.importorskip("dask.dataframe")
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)",
+                  dd.from_pandas(mm.datasets.load("sleepstudy"), npartitions=2))
+    for name, draw in [("residuals_vs_fitted", plots.residuals_vs_fitted),
+                       ("qq_residuals", plots.qq_residuals),
+                       ("group_panels", lambda f: plots.group_panels(f, "Days"))]:
+        with pytest.raises(NotImplementedError, match=f"{name} draws every row.*Dask"):
+            draw(fit)
+    render(plots.caterpillar(fit))  # the random effects are the fit's own

@@ -251,3 +251,12 @@ def test_no_pointer_to_r_help():
     package = Path(mm.__file__).parent
     for path in package.rglob("*.py"):
         assert "help(" not in path.read_text(encoding="utf-8"), path
+
+
+def test_report_of_a_dask_fit_leaves_out_the_row_plots(tmp_path):
+    dd = pytest.importorskip("dask.dataframe")
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)",
+                  dd.from_pandas(mm.datasets.load("sleepstudy"), npartitions=2))
+    text = mm.write_report(fit, tmp_path / "dask.html").read_text()
+    assert "are left out" in text and "Conditional modes of the random effects" in text
+    assert "Residuals against fitted values" not in text

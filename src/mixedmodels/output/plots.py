@@ -253,19 +253,48 @@ def _structured(fit: "LmmFit") -> bool:
     return fit.model.correlation is not None or fit.model.variance is not None
 
 
+def _with_rows(fit, plot: str) -> "LmmFit":
+    """The fit, checked; a NotImplementedError, naming the plot, for a fit of a Dask
+    DataFrame, whose rows stay in its partitions."""
+    fit = check_fitted(fit)
+    if not fit.model.rows_in_memory:
+        raise NotImplementedError(
+            f"{plot} draws every row of the data, which stay in the partitions of the Dask "
+            "DataFrame the model was fitted to; draw it for a sample fitted in memory, e.g. "
+            "mm.lmer(formula, ddf.sample(frac=0.1).compute())")
+    return fit
+
+
+def _residuals(fit: "LmmFit", normalized: bool = False) -> tuple[np.ndarray, str]:
+    """(values, axis label) of the residuals a plot shows: with a residual structure, the
+    standardized ones, r_i / (sigma s_i), or the ``normalized`` ones (nlme's); with prior
+    weights, the Pearson residuals r_i sqrt(w_i), as lme4's ``plot`` (whose spread is then
+    constant under the model); else the residuals y - X beta - Z u."""
+    if _structured(fit):
+        if normalized:
+            return residuals(fit, "normalized"), "Normalized residuals"
+        return residuals(fit, "pearson", scaled=True), "Standardized residuals"
+    if fit.model.design.weighted:
+        return residuals(fit, "pearson"), "Pearson residuals"
+    return fit.residuals, "Residuals"
+
+
 def residuals_vs_fitted(fit: "LmmFit", ax=None):
     """Residuals against conditional fitted values, with a reference line at zero. With a
     residual structure (correlation=, variance=) the residuals are the standardized (scaled
-    Pearson) ones, r_i / (sigma s_i), as nlme's ``plot.lme``: their spread is then constant
-    under the model."""
-    fit = check_fitted(fit)
+    Pearson) ones, r_i / (sigma s_i), as nlme's ``plot.lme``, and with prior weights the
+    Pearson ones, as lme4's ``plot``: their spread is then constant under the model.
+
+    Raises:
+        NotImplementedError: a fit of a Dask DataFrame (its rows are in its partitions).
+    """
+    fit = _with_rows(fit, "residuals_vs_fitted")
     fig, axis = _single_axes(ax)
-    structured = _structured(fit)
-    values = residuals(fit, "pearson", scaled=True) if structured else fit.residuals
+    values, label = _residuals(fit)
     axis.scatter(fit.fitted, values, s=12, alpha=0.8, color="C0")
     axis.axhline(0.0, color="grey", lw=1, ls="--")
     axis.set_xlabel("Fitted values")
-    axis.set_ylabel("Standardized residuals" if structured else "Residuals")
+    axis.set_ylabel(label)
     axis.set_title("Residuals vs fitted")
     _fit_texts(fig, [axis])
     return fig
@@ -274,15 +303,19 @@ def residuals_vs_fitted(fit: "LmmFit", ax=None):
 def qq_residuals(fit: "LmmFit", ax=None):
     """Normal QQ plot of the residuals, with R's ``qqline``. With a residual structure, of the
     normalized residuals (whitened within each group: independent N(0, 1) under the model,
-    nlme's ``type = "normalized"``)."""
-    fit = check_fitted(fit)
+    nlme's ``type = "normalized"``); with prior weights, of the Pearson residuals.
+
+    Raises:
+        NotImplementedError: a fit of a Dask DataFrame (its rows are in its partitions).
+    """
+    fit = _with_rows(fit, "qq_residuals")
     fig, axis = _single_axes(ax)
-    structured = _structured(fit)
-    values = np.sort(residuals(fit, "normalized") if structured else fit.residuals)
+    values, label = _residuals(fit, normalized=True)
+    values = np.sort(values)
     axis.scatter(normal_quantiles(len(values)), values, s=12, color="C0")
     _qq_line(axis, values)
     axis.set_xlabel("Theoretical quantiles")
-    axis.set_ylabel("Normalized residuals" if structured else "Residuals")
+    axis.set_ylabel(label)
     axis.set_title("Normal QQ plot of residuals")
     _fit_texts(fig, [axis])
     return fig
@@ -295,8 +328,11 @@ def group_panels(fit: "LmmFit", x: str, group: str | None = None, ncols: int = 6
 
     Points are the observations; the line joins the fitted values sorted by ``x``; the
     panels are laid out ``ncols`` to a row.
+
+    Raises:
+        NotImplementedError: a fit of a Dask DataFrame (its rows are in its partitions).
     """
-    design = check_fitted(fit).model.design
+    design = _with_rows(fit, "group_panels").model.design
     x = check_string(x, "x", "the name of a numeric variable of the model")
     ncols = check_integer(ncols, "ncols")
     group = _group_name(fit, group, "group_panels")

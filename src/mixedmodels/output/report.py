@@ -81,10 +81,12 @@ def _figures(fit: "LmmFit", profile: bool) -> list[tuple[str, object]]:
         return fig, list(grid[:n])
 
     out = []
-    fig, (ax,) = axes(1, 1, (6.0, 4.5))
-    out.append(("Residuals against fitted values", plots.residuals_vs_fitted(fit, ax=ax)))
-    fig, (ax,) = axes(1, 1, (6.0, 4.5))
-    out.append(("Normal QQ plot of the residuals", plots.qq_residuals(fit, ax=ax)))
+    rows = fit.model.rows_in_memory  # a Dask fit's rows are in its partitions: no row plots
+    if rows:
+        fig, (ax,) = axes(1, 1, (6.0, 4.5))
+        out.append(("Residuals against fitted values", plots.residuals_vs_fitted(fit, ax=ax)))
+        fig, (ax,) = axes(1, 1, (6.0, 4.5))
+        out.append(("Normal QQ plot of the residuals", plots.qq_residuals(fit, ax=ax)))
     for group, frame in fit.ranef.items():
         p, n = frame.shape[1], frame.shape[0]
         fig, grid = axes(p, p, (4.0, max(3.0, 0.18 * n + 1.2)))
@@ -93,7 +95,7 @@ def _figures(fit: "LmmFit", profile: bool) -> list[tuple[str, object]]:
         fig, grid = axes(p, p, (4.0, 3.8))
         out.append((f"Normal QQ plot of the random effects for {group}",
                     plots.qq_ranef(fit, group=group, ax=grid)))
-    x = _panel_covariate(fit)
+    x = _panel_covariate(fit) if rows else None
     if x is not None and fit.ranef:
         group = next(iter(fit.ranef))
         nlevels = len(fit.ranef[group])
@@ -178,6 +180,10 @@ def report_html(fit: "LmmFit", title: str | None = None, profile: bool = False,
         figures.append(f'<figure><img alt="{esc(caption)}" '
                        f'src="data:image/png;base64,{_png_base64(fig, dpi)}">'
                        f"<figcaption>{esc(caption)}</figcaption></figure>")
+    if not fit.model.rows_in_memory:
+        figures.insert(0, "<p>The plots of the residuals and of the observations are left out: "
+                          "they draw every row of the data, which stay in the partitions of the "
+                          "Dask DataFrame the model was fitted to.</p>")
     body.append("<section><h2>Diagnostic plots</h2>\n" + "\n".join(figures) + "\n</section>")
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
@@ -189,7 +195,9 @@ def write_report(fit: "LmmFit", path, title: str | None = None, profile: bool = 
     """Write one self-contained HTML file: the summary (as ``fit.summary()``), the rows
     dropped for missing values and the warnings raised while fitting, the fixed effects
     (``coef_table(ddf)``, naming the degrees-of-freedom method), the variance components
-    (``varcorr``) and the diagnostic plots as embedded PNG images.
+    (``varcorr``) and the diagnostic plots as embedded PNG images (for a fit of a Dask
+    DataFrame, those of the random effects and the profile only: the rows stay in its
+    partitions).
 
     Args:
         fit: the fitted model.

@@ -432,3 +432,18 @@ def test_columns_read_as_numbers_are_checked_as_in_memory(sleep_by_day):
         _quiet(mm.lmer, formula, dd.from_pandas(sleep_by_day, npartitions=3))
     assert str(partitioned.value) == str(memory.value)
     assert "holds dates" in str(memory.value)
+
+
+def test_predict_checks_new_data_as_in_memory():
+    """A Dask fit's predictions check new data's types as an in-memory fit's (its sample has
+    the columns' dtypes); a Dask DataFrame given to an in-memory fit's predict is named."""
+    new = pd.DataFrame({"Days": ["1", "x"], "Subject": ["308", "309"]})
+    sleep = mm.datasets.load("sleepstudy")
+    memory = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    partitioned = _quiet(mm.lmer, "Reaction ~ Days + (Days | Subject)",
+                         dd.from_pandas(sleep, npartitions=2))
+    for fit in (memory, partitioned):
+        with pytest.raises(mm.DataError, match="'Days' was numeric in the data of the fit"):
+            fit.predict(new)
+    with pytest.raises(mm.ArgumentTypeError, match=r"not a Dask DataFrame.*newdata.compute\(\)"):
+        memory.predict(dd.from_pandas(sleep, npartitions=2))

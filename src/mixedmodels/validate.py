@@ -21,7 +21,7 @@ from .errors import ArgumentTypeError, DataError
 __all__ = ["check_bool", "check_choice", "check_executor", "check_frame", "check_integer",
            "check_level", "check_n_jobs", "check_number", "check_optional_string", "check_seed",
            "check_string", "check_strings", "is_dask_frame", "shown", "type_error",
-           "value_error"]
+           "type_name", "value_error"]
 
 SHOWN_LENGTH = 60  # characters of a value shown in a message; longer ones are cut
 
@@ -33,10 +33,18 @@ def shown(value, with_type: bool = False) -> str:
     plain = value.item() if isinstance(value, np.generic) else value
     text = repr(plain)
     if "\n" in text or text.startswith("<"):
-        return f"a {type(value).__name__}"
+        return f"a {type_name(value)}"
     if len(text) > SHOWN_LENGTH:
         text = text[:SHOWN_LENGTH - 3] + "..."
-    return f"{text} ({type(value).__name__})" if with_type else text
+    return f"{text} ({type_name(value)})" if with_type else text
+
+
+def type_name(value) -> str:
+    """The type's name, with its package's where that is not Python's own, NumPy's or
+    pandas' (a Dask "DataFrame" is not pandas' one: ``dask DataFrame``)."""
+    package = type(value).__module__.split(".")[0]
+    name = type(value).__name__
+    return name if package in ("builtins", "numpy", "pandas") else f"{package} {name}"
 
 
 def type_error(name: str, allowed: str, value) -> ArgumentTypeError:
@@ -75,6 +83,11 @@ def check_frame(value, name: str = "data") -> pd.DataFrame:
                             f"flatten them first, e.g. {name}.columns = ['_'.join(map(str, c)) "
                             f"for c in {name}.columns]")
         return value
+    if is_dask_frame(value):
+        raise ArgumentTypeError(
+            f"{name} must be a pandas DataFrame or a dict of columns, not a Dask DataFrame: "
+            f"compute it first ({name}.compute()), or fit the model to the Dask DataFrame, "
+            "whose results are computed on its partitions")
     if not isinstance(value, Mapping):
         raise type_error(name, "a pandas DataFrame or a dict of columns", value)
     if value and all(np.ndim(column) == 0 for column in value.values()):

@@ -340,8 +340,10 @@ def _check_fixed_levels(fit, frame: pd.DataFrame, names) -> None:
 def _check_numeric(fit, frame: pd.DataFrame, names) -> None:
     """Every variable that was numeric in the data of the fit must be numeric in ``frame``, as
     R's predict checks the new data's classes (``.checkMFClasses``): text, or True and False,
-    where the fit had numbers is a DataError naming the column."""
-    training = fit.model.design.frame
+    where the fit had numbers is a DataError naming the column. A fit of a Dask DataFrame
+    has no rows here: its sample of complete rows has the columns' dtypes."""
+    design = fit.model.design
+    training = design.frame if design.frame is not None else getattr(design, "sample", None)
     for name in names:
         if training is None or name not in training.columns or name not in frame.columns \
                 or not number_dtype(training[name].dtype) \

@@ -61,7 +61,7 @@ from ..design.schema import DataSchema, model_columns
 from ..errors import DataError, DataWarning, recorded_warnings, warn_user
 from ..formula.parse import parse_formula
 from ..lmm.model import LinearMixedModel, _check_confounded
-from ..validate import check_bool, check_choice
+from ..validate import check_bool, check_choice, type_name
 from .passes import crossproducts_of, residual_pair_sums_of, schema_of
 from .residual_system import DeltaPasses, PartitionedResidualSystem
 
@@ -138,7 +138,7 @@ class PartitionedModel(LinearMixedModel):
 
         if not isinstance(data, dd.DataFrame):
             raise DataError(f"data must be a Dask DataFrame (or a pandas one), not a "
-                            f"{type(data).__name__}; e.g. ddf[[...columns...]] keeps it a "
+                            f"{type_name(data)}; e.g. ddf[[...columns...]] keeps it a "
                             "DataFrame")
         if weights is not None and not isinstance(weights, str):
             raise DataError("weights of a Dask DataFrame must be the name of one of its "

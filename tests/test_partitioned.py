@@ -234,6 +234,13 @@ def test_an_empty_partition_is_no_rows():
     memory = _quiet(mm.lmer, formula, kept)
     assert fit.nobs == memory.nobs < len(frame)
     assert fit.objective == pytest.approx(memory.objective, rel=OBJECTIVE_RTOL)
+    assert repr(fit).startswith("<PartitionedFit 'Reaction ~ Days + (Days | Subject)' REML")
+    with pytest.raises(ValueError, match="fit.V needs the rows of the data"):
+        fit.V
+    nothing = dd.from_pandas(frame, npartitions=3).map_partitions(lambda part: part.iloc[:0],
+                                                                   meta=frame.iloc[:0])
+    with pytest.raises(mm.DataError, match="the data have no rows"):
+        _quiet(mm.lmer, formula, nothing)
 
 
 def test_files_whose_dtypes_differ(tmp_path):

@@ -276,7 +276,7 @@ def test_gls_summary_title_structure_and_no_groups():
     assert "Number of obs: 298" in lines
     ml = str(nlme_fit("trial_gls_ar1_ml").summary())
     assert ml.splitlines()[0] == "Generalized least squares fit by maximum likelihood"
-    assert "<LmmFit gls 'y ~ arm * visit' REML" in repr(fit)
+    assert repr(fit).startswith("<LmmFit gls 'y ~ arm * visit' REML correlation='ar1(")
 
 
 def test_summary_prints_each_structure_as_nlme_estimates_it():

@@ -248,7 +248,11 @@ class LmmFit(FittedModel):
 
     def __repr__(self) -> str:
         kind = "" if self.model.random_effects else " gls"
-        return (f"<LmmFit{kind} {self.formula!r} {'REML' if self.reml else 'ML'} "
+        residual = " ".join(f"{name}={structure.text!r}" for name, structure in
+                            (("correlation", self.model.correlation),
+                             ("variance", self.model.variance)) if structure is not None)
+        return (f"<{type(self).__name__}{kind} {self.formula!r} "
+                f"{'REML' if self.reml else 'ML'} {residual + ' ' if residual else ''}"
                 f"objective={self.objective:.4f} nobs={self.nobs}>")
 
     def _repr_html_(self) -> str:

@@ -374,6 +374,8 @@ class DataSchema:
            dtypes: pd.Series, residual=None) -> "DataSchema":
         """The schema of the data whose partitions' summaries add up to ``summary`` (and, with
         a residual structure, their shares ``residual``)."""
+        if summary.rows == 0:
+            raise DataError("the data have no rows (every partition is empty)")
         if summary.complete == 0:
             raise DataError(f"no rows are left after dropping rows with missing values (all "
                             f"{summary.rows} rows have one in the columns the model uses)")

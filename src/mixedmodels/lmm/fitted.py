@@ -408,6 +408,7 @@ class FittedModel:
             ValueError: for larger data, where V can need gigabytes; every quantity the
                 package reports is computed without it.
         """
+        self._rows("fit.V")
         if self.nobs > DENSE_V_LIMIT:
             raise ValueError(
                 f"fit.V is an n x n matrix and the fit has {self.nobs} observations (the limit "

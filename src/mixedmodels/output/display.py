@@ -314,7 +314,8 @@ def residuals_section(fit: "LmmFit") -> Section:
     them), where to find them."""
     if not fit.model.rows_in_memory:
         return Section(title="Scaled residuals:", lines=[
-            "on the data's partitions: fit.resid(\"pearson\", scaled=True)"])
+            "(computed on the Dask DataFrame's partitions by fit.resid(\"pearson\", "
+            "scaled=True); their quartiles would need a sort of all of them)"])
     scaled = residuals(fit, "pearson", scaled=True)  # as lme4: sqrt(w) (y - fitted) / sigma
     quartiles = zapsmall(np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1]), DIGITS + 1)
     table = named_vector(["Min", "1Q", "Median", "3Q", "Max"], r_format(quartiles, DIGITS))

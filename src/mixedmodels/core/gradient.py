@@ -83,6 +83,7 @@ def _gradient(system, theta: np.ndarray, reml: bool, sigma: float | None):
     kernel = None if single is None else single_factor_gradient_kernel()
     try:
         entries = parameters.entries(theta)
+        pieces = None
         if kernel is not None:  # one grouping factor: a loop over its levels
             dof = system.n - system.p if reml else system.n
             raw, by_entry = single.gradient(kernel, entries, reml, dof,
@@ -92,7 +93,8 @@ def _gradient(system, theta: np.ndarray, reml: bool, sigma: float | None):
             pieces = Pieces(*raw)
         elif system.small_system is not None:  # one dense matrix: the same formulas
             pieces, by_entry = system.small_system.gradient(entries, reml, system.n, sigma)
-        else:
+        if pieces is None or system.refines(pieces.r2):  # the blocked factor (r^2 from the
+            # rows where A's has lost its precision: ``PLSSystem.row_residuals``)
             with blas_threads_for(system.largest_dense_block):  # as the factor limits BLAS
                 factor = system.factor(theta)
                 pieces = system.pieces_of(factor)
@@ -136,12 +138,15 @@ def _factor_gradients(system, factor, reml: bool,
         beta = factor.fixed_basis @ beta  # in the columns of A (X R^-1)
     b = [(v.reshape(-1, lam.shape[0]) @ lam.T).ravel() for v, lam in zip(spherical, lambdas)]
     dof = (system.n - p) if reml else system.n
-    weight = dof / factor.pwrss() if residual_sd is None else 1.0 / residual_sd ** 2
+    r2, rows = factor.pwrss(), None
+    if system.refines(r2):  # r^2, rho and v from the rows (``PLSSystem.row_residuals``)
+        r2, rows, spherical = system.row_residuals(factor)
+    weight = dof / r2 if residual_sd is None else 1.0 / residual_sd ** 2
     out = []
     for j in range(k):
         levels = system.blocks[j].nlevels
         logdet = _logdet_trace(system, sigma, lambdas, j, levels, reml and p > 0)
-        rho = _residual_crossproduct(system, j, b, beta)
+        rho = _residual_crossproduct(system, j, b, beta) if rows is None else rows[j]
         dr2 = -2.0 * rho.reshape(levels, -1).T @ spherical[j].reshape(levels, -1)
         out.append(2.0 * logdet.T + weight * dr2)
     return out

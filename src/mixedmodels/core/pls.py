@@ -70,6 +70,10 @@ DENSE_FILL = 0.1  # ... and so are larger ones with this share of nonzeros (as M
 SMALL_SYSTEM = 100
 NEARLY_COLLINEAR = 1e-3  # see fixed_basis
 FAILED = Pieces(0.0, 0.0, -1.0)  # theta outside the domain: the criterion is inf
+#: r^2 below this share of the (shifted, whitened) response's y'y is formed from the rows (see
+#: ``PLSSystem.row_residuals``): A's Schur complement keeps about eps y'y / r^2 of its relative
+#: precision, 1e-12 at this ratio
+REFINE_BELOW = 1e-4
 
 
 def fixed_basis(X: np.ndarray) -> np.ndarray | None:
@@ -116,6 +120,7 @@ class PLSSystem:
         self._init(structure, crossproducts, basis)
         self._x = residual.whiten(Q)  # for a new response's Q'y
         self._z = (structure.blocks, residual)
+        self._y = residual.whiten(y)  # for r^2 formed from the rows (``row_residuals``)
 
     @classmethod
     def from_crossproducts(cls, structure: ReStructure, crossproducts: CrossProducts,
@@ -124,7 +129,7 @@ class PLSSystem:
         whose fixed-effects columns are X R^-1 for ``fixed_basis`` R (default: I, columns X)."""
         system = object.__new__(cls)
         system._init(structure, crossproducts, fixed_basis)
-        system._x = system._z = None
+        system._x = system._z = system._y = None
         return system
 
     def _init(self, structure: ReStructure, crossproducts: CrossProducts,
@@ -250,7 +255,9 @@ class PLSSystem:
             columns = (block.codes[:, None] * block.p + np.arange(block.p)).ravel()
             zty.append(np.bincount(columns, (residual.whiten(block.values) * y[:, None]).ravel(),
                                    block.q))  # Z_b' y of the whitened rows
-        return self.with_response_products(zty, self._x.T @ y, y @ y)
+        other = self.with_response_products(zty, self._x.T @ y, y @ y)
+        other._y = y
+        return other
 
     def with_response_products(self, zty: list, qty: np.ndarray, yty: float) -> "PLSSystem":
         """A copy for a new response given by its products with the whitened rows: Z_b'y per
@@ -265,6 +272,7 @@ class PLSSystem:
         xy[-1, :-1] = xy[:-1, -1] = qty
         xy[-1, -1] = yty
         other = copy.copy(self)
+        other._y = None  # (the rows of this response are not known here)
         other._set_xy(self.crossproducts.with_response_rows(xy_z, xy))
         return other
 
@@ -278,6 +286,7 @@ class PLSSystem:
         to_basis = scipy.linalg.block_diag(self.fixed_basis, 1.0) @ transform
         if self._x is not None:
             other._x = self._x @ to_basis[:-1, :-1]
+            other._y = self._x @ to_basis[:-1, -1] + self._y * to_basis[-1, -1]
         other.fixed_basis = other._basis_inverse = np.eye(other.p)
         other._logdet_basis = 0.0
         other._set_xy(self.crossproducts.with_response_rows(
@@ -348,9 +357,106 @@ class PLSSystem:
         except np.linalg.LinAlgError:
             return FAILED
 
-    @staticmethod
-    def pieces_of(factor: Factor) -> Pieces:
-        return Pieces(factor.logdet_z(), factor.logdet_x(), factor.pwrss())
+    def pieces_of(self, factor: Factor) -> Pieces:
+        """The criterion's pieces from the factor; where A's r^2 has lost its precision, r^2
+        and log|R_X|^2 formed from the rows (``row_residuals``, ``row_logdet_x``)."""
+        r2 = factor.pwrss()
+        if not self.refines(r2):
+            return Pieces(factor.logdet_z(), factor.logdet_x(), r2)
+        return Pieces(factor.logdet_z(), self.row_logdet_x(factor),
+                      self.row_residuals(factor)[0])
+
+    def crossproduct_pwrss(self, theta: np.ndarray) -> float:
+        """A's r^2 at theta, from the fastest back-end (negative where the factor fails)."""
+        fast = self._fast
+        return (fast(theta) if fast is not None else self.blocked_pieces(theta))[2]
+
+    def pwrss(self, factor: Factor) -> float:
+        """r^2 at the factor's theta, from the rows where A's has lost its precision."""
+        r2 = factor.pwrss()
+        return self.row_residuals(factor)[0] if self.refines(r2) else r2
+
+    def refines(self, r2: float) -> bool:
+        """r^2 from A keeps too little of its precision, and the rows are here to form it."""
+        return self._y is not None and 0.0 <= r2 < REFINE_BELOW * self.A_xyxy[-1, -1]
+
+    def row_residuals(self, factor: Factor) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+        """r^2, rho_b = Z_b' e per block and the spherical random effects v_b, from the
+        whitened rows' residuals e = y - X beta - Z Lambda v at the factor's theta
+        (``_penalized_fit``): r^2 = e'e + v'v, as lme4 forms it.
+
+        A forms r^2 as y'y less what the factor explains, which keeps only about
+        eps y'y / r^2 of its relative precision: a response fitted almost exactly by the
+        fixed and random effects (a residual sd 1e-5 of the groups') made the REML criterion
+        noisy by 1e-3, and BOBYQA stopped 3.5 above the optimum (lme4's, from the rows: at
+        the optimum to 2e-7). Used where r^2 < ``REFINE_BELOW`` y'y only.
+
+        Raises:
+            ValueError: a system built from cross-products alone.
+        """
+        e, spherical, _, rho = self._penalized_fit(factor, self._y[:, None], fixed=True)
+        r2 = float(e[:, 0] @ e[:, 0] + spherical[:, 0] @ spherical[:, 0])
+        offsets = np.cumsum([0] + [block.q for block in self.blocks])
+        return (r2, [rho[a:b, 0] for a, b in zip(offsets[:-1], offsets[1:])],
+                [spherical[a:b, 0] for a, b in zip(offsets[:-1], offsets[1:])])
+
+    def row_logdet_x(self, factor: Factor) -> float:
+        """log|R_X|^2, R_X'R_X = X'X - X'Z Lambda M^-1 Lambda'Z'X (M = Lambda'Z'Z Lambda + I)
+        in the system's columns, formed from the rows as R'R + V'V with R = X - Z Lambda V
+        the residuals of X's columns penalized-regressed on Z Lambda (``_penalized_fit``).
+        Where sds are many times sigma, X's columns that Z spans (an intercept) keep only a
+        share of about 1 / theta^2 of X'X in the Schur complement, which A forms by
+        subtraction, and REML's log|R_X|^2 loses its precision with r^2's."""
+        if self.p == 0:
+            return 0.0
+        residuals, spherical, _, _ = self._penalized_fit(factor, self._x, fixed=False)
+        schur = residuals.T @ residuals + spherical.T @ spherical
+        return 2.0 * float(np.log(np.diagonal(np.linalg.cholesky(schur))).sum())
+
+    def _penalized_fit(self, factor: Factor, targets: np.ndarray, fixed: bool):
+        """The penalized least squares of the whitened rows' ``targets`` (n, m) on
+        [Z Lambda, X] (``fixed``; X in its own columns) or on Z Lambda alone, solved with the
+        factor and refined once from the rows (the normal equations' residual
+        [Lambda'Z'e - v; X'e], solved with the same factor, takes the solve's error, which
+        grows with Lambda, to rounding; Golub and Van Loan, Matrix Computations, 3.5.3).
+
+        Returns:
+            (e (n, m), v (q, m), beta (p, m) or None, Z'e (q, m)): the residuals, the
+            spherical random effects, the fixed effects and the residuals' products with Z.
+        """
+        self._require_rows("the criterion from the rows")
+        z = self._whitened_z()
+        q, m = z.shape[1], targets.shape[1]
+        lam = _block_diagonal_lambda(self.blocks, factor.lambdas)
+        basis = factor.fixed_basis
+        spherical = np.zeros((q, m))
+        beta = np.zeros((self.p, m)) if fixed else None
+        for step in range(3):  # solve, refine, then the residuals of the refined solution
+            e = targets - z @ (lam @ spherical)
+            if fixed:
+                e -= self._x @ (beta if basis is None else basis @ beta)
+            ze = z.T @ e
+            if step == 2:
+                return e, spherical, beta, ze
+            rhs = lam.T @ ze - spherical
+            if fixed:
+                xe = self._x.T @ e
+                rhs = np.vstack([rhs, xe if basis is None else basis.T @ xe])
+            step_ = factor.solve(rhs, fixed)
+            spherical = spherical + step_[:q]
+            if fixed:
+                beta = beta + step_[q:]
+
+    def _whitened_z(self) -> sp.csr_array:
+        """Z of the whitened rows (n x q), built on first use. The residual structure's groups
+        lie within every grouping factor's levels (``lmm.model``), so it is Z's pattern of the
+        whitened values."""
+        cached = self.__dict__.get("_z_rows")
+        if cached is None:
+            blocks, residual = self._z
+            cached = sp.csr_array(residual.whiten(sparse_z(self.structure, self._y.shape[0])))
+            self._z_rows = cached
+        return cached
 
     def criterion(self, pieces, reml: bool, sigma: float | None = None) -> float:
         """REML criterion or -2 log-likelihood from the pieces (profiled over sigma unless
@@ -365,6 +471,8 @@ class PLSSystem:
         calls it hundreds of times per fit."""
         fast = self._fast
         logdet_z, logdet_x, r2 = fast(theta) if fast is not None else self.blocked_pieces(theta)
+        if fast is not None and self.refines(r2):  # r^2 from the rows (``row_residuals``)
+            logdet_z, logdet_x, r2 = self.blocked_pieces(theta)
         return criterion((logdet_z, logdet_x + self._logdet_basis, r2), self.n, self.p, reml,
                          self.log_det_psi)
 
@@ -603,6 +711,14 @@ def _scale_dense(a: np.ndarray, lam_i, lam_j, li: int, pi: int, lj: int, pj: int
     right = np.tensordot(blocks, lam_j, axes=([3], [0]))  # A Lambda_j: (li, pi, lj, pj)
     both = np.tensordot(lam_i, right, axes=([0], [1]))  # Lambda_i' (A Lambda_j): (pi, li, ...)
     return np.ascontiguousarray(both.transpose(1, 0, 2, 3)).reshape(a.shape)
+
+
+def _block_diagonal_lambda(blocks, lambdas) -> sp.csr_array:
+    """Lambda = blockdiag over the blocks of I_levels (x) lam_b (q x q, sparse)."""
+    if not blocks:
+        return sp.csr_array((0, 0))
+    return sp.csr_array(sp.block_diag([sp.kron(sp.eye_array(b.nlevels), lam)
+                                       for b, lam in zip(blocks, lambdas)], format="csr"))
 
 
 def sparse_z(structure: ReStructure, n: int) -> sp.csr_array:

@@ -178,6 +178,9 @@ class ResidualParameterSystem:
     def objective_from(self, factor: Factor, reml: bool) -> float:
         return self._system(factor.theta).objective_from(factor, reml)
 
+    def pwrss(self, factor: Factor) -> float:
+        return self._system(factor.theta).pwrss(factor)
+
     def deviance(self, theta: np.ndarray, sigma: float, reml: bool) -> float:
         return self._system(theta).deviance(theta, sigma, reml)
 

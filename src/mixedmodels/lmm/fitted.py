@@ -195,7 +195,7 @@ class FittedModel:
     def sigma(self) -> float:
         """Residual standard deviation: r^2 / (n - p) under REML, r^2 / n under ML."""
         dof = residual_dof(self.nobs, len(self.beta), self.reml)
-        return float(np.sqrt(self._factor.pwrss() / dof))
+        return float(np.sqrt(self.model.system.pwrss(self._factor) / dof))
 
     @cached_table
     def fixef(self) -> pd.Series:

@@ -522,8 +522,11 @@ class LinearMixedModel:
         """Newton steps from the optimizer's end where the analytic gradient exists
         (``newton_polish``; ``seen``: L-BFGS's evaluations, whose last gradient and secant
         curvature they reuse), an end near a bound tried on it again; with a residual
-        structure's parameters, the same steps with a central-difference gradient."""
+        structure's parameters, or near an exact fit, the same steps with a central-difference
+        gradient."""
         parameters = self.structure.parameters
+        if self._near_exact(summary.final):
+            return numerical_polish(self._criterion, summary, parameters.upper())
         if self._has_gradient():
             if seen is None:
                 polished = newton_polish(self._criterion_and_gradient, summary,
@@ -555,6 +558,16 @@ class LinearMixedModel:
                 and self.structure.parameters.n_params <= POLISH_PARAMETERS):
             return settings
         return _no_tighter(settings, POLISHED_TOLERANCES)
+
+    def _near_exact(self, theta: np.ndarray) -> bool:
+        """The response is fitted almost exactly at theta: the criterion is formed from the
+        rows (``PLSSystem.row_residuals``), while the analytic gradient's log-determinant
+        part still comes from A, whose Schur complements have lost their precision there
+        (L-BFGS stopped 1.1e-3 above the optimum with a residual sd 1e-6 of the groups')."""
+        system = self.system
+        if not hasattr(system, "refines") or not np.all(np.isfinite(theta)):
+            return False
+        return system.refines(system.crossproduct_pwrss(theta))
 
     def _has_gradient(self) -> bool:
         """The analytic gradient is available: no residual-structure parameters, and every

@@ -107,6 +107,8 @@ NESTED_MARGIN = 1e-7
 #: restriction fits better by ``NESTED_MARGIN``, which a fit to 1e-9 does (Machines' ``toep``
 #: terms: 90 restricted evaluations at these instead of 180 at the defaults)
 NESTED_TOLERANCES = {"ftol_rel": 1e-9, "ftol_abs": 1e-7, "xtol_abs": 1e-5}
+#: near an exact fit, BOBYQA's continuations in units of theta's size (``_beyond_scale``)
+SCALE_RESTARTS = 4
 
 #: the tolerances of ``OptSettings``: non-negative numbers
 _TOLERANCES = ("ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs")
@@ -418,6 +420,7 @@ class LinearMixedModel:
                 summary = dataclasses.replace(summary, settings=settings)
                 if parameters.is_singular(summary.final, units=self.theta_units()):
                     summary = self._continued(summary, settings, 0.1)
+            summary = self._beyond_scale(summary, settings)
             summary = self._polished(snap_to_bounds(self._criterion, summary), seen)
             if summary.curvature == "indefinite":  # not a minimum: a saddle, or a flat stop
                 # at the settings' own tolerances: at the polished ones (1e-10) BOBYQA stopped
@@ -426,6 +429,23 @@ class LinearMixedModel:
                 summary = self._continued(summary, settings, 0.1)
                 summary = self._polished(snap_to_bounds(self._criterion, summary), None)
             summary = self._beyond_nested(summary, settings)
+        return summary
+
+    def _beyond_scale(self, summary: OptSummary, settings: OptSettings) -> OptSummary:
+        """Near an exact fit (``_near_exact``) the optimum lies at sds thousands to millions
+        of times sigma, and BOBYQA's trust region, which grows slowly from its start in the
+        columns' units, can stop on the way (a residual sd 1e-7 of the groups': at theta
+        1.4e5, 167 above the optimum at 1.5e7). There BOBYQA continues in units of theta's
+        own size, again while that lowers the criterion, at most ``SCALE_RESTARTS`` times."""
+        for _ in range(SCALE_RESTARTS):
+            if not self._near_exact(summary.final):
+                break
+            units = np.maximum(np.abs(summary.final), self.theta_units())
+            again = self._continued(summary, settings, 0.5, None, units)
+            improved = again.fmin < summary.fmin - NESTED_MARGIN * (1.0 + abs(summary.fmin))
+            summary = again
+            if not improved:
+                break
         return summary
 
     def _beyond_nested(self, summary: OptSummary, settings: OptSettings) -> OptSummary:

@@ -287,7 +287,7 @@ def test_refuses_fewer_than_two_models_and_non_fits(fit):
 def test_exported():
     """mm.anova is the facade's: inference.lrt.anova's table, printed as lme4 prints it."""
     assert "anova" in mm.__all__
-    assert mm.anova is __import__("mixedmodels.result", fromlist=["anova"]).anova
+    assert mm.anova is __import__("mixedmodels.api", fromlist=["anova"]).anova
 
 
 def test_module_example():

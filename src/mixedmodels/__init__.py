@@ -18,16 +18,11 @@ _gc.set_threshold(_thresholds[0], _thresholds[1], 1 << 30)
 try:
     from . import covariance as cov
     from . import datasets
+    from .api import anova, gls, lmer
     from .core.optimize import OptSettings, OptSummary
+    from .deferred import deferred
     from .errors import ArgumentTypeError, DataError, DataWarning, FitWarning, FormulaError
-    from .result import (
-        GeneralizedLeastSquares,
-        LinearMixedModel,
-        LmmFit,
-        anova,
-        gls,
-        lmer,
-    )
+    from .result import GeneralizedLeastSquares, LinearMixedModel, LmmFit
 finally:
     _gc.set_threshold(*_thresholds)
 
@@ -41,27 +36,21 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-# What a fit does not use loads on first use (PEP 562): the Dask facade, Gauge R&R, the plots
-# and the report. ``import mixedmodels`` then costs what a fit needs (see ``result``).
-_DEFERRED = {
-    "PartitionedModel": ("partitioned_result", "PartitionedModel"),
-    "PartitionedFit": ("partitioned_result", "PartitionedFit"),
-    "gauge_rr": ("gauge", "gauge_rr"),
-    "plots": ("output.plots", None),
-    "write_report": ("output.report", "write_report"),
-}
+# What a fit does not use loads on first use: the plots, Gauge R&R, the report and the Dask
+# facade (``deferred``; the names by PEP 562). ``import mixedmodels`` then costs what a fit
+# needs (see ``result``).
+plots = deferred("mixedmodels.output.plots")
+_gauge = deferred("mixedmodels.gauge")
+_report = deferred("mixedmodels.output.report")
+_partitioned = deferred("mixedmodels.partitioned_result")
+_DEFERRED = {"PartitionedModel": _partitioned, "PartitionedFit": _partitioned,
+             "gauge_rr": _gauge, "write_report": _report}
 
 
 def __getattr__(name: str):
     if name not in _DEFERRED:
         raise AttributeError(f"module 'mixedmodels' has no attribute {name!r}")
-    from importlib import import_module
-
-    module, attribute = _DEFERRED[name]
-    value = import_module(f"{__name__}.{module}")
-    value = value if attribute is None else getattr(value, attribute)
-    globals()[name] = value
-    return value
+    return getattr(_DEFERRED[name], name)
 
 
 def __dir__() -> list[str]:

@@ -52,6 +52,7 @@ from typing import Sequence
 import pandas as pd
 
 from . import datasets
+from .api import gls, lmer
 from .diagnostics.predict import random_rows
 from .errors import DataError, FormulaError
 from .formula.parse import parse_formula
@@ -65,7 +66,6 @@ from .inference.fixed_tests import (
 )
 from .linalg.compiled import prefer_numpy
 from .output.report import write_report
-from .result import gls, lmer
 
 __all__ = ["main"]
 

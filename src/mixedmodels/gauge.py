@@ -38,10 +38,10 @@ from functools import cached_property, partial
 import numpy as np
 import pandas as pd
 
+from .api import lmer
 from .datasets import listed_rows
 from .errors import DataError, DataWarning, warn_user
 from .output.tables import RTable, data_frame
-from .result import lmer
 from .validate import check_frame, check_level, check_number, type_error
 
 __all__ = ["gauge_rr", "GaugeRR", "COMPONENTS"]

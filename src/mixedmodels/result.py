@@ -4,10 +4,10 @@ The numbers live in ``lmm.FittedModel`` (theta, beta, sigma, the factor, the des
 methods here hand that state to the layers below (inference, diagnostics, output), which never
 import this module.
 
-A fit uses the layers up to ``lmm`` only. The methods import the layers they call (inference,
-diagnostics, output) and the Dask facade (``partitioned_result``) when first called, so that
-``import mixedmodels`` loads what a fit needs and no more: those layers are a third of the
-package's own import time. Only the top layer defers imports (``tests/test_layers.py``).
+A fit uses the layers up to ``lmm`` only. The layers the methods hand the fit to (inference,
+diagnostics, output) are imported on a method's first call (``deferred``), so that ``import
+mixedmodels`` loads what a fit needs and no more: those layers are a third of the package's
+own import time.
 """
 
 from __future__ import annotations
@@ -17,23 +17,28 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .core.optimize import OptSettings
+from .deferred import deferred
 from .design.build import aligned_series
 from .errors import ArgumentTypeError
 from .lmm.fitted import FittedModel
 from .lmm.model import GeneralizedLeastSquares as _GlsStages
 from .lmm.model import LinearMixedModel as _ModelStages
-from .lmm.model import check_settings
-from .validate import (
-    check_bool,
-    check_choice,
-    check_executor,
-    check_level,
-    check_strings,
-    is_dask_frame,
-)
+from .validate import check_choice, check_executor, check_level, check_strings
 
-__all__ = ["GeneralizedLeastSquares", "LmmFit", "LinearMixedModel", "anova", "gls", "lmer"]
+__all__ = ["GeneralizedLeastSquares", "LmmFit", "LinearMixedModel"]
+
+_bootstrap = deferred("mixedmodels.inference.bootstrap")
+_distributions = deferred("mixedmodels.inference.distributions")
+_fixed_tests = deferred("mixedmodels.inference.fixed_tests")
+_parameters = deferred("mixedmodels.inference.parameters")
+_profile = deferred("mixedmodels.inference.profile")
+_ranova = deferred("mixedmodels.inference.ranova")
+_simulate = deferred("mixedmodels.inference.simulate")
+_influence = deferred("mixedmodels.diagnostics.influence")
+_predict = deferred("mixedmodels.diagnostics.predict")
+_rows = deferred("mixedmodels.diagnostics.rows")
+_display = deferred("mixedmodels.output.display")
+_tables = deferred("mixedmodels.output.tables")
 
 CONFINT_METHODS = ("profile", "wald", "bootstrap")
 CONFINT_ALIASES = {"boot": "bootstrap"}
@@ -56,36 +61,28 @@ class LmmFit(FittedModel):
         """Fixed effects with standard errors, df, t and p; ``ddf`` is one of
         "satterthwaite", "kenward-roger", "residual", "asymptotic" (see ``inference``); it
         prints as lmerTest's."""
-        from .inference.fixed_tests import coef_table
-        from .output import tables
-        return tables.RTable.of(coef_table(self, ddf), tables.coefficients)
+        return _tables.RTable.of(_fixed_tests.coef_table(self, ddf), _tables.coefficients)
 
     def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
         """F tests, one per fixed-effects term, as lmerTest's ``anova(type = 3)`` (or type 1,
         sequential, or 2): columns sum_sq, mean_sq, num_df, den_df, F, p; it prints as
         lmerTest's."""
-        from .inference.fixed_tests import anova_table
-        from .output import tables
-        return tables.RTable.of(anova_table(self, ddf, type), tables.f_tests)
+        return _tables.RTable.of(_fixed_tests.anova_table(self, ddf, type), _tables.f_tests)
 
     def test(self, L, ddf: str = "satterthwaite", rhs=0.0) -> dict:
         """F test of H0: L beta = rhs for a contrast matrix L (rows over ``x_names``)."""
-        from .inference.fixed_tests import contrast_test
-        return contrast_test(self, L, ddf, rhs)
+        return _fixed_tests.contrast_test(self, L, ddf, rhs)
 
     def profile(self, level: float = 0.99, points: int = 12, executor=None) -> pd.DataFrame:
         """Profile zeta traces (columns parameter, value, zeta) for every parameter, spanning
         each one's profile interval at ``level``; ``executor`` (``concurrent.futures``, e.g. a
         Dask cluster's) profiles the parameters in parallel."""
-        from .inference.profile import profile_table
-        return profile_table(self, level, points, executor)
+        return _profile.profile_table(self, level, points, executor)
 
     def ranova(self, reduce_terms: bool = True) -> pd.DataFrame:
         """Likelihood-ratio tests of the random-effects terms, each reduced or removed in turn
         (lmerTest's ``ranova``, printed as it prints it; see ``ranova.ranova``)."""
-        from .inference.ranova import ranova
-        from .output import tables
-        return tables.RTable.of(ranova(self, reduce_terms), tables.random_terms)
+        return _tables.RTable.of(_ranova.ranova(self, reduce_terms), _tables.random_terms)
 
     def confint(self, method: str = "profile", level: float = 0.95, executor=None,
                 parameters=None, **bootstrap_options):
@@ -122,11 +119,9 @@ class LmmFit(FittedModel):
                                     f"{', '.join(BOOTSTRAP_OPTIONS)}")
         names = self._parameter_rows(parameters)
         if method == "profile":
-            from .inference.profile import profile_intervals
-            rows = profile_intervals(self, names, level, executor)
+            rows = _profile.profile_intervals(self, names, level, executor)
         elif method == "wald":
-            from .inference.distributions import ndtri
-            z = ndtri(0.5 + level / 2)
+            z = _distributions.ndtri(0.5 + level / 2)
             half = dict(zip(self.x_names, z * self.stderr.to_numpy()))
             rows = [(self.fixef[name] - half[name], self.fixef[name] + half[name])
                     if name in half else (np.nan, np.nan) for name in names]
@@ -140,8 +135,7 @@ class LmmFit(FittedModel):
 
     def _parameter_rows(self, parameters) -> list[str]:
         """The names of ``confint``'s rows: all parameters, or those asked for."""
-        from .inference.parameters import parameter_names
-        names = parameter_names(self)
+        names = _parameters.parameter_names(self)
         if parameters is None:
             return names
         wanted = check_strings(parameters, "parameters",
@@ -160,16 +154,13 @@ class LmmFit(FittedModel):
         by sigma (see ``diagnostics.residuals``). A Series indexed by the fitted rows' labels
         (``na_action="omit"``) or by every row of the data, NaN where a row was dropped for
         missing values (``na_action="exclude"``)."""
-        from .diagnostics.influence import residuals
-        from .diagnostics.rows import by_row
-        return by_row(self, residuals(self, kind, scaled), "residual", na_action)
+        return _rows.by_row(self, _influence.residuals(self, kind, scaled), "residual",
+                            na_action)
 
     def fitted_values(self, kind: str = "conditional", na_action: str = "omit") -> pd.Series:
         """Fitted values: "conditional" (X beta + Z u) or "marginal" (X beta), a Series
         indexed as ``resid``'s (``na_action``)."""
-        from .diagnostics.influence import fitted
-        from .diagnostics.rows import by_row
-        return by_row(self, fitted(self, kind), "fitted", na_action)
+        return _rows.by_row(self, _influence.fitted(self, kind), "fitted", na_action)
 
     def refit(self, y) -> "LmmFit":
         """The same design fitted to a new response (no formula or data processing; only
@@ -189,8 +180,7 @@ class LmmFit(FittedModel):
         of ``newdata``; ``include_random`` holds the random effects of all (True, lme4's
         ``use.u``) or some grouping factors at their conditional modes (see
         ``simulate.simulate``)."""
-        from .inference.simulate import simulate
-        return simulate(self, n, seed, newdata, include_random, new_levels)
+        return _simulate.simulate(self, n, seed, newdata, include_random, new_levels)
 
     def bootstrap(self, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
                   level: float = 0.95, executor=None):
@@ -198,9 +188,8 @@ class LmmFit(FittedModel):
         lme4's ``bootMer`` and ``confint(method = "boot")`` (see ``bootstrap.bootstrap``; local
         processes with ``n_jobs``, or any ``concurrent.futures`` executor, such as a Dask
         cluster's ``Client.get_executor()``)."""
-        from .inference.bootstrap import bootstrap
-        return bootstrap(self, n, seed=seed, progress=progress, n_jobs=n_jobs, level=level,
-                         executor=executor)
+        return _bootstrap.bootstrap(self, n, seed=seed, progress=progress, n_jobs=n_jobs,
+                                    level=level, executor=executor)
 
     def predict(self, newdata=None, include_random=True, new_levels: str = "error",
                 interval=None, level: float = 0.95, na_action: str = "omit"):
@@ -208,43 +197,37 @@ class LmmFit(FittedModel):
         indexed like ``newdata``, or for the fitted data as ``resid``'s (``na_action``); see
         ``predict.predict``. ``include_random`` is True, False or a list of grouping factors
         (lme4's ``re.form``)."""
-        from .diagnostics.predict import predict
-        return predict(self, newdata, include_random=include_random, new_levels=new_levels,
-                       interval=interval, level=level, na_action=na_action)
+        return _predict.predict(self, newdata, include_random=include_random,
+                                new_levels=new_levels, interval=interval, level=level,
+                                na_action=na_action)
 
     def leverage(self, na_action: str = "omit") -> pd.Series:
         """Diagonal of the hat matrix (see ``diagnostics.leverage``), indexed as ``resid``'s."""
-        from .diagnostics.influence import leverage
-        from .diagnostics.rows import by_row
-        return by_row(self, leverage(self), "leverage", na_action)
+        return _rows.by_row(self, _influence.leverage(self), "leverage", na_action)
 
     def cooks_distance(self, na_action: str = "omit", method: str = "deletion") -> pd.Series:
         """Cook's distance per observation, indexed as ``resid``'s: ``method`` "deletion" (the
         exact deletion of the observation, variance parameters fixed) or "lme4" (lme4's
         ``cooks.distance``, from the hat values); see ``diagnostics.cooks_distance``."""
-        from .diagnostics.influence import cooks_distance
-        from .diagnostics.rows import by_row
-        return by_row(self, cooks_distance(self, method), "cooks_distance", na_action)
+        return _rows.by_row(self, _influence.cooks_distance(self, method), "cooks_distance",
+                            na_action)
 
     def influence_groups(self, group: str, progress: bool = True,
                          executor=None) -> pd.DataFrame:
         """Refits without each level of ``group``, optionally on a ``concurrent.futures``
         executor such as a Dask cluster's (see ``diagnostics.influence_groups``)."""
-        from .diagnostics.influence import influence_groups
-        return influence_groups(self, group, progress=progress, executor=executor)
+        return _influence.influence_groups(self, group, progress=progress, executor=executor)
 
     # -- display -------------------------------------------------------------------------------
     @property
     def varcorr(self) -> pd.DataFrame:
         """Variances and correlations as lme4's ``as.data.frame(VarCorr(fit))`` (see
         ``FittedModel.varcorr``), printed as R prints it."""
-        from .output import tables
-        return tables.RTable.of(super().varcorr, tables.variance_components)
+        return _tables.RTable.of(super().varcorr, _tables.variance_components)
 
     def summary(self):
         """A summary that prints like lme4's and renders as HTML in notebooks."""
-        from .output.display import Summary
-        return Summary(self)
+        return _display.Summary(self)
 
     def __repr__(self) -> str:
         kind = "" if self.model.random_effects else " gls"
@@ -260,7 +243,6 @@ class LmmFit(FittedModel):
 
     def to_dict(self) -> dict:
         """A JSON-ready record of the fit."""
-        from .output.display import residual_structure_lines
         return {
             "model": "lmer" if self.model.random_effects else "gls",
             "formula": self.formula, "method": "REML" if self.reml else "ML",
@@ -273,7 +255,7 @@ class LmmFit(FittedModel):
                          for k, v in row.items()}
                         for row in self.varcorr.astype(object).where(
                             self.varcorr.notna(), None).to_dict(orient="records")],
-            "residual_structure": residual_structure_lines(self),
+            "residual_structure": _display.residual_structure_lines(self),
             "is_singular": self.is_singular, "converged": self.converged,
             "dropped_columns": list(self.model.design.dropped),
             "optimizer": {"name": self.optsummary.optimizer,
@@ -294,84 +276,3 @@ class GeneralizedLeastSquares(_GlsStages):
     whose ``fit()`` is an ``LmmFit``."""
 
     result_type = LmmFit
-
-
-def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
-         correlation=None, variance=None, settings: OptSettings = OptSettings(),
-         nobs_checks: str = "error", progress: bool = False) -> LmmFit:
-    """Fit a linear mixed model from an lme4-style formula, by REML (default) or ML.
-
-    Args:
-        formula: e.g. ``"Reaction ~ Days + (Days | Subject)"``; random-effects terms may have
-            a structured covariance: ``ar1(0 + factor(visit) | patient)``, ``cs(...)``,
-            ``diag(...)``, ``toep(...)``, ``us(...)``.
-        data: a pandas DataFrame, or a Dask DataFrame (partitions read from Parquet or CSV
-            files, or on a cluster): the same fit, from the cross-products summed over its
-            partitions on the active Dask scheduler (``partitioned.model``).
-        weights: prior weights (a column name or one value per row), as lme4's:
-            Var(e_i) = sigma^2 / w_i.
-        correlation: the residuals' correlation within groups (nlme's ``correlation=``):
-            ``"ar1(visit | patient)"``, ``"car1(time | patient)"``, ``"cs(1 | patient)"``,
-            ``"symm(visit | patient)"``, ``"toep(visit | patient)"``,
-            ``"exp(x + y | site)"``, or an object of ``mm.cov``. Its groups must lie within
-            the levels of each random-effects grouping factor.
-        variance: the residuals' variance function (nlme's ``weights=``): ``"ident(centre)"``
-            (an sd per level), ``"power(x)"``, ``"exp(x)"``, or an object of ``mm.cov``.
-        settings: optimizer settings.
-        nobs_checks: "error", "warning" or "ignore": what a model with too few observations
-            for its random effects is, as lme4's ``check.nobs.vs.nRE``.
-        progress: a progress bar for each pass over a Dask DataFrame.
-
-    Example:
-        >>> import mixedmodels as mm
-        >>> fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
-        >>> print(fit.summary())
-    """
-    settings, progress = check_settings(settings), check_bool(progress, "progress")
-    if is_dask_frame(data):
-        from .partitioned_result import PartitionedModel
-        return PartitionedModel(formula, data, reml=reml, weights=weights,
-                                nobs_checks=nobs_checks, progress=progress,
-                                correlation=correlation, variance=variance).fit(settings)
-    return LinearMixedModel(formula, data, reml=reml, weights=weights, nobs_checks=nobs_checks,
-                            correlation=correlation, variance=variance).fit(settings)
-
-
-def gls(formula: str, data: pd.DataFrame, reml: bool = True, *, correlation=None,
-        variance=None, weights=None, settings: OptSettings = OptSettings(),
-        progress: bool = False) -> LmmFit:
-    """Fit a linear model with correlated or heteroscedastic residuals by generalized least
-    squares, REML (default) or ML, as nlme's ``gls`` and PROC MIXED with only a REPEATED
-    statement: y = X beta + e, e ~ N(0, sigma^2 Psi).
-
-    Args:
-        formula: without random-effects terms, e.g. ``"distance ~ age * Sex"``.
-        data: a pandas DataFrame, or a Dask DataFrame (as ``lmer``'s; a correlation
-            structure's groups must each lie in one partition: ``partitioned.residual``).
-        correlation, variance, weights: as ``lmer``'s (``correlation`` groups need not nest
-            in anything).
-        progress: a progress bar for each pass over a Dask DataFrame.
-
-    Example:
-        >>> fit = mm.gls("y ~ arm * visit", mm.datasets.load("trial"),
-        ...              correlation="symm(visit | patient)", variance="ident(visit)")
-        >>> fit.residual_parameters      # the correlations and sd ratios
-    """
-    settings, progress = check_settings(settings), check_bool(progress, "progress")
-    if is_dask_frame(data):
-        from .partitioned_result import PartitionedGls
-        return PartitionedGls(formula, data, reml=reml, weights=weights,
-                              correlation=correlation, variance=variance,
-                              progress=progress).fit(settings)
-    return GeneralizedLeastSquares(formula, data, reml=reml, weights=weights,
-                                   correlation=correlation, variance=variance).fit(settings)
-
-
-def anova(*fits: LmmFit, refit: bool = True, names=None) -> pd.DataFrame:
-    """Likelihood-ratio tests between nested models, as lme4's ``anova(m0, m1, ...)``: the
-    table of ``inference.lrt.anova`` (see there for the arguments and the checks), printed as
-    lme4 prints it."""
-    from .inference.lrt import anova as lrt_anova
-    from .output import tables
-    return tables.RTable.of(lrt_anova(*fits, refit=refit, names=names),
-                            tables.likelihood_ratio)

@@ -84,7 +84,7 @@ def test_random_columns_in_the_span_of_the_fixed_effects(formula, term, columns)
     model records it and the summary says it is not estimable. ML fits are not warned: their
     criterion depends on it."""
     data = _penicillin_between_sample()
-    with pytest.warns(mm.FitWarning, match=re.escape(term) + ".*lie, level by level"):
+    with pytest.warns(mm.FitWarning, match=re.escape(term) + ".*lies, level by level"):
         model = mm.LinearMixedModel(formula, data)
     assert model.within_fixed_span == ((term, columns),)
     fit = _quiet(model.fit)
@@ -98,6 +98,27 @@ def test_random_columns_in_the_span_of_the_fixed_effects(formula, term, columns)
     with warnings.catch_warnings():
         warnings.simplefilter("error", mm.FitWarning)
         assert mm.LinearMixedModel(formula, data, reml=False).within_fixed_span == ()
+
+
+def test_combinations_and_partly_zero_columns_in_the_fixed_span():
+    """A combination of a term's columns (g + (0 + a | g): aA + aB is g's indicator), and a
+    slope on a covariate that is zero outside one level (t only in g0, so 1 level of 10 is
+    used, and there it is t itself): flagged, with the REML criterion flat along them."""
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(8)], 12),
+                         "a": np.tile(np.repeat(["A", "B"], 6), 8), "y": rng.normal(size=96)})
+    with pytest.warns(mm.FitWarning, match=r"the combination aA \+ aB of its columns lies"):
+        model = mm.LinearMixedModel("y ~ g + a + (0 + a | g)", data)
+    assert model.within_fixed_span == (("(0 + a | g)", ("aA + aB",)),)
+    criteria = [model.objective(np.array([s, s, 0.0])) for s in (0.5, 1.0, 2.0)]
+    np.testing.assert_allclose(criteria, criteria[0], rtol=1e-11)
+    slope = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(10)], 6),
+                          "y": rng.normal(size=60)})
+    slope["t"] = (slope.g == "g0").astype(float)
+    with pytest.warns(mm.FitWarning, match="its column t lies"):
+        model = mm.LinearMixedModel("y ~ t + (0 + t | g)", slope)
+    criteria = [model.objective(np.array([s])) for s in (0.0, 1.0, 3.0)]
+    np.testing.assert_allclose(criteria, criteria[0], rtol=1e-11)
 
 
 @pytest.mark.parametrize("model_id", reference_ids())

@@ -454,3 +454,18 @@ def test_predict_checks_new_data_as_in_memory():
             fit.predict(new)
     with pytest.raises(mm.ArgumentTypeError, match=r"not a Dask DataFrame.*newdata.compute\(\)"):
         memory.predict(dd.from_pandas(sleep, npartitions=2))
+
+
+def test_an_unpickled_fit_says_its_rows_were_left_behind():
+    """A pickled Dask fit leaves its data behind: its numbers and summary stay, and what
+    computes on the partitions says so (it raised AttributeError on None)."""
+    import pickle
+
+    data = dd.from_pandas(mm.datasets.load("sleepstudy"), npartitions=2)
+    fit = pickle.loads(pickle.dumps(_quiet(mm.lmer, "Reaction ~ Days + (Days | Subject)", data)))
+    assert "Random effects:" in str(fit.summary())
+    for call, name in [(fit.resid, "fit.resid()"), (fit.fitted_values, "fit.fitted_values()"),
+                       (fit.simulate, "fit.simulate()"), (fit.predict, "fit.predict()"),
+                       (lambda: fit.bootstrap(2, progress=False), "fit.bootstrap()")]:
+        with pytest.raises(ValueError, match=re.escape(name) + ".*unpickled without it"):
+            call()

@@ -481,7 +481,8 @@ def numerical_polish(objective: Callable[[np.ndarray], float], summary: OptSumma
             return evaluate(point)
 
         gradient = np.zeros(len(theta))
-        gradient[free] = jacobian(of_free, theta[free], NUMERICAL_STEP, NUMERICAL_ROUNDS)
+        with np.errstate(invalid="ignore"):  # (inf - inf where the criterion is not finite)
+            gradient[free] = jacobian(of_free, theta[free], NUMERICAL_STEP, NUMERICAL_ROUNDS)
         if not np.all(np.isfinite(gradient)):  # no step from here
             gradient[:] = 0.0
         return evaluate(theta), gradient

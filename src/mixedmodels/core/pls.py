@@ -79,7 +79,7 @@ REFINE_BELOW = 1e-7
 #: at most this many steps of iterative refinement of a solve from the rows (each a solve and
 #: a pass over them), stopped when a step is below ``REFINED`` times the solution
 REFINEMENTS = 6
-REFINED = 1e-13
+REFINED = 1e-10
 
 
 def fixed_basis(X: np.ndarray) -> np.ndarray | None:

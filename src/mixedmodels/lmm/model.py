@@ -109,6 +109,11 @@ NESTED_MARGIN = 1e-7
 NESTED_TOLERANCES = {"ftol_rel": 1e-9, "ftol_abs": 1e-7, "xtol_abs": 1e-5}
 #: near an exact fit, BOBYQA's continuations in units of theta's size (``_beyond_scale``)
 SCALE_RESTARTS = 4
+#: a fit whose largest sd is this many times sigma gets a FitWarning: there eps (sd/sigma)^2
+#: is 2e-5, and on a crossed design of 160 rows the criterion was off by 7e-3 at 1.2e6
+#: (against a 50-digit computation; 1e-7 at 1.2e5), on a random intercept and slope the
+#: factor failed on the way to the optimum (near 7e6)
+PRECISION_RATIO = 3e5
 
 #: the tolerances of ``OptSettings``: non-negative numbers
 _TOLERANCES = ("ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs")
@@ -825,6 +830,14 @@ class LinearMixedModel:
                           "simpler one", FitWarning)
             if not summary.stopped_normally:
                 warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
+            ratio = float(np.max(np.abs(theta) / self.theta_units(), initial=0.0))
+            if ratio > PRECISION_RATIO and self._near_exact(theta):
+                warn_user(f"the response is fitted almost exactly: a random effect's sd is "
+                          f"{ratio:.2g} times the residual sd, where floating point no longer "
+                          "holds the criterion to full precision (its factor's Schur "
+                          "complements lose about (sd / sigma)^2 times the rounding), so the "
+                          "optimum and the estimates may be off; is the residual variation "
+                          "real, or is the response a function of the predictors?", FitWarning)
         return self.result_type(model=self, theta=theta, optsummary=summary,
                                 is_singular=singular, warnings=self.warnings + tuple(messages))
 
@@ -910,17 +923,24 @@ WITHIN_SPAN = 1e-12
 
 
 def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Warn where a random-effects term's column lies, level by level, in the span of the
-    fixed effects' X (``(1 | sample)`` with ``sample`` also a fixed effect): its Z u is then
-    X times something, and the REML criterion, a function of the contrasts K'y with K'X = 0,
-    does not depend on its variance at all (flat to 1e-12 on Penicillin), whose estimate is
-    wherever the optimizer stopped; the Satterthwaite df and Kenward-Roger's adjustment that
-    follow from it are meaningless (df 7e-13 there). lme4 warns of the flat direction only
-    through its Hessian's eigenvalues. Only a column of no more levels than X has columns can
-    lie in X's span, so the test costs O(n p^2) per column where it runs at all.
+    """Warn where a combination of a random-effects term's columns, the same in every level,
+    lies level by level in the span of the fixed effects' X (``(1 | sample)`` with ``sample``
+    also a fixed effect; ``g + (0 + a | g)``, whose columns' sum is g's indicator): Z_l a is
+    then in X's span for every level l, and the REML criterion, a function of the contrasts
+    K'y with K'X = 0, does not depend on that combination's variance a'Sigma a at all (flat
+    to 1e-11 on Penicillin), whose estimate is wherever the optimizer stopped; the
+    Satterthwaite df and Kenward-Roger's adjustment that follow from it are meaningless (df
+    7e-13 there). lme4 warns of the flat direction only through its Hessian's eigenvalues.
+
+    The test: with W_l the columns of level l less their projection on X, the generalized
+    eigenvalues of (sum_l W_l'W_l, sum_l Z_l'Z_l) below ``WITHIN_SPAN``; their eigenvectors
+    are the combinations. Only the levels where the term's columns are not all zero count
+    (a slope on a covariate that is 0 outside one level), and a combination nonzero in more
+    levels than X has columns cannot lie in its span, so the test runs where those levels are
+    at most p: O(n p (levels k)) then.
 
     Returns:
-        (term label, its columns in the span) for each term that has some.
+        (term label, the combinations in the span, as text) for each term that has some.
     """
     X, r = design.X, design.response_r
     p = X.shape[1]
@@ -928,30 +948,60 @@ def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]
     if r is None or p == 0:
         return ()
     factor = np.triu(r[:p, :p])  # R of X (the QR's reflectors are below the diagonal)
-    rows = np.arange(X.shape[0])
     for term in design.terms:
-        levels = len(term.levels)
-        if levels > p:  # a column's levels span more than p dimensions
+        k = len(term.columns)
+        used = np.flatnonzero(np.bincount(term.codes, np.abs(term.values).sum(axis=1),
+                                          len(term.levels)) > 0)
+        if not 0 < len(used) <= p:
             continue
-        within = np.zeros(len(term.columns), dtype=bool)
-        for c in range(len(term.columns)):  # the column level by level: (n, levels)
-            Z = np.zeros((X.shape[0], levels))
-            Z[rows, term.codes] = term.values[:, c]
-            explained = scipy.linalg.solve_triangular(factor, X.T @ Z, trans="T")
-            total = np.einsum("ij,ij->j", Z, Z)
-            left = total - np.einsum("ij,ij->j", explained, explained)
-            within[c] = bool((left <= WITHIN_SPAN * total).all())
-        if within.any():
-            inside = tuple(name for name, among in zip(term.columns, within) if among)
-            found.append((term.term.label, inside))
-            columns = ", ".join(inside)
-            warn_user(f"the random-effects term {term.term.label}'s column(s) {columns} lie, "
-                      "level by level, in the span of the fixed effects (its grouping factor "
-                      "is also a fixed effect, or the fixed effects tell its levels apart): "
-                      "the REML criterion does not depend on their variances, which cannot be "
-                      "estimated, nor can the df and tests that follow from them; remove the "
-                      "factor from the fixed effects, or the term", FitWarning)
+        position = np.full(len(term.levels), -1)
+        position[used] = np.arange(len(used))
+        rows = np.flatnonzero(position[term.codes] >= 0)
+        Z = np.zeros((X.shape[0], len(used) * k))  # columns (level, column of the term)
+        for c in range(k):
+            Z[rows, position[term.codes[rows]] * k + c] = term.values[rows, c]
+        explained = scipy.linalg.solve_triangular(factor, X.T @ Z, trans="T")
+        total = (Z.T @ Z).reshape(len(used), k, len(used), k)
+        left = total - (explained.T @ explained).reshape(total.shape)
+        levels = np.arange(len(used))
+        total, left = total[levels, :, levels, :].sum(0), left[levels, :, levels, :].sum(0)
+        scale = np.sqrt(np.diagonal(total))
+        if np.any(scale == 0.0):
+            continue  # a column that is zero throughout: the term's own collinearity checks
+        try:
+            values, vectors = scipy.linalg.eigh(left / np.outer(scale, scale),
+                                                total / np.outer(scale, scale))
+        except np.linalg.LinAlgError:
+            continue  # the term's columns are collinear: aliased within it
+        flat = np.flatnonzero(values <= WITHIN_SPAN)
+        flat = (list(term.columns) if len(flat) == k else  # every direction: the columns
+                [_combination(term.columns, vectors[:, i] / scale) for i in flat])
+        if flat:
+            found.append((term.term.label, tuple(flat)))
+            named = " and ".join(f"its column {text}" if text in term.columns
+                                 else f"the combination {text} of its columns" for text in flat)
+            warn_user(f"in the random-effects term {term.term.label}, {named} lies, level by "
+                      "level, in the span of the fixed effects (its grouping factor is also a "
+                      "fixed effect, or the fixed effects tell its levels apart): the REML "
+                      "criterion does not depend on that variance, which cannot be "
+                      "estimated, nor can the df and tests that follow from it; remove the "
+                      "factor from the fixed effects, or simplify the term", FitWarning)
     return tuple(found)
+
+
+def _combination(columns, weights: np.ndarray) -> str:
+    """A combination of a term's columns as text: "(Intercept)", or "aA + aB" (weights
+    relative to the largest; those below 1e-8 of it left out)."""
+    weights = weights / weights[np.argmax(np.abs(weights))]
+    parts = [(w, name) for w, name in zip(weights.tolist(), columns) if abs(w) > 1e-8]
+    if len(parts) == 1:
+        return parts[0][1]
+    text = ""
+    for w, name in parts:
+        size = "" if abs(abs(w) - 1.0) < 1e-8 else f"{abs(w):.3g} "
+        sign = ("-" if w < 0 else "") if not text else (" - " if w < 0 else " + ")
+        text += f"{sign}{size}{name}"
+    return text
 
 
 def _check_nested(residual: ResidualModel, structure: ReStructure) -> None:

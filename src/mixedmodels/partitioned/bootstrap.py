@@ -99,6 +99,7 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True,
             "partitions; confint(method='profile') gives intervals")
     sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     model = fit.model
+    data = model.dask_data("fit.bootstrap()")
     rows_model = RowsModel.of(fit)
     shared = _shared(rows_model)
     system = model.system
@@ -114,7 +115,7 @@ def bootstrap(fit, n: int, seed=None, progress: bool = True,
         shared_u, shared_chunk = delayed(u, pure=True), delayed(chunk, pure=True)
         parts = [delayed(_partition_products, pure=True)(part, shared, shared_u, shared_chunk,
                                                          index)
-                 for index, part in enumerate(model.data.to_delayed())]
+                 for index, part in enumerate(data.to_delayed())]
         products = _compute(parts, False, "bootstrap")
         for j in range(len(chunk)):
             responses = system.with_response_products(

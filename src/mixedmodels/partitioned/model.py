@@ -233,6 +233,19 @@ class PartitionedModel(LinearMixedModel):
                          "which stay in the partitions of the Dask DataFrame the model was "
                          "fitted to: fit.resid(\"normalized\") whitens them there")
 
+    def dask_data(self, what: str):
+        """The Dask DataFrame the model was fitted to, for ``what`` (a method's name).
+
+        Raises:
+            ValueError: the model was unpickled, which leaves its data behind.
+        """
+        if self.data is None:
+            raise ValueError(
+                f"{what} computes on the partitions of the Dask DataFrame the model was "
+                "fitted to, and this model was unpickled without it (a pickled fit leaves "
+                "its data behind); fit the model to the Dask DataFrame again for it")
+        return self.data
+
     def __getstate__(self) -> dict:
         """Pickled without the Dask DataFrame (a fit sent to the workers of its own data)."""
         state = dict(self.__dict__)

@@ -153,9 +153,10 @@ def fitted_values(fit, kind: str = "conditional", na_action: str = "omit"):
     Dask series with the data's partitions."""
     kind = check_choice(kind, "kind", ("conditional", "marginal"))
     na_action = check_choice(na_action, "na_action", NA_ACTIONS)
+    data = fit.model.dask_data("fit.fitted_values()")
     model = _shared(RowsModel.of(fit))
-    return fit.model.data.map_partitions(_partition_fitted, model, kind, na_action,
-                                         meta=pd.Series(dtype=float, name="fitted"))
+    return data.map_partitions(_partition_fitted, model, kind, na_action,
+                               meta=pd.Series(dtype=float, name="fitted"))
 
 
 def residuals(fit, kind: str = "response", scaled: bool = False, na_action: str = "omit"):
@@ -165,9 +166,10 @@ def residuals(fit, kind: str = "response", scaled: bool = False, na_action: str 
     kind = check_choice(kind, "kind", RESIDUAL_KINDS)
     scaled = check_bool(scaled, "scaled")
     na_action = check_choice(na_action, "na_action", NA_ACTIONS)
+    data = fit.model.dask_data("fit.resid()")
     model = _shared(RowsModel.of(fit))
-    return fit.model.data.map_partitions(_partition_residuals, model, kind, scaled, na_action,
-                                         meta=pd.Series(dtype=float, name="residual"))
+    return data.map_partitions(_partition_residuals, model, kind, scaled, na_action,
+                               meta=pd.Series(dtype=float, name="residual"))
 
 
 def simulations(fit, n: int = 1, seed=None):
@@ -179,13 +181,13 @@ def simulations(fit, n: int = 1, seed=None):
     DataFrame with columns sim_1 ... sim_n, in the rows of the fit."""
     n = check_integer(n, "n (the number of simulations)", minimum=1)
     seed = check_seed(seed)
+    data = fit.model.dask_data("fit.simulate()")
     entropy = np.random.SeedSequence(seed).entropy
     rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(2 ** 31,)))
     model = RowsModel.of(fit)
     u = tuple(np.stack([fit.sigma * rng.standard_normal(modes.shape) @ lam.T
                         for _ in range(n)]) for modes, lam in zip(model.u, model.lam))
     shared_model, shared_u = _shared(model), _shared(u)
-    data = fit.model.data
     meta = pd.DataFrame({f"sim_{j + 1}": pd.Series(dtype=float) for j in range(n)})
     parts = [_delayed(_partition_simulations)(part, shared_model, shared_u, entropy, i, n)
              for i, part in enumerate(data.to_delayed())]
@@ -201,7 +203,7 @@ def predictions(fit, newdata=None, na_action: str = "omit", **options):
     na_action = check_choice(na_action, "na_action", NA_ACTIONS)
     meta = predict(fit, fit.model.design.sample.head(1), **options).iloc[:0]
     fitted_rows = newdata is None
-    data = fit.model.data if fitted_rows else newdata
+    data = fit.model.dask_data("fit.predict()") if fitted_rows else newdata
     schema = fit.model.design.schema if fitted_rows else None
     return data.map_partitions(_partition_predict, _shared(fit), options, meta, schema,
                                na_action, meta=meta)

@@ -726,3 +726,25 @@ def test_a_likelihood_without_a_maximum_says_so():
     with pytest.warns(mm.FitWarning, match="the likelihood has no maximum"):
         mm.gls("y ~ trt + visit", pd.DataFrame(rows), correlation="symm(visit | id)",
                variance="ident(visit)")
+
+
+@pytest.mark.parametrize("noise", [0.3, 1e-2, 1e-3])
+@pytest.mark.parametrize("correlation", ["ar1(Days | Subject)", "cs(1 | Subject)"])
+def test_never_worse_than_independent_residuals(noise, correlation):
+    """A residual correlation contains independence (every correlation 0), so its fit is never
+    worse than the model without it: AR(1) with correlated random intercepts and slopes
+    stopped at phi = 1, 16 above (noise 1e-2 of the groups' sd; nlme's lme stops at
+    240.0527, phi = -0.108, as this fit now does)."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for s in range(12):
+        u0, u1 = rng.normal(0, 25), rng.normal(0, 6)
+        for d in range(8):
+            rows.append({"Subject": f"S{s:02d}", "Days": d, "w": rng.uniform(0.5, 2),
+                         "y": 250 + 10 * d + u0 + u1 * d + rng.normal(0, 25 * noise)})
+    data = pd.DataFrame(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = mm.lmer("y ~ Days + (Days | Subject)", data)
+        fit = mm.lmer("y ~ Days + (Days | Subject)", data, correlation=correlation)
+    assert fit.objective <= plain.objective + 1e-7 * abs(plain.objective)

@@ -1,4 +1,5 @@
-"""Restrictions of theta to structures nested in a Toeplitz correlation.
+"""Restrictions of theta to structures nested in a Toeplitz correlation, and to a residual
+correlation's independence (``Held``).
 
 A Toeplitz correlation of L lags (a ``toep()`` random-effects term, or ``correlation=
 "toep(...)"``) contains two one-parameter structures: compound symmetry (every lag's
@@ -29,7 +30,7 @@ import numpy as np
 
 from .correlation import autocorrelations, partial_autocorrelations
 
-__all__ = ["OnBound", "Restriction", "toeplitz_restrictions"]
+__all__ = ["Held", "OnBound", "Restriction", "toeplitz_restrictions"]
 
 #: how far inside its bounds a nested structure's start rho is kept (its v finite)
 _INSIDE = 1e-6
@@ -116,6 +117,42 @@ class OnBound:
 
     def full(self, w: np.ndarray) -> np.ndarray:
         return np.insert(np.asarray(w, dtype=float), self.index, self.value)
+
+
+@dataclass(frozen=True)
+class Held:
+    """theta (n,) with the parameters ``indices`` held at ``values``: a residual correlation
+    structure's independence (every correlation 0), the model it extends. An AR(1) residual
+    correlation with random intercepts and slopes stopped at phi = 1, 16 above its own
+    model's criterion at phi = 0 (residual sd 1e-2 of the groups'): the optimizer compares
+    the fit with the restricted one, and continues from it where it is better.
+
+    Attributes:
+        name: what is held ("independent residuals").
+        theta, lower, upper: as ``Restriction``'s.
+        indices, values: the parameters held, and their values.
+    """
+
+    name: str
+    theta: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def start(self) -> np.ndarray:
+        return np.delete(self.theta, self.indices)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.delete(self.lower, self.indices), np.delete(self.upper, self.indices)
+
+    def full(self, w: np.ndarray) -> np.ndarray:
+        theta = np.empty(len(self.theta))
+        keep = np.ones(len(theta), dtype=bool)
+        keep[self.indices] = False
+        theta[keep] = w
+        theta[self.indices] = self.values
+        return theta
 
 
 #: how far inside +/-1 a partial autocorrelation is held on its bound (``OnBound``): within

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .correlation import Toep
-from .nested import OnBound, Restriction, toeplitz_restrictions
+from .nested import Held, OnBound, Restriction, toeplitz_restrictions
 from .structured import Toeplitz
 from .structures import SINGULAR_TOLERANCE, BoundaryRule, CovarianceStructure, LinearPattern
 
@@ -256,10 +256,11 @@ class ParameterMap:
                                                                  tol)])
         return out
 
-    def restrictions(self, theta: np.ndarray) -> list[Restriction | OnBound]:
+    def restrictions(self, theta: np.ndarray) -> list[Restriction | OnBound | Held]:
         """The restrictions of theta to the structures nested in each Toeplitz correlation
         (of a ``toep()`` term, or the residuals'), and to its last partial autocorrelation's
-        bounds, starting from theta (``covariance.nested``)."""
+        bounds, and to a residual correlation's independence (every correlation 0),
+        starting from theta (``covariance.nested``)."""
         out = []
         lower, upper = self.lower(), self.upper()
         for t, (s, part) in enumerate(self._terms):
@@ -269,11 +270,17 @@ class ParameterMap:
                                              f"term {t + 1}", s.correlation_parameters,
                                              lower, upper)
         correlation = self.residual.correlation if self.residual is not None else None
+        if correlation is None:
+            return out
+        part = slice(self.n_random, self.n_random + correlation.n_params)
         if isinstance(correlation, Toep):
-            part = slice(self.n_random, self.n_random + correlation.n_params)
             out += toeplitz_restrictions(theta, part, correlation.values(theta[part]),
                                          "the residual correlation", correlation.from_values,
                                          lower, upper)
+        independent = correlation.from_values(np.zeros(len(correlation.value_bounds()[0])))
+        if np.all(np.isfinite(independent)) and not np.allclose(theta[part], independent):
+            out.append(Held("independent residuals", theta, np.arange(len(theta))[part],
+                            independent, lower, upper))
         return out
 
     def is_singular(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE,

@@ -466,14 +466,19 @@ class LinearMixedModel:
         loose = _no_tighter(settings, NESTED_TOLERANCES)
         for restriction in self.structure.parameters.restrictions(summary.final):
             lower, upper = restriction.bounds()
-            nested = minimize_bobyqa(lambda w: self._criterion(restriction.full(w)),
-                                     restriction.start(), lower, loose, upper,
-                                     backend=self.system.backend)
+            if len(lower):
+                nested = minimize_bobyqa(lambda w: self._criterion(restriction.full(w)),
+                                         restriction.start(), lower, loose, upper,
+                                         backend=self.system.backend)
+                runs, point, value = [nested], restriction.full(nested.final), nested.fmin
+            else:  # nothing left free (gls with one correlation): the restriction's criterion
+                point = restriction.full(np.zeros(0))
+                runs, value = [], self._criterion(point)
             better = None
-            if nested.fmin < summary.fmin - NESTED_MARGIN * (1.0 + abs(summary.fmin)):
+            if value < summary.fmin - NESTED_MARGIN * (1.0 + abs(summary.fmin)):
                 better = self._polished(snap_to_bounds(self._criterion, self._minimize_bobyqa(
-                    restriction.full(nested.final), settings)), None)
-            runs = [nested] + ([better] if better is not None else [])
+                    point, settings)), None)
+            runs += [better] if better is not None else []
             summary = dataclasses.replace(
                 better if better is not None and better.fmin < summary.fmin else summary,
                 optimizer=summary.optimizer if better is None else

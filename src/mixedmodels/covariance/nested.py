@@ -12,7 +12,7 @@ nested ``cs`` term's 215.688, while the Toeplitz optimum is 215.161.
 A ``Restriction`` is theta with one Toeplitz part replaced by one such rho, the other
 parameters free: ``LinearMixedModel.optimize`` minimizes over it, and where its optimum is
 below the unrestricted fit's it continues from there, so that a Toeplitz fit is never worse
-than the fits of its compound-symmetric and AR(1) special cases. ``OnBound`` holds the last
+than the fits of its compound-symmetric and AR(1) special cases. ``Held`` holds the last
 lag's partial autocorrelation at +/-1 the same way: with few groups the optimum can be on
 that boundary, which the optimizer, starting at 0, does not reach.
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from .correlation import autocorrelations, partial_autocorrelations
 
-__all__ = ["Held", "OnBound", "Restriction", "toeplitz_restrictions"]
+__all__ = ["Held", "Restriction", "toeplitz_restrictions"]
 
 #: how far inside its bounds a nested structure's start rho is kept (its v finite)
 _INSIDE = 1e-6
@@ -91,44 +91,18 @@ class Restriction:
 
 
 @dataclass(frozen=True)
-class OnBound:
-    """theta (n,) with parameter ``index`` held at ``value`` (a partial autocorrelation of
-    +/-(1 - ``BOUND_GAP``): the boundary, where the Toeplitz matrix is singular): the
-    restricted vector w is theta without it.
-
-    Attributes:
-        name: the parameter and its bound ("pacf 3 = +1 in term 1").
-        theta, lower, upper: as ``Restriction``'s.
-        index, value: the parameter held, and its value.
-    """
-
-    name: str
-    theta: np.ndarray
-    index: int
-    value: float
-    lower: np.ndarray
-    upper: np.ndarray
-
-    def start(self) -> np.ndarray:
-        return np.delete(self.theta, self.index)
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.delete(self.lower, self.index), np.delete(self.upper, self.index)
-
-    def full(self, w: np.ndarray) -> np.ndarray:
-        return np.insert(np.asarray(w, dtype=float), self.index, self.value)
-
-
-@dataclass(frozen=True)
 class Held:
-    """theta (n,) with the parameters ``indices`` held at ``values``: a residual correlation
-    structure's independence (every correlation 0), the model it extends. An AR(1) residual
-    correlation with random intercepts and slopes stopped at phi = 1, 16 above its own
-    model's criterion at phi = 0 (residual sd 1e-2 of the groups'): the optimizer compares
-    the fit with the restricted one, and continues from it where it is better.
+    """theta (n,) with the parameters ``indices`` held at ``values``: the restricted vector w
+    is theta without them. Held are a Toeplitz correlation's last partial autocorrelation at
+    +/-(1 - ``BOUND_GAP``) (the boundary, where the Toeplitz matrix is singular), and a
+    residual correlation structure's independence (every correlation 0), the model it
+    extends: an AR(1) residual correlation with random intercepts and slopes stopped at
+    phi = 1, 16 above its own model's criterion at phi = 0 (residual sd 1e-2 of the
+    groups'); the optimizer compares the fit with the restricted one, and continues from it
+    where it is better.
 
     Attributes:
-        name: what is held ("independent residuals").
+        name: what is held ("pacf 3 = +1 in term 1", "independent residuals").
         theta, lower, upper: as ``Restriction``'s.
         indices, values: the parameters held, and their values.
     """
@@ -155,18 +129,18 @@ class Held:
         return theta
 
 
-#: how far inside +/-1 a partial autocorrelation is held on its bound (``OnBound``): within
+#: how far inside +/-1 a partial autocorrelation is held on its bound (``Held``): within
 #: the singular tolerance, where the criterion is its limit at the bound to about 1e-6
 BOUND_GAP = 1e-6
 
 
 def toeplitz_restrictions(theta: np.ndarray, part: slice, lags: np.ndarray, where: str,
                           parameters: Callable[[np.ndarray], np.ndarray],
-                          lower: np.ndarray, upper: np.ndarray) -> list[Restriction | OnBound]:
+                          lower: np.ndarray, upper: np.ndarray) -> list[Restriction | Held]:
     """The restrictions of a Toeplitz correlation whose parameters are ``theta[part]`` and
     lag correlations ``lags`` (L,) (``parameters``: lag correlations to parameters): its
     compound-symmetric and AR(1) special cases, each starting from the lag-1 correlation,
-    then the last lag's partial autocorrelation on its bounds +/-1 (``OnBound``: on few
+    then the last lag's partial autocorrelation on its bounds +/-1 (``Held``: on few
     groups the optimum can be there, where the optimizer, starting at 0, does not go: 56.55
     against a fit of 63.46 on 4 groups of 4 times). The last lag's, which the fewest pairs
     of times inform: on 24 simulated fits of 4 groups of 4 times, the cs and AR(1)
@@ -188,6 +162,6 @@ def toeplitz_restrictions(theta: np.ndarray, part: slice, lags: np.ndarray, wher
         held[-1] = sign * (1.0 - BOUND_GAP)
         value = parameters(autocorrelations(held)[1:])[-1]
         if np.isfinite(value):
-            out.append(OnBound(f"pacf {n_lags} = {sign:+.0f} in {where}", theta,
-                               part.stop - 1, float(value), lower, upper))
+            out.append(Held(f"pacf {n_lags} = {sign:+.0f} in {where}", theta,
+                            np.array([part.stop - 1]), np.array([float(value)]), lower, upper))
     return out

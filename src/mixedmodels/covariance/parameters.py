@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .correlation import Toep
-from .nested import Held, OnBound, Restriction, toeplitz_restrictions
+from .nested import Held, Restriction, toeplitz_restrictions
 from .structured import Toeplitz
 from .structures import SINGULAR_TOLERANCE, BoundaryRule, CovarianceStructure, LinearPattern
 
@@ -256,7 +256,7 @@ class ParameterMap:
                                                                  tol)])
         return out
 
-    def restrictions(self, theta: np.ndarray) -> list[Restriction | OnBound | Held]:
+    def restrictions(self, theta: np.ndarray) -> list[Restriction | Held]:
         """The restrictions of theta to the structures nested in each Toeplitz correlation
         (of a ``toep()`` term, or the residuals'), and to its last partial autocorrelation's
         bounds, and to a residual correlation's independence (every correlation 0),

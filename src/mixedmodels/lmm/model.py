@@ -454,10 +454,11 @@ class LinearMixedModel:
         return summary
 
     def _beyond_nested(self, summary: OptSummary, settings: OptSettings) -> OptSummary:
-        """The fit, or a better one where a structure nested in a Toeplitz correlation fits
-        better: for each of its restrictions (``ParameterMap.restrictions``: every lag's
-        correlation one rho, or rho^lag, or the last partial autocorrelation on its bound
-        +/-1), BOBYQA over the restricted parameters from the fit's; where that ends below
+        """The fit, or a better one where a structure nested in it fits better: for each of
+        its restrictions (``ParameterMap.restrictions``: a Toeplitz correlation's every lag's
+        correlation one rho, or rho^lag, or its last partial autocorrelation on its bound
+        +/-1; a residual correlation's independence), BOBYQA over the restricted parameters
+        from the fit's (with none left free, the restriction's criterion); where that ends below
         the fit's criterion, the fit stopped at a local optimum, and BOBYQA continues over
         all the parameters from there. Machines' ``toep(0 + Machine | Worker, hom = TRUE)``
         stopped at 215.809, above its compound-symmetric special case (215.688); from there

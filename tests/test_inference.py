@@ -354,3 +354,24 @@ def test_profile_where_the_factor_fails_in_floating_point(monkeypatch):
     fit = mm.lmer("Reaction ~ Days + (1 | Subject)", data)
     np.testing.assert_allclose(fit.confint(parameters=["sigma"]).to_numpy(),
                                expected.to_numpy(), rtol=1e-6)
+
+
+def test_profile_where_the_correlations_are_no_covariance(monkeypatch):
+    """A variance parameter's inner fit that tries correlations no covariance matrix has
+    (the psi space's map to theta raises) counts the deviance there as infinite: the profile
+    of Machines' unstructured (Machine | Worker) crossed such points (a regression once)."""
+    from mixedmodels.inference import profile
+
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+    expected = fit.confint(parameters=["cor_Days.(Intercept)|Subject"])
+    original = profile._VarianceSpace.to_theta
+
+    def failing(self, psi):
+        if psi[1] > 0.7:  # the correlation's entry of psi (its upper limit is 0.685)
+            raise np.linalg.LinAlgError("the matrix is indefinite: no covariance")
+        return original(self, psi)
+
+    monkeypatch.setattr(profile._VarianceSpace, "to_theta", failing)
+    again = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+    intervals = again.confint(parameters=["cor_Days.(Intercept)|Subject"])
+    np.testing.assert_allclose(intervals.to_numpy(), expected.to_numpy(), rtol=1e-6)

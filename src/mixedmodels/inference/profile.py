@@ -180,7 +180,11 @@ class Profiler:
         point)."""
         if psi[-1] <= 0:
             return np.inf
-        return self._deviance((space or self.space).to_theta(psi), psi[-1])
+        try:
+            theta = (space or self.space).to_theta(psi)
+        except np.linalg.LinAlgError:  # correlations that no covariance matrix has
+            return np.inf
+        return self._deviance(theta, psi[-1])
 
     def _deviance(self, theta: np.ndarray, sigma: float) -> float:
         """ML deviance at (theta, sigma); infinite where the Cholesky factor fails in floating

@@ -702,3 +702,13 @@ def test_rows_of_a_numpy_index_in_weights_and_residual_structures():
     sleep.loc[13, "x"] = 0.0
     with pytest.raises(mm.DataError, match=r"; row 3 has 0"):
         mm.gls("Reaction ~ Days", sleep, variance="power(x)")
+
+
+def test_interaction_as_a_grouping_factor_says_how_to_write_it(sleep):
+    """lme4's (1 | interaction(a, b)) is (1 | a:b) here: the message says so, with a caret
+    under the call."""
+    with pytest.raises(mm.FormulaError, match=r"interaction\(a, b\) as a grouping factor is "
+                                              r"a:b here \(at position 24\)"):
+        mm.lmer("Reaction ~ Days + (1 | interaction(Subject, Days))", sleep)
+    with pytest.raises(mm.FormulaError, match=r"names joined by ':' or '/' \(at position"):
+        mm.lmer("Reaction ~ Days + (1 | log(Subject))", sleep)

@@ -601,9 +601,11 @@ def _grouping_factors(text: str, group_text: str,
         if len(piece) != 1 or piece[0].kind != "name":
             end = len(group_text) if token is None else token.start
             where = start + (piece[0].start if piece else end)
+            hint = ("; R's interaction(a, b) as a grouping factor is a:b here"
+                    if piece and piece[0].text == "interaction" else "")
             raise FormulaError(_marked(text, where, "a grouping factor must be a column name "
                                                     "(in backquotes unless it is an R name), "
-                                                    "or names joined by ':' or '/'"))
+                                                    "or names joined by ':' or '/'" + hint))
         names.append(piece[0].text.strip("`"))
         piece = []
         if token is None or token.text == "/":

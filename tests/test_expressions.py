@@ -503,3 +503,21 @@ def test_relevel_equals_formulaic(fixed):
     frame = pd.DataFrame({"g": rng.choice(["p", "q", "r"], 40), "k": rng.integers(1, 5, 40),
                           "x": rng.normal(size=40)})
     _same_as_formulaic(fixed, frame)
+
+
+@pytest.mark.parametrize("template", ["Reaction ~ log({c} + 1) + (1 | Subject)",
+                                      "Reaction ~ I({c}^2) + ({c} | Subject)",
+                                      "Reaction ~ poly({c}, 2) + (1 | Subject)"])
+def test_a_dotted_column_in_a_call_is_read_whatever_its_prefix(template):
+    """log(Days.x) reads the column Days.x where the data have no column Days (it failed,
+    naming Days as missing), and where a column Days has missing values, its rows are kept
+    (the columns the model reads were Days')."""
+    data = mm.datasets.load("sleepstudy")
+    expected = mm.lmer(template.format(c="Days"), data)
+    alone = data.rename(columns={"Days": "Days.x"})
+    fit = mm.lmer(template.format(c="Days.x"), alone)
+    assert fit.objective == pytest.approx(expected.objective, rel=1e-12)
+    assert fit.nobs == 180
+    beside = alone.assign(Days=np.where(np.arange(180) % 7 == 0, np.nan, 1.0))
+    fit = mm.lmer(template.format(c="Days.x"), beside)
+    assert fit.nobs == 180 and fit.objective == pytest.approx(expected.objective, rel=1e-12)

@@ -60,7 +60,7 @@ from .encoding import Encoding, fast_encoding
 from .expressions import numeric_expression
 from .frame import FrameColumns, number_dtype
 from .levels import interaction_codes
-from .materialize import ModelData, called_functions
+from .materialize import ModelData, called_functions, column_text
 from .names import R_NAMES, r_column_names, r_spelling
 
 __all__ = ["Design", "TermDesign", "build_design", "check_enough_rows", "check_identifiable",
@@ -443,7 +443,8 @@ def _used_columns(formula: ParsedFormula, data: pd.DataFrame):
         _check_function_or_column(text, functions, data.columns)
         _check_relevel(text, data)
         try:
-            read.extend(name for name in required_variables(text) if name not in functions
+            read.extend(name for name in required_variables(column_text(text, data.columns))
+                        if name not in functions
                         and (name in data.columns or name not in FORMULA_NAMES))
         except FormulaicError as exc:
             raise FormulaError(f"cannot read '{text}' in the formula {formula.text!r}: "

@@ -51,7 +51,7 @@ from .expressions import numeric_expression
 from .frame import FrameColumns
 from .term_codes import contrast_codes
 
-__all__ = ["ModelData", "called_functions", "formula_matrix"]
+__all__ = ["ModelData", "called_functions", "column_text", "formula_matrix"]
 
 
 class _Materializer(PandasMaterializer):
@@ -266,6 +266,15 @@ def called_functions(text: str) -> frozenset[str]:
 _PYTHON_CONSTANTS = frozenset({"True", "False", "None"})
 
 
+def column_text(text: str, columns) -> str:
+    """``text`` (formulaic's) with the data's ``columns`` whose names Python reads otherwise
+    in backquotes: log(Days.x) reads the column Days.x, as in R (not the attribute x of
+    Days), and log(True) the column True (``formula.parse.quoted_columns``)."""
+    quoted = frozenset(name for name in columns if isinstance(name, str)
+                       and ("." in name or name in _PYTHON_CONSTANTS))
+    return quoted_columns(text, quoted) if quoted else text
+
+
 def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | None = None,
                    treatment: bool = False, keep_levels: bool = False, context=None,
                    logical_numbers: bool = False, **options):
@@ -284,10 +293,7 @@ def formula_matrix(text: str, data: pd.DataFrame, drop=(), transforms: dict | No
             offset, as R's model.response and model.offset read them).
         options: formulaic's ``ModelSpec`` options (``ensure_full_rank``).
     """
-    quoted = frozenset(name for name in data.columns if isinstance(name, str)
-                       and ("." in name or name in _PYTHON_CONSTANTS))
-    if quoted:  # log(Days.x) reads the column Days.x, as in R, and log(True) the column True
-        text = quoted_columns(text, quoted)
+    text = column_text(text, data.columns)
     params = {"treatment": treatment, "keep_levels": keep_levels,
               "logical_numbers": logical_numbers, "hidden": called_functions(text)}
     spec = ModelSpec.from_spec(text, na_action="ignore", materializer=_Materializer,

@@ -109,6 +109,12 @@ NESTED_MARGIN = 1e-7
 NESTED_TOLERANCES = {"ftol_rel": 1e-9, "ftol_abs": 1e-7, "xtol_abs": 1e-5}
 #: near an exact fit, BOBYQA's continuations in units of theta's size (``_beyond_scale``)
 SCALE_RESTARTS = 4
+#: no fit is near an exact one (``_near_exact``: r^2 below 1e-7 of y'y) whose largest sd,
+#: relative to sigma and in its column's units, is below this: r^2 / y'y is then at least
+#: about 1 / (sd / sigma)^2 times the share of y'y the fixed effects leave, 1e-4 at least
+#: (a larger one is taken out first: ``core.response_shift``). Spares large fits the
+#: evaluation the test takes
+NEAR_EXACT_SDS = 10.0
 #: a fit whose largest sd is this many times sigma gets a FitWarning: there eps (sd/sigma)^2
 #: is 2e-5, and on a crossed design of 160 rows the criterion was off by 7e-3 at 1.2e6
 #: (against a 50-digit computation; 1e-7 at 1.2e5), on a random intercept and slope the
@@ -598,6 +604,8 @@ class LinearMixedModel:
         system = self.system
         if not hasattr(system, "refines") or not np.all(np.isfinite(theta)):
             return False
+        if np.max(np.abs(theta) / self.theta_units(), initial=0.0) < NEAR_EXACT_SDS:
+            return False  # no evaluation: r^2 is a share of y'y no smaller than 1 / sd^2
         return system.refines(system.crossproduct_pwrss(theta))
 
     def _has_gradient(self) -> bool:

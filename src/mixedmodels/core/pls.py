@@ -127,6 +127,7 @@ class PLSSystem:
         self._x = residual.whiten(Q)  # for a new response's Q'y
         self._z = (structure.blocks, residual)
         self._y = residual.whiten(y)  # for r^2 formed from the rows (``row_residuals``)
+        self._set_refinement()
 
     @classmethod
     def from_crossproducts(cls, structure: ReStructure, crossproducts: CrossProducts,
@@ -166,6 +167,13 @@ class PLSSystem:
         self.A_xy = list(crossproducts.xy_z)
         self.A_xyxy = crossproducts.xy
         self._set_backend()
+        self._set_refinement()
+
+    def _set_refinement(self) -> None:
+        """The r^2 below which it is formed from the rows (``refines``): ``REFINE_BELOW``
+        times y'y where the rows are here, else none."""
+        rows = getattr(self, "_y", None) is not None
+        self._refine_below = REFINE_BELOW * float(self.A_xyxy[-1, -1]) if rows else -1.0
 
     def _set_backend(self) -> None:
         """The fastest back-end for this shape: a compiled loop for one grouping factor (once
@@ -263,6 +271,7 @@ class PLSSystem:
                                    block.q))  # Z_b' y of the whitened rows
         other = self.with_response_products(zty, self._x.T @ y, y @ y)
         other._y = y
+        other._set_refinement()
         return other
 
     def with_response_products(self, zty: list, qty: np.ndarray, yty: float) -> "PLSSystem":
@@ -292,7 +301,8 @@ class PLSSystem:
         to_basis = scipy.linalg.block_diag(self.fixed_basis, 1.0) @ transform
         if self._x is not None:
             other._x = self._x @ to_basis[:-1, :-1]
-            other._y = self._x @ to_basis[:-1, -1] + self._y * to_basis[-1, -1]
+            other._y = (None if self._y is None
+                        else self._x @ to_basis[:-1, -1] + self._y * to_basis[-1, -1])
         other.fixed_basis = other._basis_inverse = np.eye(other.p)
         other._logdet_basis = 0.0
         other._set_xy(self.crossproducts.with_response_rows(
@@ -384,7 +394,7 @@ class PLSSystem:
 
     def refines(self, r2: float) -> bool:
         """r^2 from A keeps too little of its precision, and the rows are here to form it."""
-        return self._y is not None and 0.0 <= r2 < REFINE_BELOW * self.A_xyxy[-1, -1]
+        return 0.0 <= r2 < self._refine_below
 
     def row_residuals(self, factor: Factor) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """r^2, rho_b = Z_b' e per block and the spherical random effects v_b, from the

@@ -266,11 +266,13 @@ def called_functions(text: str) -> frozenset[str]:
 _PYTHON_CONSTANTS = frozenset({"True", "False", "None"})
 
 
-def column_text(text: str, columns) -> str:
+def column_text(text: str, columns: pd.Index) -> str:
     """``text`` (formulaic's) with the data's ``columns`` whose names Python reads otherwise
     in backquotes: log(Days.x) reads the column Days.x, as in R (not the attribute x of
     Days), and log(True) the column True (``formula.parse.quoted_columns``)."""
-    quoted = frozenset(name for name in columns if isinstance(name, str)
+    if "." not in text and not any(name in text for name in _PYTHON_CONSTANTS):
+        return text  # (reading the columns' names costs more than the fit's formula)
+    quoted = frozenset(name for name in columns.tolist() if isinstance(name, str)
                        and ("." in name or name in _PYTHON_CONSTANTS))
     return quoted_columns(text, quoted) if quoted else text
 

@@ -604,7 +604,8 @@ class LinearMixedModel:
         system = self.system
         if not hasattr(system, "refines") or not np.all(np.isfinite(theta)):
             return False
-        if np.max(np.abs(theta) / self.theta_units(), initial=0.0) < NEAR_EXACT_SDS:
+        units = self.theta_units()
+        if all(abs(t) < NEAR_EXACT_SDS * u for t, u in zip(theta.tolist(), units.tolist())):
             return False  # no evaluation: r^2 is a share of y'y no smaller than 1 / sd^2
         return system.refines(system.crossproduct_pwrss(theta))
 
@@ -961,13 +962,15 @@ def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]
     found = []
     if r is None or p == 0:
         return ()
-    factor = np.triu(r[:p, :p])  # R of X (the QR's reflectors are below the diagonal)
     for term in design.terms:
         k = len(term.columns)
+        if len(term.levels) > p and term.values.all():
+            continue  # every level used (no zero), more of them than X has columns
         used = np.flatnonzero(np.bincount(term.codes, np.abs(term.values).sum(axis=1),
                                           len(term.levels)) > 0)
         if not 0 < len(used) <= p:
             continue
+        factor = np.triu(r[:p, :p])  # R of X (the QR's reflectors are below the diagonal)
         position = np.full(len(term.levels), -1)
         position[used] = np.arange(len(used))
         rows = np.flatnonzero(position[term.codes] >= 0)
@@ -975,21 +978,12 @@ def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]
         for c in range(k):
             Z[rows, position[term.codes[rows]] * k + c] = term.values[rows, c]
         explained = scipy.linalg.solve_triangular(factor, X.T @ Z, trans="T")
-        total = (Z.T @ Z).reshape(len(used), k, len(used), k)
-        left = total - (explained.T @ explained).reshape(total.shape)
-        levels = np.arange(len(used))
-        total, left = total[levels, :, levels, :].sum(0), left[levels, :, levels, :].sum(0)
-        scale = np.sqrt(np.diagonal(total))
-        if np.any(scale == 0.0):
-            continue  # a column that is zero throughout: the term's own collinearity checks
-        try:
-            values, vectors = scipy.linalg.eigh(left / np.outer(scale, scale),
-                                                total / np.outer(scale, scale))
-        except np.linalg.LinAlgError:
-            continue  # the term's columns are collinear: aliased within it
-        flat = np.flatnonzero(values <= WITHIN_SPAN)
-        flat = (list(term.columns) if len(flat) == k else  # every direction: the columns
-                [_combination(term.columns, vectors[:, i] / scale) for i in flat])
+        if k == 1:  # one column: the share of its sum of squares X leaves
+            total = float(np.einsum("ij,ij->", Z, Z))
+            left = total - float(np.einsum("ij,ij->", explained, explained))
+            flat = list(term.columns) if left <= WITHIN_SPAN * total else []
+        else:
+            flat = _flat_combinations(term.columns, Z, explained, len(used))
         if flat:
             found.append((term.term.label, tuple(flat)))
             named = " and ".join(f"its column {text}" if text in term.columns
@@ -1001,6 +995,30 @@ def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]
                       "estimated, nor can the df and tests that follow from it; remove the "
                       "factor from the fixed effects, or simplify the term", FitWarning)
     return tuple(found)
+
+
+def _flat_combinations(columns, Z: np.ndarray, explained: np.ndarray,
+                       levels: int) -> list[str]:
+    """The combinations of a term's k columns whose residual sum of squares, summed over the
+    levels, is below ``WITHIN_SPAN`` of their total: Z (n, levels k) the columns level by
+    level, ``explained`` R^-T X'Z; all the columns where every direction is."""
+    k = len(columns)
+    total = (Z.T @ Z).reshape(levels, k, levels, k)
+    left = total - (explained.T @ explained).reshape(total.shape)
+    diagonal = np.arange(levels)
+    total, left = total[diagonal, :, diagonal, :].sum(0), left[diagonal, :, diagonal, :].sum(0)
+    scale = np.sqrt(np.diagonal(total))
+    if np.any(scale == 0.0):
+        return []  # a column that is zero throughout: the term's own collinearity checks
+    try:
+        values, vectors = scipy.linalg.eigh(left / np.outer(scale, scale),
+                                            total / np.outer(scale, scale))
+    except np.linalg.LinAlgError:
+        return []  # the term's columns are collinear: aliased within it
+    flat = np.flatnonzero(values <= WITHIN_SPAN)
+    if len(flat) == k:  # every direction: the columns
+        return list(columns)
+    return [_combination(columns, vectors[:, i] / scale) for i in flat]
 
 
 def _combination(columns, weights: np.ndarray) -> str:

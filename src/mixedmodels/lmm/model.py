@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 import scipy.linalg
+from scipy.linalg.lapack import dtrtrs
 
 from ..core.centring import CentredCoordinates, far_structured_columns
 from ..core.optimize import (
@@ -966,24 +967,28 @@ def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]
         k = len(term.columns)
         if len(term.levels) > p and term.values.all():
             continue  # every level used (no zero), more of them than X has columns
-        used = np.flatnonzero(np.bincount(term.codes, np.abs(term.values).sum(axis=1),
-                                          len(term.levels)) > 0)
-        if not 0 < len(used) <= p:
+        if term.values.all():  # every level used: no bincount
+            used, position, rows = len(term.levels), term.codes, np.arange(X.shape[0])
+        else:
+            present = np.bincount(term.codes, np.abs(term.values).sum(axis=1),
+                                  len(term.levels)) > 0
+            used = int(present.sum())
+            position = np.cumsum(present)[term.codes] - 1
+            rows = np.flatnonzero(present[term.codes])
+            position = position[rows]
+        if not 0 < used <= p:
             continue
-        factor = np.triu(r[:p, :p])  # R of X (the QR's reflectors are below the diagonal)
-        position = np.full(len(term.levels), -1)
-        position[used] = np.arange(len(used))
-        rows = np.flatnonzero(position[term.codes] >= 0)
-        Z = np.zeros((X.shape[0], len(used) * k))  # columns (level, column of the term)
+        Z = np.zeros((X.shape[0], used * k))  # columns (level, column of the term)
         for c in range(k):
-            Z[rows, position[term.codes[rows]] * k + c] = term.values[rows, c]
-        explained = scipy.linalg.solve_triangular(factor, X.T @ Z, trans="T")
+            Z[rows, position * k + c] = term.values[rows, c]
+        # R^-T X'Z, R of X in r's upper triangle (its reflectors below are not read)
+        explained, _ = dtrtrs(r[:p, :p], X.T @ Z, lower=0, trans=1)
         if k == 1:  # one column: the share of its sum of squares X leaves
             total = float(np.einsum("ij,ij->", Z, Z))
             left = total - float(np.einsum("ij,ij->", explained, explained))
             flat = list(term.columns) if left <= WITHIN_SPAN * total else []
         else:
-            flat = _flat_combinations(term.columns, Z, explained, len(used))
+            flat = _flat_combinations(term.columns, Z, explained, used)
         if flat:
             found.append((term.term.label, tuple(flat)))
             named = " and ".join(f"its column {text}" if text in term.columns

@@ -965,9 +965,10 @@ def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]
         return ()
     for term in design.terms:
         k = len(term.columns)
-        if len(term.levels) > p and term.values.all():
-            continue  # every level used (no zero), more of them than X has columns
-        if term.values.all():  # every level used: no bincount
+        every_level = bool(term.values.all())  # no zero: every level used, no bincount
+        if every_level and len(term.levels) > p:
+            continue  # more levels used than X has columns
+        if every_level:
             used, position, rows = len(term.levels), term.codes, np.arange(X.shape[0])
         else:
             present = np.bincount(term.codes, np.abs(term.values).sum(axis=1),

@@ -603,12 +603,13 @@ class LinearMixedModel:
         part still comes from A, whose Schur complements have lost their precision there
         (L-BFGS stopped 1.1e-3 above the optimum with a residual sd 1e-6 of the groups')."""
         system = self.system
-        if not hasattr(system, "refines") or not np.all(np.isfinite(theta)):
+        if not hasattr(system, "refines"):
             return False
         units = self.theta_units()
         if all(abs(t) < NEAR_EXACT_SDS * u for t, u in zip(theta.tolist(), units.tolist())):
             return False  # no evaluation: r^2 is a share of y'y no smaller than 1 / sd^2
-        return system.refines(system.crossproduct_pwrss(theta))
+        return bool(np.all(np.isfinite(theta))) and \
+            system.refines(system.crossproduct_pwrss(theta))
 
     def _has_gradient(self) -> bool:
         """The analytic gradient is available: no residual-structure parameters, and every
@@ -965,18 +966,20 @@ def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]
         return ()
     for term in design.terms:
         k = len(term.columns)
-        every_level = bool(term.values.all())  # no zero: every level used, no bincount
+        # a column without a zero (an intercept): every level used, no bincount
+        every_level = bool(term.values.all() or (k > 1 and term.values.all(axis=0).any()))
         if every_level and len(term.levels) > p:
             continue  # more levels used than X has columns
         if every_level:
             used, position, rows = len(term.levels), term.codes, np.arange(X.shape[0])
         else:
-            present = np.bincount(term.codes, np.abs(term.values).sum(axis=1),
-                                  len(term.levels)) > 0
+            nonzero = term.values.any(axis=1)
+            present = np.bincount(term.codes[nonzero], minlength=len(term.levels)) > 0
             used = int(present.sum())
-            position = np.cumsum(present)[term.codes] - 1
-            rows = np.flatnonzero(present[term.codes])
-            position = position[rows]
+            if not 0 < used <= p:
+                continue
+            rows = np.flatnonzero(nonzero)
+            position = (np.cumsum(present) - 1)[term.codes[rows]]
         if not 0 < used <= p:
             continue
         Z = np.zeros((X.shape[0], used * k))  # columns (level, column of the term)

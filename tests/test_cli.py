@@ -307,6 +307,28 @@ def test_fit_predict_writes_predictions(capsys, tmp_path):
     assert list(written.columns) == ["Reaction", "Days", "Subject", "prediction"]
 
 
+def test_fit_predict_writes_the_rows_as_the_file_has_them(capsys, tmp_path):
+    """The rows of --predict are written back as their cells read, beside the predictions: a
+    column of whole numbers with a missing cell (read as floats) keeps 308, not 308.0, and
+    the missing cell stays as it was; a semicolon file's cells too."""
+    fit = mm.lmer(SLEEP, mm.datasets.load("sleepstudy"))
+    for sep, text in ((",", "Days,Subject,id\n1,308,17\n2,,NA\n3,309,19\n"),
+                      (";", "Days;Subject;id\n1;308;17\n2;;NA\n3;309;19\n")):
+        new_path, out = tmp_path / "new.csv", tmp_path / "out.csv"
+        new_path.write_text(text)
+        code, _, err = run(capsys, "fit", SLEEP, "--data", "sleepstudy", "--predict",
+                           str(new_path), "--out", str(out))
+        assert code == 0, err
+        lines = out.read_text().splitlines()
+        assert lines[0] == "Days,Subject,id,prediction"
+        assert [line.rsplit(",", 1)[0] for line in lines[1:]] == ["1,308,17", "2,,NA",
+                                                                  "3,309,19"]
+        written = pd.read_csv(out)
+        new = pd.DataFrame({"Days": [1.0, 2.0, 3.0], "Subject": ["308", None, "309"]})
+        np.testing.assert_allclose(written["prediction"],
+                                   fit.predict(new, new_levels="population"), rtol=1e-10)
+
+
 def test_fit_predict_with_interval(capsys, tmp_path):
     new = pd.DataFrame({"Days": [0.0, 5.0], "Subject": ["308", "999"]})
     new_path, out = tmp_path / "new.csv", tmp_path / "out.csv"

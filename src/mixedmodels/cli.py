@@ -319,7 +319,15 @@ def read_csv(path: Path, sep: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def _header_separator(path: Path) -> str:
+def _cells(path: Path, sep: str | None) -> pd.DataFrame:
+    """The rows of a CSV file as its text, numbered as ``numbered`` numbers them: written
+    back beside their predictions as they were read (a column of whole numbers with a
+    missing cell is read as floats, and would be written as 17.0)."""
+    sep = _header_separator(path, quiet=True) if sep is None else sep
+    return numbered(datasets.read_csv(path, sep=sep, missing_values=(), dtype=str))
+
+
+def _header_separator(path: Path, quiet: bool = False) -> str:
     """',' unless the header line has no comma but has ';' (or a tab, or '|'): a file read
     with ',' would then come out as one column whose name holds the separators."""
     try:
@@ -330,8 +338,9 @@ def _header_separator(path: Path) -> str:
     found = [sep for sep in OTHER_SEPARATORS if sep in header]
     if "," in header or not found:
         return ","
-    _report("note", f"{path}: the header has no ',' but has {found[0]!r}: read with "
-                    f"{found[0]!r} as the separator (--sep chooses another)")
+    if not quiet:
+        _report("note", f"{path}: the header has no ',' but has {found[0]!r}: read with "
+                        f"{found[0]!r} as the separator (--sep chooses another)")
     return found[0]
 
 
@@ -394,6 +403,7 @@ def run_fit(args: argparse.Namespace) -> str:
     if args.anova_type and not args.anova:
         raise UsageError("--anova-type goes with --anova")
     new_data = numbered(read_csv(args.predict, args.sep)) if args.predict else None
+    cells = _cells(args.predict, args.sep) if args.predict else None
     if new_data is not None:
         _check_prediction_columns(args, new_data)
     if args.dask is not None:
@@ -404,12 +414,12 @@ def run_fit(args: argparse.Namespace) -> str:
                              "--dask, use --anova-type 3")
         fitter = _fitter(args)
         with _dask_client(args.dask):
-            return _summarize_fit(args, new_data, _fit_with_dask(args, fitter))
+            return _summarize_fit(args, new_data, cells, _fit_with_dask(args, fitter))
     fitter = _fitter(args)
     data = load_data(args.data, args.sep)
     fit = fitter(args.formula, data, reml=not args.ml, weights=args.weights,
                  correlation=args.correlation, variance=args.variance)
-    return _summarize_fit(args, new_data, fit)
+    return _summarize_fit(args, new_data, cells, fit)
 
 
 #: the columns ``--out`` adds to the rows of ``--predict``: without, and with ``--interval``
@@ -478,8 +488,10 @@ def _dask_client(address: str):
         yield client
 
 
-def _summarize_fit(args: argparse.Namespace, new_data, fit) -> str:
-    """Write the requested files and return the text to print."""
+def _summarize_fit(args: argparse.Namespace, new_data, cells, fit) -> str:
+    """Write the requested files and return the text to print. ``new_data``: the rows of
+    ``--predict``, and ``cells`` the same rows as the file's text (``_cells``), which the
+    predictions are written beside: IDs stay 17, not 17.0 where a cell is missing."""
     ddf = args.ddf or "satterthwaite"
     anova_type = args.anova_type or 3
     if new_data is not None:
@@ -487,9 +499,9 @@ def _summarize_fit(args: argparse.Namespace, new_data, fit) -> str:
         _note_prediction_rows(args, fit, new_data)
         if args.interval:
             predictions = pd.concat(
-                [new_data, predicted.rename(columns={"fit": "prediction"})], axis=1)
+                [cells, predicted.rename(columns={"fit": "prediction"})], axis=1)
         else:
-            predictions = new_data.assign(prediction=predicted)
+            predictions = cells.assign(prediction=predicted)
         _write_file(args.out, lambda path: predictions.to_csv(path, index=False))
     if args.report:
         _write_file(args.report, lambda path: write_report(fit, path, ddf=ddf))

@@ -12,7 +12,7 @@ from .core.optimize import OptSettings
 from .deferred import deferred
 from .lmm.model import check_settings
 from .result import GeneralizedLeastSquares, LinearMixedModel, LmmFit
-from .validate import check_bool, is_dask_frame
+from .validate import check_bool, is_dask_frame, keyword_hints
 
 __all__ = ["anova", "gls", "lmer"]
 
@@ -21,6 +21,7 @@ _lrt = deferred("mixedmodels.inference.lrt")
 _tables = deferred("mixedmodels.output.tables")
 
 
+@keyword_hints
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
          correlation=None, variance=None, settings: OptSettings = OptSettings(),
          nobs_checks: str = "error", progress: bool = False) -> LmmFit:
@@ -61,6 +62,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
                             correlation=correlation, variance=variance).fit(settings)
 
 
+@keyword_hints
 def gls(formula: str, data: pd.DataFrame, reml: bool = True, *, correlation=None,
         variance=None, weights=None, settings: OptSettings = OptSettings(),
         progress: bool = False) -> LmmFit:
@@ -90,6 +92,7 @@ def gls(formula: str, data: pd.DataFrame, reml: bool = True, *, correlation=None
                                    correlation=correlation, variance=variance).fit(settings)
 
 
+@keyword_hints
 def anova(*fits: LmmFit, refit: bool = True, names=None) -> pd.DataFrame:
     """Likelihood-ratio tests between nested models, as lme4's ``anova(m0, m1, ...)``: the
     table of ``inference.lrt.anova`` (see there for the arguments and the checks), printed as

@@ -9,6 +9,9 @@ is allowed>, not <value>", e.g. ``level must be a number between 0 and 1 (exclus
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import math
 import numbers
 from collections.abc import Iterable, Mapping
@@ -18,7 +21,7 @@ import pandas as pd
 
 from .errors import ArgumentTypeError, DataError
 
-__all__ = ["check_bool", "check_choice", "check_executor", "check_frame", "check_integer",
+__all__ = ["keyword_hints", "check_bool", "check_choice", "check_executor", "check_frame", "check_integer",
            "check_level", "check_n_jobs", "check_number", "check_optional_string", "check_seed",
            "check_string", "check_strings", "is_dask_frame", "shown", "type_error",
            "type_name", "value_error"]
@@ -62,6 +65,47 @@ def is_dask_frame(data) -> bool:
     """Whether ``data`` is a Dask DataFrame (without importing Dask when it is not loaded)."""
     module = type(data).__module__
     return module.startswith("dask.") or module.startswith("dask_expr")
+
+
+#: keyword arguments of lme4's and nlme's functions, with what to write here instead
+R_KEYWORDS = {
+    "REML": "reml=True or reml=False",
+    "control": "settings=mm.OptSettings(...)",
+    "subset": "the rows selected in the data frame before the call",
+    "na_action": "nothing: rows with a missing value in a column the model uses are dropped, "
+                 "and counted in a warning",
+    "method": "reml=False for ML (method = \"ML\") or reml=True (\"REML\")",
+    "start": "settings=mm.OptSettings(...) (the start is lme4's, theta = identity)",
+    "verbose": "progress=True (Dask data) or the fit's optsummary",
+}
+
+
+def keyword_hints(function):
+    """``function`` with its unknown keyword arguments refused by name, saying what to write
+    instead: lme4's ``REML=FALSE`` is ``reml=False`` here (``R_KEYWORDS``), and a misspelt
+    name gets its nearest (``wieghts=`` -> ``weights=``). Python's own TypeError says only
+    "unexpected keyword argument"."""
+    parameters = inspect.signature(function).parameters
+    named = [name for name, p in parameters.items() if p.kind is not p.VAR_POSITIONAL]
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        for key in kwargs:
+            if key not in parameters:
+                raise ArgumentTypeError(_unknown_keyword(function.__name__, key, named))
+        return function(*args, **kwargs)
+
+    return checked
+
+
+def _unknown_keyword(function: str, key: str, named: list[str]) -> str:
+    text = f"{function}() has no argument {key!r}"
+    if key in R_KEYWORDS:
+        return f"{text}; for R's {key}=, write {R_KEYWORDS[key]}"
+    near = difflib.get_close_matches(key.lower(), named, n=1, cutoff=0.6)
+    if near:
+        return f"{text}; did you mean {near[0]}=?"
+    return f"{text}; its arguments are {', '.join(named)}"
 
 
 def check_frame(value, name: str = "data") -> pd.DataFrame:

@@ -63,6 +63,54 @@ def test_factor_of_a_condition_is_named_as_in_r():
     np.testing.assert_allclose(fit.predict(new), expected, rtol=1e-12)
 
 
+def test_factor_labels_rename_and_merge_levels_as_r():
+    """R's factor(x, labels = ...): the levels renamed in order, a label given twice merging
+    its levels (lme4 1.1.31: (Intercept) 271.630178889, ...late 53.7554255556; the merged
+    Days pairs 260.573780556, 13.603175, 38.0101583, 54.8906389, 83.1665833); the same fits
+    as of columns holding those labels. New data lacking a level need the levels named."""
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer('Reaction ~ factor(Days > 4, labels = c("early", "late")) + (1 | Subject)',
+                  data)
+    assert list(fit.fixef.index) == ["(Intercept)",
+                                     'factor(Days > 4, labels = c("early", "late"))late']
+    same = mm.lmer("Reaction ~ half + (1 | Subject)",
+                   data.assign(half=np.where(data.Days > 4, "late", "early")))
+    np.testing.assert_allclose(fit.fixef.to_numpy(), same.fixef.to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(fit.fixef.to_numpy(), [271.630178889, 53.7554255556],
+                               rtol=1e-9)
+    pairs = mm.lmer('Reaction ~ factor(Days, levels = c(0, 1, 2, 3, 4, 5, 6, 7, 8, 9), '
+                    'labels = c("a", "a", "b", "b", "c", "c", "d", "d", "e", "e")) '
+                    '+ (1 | Subject)', data)
+    np.testing.assert_allclose(pairs.fixef.to_numpy(), [260.573780556, 13.603175,
+                                                        38.0101583333, 54.8906388889,
+                                                        83.1665833333], rtol=1e-9)
+    early = pd.DataFrame({"Days": [1, 2], "Subject": ["308", "308"]})
+    with pytest.raises(mm.DataError, match="2 labels .early, late. for the 1 levels FALSE; "
+                                           ".*name the levels too"):
+        fit.predict(early)
+    named = mm.lmer('Reaction ~ factor(Days > 4, levels = c(FALSE, TRUE), '
+                    'labels = c("early", "late")) + (1 | Subject)', data)
+    np.testing.assert_allclose(named.predict(early), same.predict(early.assign(half="early")),
+                               rtol=1e-12)
+    with pytest.raises(mm.FormulaError, match="1 labels .early. for the 2 levels FALSE, TRUE"):
+        mm.lmer('Reaction ~ factor(Days > 4, labels = c("early")) + (1 | Subject)', data)
+
+
+def test_relevel_takes_a_level_as_r_prints_it():
+    """relevel(factor(Days), "3"): the label "3" of a column of numbers, as in R (lme4 1.1.31:
+    (Intercept) 282.992011111); relevel(f, 3) is the third level ("2"), R's position."""
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer('Reaction ~ relevel(factor(Days), "3") + (1 | Subject)', data)
+    order = mm.lmer("Reaction ~ factor(Days, levels = c(3, 0, 1, 2, 4, 5, 6, 7, 8, 9)) "
+                    "+ (1 | Subject)", data)
+    np.testing.assert_allclose(fit.fixef.to_numpy(), order.fixef.to_numpy(), rtol=1e-10)
+    assert fit.fixef.iloc[0] == pytest.approx(282.992011111, rel=1e-9)
+    third = mm.lmer("Reaction ~ relevel(factor(Days), 3) + (1 | Subject)", data)
+    assert third.fixef.iloc[0] == pytest.approx(265.3619, rel=1e-9)
+    with pytest.raises(mm.FormulaError, match="no level '33'; its levels are '0', '1'"):
+        mm.lmer('Reaction ~ relevel(factor(Days), "33") + (1 | Subject)', data)
+
+
 def test_predict_with_factor_uses_the_fit_levels(sleep_factor):
     new = pd.DataFrame({"Days": [5, 0], "Subject": ["308", "309"]})
     fit = sleep_factor

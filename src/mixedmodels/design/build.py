@@ -51,6 +51,7 @@ from ..formula.rfunctions import (
     FORMULA_FUNCTIONS,
     FORMULA_NAMES,
     is_logical,
+    level_label,
 )
 from ..formula.rfunctions import factor as r_factor
 from ..threads import householder_qr
@@ -556,9 +557,9 @@ def _check_relevel(text: str, data: pd.DataFrame) -> None:
         if not (isinstance(column, ast.Name) and column.id in data.columns
                 and isinstance(ref, ast.Constant) and isinstance(ref.value, (str, int))):
             continue
-        labels = r_factor(data[column.id]).cat.categories.tolist()
-        if ref.value not in labels and not (
-                type(ref.value) is int and 1 <= ref.value <= len(labels)):
+        labels = [level_label(c) for c in r_factor(data[column.id]).cat.categories.tolist()]
+        if not (ref.value in labels if isinstance(ref.value, str)
+                else type(ref.value) is int and 1 <= ref.value <= len(labels)):
             raise FormulaError(f"relevel({column.id}, ref = {ref.value!r}): {column.id!r} has "
                                f"no level {ref.value!r}; its levels are "
                                f"{', '.join(map(repr, labels[:20]))}"

@@ -47,6 +47,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from formulaic.errors import FormulaicError
 
 from ..datasets import listed_rows
 from ..design.build import offset_values, required_variables
@@ -56,6 +57,7 @@ from ..design.levels import factor_codes
 from ..design.materialize import ModelData
 from ..design.names import r_column_names
 from ..errors import DataError, DataWarning, warn_user
+from ..formula.parse import formulaic_message
 from ..formula.rfunctions import FORMULA_CONTEXT, FORMULA_NAMES, LOGICAL_LEVELS, is_logical
 from ..inference.distributions import ndtri
 from ..validate import check_choice, check_frame, check_level, check_strings
@@ -390,7 +392,12 @@ def _encode(spec, frame: pd.DataFrame, what: str):
         return spec.matrix(frame), spec.names
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        matrix = spec.get_model_matrix(frame, na_action="ignore", context=FORMULA_CONTEXT)
+        try:
+            matrix = spec.get_model_matrix(frame, na_action="ignore", context=FORMULA_CONTEXT)
+        except FormulaicError as exc:  # a formula function refusing these rows
+            cause = exc.__cause__
+            reason = str(cause) if isinstance(cause, ValueError) else formulaic_message(exc)[0]
+            raise DataError(f"cannot encode newdata in {what}: {reason}") from None
     for warning in caught:
         if type(warning.category).__name__ == "type" and \
                 warning.category.__name__ == "DataMismatchWarning":

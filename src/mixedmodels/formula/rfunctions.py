@@ -3,7 +3,8 @@
 formulaic already provides C, I, log, exp, center, scale, poly and more, and numpy is available
 as ``np`` (``np.log1p(x)``). This adds R's names for the common ones: ``factor(x)`` (x as a
 categorical variable with sorted levels, as R's ``factor``; columns are named ``factor(x)5`` as
-in R; ``factor(x, levels = c(3, 1, 2))`` in the order given), ``ordered(x)`` (the same,
+in R; ``factor(x, levels = c(3, 1, 2))`` in the order given, ``labels = c(...)`` renaming
+them), ``ordered(x)`` (the same,
 ordered: coded by polynomial contrasts, ``ordered(x).L``), ``relevel(x, ref = "b")``,
 ``as.factor``, ``as.numeric`` (a factor's codes 1 to k, as R), ``as.integer``,
 ``as.character``, ``interaction(a, b)``, ``c(...)``, ``ns(x, df)`` (R's natural splines:
@@ -36,17 +37,23 @@ __all__ = ["FORMULA_CONSTANTS", "FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "FORMULA
 LOGICAL_LEVELS = ("FALSE", "TRUE")
 
 
-def factor(values, levels=None) -> pd.Series:
+def factor(values, levels=None, labels=None) -> pd.Series:
     """The values as a categorical variable, as R's ``factor``: the levels are the sorted
     distinct values (logical values, ``is_logical``, are labelled FALSE and TRUE), or a
     categorical's own levels that occur, in its order (an ordered one stays ordered), or
-    ``levels`` in their order (``factor(dose, levels = c(10, 5, 1))``).
+    ``levels`` in their order (``factor(dose, levels = c(10, 5, 1))``). ``labels``, as R's,
+    renames the levels in their order (``factor(late, labels = c("early", "late"))``); a
+    label given twice merges its levels, as in R.
 
     Raises:
         FormulaError: a value is not among ``levels`` (R would make it missing and drop its
-            row; here the levels must name every value), or ``levels`` repeats one.
+            row; here the levels must name every value), ``levels`` repeats one, or
+            ``labels`` are not one per level (new data for a prediction that lack a level:
+            give ``levels`` too).
     """
     series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if labels is not None:
+        return _labelled(factor(series, levels), np.atleast_1d(labels).tolist(), levels)
     if levels is not None:
         return _with_levels(series, np.atleast_1d(levels).tolist())
     if is_logical(series):
@@ -60,6 +67,26 @@ def factor(values, levels=None) -> pd.Series:
         return pd.Series(pd.Categorical.from_codes(codes, [level_label(v) for v in levels]),
                          index=series.index)
     return pd.Series(pd.Categorical(series, categories=levels), index=series.index)
+
+
+def _labelled(series: pd.Series, labels: list, levels) -> pd.Series:
+    """``factor(x, labels = ...)``: the categorical ``series`` with its levels renamed, in
+    order; levels of the same label merged."""
+    categories = [level_label(c) for c in series.cat.categories]
+    if len(labels) != len(categories):
+        how = "" if levels is not None else (
+            "; where the data (new data for a prediction) may lack a level, name the levels "
+            "too: factor(x, levels = c(...), labels = c(...))")
+        raise FormulaError(f"factor(..., labels = ...) gives {len(labels)} labels "
+                           f"({', '.join(map(level_label, labels))}) for the "
+                           f"{len(categories)} levels {', '.join(categories)}{how}")
+    texts = [level_label(label) for label in labels]
+    unique = list(dict.fromkeys(texts))
+    recode = np.array([unique.index(text) for text in texts] + [-1])  # -1: a missing value
+    codes = recode[series.cat.codes.to_numpy()]
+    return pd.Series(pd.Categorical.from_codes(codes, unique,
+                                               ordered=series.cat.ordered),
+                     index=series.index)
 
 
 def _with_levels(series: pd.Series, levels: list) -> pd.Series:
@@ -82,8 +109,8 @@ def _with_levels(series: pd.Series, levels: list) -> pd.Series:
 
 
 def relevel(values, ref) -> pd.Series:
-    """R's ``relevel(f, ref)``: ``factor(f)`` with the level ``ref`` (a label, or a position
-    from 1) first, the reference of treatment contrasts; the others in their order.
+    """R's ``relevel(f, ref)``: ``factor(f)`` with the level ``ref`` (a label as R prints it,
+    ``"3"`` of a column of numbers, or a position from 1) first, the reference of treatment contrasts; the others in their order.
 
     A label that none of the values has, or a position past their levels, leaves the levels
     as they are: new data for a prediction may lack the reference, and are coded with the
@@ -91,10 +118,11 @@ def relevel(values, ref) -> pd.Series:
     names the levels)."""
     series = factor(values)
     labels = list(series.cat.categories)
-    if isinstance(ref, str):
-        if ref not in labels:
+    if isinstance(ref, str):  # a label as R prints it: "3" of factor(Days), whose levels are 0..9
+        texts = [level_label(label) for label in labels]
+        if ref not in texts:
             return series
-        position = labels.index(ref)
+        position = texts.index(ref)
     elif isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
         if not 1 <= ref <= len(labels):
             return series

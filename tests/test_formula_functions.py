@@ -14,7 +14,7 @@ import pytest
 from conftest import load_reference
 
 import mixedmodels as mm
-from mixedmodels.formula.rfunctions import factor
+from mixedmodels.formula.rfunctions import factor, ifelse, pmin
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "formula_functions.json")
                        .read_text())
@@ -94,6 +94,29 @@ def test_factor_labels_rename_and_merge_levels_as_r():
                                rtol=1e-12)
     with pytest.raises(mm.FormulaError, match="1 labels .early. for the 2 levels FALSE, TRUE"):
         mm.lmer('Reaction ~ factor(Days > 4, labels = c("early")) + (1 | Subject)', data)
+
+
+def test_ifelse_pmin_pmax_as_r():
+    """lme4 1.1.31: pmin(Days, 5) + pmax(Days, 3): 228.22406447811, 5.64737104377,
+    9.90549579125; ifelse(Days > 4, log(Days), 0): 270.6566148318, 28.9400788595 (log(0)
+    of the rows not chosen is no error); predictions of new data re-evaluate them."""
+    data = mm.datasets.load("sleepstudy")
+    for formula, expected in (
+            ("Reaction ~ pmin(Days, 5) + pmax(Days, 3) + (1 | Subject)",
+             [228.22406447811, 5.64737104377, 9.90549579125]),
+            ("Reaction ~ ifelse(Days > 4, log(Days), 0) + (1 | Subject)",
+             [270.6566148318, 28.9400788595])):
+        fit = mm.lmer(formula, data)
+        np.testing.assert_allclose(fit.fixef.to_numpy(), expected, rtol=1e-9)
+        np.testing.assert_allclose(fit.predict(data.iloc[[3, 50, 99]]),
+                                   fit.fitted[[3, 50, 99]], rtol=1e-12)
+    missing = pd.Series([1.0, np.nan, 6.0])
+    np.testing.assert_array_equal(ifelse(missing > 4, 1, 0), [0.0, 0.0, 1.0])  # NaN > 4: False
+    np.testing.assert_array_equal(ifelse(pd.Series([True, None, False], dtype="boolean"), 1, 0),
+                                  [1.0, np.nan, 0.0])
+    np.testing.assert_array_equal(pmin(missing, 5), [1.0, np.nan, 5.0])
+    with pytest.raises(mm.FormulaError, match="takes numbers for yes and no"):
+        mm.lmer('Reaction ~ ifelse(Days > 4, "a", "b") + (1 | Subject)', data)
 
 
 def test_relevel_takes_a_level_as_r_prints_it():

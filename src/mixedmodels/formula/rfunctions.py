@@ -7,8 +7,8 @@ in R; ``factor(x, levels = c(3, 1, 2))`` in the order given, ``labels = c(...)``
 them), ``ordered(x)`` (the same,
 ordered: coded by polynomial contrasts, ``ordered(x).L``), ``relevel(x, ref = "b")``,
 ``as.factor``, ``as.numeric`` (a factor's codes 1 to k, as R), ``as.integer``,
-``as.character``, ``interaction(a, b)``, ``c(...)``, ``ns(x, df)`` (R's natural splines:
-``formula.splines``),
+``as.character``, ``interaction(a, b)``, ``c(...)``, ``ifelse``, ``pmin``, ``pmax``,
+``ns(x, df)`` (R's natural splines: ``formula.splines``),
 ``log(x, base)`` (R's: formulaic's ``log`` is NumPy's), and ``sqrt``, ``log1p``, ``log2``,
 ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``, ``ceiling``, ``sin``, ``cos``, ``tan``; and
 R's logical constants ``TRUE`` and ``FALSE``
@@ -191,6 +191,37 @@ def as_character(values) -> pd.Series:
     return text.where(series.notna(), None)
 
 
+def ifelse(test, yes, no) -> pd.Series:
+    """R's ``ifelse(test, yes, no)`` of numbers: ``yes`` where ``test`` holds, ``no`` where
+    it does not, missing where it is missing (``ifelse(dose > 0, log(dose), 0)``).
+
+    Raises:
+        FormulaError: ``yes`` or ``no`` is text (a factor from a condition is
+            ``factor(test, labels = c("no", "yes"))``).
+    """
+    series = test if isinstance(test, pd.Series) else pd.Series(np.atleast_1d(test))
+    missing = series.isna().to_numpy()
+    try:
+        chosen = np.where(series.fillna(False).to_numpy(dtype=bool),
+                          np.asarray(yes, dtype=float), np.asarray(no, dtype=float))
+    except (TypeError, ValueError):
+        raise FormulaError("ifelse(test, yes, no) takes numbers for yes and no; for levels, "
+                           'write factor(test, labels = c("no", "yes"))') from None
+    return pd.Series(np.where(missing, np.nan, chosen), index=series.index)
+
+
+def pmin(*values) -> np.ndarray:
+    """R's ``pmin(x, y, ...)``: the elementwise minimum, missing where any value is."""
+    return np.minimum.reduce(np.broadcast_arrays(*(np.asarray(v, dtype=float)
+                                                   for v in values)))
+
+
+def pmax(*values) -> np.ndarray:
+    """R's ``pmax(x, y, ...)``: the elementwise maximum, missing where any value is."""
+    return np.maximum.reduce(np.broadcast_arrays(*(np.asarray(v, dtype=float)
+                                                   for v in values)))
+
+
 def r_c(*values) -> list:
     """R's ``c(...)``: the values, and those of lists among them, as one list."""
     out: list = []
@@ -263,6 +294,9 @@ FORMULA_FUNCTIONS = {
     "interaction": interaction,
     "ns": ns,
     "c": r_c,
+    "ifelse": ifelse,
+    "pmin": pmin,
+    "pmax": pmax,
     # R's names with a dot, under the names formulaic reads (``R_DOTTED_FUNCTIONS``)
     **{R_DOTTED_FUNCTIONS[name]: function for name, function in {
         "as.factor": factor, "as.numeric": as_numeric, "as.integer": as_integer,

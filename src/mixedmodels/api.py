@@ -38,8 +38,9 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
             Var(e_i) = sigma^2 / w_i.
         correlation: the residuals' correlation within groups (nlme's ``correlation=``):
             ``"ar1(visit | patient)"``, ``"car1(time | patient)"``, ``"cs(1 | patient)"``,
-            ``"symm(visit | patient)"``, ``"toep(visit | patient)"``,
-            ``"exp(x + y | site)"``, or an object of ``mm.cov``. Its groups must lie within
+            ``"symm(visit | patient)"``, ``"toep(visit | patient)"``, the spatial
+            ``"exp(x + y | site)"``, ``"gaus(...)"``, ``"spher(...)"``, ``"lin(...)"`` and
+            ``"ratio(...)"``, or an object of ``mm.cov``. Its groups must lie within
             the levels of each random-effects grouping factor.
         variance: the residuals' variance function (nlme's ``weights=``): ``"ident(centre)"``
             (an sd per level), ``"power(x)"``, ``"exp(x)"``, or an object of ``mm.cov``.

@@ -16,14 +16,17 @@ structure                   corr(e_i, e_j)                   parameters (bounds)
 ``Toep("visit", group)``    rho_lag, lag = how many distinct  partial autocorrelations
                             times apart t_i and t_j are
 ``Exp(["x", "y"], group)``  exp(-d_ij / range), Euclidean d  range >= 0
+``Gaus``, ``Spher``,        f(d_ij / range): Gaussian,       range >= 0
+``Lin``, ``Ratio``          spherical, linear, rational
+                            quadratic (nlme's ``corGaus``...)
 ==========================  ===============================  ============================
 
 (m: the largest group; M: the number of distinct slots.) The optimizer works on nlme's
 unconstrained scale, on which every value is inside the bounds: 2 atanh(phi) for AR1,
 logit(phi) for CAR1, log((rho + 1/(m-1)) / (1 - rho)) for CS, 2 atanh of the partial
-(auto)correlations for Toep and Symm, log(range) for Exp; a correlation that tends to a bound
-is reported as singular. Gaps count: under AR1 two visits two apart have correlation phi^2,
-as nlme's ``corARMA(p = 1)`` and ``corCAR1`` have it (nlme's ``corAR1`` uses the order of
+(auto)correlations for Toep and Symm, log(range) for the spatial ones; a correlation that
+tends to a bound is reported as singular. Gaps count: under AR1 two visits two apart have
+correlation phi^2, as nlme's ``corARMA(p = 1)`` and ``corCAR1`` have it (nlme's ``corAR1`` uses the order of
 the rows instead).
 
 ``Symm`` is parameterized by C's canonical partial correlations (the partial correlation of
@@ -51,8 +54,8 @@ import numpy as np
 
 from ..validate import type_error
 
-__all__ = ["AR1", "CAR1", "CS", "Correlation", "Exp", "Symm", "Toep",
-           "autocorrelations"]
+__all__ = ["AR1", "CAR1", "CS", "Correlation", "Exp", "Gaus", "Lin", "Ratio", "Spatial",
+           "Spher", "Symm", "Toep", "autocorrelations"]
 
 
 #: the least eigenvalue of ``Symm.moment_start``'s correlation matrix
@@ -138,6 +141,13 @@ class Correlation(ABC):
     def independence(self) -> np.ndarray:
         """(n_params,) the reported values of independence."""
         return np.zeros(self.n_params)
+
+    def scan(self, value: float) -> np.ndarray:
+        """Values of the (one-parameter) structure at which a fit whose value is ``value``
+        compares its criterion, to leave a local optimum (``ParameterMap.restrictions``):
+        none but for a compact spatial shape (``Spher``, ``Lin``), whose criterion is not
+        smooth."""
+        return np.zeros(0)
 
     @abstractmethod
     def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -573,21 +583,22 @@ class Toep(Correlation):
 
 
 @dataclass(frozen=True)
-class Exp(Correlation):
-    """Spatial exponential: corr = exp(-d_ij / range), d the Euclidean distance between the
-    rows' coordinates (nlme's ``corExp``; SAS TYPE=SP(EXP))."""
+class Spatial(Correlation):
+    """A spatial correlation: corr = f(d_ij / range), d the Euclidean distance between the
+    rows' coordinates and f a decreasing shape with f(0) = 1 (nlme's ``corSpatial``
+    classes without a nugget; SAS TYPE=SP(...)). One parameter, the range, in the
+    coordinates' unit; the subclasses give f (``shape``)."""
 
     coordinates: tuple[str, ...]
     group: str | None = None
     scale: float = learnt(1.0)
-    title = "Exponential spatial correlation"
-    syntax = "exp"
 
     def __post_init__(self):
         if isinstance(self.coordinates, str):
             object.__setattr__(self, "coordinates", (self.coordinates,))
         if not isinstance(self.coordinates, (tuple, list)) or not self.coordinates:
-            raise type_error("Exp's coordinates", "column names (strings)", self.coordinates)
+            raise type_error(f"{type(self).__name__}'s coordinates", "column names (strings)",
+                             self.coordinates)
         object.__setattr__(self, "coordinates", tuple(self.coordinates))
         super().__post_init__()
 
@@ -595,7 +606,7 @@ class Exp(Correlation):
     def positions(self) -> tuple[str, ...]:
         return self.coordinates
 
-    def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Exp":
+    def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "Spatial":
         spread = float(np.max(np.ptp(positions, axis=0))) if len(positions) else 1.0
         return self._learnt(scale=spread / 4 if spread > 0 else 1.0)
 
@@ -642,7 +653,110 @@ class Exp(Correlation):
         distance = np.sqrt(np.einsum("kijd,kijd->kij", difference, difference))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             scaled = distance / float(values[0])
-        return np.exp(-np.where(distance == 0, 0.0, scaled))
+        return self.shape(np.where(distance == 0, 0.0, scaled))
+
+    @staticmethod
+    @abstractmethod
+    def shape(scaled: np.ndarray) -> np.ndarray:
+        """f(d / range) of distances over the range (0 on the diagonal, inf at range 0)."""
+
+
+
+#: the scans of a compact spatial correlation's range (``Spatial.scan``), in octaves: around
+#: a quarter of the data's extent, and around the fit's range
+SCAN_STEPS = np.arange(-24, 25) / 8.0
+FINE_SCAN_STEPS = np.arange(-8, 9) / 64.0
+
+
+class _Compact(Spatial):
+    """A spatial shape that is 0 beyond the range: its criterion is not smooth in the range
+    (``Spatial.scan``)."""
+
+    def scan(self, value: float) -> np.ndarray:
+        """The ranges at which a fit whose range is ``value`` compares its criterion, to
+        leave a local optimum. The criterion of a compact shape has a kink wherever the
+        range crosses a distance between two rows, and can have a local optimum between
+        any two: 49 ranges an eighth of an octave apart around a quarter of the data's
+        extent (from an eighth of it to eight times it), and 16 a 64th of an octave apart
+        within an eighth of an octave of ``value`` (on the spatial reference data, the
+        linear ML fit stopped at 598.7547, at range 3.107, between two kinks, and from
+        3.175 of the fine scan reaches 598.7405, the least of 4,000 ranges from 0.05 to
+        40)."""
+        fine = value * 2.0 ** FINE_SCAN_STEPS[FINE_SCAN_STEPS != 0]
+        return np.concatenate([self.scale * 2.0 ** SCAN_STEPS, fine]) if value > 0 else \
+            self.scale * 2.0 ** SCAN_STEPS
+
+
+@dataclass(frozen=True)
+class Exp(Spatial):
+    """Spatial exponential: corr = exp(-d_ij / range) (nlme's ``corExp``; SAS
+    TYPE=SP(EXP)). Positive definite in any dimension."""
+
+    title = "Exponential spatial correlation"
+    syntax = "exp"
+
+    @staticmethod
+    def shape(scaled: np.ndarray) -> np.ndarray:
+        return np.exp(-scaled)
+
+
+@dataclass(frozen=True)
+class Gaus(Spatial):
+    """Spatial Gaussian: corr = exp(-(d_ij / range)^2) (nlme's ``corGaus``; SAS
+    TYPE=SP(GAU)). Positive definite in any dimension, but nearly singular where points lie
+    close within the range: such a fit is better with a nugget (a random intercept)."""
+
+    title = "Gaussian spatial correlation"
+    syntax = "gaus"
+
+    @staticmethod
+    def shape(scaled: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.exp(-scaled * scaled)
+
+
+@dataclass(frozen=True)
+class Spher(_Compact):
+    """Spatial spherical: corr = 1 - 1.5 s + 0.5 s^3 for s = d_ij / range < 1, else 0
+    (nlme's ``corSpher``; SAS TYPE=SP(SPH)). Positive definite in up to three dimensions;
+    rows farther apart than the range are uncorrelated."""
+
+    title = "Spherical spatial correlation"
+    syntax = "spher"
+
+    @staticmethod
+    def shape(scaled: np.ndarray) -> np.ndarray:
+        inside = np.minimum(scaled, 1.0)
+        return 1.0 - 1.5 * inside + 0.5 * inside ** 3
+
+
+@dataclass(frozen=True)
+class Lin(_Compact):
+    """Spatial linear: corr = 1 - d_ij / range for d_ij < range, else 0 (nlme's
+    ``corLin``). Positive definite in one dimension only: in two or more, a range where C is
+    not positive definite is outside the parameter space (the criterion is infinite
+    there)."""
+
+    title = "Linear spatial correlation"
+    syntax = "lin"
+
+    @staticmethod
+    def shape(scaled: np.ndarray) -> np.ndarray:
+        return 1.0 - np.minimum(scaled, 1.0)
+
+
+@dataclass(frozen=True)
+class Ratio(Spatial):
+    """Spatial rational quadratic: corr = 1 / (1 + (d_ij / range)^2) (nlme's ``corRatio``).
+    Positive definite in any dimension."""
+
+    title = "Rational quadratic spatial correlation"
+    syntax = "ratio"
+
+    @staticmethod
+    def shape(scaled: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + scaled * scaled)
 
 
 def autocorrelations(partial: np.ndarray) -> np.ndarray:

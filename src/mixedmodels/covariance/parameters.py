@@ -260,7 +260,9 @@ class ParameterMap:
         """The restrictions of theta to the structures nested in each Toeplitz correlation
         (of a ``toep()`` term, or the residuals'), and to its last partial autocorrelation's
         bounds, and to a residual correlation's independence (every correlation 0),
-        starting from theta (``covariance.nested``)."""
+        starting from theta (``covariance.nested``); and theta at each range of a compact
+        spatial correlation's scan (``Spatial.scan``: the spherical and linear criteria
+        have a local optimum between each two distances of the data)."""
         out = []
         lower, upper = self.lower(), self.upper()
         for t, (s, part) in enumerate(self._terms):
@@ -281,6 +283,12 @@ class ParameterMap:
         if np.all(np.isfinite(independent)) and not np.allclose(theta[part], independent):
             out.append(Held("independent residuals", theta, np.arange(len(theta))[part],
                             independent, lower, upper))
+        everything = np.arange(len(theta))
+        current = float(correlation.values(theta[part])[0]) if correlation.n_params else 0.0
+        for value in correlation.scan(current):  # every parameter held: the criterion there
+            point = theta.copy()
+            point[part] = correlation.from_values(np.array([value]))
+            out.append(Held(f"range {value:.4g}", point, everything, point, lower, upper))
         return out
 
     def is_singular(self, theta: np.ndarray, tol: float = SINGULAR_TOLERANCE,

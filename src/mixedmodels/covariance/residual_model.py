@@ -32,7 +32,20 @@ import pandas as pd
 
 from ..datasets import listed_rows
 from ..errors import DataError, DataWarning, FormulaError, warn_user
-from .correlation import AR1, CAR1, CS, Correlation, Exp, Symm, Toep
+from .correlation import (
+    AR1,
+    CAR1,
+    CS,
+    Correlation,
+    Exp,
+    Gaus,
+    Lin,
+    Ratio,
+    Spatial,
+    Spher,
+    Symm,
+    Toep,
+)
 from .residual import BlockResidual, Identity, KnownWeights, ResidualStructure
 from .structures import SINGULAR_TOLERANCE
 from .variance import VarExp, Variance, VarIdent, VarPower
@@ -45,7 +58,8 @@ __all__ = ["CORRELATIONS", "VARIANCES", "Learning", "ResidualModel", "ResidualPa
 CORRELATIONS = {"ar1": (AR1, "an integer time column"), "car1": (CAR1, "a time column"),
                 "cs": (CS, "1"), "symm": (Symm, "an integer column"),
                 "toep": (Toep, "an integer time column"),
-                "exp": (Exp, "coordinate columns joined by +")}
+                **{cls.syntax: (cls, "coordinate columns joined by +")
+                   for cls in (Exp, Gaus, Spher, Lin, Ratio)}}
 #: the string forms of ``variance=``
 VARIANCES = {"ident": VarIdent, "power": VarPower, "exp": VarExp}
 
@@ -93,8 +107,8 @@ def correlation_of(value) -> Correlation | None:
                                "cs(1 | group)")
         return CS(group)
     columns = [_name(part, "correlation", value) for part in left.split("+")]
-    if cls is Exp:
-        return Exp(tuple(columns), group)
+    if issubclass(cls, Spatial):
+        return cls(tuple(columns), group)
     if len(columns) != 1:
         raise FormulaError(f"correlation={value!r}: {name} takes one column left of the bar "
                            f"({left_kind}), not {len(columns)}")

@@ -103,6 +103,9 @@ POLISHED_TOLERANCES = {"ftol_rel": 1e-9, "ftol_abs": 1e-7, "xtol_abs": 1e-6}
 #: than this, relative to 1 + |criterion|, shows a local optimum: far above the optimizers'
 #: tolerances, so that a fit at a nested structure's optimum is not refitted for rounding
 NESTED_MARGIN = 1e-7
+#: passes of ``LinearMixedModel._beyond_nested``: a pass that improved the fit is followed by
+#: another from the better theta
+NESTED_ROUNDS = 3
 
 #: the restricted fits' tolerances (no tighter than the fit's): they only tell whether a
 #: restriction fits better by ``NESTED_MARGIN``, which a fit to 1e-9 does (Machines' ``toep``
@@ -469,9 +472,22 @@ class LinearMixedModel:
         the fit's criterion, the fit stopped at a local optimum, and BOBYQA continues over
         all the parameters from there. Machines' ``toep(0 + Machine | Worker, hom = TRUE)``
         stopped at 215.809, above its compound-symmetric special case (215.688); from there
-        it reaches 215.161. The summary counts every run's evaluations and names the
-        restriction it continued from."""
+        it reaches 215.161. The restrictions are also the ranges of a compact spatial
+        correlation's scan (``Spatial.scan``), one evaluation each. Where one improved the
+        fit, the restrictions at the new theta are tried again, at most ``NESTED_ROUNDS``
+        passes (the spatial scan's fine part is around the fit's range). The summary counts
+        every run's evaluations and names the restriction it continued from."""
+        for _ in range(NESTED_ROUNDS):  # again from a better fit's own restrictions
+            before = summary.fmin
+            summary = self._nested_round(summary, settings)
+            if not summary.fmin < before:
+                break
+        return summary
+
+    def _nested_round(self, summary: OptSummary, settings: OptSettings) -> OptSummary:
+        """One pass of ``_beyond_nested`` over the restrictions at the fit's theta."""
         loose = _no_tighter(settings, NESTED_TOLERANCES)
+        held = 0  # the criteria of restrictions with nothing free, one evaluation each
         for restriction in self.structure.parameters.restrictions(summary.final):
             lower, upper = restriction.bounds()
             if len(lower):
@@ -482,6 +498,7 @@ class LinearMixedModel:
             else:  # nothing left free (gls with one correlation): the restriction's criterion
                 point = restriction.full(np.zeros(0))
                 runs, value = [], self._criterion(point)
+                held += 1
             better = None
             if value < summary.fmin - NESTED_MARGIN * (1.0 + abs(summary.fmin)):
                 better = self._polished(snap_to_bounds(self._criterion, self._minimize_bobyqa(
@@ -496,7 +513,7 @@ class LinearMixedModel:
                 gradient_evaluations=summary.gradient_evaluations,
                 trace=np.concatenate([summary.trace] + [r.trace for r in runs]),
                 seconds=summary.seconds + sum(r.seconds for r in runs))
-        return summary
+        return dataclasses.replace(summary, evaluations=summary.evaluations + held)
 
     def centred_coordinates(self) -> CentredCoordinates | None:
         """The coordinates with the columns of terms on covariates far from 0 centred

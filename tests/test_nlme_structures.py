@@ -2,9 +2,9 @@
 
 Reference values: tests/reference/nlme_structures.R -> nlme_structures.json, with the data in
 tests/reference/data. For every model: our criterion is no worse than nlme's by 1e-6
-relative, the fixed effects are within 2e-3 of their SE, the SEs within 5e-3 relative (after nlme's ML scaling: see
-``test_ml_standard_errors_follow_lme4``), and the
-estimated R block of a group (and V for lme) within 2e-3 of the block's largest entry.
+relative, the fixed effects are within 2e-3 of their SE, the SEs within 5e-3 relative (after
+nlme's ML scaling: see ``test_ml_standard_errors_follow_lme4``), and the estimated R block
+of a group (and V for lme) within 2e-3 of the block's largest entry.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def test_identity_terms_and_factor_by_hand(quiet_fit):
     b = fit.fixef
     u = fit.ranef["Subject"]
     expected = [
-        b["(Intercept)"] + 81 * b["I(age^2)"] + u.loc["F03", "(Intercept)"] + 9 * u.loc["F03", "age"],
+        b["(Intercept)"] + 81 * b["I(age^2)"] + u.loc["F03", "(Intercept)"]
+        + 9 * u.loc["F03", "age"],
         b["(Intercept)"] + 13.5 ** 2 * b["I(age^2)"] + b["SexMale"]
         + u.loc["M05", "(Intercept)"] + 13.5 * u.loc["M05", "age"],
         b["(Intercept)"] + 49 * b["I(age^2)"] + b["SexMale"]

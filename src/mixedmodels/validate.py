@@ -21,7 +21,8 @@ import pandas as pd
 
 from .errors import ArgumentTypeError, DataError
 
-__all__ = ["keyword_hints", "check_bool", "check_choice", "check_executor", "check_frame", "check_integer",
+__all__ = ["keyword_hints", "check_bool", "check_choice", "check_executor", "check_frame",
+           "check_integer",
            "check_level", "check_n_jobs", "check_number", "check_optional_string", "check_seed",
            "check_string", "check_strings", "is_dask_frame", "shown", "type_error",
            "type_name", "value_error"]

@@ -26,8 +26,8 @@ unconstrained scale, on which every value is inside the bounds: 2 atanh(phi) for
 logit(phi) for CAR1, log((rho + 1/(m-1)) / (1 - rho)) for CS, 2 atanh of the partial
 (auto)correlations for Toep and Symm, log(range) for the spatial ones; a correlation that
 tends to a bound is reported as singular. Gaps count: under AR1 two visits two apart have
-correlation phi^2, as nlme's ``corARMA(p = 1)`` and ``corCAR1`` have it (nlme's ``corAR1`` uses the order of
-the rows instead).
+correlation phi^2, as nlme's ``corARMA(p = 1)`` and ``corCAR1`` have it (nlme's ``corAR1``
+uses the order of the rows instead).
 
 ``Symm`` is parameterized by C's canonical partial correlations (the partial correlation of
 slots i and j given slots 1..j-1, for j < i; Lewandowski, Kurowicka & Joe 2009), so that

@@ -110,7 +110,8 @@ def _with_levels(series: pd.Series, levels: list) -> pd.Series:
 
 def relevel(values, ref) -> pd.Series:
     """R's ``relevel(f, ref)``: ``factor(f)`` with the level ``ref`` (a label as R prints it,
-    ``"3"`` of a column of numbers, or a position from 1) first, the reference of treatment contrasts; the others in their order.
+    ``"3"`` of a column of numbers, or a position from 1) first, the reference of treatment
+    contrasts; the others in their order.
 
     A label that none of the values has, or a position past their levels, leaves the levels
     as they are: new data for a prediction may lack the reference, and are coded with the

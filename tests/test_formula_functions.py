@@ -63,6 +63,48 @@ def test_factor_of_a_condition_is_named_as_in_r():
     np.testing.assert_allclose(fit.predict(new), expected, rtol=1e-12)
 
 
+REFERENCE_DIR = Path(__file__).parent / "reference"
+R_OPERATORS = json.loads((REFERENCE_DIR / "r_operators.json").read_text())
+#: R's spelling that the formula does not take, and ours
+_WRITTEN = {"levels = 0:9": "levels = c(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)"}
+#: names ours deparses otherwise: R keeps the user's ! x > 5, ours writes the ! of a
+#: comparison as !(x > 5), which is how it is written most often (and R then prints so)
+_NAMED = {"I(!x > 5)TRUE": "I(!(x > 5))TRUE"}
+
+
+@pytest.mark.parametrize("case", R_OPERATORS, ids=[c["formula"] for c in R_OPERATORS])
+def test_r_operators_and_functions_as_lme4(case):
+    """R's operators inside a call (tests/reference/r_operators.R, lme4 1.1.31): arithmetic
+    reads a logical as 0 and 1 (I(-(x > 5)) is -1 or 0, not the negation; I(b + c) counts,
+    not "or"), & and | a number as nonzero, ! of a number is whether it is 0 and binds
+    looser than a comparison; and factor(labels =), relevel() of a number's label, ifelse,
+    pmin, pmax. The criterion, the fixed effects and their names are lme4's."""
+    formula = case["formula"]
+    for r_text, ours in _WRITTEN.items():
+        formula = formula.replace(r_text, ours)
+    data = (pd.read_csv(REFERENCE_DIR / "data" / "logic.csv") if case["data"] == "logic"
+            else mm.datasets.load("sleepstudy"))
+    fit = mm.lmer(formula, data)
+    assert fit.objective == pytest.approx(case["criterion"], rel=1e-9)
+    names = [_NAMED.get(name, name) for name in case["fixef"]]
+    for r_text, ours in _WRITTEN.items():
+        names = [name.replace(r_text, ours) for name in names]
+    assert list(fit.fixef.index) == names
+    np.testing.assert_allclose(fit.fixef.to_numpy(), list(case["fixef"].values()), rtol=1e-7,
+                               atol=1e-9)
+
+
+def test_or_inside_identity_is_a_fixed_effect():
+    """I(b | c), which lme4 reads as a random-effects term (and fails), is R's "or" here: the
+    fit of a column holding it."""
+    data = pd.read_csv(REFERENCE_DIR / "data" / "logic.csv")
+    fit = mm.lmer("y ~ I(b | c) + I(!(x > 5) | c) + (1 | g)", data)
+    same = mm.lmer("y ~ either + other + (1 | g)",
+                   data.assign(either=data.b | data.c, other=(data.x <= 5) | data.c))
+    assert list(fit.fixef.index) == ["(Intercept)", "I(b | c)TRUE", "I(!(x > 5) | c)TRUE"]
+    np.testing.assert_allclose(fit.fixef.to_numpy(), same.fixef.to_numpy(), rtol=1e-10)
+
+
 def test_factor_labels_rename_and_merge_levels_as_r():
     """R's factor(x, labels = ...): the levels renamed in order, a label given twice merging
     its levels (lme4 1.1.31: (Intercept) 271.630178889, ...late 53.7554255556; the merged

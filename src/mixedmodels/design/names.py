@@ -14,7 +14,13 @@ import re
 
 import numpy as np
 
-from ..formula.parse import R_DOTTED_FUNCTIONS, r_written
+from ..formula.parse import (
+    R_DOTTED_FUNCTIONS,
+    R_LOGICAL,
+    R_NOT,
+    R_OPERATOR_FUNCTIONS,
+    r_written,
+)
 
 __all__ = ["R_NAMES", "r_column_names", "r_number", "r_spelling"]
 
@@ -187,6 +193,10 @@ def _node(node) -> tuple[str, int]:
     if isinstance(node, ast.Call):
         function = (node.func.id if isinstance(node.func, ast.Name)
                     else _node(node.func)[0])
+        if function in R_OPERATOR_FUNCTIONS and len(node.args) == 1:  # R's own operators
+            if function != R_NOT:
+                return _node(node.args[0])
+            return f"!{_operand(node.args[0], 99, strict=False)}", _UNARY[ast.Not][1]  # !(x > 5)
         arguments = [_node(arg)[0] for arg in node.args]
         arguments += [f"{keyword.arg} = {_node(keyword.value)[0]}" for keyword in node.keywords
                       if keyword.arg is not None]
@@ -198,9 +208,10 @@ def _node(node) -> tuple[str, int]:
         symbol, precedence, spaced = _BINARY[type(node.op)]
         right_assoc = symbol == "^"
         if symbol in "&|":  # Python's & and | bind tighter than comparisons: the user's
-            # parentheses around them, which R keeps (I((x > 2) & (x < 5)))
-            return (f"{_operand(node.left, 99, strict=False)} {symbol} "
-                    f"{_operand(node.right, 99, strict=False)}"), precedence
+            # parentheses around them, which R keeps (I((x > 2) & (x < 5))); R's ! binds
+            # tighter than they do (I(!b & c))
+            return (f"{_logical_operand(node.left)} {symbol} "
+                    f"{_logical_operand(node.right)}"), precedence
         left = _operand(node.left, precedence, strict=right_assoc)
         if right_assoc and isinstance(node.right, ast.UnaryOp):
             right = _node(node.right)[0]  # R reads 2^-x as 2^(-x)
@@ -218,6 +229,15 @@ def _node(node) -> tuple[str, int]:
         right = _operand(node.comparators[0], _COMPARISON_PRECEDENCE, strict=True)
         return f"{left} {_COMPARISONS[type(node.ops[0])]} {right}", _COMPARISON_PRECEDENCE
     raise _NotR
+
+
+def _logical_operand(node) -> str:
+    """An operand of ``&`` or ``|``: in parentheses unless an atom or R's ``!`` of one."""
+    while isinstance(node, ast.Call) and getattr(node.func, "id", None) == R_LOGICAL:
+        node = node.args[0]
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == R_NOT:
+        return _node(node)[0]
+    return _operand(node, 99, strict=False)
 
 
 def _operand(node, precedence: int, strict: bool) -> str:

@@ -32,6 +32,7 @@ a call such as ``log(...)`` Python reads it as attribute access: there, write it
 
 from __future__ import annotations
 
+import ast
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -149,6 +150,21 @@ def _tokens(text: str) -> tuple[_Token, ...]:
 def _symbols(text: str) -> list[_Token]:
     """The operators and brackets of ``text``."""
     return [t for t in _tokens(text) if t.kind == "symbol"]
+
+
+def _bars(text: str) -> list[int]:
+    """The positions of the bars of ``text`` but those inside ``I(...)`` (R's "or")."""
+    tokens = _tokens(text)
+    bars, identity = [], []  # identity: per open parenthesis, whether it is I(...)'s
+    for i, token in enumerate(tokens):
+        if token.text == "(":
+            before = next((t for t in reversed(tokens[:i]) if t.kind != "space"), None)
+            identity.append(before is not None and before.text == "I")
+        elif token.text == ")" and identity:
+            identity.pop()
+        elif token.text == "|" and not any(identity):
+            bars.append(token.start)
+    return bars
 
 
 def _following(tokens: tuple[_Token, ...], i: int) -> _Token | None:
@@ -295,7 +311,7 @@ def _parse(text: str) -> ParsedFormula:
             continue
         if stripped == ".":
             raise FormulaError(_marked(text, piece_start, _DOT))
-        bars = [t.start for t in _symbols(stripped) if t.text == "|"]
+        bars = _bars(stripped)
         if bars:
             top_level = _top_level_positions(stripped, "|")
             bar = piece_start + (top_level[0] if top_level else bars[0])
@@ -517,9 +533,11 @@ _CALL = re.compile(rf"({_R_NAME})\s*\(")
 
 def _bar_call(piece: str) -> re.Match | None:
     """The match of ``name(`` when the whole piece is one call with a bar at its top level
-    (``ar1(x | g)``, ``diag(x | g, hom = TRUE)``), else None."""
+    (``ar1(x | g)``, ``diag(x | g, hom = TRUE)``), else None. ``I(a | b)`` is R's "or", a
+    fixed effect, as lme4 reads it."""
     call = _CALL.match(piece)
-    if call is None or _closing(piece, call.end() - 1) != len(piece.rstrip()) - 1:
+    if call is None or call.group(1) == "I" \
+            or _closing(piece, call.end() - 1) != len(piece.rstrip()) - 1:
         return None
     return call if _has_bar(piece[call.end():len(piece.rstrip()) - 1]) else None
 
@@ -647,8 +665,31 @@ def _split_uncorrelated(expr: str) -> tuple[str, ...]:
 def r_written(expr: str) -> str:
     """An expression as R writes it, for messages and labels: Python's power (``x**2``,
     ``x ** 2``, which ``formulaic_expression`` writes for R's ``^`` inside ``I()``) as
-    ``x^2``."""
-    return re.sub(r"\s*\*\*\s*", "^", expr)
+    ``x^2``, and without the functions of R's operators (``r_arithmetic``; ``_r_not(x)``
+    as ``!(x)``)."""
+    return re.sub(r"\s*\*\*\s*", "^", without_r_operators(expr) if "_r_" in expr else expr)
+
+
+def without_r_operators(text: str) -> str:
+    """``text`` without ``r_arithmetic``'s calls: ``_r_number(x)`` as ``x``, ``_r_not(x)``
+    as ``!(x)``."""
+    out, closing, i = [], [], 0  # closing: per open parenthesis, what its ')' becomes
+    while i < len(text):
+        name = next((f for f in R_OPERATOR_FUNCTIONS if text.startswith(f + "(", i)), None)
+        if name is not None:
+            out.append("!(" if name == R_NOT else "")  # (R's ! binds looser than & and |)
+            closing.append(")" if name == R_NOT else "")
+            i += len(name) + 1
+            continue
+        if text[i] == "(":
+            closing.append(")")
+        elif text[i] == ")" and closing:
+            out.append(closing.pop())
+            i += 1
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
 
 
 #: R's functions whose names have a dot, which Python reads as attribute access: formulaic is
@@ -662,27 +703,37 @@ R_DOTTED_FUNCTIONS = {"as.factor": "as_factor", "as.numeric": "as_numeric",
 def formulaic_expression(expr: str) -> str:
     """An expression of the formula as formulaic, which reads Python, must see it: inside
     every call, R code, R's operators become Python's (the power ``^``, which Python reads as
-    exclusive or, ``**``; ``%%`` ``%``; ``%/%`` ``//``; ``!`` ``~``); outside every call, R's
-    nesting operator
-    ``b %in% a`` becomes ``b:a``, the interaction it is in R (formulaic reads ``%in%`` as
-    ``a/b``, which adds a's main effect); R's ``as.factor(x)`` and its kind are called by
-    their Python names (``R_DOTTED_FUNCTIONS``); and a name that Python cannot read whole
-    (``x.1e``, ``.x1e``) is backquoted. Function names and Python's attribute access after a bracket
-    (``f(x).y``) are left as written."""
+    exclusive or, ``**``; ``%%`` ``%``; ``%/%`` ``//``; ``!`` a call of ``R_NOT`` on what R's
+    ``!`` applies to, up to the next ``&`` or ``|``), and R's meaning of the operators on
+    logical values and numbers is given to Python's (``r_arithmetic``); outside every call,
+    R's nesting operator ``b %in% a`` becomes ``b:a``, the interaction it is in R (formulaic
+    reads ``%in%`` as ``a/b``, which adds a's main effect); R's ``as.factor(x)`` and its kind
+    are called by their Python names (``R_DOTTED_FUNCTIONS``); and a name that Python cannot
+    read whole
+    (``x.1e``, ``.x1e``) is backquoted. Function names and Python's attribute access after a
+    bracket (``f(x).y``) are left as written."""
     tokens = _tokens(expr)
     out = []
+    segments: list[list] = []  # [start, end) in ``out`` of each call at the top
     calls: list[bool] = []  # the open parentheses, True for a call's
     call_opens = -1  # where the '(' of the next call is
     skip = 0  # tokens of an operator already written
+    nots: list[int] = []  # the depths of R's ! whose operand is open
     for i, token in enumerate(tokens):
         if skip:
             skip -= 1
             continue
         text = token.text
+        starts_call = False
+        if nots and token.kind == "symbol" and text in "&|,)":  # where R's ! ends
+            while nots and nots[-1] == len(calls):
+                blank = out.pop() if out and not out[-1].strip() else ""
+                out.extend([")", blank])
+                nots.pop()
         if token.kind == "name":
             following = _following(tokens, i)
             if following is not None and following.text == "(":  # a call
-                call_opens = following.start
+                call_opens, starts_call = following.start, True
                 text = R_DOTTED_FUNCTIONS.get(text, text)
             elif not (i and tokens[i - 1].text in (")", "]")):  # not f(x).y
                 text = _formulaic_name(text)
@@ -700,11 +751,89 @@ def formulaic_expression(expr: str) -> str:
                 elif text == "%" and after == ["/", "%"]:
                     text, skip = "//", 2
                 elif text == "!" and after[:1] != ["="]:
-                    text = "~"
+                    text = f"{R_NOT}("  # to the next & or | (R's ! binds looser)
+                    nots.append(len(calls))
             elif text == "%" and after == ["in", "%"]:
                 text, skip = ":", 2
+        if starts_call and not any(calls):  # a call at the top: R code to its ')'
+            segments.append([len(out), None])
         out.append(text)
+        if text == ")" and segments and segments[-1][1] is None and not any(calls):
+            segments[-1][1] = len(out)
+    for start, end in reversed(segments):
+        if end is not None:
+            out[start:end] = [r_arithmetic("".join(out[start:end]))]
     return "".join(out)
+
+
+#: the functions that give Python's operators R's meaning on R's values inside a call
+#: (``formula.rfunctions``): arithmetic reads a logical as 0 and 1 (R's ``-(x > 5)`` is -1 or
+#: 0; Python's ``-`` of a bool Series is its negation, and ``+`` of two its "or"), ``&`` and
+#: ``|`` read a number as whether it is nonzero (Python's of two integers are bitwise), and
+#: ``!`` of a number is whether it is 0 (Python's ``~`` of an integer n is -n - 1)
+R_NUMBER, R_LOGICAL, R_NOT = "_r_number", "_r_logical", "_r_not"
+R_OPERATOR_FUNCTIONS = frozenset({R_NUMBER, R_LOGICAL, R_NOT})
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
+_LOGICAL = (ast.BitAnd, ast.BitOr)
+_QUOTED = re.compile(r"`([^`]*)`")
+
+
+def r_arithmetic(call: str) -> str:
+    """A call's Python text with R's meaning of its operators (``R_NUMBER``...): each operand
+    of arithmetic that may be logical (a column, a comparison, ``&``, ``|`` or R's ``!`` of
+    something) wrapped in ``_r_number``, and each operand of ``&`` and ``|`` but a
+    comparison in ``_r_logical``; the rest of the text as written. Text Python does not read
+    is left as it is. R's deparse of the names (``design.names``) leaves the wrappers out."""
+    if not any(op in call for op in "+-*/%&|"):
+        return call
+    # backquoted names as Python names of the same length, so that positions hold
+    readable = _QUOTED.sub(lambda m: "_" + "q" * (len(m.group(0)) - 1), call)
+    try:
+        tree = ast.parse(readable, mode="eval")
+    except SyntaxError:
+        return call
+    wraps: list[tuple[int, int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITHMETIC):
+            wraps += [_wrap(side, R_NUMBER) for side in (node.left, node.right)
+                      if _maybe_logical(side)]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, _LOGICAL):
+            wraps += [_wrap(side, R_LOGICAL) for side in (node.left, node.right)
+                      if not isinstance(side, ast.Compare)]
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
+                and _maybe_logical(node.operand):
+            wraps.append(_wrap(node.operand, R_NUMBER))
+    if not wraps:
+        return call
+    encoded = readable.encode()  # the nodes' offsets count UTF-8 bytes; insert by characters
+    inserts = []
+    for start, end, function in wraps:
+        start, end = (len(encoded[:offset].decode()) for offset in (start, end))
+        # at one position, the outer operand's call opens before an inner one's and closes
+        # after it (each insertion goes before those made at its position already)
+        inserts += [(start, end - start, f"{function}("), (end, start - end, ")")]
+    text = call
+    for position, _, piece in sorted(inserts, key=lambda item: (-item[0], item[1])):
+        text = text[:position] + piece + text[position:]
+    return text
+
+
+def _wrap(node, function: str) -> tuple[int, int, str]:
+    """(start, end) of a node in its text's UTF-8 bytes, with the function to call on it (a
+    parenthesized operand's parentheses are outside the node: it is wrapped inside them)."""
+    return node.col_offset, node.end_col_offset, function
+
+
+def _maybe_logical(node) -> bool:
+    """An operand that may hold logical values: a column, a comparison, & or | of
+    something, R's ! of something."""
+    if isinstance(node, (ast.Name, ast.Attribute, ast.Compare)):
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _LOGICAL):
+        return True
+    return isinstance(node, ast.Call) and getattr(node.func, "id", None) == R_NOT
+
+
 
 
 def _factor_text(factor) -> str:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..errors import FormulaError
 from .codings import CODING_CONTEXT, treatment_coded
-from .parse import R_DOTTED_FUNCTIONS
+from .parse import R_DOTTED_FUNCTIONS, R_LOGICAL, R_NOT, R_NUMBER
 from .splines import ns
 from .transforms import TRANSFORM_CONTEXT
 
@@ -223,6 +223,31 @@ def pmax(*values) -> np.ndarray:
                                                    for v in values)))
 
 
+def r_number_of(values):
+    """R's arithmetic operand: a logical's values as 0 and 1 (a missing one NaN); anything
+    else as it is (``parse.r_arithmetic``)."""
+    if isinstance(values, (bool, np.bool_)):
+        return float(values)
+    if isinstance(values, np.ndarray):  # (a comparison's, on the numeric fast path)
+        return values.astype(float) if values.dtype.kind == "b" else values
+    return as_numeric(values) if is_logical(values) else values
+
+
+def r_logical_of(values):
+    """An operand of R's ``&`` and ``|``: a logical as it is, a number as whether it is not
+    0 (``parse.r_arithmetic``)."""
+    if isinstance(values, (bool, np.bool_)) or is_logical(values):
+        return values
+    series = values if isinstance(values, pd.Series) else None
+    logical = np.asarray(values) != 0
+    return pd.Series(logical, index=series.index) if series is not None else logical
+
+
+def r_not(values):
+    """R's ``!``: the negation of a logical, and of a number whether it is 0."""
+    return ~r_logical_of(values)
+
+
 def r_c(*values) -> list:
     """R's ``c(...)``: the values, and those of lists among them, as one list."""
     out: list = []
@@ -319,9 +344,11 @@ FORMULA_FUNCTIONS = {
 
 FORMULA_CONSTANTS = {"TRUE": True, "FALSE": False}
 
+#: R's operators on R's values (``parse.r_arithmetic``), under names no formula writes
+R_OPERATOR_CONTEXT = {R_NUMBER: r_number_of, R_LOGICAL: r_logical_of, R_NOT: r_not}
 #: The names a formula can use besides the data's columns and formulaic's own transforms
 #: (a column of the data with one of these names takes precedence).
-FORMULA_NAMES = {**FORMULA_FUNCTIONS, **FORMULA_CONSTANTS}
+FORMULA_NAMES = {**FORMULA_FUNCTIONS, **FORMULA_CONSTANTS, **R_OPERATOR_CONTEXT}
 FORMULA_CONTEXT = {"np": np, **FORMULA_NAMES, **CODING_CONTEXT, **TRANSFORM_CONTEXT}
 
 #: The same, with the coding of every ``C(x, coding)`` replaced by treatment contrasts.

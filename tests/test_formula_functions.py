@@ -105,6 +105,26 @@ def test_or_inside_identity_is_a_fixed_effect():
     np.testing.assert_allclose(fit.fixef.to_numpy(), same.fixef.to_numpy(), rtol=1e-10)
 
 
+def test_factor_of_doubles_is_labelled_as_r_prints_them_and_pi_is_r_pi():
+    """R's factor() of a double column labels its levels as.character does: 15 significant
+    digits, in fixed notation unless the scientific one is shorter (1e+05, 1e-05, 2.5; lme4
+    names the column factor(v)1e+05); an integer column's 100000 stays 100000. R's pi is
+    known: sin(2 * pi * Time), nlme's Ovary model, is the fit of that column."""
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame({"y": rng.normal(size=60), "Time": rng.uniform(size=60),
+                         "g": np.repeat(list("abcdef"), 10),
+                         "v": np.tile([1e5, 2.5, 1e-5], 20),
+                         "k": np.tile([100000, 3, 1], 20)})
+    fit = mm.lmer("y ~ factor(v) + factor(k) + sin(2 * pi * Time) + (1 | g)", data)
+    assert list(fit.fixef.index) == ["(Intercept)", "factor(v)2.5", "factor(v)1e+05",
+                                     "factor(k)3", "factor(k)100000", "sin(2 * pi * Time)"]
+    same = mm.lmer("y ~ factor(v) + factor(k) + wave + (1 | g)",
+                   data.assign(wave=np.sin(2 * np.pi * data.Time)))
+    np.testing.assert_allclose(fit.fixef.to_numpy(), same.fixef.to_numpy(), rtol=1e-10)
+    assert list(factor(pd.Series([0.1 + 0.2, 1 / 3])).cat.categories) == [
+        "0.3", "0.333333333333333"]
+
+
 def test_factor_labels_rename_and_merge_levels_as_r():
     """R's factor(x, labels = ...): the levels renamed in order, a label given twice merging
     its levels (lme4 1.1.31: (Intercept) 271.630178889, ...late 53.7554255556; the merged

@@ -523,6 +523,10 @@ def test_random_intercept_with_residuals_that_absorb_a_constant_warns(correlatio
     ("ar1(1 | patient)", "needs a time or position column"),
     ("ar1(visit | patient/arm)", "make one column of it first"),
     ("ar1(visit)", "no '\\| group' was given"),
+    ("exp(visit | patient, nugget = TRUE)", "takes no options after its group .'nugget = "
+                                            "TRUE'.; nlme's nugget = TRUE.*write "
+                                            "exp.visit . patient.$"),
+    ("ar1(visit | arm)", "is the unit measured repeatedly .the subject, not a factor"),
 ])
 def test_messages_say_what_to_do(correlation, match):
     with pytest.raises((mm.FormulaError, mm.DataError), match=match):

@@ -100,6 +100,12 @@ def correlation_of(value) -> Correlation | None:
     name, inside = match.group(1).lower(), match.group(2)
     cls, left_kind = CORRELATIONS[name]
     left, _, right = inside.partition("|")
+    if "," in right:
+        option = right.split(",", 1)[1].strip()
+        raise FormulaError(f"correlation={value!r}: a structure takes no options after its "
+                           f"group ({option!r}); nlme's nugget = TRUE, value = and fixed = "
+                           f"are not offered: write {name}({left.strip()} | "
+                           f"{right.split(',', 1)[0].strip()})")
     group = _name(right, "correlation", value) if right.strip() else None
     if cls is CS:
         if left.strip() != "1":
@@ -685,7 +691,10 @@ def _check_distinct(correlation: Correlation, group_codes: np.ndarray, positions
                 f"labelled {labels[0]!r})")
         raise DataError(f"two rows{group} are at the same position "
                         f"({', '.join(correlation.positions)}): {rows}; the correlation "
-                        "structure needs distinct positions within a group")
+                        "structure needs distinct positions within a group: its group is the "
+                        "unit measured repeatedly (the subject, not a factor such as sex or "
+                        "treatment that holds many subjects), or the data hold a repeated "
+                        "measurement to average or drop")
 
 
 def unit_keys(residual: ResidualModel, units: np.ndarray, z: np.ndarray | None = None):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import ast
 import re
 
-import numpy as np
-
 from ..formula.parse import (
     R_DOTTED_FUNCTIONS,
     R_LOGICAL,
@@ -21,8 +19,9 @@ from ..formula.parse import (
     R_OPERATOR_FUNCTIONS,
     r_written,
 )
+from ..formula.rfunctions import r_number
 
-__all__ = ["R_NAMES", "r_column_names", "r_number", "r_spelling"]
+__all__ = ["R_NAMES", "r_column_names", "r_spelling"]
 
 
 _FIELD = re.compile(r"\[(?:T\.)?([^\[\]]*)\](?=:|$)")
@@ -270,16 +269,3 @@ def _name(name: str) -> str:
 _R_CONSTANTS = frozenset({"TRUE", "FALSE", "NULL", "Inf", "NaN", "NA"})
 
 
-def r_number(value: float) -> str:
-    """A number as R prints it in an expression (``format`` with 15 significant digits): in
-    fixed notation unless the scientific one is shorter (100000 as 1e+05, 0.0001 as 1e-04,
-    1000 as 1000, 2.0 as 2)."""
-    value = float(value)
-    if not np.isfinite(value):
-        return "Inf" if value > 0 else "-Inf" if value < 0 else "NaN"
-    rounded = float(f"{value:.15g}")
-    digits = next(d for d in range(1, 16) if float(f"{value:.{d}g}") == rounded)
-    scientific = f"{rounded:.{digits - 1}e}"
-    fixed = np.format_float_positional(rounded, precision=digits, unique=False,
-                                       fractional=False, trim="-")
-    return fixed if len(fixed) <= len(scientific) else scientific

@@ -11,7 +11,7 @@ ordered: coded by polynomial contrasts, ``ordered(x).L``), ``relevel(x, ref = "b
 ``ns(x, df)`` (R's natural splines: ``formula.splines``),
 ``log(x, base)`` (R's: formulaic's ``log`` is NumPy's), and ``sqrt``, ``log1p``, ``log2``,
 ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``, ``ceiling``, ``sin``, ``cos``, ``tan``; and
-R's logical constants ``TRUE`` and ``FALSE``
+R's constants ``TRUE``, ``FALSE`` and ``pi``
 (``poly(x, 3, raw = TRUE)``). New data for predictions are encoded with the levels of the fit's
 data, like any categorical variable. ``C(x, coding)`` takes formulaic's codings and R's
 (``contr.sum``...), with R's column names (``formula.codings``). ``scale``, ``center``,
@@ -31,7 +31,7 @@ from .transforms import TRANSFORM_CONTEXT
 
 __all__ = ["FORMULA_CONSTANTS", "FORMULA_CONTEXT", "FORMULA_FUNCTIONS", "FORMULA_NAMES",
            "LOGICAL_LEVELS", "TREATMENT_CONTEXT", "factor", "is_logical",
-           "level_label", "log", "ordered", "relevel"]
+           "level_label", "log", "ordered", "r_number", "relevel"]
 
 #: The labels of a logical variable's levels, as R names them (``bTRUE``), in R's order.
 LOGICAL_LEVELS = ("FALSE", "TRUE")
@@ -279,14 +279,30 @@ def is_logical(values) -> bool:
 
 
 def level_label(value) -> str:
-    """A level's label as R prints it: a whole float without its ".0" (factor(x) of a
-    double column has levels "1", "2"), a logical value as FALSE or TRUE, anything else as
-    ``str``."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    """A level's label as R prints it (``as.character``): a float with up to 15 significant
+    digits, in fixed notation unless the scientific one is shorter (``r_number``: factor(x)
+    of a double column has levels "1", "2.5", "1e+05", "1e-05"), a logical value as FALSE or
+    TRUE, anything else as ``str`` (an integer column's 100000 stays "100000", as R's)."""
+    if isinstance(value, float):
+        return r_number(value)
     if isinstance(value, (bool, np.bool_)):
         return LOGICAL_LEVELS[int(value)]
     return str(value)
+
+
+def r_number(value: float) -> str:
+    """A number as R prints it in an expression (``format`` with 15 significant digits): in
+    fixed notation unless the scientific one is shorter (100000 as 1e+05, 0.0001 as 1e-04,
+    1000 as 1000, 2.0 as 2)."""
+    value = float(value)
+    if not np.isfinite(value):
+        return "Inf" if value > 0 else "-Inf" if value < 0 else "NaN"
+    rounded = float(f"{value:.15g}")
+    digits = next(d for d in range(1, 16) if float(f"{value:.{d}g}") == rounded)
+    scientific = f"{rounded:.{digits - 1}e}"
+    fixed = np.format_float_positional(rounded, precision=digits, unique=False,
+                                       fractional=False, trim="-")
+    return fixed if len(fixed) <= len(scientific) else scientific
 
 
 def _sorted(values) -> list:
@@ -342,7 +358,8 @@ FORMULA_FUNCTIONS = {
     "tan": np.tan,
 }
 
-FORMULA_CONSTANTS = {"TRUE": True, "FALSE": False}
+#: R's constants: its logical values, and pi (sin(2 * pi * Time))
+FORMULA_CONSTANTS = {"TRUE": True, "FALSE": False, "pi": np.pi}
 
 #: R's operators on R's values (``parse.r_arithmetic``), under names no formula writes
 R_OPERATOR_CONTEXT = {R_NUMBER: r_number_of, R_LOGICAL: r_logical_of, R_NOT: r_not}

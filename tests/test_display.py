@@ -232,3 +232,12 @@ def test_abbreviate_names_with_spaces_like_r():
     cases = json.loads((Path(__file__).parent / "reference" / "abbreviate.json").read_text())
     for case in cases:
         assert abbreviate(case["names"], case["minlength"]) == case["abbreviated"]
+
+
+def test_no_fixed_effects_is_said_as_lme4_says_it():
+    """lme4's print.summary.merMod without coefficients: "No fixed effect coefficients", no
+    empty table header."""
+    fit = mm.lmer("Reaction ~ 0 + (1 | Subject)", mm.datasets.load("sleepstudy"))
+    text = str(fit.summary())
+    assert text.rstrip().endswith("No fixed effect coefficients")
+    assert "Estimate" not in text

@@ -196,7 +196,9 @@ def build_parser(require_data: bool = True) -> argparse.ArgumentParser:
                      help="where --predict writes its predictions")
     fit.add_argument("--interval", choices=["confidence", "prediction"],
                      help="with --predict: add se, lower and upper columns (95%%): "
-                          "'confidence' for the fixed part, 'prediction' for a new observation")
+                          "'confidence' for the row's mean as predicted (X b + Z u, the "
+                          "random effects of the levels the fit has seen; X b alone for a "
+                          "new level), 'prediction' for a new observation")
     fit.add_argument("--report", type=output_file, metavar="HTML",
                      help="also write a self-contained HTML report (summary, tables, plots; "
                           "its t tests use --ddf, default satterthwaite)")

@@ -23,7 +23,7 @@ from .errors import ArgumentTypeError
 from .lmm.fitted import FittedModel
 from .lmm.model import GeneralizedLeastSquares as _GlsStages
 from .lmm.model import LinearMixedModel as _ModelStages
-from .validate import check_choice, check_executor, check_level, check_strings
+from .validate import check_choice, check_executor, check_level, check_strings, keyword_hints
 
 __all__ = ["GeneralizedLeastSquares", "LmmFit", "LinearMixedModel"]
 
@@ -57,12 +57,14 @@ class LmmFit(FittedModel):
     """
 
     # -- inference -----------------------------------------------------------------------------
+    @keyword_hints
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Fixed effects with standard errors, df, t and p; ``ddf`` is one of
         "satterthwaite", "kenward-roger", "residual", "asymptotic" (see ``inference``); it
         prints as lmerTest's."""
         return _tables.RTable.of(_fixed_tests.coef_table(self, ddf), _tables.coefficients)
 
+    @keyword_hints
     def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
         """F tests, one per fixed-effects term, as lmerTest's ``anova(type = 3)`` (or type 1,
         sequential, or 2): columns sum_sq, mean_sq, num_df, den_df, F, p; it prints as
@@ -73,6 +75,7 @@ class LmmFit(FittedModel):
         """F test of H0: L beta = rhs for a contrast matrix L (rows over ``x_names``)."""
         return _fixed_tests.contrast_test(self, L, ddf, rhs)
 
+    @keyword_hints
     def profile(self, level: float = 0.99, points: int = 12, executor=None) -> pd.DataFrame:
         """Profile zeta traces (columns parameter, value, zeta) for every parameter, spanning
         each one's profile interval at ``level``; ``executor`` (``concurrent.futures``, e.g. a
@@ -101,7 +104,8 @@ class LmmFit(FittedModel):
             parameters: the rows wanted (names as in the result, lme4's ``parm``); all by
                 default. Only those are profiled. The rows keep the model's order (as lme4's),
                 whatever the order given, and a name given twice is one row.
-            bootstrap_options: with method "bootstrap", ``bootstrap``'s other arguments.
+            bootstrap_options: with method "bootstrap", ``bootstrap``'s other arguments, as
+                keywords: ``confint(method="bootstrap", n=500, seed=1)``.
         """
         if isinstance(method, str):  # lme4's spellings: "Wald", "boot"
             method = CONFINT_ALIASES.get(method.lower(), method.lower())
@@ -174,6 +178,7 @@ class LmmFit(FittedModel):
             y = aligned_series(y, self.model.design.rows, "y", "fitted rows'")
         return self.model.with_response(y).fit(self.optsummary.settings)
 
+    @keyword_hints
     def simulate(self, n: int = 1, seed=None, newdata=None, include_random=False,
                  new_levels: str = "error") -> np.ndarray:
         """n responses simulated from the fitted model, as an (nobs, n) array, or for the rows
@@ -182,6 +187,7 @@ class LmmFit(FittedModel):
         ``simulate.simulate``)."""
         return _simulate.simulate(self, n, seed, newdata, include_random, new_levels)
 
+    @keyword_hints
     def bootstrap(self, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
                   level: float = 0.95, executor=None):
         """Parametric bootstrap: n simulate-and-refit replicates and percentile intervals, as
@@ -191,6 +197,7 @@ class LmmFit(FittedModel):
         return _bootstrap.bootstrap(self, n, seed=seed, progress=progress, n_jobs=n_jobs,
                                     level=level, executor=executor)
 
+    @keyword_hints
     def predict(self, newdata=None, include_random=True, new_levels: str = "error",
                 interval=None, level: float = 0.95, na_action: str = "omit"):
         """Predictions for the fitted or new data, a Series (a DataFrame with ``interval``)

@@ -78,6 +78,13 @@ R_KEYWORDS = {
     "method": "reml=False for ML (method = \"ML\") or reml=True (\"REML\")",
     "start": "settings=mm.OptSettings(...) (the start is lme4's, theta = identity)",
     "verbose": "progress=True (Dask data) or the fit's optsummary",
+    "offset": "offset(x) in the formula",
+    "contrasts": "C(f, contr.sum) in the formula (or a categorical column's own coding)",
+    "re_form": "include_random=False for re.form = NA, True for NULL, or a list of grouping "
+               "factors",
+    "allow_new_levels": "new_levels=\"population\"",
+    "use_u": "include_random=True",
+    "nsim": "n=",
 }
 
 

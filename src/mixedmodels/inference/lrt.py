@@ -95,7 +95,8 @@ def anova(*fits: LmmFit, refit: bool = True,
     fits = tuple(fits)
     if len(fits) < 2:
         raise ValueError("anova() compares two or more fitted models; got "
-                         f"{len(fits)}")
+                         f"{len(fits)}: for the tests of one model's fixed effects, call "
+                         "fit.anova() (lmerTest's table)")
     for i, fit in enumerate(fits):
         if not isinstance(fit, LmmFit):
             raise ArgumentTypeError(f"argument {i + 1} of anova() is {type(fit).__name__!r}, "

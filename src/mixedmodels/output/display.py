@@ -412,6 +412,9 @@ def _unzero(text: str, x: float) -> str:
 
 
 def fixed_section(fit: "LmmFit") -> Section:
+    """The coefficient table, or lme4's line for a model without fixed effects."""
+    if not len(fit.x_names):  # y ~ 0 + (1 | g)
+        return Section(title="No fixed effect coefficients")
     estimate, stderr = fit.fixef.to_numpy(), fit.stderr.to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         tvalue = estimate / stderr

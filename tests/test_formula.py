@@ -296,7 +296,7 @@ def test_fit_with_dotted_and_odd_column_names(column):
     with pytest.warns(mm.DataWarning, match="dropped 1 of 180 rows"):
         reference = mm.lmer("Reaction ~ Days + I(Days^2) + (Days | Subject)", data)
     # R's names: backquoted only where R does not read the column's name as a name
-    assert fit.fixef.index.tolist() == ["(Intercept)", column,
+    assert fit.fixef.index.tolist() == ["(Intercept)", name,
                                         f"I(`{column}`^2)" if " " in column else f"I({column}^2)"]
     assert fit.objective == pytest.approx(reference.objective, rel=1e-10)
     np.testing.assert_allclose(fit.predict(data[[column, "Subject"]].iloc[5:9]),

@@ -5,7 +5,7 @@
 # data/logic.csv: 120 rows, x ~ U(0, 10), h ~ U(0, 4), b = x > 3, c = h > 2, nn in 0..2, 10
 # groups g of 12 (written by numpy, seed 3). lme4 reads a bar inside I() as a random-effects
 # term (I(b | c) fails), so R's "or" has no case here.
-suppressMessages({library(lme4); library(jsonlite)})
+suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})
 out_file <- commandArgs(trailingOnly = TRUE)[1]
 logic <- read.csv(file.path("data", "logic.csv"))
 sleep <- read.csv(file.path("..", "..", "src", "mixedmodels", "datasets", "data", "sleepstudy.csv"))
@@ -35,4 +35,13 @@ out <- lapply(cases, function(case) {
   list(data = case[[1]], formula = case[[2]], criterion = REMLcrit(m),
        fixef = as.list(fixef(m)))
 })
+# Names R does not read as names are backquoted in the model's names (logic.csv with x as
+# `word len` and b as `my f`, levels "no" and "yes")
+spaced <- data.frame(y = logic$y, `word len` = logic$x, g = logic$g,
+                     `my f` = ifelse(logic$b, "yes", "no"), check.names = FALSE)
+m <- lmer(y ~ `word len` * `my f` + (`word len` | g), spaced)
+out[[length(out) + 1]] <- list(data = "spaced", formula = "y ~ `word len` * `my f` + (`word len` | g)",
+                               criterion = REMLcrit(m), fixef = as.list(fixef(m)),
+                               ranef_columns = colnames(ranef(m)$g),
+                               anova_rows = rownames(lmerTest::as_lmerModLmerTest(m) |> anova()))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE), out_file)

@@ -42,7 +42,7 @@ from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS
 from ..formula.transforms import TRANSFORM_CONTEXT
 from .expressions import numeric_expression
 from .frame import FrameColumns, number_dtype
-from .names import r_column_names, r_spelling
+from .names import r_column_names, r_name, r_spelling
 from .term_codes import contrast_codes
 
 __all__ = ["Column", "Encoding", "fast_encoding"]
@@ -491,7 +491,7 @@ def _columns(terms: tuple, kinds: tuple, levels: tuple, coded: tuple = ()) -> tu
     small model's design builds the same columns at every fit)."""
     kinds, levels, coded = dict(kinds), dict(levels), dict(coded)
     categorical_names = frozenset(f for f, kind in kinds.items() if kind in _CODED)
-    spelled = {f: r_spelling(f) if kind in _SPELLED else f for f, kind in kinds.items()}
+    spelled = {f: r_spelling(f) if kind in _SPELLED else r_name(f) for f, kind in kinds.items()}
     columns: list[Column] = []
     for term, codes in zip(terms, contrast_codes(terms, categorical_names)):
         # the factors of several columns: a categorical's coded levels, a matrix's columns

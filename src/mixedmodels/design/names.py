@@ -21,7 +21,7 @@ from ..formula.parse import (
 )
 from ..formula.rfunctions import r_number
 
-__all__ = ["R_NAMES", "r_column_names", "r_spelling"]
+__all__ = ["R_NAMES", "r_column_names", "r_name", "r_spelling"]
 
 
 _FIELD = re.compile(r"\[(?:T\.)?([^\[\]]*)\](?=:|$)")
@@ -44,13 +44,28 @@ def r_spelling(text: str) -> str:
     parts = _interaction_parts(text)
     if len(parts) > 1:
         return ":".join(r_spelling(part) for part in parts)
-    field = _TRAILING_FIELD.match(text)
+    field = _TRAILING_FIELD.match(text) or _NAME_FIELD.match(text)
     expression, field = (field.group(1), field.group(2)) if field else (text, "")
+    if _PLAIN_NAME.fullmatch(expression):  # a column, as formulaic names it: R's name
+        return r_name(expression) + field
     deparsed = _deparsed(expression)
     return (deparsed if deparsed is not None else _spelled(expression)) + field
 
 
 _TRAILING_FIELD = re.compile(r"^(.*\))(\[[^\[\]]*\])$")
+#: a column's name and a level's field after it (``my f[T.b]``)
+_NAME_FIELD = re.compile(r"^([^()\[\]`]+?)(\[[^\[\]]*\])$")
+#: text that is a column's name, not an expression: no operator, bracket or quote (a name
+#: Python reads is deparsed as one; this is one it does not, with a space or a leading digit)
+_PLAIN_NAME = re.compile(r"[^()\[\]`'\"+\-*/^%:,~=<>!&|@]+")
+
+
+def r_name(name: str) -> str:
+    """A column's name as R writes it in a model's names: in backquotes unless R reads it as
+    a name (lme4's fixef of y ~ `word len`: ``\`word len\```)."""
+    if name.startswith("`") or (_R_SYNTACTIC.fullmatch(name) and name not in _R_RESERVED):
+        return name
+    return f"`{name}`"
 
 
 def _spelled(text: str) -> str:
@@ -65,7 +80,9 @@ def _spelled(text: str) -> str:
 
 
 _BACKQUOTED = re.compile(r"`([^`]*)`")
-_R_SYNTACTIC = re.compile(r"(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*|\.")
+#: R's syntactic names: a letter (in a UTF-8 locale, any letter) or a dot not before a digit,
+#: then letters, digits, dots and underscores
+_R_SYNTACTIC = re.compile(r"(?:[^\W\d_]|\.(?![0-9]))[\w.]*|\.")
 #: R's reserved words, which R backquotes as names (``?Reserved``)
 _R_RESERVED = frozenset({"if", "else", "repeat", "while", "function", "for", "next", "break",
                          "TRUE", "FALSE", "NULL", "Inf", "NaN", "NA", "NA_integer_",

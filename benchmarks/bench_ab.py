@@ -7,7 +7,7 @@ relatively) and this work tree's are loaded side by side, and their fits of each
 alternate, so that both see the same machine. Per model: the median of ``--repeats`` fits of
 each, after 3 warm-up fits; last, the median of the per-model ratios.
 
-    python benchmarks/bench_ab.py REVISION [--repeats 20] [--only dyestuff,oats]
+    python benchmarks/bench_ab.py REVISION [--repeats 20] [--only dyestuff,oats] [--functions]
 
 e.g. ``python benchmarks/bench_ab.py HEAD~3``. Ratios below 1: this work tree is faster.
 """
@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     ap.add_argument("revision", help="the git revision to compare with (e.g. HEAD~3)")
     ap.add_argument("--repeats", type=int, default=20, help="timed fits per model and package")
     ap.add_argument("--only", help="comma-separated model ids (default: the 17 small models)")
+    ap.add_argument("--functions", action="store_true",
+                    help="also the functions group (bench_speed's FUNCTION_FORMULAS)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     import mixedmodels as ours
@@ -63,7 +65,8 @@ def main(argv=None) -> int:
         if kernels is not None:  # else a revision before the kernels loaded when they pay
             kernels()  # both packages fit on their compiled kernels, as in a warm process
         only = set(args.only.split(",")) if args.only else None
-        models = [m for m in bs.small_models() if only is None or m.id in only]
+        candidates = bs.small_models() + (bs.function_models() if args.functions else [])
+        models = [m for m in candidates if only is None or m.id in only]
         print(f"| model | {args.revision} (ms) | work tree (ms) | work tree / {args.revision} |")
         print("|---|---:|---:|---:|")
         ratios, base_times, new_times = [], [], []

@@ -7,6 +7,7 @@ W), built densely from the fit's matrices.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -67,3 +68,19 @@ def test_response_solution_is_the_mixed_model_equations(name, formula, weights):
     beta, v = fit._factor.response_solution()
     expected = np.linalg.solve(K, rhs)
     np.testing.assert_allclose(np.concatenate(v + [beta]), expected, rtol=1e-8, atol=1e-8)
+
+
+def test_categorical_of_floats_is_labelled_as_r_factor():
+    """A categorical of floats has R's factor() labels (cf2 for 2.0, as factor(x) of the
+    floats: the same fit and names), new data are coded by value whatever their categories,
+    and an unused category is dropped."""
+    rng = np.random.default_rng(1)
+    x = np.tile([1.0, 2.0, 2.5], 20)
+    data = pd.DataFrame({"y": rng.normal(size=60), "x": x, "g": np.repeat(np.arange(10), 6),
+                         "cf": pd.Categorical(x, categories=[1.0, 2.0, 2.5, 3.0])})
+    fit = mm.lmer("y ~ cf + (1 | g)", data)
+    same = mm.lmer("y ~ factor(x) + (1 | g)", data)
+    assert list(fit.fixef.index) == ["(Intercept)", "cf2", "cf2.5"]
+    np.testing.assert_allclose(fit.fixef.to_numpy(), same.fixef.to_numpy(), rtol=1e-10)
+    new = pd.DataFrame({"cf": pd.Categorical([2.5, 2.0], categories=[2.5, 2.0]), "g": [0, 1]})
+    np.testing.assert_allclose(fit.predict(new), fit.fitted[[2, 7]], rtol=1e-12)

@@ -38,7 +38,7 @@ from formulaic.transforms import TRANSFORMS
 from ..errors import DataError
 from ..formula.codings import checked_coding, default_coding
 from ..formula.parse import R_DOTTED_FUNCTIONS
-from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS
+from ..formula.rfunctions import FORMULA_CONTEXT, LOGICAL_LEVELS, level_label
 from ..formula.transforms import TRANSFORM_CONTEXT
 from .expressions import numeric_expression
 from .frame import FrameColumns, number_dtype
@@ -158,10 +158,11 @@ def _bools(values) -> np.ndarray | None:
 
 
 def _indicator(columns: FrameColumns, name, level: str, coded: bool = False) -> np.ndarray:
-    """(n,) 1.0 where column ``name`` is at ``level``, else 0.0; pandas' text, and any column
-    whose levels are R's ``factor``'s (``coded``), by its codes (``FrameColumns.factor``,
-    shared with the grouping factors), other columns by their text."""
-    if not coded and not isinstance(columns.dtype(name), pd.StringDtype):
+    """(n,) 1.0 where column ``name`` is at ``level``, else 0.0; pandas' text and
+    categoricals, and any column whose levels are R's ``factor``'s (``coded``), by its codes
+    (``FrameColumns.factor``, shared with the grouping factors: a categorical's levels are
+    labelled as R's, 2 for 2.0), other columns by their text."""
+    if not coded and not isinstance(columns.dtype(name), (pd.StringDtype, pd.CategoricalDtype)):
         return (columns.labels(name) == level).astype(float)
     codes, labels = columns.factor(name)
     position = np.flatnonzero(labels == level)  # labels in R's order, not always the text's
@@ -540,8 +541,8 @@ def _kind(frame: FrameColumns, name, keep_levels: bool = False) -> str | None:
 
 def _levels(frame: FrameColumns, name) -> tuple[str, ...]:
     dtype = frame.dtype(name)
-    if isinstance(dtype, pd.CategoricalDtype):
-        return tuple(str(c) for c in dtype.categories)
+    if isinstance(dtype, pd.CategoricalDtype):  # labelled as R's factor: TRUE, 2, 1e+05
+        return tuple(level_label(c) for c in dtype.categories)
     if isinstance(dtype, pd.StringDtype):
         return tuple(frame.factor(name)[1].tolist())
     return tuple(np.unique(frame.labels(name)).tolist())

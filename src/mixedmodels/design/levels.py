@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..formula.rfunctions import is_logical, level_label
+from ..formula.rfunctions import level_label
 
 __all__ = ["factor_codes", "grouping_codes", "interaction_codes", "level_label", "stored_text"]
 
@@ -75,9 +75,8 @@ def factor_codes(column, values: np.ndarray | None = None):
     array = column.array if isinstance(column, pd.Series) else column
     if isinstance(array.dtype, pd.CategoricalDtype):
         used = array.remove_unused_categories()
-        label = level_label if is_logical(used) else str  # FALSE and TRUE, as R's
         return (np.asarray(used.codes, dtype=np.intp),  # pandas' are int8 below 128 levels
-                np.array([label(c) for c in used.categories]))
+                np.array([level_label(c) for c in used.categories]))  # TRUE, 2, 1e+05
     if stored_text(array):
         codes, uniques = array.factorize()
         return sorted_codes(codes, np.asarray(uniques, dtype=object), text=True)

@@ -67,9 +67,8 @@ REFERENCE_DIR = Path(__file__).parent / "reference"
 R_OPERATORS = json.loads((REFERENCE_DIR / "r_operators.json").read_text())
 #: R's spelling that the formula does not take, and ours
 _WRITTEN = {"levels = 0:9": "levels = c(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)"}
-#: names ours deparses otherwise: R keeps the user's ! x > 5, ours writes the ! of a
-#: comparison as !(x > 5), which is how it is written most often (and R then prints so)
-_NAMED = {"I(!x > 5)TRUE": "I(!(x > 5))TRUE"}
+#: names ours deparses otherwise than R (none)
+_NAMED: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("case", R_OPERATORS, ids=[c["formula"] for c in R_OPERATORS])
@@ -106,10 +105,12 @@ def test_or_inside_identity_is_a_fixed_effect():
     """I(b | c), which lme4 reads as a random-effects term (and fails), is R's "or" here: the
     fit of a column holding it."""
     data = pd.read_csv(REFERENCE_DIR / "data" / "logic.csv")
-    fit = mm.lmer("y ~ I(b | c) + I(!(x > 5) | c) + (1 | g)", data)
-    same = mm.lmer("y ~ either + other + (1 | g)",
-                   data.assign(either=data.b | data.c, other=(data.x <= 5) | data.c))
-    assert list(fit.fixef.index) == ["(Intercept)", "I(b | c)TRUE", "I(!(x > 5) | c)TRUE"]
+    fit = mm.lmer("y ~ I(b | c) + I(!(x > 5) | c) + I(b & !c | nn == 2) + (1 | g)", data)
+    same = mm.lmer("y ~ either + other + third + (1 | g)",
+                   data.assign(either=data.b | data.c, other=(data.x <= 5) | data.c,
+                               third=(data.b & ~data.c) | (data.nn == 2)))
+    assert list(fit.fixef.index) == ["(Intercept)", "I(b | c)TRUE", "I(!(x > 5) | c)TRUE",
+                                     "I(b & !c | nn == 2)TRUE"]
     np.testing.assert_allclose(fit.fixef.to_numpy(), same.fixef.to_numpy(), rtol=1e-10)
 
 
@@ -257,7 +258,6 @@ def test_log_to_a_base_as_r():
 @pytest.mark.parametrize("formula, words", [
     ("Reaction ~ I(center(D1) * D1^-1) + (1 | Subject)",  # (elementwise ones are R's numbers)
      "write a float power (x^-1.0) or a quotient"),
-    ("Reaction ~ I(Days > 2 & Days < 6) + (1 | Subject)", "write I((x > 2) & (x < 6))"),
     ("Reaction ~ . + (1 | Subject)", "'.' (every other column of the data) is not supported"),
     ("Reaction ~ .^2 - Subject + (1 | Subject)", "'.' (every other column of the data) is not"),
     ("Reaction ~ Days * . + (1 | Subject)", "'.' (every other column of the data) is not"),

@@ -3,7 +3,7 @@
 # factor(labels =), relevel() of a number's label, ifelse, pmin and pmax, for
 # tests/test_formula_functions.py. Usage (from this folder): Rscript r_operators.R r_operators.json
 # data/logic.csv: 120 rows, x ~ U(0, 10), h ~ U(0, 4), b = x > 3, c = h > 2, nn in 0..2, 10
-# groups g of 12 (written by numpy, seed 3). lme4 reads a bar inside I() as a random-effects
+# groups g of 12 (written by numpy, seed 3), k the row number modulo 7, f a, b, c in turn. lme4 reads a bar inside I() as a random-effects
 # term (I(b | c) fails), so R's "or" has no case here.
 suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})
 out_file <- commandArgs(trailingOnly = TRUE)[1]
@@ -22,6 +22,11 @@ cases <- list(
   list("logic", "y ~ I(!b & c) + (1 | g)"),
   list("logic", "y ~ I(!x > 5) + (1 | g)"),
   list("logic", "y ~ log(x) + I(x * (x > 2)) + (1 | g)"),
+  list("logic", "y ~ I(2 * k %% 3) + I(k / 0.5 %% 2) + I(x / 2 %/% 1) + (1 | g)"),
+  list("logic", "y ~ I(f != \"a\" & b) + (1 | g)"),
+  list("logic", "y ~ I(x > 2 & x < 5) + (1 | g)"),
+  list("logic", "y ~ ifelse(x > 5 & b, 1, 0) + (1 | g)"),
+  list("logic", "y ~ I(k %in% c(1, 2)) + I((x + 1)^-1) + (1 | g)"),
   list("sleep", "Reaction ~ factor(Days > 4, labels = c(\"early\", \"late\")) + (1 | Subject)"),
   list("sleep", paste("Reaction ~ factor(Days, levels = 0:9, labels = c(\"a\", \"a\", \"b\", \"b\",",
                       "\"c\", \"c\", \"d\", \"d\", \"e\", \"e\")) + (1 | Subject)")),

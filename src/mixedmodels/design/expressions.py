@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from formulaic.transforms import TRANSFORMS
 
-from ..formula.parse import R_OPERATOR_FUNCTIONS
+from ..formula.rcode import R_IN, R_OPERATOR_FUNCTIONS
 from ..formula.rfunctions import FORMULA_CONTEXT
 from .frame import FrameColumns
 
@@ -54,7 +54,7 @@ ELEMENTWISE = {
     "I": (1,), "log": (1, 2), "exp": (1,), "exp2": (1,), "exp10": (1,), "log2": (1,),
     "log10": (1,), "log1p": (1,), "expm1": (1,), "sqrt": (1,), "abs": (1,), "sign": (1,),
     "floor": (1,), "ceiling": (1,), "sin": (1,), "cos": (1,), "tan": (1,),
-    **{name: (1,) for name in R_OPERATOR_FUNCTIONS},  # R's operators: ``r_arithmetic``
+    **{name: (1,) for name in R_OPERATOR_FUNCTIONS - {R_IN}},  # R's operators: ``rcode``
 }
 
 _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.Mod, ast.FloorDiv, ast.BitAnd,

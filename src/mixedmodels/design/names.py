@@ -12,13 +12,8 @@ from __future__ import annotations
 import ast
 import re
 
-from ..formula.parse import (
-    R_DOTTED_FUNCTIONS,
-    R_LOGICAL,
-    R_NOT,
-    R_OPERATOR_FUNCTIONS,
-    r_written,
-)
+from ..formula.parse import R_DOTTED_FUNCTIONS, r_written
+from ..formula.rcode import R_IN, R_NOT, R_OPERATOR_FUNCTIONS, R_PAREN
 from ..formula.rfunctions import r_number
 
 __all__ = ["R_NAMES", "r_column_names", "r_name", "r_spelling"]
@@ -190,77 +185,91 @@ def _deparsed(text: str) -> str | None:
     """``text``, Python that formulaic evaluates, as R deparses the same expression; None
     where Python does not read it, or it holds what R has no spelling for here (a subscript,
     an attribute but NumPy's, a lambda...)."""
+    quoted: dict[str, str] = {}
+
+    def placeholder(match: re.Match) -> str:  # a backquoted name, as a name Python reads
+        quoted[f"_backquoted{len(quoted)}_"] = match.group(1)
+        return f"_backquoted{len(quoted) - 1}_"
+
     try:
-        tree = ast.parse(text.strip(), mode="eval").body
-        return _node(tree)[0]
+        tree = ast.parse(_BACKQUOTED.sub(placeholder, text.strip()), mode="eval").body
+        return _Deparser(quoted).node(tree)[0]
     except (SyntaxError, ValueError, _NotR):
         return None
 
 
-def _node(node) -> tuple[str, int]:
-    """R's text of a node and its precedence (99: an atom, a call)."""
-    if isinstance(node, ast.Constant):
-        return _constant(node.value), 99
-    if isinstance(node, ast.Name):
-        return _name(node.id), 99
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-            and node.value.id == "np":
-        return f"np.{node.attr}", 99
-    if isinstance(node, ast.Call):
+class _Deparser:
+    """R's text of a Python parse tree: the user's parentheses (``_r_paren``, of
+    ``formula.rcode``) kept, as R's deparse keeps them; others added where R's precedence
+    needs them (text the token-by-token translation wrote, whose tree is Python's).
+    ``quoted``: the backquoted names' placeholders and the names."""
+
+    def __init__(self, quoted: dict[str, str]):
+        self.quoted = quoted
+
+    def node(self, node) -> tuple[str, int]:
+        """R's text of a node and its precedence (99: an atom, a call)."""
+        if isinstance(node, ast.Constant):
+            return _constant(node.value), 99
+        if isinstance(node, ast.Name):
+            return _name(self.quoted.get(node.id, node.id)), 99
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id == "np":
+            return f"np.{node.attr}", 99
+        if isinstance(node, ast.Call):
+            return self._call(node)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            symbol, precedence, spaced = _BINARY[type(node.op)]
+            right_assoc = symbol == "^"
+            left = self.operand(node.left, precedence, strict=right_assoc)
+            if right_assoc and isinstance(node.right, ast.UnaryOp):
+                right = self.node(node.right)[0]  # R reads 2^-x as 2^(-x)
+            else:
+                right = self.operand(node.right, precedence, strict=not right_assoc)
+            return (f"{left} {symbol} {right}" if spaced else f"{left}{symbol}{right}"), \
+                precedence
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            symbol, precedence = _UNARY[type(node.op)]
+            # Python's ~ binds tighter than comparisons: its operand as the user wrote it
+            bound = 99 if symbol == "!" else precedence
+            return f"{symbol}{self.operand(node.operand, bound, strict=False)}", precedence
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 \
+                and type(node.ops[0]) in _COMPARISONS:
+            left = self.operand(node.left, _COMPARISON_PRECEDENCE, strict=False)
+            right = self.operand(node.comparators[0], _COMPARISON_PRECEDENCE, strict=True)
+            return f"{left} {_COMPARISONS[type(node.ops[0])]} {right}", _COMPARISON_PRECEDENCE
+        raise _NotR
+
+    def _call(self, node: ast.Call) -> tuple[str, int]:
         function = (node.func.id if isinstance(node.func, ast.Name)
-                    else _node(node.func)[0])
+                    else self.node(node.func)[0])
+        if function == R_IN and len(node.args) == 2:  # R's x %in% table
+            return (f"{self.operand(node.args[0], 11, strict=False)} %in% "
+                    f"{self.operand(node.args[1], 11, strict=True)}"), 11
         if function in R_OPERATOR_FUNCTIONS and len(node.args) == 1:  # R's own operators
+            text, own = self.node(node.args[0])
+            if function == R_PAREN:  # the user's parentheses, which R keeps
+                return f"({text})", 99
             if function != R_NOT:
-                return _node(node.args[0])
-            return f"!{_operand(node.args[0], 99, strict=False)}", _UNARY[ast.Not][1]  # !(x > 5)
-        arguments = [_node(arg)[0] for arg in node.args]
-        arguments += [f"{keyword.arg} = {_node(keyword.value)[0]}" for keyword in node.keywords
-                      if keyword.arg is not None]
+                return text, own
+            precedence = _UNARY[ast.Not][1]  # (its operand binds as tightly as a comparison)
+            return f"!{text if own >= precedence else f'({text})'}", precedence
+        arguments = [self.node(arg)[0] for arg in node.args]
+        arguments += [f"{keyword.arg} = {self.node(keyword.value)[0]}"
+                      for keyword in node.keywords if keyword.arg is not None]
         if len(arguments) != len(node.args) + len(node.keywords) \
                 or any(isinstance(arg, ast.Starred) for arg in node.args):
             raise _NotR
         return f"{R_NAMES.get(function, function)}({', '.join(arguments)})", 99
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        symbol, precedence, spaced = _BINARY[type(node.op)]
-        right_assoc = symbol == "^"
-        if symbol in "&|":  # Python's & and | bind tighter than comparisons: the user's
-            # parentheses around them, which R keeps (I((x > 2) & (x < 5))); R's ! binds
-            # tighter than they do (I(!b & c))
-            return (f"{_logical_operand(node.left)} {symbol} "
-                    f"{_logical_operand(node.right)}"), precedence
-        left = _operand(node.left, precedence, strict=right_assoc)
-        if right_assoc and isinstance(node.right, ast.UnaryOp):
-            right = _node(node.right)[0]  # R reads 2^-x as 2^(-x)
-        else:
-            right = _operand(node.right, precedence, strict=not right_assoc)
-        return (f"{left} {symbol} {right}" if spaced else f"{left}{symbol}{right}"), precedence
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        symbol, precedence = _UNARY[type(node.op)]
-        # Python's ~ binds tighter than comparisons: its operand as the user wrote it, R's !
-        bound = 99 if symbol == "!" else precedence
-        return f"{symbol}{_operand(node.operand, bound, strict=False)}", precedence
-    if isinstance(node, ast.Compare) and len(node.ops) == 1 \
-            and type(node.ops[0]) in _COMPARISONS:
-        left = _operand(node.left, _COMPARISON_PRECEDENCE, strict=False)
-        right = _operand(node.comparators[0], _COMPARISON_PRECEDENCE, strict=True)
-        return f"{left} {_COMPARISONS[type(node.ops[0])]} {right}", _COMPARISON_PRECEDENCE
-    raise _NotR
 
-
-def _logical_operand(node) -> str:
-    """An operand of ``&`` or ``|``: in parentheses unless an atom or R's ``!`` of one."""
-    while isinstance(node, ast.Call) and getattr(node.func, "id", None) == R_LOGICAL:
-        node = node.args[0]
-    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == R_NOT:
-        return _node(node)[0]
-    return _operand(node, 99, strict=False)
-
-
-def _operand(node, precedence: int, strict: bool) -> str:
-    """An operand's text, in parentheses where it binds less tightly than its operator
-    (``strict``: also where it binds as tightly, on the side the operator does not group)."""
-    text, own = _node(node)
-    return f"({text})" if own < precedence or (strict and own == precedence) else text
+    def operand(self, node, precedence: int, strict: bool) -> str:
+        """An operand's text: in the parentheses the source has around it, else in
+        parentheses where it binds less tightly than its operator (``strict``: also where it
+        binds as tightly, on the side the operator does not group)."""
+        text, own = self.node(node)
+        if own < precedence or (strict and own == precedence):
+            return f"({text})"
+        return text
 
 
 def _constant(value) -> str:

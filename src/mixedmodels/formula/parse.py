@@ -32,7 +32,6 @@ a call such as ``log(...)`` Python reads it as attribute access: there, write it
 
 from __future__ import annotations
 
-import ast
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from ..errors import FormulaError
+from .rcode import R_GROUP, R_IN, R_NOT, R_OPERATOR_FUNCTIONS, R_PAREN, python_call
 
 __all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "formulaic_expression",
            "r_factor_order", "r_written", "formula_name", "called_only_names",
@@ -665,20 +665,24 @@ def _split_uncorrelated(expr: str) -> tuple[str, ...]:
 def r_written(expr: str) -> str:
     """An expression as R writes it, for messages and labels: Python's power (``x**2``,
     ``x ** 2``, which ``formulaic_expression`` writes for R's ``^`` inside ``I()``) as
-    ``x^2``, and without the functions of R's operators (``r_arithmetic``; ``_r_not(x)``
-    as ``!(x)``)."""
+    ``x^2``, and without the functions of R's operators (``rcode``; ``_r_not(x)`` as
+    ``!(x)``)."""
     return re.sub(r"\s*\*\*\s*", "^", without_r_operators(expr) if "_r_" in expr else expr)
 
 
+_UNWRAPPED = R_OPERATOR_FUNCTIONS - {R_IN}
+
+
 def without_r_operators(text: str) -> str:
-    """``text`` without ``r_arithmetic``'s calls: ``_r_number(x)`` as ``x``, ``_r_not(x)``
-    as ``!(x)``."""
+    """``text`` without ``rcode``'s calls of one argument: ``_r_number(x)`` as ``x``,
+    ``_r_not(x)`` as ``!(x)`` (``_r_in(a, b)`` stays: only a message shows this text)."""
     out, closing, i = [], [], 0  # closing: per open parenthesis, what its ')' becomes
     while i < len(text):
-        name = next((f for f in R_OPERATOR_FUNCTIONS if text.startswith(f + "(", i)), None)
+        name = next((f for f in _UNWRAPPED if text.startswith(f + "(", i)), None)
         if name is not None:
-            out.append("!(" if name == R_NOT else "")  # (R's ! binds looser than & and |)
-            closing.append(")" if name == R_NOT else "")
+            # (R's ! binds looser than & and |: its operand in parentheses)
+            out.append({R_NOT: "!(", R_GROUP: "(", R_PAREN: "("}.get(name, ""))
+            closing.append(")" if name in (R_NOT, R_GROUP, R_PAREN) else "")
             i += len(name) + 1
             continue
         if text[i] == "(":
@@ -702,10 +706,11 @@ R_DOTTED_FUNCTIONS = {"as.factor": "as_factor", "as.numeric": "as_numeric",
 @lru_cache(maxsize=512)
 def formulaic_expression(expr: str) -> str:
     """An expression of the formula as formulaic, which reads Python, must see it: inside
-    every call, R code, R's operators become Python's (the power ``^``, which Python reads as
-    exclusive or, ``**``; ``%%`` ``%``; ``%/%`` ``//``; ``!`` a call of ``R_NOT`` on what R's
-    ``!`` applies to, up to the next ``&`` or ``|``), and R's meaning of the operators on
-    logical values and numbers is given to Python's (``r_arithmetic``); outside every call,
+    every call, R code is written as Python with R's precedence and R's meaning of the
+    operators (``rcode``: the power ``^``, which Python reads as exclusive or, as ``**``;
+    ``%%`` ``%``; ``%/%`` ``//``; arithmetic on logicals as on 0 and 1; ``!`` a call of
+    ``R_NOT``...), or, where that parser does not cover the code, token by token; outside
+    every call,
     R's nesting operator ``b %in% a`` becomes ``b:a``, the interaction it is in R (formulaic
     reads ``%in%`` as ``a/b``, which adds a's main effect); R's ``as.factor(x)`` and its kind
     are called by their Python names (``R_DOTTED_FUNCTIONS``); and a name that Python cannot
@@ -713,8 +718,8 @@ def formulaic_expression(expr: str) -> str:
     (``x.1e``, ``.x1e``) is backquoted. Function names and Python's attribute access after a
     bracket (``f(x).y``) are left as written."""
     tokens = _tokens(expr)
+    written = _calls_as_python(expr, tokens)  # token position -> (Python text, tokens)
     out = []
-    segments: list[list] = []  # [start, end) in ``out`` of each call at the top
     calls: list[bool] = []  # the open parentheses, True for a call's
     call_opens = -1  # where the '(' of the next call is
     skip = 0  # tokens of an operator already written
@@ -723,8 +728,11 @@ def formulaic_expression(expr: str) -> str:
         if skip:
             skip -= 1
             continue
+        if i in written and not any(calls):  # a call at the top, parsed as R code
+            text, skip = written[i]
+            out.append(text)
+            continue
         text = token.text
-        starts_call = False
         if nots and token.kind == "symbol" and text in "&|,)":  # where R's ! ends
             while nots and nots[-1] == len(calls):
                 blank = out.pop() if out and not out[-1].strip() else ""
@@ -733,7 +741,7 @@ def formulaic_expression(expr: str) -> str:
         if token.kind == "name":
             following = _following(tokens, i)
             if following is not None and following.text == "(":  # a call
-                call_opens, starts_call = following.start, True
+                call_opens = following.start
                 text = R_DOTTED_FUNCTIONS.get(text, text)
             elif not (i and tokens[i - 1].text in (")", "]")):  # not f(x).y
                 text = _formulaic_name(text)
@@ -755,85 +763,49 @@ def formulaic_expression(expr: str) -> str:
                     nots.append(len(calls))
             elif text == "%" and after == ["in", "%"]:
                 text, skip = ":", 2
-        if starts_call and not any(calls):  # a call at the top: R code to its ')'
-            segments.append([len(out), None])
         out.append(text)
-        if text == ")" and segments and segments[-1][1] is None and not any(calls):
-            segments[-1][1] = len(out)
-    for start, end in reversed(segments):
-        if end is not None:
-            out[start:end] = [r_arithmetic("".join(out[start:end]))]
     return "".join(out)
 
 
-#: the functions that give Python's operators R's meaning on R's values inside a call
-#: (``formula.rfunctions``): arithmetic reads a logical as 0 and 1 (R's ``-(x > 5)`` is -1 or
-#: 0; Python's ``-`` of a bool Series is its negation, and ``+`` of two its "or"), ``&`` and
-#: ``|`` read a number as whether it is nonzero (Python's of two integers are bitwise), and
-#: ``!`` of a number is whether it is 0 (Python's ``~`` of an integer n is -n - 1)
-R_NUMBER, R_LOGICAL, R_NOT = "_r_number", "_r_logical", "_r_not"
-R_OPERATOR_FUNCTIONS = frozenset({R_NUMBER, R_LOGICAL, R_NOT})
-_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
-_LOGICAL = (ast.BitAnd, ast.BitOr)
-_QUOTED = re.compile(r"`([^`]*)`")
+def _calls_as_python(expr: str, tokens: tuple[_Token, ...]) -> dict[int, tuple[str, int]]:
+    """For each call outside every other call (``I(x^2)``, not a term's bare column), the
+    position of its name's token: its Python text with R's precedence and meaning of the
+    operators (``rcode.python_call``) and the number of its tokens after the name; calls
+    that parser does not cover are left out (translated token by token)."""
+    written, depth, i = {}, 0, 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.text == "(":
+            depth += 1
+        elif token.text == ")":
+            depth -= 1
+        elif token.kind == "name" and depth == 0 and not (
+                i and tokens[i - 1].text in (")", "]")):
+            following = next((k for k in range(i + 1, len(tokens))
+                              if tokens[k].kind != "space"), None)
+            if following is not None and tokens[following].text == "(":
+                end = following + 1 + _match(tokens[following + 1:])
+                text = python_call(tokens[i:end + 1], expr, _formulaic_name,
+                                   lambda name: R_DOTTED_FUNCTIONS.get(name, name))
+                if text is not None:
+                    written[i] = (text, end - i)
+                    i = end + 1
+                    continue
+        i += 1
+    return written
 
 
-def r_arithmetic(call: str) -> str:
-    """A call's Python text with R's meaning of its operators (``R_NUMBER``...): each operand
-    of arithmetic that may be logical (a column, a comparison, ``&``, ``|`` or R's ``!`` of
-    something) wrapped in ``_r_number``, and each operand of ``&`` and ``|`` but a
-    comparison in ``_r_logical``; the rest of the text as written. Text Python does not read
-    is left as it is. R's deparse of the names (``design.names``) leaves the wrappers out."""
-    if not any(op in call for op in "+-*/%&|"):
-        return call
-    # backquoted names as Python names of the same length, so that positions hold
-    readable = _QUOTED.sub(lambda m: "_" + "q" * (len(m.group(0)) - 1), call)
-    try:
-        tree = ast.parse(readable, mode="eval")
-    except SyntaxError:
-        return call
-    wraps: list[tuple[int, int, str]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITHMETIC):
-            wraps += [_wrap(side, R_NUMBER) for side in (node.left, node.right)
-                      if _maybe_logical(side)]
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, _LOGICAL):
-            wraps += [_wrap(side, R_LOGICAL) for side in (node.left, node.right)
-                      if not isinstance(side, ast.Compare)]
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
-                and _maybe_logical(node.operand):
-            wraps.append(_wrap(node.operand, R_NUMBER))
-    if not wraps:
-        return call
-    encoded = readable.encode()  # the nodes' offsets count UTF-8 bytes; insert by characters
-    inserts = []
-    for start, end, function in wraps:
-        start, end = (len(encoded[:offset].decode()) for offset in (start, end))
-        # at one position, the outer operand's call opens before an inner one's and closes
-        # after it (each insertion goes before those made at its position already)
-        inserts += [(start, end - start, f"{function}("), (end, start - end, ")")]
-    text = call
-    for position, _, piece in sorted(inserts, key=lambda item: (-item[0], item[1])):
-        text = text[:position] + piece + text[position:]
-    return text
-
-
-def _wrap(node, function: str) -> tuple[int, int, str]:
-    """(start, end) of a node in its text's UTF-8 bytes, with the function to call on it (a
-    parenthesized operand's parentheses are outside the node: it is wrapped inside them)."""
-    return node.col_offset, node.end_col_offset, function
-
-
-def _maybe_logical(node) -> bool:
-    """An operand that may hold logical values: a column, a comparison, & or | of
-    something, R's ! of something."""
-    if isinstance(node, (ast.Name, ast.Attribute, ast.Compare)):
-        return True
-    if isinstance(node, ast.BinOp) and isinstance(node.op, _LOGICAL):
-        return True
-    return isinstance(node, ast.Call) and getattr(node.func, "id", None) == R_NOT
-
-
+def _match(tokens) -> int:
+    """The position in ``tokens`` of the ')' that closes an open parenthesis before them."""
+    depth = 0
+    for k, token in enumerate(tokens):
+        if token.text == "(":
+            depth += 1
+        elif token.text == ")":
+            if depth == 0:
+                return k
+            depth -= 1
+    return len(tokens)
 
 
 def _factor_text(factor) -> str:

@@ -25,7 +25,8 @@ import pandas as pd
 
 from ..errors import FormulaError
 from .codings import CODING_CONTEXT, treatment_coded
-from .parse import R_DOTTED_FUNCTIONS, R_LOGICAL, R_NOT, R_NUMBER
+from .parse import R_DOTTED_FUNCTIONS
+from .rcode import R_GROUP, R_IN, R_LOGICAL, R_NOT, R_NUMBER, R_PAREN
 from .splines import ns
 from .transforms import TRANSFORM_CONTEXT
 
@@ -225,7 +226,7 @@ def pmax(*values) -> np.ndarray:
 
 def r_number_of(values):
     """R's arithmetic operand: a logical's values as 0 and 1 (a missing one NaN); anything
-    else as it is (``parse.r_arithmetic``)."""
+    else as it is (``formula.rcode``)."""
     if isinstance(values, (bool, np.bool_)):
         return float(values)
     if isinstance(values, np.ndarray):  # (a comparison's, on the numeric fast path)
@@ -235,7 +236,7 @@ def r_number_of(values):
 
 def r_logical_of(values):
     """An operand of R's ``&`` and ``|``: a logical as it is, a number as whether it is not
-    0 (``parse.r_arithmetic``)."""
+    0 (``formula.rcode``)."""
     if isinstance(values, (bool, np.bool_)) or is_logical(values):
         return values
     series = values if isinstance(values, pd.Series) else None
@@ -246,6 +247,18 @@ def r_logical_of(values):
 def r_not(values):
     """R's ``!``: the negation of a logical, and of a number whether it is 0."""
     return ~r_logical_of(values)
+
+
+def _identity(values):
+    """The values (``rcode``'s grouping and the user's parentheses)."""
+    return values
+
+
+def r_in(values, table) -> pd.Series:
+    """R's ``x %in% table``: whether each value is among the table's (a missing value is
+    among them only where the table has one)."""
+    series = values if isinstance(values, pd.Series) else pd.Series(np.atleast_1d(values))
+    return pd.Series(series.isin(np.atleast_1d(table).tolist()).to_numpy(), index=series.index)
 
 
 def r_c(*values) -> list:
@@ -361,8 +374,9 @@ FORMULA_FUNCTIONS = {
 #: R's constants: its logical values, and pi (sin(2 * pi * Time))
 FORMULA_CONSTANTS = {"TRUE": True, "FALSE": False, "pi": np.pi}
 
-#: R's operators on R's values (``parse.r_arithmetic``), under names no formula writes
-R_OPERATOR_CONTEXT = {R_NUMBER: r_number_of, R_LOGICAL: r_logical_of, R_NOT: r_not}
+#: R's operators on R's values (``formula.rcode``), under names no formula writes
+R_OPERATOR_CONTEXT = {R_NUMBER: r_number_of, R_LOGICAL: r_logical_of, R_NOT: r_not,
+                      R_IN: r_in, R_GROUP: _identity, R_PAREN: _identity}
 #: The names a formula can use besides the data's columns and formulaic's own transforms
 #: (a column of the data with one of these names takes precedence).
 FORMULA_NAMES = {**FORMULA_FUNCTIONS, **FORMULA_CONSTANTS, **R_OPERATOR_CONTEXT}

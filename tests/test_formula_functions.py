@@ -134,6 +134,32 @@ def test_factor_of_doubles_is_labelled_as_r_prints_them_and_pi_is_r_pi():
         "0.3", "0.333333333333333"]
 
 
+@pytest.mark.parametrize("formula, words", [
+    ("y ~ I(factor(k) * 2) + (1 | g)", r"in I\(factor\(k\) \* 2\): arithmetic .* not text or"),
+    ("y ~ ifelse(f, 1, 0) + (1 | g)", "takes a logical test .or numbers., not text"),
+    ("y ~ I(h & f) + (1 | g)", "'f'"),
+])
+def test_r_operators_refuse_text_as_r_does(formula, words):
+    """Arithmetic and logical operators on text or a factor are errors, as in R (ifelse of
+    text fitted a constant, factor(k) * 2 raised pandas' TypeError), and the message shows
+    the formula's own text."""
+    data = pd.read_csv(REFERENCE_DIR / "data" / "logic.csv")
+    with pytest.raises((mm.FormulaError, mm.DataError), match=words) as caught:
+        mm.lmer(formula, data)
+    assert "_r_" not in str(caught.value)
+
+
+def test_a_bar_inside_ifelse_is_or():
+    """ifelse(b | c, 1, 0) is R's "or" (was refused as a covariance structure); another
+    function of a bar is still refused as one."""
+    data = pd.read_csv(REFERENCE_DIR / "data" / "logic.csv")
+    fit = mm.lmer("y ~ ifelse(b | c, 1, 0) + (1 | g)", data)
+    same = mm.lmer("y ~ either + (1 | g)", data.assign(either=(data.b | data.c) * 1.0))
+    np.testing.assert_allclose(fit.fixef.to_numpy(), same.fixef.to_numpy(), rtol=1e-10)
+    with pytest.raises(mm.FormulaError, match="not a covariance structure"):
+        mm.lmer("y ~ x + diagg(x | g)", data)
+
+
 def test_factor_labels_rename_and_merge_levels_as_r():
     """R's factor(x, labels = ...): the levels renamed in order, a label given twice merging
     its levels (lme4 1.1.31: (Intercept) 271.630178889, ...late 53.7554255556; the merged

@@ -527,6 +527,8 @@ def test_random_intercept_with_residuals_that_absorb_a_constant_warns(correlatio
                                             "TRUE'.; nlme's nugget = TRUE.*write "
                                             "exp.visit . patient.$"),
     ("ar1(visit | arm)", "is the unit measured repeatedly .the subject, not a factor"),
+    ("corAR1(form = ~ visit | patient)", "nlme's corAR1 is written ar1.time . group. here"),
+    ("car1(~ visit | patient)", "without nlme's '~': car1.visit . patient.$"),
 ])
 def test_messages_say_what_to_do(correlation, match):
     with pytest.raises((mm.FormulaError, mm.DataError), match=match):

@@ -111,6 +111,12 @@ class LmmFit(FittedModel):
             method = CONFINT_ALIASES.get(method.lower(), method.lower())
         method = check_choice(method, "method", CONFINT_METHODS)
         level, executor = check_level(level), check_executor(executor)
+        for r_name, ours in (("parm", "parameters"), ("oldNames", None)):
+            if r_name in bootstrap_options:
+                raise ArgumentTypeError(
+                    f"confint() has no argument {r_name!r}; " + (
+                        f"for lme4's {r_name}=, write {ours}=" if ours else
+                        "its rows are named as lme4's with oldNames = FALSE"))
         if bootstrap_options and method != "bootstrap":
             raise ArgumentTypeError(
                 f"confint() takes {', '.join(bootstrap_options)} (options of the bootstrap) "

@@ -94,7 +94,8 @@ def keyword_hints(function):
     name gets its nearest (``wieghts=`` -> ``weights=``). Python's own TypeError says only
     "unexpected keyword argument"."""
     parameters = inspect.signature(function).parameters
-    named = [name for name, p in parameters.items() if p.kind is not p.VAR_POSITIONAL]
+    named = [name for name, p in parameters.items()
+             if p.kind is not p.VAR_POSITIONAL and name != "self"]
 
     @functools.wraps(function)
     def checked(*args, **kwargs):

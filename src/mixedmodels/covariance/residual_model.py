@@ -60,6 +60,13 @@ CORRELATIONS = {"ar1": (AR1, "an integer time column"), "car1": (CAR1, "a time c
                 "toep": (Toep, "an integer time column"),
                 **{cls.syntax: (cls, "coordinate columns joined by +")
                    for cls in (Exp, Gaus, Spher, Lin, Ratio)}}
+#: nlme's classes, and the string forms of the same structures here
+NLME_CORRELATIONS = {"corAR1": "ar1(time | group)", "corCAR1": "car1(time | group)",
+                     "corCompSymm": "cs(1 | group)", "corSymm": "symm(time | group)",
+                     "corARMA": "ar1(time | group) (p = 1) or toep(time | group)",
+                     "corExp": "exp(x + y | group)", "corGaus": "gaus(x + y | group)",
+                     "corSpher": "spher(x + y | group)", "corLin": "lin(x | group)",
+                     "corRatio": "ratio(x + y | group)"}
 #: the string forms of ``variance=``
 VARIANCES = {"ident": VarIdent, "power": VarPower, "exp": VarExp}
 
@@ -94,9 +101,16 @@ def correlation_of(value) -> Correlation | None:
                            f"structure such as mm.cov.AR1('visit', group='patient'), not "
                            f"{type(value).__name__}")
     match = _CALL.match(value)
+    if match and match.group(1) in NLME_CORRELATIONS:
+        raise FormulaError(f"correlation={value!r}: nlme's {match.group(1)} is written "
+                           f"{NLME_CORRELATIONS[match.group(1)]} here (its form's columns, "
+                           "without '~')")
     if not match or match.group(1).lower() not in CORRELATIONS:
         raise FormulaError(f"correlation={value!r} is not a correlation structure; use one of "
                            f"{forms}")
+    if match.group(2).lstrip().startswith("~"):
+        raise FormulaError(f"correlation={value!r}: write the columns without nlme's '~': "
+                           f"{match.group(1)}({match.group(2).lstrip()[1:].strip()})")
     name, inside = match.group(1).lower(), match.group(2)
     cls, left_kind = CORRELATIONS[name]
     left, _, right = inside.partition("|")

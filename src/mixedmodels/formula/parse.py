@@ -153,13 +153,15 @@ def _symbols(text: str) -> list[_Token]:
 
 
 def _bars(text: str) -> list[int]:
-    """The positions of the bars of ``text`` but those inside ``I(...)`` (R's "or")."""
+    """The positions of the bars of ``text`` but those inside a call of another function than
+    a covariance structure's (``I(a | b)``, ``ifelse(a | b, 1, 0)``: R's "or")."""
     tokens = _tokens(text)
-    bars, identity = [], []  # identity: per open parenthesis, whether it is I(...)'s
+    bars, identity = [], []  # identity: per open parenthesis, whether it is such a call's
     for i, token in enumerate(tokens):
         if token.text == "(":
             before = next((t for t in reversed(tokens[:i]) if t.kind != "space"), None)
-            identity.append(before is not None and before.text == "I")
+            identity.append(before is not None and before.kind == "name"
+                            and not _structure_like(before.text))
         elif token.text == ")" and identity:
             identity.pop()
         elif token.text == "|" and not any(identity):
@@ -425,8 +427,11 @@ def formulaic_message(exc: Exception) -> tuple[str, int | None]:
     its message, after the factor's text."""
     if isinstance(exc.__cause__, FormulaError):
         factor = _FACTOR.search(str(exc))
-        return (f"in {factor.group(1)}: " if factor else "") + str(exc.__cause__), None
+        return ((f"in {without_r_operators(factor.group(1))}: " if factor else "")
+                + str(exc.__cause__)), None
     message = str(exc)
+    if "_r_" in message:  # the functions of R's operators (``rcode``) are no user's
+        message = without_r_operators(message)
     position = None
     head, _, marked = message.partition("\n\n")
     match = _MARKER.search(marked)
@@ -534,12 +539,24 @@ _CALL = re.compile(rf"({_R_NAME})\s*\(")
 def _bar_call(piece: str) -> re.Match | None:
     """The match of ``name(`` when the whole piece is one call with a bar at its top level
     (``ar1(x | g)``, ``diag(x | g, hom = TRUE)``), else None. ``I(a | b)`` is R's "or", a
-    fixed effect, as lme4 reads it."""
+    fixed effect here (lme4 reads its bar as a random-effects term, and fails)."""
     call = _CALL.match(piece)
-    if call is None or call.group(1) == "I" \
+    if call is None or not _structure_like(call.group(1)) \
             or _closing(piece, call.end() - 1) != len(piece.rstrip()) - 1:
         return None
     return call if _has_bar(piece[call.end():len(piece.rstrip()) - 1]) else None
+
+
+#: R's functions whose argument may be a logical "or" (``I(a | b)``): their bar is no
+#: random-effects term's
+_OR_CALLS = frozenset({"I", "ifelse", "factor", "as.factor", "as.numeric", "as.integer",
+                       "as.character", "ordered", "offset"})
+
+
+def _structure_like(name: str) -> bool:
+    """A call with a bar that is a random-effects term: any but those of ``_OR_CALLS``
+    (another name than a structure's, ``foo(x | g)``, is refused with the list)."""
+    return name not in _OR_CALLS
 
 
 def _structured_terms(text: str, piece: str, start: int, call: re.Match) -> list[RandomTerm]:

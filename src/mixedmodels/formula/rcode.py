@@ -76,8 +76,9 @@ class _Node:
 
     @property
     def logical(self) -> bool:
-        """Its values may be logical (a column, a comparison, a logical operator's)."""
-        if self.kind == "name":
+        """Its values may be logical, or not numbers at all (a column, a call's value, a
+        comparison, a logical operator's): an arithmetic operand to read as R's numbers."""
+        if self.kind in ("name", "call"):
             return True
         if self.kind == "paren":
             return self.parts[0].logical

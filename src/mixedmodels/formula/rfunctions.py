@@ -202,6 +202,9 @@ def ifelse(test, yes, no) -> pd.Series:
             ``factor(test, labels = c("no", "yes"))``).
     """
     series = test if isinstance(test, pd.Series) else pd.Series(np.atleast_1d(test))
+    if _is_text(series):
+        raise FormulaError("ifelse(test, yes, no) takes a logical test (or numbers), not text "
+                           "or a factor; compare the text first (f == \"a\")")
     missing = series.isna().to_numpy()
     try:
         chosen = np.where(series.fillna(False).to_numpy(dtype=bool),
@@ -231,7 +234,13 @@ def r_number_of(values):
         return float(values)
     if isinstance(values, np.ndarray):  # (a comparison's, on the numeric fast path)
         return values.astype(float) if values.dtype.kind == "b" else values
-    return as_numeric(values) if is_logical(values) else values
+    if is_logical(values):
+        return as_numeric(values)
+    if _is_text(values):
+        raise FormulaError("arithmetic (+ - * / ^ %% %/%, unary -) takes numbers or logical "
+                           "values, not text or a factor, as in R; as.numeric(x) gives a "
+                           "factor's codes")
+    return values
 
 
 def r_logical_of(values):
@@ -239,9 +248,22 @@ def r_logical_of(values):
     0 (``formula.rcode``)."""
     if isinstance(values, (bool, np.bool_)) or is_logical(values):
         return values
+    if _is_text(values):
+        raise FormulaError("&, | and ! take logical values or numbers, not text or a factor, "
+                           "as in R; compare the text first (f == \"a\")")
     series = values if isinstance(values, pd.Series) else None
     logical = np.asarray(values) != 0
     return pd.Series(logical, index=series.index) if series is not None else logical
+
+
+def _is_text(values) -> bool:
+    """Text or a categorical (pandas' string, object or category dtype; NumPy's text)."""
+    dtype = getattr(values, "dtype", None)
+    if dtype is None:
+        return isinstance(values, str)
+    if isinstance(dtype, (pd.CategoricalDtype, pd.StringDtype)):
+        return True
+    return getattr(dtype, "kind", "") in "OUS"
 
 
 def r_not(values):

@@ -506,8 +506,8 @@ class PLSSystem:
         calls it hundreds of times per fit."""
         fast = self._fast
         logdet_z, logdet_x, r2 = fast(theta) if fast is not None else self.blocked_pieces(theta)
-        if fast is not None and self.refines(r2):  # r^2 from the rows (``row_residuals``)
-            logdet_z, logdet_x, r2 = self.blocked_pieces(theta)
+        if fast is not None and 0.0 <= r2 < self._refine_below:  # ``refines``: r^2 from the
+            logdet_z, logdet_x, r2 = self.blocked_pieces(theta)  # rows (``row_residuals``)
         return criterion((logdet_z, logdet_x + self._logdet_basis, r2), self.n, self.p, reml,
                          self.log_det_psi)
 

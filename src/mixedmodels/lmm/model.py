@@ -513,7 +513,8 @@ class LinearMixedModel:
                 gradient_evaluations=summary.gradient_evaluations,
                 trace=np.concatenate([summary.trace] + [r.trace for r in runs]),
                 seconds=summary.seconds + sum(r.seconds for r in runs))
-        return dataclasses.replace(summary, evaluations=summary.evaluations + held)
+        return (dataclasses.replace(summary, evaluations=summary.evaluations + held) if held
+                else summary)
 
     def centred_coordinates(self) -> CentredCoordinates | None:
         """The coordinates with the columns of terms on covariates far from 0 centred
@@ -864,7 +865,8 @@ class LinearMixedModel:
                           "simpler one", FitWarning)
             if not summary.stopped_normally:
                 warn_user(f"the optimizer stopped with {summary.return_code}", FitWarning)
-            ratio = float(np.max(np.abs(theta) / self.theta_units(), initial=0.0))
+            ratio = max((abs(t) / u for t, u in zip(theta.tolist(),
+                                                    self.theta_units().tolist())), default=0.0)
             if ratio > PRECISION_RATIO and self._near_exact(theta):
                 warn_user(f"the response is fitted almost exactly: a random effect's sd is "
                           f"{ratio:.2g} times the residual sd, where floating point no longer "
@@ -978,9 +980,9 @@ def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]
     """
     X, r = design.X, design.response_r
     p = X.shape[1]
-    found = []
     if r is None or p == 0:
         return ()
+    candidates = []  # (term, its columns level by level in X's rows: Z, levels used)
     for term in design.terms:
         k = len(term.columns)
         # a column without a zero (an intercept): every level used, no bincount
@@ -997,14 +999,22 @@ def _check_within_fixed_span(design: Design) -> tuple[tuple[str, tuple[str, ...]
                 continue
             rows = np.flatnonzero(nonzero)
             position = (np.cumsum(present) - 1)[term.codes[rows]]
-        if not 0 < used <= p:
-            continue
         Z = np.zeros((X.shape[0], used * k))  # columns (level, column of the term)
         for c in range(k):
             Z[rows, position * k + c] = term.values[rows, c]
-        # R^-T X'Z, R of X in r's upper triangle (its reflectors below are not read)
-        explained, _ = dtrtrs(r[:p, :p], X.T @ Z, lower=0, trans=1)
-        if k == 1:  # one column: the share of its sum of squares X leaves
+        candidates.append((term, Z, used))
+    if not candidates:
+        return ()
+    # R^-T X'Z of every candidate's columns at once, R of X in r's upper triangle (its
+    # reflectors below are not read)
+    Z_all = np.hstack([Z for _, Z, _ in candidates]) if len(candidates) > 1 \
+        else candidates[0][1]
+    explained_all, _ = dtrtrs(r[:p, :p], X.T @ Z_all, lower=0, trans=1)
+    found, start = [], 0
+    for term, Z, used in candidates:
+        explained = explained_all[:, start:start + Z.shape[1]]
+        start += Z.shape[1]
+        if len(term.columns) == 1:  # one column: the share of its sum of squares X leaves
             total = float(np.einsum("ij,ij->", Z, Z))
             left = total - float(np.einsum("ij,ij->", explained, explained))
             flat = list(term.columns) if left <= WITHIN_SPAN * total else []

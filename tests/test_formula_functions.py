@@ -14,7 +14,8 @@ import pytest
 from conftest import load_reference
 
 import mixedmodels as mm
-from mixedmodels.formula.rfunctions import factor, ifelse, pmin
+from mixedmodels.formula.parse import formulaic_expression
+from mixedmodels.formula.rfunctions import FORMULA_CONTEXT, factor, ifelse, pmin, r_not
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "formula_functions.json")
                        .read_text())
@@ -99,6 +100,31 @@ def test_r_operators_and_functions_as_lme4(case):
     # (the spaced names' model is a boundary fit, where lme4's stop is 1e-5 from the optimum)
     np.testing.assert_allclose(fit.fixef.to_numpy(), list(case["fixef"].values()),
                                rtol=1e-4 if fit.is_singular else 1e-7, atol=1e-9)
+
+
+R_EXPRESSIONS = json.loads((REFERENCE_DIR / "r_expressions.json").read_text())
+
+
+def test_r_expressions_give_r_values():
+    """200 random expressions of R's operators and functions (tests/reference/r_expressions.R,
+    R 4.2.2): the Python that a formula's call is written as (``formula.rcode``) gives R's
+    values on every row, to 1e-12 (logical values as 0 and 1)."""
+    data = pd.read_csv(REFERENCE_DIR / "data" / "logic.csv").rename(columns={"c": "cc"})
+    columns = {name: data[name] for name in data.columns}
+    for case in R_EXPRESSIONS:
+        python = formulaic_expression(f"I({case['expr']})")[2:-1]
+        with np.errstate(all="ignore"):
+            values = eval(python, {"__builtins__": {}, **FORMULA_CONTEXT}, columns)  # noqa: S307
+        values = np.broadcast_to(np.asarray(values, dtype=float), (len(data),))
+        np.testing.assert_allclose(values, case["values"], rtol=1e-12, atol=1e-12,
+                                   err_msg=case["expr"])
+
+
+def test_not_of_a_constant_and_ifelse_of_one_test_are_r_s():
+    """R's !TRUE is FALSE (Python's ~True is -2), and ifelse of a test of one value is one
+    value, yes's or no's first (R's length is the test's)."""
+    assert r_not(True) is False and r_not(0) == 1
+    assert ifelse(True, pd.Series([2.0, 3.0]), 0) == 2.0
 
 
 def test_or_inside_identity_is_a_fixed_effect():

@@ -212,7 +212,10 @@ def ifelse(test, yes, no) -> pd.Series:
     except (TypeError, ValueError):
         raise FormulaError("ifelse(test, yes, no) takes numbers for yes and no; for levels, "
                            'write factor(test, labels = c("no", "yes"))') from None
-    return pd.Series(np.where(missing, np.nan, chosen), index=series.index)
+    values = np.where(missing, np.nan, chosen)
+    if len(series) == 1:  # R's result has the test's length: one value, yes's or no's first
+        return float(np.ravel(values)[0])
+    return pd.Series(values, index=series.index)
 
 
 def pmin(*values) -> np.ndarray:
@@ -268,7 +271,10 @@ def _is_text(values) -> bool:
 
 def r_not(values):
     """R's ``!``: the negation of a logical, and of a number whether it is 0."""
-    return ~r_logical_of(values)
+    logical = r_logical_of(values)
+    if isinstance(logical, (bool, np.bool_)):  # (Python's ~True is -2)
+        return not logical
+    return ~logical
 
 
 def _identity(values):

@@ -164,6 +164,7 @@ def test_factor_of_doubles_is_labelled_as_r_prints_them_and_pi_is_r_pi():
     ("y ~ I(factor(k) * 2) + (1 | g)", r"in I\(factor\(k\) \* 2\): arithmetic .* not text or"),
     ("y ~ ifelse(f, 1, 0) + (1 | g)", "takes a logical test .or numbers., not text"),
     ("y ~ I(h & f) + (1 | g)", "'f'"),
+    ("y ~ ifelse(x > 5, x, NA) + (1 | g)", "has 58 non-finite value.s. .* in rows 0, 1, 4"),
 ])
 def test_r_operators_refuse_text_as_r_does(formula, words):
     """Arithmetic and logical operators on text or a factor are errors, as in R (ifelse of

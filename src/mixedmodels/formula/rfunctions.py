@@ -11,7 +11,7 @@ ordered: coded by polynomial contrasts, ``ordered(x).L``), ``relevel(x, ref = "b
 ``ns(x, df)`` (R's natural splines: ``formula.splines``),
 ``log(x, base)`` (R's: formulaic's ``log`` is NumPy's), and ``sqrt``, ``log1p``, ``log2``,
 ``log10``, ``expm1``, ``abs``, ``sign``, ``floor``, ``ceiling``, ``sin``, ``cos``, ``tan``; and
-R's constants ``TRUE``, ``FALSE`` and ``pi``
+R's constants ``TRUE``, ``FALSE``, ``pi`` and ``NA``
 (``poly(x, 3, raw = TRUE)``). New data for predictions are encoded with the levels of the fit's
 data, like any categorical variable. ``C(x, coding)`` takes formulaic's codings and R's
 (``contr.sum``...), with R's column names (``formula.codings``). ``scale``, ``center``,
@@ -399,8 +399,9 @@ FORMULA_FUNCTIONS = {
     "tan": np.tan,
 }
 
-#: R's constants: its logical values, and pi (sin(2 * pi * Time))
-FORMULA_CONSTANTS = {"TRUE": True, "FALSE": False, "pi": np.pi}
+#: R's constants: its logical values, pi (sin(2 * pi * Time)) and NA (a value computed as
+#: missing is an error that names its rows: ``design.build``)
+FORMULA_CONSTANTS = {"TRUE": True, "FALSE": False, "pi": np.pi, "NA": np.nan}
 
 #: R's operators on R's values (``formula.rcode``), under names no formula writes
 R_OPERATOR_CONTEXT = {R_NUMBER: r_number_of, R_LOGICAL: r_logical_of, R_NOT: r_not,

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import load_reference
+from formulaic.transforms import TRANSFORMS
 
 import mixedmodels as mm
 from mixedmodels.formula.parse import formulaic_expression
@@ -106,15 +107,16 @@ R_EXPRESSIONS = json.loads((REFERENCE_DIR / "r_expressions.json").read_text())
 
 
 def test_r_expressions_give_r_values():
-    """200 random expressions of R's operators and functions (tests/reference/r_expressions.R,
+    """250 random expressions of R's operators and functions (tests/reference/r_expressions.R,
     R 4.2.2): the Python that a formula's call is written as (``formula.rcode``) gives R's
     values on every row, to 1e-12 (logical values as 0 and 1)."""
     data = pd.read_csv(REFERENCE_DIR / "data" / "logic.csv").rename(columns={"c": "cc"})
     columns = {name: data[name] for name in data.columns}
     for case in R_EXPRESSIONS:
         python = formulaic_expression(f"I({case['expr']})")[2:-1]
-        with np.errstate(all="ignore"):
-            values = eval(python, {"__builtins__": {}, **FORMULA_CONTEXT}, columns)  # noqa: S307
+        with np.errstate(all="ignore"):  # (formulaic's transforms, then the formula's names)
+            values = eval(python, {"__builtins__": {}, **TRANSFORMS, **FORMULA_CONTEXT},
+                          columns)  # noqa: S307
         values = np.broadcast_to(np.asarray(values, dtype=float), (len(data),))
         np.testing.assert_allclose(values, case["values"], rtol=1e-12, atol=1e-12,
                                    err_msg=case["expr"])

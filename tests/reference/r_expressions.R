@@ -1,9 +1,10 @@
-# R's values of 200 random expressions of R's operators and functions (+ - * / ^ %% %/%,
-# comparisons, & | !, %in%, abs, pmin, ifelse) on the columns of data/logic.csv (x, h, k, and
-# the logicals b and c, named cc here so that c() stays R's function), for
-# tests/test_formula_functions.py: each formula's call must give these values. The expressions
-# (r_expressions_input.json) were drawn at random from a small grammar, keeping those whose
-# values are all finite (R's integer arithmetic and NA comparisons differ from R's doubles).
+# R's values of 250 random expressions of R's operators and functions (+ - * / ^ %% %/%,
+# comparisons, & | !, %in%, abs, sqrt, exp, log, pmin, ifelse) on the columns of
+# data/logic.csv (x, h, k, the text f, and the logicals b and c, named cc here so that c()
+# stays R's function), for tests/test_formula_functions.py: each formula's call must give these
+# values. The expressions (r_expressions_input.json) were drawn at random from a small
+# grammar, keeping those whose values are all finite (R's integer arithmetic, -FALSE is 0L
+# where a double's is -0, and R's NA comparisons of NaN differ from this package's doubles).
 # Usage (from this folder): Rscript r_expressions.R r_expressions.json
 suppressMessages(library(jsonlite))
 out_file <- commandArgs(trailingOnly = TRUE)[1]

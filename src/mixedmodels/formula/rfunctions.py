@@ -359,9 +359,33 @@ def _sorted(values) -> list:
 def log(values, base=None):
     """The natural logarithm, or the logarithm to ``base``, as R's ``log(x, base)``
     (formulaic's own ``log`` is NumPy's, whose second argument is its output array)."""
+    values = as_double(values)
     if base is None:
         return np.log(values)
     return np.log(values) / np.log(base)
+
+
+def as_double(values):
+    """Numbers as R's doubles: logical values and integers as 64-bit floats (NumPy's square
+    root of a bool is a 16-bit float, 0.09998 for R's sqrt(TRUE) * 0.1, and an integer to a
+    negative power is an error), the rest as it is."""
+    if isinstance(values, (bool, np.bool_, int, np.integer)):
+        return float(values)
+    dtype = getattr(values, "dtype", None)
+    if dtype is not None and (getattr(dtype, "kind", "") in "biu"
+                              or pd.api.types.is_bool_dtype(dtype)
+                              or pd.api.types.is_integer_dtype(dtype)):
+        return values.astype(float)
+    return values
+
+
+def _elementwise(ufunc):
+    """R's math function of NumPy's ``ufunc``: of R's doubles (``as_double``)."""
+    def function(values):
+        return ufunc(as_double(values))
+    function.__name__ = function.__qualname__ = ufunc.__name__
+    function.__doc__ = f"NumPy's {ufunc.__name__} of the values as R's doubles."
+    return function
 
 
 def ordered(values) -> pd.Series:
@@ -385,18 +409,12 @@ FORMULA_FUNCTIONS = {
         "as.factor": factor, "as.numeric": as_numeric, "as.integer": as_integer,
         "as.character": as_character}.items()},
     "log": log,
-    "sqrt": np.sqrt,
-    "log1p": np.log1p,
-    "log2": np.log2,
-    "log10": np.log10,
-    "expm1": np.expm1,
-    "abs": np.abs,
-    "sign": np.sign,
-    "floor": np.floor,
-    "ceiling": np.ceil,
-    "sin": np.sin,
-    "cos": np.cos,
-    "tan": np.tan,
+    # R's math of R's doubles (formulaic's exp is NumPy's)
+    **{name: _elementwise(ufunc) for name, ufunc in {
+        "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p, "log2": np.log2,
+        "log10": np.log10, "expm1": np.expm1, "abs": np.abs, "sign": np.sign,
+        "floor": np.floor, "ceiling": np.ceil, "sin": np.sin, "cos": np.cos,
+        "tan": np.tan}.items()},
 }
 
 #: R's constants: its logical values, pi (sin(2 * pi * Time)) and NA (a value computed as

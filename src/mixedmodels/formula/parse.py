@@ -727,13 +727,11 @@ def formulaic_expression(expr: str) -> str:
     operators (``rcode``: the power ``^``, which Python reads as exclusive or, as ``**``;
     ``%%`` ``%``; ``%/%`` ``//``; arithmetic on logicals as on 0 and 1; ``!`` a call of
     ``R_NOT``...), or, where that parser does not cover the code, token by token; outside
-    every call,
-    R's nesting operator ``b %in% a`` becomes ``b:a``, the interaction it is in R (formulaic
-    reads ``%in%`` as ``a/b``, which adds a's main effect); R's ``as.factor(x)`` and its kind
-    are called by their Python names (``R_DOTTED_FUNCTIONS``); and a name that Python cannot
-    read whole
-    (``x.1e``, ``.x1e``) is backquoted. Function names and Python's attribute access after a
-    bracket (``f(x).y``) are left as written."""
+    every call, R's nesting operator ``b %in% a`` becomes ``b:a``, the interaction it is in R
+    (formulaic reads ``%in%`` as ``a/b``, which adds a's main effect); R's ``as.factor(x)``
+    and its kind are called by their Python names (``R_DOTTED_FUNCTIONS``); and a name that
+    Python cannot read whole (``x.1e``, ``.x1e``) is backquoted. Function names and Python's
+    attribute access after a bracket (``f(x).y``) are left as written."""
     tokens = _tokens(expr)
     written = _calls_as_python(expr, tokens)  # token position -> (Python text, tokens)
     out = []

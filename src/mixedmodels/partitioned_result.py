@@ -17,7 +17,7 @@ from .partitioned.bootstrap import bootstrap as partitioned_bootstrap
 from .partitioned.model import PartitionedGls as _PartitionedGlsStages
 from .partitioned.model import PartitionedModel as _PartitionedStages
 from .result import LmmFit
-from .validate import is_dask_frame
+from .validate import is_dask_frame, keyword_hints
 
 __all__ = ["PartitionedFit", "PartitionedGls", "PartitionedModel"]
 
@@ -37,6 +37,7 @@ class PartitionedFit(LmmFit):
         """Fitted values (see ``LmmFit.fitted_values``), a lazy Dask series."""
         return partitioned_rows.fitted_values(self, kind, na_action)
 
+    @keyword_hints
     def predict(self, newdata=None, include_random=True, new_levels: str = "error",
                 interval=None, level: float = 0.95, na_action: str = "omit"):
         """Predictions (see ``LmmFit.predict``): for a Dask DataFrame (the fitted data when
@@ -48,11 +49,13 @@ class PartitionedFit(LmmFit):
             return predict(self, newdata, na_action=na_action, **options)
         return partitioned_rows.predictions(self, newdata, na_action, **options)
 
+    @keyword_hints
     def simulate(self, n: int = 1, seed=None):
         """n simulated responses (see ``partitioned.rows.simulations``): a lazy Dask
         DataFrame with columns sim_1 ... sim_n."""
         return partitioned_rows.simulations(self, n, seed)
 
+    @keyword_hints
     def profile(self, level: float = 0.99, points: int = 12, executor=None) -> pd.DataFrame:
         """Profile zeta traces (see ``LmmFit.profile``)."""
         self._check_profile()
@@ -97,6 +100,7 @@ class PartitionedFit(LmmFit):
     def refit(self, y):
         self._needs_rows("fit.refit(y)")
 
+    @keyword_hints
     def bootstrap(self, n: int, seed=None, progress: bool = True, n_jobs: int = 1,
                   level: float = 0.95, executor=None):
         """Parametric bootstrap (see ``partitioned.bootstrap``): the responses are simulated

@@ -87,8 +87,7 @@ _R_RESERVED = frozenset({"if", "else", "repeat", "while", "function", "for", "ne
 def _unquoted(match: re.Match) -> str:
     """A backquoted name as R deparses it: without its backquotes where R reads it as a
     name (``Days.x``; formulaic needs them inside a call), with them otherwise (``a b``)."""
-    name = match.group(1)
-    return name if _R_SYNTACTIC.fullmatch(name) and name not in _R_RESERVED else match.group(0)
+    return r_name(match.group(1))
 
 
 #: R's names of the functions formulaic calls by other names (``as_factor``: ``as.factor``)
@@ -289,7 +288,7 @@ def _name(name: str) -> str:
     name = R_NAMES.get(name, name)
     if name in _R_CONSTANTS:  # R's constants, names in formulaic's context (raw = TRUE)
         return name
-    return name if _R_SYNTACTIC.fullmatch(name) and name not in _R_RESERVED else f"`{name}`"
+    return r_name(name)
 
 
 _R_CONSTANTS = frozenset({"TRUE", "FALSE", "NULL", "Inf", "NaN", "NA"})

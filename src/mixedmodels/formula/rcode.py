@@ -189,13 +189,11 @@ class _Parser:
         self.position += 1
         arguments = []
         while self._peek().text != ")":
-            keyword = None
             if self._peek().kind == "name" and self._peek(1) is not None \
                     and self._peek(1).text == "=" and not (
                         self._peek(2) is not None and self._peek(2).text == "="):
-                keyword = self._peek()
-                self.position += 2
-            arguments.append((keyword, self.expression(0)))
+                self.position += 2  # a keyword: written as the source has it (``_call``)
+            arguments.append(self.expression(0))
             if self._peek().text == ",":
                 self.position += 1
             elif self._peek().text != ")":
@@ -238,7 +236,7 @@ class _Writer:
         name, arguments = node.parts
         out = [self.function_of(name)]
         at = node.start + len(name)
-        for keyword, argument in arguments:
+        for argument in arguments:  # (a keyword is in the gap before its value)
             out.append(self._gap(at, argument.start))
             out.append(self.write(argument))
             at = argument.end

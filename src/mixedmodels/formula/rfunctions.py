@@ -220,14 +220,17 @@ def ifelse(test, yes, no) -> pd.Series:
 
 def pmin(*values) -> np.ndarray:
     """R's ``pmin(x, y, ...)``: the elementwise minimum, missing where any value is."""
-    return np.minimum.reduce(np.broadcast_arrays(*(np.asarray(v, dtype=float)
-                                                   for v in values)))
+    return np.minimum.reduce(_parallel(values))
 
 
 def pmax(*values) -> np.ndarray:
     """R's ``pmax(x, y, ...)``: the elementwise maximum, missing where any value is."""
-    return np.maximum.reduce(np.broadcast_arrays(*(np.asarray(v, dtype=float)
-                                                   for v in values)))
+    return np.maximum.reduce(_parallel(values))
+
+
+def _parallel(values) -> list[np.ndarray]:
+    """The arguments of ``pmin`` and ``pmax`` as floats of one shape."""
+    return np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in values))
 
 
 def r_number_of(values):

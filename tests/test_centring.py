@@ -241,13 +241,16 @@ def test_satterthwaite_and_the_convergence_check_in_centred_coordinates(shift, r
 def test_kenward_roger_in_centred_coordinates(kwargs):
     """Kenward-Roger's variance parameters are the centred columns' covariances: the slope's
     adjusted SE and df are the unshifted fit's (the SE was 2% off at Days + 1000, 6% with
-    AR(1) residuals, whose clusters take the other path)."""
+    AR(1) residuals, whose clusters take the other path). With AR(1) residuals the two fits'
+    criteria differ by up to 2e-7 (1e-10 relative, the Newton steps' allowance for rounding:
+    how far they go depends on the machine's rounding), which moves the SE by up to 5e-5."""
     base = _fit("Reaction ~ Days + (Days | Subject)", SLEEP, **kwargs)
     far = _fit("Reaction ~ Days + (Days | Subject)", SLEEP.assign(Days=SLEEP["Days"] + 1e3),
                **kwargs)
     ours, theirs = far.coef_table("kenward-roger"), base.coef_table("kenward-roger")
+    assert far.objective == pytest.approx(base.objective, rel=2e-10)
     assert ours.loc["Days", "std_error"] == pytest.approx(theirs.loc["Days", "std_error"],
-                                                          rel=1e-5)
+                                                          rel=1e-4 if kwargs else 1e-5)
     assert ours.loc["Days", "df"] == pytest.approx(theirs.loc["Days", "df"], rel=1e-6)
 
 

@@ -175,12 +175,14 @@ def test_the_last_partial_autocorrelation_on_its_bound():
     """4 groups of 4 times (simulated): the optimum is on the boundary, the 3rd partial
     autocorrelation at +1, where the optimizer did not go (63.462, above the nested cs and
     AR(1) fits' 66.31 only by its own optimum). Nelder-Mead from the bound's neighbourhood
-    reaches 56.551051 (as z = atanh(pacf) grows to 17); held at 1 - 1e-6, 5e-6 above it."""
+    reaches 56.551051 (as z = atanh(pacf) grows to 17); held at 1 - 1e-6, 5e-6 above it.
+    The criterion only approaches that limit: where the fit stops on the way, 5e-6 to 2e-5
+    above it, depends on the machine's rounding."""
     data = pd.read_csv(REFERENCE_DIR / "cases" / "toeplitz_on_bound.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = mm.lmer("y ~ factor(t) + toep(0 + factor(t) | g, hom = TRUE)", data)
-    assert fit.objective == pytest.approx(56.551051, abs=1e-5)
+    assert 56.551051 - 1e-6 < fit.objective < 56.551051 + 3e-5
     assert fit.optsummary.optimizer.endswith("continued from pacf 3 = +1 in term 1")
     assert fit.is_singular
     # a limit the likelihood approaches, not a likelihood without a maximum: no such warning

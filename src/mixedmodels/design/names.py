@@ -56,7 +56,7 @@ _PLAIN_NAME = re.compile(r"[^()\[\]`'\"+\-*/^%:,~=<>!&|@]+")
 
 
 def r_name(name: str) -> str:
-    """A column's name as R writes it in a model's names: in backquotes unless R reads it as
+    r"""A column's name as R writes it in a model's names: in backquotes unless R reads it as
     a name (lme4's fixef of y ~ `word len`: ``\`word len\```)."""
     if name.startswith("`") or (_R_SYNTACTIC.fullmatch(name) and name not in _R_RESERVED):
         return name

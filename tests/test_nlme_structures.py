@@ -39,7 +39,8 @@ def test_every_structure_is_covered():
     correlations = {e["ours"]["correlation"].split("(")[0] for e in MODELS
                     if e["ours"]["correlation"]}
     variances = {e["ours"]["variance"].split("(")[0] for e in MODELS if e["ours"]["variance"]}
-    assert correlations >= {"ar1", "car1", "cs", "symm", "exp", "gaus", "spher", "lin", "ratio"}
+    assert correlations >= {"ar1", "car1", "cs", "symm", "exp", "gaus", "spher", "lin", "ratio",
+                            "arma"}
     assert variances >= {"ident", "power", "exp"}
     assert {(e["ours"]["function"], e["ours"]["reml"]) for e in MODELS} == {
         ("lmer", True), ("lmer", False), ("gls", True), ("gls", False)}
@@ -81,6 +82,19 @@ def test_compact_spatial_fits_leave_nlme_local_optima():
         assert fit.objective == pytest.approx(entry["minus2loglik"], rel=1e-9)
         assert fit.residual_parameters.iloc[0] == pytest.approx(
             entry["cor_params"]["range"], rel=1e-5)
+
+
+@pytest.mark.parametrize("entry", [e for e in MODELS if "arma" in (e["ours"]["correlation"] or "")],
+                         ids=lambda e: e["name"])
+def test_arma_coefficients_are_nlme(entry):
+    """corARMA's Phi and Theta: to 1e-5 where the process is inside its bounds; an MA(2)
+    whose second coefficient goes to 1 (not invertible beyond) to 1e-4."""
+    fit = _fit(entry)
+    ours = fit.residual_parameters.to_numpy()
+    expected = np.array(list(entry["cor_params"].values()))
+    assert [name.split("|")[0] for name in fit.residual_parameters.index] == \
+        list(entry["cor_params"])
+    np.testing.assert_allclose(ours, expected, atol=1e-4 if "ma2" in entry["name"] else 1e-5)
 
 
 def test_ml_standard_errors_follow_lme4():

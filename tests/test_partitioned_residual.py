@@ -79,6 +79,8 @@ LEARNING = {
     "exp": ("spatial", "site", "gls", "z ~ x1", "exp(x + y | site)", None),
     "cs ident": ("orthodont", "Subject", "gls", "distance ~ age * Sex", "cs(1 | Subject)",
                  "ident(age)"),
+    "arma": ("ovary", "Mare", "lmer", "follicles ~ sin2pt + cos2pt + (1 | Mare)",
+             "arma(visit | Mare, p = 1, q = 1)", None),
 }
 _MEMORY: dict = {}
 
@@ -143,6 +145,7 @@ def test_what_the_structures_learn_from_all_partitions(name):
 @pytest.mark.parametrize("structure", [
     mm.cov.AR1("t", "g"), mm.cov.CAR1("t", "g"), mm.cov.CS("g"), mm.cov.Symm("t", "g"),
     mm.cov.Toep("t", "g"), mm.cov.Exp(("t", "x"), "g"), mm.cov.VarIdent("s"),
+    mm.cov.ARMA("t", "g", p=1, q=1),
     mm.cov.VarPower("x"), mm.cov.VarExp("x")], ids=repr)
 def test_learning_from_pieces_is_learning_from_all_the_rows(structure):
     """``Learning`` of the rows in three pieces, added, binds as all the rows at once."""

@@ -54,6 +54,14 @@ def _correlation(name: str, values: np.ndarray, a: pd.Series, b: pd.Series, slot
     if name == "exp":
         d = np.hypot(a.site_x - b.site_x, a.site_y - b.site_y)
         return np.exp(-d / values[0])
+    if name == "arma":  # sum_j psi_j psi_{j+k} / sum_j psi_j^2 of the MA(infinity) form
+        phi, theta = values[:2], values[2:]
+        psi = np.zeros(400)
+        for j in range(400):
+            psi[j] = (1.0 if j == 0 else 0.0) + (theta[j - 1] if 1 <= j <= 1 else 0.0) + sum(
+                phi[i - 1] * psi[j - i] for i in (1, 2) if j >= i)
+        k = int(abs(a.visit - b.visit))
+        return psi[:400 - k] @ psi[k:] / (psi @ psi)
     if name == "symm":
         i, j = sorted((slots.index(a.visit), slots.index(b.visit)))
         pairs = [(r, c) for r in range(len(slots)) for c in range(r)]
@@ -73,7 +81,8 @@ def _sd(name: str | None, values: np.ndarray, row: pd.Series, levels) -> float:
 
 CORRELATIONS = {"ar1": "ar1(visit | patient)", "car1": "car1(time | patient)",
                 "cs": "cs(1 | patient)", "symm": "symm(visit | patient)",
-                "toep": "toep(visit | patient)", "exp": "exp(site_x + site_y | patient)"}
+                "toep": "toep(visit | patient)", "exp": "exp(site_x + site_y | patient)",
+                "arma": "arma(visit | patient, p = 2, q = 1)"}
 VARIANCES = {None: None, "ident": "ident(centre)", "power": "power(x)", "exp": "exp(x)"}
 
 
@@ -370,6 +379,7 @@ def test_structured_terms_and_residual_structures_together():
     (dict(correlation="ar1(vist | patient)"), mm.DataError, "Did you mean 'visit'"),
     (dict(correlation="ar1(arm | patient)"), mm.DataError, "must be numeric"),
     (dict(correlation="ar1(time | patient)"), mm.DataError, "whole numbers"),
+    (dict(correlation="arma(time | patient, q = 1)"), mm.DataError, "whole numbers"),
     (dict(correlation="ar1(visit)"), mm.DataError, "same position"),
     (dict(variance="power(arm)"), mm.DataError, "must be numeric"),
     (dict(variance="ident(centr)"), mm.DataError, "Did you mean 'centre'"),
@@ -439,6 +449,8 @@ def test_var_ident_reference_stratum_can_be_chosen():
     lambda: mm.cov.AR1("visit", group=["patient"]), lambda: mm.cov.Symm(["visit"]),
     lambda: mm.cov.VarIdent(3), lambda: mm.cov.VarPower(["x"]),
     lambda: mm.cov.Exp(["x", 1]), lambda: mm.cov.VarIdent("centre", levels="uvw"),
+    lambda: mm.cov.ARMA("visit", "patient", p=1.5), lambda: mm.cov.ARMA("visit", q=-1),
+    lambda: mm.cov.ARMA("visit", p=True),
 ])
 def test_structure_objects_check_their_arguments(make):
     with pytest.raises(mm.ArgumentTypeError, match="must be"):
@@ -531,6 +543,10 @@ def test_random_intercept_with_residuals_that_absorb_a_constant_warns(correlatio
     ("ar1(visit | arm)", "is the unit measured repeatedly .the subject, not a factor"),
     ("corAR1(form = ~ visit | patient)", "nlme's corAR1 is written ar1.time . group. here"),
     ("car1(~ visit | patient)", "without nlme's '~': car1.visit . patient.$"),
+    ("corARMA(form = ~ visit | patient, p = 1)", "written arma.time . group, p = 1, q = 1."),
+    ("arma(visit | patient)", "give arma's orders, p = and q ="),
+    ("arma(visit | patient, p = 1, d = 1)", "takes the orders p = and q = .*not 'd = 1'"),
+    ("arma(visit | patient, p = 1, p = 2)", "each once"),
 ])
 def test_messages_say_what_to_do(correlation, match):
     with pytest.raises((mm.FormulaError, mm.DataError), match=match):
@@ -575,7 +591,8 @@ def test_ident_of_strata_of_one_row_is_an_error():
 @pytest.mark.parametrize("text", ["ar1(visit | patient)", "car1(time | patient)",
                                   "cs(1 | patient)", "symm(visit | patient)",
                                   "toep(visit | patient)", "exp(x + y | site)", "ar1(visit)",
-                                  "cs(1)"])
+                                  "cs(1)", "arma(visit | patient, p = 1, q = 1)",
+                                  "arma(visit, p = 0, q = 2)"])
 def test_a_correlation_structure_prints_its_string_form(text):
     structure = correlation_of(text)
     assert structure.text == text
@@ -756,3 +773,52 @@ def test_never_worse_than_independent_residuals(noise, correlation):
         plain = mm.lmer("y ~ Days + (Days | Subject)", data)
         fit = mm.lmer("y ~ Days + (Days | Subject)", data, correlation=correlation)
     assert fit.objective <= plain.objective + 1e-7 * abs(plain.objective)
+
+
+def test_arma_autocorrelations_are_those_of_the_process():
+    """R's ARMAacf values (ar = 0.5, ma = 0.3; ar = c(0.5, -0.2); ma = c(0.5, -0.2)), and
+    the closed forms of AR(1) and MA(1)."""
+    from mixedmodels.covariance.correlation import arma_autocorrelations
+
+    np.testing.assert_allclose(arma_autocorrelations([0.5], [0.3], 4),
+                               [1, 0.66187050, 0.33093525, 0.16546763, 0.08273381], atol=1e-8)
+    np.testing.assert_allclose(arma_autocorrelations([0.5, -0.2], [], 4),
+                               [1, 0.416666667, 0.008333333, -0.079166667, -0.04125], atol=1e-9)
+    np.testing.assert_allclose(arma_autocorrelations([], [0.5, -0.2], 4),
+                               [1, 0.3100775, -0.1550388, 0, 0], atol=1e-7)
+    np.testing.assert_allclose(arma_autocorrelations([-0.7], [], 5), (-0.7) ** np.arange(6))
+    np.testing.assert_allclose(arma_autocorrelations([], [0.4], 3), [1, 0.4 / 1.16, 0, 0])
+
+
+@pytest.mark.parametrize("p, q", [(1, 0), (2, 0), (0, 1), (0, 3), (2, 2), (3, 1)])
+def test_arma_parameters_are_nlme_unconstrained_ones(p, q):
+    """Any parameters give a stationary and invertible process (the AR and MA polynomials'
+    roots outside the unit circle), and ``from_values`` inverts ``values``; nlme's
+    unconstrained coefficients of corARMA(c(0.5, -0.2)) are those below."""
+    structure = mm.cov.ARMA("visit", "patient", p=p, q=q)
+    rng = np.random.default_rng(p * 10 + q)
+    for _ in range(20):
+        params = rng.normal(scale=2.0, size=p + q)
+        values = structure.values(params)
+        phi, theta = values[:p], values[p:]
+        for polynomial in (np.concatenate([[1.0], -phi]), np.concatenate([[1.0], theta])):
+            if len(polynomial) > 1:
+                assert np.all(np.abs(np.roots(polynomial[::-1])) > 1.0)
+        np.testing.assert_allclose(structure.from_values(values), params, atol=1e-8)
+    two = mm.cov.ARMA("t", p=2), mm.cov.ARMA("t", q=2), mm.cov.ARMA("t", p=1, q=1)
+    expected = ([0.8873032, -0.4054651], [1.4663371, -0.4054651], [1.0986123, -0.4054651])
+    for structure, values in zip(two, expected):
+        np.testing.assert_allclose(structure.from_values(np.array([0.5, -0.2])), values,
+                                   atol=1e-7)
+
+
+def test_arma_of_order_one_is_ar1():
+    trial = mm.datasets.load("trial")
+    ar1 = mm.gls("y ~ arm * visit", trial, correlation="ar1(visit | patient)")
+    arma = mm.gls("y ~ arm * visit", trial, correlation="arma(visit | patient, p = 1)")
+    assert arma.objective == pytest.approx(ar1.objective, rel=1e-10)
+    assert arma.residual_parameters.iloc[0] == pytest.approx(ar1.residual_parameters.iloc[0],
+                                                             rel=1e-6)
+    assert "ARMA(1,0), Phi1 = " in str(arma.summary())
+    with pytest.raises(ValueError, match="needs its orders"):
+        mm.cov.ARMA("visit", "patient")

@@ -38,7 +38,8 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None,
             Var(e_i) = sigma^2 / w_i.
         correlation: the residuals' correlation within groups (nlme's ``correlation=``):
             ``"ar1(visit | patient)"``, ``"car1(time | patient)"``, ``"cs(1 | patient)"``,
-            ``"symm(visit | patient)"``, ``"toep(visit | patient)"``, the spatial
+            ``"symm(visit | patient)"``, ``"toep(visit | patient)"``,
+            ``"arma(visit | patient, p = 1, q = 1)"`` (nlme's corARMA), the spatial
             ``"exp(x + y | site)"``, ``"gaus(...)"``, ``"spher(...)"``, ``"lin(...)"`` and
             ``"ratio(...)"``, or an object of ``mm.cov``. Its groups must lie within
             the levels of each random-effects grouping factor.

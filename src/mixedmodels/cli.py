@@ -174,7 +174,8 @@ def build_parser(require_data: bool = True) -> argparse.ArgumentParser:
                      help="correlation of the residuals within groups, as nlme's "
                           "correlation=: 'ar1(visit | patient)', 'car1(time | patient)', "
                           "'cs(1 | patient)', 'symm(visit | patient)', "
-                          "'toep(visit | patient)', and the spatial 'exp(x + y | site)', "
+                          "'toep(visit | patient)', 'arma(visit | patient, p = 1, q = 1)', "
+                          "and the spatial 'exp(x + y | site)', "
                           "'gaus(...)', 'spher(...)', 'lin(x | site)', 'ratio(...)'")
     fit.add_argument("--variance", metavar="FUNCTION",
                      help="variance function of the residuals, as nlme's weights=: "

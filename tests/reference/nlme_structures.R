@@ -272,7 +272,40 @@ M <- list(
                    correlation = "ar1(visit | Subject)", variance = "ident(age)"),
        comment = "SAS TYPE=ARH(1) (heterogeneous AR(1)).",
        fixed = distance ~ age * Sex, random = NULL, group = "Subject", blocks = "M01",
-       cor = list(type = "ar1", col = "visit"), var = list(type = "ident", col = "age"))
+       cor = list(type = "ar1", col = "visit"), var = list(type = "ident", col = "age")),
+  list(name = "trial_gls_arma11", data = "trial",
+       call = quote(gls(y ~ arm * visit, data = dat,
+                        correlation = corARMA(form = ~ visit | patient, p = 1, q = 1),
+                        method = METHOD)),
+       ours = list(`function` = "gls", formula = "y ~ arm * visit",
+                   correlation = "arma(visit | patient, p = 1, q = 1)", variance = NULL),
+       comment = "ARMA(1,1) on visits with gaps (SAS TYPE=ARMA(1,1)); correlation ARMAacf(|lag|).",
+       fixed = y ~ arm * visit, random = NULL, group = "patient", blocks = "GAP",
+       cor = list(type = "arma", col = "visit", p = 1, q = 1), var = list(type = "none")),
+  list(name = "ovary_lme_arma11", data = "ovary",
+       call = quote(lme(follicles ~ sin2pt + cos2pt, data = dat, random = ~ 1 | Mare,
+                        correlation = corARMA(form = ~ visit | Mare, p = 1, q = 1),
+                        method = METHOD)),
+       ours = list(`function` = "lmer", formula = "follicles ~ sin2pt + cos2pt + (1 | Mare)",
+                   correlation = "arma(visit | Mare, p = 1, q = 1)", variance = NULL),
+       comment = "Pinheiro and Bates (2000), section 6.3.2: Ovary with ARMA(1,1) residuals.",
+       fixed = follicles ~ sin2pt + cos2pt, random = ~ 1, group = "Mare", blocks = 1,
+       cor = list(type = "arma", col = "visit", p = 1, q = 1), var = list(type = "none")),
+  list(name = "ovary_gls_arma20", data = "ovary",
+       call = quote(gls(follicles ~ sin2pt + cos2pt, data = dat,
+                        correlation = corARMA(form = ~ visit | Mare, p = 2), method = METHOD)),
+       ours = list(`function` = "gls", formula = "follicles ~ sin2pt + cos2pt",
+                   correlation = "arma(visit | Mare, p = 2)", variance = NULL),
+       fixed = follicles ~ sin2pt + cos2pt, random = NULL, group = "Mare", blocks = 1,
+       cor = list(type = "arma", col = "visit", p = 2, q = 0), var = list(type = "none")),
+  list(name = "orthodont_gls_ma2", data = "orthodont",
+       call = quote(gls(distance ~ age * Sex, data = dat,
+                        correlation = corARMA(form = ~ visit | Subject, q = 2),
+                        method = METHOD)),
+       ours = list(`function` = "gls", formula = "distance ~ age * Sex",
+                   correlation = "arma(visit | Subject, q = 2)", variance = NULL),
+       fixed = distance ~ age * Sex, random = NULL, group = "Subject", blocks = "M01",
+       cor = list(type = "arma", col = "visit", p = 0, q = 2), var = list(type = "none"))
 )
 
 # ---------------------------------------------------------------- helpers
@@ -315,6 +348,12 @@ cor_block <- function(cor, cs, di) {
          spher = { u <- pmin(as.matrix(dist(di[, cor$cols])) / cs[[1]], 1); 1 - 1.5 * u + 0.5 * u^3 },
          lin = 1 - pmin(as.matrix(dist(di[, cor$cols])) / cs[[1]], 1),
          ratio = 1 / (1 + (as.matrix(dist(di[, cor$cols])) / cs[[1]])^2),
+         arma = {
+           lag <- abs(outer(di[[cor$col]], di[[cor$col]], "-"))
+           acf <- ARMAacf(ar = unname(cs[seq_len(cor$p)]),
+                          ma = unname(cs[cor$p + seq_len(cor$q)]), lag.max = max(lag))
+           matrix(acf[lag + 1], nrow(lag))
+         },
          symm = {
            m <- max(DATA_CUR[[cor$col]])
            Cf <- diag(m)

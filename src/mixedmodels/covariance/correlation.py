@@ -15,6 +15,9 @@ structure                   corr(e_i, e_j)                   parameters (bounds)
                                                              correlations in [-1, 1]
 ``Toep("visit", group)``    rho_lag, lag = how many distinct  partial autocorrelations
                             times apart t_i and t_j are
+``ARMA("visit", group,``    ARMA(p, q) autocorrelation at    p + q: the partial
+``p, q)``                   lag |t_i - t_j|, integer t       autocorrelations of the AR
+                                                             and MA parts, in [-1, 1]
 ``Exp(["x", "y"], group)``  exp(-d_ij / range), Euclidean d  range >= 0
 ``Gaus``, ``Spher``,        f(d_ij / range): Gaussian,       range >= 0
 ``Lin``, ``Ratio``          spherical, linear, rational
@@ -24,7 +27,7 @@ structure                   corr(e_i, e_j)                   parameters (bounds)
 (m: the largest group; M: the number of distinct slots.) The optimizer works on nlme's
 unconstrained scale, on which every value is inside the bounds: 2 atanh(phi) for AR1,
 logit(phi) for CAR1, log((rho + 1/(m-1)) / (1 - rho)) for CS, 2 atanh of the partial
-(auto)correlations for Toep and Symm, log(range) for the spatial ones; a correlation that
+(auto)correlations for Toep, Symm and ARMA, log(range) for the spatial ones; a correlation that
 tends to a bound is reported as singular. Gaps count: under AR1 two visits two apart have
 correlation phi^2, as nlme's ``corARMA(p = 1)`` and ``corCAR1`` have it (nlme's ``corAR1``
 uses the order of the rows instead).
@@ -47,6 +50,7 @@ from the data (the largest group, the slots) and returns the structure the fit u
 from __future__ import annotations
 
 import copy
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -54,8 +58,8 @@ import numpy as np
 
 from ..validate import type_error
 
-__all__ = ["AR1", "CAR1", "CS", "Correlation", "Exp", "Gaus", "Lin", "Ratio", "Spatial",
-           "Spher", "Symm", "Toep", "autocorrelations"]
+__all__ = ["AR1", "ARMA", "CAR1", "CS", "Correlation", "Exp", "Gaus", "Lin", "Ratio", "Spatial",
+           "Spher", "Symm", "Toep", "arma_autocorrelations", "autocorrelations"]
 
 
 #: the least eigenvalue of ``Symm.moment_start``'s correlation matrix
@@ -580,6 +584,147 @@ class Toep(Correlation):
         rank = np.searchsorted(np.asarray(self.slots, dtype=float), positions[..., 0])
         lags = np.abs(rank[:, :, None] - rank[:, None, :])
         return np.concatenate([[1.0], values])[np.minimum(lags, self.lags)]
+
+
+@dataclass(frozen=True)
+class ARMA(Correlation):
+    """ARMA(p, q) in an integer time: corr = the autocorrelation at lag |t_i - t_j| of the
+    process x_t = phi_1 x_{t-1} + ... + phi_p x_{t-p} + e_t + theta_1 e_{t-1} + ... +
+    theta_q e_{t-q} (nlme's ``corARMA(form = ~ time | group, p, q)``, whose signs these are,
+    as R's ``arima``'s; SAS TYPE=ARMA(1,1) is p = q = 1). Gaps count, as under ``AR1``,
+    which is ARMA(1, 0).
+
+    Parameters, nlme's: 2 atanh of the partial autocorrelations a_k of the autoregressive
+    part, whose coefficients are then those of a stationary process (the Durbin-Levinson
+    recursion, Barndorff-Nielsen and Schou 1973), and 2 atanh of the b_k that give the
+    moving-average coefficients theta = -DL(-b), those of an invertible process (Jones
+    1980; Pinheiro and Bates 2000, section 6.3.1). A fit on the boundary has an a_k or b_k
+    at +/-1. The autocorrelations are computed exactly from the coefficients (Brockwell and
+    Davis 1991, section 3.3: max(p, q) + 1 linear equations, then the AR recursion)."""
+
+    time: str
+    group: str | None = None
+    p: int = 0
+    q: int = 0
+    syntax = "arma"
+    integer = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("p", "q"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise type_error(f"ARMA's {name}", "a whole number >= 0", value)
+            object.__setattr__(self, name, int(value))
+        if self.p + self.q == 0:
+            raise ValueError("ARMA needs its orders, p >= 1 or q >= 1 (e.g. ARMA('visit', "
+                             "'patient', p=1, q=1)); with p = q = 0 the rows are independent")
+
+    @property
+    def title(self) -> str:
+        return f"ARMA({self.p},{self.q})"
+
+    @property
+    def text(self) -> str:
+        group = f" | {self.group}" if self.group else ""
+        return f"arma({self.time}{group}, p = {self.p}, q = {self.q})"
+
+    @property
+    def positions(self) -> tuple[str, ...]:
+        return (self.time,)
+
+    @property
+    def n_params(self) -> int:
+        return self.p + self.q
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """|phi_j| <= C(p, j) and |theta_j| <= C(q, j): the coefficients' range over the
+        stationary (invertible) region."""
+        bound = np.array([math.comb(self.p, j) for j in range(1, self.p + 1)]
+                         + [math.comb(self.q, j) for j in range(1, self.q + 1)], dtype=float)
+        return -bound, bound
+
+    def names(self) -> list[str]:
+        return ([f"Phi{j}" for j in range(1, self.p + 1)]
+                + [f"Theta{j}" for j in range(1, self.q + 1)])
+
+    def values(self, params: np.ndarray) -> np.ndarray:
+        """(phi_1..phi_p, theta_1..theta_q)."""
+        partial = _half_tanh(params)
+        return np.concatenate([_coefficients(partial[:self.p]),
+                               -_coefficients(-partial[self.p:])])
+
+    def from_values(self, values: np.ndarray) -> np.ndarray:
+        """The parameters of coefficients ``values``; NaN for a process that is not
+        stationary (or not invertible)."""
+        values = np.asarray(values, dtype=float)
+        partial = np.concatenate([_partials(values[:self.p]), -_partials(-values[self.p:])])
+        if np.any(np.abs(partial) > 1 + 1e-10):
+            return np.full(len(partial), np.nan)
+        return 2 * np.arctanh(np.clip(partial, -1 + 1e-15, 1 - 1e-15))
+
+    def boundary_values(self, params: np.ndarray) -> np.ndarray:
+        """a and b: the process is at the edge of stationarity (invertibility) where one is
+        +/-1, whatever the coefficients."""
+        return _half_tanh(params)
+
+    def boundary_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(self.n_params, -1.0), np.full(self.n_params, 1.0)
+
+    def correlations(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        lags = _differences(positions).astype(np.int64)
+        rho = arma_autocorrelations(values[:self.p], values[self.p:],
+                                    int(lags.max()) if lags.size else 0)
+        return rho[lags]
+
+
+def _coefficients(partial: np.ndarray) -> np.ndarray:
+    """(k,) the autoregressive coefficients of partial autocorrelations ``partial`` (k,), by
+    the Durbin-Levinson recursion phi_j <- phi_j - a_k phi_{k-j}, phi_k = a_k."""
+    phi = np.zeros(0)
+    for a in np.asarray(partial, dtype=float):
+        phi = np.append(phi - a * phi[::-1], a)
+    return phi
+
+
+def _partials(phi: np.ndarray) -> np.ndarray:
+    """(k,) the partial autocorrelations of autoregressive coefficients ``phi`` (k,) (the
+    inverse of ``_coefficients``, stepping down from order k); inf where a step's is +/-1."""
+    phi = np.asarray(phi, dtype=float)
+    out = np.zeros(len(phi))
+    for k in range(len(phi), 0, -1):
+        a = phi[-1]
+        out[k - 1] = a
+        if abs(a) >= 1.0:
+            out[:k - 1] = np.inf
+            break
+        phi = (phi[:-1] + a * phi[-2::-1]) / (1.0 - a * a)
+    return out
+
+
+def arma_autocorrelations(phi: np.ndarray, theta: np.ndarray, lags: int) -> np.ndarray:
+    """(lags + 1,) the autocorrelations rho_0 = 1, ..., rho_lags of the causal ARMA process
+    with coefficients ``phi`` (p,) and ``theta`` (q,) (R's ``ARMAacf``): psi_0..psi_q of its
+    MA(infinity) form, then gamma_0..gamma_{K-1} from the K = max(p, q) + 1 equations
+    gamma_k - sum_i phi_i gamma_|k-i| = sum_{j>=k} theta_j psi_{j-k}, then the recursion
+    gamma_k = sum_i phi_i gamma_{k-i} (Brockwell and Davis 1991, eq. 3.3.8-3.3.9)."""
+    phi, theta = np.asarray(phi, dtype=float), np.asarray(theta, dtype=float)
+    p, q = len(phi), len(theta)
+    ma = np.concatenate([[1.0], theta])
+    psi = np.zeros(q + 1)
+    for j in range(q + 1):
+        psi[j] = ma[j] + sum(phi[i - 1] * psi[j - i] for i in range(1, min(j, p) + 1))
+    size = max(p, q) + 1
+    system = np.eye(size)
+    for k in range(size):
+        for i in range(1, p + 1):
+            system[k, abs(k - i)] -= phi[i - 1]
+    right = np.array([ma[k:] @ psi[:q + 1 - k] if k <= q else 0.0 for k in range(size)])
+    gamma = np.zeros(max(size, lags + 1))
+    gamma[:size] = np.linalg.solve(system, right)
+    for k in range(size, lags + 1):
+        gamma[k] = phi @ gamma[k - 1:k - p - 1 if k - p - 1 >= 0 else None:-1] if p else 0.0
+    return gamma[:lags + 1] / gamma[0]
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from ..datasets import listed_rows
 from ..errors import DataError, DataWarning, FormulaError, warn_user
 from .correlation import (
     AR1,
+    ARMA,
     CAR1,
     CS,
     Correlation,
@@ -58,12 +59,13 @@ __all__ = ["CORRELATIONS", "VARIANCES", "Learning", "ResidualModel", "ResidualPa
 CORRELATIONS = {"ar1": (AR1, "an integer time column"), "car1": (CAR1, "a time column"),
                 "cs": (CS, "1"), "symm": (Symm, "an integer column"),
                 "toep": (Toep, "an integer time column"),
+                "arma": (ARMA, "an integer time column"),
                 **{cls.syntax: (cls, "coordinate columns joined by +")
                    for cls in (Exp, Gaus, Spher, Lin, Ratio)}}
 #: nlme's classes, and the string forms of the same structures here
 NLME_CORRELATIONS = {"corAR1": "ar1(time | group)", "corCAR1": "car1(time | group)",
                      "corCompSymm": "cs(1 | group)", "corSymm": "symm(time | group)",
-                     "corARMA": "ar1(time | group) (p = 1) or toep(time | group)",
+                     "corARMA": "arma(time | group, p = 1, q = 1)",
                      "corExp": "exp(x + y | group)", "corGaus": "gaus(x + y | group)",
                      "corSpher": "spher(x + y | group)", "corLin": "lin(x | group)",
                      "corRatio": "ratio(x + y | group)"}
@@ -114,6 +116,10 @@ def correlation_of(value) -> Correlation | None:
     name, inside = match.group(1).lower(), match.group(2)
     cls, left_kind = CORRELATIONS[name]
     left, _, right = inside.partition("|")
+    if cls is ARMA and "|" in inside:
+        right, orders = _arma_orders(value, right)
+    elif cls is ARMA:  # all rows one group: arma(visit, p = 1)
+        left, orders = _arma_orders(value, left)
     if "," in right:
         option = right.split(",", 1)[1].strip()
         raise FormulaError(f"correlation={value!r}: a structure takes no options after its "
@@ -132,7 +138,29 @@ def correlation_of(value) -> Correlation | None:
     if len(columns) != 1:
         raise FormulaError(f"correlation={value!r}: {name} takes one column left of the bar "
                            f"({left_kind}), not {len(columns)}")
-    return cls(columns[0], group)
+    return cls(columns[0], group, **orders) if cls is ARMA else cls(columns[0], group)
+
+
+_ORDER = re.compile(r"^\s*([pq])\s*=\s*([0-9]+)\s*$")
+
+
+def _arma_orders(whole: str, right: str) -> tuple[str, dict]:
+    """(what precedes the orders, {"p": ..., "q": ...}) of arma's right of the bar,
+    "patient, p = 1, q = 1" (or of its inside without a group, "visit, p = 1"); each order 0
+    unless given, at least one of them 1 or more."""
+    group, *options = right.split(",")
+    orders = {}
+    for option in options:
+        match = _ORDER.match(option)
+        if match is None or match.group(1) in orders:
+            raise FormulaError(f"correlation={whole!r}: arma takes the orders p = and q = "
+                               f"after its group, each once (e.g. arma(visit | patient, p = 1, "
+                               f"q = 1)), not {option.strip()!r}")
+        orders[match.group(1)] = int(match.group(2))
+    if not orders.get("p") and not orders.get("q"):
+        raise FormulaError(f"correlation={whole!r}: give arma's orders, p = and q = (at least "
+                           "one of them 1 or more), e.g. arma(visit | patient, p = 1, q = 1)")
+    return group, {"p": orders.get("p", 0), "q": orders.get("q", 0)}
 
 
 def variance_of(value) -> Variance | None:

@@ -883,6 +883,8 @@ class LinearMixedModel:
         out: about 0 where the boundary is a limit the likelihood approaches (the change is
         of the order of 1 - rho^2 there, 1e-11), and of the order of log 10 where it rises
         without bound (an unstructured residual covariance on too few complete groups)."""
+        if not boundary.any():  # (most fits: no bound arrays built)
+            return 0.0
         lower, upper = self.structure.parameters.lower(), self.structure.parameters.upper()
         outward = boundary & (((theta < -1.0) & np.isinf(lower))
                               | ((theta > 1.0) & np.isinf(upper)))

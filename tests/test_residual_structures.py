@@ -547,6 +547,9 @@ def test_random_intercept_with_residuals_that_absorb_a_constant_warns(correlatio
     ("arma(visit | patient)", "give arma's orders, p = and q ="),
     ("arma(visit | patient, p = 1, d = 1)", "takes the orders p = and q = .*not 'd = 1'"),
     ("arma(visit | patient, p = 1, p = 2)", "each once"),
+    ("arma(visit, p = 1 | patient)", "orders go after its group: arma.visit . patient, p = 1.$"),
+    ("arma(visit | patient, p = 4, q = 2)", "span 5 steps of 1.*at 5 lags at most, fewer than "
+                                            "the 6 parameters of ARMA.4,2.; use lower orders"),
 ])
 def test_messages_say_what_to_do(correlation, match):
     with pytest.raises((mm.FormulaError, mm.DataError), match=match):
@@ -786,6 +789,11 @@ def test_arma_autocorrelations_are_those_of_the_process():
                                [1, 0.416666667, 0.008333333, -0.079166667, -0.04125], atol=1e-9)
     np.testing.assert_allclose(arma_autocorrelations([], [0.5, -0.2], 4),
                                [1, 0.3100775, -0.1550388, 0, 0], atol=1e-7)
+    np.testing.assert_allclose(arma_autocorrelations([0.5], [0.4, 0.2], 4),  # nlme: 0.5407
+                               [1, 0.7443820, 0.4564607, 0.2282303, 0.1141152], atol=1e-7)
+    np.testing.assert_allclose(arma_autocorrelations([0.5, -0.2, 0.1], [0.3], 8),
+                               [1, 0.577028616, 0.146217170, 0.057702862, 0.057310858,
+                                0.031736574, 0.010176401, 0.004471972, 0.003374363], atol=1e-9)
     np.testing.assert_allclose(arma_autocorrelations([-0.7], [], 5), (-0.7) ** np.arange(6))
     np.testing.assert_allclose(arma_autocorrelations([], [0.4], 3), [1, 0.4 / 1.16, 0, 0])
 
@@ -822,3 +830,35 @@ def test_arma_of_order_one_is_ar1():
     assert "ARMA(1,0), Phi1 = " in str(arma.summary())
     with pytest.raises(ValueError, match="needs its orders"):
         mm.cov.ARMA("visit", "patient")
+
+
+@pytest.mark.parametrize("step", [2, 7, 100, 365])
+def test_arma_runs_at_the_times_own_step(step):
+    """Times ``step`` apart: the process runs at that step (nlme's lags are the differences,
+    at which its fits stayed at phi = 0, 290 above AR(1)'s at step 100), and ARMA(1, 0) is
+    AR(1) (whose phi is per unit time: its step-th power is ARMA's Phi1)."""
+    trial = mm.datasets.load("trial")
+    trial["t"] = (trial["visit"] - 1) * step
+    ar1 = mm.gls("y ~ arm * visit", trial, correlation="ar1(t | patient)")
+    arma = mm.gls("y ~ arm * visit", trial, correlation="arma(t | patient, p = 1)")
+    assert arma.objective == pytest.approx(ar1.objective, rel=1e-10)
+    assert arma.residual_parameters.iloc[0] == pytest.approx(
+        ar1.residual_parameters.iloc[0] ** step, rel=1e-5)
+    by_visit = mm.gls("y ~ arm * visit", trial,
+                      correlation="arma(visit | patient, p = 1, q = 1)")
+    by_time = mm.gls("y ~ arm * visit", trial, correlation="arma(t | patient, p = 1, q = 1)")
+    assert by_time.objective == pytest.approx(by_visit.objective, rel=1e-10)
+
+
+def test_whole_times_computed_in_floating_point_are_whole():
+    """3 * 0.1 * 10 is 3.0000000000000004: visit 3 (nlme reads it so); 1.001 is not."""
+    trial = mm.datasets.load("trial")
+    trial["v"] = trial["visit"] * 0.1 * 10
+    assert (trial["v"] != trial["visit"]).any()
+    for correlation in ("ar1({} | patient)", "arma({} | patient, p = 1, q = 1)"):
+        noisy = mm.gls("y ~ arm * visit", trial, correlation=correlation.format("v"))
+        exact = mm.gls("y ~ arm * visit", trial, correlation=correlation.format("visit"))
+        assert noisy.objective == exact.objective
+    trial["v"] = trial["visit"] + 0.001
+    with pytest.raises(mm.DataError, match="whole numbers in 'v'.*has 1.001"):
+        mm.gls("y ~ arm * visit", trial, correlation="ar1(v | patient)")

@@ -56,7 +56,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..deferred import deferred
+from ..errors import DataError
 from ..validate import type_error
+
+#: loaded where an ARMA structure is first evaluated: not at ``import mixedmodels``
+_signal = deferred("scipy.signal")
 
 __all__ = ["AR1", "ARMA", "CAR1", "CS", "Correlation", "Exp", "Gaus", "Lin", "Ratio", "Spatial",
            "Spher", "Symm", "Toep", "arma_autocorrelations", "autocorrelations"]
@@ -588,11 +593,18 @@ class Toep(Correlation):
 
 @dataclass(frozen=True)
 class ARMA(Correlation):
-    """ARMA(p, q) in an integer time: corr = the autocorrelation at lag |t_i - t_j| of the
-    process x_t = phi_1 x_{t-1} + ... + phi_p x_{t-p} + e_t + theta_1 e_{t-1} + ... +
+    """ARMA(p, q) in an integer time: corr = the autocorrelation at lag |t_i - t_j| / s of
+    the process x_t = phi_1 x_{t-1} + ... + phi_p x_{t-p} + e_t + theta_1 e_{t-1} + ... +
     theta_q e_{t-q} (nlme's ``corARMA(form = ~ time | group, p, q)``, whose signs these are,
-    as R's ``arima``'s; SAS TYPE=ARMA(1,1) is p = q = 1). Gaps count, as under ``AR1``,
-    which is ARMA(1, 0).
+    as R's ``arima``'s; SAS TYPE=ARMA(1,1) is p = q = 1), s the times' step: the greatest
+    common divisor of the gaps between distinct times (``bind``; 1 for visits 1, 2, ...).
+    Gaps count, as under ``AR1``. Where s > 1 (days 0, 7, 14), nlme's lags are the
+    differences themselves: its unit-time process is then seen only every s steps, an
+    MA(1) at s = 2 is independence, and its fits stayed at the start (phi = 0, at times 100
+    apart 290 above the AR(1) fit); here the process runs at the data's own step, and its
+    coefficients are those of one step s. For q > p >= 1, nlme's ``corMatrix`` differs from
+    the process's autocorrelations (R's ``ARMAacf``; phi 0.5, theta (0.4, 0.2): lag 2 0.5407
+    against 0.4565), and so do its fits; these are ``ARMAacf``'s.
 
     Parameters, nlme's: 2 atanh of the partial autocorrelations a_k of the autoregressive
     part, whose coefficients are then those of a stationary process (the Durbin-Levinson
@@ -606,6 +618,7 @@ class ARMA(Correlation):
     group: str | None = None
     p: int = 0
     q: int = 0
+    step: int = learnt(1)
     syntax = "arma"
     integer = True
 
@@ -632,6 +645,27 @@ class ARMA(Correlation):
     @property
     def positions(self) -> tuple[str, ...]:
         return (self.time,)
+
+    def bind(self, positions: np.ndarray, sizes: np.ndarray) -> "ARMA":
+        """The times' step; a ``DataError`` where the times span fewer steps than the
+        structure has parameters (its correlations are at no more lags than that: nlme
+        aborted R on p = 10 with 6 visits)."""
+        times = np.unique(positions[:, 0])
+        gaps = np.diff(times).astype(np.int64)
+        step = max(int(np.gcd.reduce(gaps)), 1) if len(gaps) else 1
+        lags = int(round((times[-1] - times[0]) / step)) if len(times) else 0
+        if self.n_params > lags:
+            raise DataError(
+                f"correlation={self.text}: the times {self.time!r} span {lags} "
+                f"step{'s' if lags != 1 else ''} of {step}, so the residuals' correlations "
+                f"are at {lags} lag{'s' if lags != 1 else ''} at most, fewer than the "
+                f"{self.n_params} parameters of ARMA({self.p},{self.q}); use lower orders "
+                f"(p + q <= {lags})")
+        return self._learnt(step=step)
+
+    def learning_rows(self, positions: np.ndarray) -> np.ndarray:
+        """The first row of each distinct time."""
+        return np.unique(positions[:, 0], return_index=True)[1]
 
     @property
     def n_params(self) -> int:
@@ -672,7 +706,7 @@ class ARMA(Correlation):
         return np.full(self.n_params, -1.0), np.full(self.n_params, 1.0)
 
     def correlations(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        lags = _differences(positions).astype(np.int64)
+        lags = np.rint(_differences(positions) / self.step).astype(np.int64)
         rho = arma_autocorrelations(values[:self.p], values[self.p:],
                                     int(lags.max()) if lags.size else 0)
         return rho[lags]
@@ -720,10 +754,13 @@ def arma_autocorrelations(phi: np.ndarray, theta: np.ndarray, lags: int) -> np.n
         for i in range(1, p + 1):
             system[k, abs(k - i)] -= phi[i - 1]
     right = np.array([ma[k:] @ psi[:q + 1 - k] if k <= q else 0.0 for k in range(size)])
+    first = np.linalg.solve(system, right)
     gamma = np.zeros(max(size, lags + 1))
-    gamma[:size] = np.linalg.solve(system, right)
-    for k in range(size, lags + 1):
-        gamma[k] = phi @ gamma[k - 1:k - p - 1 if k - p - 1 >= 0 else None:-1] if p else 0.0
+    gamma[:size] = first
+    if lags >= size and p:  # the recursion, as a filter of zeros from the last p values
+        state = _signal.lfiltic([1.0], np.concatenate([[1.0], -phi]), first[::-1][:p])
+        gamma[size:] = _signal.lfilter([1.0], np.concatenate([[1.0], -phi]),
+                                            np.zeros(lags + 1 - size), zi=state)[0]
     return gamma[:lags + 1] / gamma[0]
 
 

@@ -72,6 +72,9 @@ NLME_CORRELATIONS = {"corAR1": "ar1(time | group)", "corCAR1": "car1(time | grou
 #: the string forms of ``variance=``
 VARIANCES = {"ident": VarIdent, "power": VarPower, "exp": VarExp}
 
+#: a time of an integer structure within this of a whole number, relative (or absolute below
+#: 1), is that number: times computed in floating point (3 * 0.1 * 10 = 3.0000000000000004)
+WHOLE_TOLERANCE = 1e-9
 #: rows of one correlation group at most: its block of Psi is a dense matrix
 MAX_GROUP_ROWS = 5_000
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$", re.S)
@@ -117,6 +120,10 @@ def correlation_of(value) -> Correlation | None:
     cls, left_kind = CORRELATIONS[name]
     left, _, right = inside.partition("|")
     if cls is ARMA and "|" in inside:
+        if "," in left:
+            raise FormulaError(f"correlation={value!r}: arma's orders go after its group: "
+                               f"arma({left.split(',')[0].strip()} | {right.strip()}, "
+                               f"{', '.join(o.strip() for o in left.split(',')[1:])})")
         right, orders = _arma_orders(value, right)
     elif cls is ARMA:  # all rows one group: arma(visit, p = 1)
         left, orders = _arma_orders(value, left)
@@ -631,11 +638,15 @@ def _positions(correlation: Correlation, frame: pd.DataFrame) -> np.ndarray:
     columns = []
     for name in correlation.positions:
         values = _numeric(frame[name], name, f"the correlation structure's position {name!r}")
-        if correlation.integer and not np.all(values == np.round(values)):
-            first = listed_rows(frame.index[[np.argmax(values != np.round(values))]])
-            raise DataError(f"{correlation.title} needs whole numbers in {name!r} (visits or "
-                            f"slots); {first} has {values[values != np.round(values)][0]:g}."
-                            " Use car1(...) for a continuous time")
+        if correlation.integer:
+            whole = np.round(values)
+            off = np.abs(values - whole) > WHOLE_TOLERANCE * np.maximum(1.0, np.abs(values))
+            if off.any():
+                first = listed_rows(frame.index[[np.argmax(off)]])
+                raise DataError(f"{correlation.title} needs whole numbers in {name!r} (visits "
+                                f"or slots); {first} has {float(values[off][0])!r}. Use "
+                                "car1(...) for a continuous time")
+            values = whole  # 3.0000000000000004 (0.1 * 10 * 3) is visit 3
         columns.append(values)
     return np.column_stack(columns)
 

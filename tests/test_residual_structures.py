@@ -862,3 +862,34 @@ def test_whole_times_computed_in_floating_point_are_whole():
     trial["v"] = trial["visit"] + 0.001
     with pytest.raises(mm.DataError, match="whole numbers in 'v'.*has 1.001"):
         mm.gls("y ~ arm * visit", trial, correlation="ar1(v | patient)")
+
+
+@pytest.mark.slow
+def test_arma_profile_moves_in_partial_autocorrelations():
+    """ARMA(2, 1) on the trial, near the edge of stationarity (its first partial
+    autocorrelation 0.9992): most of the coefficients' box is no process, and in it the
+    inner fits stalled (zeta 12.4 at Phi2 = -0.4566, not monotone). In the partial
+    autocorrelations they reach a brute-force minimum over the other parameters (Phi2 is the
+    last partial itself; Nelder-Mead from three starts), and Phi1's zeta rises
+    monotonically to its lower limit."""
+    from mixedmodels.inference.profile import profiler_of
+
+    trial = mm.datasets.load("trial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.gls("y ~ arm * visit", trial, correlation="arma(visit | patient, p = 2, q = 1)")
+    profiler = profiler_of(fit)
+    zeta, _ = profiler.zeta_function("Phi2|patient")
+    for value in (-0.4566, -0.29):
+        def deviance(x, a2=value):
+            delta = 2 * np.arctanh(np.clip([np.tanh(x[0]), a2, np.tanh(x[1])], -1 + 1e-15,
+                                           1 - 1e-15))
+            return profiler._deviance(delta, np.exp(x[2]))
+        brute = min(scipy.optimize.minimize(deviance, start, method="Nelder-Mead",
+                                            options={"xatol": 1e-9, "fatol": 1e-10,
+                                                     "maxfev": 4000}).fun
+                    for start in ([3.0, -1.5, 0.9], [1.5, -1.0, 0.8], [4.0, -2.5, 0.9]))
+        assert zeta(value) == pytest.approx(np.sqrt(brute - profiler.dev_hat), abs=2e-3)
+    zeta, center = profiler.zeta_function("Phi1|patient")
+    values = [zeta(v) for v in (0.9, 1.1, 1.3, 1.5)]
+    assert np.all(np.diff(values) > 0) and values[0] < -1.5 and values[-1] < 0

@@ -110,6 +110,9 @@ class Correlation(ABC):
     stationary: bool = True
     #: positions must be whole numbers (visits, slots)
     integer: bool = False
+    #: every point of the reported values' box (``value_bounds``) is a model (not ARMA's
+    #: coefficients: the profile moves in its partial autocorrelations instead)
+    box_values: bool = True
 
     def __post_init__(self):
         for name in self.positions:
@@ -621,6 +624,7 @@ class ARMA(Correlation):
     step: int = learnt(1)
     syntax = "arma"
     integer = True
+    box_values = False
 
     def __post_init__(self):
         super().__post_init__()

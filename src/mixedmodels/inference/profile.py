@@ -145,6 +145,61 @@ def _vines(parameters: ParameterMap, j: int) -> _Vines | None:
     return _Vines(tuple(terms)) if terms else None
 
 
+@dataclass(frozen=True)
+class _Partials:
+    """psi <-> phi for a residual correlation whose values form no box (``Correlation.
+    box_values`` False: ARMA's coefficients, most of whose box is no stationary process):
+    phi holds its partial autocorrelations (``boundary_values``), every point of [-1, 1] one.
+    A coefficient is affine in its own partial autocorrelation, the others held (the
+    Durbin-Levinson recursion is linear in each step's), so a profiled coefficient fixes that
+    partial in closed form (``fixed``). In psi, the inner fits of ARMA(2, 1) near the edge of
+    stationarity stalled, and zeta was not even monotone.
+
+    Attributes:
+        index: the correlation's positions in psi.
+        correlation: the bound structure.
+    """
+
+    index: np.ndarray
+    correlation: object
+
+    def to_psi(self, phi: np.ndarray) -> np.ndarray:
+        psi = np.array(phi, dtype=float)
+        partial = np.clip(phi[self.index], -1 + 1e-15, 1 - 1e-15)
+        psi[self.index] = self.correlation.values(2 * np.arctanh(partial))
+        return psi
+
+    def to_phi(self, psi: np.ndarray) -> np.ndarray:
+        phi = np.array(psi, dtype=float)
+        phi[self.index] = np.tanh(self.correlation.from_values(psi[self.index]) / 2)
+        return phi
+
+    def fixed(self, phi: np.ndarray, j: int, value: float) -> tuple[np.ndarray, float]:
+        """(phi with psi_j = value by moving phi_j, how far outside [-1, 1] that puts phi_j):
+        where no stationary, invertible process has that coefficient with the others held,
+        phi_j on its bound and the excess, which the inner fits' objective penalizes
+        (``EXCESS_PENALTY``) so that they are led back to the processes that have it, where
+        the optimum often lies near that edge (an infinite objective outside stalled them)."""
+        phi = phi.copy()
+        phi[j] = 0.0
+        at_zero = self.to_psi(phi)[j]
+        phi[j] = 0.5
+        slope = (self.to_psi(phi)[j] - at_zero) / 0.5
+        partial = (value - at_zero) / slope if slope != 0 else np.inf
+        phi[j] = np.clip(partial, -1.0, 1.0)
+        return phi, abs(partial) - 1.0 if abs(partial) > 1.0 else 0.0
+
+
+def _partials(parameters: ParameterMap) -> _Partials | None:
+    """The map of the residual correlation's coefficients to its partial autocorrelations,
+    where its values form no box; else None."""
+    correlation = parameters.residual.correlation if parameters.residual is not None else None
+    if correlation is None or correlation.box_values:
+        return None
+    start = parameters.n_random
+    return _Partials(np.arange(start, start + correlation.n_params), correlation)
+
+
 class Profiler:
     """Profiles of one fit; each parameter's zeta function and interval are computed on demand."""
 
@@ -172,6 +227,7 @@ class Profiler:
         self._has_gradient = (hasattr(self.system, "objective_and_gradient")
                               and fit.model.structure.parameters.linear)
         self._vines: dict[int, _Vines | None] = {}  # the inner fits' coordinates, per psi_j
+        self._partials = _partials(fit.model.structure.parameters)
 
     # -- deviance with one parameter fixed -------------------------------------------------------
     def _variance_deviance(self, psi: np.ndarray, space: _VarianceSpace | None = None) -> float:
@@ -254,18 +310,30 @@ class Profiler:
         # of 3 or more columns replaced by partial correlations (``_Vines``), phi_j = psi_j
         if j not in self._vines:
             self._vines[j] = _vines(self.fit.model.structure.parameters, j)
-        vines = self._vines[j]
+        vines, partials = self._vines[j], self._partials
         to_psi = (lambda phi: phi) if vines is None else vines.to_psi
         to_phi = (lambda psi: psi) if vines is None else vines.to_phi
+        if partials is not None:  # (the vines' terms and the correlation's are apart)
+            to_psi = (lambda phi, inner=to_psi: inner(partials.to_psi(phi)))
+            to_phi = (lambda psi, inner=to_phi: partials.to_phi(inner(psi)))
+            lower, upper = lower.copy(), upper.copy()
+            lower[partials.index], upper[partials.index] = -1.0, 1.0
         base = to_phi(start)
 
-        def coordinates(x):
+        def fixed(x):  # (phi, how far it is from any with psi_j = value: ``_Partials``)
             phi = base.copy()
-            phi[free], phi[j] = x, value
-            return phi
+            phi[free] = x
+            if partials is not None and j in partials.index:
+                return partials.fixed(phi, j, value)
+            phi[j] = value
+            return phi, 0.0
+
+        def coordinates(x):
+            return fixed(x)[0]
 
         def objective(x):
-            return self._variance_deviance(to_psi(coordinates(x)))
+            phi, excess = fixed(x)
+            return self._variance_deviance(to_psi(phi)) + EXCESS_PENALTY * excess * excess
 
         starts = [np.clip(base[free], lower[free], upper[free]),
                   np.clip(to_phi(self.psi_hat)[free], lower[free], upper[free])]
@@ -284,7 +352,11 @@ class Profiler:
                               self._psi_floor[free])
             if self._has_gradient:
                 summary = newton_polish(value_and_gradient, summary, upper[free])
-            psi = to_psi(coordinates(summary.final))
+            phi, excess = fixed(summary.final)
+            if excess > 0.0:  # no process has psi_j = value near this start
+                results.append((np.inf, start))
+                continue
+            psi = to_psi(phi)
             results.append((self._variance_deviance(psi), psi))
         return min(results, key=lambda pair: pair[0])
 
@@ -460,6 +532,9 @@ def _endpoint(zeta, center: float, target: float, scale: float, bound: float) ->
 
 
 _THETA_FLOOR = 0.02
+#: the inner fits' penalty per squared excess of a partial autocorrelation beyond +/-1
+#: (``_Partials.fixed``): a deviance of 10,000 at an excess of 0.01
+EXCESS_PENALTY = 1e8
 _MAP_STEP = 1e-6  # relative step of the central differences of psi's map to theta
 PROFILE_SETTINGS = OptSettings(ftol_rel=1e-12, ftol_abs=1e-10, xtol_abs=1e-10, maxeval=5000)
 

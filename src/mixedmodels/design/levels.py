@@ -84,7 +84,7 @@ def factor_codes(column, values: np.ndarray | None = None):
         values = array if isinstance(array, np.ndarray) else array.to_numpy()
     if values.dtype.kind == "O":
         labels = values.tolist()
-        if all(type(label) is str for label in labels):
+        if set(map(type, labels)) == {str}:  # (a generator's test per label: twice the time)
             return _text_codes(labels)
     if values.dtype.kind in "biufO":
         codes, uniques = pd.factorize(values)

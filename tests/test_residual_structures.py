@@ -828,7 +828,7 @@ def test_arma_of_order_one_is_ar1():
     assert arma.residual_parameters.iloc[0] == pytest.approx(ar1.residual_parameters.iloc[0],
                                                              rel=1e-6)
     assert "ARMA(1,0), Phi1 = " in str(arma.summary())
-    with pytest.raises(ValueError, match="needs its orders"):
+    with pytest.raises(mm.FormulaError, match="needs its orders"):
         mm.cov.ARMA("visit", "patient")
 
 

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..deferred import deferred
-from ..errors import DataError
+from ..errors import DataError, FormulaError
 from ..validate import type_error
 
 #: loaded where an ARMA structure is first evaluated: not at ``import mixedmodels``
@@ -634,8 +634,8 @@ class ARMA(Correlation):
                 raise type_error(f"ARMA's {name}", "a whole number >= 0", value)
             object.__setattr__(self, name, int(value))
         if self.p + self.q == 0:
-            raise ValueError("ARMA needs its orders, p >= 1 or q >= 1 (e.g. ARMA('visit', "
-                             "'patient', p=1, q=1)); with p = q = 0 the rows are independent")
+            raise FormulaError("ARMA needs its orders, p >= 1 or q >= 1 (e.g. ARMA('visit', "
+                               "'patient', p=1, q=1)); with p = q = 0 the rows are independent")
 
     @property
     def title(self) -> str:
@@ -764,7 +764,7 @@ def arma_autocorrelations(phi: np.ndarray, theta: np.ndarray, lags: int) -> np.n
     if lags >= size and p:  # the recursion, as a filter of zeros from the last p values
         state = _signal.lfiltic([1.0], np.concatenate([[1.0], -phi]), first[::-1][:p])
         gamma[size:] = _signal.lfilter([1.0], np.concatenate([[1.0], -phi]),
-                                            np.zeros(lags + 1 - size), zi=state)[0]
+                                       np.zeros(lags + 1 - size), zi=state)[0]
     return gamma[:lags + 1] / gamma[0]
 
 

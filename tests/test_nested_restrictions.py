@@ -55,7 +55,9 @@ def test_local_optimum_is_left(formula, data, restriction):
     # the simulated fit is singular (an sd at 0, and the lag-1 partial autocorrelation tends
     # to 1, where the criterion flattens: 4e-7 lower at tanh(z) even closer to 1)
     assert summary.fmin == pytest.approx(_brute_force_minimum(model), rel=2e-8)
-    assert summary.optimizer.endswith(f"continued from {restriction}")
+    # (on some machines' rounding a second pass then continues from another restriction, on
+    # the flat approach to the bound: "continued from ar1 in term 1, continued from cs ...")
+    assert f"continued from {restriction}" in summary.optimizer
     for nested in ("cs", "ar1"):
         other = LinearMixedModel(formula.replace("toep(", f"{nested}("), data).optimize()
         assert summary.fmin < other.fmin - 0.1

@@ -73,8 +73,9 @@ NLME_CORRELATIONS = {"corAR1": "ar1(time | group)", "corCAR1": "car1(time | grou
 VARIANCES = {"ident": VarIdent, "power": VarPower, "exp": VarExp}
 
 #: a time of an integer structure within this of a whole number, relative (or absolute below
-#: 1), is that number: times computed in floating point (3 * 0.1 * 10 = 3.0000000000000004)
-WHOLE_TOLERANCE = 1e-9
+#: 1), is that number: times computed in floating point (3 * 0.1 * 10 = 3.0000000000000004,
+#: a few units of the last place), not times with fractions (1e9 + 0.4, 4 + 2e-9)
+WHOLE_TOLERANCE = 1e-12
 #: rows of one correlation group at most: its block of Psi is a dense matrix
 MAX_GROUP_ROWS = 5_000
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$", re.S)
@@ -121,9 +122,12 @@ def correlation_of(value) -> Correlation | None:
     left, _, right = inside.partition("|")
     if cls is ARMA and "|" in inside:
         if "," in left:
+            pieces = [piece.strip() for piece in left.split(",")]
+            orders = [piece for piece in pieces if _ORDER.match(piece)]
+            times = [piece for piece in pieces if not _ORDER.match(piece)]
             raise FormulaError(f"correlation={value!r}: arma's orders go after its group: "
-                               f"arma({left.split(',')[0].strip()} | {right.strip()}, "
-                               f"{', '.join(o.strip() for o in left.split(',')[1:])})")
+                               f"arma({', '.join(times)} | {right.strip()}, "
+                               f"{', '.join(orders)})")
         right, orders = _arma_orders(value, right)
     elif cls is ARMA:  # all rows one group: arma(visit, p = 1)
         left, orders = _arma_orders(value, left)
@@ -670,16 +674,42 @@ def check_identified(residual: "ResidualModel") -> None:
     never occurs within one group (its correlation is not in the likelihood), or where
     there are no more groups than slots (the groups' residuals span fewer dimensions than
     the slots, and the likelihood grows without bound as C tends to their span: 3 groups of
-    3 visits took 90,000 evaluations towards -infinity). Other structures pass. Over a Dask
-    DataFrame's partitions, the same test from the sums of ``Learning``."""
+    3 visits took 90,000 evaluations towards -infinity). An ARMA structure: a DataError
+    where no group's times span as many steps as it has parameters
+    (``_check_arma_identified``). Other structures pass. Over a Dask DataFrame's partitions,
+    the general correlation's test from the sums of ``Learning`` (the ARMA one from the
+    times of all the rows, ``ARMA.bind``)."""
     symm, group_codes, positions = residual.correlation, residual.group_codes, residual.positions
     if symm is None:
         return
     _check_groups_of_several(symm, int(np.bincount(group_codes).max()))
+    if isinstance(symm, ARMA):
+        _check_arma_identified(symm, group_codes, positions[:, 0])
     if not isinstance(symm, Symm):
         return
     several, pairs = _pairs_together(group_codes, positions[:, 0])
     check_symm_identified(symm, several, pairs)
+
+
+def _check_arma_identified(arma: ARMA, group_codes: np.ndarray, times: np.ndarray) -> None:
+    """A DataError where the groups' times span fewer steps than the ARMA structure has
+    parameters: its correlations enter the likelihood at no more lags than that (``bind``
+    checks the times of all the rows; here, of each group: visits 1-3 and 11-13 in two
+    halves of the groups span 12 steps, their groups 2)."""
+    if not len(times):
+        return
+    order = np.argsort(group_codes, kind="stable")
+    codes, sorted_times = group_codes[order], times[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    spans = np.maximum.reduceat(sorted_times, starts) - np.minimum.reduceat(sorted_times, starts)
+    lags = int(round(float(spans.max()) / arma.step))
+    if arma.n_params > lags:
+        raise DataError(f"correlation={arma.text}: within each group of {arma.group!r} the "
+                        f"times {arma.time!r} span at most {lags} step{'s' if lags != 1 else ''} "
+                        f"of {arma.step}, so the residuals' correlations are at {lags} "
+                        f"lag{'s' if lags != 1 else ''} at most, fewer than the {arma.n_params} "
+                        f"parameters of ARMA({arma.p},{arma.q}); use lower orders "
+                        f"(p + q <= {lags})")
 
 
 def _pairs_together(group_codes: np.ndarray, times: np.ndarray) -> tuple[int, np.ndarray]:

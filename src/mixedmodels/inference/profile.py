@@ -179,15 +179,17 @@ class _Partials:
         where no stationary, invertible process has that coefficient with the others held,
         phi_j on its bound and the excess, which the inner fits' objective penalizes
         (``EXCESS_PENALTY``) so that they are led back to the processes that have it, where
-        the optimum often lies near that edge (an infinite objective outside stalled them)."""
+        the optimum often lies near that edge (an infinite objective outside stalled them).
+        The bound is ``EDGE``, where the deviance is still finite (at +/-1 the process has a
+        unit root, and its correlation matrices are singular)."""
         phi = phi.copy()
         phi[j] = 0.0
         at_zero = self.to_psi(phi)[j]
         phi[j] = 0.5
         slope = (self.to_psi(phi)[j] - at_zero) / 0.5
         partial = (value - at_zero) / slope if slope != 0 else np.inf
-        phi[j] = np.clip(partial, -1.0, 1.0)
-        return phi, abs(partial) - 1.0 if abs(partial) > 1.0 else 0.0
+        phi[j] = np.clip(partial, -EDGE, EDGE)
+        return phi, abs(partial) - EDGE if abs(partial) > EDGE else 0.0
 
 
 def _partials(parameters: ParameterMap) -> _Partials | None:
@@ -535,6 +537,8 @@ _THETA_FLOOR = 0.02
 #: the inner fits' penalty per squared excess of a partial autocorrelation beyond +/-1
 #: (``_Partials.fixed``): a deviance of 10,000 at an excess of 0.01
 EXCESS_PENALTY = 1e8
+#: the partial autocorrelations a profiled ARMA coefficient may move to (``_Partials``)
+EDGE = 1.0 - 1e-6
 _MAP_STEP = 1e-6  # relative step of the central differences of psi's map to theta
 PROFILE_SETTINGS = OptSettings(ftol_rel=1e-12, ftol_abs=1e-10, xtol_abs=1e-10, maxeval=5000)
 

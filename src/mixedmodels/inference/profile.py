@@ -534,7 +534,7 @@ def _endpoint(zeta, center: float, target: float, scale: float, bound: float) ->
 
 
 _THETA_FLOOR = 0.02
-#: the inner fits' penalty per squared excess of a partial autocorrelation beyond +/-1
+#: the inner fits' penalty per squared excess of a partial autocorrelation beyond +/-``EDGE``
 #: (``_Partials.fixed``): a deviance of 10,000 at an excess of 0.01
 EXCESS_PENALTY = 1e8
 #: the partial autocorrelations a profiled ARMA coefficient may move to (``_Partials``)

@@ -658,14 +658,19 @@ class ARMA(Correlation):
         gaps = np.diff(times).astype(np.int64)
         step = max(int(np.gcd.reduce(gaps)), 1) if len(gaps) else 1
         lags = int(round((times[-1] - times[0]) / step)) if len(times) else 0
-        if self.n_params > lags:
-            raise DataError(
-                f"correlation={self.text}: the times {self.time!r} span {lags} "
-                f"step{'s' if lags != 1 else ''} of {step}, so the residuals' correlations "
-                f"are at {lags} lag{'s' if lags != 1 else ''} at most, fewer than the "
-                f"{self.n_params} parameters of ARMA({self.p},{self.q}); use lower orders "
-                f"(p + q <= {lags})")
+        self.check_lags(lags, f"the times {self.time!r} span {lags}", step)
         return self._learnt(step=step)
+
+    def check_lags(self, lags: int, span: str, step: int | None = None) -> None:
+        """A ``DataError`` where ``lags``, the most steps the times span (``span`` says
+        where, "the times 'visit' span 5"), are fewer than the structure's parameters."""
+        if self.n_params <= lags:
+            return
+        raise DataError(
+            f"correlation={self.text}: {span} step{'s' if lags != 1 else ''} of "
+            f"{self.step if step is None else step}, so the residuals' correlations are at "
+            f"{lags} lag{'s' if lags != 1 else ''} at most, fewer than the {self.n_params} "
+            f"parameters of ARMA({self.p},{self.q}); use lower orders (p + q <= {lags})")
 
     def learning_rows(self, positions: np.ndarray) -> np.ndarray:
         """The first row of each distinct time."""

@@ -703,13 +703,8 @@ def _check_arma_identified(arma: ARMA, group_codes: np.ndarray, times: np.ndarra
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
     spans = np.maximum.reduceat(sorted_times, starts) - np.minimum.reduceat(sorted_times, starts)
     lags = int(round(float(spans.max()) / arma.step))
-    if arma.n_params > lags:
-        raise DataError(f"correlation={arma.text}: within each group of {arma.group!r} the "
-                        f"times {arma.time!r} span at most {lags} step{'s' if lags != 1 else ''} "
-                        f"of {arma.step}, so the residuals' correlations are at {lags} "
-                        f"lag{'s' if lags != 1 else ''} at most, fewer than the {arma.n_params} "
-                        f"parameters of ARMA({arma.p},{arma.q}); use lower orders "
-                        f"(p + q <= {lags})")
+    arma.check_lags(lags, f"within each group of {arma.group!r} the times {arma.time!r} span "
+                          f"at most {lags}")
 
 
 def _pairs_together(group_codes: np.ndarray, times: np.ndarray) -> tuple[int, np.ndarray]:

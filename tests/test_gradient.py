@@ -21,6 +21,7 @@ import mixedmodels as mm
 from mixedmodels.core import pls
 from mixedmodels.core.gradient import _entries_gradient, deviance_gradient, profiled_gradient
 from mixedmodels.core.optimize import POLISH_STEPS
+from mixedmodels.core.scalar import NAME as SCALAR_NEWTON
 from mixedmodels.linalg.blocks import BlockDiagonal, BlockSparse
 from mixedmodels.linalg.selected_inverse import selected_inverse
 from mixedmodels.lmm.model import GRADIENT_FROM, GRADIENT_FROM_BLOCKED
@@ -312,20 +313,26 @@ def test_lbfgs_reaches_the_bobyqa_optimum(model_id, method, reference_fits):
 
 
 def test_auto_uses_the_gradient_where_it_pays(reference_fits):
-    """auto: L-BFGS from GRADIENT_FROM_BLOCKED parameters on the blocked factor and from
-    GRADIENT_FROM on smaller systems, BOBYQA elsewhere."""
+    """auto: Newton's method with one parameter, L-BFGS from GRADIENT_FROM_BLOCKED
+    parameters on the blocked factor and from GRADIENT_FROM on smaller systems, BOBYQA
+    elsewhere."""
     chosen = set()
     for (_, _), (_, _, fit) in reference_fits.items():
         costly = fit.model.system.evaluation_is_costly
         least = GRADIENT_FROM_BLOCKED if costly else GRADIENT_FROM
-        gradient = fit.model.structure.parameters.n_params >= least
+        n_params = fit.model.structure.parameters.n_params
+        gradient = n_params >= least
         assert fit.optsummary.optimizer.startswith("LD_LBFGS") == gradient
+        assert (fit.optsummary.optimizer == SCALAR_NEWTON) == (n_params == 1)
+        if n_params == 1:
+            chosen.add("scalar")
+            continue
         # BOBYQA's fits use the gradient only in the Newton polish: a few calls per parameter
         polish = fit.optsummary.gradient_evaluations <= 2 + POLISH_STEPS * (
             1 + fit.model.structure.parameters.n_params)
         assert gradient or polish
         chosen.add((costly, gradient))
-    assert {(True, True), (False, True), (False, False)} <= chosen
+    assert {(True, True), (False, True), (False, False), "scalar"} <= chosen
 
 
 def test_lbfgs_refuses_residual_parameters():

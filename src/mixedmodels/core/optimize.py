@@ -1,11 +1,12 @@
 """The optimizers of theta, with bounds, and the record of what they did.
 
 Two methods, both NLopt's: BOBYQA (derivative-free, Powell 2009) and L-BFGS (Liu and Nocedal
-1989) driven by the analytic gradient of the profiled criterion (``core.gradient``).
-Settings, start, end, evaluation counts and the objective trace are kept together in one frozen
-``OptSummary``. The convergence check scales the gradient by the Hessian: it asks how much one
-more Newton step could still lower the objective, 0.5 g' H^{-1} g, which, unlike the size of the
-raw gradient, does not grow with the number of observations (lme4's false alarms on large data).
+1989) driven by the analytic gradient of the profiled criterion (``core.gradient``); a
+single variance component has its own (``core.scalar``). Settings, start, end, evaluation
+counts and the objective trace are kept together in one frozen ``OptSummary``. The
+convergence check scales the gradient by the Hessian: it asks how much one more Newton step
+could still lower the objective, 0.5 g' H^{-1} g, which, unlike the size of the raw
+gradient, does not grow with the number of observations (lme4's false alarms on large data).
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ class OptSettings:
     Lambda' A Lambda + I) and from 3 parameters on smaller systems, where it reaches the same
     optimum in a third to a thirtieth of BOBYQA's evaluations; BOBYQA otherwise, where the
     compiled evaluations cost less than the gradient's bookkeeping, and for structured terms
-    (``lmm.model.GRADIENT_FROM``).
+    (``lmm.model.GRADIENT_FROM``); with a single variance component (one parameter), Newton's
+    method on it (``core.scalar``: it stops where the gradient's rounding does, tighter than
+    the tolerances below, and honours ``initial_step`` and ``maxeval``).
 
     The tolerances have NLopt's names and serve both methods; their defaults are tighter than
     lme4's, which stop early on some models; the extra evaluations cost little because each is

@@ -40,6 +40,8 @@ from ..core.optimize import (
 from ..core.pls import PLSSystem
 from ..core.residual_system import ResidualParameterSystem
 from ..core.response_shift import response_shift, shifted_response
+from ..core.scalar import NAME as SCALAR_NEWTON
+from ..core.scalar import minimize_scalar
 from ..core.start import moment_start, theta_units
 from ..core.structure import ReStructure, build_structure
 from ..covariance.correlation import CS, Correlation, Symm, Toep
@@ -84,7 +86,8 @@ __all__ = ["GeneralizedLeastSquares", "LinearMixedModel", "check_settings"]
 #: BOBYQA or even (Penicillin 0.59 against 1.17 ms: at its optimum the criterion's rounding
 #: exceeds what L-BFGS's line search can gain, which spins there until it fails and BOBYQA
 #: continues; Machines nested 0.49 against 0.42, sleepstudy's (Days || Subject) 0.36
-#: against 0.38); at 1, BOBYQA by 10 to 25% (cake 0.24 against 0.31).
+#: against 0.38); at 1, BOBYQA by 10 to 25% (cake 0.24 against 0.31), and Newton's method on
+#: the one parameter (``core.scalar``) by more: it is the method at 1 (``_uses_scalar_newton``).
 #: Structured terms (``cs``, ``ar1``, ``toep``) keep BOBYQA: on their correlations'
 #: unconstrained scale the criterion flattens towards +/-1, where L-BFGS can stall (a toep
 #: term on the trial data stopped 5 log-likelihood units short).
@@ -381,6 +384,9 @@ class LinearMixedModel:
         with a smaller trust region, as lme4's ``restart_edge``: near the boundary the objective
         is flat in some directions and BOBYQA's first stop can depend on rounding alone. The
         better of the two optima is kept; the summary counts both runs' evaluations.
+        With one variance component, "auto" runs Newton's method on its parameter
+        (``core.scalar``), whose steps go on to where the gradient's rounding stops them (no
+        polish follows), continued by BOBYQA where they do not converge.
         L-BFGS runs with the signs of lam's diagonal free (``ParameterMap.sign_free``: on the
         bound 0 the criterion's derivative vanishes, optimum or not) and theta is then mapped
         to lme4's canonical form; when round-off or the evaluation limit stops it before its
@@ -423,6 +429,13 @@ class LinearMixedModel:
         with self.system.optimizer_threads():
             if centred is not None:
                 summary = self._minimize_centred(centred, settings)
+            elif self._uses_scalar_newton(settings):
+                units = self.theta_units()
+                summary = minimize_scalar(self._criterion_and_gradient,
+                                          parameters.start()[0] * units[0], units[0], settings,
+                                          backend)
+                if summary.return_code not in CONVERGED:
+                    summary = self._continued(summary, settings, 0.1)
             elif self._uses_gradient(settings):
                 seen = BestPoint(self._criterion_and_gradient,
                                  history=self.system.evaluation_is_costly)
@@ -583,6 +596,8 @@ class LinearMixedModel:
         parameters = self.structure.parameters
         if self._near_exact(summary.final):
             return numerical_polish(self._criterion, summary, parameters.upper())
+        if summary.optimizer == SCALAR_NEWTON:  # its steps are the polish's, to the end
+            return summary
         if self._has_gradient():
             if seen is None:
                 polished = newton_polish(self._criterion_and_gradient, summary,
@@ -793,6 +808,13 @@ class LinearMixedModel:
                                   upper / units, backend=self.system.backend)
         return dataclasses.replace(summary, initial=summary.initial * units,
                                    final=summary.final * units, lower_bounds=lower)
+
+    def _uses_scalar_newton(self, settings: OptSettings) -> bool:
+        """Newton's method on the one parameter (``core.scalar``) for "auto": a model with one
+        covariance parameter and the analytic gradient, a variance component (linear in
+        theta >= 0, so that the criterion is a function of theta^2)."""
+        return (settings.method == "auto" and self.structure.parameters.n_params == 1
+                and self._has_gradient())
 
     def _uses_gradient(self, settings: OptSettings) -> bool:
         """L-BFGS with the analytic gradient (else BOBYQA), as ``settings.method`` says."""

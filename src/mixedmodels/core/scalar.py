@@ -1,0 +1,182 @@
+"""Newton's method on a single covariance parameter: the optimizer of models with one
+variance component ((1 | g) alone, the commonest mixed model).
+
+With one parameter, theta >= 0, the analytic gradient of the profiled criterion
+(``core.gradient``) is a function of one variable whose root is the optimum, and each
+gradient costs about two evaluations of the criterion. A safeguarded secant method on the
+derivative finds it to the gradient's precision in 4 to 12 gradients, where BOBYQA takes 14
+to 30 evaluations and the Newton polish (``optimize.newton_polish``) 3 gradients more: the
+whole fit of the small reference models with one parameter is 15 to 30% faster for it.
+
+The method is the safeguarded Newton iteration of Press et al. (Numerical Recipes, 3rd ed.,
+2007, section 9.4, ``rtsafe``), with a secant for the second derivative (Nocedal and Wright
+2006, section 3.5): the points with a negative and a positive gradient bracket a minimum,
+and a step that leaves the bracket is replaced by bisection of it (geometric where it spans
+more than a factor 4), or by doubling theta while no gradient has been positive.
+
+The criterion depends on theta only through theta^2 (Lambda Lambda' = theta^2 P P' for the
+term's fixed pattern P): f(theta) = F(theta^2), and the gradient g = 2 theta F'(theta^2)
+vanishes at 0 whether or not the minimum is there. Two secant models of g are kept, linear
+in theta and theta F' linear in theta^2; each step takes the one that predicts the gradient
+at the point before the last two better. The second is exact where F' is linear, which is
+where the first fails: a small variance component, whose g is nearly cubic in theta above
+its minimum (the first model's steps shrink by a third each: 52 gradients from theta = 1 to
+a minimum at 1e-6, 7 with both). A minimum on the bound 0 (F'(0) > 0) is found by a step of
+either model to or below 0, which tries the point ``BOUND_REACH`` units above 0 instead: a
+positive gradient there ends the iteration, and the caller tries the bound itself
+(``optimize.snap_to_bounds``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+
+from .optimize import POLISH_ROUNDING, OptSettings, OptSummary
+
+__all__ = ["minimize_scalar"]
+
+#: steps below this much of the larger of theta and its unit end the iteration: the Newton
+#: polish's tolerance (``optimize.POLISH_TOLERANCE``), where the gradient's rounding decides
+#: the next digit
+STEP_TOLERANCE = 1e-11
+#: theta this close to 0, in its units, with a positive gradient ends the iteration: the
+#: bound is then tried (``optimize.SNAP_DISTANCE`` is 1e-3)
+BOUND_REACH = 1e-8
+
+#: the name in ``OptSummary.optimizer``
+NAME = "Newton (one parameter)"
+
+
+def minimize_scalar(objective_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
+                    initial: float, unit: float, settings: OptSettings = OptSettings(),
+                    backend: str = "") -> OptSummary:
+    """Minimize a function of theta^2 over theta >= 0 from ``initial`` by the safeguarded
+    secant method on its derivative (see the module's docstring).
+
+    Args:
+        objective_and_gradient: (value, gradient (1,)) at theta (1,); a non-finite value is
+            taken as outside the domain, above the minimum.
+        initial: the start, > 0.
+        unit: theta's natural size (``core.start.theta_units``), which scales the first
+            step (``settings.initial_step`` of it), the step tolerance (``STEP_TOLERANCE``)
+            and the approach to the bound (``BOUND_REACH``).
+        settings: only ``initial_step`` and ``maxeval`` apply; the other tolerances are
+            BOBYQA's and L-BFGS's, all looser than where this stops.
+
+    Returns:
+        an ``OptSummary`` of the last point, or of the best point seen where the last is
+        higher by more than the criterion's rounding (``optimize.POLISH_ROUNDING``); each
+        call counted as an evaluation and a gradient evaluation; return code XTOL_REACHED
+        at a step below the tolerance or near the bound, SUCCESS at a gradient of exactly
+        0, MAXEVAL_REACHED otherwise; ``curvature`` "positive definite" where the last
+        secant's curvature is positive, "" where the iteration ended near the bound (the
+        caller's tests of the bound take it from there), else "indefinite".
+    """
+    start = time.perf_counter()
+    trace: list[float] = []
+    point = np.empty(1)
+
+    def evaluate(x: float) -> tuple[float, float]:
+        point[0] = x
+        value, gradient = objective_and_gradient(point)
+        trace.append(value)
+        return (value, float(gradient[0])) if math.isfinite(value) else (math.inf, 0.0)
+
+    x = float(initial)
+    value, gradient = evaluate(x)
+    low, high = 0.0, math.inf  # the bracket of the minimum
+    best_x, best_value = x, value
+    points: list[tuple[float, float]] = []  # the last three finite (theta, gradient)
+    first_step = settings.initial_step * unit
+    curvature = 0.0
+    code = "MAXEVAL_REACHED"
+    while len(trace) < settings.maxeval:
+        finite = math.isfinite(value)
+        if value < best_value:
+            best_x, best_value = x, value
+        if gradient == 0.0 and finite:
+            code = "SUCCESS"
+            break
+        if gradient > 0.0 or not finite:  # the minimum is below x
+            high = min(high, x)
+        else:
+            low = max(low, x)
+        if finite:
+            points = points[-2:] + [(x, gradient)]
+        if finite and gradient > 0.0 and x <= BOUND_REACH * unit:
+            code, curvature = "XTOL_REACHED", None  # on the way to the bound
+            break
+        trial, curvature = _secant_step(points) if finite else (None, 0.0)
+        if trial is None:  # no positive curvature: a first step, or past the domain's end
+            trial = x - math.copysign(first_step, gradient) if finite else high
+        if not low < trial < high:
+            trial = _safeguard(trial, low, high, x, unit, first_step)
+        if abs(trial - x) <= STEP_TOLERANCE * max(unit, x):
+            code = "XTOL_REACHED"
+            break
+        x = trial
+        value, gradient = evaluate(x)
+    if value <= best_value + POLISH_ROUNDING * abs(best_value):
+        # the last point, where the gradient is smallest, unless rounding aside it is higher
+        best_x, best_value = x, value
+    shape = ("" if curvature is None else
+             "positive definite" if curvature > 0.0 else "indefinite")
+    return OptSummary(NAME, settings, np.array([float(initial)]), np.zeros(1),
+                      np.array([best_x]), float(best_value), len(trace), code,
+                      time.perf_counter() - start, np.array(trace), backend, len(trace),
+                      shape)
+
+
+def _secant_step(points: list[tuple[float, float]]) -> tuple[float | None, float]:
+    """(the next theta, or None, and the curvature in theta there) from the secant of the last
+    two points' gradients, in the model of the two (g linear in theta, or g / (2 theta)
+    linear in theta^2) that predicts the gradient at the point before them better; None
+    where that model's curvature is not positive (the other is not taken: its prediction
+    was the worse). A step of the second model to theta^2 <= 0 is returned as 0."""
+    if len(points) < 2:
+        return None, 0.0
+    (x1, g1), (x2, g2) = points[-2:]
+    if x1 == x2:
+        return None, 0.0
+    slope = (g2 - g1) / (x2 - x1)  # g = g2 + slope (theta - x2)
+    p1, p2 = x1 * x1, x2 * x2
+    h1, h2 = g1 / (2.0 * x1), g2 / (2.0 * x2)
+    rise = (h2 - h1) / (p2 - p1)  # g = 2 theta (h2 + rise (theta^2 - p2))
+    squared = False
+    if len(points) == 3:
+        x0, g0 = points[0]
+        linear_error = abs(g2 + slope * (x0 - x2) - g0)
+        squared_error = abs(2.0 * x0 * (h2 + rise * (x0 * x0 - p2)) - g0)
+        squared = squared_error < linear_error
+    if not squared:
+        return (x2 - g2 / slope, slope) if slope > 0.0 else (None, slope)
+    if not rise > 0.0:
+        return None, rise
+    target = p2 - h2 / rise
+    # the curvature in theta at the root: d/dtheta of 2 theta (h2 + rise (theta^2 - p2))
+    return (math.sqrt(target) if target > 0.0 else 0.0), 4.0 * rise * max(target, 0.0)
+
+
+def _safeguard(trial: float, low: float, high: float, x: float, unit: float,
+               first_step: float) -> float:
+    """The point to try instead of a step to ``trial`` outside the bracket (low, high):
+
+    - at or below 0 with no negative gradient seen yet, the point ``BOUND_REACH`` units
+      above 0: its gradient tells at once whether the minimum is on the bound (halving the
+      distance took 27 gradients to 1e-8 on Dyestuff2 by ML);
+    - within a bracket that spans more than a factor 4 above 0, its geometric mean, as a
+      scale parameter's range is bisected;
+    - within a narrower bracket, its midpoint;
+    - with no positive gradient yet, twice theta (at least one first step more).
+    """
+    if trial <= low == 0.0 and x > 2.0 * BOUND_REACH * unit:
+        return BOUND_REACH * unit
+    if not math.isfinite(high):
+        return max(2.0 * x, x + first_step)
+    if low > 0.0 and high > 4.0 * low:
+        return math.sqrt(low * high)
+    return 0.5 * (low + high)

@@ -10,21 +10,31 @@ whole fit of the small reference models with one parameter is 15 to 30% faster f
 
 The method is the safeguarded Newton iteration of Press et al. (Numerical Recipes, 3rd ed.,
 2007, section 9.4, ``rtsafe``), with a secant for the second derivative (Nocedal and Wright
-2006, section 3.5): the points with a negative and a positive gradient bracket a minimum,
-and a step that leaves the bracket is replaced by bisection of it (geometric where it spans
-more than a factor 4), or by doubling theta while no gradient has been positive.
+2006, section 3.5), and the interval updates of a line search (More and Thuente 1994): a
+point no higher than the best one (to the criterion's rounding) puts the minimum on the side
+its gradient points to, and a higher point puts it between itself and the best one (from
+theta = 1 with a positive gradient, a higher criterion at 0.25 shows a minimum between
+them, which the gradients' signs alone miss). A step that leaves the bracket is replaced by
+bisection of it (geometric where it spans more than a factor 4), or by doubling theta while
+nothing bounds the minimum above.
 
 The criterion depends on theta only through theta^2 (Lambda Lambda' = theta^2 P P' for the
 term's fixed pattern P): f(theta) = F(theta^2), and the gradient g = 2 theta F'(theta^2)
 vanishes at 0 whether or not the minimum is there. Two secant models of g are kept, linear
 in theta and theta F' linear in theta^2; each step takes the one that predicts the gradient
-at the point before the last two better. The second is exact where F' is linear, which is
-where the first fails: a small variance component, whose g is nearly cubic in theta above
-its minimum (the first model's steps shrink by a third each: 52 gradients from theta = 1 to
-a minimum at 1e-6, 7 with both). A minimum on the bound 0 (F'(0) > 0) is found by a step of
-either model to or below 0, which tries the point ``BOUND_REACH`` units above 0 instead: a
-positive gradient there ends the iteration, and the caller tries the bound itself
-(``optimize.snap_to_bounds``).
+at the point before the last two better, and the second where the two points are more than
+a factor ``SCALES`` apart (a line through a point near 0 takes g's vanishing there for a
+root). The second is exact where F' is linear, which is where the first fails: a small
+variance component, whose g is nearly cubic in theta above its minimum (the first model's
+steps shrink by a third each: 52 gradients from theta = 1 to a minimum at 1e-6, 4 with
+both). A minimum on the bound 0 (F'(0) > 0) is found by a step to or below 0, which tries
+the point ``BOUND_REACH`` units above 0 instead: a positive gradient there, at the lowest
+point, ends the iteration, and 0 itself is tried.
+
+An end above 0 is compared with the bound, one evaluation: where the bound is lower, another
+minimum lies below the end, and the iteration runs again from the bound up. A few groups
+with one far off can give the criterion a minimum at 0 and another above it; from theta = 1
+either can be reached, and this reaches the lower.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from typing import Callable
 
 import numpy as np
 
-from .optimize import POLISH_ROUNDING, OptSettings, OptSummary
+from .optimize import POLISH_ROUNDING, SNAP_ROUNDING, OptSettings, OptSummary
 
 __all__ = ["minimize_scalar"]
 
@@ -46,6 +56,11 @@ STEP_TOLERANCE = 1e-11
 #: theta this close to 0, in its units, with a positive gradient ends the iteration: the
 #: bound is then tried (``optimize.SNAP_DISTANCE`` is 1e-3)
 BOUND_REACH = 1e-8
+
+#: two points farther apart than this factor take the secant model in theta^2: across scales
+#: the gradient's vanishing at 0 (its symmetry) dominates, which a line in theta through a
+#: point near 0 takes for a root there
+SCALES = 100.0
 
 #: the name in ``OptSummary.optimizer``
 NAME = "Newton (one parameter)"
@@ -86,30 +101,57 @@ def minimize_scalar(objective_and_gradient: Callable[[np.ndarray], tuple[float, 
         trace.append(value)
         return (value, float(gradient[0])) if math.isfinite(value) else (math.inf, 0.0)
 
-    x = float(initial)
+    first_step = settings.initial_step * unit
+    x, value, code, curvature = _iterate(evaluate, float(initial), unit, first_step,
+                                         settings.maxeval, trace)
+    if curvature is not None and len(trace) < settings.maxeval:  # an end above 0
+        bound_value, _ = evaluate(0.0)
+        if bound_value < value - POLISH_ROUNDING * abs(value):
+            # a lower minimum below x, on the bound or above it: searched from the bound up
+            again = _iterate(evaluate, 10.0 * BOUND_REACH * unit, unit, first_step,
+                             settings.maxeval, trace, x)
+            if again[1] < value:
+                x, value, code, curvature = again
+    shape = ("" if curvature is None else
+             "positive definite" if curvature > 0.0 else "indefinite")
+    return OptSummary(NAME, settings, np.array([float(initial)]), np.zeros(1), np.array([x]),
+                      float(value), len(trace), code, time.perf_counter() - start,
+                      np.array(trace), backend, len(trace), shape)
+
+
+def _iterate(evaluate, x: float, unit: float, first_step: float, maxeval: int,
+             trace: list, high: float = math.inf) -> tuple[float, float, str, float | None]:
+    """The safeguarded secant iteration from x, the minimum bracketed below ``high``:
+    (theta, value, return code, curvature: None where it ended at or near the bound)."""
     value, gradient = evaluate(x)
-    low, high = 0.0, math.inf  # the bracket of the minimum
+    low = 0.0  # the bracket of the minimum: (low, high)
     best_x, best_value = x, value
     points: list[tuple[float, float]] = []  # the last three finite (theta, gradient)
-    first_step = settings.initial_step * unit
     curvature = 0.0
     code = "MAXEVAL_REACHED"
-    while len(trace) < settings.maxeval:
+    while len(trace) < maxeval:
         finite = math.isfinite(value)
-        if value < best_value:
-            best_x, best_value = x, value
-        if gradient == 0.0 and finite:
-            code = "SUCCESS"
-            break
-        if gradient > 0.0 or not finite:  # the minimum is below x
-            high = min(high, x)
+        if finite and value <= best_value + POLISH_ROUNDING * abs(best_value):
+            if value < best_value:  # (within the criterion's rounding: the gradient decides)
+                best_x, best_value = x, value
+            if gradient == 0.0:
+                code = "SUCCESS"
+                break
+            if gradient > 0.0:  # the gradient's sign: which side of x the minimum is
+                high = min(high, x)
+            else:
+                low = max(low, x)
+        elif x < best_x:  # above the best point's value, or outside the domain: the
+            low = max(low, x)  # minimum lies between this point and the best one
         else:
-            low = max(low, x)
+            high = min(high, x)
         if finite:
             points = points[-2:] + [(x, gradient)]
-        if finite and gradient > 0.0 and x <= BOUND_REACH * unit:
-            code, curvature = "XTOL_REACHED", None  # on the way to the bound
-            break
+        if x == best_x and gradient > 0.0 and x <= BOUND_REACH * unit:
+            bound_value, _ = evaluate(0.0)  # on the way to the bound: try it
+            if bound_value <= best_value + SNAP_ROUNDING * max(1.0, abs(best_value)):
+                return 0.0, bound_value, "XTOL_REACHED", None
+            return best_x, best_value, "XTOL_REACHED", None
         trial, curvature = _secant_step(points) if finite else (None, 0.0)
         if trial is None:  # no positive curvature: a first step, or past the domain's end
             trial = x - math.copysign(first_step, gradient) if finite else high
@@ -122,13 +164,8 @@ def minimize_scalar(objective_and_gradient: Callable[[np.ndarray], tuple[float, 
         value, gradient = evaluate(x)
     if value <= best_value + POLISH_ROUNDING * abs(best_value):
         # the last point, where the gradient is smallest, unless rounding aside it is higher
-        best_x, best_value = x, value
-    shape = ("" if curvature is None else
-             "positive definite" if curvature > 0.0 else "indefinite")
-    return OptSummary(NAME, settings, np.array([float(initial)]), np.zeros(1),
-                      np.array([best_x]), float(best_value), len(trace), code,
-                      time.perf_counter() - start, np.array(trace), backend, len(trace),
-                      shape)
+        return x, value, code, curvature
+    return best_x, best_value, code, curvature
 
 
 def _secant_step(points: list[tuple[float, float]]) -> tuple[float | None, float]:
@@ -146,8 +183,8 @@ def _secant_step(points: list[tuple[float, float]]) -> tuple[float | None, float
     p1, p2 = x1 * x1, x2 * x2
     h1, h2 = g1 / (2.0 * x1), g2 / (2.0 * x2)
     rise = (h2 - h1) / (p2 - p1)  # g = 2 theta (h2 + rise (theta^2 - p2))
-    squared = False
-    if len(points) == 3:
+    squared = max(x1, x2) > SCALES * min(x1, x2)
+    if len(points) == 3 and not squared:
         x0, g0 = points[0]
         linear_error = abs(g2 + slope * (x0 - x2) - g0)
         squared_error = abs(2.0 * x0 * (h2 + rise * (x0 * x0 - p2)) - g0)

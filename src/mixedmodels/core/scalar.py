@@ -83,13 +83,15 @@ def minimize_scalar(objective_and_gradient: Callable[[np.ndarray], tuple[float, 
             BOBYQA's and L-BFGS's, all looser than where this stops.
 
     Returns:
-        an ``OptSummary`` of the last point, or of the best point seen where the last is
-        higher by more than the criterion's rounding (``optimize.POLISH_ROUNDING``); each
-        call counted as an evaluation and a gradient evaluation; return code XTOL_REACHED
-        at a step below the tolerance or near the bound, SUCCESS at a gradient of exactly
-        0, MAXEVAL_REACHED otherwise; ``curvature`` "positive definite" where the last
-        secant's curvature is positive, "" where the iteration ended near the bound (the
-        caller's tests of the bound take it from there), else "indefinite".
+        an ``OptSummary`` of the lower of the iterations' ends (from ``initial``, and from
+        the bound up where the bound is below the first end): each the last point, or the
+        best point seen where the last is higher by more than the criterion's rounding
+        (``optimize.POLISH_ROUNDING``), or 0 where the approach to the bound ended no
+        lower than the bound; each call counted as an evaluation and a gradient evaluation;
+        return code XTOL_REACHED at a step below the tolerance or at the bound, SUCCESS at
+        a gradient of exactly 0, MAXEVAL_REACHED otherwise; ``curvature`` "positive
+        definite" where the last secant's curvature is positive, "" where the iteration
+        ended at or near the bound, else "indefinite".
     """
     start = time.perf_counter()
     trace: list[float] = []

@@ -231,3 +231,37 @@ def test_a_slope_in_tiny_units_reaches_its_bound(scale):
         warnings.simplefilter("ignore")
         fit = mm.lmer("y ~ x + (0 + x | g)", data)
     assert fit.theta[0] == 0.0
+
+
+def test_no_positive_curvature_bisects_the_bracket():
+    """The secant steps from theta = 1 overshoot to 823, past the minimum at 61, where the
+    curvature is negative: the bracket (1.75, 823) is bisected (first steps of 0.75 walked
+    back from 823: 964 evaluations, BOBYQA 52)."""
+    y = [8.865640847018419, 9.518744042471841, 0.9485251149655252, 1.0031963848317684,
+         -4.629674356965916, -4.257780254725284, 12.751670565726258, -8.386132908792788,
+         1.7800893316241562, 1.2335323349813463, -26.757156751485205, 2.0125695710630844,
+         7.232129010948393, 2.746672410596042, 0.026255518866950496, 4.149082676214197,
+         4.152176603635916, 4.621195169065098]
+    g = [0, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 13, 14]
+    data = pd.DataFrame({"y": y, "g": [str(i) for i in g]})
+    model = mm.LinearMixedModel("y ~ 1 + (1 | g)", data)
+    fit = model.fit()
+    assert fit.optsummary.evaluations < 30
+    assert fit.objective <= _grid_minimum(model) + 1e-9 * abs(fit.objective)
+
+
+@pytest.mark.parametrize("initial_step", [1e-6, 1e-3, 10.0, 1e4, 1e5, 1e6])
+def test_any_first_step(initial_step):
+    """A first step far past the minimum (theta 108) lands where the criterion is flat and
+    the secant's step is short: no minimum, as the secant spans the whole range (it stopped
+    there, 140 to 190 above the optimum); a tiny one is followed by secant steps."""
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(12), 10)
+    x = rng.normal(size=120)
+    y = 1 + 0.5 * x + (rng.normal(size=12) * 100)[g] + rng.normal(size=120)
+    data = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+    reference = mm.lmer("y ~ x + (1 | g)", data)
+    fit = mm.lmer("y ~ x + (1 | g)", data, settings=OptSettings(initial_step=initial_step))
+    assert fit.optsummary.optimizer == NAME
+    assert fit.objective == pytest.approx(reference.objective, rel=1e-11)
+    assert fit.optsummary.evaluations < 40

@@ -14,9 +14,12 @@ The method is the safeguarded Newton iteration of Press et al. (Numerical Recipe
 point no higher than the best one (to the criterion's rounding) puts the minimum on the side
 its gradient points to, and a higher point puts it between itself and the best one (from
 theta = 1 with a positive gradient, a higher criterion at 0.25 shows a minimum between
-them, which the gradients' signs alone miss). A step that leaves the bracket is replaced by
-bisection of it (geometric where it spans more than a factor 4), or by doubling theta while
-nothing bounds the minimum above.
+them, which the gradients' signs alone miss). A step that leaves the bracket, or none
+(the secant's curvature is not positive), is replaced by bisection of it (geometric where it
+spans more than a factor 4), or by doubling theta while nothing bounds the minimum above.
+A short step ends the iteration only at the lowest point and from a secant of two points
+near each other (``LOCAL``): far out the criterion flattens, and a secant across the range
+gives a short step where there is no minimum.
 
 The criterion depends on theta only through theta^2 (Lambda Lambda' = theta^2 P P' for the
 term's fixed pattern P): f(theta) = F(theta^2), and the gradient g = 2 theta F'(theta^2)
@@ -61,6 +64,10 @@ BOUND_REACH = 1e-8
 #: the gradient's vanishing at 0 (its symmetry) dominates, which a line in theta through a
 #: point near 0 takes for a root there
 SCALES = 100.0
+
+#: a short step ends the iteration only from a secant of points this close, relative
+#: (``_local``); its steps shrink superlinearly, to 1e-3 or less before the last
+LOCAL = 0.1
 
 #: the name in ``OptSummary.optimizer``
 NAME = "Newton (one parameter)"
@@ -133,7 +140,8 @@ def _iterate(evaluate, x: float, unit: float, first_step: float, maxeval: int,
     code = "MAXEVAL_REACHED"
     while len(trace) < maxeval:
         finite = math.isfinite(value)
-        if finite and value <= best_value + POLISH_ROUNDING * abs(best_value):
+        lowest = finite and value <= best_value + POLISH_ROUNDING * abs(best_value)
+        if lowest:
             if value < best_value:  # (within the criterion's rounding: the gradient decides)
                 best_x, best_value = x, value
             if gradient == 0.0:
@@ -155,19 +163,37 @@ def _iterate(evaluate, x: float, unit: float, first_step: float, maxeval: int,
                 return 0.0, bound_value, "XTOL_REACHED", None
             return best_x, best_value, "XTOL_REACHED", None
         trial, curvature = _secant_step(points) if finite else (None, 0.0)
-        if trial is None:  # no positive curvature: a first step, or past the domain's end
-            trial = x - math.copysign(first_step, gradient) if finite else high
-        if not low < trial < high:
+        if trial is None and finite and len(points) == 1:
+            trial = x - math.copysign(first_step, gradient)  # the first step
+        if trial is None or not low < trial < high:
             trial = _safeguard(trial, low, high, x, unit, first_step)
-        if abs(trial - x) <= STEP_TOLERANCE * max(unit, x):
+        tolerance = STEP_TOLERANCE * max(unit, x)
+        if high - low <= tolerance:
             code = "XTOL_REACHED"
             break
+        if abs(trial - x) <= tolerance:
+            if lowest and _local(points, unit):
+                code = "XTOL_REACHED"
+                break
+            # no minimum: a point above the best one, however short the step from it, or a
+            # short step from a secant across a wide range (flat far out: 1e5 above the
+            # minimum after an initial_step of 1e5, the criterion 140 above the optimum)
+            trial = _safeguard(None, low, high, x, unit, first_step)
         x = trial
         value, gradient = evaluate(x)
     if value <= best_value + POLISH_ROUNDING * abs(best_value):
         # the last point, where the gradient is smallest, unless rounding aside it is higher
         return x, value, code, curvature
     return best_x, best_value, code, curvature
+
+
+def _local(points: list[tuple[float, float]], unit: float) -> bool:
+    """The last two points are within ``LOCAL`` of the larger's size (or unit) of each other:
+    their secant is the derivative's there, and a short step from it ends the iteration."""
+    if len(points) < 2:
+        return False
+    (x1, _), (x2, _) = points[-2:]
+    return abs(x2 - x1) <= LOCAL * max(unit, x1, x2)
 
 
 def _secant_step(points: list[tuple[float, float]]) -> tuple[float | None, float]:
@@ -200,9 +226,11 @@ def _secant_step(points: list[tuple[float, float]]) -> tuple[float | None, float
     return (math.sqrt(target) if target > 0.0 else 0.0), 4.0 * rise * max(target, 0.0)
 
 
-def _safeguard(trial: float, low: float, high: float, x: float, unit: float,
+def _safeguard(trial: float | None, low: float, high: float, x: float, unit: float,
                first_step: float) -> float:
-    """The point to try instead of a step to ``trial`` outside the bracket (low, high):
+    """The point to try instead of a step to ``trial`` outside the bracket (low, high), or
+    of no step (``trial`` None: the secant's curvature is not positive, or the step left a
+    point above the best one):
 
     - at or below 0 with no negative gradient seen yet, the point ``BOUND_REACH`` units
       above 0: its gradient tells at once whether the minimum is on the bound (halving the
@@ -212,7 +240,7 @@ def _safeguard(trial: float, low: float, high: float, x: float, unit: float,
     - within a narrower bracket, its midpoint;
     - with no positive gradient yet, twice theta (at least one first step more).
     """
-    if trial <= low == 0.0 and x > 2.0 * BOUND_REACH * unit:
+    if trial is not None and trial <= low == 0.0 and x > 2.0 * BOUND_REACH * unit:
         return BOUND_REACH * unit
     if not math.isfinite(high):
         return max(2.0 * x, x + first_step)

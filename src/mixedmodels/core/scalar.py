@@ -4,9 +4,11 @@ variance component ((1 | g) alone, the commonest mixed model).
 With one parameter, theta >= 0, the analytic gradient of the profiled criterion
 (``core.gradient``) is a function of one variable whose root is the optimum, and each
 gradient costs about two evaluations of the criterion. A safeguarded secant method on the
-derivative finds it to the gradient's precision in 4 to 12 gradients, where BOBYQA takes 14
-to 30 evaluations and the Newton polish (``optimize.newton_polish``) 3 gradients more: the
-whole fit of the small reference models with one parameter is 15 to 30% faster for it.
+derivative finds it to the gradient's precision in 4 to 13 gradients (one of them at the
+bound), where BOBYQA takes 14 to 30 evaluations and the Newton polish
+(``optimize.newton_polish``) 3 gradients more: the whole fit of the small reference models
+with one parameter is 11 to 32% faster for it (Dyestuff, Dyestuff2, ergoStool, Rail,
+sleepstudy's (1 | Subject), cake).
 
 The method is the safeguarded Newton iteration of Press et al. (Numerical Recipes, 3rd ed.,
 2007, section 9.4, ``rtsafe``), with a secant for the second derivative (Nocedal and Wright

@@ -46,9 +46,9 @@ def test_minimum_on_the_bound_is_approached_in_a_few_gradients():
     """F' > 0 everywhere: the minimum is on the bound 0. With F' = 1 + 3 sqrt(phi) the
     gradient 2 theta + 6 theta^2 has a simple root at 0, which the secant steps reach
     superlinearly; with F' = 1 + phi the second model's first step is to 0, and the point
-    BOUND_REACH above it shows a positive gradient."""
-    for derivative, most in ((lambda phi: 1.0 + 3.0 * np.sqrt(phi), 10),
-                             (lambda phi: 1.0 + phi, 5)):
+    BOUND_REACH above it shows a positive gradient. Then 3 points far above the start."""
+    for derivative, most in ((lambda phi: 1.0 + 3.0 * np.sqrt(phi), 13),
+                             (lambda phi: 1.0 + phi, 8)):
         summary = minimize_scalar(_even(derivative), 1.0, 1.0)
         assert summary.final[0] <= BOUND_REACH
         assert summary.curvature == ""  # left to the caller's test of the bound
@@ -282,3 +282,26 @@ def test_ends_at_the_gradients_rounding():
         summary = minimize_scalar(noisy, 1.0, 1.0)
         assert summary.final[0] == pytest.approx(2.0, abs=1e-7)
         assert summary.evaluations <= 18
+
+
+def test_an_end_on_the_bound_looks_far_above_the_start():
+    """Prior weights over 7 orders of magnitude put the start, in the intercept's units, at
+    0.043, from which the iteration goes to the minimum on the bound (101.08 by ML); lme4
+    from theta = 1 reaches 76.12 at 8.74, which the points 10 to 1000 times the start show."""
+    data = pd.DataFrame({
+        "y": [1.8876187092966197, -1.1601210704603302, 1.173593949631746, 1.3165137907457716,
+              -5.546216413628432, -6.851465014457826, -8.744491103383465, -6.3236404534863375,
+              0.8795187117237653, -1.0902689868771103, 2.771763076421995, 11.182144273850803],
+        "x": [0.5213876579274748, -2.005898092704245, 0.5464855970529483, 0.6786590406854278,
+              -1.173035859220186, -0.842066119520443, -0.7329461981284741,
+              -0.7421964772267418, -2.389692358930274, -0.6184789653276177,
+              0.14204767269813093, 0.9727618713561201],
+        "g": ["g0"] * 4 + ["g1"] * 4 + ["g2"] * 3 + ["g3"],
+        "w": [0.00026741746030149846, 6.318480990085446, 1.9929216003547503,
+              0.003859314885542039, 195.4239616455935, 0.5859335337407974,
+              0.0026059882622533267, 1.1319674555436905, 0.0002858126771877828,
+              0.00019094739694517694, 6184.786658350781, 9.327331310699309]})
+    model = mm.LinearMixedModel("y ~ x + (1 | g)", data, reml=False, weights="w")
+    fit = model.fit()
+    assert fit.objective <= _grid_minimum(model) + 1e-9 * abs(fit.objective)
+    assert fit.objective == pytest.approx(76.1218, abs=5e-5)  # lme4 1.1-31's -2 logLik

@@ -5,7 +5,7 @@ With one parameter, theta >= 0, the analytic gradient of the profiled criterion
 (``core.gradient``) is a function of one variable whose root is the optimum, and each
 gradient costs about two evaluations of the criterion. A safeguarded secant method on the
 derivative finds it to the gradient's precision in 3 to 12 gradients, and 4 more check the
-bound and points far above (below), where BOBYQA takes 14 to 30 evaluations and the Newton
+bound and points far above (see below), where BOBYQA takes 14 to 30 evaluations and the Newton
 polish (``optimize.newton_polish``) 3 gradients more: the whole fit of the small reference
 models with one parameter (Dyestuff, Dyestuff2, ergoStool, Rail, sleepstudy's
 (1 | Subject), cake) is faster for it (``benchmarks/bench_ab.py``).
@@ -107,8 +107,9 @@ def minimize_scalar(objective_and_gradient: Callable[[np.ndarray], tuple[float, 
             BOBYQA's and L-BFGS's, all looser than where this stops.
 
     Returns:
-        an ``OptSummary`` of the lower of the iterations' ends (from ``initial``, and from
-        the bound up where the bound is below the first end): each the last point, or the
+        an ``OptSummary`` of the lowest of the iterations' ends (from ``initial``; from the
+        bound up where the bound is below that end; from the lowest of the points ``FAR``
+        times the larger of it and the start, where one is lower): each the last point, or the
         best point seen where the last is higher by more than the criterion's rounding
         (``optimize.POLISH_ROUNDING``), or 0 where the approach to the bound ended no
         lower than the bound; each call counted as an evaluation and a gradient evaluation;
@@ -178,8 +179,9 @@ def _iterate(evaluate, x: float, unit: float, first_step: float, maxeval: int,
     low = 0.0  # the bracket of the minimum: (low, high)
     best_x, best_value = x, value
     points: list[tuple[float, float]] = []  # the last three finite (theta, gradient)
-    flattest = (math.inf, x, value)  # (|gradient|, theta, value) of the lowest points'
-    curvature = 0.0  # smallest gradient
+    # (|gradient|, theta, value) of the lowest points' smallest gradient
+    flattest = (math.inf, x, value)
+    curvature = 0.0
     code = "MAXEVAL_REACHED"
     while len(trace) < maxeval:
         finite = math.isfinite(value)

@@ -82,9 +82,10 @@ REFINEMENTS = 6
 REFINED = 1e-10
 
 
-def fixed_basis(X: np.ndarray) -> np.ndarray | None:
+def fixed_basis(X: np.ndarray, r: np.ndarray | None = None) -> np.ndarray | None:
     """R (p x p, upper triangular, positive diagonal) of X = Q R when X's columns are nearly
-    collinear, else None.
+    collinear, else None. ``r``: a QR of X, or of X followed by other columns, in LAPACK's
+    compact form (R in its upper triangle), when it is known (``Design.response_r``).
 
     Nearly collinear: some column's distance from the span of the columns before it is less
     than ``NEARLY_COLLINEAR`` times its length (|R_jj| / |x_j|, the measure by which aliased
@@ -95,11 +96,10 @@ def fixed_basis(X: np.ndarray) -> np.ndarray | None:
     p = X.shape[1]
     if p < 2:  # one column has nothing to be collinear with
         return None
-    qr = householder_qr(X)  # R in the upper triangle (little overhead)
-    diagonal = np.abs(qr.diagonal()[:p])
-    if np.all(diagonal >= NEARLY_COLLINEAR * np.sqrt(np.einsum("ij,ij->j", X, X))):
+    R = np.triu((householder_qr(X) if r is None else r)[:p, :p])
+    # |R_jj| against |x_j|, the length of R's column j
+    if np.all(np.abs(np.diagonal(R)) >= NEARLY_COLLINEAR * np.sqrt(np.einsum("ij,ij->j", R, R))):
         return None
-    R = np.triu(qr[:p])
     return R * np.where(np.diagonal(R) < 0, -1.0, 1.0)[:, None]
 
 
@@ -107,9 +107,12 @@ class PLSSystem:
     """A in the layout the factorization uses, and L(theta) and the criterion from it."""
 
     def __init__(self, structure: ReStructure, X: np.ndarray, y: np.ndarray,
-                 residual: ResidualStructure | None = None, chunk_rows: int = CHUNK_ROWS):
+                 residual: ResidualStructure | None = None, chunk_rows: int = CHUNK_ROWS,
+                 x_qr: np.ndarray | None = None):
         """A of the rows of X, y and the structure's blocks, accumulated over chunks of
-        ``chunk_rows`` rows; ``residual`` (default: Psi = I) whitens them.
+        ``chunk_rows`` rows; ``residual`` (default: Psi = I) whitens them. ``x_qr``: a QR of
+        the whitened X (or of it followed by other columns) in LAPACK's compact form, when
+        it is known (``fixed_basis``).
 
         The products over the rows run with the BLAS threads of the factor of these blocks
         (``threads.blas_threads_for``) where X has ``SERIAL_QR_FROM`` entries or more (below,
@@ -119,7 +122,7 @@ class PLSSystem:
         residual = Identity(X.shape[0]) if residual is None else residual
         largest = max([b.q for b in structure.blocks[1:]] + [X.shape[1] + 1])
         with (blas_threads_for(largest) if X.size >= SERIAL_QR_FROM else nullcontext()):
-            basis = fixed_basis(residual.whiten(X))
+            basis = fixed_basis(residual.whiten(X), x_qr)
             Q = X if basis is None else X @ _trtri(basis)[0]  # X R^-1
             crossproducts = CrossProducts.accumulate(structure.blocks, np.column_stack([Q, y]),
                                                      residual, chunk_rows)

@@ -284,13 +284,20 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
         check_identifiable(terms, frame.shape[0], nobs_checks)
     X, names, spec = _fixed_matrix(formula.fixed, rows, partition)
     dropped = ()
+    offset = offset_values(rows, formula.offsets)
+    response_r = None
     if not partition:
         _check_factor_levels(spec, "the fixed effects")
-        X, names, dropped = drop_aliased(X, names)
+        # one QR of [X y] serves the aliasing of X's columns, the response's variation and
+        # its shift (``core.response_shift``), and the fit's test of collinearity
+        # (``core.pls.fixed_basis``); it is taken again only after a column is dropped
+        without_offset = y - offset
+        response_r = response_qr(X, without_offset)
+        X, names, dropped = drop_aliased(X, names, r=response_r)
         check_enough_rows(X.shape[0], X.shape[1])
-    offset = offset_values(rows, formula.offsets)
-    response_r = None if partition else _check_response_variation(y - offset, X,
-                                                                     formula.response)
+        if dropped:
+            response_r = response_qr(X, without_offset)
+        _check_response_variation(without_offset, X.shape[1], response_r, formula.response)
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
     weight_values = None if weights_column is None else _weights(frame[weights_column],
                                                                    weights_column)
@@ -788,23 +795,23 @@ def _failure(exc: Exception) -> str:
     return str(exc) if isinstance(exc, FormulaError) else f"{type(exc).__name__}: {exc}"
 
 
-def _check_response_variation(y: np.ndarray, X: np.ndarray, name: str) -> np.ndarray | None:
-    """A response that the fixed effects fit exactly leaves no variance to estimate. Returns
-    the R of a QR decomposition of [X y] in the upper triangle of LAPACK's compact form (None
-    where X has no columns, or as many as rows)."""
+def _check_response_variation(y: np.ndarray, p: int, r: np.ndarray | None,
+                              name: str) -> None:
+    """A response that the fixed effects fit exactly leaves no variance to estimate. ``p``:
+    X's columns; ``r``: the R of a QR decomposition of [X y] (``response_qr``), or None
+    where X has no columns, or as many as rows."""
     if y.max() == y.min():
         raise DataError(f"the response {name!r} is constant (every value is {y[0]:g}); "
                         "there is no variation to model")
-    r = response_qr(X, y)
     if r is None:
-        return None
-    p = X.shape[1]
-    # |R_yy| of a QR decomposition of [X y] is the norm of y's least-squares residual
-    if abs(r[p, p]) <= 1e-10 * np.sqrt(y @ y):
+        return
+    # |R_yy| of a QR decomposition of [X y] is the norm of y's least-squares residual, and
+    # |y| that of R's last column
+    column = r[:p + 1, p]
+    if abs(r[p, p]) <= 1e-10 * np.sqrt(column @ column):
         raise DataError(f"the fixed effects fit the response {name!r} exactly (all residuals "
                         "are zero): no variation is left for the random effects or the "
                         "residual; check that the response is not also a predictor")
-    return r
 
 
 def response_qr(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
@@ -835,15 +842,18 @@ _FUNCTIONS_KNOWN = ("formulaic's (C, I, log, exp, scale, poly, ...), numpy as np
                     + ", ".join(sorted({R_NAMES.get(name, name) for name in FORMULA_FUNCTIONS})))
 
 
-def drop_aliased(X: np.ndarray, names: tuple[str, ...], geometry: np.ndarray | None = None):
+def drop_aliased(X: np.ndarray, names: tuple[str, ...], geometry: np.ndarray | None = None,
+                 r: np.ndarray | None = None):
     """Drop columns that lie in the span of the columns before them (R's rule, as in ``lm``).
 
     Column j is aliased when its distance from the span of the kept columns 0..j-1 is at most
     1e-7 ||x_j|| (the |R_jj| of a QR decomposition that pivots aliased columns to the end).
     A column of zeros is aliased too. ``geometry``: a matrix whose columns have the lengths
-    and angles of X's, to decide from (the R of X = QR, when X's rows are elsewhere).
+    and angles of X's, to decide from (the R of X = QR, when X's rows are elsewhere). ``r``:
+    the compact QR of X, or of X with more columns after its own (``response_qr``), when
+    it was taken already (``_independent_columns``).
     """
-    keep = _independent_columns(X if geometry is None else geometry)
+    keep = _independent_columns(X if geometry is None else geometry, r)
     if keep.all():
         return X, names, ()
     dropped = tuple(n for n, k in zip(names, keep) if not k)
@@ -852,17 +862,26 @@ def drop_aliased(X: np.ndarray, names: tuple[str, ...], geometry: np.ndarray | N
     return X[:, keep], tuple(n for n, k in zip(names, keep) if k), dropped
 
 
-def _independent_columns(X: np.ndarray) -> np.ndarray:
+def _independent_columns(X: np.ndarray, r: np.ndarray | None = None) -> np.ndarray:
     """Mask of the columns that are not in the span of the (kept) columns before them.
 
     The common case in one Householder QR: when every |R_jj| (column j's distance from the
     span of all the columns before it) is clearly above the tolerance, no column is aliased.
-    Otherwise the columns are taken one at a time, against the kept ones only."""
+    Otherwise the columns are taken one at a time, against the kept ones only. ``r``: that
+    QR in LAPACK's compact form (R in the upper triangle), of X or of X followed by other
+    columns, when it is known: its leading columns are X's own, |x_j| the length of R's
+    column j."""
+    k = X.shape[1]
+    if r is not None:
+        R = np.triu(r[:k, :k])
+        norms = np.sqrt(np.add.reduce(R * R, axis=0))
+        if np.all(np.abs(np.diagonal(R)) > 2 * ALIAS_TOLERANCE * norms):
+            return np.ones(k, dtype=bool)
     norms = np.sqrt(np.add.reduce(X * X, axis=0))  # np.linalg.norm's sums, at half its cost
-    if 0 < X.shape[1] <= X.shape[0]:
+    if r is None and 0 < k <= X.shape[0]:
         distances = np.abs(householder_qr(X).diagonal())
         if np.all(distances > 2 * ALIAS_TOLERANCE * norms):
-            return np.ones(X.shape[1], dtype=bool)
+            return np.ones(k, dtype=bool)
     keep = np.zeros(X.shape[1], dtype=bool)
     basis = np.zeros((X.shape[0], 0))
     for j in range(X.shape[1]):

@@ -45,7 +45,7 @@ from ..core.scalar import minimize_scalar
 from ..core.start import moment_start, theta_units
 from ..core.structure import ReStructure, build_structure
 from ..covariance.correlation import CS, Correlation, Symm, Toep
-from ..covariance.residual import ResidualStructure, residual_structure
+from ..covariance.residual import Identity, ResidualStructure, residual_structure
 from ..covariance.residual_model import (
     ResidualModel,
     check_identified,
@@ -254,7 +254,11 @@ class LinearMixedModel:
             self.residual: ResidualStructure | None = (
                 residual_structure(weights, self.design.n) if residual_model is None
                 else residual_model.at(np.zeros(0)))
-            self.system = PLSSystem(self.structure, self.design.X, y, self.residual)
+            # the design's QR of [X y] is of the whitened X where the residuals are
+            # independent of one variance (Psi = I)
+            x_qr = self.design.response_r if isinstance(self.residual, Identity) else None
+            self.system = PLSSystem(self.structure, self.design.X, y, self.residual,
+                                    x_qr=x_qr)
         self.reml = reml
         with recorded_warnings() as messages:
             self._check_far_structured()

@@ -96,10 +96,11 @@ def fixed_basis(X: np.ndarray, r: np.ndarray | None = None) -> np.ndarray | None
     p = X.shape[1]
     if p < 2:  # one column has nothing to be collinear with
         return None
-    R = np.triu((householder_qr(X) if r is None else r)[:p, :p])
-    # |R_jj| against |x_j|, the length of R's column j
-    if np.all(np.abs(np.diagonal(R)) >= NEARLY_COLLINEAR * np.sqrt(np.einsum("ij,ij->j", R, R))):
+    qr = householder_qr(X) if r is None else r  # R in the upper triangle
+    diagonal = np.abs(qr.diagonal()[:p])
+    if np.all(diagonal >= NEARLY_COLLINEAR * np.sqrt(np.einsum("ij,ij->j", X, X))):
         return None
+    R = np.triu(qr[:p, :p])
     return R * np.where(np.diagonal(R) < 0, -1.0, 1.0)[:, None]
 
 

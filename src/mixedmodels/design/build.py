@@ -869,17 +869,11 @@ def _independent_columns(X: np.ndarray, r: np.ndarray | None = None) -> np.ndarr
     span of all the columns before it) is clearly above the tolerance, no column is aliased.
     Otherwise the columns are taken one at a time, against the kept ones only. ``r``: that
     QR in LAPACK's compact form (R in the upper triangle), of X or of X followed by other
-    columns, when it is known: its leading columns are X's own, |x_j| the length of R's
-    column j."""
+    columns (whose R_jj are X's own), when it is known."""
     k = X.shape[1]
-    if r is not None:
-        R = np.triu(r[:k, :k])
-        norms = np.sqrt(np.add.reduce(R * R, axis=0))
-        if np.all(np.abs(np.diagonal(R)) > 2 * ALIAS_TOLERANCE * norms):
-            return np.ones(k, dtype=bool)
     norms = np.sqrt(np.add.reduce(X * X, axis=0))  # np.linalg.norm's sums, at half its cost
-    if r is None and 0 < k <= X.shape[0]:
-        distances = np.abs(householder_qr(X).diagonal())
+    if r is not None or 0 < k <= X.shape[0]:
+        distances = np.abs((householder_qr(X) if r is None else r).diagonal()[:k])
         if np.all(distances > 2 * ALIAS_TOLERANCE * norms):
             return np.ones(k, dtype=bool)
     keep = np.zeros(X.shape[1], dtype=bool)

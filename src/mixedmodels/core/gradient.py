@@ -39,7 +39,6 @@ from ..linalg.blocks import BlockSparse, block_times, transpose_times
 from ..linalg.compiled import single_factor_gradient_kernel
 from ..linalg.selected_inverse import level_blocks, selected_inverse
 from ..threads import blas_threads_for
-from .criterion import Pieces
 
 __all__ = ["profiled_gradient", "deviance_gradient"]
 
@@ -78,7 +77,6 @@ def _gradient(system, theta: np.ndarray, reml: bool, sigma: float | None):
     """``profiled_gradient`` (sigma None), else the deviance at sigma and its gradient by
     theta followed by r^2."""
     parameters = system.structure.parameters
-    failed = math.inf, np.zeros(len(theta) + (sigma is not None))
     single = getattr(system, "single_factor", None)
     kernel = None if single is None else single_factor_gradient_kernel()
     try:
@@ -86,14 +84,13 @@ def _gradient(system, theta: np.ndarray, reml: bool, sigma: float | None):
         pieces = None
         if kernel is not None:  # one grouping factor: a loop over its levels
             dof = system.n - system.p if reml else system.n
-            raw, by_entry = single.gradient(kernel, entries, reml, dof,
-                                            0.0 if sigma is None else sigma ** 2)
-            if raw[2] < 0.0:
-                return failed
-            pieces = Pieces(*raw)
+            pieces, by_entry = single.gradient(kernel, entries, reml, dof,
+                                               0.0 if sigma is None else sigma ** 2)
+            if pieces[2] < 0.0:
+                return _failed(theta, sigma)
         elif system.small_system is not None:  # one dense matrix: the same formulas
             pieces, by_entry = system.small_system.gradient(entries, reml, system.n, sigma)
-        if pieces is None or system.refines(pieces.r2):  # the blocked factor (r^2 from the
+        if pieces is None or system.refines(pieces[2]):  # the blocked factor (r^2 from the
             # rows where A's has lost its precision: ``PLSSystem.row_residuals``)
             with blas_threads_for(system.largest_dense_block):  # as the factor limits BLAS
                 factor = system.factor(theta)
@@ -102,16 +99,21 @@ def _gradient(system, theta: np.ndarray, reml: bool, sigma: float | None):
                             if np.isfinite(system.criterion(pieces, reml)) else None)
         value = system.criterion(pieces, reml, sigma)
     except np.linalg.LinAlgError:
-        return failed
+        return _failed(theta, sigma)
     if not math.isfinite(value):
-        return failed
+        return _failed(theta, sigma)
     if not parameters.linear:
         out = np.zeros(len(theta))
         for structure, part, entry_part in zip(parameters.structures, parameters.slices,
                                                parameters.entry_slices):
             out[part] = structure.entries_jacobian(theta[part]).T @ by_entry[entry_part]
         by_entry = out
-    return value, by_entry if sigma is None else np.append(by_entry, pieces.r2)
+    return value, by_entry if sigma is None else np.append(by_entry, pieces[2])
+
+
+def _failed(theta: np.ndarray, sigma: float | None) -> tuple[float, np.ndarray]:
+    """``_gradient``'s result outside the domain: inf and zeros."""
+    return math.inf, np.zeros(len(theta) + (sigma is not None))
 
 
 def _entries_gradient(system, factor, reml: bool,

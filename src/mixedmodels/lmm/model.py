@@ -437,7 +437,7 @@ class LinearMixedModel:
                 units = self.theta_units()
                 summary = minimize_scalar(self._criterion_and_gradient,
                                           parameters.start()[0] * units[0], units[0], settings,
-                                          backend)
+                                          backend, self._criterion)
                 if summary.return_code not in CONVERGED:
                     summary = self._continued(summary, settings, 0.1)
             elif self._uses_gradient(settings):

@@ -34,6 +34,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg.lapack import dposv as _posv
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from ..covariance.parameters import ParameterMap
 from .crossproducts import CrossProducts
@@ -170,42 +173,46 @@ def _column_spreads(parameters: ParameterMap, crossproducts: CrossProducts) -> l
 
 def _mivque0(crossproducts: CrossProducts):
     """(sigma_e^2, per block the (k_b,) variances of its columns), or None when the
-    residual variance is not positive or A is not finite."""
+    residual variance is not positive or A is not finite.
+
+    With X'X = R'R (Cholesky; where X'X is singular, W'W its pseudo-inverse in place of
+    R^-1 R^-T) every product weighted by G is one of B_t = R^-T U_t (p x levels):
+    U_t' G U_u = B_t' B_u, and tr(G U_t U_t' G U_u U_u') = <B_t B_t', B_u B_u'>; with
+    c = R^-T X'y, Z_t' Q y = Z_t'y - B_t' c and y' Q y = y'y - c'c."""
     xy, n = crossproducts.xy, crossproducts.n
     p = xy.shape[0] - 1
     if not np.all(np.isfinite(xy)):
         return None
-    gram = np.linalg.pinv(xy[:p, :p], hermitian=True) if p else np.zeros((0, 0))
-    rank = int(np.linalg.matrix_rank(xy[:p, :p], hermitian=True)) if p else 0
-    beta = gram @ xy[:p, p]
-    # per component: (block, column, U_t (p, levels), Z_t' Z_t's level diagonal, Z_t' r)
+    whiten, rank = _whitening(xy[:p, :p])
+    c = whiten(xy[:p, p])
+    # per component: (block, column, B_t (p, levels), Z_t' Z_t's level diagonal, Z_t' Q y)
     components = []
     for b, (diag, xy_z) in enumerate(zip(crossproducts.diag, crossproducts.xy_z)):
         k = diag.shape[1]
-        for c in range(k):
-            u = xy_z[:p, c::k]
-            components.append((b, c, u, diag[:, c, c], xy_z[p, c::k] - beta @ u))
+        whitened = whiten(xy_z[:p])
+        for col in range(k):
+            bt = whitened[:, col::k]
+            components.append((b, col, bt, diag[:, col, col], xy_z[p, col::k] - c @ bt))
     m = len(components)
     system = np.zeros((m + 1, m + 1))
     right = np.zeros(m + 1)
-    outer = [u @ u.T for _, _, u, _, _ in components]  # U_t U_t' (p, p)
-    for t, (bt, ct, ut, own, zr) in enumerate(components):
+    outer = [bt @ bt.T for _, _, bt, _, _ in components]  # B_t B_t' (p, p)
+    for t, (bt, ct, wt, own, zr) in enumerate(components):
         right[t] = zr @ zr
-        system[t, m] = system[m, t] = own.sum() - np.einsum("pl,pq,ql->", ut, gram, ut)
+        system[t, m] = system[m, t] = own.sum() - float(np.sum(wt * wt))
         for s in range(t + 1):
-            bs, cs, us = components[s][:3]
+            bs, cs, ws = components[s][:3]
             if bs == bt:  # Z_t' Z_s is diagonal in the levels: its values
                 block = crossproducts.diag[bt][:, ct, cs]
-                cross = np.einsum("l,pl,pq,ql->", block, ut, gram, us)
+                cross = float(block @ np.add.reduce(wt * ws, axis=0))
                 squares = block @ block
             else:
                 block = _off_block(crossproducts, bt, ct, bs, cs)
-                cross = float(np.sum((ut.T @ gram) * (block @ us.T)))
+                cross = float(np.sum(wt.T * (block @ ws.T)))
                 squares = _sum_of_squares(block)
-            system[t, s] = system[s, t] = (squares - 2.0 * cross + np.trace(
-                gram @ outer[t] @ gram @ outer[s]))
-    rss = float(xy[p, p] - beta @ xy[:p, p])
-    right[m] = rss
+            system[t, s] = system[s, t] = squares - 2.0 * cross + float(
+                np.sum(outer[t] * outer[s]))
+    right[m] = float(xy[p, p] - c @ c)
     system[m, m] = n - rank
     if not (np.all(np.isfinite(system)) and np.all(np.isfinite(right))):
         return None
@@ -213,14 +220,37 @@ def _mivque0(crossproducts: CrossProducts):
     if not np.all(diagonal > 0.0):
         return None
     scale = 1.0 / np.sqrt(diagonal)  # equilibrated: the columns' units cancel
-    sigma = scale * np.linalg.lstsq(system * np.outer(scale, scale), scale * right,
-                                    rcond=None)[0]
+    sigma = scale * _solve_semidefinite(system * np.outer(scale, scale), scale * right)
     if not sigma[m] > 0.0:
         return None
     blocks = [np.zeros(d.shape[1]) for d in crossproducts.diag]
-    for (b, c, *_), value in zip(components, sigma[:m]):
-        blocks[b][c] = value
+    for (b, col, *_), value in zip(components, sigma[:m]):
+        blocks[b][col] = value
     return float(sigma[m]), blocks
+
+
+def _whitening(gram: np.ndarray):
+    """(whiten, rank): ``whiten(rhs)`` is R^-T rhs for ``gram`` (X'X, p x p) = R'R, its
+    Cholesky factor, where it is positive definite (rank p); elsewhere W rhs with W'W the
+    pseudo-inverse of ``gram``, from its eigenvalues above rounding."""
+    p = gram.shape[0]
+    if p:
+        factor, info = _potrf(gram, lower=0)
+        if info == 0 and np.all(np.diagonal(factor) > 0.0):
+            return (lambda rhs: _trtrs(factor, rhs, lower=0, trans=1)[0]), p
+    values, vectors = np.linalg.eigh(gram)
+    kept = values > p * np.finfo(float).eps * max(values.max(initial=0.0), 0.0)
+    w = (vectors[:, kept] / np.sqrt(values[kept])).T
+    return (lambda rhs: w @ rhs), int(kept.sum())
+
+
+def _solve_semidefinite(matrix: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The solution of matrix x = right for a symmetric positive semi-definite matrix: by
+    its Cholesky factor where it is positive definite, else in least squares."""
+    solution, info = _posv(matrix, right, lower=0)[1:]
+    if info == 0 and np.all(np.isfinite(solution)):
+        return solution
+    return np.linalg.lstsq(matrix, right, rcond=None)[0]
 
 
 def _off_block(crossproducts: CrossProducts, bt: int, ct: int, bs: int, cs: int):

@@ -14,6 +14,7 @@ from scipy.optimize import minimize_scalar as brent
 import mixedmodels as mm
 from mixedmodels.core.optimize import OptSettings
 from mixedmodels.core.scalar import BOUND_REACH, NAME, minimize_scalar
+from mixedmodels.core.start import moment_start, one_component_start
 
 
 def _even(derivative_of_phi):
@@ -109,10 +110,12 @@ def test_same_optimum_as_bobyqa_in_no_more_evaluations(formula, name, reml):
     assert newton.optsummary.optimizer == NAME
     assert newton.objective == pytest.approx(bobyqa.objective, rel=1e-12)
     assert newton.theta == pytest.approx(bobyqa.theta, rel=1e-7, abs=1e-9)
-    # Newton's evaluations have the gradient but for the bound's and the 3 far above
-    # (``FAR``); BOBYQA's count has the polish's 3 gradients
-    assert newton.optsummary.evaluations <= bobyqa.optsummary.evaluations
-    assert newton.optsummary.gradient_evaluations <= newton.optsummary.evaluations - 3
+    # Newton's evaluations have the gradient but for the bound's, the 3 far above (``FAR``)
+    # and lme4's start (after a start at the moment estimate); BOBYQA's count has the
+    # polish's 3 gradients
+    summary = newton.optsummary
+    assert summary.gradient_evaluations <= bobyqa.optsummary.evaluations
+    assert 3 <= summary.evaluations - summary.gradient_evaluations <= 5
 
 
 def _small_variance_data(sd_between: float, seed: int) -> pd.DataFrame:
@@ -308,3 +311,78 @@ def test_an_end_on_the_bound_looks_far_above_the_start():
     fit = model.fit()
     assert fit.objective <= _grid_minimum(model) + 1e-9 * abs(fit.objective)
     assert fit.objective == pytest.approx(76.1218, abs=5e-5)  # lme4 1.1-31's -2 logLik
+
+
+def test_a_start_below_the_minimum_looks_at_lme4s_start():
+    """The moment estimate, 0.22, lies below both minima of this ML criterion (47.370 on
+    the bound, 47.267 at 1.24): the iteration goes down to the bound, and lme4's start,
+    theta = 1 (47.324), which the points 10 to 1000 times the start pass over, shows the
+    lower one."""
+    data = pd.DataFrame({
+        "y": [-3.7230382499610517, -1.797715388902256, -2.3329224486862574,
+              -0.6832966852950809, 2.8457881766327815, -0.7464352068719288,
+              0.466526023100136, -0.0892153138940831, -0.7250558769705455, 1.972092070699317,
+              -2.3307251527546584, 0.24031101040018077, 0.03163334834531195],
+        "x": [1.0355287582622557, -3.88490351589196, -6.80882009701904, -2.903771073840529,
+              0.007608206505815443, -2.000057054934291, 1.4161692796496317,
+              -3.5116054509286916, -0.2245937362323008, 5.069460792885478,
+              -3.1304518585436694, -2.370482383492195, 1.5542098241381606],
+        "g": ["0", "1", "1", "1", "1", "1", "2", "2", "2", "2", "2", "3", "3"]})
+    model = mm.LinearMixedModel("y ~ x + (1 | g)", data, reml=False)
+    unit = float(model.theta_units()[0])
+    assert one_component_start(model.system.crossproducts, unit) == pytest.approx(0.2173,
+                                                                                 abs=1e-4)
+    fit = model.fit()
+    assert fit.optsummary.initial[0] != unit
+    assert fit.objective <= _grid_minimum(model) + 1e-9 * abs(fit.objective)
+    assert fit.theta[0] == pytest.approx(1.24, abs=0.01)
+
+
+MOMENT_MODELS = [
+    ("Yield ~ 1 + (1 | Batch)", "dyestuff", None),
+    ("travel ~ 1 + (1 | Rail)", "rail", None),
+    ("effort ~ Type + (1 | Subject)", "ergostool", None),
+    ("Reaction ~ Days + (1 | Subject)", "sleepstudy", None),
+    ("Reaction ~ Days + (0 + Days | Subject)", "sleepstudy", None),
+    ("Reaction ~ 0 + (1 | Subject)", "sleepstudy", None),
+    ("Reaction ~ Days + (1 | Subject)", "sleepstudy", "Days"),
+]
+
+
+@pytest.mark.parametrize("formula, name, weights", MOMENT_MODELS)
+def test_one_component_start_is_the_general_moment_start(formula, name, weights):
+    """The closed form of one component is the MIVQUE(0) estimate of ``moment_start``, with
+    or without fixed effects and prior weights (Days + 1 as weights)."""
+    data = mm.datasets.load(name)
+    if weights:
+        data = data.assign(w=data[weights] + 1.0)
+    model = mm.LinearMixedModel(formula, data, weights="w" if weights else None)
+    unit = float(model.theta_units()[0])
+    start = one_component_start(model.system.crossproducts, unit)
+    general = moment_start(model.structure.parameters, model.system.crossproducts)
+    assert start == pytest.approx(general[0], rel=1e-10)
+    assert model.fit().optsummary.initial[0] == start
+
+
+@pytest.mark.parametrize("formula, name", [("Yield ~ 1 + (1 | Batch)", "dyestuff"),
+                                           ("travel ~ 1 + (1 | Rail)", "rail"),
+                                           ("effort ~ Type + (1 | Subject)", "ergostool")])
+def test_balanced_reml_starts_at_its_optimum(formula, name):
+    """On balanced data the REML estimate of a positive variance component is the ANOVA
+    estimate, which MIVQUE(0) is: the fit starts at its optimum and needs at most 5
+    gradients (8 to 12 from lme4's start)."""
+    fit = mm.lmer(formula, mm.datasets.load(name))
+    assert fit.optsummary.initial[0] == pytest.approx(fit.theta[0], rel=1e-8)
+    assert fit.optsummary.gradient_evaluations <= 5
+
+
+def test_a_negative_moment_estimate_starts_at_lme4s_start():
+    """Dyestuff2's between-batch mean square is below the residual's: the estimate is
+    negative, and the fit starts where lme4's does (from the floor, the iteration can
+    descend to the bound past a minimum above it)."""
+    model = mm.LinearMixedModel("Yield ~ 1 + (1 | Batch)", mm.datasets.load("dyestuff2"))
+    unit = float(model.theta_units()[0])
+    assert one_component_start(model.system.crossproducts, unit) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert model.fit().optsummary.initial[0] == unit

@@ -32,6 +32,8 @@ The optimum does not depend on the start; only the number of evaluations to reac
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.lapack import dposv as _posv
@@ -41,7 +43,8 @@ from scipy.linalg.lapack import dtrtrs as _trtrs
 from ..covariance.parameters import ParameterMap
 from .crossproducts import CrossProducts
 
-__all__ = ["moment_start", "set_units", "theta_units", "unit_start"]
+__all__ = ["moment_start", "one_component_start", "set_units", "theta_units",
+           "unit_start"]
 
 #: each column's share of an observation's sd, relative to the residual sd, is kept within
 #: these: off the bound 0, where the criterion's derivative by a diagonal entry of lam
@@ -78,6 +81,53 @@ def moment_start(parameters: ParameterMap, crossproducts: CrossProducts) -> np.n
                                          len(start))
         start[filled] = means
     return start
+
+
+def one_component_start(crossproducts: CrossProducts, unit: float) -> float | None:
+    """theta to start a model with one variance component on one column per level ((1 | g),
+    (0 + x | g)) at: its MIVQUE(0) estimate, in closed form (the system of the module
+    docstring has two equations then), where it lies within [``SCALE_FLOOR``,
+    ``SCALE_CEILING``] ``unit``s (``theta_units``: 1 / the column's root mean square). None
+    where the estimates say nothing (a residual variance <= 0, X'X not positive definite,
+    non-finite A) and where the variance is estimated at or below 0, or beyond those limits:
+    from the floor, Newton's method went down to the bound in 6 of 3,000 simulated fits
+    whose optimum lies above it (a few groups, one far off, weights), which lme4's start
+    reaches.
+
+    On balanced data this is the REML optimum itself where it is positive (the ANOVA
+    estimate): Newton's method on the one parameter (``core.scalar``) then takes 3 to 5
+    gradients instead of 8 to 12 from lme4's start on the reference models, for about 20 us.
+    The general computation (``moment_start``) costs 75 us and more, most of a small model's
+    saving."""
+    xy, n = crossproducts.xy, crossproducts.n
+    p = xy.shape[0] - 1
+    levels = crossproducts.diag[0][:, 0, 0]  # Z'Z's diagonal
+    cross = crossproducts.xy_z[0]  # [X y]'Z, (p + 1, levels)
+    if p:
+        factor, info = _potrf(xy[:p, :p], lower=0)
+        if info != 0:
+            return None
+        whitened = _trtrs(factor, np.column_stack([cross[:p], xy[:p, p]]), lower=0,
+                          trans=1)[0]  # R^-T [X'Z X'y]
+        b, c = whitened[:, :-1], whitened[:, -1]
+        squares = np.add.reduce(b * b, axis=0)
+        outer = b @ b.T
+        a11 = float(levels @ levels - 2.0 * (levels @ squares) + np.sum(outer * outer))
+        a12 = float(levels.sum() - squares.sum())
+        zr = cross[p] - c @ b
+        rss = float(xy[p, p] - c @ c)
+    else:
+        a11, a12, zr, rss = float(levels @ levels), float(levels.sum()), cross[p], float(xy[0, 0])
+    b1, a22 = float(zr @ zr), float(n - p)
+    determinant = a11 * a22 - a12 * a12
+    if not determinant > 0.0:
+        return None
+    tau = (b1 * a22 - a12 * rss) / determinant
+    residual = (a11 * rss - a12 * b1) / determinant
+    if not (residual > 0.0 and tau > 0.0 and np.isfinite(tau)):
+        return None
+    share = math.sqrt(tau / residual) / unit
+    return share * unit if SCALE_FLOOR <= share <= SCALE_CEILING else None
 
 
 def unit_start(parameters: ParameterMap, crossproducts: CrossProducts) -> np.ndarray:

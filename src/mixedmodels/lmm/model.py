@@ -42,7 +42,7 @@ from ..core.residual_system import ResidualParameterSystem
 from ..core.response_shift import response_shift, shifted_response
 from ..core.scalar import NAME as SCALAR_NEWTON
 from ..core.scalar import minimize_scalar
-from ..core.start import moment_start, theta_units
+from ..core.start import moment_start, one_component_start, theta_units
 from ..core.structure import ReStructure, build_structure
 from ..covariance.correlation import CS, Correlation, Symm, Toep
 from ..covariance.residual import Identity, ResidualStructure, residual_structure
@@ -434,10 +434,9 @@ class LinearMixedModel:
             if centred is not None:
                 summary = self._minimize_centred(centred, settings)
             elif self._uses_scalar_newton(settings):
-                units = self.theta_units()
-                summary = minimize_scalar(self._criterion_and_gradient,
-                                          parameters.start()[0] * units[0], units[0], settings,
-                                          backend, self._criterion)
+                unit = float(self.theta_units()[0])
+                summary = minimize_scalar(self._criterion_and_gradient, self._scalar_start(unit),
+                                          unit, settings, backend, self._criterion)
                 if summary.return_code not in CONVERGED:
                     summary = self._continued(summary, settings, 0.1)
             elif self._uses_gradient(settings):
@@ -812,6 +811,17 @@ class LinearMixedModel:
                                   upper / units, backend=self.system.backend)
         return dataclasses.replace(summary, initial=summary.initial * units,
                                    final=summary.final * units, lower_bounds=lower)
+
+    def _scalar_start(self, unit: float) -> float:
+        """Newton's start on the one parameter: the MIVQUE(0) estimate of a variance
+        component on one column per level (``core.start.one_component_start``), else lme4's
+        lam = I in the column's ``unit``."""
+        crossproducts = getattr(self.system, "crossproducts", None)
+        if crossproducts is not None and crossproducts.diag[0].shape[1] == 1:
+            start = one_component_start(crossproducts, unit)
+            if start is not None:
+                return start
+        return float(self.structure.parameters.start()[0]) * unit
 
     def _uses_scalar_newton(self, settings: OptSettings) -> bool:
         """Newton's method on the one parameter (``core.scalar``) for "auto": a model with one

@@ -4,11 +4,13 @@ variance component ((1 | g) alone, the commonest mixed model).
 With one parameter, theta >= 0, the analytic gradient of the profiled criterion
 (``core.gradient``) is a function of one variable whose root is the optimum, and each
 gradient costs about two evaluations of the criterion. A safeguarded secant method on the
-derivative finds it to the gradient's precision in 3 to 12 gradients, and 4 more check the
-bound and points far above (see below), where BOBYQA takes 14 to 30 evaluations and the Newton
-polish (``optimize.newton_polish``) 3 gradients more: the whole fit of the small reference
-models with one parameter (Dyestuff, Dyestuff2, ergoStool, Rail, sleepstudy's
-(1 | Subject), cake) is faster for it (``benchmarks/bench_ab.py``).
+derivative finds it to the gradient's precision in 2 to 12 gradients (3 to 5 by REML on the
+balanced reference models from the moment estimate the model starts it at), and 4 or 5
+evaluations of the criterion alone check the bound and points far above (see below), where
+BOBYQA takes 14 to 30 evaluations and the Newton polish (``optimize.newton_polish``) 3
+gradients more: the whole fit of the small reference models with one parameter (Dyestuff,
+Dyestuff2, ergoStool, Rail, sleepstudy's (1 | Subject), cake) is faster for it
+(``benchmarks/bench_ab.py``).
 
 The method is the safeguarded Newton iteration of Press et al. (Numerical Recipes, 3rd ed.,
 2007, section 9.4, ``rtsafe``), with a secant for the second derivative (Nocedal and Wright

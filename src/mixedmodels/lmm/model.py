@@ -389,7 +389,8 @@ class LinearMixedModel:
         is flat in some directions and BOBYQA's first stop can depend on rounding alone. The
         better of the two optima is kept; the summary counts both runs' evaluations.
         With one variance component, "auto" runs Newton's method on its parameter
-        (``core.scalar``), whose steps go on to where the gradient's rounding stops them (no
+        (``core.scalar``) from its MIVQUE(0) estimate where that is positive
+        (``_scalar_start``), whose steps go on to where the gradient's rounding stops them (no
         polish follows), continued by BOBYQA where they do not converge.
         L-BFGS runs with the signs of lam's diagonal free (``ParameterMap.sign_free``: on the
         bound 0 the criterion's derivative vanishes, optimum or not) and theta is then mapped

@@ -42,12 +42,14 @@ An end above 0 is compared with the bound, one evaluation: where the bound is lo
 minimum lies below the end, and the iteration runs again from the bound up. A few groups
 with one far off can give the criterion a minimum at 0 and another above it; from theta = 1
 either can be reached, and this reaches the lower. The end is also compared with the
-points 10, 100 and 1,000 times the larger of it and the start (``FAR``), three evaluations
-(0 to 6% of a small model's whole fit), and with theta = 1 unit (lme4's start) where the
+points 3, 10, 100 and 1,000 times the largest of it, the start and 1 unit (lme4's start,
+``FAR``), four evaluations (0 to 6% of a small model's whole fit), and with 1 unit where the
 iteration started elsewhere (at a moment estimate: ``lmm.model``), and the iteration runs
 again from the lowest where it is lower: the iteration follows the criterion down from its
 start and never looks far above it (``_far_above``); with prior weights the criterion can
-have several minima. These comparisons need the criterion only, not its gradient.
+have several minima. These comparisons need the criterion only, not its gradient. An end at
+the bound from another start than lme4's is searched again from lme4's start: a narrow
+minimum between the bound and the start can be passed over on the way down.
 """
 
 from __future__ import annotations
@@ -86,9 +88,9 @@ LOCAL = 0.1
 FLOOR_STEP = 1e-6
 FLOOR_RATIO = 0.5
 
-#: the end is compared with these multiples of the larger of it and the start
+#: the end is compared with these multiples of the largest of it, the start and lme4's start
 #: (``_far_above``)
-FAR = (10.0, 100.0, 1000.0)
+FAR = (3.0, 10.0, 100.0, 1000.0)
 
 #: the name in ``OptSummary.optimizer``
 NAME = "Newton (one parameter)"
@@ -105,9 +107,9 @@ def minimize_scalar(objective_and_gradient: Callable[[np.ndarray], tuple[float, 
         objective_and_gradient: (value, gradient (1,)) at theta (1,); a non-finite value is
             taken as outside the domain, above the minimum.
         initial: the start, > 0.
-        unit: theta's natural size (``core.start.theta_units``), which scales the first
-            step (``settings.initial_step`` of it), the step tolerance (``STEP_TOLERANCE``)
-            and the approach to the bound (``BOUND_REACH``).
+        unit: theta's natural size (``core.start.theta_units``), lme4's start in those
+            units, which scales the first step (``settings.initial_step`` of it), the step
+            tolerance (``STEP_TOLERANCE``) and the approach to the bound (``BOUND_REACH``).
         settings: only ``initial_step`` and ``maxeval`` apply; the other tolerances are
             BOBYQA's and L-BFGS's, all looser than where this stops.
         objective: the value alone at theta (1,), where it costs less than with the
@@ -116,9 +118,10 @@ def minimize_scalar(objective_and_gradient: Callable[[np.ndarray], tuple[float, 
 
     Returns:
         an ``OptSummary`` of the lowest of the iterations' ends (from ``initial``; from the
-        bound up where the bound is below that end; from the lowest of the points ``FAR``
-        times the larger of it and the start, and ``unit`` where the start is another, where
-        one is lower): each the last point, or the
+        bound up where the bound is below that end; from ``unit`` where the end is at the
+        bound and the start another; from the lowest of the points ``FAR`` times the
+        largest of it, the start and ``unit``, and ``unit`` where the start is another,
+        where one is lower): each the last point, or the
         best point seen where the last is higher by more than the criterion's rounding
         (``optimize.POLISH_ROUNDING``), or 0 where the approach to the bound ended no
         lower than the bound; each call counted as an evaluation, those with the gradient
@@ -159,6 +162,15 @@ def minimize_scalar(objective_and_gradient: Callable[[np.ndarray], tuple[float, 
                              settings.maxeval, trace, x)
             if again[1] < value:
                 x, value, code, curvature = again
+    if curvature is None and float(initial) != unit and len(trace) < settings.maxeval:
+        # an end at the bound from another start than lme4's (a moment estimate): the
+        # iteration from lme4's start too, which a narrow minimum between the bound and the
+        # start may lie on the way of (4 of 8,000 simulated fits, ML, most with prior weights:
+        # from theta 0.040 the fit went to the bound at 481.147, from lme4's start to 481.113
+        # at theta 0.021)
+        again = _iterate(evaluate, value_at, unit, unit, first_step, settings.maxeval, trace)
+        if again[1] < value:
+            x, value, code, curvature = again
     x, value, code, curvature = _far_above(evaluate, value_at, x, value, code, curvature,
                                            float(initial), unit, first_step, settings.maxeval,
                                            trace)
@@ -171,17 +183,22 @@ def minimize_scalar(objective_and_gradient: Callable[[np.ndarray], tuple[float, 
 
 def _far_above(evaluate, value_at, x: float, value: float, code: str, curvature,
                initial: float, unit: float, first_step: float, maxeval: int, trace: list):
-    """The end, or the iteration from the lowest of the points ``FAR`` times the larger of
-    the start and the end, and ``unit`` (lme4's start, in theta's units) where the iteration
-    started elsewhere, where one is lower: the iteration follows the criterion down from
+    """The end, or the iteration from the lowest of the points ``FAR`` times the largest of
+    the start, the end and ``unit`` (lme4's start, in theta's units), and ``unit`` itself
+    where the iteration started elsewhere, where one is lower: the iteration follows the
+    criterion down from
     its start, and a minimum far above is never looked at (from a start at the MIVQUE(0)
     estimate, 0.22, an ML fit of 4 groups, one far off, went to the bound at 47.370, where
-    lme4 from 1 reaches 47.267 at 1.24; prior weights over 7 orders of
+    lme4 from 1 reaches 47.267 at 1.24; from 0.10, an ML fit of x near 5e8 without an
+    intercept went to the bound at 125.680, where the minimum is 122.764 at 1,328, which
+    the points 10 to 1000 times lme4's start show; from 0.17 units, a REML fit with
+    weights stopped at a minimum at 0.23 units, 638.271, where the lower one is 635.062 at
+    4.75, which the point 3 times lme4's start shows; prior weights over 7 orders of
     magnitude put the start, in the intercept's units, at 0.043, from which the fit went to
     0 at 101.08 by ML, where lme4 from 1 reaches 76.12 at 8.74; a slope's start 0.94 went to
     0.44 at 78.81, where the minimum is 68.52 at 10.5; weighted fits stopped at 0.097 and
     0.090 from starts at 0.047 and 0.057, 4.7 and 1.5 above the minima near 1)."""
-    top = max(initial, x)
+    top = max(initial, x, unit)
     points = [factor * top for factor in FAR] + ([unit] if initial != unit else [])
     far = []
     for point in points:

@@ -13,6 +13,8 @@ column fixes the order whatever the locale (``pd.Categorical(x, categories=[...]
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -27,6 +29,11 @@ def grouping_codes(frame: pd.DataFrame, factors: tuple[str, ...]):
     return interaction_codes([factor_codes(frame[name]) for name in factors])
 
 
+#: an interaction of at most this many times as many combinations of levels as rows has its
+#: present combinations counted (``np.bincount``), not sorted
+COUNTED_COMBINATIONS = 8
+
+
 def interaction_codes(parts: list[tuple[np.ndarray, np.ndarray]]):
     """``grouping_codes`` of the interaction of factors given by their ``factor_codes``
     (one or more, no missing values)."""
@@ -38,11 +45,18 @@ def interaction_codes(parts: list[tuple[np.ndarray, np.ndarray]]):
         renumber = np.cumsum(present) - 1
         return renumber[codes].astype(np.intp), levels[present]
     sizes = [len(levels) for _, levels in parts]
-    if float(np.prod(np.array(sizes, dtype=float))) < 2.0 ** 62:
+    combinations = math.prod(sizes)
+    if combinations < 2 ** 62:
         combined = np.zeros(len(parts[0][0]), dtype=np.int64)
         for codes, levels in parts:
             combined = combined * len(levels) + codes
-        used, codes = np.unique(combined, return_inverse=True)
+        if combinations <= COUNTED_COMBINATIONS * max(len(combined), 1):
+            # few combinations: counted, in a third of ``np.unique``'s time (a sort)
+            present = np.bincount(combined, minlength=combinations) > 0
+            used = np.flatnonzero(present)
+            codes = (np.cumsum(present) - 1)[combined]
+        else:
+            used, codes = np.unique(combined, return_inverse=True)
         digits = []
         for size in reversed(sizes):  # decode the combinations present, never all of them
             digits.append(used % size)

@@ -625,7 +625,7 @@ def _drop_missing(columns: FrameColumns, used: list[str], read: list[str],
         if isinstance(dtype, pd.StringDtype):  # pandas' text: its own missing mask
             if name in read:
                 check_column(name, columns, texts, name == response)
-            missing |= columns.array(name).isna()
+            missing |= columns.missing(name)
             continue
         values = columns.values(name)
         if values.dtype.kind == "c":

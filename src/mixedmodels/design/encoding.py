@@ -515,6 +515,8 @@ def _kind(frame: FrameColumns, name, keep_levels: bool = False) -> str | None:
     nullable ones without a missing value) or None (formulaic's); text is told by its first
     50 values."""
     dtype = frame.dtype(name)
+    if isinstance(dtype, pd.StringDtype):  # (pandas' text: the commonest factor, told first)
+        return None if frame.missing(name)[:50].any() else "categorical"
     if number_dtype(dtype):
         return "numeric"
     if _bools(frame.array(name)) is not None:
@@ -532,8 +534,6 @@ def _kind(frame: FrameColumns, name, keep_levels: bool = False) -> str | None:
         codes = np.asarray(frame.array(name).codes)
         used = np.bincount(codes[codes >= 0], minlength=len(dtype.categories)) > 0
         return "categorical" if used.all() else None
-    elif isinstance(dtype, pd.StringDtype):
-        return None if frame.array(name)[:50].isna().any() else "categorical"
     elif not pd.api.types.is_string_dtype(dtype):
         return None
     return "categorical" if all(isinstance(v, str) for v in frame.values(name)[:50]) else None

@@ -63,6 +63,7 @@ class FrameColumns(Mapping):
         self._values: dict = {}
         self._labels: dict = {}
         self._numbers: dict = {}
+        self._missing: dict = {}
         self._factors: dict = {}
         self._expressions: dict = {}
 
@@ -108,6 +109,15 @@ class FrameColumns(Mapping):
         if labels is None:
             labels = self._labels[name] = _to_numpy(self.array(name), str)
         return labels
+
+    def missing(self, name) -> np.ndarray:
+        """(n,) bool: the column's missing values (``isna`` of the array pandas stores)."""
+        missing = self._missing.get(name)
+        if missing is None:
+            values = self.array(name)
+            missing = self._missing[name] = (pd.isna(values) if isinstance(values, np.ndarray)
+                                             else np.asarray(values.isna()))
+        return missing
 
     def numbers(self, name) -> np.ndarray:
         """The column's values as floats."""
@@ -172,7 +182,9 @@ def _arrow_dictionary(dtype) -> bool:
 def number_dtype(dtype) -> bool:
     """A dtype of numbers, booleans excepted (pandas' ``is_numeric_dtype`` and not
     ``is_bool_dtype``); a NumPy dtype is told by its kind, without pandas' checks (a
-    microsecond or two each)."""
+    microsecond or two each), nor pandas' text."""
     if isinstance(dtype, np.dtype):
         return dtype.kind in "iufc"
+    if isinstance(dtype, pd.StringDtype):
+        return False
     return not pd.api.types.is_bool_dtype(dtype) and pd.api.types.is_numeric_dtype(dtype)

@@ -164,10 +164,10 @@ def theta_units(parameters: ParameterMap, crossproducts: CrossProducts) -> np.nd
                         -np.mean(np.log(spread[list(columns)])))
         return units
     if all(diag.shape[1] == 1 for diag in crossproducts.diag):  # one column per factor
-        sizes = np.array([diag.sum() for diag in crossproducts.diag])
-        if np.all(np.isfinite(sizes) & (sizes > 0.0)):
+        sizes = [float(diag.sum()) for diag in crossproducts.diag]
+        if all(math.isfinite(size) and size > 0.0 for size in sizes):
             for size, pattern in zip(sizes, parameters.patterns):
-                units[pattern.index] = np.sqrt(crossproducts.n / size)
+                units[pattern.index] = math.sqrt(crossproducts.n / size)
         return units
     for spread, pattern in zip(_column_spreads(parameters, crossproducts), parameters.patterns):
         set_units(units, spread, pattern)

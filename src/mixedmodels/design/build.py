@@ -193,7 +193,8 @@ class Design:
 
     @cached_property
     def weighted(self) -> bool:
-        return bool(np.any(self.weights != 1.0))
+        """Prior weights other than all 1 (none without a weights column)."""
+        return self.weights_label is not None and bool(np.any(self.weights != 1.0))
 
     @property
     def n(self) -> int:

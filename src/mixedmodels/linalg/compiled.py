@@ -12,7 +12,9 @@ arithmetic. The criterion's gradient is the same kind of loop (``_single_factor_
 models have one grouping factor; the others use the blocked path, whose products of
 block-sparse blocks (the factor's rank update in ``linalg.blocks``, the selected inverse's in
 ``linalg.selected_inverse``) are compiled too: NumPy's way, the pair plan, keeps three
-integers per pair of stored elements that share a column.
+integers per pair of stored elements that share a column. So is the division of a dense
+block by the first factor's block-diagonal one (``_dense_times_blockdiag``), whose NumPy form
+runs inner loops as short as the levels' blocks.
 
 A process loads the kernels at its first fit of a system larger than ``core.pls.SMALL_SYSTEM``
 rows (q + p + 1), where they pay at once. A small system's fits run on the NumPy back-ends, which

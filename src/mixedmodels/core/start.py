@@ -103,21 +103,17 @@ def one_component_start(crossproducts: CrossProducts, unit: float) -> float | No
     p = xy.shape[0] - 1
     levels = crossproducts.diag[0][:, 0, 0]  # Z'Z's diagonal
     cross = crossproducts.xy_z[0]  # [X y]'Z, (p + 1, levels)
-    if p:
-        factor, info = _potrf(xy[:p, :p], lower=0)
-        if info != 0:
-            return None
-        whitened = _trtrs(factor, np.column_stack([cross[:p], xy[:p, p]]), lower=0,
-                          trans=1)[0]  # R^-T [X'Z X'y]
-        b, c = whitened[:, :-1], whitened[:, -1]
-        squares = np.add.reduce(b * b, axis=0)
-        outer = b @ b.T
-        a11 = float(levels @ levels - 2.0 * (levels @ squares) + np.sum(outer * outer))
-        a12 = float(levels.sum() - squares.sum())
-        zr = cross[p] - c @ b
-        rss = float(xy[p, p] - c @ c)
-    else:
-        a11, a12, zr, rss = float(levels @ levels), float(levels.sum()), cross[p], float(xy[0, 0])
+    whiten, rank = _whitening(xy[:p, :p])
+    if rank < p:
+        return None
+    whitened = whiten(np.column_stack([cross[:p], xy[:p, p]]))  # R^-T [X'Z X'y]
+    b, c = whitened[:, :-1], whitened[:, -1]  # (_mivque0's B_t and c)
+    squares = np.add.reduce(b * b, axis=0)
+    outer = b @ b.T
+    a11 = float(levels @ levels - 2.0 * (levels @ squares) + np.sum(outer * outer))
+    a12 = float(levels.sum() - squares.sum())
+    zr = cross[p] - c @ b
+    rss = float(xy[p, p] - c @ c)
     b1, a22 = float(zr @ zr), float(n - p)
     determinant = a11 * a22 - a12 * a12
     if not determinant > 0.0:

@@ -298,7 +298,7 @@ def build_design(formula: ParsedFormula, data: pd.DataFrame, weights=None,
         check_enough_rows(X.shape[0], X.shape[1])
         if dropped:
             response_r = response_qr(X, without_offset)
-        _check_response_variation(without_offset, X.shape[1], response_r, formula.response)
+        _check_response_variation(without_offset, response_r, formula.response)
     order = sorted(range(len(terms)), key=lambda i: -len(terms[i].levels))
     weight_values = None if weights_column is None else _weights(frame[weights_column],
                                                                    weights_column)
@@ -796,11 +796,10 @@ def _failure(exc: Exception) -> str:
     return str(exc) if isinstance(exc, FormulaError) else f"{type(exc).__name__}: {exc}"
 
 
-def _check_response_variation(y: np.ndarray, p: int, r: np.ndarray | None,
-                              name: str) -> None:
-    """A response that the fixed effects fit exactly leaves no variance to estimate. ``p``:
-    X's columns; ``r``: the R of a QR decomposition of [X y] (``response_qr``), or None
-    where X has no columns, or as many as rows."""
+def _check_response_variation(y: np.ndarray, r: np.ndarray | None, name: str) -> None:
+    """A response that the fixed effects fit exactly leaves no variance to estimate. ``r``:
+    the R of a QR decomposition of [X y] (``response_qr``), or None where X has no columns,
+    or as many as rows."""
     if y.max() == y.min():
         raise DataError(f"the response {name!r} is constant (every value is {y[0]:g}); "
                         "there is no variation to model")
@@ -808,6 +807,7 @@ def _check_response_variation(y: np.ndarray, p: int, r: np.ndarray | None,
         return
     # |R_yy| of a QR decomposition of [X y] is the norm of y's least-squares residual, and
     # |y| that of R's last column
+    p = r.shape[1] - 1
     column = r[:p + 1, p]
     if abs(r[p, p]) <= 1e-10 * np.sqrt(column @ column):
         raise DataError(f"the fixed effects fit the response {name!r} exactly (all residuals "

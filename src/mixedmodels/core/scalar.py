@@ -186,8 +186,8 @@ def _far_above(evaluate, value_at, x: float, value: float, code: str, curvature,
     """The end, or the iteration from the lowest of the points ``FAR`` times the largest of
     the start, the end and ``unit`` (lme4's start, in theta's units), and ``unit`` itself
     where the iteration started elsewhere, where one is lower: the iteration follows the
-    criterion down from
-    its start, and a minimum far above is never looked at (from a start at the MIVQUE(0)
+    criterion down from its start, and a minimum far above is never looked at (from a start
+    at the MIVQUE(0)
     estimate, 0.22, an ML fit of 4 groups, one far off, went to the bound at 47.370, where
     lme4 from 1 reaches 47.267 at 1.24; from 0.10, an ML fit of x near 5e8 without an
     intercept went to the bound at 125.680, where the minimum is 122.764 at 1,328, which

@@ -143,11 +143,11 @@ def _object_problem(name, inferred: str | None, response: bool = False) -> str:
 
 
 def _text_problem(name, columns: FrameColumns, response: bool = False) -> str:
-    column = columns.array(name)
+    stored = columns.array(name)
     # pandas' text: its distinct values are its factor's levels, which the design reads
     # anyway (a NumPy array of one Python string per row costs more than their test)
-    text = text_among_numbers(columns.factor(name)[1] if isinstance(column.dtype, pd.StringDtype)
-                              else column)
+    text = text_among_numbers(columns.factor(name)[1] if isinstance(stored.dtype, pd.StringDtype)
+                              else stored)
     if not text:
         return ""
     column = columns[name]
